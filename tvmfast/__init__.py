@@ -1,0 +1,44 @@
+"""tvmfast: call compiled Apache TVM functions from PyTorch at the cost of one C call.
+
+    from tvmfast import bind
+    f = bind(rt_mod)             # resolve the entry function once
+    f(a, b, scale, zeros, out)   # same result as rt_mod(a, b, scale, zeros, out)
+"""
+import tvm_ffi as _tvm_ffi  # loads libtvm_ffi before the extension needs it
+
+from tvmfast._core import BoundFunction, FrozenFunction
+
+__version__ = "0.1.0"
+__all__ = ["bind", "BoundFunction", "FrozenFunction", "__version__"]
+
+
+def bind(obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None):
+    """Bind a TVM function for cheap repeated calls.
+
+    Parameters
+    ----------
+    obj
+        A TVM runtime module (from ``tvm.build``, ``tvm.compile`` or
+        ``tvm_ffi.load_module``), a ``tvm_ffi.Function``, a ``relax.VirtualMachine``
+        (with ``name``), or the path of an exported library.
+    name
+        Function to take from a module; default: the module's ``entry_name``,
+        else ``"main"``.  An unknown name raises ``AttributeError`` naming it.
+    num_args
+        Expected argument count, checked before each call (TVM's generated code
+        checks it too). Needed by ``freeze`` before the first call.
+    release_gil
+        Release the GIL around the C call. Off by default: for kernels of a few
+        microseconds the release/acquire costs more than it frees.
+    owned_tensors
+        Pass tensors as owned ``ffi::Tensor`` objects (C++ functions that take
+        ``ffi::Tensor``) instead of borrowed ``DLTensor*``. ``None`` decides on the
+        first call: a function that rejects ``DLTensor*`` is switched once.
+
+    Returns
+    -------
+    BoundFunction
+        ``f(*args)`` returns exactly what ``rt_mod(*args)`` returns.
+    """
+    return BoundFunction(obj, name, num_args=num_args, release_gil=release_gil,
+                         owned_tensors=owned_tensors)

@@ -1,0 +1,130 @@
+# Every C declaration tvmfast uses, in one place: the TVM-FFI C ABI
+# (tvm/ffi/c_api.h, tvm/ffi/extra/c_env_api.h) and DLPack (dlpack/dlpack.h,
+# including the DLPackExchangeAPI that torch exposes as
+# ``torch.Tensor.__dlpack_c_exchange_api__``).  The .pyx modules cimport from here
+# and declare nothing of their own.
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+
+cdef extern from "dlpack/dlpack.h" nogil:
+    ctypedef enum DLDeviceType:
+        kDLCPU
+        kDLCUDA
+        kDLCUDAHost
+        kDLROCM
+        kDLCUDAManaged
+        kDLExtDev
+
+    ctypedef struct DLDevice:
+        DLDeviceType device_type
+        int32_t device_id
+
+    ctypedef struct DLDataType:
+        uint8_t code
+        uint8_t bits
+        uint16_t lanes
+
+    ctypedef struct DLTensor:
+        void* data
+        DLDevice device
+        int32_t ndim
+        DLDataType dtype
+        int64_t* shape
+        int64_t* strides
+        uint64_t byte_offset
+
+    ctypedef struct DLPackVersion:
+        uint32_t major
+        uint32_t minor
+
+    ctypedef struct DLManagedTensorVersioned:
+        DLPackVersion version
+        void* manager_ctx
+        void (*deleter)(DLManagedTensorVersioned* self)
+        uint64_t flags
+        DLTensor dl_tensor
+
+    ctypedef struct DLPackExchangeAPIHeader:
+        DLPackVersion version
+        DLPackExchangeAPIHeader* prev_api
+
+    ctypedef int (*DLPackManagedTensorFromPyObjectNoSync)(
+        void* py_object, DLManagedTensorVersioned** out)
+    ctypedef int (*DLPackDLTensorFromPyObjectNoSync)(void* py_object, DLTensor* out)
+    ctypedef int (*DLPackCurrentWorkStream)(
+        DLDeviceType device_type, int32_t device_id, void** out_current_stream)
+    ctypedef int (*DLPackManagedTensorToPyObjectNoSync)(
+        DLManagedTensorVersioned* tensor, void** out_py_object)
+
+    ctypedef struct DLPackExchangeAPI:
+        DLPackExchangeAPIHeader header
+        void* managed_tensor_allocator
+        DLPackManagedTensorFromPyObjectNoSync managed_tensor_from_py_object_no_sync
+        DLPackManagedTensorToPyObjectNoSync managed_tensor_to_py_object_no_sync
+        DLPackDLTensorFromPyObjectNoSync dltensor_from_py_object_no_sync
+        DLPackCurrentWorkStream current_work_stream
+
+    int DLPACK_MAJOR_VERSION
+
+
+cdef extern from "tvm/ffi/c_api.h" nogil:
+    ctypedef void* TVMFFIObjectHandle
+
+    enum:
+        kTVMFFINone
+        kTVMFFIInt
+        kTVMFFIBool
+        kTVMFFIFloat
+        kTVMFFIOpaquePtr
+        kTVMFFIDLTensorPtr
+        kTVMFFIStaticObjectBegin
+        kTVMFFIError
+        kTVMFFIFunction
+        kTVMFFITensor
+
+    ctypedef struct TVMFFIObject:
+        uint64_t combined_ref_count
+        int32_t type_index
+
+    ctypedef struct TVMFFIAny:
+        int32_t type_index
+        uint32_t zero_padding
+        int64_t v_int64
+        double v_float64
+        void* v_ptr
+        TVMFFIObject* v_obj
+        DLDevice v_device
+
+    ctypedef struct TVMFFIByteArray:
+        const char* data
+        size_t size
+
+    ctypedef int (*TVMFFISafeCallType)(
+        void* handle, const TVMFFIAny* args, int32_t num_args, TVMFFIAny* result) noexcept
+
+    ctypedef struct TVMFFIFunctionCell:
+        TVMFFISafeCallType safe_call
+        void* cpp_call
+
+    int TVMFFIObjectIncRef(TVMFFIObjectHandle obj)
+    int TVMFFIObjectDecRef(TVMFFIObjectHandle obj)
+    int TVMFFIFunctionCall(TVMFFIObjectHandle func, TVMFFIAny* args, int32_t num_args,
+                           TVMFFIAny* result)
+    int TVMFFIFunctionCreate(void* self, TVMFFISafeCallType safe_call,
+                             void (*deleter)(void* self), TVMFFIObjectHandle* out)
+    int TVMFFIFunctionSetGlobal(const TVMFFIByteArray* name, TVMFFIObjectHandle f,
+                                int allow_override)
+    void TVMFFIErrorMoveFromRaised(TVMFFIObjectHandle* result)
+    void TVMFFIErrorSetRaisedFromCStr(const char* kind, const char* message)
+    int TVMFFITensorFromDLPackVersioned(DLManagedTensorVersioned* src,
+                                        int32_t require_alignment,
+                                        int32_t require_contiguous,
+                                        TVMFFIObjectHandle* out)
+
+
+cdef extern from "tvm/ffi/extra/c_env_api.h" nogil:
+    ctypedef void* TVMFFIStreamHandle
+    int TVMFFIEnvSetStream(int32_t device_type, int32_t device_id,
+                           TVMFFIStreamHandle stream,
+                           TVMFFIStreamHandle* opt_out_original_stream)
+    TVMFFIStreamHandle TVMFFIEnvGetStream(int32_t device_type, int32_t device_id)

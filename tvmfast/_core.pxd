@@ -1,0 +1,64 @@
+# Public C-level API of tvmfast.  Another Cython module can
+#
+#     from tvmfast._core cimport FrozenFunction, tvmfast_call_ptrs
+#
+# and call a prepared kernel from C, with or without the GIL (see README,
+# "C-level API").  Everything declared here is stable for a given tvmfast release.
+from libc.stdint cimport int32_t, int64_t
+from tvmfast._c_api cimport TVMFFIAny, TVMFFIObjectHandle, DLTensor, DLPackExchangeAPI
+
+cdef extern from "Python.h":
+    ctypedef object (*vectorcallfunc)(object, object, size_t, object)
+
+
+# What the argument loop learns about devices while it converts; it decides
+# whether a stream has to be set around the call.
+ctypedef struct CallState:
+    int32_t device_type          # first non-CPU device seen, or -1
+    int32_t device_id
+    int32_t device_pos           # its argument position
+    int32_t cpu_pos              # first CPU tensor position, or -1
+    const DLPackExchangeAPI* stream_api   # producer to ask for the current stream
+    void* exemplar               # a borrowed torch-like input, for result conversion
+    int32_t n_owned              # owned tensor handles to release after the call
+    TVMFFIObjectHandle* owned
+    int32_t n_dltensor_ptr       # arguments passed as kTVMFFIDLTensorPtr
+    void* temps                  # list of Python temporaries, or NULL
+
+
+cdef class BoundFunction:
+    cdef void* vectorcall        # vectorcallfunc; first field read through tp_vectorcall_offset
+    cdef TVMFFIObjectHandle handle
+    cdef readonly object function
+    cdef readonly int num_args   # -1 when unknown
+    cdef public bint release_gil
+    cdef int tensor_mode         # TENSOR_MODE_* in _core.pyx
+    cdef int seen_num_args       # argument count of the last successful call
+    cdef object call_vector(self, void** items, Py_ssize_t n)
+    cdef object call_vector_heap(self, void** items, Py_ssize_t n)
+
+
+cdef class FrozenFunction:
+    cdef void* vectorcall
+    cdef readonly BoundFunction bound
+    cdef readonly int num_args            # total arguments of the kernel
+    cdef readonly int num_dynamic         # arguments still taken per call
+    cdef int32_t* dynamic_pos
+    cdef TVMFFIAny* template              # packed arguments with frozen slots filled
+    cdef DLTensor* frozen_dl              # storage for frozen DLTensors
+    cdef int64_t* shape_copy              # shape/strides snapshot of frozen tensors
+    cdef const int64_t** live_shape       # producer's shape array, for the resize check
+    cdef CallState frozen_state
+    cdef dict frozen_values               # position -> value, kept alive
+    cdef object call_vector(self, void** items, Py_ssize_t n)
+    cdef int build(self) except -1
+    cdef void free_buffers(self) noexcept
+    cdef int snapshot_shapes(self) except -1
+    cdef int check_frozen_shapes(self) except -1
+
+
+# Call a prepared function (all arguments frozen) with `n` data pointers that
+# replace, in order, the data addresses of its tensor arguments.  Safe without the
+# GIL for CPU kernels; returns 0 on success, -1 with the TVM error left raised in
+# TVM-FFI's thread-local slot (fetch it with FrozenFunction.raise_last_error()).
+cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil

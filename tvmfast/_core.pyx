@@ -1,0 +1,928 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: freethreading_compatible=False
+"""The hot path of tvmfast: Python arguments -> TVMFFIAny array -> TVMFFIFunctionCall.
+
+A call is one vectorcall into ``call_vector``: each argument is classified by an
+exact type-pointer compare against a small process-wide cache (torch.Tensor first),
+tensors are exported through their producer's DLPack C exchange API into DLTensors
+on the C stack, and the kernel is called.  No Python object, tuple or heap block is
+created on the way for tensor/int/float/bool/None arguments.
+"""
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_CheckExact
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.string cimport memcpy, memcmp
+from libc.stdlib cimport malloc, calloc, free
+
+from tvmfast._c_api cimport *
+
+cdef extern from "Python.h":
+    Py_ssize_t PyVectorcall_NARGS(size_t nargsf)
+    ctypedef struct PyTypeObject:
+        Py_ssize_t tp_vectorcall_offset
+        unsigned long tp_flags
+        void* tp_call
+    void* PyVectorcall_Call
+    unsigned long Py_TPFLAGS_HAVE_VECTORCALL
+    PyTypeObject* Py_TYPE(PyObject* o)
+    void PyType_Modified(PyTypeObject* t)
+    PyTypeObject PyLong_Type
+    PyTypeObject PyFloat_Type
+    PyTypeObject PyBool_Type
+    PyObject* Py_None
+    long long PyLong_AsLongLong(PyObject* o) except? -1
+    double PyFloat_AS_DOUBLE(PyObject* o)
+    PyObject* PyErr_Occurred()
+    void PyErr_Fetch(PyObject** t, PyObject** v, PyObject** tb)
+    void PyErr_NormalizeException(PyObject** t, PyObject** v, PyObject** tb)
+    int PyException_SetTraceback(PyObject* ex, PyObject* tb)
+    void Py_XDECREF(PyObject* o)
+    Py_ssize_t PyTuple_GET_SIZE(PyObject* t)
+
+cdef extern from *:
+    """
+    /* Result of the last call, parked here for tvm_ffi to convert (one per thread). */
+    static __thread TVMFFIAny tvmfast_result_stash;
+    """
+    TVMFFIAny tvmfast_result_stash
+
+cdef enum:
+    # Arguments converted on the C stack; more than this takes the heap path.
+    TVMFAST_STACK_ARGS = 64
+    # Distinct Python argument types remembered with their converter.
+    TYPE_CACHE_SIZE = 32
+
+cdef extern from "tvm/ffi/c_api.h" nogil:
+    void TVMFFIErrorSetRaised(TVMFFIObjectHandle error)
+    ctypedef struct TVMFFIErrorCell:
+        TVMFFIByteArray kind
+        TVMFFIByteArray message
+
+import tvm_ffi
+
+# ---------------------------------------------------------------------------
+# Argument kinds, chosen once per Python type and cached.
+# ---------------------------------------------------------------------------
+cdef enum ArgKind:
+    KIND_UNSUPPORTED = 0
+    KIND_EXCHANGE = 1      # producer with a DLPack C exchange API (torch.Tensor)
+    KIND_FFI_OBJECT = 2    # tvm_ffi objects (tvm_ffi.Tensor, Shape, Function...)
+    KIND_DLPACK = 3        # any other __dlpack__ producer (numpy, cupy, jax...)
+    KIND_INT = 4
+    KIND_FLOAT = 5
+    KIND_BOOL = 6
+    KIND_NONE = 7
+
+cdef enum TensorMode:
+    TENSOR_MODE_UNDECIDED = 0   # try DLTensor* first; learn from the first call
+    TENSOR_MODE_BORROWED = 1    # function accepts DLTensor* (TIR kernels)
+    TENSOR_MODE_OWNED = 2       # function needs ffi::Tensor objects
+
+# Process-wide cache: type -> kind (+ exchange API).  Slot 0 is torch.Tensor when
+# torch provides the exchange capsule, so the common case is one compare.
+cdef PyObject* cached_types[TYPE_CACHE_SIZE]
+cdef int cached_kinds[TYPE_CACHE_SIZE]
+cdef const DLPackExchangeAPI* cached_apis[TYPE_CACHE_SIZE]
+cdef int num_cached_types = 0
+cdef PyObject* fast_exchange_type = NULL
+cdef const DLPackExchangeAPI* fast_exchange_api = NULL
+
+cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
+cdef object _CObject = tvm_ffi.core.CObject
+
+
+cdef const DLPackExchangeAPI* exchange_api_of(type tp):
+    """The usable DLPack C exchange API of a type, or NULL."""
+    capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
+    if capsule is None or not PyCapsule_CheckExact(capsule):
+        return NULL
+    cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(
+        capsule, "dlpack_exchange_api")
+    if api == NULL:
+        return NULL
+    # Versions with a different major may lay out the table differently.
+    if api.header.version.major != DLPACK_MAJOR_VERSION:
+        return NULL
+    if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:
+        return NULL
+    return api
+
+
+cdef int classify_type(PyObject* obj) except -1:
+    """Find or compute the cache slot of type(obj); returns the slot index."""
+    global num_cached_types, fast_exchange_type, fast_exchange_api
+    cdef PyObject* tp = <PyObject*>Py_TYPE(obj)
+    cdef int i
+    for i in range(num_cached_types):
+        if cached_types[i] == tp:
+            return i
+    cdef type t = <type>tp
+    cdef int kind = KIND_UNSUPPORTED
+    cdef const DLPackExchangeAPI* api = NULL
+    if t is bool:
+        kind = KIND_BOOL
+    elif issubclass(t, int):
+        kind = KIND_INT
+    elif issubclass(t, float):
+        kind = KIND_FLOAT
+    elif obj == Py_None:
+        kind = KIND_NONE
+    elif issubclass(t, _CObject):
+        kind = KIND_FFI_OBJECT
+    else:
+        api = exchange_api_of(t)
+        if api != NULL:
+            kind = KIND_EXCHANGE
+        elif hasattr(t, "__dlpack__"):
+            kind = KIND_DLPACK
+    if num_cached_types == TYPE_CACHE_SIZE:
+        # Cache full (a program passing dozens of distinct types): classify per call.
+        cached_kinds[TYPE_CACHE_SIZE - 1] = kind
+        cached_apis[TYPE_CACHE_SIZE - 1] = api
+        return -2
+    i = num_cached_types
+    Py_INCREF(t)  # cached types live for the process
+    cached_types[i] = tp
+    cached_kinds[i] = kind
+    cached_apis[i] = api
+    num_cached_types += 1
+    if kind == KIND_EXCHANGE and fast_exchange_type == NULL:
+        fast_exchange_type = tp
+        fast_exchange_api = api
+    return i
+
+
+cdef object fetch_error():
+    """Take the pending Python exception (set by a C API) as an object, or None."""
+    cdef PyObject* t = NULL
+    cdef PyObject* v = NULL
+    cdef PyObject* tb = NULL
+    if PyErr_Occurred() == NULL:
+        return None
+    PyErr_Fetch(&t, &v, &tb)
+    PyErr_NormalizeException(&t, &v, &tb)
+    if tb != NULL and v != NULL:
+        PyException_SetTraceback(v, tb)
+    err = <object>v if v != NULL else None
+    Py_XDECREF(t)
+    Py_XDECREF(v)
+    Py_XDECREF(tb)
+    return err
+
+
+cdef str describe(PyObject* obj):
+    return type(<object>obj).__qualname__
+
+
+cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
+    raise TypeError(
+        f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "
+        f"__dlpack__ producer), int, float, bool or None; got {describe(obj)}")
+
+
+cdef inline void note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,
+                             const DLPackExchangeAPI* api) noexcept:
+    """Record where the tensors live; the first non-CPU one picks the stream."""
+    if dl.device.device_type == kDLCPU:
+        if st.cpu_pos < 0:
+            st.cpu_pos = <int32_t>pos
+    elif st.device_type < 0:
+        st.device_type = dl.device.device_type
+        st.device_id = dl.device.device_id
+        st.device_pos = <int32_t>pos
+        st.stream_api = api
+
+
+cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,
+                          TVMFFIAny* out, DLTensor* dl, CallState* st,
+                          int tensor_mode) except -1:
+    cdef DLManagedTensorVersioned* managed
+    cdef TVMFFIObjectHandle handle
+    if tensor_mode != TENSOR_MODE_OWNED:
+        if api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
+            reraise_export_error(obj, pos)
+        out.type_index = kTVMFFIDLTensorPtr
+        out.zero_padding = 0
+        out.v_ptr = dl
+        st.n_dltensor_ptr += 1
+    else:
+        if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
+            reraise_export_error(obj, pos)
+        if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
+            if managed.deleter != NULL:
+                managed.deleter(managed)
+            raise_ffi_error()
+        st.owned[st.n_owned] = handle
+        st.n_owned += 1
+        dl[0] = managed.dl_tensor
+        out.type_index = kTVMFFITensor
+        out.zero_padding = 0
+        out.v_ptr = handle
+    if st.exemplar == NULL:
+        st.exemplar = <void*>obj
+    note_device(st, dl, pos, api)
+    return 0
+
+
+cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:
+    """The producer refused to export a tensor (meta device, unsupported dtype...)."""
+    err = fetch_error()
+    raise TypeError(
+        f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"
+        + (f": {err}" if err is not None else "")) from err
+
+
+cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,
+                      TVMFFIAny* out, DLTensor* dl, CallState* st, int tensor_mode) except -1:
+    """Every kind but the cached exchange type."""
+    cdef TVMFFIObjectHandle handle
+    if kind == KIND_EXCHANGE:
+        return convert_exchange(obj, pos, api, out, dl, st, tensor_mode)
+    out.zero_padding = 0
+    if kind == KIND_INT:
+        out.type_index = kTVMFFIInt
+        try:
+            out.v_int64 = PyLong_AsLongLong(obj)
+        except OverflowError:
+            raise OverflowError(
+                f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None
+    elif kind == KIND_FLOAT:
+        out.type_index = kTVMFFIFloat
+        out.v_float64 = <double>(<object>obj)
+    elif kind == KIND_BOOL:
+        out.type_index = kTVMFFIBool
+        out.v_int64 = 1 if obj == <PyObject*>True else 0
+    elif kind == KIND_NONE:
+        out.type_index = kTVMFFINone
+        out.v_int64 = 0
+    elif kind == KIND_FFI_OBJECT:
+        handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
+        if handle == NULL:
+            raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")
+        out.type_index = (<TVMFFIObject*>handle).type_index
+        out.v_ptr = handle
+        if out.type_index == kTVMFFITensor:
+            note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
+    elif kind == KIND_DLPACK:
+        # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
+        try:
+            tensor = _tvm_ffi_from_dlpack(<object>obj)
+        except Exception as e:
+            raise TypeError(
+                f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
+            ) from e
+        if st.temps == NULL:
+            temps = [tensor]
+            Py_INCREF(temps)
+            st.temps = <void*>temps
+        else:
+            (<list>st.temps).append(tensor)
+        handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
+        out.type_index = kTVMFFITensor
+        out.v_ptr = handle
+        note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
+    else:
+        raise_unsupported(obj, pos)
+    return 0
+
+
+cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
+                            CallState* st, int tensor_mode) except -1:
+    if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
+        return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode)
+    cdef int slot = classify_type(obj)
+    if slot == -2:
+        slot = TYPE_CACHE_SIZE - 1
+    return convert_slow(obj, pos, cached_kinds[slot], cached_apis[slot], out, dl, st, tensor_mode)
+
+
+cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned) noexcept:
+    st.device_type = -1
+    st.device_id = 0
+    st.device_pos = -1
+    st.cpu_pos = -1
+    st.stream_api = NULL
+    st.exemplar = NULL
+    st.n_owned = 0
+    st.owned = owned
+    st.n_dltensor_ptr = 0
+    st.temps = NULL
+
+
+cdef inline void release_state(CallState* st) noexcept:
+    cdef int32_t i
+    for i in range(st.n_owned):
+        TVMFFIObjectDecRef(st.owned[i])
+    st.n_owned = 0
+    if st.temps != NULL:
+        Py_DECREF(<object>st.temps)
+        st.temps = NULL
+
+
+cdef dict DEVICE_NAMES = {1: "cpu", 2: "cuda", 3: "cuda_host", 10: "rocm", 13: "cuda_managed", 12: "ext_dev"}
+
+
+cdef str device_str(int32_t device_type, int32_t device_id):
+    return f"{DEVICE_NAMES.get(device_type, f'device_type={device_type}')}:{device_id}"
+
+
+cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:
+    """All tensors must be on one device once any of them is off the CPU."""
+    cdef Py_ssize_t i
+    cdef DLTensor* dl
+    if st.cpu_pos >= 0:
+        raise ValueError(
+            f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "
+            f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
+    for i in range(n):
+        if packed[i].type_index == kTVMFFIDLTensorPtr:
+            dl = <DLTensor*>packed[i].v_ptr
+        elif packed[i].type_index == kTVMFFITensor:
+            dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))
+        else:
+            continue
+        if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
+            raise ValueError(
+                f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "
+                f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "
+                f"all tensor arguments must be on one device")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Results and errors: handed to tvm_ffi so they come out exactly as from rt_mod().
+# ---------------------------------------------------------------------------
+cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,
+                             TVMFFIAny* result) noexcept nogil:
+    result[0] = tvmfast_result_stash
+    tvmfast_result_stash.type_index = kTVMFFINone
+    tvmfast_result_stash.v_int64 = 0
+    return 0
+
+
+cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,
+                              TVMFFIAny* result) noexcept nogil:
+    # The error of the failed kernel call is still in TVM-FFI's thread-local slot;
+    # returning -1 lets tvm_ffi's Function.__call__ convert it like any other call.
+    return -1
+
+
+cdef object register_helper(str name, TVMFFISafeCallType fn):
+    cdef TVMFFIObjectHandle handle
+    cdef bytes bname = name.encode()
+    cdef TVMFFIByteArray cname
+    cname.data = bname
+    cname.size = len(bname)
+    if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
+        raise_ffi_error()
+    ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
+    TVMFFIObjectDecRef(handle)
+    if ret != 0:
+        raise_ffi_error()
+    return tvm_ffi.get_global_func(name)
+
+
+cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)
+cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)
+
+
+cdef int raise_ffi_error() except -1:
+    """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
+    if PyErr_Occurred() != NULL:
+        # EnvErrorAlreadySet (e.g. KeyboardInterrupt seen by TVMFFIEnvCheckSignals):
+        # the Python exception is the real one; drop the FFI placeholder.
+        drop_raised_error()
+        return -1
+    _reraise()
+    raise RuntimeError("tvmfast: TVM call failed but no error was raised")  # not reached
+
+
+cdef void drop_raised_error() noexcept:
+    cdef TVMFFIObjectHandle err = NULL
+    TVMFFIErrorMoveFromRaised(&err)
+    if err != NULL:
+        TVMFFIObjectDecRef(err)
+
+
+cdef object convert_result(TVMFFIAny* result, CallState* st):
+    cdef int32_t tindex = result.type_index
+    if tindex == kTVMFFIInt:
+        return result.v_int64
+    if tindex == kTVMFFIFloat:
+        return result.v_float64
+    if tindex == kTVMFFIBool:
+        return result.v_int64 != 0
+    # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
+    # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
+    tvmfast_result_stash = result[0]
+    if st.exemplar != NULL:
+        return _take_result(<object>st.exemplar)
+    return _take_result()
+
+
+cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:
+    """True for the type error a C++ function taking ffi::Tensor gives a DLTensor*."""
+    cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
+    cdef bytes kind = cell.kind.data[:cell.kind.size]
+    cdef bytes msg = cell.message.data[:cell.message.size]
+    return kind == b"TypeError" and b"DLTensor*" in msg
+
+
+cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,
+                     TVMFFIAny* result) except -2:
+    """TVMFFIFunctionCall with the producer's stream set around it.
+
+    Returns 0 on success, -1 when TVM raised (error left in TVM-FFI's slot) and the
+    stream, if any, has been restored."""
+    cdef int ret
+    cdef void* stream = NULL
+    cdef TVMFFIStreamHandle prev = NULL
+    cdef TVMFFIObjectHandle handle = fn.handle
+    result.type_index = kTVMFFINone
+    result.zero_padding = 0
+    result.v_int64 = 0
+    if st.device_type < 0:
+        # CPU only: no stream to query or set.
+        if fn.release_gil:
+            with nogil:
+                ret = TVMFFIFunctionCall(handle, packed, n, result)
+        else:
+            ret = TVMFFIFunctionCall(handle, packed, n, result)
+        return 0 if ret == 0 else -1
+    check_devices(st, packed, n)
+    if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
+        if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
+            return -2  # the producer set a Python exception
+    if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
+        raise_ffi_error()
+    if fn.release_gil:
+        with nogil:
+            ret = TVMFFIFunctionCall(handle, packed, n, result)
+    else:
+        ret = TVMFFIFunctionCall(handle, packed, n, result)
+    # Restore whatever stream TVM had, also when the call failed.
+    TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
+    return 0 if ret == 0 else -1
+
+
+cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):
+    """Call and convert the outcome; st's owned handles are released by the caller."""
+    cdef TVMFFIAny result
+    cdef TVMFFIObjectHandle err = NULL
+    if call_packed(fn, packed, n, st, &result) == 0:
+        if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
+            fn.tensor_mode = TENSOR_MODE_BORROWED
+        if result.type_index == kTVMFFINone:
+            return None
+        return convert_result(&result, st)
+    if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
+        TVMFFIErrorMoveFromRaised(&err)
+        if err != NULL and error_wants_owned_tensors(err):
+            # A C++ function taking ffi::Tensor: switch this function to owned
+            # tensors for good and let the caller convert again.
+            TVMFFIObjectDecRef(err)
+            fn.tensor_mode = TENSOR_MODE_OWNED
+            return RETRY_OWNED
+        if err != NULL:
+            TVMFFIErrorSetRaised(err)
+            TVMFFIObjectDecRef(err)
+    raise_ffi_error()
+
+
+cdef object RETRY_OWNED = object()
+
+cdef Py_ssize_t vectorcall_offset_bound = 0
+cdef Py_ssize_t vectorcall_offset_frozen = 0
+
+
+cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
+    if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
+        raise TypeError("tvmfast: bound functions take positional arguments only")
+    return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
+
+
+cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
+    if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
+        raise TypeError("tvmfast: bound functions take positional arguments only")
+    return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
+
+
+cdef void enable_vectorcall(type cls, Py_ssize_t offset):
+    """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
+    cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
+    tp.tp_vectorcall_offset = offset
+    tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
+    PyType_Modified(tp)
+
+
+cdef object resolve_function(obj, name):
+    """A tvm_ffi.Function from a module, a function or a library path."""
+    import os
+    if isinstance(obj, tvm_ffi.Function):
+        if name is not None:
+            raise TypeError("tvmfast.bind: name= is only for modules and library paths")
+        return obj
+    if isinstance(obj, (str, os.PathLike)):
+        path = os.path.abspath(os.fspath(obj))
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
+        obj = tvm_ffi.load_module(path)
+    if isinstance(obj, tvm_ffi.Module):
+        if name is None:
+            name = getattr(obj, "entry_name", None) or "main"
+        func = obj.get_function(name) if obj.implements_function(name) else None
+        if func is None:
+            raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
+        return func
+    getter = getattr(obj, "__getitem__", None)
+    if getter is not None and name is not None:  # e.g. relax.VirtualMachine
+        func = getter(name)
+        if isinstance(func, tvm_ffi.Function):
+            return func
+    raise TypeError(
+        f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "
+        f"got {type(obj).__qualname__}")
+
+
+cdef class BoundFunction:
+    """A TVM function bound for cheap calls: ``f(*args)`` == ``rt_mod(*args)``.
+
+    Create with :func:`tvmfast.bind`.  Tensors (torch or any DLPack producer), int,
+    float, bool and None are accepted; TVM's own argument checks still run and its
+    errors come out as the same exceptions ``rt_mod(*args)`` raises.
+    """
+
+    def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None):
+        self.function = resolve_function(obj, name)
+        self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
+        self.num_args = -1 if num_args is None else int(num_args)
+        self.release_gil = bool(release_gil)
+        if owned_tensors is None:
+            self.tensor_mode = TENSOR_MODE_UNDECIDED
+        else:
+            self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
+        self.seen_num_args = -1
+        self.vectorcall = <void*>bound_vectorcall
+
+    @property
+    def owned_tensors(self):
+        """True/False once decided; None until the first call with a tensor."""
+        if self.tensor_mode == TENSOR_MODE_UNDECIDED:
+            return None
+        return self.tensor_mode == TENSOR_MODE_OWNED
+
+    def __call__(self, *args):
+        # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
+        if self.handle == NULL:
+            raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
+        cdef Py_ssize_t n = len(args)
+        cdef void* items[256]
+        if n > 256:
+            raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
+        for i in range(n):
+            items[i] = <void*>args[i]
+        return self.call_vector(items, n)
+
+    cdef object call_vector(self, void** items, Py_ssize_t n):
+        cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
+        cdef DLTensor dl[TVMFAST_STACK_ARGS]
+        cdef TVMFFIObjectHandle owned[TVMFAST_STACK_ARGS]
+        cdef CallState st
+        cdef Py_ssize_t i
+        if n > TVMFAST_STACK_ARGS:
+            return self.call_vector_heap(items, n)
+        if self.num_args >= 0 and n != self.num_args:
+            raise_count_error(self.num_args, n)
+        init_state(&st, owned)
+        try:
+            for i in range(n):
+                convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
+            ret = finish_call(self, packed, <int32_t>n, &st)
+        finally:
+            release_state(&st)
+        if ret is RETRY_OWNED:
+            return self.call_vector(items, n)
+        self.seen_num_args = <int>n
+        return ret
+
+    cdef object call_vector_heap(self, void** items, Py_ssize_t n):
+        """More arguments than fit on the stack: same loop, heap buffers."""
+        if self.num_args >= 0 and n != self.num_args:
+            raise_count_error(self.num_args, n)
+        cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
+        cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))
+        cdef TVMFFIObjectHandle* owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))
+        cdef CallState st
+        cdef Py_ssize_t i
+        init_state(&st, owned)
+        try:
+            if packed == NULL or dl == NULL or owned == NULL:
+                raise MemoryError()
+            for i in range(n):
+                convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
+            ret = finish_call(self, packed, <int32_t>n, &st)
+        finally:
+            release_state(&st)
+            free(packed)
+            free(dl)
+            free(owned)
+        if ret is RETRY_OWNED:
+            return self.call_vector_heap(items, n)
+        return ret
+
+    def freeze(self, frozen):
+        """Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.
+
+        ``frozen`` maps argument positions to values, converted once here and kept
+        alive; the result takes the remaining arguments in order.  Needs
+        ``num_args`` (given to :func:`bind`, or learned from a successful call).
+        """
+        if not isinstance(frozen, dict):
+            raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
+        cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
+        if n < 0:
+            raise ValueError(
+                "tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), "
+                "or call the function once first")
+        return FrozenFunction(self, frozen, n)
+
+    def prepare(self, *args):
+        """Pre-pack every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``.
+
+        The tensors are kept alive and their DLTensors built once; later changes of
+        their *contents* are seen, in-place storage changes (``resize_``, ``set_``)
+        are not (a changed shape is detected and raises).
+        """
+        if self.num_args >= 0 and len(args) != self.num_args:
+            raise_count_error(self.num_args, len(args))
+        return FrozenFunction(self, dict(enumerate(args)), len(args))
+
+    def __repr__(self):
+        return f"<tvmfast.BoundFunction num_args={self.num_args} release_gil={bool(self.release_gil)}>"
+
+
+cdef int raise_count_error(int expected, Py_ssize_t got) except -1:
+    raise TypeError(f"tvmfast: expected {expected} arguments, got {got}")
+
+
+cdef class FrozenFunction:
+    """A bound function with some (or all) arguments converted ahead of time."""
+
+    def __cinit__(self):
+        self.dynamic_pos = NULL
+        self.template = NULL
+        self.frozen_dl = NULL
+        self.shape_copy = NULL
+        self.live_shape = NULL
+        self.frozen_state.owned = NULL
+        self.frozen_state.temps = NULL
+
+    def __init__(self, BoundFunction bound, dict frozen, int num_args):
+        if num_args > TVMFAST_STACK_ARGS:
+            raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
+        for pos in frozen:
+            if not isinstance(pos, int) or not 0 <= pos < num_args:
+                raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
+        self.bound = bound
+        self.num_args = num_args
+        self.num_dynamic = num_args - len(frozen)
+        self.frozen_values = frozen
+        self.build()
+        self.vectorcall = <void*>frozen_vectorcall
+
+    cdef int build(self) except -1:
+        """Convert the frozen values into the argument template (again, after the
+        function turned out to need owned tensors)."""
+        cdef int i, d = 0, n = self.num_args
+        cdef TVMFFIObjectHandle* owned
+        self.free_buffers()
+        self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
+        self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
+        self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
+        self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
+        owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
+        init_state(&self.frozen_state, owned)
+        if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
+                or self.live_shape == NULL or owned == NULL):
+            raise MemoryError()
+        for i in range(n):
+            if i in self.frozen_values:
+                convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
+                            &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
+            else:
+                self.dynamic_pos[d] = i
+                d += 1
+        self.snapshot_shapes()
+        return 0
+
+    cdef void free_buffers(self) noexcept:
+        if self.frozen_state.owned != NULL:
+            release_state(&self.frozen_state)
+            free(self.frozen_state.owned)
+            self.frozen_state.owned = NULL
+        free(self.template)
+        free(self.frozen_dl)
+        free(self.dynamic_pos)
+        free(self.shape_copy)
+        free(self.live_shape)
+        self.template = NULL
+        self.frozen_dl = NULL
+        self.dynamic_pos = NULL
+        self.shape_copy = NULL
+        self.live_shape = NULL
+
+    cdef int snapshot_shapes(self) except -1:
+        """Copy the frozen DLTensors' shape/strides into our own storage.
+
+        The producer's arrays stay valid while the tensor lives, but change under
+        resize_(); keeping the producer's pointer lets each call notice that cheaply.
+        """
+        cdef int i, total = 0, off = 0
+        cdef DLTensor* dl
+        for i in range(self.num_args):
+            if self.template[i].type_index == kTVMFFIDLTensorPtr:
+                total += 2 * self.frozen_dl[i].ndim
+        self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
+        if self.shape_copy == NULL:
+            raise MemoryError()
+        for i in range(self.num_args):
+            if self.template[i].type_index != kTVMFFIDLTensorPtr:
+                continue
+            dl = &self.frozen_dl[i]
+            self.live_shape[i] = dl.shape
+            memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
+            dl.shape = &self.shape_copy[off]
+            off += dl.ndim
+            if dl.strides != NULL:
+                memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
+                dl.strides = &self.shape_copy[off]
+            off += dl.ndim
+        return 0
+
+    def __dealloc__(self):
+        self.free_buffers()
+
+    cdef int check_frozen_shapes(self) except -1:
+        cdef int i
+        cdef DLTensor* dl
+        for i in range(self.num_args):
+            if self.live_shape[i] != NULL:
+                dl = &self.frozen_dl[i]
+                if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
+                    raise RuntimeError(
+                        f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "
+                        f"(resize_ or set_ on it?); freeze or prepare again")
+        return 0
+
+    def __call__(self, *args):
+        if self.template == NULL:
+            raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
+        cdef Py_ssize_t n = len(args)
+        cdef void* items[TVMFAST_STACK_ARGS]
+        if n > TVMFAST_STACK_ARGS:
+            raise_count_error(self.num_dynamic, n)
+        for i in range(n):
+            items[i] = <void*>args[i]
+        return self.call_vector(items, n)
+
+    cdef object call_vector(self, void** items, Py_ssize_t n):
+        cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
+        cdef DLTensor dl[TVMFAST_STACK_ARGS]
+        cdef TVMFFIObjectHandle owned[TVMFAST_STACK_ARGS]
+        cdef CallState st
+        cdef Py_ssize_t k
+        cdef int32_t pos
+        cdef BoundFunction fn = self.bound
+        if n != self.num_dynamic:
+            raise_count_error(self.num_dynamic, n)
+        self.check_frozen_shapes()
+        st = self.frozen_state
+        st.owned = owned
+        st.n_owned = 0
+        st.temps = NULL
+        if n == 0:
+            # Prepared: the template is complete and only read by the callee.
+            ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
+            if ret is RETRY_OWNED:
+                self.build()
+                return self.call_vector(items, n)
+            return ret
+        memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
+        try:
+            for k in range(n):
+                pos = self.dynamic_pos[k]
+                convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)
+            ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
+        finally:
+            release_state(&st)
+        if ret is RETRY_OWNED:
+            self.build()
+            return self.call_vector(items, n)
+        return ret
+
+    def call_ptrs(self, *ptrs):
+        """Call a prepared function with new data addresses, one int per tensor argument.
+
+        Shapes, dtypes and devices stay those given to prepare(); TVM's generated
+        checks still run on them, but nothing can check that each pointer really
+        holds that much memory of that type.
+        """
+        cdef void* cptrs[TVMFAST_STACK_ARGS]
+        cdef Py_ssize_t i, n = len(ptrs)
+        if self.num_dynamic != 0:
+            raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
+        if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:
+            raise TypeError(
+                f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
+        for i in range(n):
+            p = ptrs[i]
+            if not isinstance(p, int):
+                raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
+            if p == 0:
+                raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
+            cptrs[i] = <void*><uint64_t>p
+        if self.frozen_state.device_type >= 0:
+            raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
+        cdef int ret
+        if self.bound.release_gil:
+            with nogil:
+                ret = tvmfast_call_ptrs(self, cptrs, <int>n)
+        else:
+            ret = tvmfast_call_ptrs(self, cptrs, <int>n)
+        if ret != 0:
+            raise_ffi_error()
+
+    def num_tensor_args(self):
+        """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
+        cdef int i, count = 0
+        for i in range(self.num_args):
+            if self.template[i].type_index == kTVMFFIDLTensorPtr:
+                count += 1
+        return count
+
+    @staticmethod
+    def raise_last_error():
+        """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
+        raise_ffi_error()
+
+    def __repr__(self):
+        return f"<tvmfast.FrozenFunction num_args={self.num_args} dynamic={self.num_dynamic}>"
+
+
+cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:
+    cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
+    cdef DLTensor dl[TVMFAST_STACK_ARGS]
+    cdef TVMFFIAny result
+    cdef int i, k = 0
+    cdef int num_args = prepared.num_args
+    memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
+    for i in range(num_args):
+        if packed[i].type_index == kTVMFFIDLTensorPtr:
+            if k >= n:
+                TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
+                return -1
+            dl[i] = prepared.frozen_dl[i]
+            dl[i].data = ptrs[k]
+            dl[i].byte_offset = 0
+            packed[i].v_ptr = &dl[i]
+            k += 1
+    if k != n:
+        TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")
+        return -1
+    result.type_index = kTVMFFINone
+    result.zero_padding = 0
+    result.v_int64 = 0
+    i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
+    if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
+        TVMFFIObjectDecRef(result.v_ptr)
+    return i
+
+
+def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):
+    """Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop."""
+    cdef TVMFFIAny result
+    cdef Py_ssize_t r
+    cdef int ret = 0
+    cdef TVMFFIObjectHandle handle = prepared.bound.handle
+    cdef TVMFFIAny* packed = prepared.template
+    cdef int32_t n = prepared.num_args
+    if prepared.num_dynamic != 0:
+        raise TypeError("_floor_loop needs a prepared function")
+    with nogil:
+        for r in range(repeat):
+            result.type_index = kTVMFFINone
+            result.v_int64 = 0
+            ret = TVMFFIFunctionCall(handle, packed, n, &result)
+            if ret != 0:
+                break
+    if ret != 0:
+        raise_ffi_error()
+
+
+def _init_vectorcall():
+    cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
+    cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
+    enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
+    enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
+
+_init_vectorcall()
