@@ -22,7 +22,8 @@ def extension(name):
         libraries=["tvm_ffi"],
         # Load without LD_LIBRARY_PATH: next to an installed tvm_ffi, or where it was at build time.
         runtime_library_dirs=["$ORIGIN/../tvm_ffi/lib", ffi_lib_dir],
-        extra_compile_args=["-O3", "-Wno-unused-function"],
+        language="c++",
+        extra_compile_args=["-O3", "-std=c++17", "-Wno-unused-function"],
     )
 
 

@@ -6,7 +6,10 @@
 """
 import tvm_ffi as _tvm_ffi  # loads libtvm_ffi before the extension needs it
 
-from tvmfast._core import BoundFunction, FrozenFunction
+from tvmfast._core import BoundFunction, FrozenFunction, _set_torch_setup_hook
+from tvmfast._torch_export import setup_torch_direct_export as _setup_torch_direct_export
+
+_set_torch_setup_hook(_setup_torch_direct_export)
 
 __version__ = "0.1.0"
 __all__ = ["bind", "BoundFunction", "FrozenFunction", "__version__"]

@@ -42,9 +42,40 @@ cdef extern from "Python.h":
 cdef extern from *:
     """
     /* Result of the last call, parked here for tvm_ffi to convert (one per thread). */
-    static __thread TVMFFIAny tvmfast_result_stash;
+    static thread_local TVMFFIAny tvmfast_result_stash;
+
+    /* Direct torch export: at::toDLPackNonOwning(const at::Tensor&, DLTensor*) applied
+     * to the at::Tensor inside the THPVariable.  torch's exchange-API entry reaches
+     * the same function through a pybind11 cast and a GIL-state guard, which cost
+     * ~3x more per tensor.  Enabled only after torch_fast_export_selftest() showed,
+     * on this torch build, that the object layout is the one assumed and that the
+     * result matches the exchange API field by field.  C++ exceptions (meta
+     * tensors, unsupported dtypes) are caught here; the caller then asks the
+     * exchange API, which raises the proper Python error. */
+    typedef void (*tvmfast_torch_to_dl_fn)(const void* tensor, DLTensor* out);
+    static tvmfast_torch_to_dl_fn tvmfast_torch_to_dl = NULL;
+    static inline void tvmfast_set_torch_to_dl(void* fn) {
+      tvmfast_torch_to_dl = reinterpret_cast<tvmfast_torch_to_dl_fn>(fn);
+    }
+    static Py_ssize_t tvmfast_thpvariable_tensor_offset = 0;
+    static inline int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept {
+      try {
+        tvmfast_torch_to_dl((const char*)obj + tvmfast_thpvariable_tensor_offset, out);
+        return 0;
+      } catch (...) {
+        return -1;
+      }
+    }
+    static inline void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset) {
+      return *(void* const*)((const char*)obj + offset);
+    }
     """
     TVMFFIAny tvmfast_result_stash
+    void* tvmfast_torch_to_dl
+    void tvmfast_set_torch_to_dl(void* fn)
+    Py_ssize_t tvmfast_thpvariable_tensor_offset
+    int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept
+    void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset)
 
 cdef enum:
     # Arguments converted on the C stack; more than this takes the heap path.
@@ -72,6 +103,7 @@ cdef enum ArgKind:
     KIND_FLOAT = 5
     KIND_BOOL = 6
     KIND_NONE = 7
+    KIND_TORCH = 8         # torch.Tensor (+ subclasses) through the direct export
 
 cdef enum TensorMode:
     TENSOR_MODE_UNDECIDED = 0   # try DLTensor* first; learn from the first call
@@ -88,10 +120,18 @@ cdef PyObject* fast_exchange_type = NULL
 cdef const DLPackExchangeAPI* fast_exchange_api = NULL
 
 cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
+cdef object _torch_tensor_type = None
+cdef object torch_setup_hook = None
+
+
+def _set_torch_setup_hook(hook):
+    """Called once, with no arguments, the first time an exchange-API tensor type is seen."""
+    global torch_setup_hook
+    torch_setup_hook = hook
 cdef object _CObject = tvm_ffi.core.CObject
 
 
-cdef const DLPackExchangeAPI* exchange_api_of(type tp):
+cdef const DLPackExchangeAPI* exchange_api_of(object tp):
     """The usable DLPack C exchange API of a type, or NULL."""
     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
     if capsule is None or not PyCapsule_CheckExact(capsule):
@@ -110,7 +150,7 @@ cdef const DLPackExchangeAPI* exchange_api_of(type tp):
 
 cdef int classify_type(PyObject* obj) except -1:
     """Find or compute the cache slot of type(obj); returns the slot index."""
-    global num_cached_types, fast_exchange_type, fast_exchange_api
+    global num_cached_types, fast_exchange_type, fast_exchange_api, torch_setup_hook
     cdef PyObject* tp = <PyObject*>Py_TYPE(obj)
     cdef int i
     for i in range(num_cached_types):
@@ -149,6 +189,16 @@ cdef int classify_type(PyObject* obj) except -1:
     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:
         fast_exchange_type = tp
         fast_exchange_api = api
+    if kind == KIND_EXCHANGE and torch_setup_hook is not None:
+        # First exchange-API type seen: set up torch's direct export once (lazily, so
+        # importing tvmfast does not import torch).
+        hook, torch_setup_hook = torch_setup_hook, None
+        try:
+            hook()
+        except Exception:  # the exchange API path below works without it
+            pass
+    if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):
+        cached_kinds[i] = KIND_TORCH
     return i
 
 
@@ -195,11 +245,13 @@ cdef inline void note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,
 
 cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,
                           TVMFFIAny* out, DLTensor* dl, CallState* st,
-                          int tensor_mode) except -1:
+                          int tensor_mode, bint torch_direct) except -1:
     cdef DLManagedTensorVersioned* managed
     cdef TVMFFIObjectHandle handle
     if tensor_mode != TENSOR_MODE_OWNED:
-        if api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
+        if torch_direct and tvmfast_torch_export(obj, dl) == 0:
+            pass
+        elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
             reraise_export_error(obj, pos)
         out.type_index = kTVMFFIDLTensorPtr
         out.zero_padding = 0
@@ -236,8 +288,8 @@ cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
                       TVMFFIAny* out, DLTensor* dl, CallState* st, int tensor_mode) except -1:
     """Every kind but the cached exchange type."""
     cdef TVMFFIObjectHandle handle
-    if kind == KIND_EXCHANGE:
-        return convert_exchange(obj, pos, api, out, dl, st, tensor_mode)
+    if kind == KIND_EXCHANGE or kind == KIND_TORCH:
+        return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
     out.zero_padding = 0
     if kind == KIND_INT:
         out.type_index = kTVMFFIInt
@@ -289,7 +341,8 @@ cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
 cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
                             CallState* st, int tensor_mode) except -1:
     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
-        return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode)
+        return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,
+                                tvmfast_torch_to_dl != NULL)
     cdef int slot = classify_type(obj)
     if slot == -2:
         slot = TYPE_CACHE_SIZE - 1
@@ -917,6 +970,54 @@ def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):
                 break
     if ret != 0:
         raise_ffi_error()
+
+
+cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
+    if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
+            or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
+            or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
+            or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
+        return False
+    if (x.strides == NULL) != (y.strides == NULL):
+        return False
+    return x.strides == NULL or memcmp(x.strides, y.strides, x.ndim * sizeof(int64_t)) == 0
+
+
+def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):
+    """Switch torch.Tensor arguments to the direct export if it is provably right here.
+
+    Checks, on sample tensors, that the at::Tensor sits at the assumed place inside
+    the Python object (its TensorImpl pointer equals ``t._cdata``) and that the
+    direct export fills every DLTensor field exactly as torch's exchange API does.
+    Returns True when enabled.
+    """
+    global tvmfast_torch_to_dl, tvmfast_thpvariable_tensor_offset, _torch_tensor_type
+    cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)
+    cdef DLTensor direct, reference
+    cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
+    if api == NULL or fn_address == 0:
+        return False
+    base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
+    samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
+               torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
+               base > 3, torch_module.nn.Parameter(base.clone())]
+    for t in samples:
+        if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
+            return False
+    tvmfast_set_torch_to_dl(<void*>fn_address)
+    tvmfast_thpvariable_tensor_offset = offset
+    for t in samples:
+        if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
+                or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
+                or not same_dltensor(&direct, &reference)):
+            tvmfast_set_torch_to_dl(NULL)
+            return False
+    _torch_tensor_type = torch_module.Tensor
+    return True
+
+
+def _torch_direct_export_enabled():
+    return tvmfast_torch_to_dl != NULL
 
 
 def _init_vectorcall():
