@@ -77,6 +77,7 @@ cdef extern from "tvm/ffi/c_api.h" nogil:
         kTVMFFIFloat
         kTVMFFIOpaquePtr
         kTVMFFIDLTensorPtr
+        kTVMFFIRawStr
         kTVMFFIStaticObjectBegin
         kTVMFFIError
         kTVMFFIFunction

@@ -24,6 +24,10 @@ ctypedef struct CallState:
     TVMFFIObjectHandle* owned
     int32_t n_dltensor_ptr       # arguments passed as kTVMFFIDLTensorPtr
     void* temps                  # list of Python temporaries, or NULL
+    void** items                 # the call's Python arguments (dynamic ones if frozen)
+    void* frozen                 # the FrozenFunction making the call, or NULL
+    TVMFFIAny* packed            # the packed arguments, once complete
+    int32_t num_packed
 
 
 cdef class BoundFunction:

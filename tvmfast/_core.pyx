@@ -30,6 +30,7 @@ cdef extern from "Python.h":
     PyTypeObject PyFloat_Type
     PyTypeObject PyBool_Type
     PyObject* Py_None
+    PyObject* Py_True
     long long PyLong_AsLongLong(PyObject* o) except? -1
     double PyFloat_AS_DOUBLE(PyObject* o)
     PyObject* PyErr_Occurred()
@@ -38,6 +39,7 @@ cdef extern from "Python.h":
     int PyException_SetTraceback(PyObject* ex, PyObject* tb)
     void Py_XDECREF(PyObject* o)
     Py_ssize_t PyTuple_GET_SIZE(PyObject* t)
+    const char* PyUnicode_AsUTF8AndSize(PyObject* o, Py_ssize_t* size) except NULL
 
 cdef extern from *:
     """
@@ -104,6 +106,7 @@ cdef enum ArgKind:
     KIND_BOOL = 6
     KIND_NONE = 7
     KIND_TORCH = 8         # torch.Tensor (+ subclasses) through the direct export
+    KIND_STR = 9           # str, passed as a borrowed UTF-8 C string
 
 cdef enum TensorMode:
     TENSOR_MODE_UNDECIDED = 0   # try DLTensor* first; learn from the first call
@@ -167,6 +170,8 @@ cdef int classify_type(PyObject* obj) except -1:
         kind = KIND_FLOAT
     elif obj == Py_None:
         kind = KIND_NONE
+    elif t is str:
+        kind = KIND_STR
     elif issubclass(t, _CObject):
         kind = KIND_FFI_OBJECT
     else:
@@ -227,7 +232,8 @@ cdef str describe(PyObject* obj):
 cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
     raise TypeError(
         f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "
-        f"__dlpack__ producer), int, float, bool or None; got {describe(obj)}")
+        f"__dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; "
+        f"got {describe(obj)}")
 
 
 cdef inline void note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,
@@ -303,10 +309,14 @@ cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
         out.v_float64 = <double>(<object>obj)
     elif kind == KIND_BOOL:
         out.type_index = kTVMFFIBool
-        out.v_int64 = 1 if obj == <PyObject*>True else 0
+        out.v_int64 = 1 if obj == Py_True else 0
     elif kind == KIND_NONE:
         out.type_index = kTVMFFINone
         out.v_int64 = 0
+    elif kind == KIND_STR:
+        # Valid while the str lives, i.e. for the whole call (the caller holds it).
+        out.type_index = kTVMFFIRawStr
+        out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)
     elif kind == KIND_FFI_OBJECT:
         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
         if handle == NULL:
@@ -360,6 +370,10 @@ cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned) noexcept:
     st.owned = owned
     st.n_dltensor_ptr = 0
     st.temps = NULL
+    st.items = NULL
+    st.frozen = NULL
+    st.packed = NULL
+    st.num_packed = 0
 
 
 cdef inline void release_state(CallState* st) noexcept:
@@ -458,6 +472,7 @@ cdef void drop_raised_error() noexcept:
 
 
 cdef object convert_result(TVMFFIAny* result, CallState* st):
+    global tvmfast_result_stash
     cdef int32_t tindex = result.type_index
     if tindex == kTVMFFIInt:
         return result.v_int64
@@ -465,6 +480,10 @@ cdef object convert_result(TVMFFIAny* result, CallState* st):
         return result.v_float64
     if tindex == kTVMFFIBool:
         return result.v_int64 != 0
+    if tindex == kTVMFFIDLTensorPtr:
+        # The function handed back one of the borrowed DLTensors we passed (an
+        # identity-like function): return that argument itself.
+        return argument_with_dltensor(st, result.v_ptr)
     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
     tvmfast_result_stash = result[0]
@@ -473,8 +492,31 @@ cdef object convert_result(TVMFFIAny* result, CallState* st):
     return _take_result()
 
 
+cdef object argument_at(CallState* st, Py_ssize_t pos):
+    """The Python object passed at argument position ``pos`` of this call."""
+    cdef FrozenFunction frozen
+    cdef Py_ssize_t k
+    if st.frozen == NULL:
+        return <object>st.items[pos]
+    frozen = <FrozenFunction>st.frozen
+    if pos in frozen.frozen_values:
+        return frozen.frozen_values[pos]
+    for k in range(frozen.num_dynamic):
+        if frozen.dynamic_pos[k] == pos:
+            return <object>st.items[k]
+
+
+cdef object argument_with_dltensor(CallState* st, void* dltensor):
+    cdef Py_ssize_t i
+    for i in range(st.num_packed):
+        if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:
+            return argument_at(st, i)
+    raise RuntimeError("tvmfast: the function returned a DLTensor* that is none of its arguments")
+
+
 cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:
-    """True for the type error a C++ function taking ffi::Tensor gives a DLTensor*."""
+    """True for the type error a C++ function taking ffi::Tensor gives a DLTensor*
+    ("Mismatched type on argument #0 ... expected Tensor but got DLTensor*")."""
     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
     cdef bytes kind = cell.kind.data[:cell.kind.size]
     cdef bytes msg = cell.message.data[:cell.message.size]
@@ -522,6 +564,8 @@ cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallStat
     """Call and convert the outcome; st's owned handles are released by the caller."""
     cdef TVMFFIAny result
     cdef TVMFFIObjectHandle err = NULL
+    st.packed = packed
+    st.num_packed = n
     if call_packed(fn, packed, n, st, &result) == 0:
         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
             fn.tensor_mode = TENSOR_MODE_BORROWED
@@ -647,6 +691,7 @@ cdef class BoundFunction:
         if self.num_args >= 0 and n != self.num_args:
             raise_count_error(self.num_args, n)
         init_state(&st, owned)
+        st.items = items
         try:
             for i in range(n):
                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
@@ -668,6 +713,7 @@ cdef class BoundFunction:
         cdef CallState st
         cdef Py_ssize_t i
         init_state(&st, owned)
+        st.items = items
         try:
             if packed == NULL or dl == NULL or owned == NULL:
                 raise MemoryError()
@@ -853,6 +899,8 @@ cdef class FrozenFunction:
         st.owned = owned
         st.n_owned = 0
         st.temps = NULL
+        st.items = items
+        st.frozen = <void*>self
         if n == 0:
             # Prepared: the template is complete and only read by the callee.
             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
