@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 __all__ = ["bind", "BoundFunction", "FrozenFunction", "__version__"]
 
 
-def bind(obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None):
+def bind(obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None, alignment=64):
     """Bind a TVM function for cheap repeated calls.
 
     Parameters
@@ -37,6 +37,11 @@ def bind(obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None
         Pass tensors as owned ``ffi::Tensor`` objects (C++ functions that take
         ``ffi::Tensor``) instead of borrowed ``DLTensor*``. ``None`` decides on the
         first call: a function that rejects ``DLTensor*`` is switched once.
+    alignment
+        Required alignment in bytes of each tensor's data address, checked before
+        the call. TVM kernels built with default buffers assume 64-byte aligned data
+        and do not check it (a misaligned view crashes ``rt_mod`` too); kernels
+        whose buffers have ``offset_factor=1`` accept any view: use ``alignment=1``.
 
     Returns
     -------
@@ -44,4 +49,4 @@ def bind(obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None
         ``f(*args)`` returns exactly what ``rt_mod(*args)`` returns.
     """
     return BoundFunction(obj, name, num_args=num_args, release_gil=release_gil,
-                         owned_tensors=owned_tensors)
+                         owned_tensors=owned_tensors, alignment=alignment)

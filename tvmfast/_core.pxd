@@ -4,7 +4,7 @@
 #
 # and call a prepared kernel from C, with or without the GIL (see README,
 # "C-level API").  Everything declared here is stable for a given tvmfast release.
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from tvmfast._c_api cimport TVMFFIAny, TVMFFIObjectHandle, DLTensor, DLPackExchangeAPI
 
 cdef extern from "Python.h":
@@ -14,6 +14,7 @@ cdef extern from "Python.h":
 # What the argument loop learns about devices while it converts; it decides
 # whether a stream has to be set around the call.
 ctypedef struct CallState:
+    uint64_t align_mask          # required data alignment - 1
     int32_t device_type          # first non-CPU device seen, or -1
     int32_t device_id
     int32_t device_pos           # its argument position
@@ -37,6 +38,7 @@ cdef class BoundFunction:
     cdef readonly int num_args   # -1 when unknown
     cdef public bint release_gil
     cdef int tensor_mode         # TENSOR_MODE_* in _core.pyx
+    cdef uint64_t align_mask     # data addresses must have these bits clear
     cdef int seen_num_args       # argument count of the last successful call
     cdef object call_vector(self, void** items, Py_ssize_t n)
     cdef object call_vector_heap(self, void** items, Py_ssize_t n)

@@ -236,9 +236,11 @@ cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
         f"got {describe(obj)}")
 
 
-cdef inline void note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,
-                             const DLPackExchangeAPI* api) noexcept:
-    """Record where the tensors live; the first non-CPU one picks the stream."""
+cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,
+                            const DLPackExchangeAPI* api) except -1:
+    """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
+    if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
+        raise_misaligned(dl, pos, st.align_mask + 1)
     if dl.device.device_type == kDLCPU:
         if st.cpu_pos < 0:
             st.cpu_pos = <int32_t>pos
@@ -247,6 +249,19 @@ cdef inline void note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,
         st.device_id = dl.device.device_id
         st.device_pos = <int32_t>pos
         st.stream_api = api
+    return 0
+
+
+cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:
+    cdef int i
+    for i in range(dl.ndim):
+        if dl.shape[i] == 0:
+            return 0  # empty tensors have no data to misread
+    raise ValueError(
+        f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "
+        f"{alignment}-byte aligned. TVM kernels built with default buffers assume aligned data "
+        f"and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, "
+        f"bind(..., alignment=1)")
 
 
 cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,
@@ -359,7 +374,8 @@ cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTen
     return convert_slow(obj, pos, cached_kinds[slot], cached_apis[slot], out, dl, st, tensor_mode)
 
 
-cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned) noexcept:
+cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
+    st.align_mask = align_mask
     st.device_type = -1
     st.device_id = 0
     st.device_pos = -1
@@ -649,7 +665,11 @@ cdef class BoundFunction:
     errors come out as the same exceptions ``rt_mod(*args)`` raises.
     """
 
-    def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None):
+    def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
+                 alignment=64):
+        if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
+            raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
+        self.align_mask = <uint64_t>(alignment - 1)
         self.function = resolve_function(obj, name)
         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
         self.num_args = -1 if num_args is None else int(num_args)
@@ -690,7 +710,7 @@ cdef class BoundFunction:
             return self.call_vector_heap(items, n)
         if self.num_args >= 0 and n != self.num_args:
             raise_count_error(self.num_args, n)
-        init_state(&st, owned)
+        init_state(&st, owned, self.align_mask)
         st.items = items
         try:
             for i in range(n):
@@ -712,7 +732,7 @@ cdef class BoundFunction:
         cdef TVMFFIObjectHandle* owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))
         cdef CallState st
         cdef Py_ssize_t i
-        init_state(&st, owned)
+        init_state(&st, owned, self.align_mask)
         st.items = items
         try:
             if packed == NULL or dl == NULL or owned == NULL:
@@ -800,7 +820,7 @@ cdef class FrozenFunction:
         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
-        init_state(&self.frozen_state, owned)
+        init_state(&self.frozen_state, owned, self.bound.align_mask)
         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
                 or self.live_shape == NULL or owned == NULL):
             raise MemoryError()
@@ -941,6 +961,10 @@ cdef class FrozenFunction:
                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
             if p == 0:
                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
+            if p & self.bound.align_mask:
+                raise ValueError(
+                    f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
+                    f"{self.bound.align_mask + 1}-byte aligned")
             cptrs[i] = <void*><uint64_t>p
         if self.frozen_state.device_type >= 0:
             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")

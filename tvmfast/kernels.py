@@ -1,6 +1,6 @@
 """Small TVM kernels for tvmfast's examples, tests and benchmarks (need apache-tvm).
 
-Each ``build_*`` returns the runtime module of ``tvm.build(..., target)``; the
+Each ``build_*`` returns the runtime module of ``tvm.tirx.build(..., target)``; the
 ``*_reference`` functions compute the same thing with torch.
 """
 from __future__ import annotations
@@ -16,15 +16,20 @@ def _tvm():
     return tvm
 
 
-def build_add(n: int = 128, dtype: str = "float32", target: str = "llvm"):
-    """``C = A + B`` on 1-D tensors of ``n`` elements."""
+def build_add(n: int = 128, dtype: str = "float32", target: str = "llvm", offset_factor: int = 0):
+    """``C = A + B`` on 1-D tensors of ``n`` elements.
+
+    ``offset_factor=1`` makes the buffers accept any view (data at any address);
+    the default lets TVM assume 64-byte aligned data.
+    """
+    buf = f'"{dtype}", offset_factor={offset_factor}' if offset_factor else f'"{dtype}"'
     src = f'''
 @T.prim_func
 def main(a: T.handle, b: T.handle, c: T.handle):
     T.func_attr({{"global_symbol": "main", "tir.noalias": True}})
-    A = T.match_buffer(a, ({n},), "{dtype}")
-    B = T.match_buffer(b, ({n},), "{dtype}")
-    C = T.match_buffer(c, ({n},), "{dtype}")
+    A = T.match_buffer(a, ({n},), {buf})
+    B = T.match_buffer(b, ({n},), {buf})
+    C = T.match_buffer(c, ({n},), {buf})
     for i in range({n}):
         C[i] = A[i] + B[i]
 '''
@@ -147,7 +152,7 @@ def _build(body: str, target):
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         target = tvm.target.Target(target) if isinstance(target, (str, dict)) else target
-        rt_mod = tvm.build(module.main, target=target)
+        rt_mod = tvm.tirx.build(module.main, target=target)
     finally:
         os.unlink(path)
     _BUILT[key] = rt_mod

@@ -1,0 +1,216 @@
+"""Results of tvmfast calls against torch and against rt_mod(*args) itself."""
+import os
+
+import numpy as np
+import pytest
+import torch
+import tvm_ffi
+
+import tvmfast
+from tvmfast import kernels
+from conftest import nan_like
+
+
+def test_add_float32_matches_torch_and_rt_mod(add_mod, gen):
+    f = tvmfast.bind(add_mod)
+    for _ in range(5):
+        a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+        out, out_ref = nan_like(a), nan_like(a)
+        assert f(a, b, out) is None
+        assert add_mod(a, b, out_ref) is None
+        torch.testing.assert_close(out, a + b, rtol=0, atol=0)
+        assert torch.equal(out, out_ref)
+
+
+def test_add_float16(add_fp16_mod, gen):
+    f = tvmfast.bind(add_fp16_mod)
+    a = torch.randn(256, generator=gen).half()
+    b = torch.randn(256, generator=gen).half()
+    out = nan_like(a)
+    f(a, b, out)
+    torch.testing.assert_close(out, a + b)
+
+
+def test_int4_gemv_matches_reference(gemv_mod, gen):
+    f = tvmfast.bind(gemv_mod)
+    for _ in range(3):
+        x, w, scale, zeros = kernels.random_int4_gemv_inputs(256, 512, generator=gen)
+        out = torch.full((1, 256), float("nan"), dtype=torch.float16)
+        out_rt = out.clone()
+        f(x, w, scale, zeros, out)
+        gemv_mod(x, w, scale, zeros, out_rt)
+        ref = kernels.int4_gemv_reference(x, w, scale, zeros).float()
+        rel = (out.float() - ref).abs().max() / ref.abs().max()
+        assert rel < 1e-2, rel
+        assert torch.equal(out, out_rt)
+
+
+@pytest.mark.parametrize("n", [1, 7, 64, 1000, 4099])
+def test_symbolic_dimension(add_dyn_mod, gen, n):
+    f = tvmfast.bind(add_dyn_mod)
+    a, b = torch.randn(n, generator=gen), torch.randn(n, generator=gen)
+    out = nan_like(a)
+    f(a, b, out)
+    assert torch.equal(out, a + b)
+
+
+def test_scalar_parameters(scale_mod, gen):
+    f = tvmfast.bind(scale_mod)
+    a = torch.randn(64, generator=gen)
+    alpha = float(torch.randn(1, generator=gen))
+    shift = int(torch.randint(-5, 5, (1,), generator=gen))
+    out, out_rt = nan_like(a), nan_like(a)
+    f(a, out, alpha, shift)
+    scale_mod(a, out_rt, alpha, shift)
+    torch.testing.assert_close(out, a * alpha + shift)
+    assert torch.equal(out, out_rt)
+
+
+def test_views_with_storage_offset(gen):
+    """Slices read and write at their offset, and nothing else is touched
+    (a kernel whose buffers take any offset: offset_factor=1, bind(alignment=1))."""
+    f = tvmfast.bind(kernels.build_add(128, offset_factor=1), alignment=1)
+    big_a = torch.randn(300, generator=gen)
+    big_b = torch.randn(2, 200, generator=gen)
+    big_out = torch.randn(500, generator=gen)
+    before = big_out.clone()
+    a, b, out = big_a[17:145], big_b[1, 33:161], big_out[301:429]
+    assert out.storage_offset() == 301
+    f(a, b, out)
+    assert torch.equal(big_out[301:429], big_a[17:145] + big_b[1, 33:161])
+    assert torch.equal(big_out[:301], before[:301])
+    assert torch.equal(big_out[429:], before[429:])
+
+
+def test_other_tensor_kinds(add_mod, gen):
+    """tvm_ffi.Tensor as is, numpy through __dlpack__, mixed with torch."""
+    f = tvmfast.bind(add_mod)
+    a = torch.randn(128, generator=gen)
+    b_np = np.random.default_rng(int(torch.randint(0, 1000, (1,), generator=gen))).standard_normal(128).astype("float32")
+    out = nan_like(a)
+    f(tvm_ffi.from_dlpack(a), b_np, out)
+    assert torch.equal(out, a + torch.from_numpy(b_np))
+    out_np = np.full(128, np.nan, dtype="float32")
+    f(a, a, out_np)
+    assert np.array_equal(out_np, (a + a).numpy())
+
+
+def test_bind_forms(add_mod, tmp_path, gen):
+    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    lib = str(tmp_path / "add.so")
+    add_mod.export_library(lib)
+    forms = [tvmfast.bind(add_mod), tvmfast.bind(add_mod, "main"), tvmfast.bind(add_mod["main"]),
+             tvmfast.bind(lib), tvmfast.bind(os.path.relpath(lib)),
+             tvmfast.bind(tvm_ffi.load_module(lib))]
+    for f in forms:
+        out = nan_like(a)
+        f(a, b, out)
+        assert torch.equal(out, a + b)
+
+
+def test_bind_unknown_name(add_mod):
+    with pytest.raises(AttributeError, match="no function named 'nope'"):
+        tvmfast.bind(add_mod, "nope")
+    with pytest.raises(FileNotFoundError, match="no such library"):
+        tvmfast.bind("/nonexistent/lib.so")
+    with pytest.raises(TypeError, match="expected a TVM runtime module"):
+        tvmfast.bind(42)
+
+
+def test_scalars_and_return_values():
+    echo = tvmfast.bind(tvm_ffi.get_global_func("testing.echo"))
+    ref = tvm_ffi.get_global_func("testing.echo")
+    for v in [3, -2**62, 2.5, True, False, None, "héllo"]:
+        got = echo(v)
+        assert got == ref(v) and type(got) is type(ref(v))
+
+
+def test_tensor_returning_function_gives_torch_without_copy(gen):
+    """A C++ function taking/returning ffi::Tensor: owned tensors, decided once."""
+    g = tvm_ffi.get_global_func("testing.schema_id_tensor")
+    f = tvmfast.bind(g)
+    assert f.owned_tensors is None
+    a = torch.randn(4, 3, generator=gen)
+    r = f(a)
+    assert f.owned_tensors is True
+    assert isinstance(r, torch.Tensor) and r.data_ptr() == a.data_ptr()
+    assert torch.equal(r, a)
+    r2 = f(a)  # second call goes straight to owned conversion
+    assert r2.data_ptr() == a.data_ptr()
+
+
+def test_identity_returning_borrowed_tensor_gives_the_argument(gen):
+    echo = tvmfast.bind(tvm_ffi.get_global_func("testing.echo"))
+    a = torch.randn(5, generator=gen)
+    assert echo(a) is a
+
+
+def test_errors_inside_tvm_match_rt_mod():
+    f = tvmfast.bind(tvm_ffi.get_global_func("testing.test_raise_error"))
+    ref = tvm_ffi.get_global_func("testing.test_raise_error")
+    for kind in ["ValueError", "RuntimeError", "IndexError", "TypeError"]:
+        with pytest.raises(Exception) as ours:
+            f(kind, "message 42")
+        with pytest.raises(Exception) as theirs:
+            ref(kind, "message 42")
+        assert type(ours.value) is type(theirs.value)
+        assert str(ours.value) == str(theirs.value)
+
+
+def test_release_gil_option(add_mod, gen):
+    f = tvmfast.bind(add_mod, release_gil=True)
+    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    out = nan_like(a)
+    f(a, b, out)
+    assert torch.equal(out, a + b)
+    f.release_gil = False
+    out2 = nan_like(a)
+    f(a, b, out2)
+    assert torch.equal(out2, a + b)
+
+
+def test_many_arguments_heap_path(gen):
+    """More arguments than the stack buffers hold."""
+    mod = kernels.build_sum_args(70, n=16)
+    f = tvmfast.bind(mod)
+    ts = [torch.randn(16, generator=gen) for _ in range(69)]
+    out = torch.full((16,), float("nan"))
+    f(*ts, out)
+    torch.testing.assert_close(out, torch.stack(ts).sum(0), rtol=1e-5, atol=1e-5)
+
+
+def test_call_through_pyobject_call(add_mod, gen):
+    """Also right through tp_call (functools.partial, f(*args) via PyObject_Call)."""
+    import functools
+
+    f = tvmfast.bind(add_mod)
+    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    out = nan_like(a)
+    functools.partial(f, a)(b, out)
+    assert torch.equal(out, a + b)
+    out = nan_like(a)
+    type(f).__call__(f, a, b, out)
+    assert torch.equal(out, a + b)
+
+
+def test_direct_torch_export_is_active(add_mod):
+    """The fast torch path passed its self-test on this torch (disabled only by env)."""
+    f = tvmfast.bind(add_mod)
+    a = torch.randn(128)
+    f(a, a, torch.empty(128))
+    if os.environ.get("TVMFAST_TORCH_DIRECT", "1") != "0":
+        assert tvmfast._core._torch_direct_export_enabled()
+
+
+def test_misaligned_view_is_refused_not_crashed(add_mod, gen):
+    """Default TVM buffers assume 64-byte aligned data (rt_mod segfaults on such a
+    view); tvmfast checks the address first."""
+    f = tvmfast.bind(add_mod)
+    big = torch.randn(300, generator=gen)
+    a, b, out = big[1:129], torch.randn(128, generator=gen), torch.empty(128)
+    with pytest.raises(ValueError, match=r"argument #0: data address 0x[0-9a-f]+ is not 64-byte aligned"):
+        f(a, b, out)
+    f(big[16:144], b, out)  # 64 bytes in: aligned, fine
+    assert torch.equal(out, big[16:144] + b)
+    with pytest.raises(ValueError, match="power of two"):
+        tvmfast.bind(add_mod, alignment=3)
