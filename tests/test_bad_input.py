@@ -1,0 +1,99 @@
+"""Bad input: a clear Python exception naming the argument, and the function still
+works right after (never a crash)."""
+import pytest
+import torch
+import tvm_ffi
+
+import tvmfast
+from conftest import nan_like
+
+
+def _good_call_works(f, gen):
+    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    out = nan_like(a)
+    f(a, b, out)
+    assert torch.equal(out, a + b)
+
+
+def _bad_cases():
+    a = torch.randn(128)
+    return {
+        # name: (args, exception type, message regex)
+        "too few": ((a, a), TypeError, r"Expected 3 arguments"),
+        "too many": ((a, a, a, a), TypeError, r"Expected 3 arguments"),
+        "dtype": ((a, a, a.double()), TypeError, r"Mismatched C.dtype on argument #2.*expected float32"),
+        "shape": ((a, a, torch.randn(64)), ValueError, r"Invalid C.shape\[0\] on argument #2.*expected 128"),
+        "ndim": ((a, torch.randn(128, 1), a), ValueError, r"Mismatched B.ndim on argument #1.*expected 1"),
+        "non-contiguous": ((a, a, torch.randn(128, 2)[:, 0]), ValueError,
+                           r"Mismatched C.strides on argument #2.*compact"),
+        "transposed": ((torch.randn(8, 16).t().reshape(-1), a, torch.randn(16, 8).t()), ValueError,
+                       r"ndim on argument #2"),
+        "None": ((a, None, a), TypeError, r"Mismatched type on argument #1.*expected Tensor"),
+        "list": ((a, a, [1.0] * 128), TypeError, r"tvmfast: argument #2: expected a tensor.*got list"),
+        "string": ((a, "a", a), TypeError, r"Mismatched type on argument #1.*expected Tensor"),
+        "int": ((a, a, 7), TypeError, r"Mismatched type on argument #2.*expected Tensor"),
+        "float": ((1.5, a, a), TypeError, r"Mismatched type on argument #0.*expected Tensor"),
+        "meta tensor": ((a, torch.empty(128, device="meta"), a), TypeError,
+                        r"tvmfast: argument #1: Tensor cannot be passed as a DLPack tensor.*meta"),
+        "0-d tensor": ((a, a, torch.tensor(1.0)), ValueError, r"C.ndim on argument #2.*expected 1"),
+        "bool tensor": ((a, a > 0, a), TypeError, r"B.dtype on argument #1.*expected float32"),
+        "object": ((object(), a, a), TypeError, r"tvmfast: argument #0: expected a tensor.*got object"),
+        "dict": ((a, a, {}), TypeError, r"tvmfast: argument #2: expected a tensor.*got dict"),
+        "int64 overflow": ((a, a, 2**70), OverflowError, r"tvmfast: argument #2: int .* does not fit in int64"),
+        "sparse": ((a, a, torch.randn(128).to_sparse()), TypeError,
+                   r"tvmfast: argument #2: Tensor cannot be passed as a DLPack tensor"),
+        "misaligned view": ((torch.randn(200)[3:131], a, a), ValueError,
+                            r"tvmfast: argument #0: data address .* not 64-byte aligned"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_cases()))
+def test_bad_input_raises_clear_error_then_works(add_mod, gen, case):
+    args, exc, pattern = _bad_cases()[case]
+    f = tvmfast.bind(add_mod)
+    _good_call_works(f, gen)
+    with pytest.raises(exc, match="(?s)" + pattern):
+        f(*args)
+    _good_call_works(f, gen)
+
+
+def test_tvm_side_errors_are_those_of_rt_mod(add_mod):
+    """TVM's own checks run unchanged: same exception type and message as rt_mod."""
+    f = tvmfast.bind(add_mod)
+    cases = _bad_cases()
+    for name in ["too few", "dtype", "shape", "ndim", "non-contiguous", "None", "int", "0-d tensor", "bool tensor"]:
+        args = cases[name][0]
+        with pytest.raises(Exception) as ours:
+            f(*args)
+        with pytest.raises(Exception) as theirs:
+            add_mod(*args)
+        assert type(ours.value) is type(theirs.value), name
+        assert str(ours.value) == str(theirs.value), name
+
+
+def test_num_args_checked_before_the_call(add_mod):
+    f = tvmfast.bind(add_mod, num_args=3)
+    a = torch.randn(128)
+    with pytest.raises(TypeError, match=r"tvmfast: expected 3 arguments, got 2"):
+        f(a, a)
+
+
+def test_keyword_arguments_refused(add_mod):
+    f = tvmfast.bind(add_mod)
+    a = torch.randn(128)
+    with pytest.raises(TypeError, match="positional arguments only"):
+        f(a, a, c=a)
+
+
+def test_unbound_instances_do_not_crash():
+    with pytest.raises(TypeError, match="not initialized"):
+        tvmfast.BoundFunction.__new__(tvmfast.BoundFunction)()
+    with pytest.raises(TypeError, match="not initialized"):
+        tvmfast.FrozenFunction.__new__(tvmfast.FrozenFunction)()
+
+
+def test_ffi_object_with_null_handle(add_mod):
+    f = tvmfast.bind(add_mod)
+    empty = tvm_ffi.core.Object.__new__(tvm_ffi.core.Object)
+    with pytest.raises(TypeError, match="argument #1: Object holds no object"):
+        f(torch.randn(128), empty, torch.randn(128))
