@@ -1,5 +1,13 @@
+import importlib
+import os
+
 import pytest
 import torch
+
+# On the GPU machine: a module to import first (shared/device/on_device.py loads TVM's
+# CUDA runtime into the runtime-only TVM there).
+if os.environ.get("TVMFAST_PRELOAD"):
+    importlib.import_module(os.environ["TVMFAST_PRELOAD"])
 
 from tvmfast import kernels
 

@@ -1868,7 +1868,7 @@ struct __pyx_obj_7tvmfast_5_core_FrozenFunction {
 
 
 
-/* "tvmfast/_core.pyx":660
+/* "tvmfast/_core.pyx":671
  * 
  * 
  * cdef class BoundFunction:             # <<<<<<<<<<<<<<
@@ -1883,7 +1883,7 @@ struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction {
 static struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *__pyx_vtabptr_7tvmfast_5_core_BoundFunction;
 
 
-/* "tvmfast/_core.pyx":787
+/* "tvmfast/_core.pyx":798
  * 
  * 
  * cdef class FrozenFunction:             # <<<<<<<<<<<<<<
@@ -3304,6 +3304,7 @@ static DLPackExchangeAPI const *__pyx_v_7tvmfast_5_core_fast_exchange_api;
 static PyObject *__pyx_v_7tvmfast_5_core__tvm_ffi_from_dlpack = 0;
 static PyObject *__pyx_v_7tvmfast_5_core__torch_tensor_type = 0;
 static PyObject *__pyx_v_7tvmfast_5_core_torch_setup_hook = 0;
+static PyObject *__pyx_v_7tvmfast_5_core__current_cuda_stream = 0;
 static PyObject *__pyx_v_7tvmfast_5_core__CObject = 0;
 static PyObject *__pyx_v_7tvmfast_5_core_DEVICE_NAMES = 0;
 static PyObject *__pyx_v_7tvmfast_5_core__take_result = 0;
@@ -3362,7 +3363,8 @@ static const char __pyx_k_tvmfast_call_ptrs_too_many_data[] = "tvmfast_call_ptrs
 static const char __pyx_k_The_hot_path_of_tvmfast_Python_a[] = "The hot path of tvmfast: Python arguments -> TVMFFIAny array -> TVMFFIFunctionCall.\n\nA call is one vectorcall into ``call_vector``: each argument is classified by an\nexact type-pointer compare against a small process-wide cache (torch.Tensor first),\ntensors are exported through their producer\047s DLPack C exchange API into DLTensors\non the C stack, and the kernel is called.  No Python object, tuple or heap block is\ncreated on the way for tensor/int/float/bool/None arguments.\n";
 static const char __pyx_k_tvmfast_call_ptrs_too_few_data_p[] = "tvmfast_call_ptrs: too few data pointers";
 /* #### Code section: decls ### */
-static PyObject *__pyx_pf_7tvmfast_5_core__set_torch_setup_hook(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_hook); /* proto */
+static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_hook); /* proto */
+static PyObject *__pyx_pf_7tvmfast_5_core_2_set_torch_setup_hook(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_hook); /* proto */
 static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_obj, PyObject *__pyx_v_name, PyObject *__pyx_v_num_args, PyObject *__pyx_v_release_gil, PyObject *__pyx_v_owned_tensors, PyObject *__pyx_v_alignment); /* proto */
 static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_args); /* proto */
@@ -3388,10 +3390,10 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8num_args___get__(str
 static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_11num_dynamic___get__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_16__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_18__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
-static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *__pyx_self, struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_prepared, Py_ssize_t __pyx_v_repeat); /* proto */
-static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_torch_module, Py_ssize_t __pyx_v_fn_address); /* proto */
-static PyObject *__pyx_pf_7tvmfast_5_core_6_torch_direct_export_enabled(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
-static PyObject *__pyx_pf_7tvmfast_5_core_8_init_vectorcall(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
+static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *__pyx_self, struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_prepared, Py_ssize_t __pyx_v_repeat); /* proto */
+static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_torch_module, Py_ssize_t __pyx_v_fn_address); /* proto */
+static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
+static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObject *__pyx_self); /* proto */
 static PyObject *__pyx_tp_new__initialisation_7tvmfast_5_core_BoundFunction(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
     PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
@@ -3484,8 +3486,8 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
     PyObject *__pyx_slice[3];
     PyObject *__pyx_tuple[4];
-    PyObject *__pyx_codeobj_tab[14];
-    PyObject *__pyx_string_tab[217];
+    PyObject *__pyx_codeobj_tab[15];
+    PyObject *__pyx_string_tab[219];
     PyObject *__pyx_number_tab[11];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3653,105 +3655,107 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_floor_loop __pyx_string_tab[115]
 #define __pyx_n_u_init_vectorcall __pyx_string_tab[116]
 #define __pyx_n_u_is_coroutine __pyx_string_tab[117]
-#define __pyx_n_u_set_torch_setup_hook __pyx_string_tab[118]
-#define __pyx_n_u_torch_direct_export_enabled __pyx_string_tab[119]
-#define __pyx_n_u_abspath __pyx_string_tab[120]
-#define __pyx_n_u_alignment __pyx_string_tab[121]
-#define __pyx_n_u_api __pyx_string_tab[122]
-#define __pyx_n_u_arange __pyx_string_tab[123]
-#define __pyx_n_u_args __pyx_string_tab[124]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[125]
-#define __pyx_n_u_b __pyx_string_tab[126]
-#define __pyx_n_u_base __pyx_string_tab[127]
-#define __pyx_n_u_bound __pyx_string_tab[128]
-#define __pyx_n_u_call_ptrs __pyx_string_tab[129]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[130]
-#define __pyx_n_u_clone __pyx_string_tab[131]
-#define __pyx_n_u_core __pyx_string_tab[132]
-#define __pyx_n_u_count __pyx_string_tab[133]
-#define __pyx_n_u_cptrs __pyx_string_tab[134]
-#define __pyx_n_u_cpu __pyx_string_tab[135]
-#define __pyx_n_u_cuda __pyx_string_tab[136]
-#define __pyx_n_u_cuda_host __pyx_string_tab[137]
-#define __pyx_n_u_cuda_managed __pyx_string_tab[138]
-#define __pyx_n_u_direct __pyx_string_tab[139]
-#define __pyx_n_u_dtype __pyx_string_tab[140]
-#define __pyx_n_u_entry_name __pyx_string_tab[141]
-#define __pyx_n_u_enumerate __pyx_string_tab[142]
-#define __pyx_n_u_exists __pyx_string_tab[143]
-#define __pyx_n_u_ext_dev __pyx_string_tab[144]
-#define __pyx_n_u_f __pyx_string_tab[145]
-#define __pyx_n_u_float32 __pyx_string_tab[146]
-#define __pyx_n_u_fn_address __pyx_string_tab[147]
-#define __pyx_n_u_freeze __pyx_string_tab[148]
-#define __pyx_n_u_from_dlpack __pyx_string_tab[149]
-#define __pyx_n_u_frozen __pyx_string_tab[150]
-#define __pyx_n_u_fspath __pyx_string_tab[151]
-#define __pyx_n_u_get __pyx_string_tab[152]
-#define __pyx_n_u_get_function __pyx_string_tab[153]
-#define __pyx_n_u_get_global_func __pyx_string_tab[154]
-#define __pyx_n_u_half __pyx_string_tab[155]
-#define __pyx_n_u_handle __pyx_string_tab[156]
-#define __pyx_n_u_hook __pyx_string_tab[157]
-#define __pyx_n_u_i __pyx_string_tab[158]
-#define __pyx_n_u_implements_function __pyx_string_tab[159]
-#define __pyx_n_u_int8 __pyx_string_tab[160]
-#define __pyx_n_u_items __pyx_string_tab[161]
-#define __pyx_n_u_load_module __pyx_string_tab[162]
-#define __pyx_n_u_main __pyx_string_tab[163]
-#define __pyx_n_u_n __pyx_string_tab[164]
-#define __pyx_n_u_name __pyx_string_tab[165]
-#define __pyx_n_u_nn __pyx_string_tab[166]
-#define __pyx_n_u_num_args __pyx_string_tab[167]
-#define __pyx_n_u_num_tensor_args __pyx_string_tab[168]
-#define __pyx_n_u_obj __pyx_string_tab[169]
-#define __pyx_n_u_object __pyx_string_tab[170]
-#define __pyx_n_u_offset __pyx_string_tab[171]
-#define __pyx_n_u_os __pyx_string_tab[172]
-#define __pyx_n_u_owned_tensors __pyx_string_tab[173]
-#define __pyx_n_u_p __pyx_string_tab[174]
-#define __pyx_n_u_packed __pyx_string_tab[175]
-#define __pyx_n_u_path __pyx_string_tab[176]
-#define __pyx_n_u_pop __pyx_string_tab[177]
-#define __pyx_n_u_prepare __pyx_string_tab[178]
-#define __pyx_n_u_prepared __pyx_string_tab[179]
-#define __pyx_n_u_ptrs __pyx_string_tab[180]
-#define __pyx_n_u_r __pyx_string_tab[181]
-#define __pyx_n_u_raise_last_error __pyx_string_tab[182]
-#define __pyx_n_u_reference __pyx_string_tab[183]
-#define __pyx_n_u_release_gil __pyx_string_tab[184]
-#define __pyx_n_u_repeat __pyx_string_tab[185]
-#define __pyx_n_u_reshape __pyx_string_tab[186]
-#define __pyx_n_u_result __pyx_string_tab[187]
-#define __pyx_n_u_ret __pyx_string_tab[188]
-#define __pyx_n_u_rocm __pyx_string_tab[189]
-#define __pyx_n_u_samples __pyx_string_tab[190]
-#define __pyx_n_u_self __pyx_string_tab[191]
-#define __pyx_n_u_setdefault __pyx_string_tab[192]
-#define __pyx_n_u_staticmethod __pyx_string_tab[193]
-#define __pyx_n_u_t __pyx_string_tab[194]
-#define __pyx_n_u_tensor __pyx_string_tab[195]
-#define __pyx_n_u_to __pyx_string_tab[196]
-#define __pyx_n_u_torch_module __pyx_string_tab[197]
-#define __pyx_n_u_transpose __pyx_string_tab[198]
-#define __pyx_n_u_tvm_ffi __pyx_string_tab[199]
-#define __pyx_n_u_tvmfast__core __pyx_string_tab[200]
-#define __pyx_n_u_values __pyx_string_tab[201]
-#define __pyx_n_u_zeros __pyx_string_tab[202]
-#define __pyx_kp_b_DLTensor __pyx_string_tab[203]
-#define __pyx_n_b_TypeError __pyx_string_tab[204]
-#define __pyx_kp_b_int_struct___pyx_obj_7tvmfast_5 __pyx_string_tab[205]
-#define __pyx_kp_b_iso88591_Q __pyx_string_tab[206]
-#define __pyx_kp_b_iso88591_s __pyx_string_tab[207]
-#define __pyx_kp_b_iso88591_N_1_Qo_r_P_Q_m7_1L_Q __pyx_string_tab[208]
-#define __pyx_kp_b_iso88591_q __pyx_string_tab[209]
-#define __pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS __pyx_string_tab[210]
-#define __pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT __pyx_string_tab[211]
-#define __pyx_kp_b_iso88591_A_A_E_at1_t9AR_3a_q __pyx_string_tab[212]
-#define __pyx_kp_b_iso88591_A_q __pyx_string_tab[213]
-#define __pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf __pyx_string_tab[214]
-#define __pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq __pyx_string_tab[215]
-#define __pyx_kp_b_iso88591_A_s_1_4_Cq_1A_2S_Cs_Ba_1_0_5EE_E __pyx_string_tab[216]
+#define __pyx_n_u_set_current_stream_hook __pyx_string_tab[118]
+#define __pyx_n_u_set_torch_setup_hook __pyx_string_tab[119]
+#define __pyx_n_u_torch_direct_export_enabled __pyx_string_tab[120]
+#define __pyx_n_u_abspath __pyx_string_tab[121]
+#define __pyx_n_u_alignment __pyx_string_tab[122]
+#define __pyx_n_u_api __pyx_string_tab[123]
+#define __pyx_n_u_arange __pyx_string_tab[124]
+#define __pyx_n_u_args __pyx_string_tab[125]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[126]
+#define __pyx_n_u_b __pyx_string_tab[127]
+#define __pyx_n_u_base __pyx_string_tab[128]
+#define __pyx_n_u_bound __pyx_string_tab[129]
+#define __pyx_n_u_call_ptrs __pyx_string_tab[130]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[131]
+#define __pyx_n_u_clone __pyx_string_tab[132]
+#define __pyx_n_u_core __pyx_string_tab[133]
+#define __pyx_n_u_count __pyx_string_tab[134]
+#define __pyx_n_u_cptrs __pyx_string_tab[135]
+#define __pyx_n_u_cpu __pyx_string_tab[136]
+#define __pyx_n_u_cuda __pyx_string_tab[137]
+#define __pyx_n_u_cuda_host __pyx_string_tab[138]
+#define __pyx_n_u_cuda_managed __pyx_string_tab[139]
+#define __pyx_n_u_direct __pyx_string_tab[140]
+#define __pyx_n_u_dtype __pyx_string_tab[141]
+#define __pyx_n_u_entry_name __pyx_string_tab[142]
+#define __pyx_n_u_enumerate __pyx_string_tab[143]
+#define __pyx_n_u_exists __pyx_string_tab[144]
+#define __pyx_n_u_ext_dev __pyx_string_tab[145]
+#define __pyx_n_u_f __pyx_string_tab[146]
+#define __pyx_n_u_float32 __pyx_string_tab[147]
+#define __pyx_n_u_fn_address __pyx_string_tab[148]
+#define __pyx_n_u_freeze __pyx_string_tab[149]
+#define __pyx_n_u_from_dlpack __pyx_string_tab[150]
+#define __pyx_n_u_frozen __pyx_string_tab[151]
+#define __pyx_n_u_fspath __pyx_string_tab[152]
+#define __pyx_n_u_get __pyx_string_tab[153]
+#define __pyx_n_u_get_function __pyx_string_tab[154]
+#define __pyx_n_u_get_global_func __pyx_string_tab[155]
+#define __pyx_n_u_half __pyx_string_tab[156]
+#define __pyx_n_u_handle __pyx_string_tab[157]
+#define __pyx_n_u_hook __pyx_string_tab[158]
+#define __pyx_n_u_i __pyx_string_tab[159]
+#define __pyx_n_u_implements_function __pyx_string_tab[160]
+#define __pyx_n_u_int8 __pyx_string_tab[161]
+#define __pyx_n_u_items __pyx_string_tab[162]
+#define __pyx_n_u_load_module __pyx_string_tab[163]
+#define __pyx_n_u_main __pyx_string_tab[164]
+#define __pyx_n_u_n __pyx_string_tab[165]
+#define __pyx_n_u_name __pyx_string_tab[166]
+#define __pyx_n_u_nn __pyx_string_tab[167]
+#define __pyx_n_u_num_args __pyx_string_tab[168]
+#define __pyx_n_u_num_tensor_args __pyx_string_tab[169]
+#define __pyx_n_u_obj __pyx_string_tab[170]
+#define __pyx_n_u_object __pyx_string_tab[171]
+#define __pyx_n_u_offset __pyx_string_tab[172]
+#define __pyx_n_u_os __pyx_string_tab[173]
+#define __pyx_n_u_owned_tensors __pyx_string_tab[174]
+#define __pyx_n_u_p __pyx_string_tab[175]
+#define __pyx_n_u_packed __pyx_string_tab[176]
+#define __pyx_n_u_path __pyx_string_tab[177]
+#define __pyx_n_u_pop __pyx_string_tab[178]
+#define __pyx_n_u_prepare __pyx_string_tab[179]
+#define __pyx_n_u_prepared __pyx_string_tab[180]
+#define __pyx_n_u_ptrs __pyx_string_tab[181]
+#define __pyx_n_u_r __pyx_string_tab[182]
+#define __pyx_n_u_raise_last_error __pyx_string_tab[183]
+#define __pyx_n_u_reference __pyx_string_tab[184]
+#define __pyx_n_u_release_gil __pyx_string_tab[185]
+#define __pyx_n_u_repeat __pyx_string_tab[186]
+#define __pyx_n_u_reshape __pyx_string_tab[187]
+#define __pyx_n_u_result __pyx_string_tab[188]
+#define __pyx_n_u_ret __pyx_string_tab[189]
+#define __pyx_n_u_rocm __pyx_string_tab[190]
+#define __pyx_n_u_samples __pyx_string_tab[191]
+#define __pyx_n_u_self __pyx_string_tab[192]
+#define __pyx_n_u_setdefault __pyx_string_tab[193]
+#define __pyx_n_u_staticmethod __pyx_string_tab[194]
+#define __pyx_n_u_t __pyx_string_tab[195]
+#define __pyx_n_u_tensor __pyx_string_tab[196]
+#define __pyx_n_u_to __pyx_string_tab[197]
+#define __pyx_n_u_torch_module __pyx_string_tab[198]
+#define __pyx_n_u_transpose __pyx_string_tab[199]
+#define __pyx_n_u_tvm_ffi __pyx_string_tab[200]
+#define __pyx_n_u_tvmfast__core __pyx_string_tab[201]
+#define __pyx_n_u_values __pyx_string_tab[202]
+#define __pyx_n_u_zeros __pyx_string_tab[203]
+#define __pyx_kp_b_DLTensor __pyx_string_tab[204]
+#define __pyx_n_b_TypeError __pyx_string_tab[205]
+#define __pyx_kp_b_int_struct___pyx_obj_7tvmfast_5 __pyx_string_tab[206]
+#define __pyx_kp_b_iso88591_Q __pyx_string_tab[207]
+#define __pyx_kp_b_iso88591_s __pyx_string_tab[208]
+#define __pyx_kp_b_iso88591_N_1_Qo_r_P_Q_m7_1L_Q __pyx_string_tab[209]
+#define __pyx_kp_b_iso88591_q __pyx_string_tab[210]
+#define __pyx_kp_b_iso88591_1 __pyx_string_tab[211]
+#define __pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS __pyx_string_tab[212]
+#define __pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT __pyx_string_tab[213]
+#define __pyx_kp_b_iso88591_A_A_E_at1_t9AR_3a_q __pyx_string_tab[214]
+#define __pyx_kp_b_iso88591_A_q __pyx_string_tab[215]
+#define __pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf __pyx_string_tab[216]
+#define __pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq __pyx_string_tab[217]
+#define __pyx_kp_b_iso88591_A_s_1_4_Cq_1A_2S_Cs_Ba_1_0_5EE_E __pyx_string_tab[218]
 #define __pyx_float_3_0 __pyx_number_tab[0]
 #define __pyx_int_0 __pyx_number_tab[1]
 #define __pyx_int_1 __pyx_number_tab[2]
@@ -3788,8 +3792,8 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<4; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<14; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<217; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<15; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<219; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<11; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -3824,8 +3828,8 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<4; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
-  for (int i=0; i<14; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<217; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<15; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
+  for (int i=0; i<219; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<11; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -3840,7 +3844,133 @@ return 0;
 #endif
 /* #### Code section: module_code ### */
 
-/* "tvmfast/_core.pyx":130
+/* "tvmfast/_core.pyx":131
+ * 
+ * 
+ * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
+ *     """hook(device_type, device_id) -> int stream, for GPU tensors whose producer has no
+ *     DLPack C exchange API."""
+*/
+
+/* Python wrapper */
+static PyObject *__pyx_pw_7tvmfast_5_core_1_set_current_stream_hook(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core__set_current_stream_hook, "hook(device_type, device_id) -> int stream, for GPU tensors whose producer has no\n    DLPack C exchange API.");
+static PyMethodDef __pyx_mdef_7tvmfast_5_core_1_set_current_stream_hook = {"_set_current_stream_hook", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_1_set_current_stream_hook, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core__set_current_stream_hook};
+static PyObject *__pyx_pw_7tvmfast_5_core_1_set_current_stream_hook(PyObject *__pyx_self, 
+#if CYTHON_VECTORCALL
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  PyObject *__pyx_v_hook = 0;
+  #if !CYTHON_VECTORCALL
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  PyObject* values[1] = {0};
+  int __pyx_lineno = 0;
+  const char *__pyx_filename = NULL;
+  int __pyx_clineno = 0;
+  PyObject *__pyx_r = 0;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("_set_current_stream_hook (wrapper)", 0);
+  #if !CYTHON_VECTORCALL
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return NULL;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL(__pyx_args, __pyx_nargs);
+  {
+    PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_hook,0};
+    const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 131, __pyx_L3_error)
+    if (__pyx_kwds_len > 0) {
+      switch (__pyx_nargs) {
+        case  1:
+        values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 131, __pyx_L3_error)
+        CYTHON_FALLTHROUGH;
+        case  0: break;
+        default: goto __pyx_L5_argtuple_error;
+      }
+      const Py_ssize_t kwd_pos_args = __pyx_nargs;
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_current_stream_hook", 0) < (0)) __PYX_ERR(0, 131, __pyx_L3_error)
+      for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, i); __PYX_ERR(0, 131, __pyx_L3_error) }
+      }
+    } else if (unlikely(__pyx_nargs != 1)) {
+      goto __pyx_L5_argtuple_error;
+    } else {
+      values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 131, __pyx_L3_error)
+    }
+    __pyx_v_hook = values[0];
+  }
+  goto __pyx_L6_skip;
+  __pyx_L5_argtuple_error:;
+  __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 131, __pyx_L3_error)
+  __pyx_L6_skip:;
+  goto __pyx_L4_argument_unpacking_done;
+  __pyx_L3_error:;
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_AddTraceback("tvmfast._core._set_current_stream_hook", __pyx_clineno, __pyx_lineno, __pyx_filename);
+  __Pyx_RefNannyFinishContext();
+  return NULL;
+  __pyx_L4_argument_unpacking_done:;
+  __pyx_r = __pyx_pf_7tvmfast_5_core__set_current_stream_hook(__pyx_self, __pyx_v_hook);
+
+  /* function exit code */
+  for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
+    Py_XDECREF(values[__pyx_temp]);
+  }
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_hook) {
+  PyObject *__pyx_r = NULL;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("_set_current_stream_hook", 0);
+
+  /* "tvmfast/_core.pyx":135
+ *     DLPack C exchange API."""
+ *     global _current_cuda_stream
+ *     _current_cuda_stream = hook             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __Pyx_INCREF(__pyx_v_hook);
+  __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__current_cuda_stream);
+  __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__current_cuda_stream, __pyx_v_hook);
+  __Pyx_GIVEREF(__pyx_v_hook);
+
+  /* "tvmfast/_core.pyx":131
+ * 
+ * 
+ * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
+ *     """hook(device_type, device_id) -> int stream, for GPU tensors whose producer has no
+ *     DLPack C exchange API."""
+*/
+
+  /* function exit code */
+  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
+  __Pyx_XGIVEREF(__pyx_r);
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+/* "tvmfast/_core.pyx":138
  * 
  * 
  * def _set_torch_setup_hook(hook):             # <<<<<<<<<<<<<<
@@ -3849,16 +3979,16 @@ return 0;
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7tvmfast_5_core_1_set_torch_setup_hook(PyObject *__pyx_self, 
+static PyObject *__pyx_pw_7tvmfast_5_core_3_set_torch_setup_hook(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core__set_torch_setup_hook, "Called once, with no arguments, the first time an exchange-API tensor type is seen.");
-static PyMethodDef __pyx_mdef_7tvmfast_5_core_1_set_torch_setup_hook = {"_set_torch_setup_hook", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_1_set_torch_setup_hook, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core__set_torch_setup_hook};
-static PyObject *__pyx_pw_7tvmfast_5_core_1_set_torch_setup_hook(PyObject *__pyx_self, 
+PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_2_set_torch_setup_hook, "Called once, with no arguments, the first time an exchange-API tensor type is seen.");
+static PyMethodDef __pyx_mdef_7tvmfast_5_core_3_set_torch_setup_hook = {"_set_torch_setup_hook", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_3_set_torch_setup_hook, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_2_set_torch_setup_hook};
+static PyObject *__pyx_pw_7tvmfast_5_core_3_set_torch_setup_hook(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -3888,32 +4018,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_hook,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 130, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 138, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 130, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 138, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_torch_setup_hook", 0) < (0)) __PYX_ERR(0, 130, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_torch_setup_hook", 0) < (0)) __PYX_ERR(0, 138, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, i); __PYX_ERR(0, 130, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, i); __PYX_ERR(0, 138, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 130, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 138, __pyx_L3_error)
     }
     __pyx_v_hook = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 130, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 138, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -3924,7 +4054,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_7tvmfast_5_core__set_torch_setup_hook(__pyx_self, __pyx_v_hook);
+  __pyx_r = __pyx_pf_7tvmfast_5_core_2_set_torch_setup_hook(__pyx_self, __pyx_v_hook);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -3934,12 +4064,12 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7tvmfast_5_core__set_torch_setup_hook(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_hook) {
+static PyObject *__pyx_pf_7tvmfast_5_core_2_set_torch_setup_hook(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_hook) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_set_torch_setup_hook", 0);
 
-  /* "tvmfast/_core.pyx":133
+  /* "tvmfast/_core.pyx":141
  *     """Called once, with no arguments, the first time an exchange-API tensor type is seen."""
  *     global torch_setup_hook
  *     torch_setup_hook = hook             # <<<<<<<<<<<<<<
@@ -3951,7 +4081,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core__set_torch_setup_hook(CYTHON_UNUSED Py
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_torch_setup_hook, __pyx_v_hook);
   __Pyx_GIVEREF(__pyx_v_hook);
 
-  /* "tvmfast/_core.pyx":130
+  /* "tvmfast/_core.pyx":138
  * 
  * 
  * def _set_torch_setup_hook(hook):             # <<<<<<<<<<<<<<
@@ -3966,7 +4096,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core__set_torch_setup_hook(CYTHON_UNUSED Py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":137
+/* "tvmfast/_core.pyx":145
  * 
  * 
  * cdef const DLPackExchangeAPI* exchange_api_of(object tp):             # <<<<<<<<<<<<<<
@@ -3988,19 +4118,19 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("exchange_api_of", 0);
 
-  /* "tvmfast/_core.pyx":139
+  /* "tvmfast/_core.pyx":147
  * cdef const DLPackExchangeAPI* exchange_api_of(object tp):
  *     """The usable DLPack C exchange API of a type, or NULL."""
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)             # <<<<<<<<<<<<<<
  *     if capsule is None or not PyCapsule_CheckExact(capsule):
  *         return NULL
 */
-  __pyx_t_1 = __Pyx_GetAttr3(__pyx_v_tp, __pyx_mstate_global->__pyx_n_u_dlpack_c_exchange_api, Py_None); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 139, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetAttr3(__pyx_v_tp, __pyx_mstate_global->__pyx_n_u_dlpack_c_exchange_api, Py_None); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 147, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_capsule = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":140
+  /* "tvmfast/_core.pyx":148
  *     """The usable DLPack C exchange API of a type, or NULL."""
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
  *     if capsule is None or not PyCapsule_CheckExact(capsule):             # <<<<<<<<<<<<<<
@@ -4025,7 +4155,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":141
+    /* "tvmfast/_core.pyx":149
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
  *     if capsule is None or not PyCapsule_CheckExact(capsule):
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4038,7 +4168,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":140
+    /* "tvmfast/_core.pyx":148
  *     """The usable DLPack C exchange API of a type, or NULL."""
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
  *     if capsule is None or not PyCapsule_CheckExact(capsule):             # <<<<<<<<<<<<<<
@@ -4047,18 +4177,18 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":142
+  /* "tvmfast/_core.pyx":150
  *     if capsule is None or not PyCapsule_CheckExact(capsule):
  *         return NULL
  *     cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(             # <<<<<<<<<<<<<<
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:
 */
-  __pyx_t_4 = PyCapsule_GetPointer(__pyx_v_capsule, __pyx_k_dlpack_exchange_api); if (unlikely(__pyx_t_4 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 142, __pyx_L1_error)
+  __pyx_t_4 = PyCapsule_GetPointer(__pyx_v_capsule, __pyx_k_dlpack_exchange_api); if (unlikely(__pyx_t_4 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 150, __pyx_L1_error)
   __pyx_v_api = ((DLPackExchangeAPI const *)__pyx_t_4);
 
 
-  /* "tvmfast/_core.pyx":144
+  /* "tvmfast/_core.pyx":152
  *     cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:             # <<<<<<<<<<<<<<
@@ -4070,7 +4200,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":145
+    /* "tvmfast/_core.pyx":153
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4083,7 +4213,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":144
+    /* "tvmfast/_core.pyx":152
  *     cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:             # <<<<<<<<<<<<<<
@@ -4092,7 +4222,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":147
+  /* "tvmfast/_core.pyx":155
  *         return NULL
  *     # Versions with a different major may lay out the table differently.
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:             # <<<<<<<<<<<<<<
@@ -4104,7 +4234,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":148
+    /* "tvmfast/_core.pyx":156
  *     # Versions with a different major may lay out the table differently.
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4117,7 +4247,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":147
+    /* "tvmfast/_core.pyx":155
  *         return NULL
  *     # Versions with a different major may lay out the table differently.
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:             # <<<<<<<<<<<<<<
@@ -4126,7 +4256,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":149
+  /* "tvmfast/_core.pyx":157
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:
  *         return NULL
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:             # <<<<<<<<<<<<<<
@@ -4152,7 +4282,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":150
+    /* "tvmfast/_core.pyx":158
  *         return NULL
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4165,7 +4295,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":149
+    /* "tvmfast/_core.pyx":157
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:
  *         return NULL
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:             # <<<<<<<<<<<<<<
@@ -4174,7 +4304,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":151
+  /* "tvmfast/_core.pyx":159
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:
  *         return NULL
  *     return api             # <<<<<<<<<<<<<<
@@ -4187,7 +4317,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":137
+  /* "tvmfast/_core.pyx":145
  * 
  * 
  * cdef const DLPackExchangeAPI* exchange_api_of(object tp):             # <<<<<<<<<<<<<<
@@ -4208,7 +4338,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":154
+/* "tvmfast/_core.pyx":162
  * 
  * 
  * cdef int classify_type(PyObject* obj) except -1:             # <<<<<<<<<<<<<<
@@ -4243,7 +4373,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("classify_type", 0);
 
-  /* "tvmfast/_core.pyx":157
+  /* "tvmfast/_core.pyx":165
  *     """Find or compute the cache slot of type(obj); returns the slot index."""
  *     global num_cached_types, fast_exchange_type, fast_exchange_api, torch_setup_hook
  *     cdef PyObject* tp = <PyObject*>Py_TYPE(obj)             # <<<<<<<<<<<<<<
@@ -4252,7 +4382,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_tp = ((PyObject *)Py_TYPE(__pyx_v_obj));
 
-  /* "tvmfast/_core.pyx":159
+  /* "tvmfast/_core.pyx":167
  *     cdef PyObject* tp = <PyObject*>Py_TYPE(obj)
  *     cdef int i
  *     for i in range(num_cached_types):             # <<<<<<<<<<<<<<
@@ -4266,7 +4396,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":160
+    /* "tvmfast/_core.pyx":168
  *     cdef int i
  *     for i in range(num_cached_types):
  *         if cached_types[i] == tp:             # <<<<<<<<<<<<<<
@@ -4278,7 +4408,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":161
+      /* "tvmfast/_core.pyx":169
  *     for i in range(num_cached_types):
  *         if cached_types[i] == tp:
  *             return i             # <<<<<<<<<<<<<<
@@ -4291,7 +4421,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":160
+      /* "tvmfast/_core.pyx":168
  *     cdef int i
  *     for i in range(num_cached_types):
  *         if cached_types[i] == tp:             # <<<<<<<<<<<<<<
@@ -4302,7 +4432,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   }
 
 
-  /* "tvmfast/_core.pyx":162
+  /* "tvmfast/_core.pyx":170
  *         if cached_types[i] == tp:
  *             return i
  *     cdef type t = <type>tp             # <<<<<<<<<<<<<<
@@ -4314,7 +4444,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   __pyx_v_t = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":163
+  /* "tvmfast/_core.pyx":171
  *             return i
  *     cdef type t = <type>tp
  *     cdef int kind = KIND_UNSUPPORTED             # <<<<<<<<<<<<<<
@@ -4323,7 +4453,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_UNSUPPORTED;
 
-  /* "tvmfast/_core.pyx":164
+  /* "tvmfast/_core.pyx":172
  *     cdef type t = <type>tp
  *     cdef int kind = KIND_UNSUPPORTED
  *     cdef const DLPackExchangeAPI* api = NULL             # <<<<<<<<<<<<<<
@@ -4332,7 +4462,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_api = NULL;
 
-  /* "tvmfast/_core.pyx":165
+  /* "tvmfast/_core.pyx":173
  *     cdef int kind = KIND_UNSUPPORTED
  *     cdef const DLPackExchangeAPI* api = NULL
  *     if t is bool:             # <<<<<<<<<<<<<<
@@ -4343,7 +4473,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":166
+    /* "tvmfast/_core.pyx":174
  *     cdef const DLPackExchangeAPI* api = NULL
  *     if t is bool:
  *         kind = KIND_BOOL             # <<<<<<<<<<<<<<
@@ -4352,7 +4482,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_BOOL;
 
-    /* "tvmfast/_core.pyx":165
+    /* "tvmfast/_core.pyx":173
  *     cdef int kind = KIND_UNSUPPORTED
  *     cdef const DLPackExchangeAPI* api = NULL
  *     if t is bool:             # <<<<<<<<<<<<<<
@@ -4362,18 +4492,18 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":167
+  /* "tvmfast/_core.pyx":175
  *     if t is bool:
  *         kind = KIND_BOOL
  *     elif issubclass(t, int):             # <<<<<<<<<<<<<<
  *         kind = KIND_INT
  *     elif issubclass(t, float):
 */
-  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyLong_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 167, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyLong_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 175, __pyx_L1_error)
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":168
+    /* "tvmfast/_core.pyx":176
  *         kind = KIND_BOOL
  *     elif issubclass(t, int):
  *         kind = KIND_INT             # <<<<<<<<<<<<<<
@@ -4382,7 +4512,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_INT;
 
-    /* "tvmfast/_core.pyx":167
+    /* "tvmfast/_core.pyx":175
  *     if t is bool:
  *         kind = KIND_BOOL
  *     elif issubclass(t, int):             # <<<<<<<<<<<<<<
@@ -4392,18 +4522,18 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":169
+  /* "tvmfast/_core.pyx":177
  *     elif issubclass(t, int):
  *         kind = KIND_INT
  *     elif issubclass(t, float):             # <<<<<<<<<<<<<<
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:
 */
-  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyFloat_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 169, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyFloat_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 177, __pyx_L1_error)
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":170
+    /* "tvmfast/_core.pyx":178
  *         kind = KIND_INT
  *     elif issubclass(t, float):
  *         kind = KIND_FLOAT             # <<<<<<<<<<<<<<
@@ -4412,7 +4542,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_FLOAT;
 
-    /* "tvmfast/_core.pyx":169
+    /* "tvmfast/_core.pyx":177
  *     elif issubclass(t, int):
  *         kind = KIND_INT
  *     elif issubclass(t, float):             # <<<<<<<<<<<<<<
@@ -4422,7 +4552,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":171
+  /* "tvmfast/_core.pyx":179
  *     elif issubclass(t, float):
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:             # <<<<<<<<<<<<<<
@@ -4434,7 +4564,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":172
+    /* "tvmfast/_core.pyx":180
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:
  *         kind = KIND_NONE             # <<<<<<<<<<<<<<
@@ -4443,7 +4573,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_NONE;
 
-    /* "tvmfast/_core.pyx":171
+    /* "tvmfast/_core.pyx":179
  *     elif issubclass(t, float):
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:             # <<<<<<<<<<<<<<
@@ -4453,7 +4583,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":173
+  /* "tvmfast/_core.pyx":181
  *     elif obj == Py_None:
  *         kind = KIND_NONE
  *     elif t is str:             # <<<<<<<<<<<<<<
@@ -4464,7 +4594,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":174
+    /* "tvmfast/_core.pyx":182
  *         kind = KIND_NONE
  *     elif t is str:
  *         kind = KIND_STR             # <<<<<<<<<<<<<<
@@ -4473,7 +4603,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_STR;
 
-    /* "tvmfast/_core.pyx":173
+    /* "tvmfast/_core.pyx":181
  *     elif obj == Py_None:
  *         kind = KIND_NONE
  *     elif t is str:             # <<<<<<<<<<<<<<
@@ -4483,7 +4613,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":175
+  /* "tvmfast/_core.pyx":183
  *     elif t is str:
  *         kind = KIND_STR
  *     elif issubclass(t, _CObject):             # <<<<<<<<<<<<<<
@@ -4492,12 +4622,12 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_t_5 = __pyx_v_7tvmfast_5_core__CObject;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 175, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 183, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":176
+    /* "tvmfast/_core.pyx":184
  *         kind = KIND_STR
  *     elif issubclass(t, _CObject):
  *         kind = KIND_FFI_OBJECT             # <<<<<<<<<<<<<<
@@ -4506,7 +4636,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_FFI_OBJECT;
 
-    /* "tvmfast/_core.pyx":175
+    /* "tvmfast/_core.pyx":183
  *     elif t is str:
  *         kind = KIND_STR
  *     elif issubclass(t, _CObject):             # <<<<<<<<<<<<<<
@@ -4516,7 +4646,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":178
+  /* "tvmfast/_core.pyx":186
  *         kind = KIND_FFI_OBJECT
  *     else:
  *         api = exchange_api_of(t)             # <<<<<<<<<<<<<<
@@ -4524,10 +4654,10 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
  *             kind = KIND_EXCHANGE
 */
   /*else*/ {
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_exchange_api_of(((PyObject *)__pyx_v_t)); if (unlikely(__pyx_t_6 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 178, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_exchange_api_of(((PyObject *)__pyx_v_t)); if (unlikely(__pyx_t_6 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 186, __pyx_L1_error)
     __pyx_v_api = __pyx_t_6;
 
-    /* "tvmfast/_core.pyx":179
+    /* "tvmfast/_core.pyx":187
  *     else:
  *         api = exchange_api_of(t)
  *         if api != NULL:             # <<<<<<<<<<<<<<
@@ -4539,7 +4669,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":180
+      /* "tvmfast/_core.pyx":188
  *         api = exchange_api_of(t)
  *         if api != NULL:
  *             kind = KIND_EXCHANGE             # <<<<<<<<<<<<<<
@@ -4548,7 +4678,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
       __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_EXCHANGE;
 
-      /* "tvmfast/_core.pyx":179
+      /* "tvmfast/_core.pyx":187
  *     else:
  *         api = exchange_api_of(t)
  *         if api != NULL:             # <<<<<<<<<<<<<<
@@ -4558,18 +4688,18 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       goto __pyx_L7;
     }
 
-    /* "tvmfast/_core.pyx":181
+    /* "tvmfast/_core.pyx":189
  *         if api != NULL:
  *             kind = KIND_EXCHANGE
  *         elif hasattr(t, "__dlpack__"):             # <<<<<<<<<<<<<<
  *             kind = KIND_DLPACK
  *     if num_cached_types == TYPE_CACHE_SIZE:
 */
-    __pyx_t_4 = __Pyx_HasAttr(((PyObject *)__pyx_v_t), __pyx_mstate_global->__pyx_n_u_dlpack); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 181, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_HasAttr(((PyObject *)__pyx_v_t), __pyx_mstate_global->__pyx_n_u_dlpack); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 189, __pyx_L1_error)
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":182
+      /* "tvmfast/_core.pyx":190
  *             kind = KIND_EXCHANGE
  *         elif hasattr(t, "__dlpack__"):
  *             kind = KIND_DLPACK             # <<<<<<<<<<<<<<
@@ -4578,7 +4708,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
       __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_DLPACK;
 
-      /* "tvmfast/_core.pyx":181
+      /* "tvmfast/_core.pyx":189
  *         if api != NULL:
  *             kind = KIND_EXCHANGE
  *         elif hasattr(t, "__dlpack__"):             # <<<<<<<<<<<<<<
@@ -4590,7 +4720,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   }
   __pyx_L6:;
 
-  /* "tvmfast/_core.pyx":183
+  /* "tvmfast/_core.pyx":191
  *         elif hasattr(t, "__dlpack__"):
  *             kind = KIND_DLPACK
  *     if num_cached_types == TYPE_CACHE_SIZE:             # <<<<<<<<<<<<<<
@@ -4602,7 +4732,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":185
+    /* "tvmfast/_core.pyx":193
  *     if num_cached_types == TYPE_CACHE_SIZE:
  *         # Cache full (a program passing dozens of distinct types): classify per call.
  *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind             # <<<<<<<<<<<<<<
@@ -4611,7 +4741,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     (__pyx_v_7tvmfast_5_core_cached_kinds[(__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE - 1)]) = __pyx_v_kind;
 
-    /* "tvmfast/_core.pyx":186
+    /* "tvmfast/_core.pyx":194
  *         # Cache full (a program passing dozens of distinct types): classify per call.
  *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind
  *         cached_apis[TYPE_CACHE_SIZE - 1] = api             # <<<<<<<<<<<<<<
@@ -4620,7 +4750,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     (__pyx_v_7tvmfast_5_core_cached_apis[(__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE - 1)]) = __pyx_v_api;
 
-    /* "tvmfast/_core.pyx":187
+    /* "tvmfast/_core.pyx":195
  *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind
  *         cached_apis[TYPE_CACHE_SIZE - 1] = api
  *         return -2             # <<<<<<<<<<<<<<
@@ -4633,7 +4763,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":183
+    /* "tvmfast/_core.pyx":191
  *         elif hasattr(t, "__dlpack__"):
  *             kind = KIND_DLPACK
  *     if num_cached_types == TYPE_CACHE_SIZE:             # <<<<<<<<<<<<<<
@@ -4642,7 +4772,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   }
 
-  /* "tvmfast/_core.pyx":188
+  /* "tvmfast/_core.pyx":196
  *         cached_apis[TYPE_CACHE_SIZE - 1] = api
  *         return -2
  *     i = num_cached_types             # <<<<<<<<<<<<<<
@@ -4651,7 +4781,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_i = __pyx_v_7tvmfast_5_core_num_cached_types;
 
-  /* "tvmfast/_core.pyx":189
+  /* "tvmfast/_core.pyx":197
  *         return -2
  *     i = num_cached_types
  *     Py_INCREF(t)  # cached types live for the process             # <<<<<<<<<<<<<<
@@ -4660,7 +4790,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   Py_INCREF(((PyObject *)__pyx_v_t));
 
-  /* "tvmfast/_core.pyx":190
+  /* "tvmfast/_core.pyx":198
  *     i = num_cached_types
  *     Py_INCREF(t)  # cached types live for the process
  *     cached_types[i] = tp             # <<<<<<<<<<<<<<
@@ -4669,7 +4799,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   (__pyx_v_7tvmfast_5_core_cached_types[__pyx_v_i]) = __pyx_v_tp;
 
-  /* "tvmfast/_core.pyx":191
+  /* "tvmfast/_core.pyx":199
  *     Py_INCREF(t)  # cached types live for the process
  *     cached_types[i] = tp
  *     cached_kinds[i] = kind             # <<<<<<<<<<<<<<
@@ -4678,7 +4808,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_i]) = __pyx_v_kind;
 
-  /* "tvmfast/_core.pyx":192
+  /* "tvmfast/_core.pyx":200
  *     cached_types[i] = tp
  *     cached_kinds[i] = kind
  *     cached_apis[i] = api             # <<<<<<<<<<<<<<
@@ -4687,7 +4817,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_i]) = __pyx_v_api;
 
-  /* "tvmfast/_core.pyx":193
+  /* "tvmfast/_core.pyx":201
  *     cached_kinds[i] = kind
  *     cached_apis[i] = api
  *     num_cached_types += 1             # <<<<<<<<<<<<<<
@@ -4696,7 +4826,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_7tvmfast_5_core_num_cached_types = (__pyx_v_7tvmfast_5_core_num_cached_types + 1);
 
-  /* "tvmfast/_core.pyx":194
+  /* "tvmfast/_core.pyx":202
  *     cached_apis[i] = api
  *     num_cached_types += 1
  *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:             # <<<<<<<<<<<<<<
@@ -4722,7 +4852,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":195
+    /* "tvmfast/_core.pyx":203
  *     num_cached_types += 1
  *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:
  *         fast_exchange_type = tp             # <<<<<<<<<<<<<<
@@ -4731,7 +4861,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_7tvmfast_5_core_fast_exchange_type = __pyx_v_tp;
 
-    /* "tvmfast/_core.pyx":196
+    /* "tvmfast/_core.pyx":204
  *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:
  *         fast_exchange_type = tp
  *         fast_exchange_api = api             # <<<<<<<<<<<<<<
@@ -4740,7 +4870,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_7tvmfast_5_core_fast_exchange_api = __pyx_v_api;
 
-    /* "tvmfast/_core.pyx":194
+    /* "tvmfast/_core.pyx":202
  *     cached_apis[i] = api
  *     num_cached_types += 1
  *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:             # <<<<<<<<<<<<<<
@@ -4749,7 +4879,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   }
 
-  /* "tvmfast/_core.pyx":197
+  /* "tvmfast/_core.pyx":205
  *         fast_exchange_type = tp
  *         fast_exchange_api = api
  *     if kind == KIND_EXCHANGE and torch_setup_hook is not None:             # <<<<<<<<<<<<<<
@@ -4774,7 +4904,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":200
+    /* "tvmfast/_core.pyx":208
  *         # First exchange-API type seen: set up torch's direct export once (lazily, so
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None             # <<<<<<<<<<<<<<
@@ -4792,7 +4922,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     __Pyx_GIVEREF(__pyx_t_8);
     __pyx_t_8 = 0;
 
-    /* "tvmfast/_core.pyx":201
+    /* "tvmfast/_core.pyx":209
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:             # <<<<<<<<<<<<<<
@@ -4808,7 +4938,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       __Pyx_XGOTREF(__pyx_t_11);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":202
+        /* "tvmfast/_core.pyx":210
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:
  *             hook()             # <<<<<<<<<<<<<<
@@ -4835,12 +4965,12 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
           __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_13, (1-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
           __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 202, __pyx_L15_error)
+          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 210, __pyx_L15_error)
           __Pyx_GOTREF(__pyx_t_8);
         }
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-        /* "tvmfast/_core.pyx":201
+        /* "tvmfast/_core.pyx":209
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:             # <<<<<<<<<<<<<<
@@ -4857,7 +4987,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "tvmfast/_core.pyx":203
+      /* "tvmfast/_core.pyx":211
  *         try:
  *             hook()
  *         except Exception:  # the exchange API path below works without it             # <<<<<<<<<<<<<<
@@ -4871,7 +5001,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       }
       goto __pyx_L17_except_error;
 
-      /* "tvmfast/_core.pyx":201
+      /* "tvmfast/_core.pyx":209
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:             # <<<<<<<<<<<<<<
@@ -4892,7 +5022,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       __pyx_L20_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":197
+    /* "tvmfast/_core.pyx":205
  *         fast_exchange_type = tp
  *         fast_exchange_api = api
  *     if kind == KIND_EXCHANGE and torch_setup_hook is not None:             # <<<<<<<<<<<<<<
@@ -4901,7 +5031,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   }
 
-  /* "tvmfast/_core.pyx":205
+  /* "tvmfast/_core.pyx":213
  *         except Exception:  # the exchange API path below works without it
  *             pass
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):             # <<<<<<<<<<<<<<
@@ -4930,7 +5060,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   }
   __pyx_t_8 = __pyx_v_7tvmfast_5_core__torch_tensor_type;
   __Pyx_INCREF(__pyx_t_8);
-  __pyx_t_7 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_8); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 205, __pyx_L1_error)
+  __pyx_t_7 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_8); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 213, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
   __pyx_t_4 = __pyx_t_7;
@@ -4939,7 +5069,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":206
+    /* "tvmfast/_core.pyx":214
  *             pass
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):
  *         cached_kinds[i] = KIND_TORCH             # <<<<<<<<<<<<<<
@@ -4948,7 +5078,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_i]) = __pyx_e_7tvmfast_5_core_KIND_TORCH;
 
-    /* "tvmfast/_core.pyx":205
+    /* "tvmfast/_core.pyx":213
  *         except Exception:  # the exchange API path below works without it
  *             pass
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):             # <<<<<<<<<<<<<<
@@ -4957,7 +5087,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   }
 
-  /* "tvmfast/_core.pyx":207
+  /* "tvmfast/_core.pyx":215
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):
  *         cached_kinds[i] = KIND_TORCH
  *     return i             # <<<<<<<<<<<<<<
@@ -4970,7 +5100,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":154
+  /* "tvmfast/_core.pyx":162
  * 
  * 
  * cdef int classify_type(PyObject* obj) except -1:             # <<<<<<<<<<<<<<
@@ -4997,7 +5127,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":210
+/* "tvmfast/_core.pyx":218
  * 
  * 
  * cdef object fetch_error():             # <<<<<<<<<<<<<<
@@ -5017,7 +5147,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   PyObject *__pyx_t_3 = NULL;
   __Pyx_RefNannySetupContext("fetch_error", 0);
 
-  /* "tvmfast/_core.pyx":212
+  /* "tvmfast/_core.pyx":220
  * cdef object fetch_error():
  *     """Take the pending Python exception (set by a C API) as an object, or None."""
  *     cdef PyObject* t = NULL             # <<<<<<<<<<<<<<
@@ -5026,7 +5156,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   __pyx_v_t = NULL;
 
-  /* "tvmfast/_core.pyx":213
+  /* "tvmfast/_core.pyx":221
  *     """Take the pending Python exception (set by a C API) as an object, or None."""
  *     cdef PyObject* t = NULL
  *     cdef PyObject* v = NULL             # <<<<<<<<<<<<<<
@@ -5035,7 +5165,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   __pyx_v_v = NULL;
 
-  /* "tvmfast/_core.pyx":214
+  /* "tvmfast/_core.pyx":222
  *     cdef PyObject* t = NULL
  *     cdef PyObject* v = NULL
  *     cdef PyObject* tb = NULL             # <<<<<<<<<<<<<<
@@ -5044,7 +5174,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   __pyx_v_tb = NULL;
 
-  /* "tvmfast/_core.pyx":215
+  /* "tvmfast/_core.pyx":223
  *     cdef PyObject* v = NULL
  *     cdef PyObject* tb = NULL
  *     if PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -5056,7 +5186,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":216
+    /* "tvmfast/_core.pyx":224
  *     cdef PyObject* tb = NULL
  *     if PyErr_Occurred() == NULL:
  *         return None             # <<<<<<<<<<<<<<
@@ -5073,7 +5203,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":215
+    /* "tvmfast/_core.pyx":223
  *     cdef PyObject* v = NULL
  *     cdef PyObject* tb = NULL
  *     if PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -5082,7 +5212,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":217
+  /* "tvmfast/_core.pyx":225
  *     if PyErr_Occurred() == NULL:
  *         return None
  *     PyErr_Fetch(&t, &v, &tb)             # <<<<<<<<<<<<<<
@@ -5091,7 +5221,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   PyErr_Fetch((&__pyx_v_t), (&__pyx_v_v), (&__pyx_v_tb));
 
-  /* "tvmfast/_core.pyx":218
+  /* "tvmfast/_core.pyx":226
  *         return None
  *     PyErr_Fetch(&t, &v, &tb)
  *     PyErr_NormalizeException(&t, &v, &tb)             # <<<<<<<<<<<<<<
@@ -5100,7 +5230,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   PyErr_NormalizeException((&__pyx_v_t), (&__pyx_v_v), (&__pyx_v_tb));
 
-  /* "tvmfast/_core.pyx":219
+  /* "tvmfast/_core.pyx":227
  *     PyErr_Fetch(&t, &v, &tb)
  *     PyErr_NormalizeException(&t, &v, &tb)
  *     if tb != NULL and v != NULL:             # <<<<<<<<<<<<<<
@@ -5126,7 +5256,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":220
+    /* "tvmfast/_core.pyx":228
  *     PyErr_NormalizeException(&t, &v, &tb)
  *     if tb != NULL and v != NULL:
  *         PyException_SetTraceback(v, tb)             # <<<<<<<<<<<<<<
@@ -5135,7 +5265,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
     (void)(PyException_SetTraceback(__pyx_v_v, __pyx_v_tb));
 
-    /* "tvmfast/_core.pyx":219
+    /* "tvmfast/_core.pyx":227
  *     PyErr_Fetch(&t, &v, &tb)
  *     PyErr_NormalizeException(&t, &v, &tb)
  *     if tb != NULL and v != NULL:             # <<<<<<<<<<<<<<
@@ -5144,7 +5274,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":221
+  /* "tvmfast/_core.pyx":229
  *     if tb != NULL and v != NULL:
  *         PyException_SetTraceback(v, tb)
  *     err = <object>v if v != NULL else None             # <<<<<<<<<<<<<<
@@ -5164,7 +5294,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   __pyx_v_err = __pyx_t_3;
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":222
+  /* "tvmfast/_core.pyx":230
  *         PyException_SetTraceback(v, tb)
  *     err = <object>v if v != NULL else None
  *     Py_XDECREF(t)             # <<<<<<<<<<<<<<
@@ -5173,7 +5303,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   Py_XDECREF(__pyx_v_t);
 
-  /* "tvmfast/_core.pyx":223
+  /* "tvmfast/_core.pyx":231
  *     err = <object>v if v != NULL else None
  *     Py_XDECREF(t)
  *     Py_XDECREF(v)             # <<<<<<<<<<<<<<
@@ -5182,7 +5312,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   Py_XDECREF(__pyx_v_v);
 
-  /* "tvmfast/_core.pyx":224
+  /* "tvmfast/_core.pyx":232
  *     Py_XDECREF(t)
  *     Py_XDECREF(v)
  *     Py_XDECREF(tb)             # <<<<<<<<<<<<<<
@@ -5191,7 +5321,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   Py_XDECREF(__pyx_v_tb);
 
-  /* "tvmfast/_core.pyx":225
+  /* "tvmfast/_core.pyx":233
  *     Py_XDECREF(v)
  *     Py_XDECREF(tb)
  *     return err             # <<<<<<<<<<<<<<
@@ -5209,7 +5339,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":210
+  /* "tvmfast/_core.pyx":218
  * 
  * 
  * cdef object fetch_error():             # <<<<<<<<<<<<<<
@@ -5228,7 +5358,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":228
+/* "tvmfast/_core.pyx":236
  * 
  * 
  * cdef str describe(PyObject* obj):             # <<<<<<<<<<<<<<
@@ -5245,16 +5375,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *__pyx_v_obj) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("describe", 0);
 
-  /* "tvmfast/_core.pyx":229
+  /* "tvmfast/_core.pyx":237
  * 
  * cdef str describe(PyObject* obj):
  *     return type(<object>obj).__qualname__             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_obj))), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 229, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_obj))), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 237, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (!(likely(PyUnicode_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_1))) __PYX_ERR(0, 229, __pyx_L1_error)
+  if (!(likely(PyUnicode_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_1))) __PYX_ERR(0, 237, __pyx_L1_error)
   {
     PyObject *__pyx_temp;
     {
@@ -5266,7 +5396,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *__pyx_v_obj) {
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":228
+  /* "tvmfast/_core.pyx":236
  * 
  * 
  * cdef str describe(PyObject* obj):             # <<<<<<<<<<<<<<
@@ -5285,7 +5415,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *__pyx_v_obj) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":232
+/* "tvmfast/_core.pyx":240
  * 
  * 
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -5310,7 +5440,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_unsupported", 0);
 
-  /* "tvmfast/_core.pyx":233
+  /* "tvmfast/_core.pyx":241
  * 
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -5319,26 +5449,26 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
 */
   __pyx_t_2 = NULL;
 
-  /* "tvmfast/_core.pyx":234
+  /* "tvmfast/_core.pyx":242
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "             # <<<<<<<<<<<<<<
  *         f"__dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; "
  *         f"got {describe(obj)}")
 */
-  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 234, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 242, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  /* "tvmfast/_core.pyx":236
+  /* "tvmfast/_core.pyx":244
  *         f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "
  *         f"__dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; "
  *         f"got {describe(obj)}")             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 236, __pyx_L1_error)
+  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 244, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 236, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 244, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -5346,7 +5476,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   __pyx_t_6[2] = __pyx_mstate_global->__pyx_kp_u_expected_a_tensor_torch_Tensor;
   __pyx_t_6[3] = __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":234
+  /* "tvmfast/_core.pyx":242
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "             # <<<<<<<<<<<<<<
@@ -5362,7 +5492,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   __pyx_t_8 |= __Pyx_PyUnicode_KIND_04(__pyx_t_6[3]);
   #endif
   __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_6, 4, __pyx_t_7, __pyx_t_8);
-  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 234, __pyx_L1_error)
+  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 242, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -5372,14 +5502,14 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 233, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 241, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 233, __pyx_L1_error)
+  __PYX_ERR(0, 241, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":232
+  /* "tvmfast/_core.pyx":240
  * 
  * 
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -5401,7 +5531,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":239
+/* "tvmfast/_core.pyx":247
  * 
  * 
  * cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,             # <<<<<<<<<<<<<<
@@ -5419,7 +5549,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":242
+  /* "tvmfast/_core.pyx":250
  *                             const DLPackExchangeAPI* api) except -1:
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:             # <<<<<<<<<<<<<<
@@ -5431,17 +5561,17 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":243
+    /* "tvmfast/_core.pyx":251
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
  *         raise_misaligned(dl, pos, st.align_mask + 1)             # <<<<<<<<<<<<<<
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:
 */
-    __pyx_t_2 = __pyx_f_7tvmfast_5_core_raise_misaligned(__pyx_v_dl, __pyx_v_pos, (__pyx_v_st->align_mask + 1)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 243, __pyx_L1_error)
+    __pyx_t_2 = __pyx_f_7tvmfast_5_core_raise_misaligned(__pyx_v_dl, __pyx_v_pos, (__pyx_v_st->align_mask + 1)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 251, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":242
+    /* "tvmfast/_core.pyx":250
  *                             const DLPackExchangeAPI* api) except -1:
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:             # <<<<<<<<<<<<<<
@@ -5450,7 +5580,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
   }
 
-  /* "tvmfast/_core.pyx":244
+  /* "tvmfast/_core.pyx":252
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:             # <<<<<<<<<<<<<<
@@ -5462,7 +5592,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":245
+    /* "tvmfast/_core.pyx":253
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -5474,7 +5604,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":246
+      /* "tvmfast/_core.pyx":254
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:
  *             st.cpu_pos = <int32_t>pos             # <<<<<<<<<<<<<<
@@ -5483,7 +5613,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
       __pyx_v_st->cpu_pos = ((int32_t)__pyx_v_pos);
 
-      /* "tvmfast/_core.pyx":245
+      /* "tvmfast/_core.pyx":253
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -5492,7 +5622,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
     }
 
-    /* "tvmfast/_core.pyx":244
+    /* "tvmfast/_core.pyx":252
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:             # <<<<<<<<<<<<<<
@@ -5502,7 +5632,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
     goto __pyx_L4;
   }
 
-  /* "tvmfast/_core.pyx":247
+  /* "tvmfast/_core.pyx":255
  *         if st.cpu_pos < 0:
  *             st.cpu_pos = <int32_t>pos
  *     elif st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -5514,7 +5644,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":248
+    /* "tvmfast/_core.pyx":256
  *             st.cpu_pos = <int32_t>pos
  *     elif st.device_type < 0:
  *         st.device_type = dl.device.device_type             # <<<<<<<<<<<<<<
@@ -5525,7 +5655,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 
     __pyx_v_st->device_type = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":249
+    /* "tvmfast/_core.pyx":257
  *     elif st.device_type < 0:
  *         st.device_type = dl.device.device_type
  *         st.device_id = dl.device.device_id             # <<<<<<<<<<<<<<
@@ -5536,7 +5666,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 
     __pyx_v_st->device_id = __pyx_t_4;
 
-    /* "tvmfast/_core.pyx":250
+    /* "tvmfast/_core.pyx":258
  *         st.device_type = dl.device.device_type
  *         st.device_id = dl.device.device_id
  *         st.device_pos = <int32_t>pos             # <<<<<<<<<<<<<<
@@ -5545,7 +5675,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
     __pyx_v_st->device_pos = ((int32_t)__pyx_v_pos);
 
-    /* "tvmfast/_core.pyx":251
+    /* "tvmfast/_core.pyx":259
  *         st.device_id = dl.device.device_id
  *         st.device_pos = <int32_t>pos
  *         st.stream_api = api             # <<<<<<<<<<<<<<
@@ -5554,7 +5684,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
     __pyx_v_st->stream_api = __pyx_v_api;
 
-    /* "tvmfast/_core.pyx":247
+    /* "tvmfast/_core.pyx":255
  *         if st.cpu_pos < 0:
  *             st.cpu_pos = <int32_t>pos
  *     elif st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -5564,7 +5694,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   }
   __pyx_L4:;
 
-  /* "tvmfast/_core.pyx":252
+  /* "tvmfast/_core.pyx":260
  *         st.device_pos = <int32_t>pos
  *         st.stream_api = api
  *     return 0             # <<<<<<<<<<<<<<
@@ -5577,7 +5707,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":239
+  /* "tvmfast/_core.pyx":247
  * 
  * 
  * cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,             # <<<<<<<<<<<<<<
@@ -5594,7 +5724,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":255
+/* "tvmfast/_core.pyx":263
  * 
  * 
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:             # <<<<<<<<<<<<<<
@@ -5624,7 +5754,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_misaligned", 0);
 
-  /* "tvmfast/_core.pyx":257
+  /* "tvmfast/_core.pyx":265
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:
  *     cdef int i
  *     for i in range(dl.ndim):             # <<<<<<<<<<<<<<
@@ -5638,7 +5768,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":258
+    /* "tvmfast/_core.pyx":266
  *     cdef int i
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:             # <<<<<<<<<<<<<<
@@ -5650,7 +5780,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":259
+      /* "tvmfast/_core.pyx":267
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:
  *             return 0  # empty tensors have no data to misread             # <<<<<<<<<<<<<<
@@ -5663,7 +5793,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":258
+      /* "tvmfast/_core.pyx":266
  *     cdef int i
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:             # <<<<<<<<<<<<<<
@@ -5674,7 +5804,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   }
 
 
-  /* "tvmfast/_core.pyx":260
+  /* "tvmfast/_core.pyx":268
  *         if dl.shape[i] == 0:
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(             # <<<<<<<<<<<<<<
@@ -5683,29 +5813,29 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
 */
   __pyx_t_6 = NULL;
 
-  /* "tvmfast/_core.pyx":261
+  /* "tvmfast/_core.pyx":269
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "             # <<<<<<<<<<<<<<
  *         f"{alignment}-byte aligned. TVM kernels built with default buffers assume aligned data "
  *         f"and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, "
 */
-  __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 261, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 269, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyLong_From_uint64_t((((uint64_t)__pyx_v_dl->data) + __pyx_v_dl->byte_offset)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 261, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyLong_From_uint64_t((((uint64_t)__pyx_v_dl->data) + __pyx_v_dl->byte_offset)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 269, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_9 = __Pyx_PyObject_Format(__pyx_t_8, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 261, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_Format(__pyx_t_8, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 269, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "tvmfast/_core.pyx":262
+  /* "tvmfast/_core.pyx":270
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "
  *         f"{alignment}-byte aligned. TVM kernels built with default buffers assume aligned data "             # <<<<<<<<<<<<<<
  *         f"and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, "
  *         f"bind(..., alignment=1)")
 */
-  __pyx_t_8 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_alignment, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 262, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_alignment, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 270, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_10[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
   __pyx_t_10[1] = __pyx_t_7;
@@ -5715,7 +5845,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   __pyx_t_10[5] = __pyx_t_8;
   __pyx_t_10[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned_TVM_kernels_built;
 
-  /* "tvmfast/_core.pyx":261
+  /* "tvmfast/_core.pyx":269
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "             # <<<<<<<<<<<<<<
@@ -5731,7 +5861,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   __pyx_t_3 |= __Pyx_PyUnicode_KIND_04(__pyx_t_10[3]);
   #endif
   __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_10, 7, __pyx_t_11, __pyx_t_3);
-  if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 261, __pyx_L1_error)
+  if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 269, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
@@ -5742,14 +5872,14 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
     __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 260, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 268, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
   __Pyx_Raise(__pyx_t_5, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __PYX_ERR(0, 260, __pyx_L1_error)
+  __PYX_ERR(0, 268, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":255
+  /* "tvmfast/_core.pyx":263
  * 
  * 
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:             # <<<<<<<<<<<<<<
@@ -5774,7 +5904,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":267
+/* "tvmfast/_core.pyx":275
  * 
  * 
  * cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -5794,7 +5924,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":272
+  /* "tvmfast/_core.pyx":280
  *     cdef DLManagedTensorVersioned* managed
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:             # <<<<<<<<<<<<<<
@@ -5806,7 +5936,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":273
+    /* "tvmfast/_core.pyx":281
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:             # <<<<<<<<<<<<<<
@@ -5830,7 +5960,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
       goto __pyx_L4;
     }
 
-    /* "tvmfast/_core.pyx":275
+    /* "tvmfast/_core.pyx":283
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:             # <<<<<<<<<<<<<<
@@ -5842,17 +5972,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":276
+      /* "tvmfast/_core.pyx":284
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
  *             reraise_export_error(obj, pos)             # <<<<<<<<<<<<<<
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 276, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 284, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":275
+      /* "tvmfast/_core.pyx":283
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:             # <<<<<<<<<<<<<<
@@ -5862,7 +5992,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     }
     __pyx_L4:;
 
-    /* "tvmfast/_core.pyx":277
+    /* "tvmfast/_core.pyx":285
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
  *             reraise_export_error(obj, pos)
  *         out.type_index = kTVMFFIDLTensorPtr             # <<<<<<<<<<<<<<
@@ -5871,7 +6001,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->type_index = kTVMFFIDLTensorPtr;
 
-    /* "tvmfast/_core.pyx":278
+    /* "tvmfast/_core.pyx":286
  *             reraise_export_error(obj, pos)
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -5880,7 +6010,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->zero_padding = 0;
 
-    /* "tvmfast/_core.pyx":279
+    /* "tvmfast/_core.pyx":287
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0
  *         out.v_ptr = dl             # <<<<<<<<<<<<<<
@@ -5889,7 +6019,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->v_ptr = __pyx_v_dl;
 
-    /* "tvmfast/_core.pyx":280
+    /* "tvmfast/_core.pyx":288
  *         out.zero_padding = 0
  *         out.v_ptr = dl
  *         st.n_dltensor_ptr += 1             # <<<<<<<<<<<<<<
@@ -5898,7 +6028,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->n_dltensor_ptr = (__pyx_v_st->n_dltensor_ptr + 1);
 
-    /* "tvmfast/_core.pyx":272
+    /* "tvmfast/_core.pyx":280
  *     cdef DLManagedTensorVersioned* managed
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:             # <<<<<<<<<<<<<<
@@ -5908,7 +6038,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     goto __pyx_L3;
   }
 
-  /* "tvmfast/_core.pyx":282
+  /* "tvmfast/_core.pyx":290
  *         st.n_dltensor_ptr += 1
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:             # <<<<<<<<<<<<<<
@@ -5921,17 +6051,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":283
+      /* "tvmfast/_core.pyx":291
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)             # <<<<<<<<<<<<<<
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 283, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 291, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":282
+      /* "tvmfast/_core.pyx":290
  *         st.n_dltensor_ptr += 1
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:             # <<<<<<<<<<<<<<
@@ -5940,7 +6070,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     }
 
-    /* "tvmfast/_core.pyx":284
+    /* "tvmfast/_core.pyx":292
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -5952,7 +6082,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":285
+      /* "tvmfast/_core.pyx":293
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:             # <<<<<<<<<<<<<<
@@ -5964,7 +6094,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
       if (__pyx_t_1) {
 
 
-        /* "tvmfast/_core.pyx":286
+        /* "tvmfast/_core.pyx":294
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:
  *                 managed.deleter(managed)             # <<<<<<<<<<<<<<
@@ -5973,7 +6103,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
         __pyx_v_managed->deleter(__pyx_v_managed);
 
-        /* "tvmfast/_core.pyx":285
+        /* "tvmfast/_core.pyx":293
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:             # <<<<<<<<<<<<<<
@@ -5982,17 +6112,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
       }
 
-      /* "tvmfast/_core.pyx":287
+      /* "tvmfast/_core.pyx":295
  *             if managed.deleter != NULL:
  *                 managed.deleter(managed)
  *             raise_ffi_error()             # <<<<<<<<<<<<<<
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 287, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 295, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":284
+      /* "tvmfast/_core.pyx":292
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -6001,7 +6131,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     }
 
-    /* "tvmfast/_core.pyx":288
+    /* "tvmfast/_core.pyx":296
  *                 managed.deleter(managed)
  *             raise_ffi_error()
  *         st.owned[st.n_owned] = handle             # <<<<<<<<<<<<<<
@@ -6010,7 +6140,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     (__pyx_v_st->owned[__pyx_v_st->n_owned]) = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":289
+    /* "tvmfast/_core.pyx":297
  *             raise_ffi_error()
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1             # <<<<<<<<<<<<<<
@@ -6019,7 +6149,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->n_owned = (__pyx_v_st->n_owned + 1);
 
-    /* "tvmfast/_core.pyx":290
+    /* "tvmfast/_core.pyx":298
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1
  *         dl[0] = managed.dl_tensor             # <<<<<<<<<<<<<<
@@ -6031,7 +6161,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     (__pyx_v_dl[0]) = __pyx_t_4;
 
 
-    /* "tvmfast/_core.pyx":291
+    /* "tvmfast/_core.pyx":299
  *         st.n_owned += 1
  *         dl[0] = managed.dl_tensor
  *         out.type_index = kTVMFFITensor             # <<<<<<<<<<<<<<
@@ -6040,7 +6170,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->type_index = kTVMFFITensor;
 
-    /* "tvmfast/_core.pyx":292
+    /* "tvmfast/_core.pyx":300
  *         dl[0] = managed.dl_tensor
  *         out.type_index = kTVMFFITensor
  *         out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6049,7 +6179,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->zero_padding = 0;
 
-    /* "tvmfast/_core.pyx":293
+    /* "tvmfast/_core.pyx":301
  *         out.type_index = kTVMFFITensor
  *         out.zero_padding = 0
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
@@ -6060,7 +6190,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   }
   __pyx_L3:;
 
-  /* "tvmfast/_core.pyx":294
+  /* "tvmfast/_core.pyx":302
  *         out.zero_padding = 0
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -6072,7 +6202,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":295
+    /* "tvmfast/_core.pyx":303
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:
  *         st.exemplar = <void*>obj             # <<<<<<<<<<<<<<
@@ -6081,7 +6211,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->exemplar = ((void *)__pyx_v_obj);
 
-    /* "tvmfast/_core.pyx":294
+    /* "tvmfast/_core.pyx":302
  *         out.zero_padding = 0
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -6090,17 +6220,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
   }
 
-  /* "tvmfast/_core.pyx":296
+  /* "tvmfast/_core.pyx":304
  *     if st.exemplar == NULL:
  *         st.exemplar = <void*>obj
  *     note_device(st, dl, pos, api)             # <<<<<<<<<<<<<<
  *     return 0
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 296, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 304, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":297
+  /* "tvmfast/_core.pyx":305
  *         st.exemplar = <void*>obj
  *     note_device(st, dl, pos, api)
  *     return 0             # <<<<<<<<<<<<<<
@@ -6113,7 +6243,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":267
+  /* "tvmfast/_core.pyx":275
  * 
  * 
  * cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -6132,7 +6262,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":300
+/* "tvmfast/_core.pyx":308
  * 
  * 
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -6160,19 +6290,19 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("reraise_export_error", 0);
 
-  /* "tvmfast/_core.pyx":302
+  /* "tvmfast/_core.pyx":310
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:
  *     """The producer refused to export a tensor (meta device, unsupported dtype...)."""
  *     err = fetch_error()             # <<<<<<<<<<<<<<
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_fetch_error(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 302, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_fetch_error(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 310, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_err = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":303
+  /* "tvmfast/_core.pyx":311
  *     """The producer refused to export a tensor (meta device, unsupported dtype...)."""
  *     err = fetch_error()
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -6181,18 +6311,18 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
 */
   __pyx_t_2 = NULL;
 
-  /* "tvmfast/_core.pyx":304
+  /* "tvmfast/_core.pyx":312
  *     err = fetch_error()
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"             # <<<<<<<<<<<<<<
  *         + (f": {err}" if err is not None else "")) from err
  * 
 */
-  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 304, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 312, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 304, __pyx_L1_error)
+  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 312, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 304, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 312, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -6209,12 +6339,12 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   __pyx_t_8 |= __Pyx_PyUnicode_KIND_04(__pyx_t_6[3]);
   #endif
   __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_6, 5, __pyx_t_7, __pyx_t_8);
-  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 304, __pyx_L1_error)
+  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 312, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":305
+  /* "tvmfast/_core.pyx":313
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"
  *         + (f": {err}" if err is not None else "")) from err             # <<<<<<<<<<<<<<
@@ -6223,9 +6353,9 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
 */
   __pyx_t_9 = (__pyx_v_err != Py_None);
   if (__pyx_t_9) {
-    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_err, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 305, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_err, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 313, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_10 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u__2, __pyx_t_3); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 305, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u__2, __pyx_t_3); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 313, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_5 = __pyx_t_10;
@@ -6235,7 +6365,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
     __pyx_t_5 = __pyx_mstate_global->__pyx_kp_u__3;
   }
 
-  __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlaceSafe(__pyx_t_4, __pyx_t_5); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 305, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlaceSafe(__pyx_t_4, __pyx_t_5); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 313, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -6245,14 +6375,14 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 303, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 311, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, __pyx_v_err);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 303, __pyx_L1_error)
+  __PYX_ERR(0, 311, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":300
+  /* "tvmfast/_core.pyx":308
  * 
  * 
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -6276,7 +6406,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":308
+/* "tvmfast/_core.pyx":316
  * 
  * 
  * cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -6329,7 +6459,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("convert_slow", 0);
 
-  /* "tvmfast/_core.pyx":312
+  /* "tvmfast/_core.pyx":320
  *     """Every kind but the cached exchange type."""
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:             # <<<<<<<<<<<<<<
@@ -6340,20 +6470,20 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     case __pyx_e_7tvmfast_5_core_KIND_EXCHANGE:
     case __pyx_e_7tvmfast_5_core_KIND_TORCH:
 
-    /* "tvmfast/_core.pyx":313
+    /* "tvmfast/_core.pyx":321
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)             # <<<<<<<<<<<<<<
  *     out.zero_padding = 0
  *     if kind == KIND_INT:
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_TORCH)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 313, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_TORCH)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 321, __pyx_L1_error)
     {
       __pyx_r = __pyx_t_1;
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":312
+    /* "tvmfast/_core.pyx":320
  *     """Every kind but the cached exchange type."""
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:             # <<<<<<<<<<<<<<
@@ -6364,7 +6494,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     default: break;
   }
 
-  /* "tvmfast/_core.pyx":314
+  /* "tvmfast/_core.pyx":322
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6373,7 +6503,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
   __pyx_v_out->zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":315
+  /* "tvmfast/_core.pyx":323
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0
  *     if kind == KIND_INT:             # <<<<<<<<<<<<<<
@@ -6383,7 +6513,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   switch (__pyx_v_kind) {
     case __pyx_e_7tvmfast_5_core_KIND_INT:
 
-    /* "tvmfast/_core.pyx":316
+    /* "tvmfast/_core.pyx":324
  *     out.zero_padding = 0
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt             # <<<<<<<<<<<<<<
@@ -6392,7 +6522,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIInt;
 
-    /* "tvmfast/_core.pyx":317
+    /* "tvmfast/_core.pyx":325
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6408,17 +6538,17 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XGOTREF(__pyx_t_4);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":318
+        /* "tvmfast/_core.pyx":326
  *         out.type_index = kTVMFFIInt
  *         try:
  *             out.v_int64 = PyLong_AsLongLong(obj)             # <<<<<<<<<<<<<<
  *         except OverflowError:
  *             raise OverflowError(
 */
-        __pyx_t_5 = PyLong_AsLongLong(__pyx_v_obj); if (unlikely(__pyx_t_5 == ((PY_LONG_LONG)-1LL) && PyErr_Occurred())) __PYX_ERR(0, 318, __pyx_L3_error)
+        __pyx_t_5 = PyLong_AsLongLong(__pyx_v_obj); if (unlikely(__pyx_t_5 == ((PY_LONG_LONG)-1LL) && PyErr_Occurred())) __PYX_ERR(0, 326, __pyx_L3_error)
         __pyx_v_out->v_int64 = __pyx_t_5;
 
-        /* "tvmfast/_core.pyx":317
+        /* "tvmfast/_core.pyx":325
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6432,7 +6562,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       goto __pyx_L8_try_end;
       __pyx_L3_error:;
 
-      /* "tvmfast/_core.pyx":319
+      /* "tvmfast/_core.pyx":327
  *         try:
  *             out.v_int64 = PyLong_AsLongLong(obj)
  *         except OverflowError:             # <<<<<<<<<<<<<<
@@ -6442,12 +6572,12 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_OverflowError))));
       if (__pyx_t_1) {
         __Pyx_AddTraceback("tvmfast._core.convert_slow", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_6, &__pyx_t_7, &__pyx_t_8) < 0) __PYX_ERR(0, 319, __pyx_L5_except_error)
+        if (__Pyx_GetException(&__pyx_t_6, &__pyx_t_7, &__pyx_t_8) < 0) __PYX_ERR(0, 327, __pyx_L5_except_error)
         __Pyx_XGOTREF(__pyx_t_6);
         __Pyx_XGOTREF(__pyx_t_7);
         __Pyx_XGOTREF(__pyx_t_8);
 
-        /* "tvmfast/_core.pyx":320
+        /* "tvmfast/_core.pyx":328
  *             out.v_int64 = PyLong_AsLongLong(obj)
  *         except OverflowError:
  *             raise OverflowError(             # <<<<<<<<<<<<<<
@@ -6456,16 +6586,16 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
         __pyx_t_10 = NULL;
 
-        /* "tvmfast/_core.pyx":321
+        /* "tvmfast/_core.pyx":329
  *         except OverflowError:
  *             raise OverflowError(
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None             # <<<<<<<<<<<<<<
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat
 */
-        __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 321, __pyx_L5_except_error)
+        __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 329, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_11);
-        __pyx_t_12 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_obj), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 321, __pyx_L5_except_error)
+        __pyx_t_12 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_obj), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 329, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_12);
         __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
         __pyx_t_13[1] = __pyx_t_11;
@@ -6481,7 +6611,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[3]);
         #endif
         __pyx_t_15 = __Pyx_PyUnicode_Join(__pyx_t_13, 5, __pyx_t_14, __pyx_t_1);
-        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 321, __pyx_L5_except_error)
+        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 329, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_15);
         __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
@@ -6491,16 +6621,16 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_OverflowError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
           __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 320, __pyx_L5_except_error)
+          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 328, __pyx_L5_except_error)
           __Pyx_GOTREF(__pyx_t_9);
         }
         __Pyx_Raise(__pyx_t_9, 0, 0, Py_None);
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        __PYX_ERR(0, 320, __pyx_L5_except_error)
+        __PYX_ERR(0, 328, __pyx_L5_except_error)
       }
       goto __pyx_L5_except_error;
 
-      /* "tvmfast/_core.pyx":317
+      /* "tvmfast/_core.pyx":325
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6516,7 +6646,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_L8_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":315
+    /* "tvmfast/_core.pyx":323
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0
  *     if kind == KIND_INT:             # <<<<<<<<<<<<<<
@@ -6526,7 +6656,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_FLOAT:
 
-    /* "tvmfast/_core.pyx":323
+    /* "tvmfast/_core.pyx":331
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat             # <<<<<<<<<<<<<<
@@ -6535,18 +6665,18 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIFloat;
 
-    /* "tvmfast/_core.pyx":324
+    /* "tvmfast/_core.pyx":332
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat
  *         out.v_float64 = <double>(<object>obj)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool
 */
-    __pyx_t_17 = __Pyx_PyFloat_AsDouble(((PyObject *)__pyx_v_obj)); if (unlikely((__pyx_t_17 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 324, __pyx_L1_error)
+    __pyx_t_17 = __Pyx_PyFloat_AsDouble(((PyObject *)__pyx_v_obj)); if (unlikely((__pyx_t_17 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 332, __pyx_L1_error)
     __pyx_v_out->v_float64 = ((double)__pyx_t_17);
 
 
-    /* "tvmfast/_core.pyx":322
+    /* "tvmfast/_core.pyx":330
  *             raise OverflowError(
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None
  *     elif kind == KIND_FLOAT:             # <<<<<<<<<<<<<<
@@ -6556,7 +6686,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_BOOL:
 
-    /* "tvmfast/_core.pyx":326
+    /* "tvmfast/_core.pyx":334
  *         out.v_float64 = <double>(<object>obj)
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool             # <<<<<<<<<<<<<<
@@ -6565,7 +6695,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIBool;
 
-    /* "tvmfast/_core.pyx":327
+    /* "tvmfast/_core.pyx":335
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool
  *         out.v_int64 = 1 if obj == Py_True else 0             # <<<<<<<<<<<<<<
@@ -6584,7 +6714,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 
     __pyx_v_out->v_int64 = __pyx_t_18;
 
-    /* "tvmfast/_core.pyx":325
+    /* "tvmfast/_core.pyx":333
  *         out.type_index = kTVMFFIFloat
  *         out.v_float64 = <double>(<object>obj)
  *     elif kind == KIND_BOOL:             # <<<<<<<<<<<<<<
@@ -6594,7 +6724,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_NONE:
 
-    /* "tvmfast/_core.pyx":329
+    /* "tvmfast/_core.pyx":337
  *         out.v_int64 = 1 if obj == Py_True else 0
  *     elif kind == KIND_NONE:
  *         out.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -6603,7 +6733,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFINone;
 
-    /* "tvmfast/_core.pyx":330
+    /* "tvmfast/_core.pyx":338
  *     elif kind == KIND_NONE:
  *         out.type_index = kTVMFFINone
  *         out.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -6612,7 +6742,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->v_int64 = 0;
 
-    /* "tvmfast/_core.pyx":328
+    /* "tvmfast/_core.pyx":336
  *         out.type_index = kTVMFFIBool
  *         out.v_int64 = 1 if obj == Py_True else 0
  *     elif kind == KIND_NONE:             # <<<<<<<<<<<<<<
@@ -6622,7 +6752,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_STR:
 
-    /* "tvmfast/_core.pyx":333
+    /* "tvmfast/_core.pyx":341
  *     elif kind == KIND_STR:
  *         # Valid while the str lives, i.e. for the whole call (the caller holds it).
  *         out.type_index = kTVMFFIRawStr             # <<<<<<<<<<<<<<
@@ -6631,18 +6761,18 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIRawStr;
 
-    /* "tvmfast/_core.pyx":334
+    /* "tvmfast/_core.pyx":342
  *         # Valid while the str lives, i.e. for the whole call (the caller holds it).
  *         out.type_index = kTVMFFIRawStr
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
 */
-    __pyx_t_20 = PyUnicode_AsUTF8AndSize(__pyx_v_obj, NULL); if (unlikely(__pyx_t_20 == ((void *)NULL))) __PYX_ERR(0, 334, __pyx_L1_error)
+    __pyx_t_20 = PyUnicode_AsUTF8AndSize(__pyx_v_obj, NULL); if (unlikely(__pyx_t_20 == ((void *)NULL))) __PYX_ERR(0, 342, __pyx_L1_error)
     __pyx_v_out->v_ptr = ((void *)__pyx_t_20);
 
 
-    /* "tvmfast/_core.pyx":331
+    /* "tvmfast/_core.pyx":339
  *         out.type_index = kTVMFFINone
  *         out.v_int64 = 0
  *     elif kind == KIND_STR:             # <<<<<<<<<<<<<<
@@ -6652,7 +6782,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_FFI_OBJECT:
 
-    /* "tvmfast/_core.pyx":336
+    /* "tvmfast/_core.pyx":344
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()             # <<<<<<<<<<<<<<
@@ -6666,15 +6796,15 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
       __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_16, (1-__pyx_t_16) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 336, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 344, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
-    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_8); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 336, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_8); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 344, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_v_handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_21));
 
 
-    /* "tvmfast/_core.pyx":337
+    /* "tvmfast/_core.pyx":345
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:             # <<<<<<<<<<<<<<
@@ -6686,7 +6816,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (unlikely(__pyx_t_19)) {
 
 
-      /* "tvmfast/_core.pyx":338
+      /* "tvmfast/_core.pyx":346
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")             # <<<<<<<<<<<<<<
@@ -6694,11 +6824,11 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
  *         out.v_ptr = handle
 */
       __pyx_t_7 = NULL;
-      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 338, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 346, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_9 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 338, __pyx_L1_error)
+      __pyx_t_9 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 346, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_9); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 338, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_9); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 346, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -6715,7 +6845,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[3]);
       #endif
       __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_13, 5, __pyx_t_14, __pyx_t_1);
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 338, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 346, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
@@ -6725,14 +6855,14 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 338, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 346, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 338, __pyx_L1_error)
+      __PYX_ERR(0, 346, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":337
+      /* "tvmfast/_core.pyx":345
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:             # <<<<<<<<<<<<<<
@@ -6741,7 +6871,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     }
 
-    /* "tvmfast/_core.pyx":339
+    /* "tvmfast/_core.pyx":347
  *         if handle == NULL:
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")
  *         out.type_index = (<TVMFFIObject*>handle).type_index             # <<<<<<<<<<<<<<
@@ -6752,7 +6882,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 
     __pyx_v_out->type_index = __pyx_t_22;
 
-    /* "tvmfast/_core.pyx":340
+    /* "tvmfast/_core.pyx":348
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
@@ -6761,7 +6891,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->v_ptr = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":341
+    /* "tvmfast/_core.pyx":349
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -6773,17 +6903,17 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (__pyx_t_19) {
 
 
-      /* "tvmfast/_core.pyx":342
+      /* "tvmfast/_core.pyx":350
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:
  *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
 */
-      __pyx_t_1 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 342, __pyx_L1_error)
+      __pyx_t_1 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 350, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":341
+      /* "tvmfast/_core.pyx":349
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -6792,7 +6922,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     }
 
-    /* "tvmfast/_core.pyx":335
+    /* "tvmfast/_core.pyx":343
  *         out.type_index = kTVMFFIRawStr
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)
  *     elif kind == KIND_FFI_OBJECT:             # <<<<<<<<<<<<<<
@@ -6802,7 +6932,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_DLPACK:
 
-    /* "tvmfast/_core.pyx":345
+    /* "tvmfast/_core.pyx":353
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -6818,7 +6948,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XGOTREF(__pyx_t_2);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":346
+        /* "tvmfast/_core.pyx":354
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)             # <<<<<<<<<<<<<<
@@ -6845,13 +6975,13 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
           __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 346, __pyx_L13_error)
+          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 354, __pyx_L13_error)
           __Pyx_GOTREF(__pyx_t_8);
         }
         __pyx_v_tensor = __pyx_t_8;
         __pyx_t_8 = 0;
 
-        /* "tvmfast/_core.pyx":345
+        /* "tvmfast/_core.pyx":353
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -6873,7 +7003,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
 
-      /* "tvmfast/_core.pyx":347
+      /* "tvmfast/_core.pyx":355
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:             # <<<<<<<<<<<<<<
@@ -6883,7 +7013,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_Exception))));
       if (__pyx_t_1) {
         __Pyx_AddTraceback("tvmfast._core.convert_slow", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_8, &__pyx_t_7, &__pyx_t_9) < 0) __PYX_ERR(0, 347, __pyx_L15_except_error)
+        if (__Pyx_GetException(&__pyx_t_8, &__pyx_t_7, &__pyx_t_9) < 0) __PYX_ERR(0, 355, __pyx_L15_except_error)
         __Pyx_XGOTREF(__pyx_t_8);
         __Pyx_XGOTREF(__pyx_t_7);
         __Pyx_XGOTREF(__pyx_t_9);
@@ -6891,7 +7021,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_v_e = __pyx_t_7;
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":348
+          /* "tvmfast/_core.pyx":356
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:
  *             raise TypeError(             # <<<<<<<<<<<<<<
@@ -6900,21 +7030,21 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
           __pyx_t_6 = NULL;
 
-          /* "tvmfast/_core.pyx":349
+          /* "tvmfast/_core.pyx":357
  *         except Exception as e:
  *             raise TypeError(
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"             # <<<<<<<<<<<<<<
  *             ) from e
  *         if st.temps == NULL:
 */
-          __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 349, __pyx_L24_error)
+          __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 357, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_10);
-          __pyx_t_12 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 349, __pyx_L24_error)
+          __pyx_t_12 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 357, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_12);
-          __pyx_t_11 = __Pyx_PyUnicode_Unicode(__pyx_t_12); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 349, __pyx_L24_error)
+          __pyx_t_11 = __Pyx_PyUnicode_Unicode(__pyx_t_12); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 357, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_11);
           __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-          __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_v_e, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 349, __pyx_L24_error)
+          __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_v_e, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 357, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_12);
           __pyx_t_23[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
           __pyx_t_23[1] = __pyx_t_10;
@@ -6931,7 +7061,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_23[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_23[5]);
           #endif
           __pyx_t_24 = __Pyx_PyUnicode_Join(__pyx_t_23, 6, __pyx_t_14, __pyx_t_1);
-          if (unlikely(!__pyx_t_24)) __PYX_ERR(0, 349, __pyx_L24_error)
+          if (unlikely(!__pyx_t_24)) __PYX_ERR(0, 357, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_24);
           __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -6942,11 +7072,11 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
             __pyx_t_15 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
             __Pyx_DECREF(__pyx_t_24); __pyx_t_24 = 0;
-            if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 348, __pyx_L24_error)
+            if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 356, __pyx_L24_error)
             __Pyx_GOTREF(__pyx_t_15);
           }
 
-          /* "tvmfast/_core.pyx":350
+          /* "tvmfast/_core.pyx":358
  *             raise TypeError(
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e             # <<<<<<<<<<<<<<
@@ -6955,10 +7085,10 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
           __Pyx_Raise(__pyx_t_15, 0, 0, __pyx_v_e);
           __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-          __PYX_ERR(0, 348, __pyx_L24_error)
+          __PYX_ERR(0, 356, __pyx_L24_error)
         }
 
-        /* "tvmfast/_core.pyx":347
+        /* "tvmfast/_core.pyx":355
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:             # <<<<<<<<<<<<<<
@@ -7005,7 +7135,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       }
       goto __pyx_L15_except_error;
 
-      /* "tvmfast/_core.pyx":345
+      /* "tvmfast/_core.pyx":353
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -7021,7 +7151,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_L18_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":351
+    /* "tvmfast/_core.pyx":359
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e
  *         if st.temps == NULL:             # <<<<<<<<<<<<<<
@@ -7033,22 +7163,22 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (__pyx_t_19) {
 
 
-      /* "tvmfast/_core.pyx":352
+      /* "tvmfast/_core.pyx":360
  *             ) from e
  *         if st.temps == NULL:
  *             temps = [tensor]             # <<<<<<<<<<<<<<
  *             Py_INCREF(temps)
  *             st.temps = <void*>temps
 */
-      __pyx_t_9 = PyList_New(1); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 352, __pyx_L1_error)
+      __pyx_t_9 = PyList_New(1); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 360, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_INCREF(__pyx_v_tensor);
       __Pyx_GIVEREF(__pyx_v_tensor);
-      if (__Pyx_PyList_SET_ITEM(__pyx_t_9, 0, __pyx_v_tensor) != (0)) __PYX_ERR(0, 352, __pyx_L1_error);
+      if (__Pyx_PyList_SET_ITEM(__pyx_t_9, 0, __pyx_v_tensor) != (0)) __PYX_ERR(0, 360, __pyx_L1_error);
       __pyx_v_temps = ((PyObject*)__pyx_t_9);
       __pyx_t_9 = 0;
 
-      /* "tvmfast/_core.pyx":353
+      /* "tvmfast/_core.pyx":361
  *         if st.temps == NULL:
  *             temps = [tensor]
  *             Py_INCREF(temps)             # <<<<<<<<<<<<<<
@@ -7057,7 +7187,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
       Py_INCREF(__pyx_v_temps);
 
-      /* "tvmfast/_core.pyx":354
+      /* "tvmfast/_core.pyx":362
  *             temps = [tensor]
  *             Py_INCREF(temps)
  *             st.temps = <void*>temps             # <<<<<<<<<<<<<<
@@ -7066,7 +7196,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
       __pyx_v_st->temps = ((void *)__pyx_v_temps);
 
-      /* "tvmfast/_core.pyx":351
+      /* "tvmfast/_core.pyx":359
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e
  *         if st.temps == NULL:             # <<<<<<<<<<<<<<
@@ -7076,7 +7206,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       goto __pyx_L30;
     }
 
-    /* "tvmfast/_core.pyx":356
+    /* "tvmfast/_core.pyx":364
  *             st.temps = <void*>temps
  *         else:
  *             (<list>st.temps).append(tensor)             # <<<<<<<<<<<<<<
@@ -7086,14 +7216,14 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     /*else*/ {
       if (unlikely(((PyObject *)__pyx_v_st->temps) == Py_None)) {
         PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-        __PYX_ERR(0, 356, __pyx_L1_error)
+        __PYX_ERR(0, 364, __pyx_L1_error)
       }
-      __pyx_t_33 = __Pyx_PyList_Append(((PyObject*)__pyx_v_st->temps), __pyx_v_tensor); if (unlikely(__pyx_t_33 == ((int)-1))) __PYX_ERR(0, 356, __pyx_L1_error)
+      __pyx_t_33 = __Pyx_PyList_Append(((PyObject*)__pyx_v_st->temps), __pyx_v_tensor); if (unlikely(__pyx_t_33 == ((int)-1))) __PYX_ERR(0, 364, __pyx_L1_error)
 
     }
     __pyx_L30:;
 
-    /* "tvmfast/_core.pyx":357
+    /* "tvmfast/_core.pyx":365
  *         else:
  *             (<list>st.temps).append(tensor)
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()             # <<<<<<<<<<<<<<
@@ -7107,15 +7237,15 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
       __pyx_t_9 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_16, (1-__pyx_t_16) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 357, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 365, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
-    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_9); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 357, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_9); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 365, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     __pyx_v_handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_21));
 
 
-    /* "tvmfast/_core.pyx":358
+    /* "tvmfast/_core.pyx":366
  *             (<list>st.temps).append(tensor)
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
  *         out.type_index = kTVMFFITensor             # <<<<<<<<<<<<<<
@@ -7124,7 +7254,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFITensor;
 
-    /* "tvmfast/_core.pyx":359
+    /* "tvmfast/_core.pyx":367
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
  *         out.type_index = kTVMFFITensor
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
@@ -7133,17 +7263,17 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->v_ptr = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":360
+    /* "tvmfast/_core.pyx":368
  *         out.type_index = kTVMFFITensor
  *         out.v_ptr = handle
  *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)             # <<<<<<<<<<<<<<
  *     else:
  *         raise_unsupported(obj, pos)
 */
-    __pyx_t_25 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 360, __pyx_L1_error)
+    __pyx_t_25 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 368, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":343
+    /* "tvmfast/_core.pyx":351
  *         if out.type_index == kTVMFFITensor:
  *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
  *     elif kind == KIND_DLPACK:             # <<<<<<<<<<<<<<
@@ -7153,19 +7283,19 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     default:
 
-    /* "tvmfast/_core.pyx":362
+    /* "tvmfast/_core.pyx":370
  *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
  *     else:
  *         raise_unsupported(obj, pos)             # <<<<<<<<<<<<<<
  *     return 0
  * 
 */
-    __pyx_t_25 = __pyx_f_7tvmfast_5_core_raise_unsupported(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 362, __pyx_L1_error)
+    __pyx_t_25 = __pyx_f_7tvmfast_5_core_raise_unsupported(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 370, __pyx_L1_error)
 
     break;
   }
 
-  /* "tvmfast/_core.pyx":363
+  /* "tvmfast/_core.pyx":371
  *     else:
  *         raise_unsupported(obj, pos)
  *     return 0             # <<<<<<<<<<<<<<
@@ -7178,7 +7308,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":308
+  /* "tvmfast/_core.pyx":316
  * 
  * 
  * cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -7209,7 +7339,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":366
+/* "tvmfast/_core.pyx":374
  * 
  * 
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,             # <<<<<<<<<<<<<<
@@ -7226,7 +7356,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":368
+  /* "tvmfast/_core.pyx":376
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
  *                             CallState* st, int tensor_mode) except -1:
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:             # <<<<<<<<<<<<<<
@@ -7238,20 +7368,20 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":369
+    /* "tvmfast/_core.pyx":377
  *                             CallState* st, int tensor_mode) except -1:
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,             # <<<<<<<<<<<<<<
  *                                 tvmfast_torch_to_dl != NULL)
  *     cdef int slot = classify_type(obj)
 */
-    __pyx_t_2 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (tvmfast_torch_to_dl != NULL)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 369, __pyx_L1_error)
+    __pyx_t_2 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (tvmfast_torch_to_dl != NULL)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 377, __pyx_L1_error)
     {
       __pyx_r = __pyx_t_2;
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":368
+    /* "tvmfast/_core.pyx":376
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
  *                             CallState* st, int tensor_mode) except -1:
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:             # <<<<<<<<<<<<<<
@@ -7260,17 +7390,17 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
   }
 
-  /* "tvmfast/_core.pyx":371
+  /* "tvmfast/_core.pyx":379
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,
  *                                 tvmfast_torch_to_dl != NULL)
  *     cdef int slot = classify_type(obj)             # <<<<<<<<<<<<<<
  *     if slot == -2:
  *         slot = TYPE_CACHE_SIZE - 1
 */
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_classify_type(__pyx_v_obj); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 371, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_classify_type(__pyx_v_obj); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 379, __pyx_L1_error)
   __pyx_v_slot = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":372
+  /* "tvmfast/_core.pyx":380
  *                                 tvmfast_torch_to_dl != NULL)
  *     cdef int slot = classify_type(obj)
  *     if slot == -2:             # <<<<<<<<<<<<<<
@@ -7282,7 +7412,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":373
+    /* "tvmfast/_core.pyx":381
  *     cdef int slot = classify_type(obj)
  *     if slot == -2:
  *         slot = TYPE_CACHE_SIZE - 1             # <<<<<<<<<<<<<<
@@ -7291,7 +7421,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
     __pyx_v_slot = (__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE - 1);
 
-    /* "tvmfast/_core.pyx":372
+    /* "tvmfast/_core.pyx":380
  *                                 tvmfast_torch_to_dl != NULL)
  *     cdef int slot = classify_type(obj)
  *     if slot == -2:             # <<<<<<<<<<<<<<
@@ -7300,20 +7430,20 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
   }
 
-  /* "tvmfast/_core.pyx":374
+  /* "tvmfast/_core.pyx":382
  *     if slot == -2:
  *         slot = TYPE_CACHE_SIZE - 1
  *     return convert_slow(obj, pos, cached_kinds[slot], cached_apis[slot], out, dl, st, tensor_mode)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_convert_slow(__pyx_v_obj, __pyx_v_pos, (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_slot]), (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_slot]), __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 374, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_convert_slow(__pyx_v_obj, __pyx_v_pos, (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_slot]), (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_slot]), __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 382, __pyx_L1_error)
   {
     __pyx_r = __pyx_t_2;
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":366
+  /* "tvmfast/_core.pyx":374
  * 
  * 
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,             # <<<<<<<<<<<<<<
@@ -7331,7 +7461,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":377
+/* "tvmfast/_core.pyx":385
  * 
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:             # <<<<<<<<<<<<<<
@@ -7341,7 +7471,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 
 static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_core_CallState *__pyx_v_st, TVMFFIObjectHandle *__pyx_v_owned, uint64_t __pyx_v_align_mask) {
 
-  /* "tvmfast/_core.pyx":378
+  /* "tvmfast/_core.pyx":386
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
  *     st.align_mask = align_mask             # <<<<<<<<<<<<<<
@@ -7350,7 +7480,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->align_mask = __pyx_v_align_mask;
 
-  /* "tvmfast/_core.pyx":379
+  /* "tvmfast/_core.pyx":387
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
  *     st.align_mask = align_mask
  *     st.device_type = -1             # <<<<<<<<<<<<<<
@@ -7359,7 +7489,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_type = -1;
 
-  /* "tvmfast/_core.pyx":380
+  /* "tvmfast/_core.pyx":388
  *     st.align_mask = align_mask
  *     st.device_type = -1
  *     st.device_id = 0             # <<<<<<<<<<<<<<
@@ -7368,7 +7498,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_id = 0;
 
-  /* "tvmfast/_core.pyx":381
+  /* "tvmfast/_core.pyx":389
  *     st.device_type = -1
  *     st.device_id = 0
  *     st.device_pos = -1             # <<<<<<<<<<<<<<
@@ -7377,7 +7507,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_pos = -1;
 
-  /* "tvmfast/_core.pyx":382
+  /* "tvmfast/_core.pyx":390
  *     st.device_id = 0
  *     st.device_pos = -1
  *     st.cpu_pos = -1             # <<<<<<<<<<<<<<
@@ -7386,7 +7516,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->cpu_pos = -1;
 
-  /* "tvmfast/_core.pyx":383
+  /* "tvmfast/_core.pyx":391
  *     st.device_pos = -1
  *     st.cpu_pos = -1
  *     st.stream_api = NULL             # <<<<<<<<<<<<<<
@@ -7395,7 +7525,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->stream_api = NULL;
 
-  /* "tvmfast/_core.pyx":384
+  /* "tvmfast/_core.pyx":392
  *     st.cpu_pos = -1
  *     st.stream_api = NULL
  *     st.exemplar = NULL             # <<<<<<<<<<<<<<
@@ -7404,7 +7534,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->exemplar = NULL;
 
-  /* "tvmfast/_core.pyx":385
+  /* "tvmfast/_core.pyx":393
  *     st.stream_api = NULL
  *     st.exemplar = NULL
  *     st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -7413,7 +7543,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->n_owned = 0;
 
-  /* "tvmfast/_core.pyx":386
+  /* "tvmfast/_core.pyx":394
  *     st.exemplar = NULL
  *     st.n_owned = 0
  *     st.owned = owned             # <<<<<<<<<<<<<<
@@ -7422,7 +7552,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":387
+  /* "tvmfast/_core.pyx":395
  *     st.n_owned = 0
  *     st.owned = owned
  *     st.n_dltensor_ptr = 0             # <<<<<<<<<<<<<<
@@ -7431,7 +7561,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->n_dltensor_ptr = 0;
 
-  /* "tvmfast/_core.pyx":388
+  /* "tvmfast/_core.pyx":396
  *     st.owned = owned
  *     st.n_dltensor_ptr = 0
  *     st.temps = NULL             # <<<<<<<<<<<<<<
@@ -7440,7 +7570,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->temps = NULL;
 
-  /* "tvmfast/_core.pyx":389
+  /* "tvmfast/_core.pyx":397
  *     st.n_dltensor_ptr = 0
  *     st.temps = NULL
  *     st.items = NULL             # <<<<<<<<<<<<<<
@@ -7449,7 +7579,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->items = NULL;
 
-  /* "tvmfast/_core.pyx":390
+  /* "tvmfast/_core.pyx":398
  *     st.temps = NULL
  *     st.items = NULL
  *     st.frozen = NULL             # <<<<<<<<<<<<<<
@@ -7458,7 +7588,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->frozen = NULL;
 
-  /* "tvmfast/_core.pyx":391
+  /* "tvmfast/_core.pyx":399
  *     st.items = NULL
  *     st.frozen = NULL
  *     st.packed = NULL             # <<<<<<<<<<<<<<
@@ -7467,7 +7597,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->packed = NULL;
 
-  /* "tvmfast/_core.pyx":392
+  /* "tvmfast/_core.pyx":400
  *     st.frozen = NULL
  *     st.packed = NULL
  *     st.num_packed = 0             # <<<<<<<<<<<<<<
@@ -7476,7 +7606,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->num_packed = 0;
 
-  /* "tvmfast/_core.pyx":377
+  /* "tvmfast/_core.pyx":385
  * 
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:             # <<<<<<<<<<<<<<
@@ -7488,7 +7618,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 
 }
 
-/* "tvmfast/_core.pyx":395
+/* "tvmfast/_core.pyx":403
  * 
  * 
  * cdef inline void release_state(CallState* st) noexcept:             # <<<<<<<<<<<<<<
@@ -7506,7 +7636,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   PyObject *__pyx_t_5 = NULL;
   __Pyx_RefNannySetupContext("release_state", 0);
 
-  /* "tvmfast/_core.pyx":397
+  /* "tvmfast/_core.pyx":405
  * cdef inline void release_state(CallState* st) noexcept:
  *     cdef int32_t i
  *     for i in range(st.n_owned):             # <<<<<<<<<<<<<<
@@ -7520,7 +7650,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":398
+    /* "tvmfast/_core.pyx":406
  *     cdef int32_t i
  *     for i in range(st.n_owned):
  *         TVMFFIObjectDecRef(st.owned[i])             # <<<<<<<<<<<<<<
@@ -7531,7 +7661,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   }
 
 
-  /* "tvmfast/_core.pyx":399
+  /* "tvmfast/_core.pyx":407
  *     for i in range(st.n_owned):
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -7540,7 +7670,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
   __pyx_v_st->n_owned = 0;
 
-  /* "tvmfast/_core.pyx":400
+  /* "tvmfast/_core.pyx":408
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0
  *     if st.temps != NULL:             # <<<<<<<<<<<<<<
@@ -7552,7 +7682,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":401
+    /* "tvmfast/_core.pyx":409
  *     st.n_owned = 0
  *     if st.temps != NULL:
  *         Py_DECREF(<object>st.temps)             # <<<<<<<<<<<<<<
@@ -7564,7 +7694,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
     Py_DECREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-    /* "tvmfast/_core.pyx":402
+    /* "tvmfast/_core.pyx":410
  *     if st.temps != NULL:
  *         Py_DECREF(<object>st.temps)
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -7573,7 +7703,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
     __pyx_v_st->temps = NULL;
 
-    /* "tvmfast/_core.pyx":400
+    /* "tvmfast/_core.pyx":408
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0
  *     if st.temps != NULL:             # <<<<<<<<<<<<<<
@@ -7582,7 +7712,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
   }
 
-  /* "tvmfast/_core.pyx":395
+  /* "tvmfast/_core.pyx":403
  * 
  * 
  * cdef inline void release_state(CallState* st) noexcept:             # <<<<<<<<<<<<<<
@@ -7596,7 +7726,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   __Pyx_RefNannyFinishContext();
 }
 
-/* "tvmfast/_core.pyx":408
+/* "tvmfast/_core.pyx":416
  * 
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):             # <<<<<<<<<<<<<<
@@ -7618,7 +7748,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("device_str", 0);
 
-  /* "tvmfast/_core.pyx":409
+  /* "tvmfast/_core.pyx":417
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):
  *     return f"{DEVICE_NAMES.get(device_type, f'device_type={device_type}')}:{device_id}"             # <<<<<<<<<<<<<<
@@ -7627,23 +7757,23 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
 */
   if (unlikely(__pyx_v_7tvmfast_5_core_DEVICE_NAMES == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "get");
-    __PYX_ERR(0, 409, __pyx_L1_error)
+    __PYX_ERR(0, 417, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyLong_From_int32_t(__pyx_v_device_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 409, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int32_t(__pyx_v_device_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 417, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_type, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 409, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_type, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 417, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_device_type, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 409, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_device_type, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 417, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyDict_GetItemDefault(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, __pyx_t_1, __pyx_t_3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 409, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_GetItemDefault(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, __pyx_t_1, __pyx_t_3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 417, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 409, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 417, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_id, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 409, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_id, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 417, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4[0] = __pyx_t_3;
   __pyx_t_4[1] = __pyx_mstate_global->__pyx_kp_u__4;
@@ -7657,7 +7787,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   __pyx_t_6 |= __Pyx_PyUnicode_KIND_04(__pyx_t_4[0]);
   #endif
   __pyx_t_1 = __Pyx_PyUnicode_Join(__pyx_t_4, 3, __pyx_t_5, __pyx_t_6);
-  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 409, __pyx_L1_error)
+  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 417, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -7672,7 +7802,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":408
+  /* "tvmfast/_core.pyx":416
  * 
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):             # <<<<<<<<<<<<<<
@@ -7693,7 +7823,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":412
+/* "tvmfast/_core.pyx":420
  * 
  * 
  * cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:             # <<<<<<<<<<<<<<
@@ -7728,7 +7858,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("check_devices", 0);
 
-  /* "tvmfast/_core.pyx":416
+  /* "tvmfast/_core.pyx":424
  *     cdef Py_ssize_t i
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:             # <<<<<<<<<<<<<<
@@ -7740,7 +7870,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":417
+    /* "tvmfast/_core.pyx":425
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:
  *         raise ValueError(             # <<<<<<<<<<<<<<
@@ -7749,28 +7879,28 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
     __pyx_t_3 = NULL;
 
-    /* "tvmfast/_core.pyx":418
+    /* "tvmfast/_core.pyx":426
  *     if st.cpu_pos >= 0:
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "             # <<<<<<<<<<<<<<
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
 */
-    __pyx_t_4 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->cpu_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 418, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->cpu_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 426, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 418, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 426, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
 
-    /* "tvmfast/_core.pyx":419
+    /* "tvmfast/_core.pyx":427
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")             # <<<<<<<<<<<<<<
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
 */
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 419, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 427, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 419, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 427, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -7781,7 +7911,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     __pyx_t_8[5] = __pyx_t_7;
     __pyx_t_8[6] = __pyx_mstate_global->__pyx_kp_u_all_tensor_arguments_must_be_on;
 
-    /* "tvmfast/_core.pyx":418
+    /* "tvmfast/_core.pyx":426
  *     if st.cpu_pos >= 0:
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "             # <<<<<<<<<<<<<<
@@ -7797,7 +7927,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[5]);
     #endif
     __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_8, 7, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 418, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 426, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -7808,14 +7938,14 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 417, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 425, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 417, __pyx_L1_error)
+    __PYX_ERR(0, 425, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":416
+    /* "tvmfast/_core.pyx":424
  *     cdef Py_ssize_t i
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:             # <<<<<<<<<<<<<<
@@ -7824,7 +7954,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
   }
 
-  /* "tvmfast/_core.pyx":420
+  /* "tvmfast/_core.pyx":428
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -7838,7 +7968,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":421
+    /* "tvmfast/_core.pyx":429
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -7850,7 +7980,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":422
+      /* "tvmfast/_core.pyx":430
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr             # <<<<<<<<<<<<<<
@@ -7859,7 +7989,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_v_dl = ((DLTensor *)(__pyx_v_packed[__pyx_v_i]).v_ptr);
 
-      /* "tvmfast/_core.pyx":421
+      /* "tvmfast/_core.pyx":429
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -7869,7 +7999,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       goto __pyx_L6;
     }
 
-    /* "tvmfast/_core.pyx":423
+    /* "tvmfast/_core.pyx":431
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -7881,7 +8011,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":424
+      /* "tvmfast/_core.pyx":432
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:
  *             dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))             # <<<<<<<<<<<<<<
@@ -7890,7 +8020,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_v_dl = ((DLTensor *)(((char *)(__pyx_v_packed[__pyx_v_i]).v_ptr) + (sizeof(TVMFFIObject))));
 
-      /* "tvmfast/_core.pyx":423
+      /* "tvmfast/_core.pyx":431
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -7900,7 +8030,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       goto __pyx_L6;
     }
 
-    /* "tvmfast/_core.pyx":426
+    /* "tvmfast/_core.pyx":434
  *             dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))
  *         else:
  *             continue             # <<<<<<<<<<<<<<
@@ -7912,7 +8042,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     }
     __pyx_L6:;
 
-    /* "tvmfast/_core.pyx":427
+    /* "tvmfast/_core.pyx":435
  *         else:
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:             # <<<<<<<<<<<<<<
@@ -7938,7 +8068,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":428
+      /* "tvmfast/_core.pyx":436
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -7947,33 +8077,33 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_t_6 = NULL;
 
-      /* "tvmfast/_core.pyx":429
+      /* "tvmfast/_core.pyx":437
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "             # <<<<<<<<<<<<<<
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "
  *                 f"all tensor arguments must be on one device")
 */
-      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 429, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 437, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_7 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_dl->device.device_type, __pyx_v_dl->device.device_id); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 429, __pyx_L1_error)
+      __pyx_t_7 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_dl->device.device_type, __pyx_v_dl->device.device_id); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 437, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_7); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 429, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_7); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 437, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
-      /* "tvmfast/_core.pyx":430
+      /* "tvmfast/_core.pyx":438
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "             # <<<<<<<<<<<<<<
  *                 f"all tensor arguments must be on one device")
  *     return 0
 */
-      __pyx_t_7 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 430, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 438, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 430, __pyx_L1_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 438, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 430, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 438, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -7986,7 +8116,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_16[7] = __pyx_t_15;
       __pyx_t_16[8] = __pyx_mstate_global->__pyx_kp_u_all_tensor_arguments_must_be_on;
 
-      /* "tvmfast/_core.pyx":429
+      /* "tvmfast/_core.pyx":437
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "             # <<<<<<<<<<<<<<
@@ -8005,7 +8135,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_16[7]);
       #endif
       __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_16, 9, __pyx_t_17, __pyx_t_10);
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 429, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 437, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -8017,14 +8147,14 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
         __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 428, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 436, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
       }
       __Pyx_Raise(__pyx_t_2, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-      __PYX_ERR(0, 428, __pyx_L1_error)
+      __PYX_ERR(0, 436, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":427
+      /* "tvmfast/_core.pyx":435
  *         else:
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:             # <<<<<<<<<<<<<<
@@ -8036,7 +8166,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   }
 
 
-  /* "tvmfast/_core.pyx":432
+  /* "tvmfast/_core.pyx":440
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "
  *                 f"all tensor arguments must be on one device")
  *     return 0             # <<<<<<<<<<<<<<
@@ -8049,7 +8179,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":412
+  /* "tvmfast/_core.pyx":420
  * 
  * 
  * cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:             # <<<<<<<<<<<<<<
@@ -8076,7 +8206,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":438
+/* "tvmfast/_core.pyx":446
  * # Results and errors: handed to tvm_ffi so they come out exactly as from rt_mod().
  * # ---------------------------------------------------------------------------
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8087,7 +8217,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx_v_self, CYTHON_UNUSED TVMFFIAny const *__pyx_v_args, CYTHON_UNUSED int32_t __pyx_v_num_args, TVMFFIAny *__pyx_v_result) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":440
+  /* "tvmfast/_core.pyx":448
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,
  *                              TVMFFIAny* result) noexcept nogil:
  *     result[0] = tvmfast_result_stash             # <<<<<<<<<<<<<<
@@ -8096,7 +8226,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   (__pyx_v_result[0]) = tvmfast_result_stash;
 
-  /* "tvmfast/_core.pyx":441
+  /* "tvmfast/_core.pyx":449
  *                              TVMFFIAny* result) noexcept nogil:
  *     result[0] = tvmfast_result_stash
  *     tvmfast_result_stash.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -8105,7 +8235,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   tvmfast_result_stash.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":442
+  /* "tvmfast/_core.pyx":450
  *     result[0] = tvmfast_result_stash
  *     tvmfast_result_stash.type_index = kTVMFFINone
  *     tvmfast_result_stash.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -8114,7 +8244,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   tvmfast_result_stash.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":443
+  /* "tvmfast/_core.pyx":451
  *     tvmfast_result_stash.type_index = kTVMFFINone
  *     tvmfast_result_stash.v_int64 = 0
  *     return 0             # <<<<<<<<<<<<<<
@@ -8127,7 +8257,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":438
+  /* "tvmfast/_core.pyx":446
  * # Results and errors: handed to tvm_ffi so they come out exactly as from rt_mod().
  * # ---------------------------------------------------------------------------
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8140,7 +8270,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":446
+/* "tvmfast/_core.pyx":454
  * 
  * 
  * cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8151,7 +8281,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__pyx_v_self, CYTHON_UNUSED TVMFFIAny const *__pyx_v_args, CYTHON_UNUSED int32_t __pyx_v_num_args, CYTHON_UNUSED TVMFFIAny *__pyx_v_result) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":450
+  /* "tvmfast/_core.pyx":458
  *     # The error of the failed kernel call is still in TVM-FFI's thread-local slot;
  *     # returning -1 lets tvm_ffi's Function.__call__ convert it like any other call.
  *     return -1             # <<<<<<<<<<<<<<
@@ -8164,7 +8294,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__py
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":446
+  /* "tvmfast/_core.pyx":454
  * 
  * 
  * cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8177,7 +8307,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":453
+/* "tvmfast/_core.pyx":461
  * 
  * 
  * cdef object register_helper(str name, TVMFFISafeCallType fn):             # <<<<<<<<<<<<<<
@@ -8206,7 +8336,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("register_helper", 0);
 
-  /* "tvmfast/_core.pyx":455
+  /* "tvmfast/_core.pyx":463
  * cdef object register_helper(str name, TVMFFISafeCallType fn):
  *     cdef TVMFFIObjectHandle handle
  *     cdef bytes bname = name.encode()             # <<<<<<<<<<<<<<
@@ -8215,34 +8345,34 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   if (unlikely(__pyx_v_name == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "encode");
-    __PYX_ERR(0, 455, __pyx_L1_error)
+    __PYX_ERR(0, 463, __pyx_L1_error)
   }
-  __pyx_t_1 = PyUnicode_AsEncodedString(__pyx_v_name, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 455, __pyx_L1_error)
+  __pyx_t_1 = PyUnicode_AsEncodedString(__pyx_v_name, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 463, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_bname = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":457
+  /* "tvmfast/_core.pyx":465
  *     cdef bytes bname = name.encode()
  *     cdef TVMFFIByteArray cname
  *     cname.data = bname             # <<<<<<<<<<<<<<
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
 */
-  __pyx_t_2 = __Pyx_PyBytes_AsString(__pyx_v_bname); if (unlikely((!__pyx_t_2) && PyErr_Occurred())) __PYX_ERR(0, 457, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBytes_AsString(__pyx_v_bname); if (unlikely((!__pyx_t_2) && PyErr_Occurred())) __PYX_ERR(0, 465, __pyx_L1_error)
   __pyx_v_cname.data = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":458
+  /* "tvmfast/_core.pyx":466
  *     cdef TVMFFIByteArray cname
  *     cname.data = bname
  *     cname.size = len(bname)             # <<<<<<<<<<<<<<
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()
 */
-  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_bname); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 458, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_bname); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 466, __pyx_L1_error)
   __pyx_v_cname.size = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":459
+  /* "tvmfast/_core.pyx":467
  *     cname.data = bname
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -8254,17 +8384,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":460
+    /* "tvmfast/_core.pyx":468
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 460, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 468, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":459
+    /* "tvmfast/_core.pyx":467
  *     cname.data = bname
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -8273,7 +8403,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   }
 
-  /* "tvmfast/_core.pyx":461
+  /* "tvmfast/_core.pyx":469
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)             # <<<<<<<<<<<<<<
@@ -8282,7 +8412,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   __pyx_v_ret = TVMFFIFunctionSetGlobal((&__pyx_v_cname), __pyx_v_handle, 1);
 
-  /* "tvmfast/_core.pyx":462
+  /* "tvmfast/_core.pyx":470
  *         raise_ffi_error()
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)             # <<<<<<<<<<<<<<
@@ -8291,7 +8421,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   (void)(TVMFFIObjectDecRef(__pyx_v_handle));
 
-  /* "tvmfast/_core.pyx":463
+  /* "tvmfast/_core.pyx":471
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -8303,17 +8433,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":464
+    /* "tvmfast/_core.pyx":472
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     return tvm_ffi.get_global_func(name)
  * 
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 464, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 472, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":463
+    /* "tvmfast/_core.pyx":471
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -8322,7 +8452,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   }
 
-  /* "tvmfast/_core.pyx":465
+  /* "tvmfast/_core.pyx":473
  *     if ret != 0:
  *         raise_ffi_error()
  *     return tvm_ffi.get_global_func(name)             # <<<<<<<<<<<<<<
@@ -8330,9 +8460,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
  * 
 */
   __pyx_t_6 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 465, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 473, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_get_global_func); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 465, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_get_global_func); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 473, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __pyx_t_9 = 1;
@@ -8352,7 +8482,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 465, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 473, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -8366,7 +8496,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":453
+  /* "tvmfast/_core.pyx":461
  * 
  * 
  * cdef object register_helper(str name, TVMFFISafeCallType fn):             # <<<<<<<<<<<<<<
@@ -8392,7 +8522,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":472
+/* "tvmfast/_core.pyx":480
  * 
  * 
  * cdef int raise_ffi_error() except -1:             # <<<<<<<<<<<<<<
@@ -8413,7 +8543,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_ffi_error", 0);
 
-  /* "tvmfast/_core.pyx":474
+  /* "tvmfast/_core.pyx":482
  * cdef int raise_ffi_error() except -1:
  *     """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
  *     if PyErr_Occurred() != NULL:             # <<<<<<<<<<<<<<
@@ -8425,7 +8555,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":477
+    /* "tvmfast/_core.pyx":485
  *         # EnvErrorAlreadySet (e.g. KeyboardInterrupt seen by TVMFFIEnvCheckSignals):
  *         # the Python exception is the real one; drop the FFI placeholder.
  *         drop_raised_error()             # <<<<<<<<<<<<<<
@@ -8434,7 +8564,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
 */
     __pyx_f_7tvmfast_5_core_drop_raised_error();
 
-    /* "tvmfast/_core.pyx":478
+    /* "tvmfast/_core.pyx":486
  *         # the Python exception is the real one; drop the FFI placeholder.
  *         drop_raised_error()
  *         return -1             # <<<<<<<<<<<<<<
@@ -8447,7 +8577,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":474
+    /* "tvmfast/_core.pyx":482
  * cdef int raise_ffi_error() except -1:
  *     """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
  *     if PyErr_Occurred() != NULL:             # <<<<<<<<<<<<<<
@@ -8456,7 +8586,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":479
+  /* "tvmfast/_core.pyx":487
  *         drop_raised_error()
  *         return -1
  *     _reraise()             # <<<<<<<<<<<<<<
@@ -8483,12 +8613,12 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 479, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 487, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":480
+  /* "tvmfast/_core.pyx":488
  *         return -1
  *     _reraise()
  *     raise RuntimeError("tvmfast: TVM call failed but no error was raised")  # not reached             # <<<<<<<<<<<<<<
@@ -8501,14 +8631,14 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_TVM_call_failed_but_no_e};
     __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 480, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 488, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
   __Pyx_Raise(__pyx_t_2, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __PYX_ERR(0, 480, __pyx_L1_error)
+  __PYX_ERR(0, 488, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":472
+  /* "tvmfast/_core.pyx":480
  * 
  * 
  * cdef int raise_ffi_error() except -1:             # <<<<<<<<<<<<<<
@@ -8529,7 +8659,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":483
+/* "tvmfast/_core.pyx":491
  * 
  * 
  * cdef void drop_raised_error() noexcept:             # <<<<<<<<<<<<<<
@@ -8541,7 +8671,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
   TVMFFIObjectHandle __pyx_v_err;
   int __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":484
+  /* "tvmfast/_core.pyx":492
  * 
  * cdef void drop_raised_error() noexcept:
  *     cdef TVMFFIObjectHandle err = NULL             # <<<<<<<<<<<<<<
@@ -8550,7 +8680,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   __pyx_v_err = NULL;
 
-  /* "tvmfast/_core.pyx":485
+  /* "tvmfast/_core.pyx":493
  * cdef void drop_raised_error() noexcept:
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)             # <<<<<<<<<<<<<<
@@ -8559,7 +8689,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   TVMFFIErrorMoveFromRaised((&__pyx_v_err));
 
-  /* "tvmfast/_core.pyx":486
+  /* "tvmfast/_core.pyx":494
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:             # <<<<<<<<<<<<<<
@@ -8571,7 +8701,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":487
+    /* "tvmfast/_core.pyx":495
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:
  *         TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -8580,7 +8710,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-    /* "tvmfast/_core.pyx":486
+    /* "tvmfast/_core.pyx":494
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:             # <<<<<<<<<<<<<<
@@ -8589,7 +8719,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":483
+  /* "tvmfast/_core.pyx":491
  * 
  * 
  * cdef void drop_raised_error() noexcept:             # <<<<<<<<<<<<<<
@@ -8602,7 +8732,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 
 }
 
-/* "tvmfast/_core.pyx":490
+/* "tvmfast/_core.pyx":498
  * 
  * 
  * cdef object convert_result(TVMFFIAny* result, CallState* st):             # <<<<<<<<<<<<<<
@@ -8625,7 +8755,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("convert_result", 0);
 
-  /* "tvmfast/_core.pyx":492
+  /* "tvmfast/_core.pyx":500
  * cdef object convert_result(TVMFFIAny* result, CallState* st):
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index             # <<<<<<<<<<<<<<
@@ -8636,7 +8766,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 
   __pyx_v_tindex = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":493
+  /* "tvmfast/_core.pyx":501
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
@@ -8648,14 +8778,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":494
+    /* "tvmfast/_core.pyx":502
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
 */
-    __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_result->v_int64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 494, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_result->v_int64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 502, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -8668,7 +8798,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":493
+    /* "tvmfast/_core.pyx":501
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
@@ -8677,7 +8807,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":495
+  /* "tvmfast/_core.pyx":503
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64
  *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
@@ -8689,14 +8819,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":496
+    /* "tvmfast/_core.pyx":504
  *         return result.v_int64
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
 */
-    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_result->v_float64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 496, __pyx_L1_error)
+    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_result->v_float64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 504, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -8709,7 +8839,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":495
+    /* "tvmfast/_core.pyx":503
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64
  *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
@@ -8718,7 +8848,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":497
+  /* "tvmfast/_core.pyx":505
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
@@ -8730,14 +8860,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":498
+    /* "tvmfast/_core.pyx":506
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIDLTensorPtr:
  *         # The function handed back one of the borrowed DLTensors we passed (an
 */
-    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_result->v_int64 != 0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 498, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_result->v_int64 != 0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 506, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -8750,7 +8880,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":497
+    /* "tvmfast/_core.pyx":505
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
@@ -8759,7 +8889,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":499
+  /* "tvmfast/_core.pyx":507
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
  *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -8771,14 +8901,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":502
+    /* "tvmfast/_core.pyx":510
  *         # The function handed back one of the borrowed DLTensors we passed (an
  *         # identity-like function): return that argument itself.
  *         return argument_with_dltensor(st, result.v_ptr)             # <<<<<<<<<<<<<<
  *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_v_st, __pyx_v_result->v_ptr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 502, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_v_st, __pyx_v_result->v_ptr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 510, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -8791,7 +8921,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":499
+    /* "tvmfast/_core.pyx":507
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
  *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -8800,7 +8930,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":505
+  /* "tvmfast/_core.pyx":513
  *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]             # <<<<<<<<<<<<<<
@@ -8809,7 +8939,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   tvmfast_result_stash = (__pyx_v_result[0]);
 
-  /* "tvmfast/_core.pyx":506
+  /* "tvmfast/_core.pyx":514
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:             # <<<<<<<<<<<<<<
@@ -8821,7 +8951,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":507
+    /* "tvmfast/_core.pyx":515
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:
  *         return _take_result(<object>st.exemplar)             # <<<<<<<<<<<<<<
@@ -8848,7 +8978,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 507, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 515, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     {
@@ -8862,7 +8992,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":506
+    /* "tvmfast/_core.pyx":514
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:             # <<<<<<<<<<<<<<
@@ -8871,7 +9001,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":508
+  /* "tvmfast/_core.pyx":516
  *     if st.exemplar != NULL:
  *         return _take_result(<object>st.exemplar)
  *     return _take_result()             # <<<<<<<<<<<<<<
@@ -8898,7 +9028,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 508, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 516, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   {
@@ -8912,7 +9042,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":490
+  /* "tvmfast/_core.pyx":498
  * 
  * 
  * cdef object convert_result(TVMFFIAny* result, CallState* st):             # <<<<<<<<<<<<<<
@@ -8934,7 +9064,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":511
+/* "tvmfast/_core.pyx":519
  * 
  * 
  * cdef object argument_at(CallState* st, Py_ssize_t pos):             # <<<<<<<<<<<<<<
@@ -8958,7 +9088,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("argument_at", 0);
 
-  /* "tvmfast/_core.pyx":515
+  /* "tvmfast/_core.pyx":523
  *     cdef FrozenFunction frozen
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:             # <<<<<<<<<<<<<<
@@ -8970,7 +9100,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":516
+    /* "tvmfast/_core.pyx":524
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:
  *         return <object>st.items[pos]             # <<<<<<<<<<<<<<
@@ -8988,7 +9118,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":515
+    /* "tvmfast/_core.pyx":523
  *     cdef FrozenFunction frozen
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:             # <<<<<<<<<<<<<<
@@ -8997,7 +9127,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
   }
 
-  /* "tvmfast/_core.pyx":517
+  /* "tvmfast/_core.pyx":525
  *     if st.frozen == NULL:
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen             # <<<<<<<<<<<<<<
@@ -9009,25 +9139,25 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   __pyx_v_frozen = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_2);
   __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":518
+  /* "tvmfast/_core.pyx":526
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:             # <<<<<<<<<<<<<<
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
 */
-  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 518, __pyx_L1_error)
+  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 526, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   if (unlikely(__pyx_v_frozen->frozen_values == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 518, __pyx_L1_error)
+    __PYX_ERR(0, 526, __pyx_L1_error)
   }
-  __pyx_t_1 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_v_frozen->frozen_values, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 518, __pyx_L1_error)
+  __pyx_t_1 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_v_frozen->frozen_values, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 526, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":519
+    /* "tvmfast/_core.pyx":527
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:
  *         return frozen.frozen_values[pos]             # <<<<<<<<<<<<<<
@@ -9036,11 +9166,11 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
     if (unlikely(__pyx_v_frozen->frozen_values == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 519, __pyx_L1_error)
+      __PYX_ERR(0, 527, __pyx_L1_error)
     }
-    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 519, __pyx_L1_error)
+    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 527, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_3 = __Pyx_PyDict_GetItem(__pyx_v_frozen->frozen_values, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 519, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyDict_GetItem(__pyx_v_frozen->frozen_values, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 527, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     {
@@ -9054,7 +9184,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":518
+    /* "tvmfast/_core.pyx":526
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:             # <<<<<<<<<<<<<<
@@ -9063,7 +9193,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
   }
 
-  /* "tvmfast/_core.pyx":520
+  /* "tvmfast/_core.pyx":528
  *     if pos in frozen.frozen_values:
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):             # <<<<<<<<<<<<<<
@@ -9077,7 +9207,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
     __pyx_v_k = __pyx_t_6;
 
-    /* "tvmfast/_core.pyx":521
+    /* "tvmfast/_core.pyx":529
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:             # <<<<<<<<<<<<<<
@@ -9089,7 +9219,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":522
+      /* "tvmfast/_core.pyx":530
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:
  *             return <object>st.items[k]             # <<<<<<<<<<<<<<
@@ -9107,7 +9237,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":521
+      /* "tvmfast/_core.pyx":529
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:             # <<<<<<<<<<<<<<
@@ -9118,7 +9248,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   }
 
 
-  /* "tvmfast/_core.pyx":511
+  /* "tvmfast/_core.pyx":519
  * 
  * 
  * cdef object argument_at(CallState* st, Py_ssize_t pos):             # <<<<<<<<<<<<<<
@@ -9142,7 +9272,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":525
+/* "tvmfast/_core.pyx":533
  * 
  * 
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):             # <<<<<<<<<<<<<<
@@ -9167,7 +9297,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("argument_with_dltensor", 0);
 
-  /* "tvmfast/_core.pyx":527
+  /* "tvmfast/_core.pyx":535
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):             # <<<<<<<<<<<<<<
@@ -9181,7 +9311,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":528
+    /* "tvmfast/_core.pyx":536
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:             # <<<<<<<<<<<<<<
@@ -9207,14 +9337,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":529
+      /* "tvmfast/_core.pyx":537
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:
  *             return argument_at(st, i)             # <<<<<<<<<<<<<<
  *     raise RuntimeError("tvmfast: the function returned a DLTensor* that is none of its arguments")
  * 
 */
-      __pyx_t_6 = __pyx_f_7tvmfast_5_core_argument_at(__pyx_v_st, __pyx_v_i); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 529, __pyx_L1_error)
+      __pyx_t_6 = __pyx_f_7tvmfast_5_core_argument_at(__pyx_v_st, __pyx_v_i); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 537, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       {
         PyObject *__pyx_temp;
@@ -9227,7 +9357,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
       __pyx_t_6 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":528
+      /* "tvmfast/_core.pyx":536
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:             # <<<<<<<<<<<<<<
@@ -9238,7 +9368,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   }
 
 
-  /* "tvmfast/_core.pyx":530
+  /* "tvmfast/_core.pyx":538
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:
  *             return argument_at(st, i)
  *     raise RuntimeError("tvmfast: the function returned a DLTensor* that is none of its arguments")             # <<<<<<<<<<<<<<
@@ -9251,14 +9381,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
     PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_tvmfast_the_function_returned_a};
     __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 530, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 538, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
   }
   __Pyx_Raise(__pyx_t_6, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __PYX_ERR(0, 530, __pyx_L1_error)
+  __PYX_ERR(0, 538, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":525
+  /* "tvmfast/_core.pyx":533
  * 
  * 
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):             # <<<<<<<<<<<<<<
@@ -9279,7 +9409,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":533
+/* "tvmfast/_core.pyx":541
  * 
  * 
  * cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:             # <<<<<<<<<<<<<<
@@ -9301,7 +9431,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("error_wants_owned_tensors", 0);
 
-  /* "tvmfast/_core.pyx":536
+  /* "tvmfast/_core.pyx":544
  *     """True for the type error a C++ function taking ffi::Tensor gives a DLTensor*
  *     ("Mismatched type on argument #0 ... expected Tensor but got DLTensor*")."""
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))             # <<<<<<<<<<<<<<
@@ -9310,38 +9440,38 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
 */
   __pyx_v_cell = ((TVMFFIErrorCell *)(((char *)__pyx_v_err) + (sizeof(TVMFFIObject))));
 
-  /* "tvmfast/_core.pyx":537
+  /* "tvmfast/_core.pyx":545
  *     ("Mismatched type on argument #0 ... expected Tensor but got DLTensor*")."""
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]             # <<<<<<<<<<<<<<
  *     cdef bytes msg = cell.message.data[:cell.message.size]
  *     return kind == b"TypeError" and b"DLTensor*" in msg
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->kind.data + 0, __pyx_v_cell->kind.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 537, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->kind.data + 0, __pyx_v_cell->kind.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 545, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_kind = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":538
+  /* "tvmfast/_core.pyx":546
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]
  *     cdef bytes msg = cell.message.data[:cell.message.size]             # <<<<<<<<<<<<<<
  *     return kind == b"TypeError" and b"DLTensor*" in msg
  * 
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->message.data + 0, __pyx_v_cell->message.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 538, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->message.data + 0, __pyx_v_cell->message.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 546, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_msg = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":539
+  /* "tvmfast/_core.pyx":547
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]
  *     cdef bytes msg = cell.message.data[:cell.message.size]
  *     return kind == b"TypeError" and b"DLTensor*" in msg             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_bytes_bytes(__pyx_v_kind, __pyx_mstate_global->__pyx_n_b_TypeError, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 539, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_bytes_bytes(__pyx_v_kind, __pyx_mstate_global->__pyx_n_b_TypeError, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 547, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -9350,7 +9480,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
 
     goto __pyx_L3_bool_binop_done;
   }
-  __pyx_t_3 = (__Pyx_PySequence_ContainsTF(__pyx_mstate_global->__pyx_kp_b_DLTensor, __pyx_v_msg, Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 539, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PySequence_ContainsTF(__pyx_mstate_global->__pyx_kp_b_DLTensor, __pyx_v_msg, Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 547, __pyx_L1_error)
 
   __pyx_t_2 = __pyx_t_3;
 
@@ -9360,7 +9490,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":533
+  /* "tvmfast/_core.pyx":541
  * 
  * 
  * cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:             # <<<<<<<<<<<<<<
@@ -9382,7 +9512,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":542
+/* "tvmfast/_core.pyx":550
  * 
  * 
  * cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,             # <<<<<<<<<<<<<<
@@ -9396,15 +9526,24 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   TVMFFIStreamHandle __pyx_v_prev;
   TVMFFIObjectHandle __pyx_v_handle;
   int __pyx_r;
+  __Pyx_RefNannyDeclarations
   TVMFFIObjectHandle __pyx_t_1;
   int __pyx_t_2;
   int __pyx_t_3;
   int __pyx_t_4;
+  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_6 = NULL;
+  PyObject *__pyx_t_7 = NULL;
+  PyObject *__pyx_t_8 = NULL;
+  PyObject *__pyx_t_9 = NULL;
+  size_t __pyx_t_10;
+  uint64_t __pyx_t_11;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
+  __Pyx_RefNannySetupContext("call_packed", 0);
 
-  /* "tvmfast/_core.pyx":549
+  /* "tvmfast/_core.pyx":557
  *     stream, if any, has been restored."""
  *     cdef int ret
  *     cdef void* stream = NULL             # <<<<<<<<<<<<<<
@@ -9413,7 +9552,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_stream = NULL;
 
-  /* "tvmfast/_core.pyx":550
+  /* "tvmfast/_core.pyx":558
  *     cdef int ret
  *     cdef void* stream = NULL
  *     cdef TVMFFIStreamHandle prev = NULL             # <<<<<<<<<<<<<<
@@ -9422,7 +9561,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_prev = NULL;
 
-  /* "tvmfast/_core.pyx":551
+  /* "tvmfast/_core.pyx":559
  *     cdef void* stream = NULL
  *     cdef TVMFFIStreamHandle prev = NULL
  *     cdef TVMFFIObjectHandle handle = fn.handle             # <<<<<<<<<<<<<<
@@ -9433,7 +9572,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":552
+  /* "tvmfast/_core.pyx":560
  *     cdef TVMFFIStreamHandle prev = NULL
  *     cdef TVMFFIObjectHandle handle = fn.handle
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -9442,7 +9581,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":553
+  /* "tvmfast/_core.pyx":561
  *     cdef TVMFFIObjectHandle handle = fn.handle
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -9451,7 +9590,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":554
+  /* "tvmfast/_core.pyx":562
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -9460,7 +9599,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":555
+  /* "tvmfast/_core.pyx":563
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     if st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -9472,7 +9611,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":557
+    /* "tvmfast/_core.pyx":565
  *     if st.device_type < 0:
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9481,7 +9620,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
     if (__pyx_v_fn->release_gil) {
 
-      /* "tvmfast/_core.pyx":558
+      /* "tvmfast/_core.pyx":566
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -9494,7 +9633,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           __Pyx_FastGIL_Remember();
           /*try:*/ {
 
-            /* "tvmfast/_core.pyx":559
+            /* "tvmfast/_core.pyx":567
  *         if fn.release_gil:
  *             with nogil:
  *                 ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -9504,7 +9643,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
             __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
           }
 
-          /* "tvmfast/_core.pyx":558
+          /* "tvmfast/_core.pyx":566
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -9521,7 +9660,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           }
       }
 
-      /* "tvmfast/_core.pyx":557
+      /* "tvmfast/_core.pyx":565
  *     if st.device_type < 0:
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9531,7 +9670,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       goto __pyx_L4;
     }
 
-    /* "tvmfast/_core.pyx":561
+    /* "tvmfast/_core.pyx":569
  *                 ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         else:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -9543,7 +9682,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     }
     __pyx_L4:;
 
-    /* "tvmfast/_core.pyx":562
+    /* "tvmfast/_core.pyx":570
  *         else:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         return 0 if ret == 0 else -1             # <<<<<<<<<<<<<<
@@ -9565,7 +9704,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":555
+    /* "tvmfast/_core.pyx":563
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     if st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -9574,17 +9713,17 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":563
+  /* "tvmfast/_core.pyx":571
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         return 0 if ret == 0 else -1
  *     check_devices(st, packed, n)             # <<<<<<<<<<<<<<
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_check_devices(__pyx_v_st, __pyx_v_packed, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 563, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_check_devices(__pyx_v_st, __pyx_v_packed, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 571, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":564
+  /* "tvmfast/_core.pyx":572
  *         return 0 if ret == 0 else -1
  *     check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
@@ -9610,24 +9749,24 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":565
+    /* "tvmfast/_core.pyx":573
  *     check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
  *             return -2  # the producer set a Python exception
- *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
+ *     elif _current_cuda_stream is not None:
 */
     __pyx_t_2 = (__pyx_v_st->stream_api->current_work_stream(((DLDeviceType)__pyx_v_st->device_type), __pyx_v_st->device_id, (&__pyx_v_stream)) != 0);
 
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":566
+      /* "tvmfast/_core.pyx":574
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception             # <<<<<<<<<<<<<<
- *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
- *         raise_ffi_error()
+ *     elif _current_cuda_stream is not None:
+ *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
 */
       {
 
@@ -9635,27 +9774,90 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":565
+      /* "tvmfast/_core.pyx":573
  *     check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
  *             return -2  # the producer set a Python exception
- *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
+ *     elif _current_cuda_stream is not None:
 */
     }
 
-    /* "tvmfast/_core.pyx":564
+    /* "tvmfast/_core.pyx":572
  *         return 0 if ret == 0 else -1
  *     check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception
 */
+    goto __pyx_L8;
   }
 
-  /* "tvmfast/_core.pyx":567
+  /* "tvmfast/_core.pyx":575
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception
+ *     elif _current_cuda_stream is not None:             # <<<<<<<<<<<<<<
+ *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
+ *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
+*/
+  __pyx_t_2 = (__pyx_v_7tvmfast_5_core__current_cuda_stream != Py_None);
+  if (__pyx_t_2) {
+
+
+    /* "tvmfast/_core.pyx":577
+ *     elif _current_cuda_stream is not None:
+ *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
+ *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)             # <<<<<<<<<<<<<<
+ *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
+ *         raise_ffi_error()
+*/
+    __pyx_t_6 = NULL;
+    __Pyx_INCREF(__pyx_v_7tvmfast_5_core__current_cuda_stream);
+    __pyx_t_7 = __pyx_v_7tvmfast_5_core__current_cuda_stream; 
+    __pyx_t_8 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_type); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 577, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_8);
+    __pyx_t_9 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_id); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 577, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_9);
+    __pyx_t_10 = 1;
+    #if CYTHON_UNPACK_METHODS
+    if (unlikely(PyMethod_Check(__pyx_t_7))) {
+      __pyx_t_6 = PyMethod_GET_SELF(__pyx_t_7);
+      assert(__pyx_t_6);
+      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_7);
+      __Pyx_INCREF(__pyx_t_6);
+      __Pyx_INCREF(__pyx__function);
+      __Pyx_DECREF_SET(__pyx_t_7, __pyx__function);
+      __pyx_t_10 = 0;
+    }
+    #endif
+    {
+      PyObject *__pyx_callargs[3] = {__pyx_t_6, __pyx_t_8, __pyx_t_9};
+      __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_10, (3-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 577, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_5);
+    }
+    __pyx_t_11 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_11 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 577, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+    __pyx_v_stream = ((void *)((uint64_t)__pyx_t_11));
+
+
+    /* "tvmfast/_core.pyx":575
+ *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
+ *             return -2  # the producer set a Python exception
+ *     elif _current_cuda_stream is not None:             # <<<<<<<<<<<<<<
+ *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
+ *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
+*/
+  }
+  __pyx_L8:;
+
+  /* "tvmfast/_core.pyx":578
+ *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
+ *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
  *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:             # <<<<<<<<<<<<<<
  *         raise_ffi_error()
  *     if fn.release_gil:
@@ -9665,26 +9867,26 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":568
- *             return -2  # the producer set a Python exception
+    /* "tvmfast/_core.pyx":579
+ *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
  *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     if fn.release_gil:
  *         with nogil:
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 568, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 579, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":567
- *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
- *             return -2  # the producer set a Python exception
+    /* "tvmfast/_core.pyx":578
+ *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
+ *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
  *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:             # <<<<<<<<<<<<<<
  *         raise_ffi_error()
  *     if fn.release_gil:
 */
   }
 
-  /* "tvmfast/_core.pyx":569
+  /* "tvmfast/_core.pyx":580
  *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
  *         raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9693,7 +9895,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   if (__pyx_v_fn->release_gil) {
 
-    /* "tvmfast/_core.pyx":570
+    /* "tvmfast/_core.pyx":581
  *         raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -9706,7 +9908,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":571
+          /* "tvmfast/_core.pyx":582
  *     if fn.release_gil:
  *         with nogil:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -9716,7 +9918,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
         }
 
-        /* "tvmfast/_core.pyx":570
+        /* "tvmfast/_core.pyx":581
  *         raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -9733,7 +9935,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
         }
     }
 
-    /* "tvmfast/_core.pyx":569
+    /* "tvmfast/_core.pyx":580
  *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
  *         raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9743,7 +9945,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     goto __pyx_L13;
   }
 
-  /* "tvmfast/_core.pyx":573
+  /* "tvmfast/_core.pyx":584
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     else:
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -9755,7 +9957,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   __pyx_L13:;
 
-  /* "tvmfast/_core.pyx":575
+  /* "tvmfast/_core.pyx":586
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     # Restore whatever stream TVM had, also when the call failed.
  *     TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)             # <<<<<<<<<<<<<<
@@ -9764,7 +9966,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   (void)(TVMFFIEnvSetStream(__pyx_v_st->device_type, __pyx_v_st->device_id, __pyx_v_prev, NULL));
 
-  /* "tvmfast/_core.pyx":576
+  /* "tvmfast/_core.pyx":587
  *     # Restore whatever stream TVM had, also when the call failed.
  *     TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
  *     return 0 if ret == 0 else -1             # <<<<<<<<<<<<<<
@@ -9786,7 +9988,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":542
+  /* "tvmfast/_core.pyx":550
  * 
  * 
  * cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,             # <<<<<<<<<<<<<<
@@ -9796,6 +9998,11 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 
   /* function exit code */
   __pyx_L1_error:;
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_7);
+  __Pyx_XDECREF(__pyx_t_8);
+  __Pyx_XDECREF(__pyx_t_9);
   __Pyx_AddTraceback("tvmfast._core.call_packed", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = -2;
   __pyx_L0:;
@@ -9804,10 +10011,11 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 
 
 
+  __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":579
+/* "tvmfast/_core.pyx":590
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -9829,7 +10037,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("finish_call", 0);
 
-  /* "tvmfast/_core.pyx":582
+  /* "tvmfast/_core.pyx":593
  *     """Call and convert the outcome; st's owned handles are released by the caller."""
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL             # <<<<<<<<<<<<<<
@@ -9838,7 +10046,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_err = NULL;
 
-  /* "tvmfast/_core.pyx":583
+  /* "tvmfast/_core.pyx":594
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed             # <<<<<<<<<<<<<<
@@ -9847,7 +10055,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->packed = __pyx_v_packed;
 
-  /* "tvmfast/_core.pyx":584
+  /* "tvmfast/_core.pyx":595
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed
  *     st.num_packed = n             # <<<<<<<<<<<<<<
@@ -9856,21 +10064,21 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->num_packed = __pyx_v_n;
 
-  /* "tvmfast/_core.pyx":585
+  /* "tvmfast/_core.pyx":596
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 585, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 596, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_1 == 0);
 
 
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":586
+    /* "tvmfast/_core.pyx":597
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -9896,7 +10104,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":587
+      /* "tvmfast/_core.pyx":598
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
@@ -9905,7 +10113,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_BORROWED;
 
-      /* "tvmfast/_core.pyx":586
+      /* "tvmfast/_core.pyx":597
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -9914,7 +10122,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":588
+    /* "tvmfast/_core.pyx":599
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -9926,7 +10134,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":589
+      /* "tvmfast/_core.pyx":600
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:
  *             return None             # <<<<<<<<<<<<<<
@@ -9943,7 +10151,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":588
+      /* "tvmfast/_core.pyx":599
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -9952,14 +10160,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":590
+    /* "tvmfast/_core.pyx":601
  *         if result.type_index == kTVMFFINone:
  *             return None
  *         return convert_result(&result, st)             # <<<<<<<<<<<<<<
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 590, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 601, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     {
       PyObject *__pyx_temp;
@@ -9972,7 +10180,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     __pyx_t_4 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":585
+    /* "tvmfast/_core.pyx":596
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
@@ -9981,7 +10189,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":591
+  /* "tvmfast/_core.pyx":602
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10017,7 +10225,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":592
+    /* "tvmfast/_core.pyx":603
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)             # <<<<<<<<<<<<<<
@@ -10026,7 +10234,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorMoveFromRaised((&__pyx_v_err));
 
-    /* "tvmfast/_core.pyx":593
+    /* "tvmfast/_core.pyx":604
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10052,7 +10260,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":596
+      /* "tvmfast/_core.pyx":607
  *             # A C++ function taking ffi::Tensor: switch this function to owned
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10061,7 +10269,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":597
+      /* "tvmfast/_core.pyx":608
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
@@ -10070,7 +10278,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
 
-      /* "tvmfast/_core.pyx":598
+      /* "tvmfast/_core.pyx":609
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED             # <<<<<<<<<<<<<<
@@ -10088,7 +10296,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":593
+      /* "tvmfast/_core.pyx":604
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10097,7 +10305,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":599
+    /* "tvmfast/_core.pyx":610
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10109,7 +10317,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":600
+      /* "tvmfast/_core.pyx":611
  *             return RETRY_OWNED
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)             # <<<<<<<<<<<<<<
@@ -10118,7 +10326,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       TVMFFIErrorSetRaised(__pyx_v_err);
 
-      /* "tvmfast/_core.pyx":601
+      /* "tvmfast/_core.pyx":612
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10127,7 +10335,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":599
+      /* "tvmfast/_core.pyx":610
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10136,7 +10344,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":591
+    /* "tvmfast/_core.pyx":602
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10145,17 +10353,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":602
+  /* "tvmfast/_core.pyx":613
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)
  *     raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 602, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 613, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":579
+  /* "tvmfast/_core.pyx":590
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -10178,7 +10386,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":611
+/* "tvmfast/_core.pyx":622
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10199,7 +10407,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("bound_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":612
+  /* "tvmfast/_core.pyx":623
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10225,7 +10433,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":613
+    /* "tvmfast/_core.pyx":624
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
@@ -10238,14 +10446,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 613, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 624, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 613, __pyx_L1_error)
+    __PYX_ERR(0, 624, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":612
+    /* "tvmfast/_core.pyx":623
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10254,14 +10462,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
 */
   }
 
-  /* "tvmfast/_core.pyx":614
+  /* "tvmfast/_core.pyx":625
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 614, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 625, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -10274,7 +10482,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":611
+  /* "tvmfast/_core.pyx":622
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10294,7 +10502,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":617
+/* "tvmfast/_core.pyx":628
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10315,7 +10523,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("frozen_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":618
+  /* "tvmfast/_core.pyx":629
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10341,7 +10549,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":619
+    /* "tvmfast/_core.pyx":630
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
@@ -10354,14 +10562,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 619, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 630, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 619, __pyx_L1_error)
+    __PYX_ERR(0, 630, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":618
+    /* "tvmfast/_core.pyx":629
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10370,14 +10578,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
 */
   }
 
-  /* "tvmfast/_core.pyx":620
+  /* "tvmfast/_core.pyx":631
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 620, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 631, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -10390,7 +10598,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":617
+  /* "tvmfast/_core.pyx":628
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10410,7 +10618,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":623
+/* "tvmfast/_core.pyx":634
  * 
  * 
  * cdef void enable_vectorcall(type cls, Py_ssize_t offset):             # <<<<<<<<<<<<<<
@@ -10421,7 +10629,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
 static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls, Py_ssize_t __pyx_v_offset) {
   PyTypeObject *__pyx_v_tp;
 
-  /* "tvmfast/_core.pyx":625
+  /* "tvmfast/_core.pyx":636
  * cdef void enable_vectorcall(type cls, Py_ssize_t offset):
  *     """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
  *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls             # <<<<<<<<<<<<<<
@@ -10430,7 +10638,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   __pyx_v_tp = ((PyTypeObject *)((PyObject *)__pyx_v_cls));
 
-  /* "tvmfast/_core.pyx":626
+  /* "tvmfast/_core.pyx":637
  *     """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
  *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
  *     tp.tp_vectorcall_offset = offset             # <<<<<<<<<<<<<<
@@ -10439,7 +10647,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   __pyx_v_tp->tp_vectorcall_offset = __pyx_v_offset;
 
-  /* "tvmfast/_core.pyx":627
+  /* "tvmfast/_core.pyx":638
  *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
  *     tp.tp_vectorcall_offset = offset
  *     tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL             # <<<<<<<<<<<<<<
@@ -10448,7 +10656,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   __pyx_v_tp->tp_flags = (__pyx_v_tp->tp_flags | Py_TPFLAGS_HAVE_VECTORCALL);
 
-  /* "tvmfast/_core.pyx":628
+  /* "tvmfast/_core.pyx":639
  *     tp.tp_vectorcall_offset = offset
  *     tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
  *     PyType_Modified(tp)             # <<<<<<<<<<<<<<
@@ -10457,7 +10665,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   PyType_Modified(__pyx_v_tp);
 
-  /* "tvmfast/_core.pyx":623
+  /* "tvmfast/_core.pyx":634
  * 
  * 
  * cdef void enable_vectorcall(type cls, Py_ssize_t offset):             # <<<<<<<<<<<<<<
@@ -10470,7 +10678,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 
 }
 
-/* "tvmfast/_core.pyx":631
+/* "tvmfast/_core.pyx":642
  * 
  * 
  * cdef object resolve_function(obj, name):             # <<<<<<<<<<<<<<
@@ -10501,37 +10709,37 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   __Pyx_INCREF(__pyx_v_obj);
   __Pyx_INCREF(__pyx_v_name);
 
-  /* "tvmfast/_core.pyx":633
+  /* "tvmfast/_core.pyx":644
  * cdef object resolve_function(obj, name):
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os             # <<<<<<<<<<<<<<
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:
 */
-  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 633, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 644, __pyx_L1_error)
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_os = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":634
+  /* "tvmfast/_core.pyx":645
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):             # <<<<<<<<<<<<<<
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 634, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 645, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 634, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 645, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_4 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 634, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 645, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":635
+    /* "tvmfast/_core.pyx":646
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:             # <<<<<<<<<<<<<<
@@ -10542,7 +10750,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "tvmfast/_core.pyx":636
+      /* "tvmfast/_core.pyx":647
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")             # <<<<<<<<<<<<<<
@@ -10555,14 +10763,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_tvmfast_bind_name_is_only_for_mo};
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 636, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 647, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 636, __pyx_L1_error)
+      __PYX_ERR(0, 647, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":635
+      /* "tvmfast/_core.pyx":646
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:             # <<<<<<<<<<<<<<
@@ -10571,7 +10779,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":637
+    /* "tvmfast/_core.pyx":648
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj             # <<<<<<<<<<<<<<
@@ -10589,7 +10797,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":634
+    /* "tvmfast/_core.pyx":645
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):             # <<<<<<<<<<<<<<
@@ -10598,14 +10806,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":638
+  /* "tvmfast/_core.pyx":649
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):             # <<<<<<<<<<<<<<
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 638, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 649, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_6 = PyUnicode_Check(__pyx_v_obj); 
   if (!__pyx_t_6) {
@@ -10625,14 +10833,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":639
+    /* "tvmfast/_core.pyx":650
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))             # <<<<<<<<<<<<<<
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 639, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 650, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_1 = __pyx_t_7;
     __Pyx_INCREF(__pyx_t_1);
@@ -10643,7 +10851,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_v_obj};
       __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_fspath, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 639, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 650, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     __pyx_t_5 = 0;
@@ -10653,20 +10861,20 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 639, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 650, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __pyx_v_path = __pyx_t_3;
     __pyx_t_3 = 0;
 
-    /* "tvmfast/_core.pyx":640
+    /* "tvmfast/_core.pyx":651
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):             # <<<<<<<<<<<<<<
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
 */
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 640, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 651, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_7 = __pyx_t_8;
     __Pyx_INCREF(__pyx_t_7);
@@ -10676,10 +10884,10 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_exists, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 640, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 651, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
-    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 640, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 651, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_6 = (!__pyx_t_4);
 
@@ -10687,7 +10895,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "tvmfast/_core.pyx":641
+      /* "tvmfast/_core.pyx":652
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")             # <<<<<<<<<<<<<<
@@ -10695,9 +10903,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     if isinstance(obj, tvm_ffi.Module):
 */
       __pyx_t_8 = NULL;
-      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_path, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 641, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_path, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 652, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_no_such_library, __pyx_t_7); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 641, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_no_such_library, __pyx_t_7); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 652, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_5 = 1;
@@ -10706,14 +10914,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_FileNotFoundError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 641, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 652, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 641, __pyx_L1_error)
+      __PYX_ERR(0, 652, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":640
+      /* "tvmfast/_core.pyx":651
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):             # <<<<<<<<<<<<<<
@@ -10722,7 +10930,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":642
+    /* "tvmfast/_core.pyx":653
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)             # <<<<<<<<<<<<<<
@@ -10730,9 +10938,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *         if name is None:
 */
     __pyx_t_1 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 642, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 653, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_load_module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 642, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_load_module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 653, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_t_5 = 1;
@@ -10752,13 +10960,13 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 642, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 653, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_DECREF_SET(__pyx_v_obj, __pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "tvmfast/_core.pyx":638
+    /* "tvmfast/_core.pyx":649
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):             # <<<<<<<<<<<<<<
@@ -10767,24 +10975,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":643
+  /* "tvmfast/_core.pyx":654
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):             # <<<<<<<<<<<<<<
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 643, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 654, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 643, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 654, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_6 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_7); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 643, __pyx_L1_error)
+  __pyx_t_6 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_7); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 654, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (__pyx_t_6) {
 
 
-    /* "tvmfast/_core.pyx":644
+    /* "tvmfast/_core.pyx":655
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
@@ -10795,16 +11003,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (__pyx_t_6) {
 
 
-      /* "tvmfast/_core.pyx":645
+      /* "tvmfast/_core.pyx":656
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"             # <<<<<<<<<<<<<<
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:
 */
-      __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_entry_name, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 645, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_entry_name, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 656, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 645, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 656, __pyx_L1_error)
       if (!__pyx_t_6) {
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       } else {
@@ -10819,7 +11027,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __Pyx_DECREF_SET(__pyx_v_name, __pyx_t_7);
       __pyx_t_7 = 0;
 
-      /* "tvmfast/_core.pyx":644
+      /* "tvmfast/_core.pyx":655
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
@@ -10828,7 +11036,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":646
+    /* "tvmfast/_core.pyx":657
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None             # <<<<<<<<<<<<<<
@@ -10842,10 +11050,10 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_implements_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 646, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 657, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
-    __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 646, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 657, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     if (__pyx_t_6) {
       __pyx_t_1 = __pyx_v_obj;
@@ -10855,7 +11063,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
         __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 646, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 657, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __pyx_t_7 = __pyx_t_3;
@@ -10868,7 +11076,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     __pyx_v_func = __pyx_t_7;
     __pyx_t_7 = 0;
 
-    /* "tvmfast/_core.pyx":647
+    /* "tvmfast/_core.pyx":658
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:             # <<<<<<<<<<<<<<
@@ -10879,7 +11087,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "tvmfast/_core.pyx":648
+      /* "tvmfast/_core.pyx":659
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")             # <<<<<<<<<<<<<<
@@ -10887,9 +11095,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     getter = getattr(obj, "__getitem__", None)
 */
       __pyx_t_3 = NULL;
-      __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 648, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 659, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 648, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 659, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_5 = 1;
@@ -10898,14 +11106,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_AttributeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 648, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 659, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __Pyx_Raise(__pyx_t_7, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __PYX_ERR(0, 648, __pyx_L1_error)
+      __PYX_ERR(0, 659, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":647
+      /* "tvmfast/_core.pyx":658
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:             # <<<<<<<<<<<<<<
@@ -10914,7 +11122,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":649
+    /* "tvmfast/_core.pyx":660
  *         if func is None:
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
  *         return func             # <<<<<<<<<<<<<<
@@ -10932,7 +11140,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":643
+    /* "tvmfast/_core.pyx":654
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):             # <<<<<<<<<<<<<<
@@ -10941,19 +11149,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":650
+  /* "tvmfast/_core.pyx":661
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
  *         return func
  *     getter = getattr(obj, "__getitem__", None)             # <<<<<<<<<<<<<<
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
 */
-  __pyx_t_7 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 650, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 661, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __pyx_v_getter = __pyx_t_7;
   __pyx_t_7 = 0;
 
-  /* "tvmfast/_core.pyx":651
+  /* "tvmfast/_core.pyx":662
  *         return func
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
@@ -10977,7 +11185,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   if (__pyx_t_6) {
 
 
-    /* "tvmfast/_core.pyx":652
+    /* "tvmfast/_core.pyx":663
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)             # <<<<<<<<<<<<<<
@@ -11004,30 +11212,30 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 652, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 663, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __pyx_v_func = __pyx_t_7;
     __pyx_t_7 = 0;
 
-    /* "tvmfast/_core.pyx":653
+    /* "tvmfast/_core.pyx":664
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):             # <<<<<<<<<<<<<<
  *             return func
  *     raise TypeError(
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 653, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 664, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 653, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 664, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_3); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 653, __pyx_L1_error)
+    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_3); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 664, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     if (__pyx_t_6) {
 
 
-      /* "tvmfast/_core.pyx":654
+      /* "tvmfast/_core.pyx":665
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):
  *             return func             # <<<<<<<<<<<<<<
@@ -11045,7 +11253,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":653
+      /* "tvmfast/_core.pyx":664
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):             # <<<<<<<<<<<<<<
@@ -11054,7 +11262,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":651
+    /* "tvmfast/_core.pyx":662
  *         return func
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
@@ -11063,7 +11271,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":655
+  /* "tvmfast/_core.pyx":666
  *         if isinstance(func, tvm_ffi.Function):
  *             return func
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -11072,27 +11280,27 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   __pyx_t_7 = NULL;
 
-  /* "tvmfast/_core.pyx":657
+  /* "tvmfast/_core.pyx":668
  *     raise TypeError(
  *         f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "
  *         f"got {type(obj).__qualname__}")             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 657, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 668, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 657, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 668, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "tvmfast/_core.pyx":656
+  /* "tvmfast/_core.pyx":667
  *             return func
  *     raise TypeError(
  *         f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "             # <<<<<<<<<<<<<<
  *         f"got {type(obj).__qualname__}")
  * 
 */
-  __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 656, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 667, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_5 = 1;
@@ -11101,14 +11309,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 655, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 666, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_Raise(__pyx_t_3, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __PYX_ERR(0, 655, __pyx_L1_error)
+  __PYX_ERR(0, 666, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":631
+  /* "tvmfast/_core.pyx":642
  * 
  * 
  * cdef object resolve_function(obj, name):             # <<<<<<<<<<<<<<
@@ -11137,7 +11345,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":668
+/* "tvmfast/_core.pyx":679
  *     """
  * 
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
@@ -11188,39 +11396,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_obj,&__pyx_mstate_global->__pyx_n_u_name,&__pyx_mstate_global->__pyx_n_u_num_args,&__pyx_mstate_global->__pyx_n_u_release_gil,&__pyx_mstate_global->__pyx_n_u_owned_tensors,&__pyx_mstate_global->__pyx_n_u_alignment,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 668, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 679, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 668, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 679, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 668, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 679, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 668, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 679, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_False));
       if (!values[4]) values[4] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[5]) values[5] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_int_64));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 668, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 679, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 668, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 679, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 668, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 679, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -11239,7 +11447,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 668, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 679, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11280,7 +11488,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":670
+  /* "tvmfast/_core.pyx":681
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -11299,7 +11507,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 670, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 681, __pyx_L1_error)
   if (!__pyx_t_3) {
 
   } else {
@@ -11308,12 +11516,12 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 670, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 681, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 670, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 681, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 670, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 681, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
   __pyx_t_1 = __pyx_t_3;
@@ -11322,7 +11530,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":671
+    /* "tvmfast/_core.pyx":682
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")             # <<<<<<<<<<<<<<
@@ -11330,9 +11538,9 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
  *         self.function = resolve_function(obj, name)
 */
     __pyx_t_4 = NULL;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 671, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 682, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 671, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 682, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8 = 1;
@@ -11341,14 +11549,14 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 671, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 682, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 671, __pyx_L1_error)
+    __PYX_ERR(0, 682, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":670
+    /* "tvmfast/_core.pyx":681
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -11357,35 +11565,35 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
   }
 
-  /* "tvmfast/_core.pyx":672
+  /* "tvmfast/_core.pyx":683
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)             # <<<<<<<<<<<<<<
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
 */
-  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 672, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 683, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 672, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 683, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->align_mask = ((uint64_t)__pyx_t_9);
 
 
-  /* "tvmfast/_core.pyx":673
+  /* "tvmfast/_core.pyx":684
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)             # <<<<<<<<<<<<<<
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
 */
-  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 673, __pyx_L1_error)
+  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 684, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_5);
   __Pyx_GOTREF(__pyx_v_self->function);
   __Pyx_DECREF_SET(__pyx_v_self->function, __pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":674
+  /* "tvmfast/_core.pyx":685
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()             # <<<<<<<<<<<<<<
@@ -11399,15 +11607,15 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
     PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_8, (1-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 674, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 685, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 674, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 685, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_9));
 
 
-  /* "tvmfast/_core.pyx":675
+  /* "tvmfast/_core.pyx":686
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)             # <<<<<<<<<<<<<<
@@ -11419,27 +11627,27 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     __pyx_t_10 = -1;
   } else {
-    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 675, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 686, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 675, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 686, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_10 = __pyx_t_11;
   }
 
   __pyx_v_self->num_args = __pyx_t_10;
 
-  /* "tvmfast/_core.pyx":676
+  /* "tvmfast/_core.pyx":687
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)             # <<<<<<<<<<<<<<
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
 */
-  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 676, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 687, __pyx_L1_error)
   __pyx_v_self->release_gil = (!(!__pyx_t_1));
 
 
-  /* "tvmfast/_core.pyx":677
+  /* "tvmfast/_core.pyx":688
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -11450,7 +11658,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":678
+    /* "tvmfast/_core.pyx":689
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED             # <<<<<<<<<<<<<<
@@ -11459,7 +11667,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
     __pyx_v_self->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_UNDECIDED;
 
-    /* "tvmfast/_core.pyx":677
+    /* "tvmfast/_core.pyx":688
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -11469,7 +11677,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
     goto __pyx_L7;
   }
 
-  /* "tvmfast/_core.pyx":680
+  /* "tvmfast/_core.pyx":691
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
@@ -11477,7 +11685,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
  *         self.vectorcall = <void*>bound_vectorcall
 */
   /*else*/ {
-    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 680, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 691, __pyx_L1_error)
     if (__pyx_t_1) {
 
       __pyx_t_12 = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
@@ -11490,7 +11698,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   }
   __pyx_L7:;
 
-  /* "tvmfast/_core.pyx":681
+  /* "tvmfast/_core.pyx":692
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
  *         self.seen_num_args = -1             # <<<<<<<<<<<<<<
@@ -11499,7 +11707,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
   __pyx_v_self->seen_num_args = -1;
 
-  /* "tvmfast/_core.pyx":682
+  /* "tvmfast/_core.pyx":693
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
  *         self.seen_num_args = -1
  *         self.vectorcall = <void*>bound_vectorcall             # <<<<<<<<<<<<<<
@@ -11508,7 +11716,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
   __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_bound_vectorcall);
 
-  /* "tvmfast/_core.pyx":668
+  /* "tvmfast/_core.pyx":679
  *     """
  * 
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
@@ -11532,7 +11740,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":684
+/* "tvmfast/_core.pyx":695
  *         self.vectorcall = <void*>bound_vectorcall
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -11565,7 +11773,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "tvmfast/_core.pyx":687
+  /* "tvmfast/_core.pyx":698
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -11577,7 +11785,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":688
+    /* "tvmfast/_core.pyx":699
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None             # <<<<<<<<<<<<<<
@@ -11594,7 +11802,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":687
+    /* "tvmfast/_core.pyx":698
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -11603,14 +11811,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
 */
   }
 
-  /* "tvmfast/_core.pyx":689
+  /* "tvmfast/_core.pyx":700
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None
  *         return self.tensor_mode == TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
  * 
  *     def __call__(self, *args):
 */
-  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 689, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 700, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -11623,7 +11831,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":684
+  /* "tvmfast/_core.pyx":695
  *         self.vectorcall = <void*>bound_vectorcall
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -11642,7 +11850,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":691
+/* "tvmfast/_core.pyx":702
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -11700,7 +11908,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":693
+  /* "tvmfast/_core.pyx":704
  *     def __call__(self, *args):
  *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
  *         if self.handle == NULL:             # <<<<<<<<<<<<<<
@@ -11712,7 +11920,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":694
+    /* "tvmfast/_core.pyx":705
  *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
  *         if self.handle == NULL:
  *             raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")             # <<<<<<<<<<<<<<
@@ -11725,14 +11933,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_was_not_in};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 694, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 705, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 694, __pyx_L1_error)
+    __PYX_ERR(0, 705, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":693
+    /* "tvmfast/_core.pyx":704
  *     def __call__(self, *args):
  *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
  *         if self.handle == NULL:             # <<<<<<<<<<<<<<
@@ -11741,17 +11949,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":695
+  /* "tvmfast/_core.pyx":706
  *         if self.handle == NULL:
  *             raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
  *         cdef Py_ssize_t n = len(args)             # <<<<<<<<<<<<<<
  *         cdef void* items[256]
  *         if n > 256:
 */
-  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 695, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 706, __pyx_L1_error)
   __pyx_v_n = __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":697
+  /* "tvmfast/_core.pyx":708
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[256]
  *         if n > 256:             # <<<<<<<<<<<<<<
@@ -11763,7 +11971,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":698
+    /* "tvmfast/_core.pyx":709
  *         cdef void* items[256]
  *         if n > 256:
  *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")             # <<<<<<<<<<<<<<
@@ -11771,7 +11979,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
  *             items[i] = <void*>args[i]
 */
     __pyx_t_3 = NULL;
-    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 698, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 709, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __pyx_t_7[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_too_many_arguments;
     __pyx_t_7[1] = __pyx_t_6;
@@ -11782,7 +11990,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
     #endif
     __pyx_t_8 = 0;
     __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_7, 3, __pyx_t_5, __pyx_t_8);
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 698, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 709, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_4 = 1;
@@ -11791,14 +11999,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 698, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 709, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 698, __pyx_L1_error)
+    __PYX_ERR(0, 709, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":697
+    /* "tvmfast/_core.pyx":708
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[256]
  *         if n > 256:             # <<<<<<<<<<<<<<
@@ -11807,7 +12015,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":699
+  /* "tvmfast/_core.pyx":710
  *         if n > 256:
  *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -11821,7 +12029,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
     __pyx_v_i = __pyx_t_11;
 
-    /* "tvmfast/_core.pyx":700
+    /* "tvmfast/_core.pyx":711
  *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
  *         for i in range(n):
  *             items[i] = <void*>args[i]             # <<<<<<<<<<<<<<
@@ -11832,14 +12040,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":701
+  /* "tvmfast/_core.pyx":712
  *         for i in range(n):
  *             items[i] = <void*>args[i]
  *         return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 701, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 712, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -11852,7 +12060,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":691
+  /* "tvmfast/_core.pyx":702
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -11877,7 +12085,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":703
+/* "tvmfast/_core.pyx":714
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -11914,7 +12122,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":709
+  /* "tvmfast/_core.pyx":720
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -11926,14 +12134,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":710
+    /* "tvmfast/_core.pyx":721
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)             # <<<<<<<<<<<<<<
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 710, __pyx_L1_error)
+    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 721, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -11946,7 +12154,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_t_2 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":709
+    /* "tvmfast/_core.pyx":720
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -11955,7 +12163,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":711
+  /* "tvmfast/_core.pyx":722
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -11981,17 +12189,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":712
+    /* "tvmfast/_core.pyx":723
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)             # <<<<<<<<<<<<<<
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 712, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 723, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":711
+    /* "tvmfast/_core.pyx":722
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12000,7 +12208,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":713
+  /* "tvmfast/_core.pyx":724
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         init_state(&st, owned, self.align_mask)             # <<<<<<<<<<<<<<
@@ -12009,7 +12217,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_st), __pyx_v_owned, __pyx_v_self->align_mask);
 
-  /* "tvmfast/_core.pyx":714
+  /* "tvmfast/_core.pyx":725
  *             raise_count_error(self.num_args, n)
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -12018,7 +12226,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":715
+  /* "tvmfast/_core.pyx":726
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
  *         try:             # <<<<<<<<<<<<<<
@@ -12027,7 +12235,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":716
+    /* "tvmfast/_core.pyx":727
  *         st.items = items
  *         try:
  *             for i in range(n):             # <<<<<<<<<<<<<<
@@ -12041,32 +12249,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_i = __pyx_t_7;
 
-      /* "tvmfast/_core.pyx":717
+      /* "tvmfast/_core.pyx":728
  *         try:
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
 */
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 717, __pyx_L8_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 728, __pyx_L8_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":718
+    /* "tvmfast/_core.pyx":729
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
  *             ret = finish_call(self, packed, <int32_t>n, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_2 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 718, __pyx_L8_error)
+    __pyx_t_2 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 729, __pyx_L8_error)
     __Pyx_GOTREF(__pyx_t_2);
     __pyx_v_ret = __pyx_t_2;
     __pyx_t_2 = 0;
   }
 
-  /* "tvmfast/_core.pyx":720
+  /* "tvmfast/_core.pyx":731
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12111,7 +12319,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_L9:;
   }
 
-  /* "tvmfast/_core.pyx":721
+  /* "tvmfast/_core.pyx":732
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12122,14 +12330,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":722
+    /* "tvmfast/_core.pyx":733
  *             release_state(&st)
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         self.seen_num_args = <int>n
  *         return ret
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 722, __pyx_L1_error)
+    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 733, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -12142,7 +12350,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_t_2 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":721
+    /* "tvmfast/_core.pyx":732
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12151,7 +12359,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":723
+  /* "tvmfast/_core.pyx":734
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n             # <<<<<<<<<<<<<<
@@ -12160,7 +12368,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_v_self->seen_num_args = ((int)__pyx_v_n);
 
-  /* "tvmfast/_core.pyx":724
+  /* "tvmfast/_core.pyx":735
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n
  *         return ret             # <<<<<<<<<<<<<<
@@ -12178,7 +12386,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":703
+  /* "tvmfast/_core.pyx":714
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12203,7 +12411,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":726
+/* "tvmfast/_core.pyx":737
  *         return ret
  * 
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12240,7 +12448,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector_heap", 0);
 
-  /* "tvmfast/_core.pyx":728
+  /* "tvmfast/_core.pyx":739
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12266,17 +12474,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":729
+    /* "tvmfast/_core.pyx":740
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)             # <<<<<<<<<<<<<<
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 729, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 740, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":728
+    /* "tvmfast/_core.pyx":739
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12285,7 +12493,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   }
 
-  /* "tvmfast/_core.pyx":730
+  /* "tvmfast/_core.pyx":741
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -12294,7 +12502,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_packed = ((TVMFFIAny *)malloc((__pyx_v_n * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":731
+  /* "tvmfast/_core.pyx":742
  *             raise_count_error(self.num_args, n)
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -12303,7 +12511,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_dl = ((DLTensor *)malloc((__pyx_v_n * (sizeof(DLTensor)))));
 
-  /* "tvmfast/_core.pyx":732
+  /* "tvmfast/_core.pyx":743
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))
  *         cdef TVMFFIObjectHandle* owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))             # <<<<<<<<<<<<<<
@@ -12312,7 +12520,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_owned = ((TVMFFIObjectHandle *)malloc((__pyx_v_n * (sizeof(void *)))));
 
-  /* "tvmfast/_core.pyx":735
+  /* "tvmfast/_core.pyx":746
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)             # <<<<<<<<<<<<<<
@@ -12321,7 +12529,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_st), __pyx_v_owned, __pyx_v_self->align_mask);
 
-  /* "tvmfast/_core.pyx":736
+  /* "tvmfast/_core.pyx":747
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -12330,7 +12538,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":737
+  /* "tvmfast/_core.pyx":748
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
  *         try:             # <<<<<<<<<<<<<<
@@ -12339,7 +12547,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":738
+    /* "tvmfast/_core.pyx":749
  *         st.items = items
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:             # <<<<<<<<<<<<<<
@@ -12375,16 +12583,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":739
+      /* "tvmfast/_core.pyx":750
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:
  *                 raise MemoryError()             # <<<<<<<<<<<<<<
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
 */
-      PyErr_NoMemory(); __PYX_ERR(0, 739, __pyx_L7_error)
+      PyErr_NoMemory(); __PYX_ERR(0, 750, __pyx_L7_error)
 
-      /* "tvmfast/_core.pyx":738
+      /* "tvmfast/_core.pyx":749
  *         st.items = items
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:             # <<<<<<<<<<<<<<
@@ -12393,7 +12601,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
     }
 
-    /* "tvmfast/_core.pyx":740
+    /* "tvmfast/_core.pyx":751
  *             if packed == NULL or dl == NULL or owned == NULL:
  *                 raise MemoryError()
  *             for i in range(n):             # <<<<<<<<<<<<<<
@@ -12407,32 +12615,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_i = __pyx_t_6;
 
-      /* "tvmfast/_core.pyx":741
+      /* "tvmfast/_core.pyx":752
  *                 raise MemoryError()
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 741, __pyx_L7_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 752, __pyx_L7_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":742
+    /* "tvmfast/_core.pyx":753
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
  *             ret = finish_call(self, packed, <int32_t>n, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_7 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 742, __pyx_L7_error)
+    __pyx_t_7 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 753, __pyx_L7_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_v_ret = __pyx_t_7;
     __pyx_t_7 = 0;
   }
 
-  /* "tvmfast/_core.pyx":744
+  /* "tvmfast/_core.pyx":755
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12443,7 +12651,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     /*normal exit:*/{
       __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_st));
 
-      /* "tvmfast/_core.pyx":745
+      /* "tvmfast/_core.pyx":756
  *         finally:
  *             release_state(&st)
  *             free(packed)             # <<<<<<<<<<<<<<
@@ -12452,7 +12660,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
       free(__pyx_v_packed);
 
-      /* "tvmfast/_core.pyx":746
+      /* "tvmfast/_core.pyx":757
  *             release_state(&st)
  *             free(packed)
  *             free(dl)             # <<<<<<<<<<<<<<
@@ -12461,7 +12669,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
       free(__pyx_v_dl);
 
-      /* "tvmfast/_core.pyx":747
+      /* "tvmfast/_core.pyx":758
  *             free(packed)
  *             free(dl)
  *             free(owned)             # <<<<<<<<<<<<<<
@@ -12488,7 +12696,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
       __pyx_t_3 = __pyx_lineno; __pyx_t_8 = __pyx_clineno; __pyx_t_9 = __pyx_filename;
       {
 
-        /* "tvmfast/_core.pyx":744
+        /* "tvmfast/_core.pyx":755
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12497,7 +12705,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_st));
 
-        /* "tvmfast/_core.pyx":745
+        /* "tvmfast/_core.pyx":756
  *         finally:
  *             release_state(&st)
  *             free(packed)             # <<<<<<<<<<<<<<
@@ -12506,7 +12714,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         free(__pyx_v_packed);
 
-        /* "tvmfast/_core.pyx":746
+        /* "tvmfast/_core.pyx":757
  *             release_state(&st)
  *             free(packed)
  *             free(dl)             # <<<<<<<<<<<<<<
@@ -12515,7 +12723,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         free(__pyx_v_dl);
 
-        /* "tvmfast/_core.pyx":747
+        /* "tvmfast/_core.pyx":758
  *             free(packed)
  *             free(dl)
  *             free(owned)             # <<<<<<<<<<<<<<
@@ -12539,7 +12747,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     __pyx_L8:;
   }
 
-  /* "tvmfast/_core.pyx":748
+  /* "tvmfast/_core.pyx":759
  *             free(dl)
  *             free(owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12550,14 +12758,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":749
+    /* "tvmfast/_core.pyx":760
  *             free(owned)
  *         if ret is RETRY_OWNED:
  *             return self.call_vector_heap(items, n)             # <<<<<<<<<<<<<<
  *         return ret
  * 
 */
-    __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 749, __pyx_L1_error)
+    __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 760, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     {
       PyObject *__pyx_temp;
@@ -12570,7 +12778,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     __pyx_t_7 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":748
+    /* "tvmfast/_core.pyx":759
  *             free(dl)
  *             free(owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12579,7 +12787,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   }
 
-  /* "tvmfast/_core.pyx":750
+  /* "tvmfast/_core.pyx":761
  *         if ret is RETRY_OWNED:
  *             return self.call_vector_heap(items, n)
  *         return ret             # <<<<<<<<<<<<<<
@@ -12597,7 +12805,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":726
+  /* "tvmfast/_core.pyx":737
  *         return ret
  * 
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12622,7 +12830,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":752
+/* "tvmfast/_core.pyx":763
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -12670,32 +12878,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_frozen,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 752, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 763, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 752, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 763, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 752, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 763, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 752, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 763, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 752, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 763, __pyx_L3_error)
     }
     __pyx_v_frozen = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 752, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 763, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -12733,7 +12941,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("freeze", 0);
 
-  /* "tvmfast/_core.pyx":759
+  /* "tvmfast/_core.pyx":770
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -12747,7 +12955,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":760
+    /* "tvmfast/_core.pyx":771
  *         """
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")             # <<<<<<<<<<<<<<
@@ -12755,12 +12963,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
  *         if n < 0:
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 760, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 771, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 760, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 771, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 760, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 771, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_7 = 1;
@@ -12769,14 +12977,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 760, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 771, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 760, __pyx_L1_error)
+    __PYX_ERR(0, 771, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":759
+    /* "tvmfast/_core.pyx":770
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -12785,7 +12993,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":761
+  /* "tvmfast/_core.pyx":772
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args             # <<<<<<<<<<<<<<
@@ -12804,7 +13012,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 
   __pyx_v_n = __pyx_t_8;
 
-  /* "tvmfast/_core.pyx":762
+  /* "tvmfast/_core.pyx":773
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -12816,7 +13024,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":763
+    /* "tvmfast/_core.pyx":774
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -12829,14 +13037,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_needs_the_number};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 763, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 774, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 763, __pyx_L1_error)
+    __PYX_ERR(0, 774, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":762
+    /* "tvmfast/_core.pyx":773
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -12845,7 +13053,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":766
+  /* "tvmfast/_core.pyx":777
  *                 "tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), "
  *                 "or call the function once first")
  *         return FrozenFunction(self, frozen, n)             # <<<<<<<<<<<<<<
@@ -12853,7 +13061,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
  *     def prepare(self, *args):
 */
   __pyx_t_5 = NULL;
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 766, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 777, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_7 = 1;
   {
@@ -12861,7 +13069,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_callargs+__pyx_t_7, (4-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 766, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 777, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_3);
   }
   {
@@ -12875,7 +13083,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":752
+  /* "tvmfast/_core.pyx":763
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -12898,7 +13106,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":768
+/* "tvmfast/_core.pyx":779
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -12955,7 +13163,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("prepare", 0);
 
-  /* "tvmfast/_core.pyx":775
+  /* "tvmfast/_core.pyx":786
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -12972,7 +13180,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 775, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 786, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_3 != __pyx_v_self->num_args);
 
 
@@ -12983,19 +13191,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":776
+    /* "tvmfast/_core.pyx":787
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))             # <<<<<<<<<<<<<<
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
 */
-    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 776, __pyx_L1_error)
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 776, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 787, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 787, __pyx_L1_error)
 
 
 
-    /* "tvmfast/_core.pyx":775
+    /* "tvmfast/_core.pyx":786
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -13004,7 +13212,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
 */
   }
 
-  /* "tvmfast/_core.pyx":777
+  /* "tvmfast/_core.pyx":788
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))             # <<<<<<<<<<<<<<
@@ -13019,7 +13227,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_v_args};
     __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_enumerate, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 777, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 788, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = 1;
@@ -13028,11 +13236,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(&PyDict_Type), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 777, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 788, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 777, __pyx_L1_error)
-  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 777, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 788, __pyx_L1_error)
+  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 788, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
 
   __pyx_t_11 = 1;
@@ -13042,7 +13250,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 777, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 788, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_5);
   }
   {
@@ -13056,7 +13264,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   __pyx_t_5 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":768
+  /* "tvmfast/_core.pyx":779
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -13080,7 +13288,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":779
+/* "tvmfast/_core.pyx":790
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -13118,21 +13326,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8__repr__(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":780
+  /* "tvmfast/_core.pyx":791
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.BoundFunction num_args={self.num_args} release_gil={bool(self.release_gil)}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 780, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 791, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_t_2 = __pyx_v_self->release_gil;
 
-  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 780, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 791, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 780, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 791, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_num_args;
@@ -13149,7 +13357,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8__repr__(struct __pyx
   __pyx_t_7 |= __Pyx_PyUnicode_KIND_04(__pyx_t_5[3]);
   #endif
   __pyx_t_3 = __Pyx_PyUnicode_Join(__pyx_t_5, 5, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 780, __pyx_L1_error)
+  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 791, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -13164,7 +13372,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8__repr__(struct __pyx
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":779
+  /* "tvmfast/_core.pyx":790
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -13680,7 +13888,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__setstate_cython__(
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":783
+/* "tvmfast/_core.pyx":794
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -13705,7 +13913,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_count_error", 0);
 
-  /* "tvmfast/_core.pyx":784
+  /* "tvmfast/_core.pyx":795
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:
  *     raise TypeError(f"tvmfast: expected {expected} arguments, got {got}")             # <<<<<<<<<<<<<<
@@ -13713,9 +13921,9 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
  * 
 */
   __pyx_t_2 = NULL;
-  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 784, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 795, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 784, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 795, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_expected;
   __pyx_t_5[1] = __pyx_t_3;
@@ -13727,7 +13935,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   #endif
   __pyx_t_7 = 0;
   __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 4, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 784, __pyx_L1_error)
+  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 795, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -13737,14 +13945,14 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 784, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 795, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 784, __pyx_L1_error)
+  __PYX_ERR(0, 795, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":783
+  /* "tvmfast/_core.pyx":794
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -13766,7 +13974,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":790
+/* "tvmfast/_core.pyx":801
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -13818,7 +14026,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":791
+  /* "tvmfast/_core.pyx":802
  * 
  *     def __cinit__(self):
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
@@ -13827,7 +14035,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":792
+  /* "tvmfast/_core.pyx":803
  *     def __cinit__(self):
  *         self.dynamic_pos = NULL
  *         self.template = NULL             # <<<<<<<<<<<<<<
@@ -13836,7 +14044,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":793
+  /* "tvmfast/_core.pyx":804
  *         self.dynamic_pos = NULL
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -13845,7 +14053,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":794
+  /* "tvmfast/_core.pyx":805
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -13854,7 +14062,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":795
+  /* "tvmfast/_core.pyx":806
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -13863,7 +14071,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":796
+  /* "tvmfast/_core.pyx":807
  *         self.shape_copy = NULL
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -13872,7 +14080,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.owned = NULL;
 
-  /* "tvmfast/_core.pyx":797
+  /* "tvmfast/_core.pyx":808
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL
  *         self.frozen_state.temps = NULL             # <<<<<<<<<<<<<<
@@ -13881,7 +14089,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.temps = NULL;
 
-  /* "tvmfast/_core.pyx":790
+  /* "tvmfast/_core.pyx":801
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -13895,7 +14103,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":799
+/* "tvmfast/_core.pyx":810
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -13943,46 +14151,46 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_bound,&__pyx_mstate_global->__pyx_n_u_frozen,&__pyx_mstate_global->__pyx_n_u_num_args,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 799, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 810, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 799, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 810, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 799, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 810, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 799, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 810, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 799, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 810, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 799, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 810, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 799, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 810, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 799, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 810, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 799, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 810, __pyx_L3_error)
     }
     __pyx_v_bound = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)values[0]);
     __pyx_v_frozen = ((PyObject*)values[1]);
-    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 799, __pyx_L3_error)
+    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 810, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 799, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 810, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -13993,8 +14201,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 799, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 799, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 810, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 810, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_self), __pyx_v_bound, __pyx_v_frozen, __pyx_v_num_args);
 
   /* function exit code */
@@ -14041,7 +14249,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":800
+  /* "tvmfast/_core.pyx":811
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14053,7 +14261,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":801
+    /* "tvmfast/_core.pyx":812
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")             # <<<<<<<<<<<<<<
@@ -14061,7 +14269,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
 */
     __pyx_t_3 = NULL;
-    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 801, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 812, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_prepare_support_a;
     __pyx_t_5[1] = __pyx_t_4;
@@ -14072,7 +14280,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     #endif
     __pyx_t_7 = 0;
     __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 3, __pyx_t_6, __pyx_t_7);
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 801, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 812, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_9 = 1;
@@ -14081,14 +14289,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 801, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 812, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 801, __pyx_L1_error)
+    __PYX_ERR(0, 812, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":800
+    /* "tvmfast/_core.pyx":811
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14097,7 +14305,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   }
 
-  /* "tvmfast/_core.pyx":802
+  /* "tvmfast/_core.pyx":813
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:             # <<<<<<<<<<<<<<
@@ -14107,9 +14315,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __pyx_t_6 = 0;
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 802, __pyx_L1_error)
+    __PYX_ERR(0, 813, __pyx_L1_error)
   }
-  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 802, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 813, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_2);
   __pyx_t_2 = __pyx_t_8;
@@ -14117,12 +14325,12 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   while (1) {
     __pyx_t_11 = __Pyx_dict_iter_next(__pyx_t_2, __pyx_t_10, &__pyx_t_6, &__pyx_t_8, NULL, NULL, __pyx_t_7);
     if (unlikely(__pyx_t_11 == 0)) break;
-    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 802, __pyx_L1_error)
+    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 813, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_XDECREF_SET(__pyx_v_pos, __pyx_t_8);
     __pyx_t_8 = 0;
 
-    /* "tvmfast/_core.pyx":803
+    /* "tvmfast/_core.pyx":814
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14141,11 +14349,11 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 
       goto __pyx_L7_bool_binop_done;
     }
-    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 803, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 814, __pyx_L1_error)
     if (__pyx_t_13) {
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 803, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 814, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 803, __pyx_L1_error)
+      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 814, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     }
     __pyx_t_12 = (!__pyx_t_13);
@@ -14158,7 +14366,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":804
+      /* "tvmfast/_core.pyx":815
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")             # <<<<<<<<<<<<<<
@@ -14166,9 +14374,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *         self.num_args = num_args
 */
       __pyx_t_3 = NULL;
-      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 804, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 815, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 804, __pyx_L1_error)
+      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 815, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
       __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_position;
       __pyx_t_15[1] = __pyx_t_4;
@@ -14184,7 +14392,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[1]);
       #endif
       __pyx_t_17 = __Pyx_PyUnicode_Join(__pyx_t_15, 5, __pyx_t_16, __pyx_t_11);
-      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 804, __pyx_L1_error)
+      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 815, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
@@ -14194,14 +14402,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 804, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 815, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 804, __pyx_L1_error)
+      __PYX_ERR(0, 815, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":803
+      /* "tvmfast/_core.pyx":814
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14212,7 +14420,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":805
+  /* "tvmfast/_core.pyx":816
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound             # <<<<<<<<<<<<<<
@@ -14224,7 +14432,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __Pyx_GOTREF((PyObject *)__pyx_v_self->bound);
   __Pyx_DECREF_SET(__pyx_v_self->bound, __pyx_v_bound);
 
-  /* "tvmfast/_core.pyx":806
+  /* "tvmfast/_core.pyx":817
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound
  *         self.num_args = num_args             # <<<<<<<<<<<<<<
@@ -14233,7 +14441,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   __pyx_v_self->num_args = __pyx_v_num_args;
 
-  /* "tvmfast/_core.pyx":807
+  /* "tvmfast/_core.pyx":818
  *         self.bound = bound
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)             # <<<<<<<<<<<<<<
@@ -14242,13 +14450,13 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 807, __pyx_L1_error)
+    __PYX_ERR(0, 818, __pyx_L1_error)
   }
-  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 807, __pyx_L1_error)
+  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 818, __pyx_L1_error)
   __pyx_v_self->num_dynamic = (__pyx_v_num_args - __pyx_t_10);
 
 
-  /* "tvmfast/_core.pyx":808
+  /* "tvmfast/_core.pyx":819
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen             # <<<<<<<<<<<<<<
@@ -14260,17 +14468,17 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __Pyx_GOTREF(__pyx_v_self->frozen_values);
   __Pyx_DECREF_SET(__pyx_v_self->frozen_values, __pyx_v_frozen);
 
-  /* "tvmfast/_core.pyx":809
+  /* "tvmfast/_core.pyx":820
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen
  *         self.build()             # <<<<<<<<<<<<<<
  *         self.vectorcall = <void*>frozen_vectorcall
  * 
 */
-  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 809, __pyx_L1_error)
+  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 820, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":810
+  /* "tvmfast/_core.pyx":821
  *         self.frozen_values = frozen
  *         self.build()
  *         self.vectorcall = <void*>frozen_vectorcall             # <<<<<<<<<<<<<<
@@ -14279,7 +14487,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_frozen_vectorcall);
 
-  /* "tvmfast/_core.pyx":799
+  /* "tvmfast/_core.pyx":810
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -14306,7 +14514,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":812
+/* "tvmfast/_core.pyx":823
  *         self.vectorcall = <void*>frozen_vectorcall
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
@@ -14336,7 +14544,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("build", 0);
 
-  /* "tvmfast/_core.pyx":815
+  /* "tvmfast/_core.pyx":826
  *         """Convert the frozen values into the argument template (again, after the
  *         function turned out to need owned tensors)."""
  *         cdef int i, d = 0, n = self.num_args             # <<<<<<<<<<<<<<
@@ -14348,7 +14556,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":817
+  /* "tvmfast/_core.pyx":828
  *         cdef int i, d = 0, n = self.num_args
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -14357,7 +14565,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":818
+  /* "tvmfast/_core.pyx":829
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -14381,7 +14589,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->__pyx_template = ((TVMFFIAny *)calloc(__pyx_t_3, (sizeof(TVMFFIAny))));
 
 
-  /* "tvmfast/_core.pyx":819
+  /* "tvmfast/_core.pyx":830
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -14405,7 +14613,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->frozen_dl = ((DLTensor *)calloc(__pyx_t_2, (sizeof(DLTensor))));
 
 
-  /* "tvmfast/_core.pyx":820
+  /* "tvmfast/_core.pyx":831
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))             # <<<<<<<<<<<<<<
@@ -14429,7 +14637,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->dynamic_pos = ((int32_t *)calloc(__pyx_t_3, (sizeof(int32_t))));
 
 
-  /* "tvmfast/_core.pyx":821
+  /* "tvmfast/_core.pyx":832
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -14453,7 +14661,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->live_shape = ((int64_t const **)calloc(__pyx_t_2, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":822
+  /* "tvmfast/_core.pyx":833
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -14477,7 +14685,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_owned = ((TVMFFIObjectHandle *)calloc(__pyx_t_3, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":823
+  /* "tvmfast/_core.pyx":834
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)             # <<<<<<<<<<<<<<
@@ -14486,7 +14694,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_self->frozen_state), __pyx_v_owned, __pyx_v_self->bound->align_mask);
 
-  /* "tvmfast/_core.pyx":824
+  /* "tvmfast/_core.pyx":835
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -14514,7 +14722,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":825
+  /* "tvmfast/_core.pyx":836
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):             # <<<<<<<<<<<<<<
@@ -14548,7 +14756,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":824
+  /* "tvmfast/_core.pyx":835
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -14558,16 +14766,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":826
+    /* "tvmfast/_core.pyx":837
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             if i in self.frozen_values:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 826, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 837, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":824
+    /* "tvmfast/_core.pyx":835
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -14576,7 +14784,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   }
 
-  /* "tvmfast/_core.pyx":827
+  /* "tvmfast/_core.pyx":838
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -14590,25 +14798,25 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
     __pyx_v_i = __pyx_t_7;
 
-    /* "tvmfast/_core.pyx":828
+    /* "tvmfast/_core.pyx":839
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
 */
-    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 828, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 839, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-      __PYX_ERR(0, 828, __pyx_L1_error)
+      __PYX_ERR(0, 839, __pyx_L1_error)
     }
-    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 828, __pyx_L1_error)
+    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 839, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":829
+      /* "tvmfast/_core.pyx":840
  *         for i in range(n):
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],             # <<<<<<<<<<<<<<
@@ -14617,26 +14825,26 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
       if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-        __PYX_ERR(0, 829, __pyx_L1_error)
+        __PYX_ERR(0, 840, __pyx_L1_error)
       }
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 829, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 840, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 829, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 840, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "tvmfast/_core.pyx":830
+      /* "tvmfast/_core.pyx":841
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)             # <<<<<<<<<<<<<<
  *             else:
  *                 self.dynamic_pos[d] = i
 */
-      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 829, __pyx_L1_error)
+      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 840, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
 
-      /* "tvmfast/_core.pyx":828
+      /* "tvmfast/_core.pyx":839
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
@@ -14646,7 +14854,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
       goto __pyx_L11;
     }
 
-    /* "tvmfast/_core.pyx":832
+    /* "tvmfast/_core.pyx":843
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
  *             else:
  *                 self.dynamic_pos[d] = i             # <<<<<<<<<<<<<<
@@ -14656,7 +14864,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     /*else*/ {
       (__pyx_v_self->dynamic_pos[__pyx_v_d]) = __pyx_v_i;
 
-      /* "tvmfast/_core.pyx":833
+      /* "tvmfast/_core.pyx":844
  *             else:
  *                 self.dynamic_pos[d] = i
  *                 d += 1             # <<<<<<<<<<<<<<
@@ -14669,17 +14877,17 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
 
 
-  /* "tvmfast/_core.pyx":834
+  /* "tvmfast/_core.pyx":845
  *                 self.dynamic_pos[d] = i
  *                 d += 1
  *         self.snapshot_shapes()             # <<<<<<<<<<<<<<
  *         return 0
  * 
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 834, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 845, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":835
+  /* "tvmfast/_core.pyx":846
  *                 d += 1
  *         self.snapshot_shapes()
  *         return 0             # <<<<<<<<<<<<<<
@@ -14692,7 +14900,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":812
+  /* "tvmfast/_core.pyx":823
  *         self.vectorcall = <void*>frozen_vectorcall
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
@@ -14716,7 +14924,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":837
+/* "tvmfast/_core.pyx":848
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -14727,7 +14935,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":838
+  /* "tvmfast/_core.pyx":849
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -14739,7 +14947,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":839
+    /* "tvmfast/_core.pyx":850
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)             # <<<<<<<<<<<<<<
@@ -14748,7 +14956,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_self->frozen_state));
 
-    /* "tvmfast/_core.pyx":840
+    /* "tvmfast/_core.pyx":851
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)             # <<<<<<<<<<<<<<
@@ -14757,7 +14965,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     free(__pyx_v_self->frozen_state.owned);
 
-    /* "tvmfast/_core.pyx":841
+    /* "tvmfast/_core.pyx":852
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -14766,7 +14974,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_v_self->frozen_state.owned = NULL;
 
-    /* "tvmfast/_core.pyx":838
+    /* "tvmfast/_core.pyx":849
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -14775,7 +14983,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":842
+  /* "tvmfast/_core.pyx":853
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL
  *         free(self.template)             # <<<<<<<<<<<<<<
@@ -14784,7 +14992,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->__pyx_template);
 
-  /* "tvmfast/_core.pyx":843
+  /* "tvmfast/_core.pyx":854
  *             self.frozen_state.owned = NULL
  *         free(self.template)
  *         free(self.frozen_dl)             # <<<<<<<<<<<<<<
@@ -14793,7 +15001,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->frozen_dl);
 
-  /* "tvmfast/_core.pyx":844
+  /* "tvmfast/_core.pyx":855
  *         free(self.template)
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)             # <<<<<<<<<<<<<<
@@ -14802,7 +15010,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->dynamic_pos);
 
-  /* "tvmfast/_core.pyx":845
+  /* "tvmfast/_core.pyx":856
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)             # <<<<<<<<<<<<<<
@@ -14811,7 +15019,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->shape_copy);
 
-  /* "tvmfast/_core.pyx":846
+  /* "tvmfast/_core.pyx":857
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)
  *         free(self.live_shape)             # <<<<<<<<<<<<<<
@@ -14820,7 +15028,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->live_shape);
 
-  /* "tvmfast/_core.pyx":847
+  /* "tvmfast/_core.pyx":858
  *         free(self.shape_copy)
  *         free(self.live_shape)
  *         self.template = NULL             # <<<<<<<<<<<<<<
@@ -14829,7 +15037,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":848
+  /* "tvmfast/_core.pyx":859
  *         free(self.live_shape)
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -14838,7 +15046,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":849
+  /* "tvmfast/_core.pyx":860
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
@@ -14847,7 +15055,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":850
+  /* "tvmfast/_core.pyx":861
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -14856,7 +15064,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":851
+  /* "tvmfast/_core.pyx":862
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -14865,7 +15073,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":837
+  /* "tvmfast/_core.pyx":848
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -14877,7 +15085,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 
 }
 
-/* "tvmfast/_core.pyx":853
+/* "tvmfast/_core.pyx":864
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -14902,7 +15110,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":859
+  /* "tvmfast/_core.pyx":870
  *         resize_(); keeping the producer's pointer lets each call notice that cheaply.
  *         """
  *         cdef int i, total = 0, off = 0             # <<<<<<<<<<<<<<
@@ -14912,7 +15120,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_total = 0;
   __pyx_v_off = 0;
 
-  /* "tvmfast/_core.pyx":861
+  /* "tvmfast/_core.pyx":872
  *         cdef int i, total = 0, off = 0
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -14926,7 +15134,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":862
+    /* "tvmfast/_core.pyx":873
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -14938,7 +15146,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":863
+      /* "tvmfast/_core.pyx":874
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim             # <<<<<<<<<<<<<<
@@ -14947,7 +15155,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_total = (__pyx_v_total + (2 * (__pyx_v_self->frozen_dl[__pyx_v_i]).ndim));
 
-      /* "tvmfast/_core.pyx":862
+      /* "tvmfast/_core.pyx":873
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -14958,7 +15166,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":864
+  /* "tvmfast/_core.pyx":875
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -14982,7 +15190,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_self->shape_copy = ((int64_t *)calloc(__pyx_t_6, (sizeof(int64_t))));
 
 
-  /* "tvmfast/_core.pyx":865
+  /* "tvmfast/_core.pyx":876
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -14994,16 +15202,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":866
+    /* "tvmfast/_core.pyx":877
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 866, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 877, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":865
+    /* "tvmfast/_core.pyx":876
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -15012,7 +15220,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":867
+  /* "tvmfast/_core.pyx":878
  *         if self.shape_copy == NULL:
  *             raise MemoryError()
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15026,7 +15234,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":868
+    /* "tvmfast/_core.pyx":879
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15038,7 +15246,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":869
+      /* "tvmfast/_core.pyx":880
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue             # <<<<<<<<<<<<<<
@@ -15047,7 +15255,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       goto __pyx_L7_continue;
 
-      /* "tvmfast/_core.pyx":868
+      /* "tvmfast/_core.pyx":879
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15056,7 +15264,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":870
+    /* "tvmfast/_core.pyx":881
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue
  *             dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -15065,7 +15273,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-    /* "tvmfast/_core.pyx":871
+    /* "tvmfast/_core.pyx":882
  *                 continue
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape             # <<<<<<<<<<<<<<
@@ -15077,7 +15285,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     (__pyx_v_self->live_shape[__pyx_v_i]) = __pyx_t_7;
 
 
-    /* "tvmfast/_core.pyx":872
+    /* "tvmfast/_core.pyx":883
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15086,7 +15294,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->shape, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-    /* "tvmfast/_core.pyx":873
+    /* "tvmfast/_core.pyx":884
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15095,7 +15303,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl->shape = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-    /* "tvmfast/_core.pyx":874
+    /* "tvmfast/_core.pyx":885
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15104,7 +15312,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_off = (__pyx_v_off + __pyx_v_dl->ndim);
 
-    /* "tvmfast/_core.pyx":875
+    /* "tvmfast/_core.pyx":886
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15116,7 +15324,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":876
+      /* "tvmfast/_core.pyx":887
  *             off += dl.ndim
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15125,7 +15333,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->strides, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-      /* "tvmfast/_core.pyx":877
+      /* "tvmfast/_core.pyx":888
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15134,7 +15342,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_dl->strides = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-      /* "tvmfast/_core.pyx":875
+      /* "tvmfast/_core.pyx":886
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15143,7 +15351,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":878
+    /* "tvmfast/_core.pyx":889
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15155,7 +15363,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":879
+  /* "tvmfast/_core.pyx":890
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim
  *         return 0             # <<<<<<<<<<<<<<
@@ -15168,7 +15376,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":853
+  /* "tvmfast/_core.pyx":864
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15189,7 +15397,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":881
+/* "tvmfast/_core.pyx":892
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -15212,7 +15420,7 @@ static void __pyx_pw_7tvmfast_5_core_14FrozenFunction_5__dealloc__(PyObject *__p
 
 static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
 
-  /* "tvmfast/_core.pyx":882
+  /* "tvmfast/_core.pyx":893
  * 
  *     def __dealloc__(self):
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -15221,7 +15429,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":881
+  /* "tvmfast/_core.pyx":892
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -15233,7 +15441,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 
 }
 
-/* "tvmfast/_core.pyx":884
+/* "tvmfast/_core.pyx":895
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15263,7 +15471,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("check_frozen_shapes", 0);
 
-  /* "tvmfast/_core.pyx":887
+  /* "tvmfast/_core.pyx":898
  *         cdef int i
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15277,7 +15485,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":888
+    /* "tvmfast/_core.pyx":899
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -15289,7 +15497,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":889
+      /* "tvmfast/_core.pyx":900
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -15298,7 +15506,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":890
+      /* "tvmfast/_core.pyx":901
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -15310,7 +15518,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
       if (unlikely(__pyx_t_4)) {
 
 
-        /* "tvmfast/_core.pyx":891
+        /* "tvmfast/_core.pyx":902
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(             # <<<<<<<<<<<<<<
@@ -15319,14 +15527,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
         __pyx_t_6 = NULL;
 
-        /* "tvmfast/_core.pyx":892
+        /* "tvmfast/_core.pyx":903
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "             # <<<<<<<<<<<<<<
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0
 */
-        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 892, __pyx_L1_error)
+        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 903, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
         __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_frozen_argument;
         __pyx_t_8[1] = __pyx_t_7;
@@ -15337,7 +15545,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
         #endif
         __pyx_t_10 = 0;
         __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 3, __pyx_t_9, __pyx_t_10);
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 892, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 903, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __pyx_t_12 = 1;
@@ -15346,14 +15554,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 891, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 902, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_Raise(__pyx_t_5, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __PYX_ERR(0, 891, __pyx_L1_error)
+        __PYX_ERR(0, 902, __pyx_L1_error)
 
-        /* "tvmfast/_core.pyx":890
+        /* "tvmfast/_core.pyx":901
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -15362,7 +15570,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       }
 
-      /* "tvmfast/_core.pyx":888
+      /* "tvmfast/_core.pyx":899
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -15373,7 +15581,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
 
 
-  /* "tvmfast/_core.pyx":894
+  /* "tvmfast/_core.pyx":905
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0             # <<<<<<<<<<<<<<
@@ -15386,7 +15594,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":884
+  /* "tvmfast/_core.pyx":895
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15410,7 +15618,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":896
+/* "tvmfast/_core.pyx":907
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -15465,7 +15673,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":897
+  /* "tvmfast/_core.pyx":908
  * 
  *     def __call__(self, *args):
  *         if self.template == NULL:             # <<<<<<<<<<<<<<
@@ -15477,7 +15685,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":898
+    /* "tvmfast/_core.pyx":909
  *     def __call__(self, *args):
  *         if self.template == NULL:
  *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")             # <<<<<<<<<<<<<<
@@ -15490,14 +15698,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_was_not_i};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 898, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 909, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 898, __pyx_L1_error)
+    __PYX_ERR(0, 909, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":897
+    /* "tvmfast/_core.pyx":908
  * 
  *     def __call__(self, *args):
  *         if self.template == NULL:             # <<<<<<<<<<<<<<
@@ -15506,17 +15714,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":899
+  /* "tvmfast/_core.pyx":910
  *         if self.template == NULL:
  *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
  *         cdef Py_ssize_t n = len(args)             # <<<<<<<<<<<<<<
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:
 */
-  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 899, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 910, __pyx_L1_error)
   __pyx_v_n = __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":901
+  /* "tvmfast/_core.pyx":912
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -15528,17 +15736,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":902
+    /* "tvmfast/_core.pyx":913
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:
  *             raise_count_error(self.num_dynamic, n)             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             items[i] = <void*>args[i]
 */
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 902, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 913, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":901
+    /* "tvmfast/_core.pyx":912
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -15547,7 +15755,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":903
+  /* "tvmfast/_core.pyx":914
  *         if n > TVMFAST_STACK_ARGS:
  *             raise_count_error(self.num_dynamic, n)
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -15561,7 +15769,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
     __pyx_v_i = __pyx_t_8;
 
-    /* "tvmfast/_core.pyx":904
+    /* "tvmfast/_core.pyx":915
  *             raise_count_error(self.num_dynamic, n)
  *         for i in range(n):
  *             items[i] = <void*>args[i]             # <<<<<<<<<<<<<<
@@ -15572,14 +15780,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   }
 
 
-  /* "tvmfast/_core.pyx":905
+  /* "tvmfast/_core.pyx":916
  *         for i in range(n):
  *             items[i] = <void*>args[i]
  *         return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 905, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 916, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -15592,7 +15800,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":896
+  /* "tvmfast/_core.pyx":907
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -15615,7 +15823,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":907
+/* "tvmfast/_core.pyx":918
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -15654,7 +15862,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":914
+  /* "tvmfast/_core.pyx":925
  *         cdef Py_ssize_t k
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound             # <<<<<<<<<<<<<<
@@ -15666,7 +15874,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   __pyx_v_fn = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":915
+  /* "tvmfast/_core.pyx":926
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -15678,17 +15886,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":916
+    /* "tvmfast/_core.pyx":927
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)             # <<<<<<<<<<<<<<
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 916, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 927, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":915
+    /* "tvmfast/_core.pyx":926
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -15697,17 +15905,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":917
+  /* "tvmfast/_core.pyx":928
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()             # <<<<<<<<<<<<<<
  *         st = self.frozen_state
  *         st.owned = owned
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 917, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 928, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":918
+  /* "tvmfast/_core.pyx":929
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()
  *         st = self.frozen_state             # <<<<<<<<<<<<<<
@@ -15718,7 +15926,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 
   __pyx_v_st = __pyx_t_4;
 
-  /* "tvmfast/_core.pyx":919
+  /* "tvmfast/_core.pyx":930
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
  *         st.owned = owned             # <<<<<<<<<<<<<<
@@ -15727,7 +15935,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":920
+  /* "tvmfast/_core.pyx":931
  *         st = self.frozen_state
  *         st.owned = owned
  *         st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -15736,7 +15944,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.n_owned = 0;
 
-  /* "tvmfast/_core.pyx":921
+  /* "tvmfast/_core.pyx":932
  *         st.owned = owned
  *         st.n_owned = 0
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -15745,7 +15953,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.temps = NULL;
 
-  /* "tvmfast/_core.pyx":922
+  /* "tvmfast/_core.pyx":933
  *         st.n_owned = 0
  *         st.temps = NULL
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -15754,7 +15962,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":923
+  /* "tvmfast/_core.pyx":934
  *         st.temps = NULL
  *         st.items = items
  *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
@@ -15763,7 +15971,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.frozen = ((void *)__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":924
+  /* "tvmfast/_core.pyx":935
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
@@ -15775,19 +15983,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":926
+    /* "tvmfast/_core.pyx":937
  *         if n == 0:
  *             # Prepared: the template is complete and only read by the callee.
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *             if ret is RETRY_OWNED:
  *                 self.build()
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 926, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 937, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "tvmfast/_core.pyx":927
+    /* "tvmfast/_core.pyx":938
  *             # Prepared: the template is complete and only read by the callee.
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -15798,24 +16006,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":928
+      /* "tvmfast/_core.pyx":939
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:
  *                 self.build()             # <<<<<<<<<<<<<<
  *                 return self.call_vector(items, n)
  *             return ret
 */
-      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 928, __pyx_L1_error)
+      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 939, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":929
+      /* "tvmfast/_core.pyx":940
  *             if ret is RETRY_OWNED:
  *                 self.build()
  *                 return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
 */
-      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 929, __pyx_L1_error)
+      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 940, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       {
         PyObject *__pyx_temp;
@@ -15828,7 +16036,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
       __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":927
+      /* "tvmfast/_core.pyx":938
  *             # Prepared: the template is complete and only read by the callee.
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -15837,7 +16045,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":930
+    /* "tvmfast/_core.pyx":941
  *                 self.build()
  *                 return self.call_vector(items, n)
  *             return ret             # <<<<<<<<<<<<<<
@@ -15855,7 +16063,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":924
+    /* "tvmfast/_core.pyx":935
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
@@ -15864,7 +16072,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":931
+  /* "tvmfast/_core.pyx":942
  *                 return self.call_vector(items, n)
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -15873,7 +16081,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_self->__pyx_template, (__pyx_v_self->num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":932
+  /* "tvmfast/_core.pyx":943
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:             # <<<<<<<<<<<<<<
@@ -15882,7 +16090,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":933
+    /* "tvmfast/_core.pyx":944
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:
  *             for k in range(n):             # <<<<<<<<<<<<<<
@@ -15896,7 +16104,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_k = __pyx_t_7;
 
-      /* "tvmfast/_core.pyx":934
+      /* "tvmfast/_core.pyx":945
  *         try:
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]             # <<<<<<<<<<<<<<
@@ -15905,32 +16113,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
       __pyx_v_pos = (__pyx_v_self->dynamic_pos[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":935
+      /* "tvmfast/_core.pyx":946
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 935, __pyx_L7_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 946, __pyx_L7_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":936
+    /* "tvmfast/_core.pyx":947
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 936, __pyx_L7_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 947, __pyx_L7_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
   }
 
-  /* "tvmfast/_core.pyx":938
+  /* "tvmfast/_core.pyx":949
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -15975,7 +16183,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_L8:;
   }
 
-  /* "tvmfast/_core.pyx":939
+  /* "tvmfast/_core.pyx":950
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -15986,24 +16194,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":940
+    /* "tvmfast/_core.pyx":951
  *             release_state(&st)
  *         if ret is RETRY_OWNED:
  *             self.build()             # <<<<<<<<<<<<<<
  *             return self.call_vector(items, n)
  *         return ret
 */
-    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 940, __pyx_L1_error)
+    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 951, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":941
+    /* "tvmfast/_core.pyx":952
  *         if ret is RETRY_OWNED:
  *             self.build()
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         return ret
  * 
 */
-    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 941, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 952, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     {
       PyObject *__pyx_temp;
@@ -16016,7 +16224,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_t_1 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":939
+    /* "tvmfast/_core.pyx":950
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16025,7 +16233,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":942
+  /* "tvmfast/_core.pyx":953
  *             self.build()
  *             return self.call_vector(items, n)
  *         return ret             # <<<<<<<<<<<<<<
@@ -16043,7 +16251,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":907
+  /* "tvmfast/_core.pyx":918
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -16070,7 +16278,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":944
+/* "tvmfast/_core.pyx":955
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -16139,17 +16347,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_ptrs", 0);
 
-  /* "tvmfast/_core.pyx":952
+  /* "tvmfast/_core.pyx":963
  *         """
  *         cdef void* cptrs[TVMFAST_STACK_ARGS]
  *         cdef Py_ssize_t i, n = len(ptrs)             # <<<<<<<<<<<<<<
  *         if self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
 */
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 952, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 963, __pyx_L1_error)
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":953
+  /* "tvmfast/_core.pyx":964
  *         cdef void* cptrs[TVMFAST_STACK_ARGS]
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         if self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -16161,7 +16369,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":954
+    /* "tvmfast/_core.pyx":965
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         if self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")             # <<<<<<<<<<<<<<
@@ -16174,14 +16382,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 954, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 965, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 954, __pyx_L1_error)
+    __PYX_ERR(0, 965, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":953
+    /* "tvmfast/_core.pyx":964
  *         cdef void* cptrs[TVMFAST_STACK_ARGS]
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         if self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -16190,14 +16398,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":955
+  /* "tvmfast/_core.pyx":966
  *         if self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
  *             raise TypeError(
  *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
 */
-  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 955, __pyx_L1_error)
+  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 966, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_6 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_6);
@@ -16206,10 +16414,10 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     PyObject *__pyx_callargs[2] = {__pyx_t_6, NULL};
     __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 955, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 966, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
   }
-  __pyx_t_7 = __Pyx_PyObject_CompareBoolNe_int_object(__pyx_t_3, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 955, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_CompareBoolNe_int_object(__pyx_t_3, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 966, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (!__pyx_t_7) {
@@ -16229,7 +16437,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":956
+    /* "tvmfast/_core.pyx":967
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:
  *             raise TypeError(             # <<<<<<<<<<<<<<
@@ -16238,22 +16446,22 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     __pyx_t_3 = NULL;
 
-    /* "tvmfast/_core.pyx":957
+    /* "tvmfast/_core.pyx":968
  *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:
  *             raise TypeError(
  *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             p = ptrs[i]
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_num_tensor_args); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 957, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_num_tensor_args); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 968, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_8 = __Pyx_PyObject_CallNoArg(__pyx_t_6); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 957, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CallNoArg(__pyx_t_6); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 968, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 957, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 968, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 957, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 968, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_expected;
     __pyx_t_9[1] = __pyx_t_6;
@@ -16268,7 +16476,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]);
     #endif
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_1, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 957, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 968, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
@@ -16278,14 +16486,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 956, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 967, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 956, __pyx_L1_error)
+    __PYX_ERR(0, 967, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":955
+    /* "tvmfast/_core.pyx":966
  *         if self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -16294,7 +16502,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":958
+  /* "tvmfast/_core.pyx":969
  *             raise TypeError(
  *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -16308,7 +16516,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":959
+    /* "tvmfast/_core.pyx":970
  *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
  *         for i in range(n):
  *             p = ptrs[i]             # <<<<<<<<<<<<<<
@@ -16320,7 +16528,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     __Pyx_XDECREF_SET(__pyx_v_p, __pyx_t_4);
     __pyx_t_4 = 0;
 
-    /* "tvmfast/_core.pyx":960
+    /* "tvmfast/_core.pyx":971
  *         for i in range(n):
  *             p = ptrs[i]
  *             if not isinstance(p, int):             # <<<<<<<<<<<<<<
@@ -16334,7 +16542,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_7)) {
 
 
-      /* "tvmfast/_core.pyx":961
+      /* "tvmfast/_core.pyx":972
  *             p = ptrs[i]
  *             if not isinstance(p, int):
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")             # <<<<<<<<<<<<<<
@@ -16342,11 +16550,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
 */
       __pyx_t_11 = NULL;
-      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 961, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 972, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_p)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 961, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_p)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 972, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 961, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 972, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
@@ -16362,7 +16570,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[3]);
       #endif
       __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 961, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 972, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -16372,14 +16580,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 961, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 972, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 961, __pyx_L1_error)
+      __PYX_ERR(0, 972, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":960
+      /* "tvmfast/_core.pyx":971
  *         for i in range(n):
  *             p = ptrs[i]
  *             if not isinstance(p, int):             # <<<<<<<<<<<<<<
@@ -16388,18 +16596,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":962
+    /* "tvmfast/_core.pyx":973
  *             if not isinstance(p, int):
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
  *             if p == 0:             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if p & self.bound.align_mask:
 */
-    __pyx_t_7 = (__Pyx_PyLong_BoolEqObjC(__pyx_v_p, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 962, __pyx_L1_error)
+    __pyx_t_7 = (__Pyx_PyLong_BoolEqObjC(__pyx_v_p, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 973, __pyx_L1_error)
     if (unlikely(__pyx_t_7)) {
 
 
-      /* "tvmfast/_core.pyx":963
+      /* "tvmfast/_core.pyx":974
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
  *             if p == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")             # <<<<<<<<<<<<<<
@@ -16407,7 +16615,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 raise ValueError(
 */
       __pyx_t_8 = NULL;
-      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 963, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 974, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_15[1] = __pyx_t_11;
@@ -16418,7 +16626,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       #endif
       __pyx_t_10 = 0;
       __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_15, 3, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 963, __pyx_L1_error)
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 974, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
       __pyx_t_5 = 1;
@@ -16427,14 +16635,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 963, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 974, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 963, __pyx_L1_error)
+      __PYX_ERR(0, 974, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":962
+      /* "tvmfast/_core.pyx":973
  *             if not isinstance(p, int):
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
  *             if p == 0:             # <<<<<<<<<<<<<<
@@ -16443,24 +16651,24 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":964
+    /* "tvmfast/_core.pyx":975
  *             if p == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if p & self.bound.align_mask:             # <<<<<<<<<<<<<<
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
 */
-    __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->bound->align_mask); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 964, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->bound->align_mask); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 975, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_6 = __Pyx_PyNumber_And_object_int(__pyx_v_p, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 964, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyNumber_And_object_int(__pyx_v_p, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 975, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 964, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 975, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (unlikely(__pyx_t_7)) {
 
 
-      /* "tvmfast/_core.pyx":965
+      /* "tvmfast/_core.pyx":976
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if p & self.bound.align_mask:
  *                 raise ValueError(             # <<<<<<<<<<<<<<
@@ -16469,26 +16677,26 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
       __pyx_t_4 = NULL;
 
-      /* "tvmfast/_core.pyx":966
+      /* "tvmfast/_core.pyx":977
  *             if p & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "             # <<<<<<<<<<<<<<
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*><uint64_t>p
 */
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 966, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 977, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_11 = __Pyx_PyObject_Format(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 966, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_Format(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 977, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
 
-      /* "tvmfast/_core.pyx":967
+      /* "tvmfast/_core.pyx":978
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")             # <<<<<<<<<<<<<<
  *             cptrs[i] = <void*><uint64_t>p
  *         if self.frozen_state.device_type >= 0:
 */
-      __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 967, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 978, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_16[1] = __pyx_t_8;
@@ -16498,7 +16706,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_16[5] = __pyx_t_3;
       __pyx_t_16[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned;
 
-      /* "tvmfast/_core.pyx":966
+      /* "tvmfast/_core.pyx":977
  *             if p & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "             # <<<<<<<<<<<<<<
@@ -16514,7 +16722,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]);
       #endif
       __pyx_t_17 = __Pyx_PyUnicode_Join(__pyx_t_16, 7, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 966, __pyx_L1_error)
+      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 977, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -16525,14 +16733,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
         __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 965, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 976, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_Raise(__pyx_t_6, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __PYX_ERR(0, 965, __pyx_L1_error)
+      __PYX_ERR(0, 976, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":964
+      /* "tvmfast/_core.pyx":975
  *             if p == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if p & self.bound.align_mask:             # <<<<<<<<<<<<<<
@@ -16541,20 +16749,20 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":968
+    /* "tvmfast/_core.pyx":979
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*><uint64_t>p             # <<<<<<<<<<<<<<
  *         if self.frozen_state.device_type >= 0:
  *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
 */
-    __pyx_t_18 = __Pyx_PyLong_As_uint64_t(__pyx_v_p); if (unlikely((__pyx_t_18 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 968, __pyx_L1_error)
+    __pyx_t_18 = __Pyx_PyLong_As_uint64_t(__pyx_v_p); if (unlikely((__pyx_t_18 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 979, __pyx_L1_error)
     (__pyx_v_cptrs[__pyx_v_i]) = ((void *)((uint64_t)__pyx_t_18));
 
   }
 
 
-  /* "tvmfast/_core.pyx":969
+  /* "tvmfast/_core.pyx":980
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*><uint64_t>p
  *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
@@ -16566,7 +16774,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_7)) {
 
 
-    /* "tvmfast/_core.pyx":970
+    /* "tvmfast/_core.pyx":981
  *             cptrs[i] = <void*><uint64_t>p
  *         if self.frozen_state.device_type >= 0:
  *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")             # <<<<<<<<<<<<<<
@@ -16579,14 +16787,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       PyObject *__pyx_callargs[2] = {__pyx_t_17, __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_on_GPU_tensors};
       __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_NotImplementedError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 970, __pyx_L1_error)
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 981, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
     }
     __Pyx_Raise(__pyx_t_6, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __PYX_ERR(0, 970, __pyx_L1_error)
+    __PYX_ERR(0, 981, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":969
+    /* "tvmfast/_core.pyx":980
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*><uint64_t>p
  *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
@@ -16595,7 +16803,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":972
+  /* "tvmfast/_core.pyx":983
  *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
  *         cdef int ret
  *         if self.bound.release_gil:             # <<<<<<<<<<<<<<
@@ -16604,7 +16812,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   if (__pyx_v_self->bound->release_gil) {
 
-    /* "tvmfast/_core.pyx":973
+    /* "tvmfast/_core.pyx":984
  *         cdef int ret
  *         if self.bound.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -16617,7 +16825,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":974
+          /* "tvmfast/_core.pyx":985
  *         if self.bound.release_gil:
  *             with nogil:
  *                 ret = tvmfast_call_ptrs(self, cptrs, <int>n)             # <<<<<<<<<<<<<<
@@ -16627,7 +16835,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
           __pyx_v_ret = __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(__pyx_v_self, __pyx_v_cptrs, ((int)__pyx_v_n));
         }
 
-        /* "tvmfast/_core.pyx":973
+        /* "tvmfast/_core.pyx":984
  *         cdef int ret
  *         if self.bound.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -16644,7 +16852,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         }
     }
 
-    /* "tvmfast/_core.pyx":972
+    /* "tvmfast/_core.pyx":983
  *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
  *         cdef int ret
  *         if self.bound.release_gil:             # <<<<<<<<<<<<<<
@@ -16654,7 +16862,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     goto __pyx_L13;
   }
 
-  /* "tvmfast/_core.pyx":976
+  /* "tvmfast/_core.pyx":987
  *                 ret = tvmfast_call_ptrs(self, cptrs, <int>n)
  *         else:
  *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)             # <<<<<<<<<<<<<<
@@ -16666,7 +16874,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   }
   __pyx_L13:;
 
-  /* "tvmfast/_core.pyx":977
+  /* "tvmfast/_core.pyx":988
  *         else:
  *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)
  *         if ret != 0:             # <<<<<<<<<<<<<<
@@ -16678,17 +16886,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (__pyx_t_7) {
 
 
-    /* "tvmfast/_core.pyx":978
+    /* "tvmfast/_core.pyx":989
  *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)
  *         if ret != 0:
  *             raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  *     def num_tensor_args(self):
 */
-    __pyx_t_10 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 978, __pyx_L1_error)
+    __pyx_t_10 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 989, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":977
+    /* "tvmfast/_core.pyx":988
  *         else:
  *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)
  *         if ret != 0:             # <<<<<<<<<<<<<<
@@ -16697,7 +16905,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":944
+  /* "tvmfast/_core.pyx":955
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -16728,7 +16936,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":980
+/* "tvmfast/_core.pyx":991
  *             raise_ffi_error()
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -16794,7 +17002,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("num_tensor_args", 0);
 
-  /* "tvmfast/_core.pyx":982
+  /* "tvmfast/_core.pyx":993
  *     def num_tensor_args(self):
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         cdef int i, count = 0             # <<<<<<<<<<<<<<
@@ -16803,7 +17011,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
 */
   __pyx_v_count = 0;
 
-  /* "tvmfast/_core.pyx":983
+  /* "tvmfast/_core.pyx":994
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         cdef int i, count = 0
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -16817,7 +17025,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":984
+    /* "tvmfast/_core.pyx":995
  *         cdef int i, count = 0
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -16829,7 +17037,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":985
+      /* "tvmfast/_core.pyx":996
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 count += 1             # <<<<<<<<<<<<<<
@@ -16838,7 +17046,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
 */
       __pyx_v_count = (__pyx_v_count + 1);
 
-      /* "tvmfast/_core.pyx":984
+      /* "tvmfast/_core.pyx":995
  *         cdef int i, count = 0
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -16849,14 +17057,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   }
 
 
-  /* "tvmfast/_core.pyx":986
+  /* "tvmfast/_core.pyx":997
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 count += 1
  *         return count             # <<<<<<<<<<<<<<
  * 
  *     @staticmethod
 */
-  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_count); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 986, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_count); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 997, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -16869,7 +17077,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   __pyx_t_5 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":980
+  /* "tvmfast/_core.pyx":991
  *             raise_ffi_error()
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -16890,7 +17098,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":988
+/* "tvmfast/_core.pyx":999
  *         return count
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -16950,17 +17158,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_last_error", 0);
 
-  /* "tvmfast/_core.pyx":991
+  /* "tvmfast/_core.pyx":1002
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  *     def __repr__(self):
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 991, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1002, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":988
+  /* "tvmfast/_core.pyx":999
  *         return count
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -16980,7 +17188,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":993
+/* "tvmfast/_core.pyx":1004
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -17017,16 +17225,16 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":994
+  /* "tvmfast/_core.pyx":1005
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.FrozenFunction num_args={self.num_args} dynamic={self.num_dynamic}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 994, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1005, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 994, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1005, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_3[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_num_args;
   __pyx_t_3[1] = __pyx_t_1;
@@ -17039,7 +17247,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   #endif
   __pyx_t_5 = 0;
   __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_3, 5, __pyx_t_4, __pyx_t_5);
-  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 994, __pyx_L1_error)
+  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1005, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -17054,7 +17262,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":993
+  /* "tvmfast/_core.pyx":1004
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -17510,7 +17718,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_18__setstate_cython__
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":997
+/* "tvmfast/_core.pyx":1008
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -17532,7 +17740,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   int __pyx_t_4;
   int __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":1001
+  /* "tvmfast/_core.pyx":1012
  *     cdef DLTensor dl[TVMFAST_STACK_ARGS]
  *     cdef TVMFFIAny result
  *     cdef int i, k = 0             # <<<<<<<<<<<<<<
@@ -17541,7 +17749,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_k = 0;
 
-  /* "tvmfast/_core.pyx":1002
+  /* "tvmfast/_core.pyx":1013
  *     cdef TVMFFIAny result
  *     cdef int i, k = 0
  *     cdef int num_args = prepared.num_args             # <<<<<<<<<<<<<<
@@ -17552,7 +17760,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 
   __pyx_v_num_args = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":1003
+  /* "tvmfast/_core.pyx":1014
  *     cdef int i, k = 0
  *     cdef int num_args = prepared.num_args
  *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -17561,7 +17769,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_prepared->__pyx_template, (__pyx_v_num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":1004
+  /* "tvmfast/_core.pyx":1015
  *     cdef int num_args = prepared.num_args
  *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
  *     for i in range(num_args):             # <<<<<<<<<<<<<<
@@ -17575,7 +17783,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":1005
+    /* "tvmfast/_core.pyx":1016
  *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
  *     for i in range(num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -17587,7 +17795,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":1006
+      /* "tvmfast/_core.pyx":1017
  *     for i in range(num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             if k >= n:             # <<<<<<<<<<<<<<
@@ -17599,7 +17807,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
       if (__pyx_t_4) {
 
 
-        /* "tvmfast/_core.pyx":1007
+        /* "tvmfast/_core.pyx":1018
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             if k >= n:
  *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")             # <<<<<<<<<<<<<<
@@ -17608,7 +17816,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
         TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_too_few_data_p);
 
-        /* "tvmfast/_core.pyx":1008
+        /* "tvmfast/_core.pyx":1019
  *             if k >= n:
  *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
  *                 return -1             # <<<<<<<<<<<<<<
@@ -17621,7 +17829,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
         }
         goto __pyx_L0;
 
-        /* "tvmfast/_core.pyx":1006
+        /* "tvmfast/_core.pyx":1017
  *     for i in range(num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             if k >= n:             # <<<<<<<<<<<<<<
@@ -17630,7 +17838,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       }
 
-      /* "tvmfast/_core.pyx":1009
+      /* "tvmfast/_core.pyx":1020
  *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
  *                 return -1
  *             dl[i] = prepared.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -17639,7 +17847,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       (__pyx_v_dl[__pyx_v_i]) = (__pyx_v_prepared->frozen_dl[__pyx_v_i]);
 
-      /* "tvmfast/_core.pyx":1010
+      /* "tvmfast/_core.pyx":1021
  *                 return -1
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]             # <<<<<<<<<<<<<<
@@ -17648,7 +17856,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       (__pyx_v_dl[__pyx_v_i]).data = (__pyx_v_ptrs[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":1011
+      /* "tvmfast/_core.pyx":1022
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0             # <<<<<<<<<<<<<<
@@ -17657,7 +17865,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       (__pyx_v_dl[__pyx_v_i]).byte_offset = 0;
 
-      /* "tvmfast/_core.pyx":1012
+      /* "tvmfast/_core.pyx":1023
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]             # <<<<<<<<<<<<<<
@@ -17666,7 +17874,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       (__pyx_v_packed[__pyx_v_i]).v_ptr = (&(__pyx_v_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":1013
+      /* "tvmfast/_core.pyx":1024
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]
  *             k += 1             # <<<<<<<<<<<<<<
@@ -17675,7 +17883,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_k = (__pyx_v_k + 1);
 
-      /* "tvmfast/_core.pyx":1005
+      /* "tvmfast/_core.pyx":1016
  *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
  *     for i in range(num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -17686,7 +17894,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   }
 
 
-  /* "tvmfast/_core.pyx":1014
+  /* "tvmfast/_core.pyx":1025
  *             packed[i].v_ptr = &dl[i]
  *             k += 1
  *     if k != n:             # <<<<<<<<<<<<<<
@@ -17698,7 +17906,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1015
+    /* "tvmfast/_core.pyx":1026
  *             k += 1
  *     if k != n:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")             # <<<<<<<<<<<<<<
@@ -17707,7 +17915,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_too_many_data);
 
-    /* "tvmfast/_core.pyx":1016
+    /* "tvmfast/_core.pyx":1027
  *     if k != n:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")
  *         return -1             # <<<<<<<<<<<<<<
@@ -17720,7 +17928,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1014
+    /* "tvmfast/_core.pyx":1025
  *             packed[i].v_ptr = &dl[i]
  *             k += 1
  *     if k != n:             # <<<<<<<<<<<<<<
@@ -17729,7 +17937,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1017
+  /* "tvmfast/_core.pyx":1028
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")
  *         return -1
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -17738,7 +17946,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":1018
+  /* "tvmfast/_core.pyx":1029
  *         return -1
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -17747,7 +17955,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":1019
+  /* "tvmfast/_core.pyx":1030
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -17756,7 +17964,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":1020
+  /* "tvmfast/_core.pyx":1031
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)             # <<<<<<<<<<<<<<
@@ -17765,7 +17973,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_i = TVMFFIFunctionCall(__pyx_v_prepared->bound->handle, __pyx_v_packed, __pyx_v_num_args, (&__pyx_v_result));
 
-  /* "tvmfast/_core.pyx":1021
+  /* "tvmfast/_core.pyx":1032
  *     result.v_int64 = 0
  *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
  *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -17791,7 +17999,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1022
+    /* "tvmfast/_core.pyx":1033
  *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
  *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)             # <<<<<<<<<<<<<<
@@ -17800,7 +18008,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_result.v_ptr));
 
-    /* "tvmfast/_core.pyx":1021
+    /* "tvmfast/_core.pyx":1032
  *     result.v_int64 = 0
  *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
  *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -17809,7 +18017,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1023
+  /* "tvmfast/_core.pyx":1034
  *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)
  *     return i             # <<<<<<<<<<<<<<
@@ -17822,7 +18030,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":997
+  /* "tvmfast/_core.pyx":1008
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -17841,7 +18049,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1026
+/* "tvmfast/_core.pyx":1037
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -17850,16 +18058,16 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7tvmfast_5_core_3_floor_loop(PyObject *__pyx_self, 
+static PyObject *__pyx_pw_7tvmfast_5_core_5_floor_loop(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_2_floor_loop, "Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop.");
-static PyMethodDef __pyx_mdef_7tvmfast_5_core_3_floor_loop = {"_floor_loop", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_3_floor_loop, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_2_floor_loop};
-static PyObject *__pyx_pw_7tvmfast_5_core_3_floor_loop(PyObject *__pyx_self, 
+PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_4_floor_loop, "Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop.");
+static PyMethodDef __pyx_mdef_7tvmfast_5_core_5_floor_loop = {"_floor_loop", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_5_floor_loop, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_4_floor_loop};
+static PyObject *__pyx_pw_7tvmfast_5_core_5_floor_loop(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -17890,39 +18098,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_prepared,&__pyx_mstate_global->__pyx_n_u_repeat,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1026, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1037, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1026, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1037, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1026, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1037, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1026, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1037, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1026, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1037, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1026, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1037, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1026, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1037, __pyx_L3_error)
     }
     __pyx_v_prepared = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)values[0]);
-    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1026, __pyx_L3_error)
+    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1037, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1026, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1037, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -17933,8 +18141,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1026, __pyx_L1_error)
-  __pyx_r = __pyx_pf_7tvmfast_5_core_2_floor_loop(__pyx_self, __pyx_v_prepared, __pyx_v_repeat);
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1037, __pyx_L1_error)
+  __pyx_r = __pyx_pf_7tvmfast_5_core_4_floor_loop(__pyx_self, __pyx_v_prepared, __pyx_v_repeat);
 
   /* function exit code */
   goto __pyx_L0;
@@ -17954,7 +18162,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *__pyx_self, struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_prepared, Py_ssize_t __pyx_v_repeat) {
+static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *__pyx_self, struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_prepared, Py_ssize_t __pyx_v_repeat) {
   TVMFFIAny __pyx_v_result;
   CYTHON_UNUSED Py_ssize_t __pyx_v_r;
   int __pyx_v_ret;
@@ -17978,7 +18186,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_floor_loop", 0);
 
-  /* "tvmfast/_core.pyx":1030
+  /* "tvmfast/_core.pyx":1041
  *     cdef TVMFFIAny result
  *     cdef Py_ssize_t r
  *     cdef int ret = 0             # <<<<<<<<<<<<<<
@@ -17987,7 +18195,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
 */
   __pyx_v_ret = 0;
 
-  /* "tvmfast/_core.pyx":1031
+  /* "tvmfast/_core.pyx":1042
  *     cdef Py_ssize_t r
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle             # <<<<<<<<<<<<<<
@@ -17998,7 +18206,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":1032
+  /* "tvmfast/_core.pyx":1043
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template             # <<<<<<<<<<<<<<
@@ -18009,7 +18217,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_packed = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1033
+  /* "tvmfast/_core.pyx":1044
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args             # <<<<<<<<<<<<<<
@@ -18020,7 +18228,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_n = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":1034
+  /* "tvmfast/_core.pyx":1045
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18032,7 +18240,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":1035
+    /* "tvmfast/_core.pyx":1046
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")             # <<<<<<<<<<<<<<
@@ -18045,14 +18253,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_floor_loop_needs_a_prepared_fun};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1035, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1046, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 1035, __pyx_L1_error)
+    __PYX_ERR(0, 1046, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":1034
+    /* "tvmfast/_core.pyx":1045
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18061,7 +18269,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1036
+  /* "tvmfast/_core.pyx":1047
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18074,7 +18282,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":1037
+        /* "tvmfast/_core.pyx":1048
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:
  *         for r in range(repeat):             # <<<<<<<<<<<<<<
@@ -18088,7 +18296,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
         for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
           __pyx_v_r = __pyx_t_10;
 
-          /* "tvmfast/_core.pyx":1038
+          /* "tvmfast/_core.pyx":1049
  *     with nogil:
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18097,7 +18305,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.type_index = kTVMFFINone;
 
-          /* "tvmfast/_core.pyx":1039
+          /* "tvmfast/_core.pyx":1050
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18106,7 +18314,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.v_int64 = 0;
 
-          /* "tvmfast/_core.pyx":1040
+          /* "tvmfast/_core.pyx":1051
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)             # <<<<<<<<<<<<<<
@@ -18115,7 +18323,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, (&__pyx_v_result));
 
-          /* "tvmfast/_core.pyx":1041
+          /* "tvmfast/_core.pyx":1052
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18127,7 +18335,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
           if (__pyx_t_4) {
 
 
-            /* "tvmfast/_core.pyx":1042
+            /* "tvmfast/_core.pyx":1053
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:
  *                 break             # <<<<<<<<<<<<<<
@@ -18136,7 +18344,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
 */
             goto __pyx_L8_break;
 
-            /* "tvmfast/_core.pyx":1041
+            /* "tvmfast/_core.pyx":1052
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18149,7 +18357,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
 
       }
 
-      /* "tvmfast/_core.pyx":1036
+      /* "tvmfast/_core.pyx":1047
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18166,7 +18374,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
       }
   }
 
-  /* "tvmfast/_core.pyx":1043
+  /* "tvmfast/_core.pyx":1054
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18178,17 +18386,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1044
+    /* "tvmfast/_core.pyx":1055
  *                 break
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1044, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1055, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":1043
+    /* "tvmfast/_core.pyx":1054
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18197,7 +18405,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1026
+  /* "tvmfast/_core.pyx":1037
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18225,7 +18433,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_floor_loop(CYTHON_UNUSED PyObject *_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1047
+/* "tvmfast/_core.pyx":1058
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -18238,7 +18446,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1048
+  /* "tvmfast/_core.pyx":1059
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18266,7 +18474,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1049
+  /* "tvmfast/_core.pyx":1060
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id             # <<<<<<<<<<<<<<
@@ -18294,7 +18502,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1050
+  /* "tvmfast/_core.pyx":1061
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits             # <<<<<<<<<<<<<<
@@ -18322,7 +18530,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1051
+  /* "tvmfast/_core.pyx":1062
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):             # <<<<<<<<<<<<<<
@@ -18356,7 +18564,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":1048
+  /* "tvmfast/_core.pyx":1059
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18366,7 +18574,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1052
+    /* "tvmfast/_core.pyx":1063
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False             # <<<<<<<<<<<<<<
@@ -18379,7 +18587,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1048
+    /* "tvmfast/_core.pyx":1059
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18388,7 +18596,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1053
+  /* "tvmfast/_core.pyx":1064
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -18400,7 +18608,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1054
+    /* "tvmfast/_core.pyx":1065
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False             # <<<<<<<<<<<<<<
@@ -18413,7 +18621,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1053
+    /* "tvmfast/_core.pyx":1064
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -18422,7 +18630,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1055
+  /* "tvmfast/_core.pyx":1066
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False
  *     return x.strides == NULL or memcmp(x.strides, y.strides, x.ndim * sizeof(int64_t)) == 0             # <<<<<<<<<<<<<<
@@ -18450,7 +18658,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1047
+  /* "tvmfast/_core.pyx":1058
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -18464,7 +18672,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1058
+/* "tvmfast/_core.pyx":1069
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -18473,16 +18681,16 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7tvmfast_5_core_5_enable_torch_direct_export(PyObject *__pyx_self, 
+static PyObject *__pyx_pw_7tvmfast_5_core_7_enable_torch_direct_export(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_4_enable_torch_direct_export, "Switch torch.Tensor arguments to the direct export if it is provably right here.\n\n    Checks, on sample tensors, that the at::Tensor sits at the assumed place inside\n    the Python object (its TensorImpl pointer equals ``t._cdata``) and that the\n    direct export fills every DLTensor field exactly as torch\047s exchange API does.\n    Returns True when enabled.\n    ");
-static PyMethodDef __pyx_mdef_7tvmfast_5_core_5_enable_torch_direct_export = {"_enable_torch_direct_export", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_5_enable_torch_direct_export, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_4_enable_torch_direct_export};
-static PyObject *__pyx_pw_7tvmfast_5_core_5_enable_torch_direct_export(PyObject *__pyx_self, 
+PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_6_enable_torch_direct_export, "Switch torch.Tensor arguments to the direct export if it is provably right here.\n\n    Checks, on sample tensors, that the at::Tensor sits at the assumed place inside\n    the Python object (its TensorImpl pointer equals ``t._cdata``) and that the\n    direct export fills every DLTensor field exactly as torch\047s exchange API does.\n    Returns True when enabled.\n    ");
+static PyMethodDef __pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export = {"_enable_torch_direct_export", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_7_enable_torch_direct_export, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_6_enable_torch_direct_export};
+static PyObject *__pyx_pw_7tvmfast_5_core_7_enable_torch_direct_export(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -18513,39 +18721,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_torch_module,&__pyx_mstate_global->__pyx_n_u_fn_address,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1058, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1069, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1058, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1069, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1058, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1069, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1058, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1069, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1058, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1069, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1058, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1069, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1058, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1069, __pyx_L3_error)
     }
     __pyx_v_torch_module = values[0];
-    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1058, __pyx_L3_error)
+    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1069, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1058, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1069, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18556,7 +18764,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(__pyx_self, __pyx_v_torch_module, __pyx_v_fn_address);
+  __pyx_r = __pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(__pyx_self, __pyx_v_torch_module, __pyx_v_fn_address);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -18567,7 +18775,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_torch_module, Py_ssize_t __pyx_v_fn_address) {
+static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_torch_module, Py_ssize_t __pyx_v_fn_address) {
   DLPackExchangeAPI const *__pyx_v_api;
   DLTensor __pyx_v_direct;
   DLTensor __pyx_v_reference;
@@ -18601,20 +18809,20 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_enable_torch_direct_export", 0);
 
-  /* "tvmfast/_core.pyx":1067
+  /* "tvmfast/_core.pyx":1078
  *     """
  *     global tvmfast_torch_to_dl, tvmfast_thpvariable_tensor_offset, _torch_tensor_type
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)             # <<<<<<<<<<<<<<
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1067, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1078, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1067, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1078, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_api = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1069
+  /* "tvmfast/_core.pyx":1080
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor             # <<<<<<<<<<<<<<
@@ -18623,7 +18831,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_v_offset = (sizeof(PyObject));
 
-  /* "tvmfast/_core.pyx":1070
+  /* "tvmfast/_core.pyx":1081
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -18649,7 +18857,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
   if (__pyx_t_3) {
 
 
-    /* "tvmfast/_core.pyx":1071
+    /* "tvmfast/_core.pyx":1082
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:
  *         return False             # <<<<<<<<<<<<<<
@@ -18667,7 +18875,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1070
+    /* "tvmfast/_core.pyx":1081
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -18676,7 +18884,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
 */
   }
 
-  /* "tvmfast/_core.pyx":1072
+  /* "tvmfast/_core.pyx":1083
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -18685,7 +18893,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_t_5 = __pyx_v_torch_module;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1072, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1083, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   #if CYTHON_VECTORCALL
   #endif
@@ -18694,13 +18902,13 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_mstate_global->__pyx_int_24, __pyx_t_6};
     #if CYTHON_VECTORCALL
     __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[0];
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1072, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1083, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_8);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_8 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1072, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1083, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     #endif
@@ -18710,33 +18918,33 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
     #endif
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1072, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1083, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1072, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1083, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1072, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1083, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
   __pyx_v_base = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1073
+  /* "tvmfast/_core.pyx":1084
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1073, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1084, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1073, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1084, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1073, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1084, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1073, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1084, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_9 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_9);
@@ -18745,11 +18953,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_9, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_half, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1073, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1084, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
 
-  /* "tvmfast/_core.pyx":1074
+  /* "tvmfast/_core.pyx":1085
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),             # <<<<<<<<<<<<<<
@@ -18763,7 +18971,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_float_3_0};
     __pyx_t_9 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tensor, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1074, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1085, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = __pyx_v_torch_module;
@@ -18773,12 +18981,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_int_0};
     __pyx_t_10 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_zeros, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1074, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1085, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
   }
   __pyx_t_12 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_12);
-  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1074, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1085, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_13);
   __pyx_t_7 = 0;
   {
@@ -18786,19 +18994,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
     __pyx_t_11 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_to, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1074, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1085, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
   }
 
-  /* "tvmfast/_core.pyx":1075
+  /* "tvmfast/_core.pyx":1086
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]             # <<<<<<<<<<<<<<
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
 */
-  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1075, __pyx_L1_error)
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1075, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1086, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1086, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __pyx_t_14 = __pyx_t_15;
   __Pyx_INCREF(__pyx_t_14);
@@ -18809,7 +19017,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_17, NULL};
     __pyx_t_16 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_clone, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1075, __pyx_L1_error)
+    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1086, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
   }
   __pyx_t_7 = 0;
@@ -18819,40 +19027,40 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
     __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1075, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1086, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
   }
 
-  /* "tvmfast/_core.pyx":1073
+  /* "tvmfast/_core.pyx":1084
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1073, __pyx_L1_error)
+  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1084, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_INCREF(__pyx_v_base);
   __Pyx_GIVEREF(__pyx_v_base);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1073, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1084, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1073, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1084, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1073, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1084, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_8);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1073, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1084, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1073, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1084, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_9);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1073, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1084, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1073, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1084, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_11);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1073, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1084, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_13);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1073, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1084, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_12);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1073, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1084, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_6 = 0;
   __pyx_t_8 = 0;
@@ -18865,7 +19073,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
   __pyx_v_samples = ((PyObject*)__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1076
+  /* "tvmfast/_core.pyx":1087
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -18878,27 +19086,27 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1076, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1087, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1076, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1087, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1077
+    /* "tvmfast/_core.pyx":1088
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
 */
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1077, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1088, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1077, __pyx_L1_error)
+    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1088, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_t_3 = (((uint64_t)tvmfast_read_ptr(((PyObject *)__pyx_v_t), __pyx_v_offset)) != ((uint64_t)__pyx_t_19));
 
@@ -18906,7 +19114,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1078
+      /* "tvmfast/_core.pyx":1089
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False             # <<<<<<<<<<<<<<
@@ -18925,7 +19133,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1077
+      /* "tvmfast/_core.pyx":1088
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
@@ -18934,7 +19142,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1076
+    /* "tvmfast/_core.pyx":1087
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -18944,7 +19152,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1079
+  /* "tvmfast/_core.pyx":1090
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)             # <<<<<<<<<<<<<<
@@ -18953,7 +19161,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_set_torch_to_dl(((void *)__pyx_v_fn_address));
 
-  /* "tvmfast/_core.pyx":1080
+  /* "tvmfast/_core.pyx":1091
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset             # <<<<<<<<<<<<<<
@@ -18962,7 +19170,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_thpvariable_tensor_offset = __pyx_v_offset;
 
-  /* "tvmfast/_core.pyx":1081
+  /* "tvmfast/_core.pyx":1092
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -18975,18 +19183,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1081, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1092, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1081, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1092, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1082
+    /* "tvmfast/_core.pyx":1093
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19004,7 +19212,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1083
+    /* "tvmfast/_core.pyx":1094
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0             # <<<<<<<<<<<<<<
@@ -19022,7 +19230,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1084
+    /* "tvmfast/_core.pyx":1095
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):             # <<<<<<<<<<<<<<
@@ -19036,7 +19244,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
 
     __pyx_L13_bool_binop_done:;
 
-    /* "tvmfast/_core.pyx":1082
+    /* "tvmfast/_core.pyx":1093
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19046,7 +19254,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1085
+      /* "tvmfast/_core.pyx":1096
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)             # <<<<<<<<<<<<<<
@@ -19055,7 +19263,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
 */
       tvmfast_set_torch_to_dl(NULL);
 
-      /* "tvmfast/_core.pyx":1086
+      /* "tvmfast/_core.pyx":1097
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False             # <<<<<<<<<<<<<<
@@ -19074,7 +19282,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1082
+      /* "tvmfast/_core.pyx":1093
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19083,7 +19291,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1081
+    /* "tvmfast/_core.pyx":1092
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19093,21 +19301,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1087
+  /* "tvmfast/_core.pyx":1098
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False
  *     _torch_tensor_type = torch_module.Tensor             # <<<<<<<<<<<<<<
  *     return True
  * 
 */
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1087, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1098, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__torch_tensor_type);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__torch_tensor_type, __pyx_t_15);
   __Pyx_GIVEREF(__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1088
+  /* "tvmfast/_core.pyx":1099
  *             return False
  *     _torch_tensor_type = torch_module.Tensor
  *     return True             # <<<<<<<<<<<<<<
@@ -19125,7 +19333,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1058
+  /* "tvmfast/_core.pyx":1069
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -19163,7 +19371,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1091
+/* "tvmfast/_core.pyx":1102
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19172,22 +19380,22 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_enable_torch_direct_export(CYTHON_UN
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7tvmfast_5_core_7_torch_direct_export_enabled(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
-static PyMethodDef __pyx_mdef_7tvmfast_5_core_7_torch_direct_export_enabled = {"_torch_direct_export_enabled", (PyCFunction)__pyx_pw_7tvmfast_5_core_7_torch_direct_export_enabled, METH_NOARGS, 0};
-static PyObject *__pyx_pw_7tvmfast_5_core_7_torch_direct_export_enabled(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
+static PyObject *__pyx_pw_7tvmfast_5_core_9_torch_direct_export_enabled(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
+static PyMethodDef __pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled = {"_torch_direct_export_enabled", (PyCFunction)__pyx_pw_7tvmfast_5_core_9_torch_direct_export_enabled, METH_NOARGS, 0};
+static PyObject *__pyx_pw_7tvmfast_5_core_9_torch_direct_export_enabled(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
   PyObject *__pyx_r = 0;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_torch_direct_export_enabled (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_7tvmfast_5_core_6_torch_direct_export_enabled(__pyx_self);
+  __pyx_r = __pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(__pyx_self);
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7tvmfast_5_core_6_torch_direct_export_enabled(CYTHON_UNUSED PyObject *__pyx_self) {
+static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_UNUSED PyObject *__pyx_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -19196,14 +19404,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_torch_direct_export_enabled(CYTHON_U
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_torch_direct_export_enabled", 0);
 
-  /* "tvmfast/_core.pyx":1092
+  /* "tvmfast/_core.pyx":1103
  * 
  * def _torch_direct_export_enabled():
  *     return tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1092, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1103, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -19216,7 +19424,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_torch_direct_export_enabled(CYTHON_U
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1091
+  /* "tvmfast/_core.pyx":1102
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19235,7 +19443,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_torch_direct_export_enabled(CYTHON_U
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1095
+/* "tvmfast/_core.pyx":1106
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -19244,22 +19452,22 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_torch_direct_export_enabled(CYTHON_U
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7tvmfast_5_core_9_init_vectorcall(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
-static PyMethodDef __pyx_mdef_7tvmfast_5_core_9_init_vectorcall = {"_init_vectorcall", (PyCFunction)__pyx_pw_7tvmfast_5_core_9_init_vectorcall, METH_NOARGS, 0};
-static PyObject *__pyx_pw_7tvmfast_5_core_9_init_vectorcall(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
+static PyObject *__pyx_pw_7tvmfast_5_core_11_init_vectorcall(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused); /*proto*/
+static PyMethodDef __pyx_mdef_7tvmfast_5_core_11_init_vectorcall = {"_init_vectorcall", (PyCFunction)__pyx_pw_7tvmfast_5_core_11_init_vectorcall, METH_NOARGS, 0};
+static PyObject *__pyx_pw_7tvmfast_5_core_11_init_vectorcall(PyObject *__pyx_self, CYTHON_UNUSED PyObject *unused) {
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
   PyObject *__pyx_r = 0;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_init_vectorcall (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_7tvmfast_5_core_8_init_vectorcall(__pyx_self);
+  __pyx_r = __pyx_pf_7tvmfast_5_core_10_init_vectorcall(__pyx_self);
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7tvmfast_5_core_8_init_vectorcall(CYTHON_UNUSED PyObject *__pyx_self) {
+static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObject *__pyx_self) {
   struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_b = 0;
   struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_f = 0;
   PyObject *__pyx_r = NULL;
@@ -19270,49 +19478,49 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_init_vectorcall(CYTHON_UNUSED PyObje
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_init_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":1096
+  /* "tvmfast/_core.pyx":1107
  * 
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)             # <<<<<<<<<<<<<<
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1096, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1107, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_b = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1097
+  /* "tvmfast/_core.pyx":1108
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)             # <<<<<<<<<<<<<<
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1097, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1108, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_f = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1098
+  /* "tvmfast/_core.pyx":1109
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))             # <<<<<<<<<<<<<<
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
  * 
 */
-  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, ((Py_ssize_t)(((char *)(&__pyx_v_b->vectorcall)) - ((char *)((PyObject *)__pyx_v_b))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1098, __pyx_L1_error)
+  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, ((Py_ssize_t)(((char *)(&__pyx_v_b->vectorcall)) - ((char *)((PyObject *)__pyx_v_b))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1109, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":1099
+  /* "tvmfast/_core.pyx":1110
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))             # <<<<<<<<<<<<<<
  * 
  * _init_vectorcall()
 */
-  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, ((Py_ssize_t)(((char *)(&__pyx_v_f->vectorcall)) - ((char *)((PyObject *)__pyx_v_f))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1099, __pyx_L1_error)
+  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, ((Py_ssize_t)(((char *)(&__pyx_v_f->vectorcall)) - ((char *)((PyObject *)__pyx_v_f))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1110, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":1095
+  /* "tvmfast/_core.pyx":1106
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -19890,6 +20098,7 @@ static int __Pyx_modinit_Global_init_code(__pyx_mstatetype *__pyx_mstate) {
   __pyx_v_7tvmfast_5_core__tvm_ffi_from_dlpack = Py_None; Py_INCREF(Py_None);
   __pyx_v_7tvmfast_5_core__torch_tensor_type = Py_None; Py_INCREF(Py_None);
   __pyx_v_7tvmfast_5_core_torch_setup_hook = Py_None; Py_INCREF(Py_None);
+  __pyx_v_7tvmfast_5_core__current_cuda_stream = Py_None; Py_INCREF(Py_None);
   __pyx_v_7tvmfast_5_core__CObject = Py_None; Py_INCREF(Py_None);
   __pyx_v_7tvmfast_5_core_DEVICE_NAMES = ((PyObject*)Py_None); Py_INCREF(Py_None);
   __pyx_v_7tvmfast_5_core__take_result = Py_None; Py_INCREF(Py_None);
@@ -19957,14 +20166,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_BoundFunction(__pyx_m
   __pyx_vtable_7tvmfast_5_core_BoundFunction.call_vector = (PyObject *(*)(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t))__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector;
   __pyx_vtable_7tvmfast_5_core_BoundFunction.call_vector_heap = (PyObject *(*)(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t))__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_BoundFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction)) __PYX_ERR(0, 660, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_BoundFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction)) __PYX_ERR(0, 671, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = &__pyx_type_7tvmfast_5_core_BoundFunction;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 660, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 671, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction);
@@ -19974,9 +20183,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_BoundFunction(__pyx_m
     __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_vtabptr_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 660, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_BoundFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 660, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 660, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_vtabptr_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 671, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_BoundFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 671, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 671, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -19999,14 +20208,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.snapshot_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes;
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.check_frozen_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 787, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 798, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = &__pyx_type_7tvmfast_5_core_FrozenFunction;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 787, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 798, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction);
@@ -20016,9 +20225,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
     __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 787, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 787, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 787, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 798, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 798, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 798, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -20420,7 +20629,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  * cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
  * cdef object _torch_tensor_type = None             # <<<<<<<<<<<<<<
  * cdef object torch_setup_hook = None
- * 
+ * cdef object _current_cuda_stream = None
 */
   __Pyx_INCREF(Py_None);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__torch_tensor_type);
@@ -20431,7 +20640,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  * cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
  * cdef object _torch_tensor_type = None
  * cdef object torch_setup_hook = None             # <<<<<<<<<<<<<<
- * 
+ * cdef object _current_cuda_stream = None
  * 
 */
   __Pyx_INCREF(Py_None);
@@ -20439,34 +20648,61 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_torch_setup_hook, Py_None);
   __Pyx_GIVEREF(Py_None);
 
-  /* "tvmfast/_core.pyx":130
+  /* "tvmfast/_core.pyx":128
+ * cdef object _torch_tensor_type = None
+ * cdef object torch_setup_hook = None
+ * cdef object _current_cuda_stream = None             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __Pyx_INCREF(Py_None);
+  __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__current_cuda_stream);
+  __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__current_cuda_stream, Py_None);
+  __Pyx_GIVEREF(Py_None);
+
+  /* "tvmfast/_core.pyx":131
+ * 
+ * 
+ * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
+ *     """hook(device_type, device_id) -> int stream, for GPU tensors whose producer has no
+ *     DLPack C exchange API."""
+*/
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_1_set_current_stream_hook, 0, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 131, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
+  PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
+  #endif
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 131, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+
+  /* "tvmfast/_core.pyx":138
  * 
  * 
  * def _set_torch_setup_hook(hook):             # <<<<<<<<<<<<<<
  *     """Called once, with no arguments, the first time an exchange-API tensor type is seen."""
  *     global torch_setup_hook
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_1_set_torch_setup_hook, 0, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 130, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_3_set_torch_setup_hook, 0, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 138, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 130, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 138, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":134
+  /* "tvmfast/_core.pyx":142
  *     global torch_setup_hook
  *     torch_setup_hook = hook
  * cdef object _CObject = tvm_ffi.core.CObject             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 134, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 142, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_core); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 134, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_core); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 142, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_CObject); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 134, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_CObject); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 142, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__CObject);
@@ -20474,55 +20710,55 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":405
+  /* "tvmfast/_core.pyx":413
  * 
  * 
  * cdef dict DEVICE_NAMES = {1: "cpu", 2: "cuda", 3: "cuda_host", 10: "rocm", 13: "cuda_managed", 12: "ext_dev"}             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 405, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 413, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, __pyx_mstate_global->__pyx_n_u_cpu) < (0)) __PYX_ERR(0, 405, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_n_u_cuda) < (0)) __PYX_ERR(0, 405, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_n_u_cuda_host) < (0)) __PYX_ERR(0, 405, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_10, __pyx_mstate_global->__pyx_n_u_rocm) < (0)) __PYX_ERR(0, 405, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_13, __pyx_mstate_global->__pyx_n_u_cuda_managed) < (0)) __PYX_ERR(0, 405, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_12, __pyx_mstate_global->__pyx_n_u_ext_dev) < (0)) __PYX_ERR(0, 405, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, __pyx_mstate_global->__pyx_n_u_cpu) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_n_u_cuda) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_n_u_cuda_host) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_10, __pyx_mstate_global->__pyx_n_u_rocm) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_13, __pyx_mstate_global->__pyx_n_u_cuda_managed) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_12, __pyx_mstate_global->__pyx_n_u_ext_dev) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_DEVICE_NAMES);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, ((PyObject*)__pyx_t_3));
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":468
+  /* "tvmfast/_core.pyx":476
  * 
  * 
  * cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)             # <<<<<<<<<<<<<<
  * cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__take_result, __pyx_f_7tvmfast_5_core_take_stashed_result); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 468, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__take_result, __pyx_f_7tvmfast_5_core_take_stashed_result); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 476, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__take_result);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__take_result, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":469
+  /* "tvmfast/_core.pyx":477
  * 
  * cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)
  * cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__reraise, __pyx_f_7tvmfast_5_core_reraise_raised_error); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 469, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__reraise, __pyx_f_7tvmfast_5_core_reraise_raised_error); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 477, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__reraise);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__reraise, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":605
+  /* "tvmfast/_core.pyx":616
  * 
  * 
  * cdef object RETRY_OWNED = object()             # <<<<<<<<<<<<<<
@@ -20535,7 +20771,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_object, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 605, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 616, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_RETRY_OWNED);
@@ -20543,7 +20779,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":607
+  /* "tvmfast/_core.pyx":618
  * cdef object RETRY_OWNED = object()
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0             # <<<<<<<<<<<<<<
@@ -20552,7 +20788,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_bound = 0;
 
-  /* "tvmfast/_core.pyx":608
+  /* "tvmfast/_core.pyx":619
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0
  * cdef Py_ssize_t vectorcall_offset_frozen = 0             # <<<<<<<<<<<<<<
@@ -20561,34 +20797,34 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_frozen = 0;
 
-  /* "tvmfast/_core.pyx":752
+  /* "tvmfast/_core.pyx":763
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
  *         """Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_5freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 752, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_5freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 763, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 752, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 763, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":768
+  /* "tvmfast/_core.pyx":779
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
  *         """Pre-pack every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 768, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 779, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 768, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 779, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -20596,7 +20832,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"
  * def __setstate_cython__(self, __pyx_state):
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_11__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 1, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_11__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 1, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
@@ -20610,7 +20846,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
  *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_13__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 3, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_13__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
@@ -20618,52 +20854,52 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":944
+  /* "tvmfast/_core.pyx":955
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
  *         """Call a prepared function with new data addresses, one int per tensor argument.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 944, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 955, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 944, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 955, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":980
+  /* "tvmfast/_core.pyx":991
  *             raise_ffi_error()
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         cdef int i, count = 0
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 980, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 991, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 980, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 991, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":988
+  /* "tvmfast/_core.pyx":999
  *         return count
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 988, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 999, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 988, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 999, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_2 = NULL;
-  __Pyx_GetNameInClass(__pyx_t_5, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 988, __pyx_L1_error)
+  __Pyx_GetNameInClass(__pyx_t_5, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 999, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_t_4 = 1;
   {
@@ -20671,10 +20907,10 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_staticmethod, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 988, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 999, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 988, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 999, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -20682,7 +20918,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
  * def __setstate_cython__(self, __pyx_state):
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_17__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 1, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_17__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 1, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
@@ -20696,7 +20932,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
  *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_19__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 3, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_19__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
@@ -20704,73 +20940,73 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1026
+  /* "tvmfast/_core.pyx":1037
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
  *     """Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop."""
  *     cdef TVMFFIAny result
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_3_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[10])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1026, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1037, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1026, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1037, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1058
+  /* "tvmfast/_core.pyx":1069
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
  *     """Switch torch.Tensor arguments to the direct export if it is provably right here.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[11])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1058, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1069, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1058, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1069, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1091
+  /* "tvmfast/_core.pyx":1102
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
  *     return tvmfast_torch_to_dl != NULL
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1091, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1102, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1091, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1102, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1095
+  /* "tvmfast/_core.pyx":1106
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1095, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1106, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1095, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1106, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1101
+  /* "tvmfast/_core.pyx":1112
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
  * 
  * _init_vectorcall()             # <<<<<<<<<<<<<<
 */
   __pyx_t_5 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1101, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1112, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4 = 1;
   {
@@ -20778,7 +21014,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1101, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1112, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -20834,9 +21070,9 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 605, __pyx_L1_error)
-  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 988, __pyx_L1_error)
-  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 777, __pyx_L1_error)
+  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 616, __pyx_L1_error)
+  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 999, __pyx_L1_error)
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 788, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_get.type = (PyObject*)&PyDict_Type;
@@ -20861,7 +21097,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "tvmfast/_core.pyx":1072
+  /* "tvmfast/_core.pyx":1083
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -20870,18 +21106,18 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1072, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1083, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_int_4};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1072, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1083, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "tvmfast/_core.pyx":1073
+  /* "tvmfast/_core.pyx":1084
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
@@ -20890,22 +21126,22 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_int_0, __pyx_mstate_global->__pyx_int_2};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1073, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1084, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
-  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1073, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1084, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
-  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1073, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1084, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[1]);
-  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1073, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1084, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[2]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[2]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_slice[0], __pyx_mstate_global->__pyx_slice[1], __pyx_mstate_global->__pyx_slice[2]};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1073, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1084, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
@@ -20969,38 +21205,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{2},{10},{16},{15},{36},{38},{89},{20},{22},{9},{30},{8},{20},{8},{7},{25},{13},{2},{15},{1},{9},{14},{13},{178},{1},{2},{15},{130},{20},{6},{44},{32},{33},{1},{1},{4},{179},{37},{8},{12},{7},{6},{2},{9},{50},{79},{16},{20},{57},{87},{57},{31},{47},{17},{62},{67},{48},{19},{55},{30},{63},{69},{30},{18},{25},{103},{54},{40},{26},{72},{29},{13},{31},{33},{20},{21},{7},{14},{32},{34},{24},{30},{31},{8},{6},{9},{8},{6},{20},{12},{11},{17},{8},{10},{25},{8},{11},{12},{8},{10},{8},{12},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{27},{11},{16},{13},{21},{28},{7},{9},{3},{6},{4},{18},{1},{4},{5},{9},{18},{5},{4},{5},{5},{3},{4},{9},{12},{6},{5},{10},{9},{6},{7},{1},{7},{10},{6},{11},{6},{6},{3},{12},{15},{4},{6},{4},{1},{19},{4},{5},{11},{4},{1},{4},{2},{8},{15},{3},{6},{6},{2},{13},{1},{6},{4},{3},{7},{8},{4},{1},{16},{9},{11},{6},{7},{6},{3},{4},{7},{4},{10},{12},{1},{6},{2},{12},{9},{7},{13},{6},{5}};
-    const struct { const unsigned int length: 9; } bytes_length_index[] = {{9},{9},{87},{9},{12},{79},{10},{124},{299},{47},{9},{93},{69},{309}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{2},{10},{16},{15},{36},{38},{89},{20},{22},{9},{30},{8},{20},{8},{7},{25},{13},{2},{15},{1},{9},{14},{13},{178},{1},{2},{15},{130},{20},{6},{44},{32},{33},{1},{1},{4},{179},{37},{8},{12},{7},{6},{2},{9},{50},{79},{16},{20},{57},{87},{57},{31},{47},{17},{62},{67},{48},{19},{55},{30},{63},{69},{30},{18},{25},{103},{54},{40},{26},{72},{29},{13},{31},{33},{20},{21},{7},{14},{32},{34},{24},{30},{31},{8},{6},{9},{8},{6},{20},{12},{11},{17},{8},{10},{25},{8},{11},{12},{8},{10},{8},{12},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{27},{11},{16},{13},{24},{21},{28},{7},{9},{3},{6},{4},{18},{1},{4},{5},{9},{18},{5},{4},{5},{5},{3},{4},{9},{12},{6},{5},{10},{9},{6},{7},{1},{7},{10},{6},{11},{6},{6},{3},{12},{15},{4},{6},{4},{1},{19},{4},{5},{11},{4},{1},{4},{2},{8},{15},{3},{6},{6},{2},{13},{1},{6},{4},{3},{7},{8},{4},{1},{16},{9},{11},{6},{7},{6},{3},{4},{7},{4},{10},{12},{1},{6},{2},{12},{9},{7},{13},{6},{5}};
+    const struct { const unsigned int length: 9; } bytes_length_index[] = {{9},{9},{87},{9},{12},{79},{10},{12},{124},{299},{47},{9},{93},{69},{309}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2520 bytes) */
-static const char cstring[] = "x\332\215W\315s\323H\026Ov\303l\200\024\304$0K\221\251\355\014\260qB\360\214I\370\330@f\326$0\263U\300\306\020\230l\r\254\266-\265l\021Yr\324-\047\316.[\034}\324QG\035u\364\321G\037s\324\321\307\374\t\363\047\354{\335\262\342|P\265T\221nu\277\367\372}\374\336\207I\236P\257\352\327\231#\370\321n\221T]AH\305\027\331\031\271It\3528p\\a\244A9g\006\241\300B\326_lP}\233\010\346p\327\373\177hV\010\321k\324\251\302%\257\321\006#\334rtFL\217\261}\226\237\377\256\341\261\006\365`G\362\036\343\326>\323\010\010\346L\300\352\020K\3748\3778%\306\363\224\232\320*\265\034bPAI\303\265\034\301\274\201\025\206\3138A\245LK\020\240\201\313\007\313\304h9\264n\351\253\244\346\332\006\336\023\267\362\221\351\202\344\035\337\266\t(h\330l\236X\212u\260\002\273\207\252\347\277_TgH\013+(\226.z\303?\3517\217\331\214r\246U-{\365\346^^\200\356`\000\255\342\365\374|\366\006\230E\005\251\273\\\220{\367\037\334\255\264\004Xe[U\207\031\307>\nd\363\335K\262\315<\207\331\034\336\262lAv-Q#\0063\251\017\037\025\3374\301|p=\007\025\006l\3127`\026\251\323\026\321=\312k\312\237\340f\241\325]C:\n}\013^\035H\337\255\271\234e\002}\330\273\246\211\2410\251.\\o\265\270H*\226c\344\013\205\302\242z\010\215Z-\316\257\254\220\225\364E\303\2000r\370d{\rp0bb\200\226<\310\320k\205M\371\265HD\263\256\231\246\225~ct)\3214\303n\000x4\rB\355\032\276\316\274\371E\214\341\"1m\227\302Rq]{\221p\001\002^\271\016Sl\251\2504\250\217%\022\2064\220\374\352\014\266\004<\017qL\225:\312\207\272\317%\224\301M(\330`MKgO@\264I\271(<u}\307x\356;\272\260\200\300\361\353\032p\362\325\354\376\271\347\3563\3474\301\017?\242\232\257\\\210\250\250A\304\327Z\242\206\201\340\360\200mU\230G\005\263[h\220\005\272zH\344\220\215g\033w\227\037-\313\370y\014m\342\204\373\025\335\306,\003\340\231\n\010\200O\321j0^ \1773I\313\365\211\303\300Z\341\312l\034f\0205\346`N\341\206\314\311\244\245\250\246\006\354\226S\235#\206\345\301#V\223!\367sjsV\320\300\341\256\247\301\237\206\224\213\231\235\246\237A\314\324N\010\267\006\302\230r\026\212c\253\206\305i\305f""\314\301\277U\335\342jg@\322\r0\253i \004\202\013a6|\371\246\343:w\301\005M\213\332p\253[\216%4\2153\333,\250\334\\\224\373&C\034\352\030\276\243\322\243\273N\223yBYN\311\206rp\232\337\010\357\206\245o\333`\346 T\360\270GA\255\354[\320m\006\207\034T\033\234!\316W\2160\236\201\003\353\315.\204\tB v]\362\303*)*h\035g\034\002?\246\257\347;\302\202\344\204\274\363\301\226#\304\0262\300H\034\003 <\352\265 ~\242\366\370\014\261P\304\330\252*=\200\031\264MI\344\022)\303\334\374\004\243\013p\320k\003\222\225\023r\021\026J\022\224BY\036\315\014\310\360\2441 \377N\323]\217\025\032\255\275\364`\205\034\317\213]:\250\234\226\200PB97\036\313B2\374^~>\343>\2215_d?\335.2\021\350_\211\010\223Z\2002Y\216\301\000\346y\340\036\024(cmd\364G\245:;\252\240\r\231\311\220.\200\007\2103\267$\304\355\241\032\201~\317\330\360U\255!<\016\315+\013\370\231\267_\314\037\2227\013\003\223\240\252\316\317\237\311\016t?m\274M+\026_Q\016\205\220A\321`\264~\227\356bK4\245\000\031\3743\205\244}r\310\354\323:\247\215v`\372\311\213\314\022|\034*\\E%B\346\236\225\241\366\220\025\300WP\300\345\250\2005\027\3702\323]9\007X\036\027\247\237\301\010\240\303\014(\212\344\337\003}VH\223\332>\373t,\343\006\\\003h\000\320\033\r\327\023Y{\035\242C\260\235\005\200czyL\370\236#sw\375\205jN\013\252v\313\326\215=\307\204F:4@\035\311q]\350\267Nk\0101\371c\tr\354\243\220\225A]\326,M;y\r5\212C\245\376\022\2012\374\370Y\352\205\265\277\313\372w<\277\216\177\235~\376\324\375\251\367OPd\370:q\216\301Wh\225\0308q+\023R\203\326$4\231\245\203\213\227\262\002mP\017J\016 u\003\220\374\302\332f*\004\232\266\321\332\203\377\353\200\010\355\025\333\023\257\231\251ii+\203F\002MCu\n\271\305\276\247U\231\260\004\253\343\001\342H\256\351t\221\355t\215\355\251\371T\243\r\013/\020\007\270\016qW\007n\200\177u\030<\345*\225\305\035VH\\\241*jz*\004\367)\013n\233\002; ^\354\370\324\0360\014z\340\2518d\007l\017?p\002\033\360\360!UNEG\003\247s\264S\307YLS}W\223S\227\246:<H\304\334\030\352\355\232l\265G\215U\2638\026y\327\207\351\202\311\247\025?""\354\374\206Vs\335\3553\005\246=\236V8\026\240\254o\202;\250\034\241\021\006\224\267\034\335r\013\231x^\251\300\244,\253o\206$\335\306w\301\307\302\243:\253@\214t\033r\016\373\216\016\204B\227D\r_\367\r\212\377A%.\344\006\022\217\302\317\014\245\227\201\243\010(\340\265\244\353\030 R\216Zl\317\342\202\003|4\030YL9S.\3353\035-\235[UFA\241\250\247\000Q5\303\224V\001\014\2528\014\247p\305}\325v+\324\226G`\264\251\020\210N\262\254z\303f\262\004d\014P\177\037!\2448\274j\244\000B89\250!\374M+\346\211\344\201AF\3152j\026w\271\273\013\305)\245\340\rT\222\031\250^\303m\244\311?h3\350*\357d\266y\014\246{\006\265w\350\207\n\3203\n\315D\376BS\203\020TA\317\325\353\234\242\035\034\247/x<\235\337\020u\226\016IZs\r\241\024\021\256B\205\262\nb\347p\250\332,\035s\262I\013\303(k8\337g\236\313\263\372\272\t\321z\206\332\341|\236\207\276\346\3538%b\356\200\361\332\303T\200v_J8Q\206\310\302\"i\272\226A\026\026\344o\205\371\221\001y\206\252\317\243\375\261\013\355;A\0317\027\223\213\177\ny4\213\373\033\341j<\336\031\355\344\372c3\341\2538\337\231\355\024\373cW\203r\340F\037:s\335\\w\266\373\244\347\035|\235l\374\232\374\372^^%\327\376\034\325;\017\341\246\330}q\360\273\203\271\244\374>y\377\341\363\350\341\330\271\376\330\327\301\316\347\321\337\306G\316M\007 \351v\264\025\277C\221\337\204[Q\031\331\267BX\376\360y\257\375)\\\013w\372\343\227\332V\260\023\216\366\317_\350\217O\264\237\005W\003\032\354\364\047\256\004\205h\024\227;@?q%\271r+*\201\254\255\316\233\356h7\327\237\270\334\026\301R@\373\2239\224&\332Km\332\037WoO\216\234\373\252?\226\217/wv\272\023\275\322!\274]\036\0201`\332\216\246\242R\177\374r{\007|\321~\022\354\2064\024\321\203x\246\363\217n\255G{\374\340\346\0010\\j\323v3\330\014s\341\255\320\210\026\342R\374\2463\326Y\357\216u\237\367n\365\214\203\333\007;\375\3137\302\207\321\254\344}\007\336X\357\215\365\326z;\007\023\311\346\333\376\345\351\340i\240\2073\321\233\370\002\270u\271\323\354\202\324\361\366\271v\271?~\261\275\222\\\275\035\225\243\355\316T\347\347\356Zw""\377 w0\333\237\230B\247\335\010\213\341OQ\021m\030\3158&\222\t\022\215F7\342\265x\2473\336\375}\267\330\237\234\n\226\222k\017:\264\263\333\325{\271\336\235\2037\311F\031\217\227\203O\340\256rT\213i\014\316\274\031\025\301b%\374:hTF\303\213\237K\207\3433a\351\310\355\",*\307\376%,\205\257\303\377\304K18\370z\230\223\316\372\\\372\355\253\221\363\177\014psi\344\374D{\271\275\017\316\311G\263\030\246\371\260\230\314\274K\336\375\222\374\202@I\336\353\211n\364\307\257\202\003\277\211\214x\241\263\006J\032\275Y4\375^\373u[\206x\001^\237\314\035\202\364\377\206\345\320\214~\216K\303\302\247\302\247\340\371\233`\207\tV\013\200\321\004\204\022\216\356@(\020\263\031\343z<\032_\007\047?\352.ui\0275\234\0349O\020\344\340Fxq9E\233R\024mF-\336\004c\311\364\255h-\342\361\267\361S\260U]\367\047\277\007\351\323\311\375g\3113\004v\362\341\237\307\2409\031\214\005\245\240\254\\\265\002\357\353Q\256?y-\260\302\235\204\374\2657\232\224\300\t[\311\226\342\325\022\355_H\352\005SA\t\311>F\243\311l\t\3025\253\216\257@\264\232\200Pu\325\237^\356\224:\2332\361\212\375\351k2,\017\242\231\3705\0062\027\344\202\333\000\330\217\000\214\324\254\227\361T\\\222\031\202p\242\207\362\270\t\352\345\256\200\310\344\332\\\264\023\177\025W;o\273\263\207H\205Xx\036\317u\256v\250\022\301\003P\004 \367?\032FS\303";
-    PyObject *data = __Pyx_DecompressString(cstring, 2520, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2533 bytes) */
+static const char cstring[] = "x\332\215W\315s\023\311\025\307\211!\006\\`a\303\206\302[i\007\210ec\264+l>b\360n\204\r\273\251\002b\203a\235Z\310\2445\323#\r\036\315H\323=\262\345\204\224\217:\316q\216s\234\243\216:\352\350\343\034u\364\237\220?!\357u\217\306\362\007U\241\nwO\367{\257\337\307\357}\210\344\t\365*~\2159\202\037\355\026H\305\025\204\224}\221\235\221\333D\247\216\003\307eF\352\224sf\020\n,d\355\325:\325\267\211`\016w\275\377\207f\231\020\275J\235\n\\\362*\2553\302-Gg\304\364\030\333c\371\271\357\352\036\253S\017v$\3571n\3551\215\200`\316\004\254\016\261\304\217sOSb<O\251\t\255P\313!\006\025\224\324]\313\021\314\033Xa\270\214\023T\312\264\004\001\032\270|\264D\214\226Ck\226\276B\252\256m\340=q\313\237\231.H\336\361m\233\200\202\206\315\346\210\245X\007+\260{\250z\376\373\005u\206\264\260\202b\351\242\327\375\223~\363\230\315(gZ\305\262Wn\357\346\005\350\016\006\320\n^\317\315eo\200YT\220\232\313\005y\360\360\321\375rK\200U\266Uq\230q\354\243@6?\274&\333\314s\230\315\341-\313\026d\307\022Ub0\223\372\360Q\366M\023\314\007\327sPa\300\246|\003f\221\032m\021\335\243\274\252\374\tn\026Z\3155\244\243\320\267\340\325\201\364\235\252\313Y&\320\207\275k\232\030\n\223\352\302\365V\212\013\244l9F\276P(,\250\207\320\250\225\342\334\3622YN_4\014\010#\207O\266[\007\007#&\006h\311\203\014\275Z\330\224_\013D4k\232iZ\3517F\227\022M3\354:\200G\323 \324\256\341\353\314\233[\300\030.\020\323v),e\327\265\027\010\027 \340\215\3530\305\226\212J\203\372T\"aH\003\311\257\316`K\300\363\020\307T\251\243|\250\371\\B\031\334\204\202\r\326\264t\366\014D\233\224\213\302s\327w\214\227\276\243\013\013\010\034\277\246\001\047_\311\356_z\356\036sN\023\374\360#\252\371\306\205\210\212*D|\265%\252\030\010\016\017\330V\231yT0\273\205\006Y\240\253\207D\016Y\177\261~\177\351\311\222\214\237\307\320&N\270_\326m\3142\000\236\251\200\000\370\024\255:\343\005\362W\223\264\\\2378\014\254\025\256\314\306a\006Qe\016\346\024n\310\254LZ\212jj\300n9\225YbX\036<b5\031r\277\2446g\005\r\034\356z\032\374\251K\271\230\331i\372\031\304L""\355\204pk \214)g\2418\266bX\234\226m\306\034\374[\321-\256v\006$\335\000\263\232\006B \270\020f\303\227o:\256s\037\\\320\264\250\r\267\272\345XB\3238\263\315\202\312\315\005\271o2\304\241\216\341;*=\272\3534\231\047\224\345\224\254+\007\247\371\215\360\256[\372\266\rf\016B\005\217{\024\324\312\276\005\335fp\310A\265\301\031\342|\371\010\343\0318\260\336\354@\230 \004b\307%?\254\220\242\202\326q\306!\360c\372z\276#,HN\310;\037l9Bl!\003\214\3041\000\302\243^\013\342\047\252O\317\020\013E\214\255\250\322\003\230A\333\224D.\2212\314\315O0\272\000\007\275: Y>!\027a\241$A)\224\345\321\314\200\014O\032\003\362\3574\335\365X\241\336\332M\017\226\311\361\274\330\241\203\312i\t\010%\224s\343\251,$\303\357\345\3472\356\023Y\363U\366\323\355\"\023\201\376\225\2100\251\005(\223\345\030\014`\236\007\356A\2012\326FF\177T\252\263\2432\332\220\231\014\351\002x\2008sKB\334\036\252\021\350\367\214\r_\325\352\302\343\320\274\262\200\237y\373\325\374!y\26300\t\252\352\334\334\231\354@\367\323\372\373\264b\361e\345P\010\031\024\rFk\367\351\016\266DS\n\220\301?SH\332\047\207\314>\255s\332h\007\246\237\274\310,\301\307\241\302\225U\"d\356Y\036j\017Y\001|\003\005\\\216\nXs\201/3\335\225s\200\345qq\372\031\214\000:\314\200\242H\3765\320g\2314\251\355\263/\3072n\3005\200\006\000\275^w=\221\265\327!:\004\333Y\0008\246\227\307\204\35792w\327^\251\3464\257j\267l\335\330sLh\244C\003\324\221\034\327\205~\353\264\206\020\223?\226 \307>\nY\031\324e\315\322\264\223\327P\2438T\352\257\021(\303\217\237\245^X\375\233\254\177\307\363\353\370\327\351\347O\335\237z\377\004E\206\257\023\347\030|\205V\211\201\023\2672!5hMB\223Y:\270x-+\320:\365\240\344\000R\327\001\311\257\254m\246B\240i\353\255]\370\277\006\210\320\336\260]\361\226\231\232\226\2662h$\3204T\247\220[\354{Z\205\tK\260\032\036 \216\344\232N\027\331N\327\330\256\232O5Z\267\360\002q\200\353\020we\340\006\370W\203\301S\256RY\334a\205\304\025\252\242\246\247Bp\237\262\340\266)\260\003\342E\303\247\366\200a\320\003O\305!;`\273\370\201\023\330\200""\207\017\251r*:\0328\235\243\235:\316b\232\352\273\232\234\2724\325\341A\"\346\306Po\327d\253=j\254\232\305\261\310\273>L\027L>\255\373\236\007P\326T\265\321\252\256\273-\317\225\\\330\371uux\326Ci\357\247e\216\205)\353\247\340&*Gk\204\007\345-G\267\334B\366,/\227a\202\226U9C\230n\243>\340{\341Q\235\225!v\272\r\271\210\375H\007B\241K\242\272\257\373\006\305\377\240\022\027r\003\tI\341\347\207\322\313\300\021\005\024\360Z\322\245\014\220*G0\266kq\301\001V\032\2142\246\2345\027\037\230\216\226\316\263*\323\240\200\324R\340\250ZbJ\253\000\036\025\034\222S\030\343\276b\273ej\313#0\332T\310D\047YV\255n3Y\0322\006\250\313O\020j\034^5R`!\314\034\324\020\376\246\225\364DR\301\200\243f\0345\243\273\334\335\201\242\225R\360:*\311\014T\257\356\326\323\2420h?\350*\357d\026z\014\246~\0065y\350\007\014\3203\na\227\277\334\324\200\004\325\321s\365\032\247h\007\307\251\014\036O\347:D\243\245C\362V]C(E\204\253P\241\254\202\3309\034\2529K\307\237l\002\3030\312\332\316\367\230\347\362\254\356nB\264^\240v8\267\347\001\201\276\216\323#\346\024\030\257=N\005h\017\245\204\023\345\211\314/\220\246k\031d~^\376\206\230;7 \317P\265?\322\037\275\324\276\027l\340\346rr\371\017!\217fp\177+\\\211\307:#\235\\\177t:|\023\347;3\235b\177\364z\260\021\270\321\247\316l7\327\235\351>\353y\007\337$\353\277&\277~\224W\311\215?E\265\316c\270)v_\035\374\346`6\331\370\230|\374\264?r8z\276?\372M\320\330\037\371\357\205s\347/\240\364\"\354\307\316\235\237\n@\352\335h+\376\200\342\277\r\267\242\r\024\265\025\302\362\273\375\335\366\227p5l\364\307\256\264\255\240\021\216\364/^\352\217\215\267_\004\327\003\0324\372\343\327\202B4\202\313=\240\037\277\226\\\273\023\225@\326V\347]w\244\233\353\217_m\213`1\240\375\211\034J\023\355\3056\355\217)=&\244\036\371\370j\247\321\035\357\225\016\341\355\215\001\021\003\246\355h2*\365\307\256\266\033\340\227\366\263`\047\244\241\210\036\305\323\235\277w\253=\332\343\007\267\017\200\341J\233\266\233\301f\230\013\357\204F4\037\227\342w\235\321\316Zw\264\373\262w\247g\034\334=h""\364\257\336\n\037G3\222\367\003xf\2557\332[\3555\016\306\223\315\367\375\253S\301\363@\017\247\243w\361%p\361R\247\331\005\251c\355\363\355\215\376\330\345\366rr\375n\264\021mw&;?wW\273{\007\271\203\231\376\370$:\r\\\030\376\024\025\321\206\221\214c<\031\047\321Ht+^\215\033\235\261\356o\273\305\376\304d\260\230\334x\324\241\235\235\256\336\313\365\356\035\274K\3267\360x)\370\002\356\332\210\2521\215\301\231\267\243\"X\254\204\337\004\2156\320\360\342~\351pl:,\035\271]\204E\345\330?\207\245\360m\370\357x1\006\007\337\014s\322Y\373%\210\360\305\337\007\270\271r\356\342x{\251\275\007\316\311G3\030\246\271\260\230L\177H>\374\222\374\202\240I>\352\211n\364\307\256\203\003\277\215\214x\276\263\nJ\032\275\0314\375A\373m[\206x\036^\237\310\035\202\364\377\204\033\241\031\375\034\227\206\205O\206\317\301\363\267\301\016\023\254\026\000\243q\010%\034\335\203P ~3\306\265x$\276\tN~\322]\354\322.j8q\356\"A\300\203\033\341\305\245\024mJQ\264\031\265x\027\214&Sw\242\325\210\307\177\214\237\203\255\352\272?\361=H\237J\036\276H^ \310\223O\3778\006\315\211`4(\005\033\312U\313\360\276\036\345\372\0237\002+l$\344/\275\221\244\004N\330J\266\024\257\226h\377DR/\230\014JH\3669\032IfJ\020\256\031u|\r\242\325\004\204\252\253\376\324R\247\324\331\224IX\354O\335\220ay\024M\307o1\220\271 \027\334\005\300~\006`\244f\275\216\047\343\222\314\020\204\023=\224\307MP/w\rD&7f\243F|!\256t\336wg\016\221\n\261\3602\236\355\\\357P%\202\007\240\010@\356\177\354\020a\r";
+    PyObject *data = __Pyx_DecompressString(cstring, 2533, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3337 bytes) */
-static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\346\361!))[\006\324\000at \377most 256\377-byte al\337igned\000\n. \377TVM kern\367els\241@ilt \377with def{au\n\000buff\374\000\342\234@s\326@<\005\226#and\377 may cra\347sh \264\000\221 (rt\037_mod \245!\330!\304@~V\005whose I\005\335u\t\000off\207Afa\377ctor=1, \377bind(...\371,\247\003\306a=1)::[ :k\004dd\304@s\014\000Gexp\336 \264a\246e(A\000\357ch.T\267b, t?vm_ffi\t\004\362A\177a __dlp\336`\377__ produ\337cer),\304@t,\337 floa\004\000bo\377ol, str,\037 None1\003D\004\316D\215;\313\204\002: y\006\236`\336\204\003:\226G\001 ;\346 l\273\204\005\206\205\007mUu\211@bO\000n\247 e\335 \337vice<\243\000fa\377st.Bound\277Functi\374@n\377um_args=~\027\006Frozen\017\017\333>?\243\001No\334@th^\357@Cyth\205As\276@\377liberate\373ly\315\001icter\375 \"\000n PEP-o484 \274Are\245\204\001\177s subcl\206\206\001\357s of\203cin \377types. I\377f you ne\237ed to\255\206\002%\tt\177hen set[\000We \047\324\206\002a\304\001_<\000\377ing\047 dir\355e\327\000ve:\001Fal\357se._\356 or_\217loopS\002\372\206\001\246\206\004d\373 f\202$add_n\346\331\000de\251!K\001e=d\377isableen\336\002\001gcis\004\003dn=o\253\204\006__re\331A\344@\373duo\002non-t\277rivial\202`c\377init__se\327lf.\226\206\003,\007\002ve\336\204\204\001call\224\210\010co\337nvert\364\003a \371P\333#\331\206\004for p\217ickl\344\000\303Ez\000rya\224\000\007\006take\217\000Osult\347E\344\204\001:\332\204\007\311 \225e\354\207\001w\244@\200@tw?o >= 1\271\211\003+\013\374\362\204\010\273\206\001runtim\377e moduleg, ""a\364\204\006\311for\023\000\376\216`rary pa\363th\300\204\003\202\013name\215=\242\210\001on\261`\330\001L\003s\324\245b2\ts*\014o\275`ch\215 Z\004: \332\013\235`\225\004 Sha\232\211\002\331E o\001d\047\005\377/_core.p[yx\220\205\004: \212\205\013w9\002\366\365\211\001it\310@ized3; \305\207\001\314)()5\006\247\205\014\340&\026\235\213\017x\006\233\211\001\215bfai\347led\302\214\002\350`err\047or \214\001\347Bd\250\006\371\214\005\313 #\273\006b\330\206\001\313\204\006s \336\214a pos\301\000on\303al\251\215\010\364!\362\006\204\204\001_p\037trs()\342\207\007\t\022\224\206\001\336\253\205\022 (f.\372\214\005..\367.))H\022on G\333PU\356\215\004s:\313#he\376\202\211\001eam-awa/re f\223\212\001)\266b\215\022@\241\215\004\354\010\231\212\006\304F\220\216\003\362\006 \n\014x\345\000\304\003\254anumb\203\205\003r\312\217\006:\224\213\010\231\211\006N),\316\216\001\350\260\206\002\344a\321fo\203\217\002irs\361tU\017\216\206\001\353\217\001dict\373 {\203E: val\227ue}\345\205\n:\305\217\004\302\217\005 \377support \310\327\215\005\323\010\237\212\001 \356P\213\nreoturn\264\214\002DL\247\214\003\345*\223\212\001t\231\217\003\360\213\001f i\374\265\221\t\204\205\006too maKny\333\221\010(\254\213\n\271\213\n.\376\210\006\355c\220\213\002__\017\rset?state_\013\023\277\221\003\014F\013\311\221\004CO\333\220\002\210\214\013\226\214\013m\017\000\017\016o\0163\014\371\204\006K\014\233\215\001\235\223\003\241\215\002\374i\014\370\211\002_last_\364\241\206\002\316\215\005M\231\211\002Para\377meterPat\337hLike\252\217\003__\367Pyx\001\000Dict\377_NextRef\373__\304\214\004e____\361c\300\222\003\006\002\245\215\001_get\017item\030\001\304a\003\002\327\217\004\336\337\217\006c_ex\232\224\003_aCpiC\001\327\214\001K\0013\010g\377%\036d\000mainj\001\305\212\003t\001\024\221\212\001|\001p\235\000c>\004\010\001\264C\315_\023\001vt\216\215\001\241\001qu\303al)\005\374\214\005\366N\226\215\006ex\310\325\001\211\225\001]\005s\200\010\215n__\243te\322 \210 \226\225\001_\374\215\003_B\361\221\002_""\334\216\003\353\000\230\205\001\321\216\010_\346\215\002\356\317\215\007_is\341\212\001out\317ine_\204\226\001:\003se\377tup_hook\034<\022\335\216\004abs\270\214\001\304\224\002\342\227\001\362\321 a\276\225\002\251\221\001asyn\177cio.corY\003?sbbase\371\211\002\303\211\006\363clt\001\341 trac\377ebackclo\373ne\364\213\001count\375c\355\211\001cpucud\331a\000\001\220\000st\004\002ma_naged\305\220\003d\225\221\001\277entry_\261\215\001e\367num\346\221\002exis\373ts\274`_devf~\317\223\00232fn_a\262\224\003^\221\230\003from\202\224\004f\322\222\002\221f\321\002\315`\320`_\364\220\005\010\001g\337lobal\016\002ha\363lf\302\227\003\241!iimp\363le\344\231\002(\006int8~\215\204\001sload_\206\217\003\232\313an\323\216\001nn\314\223\005\256\205\014o\363bj\246\230\003\206\226\003osowoned_\374\231\003sp\252\225\001;ed\255\217\001pop\306\231\004\237\222\005\372\230\214\001r\336\205\rrefer\357ence\236\230\010rep\337eatre\235\232\002re\376\205\221\001retrocm\353sa\304\001s\206\222\001set\374\355\227\004\220\210\001icmeth7odt\205\233\003to\341c\334\220\003~\271@nspose\335\226\004\370\361\221\006\273\217\001\277\212\002szero}s\327\211\006TypeE\256\216\001\377int (str\337uct _\267\205\002ob\267j_7\377\225\004_5\374\217\002_\376\336\225\014*, void7 **\247\227\002)\000\047\005\231\216\006\377\200\001\330\004\n\210+\220\375Q\005\001\013\320\013\037\230s\373\240!\021\001\033\230=\250\010\377\260\001\260\021\330\004\034\230\377N\250(\260!\2601\330\377\004\025\220Q\220o\240]\377\260\047\270\021\270!\270<\377\300r\310\027\320P[\320\373[\\\026\002\320\026&\240m\373\2607\027\0001\270L\310\002\377\310\047\320Q\\\320\\]\377\200\001\340\004\005\330\004\027\377\220q\200\001\360\010\000\005\373\024\220G\000%\240X\250V\276O\001\035\230X\240QV\001X\375\230\004\000\007\200x\210}\230\377C\230q\330\010\016\210i\377\220q\230\001\330\t\n\330\377\010\014\210E\220\025\220a\377\220q\330\014\022\220.\240\365\001\003\001+-\000\014\022\320\022\367$\240AI\000X\260S\270\377\001\270\021\330\014\017\210t\277\2203""\220a\330\020\267\000\007\377\200t\2103\210a\330\010\376v\003\020\000\005\006\330\004(\377\250\017\260q\270\014\300A\247\340\004\035m\003!\001e2\000k\377\240\023\240A\330\010\017\210\377q\330\004\013\210<\220w\377\230a\230t\2406\250\034\377\260Y\270h\300a\300s\367\310#\310\250\000\016\210a\210\377v\220T\230\021\230$\230\377d\240*\250A\250S\260\377\004\260D\270\004\270F\300\377$\300d\310%\310q\330\277\017\033\2307\240!7\002V\377\2701\270D\300\004\300C\377\300q\310\014\320TU\330\377\017\024\220B\220c\230\034\357\240S\250\n\324 4\260v\375\270\376\000\010\210\005\210Q\330\377\010\013\210:\320\025%\240\377Q\240k\260\023\260H\270\377C\270z\310\021\310!\330\373\014\023\261!\033\2301\230G\315\240\205@(\250\265@+\004\014\320\377\014 \240\001\240\033\250C\377\250q\260\010\270\003\2701\377\330\020\023\2203\320\0266\377\260a\260w\270c\300\021\177\300+\310S\320PQ\023\001\3674\220}\254 Q\240h\250;a\250\312 #\2401\357\000W\003\371\031\217\000\206@\013\2101\200A\337\340\010\034\230A\355\047t\230\3751\323#9\230A\230R\230\357|\2503\250\336 \031\230\021\376\250\"\200A\360\006\000\t\030\376\334@A\360\016\000\t\014\210\2674\210z\232 (\240\264\000\022\377\220)\2301\320\034V\320\357VW\320W\245a\320\\c\277\320cd\330\010\025\276 \035\277\240d\250*\260C\242\000d{\300!\367\0012\210R\210\336B\335*{\000\020\021\340\210@~\230\377Q\230f\240H\250A\200\256R\010\023\230B\367 #\243 fF\363\000t\260\233\000\310@\212@+\210@\374\260\204\0010\006D\250\001\250\031\260\377!\2608\2703\270a\270=q\250\000\020\000\t \341\204\001\304 \312\352 4\347d\014\244\002\360\001\013\210\3772\210S\220\004\320\024$\377\240C\240s\250\"\250B\374\351\000\031\003\330\0200\260\001\260\277\024\3205E\320E\325\204\001\320\373]^\216\204\n\020\220\004\220A\353\220Q\376c:\266\000c\240\021\377\330\020\026\220i\230q\320\277 @\300\001\320A\202 X{\320X6\003_\320_`\253\204\001\337r\220\023\220A#\001j\240\257\001\320!A\254@!\021\003\022\277\2204\220v\230Q\024\004\330\277\0244\260A\260T\364\205\0021\377\330\024\026\220a\220t\230\3376\240""\034\250R\305A\021\220\177\021\220%\220w\230j\226`~\320\004M\250\023\250A\330\236\205\001\326\313aa\340\351\002v\234\000\021\022\376\222\000\320\026\047\240q\250\006\177\250g\260U\270!\340\304\205\001\376\210aF\250\047\260\025\260a\036\203\204\0014\210s\220\365`\360`";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3337, 4893);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3364 bytes) */
+static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\346\361!))[\006\324\000at \377most 256\377-byte al\337igned\000\n. \377TVM kern\367els\241@ilt \377with def{au\n\000buff\374\000\342\234@s\326@<\005\226#and\377 may cra\347sh \264\000\221 (rt\037_mod \245!\330!\304@~V\005whose I\005\335u\t\000off\207Afa\377ctor=1, \377bind(...\371,\247\003\306a=1)::[ :k\004dd\304@s\014\000Gexp\336 \264a\246e(A\000\357ch.T\267b, t?vm_ffi\t\004\362A\177a __dlp\336`\377__ produ\337cer),\304@t,\337 floa\004\000bo\377ol, str,\037 None1\003D\004\316D\215;\313\204\002: y\006\236`\336\204\003:\226G\001 ;\346 l\273\204\005\206\205\007mUu\211@bO\000n\247 e\335 \337vice<\243\000fa\377st.Bound\277Functi\374@n\377um_args=~\027\006Frozen\017\017\333>?\243\001No\334@th^\357@Cyth\205As\276@\377liberate\373ly\315\001icter\375 \"\000n PEP-o484 \274Are\245\204\001\177s subcl\206\206\001\357s of\203cin \377types. I\377f you ne\237ed to\255\206\002%\tt\177hen set[\000We \047\324\206\002a\304\001_<\000\377ing\047 dir\355e\327\000ve:\001Fal\357se._\356 or_\217loopS\002\372\206\001\246\206\004d\373 f\202$add_n\346\331\000de\251!K\001e=d\377isableen\336\002\001gcis\004\003dn=o\253\204\006__re\331A\344@\373duo\002non-t\277rivial\202`c\377init__se\327lf.\226\206\003,\007\002ve\336\204\204\001call\224\210\010co\337nvert\364\003a \371P\333#\331\206\004for p\217ickl\344\000\303Ez\000rya\224\000\007\006take\217\000Osult\347E\344\204\001:\332\204\007\311 \225e\354\207\001w\244@\200@tw?o >= 1\271\211\003+\013\374\362\204\010\273\206\001runtim\377e moduleg, ""a\364\204\006\311for\023\000\376\216`rary pa\363th\300\204\003\202\013name\215=\242\210\001on\261`\330\001L\003s\324\245b2\ts*\014o\275`ch\215 Z\004: \332\013\235`\225\004 Sha\232\211\002\331E o\001d\047\005\377/_core.p[yx\220\205\004: \212\205\013w9\002\366\365\211\001it\310@ized3; \305\207\001\314)()5\006\247\205\014\340&\026\235\213\017x\006\233\211\001\215bfai\347led\302\214\002\350`err\047or \214\001\347Bd\250\006\371\214\005\313 #\273\006b\330\206\001\313\204\006s \336\214a pos\301\000on\303al\251\215\010\364!\362\006\204\204\001_p\037trs()\342\207\007\t\022\224\206\001\336\253\205\022 (f.\372\214\005..\367.))H\022on G\333PU\356\215\004s:\313#he\376\202\211\001eam-awa/re f\223\212\001)\266b\215\022@\241\215\004\354\010\231\212\006\304F\220\216\003\362\006 \n\014x\345\000\304\003\254anumb\203\205\003r\312\217\006:\224\213\010\231\211\006N),\316\216\001\350\260\206\002\344a\321fo\203\217\002irs\361tU\017\216\206\001\353\217\001dict\373 {\203E: val\227ue}\345\205\n:\305\217\004\302\217\005 \377support \310\327\215\005\323\010\237\212\001 \356P\213\nreoturn\264\214\002DL\247\214\003\345*\223\212\001t\231\217\003\360\213\001f i\374\265\221\t\204\205\006too maKny\333\221\010(\254\213\n\271\213\n.\376\210\006\355c\220\213\002__\017\rset?state_\013\023\277\221\003\014F\013\311\221\004CO\333\220\002\210\214\013\226\214\013m\017\000\017\016o\0163\014\371\204\006K\014\233\215\001\235\223\003\241\215\002\374i\014\370\211\002_last_\364\241\206\002\316\215\005M\231\211\002Para\377meterPat\337hLike\252\217\003__\367Pyx\001\000Dict\377_NextRef\373__\304\214\004e____\361c\300\222\003\006\002\245\215\001_get\017item\030\001\304a\003\002\327\217\004\336\337\217\006c_ex\232\224\003_aCpiC\001\327\214\001K\0013\010g\377%\036d\000mainj\001\305\212\003t\001\024\221\212\001|\001p\235\000c>\004\010\001\264C\315_\023\001vt\216\215\001\241\001qu\303al)\005\374\214\005\366N\226\215\006ex\310\325\001\211\225\001]\005s\200\010\215n__\243te\322 \210 \226\225\001_\374\215\003_B\361\221\002_""\334\216\003\353\000\230\205\001\321\216\010_\346\215\002\356\317\215\007_is\341\212\001out\357ine_\204\226\001cur\377rent_str\377eam_hook|\023\002R\003setup\017\003\034U\021\365\216\004abs\320\214\001\334\224\002\372\227\001\362\351 a\326\225\002\301\221\001asyn\177cio.corq\003?sbbase\221\212\002\333\211\006\363cl\214\001\371 trac\377ebackclo\373ne\214\214\001count\375c\205\212\001cpucud\331a\000\001\245\000st\004\002ma_naged\335\220\003d\255\221\001\277entry_\311\215\001e\367num\376\221\002exis\373ts\324`_devf~\347\223\00232fn_a\312\224\003^\251\230\003from\232\224\004f\352\222\002\221f\321\002\345`\350`_\214\221\005\010\001g\337lobal\016\002ha\363lf\332\227\003\266!iimp\363le\374\231\002(\006int8~\245\204\001sload_\236\217\003\232\343an\353\216\001nn\344\223\005\306\205\014o\363bj\276\230\003\236\226\003osowoned_\224\232\003sp\302\225\001;ed\305\217\001pop\336\231\004\267\222\005z\260\214\001r\366\205\rrefe\345@\373ce\266\230\010repea\267tre\265\232\002re\235\221\001r\377etrocmsa:\304\001s\236\222\001set\205\230\004\250\210\001\377icmethod\215t\235\233\003to\371c\364\220\003\271@n\037spose\365\226\004\211\222\006\323\217\001~\327\212\002szeros\357\211\006\337TypeE\306\216\001in\377t (struc\367t _\317\205\002obj_\2557\227\226\004_5\224\220\002_\366\225\014*\377, void *\315*\277\227\002)\000\047\005\261\216\006\200\001\177\330\004\n\210+\220Q\005\001\377\013\320\013\037\230s\240!\376\021\001\033\230=\250\010\260\001\377\260\021\330\004\034\230N\250\377(\260!\2601\330\004\025\377\220Q\220o\240]\260\047\377\270\021\270!\270<\300r\377\310\027\320P[\320[\\\376\026\002\320\026&\240m\2607\376\027\0001\270L\310\002\310\047\377\320Q\\\320\\]\200\001\377\340\004\005\330\004\027\220q\377\200\001\360\006\000\005\006\330\357\004\033\2301\t\000\010\000\005\373\024\220S\000%\240X\250V\276[\001\035\230X\240Qb\001X\375\230\004\000\007\200x\210}\230\377C\230q\330\010\016\210i\377\220q\230\001\330\t\n\330\377\010\014\210E\220\025\220a\377\220q\330\014\022\220.\240\365\001\003\001+-""\000\014\022\320\022\367$\240AI\000X\260S\270\377\001\270\021\330\014\017\210t\277\2203\220a\330\020\303\000\007\377\200t\2103\210a\330\010\372\202\003\020\203\002(\250\017\260q\177\270\014\300A\340\004\035m\003\372!\001e2\000k\240\023\240A\377\330\010\017\210q\330\004\013\377\210<\220w\230a\230t\377\2406\250\034\260Y\270h\177\300a\300s\310#\310\250\000\377\016\210a\210v\220T\230\377\021\230$\230d\240*\250\377A\250S\260\004\260D\270\377\004\270F\300$\300d\310\377%\310q\330\017\033\2307\373\240!7\002V\2701\270D\377\300\004\300C\300q\310\014\377\320TU\330\017\024\220B\377\220c\230\034\240S\250\n\336\340 4\260v\270\376\000\010\210\377\005\210Q\330\010\013\210:\377\320\025%\240Q\240k\260\377\023\260H\270C\270z\310?\021\310!\330\014\023\261!\300 7\230G\240\221@(\250\301@+\004\377\014\320\014 \240\001\240\033\377\250C\250q\260\010\270\003\377\2701\330\020\023\2203\320\377\0266\260a\260w\270c\377\300\021\300+\310S\320P\335Q\023\0014\220}\254 Q\240\357h\250a\250\312 #\2401\344\357\000W\003\031\217\000\206@\013\2101\177\200A\340\010\034\230A\355\047\367t\2301\323#9\230A\230\277R\230|\2503\250\336 \031\333\230\021\250\"\200A\337@\t\030\376\350@A\360\016\000\t\014\210\2674\210z\232 (\240\264\000\022\377\220)\2301\320\034V\320\357VW\320W\261a\320\\c\277\320cd\330\010\025\276 \035\277\240d\250*\260C\242\000d{\300!\367\0012\210R\210\336B\335*{\000\020\021\340\210@~\230\377Q\230f\240H\250A\200\256R\010\023\230B\367 #\243 fF\363\000t\260\233\000\310@\212@+\210@\374\274\204\0010\006D\250\001\250\031\260\377!\2608\2703\270a\270=q\250\000\020\000\t \355\204\001\304 \312\352 4\347d\014\244\002\360\001\013\210\3772\210S\220\004\320\024$\377\240C\240s\250\"\250B\374\351\000\031\003\330\0200\260\001\260\277\024\3205E\320E\341\204\001\320\373]^\216\204\n\020\220\004\220A\353\220Q\376c:\266\000c\240\021\377\330\020\026\220i\230q\320\277 @\300\001\320A\202 X{\320X6\003_\320_`\253\204\001\337r\220\023\220A#\001j\240\257\001\320!A\254@!\021\003\022\277\2204\220v\230Q\024\004\330\277\0244\260A""\260T\200\206\0021\377\330\024\026\220a\220t\230\3376\240\034\250R\305A\021\220\177\021\220%\220w\230j\226`~\320\004M\250\023\250A\330\236\205\001\326\313aa\340\351\002v\234\000\021\022\376\222\000\320\026\047\240q\250\006\177\250g\260U\270!\340\304\205\001\376\210aF\250\047\260\025\260a\336\203\204\0014\210s\220\365`\033\230\0011";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3364, 4929);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (4893 bytes) */
-static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not ); at most 256-byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1):: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__self.handle,self.vectorcall cannot be converted to a Python object for picklingtvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() on GPU tensors: use"" the stream-aware f(...) pathtvmfast: call_ptrs() pointer #tvmfast: expected tvmfast: freeze position tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentstvmfast: too many arguments (BoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionModuleParameterPathLikeTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_torch_setup_hook_torch_direct_export_enabledabspathalignmentapiarangeargsasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecountcptrscpucudacuda_hostcuda_manageddirectdtypeentry_nameenumerateexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiimplements_functionint8itemsload_modulemainnnamennnum_argsnum_tensor_argsobjobjectoffsetosowned_tensorsppackedpathpoppreparepreparedptrsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultstaticmethodttensortotorch_moduletransposetvm_ffitvmfast._corevalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250\010\260\001\260\021\330\004\034\230N\250(\260!\2601\330""\004\025\220Q\220o\240]\260\047\270\021\270!\270<\300r\310\027\320P[\320[\\\330\004\025\220Q\320\026&\240m\2607\270!\2701\270L\310\002\310\047\320Q\\\320\\]\200\001\340\004\005\330\004\027\220q\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\034\230A\330\010\014\210E\220\025\220a\220t\2301\330\014\017\210t\2209\230A\230R\230|\2503\250a\330\020\031\230\021\330\010\017\210q\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q""\240f\250C\250t\2601\330\014\035\230Q\230d\240+\250S\260\001\260\021\330\010\017\210~\230Q\230f\240D\250\001\250\031\260!\2608\2703\270a\270q\200A\360\020\000\t \230s\240!\2401\330\010\013\2104\210}\230C\230q\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\320\024$\240C\240s\250\"\250B\250a\330\014\022\220)\2301\330\0200\260\001\260\024\3205E\320E\\\320\\]\320]^\330\010\014\210E\220\025\220a\220q\330\014\020\220\004\220A\220Q\330\014\017\210t\220:\230Q\230c\240\021\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X\\\320\\]\320]_\320_`\330\014\017\210r\220\023\220A\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210r\220\022\2204\220v\230Q\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270!\2701\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230j\250\001\330\010\013\2104\210}\230M\250\023\250A\330\014\022\320\022%\240Q\240a\340\010\013\2104\210v\220Q\330\021\022\330\020\026\320\026\047\240q\250\006\250g\260U\270!\340\014\022\320\022#\2401\240F\250\047\260\025\260a\330\010\013\2104\210s\220!\330\014\033\2301";
+    #else /* compression: none (4929 bytes) */
+static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not ); at most 256-byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1):: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__self.handle,self.vectorcall cannot be converted to a Python object for picklingtvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() on GPU tensors: use"" the stream-aware f(...) pathtvmfast: call_ptrs() pointer #tvmfast: expected tvmfast: freeze position tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentstvmfast: too many arguments (BoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionModuleParameterPathLikeTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_current_stream_hook_set_torch_setup_hook_torch_direct_export_enabledabspathalignmentapiarangeargsasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecountcptrscpucudacuda_hostcuda_manageddirectdtypeentry_nameenumerateexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiimplements_functionint8itemsload_modulemainnnamennnum_argsnum_tensor_argsobjobjectoffsetosowned_tensorsppackedpathpoppreparepreparedptrsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultstaticmethodttensortotorch_moduletransposetvm_ffitvmfast._corevalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250\010\260\001\260\021\330\004\034""\230N\250(\260!\2601\330\004\025\220Q\220o\240]\260\047\270\021\270!\270<\300r\310\027\320P[\320[\\\330\004\025\220Q\320\026&\240m\2607\270!\2701\270L\310\002\310\047\320Q\\\320\\]\200\001\340\004\005\330\004\027\220q\200\001\360\006\000\005\006\330\004\033\2301\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\034\230A\330\010\014\210E\220\025\220a\220t\2301\330\014\017\210t\2209\230A\230R\230|\2503\250a\330\020\031\230\021\330\010\017\210q\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f""\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q\240f\250C\250t\2601\330\014\035\230Q\230d\240+\250S\260\001\260\021\330\010\017\210~\230Q\230f\240D\250\001\250\031\260!\2608\2703\270a\270q\200A\360\020\000\t \230s\240!\2401\330\010\013\2104\210}\230C\230q\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\320\024$\240C\240s\250\"\250B\250a\330\014\022\220)\2301\330\0200\260\001\260\024\3205E\320E\\\320\\]\320]^\330\010\014\210E\220\025\220a\220q\330\014\020\220\004\220A\220Q\330\014\017\210t\220:\230Q\230c\240\021\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X\\\320\\]\320]_\320_`\330\014\017\210r\220\023\220A\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210r\220\022\2204\220v\230Q\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270!\2701\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230j\250\001\330\010\013\2104\210}\230M\250\023\250A\330\014\022\320\022%\240Q\240a\340\010\013\2104\210v\220Q\330\021\022\330\020\026\320\026\047\240q\250\006\250g\260U\270!\340\014\022\320\022#\2401\240F\250\047\260\025\260a\330\010\013\2104\210s\220!\330\014\033\2301";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 203; i++) {
+    for (int i = 0; i < 204; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 72) PyUnicode_InternInPlace(&string);
@@ -21011,8 +21247,8 @@ static const char bytes[] = " ( arguments arguments, got  but argument # cannot 
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 203; i < 217; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-203].length;
+    for (int i = 204; i < 219; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-204].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -21022,15 +21258,15 @@ static const char bytes[] = " ( arguments arguments, got  but argument # cannot 
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 217; i++) {
+    for (Py_ssize_t i = 0; i < 219; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 203;
-      for (Py_ssize_t i=0; i<14; ++i) {
+      PyObject **table = stringtab + 204;
+      for (Py_ssize_t i=0; i<15; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
         #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -21124,74 +21360,79 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 130};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 131};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_hook};
-    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_set_torch_setup_hook, __pyx_mstate->__pyx_kp_b_iso88591_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_set_current_stream_hook, __pyx_mstate->__pyx_kp_b_iso88591_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 752};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 138};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_hook};
+    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_set_torch_setup_hook, __pyx_mstate->__pyx_kp_b_iso88591_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
+  }
+  {
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 763};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_frozen, __pyx_mstate->__pyx_n_u_n};
-    __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_freeze, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_freeze, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 768};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 779};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_args};
-    __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_prepare, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_prepare, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
-    __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 3};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_pyx_state};
-    __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 944};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 955};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_ptrs, __pyx_mstate->__pyx_n_u_cptrs, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_ret};
-    __pyx_mstate_global->__pyx_codeobj_tab[5] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_call_ptrs, __pyx_mstate->__pyx_kp_b_iso88591_A_s_1_4_Cq_1A_2S_Cs_Ba_1_0_5EE_E, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[5])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_call_ptrs, __pyx_mstate->__pyx_kp_b_iso88591_A_s_1_4_Cq_1A_2S_Cs_Ba_1_0_5EE_E, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 980};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 991};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_count};
-    __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_num_tensor_args, __pyx_mstate->__pyx_kp_b_iso88591_A_A_E_at1_t9AR_3a_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_num_tensor_args, __pyx_mstate->__pyx_kp_b_iso88591_A_A_E_at1_t9AR_3a_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 988};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 999};
     PyObject* const varnames[] = {0};
-    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_raise_last_error, __pyx_mstate->__pyx_kp_b_iso88591_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_raise_last_error, __pyx_mstate->__pyx_kp_b_iso88591_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
-    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_reduce_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
   {
     const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 3};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_pyx_state};
-    __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1026};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1037};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_prepared, __pyx_mstate->__pyx_n_u_repeat, __pyx_mstate->__pyx_n_u_result, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_ret, __pyx_mstate->__pyx_n_u_handle, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_n};
-    __pyx_mstate_global->__pyx_codeobj_tab[10] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_floor_loop, __pyx_mstate->__pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[10])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_floor_loop, __pyx_mstate->__pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1058};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1069};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_torch_module, __pyx_mstate->__pyx_n_u_fn_address, __pyx_mstate->__pyx_n_u_api, __pyx_mstate->__pyx_n_u_direct, __pyx_mstate->__pyx_n_u_reference, __pyx_mstate->__pyx_n_u_offset, __pyx_mstate->__pyx_n_u_base, __pyx_mstate->__pyx_n_u_samples, __pyx_mstate->__pyx_n_u_t};
-    __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_enable_torch_direct_export, __pyx_mstate->__pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_enable_torch_direct_export, __pyx_mstate->__pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1091};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1102};
     PyObject* const varnames[] = {0};
-    __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_torch_direct_export_enabled, __pyx_mstate->__pyx_kp_b_iso88591_s, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_torch_direct_export_enabled, __pyx_mstate->__pyx_kp_b_iso88591_s, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1095};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1106};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_f};
-    __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_init_vectorcall, __pyx_mstate->__pyx_kp_b_iso88591_N_1_Qo_r_P_Q_m7_1L_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_init_vectorcall, __pyx_mstate->__pyx_kp_b_iso88591_N_1_Qo_r_P_Q_m7_1L_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;

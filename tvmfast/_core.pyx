@@ -125,6 +125,14 @@ cdef const DLPackExchangeAPI* fast_exchange_api = NULL
 cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
 cdef object _torch_tensor_type = None
 cdef object torch_setup_hook = None
+cdef object _current_cuda_stream = None
+
+
+def _set_current_stream_hook(hook):
+    """hook(device_type, device_id) -> int stream, for GPU tensors whose producer has no
+    DLPack C exchange API."""
+    global _current_cuda_stream
+    _current_cuda_stream = hook
 
 
 def _set_torch_setup_hook(hook):
@@ -564,6 +572,9 @@ cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* 
     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
             return -2  # the producer set a Python exception
+    elif _current_cuda_stream is not None:
+        # Producer without a C exchange API (older torch through __dlpack__): ask torch.
+        stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
         raise_ffi_error()
     if fn.release_gil:

@@ -27,3 +27,11 @@ def setup_torch_direct_export() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(_core._enable_torch_direct_export(torch, address or 0))
+
+
+def current_stream(device_type: int, device_id: int) -> int:
+    """torch's current stream on a GPU, for tensors that came without a C exchange API."""
+    torch = sys.modules.get("torch")
+    if torch is None or device_type not in (2, 10):  # kDLCUDA, kDLROCM
+        return 0
+    return torch.cuda.current_stream(device_id).cuda_stream

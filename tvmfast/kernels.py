@@ -157,3 +157,60 @@ def _build(body: str, target):
         os.unlink(path)
     _BUILT[key] = rt_mod
     return rt_mod
+
+
+# ---------------------------------------------------------------------------
+# CUDA kernels (built anywhere; the exported module holds CUDA source that is
+# compiled with nvcc when it is loaded on a GPU machine).
+# ---------------------------------------------------------------------------
+CUDA_TARGET = {"kind": "cuda", "arch": "sm_90"}
+
+
+def build_add_cuda(n: int = 1024, dtype: str = "float32", target=None):
+    """``C = A + B`` on the GPU, one thread per element (the tiny launch-bound kernel)."""
+    threads = min(n, 256)
+    src = f'''
+@T.prim_func(s_tir=True)
+def main(a: T.handle, b: T.handle, c: T.handle):
+    T.func_attr({{"global_symbol": "main", "tir.noalias": True}})
+    A = T.match_buffer(a, ({n},), "{dtype}")
+    B = T.match_buffer(b, ({n},), "{dtype}")
+    C = T.match_buffer(c, ({n},), "{dtype}")
+    for bx in T.thread_binding({n // threads}, thread="blockIdx.x"):
+        for tx in T.thread_binding({threads}, thread="threadIdx.x"):
+            with T.sblock("c"):
+                vi = T.axis.spatial({n}, bx * {threads} + tx)
+                C[vi] = A[vi] + B[vi]
+'''
+    return _build(src, target or CUDA_TARGET)
+
+
+def build_int4_gemv_cuda(n: int = 1024, k: int = 1024, target=None):
+    """The seed's kernel for sm_90: same math as :func:`build_int4_gemv`, one thread per
+    output row (1x``k`` fp16 input, ``n``x``k/2`` int8 of int4 pairs, per-row fp16 scale and zero)."""
+    threads = 64
+    src = f'''
+@T.prim_func(s_tir=True)
+def main(x: T.handle, w: T.handle, s: T.handle, z: T.handle, o: T.handle):
+    T.func_attr({{"global_symbol": "main", "tir.noalias": True}})
+    X = T.match_buffer(x, (1, {k}), "float16")
+    W = T.match_buffer(w, ({n}, {k // 2}), "int8")
+    S = T.match_buffer(s, ({n},), "float16")
+    Z = T.match_buffer(z, ({n},), "float16")
+    O = T.match_buffer(o, (1, {n}), "float16")
+    for bx in T.thread_binding({n // threads}, thread="blockIdx.x"):
+        for tx in T.thread_binding({threads}, thread="threadIdx.x"):
+            with T.sblock("row"):
+                vj = T.axis.spatial({n}, bx * {threads} + tx)
+                T.reads(X[0, 0:{k}], W[vj, 0:{k // 2}], S[vj], Z[vj])
+                T.writes(O[0, vj])
+                acc = T.sblock_alloc_buffer((1,), "float32", scope="local")
+                acc[0] = T.float32(0)
+                for i in range({k}):
+                    acc[0] = acc[0] + T.Cast("float32", X[0, i]) * (
+                        T.Cast("float32", T.bitwise_and(
+                            T.shift_right(T.Cast("int32", W[vj, i // 2]), 4 * (i % 2)), 15))
+                        - T.Cast("float32", Z[vj])) * T.Cast("float32", S[vj])
+                O[0, vj] = T.Cast("float16", acc[0])
+'''
+    return _build(src, target or CUDA_TARGET)

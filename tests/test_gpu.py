@@ -1,0 +1,199 @@
+"""CUDA: the seed's kernel, streams, CUDA graphs, devices, memory.
+
+Skipped without CUDA. On the GPU machine the kernels come prebuilt from
+$TVMFAST_CUDA_KERNELS (bench/gpu_prepare.py; the device has a runtime-only TVM),
+elsewhere they are built with tvm.
+"""
+import gc
+import os
+
+import pytest
+import torch
+import tvm_ffi
+
+import tvmfast
+from tvmfast import kernels
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
+KDL_CUDA = 2
+
+
+def cuda_module(name):
+    folder = os.environ.get("TVMFAST_CUDA_KERNELS")
+    if folder:
+        return tvm_ffi.load_module(os.path.abspath(os.path.join(folder, name + ".so")))
+    builders = {"add_f32_1024": lambda: kernels.build_add_cuda(1024),
+                "add_f32_65536": lambda: kernels.build_add_cuda(65536),
+                "gemv_int4": lambda: kernels.build_int4_gemv_cuda(1024, 1024)}
+    return builders[name]()
+
+
+@pytest.fixture(scope="module")
+def gemv():
+    return cuda_module("gemv_int4")
+
+
+@pytest.fixture(scope="module")
+def add_big():
+    return cuda_module("add_f32_65536")
+
+
+@pytest.fixture(scope="module")
+def add_tiny():
+    return cuda_module("add_f32_1024")
+
+
+def env_stream(device_id=0):
+    return tvm_ffi.core._env_get_current_stream(KDL_CUDA, device_id)
+
+
+def test_seed_kernel_matches_torch_and_rt_mod(gemv):
+    f = tvmfast.bind(gemv)
+    g = torch.Generator().manual_seed(torch.seed() % 2**31)
+    for _ in range(3):
+        x, w, s, z = kernels.random_int4_gemv_inputs(1024, 1024, device="cuda", generator=g)
+        out = torch.full((1, 1024), float("nan"), dtype=torch.float16, device="cuda")
+        out_rt = out.clone()
+        f(x, w, s, z, out)
+        gemv(x, w, s, z, out_rt)
+        ref = kernels.int4_gemv_reference(x.cpu(), w.cpu(), s.cpu(), z.cpu()).float()
+        rel = ((out.cpu().float() - ref).abs().max() / ref.abs().max()).item()
+        assert rel < 1e-2, rel
+        assert torch.equal(out, out_rt)
+
+
+def test_kernel_runs_on_the_current_torch_stream(add_big):
+    """A long torch op on stream s writes the input; the TVM kernel on s reads it with no
+    synchronization; then torch reads the TVM output on s. Wrong stream = wrong result."""
+    f = tvmfast.bind(add_big)
+    n = 65536
+    for _ in range(3):
+        a = torch.zeros(n, device="cuda")
+        b = torch.randn(n, device="cuda")
+        out = torch.full((n,), float("nan"), device="cuda")
+        new_a = torch.randn(n, device="cuda")
+        torch.cuda.synchronize()
+        s = torch.cuda.Stream()
+        with torch.cuda.stream(s):
+            torch.cuda._sleep(50_000_000)      # ~tens of ms of GPU time on s
+            a.copy_(new_a)                     # ordered after the sleep, on s
+            f(a, b, out)                       # must run on s, after the copy
+            result = out * 2                   # torch reads TVM's output on s
+        s.synchronize()
+        assert torch.equal(out, new_a + b)
+        assert torch.equal(result, (new_a + b) * 2)
+
+
+def test_env_stream_restored_also_after_a_failing_call(add_big):
+    f = tvmfast.bind(add_big)
+    before = env_stream()
+    s = torch.cuda.Stream()
+    a = torch.randn(65536, device="cuda")
+    with torch.cuda.stream(s):
+        f(a, a, torch.empty_like(a))
+        assert env_stream() == before
+        with pytest.raises(ValueError, match="shape"):
+            f(a, a, torch.empty(10, device="cuda"))
+        assert env_stream() == before
+    torch.cuda.synchronize()
+
+
+def test_cuda_graph_capture_and_replay(add_big):
+    f = tvmfast.bind(add_big)
+    n = 65536
+    a, b = torch.randn(n, device="cuda"), torch.randn(n, device="cuda")
+    out = torch.full((n,), float("nan"), device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):             # warm-up outside capture, as torch advises
+        f(a, b, out)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        f(a, b, out)
+    for _ in range(3):
+        a.copy_(torch.randn(n, device="cuda"))
+        b.copy_(torch.randn(n, device="cuda"))
+        out.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, a + b)
+
+
+def test_cuda_graph_chain_of_16_prepared_calls(add_tiny):
+    """x_{i+1} = x_i + y, 16 times, captured from prepared calls."""
+    f = tvmfast.bind(add_tiny)
+    xs = [torch.zeros(1024, device="cuda") for _ in range(17)]
+    y = torch.randn(1024, device="cuda")
+    chain = [f.prepare(xs[i], y, xs[i + 1]) for i in range(16)]
+    for p in chain:
+        p()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for p in chain:
+            p()
+    for _ in range(2):
+        xs[0].copy_(torch.randn(1024, device="cuda"))
+        for x in xs[1:]:
+            x.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        torch.testing.assert_close(xs[16], xs[0] + 16 * y)
+
+
+def test_mixed_devices_are_refused(add_big):
+    f = tvmfast.bind(add_big)
+    g = tvmfast.bind(add_big, num_args=3).freeze({0: torch.randn(65536, device="cuda")})
+    gpu = torch.randn(65536, device="cuda")
+    cpu = torch.randn(65536)
+    with pytest.raises(ValueError, match=r"argument #1 is on cpu but argument #0 is on cuda:0"):
+        f(gpu, cpu, gpu)
+    with pytest.raises(ValueError, match=r"argument #2 is on cpu"):
+        g(gpu, cpu)
+    f(gpu, gpu, torch.empty_like(gpu))  # still works
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_second_device_and_its_stream(add_big):
+    f = tvmfast.bind(add_big)
+    n = 65536
+    with torch.cuda.device(1):
+        a = torch.zeros(n, device="cuda:1")
+        b = torch.randn(n, device="cuda:1")
+        new_a = torch.randn(n, device="cuda:1")
+        out = torch.full((n,), float("nan"), device="cuda:1")
+        s = torch.cuda.Stream(device=1)
+        with torch.cuda.stream(s):
+            torch.cuda._sleep(50_000_000)
+            a.copy_(new_a)
+            f(a, b, out)
+        s.synchronize()
+        assert torch.equal(out, new_a + b)
+    with pytest.raises(ValueError, match=r"argument #1 is on cuda:0 but argument #0 is on cuda:1"):
+        f(torch.randn(n, device="cuda:1"), torch.randn(n, device="cuda:0"), torch.empty(n, device="cuda:1"))
+
+
+def test_memory_flat_over_many_calls(add_tiny):
+    f = tvmfast.bind(add_tiny)
+    a, b, out = (torch.randn(1024, device="cuda") for _ in range(3))
+    for _ in range(1000):
+        f(a, b, out)
+    torch.cuda.synchronize()
+    gc.collect()
+    mem0 = torch.cuda.memory_allocated()
+    with open("/proc/self/statm") as fh:
+        rss0 = int(fh.read().split()[1]) * 4096
+    for i in range(100_000):
+        f(a, b, out)
+        if i % 1000 == 0:
+            torch.cuda.synchronize()
+    torch.cuda.synchronize()
+    gc.collect()
+    with open("/proc/self/statm") as fh:
+        rss1 = int(fh.read().split()[1]) * 4096
+    assert torch.cuda.memory_allocated() == mem0
+    assert rss1 - rss0 < 2 << 20
