@@ -787,6 +787,18 @@ cdef class BoundFunction:
             raise_count_error(self.num_args, len(args))
         return FrozenFunction(self, dict(enumerate(args)), len(args))
 
+    def as_torch_op(self, name, mutates_args=(), example_args=None):
+        """Register this function as a ``torch.library`` custom op and return the op.
+
+        ``name`` is ``"namespace::op"``; ``mutates_args`` are the positions of the
+        tensors the kernel writes (its outputs). Arguments are tensors unless
+        ``example_args`` shows ints, floats or bools. The op returns None, like the
+        kernel; its fake implementation lets ``torch.compile(..., fullgraph=True)``
+        trace through it without a graph break.
+        """
+        from tvmfast.torch_op import make_torch_op
+        return make_torch_op(self, name, mutates_args, example_args)
+
     def __repr__(self):
         return f"<tvmfast.BoundFunction num_args={self.num_args} release_gil={bool(self.release_gil)}>"
 
