@@ -23,6 +23,7 @@ import tvmfast
 from tvmfast import _core, kernels
 
 BURST = 256  # calls per timed burst: well inside CUDA's launch queue
+ROUNDS = int(os.environ.get("TVMFAST_GPU_ROUNDS", "41"))
 
 
 def load(folder, name):
@@ -54,7 +55,7 @@ def paths_for(rt_mod, ts, frozen_positions):
         "8 tvmfast prepared": "prepared()",
     }
     if hasattr(f, "as_torch_op"):
-        op = f.as_torch_op(f"tvmfast_gpu_bench::op{len(ts)}_{id(rt_mod)}", mutates_args=(len(ts) - 1,))
+        op = f.as_torch_op(f"tvmfast_gpu_bench::op{len(ts)}", mutates_args=(len(ts) - 1,), example_args=ts)
         env["op"] = op
         paths["10 torch custom op"] = f"op({u})"
     return paths, env, prepared
@@ -159,12 +160,12 @@ def main():
     tiny = load(kernel_dir, "add_f32_1024")
     a, b, c = (torch.randn(1024, device="cuda") for _ in range(3))
     paths, env, prep = paths_for(tiny, [a, b, c], (0, 1))
-    res["workloads"]["tiny add 1024 f32 (3 tensors)"] = time_paths(paths, env, prep, 15, 2000)
+    res["workloads"]["tiny add 1024 f32 (3 tensors)"] = time_paths(paths, env, prep, ROUNDS, 2000)
     gemv = load(kernel_dir, "gemv_int4")
     x, w, s, z = kernels.random_int4_gemv_inputs(1024, 1024, device="cuda")
     o = torch.empty(1, 1024, dtype=torch.float16, device="cuda")
     paths, env, prep = paths_for(gemv, [x, w, s, z, o], (1, 2, 3))
-    res["workloads"]["seed int4 GEMV 1x1024 fp16 x 1024x1024 int4 (5 tensors)"] = time_paths(paths, env, prep, 15, 2000)
+    res["workloads"]["seed int4 GEMV 1x1024 fp16 x 1024x1024 int4 (5 tensors)"] = time_paths(paths, env, prep, ROUNDS, 2000)
     res["torch_direct_export"] = _core._torch_direct_export_enabled()
     res["graph_chain_16_tiny_add"] = graph_chain(tiny)
     res["cupy_rawmodule_python_loop"] = cupy_floor(kernel_dir)
@@ -174,7 +175,7 @@ def main():
         json.dump(res, fh, indent=1)
     lines = [f"## GPU: {res['date']}, {res['device']}", "",
              f"torch {res['torch']}, apache-tvm-ffi {res['tvm_ffi']}, runtime-only apache-tvm 0.27.0.post1; "
-             f"direct torch export: {res['torch_direct_export']}. Host time: median over 15 rounds of "
+             f"direct torch export: {res['torch_direct_export']}. Host time: median over {ROUNDS} rounds of "
              f"bursts of {BURST} calls (no sync inside a burst); sync: 2000 calls then synchronize.", ""]
     for title, rows in res["workloads"].items():
         lines += [f"### {title}", "", "| path | host us/call | vs tvm_ffi | vs floor | sync us/call |",

@@ -1868,7 +1868,7 @@ struct __pyx_obj_7tvmfast_5_core_FrozenFunction {
 
 
 
-/* "tvmfast/_core.pyx":671
+/* "tvmfast/_core.pyx":685
  * 
  * 
  * cdef class BoundFunction:             # <<<<<<<<<<<<<<
@@ -1883,7 +1883,7 @@ struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction {
 static struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *__pyx_vtabptr_7tvmfast_5_core_BoundFunction;
 
 
-/* "tvmfast/_core.pyx":810
+/* "tvmfast/_core.pyx":824
  * 
  * 
  * cdef class FrozenFunction:             # <<<<<<<<<<<<<<
@@ -7364,6 +7364,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   int __pyx_r;
   int __pyx_t_1;
   int __pyx_t_2;
+  int __pyx_t_3;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -7372,24 +7373,230 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
  *                             CallState* st, int tensor_mode) except -1:
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:             # <<<<<<<<<<<<<<
- *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,
- *                                 tvmfast_torch_to_dl != NULL)
+ *         # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+ *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
 */
   __pyx_t_1 = (((PyObject *)Py_TYPE(__pyx_v_obj)) == __pyx_v_7tvmfast_5_core_fast_exchange_type);
 
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":377
- *                             CallState* st, int tensor_mode) except -1:
+    /* "tvmfast/_core.pyx":378
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
+ *         # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+ *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
+ *                 and tvmfast_torch_export(obj, dl) == 0
+ *                 and dl.device.device_type == kDLCPU
+*/
+    __pyx_t_2 = (__pyx_v_tensor_mode != __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED);
+
+    if (__pyx_t_2) {
+
+    } else {
+
+      __pyx_t_1 = __pyx_t_2;
+
+      goto __pyx_L5_bool_binop_done;
+    }
+
+    /* "tvmfast/_core.pyx":379
+ *         # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+ *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
+ *                 and tvmfast_torch_export(obj, dl) == 0             # <<<<<<<<<<<<<<
+ *                 and dl.device.device_type == kDLCPU
+ *                 and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+*/
+    __pyx_t_2 = (tvmfast_torch_to_dl != NULL);
+
+    if (__pyx_t_2) {
+
+    } else {
+
+      __pyx_t_1 = __pyx_t_2;
+
+      goto __pyx_L5_bool_binop_done;
+    }
+
+    /* "tvmfast/_core.pyx":380
+ *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
+ *                 and tvmfast_torch_export(obj, dl) == 0
+ *                 and dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
+ *                 and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+ *             out.type_index = kTVMFFIDLTensorPtr
+*/
+    __pyx_t_2 = (tvmfast_torch_export(__pyx_v_obj, __pyx_v_dl) == 0);
+
+    if (__pyx_t_2) {
+
+    } else {
+
+      __pyx_t_1 = __pyx_t_2;
+
+      goto __pyx_L5_bool_binop_done;
+    }
+
+    /* "tvmfast/_core.pyx":381
+ *                 and tvmfast_torch_export(obj, dl) == 0
+ *                 and dl.device.device_type == kDLCPU
+ *                 and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):             # <<<<<<<<<<<<<<
+ *             out.type_index = kTVMFFIDLTensorPtr
+ *             out.zero_padding = 0
+*/
+    __pyx_t_2 = (__pyx_v_dl->device.device_type == kDLCPU);
+
+    if (__pyx_t_2) {
+
+    } else {
+
+      __pyx_t_1 = __pyx_t_2;
+
+      goto __pyx_L5_bool_binop_done;
+    }
+    __pyx_t_2 = (((((uint64_t)__pyx_v_dl->data) + __pyx_v_dl->byte_offset) & __pyx_v_st->align_mask) == 0);
+
+
+    __pyx_t_1 = __pyx_t_2;
+
+    __pyx_L5_bool_binop_done:;
+
+    /* "tvmfast/_core.pyx":378
+ *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
+ *         # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+ *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
+ *                 and tvmfast_torch_export(obj, dl) == 0
+ *                 and dl.device.device_type == kDLCPU
+*/
+    if (__pyx_t_1) {
+
+
+      /* "tvmfast/_core.pyx":382
+ *                 and dl.device.device_type == kDLCPU
+ *                 and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+ *             out.type_index = kTVMFFIDLTensorPtr             # <<<<<<<<<<<<<<
+ *             out.zero_padding = 0
+ *             out.v_ptr = dl
+*/
+      __pyx_v_out->type_index = kTVMFFIDLTensorPtr;
+
+      /* "tvmfast/_core.pyx":383
+ *                 and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+ *             out.type_index = kTVMFFIDLTensorPtr
+ *             out.zero_padding = 0             # <<<<<<<<<<<<<<
+ *             out.v_ptr = dl
+ *             st.n_dltensor_ptr += 1
+*/
+      __pyx_v_out->zero_padding = 0;
+
+      /* "tvmfast/_core.pyx":384
+ *             out.type_index = kTVMFFIDLTensorPtr
+ *             out.zero_padding = 0
+ *             out.v_ptr = dl             # <<<<<<<<<<<<<<
+ *             st.n_dltensor_ptr += 1
+ *             if st.exemplar == NULL:
+*/
+      __pyx_v_out->v_ptr = __pyx_v_dl;
+
+      /* "tvmfast/_core.pyx":385
+ *             out.zero_padding = 0
+ *             out.v_ptr = dl
+ *             st.n_dltensor_ptr += 1             # <<<<<<<<<<<<<<
+ *             if st.exemplar == NULL:
+ *                 st.exemplar = <void*>obj
+*/
+      __pyx_v_st->n_dltensor_ptr = (__pyx_v_st->n_dltensor_ptr + 1);
+
+      /* "tvmfast/_core.pyx":386
+ *             out.v_ptr = dl
+ *             st.n_dltensor_ptr += 1
+ *             if st.exemplar == NULL:             # <<<<<<<<<<<<<<
+ *                 st.exemplar = <void*>obj
+ *             if st.cpu_pos < 0:
+*/
+      __pyx_t_1 = (__pyx_v_st->exemplar == NULL);
+
+      if (__pyx_t_1) {
+
+
+        /* "tvmfast/_core.pyx":387
+ *             st.n_dltensor_ptr += 1
+ *             if st.exemplar == NULL:
+ *                 st.exemplar = <void*>obj             # <<<<<<<<<<<<<<
+ *             if st.cpu_pos < 0:
+ *                 st.cpu_pos = <int32_t>pos
+*/
+        __pyx_v_st->exemplar = ((void *)__pyx_v_obj);
+
+        /* "tvmfast/_core.pyx":386
+ *             out.v_ptr = dl
+ *             st.n_dltensor_ptr += 1
+ *             if st.exemplar == NULL:             # <<<<<<<<<<<<<<
+ *                 st.exemplar = <void*>obj
+ *             if st.cpu_pos < 0:
+*/
+      }
+
+      /* "tvmfast/_core.pyx":388
+ *             if st.exemplar == NULL:
+ *                 st.exemplar = <void*>obj
+ *             if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
+ *                 st.cpu_pos = <int32_t>pos
+ *             return 0
+*/
+      __pyx_t_1 = (__pyx_v_st->cpu_pos < 0);
+
+      if (__pyx_t_1) {
+
+
+        /* "tvmfast/_core.pyx":389
+ *                 st.exemplar = <void*>obj
+ *             if st.cpu_pos < 0:
+ *                 st.cpu_pos = <int32_t>pos             # <<<<<<<<<<<<<<
+ *             return 0
+ *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,
+*/
+        __pyx_v_st->cpu_pos = ((int32_t)__pyx_v_pos);
+
+        /* "tvmfast/_core.pyx":388
+ *             if st.exemplar == NULL:
+ *                 st.exemplar = <void*>obj
+ *             if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
+ *                 st.cpu_pos = <int32_t>pos
+ *             return 0
+*/
+      }
+
+      /* "tvmfast/_core.pyx":390
+ *             if st.cpu_pos < 0:
+ *                 st.cpu_pos = <int32_t>pos
+ *             return 0             # <<<<<<<<<<<<<<
+ *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,
+ *                                 tvmfast_torch_to_dl != NULL)
+*/
+      {
+
+        __pyx_r = 0;
+      }
+      goto __pyx_L0;
+
+      /* "tvmfast/_core.pyx":378
+ *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
+ *         # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+ *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
+ *                 and tvmfast_torch_export(obj, dl) == 0
+ *                 and dl.device.device_type == kDLCPU
+*/
+    }
+
+    /* "tvmfast/_core.pyx":391
+ *                 st.cpu_pos = <int32_t>pos
+ *             return 0
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,             # <<<<<<<<<<<<<<
  *                                 tvmfast_torch_to_dl != NULL)
  *     cdef int slot = classify_type(obj)
 */
-    __pyx_t_2 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (tvmfast_torch_to_dl != NULL)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 377, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (tvmfast_torch_to_dl != NULL)); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 391, __pyx_L1_error)
     {
-      __pyx_r = __pyx_t_2;
+      __pyx_r = __pyx_t_3;
     }
     goto __pyx_L0;
 
@@ -7397,22 +7604,22 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
  *                             CallState* st, int tensor_mode) except -1:
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:             # <<<<<<<<<<<<<<
- *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,
- *                                 tvmfast_torch_to_dl != NULL)
+ *         # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+ *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
 */
   }
 
-  /* "tvmfast/_core.pyx":379
+  /* "tvmfast/_core.pyx":393
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,
  *                                 tvmfast_torch_to_dl != NULL)
  *     cdef int slot = classify_type(obj)             # <<<<<<<<<<<<<<
  *     if slot == -2:
  *         slot = TYPE_CACHE_SIZE - 1
 */
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_classify_type(__pyx_v_obj); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 379, __pyx_L1_error)
-  __pyx_v_slot = __pyx_t_2;
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_classify_type(__pyx_v_obj); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 393, __pyx_L1_error)
+  __pyx_v_slot = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":380
+  /* "tvmfast/_core.pyx":394
  *                                 tvmfast_torch_to_dl != NULL)
  *     cdef int slot = classify_type(obj)
  *     if slot == -2:             # <<<<<<<<<<<<<<
@@ -7424,7 +7631,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":381
+    /* "tvmfast/_core.pyx":395
  *     cdef int slot = classify_type(obj)
  *     if slot == -2:
  *         slot = TYPE_CACHE_SIZE - 1             # <<<<<<<<<<<<<<
@@ -7433,7 +7640,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
     __pyx_v_slot = (__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE - 1);
 
-    /* "tvmfast/_core.pyx":380
+    /* "tvmfast/_core.pyx":394
  *                                 tvmfast_torch_to_dl != NULL)
  *     cdef int slot = classify_type(obj)
  *     if slot == -2:             # <<<<<<<<<<<<<<
@@ -7442,16 +7649,16 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
   }
 
-  /* "tvmfast/_core.pyx":382
+  /* "tvmfast/_core.pyx":396
  *     if slot == -2:
  *         slot = TYPE_CACHE_SIZE - 1
  *     return convert_slow(obj, pos, cached_kinds[slot], cached_apis[slot], out, dl, st, tensor_mode)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_convert_slow(__pyx_v_obj, __pyx_v_pos, (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_slot]), (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_slot]), __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 382, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_slow(__pyx_v_obj, __pyx_v_pos, (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_slot]), (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_slot]), __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 396, __pyx_L1_error)
   {
-    __pyx_r = __pyx_t_2;
+    __pyx_r = __pyx_t_3;
   }
   goto __pyx_L0;
 
@@ -7473,7 +7680,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":385
+/* "tvmfast/_core.pyx":399
  * 
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:             # <<<<<<<<<<<<<<
@@ -7483,7 +7690,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 
 static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_core_CallState *__pyx_v_st, TVMFFIObjectHandle *__pyx_v_owned, uint64_t __pyx_v_align_mask) {
 
-  /* "tvmfast/_core.pyx":386
+  /* "tvmfast/_core.pyx":400
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
  *     st.align_mask = align_mask             # <<<<<<<<<<<<<<
@@ -7492,7 +7699,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->align_mask = __pyx_v_align_mask;
 
-  /* "tvmfast/_core.pyx":387
+  /* "tvmfast/_core.pyx":401
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
  *     st.align_mask = align_mask
  *     st.device_type = -1             # <<<<<<<<<<<<<<
@@ -7501,7 +7708,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_type = -1;
 
-  /* "tvmfast/_core.pyx":388
+  /* "tvmfast/_core.pyx":402
  *     st.align_mask = align_mask
  *     st.device_type = -1
  *     st.device_id = 0             # <<<<<<<<<<<<<<
@@ -7510,7 +7717,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_id = 0;
 
-  /* "tvmfast/_core.pyx":389
+  /* "tvmfast/_core.pyx":403
  *     st.device_type = -1
  *     st.device_id = 0
  *     st.device_pos = -1             # <<<<<<<<<<<<<<
@@ -7519,7 +7726,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_pos = -1;
 
-  /* "tvmfast/_core.pyx":390
+  /* "tvmfast/_core.pyx":404
  *     st.device_id = 0
  *     st.device_pos = -1
  *     st.cpu_pos = -1             # <<<<<<<<<<<<<<
@@ -7528,7 +7735,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->cpu_pos = -1;
 
-  /* "tvmfast/_core.pyx":391
+  /* "tvmfast/_core.pyx":405
  *     st.device_pos = -1
  *     st.cpu_pos = -1
  *     st.stream_api = NULL             # <<<<<<<<<<<<<<
@@ -7537,7 +7744,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->stream_api = NULL;
 
-  /* "tvmfast/_core.pyx":392
+  /* "tvmfast/_core.pyx":406
  *     st.cpu_pos = -1
  *     st.stream_api = NULL
  *     st.exemplar = NULL             # <<<<<<<<<<<<<<
@@ -7546,7 +7753,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->exemplar = NULL;
 
-  /* "tvmfast/_core.pyx":393
+  /* "tvmfast/_core.pyx":407
  *     st.stream_api = NULL
  *     st.exemplar = NULL
  *     st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -7555,7 +7762,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->n_owned = 0;
 
-  /* "tvmfast/_core.pyx":394
+  /* "tvmfast/_core.pyx":408
  *     st.exemplar = NULL
  *     st.n_owned = 0
  *     st.owned = owned             # <<<<<<<<<<<<<<
@@ -7564,7 +7771,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":395
+  /* "tvmfast/_core.pyx":409
  *     st.n_owned = 0
  *     st.owned = owned
  *     st.n_dltensor_ptr = 0             # <<<<<<<<<<<<<<
@@ -7573,7 +7780,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->n_dltensor_ptr = 0;
 
-  /* "tvmfast/_core.pyx":396
+  /* "tvmfast/_core.pyx":410
  *     st.owned = owned
  *     st.n_dltensor_ptr = 0
  *     st.temps = NULL             # <<<<<<<<<<<<<<
@@ -7582,7 +7789,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->temps = NULL;
 
-  /* "tvmfast/_core.pyx":397
+  /* "tvmfast/_core.pyx":411
  *     st.n_dltensor_ptr = 0
  *     st.temps = NULL
  *     st.items = NULL             # <<<<<<<<<<<<<<
@@ -7591,7 +7798,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->items = NULL;
 
-  /* "tvmfast/_core.pyx":398
+  /* "tvmfast/_core.pyx":412
  *     st.temps = NULL
  *     st.items = NULL
  *     st.frozen = NULL             # <<<<<<<<<<<<<<
@@ -7600,7 +7807,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->frozen = NULL;
 
-  /* "tvmfast/_core.pyx":399
+  /* "tvmfast/_core.pyx":413
  *     st.items = NULL
  *     st.frozen = NULL
  *     st.packed = NULL             # <<<<<<<<<<<<<<
@@ -7609,7 +7816,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->packed = NULL;
 
-  /* "tvmfast/_core.pyx":400
+  /* "tvmfast/_core.pyx":414
  *     st.frozen = NULL
  *     st.packed = NULL
  *     st.num_packed = 0             # <<<<<<<<<<<<<<
@@ -7618,7 +7825,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->num_packed = 0;
 
-  /* "tvmfast/_core.pyx":385
+  /* "tvmfast/_core.pyx":399
  * 
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:             # <<<<<<<<<<<<<<
@@ -7630,7 +7837,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 
 }
 
-/* "tvmfast/_core.pyx":403
+/* "tvmfast/_core.pyx":417
  * 
  * 
  * cdef inline void release_state(CallState* st) noexcept:             # <<<<<<<<<<<<<<
@@ -7648,7 +7855,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   PyObject *__pyx_t_5 = NULL;
   __Pyx_RefNannySetupContext("release_state", 0);
 
-  /* "tvmfast/_core.pyx":405
+  /* "tvmfast/_core.pyx":419
  * cdef inline void release_state(CallState* st) noexcept:
  *     cdef int32_t i
  *     for i in range(st.n_owned):             # <<<<<<<<<<<<<<
@@ -7662,7 +7869,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":406
+    /* "tvmfast/_core.pyx":420
  *     cdef int32_t i
  *     for i in range(st.n_owned):
  *         TVMFFIObjectDecRef(st.owned[i])             # <<<<<<<<<<<<<<
@@ -7673,7 +7880,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   }
 
 
-  /* "tvmfast/_core.pyx":407
+  /* "tvmfast/_core.pyx":421
  *     for i in range(st.n_owned):
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -7682,7 +7889,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
   __pyx_v_st->n_owned = 0;
 
-  /* "tvmfast/_core.pyx":408
+  /* "tvmfast/_core.pyx":422
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0
  *     if st.temps != NULL:             # <<<<<<<<<<<<<<
@@ -7694,7 +7901,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":409
+    /* "tvmfast/_core.pyx":423
  *     st.n_owned = 0
  *     if st.temps != NULL:
  *         Py_DECREF(<object>st.temps)             # <<<<<<<<<<<<<<
@@ -7706,7 +7913,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
     Py_DECREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-    /* "tvmfast/_core.pyx":410
+    /* "tvmfast/_core.pyx":424
  *     if st.temps != NULL:
  *         Py_DECREF(<object>st.temps)
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -7715,7 +7922,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
     __pyx_v_st->temps = NULL;
 
-    /* "tvmfast/_core.pyx":408
+    /* "tvmfast/_core.pyx":422
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0
  *     if st.temps != NULL:             # <<<<<<<<<<<<<<
@@ -7724,7 +7931,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
   }
 
-  /* "tvmfast/_core.pyx":403
+  /* "tvmfast/_core.pyx":417
  * 
  * 
  * cdef inline void release_state(CallState* st) noexcept:             # <<<<<<<<<<<<<<
@@ -7738,7 +7945,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   __Pyx_RefNannyFinishContext();
 }
 
-/* "tvmfast/_core.pyx":416
+/* "tvmfast/_core.pyx":430
  * 
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):             # <<<<<<<<<<<<<<
@@ -7760,7 +7967,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("device_str", 0);
 
-  /* "tvmfast/_core.pyx":417
+  /* "tvmfast/_core.pyx":431
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):
  *     return f"{DEVICE_NAMES.get(device_type, f'device_type={device_type}')}:{device_id}"             # <<<<<<<<<<<<<<
@@ -7769,23 +7976,23 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
 */
   if (unlikely(__pyx_v_7tvmfast_5_core_DEVICE_NAMES == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "get");
-    __PYX_ERR(0, 417, __pyx_L1_error)
+    __PYX_ERR(0, 431, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyLong_From_int32_t(__pyx_v_device_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 417, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int32_t(__pyx_v_device_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 431, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_type, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 417, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_type, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 431, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_device_type, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 417, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_device_type, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 431, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyDict_GetItemDefault(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, __pyx_t_1, __pyx_t_3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 417, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_GetItemDefault(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, __pyx_t_1, __pyx_t_3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 431, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 417, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 431, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_id, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 417, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_id, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 431, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4[0] = __pyx_t_3;
   __pyx_t_4[1] = __pyx_mstate_global->__pyx_kp_u__4;
@@ -7799,7 +8006,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   __pyx_t_6 |= __Pyx_PyUnicode_KIND_04(__pyx_t_4[0]);
   #endif
   __pyx_t_1 = __Pyx_PyUnicode_Join(__pyx_t_4, 3, __pyx_t_5, __pyx_t_6);
-  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 417, __pyx_L1_error)
+  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 431, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -7814,7 +8021,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":416
+  /* "tvmfast/_core.pyx":430
  * 
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):             # <<<<<<<<<<<<<<
@@ -7835,7 +8042,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":420
+/* "tvmfast/_core.pyx":434
  * 
  * 
  * cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:             # <<<<<<<<<<<<<<
@@ -7870,7 +8077,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("check_devices", 0);
 
-  /* "tvmfast/_core.pyx":424
+  /* "tvmfast/_core.pyx":438
  *     cdef Py_ssize_t i
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:             # <<<<<<<<<<<<<<
@@ -7882,7 +8089,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":425
+    /* "tvmfast/_core.pyx":439
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:
  *         raise ValueError(             # <<<<<<<<<<<<<<
@@ -7891,28 +8098,28 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
     __pyx_t_3 = NULL;
 
-    /* "tvmfast/_core.pyx":426
+    /* "tvmfast/_core.pyx":440
  *     if st.cpu_pos >= 0:
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "             # <<<<<<<<<<<<<<
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
 */
-    __pyx_t_4 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->cpu_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 426, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->cpu_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 440, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 426, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 440, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
 
-    /* "tvmfast/_core.pyx":427
+    /* "tvmfast/_core.pyx":441
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")             # <<<<<<<<<<<<<<
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
 */
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 427, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 441, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 427, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 441, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -7923,7 +8130,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     __pyx_t_8[5] = __pyx_t_7;
     __pyx_t_8[6] = __pyx_mstate_global->__pyx_kp_u_all_tensor_arguments_must_be_on;
 
-    /* "tvmfast/_core.pyx":426
+    /* "tvmfast/_core.pyx":440
  *     if st.cpu_pos >= 0:
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "             # <<<<<<<<<<<<<<
@@ -7939,7 +8146,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[5]);
     #endif
     __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_8, 7, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 426, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 440, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -7950,14 +8157,14 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 425, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 439, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 425, __pyx_L1_error)
+    __PYX_ERR(0, 439, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":424
+    /* "tvmfast/_core.pyx":438
  *     cdef Py_ssize_t i
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:             # <<<<<<<<<<<<<<
@@ -7966,7 +8173,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
   }
 
-  /* "tvmfast/_core.pyx":428
+  /* "tvmfast/_core.pyx":442
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -7980,7 +8187,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":429
+    /* "tvmfast/_core.pyx":443
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -7992,7 +8199,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":430
+      /* "tvmfast/_core.pyx":444
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr             # <<<<<<<<<<<<<<
@@ -8001,7 +8208,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_v_dl = ((DLTensor *)(__pyx_v_packed[__pyx_v_i]).v_ptr);
 
-      /* "tvmfast/_core.pyx":429
+      /* "tvmfast/_core.pyx":443
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -8011,7 +8218,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       goto __pyx_L6;
     }
 
-    /* "tvmfast/_core.pyx":431
+    /* "tvmfast/_core.pyx":445
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -8023,7 +8230,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":432
+      /* "tvmfast/_core.pyx":446
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:
  *             dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))             # <<<<<<<<<<<<<<
@@ -8032,7 +8239,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_v_dl = ((DLTensor *)(((char *)(__pyx_v_packed[__pyx_v_i]).v_ptr) + (sizeof(TVMFFIObject))));
 
-      /* "tvmfast/_core.pyx":431
+      /* "tvmfast/_core.pyx":445
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -8042,7 +8249,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       goto __pyx_L6;
     }
 
-    /* "tvmfast/_core.pyx":434
+    /* "tvmfast/_core.pyx":448
  *             dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))
  *         else:
  *             continue             # <<<<<<<<<<<<<<
@@ -8054,7 +8261,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     }
     __pyx_L6:;
 
-    /* "tvmfast/_core.pyx":435
+    /* "tvmfast/_core.pyx":449
  *         else:
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:             # <<<<<<<<<<<<<<
@@ -8080,7 +8287,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":436
+      /* "tvmfast/_core.pyx":450
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -8089,33 +8296,33 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_t_6 = NULL;
 
-      /* "tvmfast/_core.pyx":437
+      /* "tvmfast/_core.pyx":451
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "             # <<<<<<<<<<<<<<
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "
  *                 f"all tensor arguments must be on one device")
 */
-      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 437, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 451, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_7 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_dl->device.device_type, __pyx_v_dl->device.device_id); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 437, __pyx_L1_error)
+      __pyx_t_7 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_dl->device.device_type, __pyx_v_dl->device.device_id); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 451, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_7); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 437, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_7); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 451, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
-      /* "tvmfast/_core.pyx":438
+      /* "tvmfast/_core.pyx":452
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "             # <<<<<<<<<<<<<<
  *                 f"all tensor arguments must be on one device")
  *     return 0
 */
-      __pyx_t_7 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 438, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 452, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 438, __pyx_L1_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 452, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 438, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 452, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -8128,7 +8335,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_16[7] = __pyx_t_15;
       __pyx_t_16[8] = __pyx_mstate_global->__pyx_kp_u_all_tensor_arguments_must_be_on;
 
-      /* "tvmfast/_core.pyx":437
+      /* "tvmfast/_core.pyx":451
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "             # <<<<<<<<<<<<<<
@@ -8147,7 +8354,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_16[7]);
       #endif
       __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_16, 9, __pyx_t_17, __pyx_t_10);
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 437, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 451, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -8159,14 +8366,14 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
         __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 436, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 450, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
       }
       __Pyx_Raise(__pyx_t_2, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-      __PYX_ERR(0, 436, __pyx_L1_error)
+      __PYX_ERR(0, 450, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":435
+      /* "tvmfast/_core.pyx":449
  *         else:
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:             # <<<<<<<<<<<<<<
@@ -8178,7 +8385,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   }
 
 
-  /* "tvmfast/_core.pyx":440
+  /* "tvmfast/_core.pyx":454
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "
  *                 f"all tensor arguments must be on one device")
  *     return 0             # <<<<<<<<<<<<<<
@@ -8191,7 +8398,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":420
+  /* "tvmfast/_core.pyx":434
  * 
  * 
  * cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:             # <<<<<<<<<<<<<<
@@ -8218,7 +8425,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":446
+/* "tvmfast/_core.pyx":460
  * # Results and errors: handed to tvm_ffi so they come out exactly as from rt_mod().
  * # ---------------------------------------------------------------------------
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8229,7 +8436,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx_v_self, CYTHON_UNUSED TVMFFIAny const *__pyx_v_args, CYTHON_UNUSED int32_t __pyx_v_num_args, TVMFFIAny *__pyx_v_result) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":448
+  /* "tvmfast/_core.pyx":462
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,
  *                              TVMFFIAny* result) noexcept nogil:
  *     result[0] = tvmfast_result_stash             # <<<<<<<<<<<<<<
@@ -8238,7 +8445,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   (__pyx_v_result[0]) = tvmfast_result_stash;
 
-  /* "tvmfast/_core.pyx":449
+  /* "tvmfast/_core.pyx":463
  *                              TVMFFIAny* result) noexcept nogil:
  *     result[0] = tvmfast_result_stash
  *     tvmfast_result_stash.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -8247,7 +8454,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   tvmfast_result_stash.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":450
+  /* "tvmfast/_core.pyx":464
  *     result[0] = tvmfast_result_stash
  *     tvmfast_result_stash.type_index = kTVMFFINone
  *     tvmfast_result_stash.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -8256,7 +8463,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   tvmfast_result_stash.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":451
+  /* "tvmfast/_core.pyx":465
  *     tvmfast_result_stash.type_index = kTVMFFINone
  *     tvmfast_result_stash.v_int64 = 0
  *     return 0             # <<<<<<<<<<<<<<
@@ -8269,7 +8476,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":446
+  /* "tvmfast/_core.pyx":460
  * # Results and errors: handed to tvm_ffi so they come out exactly as from rt_mod().
  * # ---------------------------------------------------------------------------
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8282,7 +8489,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":454
+/* "tvmfast/_core.pyx":468
  * 
  * 
  * cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8293,7 +8500,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__pyx_v_self, CYTHON_UNUSED TVMFFIAny const *__pyx_v_args, CYTHON_UNUSED int32_t __pyx_v_num_args, CYTHON_UNUSED TVMFFIAny *__pyx_v_result) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":458
+  /* "tvmfast/_core.pyx":472
  *     # The error of the failed kernel call is still in TVM-FFI's thread-local slot;
  *     # returning -1 lets tvm_ffi's Function.__call__ convert it like any other call.
  *     return -1             # <<<<<<<<<<<<<<
@@ -8306,7 +8513,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__py
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":454
+  /* "tvmfast/_core.pyx":468
  * 
  * 
  * cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8319,7 +8526,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":461
+/* "tvmfast/_core.pyx":475
  * 
  * 
  * cdef object register_helper(str name, TVMFFISafeCallType fn):             # <<<<<<<<<<<<<<
@@ -8348,7 +8555,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("register_helper", 0);
 
-  /* "tvmfast/_core.pyx":463
+  /* "tvmfast/_core.pyx":477
  * cdef object register_helper(str name, TVMFFISafeCallType fn):
  *     cdef TVMFFIObjectHandle handle
  *     cdef bytes bname = name.encode()             # <<<<<<<<<<<<<<
@@ -8357,34 +8564,34 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   if (unlikely(__pyx_v_name == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "encode");
-    __PYX_ERR(0, 463, __pyx_L1_error)
+    __PYX_ERR(0, 477, __pyx_L1_error)
   }
-  __pyx_t_1 = PyUnicode_AsEncodedString(__pyx_v_name, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_1 = PyUnicode_AsEncodedString(__pyx_v_name, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 477, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_bname = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":465
+  /* "tvmfast/_core.pyx":479
  *     cdef bytes bname = name.encode()
  *     cdef TVMFFIByteArray cname
  *     cname.data = bname             # <<<<<<<<<<<<<<
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
 */
-  __pyx_t_2 = __Pyx_PyBytes_AsString(__pyx_v_bname); if (unlikely((!__pyx_t_2) && PyErr_Occurred())) __PYX_ERR(0, 465, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBytes_AsString(__pyx_v_bname); if (unlikely((!__pyx_t_2) && PyErr_Occurred())) __PYX_ERR(0, 479, __pyx_L1_error)
   __pyx_v_cname.data = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":466
+  /* "tvmfast/_core.pyx":480
  *     cdef TVMFFIByteArray cname
  *     cname.data = bname
  *     cname.size = len(bname)             # <<<<<<<<<<<<<<
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()
 */
-  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_bname); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 466, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_bname); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 480, __pyx_L1_error)
   __pyx_v_cname.size = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":467
+  /* "tvmfast/_core.pyx":481
  *     cname.data = bname
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -8396,17 +8603,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":468
+    /* "tvmfast/_core.pyx":482
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 468, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 482, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":467
+    /* "tvmfast/_core.pyx":481
  *     cname.data = bname
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -8415,7 +8622,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   }
 
-  /* "tvmfast/_core.pyx":469
+  /* "tvmfast/_core.pyx":483
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)             # <<<<<<<<<<<<<<
@@ -8424,7 +8631,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   __pyx_v_ret = TVMFFIFunctionSetGlobal((&__pyx_v_cname), __pyx_v_handle, 1);
 
-  /* "tvmfast/_core.pyx":470
+  /* "tvmfast/_core.pyx":484
  *         raise_ffi_error()
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)             # <<<<<<<<<<<<<<
@@ -8433,7 +8640,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   (void)(TVMFFIObjectDecRef(__pyx_v_handle));
 
-  /* "tvmfast/_core.pyx":471
+  /* "tvmfast/_core.pyx":485
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -8445,17 +8652,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":472
+    /* "tvmfast/_core.pyx":486
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     return tvm_ffi.get_global_func(name)
  * 
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 472, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 486, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":471
+    /* "tvmfast/_core.pyx":485
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -8464,7 +8671,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   }
 
-  /* "tvmfast/_core.pyx":473
+  /* "tvmfast/_core.pyx":487
  *     if ret != 0:
  *         raise_ffi_error()
  *     return tvm_ffi.get_global_func(name)             # <<<<<<<<<<<<<<
@@ -8472,9 +8679,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
  * 
 */
   __pyx_t_6 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 473, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 487, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_get_global_func); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 473, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_get_global_func); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 487, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __pyx_t_9 = 1;
@@ -8494,7 +8701,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 473, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 487, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -8508,7 +8715,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":461
+  /* "tvmfast/_core.pyx":475
  * 
  * 
  * cdef object register_helper(str name, TVMFFISafeCallType fn):             # <<<<<<<<<<<<<<
@@ -8534,7 +8741,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":480
+/* "tvmfast/_core.pyx":494
  * 
  * 
  * cdef int raise_ffi_error() except -1:             # <<<<<<<<<<<<<<
@@ -8555,7 +8762,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_ffi_error", 0);
 
-  /* "tvmfast/_core.pyx":482
+  /* "tvmfast/_core.pyx":496
  * cdef int raise_ffi_error() except -1:
  *     """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
  *     if PyErr_Occurred() != NULL:             # <<<<<<<<<<<<<<
@@ -8567,7 +8774,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":485
+    /* "tvmfast/_core.pyx":499
  *         # EnvErrorAlreadySet (e.g. KeyboardInterrupt seen by TVMFFIEnvCheckSignals):
  *         # the Python exception is the real one; drop the FFI placeholder.
  *         drop_raised_error()             # <<<<<<<<<<<<<<
@@ -8576,7 +8783,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
 */
     __pyx_f_7tvmfast_5_core_drop_raised_error();
 
-    /* "tvmfast/_core.pyx":486
+    /* "tvmfast/_core.pyx":500
  *         # the Python exception is the real one; drop the FFI placeholder.
  *         drop_raised_error()
  *         return -1             # <<<<<<<<<<<<<<
@@ -8589,7 +8796,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":482
+    /* "tvmfast/_core.pyx":496
  * cdef int raise_ffi_error() except -1:
  *     """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
  *     if PyErr_Occurred() != NULL:             # <<<<<<<<<<<<<<
@@ -8598,7 +8805,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":487
+  /* "tvmfast/_core.pyx":501
  *         drop_raised_error()
  *         return -1
  *     _reraise()             # <<<<<<<<<<<<<<
@@ -8625,12 +8832,12 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 487, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 501, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":488
+  /* "tvmfast/_core.pyx":502
  *         return -1
  *     _reraise()
  *     raise RuntimeError("tvmfast: TVM call failed but no error was raised")  # not reached             # <<<<<<<<<<<<<<
@@ -8643,14 +8850,14 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_TVM_call_failed_but_no_e};
     __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 488, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 502, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
   __Pyx_Raise(__pyx_t_2, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __PYX_ERR(0, 488, __pyx_L1_error)
+  __PYX_ERR(0, 502, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":480
+  /* "tvmfast/_core.pyx":494
  * 
  * 
  * cdef int raise_ffi_error() except -1:             # <<<<<<<<<<<<<<
@@ -8671,7 +8878,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":491
+/* "tvmfast/_core.pyx":505
  * 
  * 
  * cdef void drop_raised_error() noexcept:             # <<<<<<<<<<<<<<
@@ -8683,7 +8890,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
   TVMFFIObjectHandle __pyx_v_err;
   int __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":492
+  /* "tvmfast/_core.pyx":506
  * 
  * cdef void drop_raised_error() noexcept:
  *     cdef TVMFFIObjectHandle err = NULL             # <<<<<<<<<<<<<<
@@ -8692,7 +8899,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   __pyx_v_err = NULL;
 
-  /* "tvmfast/_core.pyx":493
+  /* "tvmfast/_core.pyx":507
  * cdef void drop_raised_error() noexcept:
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)             # <<<<<<<<<<<<<<
@@ -8701,7 +8908,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   TVMFFIErrorMoveFromRaised((&__pyx_v_err));
 
-  /* "tvmfast/_core.pyx":494
+  /* "tvmfast/_core.pyx":508
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:             # <<<<<<<<<<<<<<
@@ -8713,7 +8920,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":495
+    /* "tvmfast/_core.pyx":509
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:
  *         TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -8722,7 +8929,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-    /* "tvmfast/_core.pyx":494
+    /* "tvmfast/_core.pyx":508
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:             # <<<<<<<<<<<<<<
@@ -8731,7 +8938,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":491
+  /* "tvmfast/_core.pyx":505
  * 
  * 
  * cdef void drop_raised_error() noexcept:             # <<<<<<<<<<<<<<
@@ -8744,7 +8951,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 
 }
 
-/* "tvmfast/_core.pyx":498
+/* "tvmfast/_core.pyx":512
  * 
  * 
  * cdef object convert_result(TVMFFIAny* result, CallState* st):             # <<<<<<<<<<<<<<
@@ -8767,7 +8974,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("convert_result", 0);
 
-  /* "tvmfast/_core.pyx":500
+  /* "tvmfast/_core.pyx":514
  * cdef object convert_result(TVMFFIAny* result, CallState* st):
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index             # <<<<<<<<<<<<<<
@@ -8778,7 +8985,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 
   __pyx_v_tindex = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":501
+  /* "tvmfast/_core.pyx":515
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
@@ -8790,14 +8997,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":502
+    /* "tvmfast/_core.pyx":516
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
 */
-    __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_result->v_int64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 502, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_result->v_int64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 516, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -8810,7 +9017,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":501
+    /* "tvmfast/_core.pyx":515
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
@@ -8819,7 +9026,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":503
+  /* "tvmfast/_core.pyx":517
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64
  *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
@@ -8831,14 +9038,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":504
+    /* "tvmfast/_core.pyx":518
  *         return result.v_int64
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
 */
-    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_result->v_float64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 504, __pyx_L1_error)
+    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_result->v_float64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 518, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -8851,7 +9058,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":503
+    /* "tvmfast/_core.pyx":517
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64
  *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
@@ -8860,7 +9067,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":505
+  /* "tvmfast/_core.pyx":519
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
@@ -8872,14 +9079,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":506
+    /* "tvmfast/_core.pyx":520
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIDLTensorPtr:
  *         # The function handed back one of the borrowed DLTensors we passed (an
 */
-    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_result->v_int64 != 0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 506, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_result->v_int64 != 0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 520, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -8892,7 +9099,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":505
+    /* "tvmfast/_core.pyx":519
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
@@ -8901,7 +9108,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":507
+  /* "tvmfast/_core.pyx":521
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
  *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -8913,14 +9120,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":510
+    /* "tvmfast/_core.pyx":524
  *         # The function handed back one of the borrowed DLTensors we passed (an
  *         # identity-like function): return that argument itself.
  *         return argument_with_dltensor(st, result.v_ptr)             # <<<<<<<<<<<<<<
  *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_v_st, __pyx_v_result->v_ptr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 510, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_v_st, __pyx_v_result->v_ptr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 524, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -8933,7 +9140,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":507
+    /* "tvmfast/_core.pyx":521
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
  *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -8942,7 +9149,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":513
+  /* "tvmfast/_core.pyx":527
  *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]             # <<<<<<<<<<<<<<
@@ -8951,7 +9158,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   tvmfast_result_stash = (__pyx_v_result[0]);
 
-  /* "tvmfast/_core.pyx":514
+  /* "tvmfast/_core.pyx":528
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:             # <<<<<<<<<<<<<<
@@ -8963,7 +9170,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":515
+    /* "tvmfast/_core.pyx":529
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:
  *         return _take_result(<object>st.exemplar)             # <<<<<<<<<<<<<<
@@ -8990,7 +9197,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 515, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 529, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     {
@@ -9004,7 +9211,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":514
+    /* "tvmfast/_core.pyx":528
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:             # <<<<<<<<<<<<<<
@@ -9013,7 +9220,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":516
+  /* "tvmfast/_core.pyx":530
  *     if st.exemplar != NULL:
  *         return _take_result(<object>st.exemplar)
  *     return _take_result()             # <<<<<<<<<<<<<<
@@ -9040,7 +9247,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 516, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 530, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   {
@@ -9054,7 +9261,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":498
+  /* "tvmfast/_core.pyx":512
  * 
  * 
  * cdef object convert_result(TVMFFIAny* result, CallState* st):             # <<<<<<<<<<<<<<
@@ -9076,7 +9283,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":519
+/* "tvmfast/_core.pyx":533
  * 
  * 
  * cdef object argument_at(CallState* st, Py_ssize_t pos):             # <<<<<<<<<<<<<<
@@ -9100,7 +9307,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("argument_at", 0);
 
-  /* "tvmfast/_core.pyx":523
+  /* "tvmfast/_core.pyx":537
  *     cdef FrozenFunction frozen
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:             # <<<<<<<<<<<<<<
@@ -9112,7 +9319,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":524
+    /* "tvmfast/_core.pyx":538
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:
  *         return <object>st.items[pos]             # <<<<<<<<<<<<<<
@@ -9130,7 +9337,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":523
+    /* "tvmfast/_core.pyx":537
  *     cdef FrozenFunction frozen
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:             # <<<<<<<<<<<<<<
@@ -9139,7 +9346,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
   }
 
-  /* "tvmfast/_core.pyx":525
+  /* "tvmfast/_core.pyx":539
  *     if st.frozen == NULL:
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen             # <<<<<<<<<<<<<<
@@ -9151,25 +9358,25 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   __pyx_v_frozen = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_2);
   __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":526
+  /* "tvmfast/_core.pyx":540
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:             # <<<<<<<<<<<<<<
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
 */
-  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 526, __pyx_L1_error)
+  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 540, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   if (unlikely(__pyx_v_frozen->frozen_values == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 526, __pyx_L1_error)
+    __PYX_ERR(0, 540, __pyx_L1_error)
   }
-  __pyx_t_1 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_v_frozen->frozen_values, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 526, __pyx_L1_error)
+  __pyx_t_1 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_v_frozen->frozen_values, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 540, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":527
+    /* "tvmfast/_core.pyx":541
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:
  *         return frozen.frozen_values[pos]             # <<<<<<<<<<<<<<
@@ -9178,11 +9385,11 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
     if (unlikely(__pyx_v_frozen->frozen_values == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 527, __pyx_L1_error)
+      __PYX_ERR(0, 541, __pyx_L1_error)
     }
-    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 527, __pyx_L1_error)
+    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 541, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_3 = __Pyx_PyDict_GetItem(__pyx_v_frozen->frozen_values, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 527, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyDict_GetItem(__pyx_v_frozen->frozen_values, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 541, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     {
@@ -9196,7 +9403,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":526
+    /* "tvmfast/_core.pyx":540
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:             # <<<<<<<<<<<<<<
@@ -9205,7 +9412,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
   }
 
-  /* "tvmfast/_core.pyx":528
+  /* "tvmfast/_core.pyx":542
  *     if pos in frozen.frozen_values:
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):             # <<<<<<<<<<<<<<
@@ -9219,7 +9426,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
     __pyx_v_k = __pyx_t_6;
 
-    /* "tvmfast/_core.pyx":529
+    /* "tvmfast/_core.pyx":543
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:             # <<<<<<<<<<<<<<
@@ -9231,7 +9438,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":530
+      /* "tvmfast/_core.pyx":544
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:
  *             return <object>st.items[k]             # <<<<<<<<<<<<<<
@@ -9249,7 +9456,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":529
+      /* "tvmfast/_core.pyx":543
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:             # <<<<<<<<<<<<<<
@@ -9260,7 +9467,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   }
 
 
-  /* "tvmfast/_core.pyx":519
+  /* "tvmfast/_core.pyx":533
  * 
  * 
  * cdef object argument_at(CallState* st, Py_ssize_t pos):             # <<<<<<<<<<<<<<
@@ -9284,7 +9491,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":533
+/* "tvmfast/_core.pyx":547
  * 
  * 
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):             # <<<<<<<<<<<<<<
@@ -9309,7 +9516,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("argument_with_dltensor", 0);
 
-  /* "tvmfast/_core.pyx":535
+  /* "tvmfast/_core.pyx":549
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):             # <<<<<<<<<<<<<<
@@ -9323,7 +9530,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":536
+    /* "tvmfast/_core.pyx":550
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:             # <<<<<<<<<<<<<<
@@ -9349,14 +9556,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":537
+      /* "tvmfast/_core.pyx":551
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:
  *             return argument_at(st, i)             # <<<<<<<<<<<<<<
  *     raise RuntimeError("tvmfast: the function returned a DLTensor* that is none of its arguments")
  * 
 */
-      __pyx_t_6 = __pyx_f_7tvmfast_5_core_argument_at(__pyx_v_st, __pyx_v_i); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 537, __pyx_L1_error)
+      __pyx_t_6 = __pyx_f_7tvmfast_5_core_argument_at(__pyx_v_st, __pyx_v_i); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 551, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       {
         PyObject *__pyx_temp;
@@ -9369,7 +9576,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
       __pyx_t_6 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":536
+      /* "tvmfast/_core.pyx":550
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:             # <<<<<<<<<<<<<<
@@ -9380,7 +9587,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   }
 
 
-  /* "tvmfast/_core.pyx":538
+  /* "tvmfast/_core.pyx":552
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:
  *             return argument_at(st, i)
  *     raise RuntimeError("tvmfast: the function returned a DLTensor* that is none of its arguments")             # <<<<<<<<<<<<<<
@@ -9393,14 +9600,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
     PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_tvmfast_the_function_returned_a};
     __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 538, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 552, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
   }
   __Pyx_Raise(__pyx_t_6, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __PYX_ERR(0, 538, __pyx_L1_error)
+  __PYX_ERR(0, 552, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":533
+  /* "tvmfast/_core.pyx":547
  * 
  * 
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):             # <<<<<<<<<<<<<<
@@ -9421,7 +9628,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":541
+/* "tvmfast/_core.pyx":555
  * 
  * 
  * cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:             # <<<<<<<<<<<<<<
@@ -9443,7 +9650,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("error_wants_owned_tensors", 0);
 
-  /* "tvmfast/_core.pyx":544
+  /* "tvmfast/_core.pyx":558
  *     """True for the type error a C++ function taking ffi::Tensor gives a DLTensor*
  *     ("Mismatched type on argument #0 ... expected Tensor but got DLTensor*")."""
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))             # <<<<<<<<<<<<<<
@@ -9452,38 +9659,38 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
 */
   __pyx_v_cell = ((TVMFFIErrorCell *)(((char *)__pyx_v_err) + (sizeof(TVMFFIObject))));
 
-  /* "tvmfast/_core.pyx":545
+  /* "tvmfast/_core.pyx":559
  *     ("Mismatched type on argument #0 ... expected Tensor but got DLTensor*")."""
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]             # <<<<<<<<<<<<<<
  *     cdef bytes msg = cell.message.data[:cell.message.size]
  *     return kind == b"TypeError" and b"DLTensor*" in msg
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->kind.data + 0, __pyx_v_cell->kind.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 545, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->kind.data + 0, __pyx_v_cell->kind.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 559, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_kind = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":546
+  /* "tvmfast/_core.pyx":560
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]
  *     cdef bytes msg = cell.message.data[:cell.message.size]             # <<<<<<<<<<<<<<
  *     return kind == b"TypeError" and b"DLTensor*" in msg
  * 
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->message.data + 0, __pyx_v_cell->message.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 546, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->message.data + 0, __pyx_v_cell->message.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 560, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_msg = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":547
+  /* "tvmfast/_core.pyx":561
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]
  *     cdef bytes msg = cell.message.data[:cell.message.size]
  *     return kind == b"TypeError" and b"DLTensor*" in msg             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_bytes_bytes(__pyx_v_kind, __pyx_mstate_global->__pyx_n_b_TypeError, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 547, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_bytes_bytes(__pyx_v_kind, __pyx_mstate_global->__pyx_n_b_TypeError, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 561, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -9492,7 +9699,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
 
     goto __pyx_L3_bool_binop_done;
   }
-  __pyx_t_3 = (__Pyx_PySequence_ContainsTF(__pyx_mstate_global->__pyx_kp_b_DLTensor, __pyx_v_msg, Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 547, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PySequence_ContainsTF(__pyx_mstate_global->__pyx_kp_b_DLTensor, __pyx_v_msg, Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 561, __pyx_L1_error)
 
   __pyx_t_2 = __pyx_t_3;
 
@@ -9502,7 +9709,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":541
+  /* "tvmfast/_core.pyx":555
  * 
  * 
  * cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:             # <<<<<<<<<<<<<<
@@ -9524,7 +9731,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":550
+/* "tvmfast/_core.pyx":564
  * 
  * 
  * cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,             # <<<<<<<<<<<<<<
@@ -9555,7 +9762,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_packed", 0);
 
-  /* "tvmfast/_core.pyx":557
+  /* "tvmfast/_core.pyx":571
  *     stream, if any, has been restored."""
  *     cdef int ret
  *     cdef void* stream = NULL             # <<<<<<<<<<<<<<
@@ -9564,7 +9771,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_stream = NULL;
 
-  /* "tvmfast/_core.pyx":558
+  /* "tvmfast/_core.pyx":572
  *     cdef int ret
  *     cdef void* stream = NULL
  *     cdef TVMFFIStreamHandle prev = NULL             # <<<<<<<<<<<<<<
@@ -9573,7 +9780,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_prev = NULL;
 
-  /* "tvmfast/_core.pyx":559
+  /* "tvmfast/_core.pyx":573
  *     cdef void* stream = NULL
  *     cdef TVMFFIStreamHandle prev = NULL
  *     cdef TVMFFIObjectHandle handle = fn.handle             # <<<<<<<<<<<<<<
@@ -9584,7 +9791,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":560
+  /* "tvmfast/_core.pyx":574
  *     cdef TVMFFIStreamHandle prev = NULL
  *     cdef TVMFFIObjectHandle handle = fn.handle
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -9593,7 +9800,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":561
+  /* "tvmfast/_core.pyx":575
  *     cdef TVMFFIObjectHandle handle = fn.handle
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -9602,7 +9809,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":562
+  /* "tvmfast/_core.pyx":576
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -9611,7 +9818,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":563
+  /* "tvmfast/_core.pyx":577
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     if st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -9623,7 +9830,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":565
+    /* "tvmfast/_core.pyx":579
  *     if st.device_type < 0:
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9632,7 +9839,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
     if (__pyx_v_fn->release_gil) {
 
-      /* "tvmfast/_core.pyx":566
+      /* "tvmfast/_core.pyx":580
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -9645,7 +9852,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           __Pyx_FastGIL_Remember();
           /*try:*/ {
 
-            /* "tvmfast/_core.pyx":567
+            /* "tvmfast/_core.pyx":581
  *         if fn.release_gil:
  *             with nogil:
  *                 ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -9655,7 +9862,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
             __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
           }
 
-          /* "tvmfast/_core.pyx":566
+          /* "tvmfast/_core.pyx":580
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -9672,7 +9879,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           }
       }
 
-      /* "tvmfast/_core.pyx":565
+      /* "tvmfast/_core.pyx":579
  *     if st.device_type < 0:
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9682,7 +9889,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       goto __pyx_L4;
     }
 
-    /* "tvmfast/_core.pyx":569
+    /* "tvmfast/_core.pyx":583
  *                 ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         else:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -9694,7 +9901,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     }
     __pyx_L4:;
 
-    /* "tvmfast/_core.pyx":570
+    /* "tvmfast/_core.pyx":584
  *         else:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         return 0 if ret == 0 else -1             # <<<<<<<<<<<<<<
@@ -9716,7 +9923,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":563
+    /* "tvmfast/_core.pyx":577
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     if st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -9725,17 +9932,17 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":571
+  /* "tvmfast/_core.pyx":585
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         return 0 if ret == 0 else -1
  *     check_devices(st, packed, n)             # <<<<<<<<<<<<<<
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_check_devices(__pyx_v_st, __pyx_v_packed, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 571, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_check_devices(__pyx_v_st, __pyx_v_packed, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 585, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":572
+  /* "tvmfast/_core.pyx":586
  *         return 0 if ret == 0 else -1
  *     check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
@@ -9761,7 +9968,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":573
+    /* "tvmfast/_core.pyx":587
  *     check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
@@ -9773,7 +9980,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":574
+      /* "tvmfast/_core.pyx":588
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception             # <<<<<<<<<<<<<<
@@ -9786,7 +9993,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":573
+      /* "tvmfast/_core.pyx":587
  *     check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
@@ -9795,7 +10002,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
     }
 
-    /* "tvmfast/_core.pyx":572
+    /* "tvmfast/_core.pyx":586
  *         return 0 if ret == 0 else -1
  *     check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
@@ -9805,7 +10012,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     goto __pyx_L8;
   }
 
-  /* "tvmfast/_core.pyx":575
+  /* "tvmfast/_core.pyx":589
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception
  *     elif _current_cuda_stream is not None:             # <<<<<<<<<<<<<<
@@ -9816,7 +10023,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":577
+    /* "tvmfast/_core.pyx":591
  *     elif _current_cuda_stream is not None:
  *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
  *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)             # <<<<<<<<<<<<<<
@@ -9826,9 +10033,9 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     __pyx_t_6 = NULL;
     __Pyx_INCREF(__pyx_v_7tvmfast_5_core__current_cuda_stream);
     __pyx_t_7 = __pyx_v_7tvmfast_5_core__current_cuda_stream; 
-    __pyx_t_8 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_type); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 577, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_type); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 591, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_9 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_id); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 577, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_id); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 591, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __pyx_t_10 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -9849,15 +10056,15 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 577, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 591, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
-    __pyx_t_11 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_11 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 577, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_11 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 591, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_v_stream = ((void *)((uint64_t)__pyx_t_11));
 
 
-    /* "tvmfast/_core.pyx":575
+    /* "tvmfast/_core.pyx":589
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception
  *     elif _current_cuda_stream is not None:             # <<<<<<<<<<<<<<
@@ -9867,7 +10074,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   __pyx_L8:;
 
-  /* "tvmfast/_core.pyx":578
+  /* "tvmfast/_core.pyx":592
  *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
  *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
  *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:             # <<<<<<<<<<<<<<
@@ -9879,17 +10086,17 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":579
+    /* "tvmfast/_core.pyx":593
  *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
  *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     if fn.release_gil:
  *         with nogil:
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 579, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 593, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":578
+    /* "tvmfast/_core.pyx":592
  *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
  *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
  *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:             # <<<<<<<<<<<<<<
@@ -9898,7 +10105,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":580
+  /* "tvmfast/_core.pyx":594
  *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
  *         raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9907,7 +10114,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   if (__pyx_v_fn->release_gil) {
 
-    /* "tvmfast/_core.pyx":581
+    /* "tvmfast/_core.pyx":595
  *         raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -9920,7 +10127,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":582
+          /* "tvmfast/_core.pyx":596
  *     if fn.release_gil:
  *         with nogil:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -9930,7 +10137,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
         }
 
-        /* "tvmfast/_core.pyx":581
+        /* "tvmfast/_core.pyx":595
  *         raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -9947,7 +10154,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
         }
     }
 
-    /* "tvmfast/_core.pyx":580
+    /* "tvmfast/_core.pyx":594
  *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
  *         raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9957,7 +10164,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     goto __pyx_L13;
   }
 
-  /* "tvmfast/_core.pyx":584
+  /* "tvmfast/_core.pyx":598
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     else:
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -9969,7 +10176,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   __pyx_L13:;
 
-  /* "tvmfast/_core.pyx":586
+  /* "tvmfast/_core.pyx":600
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     # Restore whatever stream TVM had, also when the call failed.
  *     TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)             # <<<<<<<<<<<<<<
@@ -9978,7 +10185,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   (void)(TVMFFIEnvSetStream(__pyx_v_st->device_type, __pyx_v_st->device_id, __pyx_v_prev, NULL));
 
-  /* "tvmfast/_core.pyx":587
+  /* "tvmfast/_core.pyx":601
  *     # Restore whatever stream TVM had, also when the call failed.
  *     TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
  *     return 0 if ret == 0 else -1             # <<<<<<<<<<<<<<
@@ -10000,7 +10207,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":550
+  /* "tvmfast/_core.pyx":564
  * 
  * 
  * cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,             # <<<<<<<<<<<<<<
@@ -10027,7 +10234,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":590
+/* "tvmfast/_core.pyx":604
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -10049,7 +10256,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("finish_call", 0);
 
-  /* "tvmfast/_core.pyx":593
+  /* "tvmfast/_core.pyx":607
  *     """Call and convert the outcome; st's owned handles are released by the caller."""
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL             # <<<<<<<<<<<<<<
@@ -10058,7 +10265,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_err = NULL;
 
-  /* "tvmfast/_core.pyx":594
+  /* "tvmfast/_core.pyx":608
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed             # <<<<<<<<<<<<<<
@@ -10067,7 +10274,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->packed = __pyx_v_packed;
 
-  /* "tvmfast/_core.pyx":595
+  /* "tvmfast/_core.pyx":609
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed
  *     st.num_packed = n             # <<<<<<<<<<<<<<
@@ -10076,21 +10283,21 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->num_packed = __pyx_v_n;
 
-  /* "tvmfast/_core.pyx":596
+  /* "tvmfast/_core.pyx":610
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 596, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 610, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_1 == 0);
 
 
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":597
+    /* "tvmfast/_core.pyx":611
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -10116,7 +10323,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":598
+      /* "tvmfast/_core.pyx":612
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
@@ -10125,7 +10332,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_BORROWED;
 
-      /* "tvmfast/_core.pyx":597
+      /* "tvmfast/_core.pyx":611
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -10134,7 +10341,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":599
+    /* "tvmfast/_core.pyx":613
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -10146,7 +10353,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":600
+      /* "tvmfast/_core.pyx":614
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:
  *             return None             # <<<<<<<<<<<<<<
@@ -10163,7 +10370,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":599
+      /* "tvmfast/_core.pyx":613
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -10172,14 +10379,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":601
+    /* "tvmfast/_core.pyx":615
  *         if result.type_index == kTVMFFINone:
  *             return None
  *         return convert_result(&result, st)             # <<<<<<<<<<<<<<
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 601, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 615, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     {
       PyObject *__pyx_temp;
@@ -10192,7 +10399,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     __pyx_t_4 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":596
+    /* "tvmfast/_core.pyx":610
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
@@ -10201,7 +10408,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":602
+  /* "tvmfast/_core.pyx":616
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10237,7 +10444,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":603
+    /* "tvmfast/_core.pyx":617
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)             # <<<<<<<<<<<<<<
@@ -10246,7 +10453,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorMoveFromRaised((&__pyx_v_err));
 
-    /* "tvmfast/_core.pyx":604
+    /* "tvmfast/_core.pyx":618
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10272,7 +10479,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":607
+      /* "tvmfast/_core.pyx":621
  *             # A C++ function taking ffi::Tensor: switch this function to owned
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10281,7 +10488,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":608
+      /* "tvmfast/_core.pyx":622
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
@@ -10290,7 +10497,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
 
-      /* "tvmfast/_core.pyx":609
+      /* "tvmfast/_core.pyx":623
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED             # <<<<<<<<<<<<<<
@@ -10308,7 +10515,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":604
+      /* "tvmfast/_core.pyx":618
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10317,7 +10524,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":610
+    /* "tvmfast/_core.pyx":624
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10329,7 +10536,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":611
+      /* "tvmfast/_core.pyx":625
  *             return RETRY_OWNED
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)             # <<<<<<<<<<<<<<
@@ -10338,7 +10545,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       TVMFFIErrorSetRaised(__pyx_v_err);
 
-      /* "tvmfast/_core.pyx":612
+      /* "tvmfast/_core.pyx":626
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10347,7 +10554,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":610
+      /* "tvmfast/_core.pyx":624
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10356,7 +10563,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":602
+    /* "tvmfast/_core.pyx":616
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10365,17 +10572,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":613
+  /* "tvmfast/_core.pyx":627
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)
  *     raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 613, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 627, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":590
+  /* "tvmfast/_core.pyx":604
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -10398,7 +10605,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":622
+/* "tvmfast/_core.pyx":636
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10419,7 +10626,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("bound_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":623
+  /* "tvmfast/_core.pyx":637
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10445,7 +10652,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":624
+    /* "tvmfast/_core.pyx":638
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
@@ -10458,14 +10665,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 624, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 638, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 624, __pyx_L1_error)
+    __PYX_ERR(0, 638, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":623
+    /* "tvmfast/_core.pyx":637
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10474,14 +10681,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
 */
   }
 
-  /* "tvmfast/_core.pyx":625
+  /* "tvmfast/_core.pyx":639
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 625, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 639, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -10494,7 +10701,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":622
+  /* "tvmfast/_core.pyx":636
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10514,7 +10721,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":628
+/* "tvmfast/_core.pyx":642
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10535,7 +10742,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("frozen_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":629
+  /* "tvmfast/_core.pyx":643
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10561,7 +10768,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":630
+    /* "tvmfast/_core.pyx":644
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
@@ -10574,14 +10781,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 630, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 644, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 630, __pyx_L1_error)
+    __PYX_ERR(0, 644, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":629
+    /* "tvmfast/_core.pyx":643
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10590,14 +10797,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
 */
   }
 
-  /* "tvmfast/_core.pyx":631
+  /* "tvmfast/_core.pyx":645
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 631, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 645, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -10610,7 +10817,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":628
+  /* "tvmfast/_core.pyx":642
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10630,7 +10837,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":634
+/* "tvmfast/_core.pyx":648
  * 
  * 
  * cdef void enable_vectorcall(type cls, Py_ssize_t offset):             # <<<<<<<<<<<<<<
@@ -10641,7 +10848,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
 static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls, Py_ssize_t __pyx_v_offset) {
   PyTypeObject *__pyx_v_tp;
 
-  /* "tvmfast/_core.pyx":636
+  /* "tvmfast/_core.pyx":650
  * cdef void enable_vectorcall(type cls, Py_ssize_t offset):
  *     """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
  *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls             # <<<<<<<<<<<<<<
@@ -10650,7 +10857,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   __pyx_v_tp = ((PyTypeObject *)((PyObject *)__pyx_v_cls));
 
-  /* "tvmfast/_core.pyx":637
+  /* "tvmfast/_core.pyx":651
  *     """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
  *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
  *     tp.tp_vectorcall_offset = offset             # <<<<<<<<<<<<<<
@@ -10659,7 +10866,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   __pyx_v_tp->tp_vectorcall_offset = __pyx_v_offset;
 
-  /* "tvmfast/_core.pyx":638
+  /* "tvmfast/_core.pyx":652
  *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
  *     tp.tp_vectorcall_offset = offset
  *     tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL             # <<<<<<<<<<<<<<
@@ -10668,7 +10875,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   __pyx_v_tp->tp_flags = (__pyx_v_tp->tp_flags | Py_TPFLAGS_HAVE_VECTORCALL);
 
-  /* "tvmfast/_core.pyx":639
+  /* "tvmfast/_core.pyx":653
  *     tp.tp_vectorcall_offset = offset
  *     tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
  *     PyType_Modified(tp)             # <<<<<<<<<<<<<<
@@ -10677,7 +10884,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   PyType_Modified(__pyx_v_tp);
 
-  /* "tvmfast/_core.pyx":634
+  /* "tvmfast/_core.pyx":648
  * 
  * 
  * cdef void enable_vectorcall(type cls, Py_ssize_t offset):             # <<<<<<<<<<<<<<
@@ -10690,7 +10897,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 
 }
 
-/* "tvmfast/_core.pyx":642
+/* "tvmfast/_core.pyx":656
  * 
  * 
  * cdef object resolve_function(obj, name):             # <<<<<<<<<<<<<<
@@ -10721,37 +10928,37 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   __Pyx_INCREF(__pyx_v_obj);
   __Pyx_INCREF(__pyx_v_name);
 
-  /* "tvmfast/_core.pyx":644
+  /* "tvmfast/_core.pyx":658
  * cdef object resolve_function(obj, name):
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os             # <<<<<<<<<<<<<<
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:
 */
-  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 644, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 658, __pyx_L1_error)
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_os = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":645
+  /* "tvmfast/_core.pyx":659
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):             # <<<<<<<<<<<<<<
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 645, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 659, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 645, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 659, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_4 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 645, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 659, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":646
+    /* "tvmfast/_core.pyx":660
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:             # <<<<<<<<<<<<<<
@@ -10762,7 +10969,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "tvmfast/_core.pyx":647
+      /* "tvmfast/_core.pyx":661
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")             # <<<<<<<<<<<<<<
@@ -10775,14 +10982,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_tvmfast_bind_name_is_only_for_mo};
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 647, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 661, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 647, __pyx_L1_error)
+      __PYX_ERR(0, 661, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":646
+      /* "tvmfast/_core.pyx":660
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:             # <<<<<<<<<<<<<<
@@ -10791,7 +10998,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":648
+    /* "tvmfast/_core.pyx":662
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj             # <<<<<<<<<<<<<<
@@ -10809,7 +11016,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":645
+    /* "tvmfast/_core.pyx":659
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):             # <<<<<<<<<<<<<<
@@ -10818,14 +11025,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":649
+  /* "tvmfast/_core.pyx":663
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):             # <<<<<<<<<<<<<<
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 649, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 663, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_6 = PyUnicode_Check(__pyx_v_obj); 
   if (!__pyx_t_6) {
@@ -10845,14 +11052,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":650
+    /* "tvmfast/_core.pyx":664
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))             # <<<<<<<<<<<<<<
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 650, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 664, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_1 = __pyx_t_7;
     __Pyx_INCREF(__pyx_t_1);
@@ -10863,7 +11070,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_v_obj};
       __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_fspath, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 650, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 664, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     __pyx_t_5 = 0;
@@ -10873,20 +11080,20 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 650, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 664, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __pyx_v_path = __pyx_t_3;
     __pyx_t_3 = 0;
 
-    /* "tvmfast/_core.pyx":651
+    /* "tvmfast/_core.pyx":665
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):             # <<<<<<<<<<<<<<
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
 */
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 651, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 665, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_7 = __pyx_t_8;
     __Pyx_INCREF(__pyx_t_7);
@@ -10896,10 +11103,10 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_exists, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 651, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 665, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
-    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 651, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 665, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_6 = (!__pyx_t_4);
 
@@ -10907,7 +11114,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "tvmfast/_core.pyx":652
+      /* "tvmfast/_core.pyx":666
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")             # <<<<<<<<<<<<<<
@@ -10915,9 +11122,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     if isinstance(obj, tvm_ffi.Module):
 */
       __pyx_t_8 = NULL;
-      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_path, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 652, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_path, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 666, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_no_such_library, __pyx_t_7); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 652, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_no_such_library, __pyx_t_7); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 666, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_5 = 1;
@@ -10926,14 +11133,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_FileNotFoundError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 652, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 666, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 652, __pyx_L1_error)
+      __PYX_ERR(0, 666, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":651
+      /* "tvmfast/_core.pyx":665
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):             # <<<<<<<<<<<<<<
@@ -10942,7 +11149,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":653
+    /* "tvmfast/_core.pyx":667
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)             # <<<<<<<<<<<<<<
@@ -10950,9 +11157,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *         if name is None:
 */
     __pyx_t_1 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 653, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 667, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_load_module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 653, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_load_module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 667, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_t_5 = 1;
@@ -10972,13 +11179,13 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 653, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 667, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_DECREF_SET(__pyx_v_obj, __pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "tvmfast/_core.pyx":649
+    /* "tvmfast/_core.pyx":663
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):             # <<<<<<<<<<<<<<
@@ -10987,24 +11194,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":654
+  /* "tvmfast/_core.pyx":668
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):             # <<<<<<<<<<<<<<
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 654, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 668, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 654, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 668, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_6 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_7); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 654, __pyx_L1_error)
+  __pyx_t_6 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_7); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 668, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (__pyx_t_6) {
 
 
-    /* "tvmfast/_core.pyx":655
+    /* "tvmfast/_core.pyx":669
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
@@ -11015,16 +11222,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (__pyx_t_6) {
 
 
-      /* "tvmfast/_core.pyx":656
+      /* "tvmfast/_core.pyx":670
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"             # <<<<<<<<<<<<<<
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:
 */
-      __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_entry_name, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 656, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_entry_name, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 670, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 656, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 670, __pyx_L1_error)
       if (!__pyx_t_6) {
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       } else {
@@ -11039,7 +11246,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __Pyx_DECREF_SET(__pyx_v_name, __pyx_t_7);
       __pyx_t_7 = 0;
 
-      /* "tvmfast/_core.pyx":655
+      /* "tvmfast/_core.pyx":669
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
@@ -11048,7 +11255,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":657
+    /* "tvmfast/_core.pyx":671
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None             # <<<<<<<<<<<<<<
@@ -11062,10 +11269,10 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_implements_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 657, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 671, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
-    __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 657, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 671, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     if (__pyx_t_6) {
       __pyx_t_1 = __pyx_v_obj;
@@ -11075,7 +11282,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
         __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 657, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 671, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __pyx_t_7 = __pyx_t_3;
@@ -11088,7 +11295,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     __pyx_v_func = __pyx_t_7;
     __pyx_t_7 = 0;
 
-    /* "tvmfast/_core.pyx":658
+    /* "tvmfast/_core.pyx":672
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:             # <<<<<<<<<<<<<<
@@ -11099,7 +11306,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "tvmfast/_core.pyx":659
+      /* "tvmfast/_core.pyx":673
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")             # <<<<<<<<<<<<<<
@@ -11107,9 +11314,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     getter = getattr(obj, "__getitem__", None)
 */
       __pyx_t_3 = NULL;
-      __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 659, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 673, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 659, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 673, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_5 = 1;
@@ -11118,14 +11325,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_AttributeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 659, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 673, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __Pyx_Raise(__pyx_t_7, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __PYX_ERR(0, 659, __pyx_L1_error)
+      __PYX_ERR(0, 673, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":658
+      /* "tvmfast/_core.pyx":672
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:             # <<<<<<<<<<<<<<
@@ -11134,7 +11341,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":660
+    /* "tvmfast/_core.pyx":674
  *         if func is None:
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
  *         return func             # <<<<<<<<<<<<<<
@@ -11152,7 +11359,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":654
+    /* "tvmfast/_core.pyx":668
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):             # <<<<<<<<<<<<<<
@@ -11161,19 +11368,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":661
+  /* "tvmfast/_core.pyx":675
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
  *         return func
  *     getter = getattr(obj, "__getitem__", None)             # <<<<<<<<<<<<<<
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
 */
-  __pyx_t_7 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 661, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 675, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __pyx_v_getter = __pyx_t_7;
   __pyx_t_7 = 0;
 
-  /* "tvmfast/_core.pyx":662
+  /* "tvmfast/_core.pyx":676
  *         return func
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
@@ -11197,7 +11404,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   if (__pyx_t_6) {
 
 
-    /* "tvmfast/_core.pyx":663
+    /* "tvmfast/_core.pyx":677
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)             # <<<<<<<<<<<<<<
@@ -11224,30 +11431,30 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 663, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 677, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __pyx_v_func = __pyx_t_7;
     __pyx_t_7 = 0;
 
-    /* "tvmfast/_core.pyx":664
+    /* "tvmfast/_core.pyx":678
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):             # <<<<<<<<<<<<<<
  *             return func
  *     raise TypeError(
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 664, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 678, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 664, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 678, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_3); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 664, __pyx_L1_error)
+    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_3); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 678, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     if (__pyx_t_6) {
 
 
-      /* "tvmfast/_core.pyx":665
+      /* "tvmfast/_core.pyx":679
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):
  *             return func             # <<<<<<<<<<<<<<
@@ -11265,7 +11472,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":664
+      /* "tvmfast/_core.pyx":678
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):             # <<<<<<<<<<<<<<
@@ -11274,7 +11481,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":662
+    /* "tvmfast/_core.pyx":676
  *         return func
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
@@ -11283,7 +11490,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":666
+  /* "tvmfast/_core.pyx":680
  *         if isinstance(func, tvm_ffi.Function):
  *             return func
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -11292,27 +11499,27 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   __pyx_t_7 = NULL;
 
-  /* "tvmfast/_core.pyx":668
+  /* "tvmfast/_core.pyx":682
  *     raise TypeError(
  *         f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "
  *         f"got {type(obj).__qualname__}")             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 668, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 682, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 668, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 682, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "tvmfast/_core.pyx":667
+  /* "tvmfast/_core.pyx":681
  *             return func
  *     raise TypeError(
  *         f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "             # <<<<<<<<<<<<<<
  *         f"got {type(obj).__qualname__}")
  * 
 */
-  __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 667, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 681, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_5 = 1;
@@ -11321,14 +11528,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 666, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 680, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_Raise(__pyx_t_3, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __PYX_ERR(0, 666, __pyx_L1_error)
+  __PYX_ERR(0, 680, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":642
+  /* "tvmfast/_core.pyx":656
  * 
  * 
  * cdef object resolve_function(obj, name):             # <<<<<<<<<<<<<<
@@ -11357,7 +11564,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":679
+/* "tvmfast/_core.pyx":693
  *     """
  * 
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
@@ -11408,39 +11615,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_obj,&__pyx_mstate_global->__pyx_n_u_name,&__pyx_mstate_global->__pyx_n_u_num_args,&__pyx_mstate_global->__pyx_n_u_release_gil,&__pyx_mstate_global->__pyx_n_u_owned_tensors,&__pyx_mstate_global->__pyx_n_u_alignment,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 679, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 693, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 679, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 693, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 679, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 693, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 679, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 693, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_False));
       if (!values[4]) values[4] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[5]) values[5] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_int_64));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 679, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 693, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 679, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 693, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 679, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 693, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -11459,7 +11666,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 679, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 693, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11500,7 +11707,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":681
+  /* "tvmfast/_core.pyx":695
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -11519,7 +11726,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 681, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 695, __pyx_L1_error)
   if (!__pyx_t_3) {
 
   } else {
@@ -11528,12 +11735,12 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 681, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 695, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 681, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 695, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 681, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 695, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
   __pyx_t_1 = __pyx_t_3;
@@ -11542,7 +11749,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":682
+    /* "tvmfast/_core.pyx":696
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")             # <<<<<<<<<<<<<<
@@ -11550,9 +11757,9 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
  *         self.function = resolve_function(obj, name)
 */
     __pyx_t_4 = NULL;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 682, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 696, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 682, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 696, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8 = 1;
@@ -11561,14 +11768,14 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 682, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 696, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 682, __pyx_L1_error)
+    __PYX_ERR(0, 696, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":681
+    /* "tvmfast/_core.pyx":695
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -11577,35 +11784,35 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
   }
 
-  /* "tvmfast/_core.pyx":683
+  /* "tvmfast/_core.pyx":697
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)             # <<<<<<<<<<<<<<
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
 */
-  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 683, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 697, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 683, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 697, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->align_mask = ((uint64_t)__pyx_t_9);
 
 
-  /* "tvmfast/_core.pyx":684
+  /* "tvmfast/_core.pyx":698
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)             # <<<<<<<<<<<<<<
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
 */
-  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 684, __pyx_L1_error)
+  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 698, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_5);
   __Pyx_GOTREF(__pyx_v_self->function);
   __Pyx_DECREF_SET(__pyx_v_self->function, __pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":685
+  /* "tvmfast/_core.pyx":699
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()             # <<<<<<<<<<<<<<
@@ -11619,15 +11826,15 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
     PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_8, (1-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 685, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 699, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 685, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 699, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_9));
 
 
-  /* "tvmfast/_core.pyx":686
+  /* "tvmfast/_core.pyx":700
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)             # <<<<<<<<<<<<<<
@@ -11639,27 +11846,27 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     __pyx_t_10 = -1;
   } else {
-    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 686, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 700, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 686, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 700, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_10 = __pyx_t_11;
   }
 
   __pyx_v_self->num_args = __pyx_t_10;
 
-  /* "tvmfast/_core.pyx":687
+  /* "tvmfast/_core.pyx":701
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)             # <<<<<<<<<<<<<<
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
 */
-  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 687, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 701, __pyx_L1_error)
   __pyx_v_self->release_gil = (!(!__pyx_t_1));
 
 
-  /* "tvmfast/_core.pyx":688
+  /* "tvmfast/_core.pyx":702
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -11670,7 +11877,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":689
+    /* "tvmfast/_core.pyx":703
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED             # <<<<<<<<<<<<<<
@@ -11679,7 +11886,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
     __pyx_v_self->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_UNDECIDED;
 
-    /* "tvmfast/_core.pyx":688
+    /* "tvmfast/_core.pyx":702
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -11689,7 +11896,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
     goto __pyx_L7;
   }
 
-  /* "tvmfast/_core.pyx":691
+  /* "tvmfast/_core.pyx":705
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
@@ -11697,7 +11904,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
  *         self.vectorcall = <void*>bound_vectorcall
 */
   /*else*/ {
-    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 691, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 705, __pyx_L1_error)
     if (__pyx_t_1) {
 
       __pyx_t_12 = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
@@ -11710,7 +11917,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   }
   __pyx_L7:;
 
-  /* "tvmfast/_core.pyx":692
+  /* "tvmfast/_core.pyx":706
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
  *         self.seen_num_args = -1             # <<<<<<<<<<<<<<
@@ -11719,7 +11926,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
   __pyx_v_self->seen_num_args = -1;
 
-  /* "tvmfast/_core.pyx":693
+  /* "tvmfast/_core.pyx":707
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
  *         self.seen_num_args = -1
  *         self.vectorcall = <void*>bound_vectorcall             # <<<<<<<<<<<<<<
@@ -11728,7 +11935,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
   __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_bound_vectorcall);
 
-  /* "tvmfast/_core.pyx":679
+  /* "tvmfast/_core.pyx":693
  *     """
  * 
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
@@ -11752,7 +11959,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":695
+/* "tvmfast/_core.pyx":709
  *         self.vectorcall = <void*>bound_vectorcall
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -11785,7 +11992,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "tvmfast/_core.pyx":698
+  /* "tvmfast/_core.pyx":712
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -11797,7 +12004,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":699
+    /* "tvmfast/_core.pyx":713
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None             # <<<<<<<<<<<<<<
@@ -11814,7 +12021,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":698
+    /* "tvmfast/_core.pyx":712
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -11823,14 +12030,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
 */
   }
 
-  /* "tvmfast/_core.pyx":700
+  /* "tvmfast/_core.pyx":714
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None
  *         return self.tensor_mode == TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
  * 
  *     def __call__(self, *args):
 */
-  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 700, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 714, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -11843,7 +12050,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":695
+  /* "tvmfast/_core.pyx":709
  *         self.vectorcall = <void*>bound_vectorcall
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -11862,7 +12069,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":702
+/* "tvmfast/_core.pyx":716
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -11920,7 +12127,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":704
+  /* "tvmfast/_core.pyx":718
  *     def __call__(self, *args):
  *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
  *         if self.handle == NULL:             # <<<<<<<<<<<<<<
@@ -11932,7 +12139,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":705
+    /* "tvmfast/_core.pyx":719
  *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
  *         if self.handle == NULL:
  *             raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")             # <<<<<<<<<<<<<<
@@ -11945,14 +12152,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_was_not_in};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 705, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 719, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 705, __pyx_L1_error)
+    __PYX_ERR(0, 719, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":704
+    /* "tvmfast/_core.pyx":718
  *     def __call__(self, *args):
  *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
  *         if self.handle == NULL:             # <<<<<<<<<<<<<<
@@ -11961,17 +12168,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":706
+  /* "tvmfast/_core.pyx":720
  *         if self.handle == NULL:
  *             raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
  *         cdef Py_ssize_t n = len(args)             # <<<<<<<<<<<<<<
  *         cdef void* items[256]
  *         if n > 256:
 */
-  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 706, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 720, __pyx_L1_error)
   __pyx_v_n = __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":708
+  /* "tvmfast/_core.pyx":722
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[256]
  *         if n > 256:             # <<<<<<<<<<<<<<
@@ -11983,7 +12190,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":709
+    /* "tvmfast/_core.pyx":723
  *         cdef void* items[256]
  *         if n > 256:
  *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")             # <<<<<<<<<<<<<<
@@ -11991,7 +12198,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
  *             items[i] = <void*>args[i]
 */
     __pyx_t_3 = NULL;
-    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 709, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 723, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __pyx_t_7[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_too_many_arguments;
     __pyx_t_7[1] = __pyx_t_6;
@@ -12002,7 +12209,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
     #endif
     __pyx_t_8 = 0;
     __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_7, 3, __pyx_t_5, __pyx_t_8);
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 709, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 723, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_4 = 1;
@@ -12011,14 +12218,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 709, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 723, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 709, __pyx_L1_error)
+    __PYX_ERR(0, 723, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":708
+    /* "tvmfast/_core.pyx":722
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[256]
  *         if n > 256:             # <<<<<<<<<<<<<<
@@ -12027,7 +12234,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":710
+  /* "tvmfast/_core.pyx":724
  *         if n > 256:
  *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -12041,7 +12248,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
     __pyx_v_i = __pyx_t_11;
 
-    /* "tvmfast/_core.pyx":711
+    /* "tvmfast/_core.pyx":725
  *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
  *         for i in range(n):
  *             items[i] = <void*>args[i]             # <<<<<<<<<<<<<<
@@ -12052,14 +12259,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":712
+  /* "tvmfast/_core.pyx":726
  *         for i in range(n):
  *             items[i] = <void*>args[i]
  *         return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 712, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 726, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -12072,7 +12279,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":702
+  /* "tvmfast/_core.pyx":716
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -12097,7 +12304,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":714
+/* "tvmfast/_core.pyx":728
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12134,7 +12341,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":720
+  /* "tvmfast/_core.pyx":734
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -12146,14 +12353,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":721
+    /* "tvmfast/_core.pyx":735
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)             # <<<<<<<<<<<<<<
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 721, __pyx_L1_error)
+    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 735, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -12166,7 +12373,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_t_2 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":720
+    /* "tvmfast/_core.pyx":734
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -12175,7 +12382,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":722
+  /* "tvmfast/_core.pyx":736
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12201,17 +12408,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":723
+    /* "tvmfast/_core.pyx":737
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)             # <<<<<<<<<<<<<<
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 723, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 737, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":722
+    /* "tvmfast/_core.pyx":736
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12220,7 +12427,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":724
+  /* "tvmfast/_core.pyx":738
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         init_state(&st, owned, self.align_mask)             # <<<<<<<<<<<<<<
@@ -12229,7 +12436,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_st), __pyx_v_owned, __pyx_v_self->align_mask);
 
-  /* "tvmfast/_core.pyx":725
+  /* "tvmfast/_core.pyx":739
  *             raise_count_error(self.num_args, n)
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -12238,7 +12445,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":726
+  /* "tvmfast/_core.pyx":740
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
  *         try:             # <<<<<<<<<<<<<<
@@ -12247,7 +12454,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":727
+    /* "tvmfast/_core.pyx":741
  *         st.items = items
  *         try:
  *             for i in range(n):             # <<<<<<<<<<<<<<
@@ -12261,32 +12468,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_i = __pyx_t_7;
 
-      /* "tvmfast/_core.pyx":728
+      /* "tvmfast/_core.pyx":742
  *         try:
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
 */
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 728, __pyx_L8_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 742, __pyx_L8_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":729
+    /* "tvmfast/_core.pyx":743
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
  *             ret = finish_call(self, packed, <int32_t>n, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_2 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 729, __pyx_L8_error)
+    __pyx_t_2 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 743, __pyx_L8_error)
     __Pyx_GOTREF(__pyx_t_2);
     __pyx_v_ret = __pyx_t_2;
     __pyx_t_2 = 0;
   }
 
-  /* "tvmfast/_core.pyx":731
+  /* "tvmfast/_core.pyx":745
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12331,7 +12538,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_L9:;
   }
 
-  /* "tvmfast/_core.pyx":732
+  /* "tvmfast/_core.pyx":746
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12342,14 +12549,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":733
+    /* "tvmfast/_core.pyx":747
  *             release_state(&st)
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         self.seen_num_args = <int>n
  *         return ret
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 733, __pyx_L1_error)
+    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 747, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -12362,7 +12569,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_t_2 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":732
+    /* "tvmfast/_core.pyx":746
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12371,7 +12578,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":734
+  /* "tvmfast/_core.pyx":748
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n             # <<<<<<<<<<<<<<
@@ -12380,7 +12587,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_v_self->seen_num_args = ((int)__pyx_v_n);
 
-  /* "tvmfast/_core.pyx":735
+  /* "tvmfast/_core.pyx":749
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n
  *         return ret             # <<<<<<<<<<<<<<
@@ -12398,7 +12605,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":714
+  /* "tvmfast/_core.pyx":728
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12423,7 +12630,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":737
+/* "tvmfast/_core.pyx":751
  *         return ret
  * 
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12460,7 +12667,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector_heap", 0);
 
-  /* "tvmfast/_core.pyx":739
+  /* "tvmfast/_core.pyx":753
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12486,17 +12693,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":740
+    /* "tvmfast/_core.pyx":754
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)             # <<<<<<<<<<<<<<
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 740, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 754, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":739
+    /* "tvmfast/_core.pyx":753
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12505,7 +12712,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   }
 
-  /* "tvmfast/_core.pyx":741
+  /* "tvmfast/_core.pyx":755
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -12514,7 +12721,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_packed = ((TVMFFIAny *)malloc((__pyx_v_n * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":742
+  /* "tvmfast/_core.pyx":756
  *             raise_count_error(self.num_args, n)
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -12523,7 +12730,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_dl = ((DLTensor *)malloc((__pyx_v_n * (sizeof(DLTensor)))));
 
-  /* "tvmfast/_core.pyx":743
+  /* "tvmfast/_core.pyx":757
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))
  *         cdef TVMFFIObjectHandle* owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))             # <<<<<<<<<<<<<<
@@ -12532,7 +12739,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_owned = ((TVMFFIObjectHandle *)malloc((__pyx_v_n * (sizeof(void *)))));
 
-  /* "tvmfast/_core.pyx":746
+  /* "tvmfast/_core.pyx":760
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)             # <<<<<<<<<<<<<<
@@ -12541,7 +12748,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_st), __pyx_v_owned, __pyx_v_self->align_mask);
 
-  /* "tvmfast/_core.pyx":747
+  /* "tvmfast/_core.pyx":761
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -12550,7 +12757,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":748
+  /* "tvmfast/_core.pyx":762
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
  *         try:             # <<<<<<<<<<<<<<
@@ -12559,7 +12766,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":749
+    /* "tvmfast/_core.pyx":763
  *         st.items = items
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:             # <<<<<<<<<<<<<<
@@ -12595,16 +12802,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":750
+      /* "tvmfast/_core.pyx":764
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:
  *                 raise MemoryError()             # <<<<<<<<<<<<<<
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
 */
-      PyErr_NoMemory(); __PYX_ERR(0, 750, __pyx_L7_error)
+      PyErr_NoMemory(); __PYX_ERR(0, 764, __pyx_L7_error)
 
-      /* "tvmfast/_core.pyx":749
+      /* "tvmfast/_core.pyx":763
  *         st.items = items
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:             # <<<<<<<<<<<<<<
@@ -12613,7 +12820,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
     }
 
-    /* "tvmfast/_core.pyx":751
+    /* "tvmfast/_core.pyx":765
  *             if packed == NULL or dl == NULL or owned == NULL:
  *                 raise MemoryError()
  *             for i in range(n):             # <<<<<<<<<<<<<<
@@ -12627,32 +12834,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_i = __pyx_t_6;
 
-      /* "tvmfast/_core.pyx":752
+      /* "tvmfast/_core.pyx":766
  *                 raise MemoryError()
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 752, __pyx_L7_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 766, __pyx_L7_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":753
+    /* "tvmfast/_core.pyx":767
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
  *             ret = finish_call(self, packed, <int32_t>n, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_7 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 753, __pyx_L7_error)
+    __pyx_t_7 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 767, __pyx_L7_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_v_ret = __pyx_t_7;
     __pyx_t_7 = 0;
   }
 
-  /* "tvmfast/_core.pyx":755
+  /* "tvmfast/_core.pyx":769
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12663,7 +12870,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     /*normal exit:*/{
       __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_st));
 
-      /* "tvmfast/_core.pyx":756
+      /* "tvmfast/_core.pyx":770
  *         finally:
  *             release_state(&st)
  *             free(packed)             # <<<<<<<<<<<<<<
@@ -12672,7 +12879,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
       free(__pyx_v_packed);
 
-      /* "tvmfast/_core.pyx":757
+      /* "tvmfast/_core.pyx":771
  *             release_state(&st)
  *             free(packed)
  *             free(dl)             # <<<<<<<<<<<<<<
@@ -12681,7 +12888,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
       free(__pyx_v_dl);
 
-      /* "tvmfast/_core.pyx":758
+      /* "tvmfast/_core.pyx":772
  *             free(packed)
  *             free(dl)
  *             free(owned)             # <<<<<<<<<<<<<<
@@ -12708,7 +12915,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
       __pyx_t_3 = __pyx_lineno; __pyx_t_8 = __pyx_clineno; __pyx_t_9 = __pyx_filename;
       {
 
-        /* "tvmfast/_core.pyx":755
+        /* "tvmfast/_core.pyx":769
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12717,7 +12924,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_st));
 
-        /* "tvmfast/_core.pyx":756
+        /* "tvmfast/_core.pyx":770
  *         finally:
  *             release_state(&st)
  *             free(packed)             # <<<<<<<<<<<<<<
@@ -12726,7 +12933,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         free(__pyx_v_packed);
 
-        /* "tvmfast/_core.pyx":757
+        /* "tvmfast/_core.pyx":771
  *             release_state(&st)
  *             free(packed)
  *             free(dl)             # <<<<<<<<<<<<<<
@@ -12735,7 +12942,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         free(__pyx_v_dl);
 
-        /* "tvmfast/_core.pyx":758
+        /* "tvmfast/_core.pyx":772
  *             free(packed)
  *             free(dl)
  *             free(owned)             # <<<<<<<<<<<<<<
@@ -12759,7 +12966,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     __pyx_L8:;
   }
 
-  /* "tvmfast/_core.pyx":759
+  /* "tvmfast/_core.pyx":773
  *             free(dl)
  *             free(owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12770,14 +12977,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":760
+    /* "tvmfast/_core.pyx":774
  *             free(owned)
  *         if ret is RETRY_OWNED:
  *             return self.call_vector_heap(items, n)             # <<<<<<<<<<<<<<
  *         return ret
  * 
 */
-    __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 760, __pyx_L1_error)
+    __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 774, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     {
       PyObject *__pyx_temp;
@@ -12790,7 +12997,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     __pyx_t_7 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":759
+    /* "tvmfast/_core.pyx":773
  *             free(dl)
  *             free(owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12799,7 +13006,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   }
 
-  /* "tvmfast/_core.pyx":761
+  /* "tvmfast/_core.pyx":775
  *         if ret is RETRY_OWNED:
  *             return self.call_vector_heap(items, n)
  *         return ret             # <<<<<<<<<<<<<<
@@ -12817,7 +13024,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":737
+  /* "tvmfast/_core.pyx":751
  *         return ret
  * 
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12842,7 +13049,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":763
+/* "tvmfast/_core.pyx":777
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -12890,32 +13097,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_frozen,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 763, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 777, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 763, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 777, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 763, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 777, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 763, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 777, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 763, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 777, __pyx_L3_error)
     }
     __pyx_v_frozen = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 763, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 777, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -12953,7 +13160,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("freeze", 0);
 
-  /* "tvmfast/_core.pyx":770
+  /* "tvmfast/_core.pyx":784
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -12967,7 +13174,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":771
+    /* "tvmfast/_core.pyx":785
  *         """
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")             # <<<<<<<<<<<<<<
@@ -12975,12 +13182,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
  *         if n < 0:
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 771, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 785, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 771, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 785, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 771, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 785, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_7 = 1;
@@ -12989,14 +13196,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 771, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 785, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 771, __pyx_L1_error)
+    __PYX_ERR(0, 785, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":770
+    /* "tvmfast/_core.pyx":784
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -13005,7 +13212,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":772
+  /* "tvmfast/_core.pyx":786
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args             # <<<<<<<<<<<<<<
@@ -13024,7 +13231,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 
   __pyx_v_n = __pyx_t_8;
 
-  /* "tvmfast/_core.pyx":773
+  /* "tvmfast/_core.pyx":787
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -13036,7 +13243,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":774
+    /* "tvmfast/_core.pyx":788
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -13049,14 +13256,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_needs_the_number};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 774, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 788, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 774, __pyx_L1_error)
+    __PYX_ERR(0, 788, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":773
+    /* "tvmfast/_core.pyx":787
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -13065,7 +13272,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":777
+  /* "tvmfast/_core.pyx":791
  *                 "tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), "
  *                 "or call the function once first")
  *         return FrozenFunction(self, frozen, n)             # <<<<<<<<<<<<<<
@@ -13073,7 +13280,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
  *     def prepare(self, *args):
 */
   __pyx_t_5 = NULL;
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 777, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 791, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_7 = 1;
   {
@@ -13081,7 +13288,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_callargs+__pyx_t_7, (4-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 777, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 791, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_3);
   }
   {
@@ -13095,7 +13302,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":763
+  /* "tvmfast/_core.pyx":777
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -13118,7 +13325,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":779
+/* "tvmfast/_core.pyx":793
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -13175,7 +13382,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("prepare", 0);
 
-  /* "tvmfast/_core.pyx":786
+  /* "tvmfast/_core.pyx":800
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -13192,7 +13399,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 786, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 800, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_3 != __pyx_v_self->num_args);
 
 
@@ -13203,19 +13410,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":787
+    /* "tvmfast/_core.pyx":801
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))             # <<<<<<<<<<<<<<
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
 */
-    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 787, __pyx_L1_error)
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 787, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 801, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 801, __pyx_L1_error)
 
 
 
-    /* "tvmfast/_core.pyx":786
+    /* "tvmfast/_core.pyx":800
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -13224,7 +13431,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
 */
   }
 
-  /* "tvmfast/_core.pyx":788
+  /* "tvmfast/_core.pyx":802
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))             # <<<<<<<<<<<<<<
@@ -13239,7 +13446,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_v_args};
     __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_enumerate, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 788, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 802, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = 1;
@@ -13248,11 +13455,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(&PyDict_Type), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 788, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 802, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 788, __pyx_L1_error)
-  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 788, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 802, __pyx_L1_error)
+  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 802, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
 
   __pyx_t_11 = 1;
@@ -13262,7 +13469,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 788, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 802, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_5);
   }
   {
@@ -13276,7 +13483,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   __pyx_t_5 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":779
+  /* "tvmfast/_core.pyx":793
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -13300,7 +13507,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":790
+/* "tvmfast/_core.pyx":804
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -13350,44 +13557,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_name,&__pyx_mstate_global->__pyx_n_u_mutates_args,&__pyx_mstate_global->__pyx_n_u_example_args,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 790, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 804, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 790, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 804, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 790, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 804, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 790, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 804, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "as_torch_op", 0) < (0)) __PYX_ERR(0, 790, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "as_torch_op", 0) < (0)) __PYX_ERR(0, 804, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_empty_tuple));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, i); __PYX_ERR(0, 790, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, i); __PYX_ERR(0, 804, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 790, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 804, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 790, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 804, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 790, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 804, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -13400,7 +13607,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 790, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 804, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -13436,7 +13643,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("as_torch_op", 0);
 
-  /* "tvmfast/_core.pyx":799
+  /* "tvmfast/_core.pyx":813
  *         trace through it without a graph break.
  *         """
  *         from tvmfast.torch_op import make_torch_op             # <<<<<<<<<<<<<<
@@ -13445,14 +13652,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
 */
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_make_torch_op};
-    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvmfast_torch_op, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 799, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvmfast_torch_op, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 813, __pyx_L1_error)
   }
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_make_torch_op};
     __pyx_t_3 = 0; {
-      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 799, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 813, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       switch (__pyx_t_3) {
         case 0:
@@ -13466,7 +13673,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":800
+  /* "tvmfast/_core.pyx":814
  *         """
  *         from tvmfast.torch_op import make_torch_op
  *         return make_torch_op(self, name, mutates_args, example_args)             # <<<<<<<<<<<<<<
@@ -13493,7 +13700,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (5-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 800, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 814, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -13507,7 +13714,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":790
+  /* "tvmfast/_core.pyx":804
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -13529,7 +13736,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":802
+/* "tvmfast/_core.pyx":816
  *         return make_torch_op(self, name, mutates_args, example_args)
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -13567,21 +13774,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":803
+  /* "tvmfast/_core.pyx":817
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.BoundFunction num_args={self.num_args} release_gil={bool(self.release_gil)}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 803, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 817, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_t_2 = __pyx_v_self->release_gil;
 
-  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 803, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 817, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 803, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 817, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_num_args;
@@ -13598,7 +13805,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __py
   __pyx_t_7 |= __Pyx_PyUnicode_KIND_04(__pyx_t_5[3]);
   #endif
   __pyx_t_3 = __Pyx_PyUnicode_Join(__pyx_t_5, 5, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 803, __pyx_L1_error)
+  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 817, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -13613,7 +13820,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __py
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":802
+  /* "tvmfast/_core.pyx":816
  *         return make_torch_op(self, name, mutates_args, example_args)
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -14129,7 +14336,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_14__setstate_cython__(
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":806
+/* "tvmfast/_core.pyx":820
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -14154,7 +14361,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_count_error", 0);
 
-  /* "tvmfast/_core.pyx":807
+  /* "tvmfast/_core.pyx":821
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:
  *     raise TypeError(f"tvmfast: expected {expected} arguments, got {got}")             # <<<<<<<<<<<<<<
@@ -14162,9 +14369,9 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
  * 
 */
   __pyx_t_2 = NULL;
-  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 807, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 821, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 807, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 821, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_expected;
   __pyx_t_5[1] = __pyx_t_3;
@@ -14176,7 +14383,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   #endif
   __pyx_t_7 = 0;
   __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 4, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 807, __pyx_L1_error)
+  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 821, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -14186,14 +14393,14 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 807, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 821, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 807, __pyx_L1_error)
+  __PYX_ERR(0, 821, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":806
+  /* "tvmfast/_core.pyx":820
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -14215,7 +14422,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":813
+/* "tvmfast/_core.pyx":827
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -14267,7 +14474,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":814
+  /* "tvmfast/_core.pyx":828
  * 
  *     def __cinit__(self):
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
@@ -14276,7 +14483,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":815
+  /* "tvmfast/_core.pyx":829
  *     def __cinit__(self):
  *         self.dynamic_pos = NULL
  *         self.template = NULL             # <<<<<<<<<<<<<<
@@ -14285,7 +14492,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":816
+  /* "tvmfast/_core.pyx":830
  *         self.dynamic_pos = NULL
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -14294,7 +14501,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":817
+  /* "tvmfast/_core.pyx":831
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -14303,7 +14510,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":818
+  /* "tvmfast/_core.pyx":832
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -14312,7 +14519,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":819
+  /* "tvmfast/_core.pyx":833
  *         self.shape_copy = NULL
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -14321,7 +14528,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.owned = NULL;
 
-  /* "tvmfast/_core.pyx":820
+  /* "tvmfast/_core.pyx":834
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL
  *         self.frozen_state.temps = NULL             # <<<<<<<<<<<<<<
@@ -14330,7 +14537,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.temps = NULL;
 
-  /* "tvmfast/_core.pyx":813
+  /* "tvmfast/_core.pyx":827
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -14344,7 +14551,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":822
+/* "tvmfast/_core.pyx":836
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -14392,46 +14599,46 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_bound,&__pyx_mstate_global->__pyx_n_u_frozen,&__pyx_mstate_global->__pyx_n_u_num_args,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 822, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 836, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 822, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 836, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 822, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 836, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 822, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 836, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 822, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 836, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 822, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 836, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 822, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 836, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 822, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 836, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 822, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 836, __pyx_L3_error)
     }
     __pyx_v_bound = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)values[0]);
     __pyx_v_frozen = ((PyObject*)values[1]);
-    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 822, __pyx_L3_error)
+    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 836, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 822, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 836, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -14442,8 +14649,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 822, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 822, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 836, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 836, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_self), __pyx_v_bound, __pyx_v_frozen, __pyx_v_num_args);
 
   /* function exit code */
@@ -14490,7 +14697,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":823
+  /* "tvmfast/_core.pyx":837
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14502,7 +14709,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":824
+    /* "tvmfast/_core.pyx":838
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")             # <<<<<<<<<<<<<<
@@ -14510,7 +14717,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
 */
     __pyx_t_3 = NULL;
-    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 824, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 838, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_prepare_support_a;
     __pyx_t_5[1] = __pyx_t_4;
@@ -14521,7 +14728,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     #endif
     __pyx_t_7 = 0;
     __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 3, __pyx_t_6, __pyx_t_7);
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 824, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 838, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_9 = 1;
@@ -14530,14 +14737,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 824, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 838, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 824, __pyx_L1_error)
+    __PYX_ERR(0, 838, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":823
+    /* "tvmfast/_core.pyx":837
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14546,7 +14753,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   }
 
-  /* "tvmfast/_core.pyx":825
+  /* "tvmfast/_core.pyx":839
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:             # <<<<<<<<<<<<<<
@@ -14556,9 +14763,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __pyx_t_6 = 0;
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 825, __pyx_L1_error)
+    __PYX_ERR(0, 839, __pyx_L1_error)
   }
-  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 825, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 839, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_2);
   __pyx_t_2 = __pyx_t_8;
@@ -14566,12 +14773,12 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   while (1) {
     __pyx_t_11 = __Pyx_dict_iter_next(__pyx_t_2, __pyx_t_10, &__pyx_t_6, &__pyx_t_8, NULL, NULL, __pyx_t_7);
     if (unlikely(__pyx_t_11 == 0)) break;
-    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 825, __pyx_L1_error)
+    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 839, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_XDECREF_SET(__pyx_v_pos, __pyx_t_8);
     __pyx_t_8 = 0;
 
-    /* "tvmfast/_core.pyx":826
+    /* "tvmfast/_core.pyx":840
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14590,11 +14797,11 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 
       goto __pyx_L7_bool_binop_done;
     }
-    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 826, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 840, __pyx_L1_error)
     if (__pyx_t_13) {
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 826, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 840, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 826, __pyx_L1_error)
+      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 840, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     }
     __pyx_t_12 = (!__pyx_t_13);
@@ -14607,7 +14814,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":827
+      /* "tvmfast/_core.pyx":841
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")             # <<<<<<<<<<<<<<
@@ -14615,9 +14822,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *         self.num_args = num_args
 */
       __pyx_t_3 = NULL;
-      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 827, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 841, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 827, __pyx_L1_error)
+      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 841, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
       __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_position;
       __pyx_t_15[1] = __pyx_t_4;
@@ -14633,7 +14840,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[1]);
       #endif
       __pyx_t_17 = __Pyx_PyUnicode_Join(__pyx_t_15, 5, __pyx_t_16, __pyx_t_11);
-      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 827, __pyx_L1_error)
+      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 841, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
@@ -14643,14 +14850,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 827, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 841, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 827, __pyx_L1_error)
+      __PYX_ERR(0, 841, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":826
+      /* "tvmfast/_core.pyx":840
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14661,7 +14868,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":828
+  /* "tvmfast/_core.pyx":842
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound             # <<<<<<<<<<<<<<
@@ -14673,7 +14880,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __Pyx_GOTREF((PyObject *)__pyx_v_self->bound);
   __Pyx_DECREF_SET(__pyx_v_self->bound, __pyx_v_bound);
 
-  /* "tvmfast/_core.pyx":829
+  /* "tvmfast/_core.pyx":843
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound
  *         self.num_args = num_args             # <<<<<<<<<<<<<<
@@ -14682,7 +14889,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   __pyx_v_self->num_args = __pyx_v_num_args;
 
-  /* "tvmfast/_core.pyx":830
+  /* "tvmfast/_core.pyx":844
  *         self.bound = bound
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)             # <<<<<<<<<<<<<<
@@ -14691,13 +14898,13 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 830, __pyx_L1_error)
+    __PYX_ERR(0, 844, __pyx_L1_error)
   }
-  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 830, __pyx_L1_error)
+  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 844, __pyx_L1_error)
   __pyx_v_self->num_dynamic = (__pyx_v_num_args - __pyx_t_10);
 
 
-  /* "tvmfast/_core.pyx":831
+  /* "tvmfast/_core.pyx":845
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen             # <<<<<<<<<<<<<<
@@ -14709,17 +14916,17 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __Pyx_GOTREF(__pyx_v_self->frozen_values);
   __Pyx_DECREF_SET(__pyx_v_self->frozen_values, __pyx_v_frozen);
 
-  /* "tvmfast/_core.pyx":832
+  /* "tvmfast/_core.pyx":846
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen
  *         self.build()             # <<<<<<<<<<<<<<
  *         self.vectorcall = <void*>frozen_vectorcall
  * 
 */
-  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 832, __pyx_L1_error)
+  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 846, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":833
+  /* "tvmfast/_core.pyx":847
  *         self.frozen_values = frozen
  *         self.build()
  *         self.vectorcall = <void*>frozen_vectorcall             # <<<<<<<<<<<<<<
@@ -14728,7 +14935,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_frozen_vectorcall);
 
-  /* "tvmfast/_core.pyx":822
+  /* "tvmfast/_core.pyx":836
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -14755,7 +14962,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":835
+/* "tvmfast/_core.pyx":849
  *         self.vectorcall = <void*>frozen_vectorcall
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
@@ -14785,7 +14992,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("build", 0);
 
-  /* "tvmfast/_core.pyx":838
+  /* "tvmfast/_core.pyx":852
  *         """Convert the frozen values into the argument template (again, after the
  *         function turned out to need owned tensors)."""
  *         cdef int i, d = 0, n = self.num_args             # <<<<<<<<<<<<<<
@@ -14797,7 +15004,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":840
+  /* "tvmfast/_core.pyx":854
  *         cdef int i, d = 0, n = self.num_args
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -14806,7 +15013,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":841
+  /* "tvmfast/_core.pyx":855
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -14830,7 +15037,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->__pyx_template = ((TVMFFIAny *)calloc(__pyx_t_3, (sizeof(TVMFFIAny))));
 
 
-  /* "tvmfast/_core.pyx":842
+  /* "tvmfast/_core.pyx":856
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -14854,7 +15061,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->frozen_dl = ((DLTensor *)calloc(__pyx_t_2, (sizeof(DLTensor))));
 
 
-  /* "tvmfast/_core.pyx":843
+  /* "tvmfast/_core.pyx":857
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))             # <<<<<<<<<<<<<<
@@ -14878,7 +15085,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->dynamic_pos = ((int32_t *)calloc(__pyx_t_3, (sizeof(int32_t))));
 
 
-  /* "tvmfast/_core.pyx":844
+  /* "tvmfast/_core.pyx":858
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -14902,7 +15109,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->live_shape = ((int64_t const **)calloc(__pyx_t_2, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":845
+  /* "tvmfast/_core.pyx":859
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -14926,7 +15133,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_owned = ((TVMFFIObjectHandle *)calloc(__pyx_t_3, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":846
+  /* "tvmfast/_core.pyx":860
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)             # <<<<<<<<<<<<<<
@@ -14935,7 +15142,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_self->frozen_state), __pyx_v_owned, __pyx_v_self->bound->align_mask);
 
-  /* "tvmfast/_core.pyx":847
+  /* "tvmfast/_core.pyx":861
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -14963,7 +15170,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":848
+  /* "tvmfast/_core.pyx":862
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):             # <<<<<<<<<<<<<<
@@ -14997,7 +15204,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":847
+  /* "tvmfast/_core.pyx":861
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15007,16 +15214,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":849
+    /* "tvmfast/_core.pyx":863
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             if i in self.frozen_values:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 849, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 863, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":847
+    /* "tvmfast/_core.pyx":861
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15025,7 +15232,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   }
 
-  /* "tvmfast/_core.pyx":850
+  /* "tvmfast/_core.pyx":864
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -15039,25 +15246,25 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
     __pyx_v_i = __pyx_t_7;
 
-    /* "tvmfast/_core.pyx":851
+    /* "tvmfast/_core.pyx":865
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
 */
-    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 851, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 865, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-      __PYX_ERR(0, 851, __pyx_L1_error)
+      __PYX_ERR(0, 865, __pyx_L1_error)
     }
-    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 851, __pyx_L1_error)
+    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 865, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":852
+      /* "tvmfast/_core.pyx":866
  *         for i in range(n):
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],             # <<<<<<<<<<<<<<
@@ -15066,26 +15273,26 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
       if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-        __PYX_ERR(0, 852, __pyx_L1_error)
+        __PYX_ERR(0, 866, __pyx_L1_error)
       }
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 852, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 866, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 852, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 866, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "tvmfast/_core.pyx":853
+      /* "tvmfast/_core.pyx":867
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)             # <<<<<<<<<<<<<<
  *             else:
  *                 self.dynamic_pos[d] = i
 */
-      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 852, __pyx_L1_error)
+      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 866, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
 
-      /* "tvmfast/_core.pyx":851
+      /* "tvmfast/_core.pyx":865
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
@@ -15095,7 +15302,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
       goto __pyx_L11;
     }
 
-    /* "tvmfast/_core.pyx":855
+    /* "tvmfast/_core.pyx":869
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
  *             else:
  *                 self.dynamic_pos[d] = i             # <<<<<<<<<<<<<<
@@ -15105,7 +15312,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     /*else*/ {
       (__pyx_v_self->dynamic_pos[__pyx_v_d]) = __pyx_v_i;
 
-      /* "tvmfast/_core.pyx":856
+      /* "tvmfast/_core.pyx":870
  *             else:
  *                 self.dynamic_pos[d] = i
  *                 d += 1             # <<<<<<<<<<<<<<
@@ -15118,17 +15325,17 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
 
 
-  /* "tvmfast/_core.pyx":857
+  /* "tvmfast/_core.pyx":871
  *                 self.dynamic_pos[d] = i
  *                 d += 1
  *         self.snapshot_shapes()             # <<<<<<<<<<<<<<
  *         return 0
  * 
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 857, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 871, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":858
+  /* "tvmfast/_core.pyx":872
  *                 d += 1
  *         self.snapshot_shapes()
  *         return 0             # <<<<<<<<<<<<<<
@@ -15141,7 +15348,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":835
+  /* "tvmfast/_core.pyx":849
  *         self.vectorcall = <void*>frozen_vectorcall
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
@@ -15165,7 +15372,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":860
+/* "tvmfast/_core.pyx":874
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -15176,7 +15383,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":861
+  /* "tvmfast/_core.pyx":875
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -15188,7 +15395,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":862
+    /* "tvmfast/_core.pyx":876
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)             # <<<<<<<<<<<<<<
@@ -15197,7 +15404,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_self->frozen_state));
 
-    /* "tvmfast/_core.pyx":863
+    /* "tvmfast/_core.pyx":877
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)             # <<<<<<<<<<<<<<
@@ -15206,7 +15413,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     free(__pyx_v_self->frozen_state.owned);
 
-    /* "tvmfast/_core.pyx":864
+    /* "tvmfast/_core.pyx":878
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -15215,7 +15422,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_v_self->frozen_state.owned = NULL;
 
-    /* "tvmfast/_core.pyx":861
+    /* "tvmfast/_core.pyx":875
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -15224,7 +15431,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":865
+  /* "tvmfast/_core.pyx":879
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL
  *         free(self.template)             # <<<<<<<<<<<<<<
@@ -15233,7 +15440,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->__pyx_template);
 
-  /* "tvmfast/_core.pyx":866
+  /* "tvmfast/_core.pyx":880
  *             self.frozen_state.owned = NULL
  *         free(self.template)
  *         free(self.frozen_dl)             # <<<<<<<<<<<<<<
@@ -15242,7 +15449,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->frozen_dl);
 
-  /* "tvmfast/_core.pyx":867
+  /* "tvmfast/_core.pyx":881
  *         free(self.template)
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)             # <<<<<<<<<<<<<<
@@ -15251,7 +15458,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->dynamic_pos);
 
-  /* "tvmfast/_core.pyx":868
+  /* "tvmfast/_core.pyx":882
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)             # <<<<<<<<<<<<<<
@@ -15260,7 +15467,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->shape_copy);
 
-  /* "tvmfast/_core.pyx":869
+  /* "tvmfast/_core.pyx":883
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)
  *         free(self.live_shape)             # <<<<<<<<<<<<<<
@@ -15269,7 +15476,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->live_shape);
 
-  /* "tvmfast/_core.pyx":870
+  /* "tvmfast/_core.pyx":884
  *         free(self.shape_copy)
  *         free(self.live_shape)
  *         self.template = NULL             # <<<<<<<<<<<<<<
@@ -15278,7 +15485,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":871
+  /* "tvmfast/_core.pyx":885
  *         free(self.live_shape)
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -15287,7 +15494,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":872
+  /* "tvmfast/_core.pyx":886
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
@@ -15296,7 +15503,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":873
+  /* "tvmfast/_core.pyx":887
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -15305,7 +15512,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":874
+  /* "tvmfast/_core.pyx":888
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -15314,7 +15521,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":860
+  /* "tvmfast/_core.pyx":874
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -15326,7 +15533,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 
 }
 
-/* "tvmfast/_core.pyx":876
+/* "tvmfast/_core.pyx":890
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15351,7 +15558,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":882
+  /* "tvmfast/_core.pyx":896
  *         resize_(); keeping the producer's pointer lets each call notice that cheaply.
  *         """
  *         cdef int i, total = 0, off = 0             # <<<<<<<<<<<<<<
@@ -15361,7 +15568,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_total = 0;
   __pyx_v_off = 0;
 
-  /* "tvmfast/_core.pyx":884
+  /* "tvmfast/_core.pyx":898
  *         cdef int i, total = 0, off = 0
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15375,7 +15582,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":885
+    /* "tvmfast/_core.pyx":899
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15387,7 +15594,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":886
+      /* "tvmfast/_core.pyx":900
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim             # <<<<<<<<<<<<<<
@@ -15396,7 +15603,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_total = (__pyx_v_total + (2 * (__pyx_v_self->frozen_dl[__pyx_v_i]).ndim));
 
-      /* "tvmfast/_core.pyx":885
+      /* "tvmfast/_core.pyx":899
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15407,7 +15614,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":887
+  /* "tvmfast/_core.pyx":901
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15431,7 +15638,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_self->shape_copy = ((int64_t *)calloc(__pyx_t_6, (sizeof(int64_t))));
 
 
-  /* "tvmfast/_core.pyx":888
+  /* "tvmfast/_core.pyx":902
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -15443,16 +15650,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":889
+    /* "tvmfast/_core.pyx":903
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 889, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 903, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":888
+    /* "tvmfast/_core.pyx":902
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -15461,7 +15668,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":890
+  /* "tvmfast/_core.pyx":904
  *         if self.shape_copy == NULL:
  *             raise MemoryError()
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15475,7 +15682,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":891
+    /* "tvmfast/_core.pyx":905
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15487,7 +15694,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":892
+      /* "tvmfast/_core.pyx":906
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue             # <<<<<<<<<<<<<<
@@ -15496,7 +15703,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       goto __pyx_L7_continue;
 
-      /* "tvmfast/_core.pyx":891
+      /* "tvmfast/_core.pyx":905
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15505,7 +15712,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":893
+    /* "tvmfast/_core.pyx":907
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue
  *             dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -15514,7 +15721,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-    /* "tvmfast/_core.pyx":894
+    /* "tvmfast/_core.pyx":908
  *                 continue
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape             # <<<<<<<<<<<<<<
@@ -15526,7 +15733,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     (__pyx_v_self->live_shape[__pyx_v_i]) = __pyx_t_7;
 
 
-    /* "tvmfast/_core.pyx":895
+    /* "tvmfast/_core.pyx":909
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15535,7 +15742,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->shape, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-    /* "tvmfast/_core.pyx":896
+    /* "tvmfast/_core.pyx":910
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15544,7 +15751,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl->shape = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-    /* "tvmfast/_core.pyx":897
+    /* "tvmfast/_core.pyx":911
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15553,7 +15760,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_off = (__pyx_v_off + __pyx_v_dl->ndim);
 
-    /* "tvmfast/_core.pyx":898
+    /* "tvmfast/_core.pyx":912
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15565,7 +15772,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":899
+      /* "tvmfast/_core.pyx":913
  *             off += dl.ndim
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15574,7 +15781,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->strides, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-      /* "tvmfast/_core.pyx":900
+      /* "tvmfast/_core.pyx":914
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15583,7 +15790,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_dl->strides = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-      /* "tvmfast/_core.pyx":898
+      /* "tvmfast/_core.pyx":912
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15592,7 +15799,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":901
+    /* "tvmfast/_core.pyx":915
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15604,7 +15811,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":902
+  /* "tvmfast/_core.pyx":916
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim
  *         return 0             # <<<<<<<<<<<<<<
@@ -15617,7 +15824,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":876
+  /* "tvmfast/_core.pyx":890
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15638,7 +15845,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":904
+/* "tvmfast/_core.pyx":918
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -15661,7 +15868,7 @@ static void __pyx_pw_7tvmfast_5_core_14FrozenFunction_5__dealloc__(PyObject *__p
 
 static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
 
-  /* "tvmfast/_core.pyx":905
+  /* "tvmfast/_core.pyx":919
  * 
  *     def __dealloc__(self):
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -15670,7 +15877,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":904
+  /* "tvmfast/_core.pyx":918
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -15682,7 +15889,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 
 }
 
-/* "tvmfast/_core.pyx":907
+/* "tvmfast/_core.pyx":921
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15712,7 +15919,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("check_frozen_shapes", 0);
 
-  /* "tvmfast/_core.pyx":910
+  /* "tvmfast/_core.pyx":924
  *         cdef int i
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15726,7 +15933,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":911
+    /* "tvmfast/_core.pyx":925
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -15738,7 +15945,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":912
+      /* "tvmfast/_core.pyx":926
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -15747,7 +15954,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":913
+      /* "tvmfast/_core.pyx":927
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -15759,7 +15966,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
       if (unlikely(__pyx_t_4)) {
 
 
-        /* "tvmfast/_core.pyx":914
+        /* "tvmfast/_core.pyx":928
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(             # <<<<<<<<<<<<<<
@@ -15768,14 +15975,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
         __pyx_t_6 = NULL;
 
-        /* "tvmfast/_core.pyx":915
+        /* "tvmfast/_core.pyx":929
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "             # <<<<<<<<<<<<<<
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0
 */
-        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 915, __pyx_L1_error)
+        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 929, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
         __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_frozen_argument;
         __pyx_t_8[1] = __pyx_t_7;
@@ -15786,7 +15993,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
         #endif
         __pyx_t_10 = 0;
         __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 3, __pyx_t_9, __pyx_t_10);
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 915, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 929, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __pyx_t_12 = 1;
@@ -15795,14 +16002,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 914, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 928, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_Raise(__pyx_t_5, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __PYX_ERR(0, 914, __pyx_L1_error)
+        __PYX_ERR(0, 928, __pyx_L1_error)
 
-        /* "tvmfast/_core.pyx":913
+        /* "tvmfast/_core.pyx":927
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -15811,7 +16018,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       }
 
-      /* "tvmfast/_core.pyx":911
+      /* "tvmfast/_core.pyx":925
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -15822,7 +16029,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
 
 
-  /* "tvmfast/_core.pyx":917
+  /* "tvmfast/_core.pyx":931
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0             # <<<<<<<<<<<<<<
@@ -15835,7 +16042,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":907
+  /* "tvmfast/_core.pyx":921
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15859,7 +16066,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":919
+/* "tvmfast/_core.pyx":933
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -15914,7 +16121,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":920
+  /* "tvmfast/_core.pyx":934
  * 
  *     def __call__(self, *args):
  *         if self.template == NULL:             # <<<<<<<<<<<<<<
@@ -15926,7 +16133,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":921
+    /* "tvmfast/_core.pyx":935
  *     def __call__(self, *args):
  *         if self.template == NULL:
  *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")             # <<<<<<<<<<<<<<
@@ -15939,14 +16146,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_was_not_i};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 921, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 935, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 921, __pyx_L1_error)
+    __PYX_ERR(0, 935, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":920
+    /* "tvmfast/_core.pyx":934
  * 
  *     def __call__(self, *args):
  *         if self.template == NULL:             # <<<<<<<<<<<<<<
@@ -15955,17 +16162,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":922
+  /* "tvmfast/_core.pyx":936
  *         if self.template == NULL:
  *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
  *         cdef Py_ssize_t n = len(args)             # <<<<<<<<<<<<<<
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:
 */
-  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 922, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 936, __pyx_L1_error)
   __pyx_v_n = __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":924
+  /* "tvmfast/_core.pyx":938
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -15977,17 +16184,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":925
+    /* "tvmfast/_core.pyx":939
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:
  *             raise_count_error(self.num_dynamic, n)             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             items[i] = <void*>args[i]
 */
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 925, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 939, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":924
+    /* "tvmfast/_core.pyx":938
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -15996,7 +16203,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":926
+  /* "tvmfast/_core.pyx":940
  *         if n > TVMFAST_STACK_ARGS:
  *             raise_count_error(self.num_dynamic, n)
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -16010,7 +16217,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
     __pyx_v_i = __pyx_t_8;
 
-    /* "tvmfast/_core.pyx":927
+    /* "tvmfast/_core.pyx":941
  *             raise_count_error(self.num_dynamic, n)
  *         for i in range(n):
  *             items[i] = <void*>args[i]             # <<<<<<<<<<<<<<
@@ -16021,14 +16228,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   }
 
 
-  /* "tvmfast/_core.pyx":928
+  /* "tvmfast/_core.pyx":942
  *         for i in range(n):
  *             items[i] = <void*>args[i]
  *         return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 928, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 942, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -16041,7 +16248,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":919
+  /* "tvmfast/_core.pyx":933
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -16064,7 +16271,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":930
+/* "tvmfast/_core.pyx":944
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -16103,7 +16310,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":937
+  /* "tvmfast/_core.pyx":951
  *         cdef Py_ssize_t k
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound             # <<<<<<<<<<<<<<
@@ -16115,7 +16322,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   __pyx_v_fn = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":938
+  /* "tvmfast/_core.pyx":952
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16127,17 +16334,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":939
+    /* "tvmfast/_core.pyx":953
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)             # <<<<<<<<<<<<<<
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 939, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 953, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":938
+    /* "tvmfast/_core.pyx":952
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16146,17 +16353,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":940
+  /* "tvmfast/_core.pyx":954
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()             # <<<<<<<<<<<<<<
  *         st = self.frozen_state
  *         st.owned = owned
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 940, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 954, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":941
+  /* "tvmfast/_core.pyx":955
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()
  *         st = self.frozen_state             # <<<<<<<<<<<<<<
@@ -16167,7 +16374,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 
   __pyx_v_st = __pyx_t_4;
 
-  /* "tvmfast/_core.pyx":942
+  /* "tvmfast/_core.pyx":956
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
  *         st.owned = owned             # <<<<<<<<<<<<<<
@@ -16176,7 +16383,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":943
+  /* "tvmfast/_core.pyx":957
  *         st = self.frozen_state
  *         st.owned = owned
  *         st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -16185,7 +16392,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.n_owned = 0;
 
-  /* "tvmfast/_core.pyx":944
+  /* "tvmfast/_core.pyx":958
  *         st.owned = owned
  *         st.n_owned = 0
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -16194,7 +16401,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.temps = NULL;
 
-  /* "tvmfast/_core.pyx":945
+  /* "tvmfast/_core.pyx":959
  *         st.n_owned = 0
  *         st.temps = NULL
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -16203,7 +16410,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":946
+  /* "tvmfast/_core.pyx":960
  *         st.temps = NULL
  *         st.items = items
  *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
@@ -16212,7 +16419,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.frozen = ((void *)__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":947
+  /* "tvmfast/_core.pyx":961
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
@@ -16224,19 +16431,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":949
+    /* "tvmfast/_core.pyx":963
  *         if n == 0:
  *             # Prepared: the template is complete and only read by the callee.
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *             if ret is RETRY_OWNED:
  *                 self.build()
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 949, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 963, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "tvmfast/_core.pyx":950
+    /* "tvmfast/_core.pyx":964
  *             # Prepared: the template is complete and only read by the callee.
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16247,24 +16454,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":951
+      /* "tvmfast/_core.pyx":965
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:
  *                 self.build()             # <<<<<<<<<<<<<<
  *                 return self.call_vector(items, n)
  *             return ret
 */
-      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 951, __pyx_L1_error)
+      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 965, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":952
+      /* "tvmfast/_core.pyx":966
  *             if ret is RETRY_OWNED:
  *                 self.build()
  *                 return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
 */
-      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 952, __pyx_L1_error)
+      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 966, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       {
         PyObject *__pyx_temp;
@@ -16277,7 +16484,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
       __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":950
+      /* "tvmfast/_core.pyx":964
  *             # Prepared: the template is complete and only read by the callee.
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16286,7 +16493,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":953
+    /* "tvmfast/_core.pyx":967
  *                 self.build()
  *                 return self.call_vector(items, n)
  *             return ret             # <<<<<<<<<<<<<<
@@ -16304,7 +16511,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":947
+    /* "tvmfast/_core.pyx":961
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
@@ -16313,7 +16520,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":954
+  /* "tvmfast/_core.pyx":968
  *                 return self.call_vector(items, n)
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -16322,7 +16529,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_self->__pyx_template, (__pyx_v_self->num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":955
+  /* "tvmfast/_core.pyx":969
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:             # <<<<<<<<<<<<<<
@@ -16331,7 +16538,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":956
+    /* "tvmfast/_core.pyx":970
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:
  *             for k in range(n):             # <<<<<<<<<<<<<<
@@ -16345,7 +16552,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_k = __pyx_t_7;
 
-      /* "tvmfast/_core.pyx":957
+      /* "tvmfast/_core.pyx":971
  *         try:
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]             # <<<<<<<<<<<<<<
@@ -16354,32 +16561,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
       __pyx_v_pos = (__pyx_v_self->dynamic_pos[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":958
+      /* "tvmfast/_core.pyx":972
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 958, __pyx_L7_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 972, __pyx_L7_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":959
+    /* "tvmfast/_core.pyx":973
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 959, __pyx_L7_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 973, __pyx_L7_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
   }
 
-  /* "tvmfast/_core.pyx":961
+  /* "tvmfast/_core.pyx":975
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -16424,7 +16631,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_L8:;
   }
 
-  /* "tvmfast/_core.pyx":962
+  /* "tvmfast/_core.pyx":976
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16435,24 +16642,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":963
+    /* "tvmfast/_core.pyx":977
  *             release_state(&st)
  *         if ret is RETRY_OWNED:
  *             self.build()             # <<<<<<<<<<<<<<
  *             return self.call_vector(items, n)
  *         return ret
 */
-    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 963, __pyx_L1_error)
+    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 977, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":964
+    /* "tvmfast/_core.pyx":978
  *         if ret is RETRY_OWNED:
  *             self.build()
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         return ret
  * 
 */
-    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 964, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 978, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     {
       PyObject *__pyx_temp;
@@ -16465,7 +16672,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_t_1 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":962
+    /* "tvmfast/_core.pyx":976
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16474,7 +16681,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":965
+  /* "tvmfast/_core.pyx":979
  *             self.build()
  *             return self.call_vector(items, n)
  *         return ret             # <<<<<<<<<<<<<<
@@ -16492,7 +16699,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":930
+  /* "tvmfast/_core.pyx":944
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -16519,7 +16726,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":967
+/* "tvmfast/_core.pyx":981
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -16588,17 +16795,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_ptrs", 0);
 
-  /* "tvmfast/_core.pyx":975
+  /* "tvmfast/_core.pyx":989
  *         """
  *         cdef void* cptrs[TVMFAST_STACK_ARGS]
  *         cdef Py_ssize_t i, n = len(ptrs)             # <<<<<<<<<<<<<<
  *         if self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
 */
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 975, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 989, __pyx_L1_error)
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":976
+  /* "tvmfast/_core.pyx":990
  *         cdef void* cptrs[TVMFAST_STACK_ARGS]
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         if self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -16610,7 +16817,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":977
+    /* "tvmfast/_core.pyx":991
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         if self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")             # <<<<<<<<<<<<<<
@@ -16623,14 +16830,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 977, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 991, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 977, __pyx_L1_error)
+    __PYX_ERR(0, 991, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":976
+    /* "tvmfast/_core.pyx":990
  *         cdef void* cptrs[TVMFAST_STACK_ARGS]
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         if self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -16639,14 +16846,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":978
+  /* "tvmfast/_core.pyx":992
  *         if self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
  *             raise TypeError(
  *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
 */
-  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 978, __pyx_L1_error)
+  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 992, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_6 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_6);
@@ -16655,10 +16862,10 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     PyObject *__pyx_callargs[2] = {__pyx_t_6, NULL};
     __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 978, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 992, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
   }
-  __pyx_t_7 = __Pyx_PyObject_CompareBoolNe_int_object(__pyx_t_3, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 978, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_CompareBoolNe_int_object(__pyx_t_3, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 992, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (!__pyx_t_7) {
@@ -16678,7 +16885,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":979
+    /* "tvmfast/_core.pyx":993
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:
  *             raise TypeError(             # <<<<<<<<<<<<<<
@@ -16687,22 +16894,22 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     __pyx_t_3 = NULL;
 
-    /* "tvmfast/_core.pyx":980
+    /* "tvmfast/_core.pyx":994
  *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:
  *             raise TypeError(
  *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             p = ptrs[i]
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_num_tensor_args); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 980, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_num_tensor_args); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 994, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_8 = __Pyx_PyObject_CallNoArg(__pyx_t_6); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 980, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CallNoArg(__pyx_t_6); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 994, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 980, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 994, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 980, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 994, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_expected;
     __pyx_t_9[1] = __pyx_t_6;
@@ -16717,7 +16924,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]);
     #endif
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_1, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 980, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 994, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
@@ -16727,14 +16934,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 979, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 993, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 979, __pyx_L1_error)
+    __PYX_ERR(0, 993, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":978
+    /* "tvmfast/_core.pyx":992
  *         if self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -16743,7 +16950,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":981
+  /* "tvmfast/_core.pyx":995
  *             raise TypeError(
  *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -16757,7 +16964,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":982
+    /* "tvmfast/_core.pyx":996
  *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
  *         for i in range(n):
  *             p = ptrs[i]             # <<<<<<<<<<<<<<
@@ -16769,7 +16976,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     __Pyx_XDECREF_SET(__pyx_v_p, __pyx_t_4);
     __pyx_t_4 = 0;
 
-    /* "tvmfast/_core.pyx":983
+    /* "tvmfast/_core.pyx":997
  *         for i in range(n):
  *             p = ptrs[i]
  *             if not isinstance(p, int):             # <<<<<<<<<<<<<<
@@ -16783,7 +16990,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_7)) {
 
 
-      /* "tvmfast/_core.pyx":984
+      /* "tvmfast/_core.pyx":998
  *             p = ptrs[i]
  *             if not isinstance(p, int):
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")             # <<<<<<<<<<<<<<
@@ -16791,11 +16998,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
 */
       __pyx_t_11 = NULL;
-      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 984, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 998, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_p)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 984, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_p)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 998, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 984, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 998, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
@@ -16811,7 +17018,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[3]);
       #endif
       __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 984, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 998, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -16821,14 +17028,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 984, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 998, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 984, __pyx_L1_error)
+      __PYX_ERR(0, 998, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":983
+      /* "tvmfast/_core.pyx":997
  *         for i in range(n):
  *             p = ptrs[i]
  *             if not isinstance(p, int):             # <<<<<<<<<<<<<<
@@ -16837,18 +17044,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":985
+    /* "tvmfast/_core.pyx":999
  *             if not isinstance(p, int):
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
  *             if p == 0:             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if p & self.bound.align_mask:
 */
-    __pyx_t_7 = (__Pyx_PyLong_BoolEqObjC(__pyx_v_p, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 985, __pyx_L1_error)
+    __pyx_t_7 = (__Pyx_PyLong_BoolEqObjC(__pyx_v_p, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 999, __pyx_L1_error)
     if (unlikely(__pyx_t_7)) {
 
 
-      /* "tvmfast/_core.pyx":986
+      /* "tvmfast/_core.pyx":1000
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
  *             if p == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")             # <<<<<<<<<<<<<<
@@ -16856,7 +17063,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 raise ValueError(
 */
       __pyx_t_8 = NULL;
-      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 986, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1000, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_15[1] = __pyx_t_11;
@@ -16867,7 +17074,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       #endif
       __pyx_t_10 = 0;
       __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_15, 3, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 986, __pyx_L1_error)
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1000, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
       __pyx_t_5 = 1;
@@ -16876,14 +17083,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 986, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1000, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 986, __pyx_L1_error)
+      __PYX_ERR(0, 1000, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":985
+      /* "tvmfast/_core.pyx":999
  *             if not isinstance(p, int):
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
  *             if p == 0:             # <<<<<<<<<<<<<<
@@ -16892,24 +17099,24 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":987
+    /* "tvmfast/_core.pyx":1001
  *             if p == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if p & self.bound.align_mask:             # <<<<<<<<<<<<<<
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
 */
-    __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->bound->align_mask); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 987, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->bound->align_mask); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1001, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_6 = __Pyx_PyNumber_And_object_int(__pyx_v_p, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 987, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyNumber_And_object_int(__pyx_v_p, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1001, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 987, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 1001, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (unlikely(__pyx_t_7)) {
 
 
-      /* "tvmfast/_core.pyx":988
+      /* "tvmfast/_core.pyx":1002
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if p & self.bound.align_mask:
  *                 raise ValueError(             # <<<<<<<<<<<<<<
@@ -16918,26 +17125,26 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
       __pyx_t_4 = NULL;
 
-      /* "tvmfast/_core.pyx":989
+      /* "tvmfast/_core.pyx":1003
  *             if p & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "             # <<<<<<<<<<<<<<
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*><uint64_t>p
 */
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 989, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1003, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_11 = __Pyx_PyObject_Format(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 989, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_Format(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1003, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
 
-      /* "tvmfast/_core.pyx":990
+      /* "tvmfast/_core.pyx":1004
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")             # <<<<<<<<<<<<<<
  *             cptrs[i] = <void*><uint64_t>p
  *         if self.frozen_state.device_type >= 0:
 */
-      __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 990, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1004, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_16[1] = __pyx_t_8;
@@ -16947,7 +17154,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_16[5] = __pyx_t_3;
       __pyx_t_16[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned;
 
-      /* "tvmfast/_core.pyx":989
+      /* "tvmfast/_core.pyx":1003
  *             if p & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "             # <<<<<<<<<<<<<<
@@ -16963,7 +17170,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]);
       #endif
       __pyx_t_17 = __Pyx_PyUnicode_Join(__pyx_t_16, 7, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 989, __pyx_L1_error)
+      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 1003, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -16974,14 +17181,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
         __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 988, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1002, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_Raise(__pyx_t_6, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __PYX_ERR(0, 988, __pyx_L1_error)
+      __PYX_ERR(0, 1002, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":987
+      /* "tvmfast/_core.pyx":1001
  *             if p == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if p & self.bound.align_mask:             # <<<<<<<<<<<<<<
@@ -16990,20 +17197,20 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":991
+    /* "tvmfast/_core.pyx":1005
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*><uint64_t>p             # <<<<<<<<<<<<<<
  *         if self.frozen_state.device_type >= 0:
  *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
 */
-    __pyx_t_18 = __Pyx_PyLong_As_uint64_t(__pyx_v_p); if (unlikely((__pyx_t_18 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 991, __pyx_L1_error)
+    __pyx_t_18 = __Pyx_PyLong_As_uint64_t(__pyx_v_p); if (unlikely((__pyx_t_18 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1005, __pyx_L1_error)
     (__pyx_v_cptrs[__pyx_v_i]) = ((void *)((uint64_t)__pyx_t_18));
 
   }
 
 
-  /* "tvmfast/_core.pyx":992
+  /* "tvmfast/_core.pyx":1006
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*><uint64_t>p
  *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
@@ -17015,7 +17222,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_7)) {
 
 
-    /* "tvmfast/_core.pyx":993
+    /* "tvmfast/_core.pyx":1007
  *             cptrs[i] = <void*><uint64_t>p
  *         if self.frozen_state.device_type >= 0:
  *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")             # <<<<<<<<<<<<<<
@@ -17028,14 +17235,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       PyObject *__pyx_callargs[2] = {__pyx_t_17, __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_on_GPU_tensors};
       __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_NotImplementedError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 993, __pyx_L1_error)
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1007, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
     }
     __Pyx_Raise(__pyx_t_6, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __PYX_ERR(0, 993, __pyx_L1_error)
+    __PYX_ERR(0, 1007, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":992
+    /* "tvmfast/_core.pyx":1006
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*><uint64_t>p
  *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
@@ -17044,7 +17251,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":995
+  /* "tvmfast/_core.pyx":1009
  *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
  *         cdef int ret
  *         if self.bound.release_gil:             # <<<<<<<<<<<<<<
@@ -17053,7 +17260,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   if (__pyx_v_self->bound->release_gil) {
 
-    /* "tvmfast/_core.pyx":996
+    /* "tvmfast/_core.pyx":1010
  *         cdef int ret
  *         if self.bound.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -17066,7 +17273,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":997
+          /* "tvmfast/_core.pyx":1011
  *         if self.bound.release_gil:
  *             with nogil:
  *                 ret = tvmfast_call_ptrs(self, cptrs, <int>n)             # <<<<<<<<<<<<<<
@@ -17076,7 +17283,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
           __pyx_v_ret = __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(__pyx_v_self, __pyx_v_cptrs, ((int)__pyx_v_n));
         }
 
-        /* "tvmfast/_core.pyx":996
+        /* "tvmfast/_core.pyx":1010
  *         cdef int ret
  *         if self.bound.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -17093,7 +17300,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         }
     }
 
-    /* "tvmfast/_core.pyx":995
+    /* "tvmfast/_core.pyx":1009
  *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
  *         cdef int ret
  *         if self.bound.release_gil:             # <<<<<<<<<<<<<<
@@ -17103,7 +17310,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     goto __pyx_L13;
   }
 
-  /* "tvmfast/_core.pyx":999
+  /* "tvmfast/_core.pyx":1013
  *                 ret = tvmfast_call_ptrs(self, cptrs, <int>n)
  *         else:
  *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)             # <<<<<<<<<<<<<<
@@ -17115,7 +17322,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   }
   __pyx_L13:;
 
-  /* "tvmfast/_core.pyx":1000
+  /* "tvmfast/_core.pyx":1014
  *         else:
  *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)
  *         if ret != 0:             # <<<<<<<<<<<<<<
@@ -17127,17 +17334,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (__pyx_t_7) {
 
 
-    /* "tvmfast/_core.pyx":1001
+    /* "tvmfast/_core.pyx":1015
  *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)
  *         if ret != 0:
  *             raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  *     def num_tensor_args(self):
 */
-    __pyx_t_10 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 1001, __pyx_L1_error)
+    __pyx_t_10 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 1015, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":1000
+    /* "tvmfast/_core.pyx":1014
  *         else:
  *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)
  *         if ret != 0:             # <<<<<<<<<<<<<<
@@ -17146,7 +17353,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":967
+  /* "tvmfast/_core.pyx":981
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -17177,7 +17384,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1003
+/* "tvmfast/_core.pyx":1017
  *             raise_ffi_error()
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -17243,7 +17450,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("num_tensor_args", 0);
 
-  /* "tvmfast/_core.pyx":1005
+  /* "tvmfast/_core.pyx":1019
  *     def num_tensor_args(self):
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         cdef int i, count = 0             # <<<<<<<<<<<<<<
@@ -17252,7 +17459,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
 */
   __pyx_v_count = 0;
 
-  /* "tvmfast/_core.pyx":1006
+  /* "tvmfast/_core.pyx":1020
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         cdef int i, count = 0
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -17266,7 +17473,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":1007
+    /* "tvmfast/_core.pyx":1021
  *         cdef int i, count = 0
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -17278,7 +17485,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":1008
+      /* "tvmfast/_core.pyx":1022
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 count += 1             # <<<<<<<<<<<<<<
@@ -17287,7 +17494,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
 */
       __pyx_v_count = (__pyx_v_count + 1);
 
-      /* "tvmfast/_core.pyx":1007
+      /* "tvmfast/_core.pyx":1021
  *         cdef int i, count = 0
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -17298,14 +17505,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   }
 
 
-  /* "tvmfast/_core.pyx":1009
+  /* "tvmfast/_core.pyx":1023
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 count += 1
  *         return count             # <<<<<<<<<<<<<<
  * 
  *     @staticmethod
 */
-  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_count); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1009, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_count); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1023, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -17318,7 +17525,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   __pyx_t_5 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1003
+  /* "tvmfast/_core.pyx":1017
  *             raise_ffi_error()
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -17339,7 +17546,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1011
+/* "tvmfast/_core.pyx":1025
  *         return count
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -17399,17 +17606,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_last_error", 0);
 
-  /* "tvmfast/_core.pyx":1014
+  /* "tvmfast/_core.pyx":1028
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  *     def __repr__(self):
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1014, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1028, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":1011
+  /* "tvmfast/_core.pyx":1025
  *         return count
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -17429,7 +17636,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1016
+/* "tvmfast/_core.pyx":1030
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -17466,16 +17673,16 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":1017
+  /* "tvmfast/_core.pyx":1031
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.FrozenFunction num_args={self.num_args} dynamic={self.num_dynamic}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1017, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1031, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1017, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1031, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_3[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_num_args;
   __pyx_t_3[1] = __pyx_t_1;
@@ -17488,7 +17695,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   #endif
   __pyx_t_5 = 0;
   __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_3, 5, __pyx_t_4, __pyx_t_5);
-  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1017, __pyx_L1_error)
+  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1031, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -17503,7 +17710,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1016
+  /* "tvmfast/_core.pyx":1030
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -17959,7 +18166,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_18__setstate_cython__
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1020
+/* "tvmfast/_core.pyx":1034
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -17981,7 +18188,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   int __pyx_t_4;
   int __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":1024
+  /* "tvmfast/_core.pyx":1038
  *     cdef DLTensor dl[TVMFAST_STACK_ARGS]
  *     cdef TVMFFIAny result
  *     cdef int i, k = 0             # <<<<<<<<<<<<<<
@@ -17990,7 +18197,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_k = 0;
 
-  /* "tvmfast/_core.pyx":1025
+  /* "tvmfast/_core.pyx":1039
  *     cdef TVMFFIAny result
  *     cdef int i, k = 0
  *     cdef int num_args = prepared.num_args             # <<<<<<<<<<<<<<
@@ -18001,7 +18208,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 
   __pyx_v_num_args = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":1026
+  /* "tvmfast/_core.pyx":1040
  *     cdef int i, k = 0
  *     cdef int num_args = prepared.num_args
  *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -18010,7 +18217,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_prepared->__pyx_template, (__pyx_v_num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":1027
+  /* "tvmfast/_core.pyx":1041
  *     cdef int num_args = prepared.num_args
  *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
  *     for i in range(num_args):             # <<<<<<<<<<<<<<
@@ -18024,7 +18231,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":1028
+    /* "tvmfast/_core.pyx":1042
  *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
  *     for i in range(num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -18036,7 +18243,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":1029
+      /* "tvmfast/_core.pyx":1043
  *     for i in range(num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             if k >= n:             # <<<<<<<<<<<<<<
@@ -18048,7 +18255,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
       if (__pyx_t_4) {
 
 
-        /* "tvmfast/_core.pyx":1030
+        /* "tvmfast/_core.pyx":1044
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             if k >= n:
  *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")             # <<<<<<<<<<<<<<
@@ -18057,7 +18264,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
         TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_too_few_data_p);
 
-        /* "tvmfast/_core.pyx":1031
+        /* "tvmfast/_core.pyx":1045
  *             if k >= n:
  *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
  *                 return -1             # <<<<<<<<<<<<<<
@@ -18070,7 +18277,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
         }
         goto __pyx_L0;
 
-        /* "tvmfast/_core.pyx":1029
+        /* "tvmfast/_core.pyx":1043
  *     for i in range(num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             if k >= n:             # <<<<<<<<<<<<<<
@@ -18079,7 +18286,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       }
 
-      /* "tvmfast/_core.pyx":1032
+      /* "tvmfast/_core.pyx":1046
  *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
  *                 return -1
  *             dl[i] = prepared.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -18088,7 +18295,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       (__pyx_v_dl[__pyx_v_i]) = (__pyx_v_prepared->frozen_dl[__pyx_v_i]);
 
-      /* "tvmfast/_core.pyx":1033
+      /* "tvmfast/_core.pyx":1047
  *                 return -1
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]             # <<<<<<<<<<<<<<
@@ -18097,7 +18304,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       (__pyx_v_dl[__pyx_v_i]).data = (__pyx_v_ptrs[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":1034
+      /* "tvmfast/_core.pyx":1048
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0             # <<<<<<<<<<<<<<
@@ -18106,7 +18313,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       (__pyx_v_dl[__pyx_v_i]).byte_offset = 0;
 
-      /* "tvmfast/_core.pyx":1035
+      /* "tvmfast/_core.pyx":1049
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]             # <<<<<<<<<<<<<<
@@ -18115,7 +18322,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       (__pyx_v_packed[__pyx_v_i]).v_ptr = (&(__pyx_v_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":1036
+      /* "tvmfast/_core.pyx":1050
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]
  *             k += 1             # <<<<<<<<<<<<<<
@@ -18124,7 +18331,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_k = (__pyx_v_k + 1);
 
-      /* "tvmfast/_core.pyx":1028
+      /* "tvmfast/_core.pyx":1042
  *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
  *     for i in range(num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -18135,7 +18342,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   }
 
 
-  /* "tvmfast/_core.pyx":1037
+  /* "tvmfast/_core.pyx":1051
  *             packed[i].v_ptr = &dl[i]
  *             k += 1
  *     if k != n:             # <<<<<<<<<<<<<<
@@ -18147,7 +18354,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1038
+    /* "tvmfast/_core.pyx":1052
  *             k += 1
  *     if k != n:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")             # <<<<<<<<<<<<<<
@@ -18156,7 +18363,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_too_many_data);
 
-    /* "tvmfast/_core.pyx":1039
+    /* "tvmfast/_core.pyx":1053
  *     if k != n:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")
  *         return -1             # <<<<<<<<<<<<<<
@@ -18169,7 +18376,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1037
+    /* "tvmfast/_core.pyx":1051
  *             packed[i].v_ptr = &dl[i]
  *             k += 1
  *     if k != n:             # <<<<<<<<<<<<<<
@@ -18178,7 +18385,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1040
+  /* "tvmfast/_core.pyx":1054
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")
  *         return -1
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18187,7 +18394,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":1041
+  /* "tvmfast/_core.pyx":1055
  *         return -1
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -18196,7 +18403,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":1042
+  /* "tvmfast/_core.pyx":1056
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18205,7 +18412,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":1043
+  /* "tvmfast/_core.pyx":1057
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)             # <<<<<<<<<<<<<<
@@ -18214,7 +18421,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_i = TVMFFIFunctionCall(__pyx_v_prepared->bound->handle, __pyx_v_packed, __pyx_v_num_args, (&__pyx_v_result));
 
-  /* "tvmfast/_core.pyx":1044
+  /* "tvmfast/_core.pyx":1058
  *     result.v_int64 = 0
  *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
  *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -18240,7 +18447,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1045
+    /* "tvmfast/_core.pyx":1059
  *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
  *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)             # <<<<<<<<<<<<<<
@@ -18249,7 +18456,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_result.v_ptr));
 
-    /* "tvmfast/_core.pyx":1044
+    /* "tvmfast/_core.pyx":1058
  *     result.v_int64 = 0
  *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
  *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -18258,7 +18465,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1046
+  /* "tvmfast/_core.pyx":1060
  *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)
  *     return i             # <<<<<<<<<<<<<<
@@ -18271,7 +18478,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1020
+  /* "tvmfast/_core.pyx":1034
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18290,7 +18497,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1049
+/* "tvmfast/_core.pyx":1063
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18339,39 +18546,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_prepared,&__pyx_mstate_global->__pyx_n_u_repeat,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1049, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1063, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1049, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1063, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1049, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1063, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1049, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1063, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1049, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1063, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1049, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1063, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1049, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1063, __pyx_L3_error)
     }
     __pyx_v_prepared = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)values[0]);
-    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1049, __pyx_L3_error)
+    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1063, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1049, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1063, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18382,7 +18589,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1049, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1063, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_4_floor_loop(__pyx_self, __pyx_v_prepared, __pyx_v_repeat);
 
   /* function exit code */
@@ -18427,7 +18634,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_floor_loop", 0);
 
-  /* "tvmfast/_core.pyx":1053
+  /* "tvmfast/_core.pyx":1067
  *     cdef TVMFFIAny result
  *     cdef Py_ssize_t r
  *     cdef int ret = 0             # <<<<<<<<<<<<<<
@@ -18436,7 +18643,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   __pyx_v_ret = 0;
 
-  /* "tvmfast/_core.pyx":1054
+  /* "tvmfast/_core.pyx":1068
  *     cdef Py_ssize_t r
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle             # <<<<<<<<<<<<<<
@@ -18447,7 +18654,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":1055
+  /* "tvmfast/_core.pyx":1069
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template             # <<<<<<<<<<<<<<
@@ -18458,7 +18665,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_packed = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1056
+  /* "tvmfast/_core.pyx":1070
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args             # <<<<<<<<<<<<<<
@@ -18469,7 +18676,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_n = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":1057
+  /* "tvmfast/_core.pyx":1071
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18481,7 +18688,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":1058
+    /* "tvmfast/_core.pyx":1072
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")             # <<<<<<<<<<<<<<
@@ -18494,14 +18701,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_floor_loop_needs_a_prepared_fun};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1058, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1072, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 1058, __pyx_L1_error)
+    __PYX_ERR(0, 1072, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":1057
+    /* "tvmfast/_core.pyx":1071
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18510,7 +18717,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1059
+  /* "tvmfast/_core.pyx":1073
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18523,7 +18730,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":1060
+        /* "tvmfast/_core.pyx":1074
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:
  *         for r in range(repeat):             # <<<<<<<<<<<<<<
@@ -18537,7 +18744,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
         for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
           __pyx_v_r = __pyx_t_10;
 
-          /* "tvmfast/_core.pyx":1061
+          /* "tvmfast/_core.pyx":1075
  *     with nogil:
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18546,7 +18753,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.type_index = kTVMFFINone;
 
-          /* "tvmfast/_core.pyx":1062
+          /* "tvmfast/_core.pyx":1076
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18555,7 +18762,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.v_int64 = 0;
 
-          /* "tvmfast/_core.pyx":1063
+          /* "tvmfast/_core.pyx":1077
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)             # <<<<<<<<<<<<<<
@@ -18564,7 +18771,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, (&__pyx_v_result));
 
-          /* "tvmfast/_core.pyx":1064
+          /* "tvmfast/_core.pyx":1078
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18576,7 +18783,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
           if (__pyx_t_4) {
 
 
-            /* "tvmfast/_core.pyx":1065
+            /* "tvmfast/_core.pyx":1079
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:
  *                 break             # <<<<<<<<<<<<<<
@@ -18585,7 +18792,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
             goto __pyx_L8_break;
 
-            /* "tvmfast/_core.pyx":1064
+            /* "tvmfast/_core.pyx":1078
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18598,7 +18805,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
       }
 
-      /* "tvmfast/_core.pyx":1059
+      /* "tvmfast/_core.pyx":1073
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18615,7 +18822,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       }
   }
 
-  /* "tvmfast/_core.pyx":1066
+  /* "tvmfast/_core.pyx":1080
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18627,17 +18834,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1067
+    /* "tvmfast/_core.pyx":1081
  *                 break
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1067, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1081, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":1066
+    /* "tvmfast/_core.pyx":1080
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18646,7 +18853,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1049
+  /* "tvmfast/_core.pyx":1063
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18674,7 +18881,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1070
+/* "tvmfast/_core.pyx":1084
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -18687,7 +18894,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1071
+  /* "tvmfast/_core.pyx":1085
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18715,7 +18922,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1072
+  /* "tvmfast/_core.pyx":1086
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id             # <<<<<<<<<<<<<<
@@ -18743,7 +18950,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1073
+  /* "tvmfast/_core.pyx":1087
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits             # <<<<<<<<<<<<<<
@@ -18771,7 +18978,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1074
+  /* "tvmfast/_core.pyx":1088
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):             # <<<<<<<<<<<<<<
@@ -18805,7 +19012,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":1071
+  /* "tvmfast/_core.pyx":1085
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18815,7 +19022,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1075
+    /* "tvmfast/_core.pyx":1089
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False             # <<<<<<<<<<<<<<
@@ -18828,7 +19035,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1071
+    /* "tvmfast/_core.pyx":1085
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18837,7 +19044,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1076
+  /* "tvmfast/_core.pyx":1090
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -18849,7 +19056,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1077
+    /* "tvmfast/_core.pyx":1091
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False             # <<<<<<<<<<<<<<
@@ -18862,7 +19069,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1076
+    /* "tvmfast/_core.pyx":1090
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -18871,7 +19078,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1078
+  /* "tvmfast/_core.pyx":1092
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False
  *     return x.strides == NULL or memcmp(x.strides, y.strides, x.ndim * sizeof(int64_t)) == 0             # <<<<<<<<<<<<<<
@@ -18899,7 +19106,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1070
+  /* "tvmfast/_core.pyx":1084
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -18913,7 +19120,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1081
+/* "tvmfast/_core.pyx":1095
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -18962,39 +19169,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_torch_module,&__pyx_mstate_global->__pyx_n_u_fn_address,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1081, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1095, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1081, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1095, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1081, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1095, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1081, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1095, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1081, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1095, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1081, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1095, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1081, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1095, __pyx_L3_error)
     }
     __pyx_v_torch_module = values[0];
-    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1081, __pyx_L3_error)
+    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1095, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1081, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1095, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -19050,20 +19257,20 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_enable_torch_direct_export", 0);
 
-  /* "tvmfast/_core.pyx":1090
+  /* "tvmfast/_core.pyx":1104
  *     """
  *     global tvmfast_torch_to_dl, tvmfast_thpvariable_tensor_offset, _torch_tensor_type
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)             # <<<<<<<<<<<<<<
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1090, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1104, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1090, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1104, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_api = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1092
+  /* "tvmfast/_core.pyx":1106
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor             # <<<<<<<<<<<<<<
@@ -19072,7 +19279,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_v_offset = (sizeof(PyObject));
 
-  /* "tvmfast/_core.pyx":1093
+  /* "tvmfast/_core.pyx":1107
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19098,7 +19305,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   if (__pyx_t_3) {
 
 
-    /* "tvmfast/_core.pyx":1094
+    /* "tvmfast/_core.pyx":1108
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:
  *         return False             # <<<<<<<<<<<<<<
@@ -19116,7 +19323,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1093
+    /* "tvmfast/_core.pyx":1107
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19125,7 +19332,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   }
 
-  /* "tvmfast/_core.pyx":1095
+  /* "tvmfast/_core.pyx":1109
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -19134,7 +19341,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_t_5 = __pyx_v_torch_module;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1095, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1109, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   #if CYTHON_VECTORCALL
   #endif
@@ -19143,13 +19350,13 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_mstate_global->__pyx_int_24, __pyx_t_6};
     #if CYTHON_VECTORCALL
     __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[0];
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1095, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1109, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_8);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_8 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1095, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1109, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     #endif
@@ -19159,33 +19366,33 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     #endif
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1095, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1109, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1095, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1109, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1095, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1109, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
   __pyx_v_base = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1096
+  /* "tvmfast/_core.pyx":1110
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1096, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1110, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1096, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1110, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1096, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1110, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1096, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1110, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_9 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_9);
@@ -19194,11 +19401,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_9, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_half, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1096, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1110, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
 
-  /* "tvmfast/_core.pyx":1097
+  /* "tvmfast/_core.pyx":1111
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),             # <<<<<<<<<<<<<<
@@ -19212,7 +19419,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_float_3_0};
     __pyx_t_9 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tensor, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1097, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1111, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = __pyx_v_torch_module;
@@ -19222,12 +19429,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_int_0};
     __pyx_t_10 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_zeros, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1097, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1111, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
   }
   __pyx_t_12 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_12);
-  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1097, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1111, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_13);
   __pyx_t_7 = 0;
   {
@@ -19235,19 +19442,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __pyx_t_11 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_to, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1097, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1111, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
   }
 
-  /* "tvmfast/_core.pyx":1098
+  /* "tvmfast/_core.pyx":1112
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]             # <<<<<<<<<<<<<<
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
 */
-  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1098, __pyx_L1_error)
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1098, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1112, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1112, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __pyx_t_14 = __pyx_t_15;
   __Pyx_INCREF(__pyx_t_14);
@@ -19258,7 +19465,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_17, NULL};
     __pyx_t_16 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_clone, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1098, __pyx_L1_error)
+    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1112, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
   }
   __pyx_t_7 = 0;
@@ -19268,40 +19475,40 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1098, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1112, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
   }
 
-  /* "tvmfast/_core.pyx":1096
+  /* "tvmfast/_core.pyx":1110
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1096, __pyx_L1_error)
+  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1110, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_INCREF(__pyx_v_base);
   __Pyx_GIVEREF(__pyx_v_base);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1096, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1096, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1096, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_8);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1096, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1096, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_9);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1096, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1096, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_11);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1096, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_13);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1096, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_12);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1096, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_6 = 0;
   __pyx_t_8 = 0;
@@ -19314,7 +19521,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   __pyx_v_samples = ((PyObject*)__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1099
+  /* "tvmfast/_core.pyx":1113
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19327,27 +19534,27 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1099, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1113, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1099, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1113, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1100
+    /* "tvmfast/_core.pyx":1114
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
 */
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1100, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1114, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1100, __pyx_L1_error)
+    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1114, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_t_3 = (((uint64_t)tvmfast_read_ptr(((PyObject *)__pyx_v_t), __pyx_v_offset)) != ((uint64_t)__pyx_t_19));
 
@@ -19355,7 +19562,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1101
+      /* "tvmfast/_core.pyx":1115
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False             # <<<<<<<<<<<<<<
@@ -19374,7 +19581,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1100
+      /* "tvmfast/_core.pyx":1114
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
@@ -19383,7 +19590,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1099
+    /* "tvmfast/_core.pyx":1113
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19393,7 +19600,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1102
+  /* "tvmfast/_core.pyx":1116
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)             # <<<<<<<<<<<<<<
@@ -19402,7 +19609,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_set_torch_to_dl(((void *)__pyx_v_fn_address));
 
-  /* "tvmfast/_core.pyx":1103
+  /* "tvmfast/_core.pyx":1117
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset             # <<<<<<<<<<<<<<
@@ -19411,7 +19618,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_thpvariable_tensor_offset = __pyx_v_offset;
 
-  /* "tvmfast/_core.pyx":1104
+  /* "tvmfast/_core.pyx":1118
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19424,18 +19631,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1104, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1118, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1104, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1118, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1105
+    /* "tvmfast/_core.pyx":1119
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19453,7 +19660,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1106
+    /* "tvmfast/_core.pyx":1120
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0             # <<<<<<<<<<<<<<
@@ -19471,7 +19678,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1107
+    /* "tvmfast/_core.pyx":1121
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):             # <<<<<<<<<<<<<<
@@ -19485,7 +19692,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 
     __pyx_L13_bool_binop_done:;
 
-    /* "tvmfast/_core.pyx":1105
+    /* "tvmfast/_core.pyx":1119
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19495,7 +19702,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1108
+      /* "tvmfast/_core.pyx":1122
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)             # <<<<<<<<<<<<<<
@@ -19504,7 +19711,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
       tvmfast_set_torch_to_dl(NULL);
 
-      /* "tvmfast/_core.pyx":1109
+      /* "tvmfast/_core.pyx":1123
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False             # <<<<<<<<<<<<<<
@@ -19523,7 +19730,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1105
+      /* "tvmfast/_core.pyx":1119
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19532,7 +19739,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1104
+    /* "tvmfast/_core.pyx":1118
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19542,21 +19749,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1110
+  /* "tvmfast/_core.pyx":1124
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False
  *     _torch_tensor_type = torch_module.Tensor             # <<<<<<<<<<<<<<
  *     return True
  * 
 */
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1110, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1124, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__torch_tensor_type);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__torch_tensor_type, __pyx_t_15);
   __Pyx_GIVEREF(__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1111
+  /* "tvmfast/_core.pyx":1125
  *             return False
  *     _torch_tensor_type = torch_module.Tensor
  *     return True             # <<<<<<<<<<<<<<
@@ -19574,7 +19781,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1081
+  /* "tvmfast/_core.pyx":1095
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -19612,7 +19819,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1114
+/* "tvmfast/_core.pyx":1128
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19645,14 +19852,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_torch_direct_export_enabled", 0);
 
-  /* "tvmfast/_core.pyx":1115
+  /* "tvmfast/_core.pyx":1129
  * 
  * def _torch_direct_export_enabled():
  *     return tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1115, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1129, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -19665,7 +19872,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1114
+  /* "tvmfast/_core.pyx":1128
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19684,7 +19891,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1118
+/* "tvmfast/_core.pyx":1132
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -19719,49 +19926,49 @@ static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObj
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_init_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":1119
+  /* "tvmfast/_core.pyx":1133
  * 
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)             # <<<<<<<<<<<<<<
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1119, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_b = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1120
+  /* "tvmfast/_core.pyx":1134
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)             # <<<<<<<<<<<<<<
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1120, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1134, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_f = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1121
+  /* "tvmfast/_core.pyx":1135
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))             # <<<<<<<<<<<<<<
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
  * 
 */
-  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, ((Py_ssize_t)(((char *)(&__pyx_v_b->vectorcall)) - ((char *)((PyObject *)__pyx_v_b))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1121, __pyx_L1_error)
+  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, ((Py_ssize_t)(((char *)(&__pyx_v_b->vectorcall)) - ((char *)((PyObject *)__pyx_v_b))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1135, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":1122
+  /* "tvmfast/_core.pyx":1136
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))             # <<<<<<<<<<<<<<
  * 
  * _init_vectorcall()
 */
-  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, ((Py_ssize_t)(((char *)(&__pyx_v_f->vectorcall)) - ((char *)((PyObject *)__pyx_v_f))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1122, __pyx_L1_error)
+  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, ((Py_ssize_t)(((char *)(&__pyx_v_f->vectorcall)) - ((char *)((PyObject *)__pyx_v_f))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1136, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":1118
+  /* "tvmfast/_core.pyx":1132
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -20408,14 +20615,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_BoundFunction(__pyx_m
   __pyx_vtable_7tvmfast_5_core_BoundFunction.call_vector = (PyObject *(*)(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t))__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector;
   __pyx_vtable_7tvmfast_5_core_BoundFunction.call_vector_heap = (PyObject *(*)(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t))__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_BoundFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction)) __PYX_ERR(0, 671, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_BoundFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction)) __PYX_ERR(0, 685, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = &__pyx_type_7tvmfast_5_core_BoundFunction;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 671, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 685, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction);
@@ -20425,9 +20632,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_BoundFunction(__pyx_m
     __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_vtabptr_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 671, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_BoundFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 671, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 671, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_vtabptr_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 685, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_BoundFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 685, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 685, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -20450,14 +20657,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.snapshot_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes;
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.check_frozen_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 810, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 824, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = &__pyx_type_7tvmfast_5_core_FrozenFunction;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 810, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 824, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction);
@@ -20467,9 +20674,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
     __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 810, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 810, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 810, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 824, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 824, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 824, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -20952,55 +21159,55 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":413
+  /* "tvmfast/_core.pyx":427
  * 
  * 
  * cdef dict DEVICE_NAMES = {1: "cpu", 2: "cuda", 3: "cuda_host", 10: "rocm", 13: "cuda_managed", 12: "ext_dev"}             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 413, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 427, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, __pyx_mstate_global->__pyx_n_u_cpu) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_n_u_cuda) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_n_u_cuda_host) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_10, __pyx_mstate_global->__pyx_n_u_rocm) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_13, __pyx_mstate_global->__pyx_n_u_cuda_managed) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_12, __pyx_mstate_global->__pyx_n_u_ext_dev) < (0)) __PYX_ERR(0, 413, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, __pyx_mstate_global->__pyx_n_u_cpu) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_n_u_cuda) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_n_u_cuda_host) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_10, __pyx_mstate_global->__pyx_n_u_rocm) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_13, __pyx_mstate_global->__pyx_n_u_cuda_managed) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_12, __pyx_mstate_global->__pyx_n_u_ext_dev) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_DEVICE_NAMES);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, ((PyObject*)__pyx_t_3));
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":476
+  /* "tvmfast/_core.pyx":490
  * 
  * 
  * cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)             # <<<<<<<<<<<<<<
  * cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__take_result, __pyx_f_7tvmfast_5_core_take_stashed_result); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 476, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__take_result, __pyx_f_7tvmfast_5_core_take_stashed_result); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__take_result);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__take_result, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":477
+  /* "tvmfast/_core.pyx":491
  * 
  * cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)
  * cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__reraise, __pyx_f_7tvmfast_5_core_reraise_raised_error); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 477, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__reraise, __pyx_f_7tvmfast_5_core_reraise_raised_error); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 491, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__reraise);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__reraise, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":616
+  /* "tvmfast/_core.pyx":630
  * 
  * 
  * cdef object RETRY_OWNED = object()             # <<<<<<<<<<<<<<
@@ -21013,7 +21220,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_object, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 616, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 630, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_RETRY_OWNED);
@@ -21021,7 +21228,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":618
+  /* "tvmfast/_core.pyx":632
  * cdef object RETRY_OWNED = object()
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0             # <<<<<<<<<<<<<<
@@ -21030,7 +21237,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_bound = 0;
 
-  /* "tvmfast/_core.pyx":619
+  /* "tvmfast/_core.pyx":633
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0
  * cdef Py_ssize_t vectorcall_offset_frozen = 0             # <<<<<<<<<<<<<<
@@ -21039,50 +21246,50 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_frozen = 0;
 
-  /* "tvmfast/_core.pyx":763
+  /* "tvmfast/_core.pyx":777
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
  *         """Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_5freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 763, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_5freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 777, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 763, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 777, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":779
+  /* "tvmfast/_core.pyx":793
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
  *         """Pre-pack every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 779, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 793, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 779, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 793, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":790
+  /* "tvmfast/_core.pyx":804
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
  *         """Register this function as a ``torch.library`` custom op and return the op.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_9as_torch_op, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_as_torch_op, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 790, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_9as_torch_op, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_as_torch_op, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 804, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_3, __pyx_mstate_global->__pyx_tuple[4]);
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_as_torch_op, __pyx_t_3) < (0)) __PYX_ERR(0, 790, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_as_torch_op, __pyx_t_3) < (0)) __PYX_ERR(0, 804, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -21112,52 +21319,52 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":967
+  /* "tvmfast/_core.pyx":981
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
  *         """Call a prepared function with new data addresses, one int per tensor argument.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 967, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 981, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 967, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 981, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1003
+  /* "tvmfast/_core.pyx":1017
  *             raise_ffi_error()
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         cdef int i, count = 0
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1003, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1017, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 1003, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 1017, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1011
+  /* "tvmfast/_core.pyx":1025
  *         return count
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1011, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1025, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1011, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1025, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_2 = NULL;
-  __Pyx_GetNameInClass(__pyx_t_5, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1011, __pyx_L1_error)
+  __Pyx_GetNameInClass(__pyx_t_5, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1025, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_t_4 = 1;
   {
@@ -21165,10 +21372,10 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_staticmethod, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1011, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1025, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1011, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1025, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -21198,73 +21405,73 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1049
+  /* "tvmfast/_core.pyx":1063
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
  *     """Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop."""
  *     cdef TVMFFIAny result
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1049, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1063, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1049, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1063, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1081
+  /* "tvmfast/_core.pyx":1095
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
  *     """Switch torch.Tensor arguments to the direct export if it is provably right here.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1081, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1095, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1081, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1095, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1114
+  /* "tvmfast/_core.pyx":1128
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
  *     return tvmfast_torch_to_dl != NULL
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1114, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1128, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1114, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1128, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1118
+  /* "tvmfast/_core.pyx":1132
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1118, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1132, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1118, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1132, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1124
+  /* "tvmfast/_core.pyx":1138
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
  * 
  * _init_vectorcall()             # <<<<<<<<<<<<<<
 */
   __pyx_t_5 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1124, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1138, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4 = 1;
   {
@@ -21272,7 +21479,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1124, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1138, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -21328,9 +21535,9 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 616, __pyx_L1_error)
-  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1011, __pyx_L1_error)
-  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 788, __pyx_L1_error)
+  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 630, __pyx_L1_error)
+  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1025, __pyx_L1_error)
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 802, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_get.type = (PyObject*)&PyDict_Type;
@@ -21355,7 +21562,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "tvmfast/_core.pyx":1095
+  /* "tvmfast/_core.pyx":1109
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -21364,18 +21571,18 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1095, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1109, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_int_4};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1095, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1109, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "tvmfast/_core.pyx":1096
+  /* "tvmfast/_core.pyx":1110
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
@@ -21384,27 +21591,27 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_int_0, __pyx_mstate_global->__pyx_int_2};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1096, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1110, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
-  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1096, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1110, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
-  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1096, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1110, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[1]);
-  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1096, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1110, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[2]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[2]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_slice[0], __pyx_mstate_global->__pyx_slice[1], __pyx_mstate_global->__pyx_slice[2]};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1096, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1110, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
 
-  /* "tvmfast/_core.pyx":790
+  /* "tvmfast/_core.pyx":804
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -21413,7 +21620,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_empty_tuple, Py_None};
-    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 790, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 804, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
@@ -21642,17 +21849,17 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_set_torch_setup_hook, __pyx_mstate->__pyx_kp_b_iso88591_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 763};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 777};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_frozen, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_freeze, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 779};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 793};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_args};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_prepare, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 790};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 804};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_name, __pyx_mstate->__pyx_n_u_mutates_args, __pyx_mstate->__pyx_n_u_example_args, __pyx_mstate->__pyx_n_u_make_torch_op};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_as_torch_op, __pyx_mstate->__pyx_kp_b_iso88591_a_Q_AV6_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
@@ -21667,17 +21874,17 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 967};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 981};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_ptrs, __pyx_mstate->__pyx_n_u_cptrs, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_ret};
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_call_ptrs, __pyx_mstate->__pyx_kp_b_iso88591_A_s_1_4_Cq_1A_2S_Cs_Ba_1_0_5EE_E, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1003};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1017};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_count};
     __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_num_tensor_args, __pyx_mstate->__pyx_kp_b_iso88591_A_A_E_at1_t9AR_3a_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1011};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1025};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_raise_last_error, __pyx_mstate->__pyx_kp_b_iso88591_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
@@ -21692,22 +21899,22 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1049};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1063};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_prepared, __pyx_mstate->__pyx_n_u_repeat, __pyx_mstate->__pyx_n_u_result, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_ret, __pyx_mstate->__pyx_n_u_handle, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_floor_loop, __pyx_mstate->__pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1081};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1095};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_torch_module, __pyx_mstate->__pyx_n_u_fn_address, __pyx_mstate->__pyx_n_u_api, __pyx_mstate->__pyx_n_u_direct, __pyx_mstate->__pyx_n_u_reference, __pyx_mstate->__pyx_n_u_offset, __pyx_mstate->__pyx_n_u_base, __pyx_mstate->__pyx_n_u_samples, __pyx_mstate->__pyx_n_u_t};
     __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_enable_torch_direct_export, __pyx_mstate->__pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1114};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1128};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_torch_direct_export_enabled, __pyx_mstate->__pyx_kp_b_iso88591_s, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1118};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1132};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_f};
     __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_init_vectorcall, __pyx_mstate->__pyx_kp_b_iso88591_N_1_Qo_r_P_Q_m7_1L_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
   }

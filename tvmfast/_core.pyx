@@ -374,6 +374,20 @@ cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
 cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
                             CallState* st, int tensor_mode) except -1:
     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
+        # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+        if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
+                and tvmfast_torch_export(obj, dl) == 0
+                and dl.device.device_type == kDLCPU
+                and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+            out.type_index = kTVMFFIDLTensorPtr
+            out.zero_padding = 0
+            out.v_ptr = dl
+            st.n_dltensor_ptr += 1
+            if st.exemplar == NULL:
+                st.exemplar = <void*>obj
+            if st.cpu_pos < 0:
+                st.cpu_pos = <int32_t>pos
+            return 0
         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,
                                 tvmfast_torch_to_dl != NULL)
     cdef int slot = classify_type(obj)
