@@ -1868,7 +1868,7 @@ struct __pyx_obj_7tvmfast_5_core_FrozenFunction {
 
 
 
-/* "tvmfast/_core.pyx":685
+/* "tvmfast/_core.pyx":689
  * 
  * 
  * cdef class BoundFunction:             # <<<<<<<<<<<<<<
@@ -1883,7 +1883,7 @@ struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction {
 static struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *__pyx_vtabptr_7tvmfast_5_core_BoundFunction;
 
 
-/* "tvmfast/_core.pyx":824
+/* "tvmfast/_core.pyx":828
  * 
  * 
  * cdef class FrozenFunction:             # <<<<<<<<<<<<<<
@@ -10027,8 +10027,8 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
  *     elif _current_cuda_stream is not None:
  *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
  *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)             # <<<<<<<<<<<<<<
- *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
- *         raise_ffi_error()
+ *     # Set the producer's stream only when TVM's differs (usually it is the same
+ *     # default stream): one query instead of a set and a restore.
 */
     __pyx_t_6 = NULL;
     __Pyx_INCREF(__pyx_v_7tvmfast_5_core__current_cuda_stream);
@@ -10074,39 +10074,62 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   __pyx_L8:;
 
-  /* "tvmfast/_core.pyx":592
- *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
- *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
- *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:             # <<<<<<<<<<<<<<
+  /* "tvmfast/_core.pyx":594
+ *     # Set the producer's stream only when TVM's differs (usually it is the same
+ *     # default stream): one query instead of a set and a restore.
+ *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)             # <<<<<<<<<<<<<<
+ *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
+ *         raise_ffi_error()
+*/
+  __pyx_v_prev = TVMFFIEnvGetStream(__pyx_v_st->device_type, __pyx_v_st->device_id);
+
+  /* "tvmfast/_core.pyx":595
+ *     # default stream): one query instead of a set and a restore.
+ *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
+ *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:             # <<<<<<<<<<<<<<
  *         raise_ffi_error()
  *     if fn.release_gil:
 */
-  __pyx_t_2 = (TVMFFIEnvSetStream(__pyx_v_st->device_type, __pyx_v_st->device_id, __pyx_v_stream, (&__pyx_v_prev)) != 0);
+  __pyx_t_4 = (__pyx_v_prev != __pyx_v_stream);
 
+  if (__pyx_t_4) {
+
+  } else {
+
+    __pyx_t_2 = __pyx_t_4;
+
+    goto __pyx_L13_bool_binop_done;
+  }
+  __pyx_t_4 = (TVMFFIEnvSetStream(__pyx_v_st->device_type, __pyx_v_st->device_id, __pyx_v_stream, NULL) != 0);
+
+
+  __pyx_t_2 = __pyx_t_4;
+
+  __pyx_L13_bool_binop_done:;
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":593
- *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
- *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
+    /* "tvmfast/_core.pyx":596
+ *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
+ *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     if fn.release_gil:
  *         with nogil:
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 593, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 596, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":592
- *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
- *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
- *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:             # <<<<<<<<<<<<<<
+    /* "tvmfast/_core.pyx":595
+ *     # default stream): one query instead of a set and a restore.
+ *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
+ *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:             # <<<<<<<<<<<<<<
  *         raise_ffi_error()
  *     if fn.release_gil:
 */
   }
 
-  /* "tvmfast/_core.pyx":594
- *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
+  /* "tvmfast/_core.pyx":597
+ *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
  *         raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
  *         with nogil:
@@ -10114,7 +10137,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   if (__pyx_v_fn->release_gil) {
 
-    /* "tvmfast/_core.pyx":595
+    /* "tvmfast/_core.pyx":598
  *         raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10127,7 +10150,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":596
+          /* "tvmfast/_core.pyx":599
  *     if fn.release_gil:
  *         with nogil:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -10137,7 +10160,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
         }
 
-        /* "tvmfast/_core.pyx":595
+        /* "tvmfast/_core.pyx":598
  *         raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10148,46 +10171,67 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           /*normal exit:*/{
             __Pyx_FastGIL_Forget();
             PyEval_RestoreThread(_save);
-            goto __pyx_L16;
+            goto __pyx_L18;
           }
-          __pyx_L16:;
+          __pyx_L18:;
         }
     }
 
-    /* "tvmfast/_core.pyx":594
- *     if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
+    /* "tvmfast/_core.pyx":597
+ *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
  *         raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
  *         with nogil:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
 */
-    goto __pyx_L13;
+    goto __pyx_L15;
   }
 
-  /* "tvmfast/_core.pyx":598
+  /* "tvmfast/_core.pyx":601
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     else:
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
  *     # Restore whatever stream TVM had, also when the call failed.
- *     TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
+ *     if prev != stream:
 */
   /*else*/ {
     __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
   }
-  __pyx_L13:;
+  __pyx_L15:;
 
-  /* "tvmfast/_core.pyx":600
+  /* "tvmfast/_core.pyx":603
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     # Restore whatever stream TVM had, also when the call failed.
- *     TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)             # <<<<<<<<<<<<<<
+ *     if prev != stream:             # <<<<<<<<<<<<<<
+ *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
+ *     return 0 if ret == 0 else -1
+*/
+  __pyx_t_2 = (__pyx_v_prev != __pyx_v_stream);
+
+  if (__pyx_t_2) {
+
+
+    /* "tvmfast/_core.pyx":604
+ *     # Restore whatever stream TVM had, also when the call failed.
+ *     if prev != stream:
+ *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)             # <<<<<<<<<<<<<<
  *     return 0 if ret == 0 else -1
  * 
 */
-  (void)(TVMFFIEnvSetStream(__pyx_v_st->device_type, __pyx_v_st->device_id, __pyx_v_prev, NULL));
+    (void)(TVMFFIEnvSetStream(__pyx_v_st->device_type, __pyx_v_st->device_id, __pyx_v_prev, NULL));
 
-  /* "tvmfast/_core.pyx":601
+    /* "tvmfast/_core.pyx":603
+ *         ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     # Restore whatever stream TVM had, also when the call failed.
- *     TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
+ *     if prev != stream:             # <<<<<<<<<<<<<<
+ *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
+ *     return 0 if ret == 0 else -1
+*/
+  }
+
+  /* "tvmfast/_core.pyx":605
+ *     if prev != stream:
+ *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
  *     return 0 if ret == 0 else -1             # <<<<<<<<<<<<<<
  * 
  * 
@@ -10234,7 +10278,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":604
+/* "tvmfast/_core.pyx":608
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -10256,7 +10300,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("finish_call", 0);
 
-  /* "tvmfast/_core.pyx":607
+  /* "tvmfast/_core.pyx":611
  *     """Call and convert the outcome; st's owned handles are released by the caller."""
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL             # <<<<<<<<<<<<<<
@@ -10265,7 +10309,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_err = NULL;
 
-  /* "tvmfast/_core.pyx":608
+  /* "tvmfast/_core.pyx":612
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed             # <<<<<<<<<<<<<<
@@ -10274,7 +10318,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->packed = __pyx_v_packed;
 
-  /* "tvmfast/_core.pyx":609
+  /* "tvmfast/_core.pyx":613
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed
  *     st.num_packed = n             # <<<<<<<<<<<<<<
@@ -10283,21 +10327,21 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->num_packed = __pyx_v_n;
 
-  /* "tvmfast/_core.pyx":610
+  /* "tvmfast/_core.pyx":614
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 610, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 614, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_1 == 0);
 
 
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":611
+    /* "tvmfast/_core.pyx":615
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -10323,7 +10367,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":612
+      /* "tvmfast/_core.pyx":616
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
@@ -10332,7 +10376,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_BORROWED;
 
-      /* "tvmfast/_core.pyx":611
+      /* "tvmfast/_core.pyx":615
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -10341,7 +10385,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":613
+    /* "tvmfast/_core.pyx":617
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -10353,7 +10397,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":614
+      /* "tvmfast/_core.pyx":618
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:
  *             return None             # <<<<<<<<<<<<<<
@@ -10370,7 +10414,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":613
+      /* "tvmfast/_core.pyx":617
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -10379,14 +10423,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":615
+    /* "tvmfast/_core.pyx":619
  *         if result.type_index == kTVMFFINone:
  *             return None
  *         return convert_result(&result, st)             # <<<<<<<<<<<<<<
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 615, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 619, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     {
       PyObject *__pyx_temp;
@@ -10399,7 +10443,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     __pyx_t_4 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":610
+    /* "tvmfast/_core.pyx":614
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
@@ -10408,7 +10452,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":616
+  /* "tvmfast/_core.pyx":620
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10444,7 +10488,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":617
+    /* "tvmfast/_core.pyx":621
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)             # <<<<<<<<<<<<<<
@@ -10453,7 +10497,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorMoveFromRaised((&__pyx_v_err));
 
-    /* "tvmfast/_core.pyx":618
+    /* "tvmfast/_core.pyx":622
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10479,7 +10523,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":621
+      /* "tvmfast/_core.pyx":625
  *             # A C++ function taking ffi::Tensor: switch this function to owned
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10488,7 +10532,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":622
+      /* "tvmfast/_core.pyx":626
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
@@ -10497,7 +10541,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
 
-      /* "tvmfast/_core.pyx":623
+      /* "tvmfast/_core.pyx":627
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED             # <<<<<<<<<<<<<<
@@ -10515,7 +10559,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":618
+      /* "tvmfast/_core.pyx":622
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10524,7 +10568,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":624
+    /* "tvmfast/_core.pyx":628
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10536,7 +10580,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":625
+      /* "tvmfast/_core.pyx":629
  *             return RETRY_OWNED
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)             # <<<<<<<<<<<<<<
@@ -10545,7 +10589,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       TVMFFIErrorSetRaised(__pyx_v_err);
 
-      /* "tvmfast/_core.pyx":626
+      /* "tvmfast/_core.pyx":630
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10554,7 +10598,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":624
+      /* "tvmfast/_core.pyx":628
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10563,7 +10607,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":616
+    /* "tvmfast/_core.pyx":620
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10572,17 +10616,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":627
+  /* "tvmfast/_core.pyx":631
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)
  *     raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 627, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 631, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":604
+  /* "tvmfast/_core.pyx":608
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -10605,7 +10649,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":636
+/* "tvmfast/_core.pyx":640
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10626,7 +10670,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("bound_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":637
+  /* "tvmfast/_core.pyx":641
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10652,7 +10696,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":638
+    /* "tvmfast/_core.pyx":642
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
@@ -10665,14 +10709,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 638, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 642, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 638, __pyx_L1_error)
+    __PYX_ERR(0, 642, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":637
+    /* "tvmfast/_core.pyx":641
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10681,14 +10725,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
 */
   }
 
-  /* "tvmfast/_core.pyx":639
+  /* "tvmfast/_core.pyx":643
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 639, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 643, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -10701,7 +10745,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":636
+  /* "tvmfast/_core.pyx":640
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10721,7 +10765,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":642
+/* "tvmfast/_core.pyx":646
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10742,7 +10786,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("frozen_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":643
+  /* "tvmfast/_core.pyx":647
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10768,7 +10812,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":644
+    /* "tvmfast/_core.pyx":648
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
@@ -10781,14 +10825,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 644, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 648, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 644, __pyx_L1_error)
+    __PYX_ERR(0, 648, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":643
+    /* "tvmfast/_core.pyx":647
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10797,14 +10841,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
 */
   }
 
-  /* "tvmfast/_core.pyx":645
+  /* "tvmfast/_core.pyx":649
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 645, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 649, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -10817,7 +10861,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":642
+  /* "tvmfast/_core.pyx":646
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10837,7 +10881,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":648
+/* "tvmfast/_core.pyx":652
  * 
  * 
  * cdef void enable_vectorcall(type cls, Py_ssize_t offset):             # <<<<<<<<<<<<<<
@@ -10848,7 +10892,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
 static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls, Py_ssize_t __pyx_v_offset) {
   PyTypeObject *__pyx_v_tp;
 
-  /* "tvmfast/_core.pyx":650
+  /* "tvmfast/_core.pyx":654
  * cdef void enable_vectorcall(type cls, Py_ssize_t offset):
  *     """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
  *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls             # <<<<<<<<<<<<<<
@@ -10857,7 +10901,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   __pyx_v_tp = ((PyTypeObject *)((PyObject *)__pyx_v_cls));
 
-  /* "tvmfast/_core.pyx":651
+  /* "tvmfast/_core.pyx":655
  *     """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
  *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
  *     tp.tp_vectorcall_offset = offset             # <<<<<<<<<<<<<<
@@ -10866,7 +10910,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   __pyx_v_tp->tp_vectorcall_offset = __pyx_v_offset;
 
-  /* "tvmfast/_core.pyx":652
+  /* "tvmfast/_core.pyx":656
  *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
  *     tp.tp_vectorcall_offset = offset
  *     tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL             # <<<<<<<<<<<<<<
@@ -10875,7 +10919,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   __pyx_v_tp->tp_flags = (__pyx_v_tp->tp_flags | Py_TPFLAGS_HAVE_VECTORCALL);
 
-  /* "tvmfast/_core.pyx":653
+  /* "tvmfast/_core.pyx":657
  *     tp.tp_vectorcall_offset = offset
  *     tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
  *     PyType_Modified(tp)             # <<<<<<<<<<<<<<
@@ -10884,7 +10928,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   PyType_Modified(__pyx_v_tp);
 
-  /* "tvmfast/_core.pyx":648
+  /* "tvmfast/_core.pyx":652
  * 
  * 
  * cdef void enable_vectorcall(type cls, Py_ssize_t offset):             # <<<<<<<<<<<<<<
@@ -10897,7 +10941,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 
 }
 
-/* "tvmfast/_core.pyx":656
+/* "tvmfast/_core.pyx":660
  * 
  * 
  * cdef object resolve_function(obj, name):             # <<<<<<<<<<<<<<
@@ -10928,37 +10972,37 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   __Pyx_INCREF(__pyx_v_obj);
   __Pyx_INCREF(__pyx_v_name);
 
-  /* "tvmfast/_core.pyx":658
+  /* "tvmfast/_core.pyx":662
  * cdef object resolve_function(obj, name):
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os             # <<<<<<<<<<<<<<
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:
 */
-  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 658, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 662, __pyx_L1_error)
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_os = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":659
+  /* "tvmfast/_core.pyx":663
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):             # <<<<<<<<<<<<<<
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 659, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 663, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 659, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 663, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_4 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 659, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 663, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":660
+    /* "tvmfast/_core.pyx":664
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:             # <<<<<<<<<<<<<<
@@ -10969,7 +11013,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "tvmfast/_core.pyx":661
+      /* "tvmfast/_core.pyx":665
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")             # <<<<<<<<<<<<<<
@@ -10982,14 +11026,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_tvmfast_bind_name_is_only_for_mo};
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 661, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 665, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 661, __pyx_L1_error)
+      __PYX_ERR(0, 665, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":660
+      /* "tvmfast/_core.pyx":664
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:             # <<<<<<<<<<<<<<
@@ -10998,7 +11042,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":662
+    /* "tvmfast/_core.pyx":666
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj             # <<<<<<<<<<<<<<
@@ -11016,7 +11060,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":659
+    /* "tvmfast/_core.pyx":663
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):             # <<<<<<<<<<<<<<
@@ -11025,14 +11069,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":663
+  /* "tvmfast/_core.pyx":667
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):             # <<<<<<<<<<<<<<
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 663, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 667, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_6 = PyUnicode_Check(__pyx_v_obj); 
   if (!__pyx_t_6) {
@@ -11052,14 +11096,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":664
+    /* "tvmfast/_core.pyx":668
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))             # <<<<<<<<<<<<<<
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 664, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 668, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_1 = __pyx_t_7;
     __Pyx_INCREF(__pyx_t_1);
@@ -11070,7 +11114,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_v_obj};
       __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_fspath, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 664, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 668, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     __pyx_t_5 = 0;
@@ -11080,20 +11124,20 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 664, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 668, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __pyx_v_path = __pyx_t_3;
     __pyx_t_3 = 0;
 
-    /* "tvmfast/_core.pyx":665
+    /* "tvmfast/_core.pyx":669
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):             # <<<<<<<<<<<<<<
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
 */
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 665, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 669, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_7 = __pyx_t_8;
     __Pyx_INCREF(__pyx_t_7);
@@ -11103,10 +11147,10 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_exists, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 665, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 669, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
-    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 665, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 669, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_6 = (!__pyx_t_4);
 
@@ -11114,7 +11158,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "tvmfast/_core.pyx":666
+      /* "tvmfast/_core.pyx":670
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")             # <<<<<<<<<<<<<<
@@ -11122,9 +11166,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     if isinstance(obj, tvm_ffi.Module):
 */
       __pyx_t_8 = NULL;
-      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_path, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 666, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_path, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 670, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_no_such_library, __pyx_t_7); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 666, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_no_such_library, __pyx_t_7); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 670, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_5 = 1;
@@ -11133,14 +11177,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_FileNotFoundError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 666, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 670, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 666, __pyx_L1_error)
+      __PYX_ERR(0, 670, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":665
+      /* "tvmfast/_core.pyx":669
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):             # <<<<<<<<<<<<<<
@@ -11149,7 +11193,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":667
+    /* "tvmfast/_core.pyx":671
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)             # <<<<<<<<<<<<<<
@@ -11157,9 +11201,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *         if name is None:
 */
     __pyx_t_1 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 667, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 671, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_load_module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 667, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_load_module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 671, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_t_5 = 1;
@@ -11179,13 +11223,13 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 667, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 671, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_DECREF_SET(__pyx_v_obj, __pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "tvmfast/_core.pyx":663
+    /* "tvmfast/_core.pyx":667
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):             # <<<<<<<<<<<<<<
@@ -11194,24 +11238,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":668
+  /* "tvmfast/_core.pyx":672
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):             # <<<<<<<<<<<<<<
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 668, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 672, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 668, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 672, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_6 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_7); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 668, __pyx_L1_error)
+  __pyx_t_6 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_7); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 672, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (__pyx_t_6) {
 
 
-    /* "tvmfast/_core.pyx":669
+    /* "tvmfast/_core.pyx":673
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
@@ -11222,16 +11266,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (__pyx_t_6) {
 
 
-      /* "tvmfast/_core.pyx":670
+      /* "tvmfast/_core.pyx":674
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"             # <<<<<<<<<<<<<<
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:
 */
-      __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_entry_name, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 670, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_entry_name, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 674, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 670, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 674, __pyx_L1_error)
       if (!__pyx_t_6) {
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       } else {
@@ -11246,7 +11290,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __Pyx_DECREF_SET(__pyx_v_name, __pyx_t_7);
       __pyx_t_7 = 0;
 
-      /* "tvmfast/_core.pyx":669
+      /* "tvmfast/_core.pyx":673
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
@@ -11255,7 +11299,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":671
+    /* "tvmfast/_core.pyx":675
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None             # <<<<<<<<<<<<<<
@@ -11269,10 +11313,10 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_implements_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 671, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 675, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
-    __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 671, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 675, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     if (__pyx_t_6) {
       __pyx_t_1 = __pyx_v_obj;
@@ -11282,7 +11326,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
         __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 671, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 675, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __pyx_t_7 = __pyx_t_3;
@@ -11295,7 +11339,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     __pyx_v_func = __pyx_t_7;
     __pyx_t_7 = 0;
 
-    /* "tvmfast/_core.pyx":672
+    /* "tvmfast/_core.pyx":676
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:             # <<<<<<<<<<<<<<
@@ -11306,7 +11350,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "tvmfast/_core.pyx":673
+      /* "tvmfast/_core.pyx":677
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")             # <<<<<<<<<<<<<<
@@ -11314,9 +11358,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     getter = getattr(obj, "__getitem__", None)
 */
       __pyx_t_3 = NULL;
-      __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 673, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 677, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 673, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 677, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_5 = 1;
@@ -11325,14 +11369,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_AttributeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 673, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 677, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __Pyx_Raise(__pyx_t_7, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __PYX_ERR(0, 673, __pyx_L1_error)
+      __PYX_ERR(0, 677, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":672
+      /* "tvmfast/_core.pyx":676
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:             # <<<<<<<<<<<<<<
@@ -11341,7 +11385,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":674
+    /* "tvmfast/_core.pyx":678
  *         if func is None:
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
  *         return func             # <<<<<<<<<<<<<<
@@ -11359,7 +11403,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":668
+    /* "tvmfast/_core.pyx":672
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):             # <<<<<<<<<<<<<<
@@ -11368,19 +11412,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":675
+  /* "tvmfast/_core.pyx":679
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
  *         return func
  *     getter = getattr(obj, "__getitem__", None)             # <<<<<<<<<<<<<<
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
 */
-  __pyx_t_7 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 675, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 679, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __pyx_v_getter = __pyx_t_7;
   __pyx_t_7 = 0;
 
-  /* "tvmfast/_core.pyx":676
+  /* "tvmfast/_core.pyx":680
  *         return func
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
@@ -11404,7 +11448,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   if (__pyx_t_6) {
 
 
-    /* "tvmfast/_core.pyx":677
+    /* "tvmfast/_core.pyx":681
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)             # <<<<<<<<<<<<<<
@@ -11431,30 +11475,30 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 677, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 681, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __pyx_v_func = __pyx_t_7;
     __pyx_t_7 = 0;
 
-    /* "tvmfast/_core.pyx":678
+    /* "tvmfast/_core.pyx":682
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):             # <<<<<<<<<<<<<<
  *             return func
  *     raise TypeError(
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 678, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 682, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 678, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 682, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_3); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 678, __pyx_L1_error)
+    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_3); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 682, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     if (__pyx_t_6) {
 
 
-      /* "tvmfast/_core.pyx":679
+      /* "tvmfast/_core.pyx":683
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):
  *             return func             # <<<<<<<<<<<<<<
@@ -11472,7 +11516,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":678
+      /* "tvmfast/_core.pyx":682
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):             # <<<<<<<<<<<<<<
@@ -11481,7 +11525,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":676
+    /* "tvmfast/_core.pyx":680
  *         return func
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
@@ -11490,7 +11534,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":680
+  /* "tvmfast/_core.pyx":684
  *         if isinstance(func, tvm_ffi.Function):
  *             return func
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -11499,27 +11543,27 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   __pyx_t_7 = NULL;
 
-  /* "tvmfast/_core.pyx":682
+  /* "tvmfast/_core.pyx":686
  *     raise TypeError(
  *         f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "
  *         f"got {type(obj).__qualname__}")             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 682, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 686, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 682, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 686, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "tvmfast/_core.pyx":681
+  /* "tvmfast/_core.pyx":685
  *             return func
  *     raise TypeError(
  *         f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "             # <<<<<<<<<<<<<<
  *         f"got {type(obj).__qualname__}")
  * 
 */
-  __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 681, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 685, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_5 = 1;
@@ -11528,14 +11572,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 680, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 684, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_Raise(__pyx_t_3, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __PYX_ERR(0, 680, __pyx_L1_error)
+  __PYX_ERR(0, 684, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":656
+  /* "tvmfast/_core.pyx":660
  * 
  * 
  * cdef object resolve_function(obj, name):             # <<<<<<<<<<<<<<
@@ -11564,7 +11608,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":693
+/* "tvmfast/_core.pyx":697
  *     """
  * 
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
@@ -11615,39 +11659,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_obj,&__pyx_mstate_global->__pyx_n_u_name,&__pyx_mstate_global->__pyx_n_u_num_args,&__pyx_mstate_global->__pyx_n_u_release_gil,&__pyx_mstate_global->__pyx_n_u_owned_tensors,&__pyx_mstate_global->__pyx_n_u_alignment,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 693, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 697, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 693, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 697, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 693, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 697, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 693, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 697, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_False));
       if (!values[4]) values[4] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[5]) values[5] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_int_64));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 693, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 697, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 693, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 697, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 693, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 697, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -11666,7 +11710,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 693, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 697, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11707,7 +11751,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":695
+  /* "tvmfast/_core.pyx":699
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -11726,7 +11770,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 695, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 699, __pyx_L1_error)
   if (!__pyx_t_3) {
 
   } else {
@@ -11735,12 +11779,12 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 695, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 699, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 695, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 699, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 695, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 699, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
   __pyx_t_1 = __pyx_t_3;
@@ -11749,7 +11793,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":696
+    /* "tvmfast/_core.pyx":700
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")             # <<<<<<<<<<<<<<
@@ -11757,9 +11801,9 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
  *         self.function = resolve_function(obj, name)
 */
     __pyx_t_4 = NULL;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 696, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 700, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 696, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 700, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8 = 1;
@@ -11768,14 +11812,14 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 696, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 700, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 696, __pyx_L1_error)
+    __PYX_ERR(0, 700, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":695
+    /* "tvmfast/_core.pyx":699
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -11784,35 +11828,35 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
   }
 
-  /* "tvmfast/_core.pyx":697
+  /* "tvmfast/_core.pyx":701
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)             # <<<<<<<<<<<<<<
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
 */
-  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 697, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 701, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 697, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 701, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->align_mask = ((uint64_t)__pyx_t_9);
 
 
-  /* "tvmfast/_core.pyx":698
+  /* "tvmfast/_core.pyx":702
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)             # <<<<<<<<<<<<<<
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
 */
-  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 698, __pyx_L1_error)
+  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 702, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_5);
   __Pyx_GOTREF(__pyx_v_self->function);
   __Pyx_DECREF_SET(__pyx_v_self->function, __pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":699
+  /* "tvmfast/_core.pyx":703
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()             # <<<<<<<<<<<<<<
@@ -11826,15 +11870,15 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
     PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_8, (1-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 699, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 703, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 699, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 703, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_9));
 
 
-  /* "tvmfast/_core.pyx":700
+  /* "tvmfast/_core.pyx":704
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)             # <<<<<<<<<<<<<<
@@ -11846,27 +11890,27 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     __pyx_t_10 = -1;
   } else {
-    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 700, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 704, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 700, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 704, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_10 = __pyx_t_11;
   }
 
   __pyx_v_self->num_args = __pyx_t_10;
 
-  /* "tvmfast/_core.pyx":701
+  /* "tvmfast/_core.pyx":705
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)             # <<<<<<<<<<<<<<
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
 */
-  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 701, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 705, __pyx_L1_error)
   __pyx_v_self->release_gil = (!(!__pyx_t_1));
 
 
-  /* "tvmfast/_core.pyx":702
+  /* "tvmfast/_core.pyx":706
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -11877,7 +11921,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":703
+    /* "tvmfast/_core.pyx":707
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED             # <<<<<<<<<<<<<<
@@ -11886,7 +11930,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
     __pyx_v_self->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_UNDECIDED;
 
-    /* "tvmfast/_core.pyx":702
+    /* "tvmfast/_core.pyx":706
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -11896,7 +11940,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
     goto __pyx_L7;
   }
 
-  /* "tvmfast/_core.pyx":705
+  /* "tvmfast/_core.pyx":709
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
@@ -11904,7 +11948,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
  *         self.vectorcall = <void*>bound_vectorcall
 */
   /*else*/ {
-    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 705, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 709, __pyx_L1_error)
     if (__pyx_t_1) {
 
       __pyx_t_12 = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
@@ -11917,7 +11961,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   }
   __pyx_L7:;
 
-  /* "tvmfast/_core.pyx":706
+  /* "tvmfast/_core.pyx":710
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
  *         self.seen_num_args = -1             # <<<<<<<<<<<<<<
@@ -11926,7 +11970,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
   __pyx_v_self->seen_num_args = -1;
 
-  /* "tvmfast/_core.pyx":707
+  /* "tvmfast/_core.pyx":711
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
  *         self.seen_num_args = -1
  *         self.vectorcall = <void*>bound_vectorcall             # <<<<<<<<<<<<<<
@@ -11935,7 +11979,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
   __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_bound_vectorcall);
 
-  /* "tvmfast/_core.pyx":693
+  /* "tvmfast/_core.pyx":697
  *     """
  * 
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
@@ -11959,7 +12003,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":709
+/* "tvmfast/_core.pyx":713
  *         self.vectorcall = <void*>bound_vectorcall
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -11992,7 +12036,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "tvmfast/_core.pyx":712
+  /* "tvmfast/_core.pyx":716
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -12004,7 +12048,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":713
+    /* "tvmfast/_core.pyx":717
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None             # <<<<<<<<<<<<<<
@@ -12021,7 +12065,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":712
+    /* "tvmfast/_core.pyx":716
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -12030,14 +12074,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
 */
   }
 
-  /* "tvmfast/_core.pyx":714
+  /* "tvmfast/_core.pyx":718
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None
  *         return self.tensor_mode == TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
  * 
  *     def __call__(self, *args):
 */
-  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 714, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 718, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -12050,7 +12094,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":709
+  /* "tvmfast/_core.pyx":713
  *         self.vectorcall = <void*>bound_vectorcall
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -12069,7 +12113,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":716
+/* "tvmfast/_core.pyx":720
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -12127,7 +12171,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":718
+  /* "tvmfast/_core.pyx":722
  *     def __call__(self, *args):
  *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
  *         if self.handle == NULL:             # <<<<<<<<<<<<<<
@@ -12139,7 +12183,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":719
+    /* "tvmfast/_core.pyx":723
  *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
  *         if self.handle == NULL:
  *             raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")             # <<<<<<<<<<<<<<
@@ -12152,14 +12196,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_was_not_in};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 719, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 723, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 719, __pyx_L1_error)
+    __PYX_ERR(0, 723, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":718
+    /* "tvmfast/_core.pyx":722
  *     def __call__(self, *args):
  *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
  *         if self.handle == NULL:             # <<<<<<<<<<<<<<
@@ -12168,17 +12212,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":720
+  /* "tvmfast/_core.pyx":724
  *         if self.handle == NULL:
  *             raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
  *         cdef Py_ssize_t n = len(args)             # <<<<<<<<<<<<<<
  *         cdef void* items[256]
  *         if n > 256:
 */
-  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 720, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 724, __pyx_L1_error)
   __pyx_v_n = __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":722
+  /* "tvmfast/_core.pyx":726
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[256]
  *         if n > 256:             # <<<<<<<<<<<<<<
@@ -12190,7 +12234,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":723
+    /* "tvmfast/_core.pyx":727
  *         cdef void* items[256]
  *         if n > 256:
  *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")             # <<<<<<<<<<<<<<
@@ -12198,7 +12242,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
  *             items[i] = <void*>args[i]
 */
     __pyx_t_3 = NULL;
-    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 723, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 727, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __pyx_t_7[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_too_many_arguments;
     __pyx_t_7[1] = __pyx_t_6;
@@ -12209,7 +12253,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
     #endif
     __pyx_t_8 = 0;
     __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_7, 3, __pyx_t_5, __pyx_t_8);
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 723, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 727, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_4 = 1;
@@ -12218,14 +12262,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 723, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 727, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 723, __pyx_L1_error)
+    __PYX_ERR(0, 727, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":722
+    /* "tvmfast/_core.pyx":726
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[256]
  *         if n > 256:             # <<<<<<<<<<<<<<
@@ -12234,7 +12278,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":724
+  /* "tvmfast/_core.pyx":728
  *         if n > 256:
  *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -12248,7 +12292,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
     __pyx_v_i = __pyx_t_11;
 
-    /* "tvmfast/_core.pyx":725
+    /* "tvmfast/_core.pyx":729
  *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
  *         for i in range(n):
  *             items[i] = <void*>args[i]             # <<<<<<<<<<<<<<
@@ -12259,14 +12303,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":726
+  /* "tvmfast/_core.pyx":730
  *         for i in range(n):
  *             items[i] = <void*>args[i]
  *         return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 726, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 730, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -12279,7 +12323,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":716
+  /* "tvmfast/_core.pyx":720
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -12304,7 +12348,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":728
+/* "tvmfast/_core.pyx":732
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12341,7 +12385,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":734
+  /* "tvmfast/_core.pyx":738
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -12353,14 +12397,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":735
+    /* "tvmfast/_core.pyx":739
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)             # <<<<<<<<<<<<<<
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 735, __pyx_L1_error)
+    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 739, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -12373,7 +12417,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_t_2 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":734
+    /* "tvmfast/_core.pyx":738
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -12382,7 +12426,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":736
+  /* "tvmfast/_core.pyx":740
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12408,17 +12452,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":737
+    /* "tvmfast/_core.pyx":741
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)             # <<<<<<<<<<<<<<
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 737, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 741, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":736
+    /* "tvmfast/_core.pyx":740
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12427,7 +12471,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":738
+  /* "tvmfast/_core.pyx":742
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         init_state(&st, owned, self.align_mask)             # <<<<<<<<<<<<<<
@@ -12436,7 +12480,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_st), __pyx_v_owned, __pyx_v_self->align_mask);
 
-  /* "tvmfast/_core.pyx":739
+  /* "tvmfast/_core.pyx":743
  *             raise_count_error(self.num_args, n)
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -12445,7 +12489,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":740
+  /* "tvmfast/_core.pyx":744
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
  *         try:             # <<<<<<<<<<<<<<
@@ -12454,7 +12498,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":741
+    /* "tvmfast/_core.pyx":745
  *         st.items = items
  *         try:
  *             for i in range(n):             # <<<<<<<<<<<<<<
@@ -12468,32 +12512,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_i = __pyx_t_7;
 
-      /* "tvmfast/_core.pyx":742
+      /* "tvmfast/_core.pyx":746
  *         try:
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
 */
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 742, __pyx_L8_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 746, __pyx_L8_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":743
+    /* "tvmfast/_core.pyx":747
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
  *             ret = finish_call(self, packed, <int32_t>n, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_2 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 743, __pyx_L8_error)
+    __pyx_t_2 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 747, __pyx_L8_error)
     __Pyx_GOTREF(__pyx_t_2);
     __pyx_v_ret = __pyx_t_2;
     __pyx_t_2 = 0;
   }
 
-  /* "tvmfast/_core.pyx":745
+  /* "tvmfast/_core.pyx":749
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12538,7 +12582,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_L9:;
   }
 
-  /* "tvmfast/_core.pyx":746
+  /* "tvmfast/_core.pyx":750
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12549,14 +12593,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":747
+    /* "tvmfast/_core.pyx":751
  *             release_state(&st)
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         self.seen_num_args = <int>n
  *         return ret
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 747, __pyx_L1_error)
+    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 751, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -12569,7 +12613,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_t_2 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":746
+    /* "tvmfast/_core.pyx":750
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12578,7 +12622,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":748
+  /* "tvmfast/_core.pyx":752
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n             # <<<<<<<<<<<<<<
@@ -12587,7 +12631,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_v_self->seen_num_args = ((int)__pyx_v_n);
 
-  /* "tvmfast/_core.pyx":749
+  /* "tvmfast/_core.pyx":753
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n
  *         return ret             # <<<<<<<<<<<<<<
@@ -12605,7 +12649,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":728
+  /* "tvmfast/_core.pyx":732
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12630,7 +12674,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":751
+/* "tvmfast/_core.pyx":755
  *         return ret
  * 
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12667,7 +12711,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector_heap", 0);
 
-  /* "tvmfast/_core.pyx":753
+  /* "tvmfast/_core.pyx":757
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12693,17 +12737,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":754
+    /* "tvmfast/_core.pyx":758
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)             # <<<<<<<<<<<<<<
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 754, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 758, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":753
+    /* "tvmfast/_core.pyx":757
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12712,7 +12756,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   }
 
-  /* "tvmfast/_core.pyx":755
+  /* "tvmfast/_core.pyx":759
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -12721,7 +12765,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_packed = ((TVMFFIAny *)malloc((__pyx_v_n * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":756
+  /* "tvmfast/_core.pyx":760
  *             raise_count_error(self.num_args, n)
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -12730,7 +12774,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_dl = ((DLTensor *)malloc((__pyx_v_n * (sizeof(DLTensor)))));
 
-  /* "tvmfast/_core.pyx":757
+  /* "tvmfast/_core.pyx":761
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))
  *         cdef TVMFFIObjectHandle* owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))             # <<<<<<<<<<<<<<
@@ -12739,7 +12783,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_owned = ((TVMFFIObjectHandle *)malloc((__pyx_v_n * (sizeof(void *)))));
 
-  /* "tvmfast/_core.pyx":760
+  /* "tvmfast/_core.pyx":764
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)             # <<<<<<<<<<<<<<
@@ -12748,7 +12792,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_st), __pyx_v_owned, __pyx_v_self->align_mask);
 
-  /* "tvmfast/_core.pyx":761
+  /* "tvmfast/_core.pyx":765
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -12757,7 +12801,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":762
+  /* "tvmfast/_core.pyx":766
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
  *         try:             # <<<<<<<<<<<<<<
@@ -12766,7 +12810,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":763
+    /* "tvmfast/_core.pyx":767
  *         st.items = items
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:             # <<<<<<<<<<<<<<
@@ -12802,16 +12846,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":764
+      /* "tvmfast/_core.pyx":768
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:
  *                 raise MemoryError()             # <<<<<<<<<<<<<<
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
 */
-      PyErr_NoMemory(); __PYX_ERR(0, 764, __pyx_L7_error)
+      PyErr_NoMemory(); __PYX_ERR(0, 768, __pyx_L7_error)
 
-      /* "tvmfast/_core.pyx":763
+      /* "tvmfast/_core.pyx":767
  *         st.items = items
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:             # <<<<<<<<<<<<<<
@@ -12820,7 +12864,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
     }
 
-    /* "tvmfast/_core.pyx":765
+    /* "tvmfast/_core.pyx":769
  *             if packed == NULL or dl == NULL or owned == NULL:
  *                 raise MemoryError()
  *             for i in range(n):             # <<<<<<<<<<<<<<
@@ -12834,32 +12878,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_i = __pyx_t_6;
 
-      /* "tvmfast/_core.pyx":766
+      /* "tvmfast/_core.pyx":770
  *                 raise MemoryError()
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 766, __pyx_L7_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 770, __pyx_L7_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":767
+    /* "tvmfast/_core.pyx":771
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
  *             ret = finish_call(self, packed, <int32_t>n, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_7 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 767, __pyx_L7_error)
+    __pyx_t_7 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 771, __pyx_L7_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_v_ret = __pyx_t_7;
     __pyx_t_7 = 0;
   }
 
-  /* "tvmfast/_core.pyx":769
+  /* "tvmfast/_core.pyx":773
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12870,7 +12914,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     /*normal exit:*/{
       __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_st));
 
-      /* "tvmfast/_core.pyx":770
+      /* "tvmfast/_core.pyx":774
  *         finally:
  *             release_state(&st)
  *             free(packed)             # <<<<<<<<<<<<<<
@@ -12879,7 +12923,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
       free(__pyx_v_packed);
 
-      /* "tvmfast/_core.pyx":771
+      /* "tvmfast/_core.pyx":775
  *             release_state(&st)
  *             free(packed)
  *             free(dl)             # <<<<<<<<<<<<<<
@@ -12888,7 +12932,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
       free(__pyx_v_dl);
 
-      /* "tvmfast/_core.pyx":772
+      /* "tvmfast/_core.pyx":776
  *             free(packed)
  *             free(dl)
  *             free(owned)             # <<<<<<<<<<<<<<
@@ -12915,7 +12959,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
       __pyx_t_3 = __pyx_lineno; __pyx_t_8 = __pyx_clineno; __pyx_t_9 = __pyx_filename;
       {
 
-        /* "tvmfast/_core.pyx":769
+        /* "tvmfast/_core.pyx":773
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12924,7 +12968,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_st));
 
-        /* "tvmfast/_core.pyx":770
+        /* "tvmfast/_core.pyx":774
  *         finally:
  *             release_state(&st)
  *             free(packed)             # <<<<<<<<<<<<<<
@@ -12933,7 +12977,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         free(__pyx_v_packed);
 
-        /* "tvmfast/_core.pyx":771
+        /* "tvmfast/_core.pyx":775
  *             release_state(&st)
  *             free(packed)
  *             free(dl)             # <<<<<<<<<<<<<<
@@ -12942,7 +12986,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         free(__pyx_v_dl);
 
-        /* "tvmfast/_core.pyx":772
+        /* "tvmfast/_core.pyx":776
  *             free(packed)
  *             free(dl)
  *             free(owned)             # <<<<<<<<<<<<<<
@@ -12966,7 +13010,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     __pyx_L8:;
   }
 
-  /* "tvmfast/_core.pyx":773
+  /* "tvmfast/_core.pyx":777
  *             free(dl)
  *             free(owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12977,14 +13021,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":774
+    /* "tvmfast/_core.pyx":778
  *             free(owned)
  *         if ret is RETRY_OWNED:
  *             return self.call_vector_heap(items, n)             # <<<<<<<<<<<<<<
  *         return ret
  * 
 */
-    __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 774, __pyx_L1_error)
+    __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 778, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     {
       PyObject *__pyx_temp;
@@ -12997,7 +13041,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     __pyx_t_7 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":773
+    /* "tvmfast/_core.pyx":777
  *             free(dl)
  *             free(owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -13006,7 +13050,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   }
 
-  /* "tvmfast/_core.pyx":775
+  /* "tvmfast/_core.pyx":779
  *         if ret is RETRY_OWNED:
  *             return self.call_vector_heap(items, n)
  *         return ret             # <<<<<<<<<<<<<<
@@ -13024,7 +13068,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":751
+  /* "tvmfast/_core.pyx":755
  *         return ret
  * 
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -13049,7 +13093,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":777
+/* "tvmfast/_core.pyx":781
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -13097,32 +13141,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_frozen,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 777, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 781, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 777, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 781, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 777, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 781, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 777, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 781, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 777, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 781, __pyx_L3_error)
     }
     __pyx_v_frozen = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 777, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 781, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -13160,7 +13204,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("freeze", 0);
 
-  /* "tvmfast/_core.pyx":784
+  /* "tvmfast/_core.pyx":788
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -13174,7 +13218,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":785
+    /* "tvmfast/_core.pyx":789
  *         """
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")             # <<<<<<<<<<<<<<
@@ -13182,12 +13226,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
  *         if n < 0:
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 785, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 789, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 785, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 789, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 785, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 789, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_7 = 1;
@@ -13196,14 +13240,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 785, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 789, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 785, __pyx_L1_error)
+    __PYX_ERR(0, 789, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":784
+    /* "tvmfast/_core.pyx":788
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -13212,7 +13256,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":786
+  /* "tvmfast/_core.pyx":790
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args             # <<<<<<<<<<<<<<
@@ -13231,7 +13275,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 
   __pyx_v_n = __pyx_t_8;
 
-  /* "tvmfast/_core.pyx":787
+  /* "tvmfast/_core.pyx":791
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -13243,7 +13287,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":788
+    /* "tvmfast/_core.pyx":792
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -13256,14 +13300,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_needs_the_number};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 788, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 792, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 788, __pyx_L1_error)
+    __PYX_ERR(0, 792, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":787
+    /* "tvmfast/_core.pyx":791
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -13272,7 +13316,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":791
+  /* "tvmfast/_core.pyx":795
  *                 "tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), "
  *                 "or call the function once first")
  *         return FrozenFunction(self, frozen, n)             # <<<<<<<<<<<<<<
@@ -13280,7 +13324,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
  *     def prepare(self, *args):
 */
   __pyx_t_5 = NULL;
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 791, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 795, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_7 = 1;
   {
@@ -13288,7 +13332,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_callargs+__pyx_t_7, (4-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 791, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 795, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_3);
   }
   {
@@ -13302,7 +13346,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":777
+  /* "tvmfast/_core.pyx":781
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -13325,7 +13369,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":793
+/* "tvmfast/_core.pyx":797
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -13382,7 +13426,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("prepare", 0);
 
-  /* "tvmfast/_core.pyx":800
+  /* "tvmfast/_core.pyx":804
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -13399,7 +13443,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 800, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 804, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_3 != __pyx_v_self->num_args);
 
 
@@ -13410,19 +13454,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":801
+    /* "tvmfast/_core.pyx":805
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))             # <<<<<<<<<<<<<<
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
 */
-    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 801, __pyx_L1_error)
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 801, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 805, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 805, __pyx_L1_error)
 
 
 
-    /* "tvmfast/_core.pyx":800
+    /* "tvmfast/_core.pyx":804
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -13431,7 +13475,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
 */
   }
 
-  /* "tvmfast/_core.pyx":802
+  /* "tvmfast/_core.pyx":806
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))             # <<<<<<<<<<<<<<
@@ -13446,7 +13490,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_v_args};
     __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_enumerate, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 802, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 806, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = 1;
@@ -13455,11 +13499,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(&PyDict_Type), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 802, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 806, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 802, __pyx_L1_error)
-  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 802, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 806, __pyx_L1_error)
+  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 806, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
 
   __pyx_t_11 = 1;
@@ -13469,7 +13513,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 802, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 806, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_5);
   }
   {
@@ -13483,7 +13527,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   __pyx_t_5 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":793
+  /* "tvmfast/_core.pyx":797
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -13507,7 +13551,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":804
+/* "tvmfast/_core.pyx":808
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -13557,44 +13601,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_name,&__pyx_mstate_global->__pyx_n_u_mutates_args,&__pyx_mstate_global->__pyx_n_u_example_args,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 804, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 808, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 804, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 808, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 804, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 808, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 804, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 808, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "as_torch_op", 0) < (0)) __PYX_ERR(0, 804, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "as_torch_op", 0) < (0)) __PYX_ERR(0, 808, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_empty_tuple));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, i); __PYX_ERR(0, 804, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, i); __PYX_ERR(0, 808, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 804, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 808, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 804, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 808, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 804, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 808, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -13607,7 +13651,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 804, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 808, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -13643,7 +13687,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("as_torch_op", 0);
 
-  /* "tvmfast/_core.pyx":813
+  /* "tvmfast/_core.pyx":817
  *         trace through it without a graph break.
  *         """
  *         from tvmfast.torch_op import make_torch_op             # <<<<<<<<<<<<<<
@@ -13652,14 +13696,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
 */
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_make_torch_op};
-    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvmfast_torch_op, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 813, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvmfast_torch_op, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 817, __pyx_L1_error)
   }
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_make_torch_op};
     __pyx_t_3 = 0; {
-      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 813, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 817, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       switch (__pyx_t_3) {
         case 0:
@@ -13673,7 +13717,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":814
+  /* "tvmfast/_core.pyx":818
  *         """
  *         from tvmfast.torch_op import make_torch_op
  *         return make_torch_op(self, name, mutates_args, example_args)             # <<<<<<<<<<<<<<
@@ -13700,7 +13744,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (5-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 814, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 818, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -13714,7 +13758,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":804
+  /* "tvmfast/_core.pyx":808
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -13736,7 +13780,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":816
+/* "tvmfast/_core.pyx":820
  *         return make_torch_op(self, name, mutates_args, example_args)
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -13774,21 +13818,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":817
+  /* "tvmfast/_core.pyx":821
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.BoundFunction num_args={self.num_args} release_gil={bool(self.release_gil)}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 817, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 821, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_t_2 = __pyx_v_self->release_gil;
 
-  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 817, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 821, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 817, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 821, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_num_args;
@@ -13805,7 +13849,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __py
   __pyx_t_7 |= __Pyx_PyUnicode_KIND_04(__pyx_t_5[3]);
   #endif
   __pyx_t_3 = __Pyx_PyUnicode_Join(__pyx_t_5, 5, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 817, __pyx_L1_error)
+  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 821, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -13820,7 +13864,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __py
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":816
+  /* "tvmfast/_core.pyx":820
  *         return make_torch_op(self, name, mutates_args, example_args)
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -14336,7 +14380,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_14__setstate_cython__(
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":820
+/* "tvmfast/_core.pyx":824
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -14361,7 +14405,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_count_error", 0);
 
-  /* "tvmfast/_core.pyx":821
+  /* "tvmfast/_core.pyx":825
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:
  *     raise TypeError(f"tvmfast: expected {expected} arguments, got {got}")             # <<<<<<<<<<<<<<
@@ -14369,9 +14413,9 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
  * 
 */
   __pyx_t_2 = NULL;
-  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 821, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 825, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 821, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 825, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_expected;
   __pyx_t_5[1] = __pyx_t_3;
@@ -14383,7 +14427,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   #endif
   __pyx_t_7 = 0;
   __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 4, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 821, __pyx_L1_error)
+  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 825, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -14393,14 +14437,14 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 821, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 825, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 821, __pyx_L1_error)
+  __PYX_ERR(0, 825, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":820
+  /* "tvmfast/_core.pyx":824
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -14422,7 +14466,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":827
+/* "tvmfast/_core.pyx":831
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -14474,7 +14518,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":828
+  /* "tvmfast/_core.pyx":832
  * 
  *     def __cinit__(self):
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
@@ -14483,7 +14527,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":829
+  /* "tvmfast/_core.pyx":833
  *     def __cinit__(self):
  *         self.dynamic_pos = NULL
  *         self.template = NULL             # <<<<<<<<<<<<<<
@@ -14492,7 +14536,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":830
+  /* "tvmfast/_core.pyx":834
  *         self.dynamic_pos = NULL
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -14501,7 +14545,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":831
+  /* "tvmfast/_core.pyx":835
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -14510,7 +14554,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":832
+  /* "tvmfast/_core.pyx":836
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -14519,7 +14563,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":833
+  /* "tvmfast/_core.pyx":837
  *         self.shape_copy = NULL
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -14528,7 +14572,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.owned = NULL;
 
-  /* "tvmfast/_core.pyx":834
+  /* "tvmfast/_core.pyx":838
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL
  *         self.frozen_state.temps = NULL             # <<<<<<<<<<<<<<
@@ -14537,7 +14581,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.temps = NULL;
 
-  /* "tvmfast/_core.pyx":827
+  /* "tvmfast/_core.pyx":831
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -14551,7 +14595,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":836
+/* "tvmfast/_core.pyx":840
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -14599,46 +14643,46 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_bound,&__pyx_mstate_global->__pyx_n_u_frozen,&__pyx_mstate_global->__pyx_n_u_num_args,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 836, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 840, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 836, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 840, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 836, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 840, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 836, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 840, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 836, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 840, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 836, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 840, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 836, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 840, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 836, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 840, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 836, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 840, __pyx_L3_error)
     }
     __pyx_v_bound = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)values[0]);
     __pyx_v_frozen = ((PyObject*)values[1]);
-    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 836, __pyx_L3_error)
+    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 840, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 836, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 840, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -14649,8 +14693,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 836, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 836, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 840, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 840, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_self), __pyx_v_bound, __pyx_v_frozen, __pyx_v_num_args);
 
   /* function exit code */
@@ -14697,7 +14741,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":837
+  /* "tvmfast/_core.pyx":841
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14709,7 +14753,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":838
+    /* "tvmfast/_core.pyx":842
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")             # <<<<<<<<<<<<<<
@@ -14717,7 +14761,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
 */
     __pyx_t_3 = NULL;
-    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 838, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 842, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_prepare_support_a;
     __pyx_t_5[1] = __pyx_t_4;
@@ -14728,7 +14772,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     #endif
     __pyx_t_7 = 0;
     __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 3, __pyx_t_6, __pyx_t_7);
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 838, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 842, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_9 = 1;
@@ -14737,14 +14781,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 838, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 842, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 838, __pyx_L1_error)
+    __PYX_ERR(0, 842, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":837
+    /* "tvmfast/_core.pyx":841
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14753,7 +14797,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   }
 
-  /* "tvmfast/_core.pyx":839
+  /* "tvmfast/_core.pyx":843
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:             # <<<<<<<<<<<<<<
@@ -14763,9 +14807,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __pyx_t_6 = 0;
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 839, __pyx_L1_error)
+    __PYX_ERR(0, 843, __pyx_L1_error)
   }
-  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 839, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 843, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_2);
   __pyx_t_2 = __pyx_t_8;
@@ -14773,12 +14817,12 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   while (1) {
     __pyx_t_11 = __Pyx_dict_iter_next(__pyx_t_2, __pyx_t_10, &__pyx_t_6, &__pyx_t_8, NULL, NULL, __pyx_t_7);
     if (unlikely(__pyx_t_11 == 0)) break;
-    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 839, __pyx_L1_error)
+    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 843, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_XDECREF_SET(__pyx_v_pos, __pyx_t_8);
     __pyx_t_8 = 0;
 
-    /* "tvmfast/_core.pyx":840
+    /* "tvmfast/_core.pyx":844
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14797,11 +14841,11 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 
       goto __pyx_L7_bool_binop_done;
     }
-    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 840, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 844, __pyx_L1_error)
     if (__pyx_t_13) {
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 840, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 844, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 840, __pyx_L1_error)
+      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 844, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     }
     __pyx_t_12 = (!__pyx_t_13);
@@ -14814,7 +14858,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":841
+      /* "tvmfast/_core.pyx":845
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")             # <<<<<<<<<<<<<<
@@ -14822,9 +14866,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *         self.num_args = num_args
 */
       __pyx_t_3 = NULL;
-      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 841, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 845, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 841, __pyx_L1_error)
+      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 845, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
       __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_position;
       __pyx_t_15[1] = __pyx_t_4;
@@ -14840,7 +14884,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[1]);
       #endif
       __pyx_t_17 = __Pyx_PyUnicode_Join(__pyx_t_15, 5, __pyx_t_16, __pyx_t_11);
-      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 841, __pyx_L1_error)
+      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 845, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
@@ -14850,14 +14894,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 841, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 845, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 841, __pyx_L1_error)
+      __PYX_ERR(0, 845, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":840
+      /* "tvmfast/_core.pyx":844
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14868,7 +14912,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":842
+  /* "tvmfast/_core.pyx":846
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound             # <<<<<<<<<<<<<<
@@ -14880,7 +14924,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __Pyx_GOTREF((PyObject *)__pyx_v_self->bound);
   __Pyx_DECREF_SET(__pyx_v_self->bound, __pyx_v_bound);
 
-  /* "tvmfast/_core.pyx":843
+  /* "tvmfast/_core.pyx":847
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound
  *         self.num_args = num_args             # <<<<<<<<<<<<<<
@@ -14889,7 +14933,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   __pyx_v_self->num_args = __pyx_v_num_args;
 
-  /* "tvmfast/_core.pyx":844
+  /* "tvmfast/_core.pyx":848
  *         self.bound = bound
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)             # <<<<<<<<<<<<<<
@@ -14898,13 +14942,13 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 844, __pyx_L1_error)
+    __PYX_ERR(0, 848, __pyx_L1_error)
   }
-  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 844, __pyx_L1_error)
+  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 848, __pyx_L1_error)
   __pyx_v_self->num_dynamic = (__pyx_v_num_args - __pyx_t_10);
 
 
-  /* "tvmfast/_core.pyx":845
+  /* "tvmfast/_core.pyx":849
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen             # <<<<<<<<<<<<<<
@@ -14916,17 +14960,17 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __Pyx_GOTREF(__pyx_v_self->frozen_values);
   __Pyx_DECREF_SET(__pyx_v_self->frozen_values, __pyx_v_frozen);
 
-  /* "tvmfast/_core.pyx":846
+  /* "tvmfast/_core.pyx":850
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen
  *         self.build()             # <<<<<<<<<<<<<<
  *         self.vectorcall = <void*>frozen_vectorcall
  * 
 */
-  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 846, __pyx_L1_error)
+  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 850, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":847
+  /* "tvmfast/_core.pyx":851
  *         self.frozen_values = frozen
  *         self.build()
  *         self.vectorcall = <void*>frozen_vectorcall             # <<<<<<<<<<<<<<
@@ -14935,7 +14979,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_frozen_vectorcall);
 
-  /* "tvmfast/_core.pyx":836
+  /* "tvmfast/_core.pyx":840
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -14962,7 +15006,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":849
+/* "tvmfast/_core.pyx":853
  *         self.vectorcall = <void*>frozen_vectorcall
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
@@ -14992,7 +15036,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("build", 0);
 
-  /* "tvmfast/_core.pyx":852
+  /* "tvmfast/_core.pyx":856
  *         """Convert the frozen values into the argument template (again, after the
  *         function turned out to need owned tensors)."""
  *         cdef int i, d = 0, n = self.num_args             # <<<<<<<<<<<<<<
@@ -15004,7 +15048,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":854
+  /* "tvmfast/_core.pyx":858
  *         cdef int i, d = 0, n = self.num_args
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -15013,7 +15057,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":855
+  /* "tvmfast/_core.pyx":859
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -15037,7 +15081,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->__pyx_template = ((TVMFFIAny *)calloc(__pyx_t_3, (sizeof(TVMFFIAny))));
 
 
-  /* "tvmfast/_core.pyx":856
+  /* "tvmfast/_core.pyx":860
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -15061,7 +15105,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->frozen_dl = ((DLTensor *)calloc(__pyx_t_2, (sizeof(DLTensor))));
 
 
-  /* "tvmfast/_core.pyx":857
+  /* "tvmfast/_core.pyx":861
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))             # <<<<<<<<<<<<<<
@@ -15085,7 +15129,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->dynamic_pos = ((int32_t *)calloc(__pyx_t_3, (sizeof(int32_t))));
 
 
-  /* "tvmfast/_core.pyx":858
+  /* "tvmfast/_core.pyx":862
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -15109,7 +15153,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->live_shape = ((int64_t const **)calloc(__pyx_t_2, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":859
+  /* "tvmfast/_core.pyx":863
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -15133,7 +15177,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_owned = ((TVMFFIObjectHandle *)calloc(__pyx_t_3, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":860
+  /* "tvmfast/_core.pyx":864
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)             # <<<<<<<<<<<<<<
@@ -15142,7 +15186,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_self->frozen_state), __pyx_v_owned, __pyx_v_self->bound->align_mask);
 
-  /* "tvmfast/_core.pyx":861
+  /* "tvmfast/_core.pyx":865
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15170,7 +15214,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":862
+  /* "tvmfast/_core.pyx":866
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):             # <<<<<<<<<<<<<<
@@ -15204,7 +15248,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":861
+  /* "tvmfast/_core.pyx":865
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15214,16 +15258,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":863
+    /* "tvmfast/_core.pyx":867
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             if i in self.frozen_values:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 863, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 867, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":861
+    /* "tvmfast/_core.pyx":865
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15232,7 +15276,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   }
 
-  /* "tvmfast/_core.pyx":864
+  /* "tvmfast/_core.pyx":868
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -15246,25 +15290,25 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
     __pyx_v_i = __pyx_t_7;
 
-    /* "tvmfast/_core.pyx":865
+    /* "tvmfast/_core.pyx":869
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
 */
-    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 865, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 869, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-      __PYX_ERR(0, 865, __pyx_L1_error)
+      __PYX_ERR(0, 869, __pyx_L1_error)
     }
-    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 865, __pyx_L1_error)
+    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 869, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":866
+      /* "tvmfast/_core.pyx":870
  *         for i in range(n):
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],             # <<<<<<<<<<<<<<
@@ -15273,26 +15317,26 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
       if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-        __PYX_ERR(0, 866, __pyx_L1_error)
+        __PYX_ERR(0, 870, __pyx_L1_error)
       }
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 866, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 870, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 866, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 870, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "tvmfast/_core.pyx":867
+      /* "tvmfast/_core.pyx":871
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)             # <<<<<<<<<<<<<<
  *             else:
  *                 self.dynamic_pos[d] = i
 */
-      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 866, __pyx_L1_error)
+      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 870, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
 
-      /* "tvmfast/_core.pyx":865
+      /* "tvmfast/_core.pyx":869
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
@@ -15302,7 +15346,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
       goto __pyx_L11;
     }
 
-    /* "tvmfast/_core.pyx":869
+    /* "tvmfast/_core.pyx":873
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
  *             else:
  *                 self.dynamic_pos[d] = i             # <<<<<<<<<<<<<<
@@ -15312,7 +15356,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     /*else*/ {
       (__pyx_v_self->dynamic_pos[__pyx_v_d]) = __pyx_v_i;
 
-      /* "tvmfast/_core.pyx":870
+      /* "tvmfast/_core.pyx":874
  *             else:
  *                 self.dynamic_pos[d] = i
  *                 d += 1             # <<<<<<<<<<<<<<
@@ -15325,17 +15369,17 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
 
 
-  /* "tvmfast/_core.pyx":871
+  /* "tvmfast/_core.pyx":875
  *                 self.dynamic_pos[d] = i
  *                 d += 1
  *         self.snapshot_shapes()             # <<<<<<<<<<<<<<
  *         return 0
  * 
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 871, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 875, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":872
+  /* "tvmfast/_core.pyx":876
  *                 d += 1
  *         self.snapshot_shapes()
  *         return 0             # <<<<<<<<<<<<<<
@@ -15348,7 +15392,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":849
+  /* "tvmfast/_core.pyx":853
  *         self.vectorcall = <void*>frozen_vectorcall
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
@@ -15372,7 +15416,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":874
+/* "tvmfast/_core.pyx":878
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -15383,7 +15427,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":875
+  /* "tvmfast/_core.pyx":879
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -15395,7 +15439,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":876
+    /* "tvmfast/_core.pyx":880
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)             # <<<<<<<<<<<<<<
@@ -15404,7 +15448,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_self->frozen_state));
 
-    /* "tvmfast/_core.pyx":877
+    /* "tvmfast/_core.pyx":881
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)             # <<<<<<<<<<<<<<
@@ -15413,7 +15457,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     free(__pyx_v_self->frozen_state.owned);
 
-    /* "tvmfast/_core.pyx":878
+    /* "tvmfast/_core.pyx":882
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -15422,7 +15466,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_v_self->frozen_state.owned = NULL;
 
-    /* "tvmfast/_core.pyx":875
+    /* "tvmfast/_core.pyx":879
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -15431,7 +15475,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":879
+  /* "tvmfast/_core.pyx":883
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL
  *         free(self.template)             # <<<<<<<<<<<<<<
@@ -15440,7 +15484,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->__pyx_template);
 
-  /* "tvmfast/_core.pyx":880
+  /* "tvmfast/_core.pyx":884
  *             self.frozen_state.owned = NULL
  *         free(self.template)
  *         free(self.frozen_dl)             # <<<<<<<<<<<<<<
@@ -15449,7 +15493,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->frozen_dl);
 
-  /* "tvmfast/_core.pyx":881
+  /* "tvmfast/_core.pyx":885
  *         free(self.template)
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)             # <<<<<<<<<<<<<<
@@ -15458,7 +15502,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->dynamic_pos);
 
-  /* "tvmfast/_core.pyx":882
+  /* "tvmfast/_core.pyx":886
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)             # <<<<<<<<<<<<<<
@@ -15467,7 +15511,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->shape_copy);
 
-  /* "tvmfast/_core.pyx":883
+  /* "tvmfast/_core.pyx":887
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)
  *         free(self.live_shape)             # <<<<<<<<<<<<<<
@@ -15476,7 +15520,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->live_shape);
 
-  /* "tvmfast/_core.pyx":884
+  /* "tvmfast/_core.pyx":888
  *         free(self.shape_copy)
  *         free(self.live_shape)
  *         self.template = NULL             # <<<<<<<<<<<<<<
@@ -15485,7 +15529,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":885
+  /* "tvmfast/_core.pyx":889
  *         free(self.live_shape)
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -15494,7 +15538,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":886
+  /* "tvmfast/_core.pyx":890
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
@@ -15503,7 +15547,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":887
+  /* "tvmfast/_core.pyx":891
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -15512,7 +15556,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":888
+  /* "tvmfast/_core.pyx":892
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -15521,7 +15565,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":874
+  /* "tvmfast/_core.pyx":878
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -15533,7 +15577,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 
 }
 
-/* "tvmfast/_core.pyx":890
+/* "tvmfast/_core.pyx":894
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15558,7 +15602,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":896
+  /* "tvmfast/_core.pyx":900
  *         resize_(); keeping the producer's pointer lets each call notice that cheaply.
  *         """
  *         cdef int i, total = 0, off = 0             # <<<<<<<<<<<<<<
@@ -15568,7 +15612,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_total = 0;
   __pyx_v_off = 0;
 
-  /* "tvmfast/_core.pyx":898
+  /* "tvmfast/_core.pyx":902
  *         cdef int i, total = 0, off = 0
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15582,7 +15626,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":899
+    /* "tvmfast/_core.pyx":903
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15594,7 +15638,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":900
+      /* "tvmfast/_core.pyx":904
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim             # <<<<<<<<<<<<<<
@@ -15603,7 +15647,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_total = (__pyx_v_total + (2 * (__pyx_v_self->frozen_dl[__pyx_v_i]).ndim));
 
-      /* "tvmfast/_core.pyx":899
+      /* "tvmfast/_core.pyx":903
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15614,7 +15658,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":901
+  /* "tvmfast/_core.pyx":905
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15638,7 +15682,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_self->shape_copy = ((int64_t *)calloc(__pyx_t_6, (sizeof(int64_t))));
 
 
-  /* "tvmfast/_core.pyx":902
+  /* "tvmfast/_core.pyx":906
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -15650,16 +15694,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":903
+    /* "tvmfast/_core.pyx":907
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 903, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 907, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":902
+    /* "tvmfast/_core.pyx":906
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -15668,7 +15712,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":904
+  /* "tvmfast/_core.pyx":908
  *         if self.shape_copy == NULL:
  *             raise MemoryError()
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15682,7 +15726,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":905
+    /* "tvmfast/_core.pyx":909
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15694,7 +15738,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":906
+      /* "tvmfast/_core.pyx":910
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue             # <<<<<<<<<<<<<<
@@ -15703,7 +15747,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       goto __pyx_L7_continue;
 
-      /* "tvmfast/_core.pyx":905
+      /* "tvmfast/_core.pyx":909
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15712,7 +15756,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":907
+    /* "tvmfast/_core.pyx":911
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue
  *             dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -15721,7 +15765,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-    /* "tvmfast/_core.pyx":908
+    /* "tvmfast/_core.pyx":912
  *                 continue
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape             # <<<<<<<<<<<<<<
@@ -15733,7 +15777,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     (__pyx_v_self->live_shape[__pyx_v_i]) = __pyx_t_7;
 
 
-    /* "tvmfast/_core.pyx":909
+    /* "tvmfast/_core.pyx":913
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15742,7 +15786,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->shape, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-    /* "tvmfast/_core.pyx":910
+    /* "tvmfast/_core.pyx":914
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15751,7 +15795,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl->shape = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-    /* "tvmfast/_core.pyx":911
+    /* "tvmfast/_core.pyx":915
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15760,7 +15804,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_off = (__pyx_v_off + __pyx_v_dl->ndim);
 
-    /* "tvmfast/_core.pyx":912
+    /* "tvmfast/_core.pyx":916
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15772,7 +15816,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":913
+      /* "tvmfast/_core.pyx":917
  *             off += dl.ndim
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15781,7 +15825,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->strides, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-      /* "tvmfast/_core.pyx":914
+      /* "tvmfast/_core.pyx":918
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15790,7 +15834,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_dl->strides = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-      /* "tvmfast/_core.pyx":912
+      /* "tvmfast/_core.pyx":916
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15799,7 +15843,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":915
+    /* "tvmfast/_core.pyx":919
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15811,7 +15855,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":916
+  /* "tvmfast/_core.pyx":920
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim
  *         return 0             # <<<<<<<<<<<<<<
@@ -15824,7 +15868,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":890
+  /* "tvmfast/_core.pyx":894
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15845,7 +15889,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":918
+/* "tvmfast/_core.pyx":922
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -15868,7 +15912,7 @@ static void __pyx_pw_7tvmfast_5_core_14FrozenFunction_5__dealloc__(PyObject *__p
 
 static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
 
-  /* "tvmfast/_core.pyx":919
+  /* "tvmfast/_core.pyx":923
  * 
  *     def __dealloc__(self):
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -15877,7 +15921,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":918
+  /* "tvmfast/_core.pyx":922
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -15889,7 +15933,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 
 }
 
-/* "tvmfast/_core.pyx":921
+/* "tvmfast/_core.pyx":925
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15919,7 +15963,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("check_frozen_shapes", 0);
 
-  /* "tvmfast/_core.pyx":924
+  /* "tvmfast/_core.pyx":928
  *         cdef int i
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15933,7 +15977,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":925
+    /* "tvmfast/_core.pyx":929
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -15945,7 +15989,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":926
+      /* "tvmfast/_core.pyx":930
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -15954,7 +15998,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":927
+      /* "tvmfast/_core.pyx":931
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -15966,7 +16010,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
       if (unlikely(__pyx_t_4)) {
 
 
-        /* "tvmfast/_core.pyx":928
+        /* "tvmfast/_core.pyx":932
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(             # <<<<<<<<<<<<<<
@@ -15975,14 +16019,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
         __pyx_t_6 = NULL;
 
-        /* "tvmfast/_core.pyx":929
+        /* "tvmfast/_core.pyx":933
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "             # <<<<<<<<<<<<<<
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0
 */
-        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 929, __pyx_L1_error)
+        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 933, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
         __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_frozen_argument;
         __pyx_t_8[1] = __pyx_t_7;
@@ -15993,7 +16037,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
         #endif
         __pyx_t_10 = 0;
         __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 3, __pyx_t_9, __pyx_t_10);
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 929, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 933, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __pyx_t_12 = 1;
@@ -16002,14 +16046,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 928, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 932, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_Raise(__pyx_t_5, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __PYX_ERR(0, 928, __pyx_L1_error)
+        __PYX_ERR(0, 932, __pyx_L1_error)
 
-        /* "tvmfast/_core.pyx":927
+        /* "tvmfast/_core.pyx":931
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -16018,7 +16062,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       }
 
-      /* "tvmfast/_core.pyx":925
+      /* "tvmfast/_core.pyx":929
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -16029,7 +16073,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
 
 
-  /* "tvmfast/_core.pyx":931
+  /* "tvmfast/_core.pyx":935
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0             # <<<<<<<<<<<<<<
@@ -16042,7 +16086,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":921
+  /* "tvmfast/_core.pyx":925
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -16066,7 +16110,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":933
+/* "tvmfast/_core.pyx":937
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -16121,7 +16165,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":934
+  /* "tvmfast/_core.pyx":938
  * 
  *     def __call__(self, *args):
  *         if self.template == NULL:             # <<<<<<<<<<<<<<
@@ -16133,7 +16177,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":935
+    /* "tvmfast/_core.pyx":939
  *     def __call__(self, *args):
  *         if self.template == NULL:
  *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")             # <<<<<<<<<<<<<<
@@ -16146,14 +16190,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_was_not_i};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 935, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 939, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 935, __pyx_L1_error)
+    __PYX_ERR(0, 939, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":934
+    /* "tvmfast/_core.pyx":938
  * 
  *     def __call__(self, *args):
  *         if self.template == NULL:             # <<<<<<<<<<<<<<
@@ -16162,17 +16206,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":936
+  /* "tvmfast/_core.pyx":940
  *         if self.template == NULL:
  *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
  *         cdef Py_ssize_t n = len(args)             # <<<<<<<<<<<<<<
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:
 */
-  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 936, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 940, __pyx_L1_error)
   __pyx_v_n = __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":938
+  /* "tvmfast/_core.pyx":942
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -16184,17 +16228,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":939
+    /* "tvmfast/_core.pyx":943
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:
  *             raise_count_error(self.num_dynamic, n)             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             items[i] = <void*>args[i]
 */
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 939, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 943, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":938
+    /* "tvmfast/_core.pyx":942
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -16203,7 +16247,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":940
+  /* "tvmfast/_core.pyx":944
  *         if n > TVMFAST_STACK_ARGS:
  *             raise_count_error(self.num_dynamic, n)
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -16217,7 +16261,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
     __pyx_v_i = __pyx_t_8;
 
-    /* "tvmfast/_core.pyx":941
+    /* "tvmfast/_core.pyx":945
  *             raise_count_error(self.num_dynamic, n)
  *         for i in range(n):
  *             items[i] = <void*>args[i]             # <<<<<<<<<<<<<<
@@ -16228,14 +16272,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   }
 
 
-  /* "tvmfast/_core.pyx":942
+  /* "tvmfast/_core.pyx":946
  *         for i in range(n):
  *             items[i] = <void*>args[i]
  *         return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 942, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 946, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -16248,7 +16292,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":933
+  /* "tvmfast/_core.pyx":937
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -16271,7 +16315,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":944
+/* "tvmfast/_core.pyx":948
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -16310,7 +16354,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":951
+  /* "tvmfast/_core.pyx":955
  *         cdef Py_ssize_t k
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound             # <<<<<<<<<<<<<<
@@ -16322,7 +16366,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   __pyx_v_fn = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":952
+  /* "tvmfast/_core.pyx":956
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16334,17 +16378,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":953
+    /* "tvmfast/_core.pyx":957
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)             # <<<<<<<<<<<<<<
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 953, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 957, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":952
+    /* "tvmfast/_core.pyx":956
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16353,17 +16397,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":954
+  /* "tvmfast/_core.pyx":958
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()             # <<<<<<<<<<<<<<
  *         st = self.frozen_state
  *         st.owned = owned
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 954, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 958, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":955
+  /* "tvmfast/_core.pyx":959
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()
  *         st = self.frozen_state             # <<<<<<<<<<<<<<
@@ -16374,7 +16418,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 
   __pyx_v_st = __pyx_t_4;
 
-  /* "tvmfast/_core.pyx":956
+  /* "tvmfast/_core.pyx":960
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
  *         st.owned = owned             # <<<<<<<<<<<<<<
@@ -16383,7 +16427,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":957
+  /* "tvmfast/_core.pyx":961
  *         st = self.frozen_state
  *         st.owned = owned
  *         st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -16392,7 +16436,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.n_owned = 0;
 
-  /* "tvmfast/_core.pyx":958
+  /* "tvmfast/_core.pyx":962
  *         st.owned = owned
  *         st.n_owned = 0
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -16401,7 +16445,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.temps = NULL;
 
-  /* "tvmfast/_core.pyx":959
+  /* "tvmfast/_core.pyx":963
  *         st.n_owned = 0
  *         st.temps = NULL
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -16410,7 +16454,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":960
+  /* "tvmfast/_core.pyx":964
  *         st.temps = NULL
  *         st.items = items
  *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
@@ -16419,7 +16463,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.frozen = ((void *)__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":961
+  /* "tvmfast/_core.pyx":965
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
@@ -16431,19 +16475,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":963
+    /* "tvmfast/_core.pyx":967
  *         if n == 0:
  *             # Prepared: the template is complete and only read by the callee.
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *             if ret is RETRY_OWNED:
  *                 self.build()
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 963, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 967, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "tvmfast/_core.pyx":964
+    /* "tvmfast/_core.pyx":968
  *             # Prepared: the template is complete and only read by the callee.
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16454,24 +16498,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":965
+      /* "tvmfast/_core.pyx":969
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:
  *                 self.build()             # <<<<<<<<<<<<<<
  *                 return self.call_vector(items, n)
  *             return ret
 */
-      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 965, __pyx_L1_error)
+      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 969, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":966
+      /* "tvmfast/_core.pyx":970
  *             if ret is RETRY_OWNED:
  *                 self.build()
  *                 return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
 */
-      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 966, __pyx_L1_error)
+      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 970, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       {
         PyObject *__pyx_temp;
@@ -16484,7 +16528,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
       __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":964
+      /* "tvmfast/_core.pyx":968
  *             # Prepared: the template is complete and only read by the callee.
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16493,7 +16537,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":967
+    /* "tvmfast/_core.pyx":971
  *                 self.build()
  *                 return self.call_vector(items, n)
  *             return ret             # <<<<<<<<<<<<<<
@@ -16511,7 +16555,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":961
+    /* "tvmfast/_core.pyx":965
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
@@ -16520,7 +16564,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":968
+  /* "tvmfast/_core.pyx":972
  *                 return self.call_vector(items, n)
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -16529,7 +16573,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_self->__pyx_template, (__pyx_v_self->num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":969
+  /* "tvmfast/_core.pyx":973
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:             # <<<<<<<<<<<<<<
@@ -16538,7 +16582,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":970
+    /* "tvmfast/_core.pyx":974
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:
  *             for k in range(n):             # <<<<<<<<<<<<<<
@@ -16552,7 +16596,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_k = __pyx_t_7;
 
-      /* "tvmfast/_core.pyx":971
+      /* "tvmfast/_core.pyx":975
  *         try:
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]             # <<<<<<<<<<<<<<
@@ -16561,32 +16605,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
       __pyx_v_pos = (__pyx_v_self->dynamic_pos[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":972
+      /* "tvmfast/_core.pyx":976
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 972, __pyx_L7_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 976, __pyx_L7_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":973
+    /* "tvmfast/_core.pyx":977
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 973, __pyx_L7_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 977, __pyx_L7_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
   }
 
-  /* "tvmfast/_core.pyx":975
+  /* "tvmfast/_core.pyx":979
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -16631,7 +16675,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_L8:;
   }
 
-  /* "tvmfast/_core.pyx":976
+  /* "tvmfast/_core.pyx":980
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16642,24 +16686,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":977
+    /* "tvmfast/_core.pyx":981
  *             release_state(&st)
  *         if ret is RETRY_OWNED:
  *             self.build()             # <<<<<<<<<<<<<<
  *             return self.call_vector(items, n)
  *         return ret
 */
-    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 977, __pyx_L1_error)
+    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 981, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":978
+    /* "tvmfast/_core.pyx":982
  *         if ret is RETRY_OWNED:
  *             self.build()
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         return ret
  * 
 */
-    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 978, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 982, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     {
       PyObject *__pyx_temp;
@@ -16672,7 +16716,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_t_1 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":976
+    /* "tvmfast/_core.pyx":980
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16681,7 +16725,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":979
+  /* "tvmfast/_core.pyx":983
  *             self.build()
  *             return self.call_vector(items, n)
  *         return ret             # <<<<<<<<<<<<<<
@@ -16699,7 +16743,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":944
+  /* "tvmfast/_core.pyx":948
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -16726,7 +16770,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":981
+/* "tvmfast/_core.pyx":985
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -16795,17 +16839,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_ptrs", 0);
 
-  /* "tvmfast/_core.pyx":989
+  /* "tvmfast/_core.pyx":993
  *         """
  *         cdef void* cptrs[TVMFAST_STACK_ARGS]
  *         cdef Py_ssize_t i, n = len(ptrs)             # <<<<<<<<<<<<<<
  *         if self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
 */
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 989, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 993, __pyx_L1_error)
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":990
+  /* "tvmfast/_core.pyx":994
  *         cdef void* cptrs[TVMFAST_STACK_ARGS]
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         if self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -16817,7 +16861,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":991
+    /* "tvmfast/_core.pyx":995
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         if self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")             # <<<<<<<<<<<<<<
@@ -16830,14 +16874,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 991, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 995, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 991, __pyx_L1_error)
+    __PYX_ERR(0, 995, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":990
+    /* "tvmfast/_core.pyx":994
  *         cdef void* cptrs[TVMFAST_STACK_ARGS]
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         if self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -16846,14 +16890,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":992
+  /* "tvmfast/_core.pyx":996
  *         if self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
  *             raise TypeError(
  *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
 */
-  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 992, __pyx_L1_error)
+  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 996, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_6 = ((PyObject *)__pyx_v_self);
   __Pyx_INCREF(__pyx_t_6);
@@ -16862,10 +16906,10 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     PyObject *__pyx_callargs[2] = {__pyx_t_6, NULL};
     __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 992, __pyx_L1_error)
+    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 996, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
   }
-  __pyx_t_7 = __Pyx_PyObject_CompareBoolNe_int_object(__pyx_t_3, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 992, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_CompareBoolNe_int_object(__pyx_t_3, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 996, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   if (!__pyx_t_7) {
@@ -16885,7 +16929,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":993
+    /* "tvmfast/_core.pyx":997
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:
  *             raise TypeError(             # <<<<<<<<<<<<<<
@@ -16894,22 +16938,22 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     __pyx_t_3 = NULL;
 
-    /* "tvmfast/_core.pyx":994
+    /* "tvmfast/_core.pyx":998
  *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:
  *             raise TypeError(
  *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             p = ptrs[i]
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_num_tensor_args); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 994, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_num_tensor_args); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 998, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_8 = __Pyx_PyObject_CallNoArg(__pyx_t_6); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 994, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_CallNoArg(__pyx_t_6); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 998, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 994, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 998, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 994, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 998, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_expected;
     __pyx_t_9[1] = __pyx_t_6;
@@ -16924,7 +16968,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]);
     #endif
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_1, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 994, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 998, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
@@ -16934,14 +16978,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 993, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 997, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 993, __pyx_L1_error)
+    __PYX_ERR(0, 997, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":992
+    /* "tvmfast/_core.pyx":996
  *         if self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -16950,7 +16994,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":995
+  /* "tvmfast/_core.pyx":999
  *             raise TypeError(
  *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -16964,7 +17008,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":996
+    /* "tvmfast/_core.pyx":1000
  *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
  *         for i in range(n):
  *             p = ptrs[i]             # <<<<<<<<<<<<<<
@@ -16976,7 +17020,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     __Pyx_XDECREF_SET(__pyx_v_p, __pyx_t_4);
     __pyx_t_4 = 0;
 
-    /* "tvmfast/_core.pyx":997
+    /* "tvmfast/_core.pyx":1001
  *         for i in range(n):
  *             p = ptrs[i]
  *             if not isinstance(p, int):             # <<<<<<<<<<<<<<
@@ -16990,7 +17034,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_7)) {
 
 
-      /* "tvmfast/_core.pyx":998
+      /* "tvmfast/_core.pyx":1002
  *             p = ptrs[i]
  *             if not isinstance(p, int):
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")             # <<<<<<<<<<<<<<
@@ -16998,11 +17042,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
 */
       __pyx_t_11 = NULL;
-      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 998, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1002, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_p)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 998, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_p)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1002, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 998, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1002, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
@@ -17018,7 +17062,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[3]);
       #endif
       __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 998, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1002, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
@@ -17028,14 +17072,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 998, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1002, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 998, __pyx_L1_error)
+      __PYX_ERR(0, 1002, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":997
+      /* "tvmfast/_core.pyx":1001
  *         for i in range(n):
  *             p = ptrs[i]
  *             if not isinstance(p, int):             # <<<<<<<<<<<<<<
@@ -17044,18 +17088,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":999
+    /* "tvmfast/_core.pyx":1003
  *             if not isinstance(p, int):
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
  *             if p == 0:             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if p & self.bound.align_mask:
 */
-    __pyx_t_7 = (__Pyx_PyLong_BoolEqObjC(__pyx_v_p, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 999, __pyx_L1_error)
+    __pyx_t_7 = (__Pyx_PyLong_BoolEqObjC(__pyx_v_p, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 1003, __pyx_L1_error)
     if (unlikely(__pyx_t_7)) {
 
 
-      /* "tvmfast/_core.pyx":1000
+      /* "tvmfast/_core.pyx":1004
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
  *             if p == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")             # <<<<<<<<<<<<<<
@@ -17063,7 +17107,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 raise ValueError(
 */
       __pyx_t_8 = NULL;
-      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1000, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1004, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_15[1] = __pyx_t_11;
@@ -17074,7 +17118,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       #endif
       __pyx_t_10 = 0;
       __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_15, 3, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1000, __pyx_L1_error)
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1004, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
       __pyx_t_5 = 1;
@@ -17083,14 +17127,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1000, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1004, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 1000, __pyx_L1_error)
+      __PYX_ERR(0, 1004, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":999
+      /* "tvmfast/_core.pyx":1003
  *             if not isinstance(p, int):
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
  *             if p == 0:             # <<<<<<<<<<<<<<
@@ -17099,24 +17143,24 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":1001
+    /* "tvmfast/_core.pyx":1005
  *             if p == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if p & self.bound.align_mask:             # <<<<<<<<<<<<<<
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
 */
-    __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->bound->align_mask); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1001, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->bound->align_mask); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1005, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_6 = __Pyx_PyNumber_And_object_int(__pyx_v_p, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1001, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyNumber_And_object_int(__pyx_v_p, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1005, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 1001, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 1005, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     if (unlikely(__pyx_t_7)) {
 
 
-      /* "tvmfast/_core.pyx":1002
+      /* "tvmfast/_core.pyx":1006
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if p & self.bound.align_mask:
  *                 raise ValueError(             # <<<<<<<<<<<<<<
@@ -17125,26 +17169,26 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
       __pyx_t_4 = NULL;
 
-      /* "tvmfast/_core.pyx":1003
+      /* "tvmfast/_core.pyx":1007
  *             if p & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "             # <<<<<<<<<<<<<<
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*><uint64_t>p
 */
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1003, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1007, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_11 = __Pyx_PyObject_Format(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1003, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyObject_Format(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1007, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
 
-      /* "tvmfast/_core.pyx":1004
+      /* "tvmfast/_core.pyx":1008
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")             # <<<<<<<<<<<<<<
  *             cptrs[i] = <void*><uint64_t>p
  *         if self.frozen_state.device_type >= 0:
 */
-      __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1004, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1008, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
       __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_16[1] = __pyx_t_8;
@@ -17154,7 +17198,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_16[5] = __pyx_t_3;
       __pyx_t_16[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned;
 
-      /* "tvmfast/_core.pyx":1003
+      /* "tvmfast/_core.pyx":1007
  *             if p & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "             # <<<<<<<<<<<<<<
@@ -17170,7 +17214,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]);
       #endif
       __pyx_t_17 = __Pyx_PyUnicode_Join(__pyx_t_16, 7, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 1003, __pyx_L1_error)
+      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 1007, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -17181,14 +17225,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
         __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1002, __pyx_L1_error)
+        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1006, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_6);
       }
       __Pyx_Raise(__pyx_t_6, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __PYX_ERR(0, 1002, __pyx_L1_error)
+      __PYX_ERR(0, 1006, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":1001
+      /* "tvmfast/_core.pyx":1005
  *             if p == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if p & self.bound.align_mask:             # <<<<<<<<<<<<<<
@@ -17197,20 +17241,20 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":1005
+    /* "tvmfast/_core.pyx":1009
  *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*><uint64_t>p             # <<<<<<<<<<<<<<
  *         if self.frozen_state.device_type >= 0:
  *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
 */
-    __pyx_t_18 = __Pyx_PyLong_As_uint64_t(__pyx_v_p); if (unlikely((__pyx_t_18 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1005, __pyx_L1_error)
+    __pyx_t_18 = __Pyx_PyLong_As_uint64_t(__pyx_v_p); if (unlikely((__pyx_t_18 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1009, __pyx_L1_error)
     (__pyx_v_cptrs[__pyx_v_i]) = ((void *)((uint64_t)__pyx_t_18));
 
   }
 
 
-  /* "tvmfast/_core.pyx":1006
+  /* "tvmfast/_core.pyx":1010
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*><uint64_t>p
  *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
@@ -17222,7 +17266,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_7)) {
 
 
-    /* "tvmfast/_core.pyx":1007
+    /* "tvmfast/_core.pyx":1011
  *             cptrs[i] = <void*><uint64_t>p
  *         if self.frozen_state.device_type >= 0:
  *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")             # <<<<<<<<<<<<<<
@@ -17235,14 +17279,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       PyObject *__pyx_callargs[2] = {__pyx_t_17, __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_on_GPU_tensors};
       __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_NotImplementedError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1007, __pyx_L1_error)
+      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1011, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
     }
     __Pyx_Raise(__pyx_t_6, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __PYX_ERR(0, 1007, __pyx_L1_error)
+    __PYX_ERR(0, 1011, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":1006
+    /* "tvmfast/_core.pyx":1010
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*><uint64_t>p
  *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
@@ -17251,7 +17295,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":1009
+  /* "tvmfast/_core.pyx":1013
  *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
  *         cdef int ret
  *         if self.bound.release_gil:             # <<<<<<<<<<<<<<
@@ -17260,7 +17304,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   if (__pyx_v_self->bound->release_gil) {
 
-    /* "tvmfast/_core.pyx":1010
+    /* "tvmfast/_core.pyx":1014
  *         cdef int ret
  *         if self.bound.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -17273,7 +17317,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":1011
+          /* "tvmfast/_core.pyx":1015
  *         if self.bound.release_gil:
  *             with nogil:
  *                 ret = tvmfast_call_ptrs(self, cptrs, <int>n)             # <<<<<<<<<<<<<<
@@ -17283,7 +17327,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
           __pyx_v_ret = __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(__pyx_v_self, __pyx_v_cptrs, ((int)__pyx_v_n));
         }
 
-        /* "tvmfast/_core.pyx":1010
+        /* "tvmfast/_core.pyx":1014
  *         cdef int ret
  *         if self.bound.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -17300,7 +17344,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         }
     }
 
-    /* "tvmfast/_core.pyx":1009
+    /* "tvmfast/_core.pyx":1013
  *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
  *         cdef int ret
  *         if self.bound.release_gil:             # <<<<<<<<<<<<<<
@@ -17310,7 +17354,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     goto __pyx_L13;
   }
 
-  /* "tvmfast/_core.pyx":1013
+  /* "tvmfast/_core.pyx":1017
  *                 ret = tvmfast_call_ptrs(self, cptrs, <int>n)
  *         else:
  *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)             # <<<<<<<<<<<<<<
@@ -17322,7 +17366,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   }
   __pyx_L13:;
 
-  /* "tvmfast/_core.pyx":1014
+  /* "tvmfast/_core.pyx":1018
  *         else:
  *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)
  *         if ret != 0:             # <<<<<<<<<<<<<<
@@ -17334,17 +17378,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (__pyx_t_7) {
 
 
-    /* "tvmfast/_core.pyx":1015
+    /* "tvmfast/_core.pyx":1019
  *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)
  *         if ret != 0:
  *             raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  *     def num_tensor_args(self):
 */
-    __pyx_t_10 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 1015, __pyx_L1_error)
+    __pyx_t_10 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 1019, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":1014
+    /* "tvmfast/_core.pyx":1018
  *         else:
  *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)
  *         if ret != 0:             # <<<<<<<<<<<<<<
@@ -17353,7 +17397,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":981
+  /* "tvmfast/_core.pyx":985
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -17384,7 +17428,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1017
+/* "tvmfast/_core.pyx":1021
  *             raise_ffi_error()
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -17450,7 +17494,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("num_tensor_args", 0);
 
-  /* "tvmfast/_core.pyx":1019
+  /* "tvmfast/_core.pyx":1023
  *     def num_tensor_args(self):
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         cdef int i, count = 0             # <<<<<<<<<<<<<<
@@ -17459,7 +17503,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
 */
   __pyx_v_count = 0;
 
-  /* "tvmfast/_core.pyx":1020
+  /* "tvmfast/_core.pyx":1024
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         cdef int i, count = 0
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -17473,7 +17517,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":1021
+    /* "tvmfast/_core.pyx":1025
  *         cdef int i, count = 0
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -17485,7 +17529,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":1022
+      /* "tvmfast/_core.pyx":1026
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 count += 1             # <<<<<<<<<<<<<<
@@ -17494,7 +17538,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
 */
       __pyx_v_count = (__pyx_v_count + 1);
 
-      /* "tvmfast/_core.pyx":1021
+      /* "tvmfast/_core.pyx":1025
  *         cdef int i, count = 0
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -17505,14 +17549,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   }
 
 
-  /* "tvmfast/_core.pyx":1023
+  /* "tvmfast/_core.pyx":1027
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 count += 1
  *         return count             # <<<<<<<<<<<<<<
  * 
  *     @staticmethod
 */
-  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_count); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1023, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_count); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1027, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   {
     PyObject *__pyx_temp;
@@ -17525,7 +17569,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   __pyx_t_5 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1017
+  /* "tvmfast/_core.pyx":1021
  *             raise_ffi_error()
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -17546,7 +17590,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1025
+/* "tvmfast/_core.pyx":1029
  *         return count
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -17606,17 +17650,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_last_error", 0);
 
-  /* "tvmfast/_core.pyx":1028
+  /* "tvmfast/_core.pyx":1032
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  *     def __repr__(self):
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1028, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1032, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":1025
+  /* "tvmfast/_core.pyx":1029
  *         return count
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -17636,7 +17680,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1030
+/* "tvmfast/_core.pyx":1034
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -17673,16 +17717,16 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":1031
+  /* "tvmfast/_core.pyx":1035
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.FrozenFunction num_args={self.num_args} dynamic={self.num_dynamic}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1031, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1035, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1031, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1035, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_3[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_num_args;
   __pyx_t_3[1] = __pyx_t_1;
@@ -17695,7 +17739,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   #endif
   __pyx_t_5 = 0;
   __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_3, 5, __pyx_t_4, __pyx_t_5);
-  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1031, __pyx_L1_error)
+  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1035, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -17710,7 +17754,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1030
+  /* "tvmfast/_core.pyx":1034
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -18166,7 +18210,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_18__setstate_cython__
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1034
+/* "tvmfast/_core.pyx":1038
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18188,7 +18232,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   int __pyx_t_4;
   int __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":1038
+  /* "tvmfast/_core.pyx":1042
  *     cdef DLTensor dl[TVMFAST_STACK_ARGS]
  *     cdef TVMFFIAny result
  *     cdef int i, k = 0             # <<<<<<<<<<<<<<
@@ -18197,7 +18241,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_k = 0;
 
-  /* "tvmfast/_core.pyx":1039
+  /* "tvmfast/_core.pyx":1043
  *     cdef TVMFFIAny result
  *     cdef int i, k = 0
  *     cdef int num_args = prepared.num_args             # <<<<<<<<<<<<<<
@@ -18208,7 +18252,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 
   __pyx_v_num_args = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":1040
+  /* "tvmfast/_core.pyx":1044
  *     cdef int i, k = 0
  *     cdef int num_args = prepared.num_args
  *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -18217,7 +18261,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_prepared->__pyx_template, (__pyx_v_num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":1041
+  /* "tvmfast/_core.pyx":1045
  *     cdef int num_args = prepared.num_args
  *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
  *     for i in range(num_args):             # <<<<<<<<<<<<<<
@@ -18231,7 +18275,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":1042
+    /* "tvmfast/_core.pyx":1046
  *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
  *     for i in range(num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -18243,7 +18287,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":1043
+      /* "tvmfast/_core.pyx":1047
  *     for i in range(num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             if k >= n:             # <<<<<<<<<<<<<<
@@ -18255,7 +18299,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
       if (__pyx_t_4) {
 
 
-        /* "tvmfast/_core.pyx":1044
+        /* "tvmfast/_core.pyx":1048
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             if k >= n:
  *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")             # <<<<<<<<<<<<<<
@@ -18264,7 +18308,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
         TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_too_few_data_p);
 
-        /* "tvmfast/_core.pyx":1045
+        /* "tvmfast/_core.pyx":1049
  *             if k >= n:
  *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
  *                 return -1             # <<<<<<<<<<<<<<
@@ -18277,7 +18321,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
         }
         goto __pyx_L0;
 
-        /* "tvmfast/_core.pyx":1043
+        /* "tvmfast/_core.pyx":1047
  *     for i in range(num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             if k >= n:             # <<<<<<<<<<<<<<
@@ -18286,7 +18330,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       }
 
-      /* "tvmfast/_core.pyx":1046
+      /* "tvmfast/_core.pyx":1050
  *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
  *                 return -1
  *             dl[i] = prepared.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -18295,7 +18339,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       (__pyx_v_dl[__pyx_v_i]) = (__pyx_v_prepared->frozen_dl[__pyx_v_i]);
 
-      /* "tvmfast/_core.pyx":1047
+      /* "tvmfast/_core.pyx":1051
  *                 return -1
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]             # <<<<<<<<<<<<<<
@@ -18304,7 +18348,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       (__pyx_v_dl[__pyx_v_i]).data = (__pyx_v_ptrs[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":1048
+      /* "tvmfast/_core.pyx":1052
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0             # <<<<<<<<<<<<<<
@@ -18313,7 +18357,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       (__pyx_v_dl[__pyx_v_i]).byte_offset = 0;
 
-      /* "tvmfast/_core.pyx":1049
+      /* "tvmfast/_core.pyx":1053
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]             # <<<<<<<<<<<<<<
@@ -18322,7 +18366,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       (__pyx_v_packed[__pyx_v_i]).v_ptr = (&(__pyx_v_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":1050
+      /* "tvmfast/_core.pyx":1054
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]
  *             k += 1             # <<<<<<<<<<<<<<
@@ -18331,7 +18375,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_k = (__pyx_v_k + 1);
 
-      /* "tvmfast/_core.pyx":1042
+      /* "tvmfast/_core.pyx":1046
  *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
  *     for i in range(num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -18342,7 +18386,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   }
 
 
-  /* "tvmfast/_core.pyx":1051
+  /* "tvmfast/_core.pyx":1055
  *             packed[i].v_ptr = &dl[i]
  *             k += 1
  *     if k != n:             # <<<<<<<<<<<<<<
@@ -18354,7 +18398,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1052
+    /* "tvmfast/_core.pyx":1056
  *             k += 1
  *     if k != n:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")             # <<<<<<<<<<<<<<
@@ -18363,7 +18407,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_too_many_data);
 
-    /* "tvmfast/_core.pyx":1053
+    /* "tvmfast/_core.pyx":1057
  *     if k != n:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")
  *         return -1             # <<<<<<<<<<<<<<
@@ -18376,7 +18420,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1051
+    /* "tvmfast/_core.pyx":1055
  *             packed[i].v_ptr = &dl[i]
  *             k += 1
  *     if k != n:             # <<<<<<<<<<<<<<
@@ -18385,7 +18429,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1054
+  /* "tvmfast/_core.pyx":1058
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")
  *         return -1
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18394,7 +18438,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":1055
+  /* "tvmfast/_core.pyx":1059
  *         return -1
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -18403,7 +18447,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":1056
+  /* "tvmfast/_core.pyx":1060
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18412,7 +18456,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":1057
+  /* "tvmfast/_core.pyx":1061
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)             # <<<<<<<<<<<<<<
@@ -18421,7 +18465,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_i = TVMFFIFunctionCall(__pyx_v_prepared->bound->handle, __pyx_v_packed, __pyx_v_num_args, (&__pyx_v_result));
 
-  /* "tvmfast/_core.pyx":1058
+  /* "tvmfast/_core.pyx":1062
  *     result.v_int64 = 0
  *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
  *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -18447,7 +18491,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1059
+    /* "tvmfast/_core.pyx":1063
  *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
  *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)             # <<<<<<<<<<<<<<
@@ -18456,7 +18500,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_result.v_ptr));
 
-    /* "tvmfast/_core.pyx":1058
+    /* "tvmfast/_core.pyx":1062
  *     result.v_int64 = 0
  *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
  *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -18465,7 +18509,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1060
+  /* "tvmfast/_core.pyx":1064
  *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)
  *     return i             # <<<<<<<<<<<<<<
@@ -18478,7 +18522,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1034
+  /* "tvmfast/_core.pyx":1038
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18497,7 +18541,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1063
+/* "tvmfast/_core.pyx":1067
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18546,39 +18590,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_prepared,&__pyx_mstate_global->__pyx_n_u_repeat,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1063, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1067, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1063, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1067, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1063, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1067, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1063, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1067, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1063, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1067, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1063, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1067, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1063, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1067, __pyx_L3_error)
     }
     __pyx_v_prepared = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)values[0]);
-    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1063, __pyx_L3_error)
+    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1067, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1063, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1067, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18589,7 +18633,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1063, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1067, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_4_floor_loop(__pyx_self, __pyx_v_prepared, __pyx_v_repeat);
 
   /* function exit code */
@@ -18634,7 +18678,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_floor_loop", 0);
 
-  /* "tvmfast/_core.pyx":1067
+  /* "tvmfast/_core.pyx":1071
  *     cdef TVMFFIAny result
  *     cdef Py_ssize_t r
  *     cdef int ret = 0             # <<<<<<<<<<<<<<
@@ -18643,7 +18687,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   __pyx_v_ret = 0;
 
-  /* "tvmfast/_core.pyx":1068
+  /* "tvmfast/_core.pyx":1072
  *     cdef Py_ssize_t r
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle             # <<<<<<<<<<<<<<
@@ -18654,7 +18698,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":1069
+  /* "tvmfast/_core.pyx":1073
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template             # <<<<<<<<<<<<<<
@@ -18665,7 +18709,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_packed = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1070
+  /* "tvmfast/_core.pyx":1074
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args             # <<<<<<<<<<<<<<
@@ -18676,7 +18720,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_n = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":1071
+  /* "tvmfast/_core.pyx":1075
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18688,7 +18732,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":1072
+    /* "tvmfast/_core.pyx":1076
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")             # <<<<<<<<<<<<<<
@@ -18701,14 +18745,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_floor_loop_needs_a_prepared_fun};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1072, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1076, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 1072, __pyx_L1_error)
+    __PYX_ERR(0, 1076, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":1071
+    /* "tvmfast/_core.pyx":1075
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18717,7 +18761,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1073
+  /* "tvmfast/_core.pyx":1077
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18730,7 +18774,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":1074
+        /* "tvmfast/_core.pyx":1078
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:
  *         for r in range(repeat):             # <<<<<<<<<<<<<<
@@ -18744,7 +18788,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
         for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
           __pyx_v_r = __pyx_t_10;
 
-          /* "tvmfast/_core.pyx":1075
+          /* "tvmfast/_core.pyx":1079
  *     with nogil:
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18753,7 +18797,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.type_index = kTVMFFINone;
 
-          /* "tvmfast/_core.pyx":1076
+          /* "tvmfast/_core.pyx":1080
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18762,7 +18806,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.v_int64 = 0;
 
-          /* "tvmfast/_core.pyx":1077
+          /* "tvmfast/_core.pyx":1081
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)             # <<<<<<<<<<<<<<
@@ -18771,7 +18815,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, (&__pyx_v_result));
 
-          /* "tvmfast/_core.pyx":1078
+          /* "tvmfast/_core.pyx":1082
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18783,7 +18827,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
           if (__pyx_t_4) {
 
 
-            /* "tvmfast/_core.pyx":1079
+            /* "tvmfast/_core.pyx":1083
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:
  *                 break             # <<<<<<<<<<<<<<
@@ -18792,7 +18836,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
             goto __pyx_L8_break;
 
-            /* "tvmfast/_core.pyx":1078
+            /* "tvmfast/_core.pyx":1082
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18805,7 +18849,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
       }
 
-      /* "tvmfast/_core.pyx":1073
+      /* "tvmfast/_core.pyx":1077
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18822,7 +18866,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       }
   }
 
-  /* "tvmfast/_core.pyx":1080
+  /* "tvmfast/_core.pyx":1084
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18834,17 +18878,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1081
+    /* "tvmfast/_core.pyx":1085
  *                 break
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1081, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1085, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":1080
+    /* "tvmfast/_core.pyx":1084
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18853,7 +18897,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1063
+  /* "tvmfast/_core.pyx":1067
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18881,7 +18925,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1084
+/* "tvmfast/_core.pyx":1088
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -18894,7 +18938,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1085
+  /* "tvmfast/_core.pyx":1089
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18922,7 +18966,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1086
+  /* "tvmfast/_core.pyx":1090
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id             # <<<<<<<<<<<<<<
@@ -18950,7 +18994,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1087
+  /* "tvmfast/_core.pyx":1091
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits             # <<<<<<<<<<<<<<
@@ -18978,7 +19022,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1088
+  /* "tvmfast/_core.pyx":1092
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):             # <<<<<<<<<<<<<<
@@ -19012,7 +19056,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":1085
+  /* "tvmfast/_core.pyx":1089
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -19022,7 +19066,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1089
+    /* "tvmfast/_core.pyx":1093
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False             # <<<<<<<<<<<<<<
@@ -19035,7 +19079,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1085
+    /* "tvmfast/_core.pyx":1089
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -19044,7 +19088,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1090
+  /* "tvmfast/_core.pyx":1094
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -19056,7 +19100,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1091
+    /* "tvmfast/_core.pyx":1095
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False             # <<<<<<<<<<<<<<
@@ -19069,7 +19113,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1090
+    /* "tvmfast/_core.pyx":1094
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -19078,7 +19122,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1092
+  /* "tvmfast/_core.pyx":1096
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False
  *     return x.strides == NULL or memcmp(x.strides, y.strides, x.ndim * sizeof(int64_t)) == 0             # <<<<<<<<<<<<<<
@@ -19106,7 +19150,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1084
+  /* "tvmfast/_core.pyx":1088
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -19120,7 +19164,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1095
+/* "tvmfast/_core.pyx":1099
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -19169,39 +19213,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_torch_module,&__pyx_mstate_global->__pyx_n_u_fn_address,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1095, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1099, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1095, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1099, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1095, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1099, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1095, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1099, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1095, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1099, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1095, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1099, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1095, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1099, __pyx_L3_error)
     }
     __pyx_v_torch_module = values[0];
-    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1095, __pyx_L3_error)
+    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1099, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1095, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1099, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -19257,20 +19301,20 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_enable_torch_direct_export", 0);
 
-  /* "tvmfast/_core.pyx":1104
+  /* "tvmfast/_core.pyx":1108
  *     """
  *     global tvmfast_torch_to_dl, tvmfast_thpvariable_tensor_offset, _torch_tensor_type
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)             # <<<<<<<<<<<<<<
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1104, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1108, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1104, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1108, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_api = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1106
+  /* "tvmfast/_core.pyx":1110
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor             # <<<<<<<<<<<<<<
@@ -19279,7 +19323,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_v_offset = (sizeof(PyObject));
 
-  /* "tvmfast/_core.pyx":1107
+  /* "tvmfast/_core.pyx":1111
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19305,7 +19349,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   if (__pyx_t_3) {
 
 
-    /* "tvmfast/_core.pyx":1108
+    /* "tvmfast/_core.pyx":1112
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:
  *         return False             # <<<<<<<<<<<<<<
@@ -19323,7 +19367,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1107
+    /* "tvmfast/_core.pyx":1111
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19332,7 +19376,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   }
 
-  /* "tvmfast/_core.pyx":1109
+  /* "tvmfast/_core.pyx":1113
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -19341,7 +19385,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_t_5 = __pyx_v_torch_module;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1109, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1113, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   #if CYTHON_VECTORCALL
   #endif
@@ -19350,13 +19394,13 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_mstate_global->__pyx_int_24, __pyx_t_6};
     #if CYTHON_VECTORCALL
     __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[0];
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1109, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1113, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_8);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_8 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1109, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1113, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     #endif
@@ -19366,33 +19410,33 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     #endif
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1109, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1113, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1109, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1113, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1109, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1113, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
   __pyx_v_base = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1110
+  /* "tvmfast/_core.pyx":1114
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1110, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1114, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1110, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1114, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1110, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1114, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1110, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1114, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_9 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_9);
@@ -19401,11 +19445,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_9, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_half, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1110, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1114, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
 
-  /* "tvmfast/_core.pyx":1111
+  /* "tvmfast/_core.pyx":1115
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),             # <<<<<<<<<<<<<<
@@ -19419,7 +19463,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_float_3_0};
     __pyx_t_9 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tensor, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1111, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1115, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = __pyx_v_torch_module;
@@ -19429,12 +19473,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_int_0};
     __pyx_t_10 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_zeros, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1111, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1115, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
   }
   __pyx_t_12 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_12);
-  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1111, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1115, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_13);
   __pyx_t_7 = 0;
   {
@@ -19442,19 +19486,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __pyx_t_11 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_to, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1111, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1115, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
   }
 
-  /* "tvmfast/_core.pyx":1112
+  /* "tvmfast/_core.pyx":1116
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]             # <<<<<<<<<<<<<<
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
 */
-  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1112, __pyx_L1_error)
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1112, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1116, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1116, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __pyx_t_14 = __pyx_t_15;
   __Pyx_INCREF(__pyx_t_14);
@@ -19465,7 +19509,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_17, NULL};
     __pyx_t_16 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_clone, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1112, __pyx_L1_error)
+    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1116, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
   }
   __pyx_t_7 = 0;
@@ -19475,40 +19519,40 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1112, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1116, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
   }
 
-  /* "tvmfast/_core.pyx":1110
+  /* "tvmfast/_core.pyx":1114
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1110, __pyx_L1_error)
+  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1114, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_INCREF(__pyx_v_base);
   __Pyx_GIVEREF(__pyx_v_base);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_8);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_9);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_11);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_13);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_12);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1110, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_6 = 0;
   __pyx_t_8 = 0;
@@ -19521,7 +19565,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   __pyx_v_samples = ((PyObject*)__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1113
+  /* "tvmfast/_core.pyx":1117
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19534,27 +19578,27 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1113, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1117, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1113, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1117, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1114
+    /* "tvmfast/_core.pyx":1118
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
 */
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1114, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1118, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1114, __pyx_L1_error)
+    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1118, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_t_3 = (((uint64_t)tvmfast_read_ptr(((PyObject *)__pyx_v_t), __pyx_v_offset)) != ((uint64_t)__pyx_t_19));
 
@@ -19562,7 +19606,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1115
+      /* "tvmfast/_core.pyx":1119
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False             # <<<<<<<<<<<<<<
@@ -19581,7 +19625,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1114
+      /* "tvmfast/_core.pyx":1118
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
@@ -19590,7 +19634,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1113
+    /* "tvmfast/_core.pyx":1117
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19600,7 +19644,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1116
+  /* "tvmfast/_core.pyx":1120
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)             # <<<<<<<<<<<<<<
@@ -19609,7 +19653,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_set_torch_to_dl(((void *)__pyx_v_fn_address));
 
-  /* "tvmfast/_core.pyx":1117
+  /* "tvmfast/_core.pyx":1121
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset             # <<<<<<<<<<<<<<
@@ -19618,7 +19662,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_thpvariable_tensor_offset = __pyx_v_offset;
 
-  /* "tvmfast/_core.pyx":1118
+  /* "tvmfast/_core.pyx":1122
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19631,18 +19675,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1118, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1122, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1118, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1122, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1119
+    /* "tvmfast/_core.pyx":1123
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19660,7 +19704,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1120
+    /* "tvmfast/_core.pyx":1124
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0             # <<<<<<<<<<<<<<
@@ -19678,7 +19722,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1121
+    /* "tvmfast/_core.pyx":1125
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):             # <<<<<<<<<<<<<<
@@ -19692,7 +19736,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 
     __pyx_L13_bool_binop_done:;
 
-    /* "tvmfast/_core.pyx":1119
+    /* "tvmfast/_core.pyx":1123
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19702,7 +19746,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1122
+      /* "tvmfast/_core.pyx":1126
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)             # <<<<<<<<<<<<<<
@@ -19711,7 +19755,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
       tvmfast_set_torch_to_dl(NULL);
 
-      /* "tvmfast/_core.pyx":1123
+      /* "tvmfast/_core.pyx":1127
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False             # <<<<<<<<<<<<<<
@@ -19730,7 +19774,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1119
+      /* "tvmfast/_core.pyx":1123
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19739,7 +19783,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1118
+    /* "tvmfast/_core.pyx":1122
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19749,21 +19793,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1124
+  /* "tvmfast/_core.pyx":1128
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False
  *     _torch_tensor_type = torch_module.Tensor             # <<<<<<<<<<<<<<
  *     return True
  * 
 */
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1124, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1128, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__torch_tensor_type);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__torch_tensor_type, __pyx_t_15);
   __Pyx_GIVEREF(__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1125
+  /* "tvmfast/_core.pyx":1129
  *             return False
  *     _torch_tensor_type = torch_module.Tensor
  *     return True             # <<<<<<<<<<<<<<
@@ -19781,7 +19825,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1095
+  /* "tvmfast/_core.pyx":1099
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -19819,7 +19863,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1128
+/* "tvmfast/_core.pyx":1132
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19852,14 +19896,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_torch_direct_export_enabled", 0);
 
-  /* "tvmfast/_core.pyx":1129
+  /* "tvmfast/_core.pyx":1133
  * 
  * def _torch_direct_export_enabled():
  *     return tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1129, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -19872,7 +19916,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1128
+  /* "tvmfast/_core.pyx":1132
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19891,7 +19935,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1132
+/* "tvmfast/_core.pyx":1136
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -19926,49 +19970,49 @@ static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObj
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_init_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":1133
+  /* "tvmfast/_core.pyx":1137
  * 
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)             # <<<<<<<<<<<<<<
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1133, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1137, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_b = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1134
+  /* "tvmfast/_core.pyx":1138
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)             # <<<<<<<<<<<<<<
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1134, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1138, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_f = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1135
+  /* "tvmfast/_core.pyx":1139
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))             # <<<<<<<<<<<<<<
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
  * 
 */
-  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, ((Py_ssize_t)(((char *)(&__pyx_v_b->vectorcall)) - ((char *)((PyObject *)__pyx_v_b))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1135, __pyx_L1_error)
+  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, ((Py_ssize_t)(((char *)(&__pyx_v_b->vectorcall)) - ((char *)((PyObject *)__pyx_v_b))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1139, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":1136
+  /* "tvmfast/_core.pyx":1140
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))             # <<<<<<<<<<<<<<
  * 
  * _init_vectorcall()
 */
-  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, ((Py_ssize_t)(((char *)(&__pyx_v_f->vectorcall)) - ((char *)((PyObject *)__pyx_v_f))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1136, __pyx_L1_error)
+  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, ((Py_ssize_t)(((char *)(&__pyx_v_f->vectorcall)) - ((char *)((PyObject *)__pyx_v_f))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1140, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":1132
+  /* "tvmfast/_core.pyx":1136
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -20615,14 +20659,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_BoundFunction(__pyx_m
   __pyx_vtable_7tvmfast_5_core_BoundFunction.call_vector = (PyObject *(*)(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t))__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector;
   __pyx_vtable_7tvmfast_5_core_BoundFunction.call_vector_heap = (PyObject *(*)(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t))__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_BoundFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction)) __PYX_ERR(0, 685, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_BoundFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction)) __PYX_ERR(0, 689, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = &__pyx_type_7tvmfast_5_core_BoundFunction;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 685, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 689, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction);
@@ -20632,9 +20676,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_BoundFunction(__pyx_m
     __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_vtabptr_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 685, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_BoundFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 685, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 685, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_vtabptr_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 689, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_BoundFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 689, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 689, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -20657,14 +20701,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.snapshot_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes;
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.check_frozen_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 824, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 828, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = &__pyx_type_7tvmfast_5_core_FrozenFunction;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 824, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 828, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction);
@@ -20674,9 +20718,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
     __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 824, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 824, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 824, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 828, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 828, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 828, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -21207,7 +21251,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":630
+  /* "tvmfast/_core.pyx":634
  * 
  * 
  * cdef object RETRY_OWNED = object()             # <<<<<<<<<<<<<<
@@ -21220,7 +21264,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_object, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 630, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 634, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_RETRY_OWNED);
@@ -21228,7 +21272,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":632
+  /* "tvmfast/_core.pyx":636
  * cdef object RETRY_OWNED = object()
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0             # <<<<<<<<<<<<<<
@@ -21237,7 +21281,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_bound = 0;
 
-  /* "tvmfast/_core.pyx":633
+  /* "tvmfast/_core.pyx":637
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0
  * cdef Py_ssize_t vectorcall_offset_frozen = 0             # <<<<<<<<<<<<<<
@@ -21246,50 +21290,50 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_frozen = 0;
 
-  /* "tvmfast/_core.pyx":777
+  /* "tvmfast/_core.pyx":781
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
  *         """Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_5freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 777, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_5freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 781, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 777, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 781, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":793
+  /* "tvmfast/_core.pyx":797
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
  *         """Pre-pack every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 793, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 797, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 793, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 797, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":804
+  /* "tvmfast/_core.pyx":808
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
  *         """Register this function as a ``torch.library`` custom op and return the op.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_9as_torch_op, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_as_torch_op, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 804, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_9as_torch_op, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_as_torch_op, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 808, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_3, __pyx_mstate_global->__pyx_tuple[4]);
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_as_torch_op, __pyx_t_3) < (0)) __PYX_ERR(0, 804, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_as_torch_op, __pyx_t_3) < (0)) __PYX_ERR(0, 808, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -21319,52 +21363,52 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":981
+  /* "tvmfast/_core.pyx":985
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
  *         """Call a prepared function with new data addresses, one int per tensor argument.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 981, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 985, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 981, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 985, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1017
+  /* "tvmfast/_core.pyx":1021
  *             raise_ffi_error()
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         cdef int i, count = 0
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1017, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1021, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 1017, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 1021, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1025
+  /* "tvmfast/_core.pyx":1029
  *         return count
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1025, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1029, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1025, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1029, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_2 = NULL;
-  __Pyx_GetNameInClass(__pyx_t_5, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1025, __pyx_L1_error)
+  __Pyx_GetNameInClass(__pyx_t_5, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1029, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_t_4 = 1;
   {
@@ -21372,10 +21416,10 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_staticmethod, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1025, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1029, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1025, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1029, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -21405,73 +21449,73 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1063
+  /* "tvmfast/_core.pyx":1067
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
  *     """Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop."""
  *     cdef TVMFFIAny result
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1063, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1067, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1063, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1067, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1095
+  /* "tvmfast/_core.pyx":1099
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
  *     """Switch torch.Tensor arguments to the direct export if it is provably right here.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1095, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1099, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1095, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1099, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1128
+  /* "tvmfast/_core.pyx":1132
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
  *     return tvmfast_torch_to_dl != NULL
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1128, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1132, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1128, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1132, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1132
+  /* "tvmfast/_core.pyx":1136
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1132, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1136, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1132, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1136, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1138
+  /* "tvmfast/_core.pyx":1142
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
  * 
  * _init_vectorcall()             # <<<<<<<<<<<<<<
 */
   __pyx_t_5 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1138, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1142, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4 = 1;
   {
@@ -21479,7 +21523,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1138, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1142, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -21535,9 +21579,9 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 630, __pyx_L1_error)
-  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1025, __pyx_L1_error)
-  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 802, __pyx_L1_error)
+  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 634, __pyx_L1_error)
+  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1029, __pyx_L1_error)
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 806, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_get.type = (PyObject*)&PyDict_Type;
@@ -21562,7 +21606,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "tvmfast/_core.pyx":1109
+  /* "tvmfast/_core.pyx":1113
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -21571,18 +21615,18 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1109, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1113, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_int_4};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1109, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1113, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "tvmfast/_core.pyx":1110
+  /* "tvmfast/_core.pyx":1114
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
@@ -21591,27 +21635,27 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_int_0, __pyx_mstate_global->__pyx_int_2};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1110, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1114, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
-  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1110, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1114, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
-  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1110, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1114, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[1]);
-  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1110, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1114, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[2]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[2]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_slice[0], __pyx_mstate_global->__pyx_slice[1], __pyx_mstate_global->__pyx_slice[2]};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1110, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1114, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
 
-  /* "tvmfast/_core.pyx":804
+  /* "tvmfast/_core.pyx":808
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -21620,7 +21664,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_empty_tuple, Py_None};
-    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 804, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 808, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
@@ -21849,17 +21893,17 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_set_torch_setup_hook, __pyx_mstate->__pyx_kp_b_iso88591_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 777};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 781};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_frozen, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_freeze, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 793};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 797};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_args};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_prepare, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 804};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 808};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_name, __pyx_mstate->__pyx_n_u_mutates_args, __pyx_mstate->__pyx_n_u_example_args, __pyx_mstate->__pyx_n_u_make_torch_op};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_as_torch_op, __pyx_mstate->__pyx_kp_b_iso88591_a_Q_AV6_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
@@ -21874,17 +21918,17 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 981};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 985};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_ptrs, __pyx_mstate->__pyx_n_u_cptrs, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_ret};
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_call_ptrs, __pyx_mstate->__pyx_kp_b_iso88591_A_s_1_4_Cq_1A_2S_Cs_Ba_1_0_5EE_E, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1017};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1021};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_count};
     __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_num_tensor_args, __pyx_mstate->__pyx_kp_b_iso88591_A_A_E_at1_t9AR_3a_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1025};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1029};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_raise_last_error, __pyx_mstate->__pyx_kp_b_iso88591_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
@@ -21899,22 +21943,22 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1063};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1067};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_prepared, __pyx_mstate->__pyx_n_u_repeat, __pyx_mstate->__pyx_n_u_result, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_ret, __pyx_mstate->__pyx_n_u_handle, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_floor_loop, __pyx_mstate->__pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1095};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1099};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_torch_module, __pyx_mstate->__pyx_n_u_fn_address, __pyx_mstate->__pyx_n_u_api, __pyx_mstate->__pyx_n_u_direct, __pyx_mstate->__pyx_n_u_reference, __pyx_mstate->__pyx_n_u_offset, __pyx_mstate->__pyx_n_u_base, __pyx_mstate->__pyx_n_u_samples, __pyx_mstate->__pyx_n_u_t};
     __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_enable_torch_direct_export, __pyx_mstate->__pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1128};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1132};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_torch_direct_export_enabled, __pyx_mstate->__pyx_kp_b_iso88591_s, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1132};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1136};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_f};
     __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_init_vectorcall, __pyx_mstate->__pyx_kp_b_iso88591_N_1_Qo_r_P_Q_m7_1L_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
   }

@@ -589,7 +589,10 @@ cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* 
     elif _current_cuda_stream is not None:
         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
-    if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, &prev) != 0:
+    # Set the producer's stream only when TVM's differs (usually it is the same
+    # default stream): one query instead of a set and a restore.
+    prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
+    if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
         raise_ffi_error()
     if fn.release_gil:
         with nogil:
@@ -597,7 +600,8 @@ cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* 
     else:
         ret = TVMFFIFunctionCall(handle, packed, n, result)
     # Restore whatever stream TVM had, also when the call failed.
-    TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
+    if prev != stream:
+        TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
     return 0 if ret == 0 else -1
 
 
