@@ -224,3 +224,57 @@ def test_misaligned_view_is_refused_not_crashed(add_mod, gen):
     assert torch.equal(out, big[16:144] + b)
     with pytest.raises(ValueError, match="power of two"):
         tvmfast.bind(add_mod, alignment=3)
+
+
+class DLPackOnly:
+    """A producer with __dlpack__ and nothing else, as torch builds without the C
+    exchange capsule look to tvmfast."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def __dlpack__(self, **kwargs):
+        return self.t.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.t.__dlpack_device__()
+
+
+def test_producer_without_exchange_api_goes_through_dlpack(add_mod, gen):
+    f = tvmfast.bind(add_mod)
+    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    out = nan_like(a)
+    f(DLPackOnly(a), DLPackOnly(b), DLPackOnly(out))
+    assert torch.equal(out, a + b)
+    p = f.prepare(DLPackOnly(a), b, DLPackOnly(out))
+    a.add_(1)
+    p()
+    assert torch.equal(out, a + b)
+
+
+def test_exchange_api_path_without_direct_export(tmp_path):
+    """TVMFAST_TORCH_DIRECT=0: torch tensors through torch's DLPack C exchange API."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import torch, tvmfast
+        from tvmfast import _core, kernels
+        f = tvmfast.bind(kernels.build_add(128))
+        a, b = torch.randn(128), torch.randn(128)
+        out = torch.full((128,), float("nan"))
+        f(a, b, out)
+        assert torch.equal(out, a + b)
+        assert not _core._torch_direct_export_enabled()
+        try:
+            f(a, torch.empty(128, device="meta"), out)
+        except TypeError as e:
+            assert "argument #1" in str(e) and "meta" in str(e), e
+        else:
+            raise AssertionError("no error")
+        print("ok")
+    """)
+    env = dict(os.environ, TVMFAST_TORCH_DIRECT="0")
+    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr

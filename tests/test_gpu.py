@@ -154,7 +154,30 @@ def test_mixed_devices_are_refused(add_big):
         f(gpu, cpu, gpu)
     with pytest.raises(ValueError, match=r"argument #2 is on cpu"):
         g(gpu, cpu)
-    f(gpu, gpu, torch.empty_like(gpu))  # still works
+    with pytest.raises(ValueError, match=r"argument #1 is on cpu but argument #0 is on cuda:0"):
+        f.prepare(gpu, cpu, gpu)   # refused when prepared, not at each call
+    out = torch.full_like(gpu, float("nan"))
+    f(gpu, gpu, out)  # still works
+    assert torch.equal(out, gpu + gpu)
+
+
+def test_call_ptrs_on_the_gpu_uses_the_current_stream(add_big):
+    f = tvmfast.bind(add_big)
+    n = 65536
+    a, b, out = torch.randn(n, device="cuda"), torch.randn(n, device="cuda"), torch.empty(n, device="cuda")
+    p = f.prepare(a, b, out)
+    a2 = torch.zeros(n, device="cuda")
+    new_a = torch.randn(n, device="cuda")
+    b2 = torch.randn(n, device="cuda")
+    out2 = torch.full((n,), float("nan"), device="cuda")
+    torch.cuda.synchronize()
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        torch.cuda._sleep(50_000_000)
+        a2.copy_(new_a)
+        p.call_ptrs(a2.data_ptr(), b2.data_ptr(), out2.data_ptr())
+    s.synchronize()
+    assert torch.equal(out2, new_a + b2)
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")

@@ -1775,9 +1775,10 @@ struct __pyx_t_7tvmfast_5_core_CallState {
   void *frozen;
   TVMFFIAny *packed;
   int32_t num_packed;
+  int32_t devices_checked;
 };
 
-/* "tvmfast/_core.pyx":82
+/* "tvmfast/_core.pyx":83
  *     void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset)
  * 
  * cdef enum:             # <<<<<<<<<<<<<<
@@ -1789,7 +1790,7 @@ enum  {
   __pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE = 32
 };
 
-/* "tvmfast/_core.pyx":99
+/* "tvmfast/_core.pyx":100
  * # Argument kinds, chosen once per Python type and cached.
  * # ---------------------------------------------------------------------------
  * cdef enum ArgKind:             # <<<<<<<<<<<<<<
@@ -1809,7 +1810,7 @@ enum __pyx_t_7tvmfast_5_core_ArgKind {
   __pyx_e_7tvmfast_5_core_KIND_STR = 9
 };
 
-/* "tvmfast/_core.pyx":111
+/* "tvmfast/_core.pyx":112
  *     KIND_STR = 9           # str, passed as a borrowed UTF-8 C string
  * 
  * cdef enum TensorMode:             # <<<<<<<<<<<<<<
@@ -1822,7 +1823,7 @@ enum __pyx_t_7tvmfast_5_core_TensorMode {
   __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED = 2
 };
 
-/* "tvmfast/_core.pxd":34
+/* "tvmfast/_core.pxd":35
  * 
  * 
  * cdef class BoundFunction:             # <<<<<<<<<<<<<<
@@ -1843,7 +1844,7 @@ struct __pyx_obj_7tvmfast_5_core_BoundFunction {
 };
 
 
-/* "tvmfast/_core.pxd":47
+/* "tvmfast/_core.pxd":48
  * 
  * 
  * cdef class FrozenFunction:             # <<<<<<<<<<<<<<
@@ -1857,6 +1858,7 @@ struct __pyx_obj_7tvmfast_5_core_FrozenFunction {
   struct __pyx_obj_7tvmfast_5_core_BoundFunction *bound;
   int num_args;
   int num_dynamic;
+  int num_tensor_slots;
   int32_t *dynamic_pos;
   TVMFFIAny *__pyx_template;
   DLTensor *frozen_dl;
@@ -1868,7 +1870,7 @@ struct __pyx_obj_7tvmfast_5_core_FrozenFunction {
 
 
 
-/* "tvmfast/_core.pyx":689
+/* "tvmfast/_core.pyx":693
  * 
  * 
  * cdef class BoundFunction:             # <<<<<<<<<<<<<<
@@ -1883,7 +1885,7 @@ struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction {
 static struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *__pyx_vtabptr_7tvmfast_5_core_BoundFunction;
 
 
-/* "tvmfast/_core.pyx":828
+/* "tvmfast/_core.pyx":832
  * 
  * 
  * cdef class FrozenFunction:             # <<<<<<<<<<<<<<
@@ -2772,28 +2774,6 @@ static CYTHON_INLINE PyObject* __Pyx_dict_iterator(PyObject* dict, int is_dict, 
 /* PyObjectCompare.proto */
 static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLe_int_object(PyObject *op1, PyObject *op2, int pyop);
 
-/* PyObjectCompare.proto */
-static CYTHON_INLINE int __Pyx_PyObject_CompareBoolNe_int_object(PyObject *op1, PyObject *op2, int pyop);
-
-/* PyObjectCallNoArg.proto */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CallNoArg(PyObject *func);
-
-/* PyLongCompare.proto */
-static CYTHON_INLINE int __Pyx_PyLong_BoolEqObjC(PyObject *op1, PyObject *op2, long intval, long inplace);
-
-/* PyNumberBinop.proto */
-#if CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_GRAAL || CYTHON_COMPILING_IN_LIMITED_API
-#define __Pyx_PyNumber_And_object_int(op1, op2)  PyNumber_And(op1, op2)
-#define __Pyx_PyNumber_InPlaceAnd_object_int(op1, op2)  PyNumber_InPlaceAnd(op1, op2)
-#else
-#define __Pyx_PyNumber_And_object_int(op1, op2)  __Pyx__PyNumber_And_object_int(op1, op2, 0)
-#define __Pyx_PyNumber_InPlaceAnd_object_int(op1, op2)  __Pyx__PyNumber_And_object_int(op1, op2, 1)
-static CYTHON_INLINE PyObject* __Pyx__PyNumber_And_object_int(PyObject *op1, PyObject *op2, int inplace);
-#endif
-
-/* PyNotImplementedError_Check.proto */
-#define __Pyx_PyExc_NotImplementedError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_NotImplementedError)
-
 /* PyObjectVectorcallKwds.proto (used by PyObjectVectorcallMethodKwds) */
 #if CYTHON_VECTORCALL
 #define __Pyx_Object_VectorcallKwds PyObject_Vectorcall
@@ -3315,7 +3295,6 @@ static PyObject *__pyx_v_7tvmfast_5_core__reraise = 0;
 static PyObject *__pyx_v_7tvmfast_5_core_RETRY_OWNED = 0;
 static Py_ssize_t __pyx_v_7tvmfast_5_core_vectorcall_offset_bound;
 static Py_ssize_t __pyx_v_7tvmfast_5_core_vectorcall_offset_frozen;
-static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int); /*proto*/
 static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject *); /*proto*/
 static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *); /*proto*/
 static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void); /*proto*/
@@ -3347,6 +3326,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *, void **, 
 static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *, Py_ssize_t); /*proto*/
 static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *, PyObject *); /*proto*/
 static int __pyx_f_7tvmfast_5_core_raise_count_error(int, Py_ssize_t); /*proto*/
+static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, TVMFFIAny *, DLTensor *); /*proto*/
 static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *, DLTensor *); /*proto*/
 /* #### Code section: typeinfo ### */
 /* #### Code section: before_global_var ### */
@@ -3362,9 +3342,9 @@ static PyObject *__pyx_builtin_enumerate;
 /* #### Code section: string_decls ### */
 static const char __pyx_k_TypeError[] = "TypeError";
 static const char __pyx_k_dlpack_exchange_api[] = "dlpack_exchange_api";
-static const char __pyx_k_tvmfast_call_ptrs_too_many_data[] = "tvmfast_call_ptrs: too many data pointers";
 static const char __pyx_k_The_hot_path_of_tvmfast_Python_a[] = "The hot path of tvmfast: Python arguments -> TVMFFIAny array -> TVMFFIFunctionCall.\n\nA call is one vectorcall into ``call_vector``: each argument is classified by an\nexact type-pointer compare against a small process-wide cache (torch.Tensor first),\ntensors are exported through their producer\047s DLPack C exchange API into DLTensors\non the C stack, and the kernel is called.  No Python object, tuple or heap block is\ncreated on the way for tensor/int/float/bool/None arguments.\n";
-static const char __pyx_k_tvmfast_call_ptrs_too_few_data_p[] = "tvmfast_call_ptrs: too few data pointers";
+static const char __pyx_k_tvmfast_call_ptrs_not_a_prepared[] = "tvmfast_call_ptrs: not a prepared function";
+static const char __pyx_k_tvmfast_call_ptrs_wrong_number_o[] = "tvmfast_call_ptrs: wrong number of data pointers";
 /* #### Code section: decls ### */
 static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_hook); /* proto */
 static PyObject *__pyx_pf_7tvmfast_5_core_2_set_torch_setup_hook(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_hook); /* proto */
@@ -3491,7 +3471,7 @@ namespace {
     PyObject *__pyx_slice[3];
     PyObject *__pyx_tuple[5];
     PyObject *__pyx_codeobj_tab[16];
-    PyObject *__pyx_string_tab[227];
+    PyObject *__pyx_string_tab[229];
     PyObject *__pyx_number_tab[11];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3604,67 +3584,67 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u_tvmfast_bound_functions_take_pos __pyx_string_tab[60]
 #define __pyx_kp_u_tvmfast_call_ptrs_expected __pyx_string_tab[61]
 #define __pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar __pyx_string_tab[62]
-#define __pyx_kp_u_tvmfast_call_ptrs_on_GPU_tensors __pyx_string_tab[63]
-#define __pyx_kp_u_tvmfast_call_ptrs_pointer __pyx_string_tab[64]
-#define __pyx_kp_u_tvmfast_expected __pyx_string_tab[65]
-#define __pyx_kp_u_tvmfast_freeze_position __pyx_string_tab[66]
-#define __pyx_kp_u_tvmfast_freeze_needs_the_number __pyx_string_tab[67]
-#define __pyx_kp_u_tvmfast_freeze_takes_a_dict_posi __pyx_string_tab[68]
-#define __pyx_kp_u_tvmfast_freeze_prepare_support_a __pyx_string_tab[69]
-#define __pyx_kp_u_tvmfast_frozen_argument __pyx_string_tab[70]
-#define __pyx_kp_u_tvmfast_the_function_returned_a __pyx_string_tab[71]
-#define __pyx_kp_u_tvmfast_too_many_arguments __pyx_string_tab[72]
-#define __pyx_n_u_BoundFunction __pyx_string_tab[73]
-#define __pyx_n_u_BoundFunction___reduce_cython __pyx_string_tab[74]
-#define __pyx_n_u_BoundFunction___setstate_cython __pyx_string_tab[75]
-#define __pyx_n_u_BoundFunction_as_torch_op __pyx_string_tab[76]
-#define __pyx_n_u_BoundFunction_freeze __pyx_string_tab[77]
-#define __pyx_n_u_BoundFunction_prepare __pyx_string_tab[78]
-#define __pyx_n_u_CObject __pyx_string_tab[79]
-#define __pyx_n_u_FrozenFunction __pyx_string_tab[80]
-#define __pyx_n_u_FrozenFunction___reduce_cython __pyx_string_tab[81]
-#define __pyx_n_u_FrozenFunction___setstate_cython __pyx_string_tab[82]
-#define __pyx_n_u_FrozenFunction_call_ptrs __pyx_string_tab[83]
-#define __pyx_n_u_FrozenFunction_num_tensor_args __pyx_string_tab[84]
-#define __pyx_n_u_FrozenFunction_raise_last_error __pyx_string_tab[85]
-#define __pyx_n_u_Function __pyx_string_tab[86]
-#define __pyx_n_u_Module __pyx_string_tab[87]
-#define __pyx_n_u_Parameter __pyx_string_tab[88]
-#define __pyx_n_u_PathLike __pyx_string_tab[89]
-#define __pyx_n_u_Tensor __pyx_string_tab[90]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[91]
-#define __pyx_n_u_annotate __pyx_string_tab[92]
-#define __pyx_n_u_chandle __pyx_string_tab[93]
-#define __pyx_n_u_class_getitem __pyx_string_tab[94]
-#define __pyx_n_u_dict __pyx_string_tab[95]
-#define __pyx_n_u_dlpack __pyx_string_tab[96]
-#define __pyx_n_u_dlpack_c_exchange_api __pyx_string_tab[97]
-#define __pyx_n_u_func __pyx_string_tab[98]
-#define __pyx_n_u_getitem __pyx_string_tab[99]
-#define __pyx_n_u_getstate __pyx_string_tab[100]
-#define __pyx_n_u_main_2 __pyx_string_tab[101]
-#define __pyx_n_u_module __pyx_string_tab[102]
-#define __pyx_n_u_name_2 __pyx_string_tab[103]
-#define __pyx_n_u_pyx_capi __pyx_string_tab[104]
-#define __pyx_n_u_pyx_state __pyx_string_tab[105]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[106]
-#define __pyx_n_u_qualname __pyx_string_tab[107]
-#define __pyx_n_u_reduce __pyx_string_tab[108]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[109]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[110]
-#define __pyx_n_u_set_name __pyx_string_tab[111]
-#define __pyx_n_u_setstate __pyx_string_tab[112]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[113]
-#define __pyx_n_u_test __pyx_string_tab[114]
-#define __pyx_n_u_cdata __pyx_string_tab[115]
-#define __pyx_n_u_enable_torch_direct_export __pyx_string_tab[116]
-#define __pyx_n_u_floor_loop __pyx_string_tab[117]
-#define __pyx_n_u_init_vectorcall __pyx_string_tab[118]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[119]
-#define __pyx_n_u_set_current_stream_hook __pyx_string_tab[120]
-#define __pyx_n_u_set_torch_setup_hook __pyx_string_tab[121]
-#define __pyx_n_u_torch_direct_export_enabled __pyx_string_tab[122]
-#define __pyx_n_u_abspath __pyx_string_tab[123]
+#define __pyx_kp_u_tvmfast_call_ptrs_pointer __pyx_string_tab[63]
+#define __pyx_kp_u_tvmfast_expected __pyx_string_tab[64]
+#define __pyx_kp_u_tvmfast_freeze_position __pyx_string_tab[65]
+#define __pyx_kp_u_tvmfast_freeze_needs_the_number __pyx_string_tab[66]
+#define __pyx_kp_u_tvmfast_freeze_takes_a_dict_posi __pyx_string_tab[67]
+#define __pyx_kp_u_tvmfast_freeze_prepare_support_a __pyx_string_tab[68]
+#define __pyx_kp_u_tvmfast_frozen_argument __pyx_string_tab[69]
+#define __pyx_kp_u_tvmfast_the_function_returned_a __pyx_string_tab[70]
+#define __pyx_kp_u_tvmfast_too_many_arguments __pyx_string_tab[71]
+#define __pyx_n_u_BoundFunction __pyx_string_tab[72]
+#define __pyx_n_u_BoundFunction___reduce_cython __pyx_string_tab[73]
+#define __pyx_n_u_BoundFunction___setstate_cython __pyx_string_tab[74]
+#define __pyx_n_u_BoundFunction_as_torch_op __pyx_string_tab[75]
+#define __pyx_n_u_BoundFunction_freeze __pyx_string_tab[76]
+#define __pyx_n_u_BoundFunction_prepare __pyx_string_tab[77]
+#define __pyx_n_u_CObject __pyx_string_tab[78]
+#define __pyx_n_u_FrozenFunction __pyx_string_tab[79]
+#define __pyx_n_u_FrozenFunction___reduce_cython __pyx_string_tab[80]
+#define __pyx_n_u_FrozenFunction___setstate_cython __pyx_string_tab[81]
+#define __pyx_n_u_FrozenFunction_call_ptrs __pyx_string_tab[82]
+#define __pyx_n_u_FrozenFunction_num_tensor_args __pyx_string_tab[83]
+#define __pyx_n_u_FrozenFunction_raise_last_error __pyx_string_tab[84]
+#define __pyx_n_u_Function __pyx_string_tab[85]
+#define __pyx_n_u_Module __pyx_string_tab[86]
+#define __pyx_n_u_Parameter __pyx_string_tab[87]
+#define __pyx_n_u_PathLike __pyx_string_tab[88]
+#define __pyx_n_u_Tensor __pyx_string_tab[89]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[90]
+#define __pyx_n_u_annotate __pyx_string_tab[91]
+#define __pyx_n_u_chandle __pyx_string_tab[92]
+#define __pyx_n_u_class_getitem __pyx_string_tab[93]
+#define __pyx_n_u_dict __pyx_string_tab[94]
+#define __pyx_n_u_dlpack __pyx_string_tab[95]
+#define __pyx_n_u_dlpack_c_exchange_api __pyx_string_tab[96]
+#define __pyx_n_u_func __pyx_string_tab[97]
+#define __pyx_n_u_getitem __pyx_string_tab[98]
+#define __pyx_n_u_getstate __pyx_string_tab[99]
+#define __pyx_n_u_main_2 __pyx_string_tab[100]
+#define __pyx_n_u_module __pyx_string_tab[101]
+#define __pyx_n_u_name_2 __pyx_string_tab[102]
+#define __pyx_n_u_pyx_capi __pyx_string_tab[103]
+#define __pyx_n_u_pyx_state __pyx_string_tab[104]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[105]
+#define __pyx_n_u_qualname __pyx_string_tab[106]
+#define __pyx_n_u_reduce __pyx_string_tab[107]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[108]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[109]
+#define __pyx_n_u_set_name __pyx_string_tab[110]
+#define __pyx_n_u_setstate __pyx_string_tab[111]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[112]
+#define __pyx_n_u_test __pyx_string_tab[113]
+#define __pyx_n_u_cdata __pyx_string_tab[114]
+#define __pyx_n_u_enable_torch_direct_export __pyx_string_tab[115]
+#define __pyx_n_u_floor_loop __pyx_string_tab[116]
+#define __pyx_n_u_init_vectorcall __pyx_string_tab[117]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[118]
+#define __pyx_n_u_set_current_stream_hook __pyx_string_tab[119]
+#define __pyx_n_u_set_torch_setup_hook __pyx_string_tab[120]
+#define __pyx_n_u_torch_direct_export_enabled __pyx_string_tab[121]
+#define __pyx_n_u_abspath __pyx_string_tab[122]
+#define __pyx_n_u_address __pyx_string_tab[123]
 #define __pyx_n_u_alignment __pyx_string_tab[124]
 #define __pyx_n_u_api __pyx_string_tab[125]
 #define __pyx_n_u_arange __pyx_string_tab[126]
@@ -3678,13 +3658,13 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_cline_in_traceback __pyx_string_tab[134]
 #define __pyx_n_u_clone __pyx_string_tab[135]
 #define __pyx_n_u_core __pyx_string_tab[136]
-#define __pyx_n_u_count __pyx_string_tab[137]
-#define __pyx_n_u_cptrs __pyx_string_tab[138]
-#define __pyx_n_u_cpu __pyx_string_tab[139]
-#define __pyx_n_u_cuda __pyx_string_tab[140]
-#define __pyx_n_u_cuda_host __pyx_string_tab[141]
-#define __pyx_n_u_cuda_managed __pyx_string_tab[142]
-#define __pyx_n_u_direct __pyx_string_tab[143]
+#define __pyx_n_u_cptrs __pyx_string_tab[137]
+#define __pyx_n_u_cpu __pyx_string_tab[138]
+#define __pyx_n_u_cuda __pyx_string_tab[139]
+#define __pyx_n_u_cuda_host __pyx_string_tab[140]
+#define __pyx_n_u_cuda_managed __pyx_string_tab[141]
+#define __pyx_n_u_direct __pyx_string_tab[142]
+#define __pyx_n_u_dl __pyx_string_tab[143]
 #define __pyx_n_u_dtype __pyx_string_tab[144]
 #define __pyx_n_u_entry_name __pyx_string_tab[145]
 #define __pyx_n_u_enumerate __pyx_string_tab[146]
@@ -3721,53 +3701,55 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_object __pyx_string_tab[177]
 #define __pyx_n_u_offset __pyx_string_tab[178]
 #define __pyx_n_u_os __pyx_string_tab[179]
-#define __pyx_n_u_owned_tensors __pyx_string_tab[180]
-#define __pyx_n_u_p __pyx_string_tab[181]
-#define __pyx_n_u_packed __pyx_string_tab[182]
-#define __pyx_n_u_path __pyx_string_tab[183]
-#define __pyx_n_u_pop __pyx_string_tab[184]
-#define __pyx_n_u_prepare __pyx_string_tab[185]
-#define __pyx_n_u_prepared __pyx_string_tab[186]
-#define __pyx_n_u_ptrs __pyx_string_tab[187]
-#define __pyx_n_u_r __pyx_string_tab[188]
-#define __pyx_n_u_raise_last_error __pyx_string_tab[189]
-#define __pyx_n_u_reference __pyx_string_tab[190]
-#define __pyx_n_u_release_gil __pyx_string_tab[191]
-#define __pyx_n_u_repeat __pyx_string_tab[192]
-#define __pyx_n_u_reshape __pyx_string_tab[193]
-#define __pyx_n_u_result __pyx_string_tab[194]
-#define __pyx_n_u_ret __pyx_string_tab[195]
-#define __pyx_n_u_rocm __pyx_string_tab[196]
-#define __pyx_n_u_samples __pyx_string_tab[197]
-#define __pyx_n_u_self __pyx_string_tab[198]
-#define __pyx_n_u_setdefault __pyx_string_tab[199]
-#define __pyx_n_u_staticmethod __pyx_string_tab[200]
-#define __pyx_n_u_t __pyx_string_tab[201]
-#define __pyx_n_u_tensor __pyx_string_tab[202]
-#define __pyx_n_u_to __pyx_string_tab[203]
-#define __pyx_n_u_torch_module __pyx_string_tab[204]
-#define __pyx_n_u_transpose __pyx_string_tab[205]
-#define __pyx_n_u_tvm_ffi __pyx_string_tab[206]
-#define __pyx_n_u_tvmfast__core __pyx_string_tab[207]
-#define __pyx_n_u_tvmfast_torch_op __pyx_string_tab[208]
-#define __pyx_n_u_values __pyx_string_tab[209]
-#define __pyx_n_u_zeros __pyx_string_tab[210]
-#define __pyx_kp_b_DLTensor __pyx_string_tab[211]
-#define __pyx_n_b_TypeError __pyx_string_tab[212]
-#define __pyx_kp_b_int_struct___pyx_obj_7tvmfast_5 __pyx_string_tab[213]
-#define __pyx_kp_b_iso88591_Q __pyx_string_tab[214]
-#define __pyx_kp_b_iso88591_s __pyx_string_tab[215]
-#define __pyx_kp_b_iso88591_N_1_Qo_r_P_Q_m7_1L_Q __pyx_string_tab[216]
-#define __pyx_kp_b_iso88591_q __pyx_string_tab[217]
-#define __pyx_kp_b_iso88591_1 __pyx_string_tab[218]
-#define __pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS __pyx_string_tab[219]
-#define __pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT __pyx_string_tab[220]
-#define __pyx_kp_b_iso88591_A_A_E_at1_t9AR_3a_q __pyx_string_tab[221]
-#define __pyx_kp_b_iso88591_A_q __pyx_string_tab[222]
-#define __pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf __pyx_string_tab[223]
-#define __pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq __pyx_string_tab[224]
-#define __pyx_kp_b_iso88591_A_s_1_4_Cq_1A_2S_Cs_Ba_1_0_5EE_E __pyx_string_tab[225]
-#define __pyx_kp_b_iso88591_a_Q_AV6_q __pyx_string_tab[226]
+#define __pyx_n_u_owned __pyx_string_tab[180]
+#define __pyx_n_u_owned_tensors __pyx_string_tab[181]
+#define __pyx_n_u_p __pyx_string_tab[182]
+#define __pyx_n_u_packed __pyx_string_tab[183]
+#define __pyx_n_u_path __pyx_string_tab[184]
+#define __pyx_n_u_pop __pyx_string_tab[185]
+#define __pyx_n_u_prepare __pyx_string_tab[186]
+#define __pyx_n_u_prepared __pyx_string_tab[187]
+#define __pyx_n_u_ptrs __pyx_string_tab[188]
+#define __pyx_n_u_r __pyx_string_tab[189]
+#define __pyx_n_u_raise_last_error __pyx_string_tab[190]
+#define __pyx_n_u_reference __pyx_string_tab[191]
+#define __pyx_n_u_release_gil __pyx_string_tab[192]
+#define __pyx_n_u_repeat __pyx_string_tab[193]
+#define __pyx_n_u_reshape __pyx_string_tab[194]
+#define __pyx_n_u_result __pyx_string_tab[195]
+#define __pyx_n_u_ret __pyx_string_tab[196]
+#define __pyx_n_u_rocm __pyx_string_tab[197]
+#define __pyx_n_u_samples __pyx_string_tab[198]
+#define __pyx_n_u_self __pyx_string_tab[199]
+#define __pyx_n_u_setdefault __pyx_string_tab[200]
+#define __pyx_n_u_st __pyx_string_tab[201]
+#define __pyx_n_u_staticmethod __pyx_string_tab[202]
+#define __pyx_n_u_t __pyx_string_tab[203]
+#define __pyx_n_u_tensor __pyx_string_tab[204]
+#define __pyx_n_u_to __pyx_string_tab[205]
+#define __pyx_n_u_torch_module __pyx_string_tab[206]
+#define __pyx_n_u_transpose __pyx_string_tab[207]
+#define __pyx_n_u_tvm_ffi __pyx_string_tab[208]
+#define __pyx_n_u_tvmfast__core __pyx_string_tab[209]
+#define __pyx_n_u_tvmfast_torch_op __pyx_string_tab[210]
+#define __pyx_n_u_values __pyx_string_tab[211]
+#define __pyx_n_u_zeros __pyx_string_tab[212]
+#define __pyx_kp_b_DLTensor __pyx_string_tab[213]
+#define __pyx_n_b_TypeError __pyx_string_tab[214]
+#define __pyx_kp_b_int_struct___pyx_obj_7tvmfast_5 __pyx_string_tab[215]
+#define __pyx_kp_b_iso88591_Q __pyx_string_tab[216]
+#define __pyx_kp_b_iso88591_s __pyx_string_tab[217]
+#define __pyx_kp_b_iso88591_N_1_Qo_r_P_Q_m7_1L_Q __pyx_string_tab[218]
+#define __pyx_kp_b_iso88591_q __pyx_string_tab[219]
+#define __pyx_kp_b_iso88591_1 __pyx_string_tab[220]
+#define __pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS __pyx_string_tab[221]
+#define __pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT __pyx_string_tab[222]
+#define __pyx_kp_b_iso88591_A_t1 __pyx_string_tab[223]
+#define __pyx_kp_b_iso88591_A_q __pyx_string_tab[224]
+#define __pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf __pyx_string_tab[225]
+#define __pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq __pyx_string_tab[226]
+#define __pyx_kp_b_iso88591_A_s_1_4z_E_D_S_1A_2S_A_1_ATAgghh __pyx_string_tab[227]
+#define __pyx_kp_b_iso88591_a_Q_AV6_q __pyx_string_tab[228]
 #define __pyx_float_3_0 __pyx_number_tab[0]
 #define __pyx_int_0 __pyx_number_tab[1]
 #define __pyx_int_1 __pyx_number_tab[2]
@@ -3805,7 +3787,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<16; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<227; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<229; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<11; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -3841,7 +3823,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<16; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<227; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<229; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<11; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -3856,7 +3838,7 @@ return 0;
 #endif
 /* #### Code section: module_code ### */
 
-/* "tvmfast/_core.pyx":131
+/* "tvmfast/_core.pyx":132
  * 
  * 
  * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
@@ -3904,32 +3886,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_hook,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 131, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 132, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 131, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 132, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_current_stream_hook", 0) < (0)) __PYX_ERR(0, 131, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_current_stream_hook", 0) < (0)) __PYX_ERR(0, 132, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, i); __PYX_ERR(0, 131, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, i); __PYX_ERR(0, 132, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 131, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 132, __pyx_L3_error)
     }
     __pyx_v_hook = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 131, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 132, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -3955,7 +3937,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_set_current_stream_hook", 0);
 
-  /* "tvmfast/_core.pyx":135
+  /* "tvmfast/_core.pyx":136
  *     DLPack C exchange API."""
  *     global _current_cuda_stream
  *     _current_cuda_stream = hook             # <<<<<<<<<<<<<<
@@ -3967,7 +3949,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__current_cuda_stream, __pyx_v_hook);
   __Pyx_GIVEREF(__pyx_v_hook);
 
-  /* "tvmfast/_core.pyx":131
+  /* "tvmfast/_core.pyx":132
  * 
  * 
  * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
@@ -3982,7 +3964,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":138
+/* "tvmfast/_core.pyx":139
  * 
  * 
  * def _set_torch_setup_hook(hook):             # <<<<<<<<<<<<<<
@@ -4030,32 +4012,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_hook,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 138, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 139, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 138, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 139, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_torch_setup_hook", 0) < (0)) __PYX_ERR(0, 138, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_torch_setup_hook", 0) < (0)) __PYX_ERR(0, 139, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, i); __PYX_ERR(0, 138, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, i); __PYX_ERR(0, 139, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 138, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 139, __pyx_L3_error)
     }
     __pyx_v_hook = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 138, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 139, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -4081,7 +4063,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_set_torch_setup_hook(CYTHON_UNUSED P
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_set_torch_setup_hook", 0);
 
-  /* "tvmfast/_core.pyx":141
+  /* "tvmfast/_core.pyx":142
  *     """Called once, with no arguments, the first time an exchange-API tensor type is seen."""
  *     global torch_setup_hook
  *     torch_setup_hook = hook             # <<<<<<<<<<<<<<
@@ -4093,7 +4075,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_set_torch_setup_hook(CYTHON_UNUSED P
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_torch_setup_hook, __pyx_v_hook);
   __Pyx_GIVEREF(__pyx_v_hook);
 
-  /* "tvmfast/_core.pyx":138
+  /* "tvmfast/_core.pyx":139
  * 
  * 
  * def _set_torch_setup_hook(hook):             # <<<<<<<<<<<<<<
@@ -4108,7 +4090,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_set_torch_setup_hook(CYTHON_UNUSED P
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":145
+/* "tvmfast/_core.pyx":146
  * 
  * 
  * cdef const DLPackExchangeAPI* exchange_api_of(object tp):             # <<<<<<<<<<<<<<
@@ -4130,19 +4112,19 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("exchange_api_of", 0);
 
-  /* "tvmfast/_core.pyx":147
+  /* "tvmfast/_core.pyx":148
  * cdef const DLPackExchangeAPI* exchange_api_of(object tp):
  *     """The usable DLPack C exchange API of a type, or NULL."""
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)             # <<<<<<<<<<<<<<
  *     if capsule is None or not PyCapsule_CheckExact(capsule):
  *         return NULL
 */
-  __pyx_t_1 = __Pyx_GetAttr3(__pyx_v_tp, __pyx_mstate_global->__pyx_n_u_dlpack_c_exchange_api, Py_None); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetAttr3(__pyx_v_tp, __pyx_mstate_global->__pyx_n_u_dlpack_c_exchange_api, Py_None); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 148, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_capsule = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":148
+  /* "tvmfast/_core.pyx":149
  *     """The usable DLPack C exchange API of a type, or NULL."""
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
  *     if capsule is None or not PyCapsule_CheckExact(capsule):             # <<<<<<<<<<<<<<
@@ -4167,7 +4149,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":149
+    /* "tvmfast/_core.pyx":150
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
  *     if capsule is None or not PyCapsule_CheckExact(capsule):
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4180,7 +4162,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":148
+    /* "tvmfast/_core.pyx":149
  *     """The usable DLPack C exchange API of a type, or NULL."""
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
  *     if capsule is None or not PyCapsule_CheckExact(capsule):             # <<<<<<<<<<<<<<
@@ -4189,18 +4171,18 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":150
+  /* "tvmfast/_core.pyx":151
  *     if capsule is None or not PyCapsule_CheckExact(capsule):
  *         return NULL
  *     cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(             # <<<<<<<<<<<<<<
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:
 */
-  __pyx_t_4 = PyCapsule_GetPointer(__pyx_v_capsule, __pyx_k_dlpack_exchange_api); if (unlikely(__pyx_t_4 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 150, __pyx_L1_error)
+  __pyx_t_4 = PyCapsule_GetPointer(__pyx_v_capsule, __pyx_k_dlpack_exchange_api); if (unlikely(__pyx_t_4 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 151, __pyx_L1_error)
   __pyx_v_api = ((DLPackExchangeAPI const *)__pyx_t_4);
 
 
-  /* "tvmfast/_core.pyx":152
+  /* "tvmfast/_core.pyx":153
  *     cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:             # <<<<<<<<<<<<<<
@@ -4212,7 +4194,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":153
+    /* "tvmfast/_core.pyx":154
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4225,7 +4207,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":152
+    /* "tvmfast/_core.pyx":153
  *     cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:             # <<<<<<<<<<<<<<
@@ -4234,7 +4216,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":155
+  /* "tvmfast/_core.pyx":156
  *         return NULL
  *     # Versions with a different major may lay out the table differently.
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:             # <<<<<<<<<<<<<<
@@ -4246,7 +4228,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":156
+    /* "tvmfast/_core.pyx":157
  *     # Versions with a different major may lay out the table differently.
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4259,7 +4241,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":155
+    /* "tvmfast/_core.pyx":156
  *         return NULL
  *     # Versions with a different major may lay out the table differently.
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:             # <<<<<<<<<<<<<<
@@ -4268,7 +4250,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":157
+  /* "tvmfast/_core.pyx":158
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:
  *         return NULL
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:             # <<<<<<<<<<<<<<
@@ -4294,7 +4276,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":158
+    /* "tvmfast/_core.pyx":159
  *         return NULL
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4307,7 +4289,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":157
+    /* "tvmfast/_core.pyx":158
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:
  *         return NULL
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:             # <<<<<<<<<<<<<<
@@ -4316,7 +4298,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":159
+  /* "tvmfast/_core.pyx":160
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:
  *         return NULL
  *     return api             # <<<<<<<<<<<<<<
@@ -4329,7 +4311,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":145
+  /* "tvmfast/_core.pyx":146
  * 
  * 
  * cdef const DLPackExchangeAPI* exchange_api_of(object tp):             # <<<<<<<<<<<<<<
@@ -4350,7 +4332,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":162
+/* "tvmfast/_core.pyx":163
  * 
  * 
  * cdef int classify_type(PyObject* obj) except -1:             # <<<<<<<<<<<<<<
@@ -4385,7 +4367,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("classify_type", 0);
 
-  /* "tvmfast/_core.pyx":165
+  /* "tvmfast/_core.pyx":166
  *     """Find or compute the cache slot of type(obj); returns the slot index."""
  *     global num_cached_types, fast_exchange_type, fast_exchange_api, torch_setup_hook
  *     cdef PyObject* tp = <PyObject*>Py_TYPE(obj)             # <<<<<<<<<<<<<<
@@ -4394,7 +4376,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_tp = ((PyObject *)Py_TYPE(__pyx_v_obj));
 
-  /* "tvmfast/_core.pyx":167
+  /* "tvmfast/_core.pyx":168
  *     cdef PyObject* tp = <PyObject*>Py_TYPE(obj)
  *     cdef int i
  *     for i in range(num_cached_types):             # <<<<<<<<<<<<<<
@@ -4408,7 +4390,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":168
+    /* "tvmfast/_core.pyx":169
  *     cdef int i
  *     for i in range(num_cached_types):
  *         if cached_types[i] == tp:             # <<<<<<<<<<<<<<
@@ -4420,7 +4402,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":169
+      /* "tvmfast/_core.pyx":170
  *     for i in range(num_cached_types):
  *         if cached_types[i] == tp:
  *             return i             # <<<<<<<<<<<<<<
@@ -4433,7 +4415,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":168
+      /* "tvmfast/_core.pyx":169
  *     cdef int i
  *     for i in range(num_cached_types):
  *         if cached_types[i] == tp:             # <<<<<<<<<<<<<<
@@ -4444,7 +4426,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   }
 
 
-  /* "tvmfast/_core.pyx":170
+  /* "tvmfast/_core.pyx":171
  *         if cached_types[i] == tp:
  *             return i
  *     cdef type t = <type>tp             # <<<<<<<<<<<<<<
@@ -4456,7 +4438,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   __pyx_v_t = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":171
+  /* "tvmfast/_core.pyx":172
  *             return i
  *     cdef type t = <type>tp
  *     cdef int kind = KIND_UNSUPPORTED             # <<<<<<<<<<<<<<
@@ -4465,7 +4447,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_UNSUPPORTED;
 
-  /* "tvmfast/_core.pyx":172
+  /* "tvmfast/_core.pyx":173
  *     cdef type t = <type>tp
  *     cdef int kind = KIND_UNSUPPORTED
  *     cdef const DLPackExchangeAPI* api = NULL             # <<<<<<<<<<<<<<
@@ -4474,7 +4456,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_api = NULL;
 
-  /* "tvmfast/_core.pyx":173
+  /* "tvmfast/_core.pyx":174
  *     cdef int kind = KIND_UNSUPPORTED
  *     cdef const DLPackExchangeAPI* api = NULL
  *     if t is bool:             # <<<<<<<<<<<<<<
@@ -4485,7 +4467,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":174
+    /* "tvmfast/_core.pyx":175
  *     cdef const DLPackExchangeAPI* api = NULL
  *     if t is bool:
  *         kind = KIND_BOOL             # <<<<<<<<<<<<<<
@@ -4494,7 +4476,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_BOOL;
 
-    /* "tvmfast/_core.pyx":173
+    /* "tvmfast/_core.pyx":174
  *     cdef int kind = KIND_UNSUPPORTED
  *     cdef const DLPackExchangeAPI* api = NULL
  *     if t is bool:             # <<<<<<<<<<<<<<
@@ -4504,18 +4486,18 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":175
+  /* "tvmfast/_core.pyx":176
  *     if t is bool:
  *         kind = KIND_BOOL
  *     elif issubclass(t, int):             # <<<<<<<<<<<<<<
  *         kind = KIND_INT
  *     elif issubclass(t, float):
 */
-  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyLong_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 175, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyLong_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 176, __pyx_L1_error)
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":176
+    /* "tvmfast/_core.pyx":177
  *         kind = KIND_BOOL
  *     elif issubclass(t, int):
  *         kind = KIND_INT             # <<<<<<<<<<<<<<
@@ -4524,7 +4506,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_INT;
 
-    /* "tvmfast/_core.pyx":175
+    /* "tvmfast/_core.pyx":176
  *     if t is bool:
  *         kind = KIND_BOOL
  *     elif issubclass(t, int):             # <<<<<<<<<<<<<<
@@ -4534,18 +4516,18 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":177
+  /* "tvmfast/_core.pyx":178
  *     elif issubclass(t, int):
  *         kind = KIND_INT
  *     elif issubclass(t, float):             # <<<<<<<<<<<<<<
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:
 */
-  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyFloat_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 177, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyFloat_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 178, __pyx_L1_error)
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":178
+    /* "tvmfast/_core.pyx":179
  *         kind = KIND_INT
  *     elif issubclass(t, float):
  *         kind = KIND_FLOAT             # <<<<<<<<<<<<<<
@@ -4554,7 +4536,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_FLOAT;
 
-    /* "tvmfast/_core.pyx":177
+    /* "tvmfast/_core.pyx":178
  *     elif issubclass(t, int):
  *         kind = KIND_INT
  *     elif issubclass(t, float):             # <<<<<<<<<<<<<<
@@ -4564,7 +4546,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":179
+  /* "tvmfast/_core.pyx":180
  *     elif issubclass(t, float):
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:             # <<<<<<<<<<<<<<
@@ -4576,7 +4558,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":180
+    /* "tvmfast/_core.pyx":181
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:
  *         kind = KIND_NONE             # <<<<<<<<<<<<<<
@@ -4585,7 +4567,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_NONE;
 
-    /* "tvmfast/_core.pyx":179
+    /* "tvmfast/_core.pyx":180
  *     elif issubclass(t, float):
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:             # <<<<<<<<<<<<<<
@@ -4595,7 +4577,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":181
+  /* "tvmfast/_core.pyx":182
  *     elif obj == Py_None:
  *         kind = KIND_NONE
  *     elif t is str:             # <<<<<<<<<<<<<<
@@ -4606,7 +4588,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":182
+    /* "tvmfast/_core.pyx":183
  *         kind = KIND_NONE
  *     elif t is str:
  *         kind = KIND_STR             # <<<<<<<<<<<<<<
@@ -4615,7 +4597,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_STR;
 
-    /* "tvmfast/_core.pyx":181
+    /* "tvmfast/_core.pyx":182
  *     elif obj == Py_None:
  *         kind = KIND_NONE
  *     elif t is str:             # <<<<<<<<<<<<<<
@@ -4625,7 +4607,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":183
+  /* "tvmfast/_core.pyx":184
  *     elif t is str:
  *         kind = KIND_STR
  *     elif issubclass(t, _CObject):             # <<<<<<<<<<<<<<
@@ -4634,12 +4616,12 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_t_5 = __pyx_v_7tvmfast_5_core__CObject;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 183, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 184, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":184
+    /* "tvmfast/_core.pyx":185
  *         kind = KIND_STR
  *     elif issubclass(t, _CObject):
  *         kind = KIND_FFI_OBJECT             # <<<<<<<<<<<<<<
@@ -4648,7 +4630,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_FFI_OBJECT;
 
-    /* "tvmfast/_core.pyx":183
+    /* "tvmfast/_core.pyx":184
  *     elif t is str:
  *         kind = KIND_STR
  *     elif issubclass(t, _CObject):             # <<<<<<<<<<<<<<
@@ -4658,7 +4640,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":186
+  /* "tvmfast/_core.pyx":187
  *         kind = KIND_FFI_OBJECT
  *     else:
  *         api = exchange_api_of(t)             # <<<<<<<<<<<<<<
@@ -4666,10 +4648,10 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
  *             kind = KIND_EXCHANGE
 */
   /*else*/ {
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_exchange_api_of(((PyObject *)__pyx_v_t)); if (unlikely(__pyx_t_6 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 186, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_exchange_api_of(((PyObject *)__pyx_v_t)); if (unlikely(__pyx_t_6 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 187, __pyx_L1_error)
     __pyx_v_api = __pyx_t_6;
 
-    /* "tvmfast/_core.pyx":187
+    /* "tvmfast/_core.pyx":188
  *     else:
  *         api = exchange_api_of(t)
  *         if api != NULL:             # <<<<<<<<<<<<<<
@@ -4681,7 +4663,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":188
+      /* "tvmfast/_core.pyx":189
  *         api = exchange_api_of(t)
  *         if api != NULL:
  *             kind = KIND_EXCHANGE             # <<<<<<<<<<<<<<
@@ -4690,7 +4672,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
       __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_EXCHANGE;
 
-      /* "tvmfast/_core.pyx":187
+      /* "tvmfast/_core.pyx":188
  *     else:
  *         api = exchange_api_of(t)
  *         if api != NULL:             # <<<<<<<<<<<<<<
@@ -4700,18 +4682,18 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       goto __pyx_L7;
     }
 
-    /* "tvmfast/_core.pyx":189
+    /* "tvmfast/_core.pyx":190
  *         if api != NULL:
  *             kind = KIND_EXCHANGE
  *         elif hasattr(t, "__dlpack__"):             # <<<<<<<<<<<<<<
  *             kind = KIND_DLPACK
  *     if num_cached_types == TYPE_CACHE_SIZE:
 */
-    __pyx_t_4 = __Pyx_HasAttr(((PyObject *)__pyx_v_t), __pyx_mstate_global->__pyx_n_u_dlpack); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 189, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_HasAttr(((PyObject *)__pyx_v_t), __pyx_mstate_global->__pyx_n_u_dlpack); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 190, __pyx_L1_error)
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":190
+      /* "tvmfast/_core.pyx":191
  *             kind = KIND_EXCHANGE
  *         elif hasattr(t, "__dlpack__"):
  *             kind = KIND_DLPACK             # <<<<<<<<<<<<<<
@@ -4720,7 +4702,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
       __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_DLPACK;
 
-      /* "tvmfast/_core.pyx":189
+      /* "tvmfast/_core.pyx":190
  *         if api != NULL:
  *             kind = KIND_EXCHANGE
  *         elif hasattr(t, "__dlpack__"):             # <<<<<<<<<<<<<<
@@ -4732,7 +4714,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   }
   __pyx_L6:;
 
-  /* "tvmfast/_core.pyx":191
+  /* "tvmfast/_core.pyx":192
  *         elif hasattr(t, "__dlpack__"):
  *             kind = KIND_DLPACK
  *     if num_cached_types == TYPE_CACHE_SIZE:             # <<<<<<<<<<<<<<
@@ -4744,7 +4726,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":193
+    /* "tvmfast/_core.pyx":194
  *     if num_cached_types == TYPE_CACHE_SIZE:
  *         # Cache full (a program passing dozens of distinct types): classify per call.
  *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind             # <<<<<<<<<<<<<<
@@ -4753,7 +4735,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     (__pyx_v_7tvmfast_5_core_cached_kinds[(__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE - 1)]) = __pyx_v_kind;
 
-    /* "tvmfast/_core.pyx":194
+    /* "tvmfast/_core.pyx":195
  *         # Cache full (a program passing dozens of distinct types): classify per call.
  *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind
  *         cached_apis[TYPE_CACHE_SIZE - 1] = api             # <<<<<<<<<<<<<<
@@ -4762,7 +4744,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     (__pyx_v_7tvmfast_5_core_cached_apis[(__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE - 1)]) = __pyx_v_api;
 
-    /* "tvmfast/_core.pyx":195
+    /* "tvmfast/_core.pyx":196
  *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind
  *         cached_apis[TYPE_CACHE_SIZE - 1] = api
  *         return -2             # <<<<<<<<<<<<<<
@@ -4775,7 +4757,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":191
+    /* "tvmfast/_core.pyx":192
  *         elif hasattr(t, "__dlpack__"):
  *             kind = KIND_DLPACK
  *     if num_cached_types == TYPE_CACHE_SIZE:             # <<<<<<<<<<<<<<
@@ -4784,7 +4766,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   }
 
-  /* "tvmfast/_core.pyx":196
+  /* "tvmfast/_core.pyx":197
  *         cached_apis[TYPE_CACHE_SIZE - 1] = api
  *         return -2
  *     i = num_cached_types             # <<<<<<<<<<<<<<
@@ -4793,7 +4775,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_i = __pyx_v_7tvmfast_5_core_num_cached_types;
 
-  /* "tvmfast/_core.pyx":197
+  /* "tvmfast/_core.pyx":198
  *         return -2
  *     i = num_cached_types
  *     Py_INCREF(t)  # cached types live for the process             # <<<<<<<<<<<<<<
@@ -4802,7 +4784,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   Py_INCREF(((PyObject *)__pyx_v_t));
 
-  /* "tvmfast/_core.pyx":198
+  /* "tvmfast/_core.pyx":199
  *     i = num_cached_types
  *     Py_INCREF(t)  # cached types live for the process
  *     cached_types[i] = tp             # <<<<<<<<<<<<<<
@@ -4811,7 +4793,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   (__pyx_v_7tvmfast_5_core_cached_types[__pyx_v_i]) = __pyx_v_tp;
 
-  /* "tvmfast/_core.pyx":199
+  /* "tvmfast/_core.pyx":200
  *     Py_INCREF(t)  # cached types live for the process
  *     cached_types[i] = tp
  *     cached_kinds[i] = kind             # <<<<<<<<<<<<<<
@@ -4820,7 +4802,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_i]) = __pyx_v_kind;
 
-  /* "tvmfast/_core.pyx":200
+  /* "tvmfast/_core.pyx":201
  *     cached_types[i] = tp
  *     cached_kinds[i] = kind
  *     cached_apis[i] = api             # <<<<<<<<<<<<<<
@@ -4829,7 +4811,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_i]) = __pyx_v_api;
 
-  /* "tvmfast/_core.pyx":201
+  /* "tvmfast/_core.pyx":202
  *     cached_kinds[i] = kind
  *     cached_apis[i] = api
  *     num_cached_types += 1             # <<<<<<<<<<<<<<
@@ -4838,7 +4820,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_7tvmfast_5_core_num_cached_types = (__pyx_v_7tvmfast_5_core_num_cached_types + 1);
 
-  /* "tvmfast/_core.pyx":202
+  /* "tvmfast/_core.pyx":203
  *     cached_apis[i] = api
  *     num_cached_types += 1
  *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:             # <<<<<<<<<<<<<<
@@ -4864,7 +4846,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":203
+    /* "tvmfast/_core.pyx":204
  *     num_cached_types += 1
  *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:
  *         fast_exchange_type = tp             # <<<<<<<<<<<<<<
@@ -4873,7 +4855,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_7tvmfast_5_core_fast_exchange_type = __pyx_v_tp;
 
-    /* "tvmfast/_core.pyx":204
+    /* "tvmfast/_core.pyx":205
  *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:
  *         fast_exchange_type = tp
  *         fast_exchange_api = api             # <<<<<<<<<<<<<<
@@ -4882,7 +4864,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_7tvmfast_5_core_fast_exchange_api = __pyx_v_api;
 
-    /* "tvmfast/_core.pyx":202
+    /* "tvmfast/_core.pyx":203
  *     cached_apis[i] = api
  *     num_cached_types += 1
  *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:             # <<<<<<<<<<<<<<
@@ -4891,7 +4873,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   }
 
-  /* "tvmfast/_core.pyx":205
+  /* "tvmfast/_core.pyx":206
  *         fast_exchange_type = tp
  *         fast_exchange_api = api
  *     if kind == KIND_EXCHANGE and torch_setup_hook is not None:             # <<<<<<<<<<<<<<
@@ -4916,7 +4898,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":208
+    /* "tvmfast/_core.pyx":209
  *         # First exchange-API type seen: set up torch's direct export once (lazily, so
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None             # <<<<<<<<<<<<<<
@@ -4934,7 +4916,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     __Pyx_GIVEREF(__pyx_t_8);
     __pyx_t_8 = 0;
 
-    /* "tvmfast/_core.pyx":209
+    /* "tvmfast/_core.pyx":210
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:             # <<<<<<<<<<<<<<
@@ -4950,7 +4932,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       __Pyx_XGOTREF(__pyx_t_11);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":210
+        /* "tvmfast/_core.pyx":211
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:
  *             hook()             # <<<<<<<<<<<<<<
@@ -4977,12 +4959,12 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
           __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_13, (1-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
           __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 210, __pyx_L15_error)
+          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 211, __pyx_L15_error)
           __Pyx_GOTREF(__pyx_t_8);
         }
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-        /* "tvmfast/_core.pyx":209
+        /* "tvmfast/_core.pyx":210
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:             # <<<<<<<<<<<<<<
@@ -4999,7 +4981,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "tvmfast/_core.pyx":211
+      /* "tvmfast/_core.pyx":212
  *         try:
  *             hook()
  *         except Exception:  # the exchange API path below works without it             # <<<<<<<<<<<<<<
@@ -5013,7 +4995,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       }
       goto __pyx_L17_except_error;
 
-      /* "tvmfast/_core.pyx":209
+      /* "tvmfast/_core.pyx":210
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:             # <<<<<<<<<<<<<<
@@ -5034,7 +5016,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       __pyx_L20_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":205
+    /* "tvmfast/_core.pyx":206
  *         fast_exchange_type = tp
  *         fast_exchange_api = api
  *     if kind == KIND_EXCHANGE and torch_setup_hook is not None:             # <<<<<<<<<<<<<<
@@ -5043,7 +5025,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   }
 
-  /* "tvmfast/_core.pyx":213
+  /* "tvmfast/_core.pyx":214
  *         except Exception:  # the exchange API path below works without it
  *             pass
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):             # <<<<<<<<<<<<<<
@@ -5072,7 +5054,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   }
   __pyx_t_8 = __pyx_v_7tvmfast_5_core__torch_tensor_type;
   __Pyx_INCREF(__pyx_t_8);
-  __pyx_t_7 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_8); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 213, __pyx_L1_error)
+  __pyx_t_7 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_8); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 214, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
   __pyx_t_4 = __pyx_t_7;
@@ -5081,7 +5063,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":214
+    /* "tvmfast/_core.pyx":215
  *             pass
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):
  *         cached_kinds[i] = KIND_TORCH             # <<<<<<<<<<<<<<
@@ -5090,7 +5072,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_i]) = __pyx_e_7tvmfast_5_core_KIND_TORCH;
 
-    /* "tvmfast/_core.pyx":213
+    /* "tvmfast/_core.pyx":214
  *         except Exception:  # the exchange API path below works without it
  *             pass
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):             # <<<<<<<<<<<<<<
@@ -5099,7 +5081,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   }
 
-  /* "tvmfast/_core.pyx":215
+  /* "tvmfast/_core.pyx":216
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):
  *         cached_kinds[i] = KIND_TORCH
  *     return i             # <<<<<<<<<<<<<<
@@ -5112,7 +5094,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":162
+  /* "tvmfast/_core.pyx":163
  * 
  * 
  * cdef int classify_type(PyObject* obj) except -1:             # <<<<<<<<<<<<<<
@@ -5139,7 +5121,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":218
+/* "tvmfast/_core.pyx":219
  * 
  * 
  * cdef object fetch_error():             # <<<<<<<<<<<<<<
@@ -5159,7 +5141,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   PyObject *__pyx_t_3 = NULL;
   __Pyx_RefNannySetupContext("fetch_error", 0);
 
-  /* "tvmfast/_core.pyx":220
+  /* "tvmfast/_core.pyx":221
  * cdef object fetch_error():
  *     """Take the pending Python exception (set by a C API) as an object, or None."""
  *     cdef PyObject* t = NULL             # <<<<<<<<<<<<<<
@@ -5168,7 +5150,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   __pyx_v_t = NULL;
 
-  /* "tvmfast/_core.pyx":221
+  /* "tvmfast/_core.pyx":222
  *     """Take the pending Python exception (set by a C API) as an object, or None."""
  *     cdef PyObject* t = NULL
  *     cdef PyObject* v = NULL             # <<<<<<<<<<<<<<
@@ -5177,7 +5159,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   __pyx_v_v = NULL;
 
-  /* "tvmfast/_core.pyx":222
+  /* "tvmfast/_core.pyx":223
  *     cdef PyObject* t = NULL
  *     cdef PyObject* v = NULL
  *     cdef PyObject* tb = NULL             # <<<<<<<<<<<<<<
@@ -5186,7 +5168,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   __pyx_v_tb = NULL;
 
-  /* "tvmfast/_core.pyx":223
+  /* "tvmfast/_core.pyx":224
  *     cdef PyObject* v = NULL
  *     cdef PyObject* tb = NULL
  *     if PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -5198,7 +5180,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":224
+    /* "tvmfast/_core.pyx":225
  *     cdef PyObject* tb = NULL
  *     if PyErr_Occurred() == NULL:
  *         return None             # <<<<<<<<<<<<<<
@@ -5215,7 +5197,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":223
+    /* "tvmfast/_core.pyx":224
  *     cdef PyObject* v = NULL
  *     cdef PyObject* tb = NULL
  *     if PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -5224,7 +5206,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":225
+  /* "tvmfast/_core.pyx":226
  *     if PyErr_Occurred() == NULL:
  *         return None
  *     PyErr_Fetch(&t, &v, &tb)             # <<<<<<<<<<<<<<
@@ -5233,7 +5215,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   PyErr_Fetch((&__pyx_v_t), (&__pyx_v_v), (&__pyx_v_tb));
 
-  /* "tvmfast/_core.pyx":226
+  /* "tvmfast/_core.pyx":227
  *         return None
  *     PyErr_Fetch(&t, &v, &tb)
  *     PyErr_NormalizeException(&t, &v, &tb)             # <<<<<<<<<<<<<<
@@ -5242,7 +5224,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   PyErr_NormalizeException((&__pyx_v_t), (&__pyx_v_v), (&__pyx_v_tb));
 
-  /* "tvmfast/_core.pyx":227
+  /* "tvmfast/_core.pyx":228
  *     PyErr_Fetch(&t, &v, &tb)
  *     PyErr_NormalizeException(&t, &v, &tb)
  *     if tb != NULL and v != NULL:             # <<<<<<<<<<<<<<
@@ -5268,7 +5250,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":228
+    /* "tvmfast/_core.pyx":229
  *     PyErr_NormalizeException(&t, &v, &tb)
  *     if tb != NULL and v != NULL:
  *         PyException_SetTraceback(v, tb)             # <<<<<<<<<<<<<<
@@ -5277,7 +5259,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
     (void)(PyException_SetTraceback(__pyx_v_v, __pyx_v_tb));
 
-    /* "tvmfast/_core.pyx":227
+    /* "tvmfast/_core.pyx":228
  *     PyErr_Fetch(&t, &v, &tb)
  *     PyErr_NormalizeException(&t, &v, &tb)
  *     if tb != NULL and v != NULL:             # <<<<<<<<<<<<<<
@@ -5286,7 +5268,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":229
+  /* "tvmfast/_core.pyx":230
  *     if tb != NULL and v != NULL:
  *         PyException_SetTraceback(v, tb)
  *     err = <object>v if v != NULL else None             # <<<<<<<<<<<<<<
@@ -5306,7 +5288,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   __pyx_v_err = __pyx_t_3;
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":230
+  /* "tvmfast/_core.pyx":231
  *         PyException_SetTraceback(v, tb)
  *     err = <object>v if v != NULL else None
  *     Py_XDECREF(t)             # <<<<<<<<<<<<<<
@@ -5315,7 +5297,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   Py_XDECREF(__pyx_v_t);
 
-  /* "tvmfast/_core.pyx":231
+  /* "tvmfast/_core.pyx":232
  *     err = <object>v if v != NULL else None
  *     Py_XDECREF(t)
  *     Py_XDECREF(v)             # <<<<<<<<<<<<<<
@@ -5324,7 +5306,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   Py_XDECREF(__pyx_v_v);
 
-  /* "tvmfast/_core.pyx":232
+  /* "tvmfast/_core.pyx":233
  *     Py_XDECREF(t)
  *     Py_XDECREF(v)
  *     Py_XDECREF(tb)             # <<<<<<<<<<<<<<
@@ -5333,7 +5315,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   Py_XDECREF(__pyx_v_tb);
 
-  /* "tvmfast/_core.pyx":233
+  /* "tvmfast/_core.pyx":234
  *     Py_XDECREF(v)
  *     Py_XDECREF(tb)
  *     return err             # <<<<<<<<<<<<<<
@@ -5351,7 +5333,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":218
+  /* "tvmfast/_core.pyx":219
  * 
  * 
  * cdef object fetch_error():             # <<<<<<<<<<<<<<
@@ -5370,7 +5352,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":236
+/* "tvmfast/_core.pyx":237
  * 
  * 
  * cdef str describe(PyObject* obj):             # <<<<<<<<<<<<<<
@@ -5387,16 +5369,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *__pyx_v_obj) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("describe", 0);
 
-  /* "tvmfast/_core.pyx":237
+  /* "tvmfast/_core.pyx":238
  * 
  * cdef str describe(PyObject* obj):
  *     return type(<object>obj).__qualname__             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_obj))), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 237, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_obj))), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 238, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (!(likely(PyUnicode_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_1))) __PYX_ERR(0, 237, __pyx_L1_error)
+  if (!(likely(PyUnicode_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_1))) __PYX_ERR(0, 238, __pyx_L1_error)
   {
     PyObject *__pyx_temp;
     {
@@ -5408,7 +5390,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *__pyx_v_obj) {
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":236
+  /* "tvmfast/_core.pyx":237
  * 
  * 
  * cdef str describe(PyObject* obj):             # <<<<<<<<<<<<<<
@@ -5427,7 +5409,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *__pyx_v_obj) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":240
+/* "tvmfast/_core.pyx":241
  * 
  * 
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -5452,7 +5434,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_unsupported", 0);
 
-  /* "tvmfast/_core.pyx":241
+  /* "tvmfast/_core.pyx":242
  * 
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -5461,26 +5443,26 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
 */
   __pyx_t_2 = NULL;
 
-  /* "tvmfast/_core.pyx":242
+  /* "tvmfast/_core.pyx":243
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "             # <<<<<<<<<<<<<<
  *         f"__dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; "
  *         f"got {describe(obj)}")
 */
-  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 242, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 243, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  /* "tvmfast/_core.pyx":244
+  /* "tvmfast/_core.pyx":245
  *         f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "
  *         f"__dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; "
  *         f"got {describe(obj)}")             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 244, __pyx_L1_error)
+  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 245, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 244, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 245, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -5488,7 +5470,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   __pyx_t_6[2] = __pyx_mstate_global->__pyx_kp_u_expected_a_tensor_torch_Tensor;
   __pyx_t_6[3] = __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":242
+  /* "tvmfast/_core.pyx":243
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "             # <<<<<<<<<<<<<<
@@ -5504,7 +5486,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   __pyx_t_8 |= __Pyx_PyUnicode_KIND_04(__pyx_t_6[3]);
   #endif
   __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_6, 4, __pyx_t_7, __pyx_t_8);
-  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 242, __pyx_L1_error)
+  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 243, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -5514,14 +5496,14 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 241, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 242, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 241, __pyx_L1_error)
+  __PYX_ERR(0, 242, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":240
+  /* "tvmfast/_core.pyx":241
  * 
  * 
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -5543,7 +5525,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":247
+/* "tvmfast/_core.pyx":248
  * 
  * 
  * cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,             # <<<<<<<<<<<<<<
@@ -5561,7 +5543,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":250
+  /* "tvmfast/_core.pyx":251
  *                             const DLPackExchangeAPI* api) except -1:
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:             # <<<<<<<<<<<<<<
@@ -5573,17 +5555,17 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":251
+    /* "tvmfast/_core.pyx":252
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
  *         raise_misaligned(dl, pos, st.align_mask + 1)             # <<<<<<<<<<<<<<
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:
 */
-    __pyx_t_2 = __pyx_f_7tvmfast_5_core_raise_misaligned(__pyx_v_dl, __pyx_v_pos, (__pyx_v_st->align_mask + 1)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 251, __pyx_L1_error)
+    __pyx_t_2 = __pyx_f_7tvmfast_5_core_raise_misaligned(__pyx_v_dl, __pyx_v_pos, (__pyx_v_st->align_mask + 1)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 252, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":250
+    /* "tvmfast/_core.pyx":251
  *                             const DLPackExchangeAPI* api) except -1:
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:             # <<<<<<<<<<<<<<
@@ -5592,7 +5574,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
   }
 
-  /* "tvmfast/_core.pyx":252
+  /* "tvmfast/_core.pyx":253
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:             # <<<<<<<<<<<<<<
@@ -5604,7 +5586,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":253
+    /* "tvmfast/_core.pyx":254
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -5616,7 +5598,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":254
+      /* "tvmfast/_core.pyx":255
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:
  *             st.cpu_pos = <int32_t>pos             # <<<<<<<<<<<<<<
@@ -5625,7 +5607,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
       __pyx_v_st->cpu_pos = ((int32_t)__pyx_v_pos);
 
-      /* "tvmfast/_core.pyx":253
+      /* "tvmfast/_core.pyx":254
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -5634,7 +5616,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
     }
 
-    /* "tvmfast/_core.pyx":252
+    /* "tvmfast/_core.pyx":253
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:             # <<<<<<<<<<<<<<
@@ -5644,7 +5626,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
     goto __pyx_L4;
   }
 
-  /* "tvmfast/_core.pyx":255
+  /* "tvmfast/_core.pyx":256
  *         if st.cpu_pos < 0:
  *             st.cpu_pos = <int32_t>pos
  *     elif st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -5656,7 +5638,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":256
+    /* "tvmfast/_core.pyx":257
  *             st.cpu_pos = <int32_t>pos
  *     elif st.device_type < 0:
  *         st.device_type = dl.device.device_type             # <<<<<<<<<<<<<<
@@ -5667,7 +5649,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 
     __pyx_v_st->device_type = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":257
+    /* "tvmfast/_core.pyx":258
  *     elif st.device_type < 0:
  *         st.device_type = dl.device.device_type
  *         st.device_id = dl.device.device_id             # <<<<<<<<<<<<<<
@@ -5678,7 +5660,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 
     __pyx_v_st->device_id = __pyx_t_4;
 
-    /* "tvmfast/_core.pyx":258
+    /* "tvmfast/_core.pyx":259
  *         st.device_type = dl.device.device_type
  *         st.device_id = dl.device.device_id
  *         st.device_pos = <int32_t>pos             # <<<<<<<<<<<<<<
@@ -5687,7 +5669,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
     __pyx_v_st->device_pos = ((int32_t)__pyx_v_pos);
 
-    /* "tvmfast/_core.pyx":259
+    /* "tvmfast/_core.pyx":260
  *         st.device_id = dl.device.device_id
  *         st.device_pos = <int32_t>pos
  *         st.stream_api = api             # <<<<<<<<<<<<<<
@@ -5696,7 +5678,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
     __pyx_v_st->stream_api = __pyx_v_api;
 
-    /* "tvmfast/_core.pyx":255
+    /* "tvmfast/_core.pyx":256
  *         if st.cpu_pos < 0:
  *             st.cpu_pos = <int32_t>pos
  *     elif st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -5706,7 +5688,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   }
   __pyx_L4:;
 
-  /* "tvmfast/_core.pyx":260
+  /* "tvmfast/_core.pyx":261
  *         st.device_pos = <int32_t>pos
  *         st.stream_api = api
  *     return 0             # <<<<<<<<<<<<<<
@@ -5719,7 +5701,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":247
+  /* "tvmfast/_core.pyx":248
  * 
  * 
  * cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,             # <<<<<<<<<<<<<<
@@ -5736,7 +5718,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":263
+/* "tvmfast/_core.pyx":264
  * 
  * 
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:             # <<<<<<<<<<<<<<
@@ -5766,7 +5748,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_misaligned", 0);
 
-  /* "tvmfast/_core.pyx":265
+  /* "tvmfast/_core.pyx":266
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:
  *     cdef int i
  *     for i in range(dl.ndim):             # <<<<<<<<<<<<<<
@@ -5780,7 +5762,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":266
+    /* "tvmfast/_core.pyx":267
  *     cdef int i
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:             # <<<<<<<<<<<<<<
@@ -5792,7 +5774,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":267
+      /* "tvmfast/_core.pyx":268
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:
  *             return 0  # empty tensors have no data to misread             # <<<<<<<<<<<<<<
@@ -5805,7 +5787,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":266
+      /* "tvmfast/_core.pyx":267
  *     cdef int i
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:             # <<<<<<<<<<<<<<
@@ -5816,7 +5798,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   }
 
 
-  /* "tvmfast/_core.pyx":268
+  /* "tvmfast/_core.pyx":269
  *         if dl.shape[i] == 0:
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(             # <<<<<<<<<<<<<<
@@ -5825,29 +5807,29 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
 */
   __pyx_t_6 = NULL;
 
-  /* "tvmfast/_core.pyx":269
+  /* "tvmfast/_core.pyx":270
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "             # <<<<<<<<<<<<<<
  *         f"{alignment}-byte aligned. TVM kernels built with default buffers assume aligned data "
  *         f"and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, "
 */
-  __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 269, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 270, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyLong_From_uint64_t((((uint64_t)__pyx_v_dl->data) + __pyx_v_dl->byte_offset)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 269, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyLong_From_uint64_t((((uint64_t)__pyx_v_dl->data) + __pyx_v_dl->byte_offset)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 270, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_9 = __Pyx_PyObject_Format(__pyx_t_8, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 269, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_Format(__pyx_t_8, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 270, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "tvmfast/_core.pyx":270
+  /* "tvmfast/_core.pyx":271
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "
  *         f"{alignment}-byte aligned. TVM kernels built with default buffers assume aligned data "             # <<<<<<<<<<<<<<
  *         f"and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, "
  *         f"bind(..., alignment=1)")
 */
-  __pyx_t_8 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_alignment, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 270, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_alignment, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 271, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_10[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
   __pyx_t_10[1] = __pyx_t_7;
@@ -5857,7 +5839,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   __pyx_t_10[5] = __pyx_t_8;
   __pyx_t_10[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned_TVM_kernels_built;
 
-  /* "tvmfast/_core.pyx":269
+  /* "tvmfast/_core.pyx":270
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "             # <<<<<<<<<<<<<<
@@ -5873,7 +5855,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   __pyx_t_3 |= __Pyx_PyUnicode_KIND_04(__pyx_t_10[3]);
   #endif
   __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_10, 7, __pyx_t_11, __pyx_t_3);
-  if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 269, __pyx_L1_error)
+  if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 270, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
@@ -5884,14 +5866,14 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
     __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 268, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 269, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
   __Pyx_Raise(__pyx_t_5, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __PYX_ERR(0, 268, __pyx_L1_error)
+  __PYX_ERR(0, 269, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":263
+  /* "tvmfast/_core.pyx":264
  * 
  * 
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:             # <<<<<<<<<<<<<<
@@ -5916,7 +5898,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":275
+/* "tvmfast/_core.pyx":276
  * 
  * 
  * cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -5936,7 +5918,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":280
+  /* "tvmfast/_core.pyx":281
  *     cdef DLManagedTensorVersioned* managed
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:             # <<<<<<<<<<<<<<
@@ -5948,7 +5930,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":281
+    /* "tvmfast/_core.pyx":282
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:             # <<<<<<<<<<<<<<
@@ -5972,7 +5954,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
       goto __pyx_L4;
     }
 
-    /* "tvmfast/_core.pyx":283
+    /* "tvmfast/_core.pyx":284
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:             # <<<<<<<<<<<<<<
@@ -5984,17 +5966,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":284
+      /* "tvmfast/_core.pyx":285
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
  *             reraise_export_error(obj, pos)             # <<<<<<<<<<<<<<
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 284, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 285, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":283
+      /* "tvmfast/_core.pyx":284
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:             # <<<<<<<<<<<<<<
@@ -6004,7 +5986,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     }
     __pyx_L4:;
 
-    /* "tvmfast/_core.pyx":285
+    /* "tvmfast/_core.pyx":286
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
  *             reraise_export_error(obj, pos)
  *         out.type_index = kTVMFFIDLTensorPtr             # <<<<<<<<<<<<<<
@@ -6013,7 +5995,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->type_index = kTVMFFIDLTensorPtr;
 
-    /* "tvmfast/_core.pyx":286
+    /* "tvmfast/_core.pyx":287
  *             reraise_export_error(obj, pos)
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6022,7 +6004,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->zero_padding = 0;
 
-    /* "tvmfast/_core.pyx":287
+    /* "tvmfast/_core.pyx":288
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0
  *         out.v_ptr = dl             # <<<<<<<<<<<<<<
@@ -6031,7 +6013,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->v_ptr = __pyx_v_dl;
 
-    /* "tvmfast/_core.pyx":288
+    /* "tvmfast/_core.pyx":289
  *         out.zero_padding = 0
  *         out.v_ptr = dl
  *         st.n_dltensor_ptr += 1             # <<<<<<<<<<<<<<
@@ -6040,7 +6022,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->n_dltensor_ptr = (__pyx_v_st->n_dltensor_ptr + 1);
 
-    /* "tvmfast/_core.pyx":280
+    /* "tvmfast/_core.pyx":281
  *     cdef DLManagedTensorVersioned* managed
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:             # <<<<<<<<<<<<<<
@@ -6050,7 +6032,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     goto __pyx_L3;
   }
 
-  /* "tvmfast/_core.pyx":290
+  /* "tvmfast/_core.pyx":291
  *         st.n_dltensor_ptr += 1
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:             # <<<<<<<<<<<<<<
@@ -6063,17 +6045,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":291
+      /* "tvmfast/_core.pyx":292
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)             # <<<<<<<<<<<<<<
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 291, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 292, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":290
+      /* "tvmfast/_core.pyx":291
  *         st.n_dltensor_ptr += 1
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:             # <<<<<<<<<<<<<<
@@ -6082,7 +6064,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     }
 
-    /* "tvmfast/_core.pyx":292
+    /* "tvmfast/_core.pyx":293
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -6094,7 +6076,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":293
+      /* "tvmfast/_core.pyx":294
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:             # <<<<<<<<<<<<<<
@@ -6106,7 +6088,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
       if (__pyx_t_1) {
 
 
-        /* "tvmfast/_core.pyx":294
+        /* "tvmfast/_core.pyx":295
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:
  *                 managed.deleter(managed)             # <<<<<<<<<<<<<<
@@ -6115,7 +6097,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
         __pyx_v_managed->deleter(__pyx_v_managed);
 
-        /* "tvmfast/_core.pyx":293
+        /* "tvmfast/_core.pyx":294
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:             # <<<<<<<<<<<<<<
@@ -6124,17 +6106,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
       }
 
-      /* "tvmfast/_core.pyx":295
+      /* "tvmfast/_core.pyx":296
  *             if managed.deleter != NULL:
  *                 managed.deleter(managed)
  *             raise_ffi_error()             # <<<<<<<<<<<<<<
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 295, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 296, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":292
+      /* "tvmfast/_core.pyx":293
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -6143,7 +6125,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     }
 
-    /* "tvmfast/_core.pyx":296
+    /* "tvmfast/_core.pyx":297
  *                 managed.deleter(managed)
  *             raise_ffi_error()
  *         st.owned[st.n_owned] = handle             # <<<<<<<<<<<<<<
@@ -6152,7 +6134,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     (__pyx_v_st->owned[__pyx_v_st->n_owned]) = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":297
+    /* "tvmfast/_core.pyx":298
  *             raise_ffi_error()
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1             # <<<<<<<<<<<<<<
@@ -6161,7 +6143,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->n_owned = (__pyx_v_st->n_owned + 1);
 
-    /* "tvmfast/_core.pyx":298
+    /* "tvmfast/_core.pyx":299
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1
  *         dl[0] = managed.dl_tensor             # <<<<<<<<<<<<<<
@@ -6173,7 +6155,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     (__pyx_v_dl[0]) = __pyx_t_4;
 
 
-    /* "tvmfast/_core.pyx":299
+    /* "tvmfast/_core.pyx":300
  *         st.n_owned += 1
  *         dl[0] = managed.dl_tensor
  *         out.type_index = kTVMFFITensor             # <<<<<<<<<<<<<<
@@ -6182,7 +6164,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->type_index = kTVMFFITensor;
 
-    /* "tvmfast/_core.pyx":300
+    /* "tvmfast/_core.pyx":301
  *         dl[0] = managed.dl_tensor
  *         out.type_index = kTVMFFITensor
  *         out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6191,7 +6173,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->zero_padding = 0;
 
-    /* "tvmfast/_core.pyx":301
+    /* "tvmfast/_core.pyx":302
  *         out.type_index = kTVMFFITensor
  *         out.zero_padding = 0
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
@@ -6202,7 +6184,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   }
   __pyx_L3:;
 
-  /* "tvmfast/_core.pyx":302
+  /* "tvmfast/_core.pyx":303
  *         out.zero_padding = 0
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -6214,7 +6196,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":303
+    /* "tvmfast/_core.pyx":304
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:
  *         st.exemplar = <void*>obj             # <<<<<<<<<<<<<<
@@ -6223,7 +6205,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->exemplar = ((void *)__pyx_v_obj);
 
-    /* "tvmfast/_core.pyx":302
+    /* "tvmfast/_core.pyx":303
  *         out.zero_padding = 0
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -6232,17 +6214,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
   }
 
-  /* "tvmfast/_core.pyx":304
+  /* "tvmfast/_core.pyx":305
  *     if st.exemplar == NULL:
  *         st.exemplar = <void*>obj
  *     note_device(st, dl, pos, api)             # <<<<<<<<<<<<<<
  *     return 0
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 304, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 305, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":305
+  /* "tvmfast/_core.pyx":306
  *         st.exemplar = <void*>obj
  *     note_device(st, dl, pos, api)
  *     return 0             # <<<<<<<<<<<<<<
@@ -6255,7 +6237,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":275
+  /* "tvmfast/_core.pyx":276
  * 
  * 
  * cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -6274,7 +6256,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":308
+/* "tvmfast/_core.pyx":309
  * 
  * 
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -6302,19 +6284,19 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("reraise_export_error", 0);
 
-  /* "tvmfast/_core.pyx":310
+  /* "tvmfast/_core.pyx":311
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:
  *     """The producer refused to export a tensor (meta device, unsupported dtype...)."""
  *     err = fetch_error()             # <<<<<<<<<<<<<<
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_fetch_error(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 310, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_fetch_error(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 311, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_err = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":311
+  /* "tvmfast/_core.pyx":312
  *     """The producer refused to export a tensor (meta device, unsupported dtype...)."""
  *     err = fetch_error()
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -6323,18 +6305,18 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
 */
   __pyx_t_2 = NULL;
 
-  /* "tvmfast/_core.pyx":312
+  /* "tvmfast/_core.pyx":313
  *     err = fetch_error()
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"             # <<<<<<<<<<<<<<
  *         + (f": {err}" if err is not None else "")) from err
  * 
 */
-  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 312, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 313, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 312, __pyx_L1_error)
+  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 313, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 312, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 313, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -6351,12 +6333,12 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   __pyx_t_8 |= __Pyx_PyUnicode_KIND_04(__pyx_t_6[3]);
   #endif
   __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_6, 5, __pyx_t_7, __pyx_t_8);
-  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 312, __pyx_L1_error)
+  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 313, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":313
+  /* "tvmfast/_core.pyx":314
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"
  *         + (f": {err}" if err is not None else "")) from err             # <<<<<<<<<<<<<<
@@ -6365,9 +6347,9 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
 */
   __pyx_t_9 = (__pyx_v_err != Py_None);
   if (__pyx_t_9) {
-    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_err, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 313, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_err, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 314, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_10 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u__2, __pyx_t_3); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 313, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u__2, __pyx_t_3); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 314, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_5 = __pyx_t_10;
@@ -6377,7 +6359,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
     __pyx_t_5 = __pyx_mstate_global->__pyx_kp_u__3;
   }
 
-  __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlaceSafe(__pyx_t_4, __pyx_t_5); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 313, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlaceSafe(__pyx_t_4, __pyx_t_5); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 314, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -6387,14 +6369,14 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 311, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 312, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, __pyx_v_err);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 311, __pyx_L1_error)
+  __PYX_ERR(0, 312, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":308
+  /* "tvmfast/_core.pyx":309
  * 
  * 
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -6418,7 +6400,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":316
+/* "tvmfast/_core.pyx":317
  * 
  * 
  * cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -6471,7 +6453,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("convert_slow", 0);
 
-  /* "tvmfast/_core.pyx":320
+  /* "tvmfast/_core.pyx":321
  *     """Every kind but the cached exchange type."""
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:             # <<<<<<<<<<<<<<
@@ -6482,20 +6464,20 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     case __pyx_e_7tvmfast_5_core_KIND_EXCHANGE:
     case __pyx_e_7tvmfast_5_core_KIND_TORCH:
 
-    /* "tvmfast/_core.pyx":321
+    /* "tvmfast/_core.pyx":322
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)             # <<<<<<<<<<<<<<
  *     out.zero_padding = 0
  *     if kind == KIND_INT:
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_TORCH)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 321, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_TORCH)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 322, __pyx_L1_error)
     {
       __pyx_r = __pyx_t_1;
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":320
+    /* "tvmfast/_core.pyx":321
  *     """Every kind but the cached exchange type."""
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:             # <<<<<<<<<<<<<<
@@ -6506,7 +6488,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     default: break;
   }
 
-  /* "tvmfast/_core.pyx":322
+  /* "tvmfast/_core.pyx":323
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6515,7 +6497,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
   __pyx_v_out->zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":323
+  /* "tvmfast/_core.pyx":324
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0
  *     if kind == KIND_INT:             # <<<<<<<<<<<<<<
@@ -6525,7 +6507,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   switch (__pyx_v_kind) {
     case __pyx_e_7tvmfast_5_core_KIND_INT:
 
-    /* "tvmfast/_core.pyx":324
+    /* "tvmfast/_core.pyx":325
  *     out.zero_padding = 0
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt             # <<<<<<<<<<<<<<
@@ -6534,7 +6516,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIInt;
 
-    /* "tvmfast/_core.pyx":325
+    /* "tvmfast/_core.pyx":326
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6550,17 +6532,17 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XGOTREF(__pyx_t_4);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":326
+        /* "tvmfast/_core.pyx":327
  *         out.type_index = kTVMFFIInt
  *         try:
  *             out.v_int64 = PyLong_AsLongLong(obj)             # <<<<<<<<<<<<<<
  *         except OverflowError:
  *             raise OverflowError(
 */
-        __pyx_t_5 = PyLong_AsLongLong(__pyx_v_obj); if (unlikely(__pyx_t_5 == ((PY_LONG_LONG)-1LL) && PyErr_Occurred())) __PYX_ERR(0, 326, __pyx_L3_error)
+        __pyx_t_5 = PyLong_AsLongLong(__pyx_v_obj); if (unlikely(__pyx_t_5 == ((PY_LONG_LONG)-1LL) && PyErr_Occurred())) __PYX_ERR(0, 327, __pyx_L3_error)
         __pyx_v_out->v_int64 = __pyx_t_5;
 
-        /* "tvmfast/_core.pyx":325
+        /* "tvmfast/_core.pyx":326
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6574,7 +6556,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       goto __pyx_L8_try_end;
       __pyx_L3_error:;
 
-      /* "tvmfast/_core.pyx":327
+      /* "tvmfast/_core.pyx":328
  *         try:
  *             out.v_int64 = PyLong_AsLongLong(obj)
  *         except OverflowError:             # <<<<<<<<<<<<<<
@@ -6584,12 +6566,12 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_OverflowError))));
       if (__pyx_t_1) {
         __Pyx_AddTraceback("tvmfast._core.convert_slow", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_6, &__pyx_t_7, &__pyx_t_8) < 0) __PYX_ERR(0, 327, __pyx_L5_except_error)
+        if (__Pyx_GetException(&__pyx_t_6, &__pyx_t_7, &__pyx_t_8) < 0) __PYX_ERR(0, 328, __pyx_L5_except_error)
         __Pyx_XGOTREF(__pyx_t_6);
         __Pyx_XGOTREF(__pyx_t_7);
         __Pyx_XGOTREF(__pyx_t_8);
 
-        /* "tvmfast/_core.pyx":328
+        /* "tvmfast/_core.pyx":329
  *             out.v_int64 = PyLong_AsLongLong(obj)
  *         except OverflowError:
  *             raise OverflowError(             # <<<<<<<<<<<<<<
@@ -6598,16 +6580,16 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
         __pyx_t_10 = NULL;
 
-        /* "tvmfast/_core.pyx":329
+        /* "tvmfast/_core.pyx":330
  *         except OverflowError:
  *             raise OverflowError(
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None             # <<<<<<<<<<<<<<
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat
 */
-        __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 329, __pyx_L5_except_error)
+        __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 330, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_11);
-        __pyx_t_12 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_obj), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 329, __pyx_L5_except_error)
+        __pyx_t_12 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_obj), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 330, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_12);
         __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
         __pyx_t_13[1] = __pyx_t_11;
@@ -6623,7 +6605,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[3]);
         #endif
         __pyx_t_15 = __Pyx_PyUnicode_Join(__pyx_t_13, 5, __pyx_t_14, __pyx_t_1);
-        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 329, __pyx_L5_except_error)
+        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 330, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_15);
         __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
@@ -6633,16 +6615,16 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_OverflowError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
           __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 328, __pyx_L5_except_error)
+          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 329, __pyx_L5_except_error)
           __Pyx_GOTREF(__pyx_t_9);
         }
         __Pyx_Raise(__pyx_t_9, 0, 0, Py_None);
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        __PYX_ERR(0, 328, __pyx_L5_except_error)
+        __PYX_ERR(0, 329, __pyx_L5_except_error)
       }
       goto __pyx_L5_except_error;
 
-      /* "tvmfast/_core.pyx":325
+      /* "tvmfast/_core.pyx":326
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6658,7 +6640,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_L8_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":323
+    /* "tvmfast/_core.pyx":324
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0
  *     if kind == KIND_INT:             # <<<<<<<<<<<<<<
@@ -6668,7 +6650,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_FLOAT:
 
-    /* "tvmfast/_core.pyx":331
+    /* "tvmfast/_core.pyx":332
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat             # <<<<<<<<<<<<<<
@@ -6677,18 +6659,18 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIFloat;
 
-    /* "tvmfast/_core.pyx":332
+    /* "tvmfast/_core.pyx":333
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat
  *         out.v_float64 = <double>(<object>obj)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool
 */
-    __pyx_t_17 = __Pyx_PyFloat_AsDouble(((PyObject *)__pyx_v_obj)); if (unlikely((__pyx_t_17 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 332, __pyx_L1_error)
+    __pyx_t_17 = __Pyx_PyFloat_AsDouble(((PyObject *)__pyx_v_obj)); if (unlikely((__pyx_t_17 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 333, __pyx_L1_error)
     __pyx_v_out->v_float64 = ((double)__pyx_t_17);
 
 
-    /* "tvmfast/_core.pyx":330
+    /* "tvmfast/_core.pyx":331
  *             raise OverflowError(
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None
  *     elif kind == KIND_FLOAT:             # <<<<<<<<<<<<<<
@@ -6698,7 +6680,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_BOOL:
 
-    /* "tvmfast/_core.pyx":334
+    /* "tvmfast/_core.pyx":335
  *         out.v_float64 = <double>(<object>obj)
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool             # <<<<<<<<<<<<<<
@@ -6707,7 +6689,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIBool;
 
-    /* "tvmfast/_core.pyx":335
+    /* "tvmfast/_core.pyx":336
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool
  *         out.v_int64 = 1 if obj == Py_True else 0             # <<<<<<<<<<<<<<
@@ -6726,7 +6708,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 
     __pyx_v_out->v_int64 = __pyx_t_18;
 
-    /* "tvmfast/_core.pyx":333
+    /* "tvmfast/_core.pyx":334
  *         out.type_index = kTVMFFIFloat
  *         out.v_float64 = <double>(<object>obj)
  *     elif kind == KIND_BOOL:             # <<<<<<<<<<<<<<
@@ -6736,7 +6718,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_NONE:
 
-    /* "tvmfast/_core.pyx":337
+    /* "tvmfast/_core.pyx":338
  *         out.v_int64 = 1 if obj == Py_True else 0
  *     elif kind == KIND_NONE:
  *         out.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -6745,7 +6727,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFINone;
 
-    /* "tvmfast/_core.pyx":338
+    /* "tvmfast/_core.pyx":339
  *     elif kind == KIND_NONE:
  *         out.type_index = kTVMFFINone
  *         out.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -6754,7 +6736,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->v_int64 = 0;
 
-    /* "tvmfast/_core.pyx":336
+    /* "tvmfast/_core.pyx":337
  *         out.type_index = kTVMFFIBool
  *         out.v_int64 = 1 if obj == Py_True else 0
  *     elif kind == KIND_NONE:             # <<<<<<<<<<<<<<
@@ -6764,7 +6746,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_STR:
 
-    /* "tvmfast/_core.pyx":341
+    /* "tvmfast/_core.pyx":342
  *     elif kind == KIND_STR:
  *         # Valid while the str lives, i.e. for the whole call (the caller holds it).
  *         out.type_index = kTVMFFIRawStr             # <<<<<<<<<<<<<<
@@ -6773,18 +6755,18 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIRawStr;
 
-    /* "tvmfast/_core.pyx":342
+    /* "tvmfast/_core.pyx":343
  *         # Valid while the str lives, i.e. for the whole call (the caller holds it).
  *         out.type_index = kTVMFFIRawStr
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
 */
-    __pyx_t_20 = PyUnicode_AsUTF8AndSize(__pyx_v_obj, NULL); if (unlikely(__pyx_t_20 == ((void *)NULL))) __PYX_ERR(0, 342, __pyx_L1_error)
+    __pyx_t_20 = PyUnicode_AsUTF8AndSize(__pyx_v_obj, NULL); if (unlikely(__pyx_t_20 == ((void *)NULL))) __PYX_ERR(0, 343, __pyx_L1_error)
     __pyx_v_out->v_ptr = ((void *)__pyx_t_20);
 
 
-    /* "tvmfast/_core.pyx":339
+    /* "tvmfast/_core.pyx":340
  *         out.type_index = kTVMFFINone
  *         out.v_int64 = 0
  *     elif kind == KIND_STR:             # <<<<<<<<<<<<<<
@@ -6794,7 +6776,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_FFI_OBJECT:
 
-    /* "tvmfast/_core.pyx":344
+    /* "tvmfast/_core.pyx":345
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()             # <<<<<<<<<<<<<<
@@ -6808,15 +6790,15 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
       __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_16, (1-__pyx_t_16) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 344, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 345, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
-    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_8); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 344, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_8); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 345, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_v_handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_21));
 
 
-    /* "tvmfast/_core.pyx":345
+    /* "tvmfast/_core.pyx":346
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:             # <<<<<<<<<<<<<<
@@ -6828,7 +6810,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (unlikely(__pyx_t_19)) {
 
 
-      /* "tvmfast/_core.pyx":346
+      /* "tvmfast/_core.pyx":347
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")             # <<<<<<<<<<<<<<
@@ -6836,11 +6818,11 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
  *         out.v_ptr = handle
 */
       __pyx_t_7 = NULL;
-      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 346, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 347, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_9 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 346, __pyx_L1_error)
+      __pyx_t_9 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 347, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_9); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 346, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_9); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 347, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -6857,7 +6839,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[3]);
       #endif
       __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_13, 5, __pyx_t_14, __pyx_t_1);
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 346, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 347, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
@@ -6867,14 +6849,14 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 346, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 347, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 346, __pyx_L1_error)
+      __PYX_ERR(0, 347, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":345
+      /* "tvmfast/_core.pyx":346
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:             # <<<<<<<<<<<<<<
@@ -6883,7 +6865,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     }
 
-    /* "tvmfast/_core.pyx":347
+    /* "tvmfast/_core.pyx":348
  *         if handle == NULL:
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")
  *         out.type_index = (<TVMFFIObject*>handle).type_index             # <<<<<<<<<<<<<<
@@ -6894,7 +6876,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 
     __pyx_v_out->type_index = __pyx_t_22;
 
-    /* "tvmfast/_core.pyx":348
+    /* "tvmfast/_core.pyx":349
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
@@ -6903,7 +6885,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->v_ptr = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":349
+    /* "tvmfast/_core.pyx":350
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -6915,17 +6897,17 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (__pyx_t_19) {
 
 
-      /* "tvmfast/_core.pyx":350
+      /* "tvmfast/_core.pyx":351
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:
  *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
 */
-      __pyx_t_1 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 350, __pyx_L1_error)
+      __pyx_t_1 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 351, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":349
+      /* "tvmfast/_core.pyx":350
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -6934,7 +6916,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     }
 
-    /* "tvmfast/_core.pyx":343
+    /* "tvmfast/_core.pyx":344
  *         out.type_index = kTVMFFIRawStr
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)
  *     elif kind == KIND_FFI_OBJECT:             # <<<<<<<<<<<<<<
@@ -6944,7 +6926,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_DLPACK:
 
-    /* "tvmfast/_core.pyx":353
+    /* "tvmfast/_core.pyx":354
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -6960,7 +6942,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XGOTREF(__pyx_t_2);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":354
+        /* "tvmfast/_core.pyx":355
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)             # <<<<<<<<<<<<<<
@@ -6987,13 +6969,13 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
           __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 354, __pyx_L13_error)
+          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 355, __pyx_L13_error)
           __Pyx_GOTREF(__pyx_t_8);
         }
         __pyx_v_tensor = __pyx_t_8;
         __pyx_t_8 = 0;
 
-        /* "tvmfast/_core.pyx":353
+        /* "tvmfast/_core.pyx":354
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -7015,7 +6997,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
 
-      /* "tvmfast/_core.pyx":355
+      /* "tvmfast/_core.pyx":356
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:             # <<<<<<<<<<<<<<
@@ -7025,7 +7007,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_Exception))));
       if (__pyx_t_1) {
         __Pyx_AddTraceback("tvmfast._core.convert_slow", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_8, &__pyx_t_7, &__pyx_t_9) < 0) __PYX_ERR(0, 355, __pyx_L15_except_error)
+        if (__Pyx_GetException(&__pyx_t_8, &__pyx_t_7, &__pyx_t_9) < 0) __PYX_ERR(0, 356, __pyx_L15_except_error)
         __Pyx_XGOTREF(__pyx_t_8);
         __Pyx_XGOTREF(__pyx_t_7);
         __Pyx_XGOTREF(__pyx_t_9);
@@ -7033,7 +7015,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_v_e = __pyx_t_7;
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":356
+          /* "tvmfast/_core.pyx":357
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:
  *             raise TypeError(             # <<<<<<<<<<<<<<
@@ -7042,21 +7024,21 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
           __pyx_t_6 = NULL;
 
-          /* "tvmfast/_core.pyx":357
+          /* "tvmfast/_core.pyx":358
  *         except Exception as e:
  *             raise TypeError(
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"             # <<<<<<<<<<<<<<
  *             ) from e
  *         if st.temps == NULL:
 */
-          __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 357, __pyx_L24_error)
+          __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 358, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_10);
-          __pyx_t_12 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 357, __pyx_L24_error)
+          __pyx_t_12 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 358, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_12);
-          __pyx_t_11 = __Pyx_PyUnicode_Unicode(__pyx_t_12); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 357, __pyx_L24_error)
+          __pyx_t_11 = __Pyx_PyUnicode_Unicode(__pyx_t_12); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 358, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_11);
           __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-          __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_v_e, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 357, __pyx_L24_error)
+          __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_v_e, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 358, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_12);
           __pyx_t_23[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
           __pyx_t_23[1] = __pyx_t_10;
@@ -7073,7 +7055,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_23[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_23[5]);
           #endif
           __pyx_t_24 = __Pyx_PyUnicode_Join(__pyx_t_23, 6, __pyx_t_14, __pyx_t_1);
-          if (unlikely(!__pyx_t_24)) __PYX_ERR(0, 357, __pyx_L24_error)
+          if (unlikely(!__pyx_t_24)) __PYX_ERR(0, 358, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_24);
           __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -7084,11 +7066,11 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
             __pyx_t_15 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
             __Pyx_DECREF(__pyx_t_24); __pyx_t_24 = 0;
-            if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 356, __pyx_L24_error)
+            if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 357, __pyx_L24_error)
             __Pyx_GOTREF(__pyx_t_15);
           }
 
-          /* "tvmfast/_core.pyx":358
+          /* "tvmfast/_core.pyx":359
  *             raise TypeError(
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e             # <<<<<<<<<<<<<<
@@ -7097,10 +7079,10 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
           __Pyx_Raise(__pyx_t_15, 0, 0, __pyx_v_e);
           __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-          __PYX_ERR(0, 356, __pyx_L24_error)
+          __PYX_ERR(0, 357, __pyx_L24_error)
         }
 
-        /* "tvmfast/_core.pyx":355
+        /* "tvmfast/_core.pyx":356
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:             # <<<<<<<<<<<<<<
@@ -7147,7 +7129,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       }
       goto __pyx_L15_except_error;
 
-      /* "tvmfast/_core.pyx":353
+      /* "tvmfast/_core.pyx":354
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -7163,7 +7145,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_L18_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":359
+    /* "tvmfast/_core.pyx":360
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e
  *         if st.temps == NULL:             # <<<<<<<<<<<<<<
@@ -7175,22 +7157,22 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (__pyx_t_19) {
 
 
-      /* "tvmfast/_core.pyx":360
+      /* "tvmfast/_core.pyx":361
  *             ) from e
  *         if st.temps == NULL:
  *             temps = [tensor]             # <<<<<<<<<<<<<<
  *             Py_INCREF(temps)
  *             st.temps = <void*>temps
 */
-      __pyx_t_9 = PyList_New(1); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 360, __pyx_L1_error)
+      __pyx_t_9 = PyList_New(1); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 361, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_INCREF(__pyx_v_tensor);
       __Pyx_GIVEREF(__pyx_v_tensor);
-      if (__Pyx_PyList_SET_ITEM(__pyx_t_9, 0, __pyx_v_tensor) != (0)) __PYX_ERR(0, 360, __pyx_L1_error);
+      if (__Pyx_PyList_SET_ITEM(__pyx_t_9, 0, __pyx_v_tensor) != (0)) __PYX_ERR(0, 361, __pyx_L1_error);
       __pyx_v_temps = ((PyObject*)__pyx_t_9);
       __pyx_t_9 = 0;
 
-      /* "tvmfast/_core.pyx":361
+      /* "tvmfast/_core.pyx":362
  *         if st.temps == NULL:
  *             temps = [tensor]
  *             Py_INCREF(temps)             # <<<<<<<<<<<<<<
@@ -7199,7 +7181,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
       Py_INCREF(__pyx_v_temps);
 
-      /* "tvmfast/_core.pyx":362
+      /* "tvmfast/_core.pyx":363
  *             temps = [tensor]
  *             Py_INCREF(temps)
  *             st.temps = <void*>temps             # <<<<<<<<<<<<<<
@@ -7208,7 +7190,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
       __pyx_v_st->temps = ((void *)__pyx_v_temps);
 
-      /* "tvmfast/_core.pyx":359
+      /* "tvmfast/_core.pyx":360
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e
  *         if st.temps == NULL:             # <<<<<<<<<<<<<<
@@ -7218,7 +7200,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       goto __pyx_L30;
     }
 
-    /* "tvmfast/_core.pyx":364
+    /* "tvmfast/_core.pyx":365
  *             st.temps = <void*>temps
  *         else:
  *             (<list>st.temps).append(tensor)             # <<<<<<<<<<<<<<
@@ -7228,14 +7210,14 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     /*else*/ {
       if (unlikely(((PyObject *)__pyx_v_st->temps) == Py_None)) {
         PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-        __PYX_ERR(0, 364, __pyx_L1_error)
+        __PYX_ERR(0, 365, __pyx_L1_error)
       }
-      __pyx_t_33 = __Pyx_PyList_Append(((PyObject*)__pyx_v_st->temps), __pyx_v_tensor); if (unlikely(__pyx_t_33 == ((int)-1))) __PYX_ERR(0, 364, __pyx_L1_error)
+      __pyx_t_33 = __Pyx_PyList_Append(((PyObject*)__pyx_v_st->temps), __pyx_v_tensor); if (unlikely(__pyx_t_33 == ((int)-1))) __PYX_ERR(0, 365, __pyx_L1_error)
 
     }
     __pyx_L30:;
 
-    /* "tvmfast/_core.pyx":365
+    /* "tvmfast/_core.pyx":366
  *         else:
  *             (<list>st.temps).append(tensor)
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()             # <<<<<<<<<<<<<<
@@ -7249,15 +7231,15 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
       __pyx_t_9 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_16, (1-__pyx_t_16) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 365, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 366, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
-    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_9); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 365, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_9); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 366, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     __pyx_v_handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_21));
 
 
-    /* "tvmfast/_core.pyx":366
+    /* "tvmfast/_core.pyx":367
  *             (<list>st.temps).append(tensor)
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
  *         out.type_index = kTVMFFITensor             # <<<<<<<<<<<<<<
@@ -7266,7 +7248,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFITensor;
 
-    /* "tvmfast/_core.pyx":367
+    /* "tvmfast/_core.pyx":368
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
  *         out.type_index = kTVMFFITensor
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
@@ -7275,17 +7257,17 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->v_ptr = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":368
+    /* "tvmfast/_core.pyx":369
  *         out.type_index = kTVMFFITensor
  *         out.v_ptr = handle
  *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)             # <<<<<<<<<<<<<<
  *     else:
  *         raise_unsupported(obj, pos)
 */
-    __pyx_t_25 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 368, __pyx_L1_error)
+    __pyx_t_25 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 369, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":351
+    /* "tvmfast/_core.pyx":352
  *         if out.type_index == kTVMFFITensor:
  *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
  *     elif kind == KIND_DLPACK:             # <<<<<<<<<<<<<<
@@ -7295,19 +7277,19 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     default:
 
-    /* "tvmfast/_core.pyx":370
+    /* "tvmfast/_core.pyx":371
  *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
  *     else:
  *         raise_unsupported(obj, pos)             # <<<<<<<<<<<<<<
  *     return 0
  * 
 */
-    __pyx_t_25 = __pyx_f_7tvmfast_5_core_raise_unsupported(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 370, __pyx_L1_error)
+    __pyx_t_25 = __pyx_f_7tvmfast_5_core_raise_unsupported(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 371, __pyx_L1_error)
 
     break;
   }
 
-  /* "tvmfast/_core.pyx":371
+  /* "tvmfast/_core.pyx":372
  *     else:
  *         raise_unsupported(obj, pos)
  *     return 0             # <<<<<<<<<<<<<<
@@ -7320,7 +7302,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":316
+  /* "tvmfast/_core.pyx":317
  * 
  * 
  * cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -7351,7 +7333,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":374
+/* "tvmfast/_core.pyx":375
  * 
  * 
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,             # <<<<<<<<<<<<<<
@@ -7369,11 +7351,11 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":376
+  /* "tvmfast/_core.pyx":377
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
  *                             CallState* st, int tensor_mode) except -1:
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:             # <<<<<<<<<<<<<<
- *         # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+ *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
 */
   __pyx_t_1 = (((PyObject *)Py_TYPE(__pyx_v_obj)) == __pyx_v_7tvmfast_5_core_fast_exchange_type);
@@ -7381,12 +7363,12 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":378
+    /* "tvmfast/_core.pyx":379
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
- *         # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+ *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
- *                 and tvmfast_torch_export(obj, dl) == 0
- *                 and dl.device.device_type == kDLCPU
+ *                 and tvmfast_torch_export(obj, dl) == 0):
+ *             out.type_index = kTVMFFIDLTensorPtr
 */
     __pyx_t_2 = (__pyx_v_tensor_mode != __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED);
 
@@ -7399,12 +7381,12 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
       goto __pyx_L5_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":379
- *         # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+    /* "tvmfast/_core.pyx":380
+ *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
- *                 and tvmfast_torch_export(obj, dl) == 0             # <<<<<<<<<<<<<<
- *                 and dl.device.device_type == kDLCPU
- *                 and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+ *                 and tvmfast_torch_export(obj, dl) == 0):             # <<<<<<<<<<<<<<
+ *             out.type_index = kTVMFFIDLTensorPtr
+ *             out.zero_padding = 0
 */
     __pyx_t_2 = (tvmfast_torch_to_dl != NULL);
 
@@ -7416,70 +7398,34 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 
       goto __pyx_L5_bool_binop_done;
     }
-
-    /* "tvmfast/_core.pyx":380
- *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
- *                 and tvmfast_torch_export(obj, dl) == 0
- *                 and dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
- *                 and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
- *             out.type_index = kTVMFFIDLTensorPtr
-*/
     __pyx_t_2 = (tvmfast_torch_export(__pyx_v_obj, __pyx_v_dl) == 0);
-
-    if (__pyx_t_2) {
-
-    } else {
-
-      __pyx_t_1 = __pyx_t_2;
-
-      goto __pyx_L5_bool_binop_done;
-    }
-
-    /* "tvmfast/_core.pyx":381
- *                 and tvmfast_torch_export(obj, dl) == 0
- *                 and dl.device.device_type == kDLCPU
- *                 and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):             # <<<<<<<<<<<<<<
- *             out.type_index = kTVMFFIDLTensorPtr
- *             out.zero_padding = 0
-*/
-    __pyx_t_2 = (__pyx_v_dl->device.device_type == kDLCPU);
-
-    if (__pyx_t_2) {
-
-    } else {
-
-      __pyx_t_1 = __pyx_t_2;
-
-      goto __pyx_L5_bool_binop_done;
-    }
-    __pyx_t_2 = (((((uint64_t)__pyx_v_dl->data) + __pyx_v_dl->byte_offset) & __pyx_v_st->align_mask) == 0);
 
 
     __pyx_t_1 = __pyx_t_2;
 
     __pyx_L5_bool_binop_done:;
 
-    /* "tvmfast/_core.pyx":378
+    /* "tvmfast/_core.pyx":379
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
- *         # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+ *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
- *                 and tvmfast_torch_export(obj, dl) == 0
- *                 and dl.device.device_type == kDLCPU
+ *                 and tvmfast_torch_export(obj, dl) == 0):
+ *             out.type_index = kTVMFFIDLTensorPtr
 */
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":382
- *                 and dl.device.device_type == kDLCPU
- *                 and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+      /* "tvmfast/_core.pyx":381
+ *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
+ *                 and tvmfast_torch_export(obj, dl) == 0):
  *             out.type_index = kTVMFFIDLTensorPtr             # <<<<<<<<<<<<<<
  *             out.zero_padding = 0
  *             out.v_ptr = dl
 */
       __pyx_v_out->type_index = kTVMFFIDLTensorPtr;
 
-      /* "tvmfast/_core.pyx":383
- *                 and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+      /* "tvmfast/_core.pyx":382
+ *                 and tvmfast_torch_export(obj, dl) == 0):
  *             out.type_index = kTVMFFIDLTensorPtr
  *             out.zero_padding = 0             # <<<<<<<<<<<<<<
  *             out.v_ptr = dl
@@ -7487,7 +7433,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_out->zero_padding = 0;
 
-      /* "tvmfast/_core.pyx":384
+      /* "tvmfast/_core.pyx":383
  *             out.type_index = kTVMFFIDLTensorPtr
  *             out.zero_padding = 0
  *             out.v_ptr = dl             # <<<<<<<<<<<<<<
@@ -7496,7 +7442,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_out->v_ptr = __pyx_v_dl;
 
-      /* "tvmfast/_core.pyx":385
+      /* "tvmfast/_core.pyx":384
  *             out.zero_padding = 0
  *             out.v_ptr = dl
  *             st.n_dltensor_ptr += 1             # <<<<<<<<<<<<<<
@@ -7505,122 +7451,186 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_st->n_dltensor_ptr = (__pyx_v_st->n_dltensor_ptr + 1);
 
-      /* "tvmfast/_core.pyx":386
+      /* "tvmfast/_core.pyx":385
  *             out.v_ptr = dl
  *             st.n_dltensor_ptr += 1
  *             if st.exemplar == NULL:             # <<<<<<<<<<<<<<
  *                 st.exemplar = <void*>obj
- *             if st.cpu_pos < 0:
+ *             if (dl.device.device_type == kDLCPU
 */
       __pyx_t_1 = (__pyx_v_st->exemplar == NULL);
 
       if (__pyx_t_1) {
 
 
-        /* "tvmfast/_core.pyx":387
+        /* "tvmfast/_core.pyx":386
  *             st.n_dltensor_ptr += 1
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj             # <<<<<<<<<<<<<<
- *             if st.cpu_pos < 0:
- *                 st.cpu_pos = <int32_t>pos
+ *             if (dl.device.device_type == kDLCPU
+ *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
 */
         __pyx_v_st->exemplar = ((void *)__pyx_v_obj);
 
-        /* "tvmfast/_core.pyx":386
+        /* "tvmfast/_core.pyx":385
  *             out.v_ptr = dl
  *             st.n_dltensor_ptr += 1
  *             if st.exemplar == NULL:             # <<<<<<<<<<<<<<
  *                 st.exemplar = <void*>obj
- *             if st.cpu_pos < 0:
+ *             if (dl.device.device_type == kDLCPU
 */
       }
 
-      /* "tvmfast/_core.pyx":388
+      /* "tvmfast/_core.pyx":387
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj
- *             if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
- *                 st.cpu_pos = <int32_t>pos
- *             return 0
+ *             if (dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
+ *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+ *                 if st.cpu_pos < 0:
 */
-      __pyx_t_1 = (__pyx_v_st->cpu_pos < 0);
+      __pyx_t_2 = (__pyx_v_dl->device.device_type == kDLCPU);
 
+      if (__pyx_t_2) {
+
+      } else {
+
+        __pyx_t_1 = __pyx_t_2;
+
+        goto __pyx_L10_bool_binop_done;
+      }
+
+      /* "tvmfast/_core.pyx":388
+ *                 st.exemplar = <void*>obj
+ *             if (dl.device.device_type == kDLCPU
+ *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):             # <<<<<<<<<<<<<<
+ *                 if st.cpu_pos < 0:
+ *                     st.cpu_pos = <int32_t>pos
+*/
+      __pyx_t_2 = (((((uint64_t)__pyx_v_dl->data) + __pyx_v_dl->byte_offset) & __pyx_v_st->align_mask) == 0);
+
+
+      __pyx_t_1 = __pyx_t_2;
+
+      __pyx_L10_bool_binop_done:;
+
+      /* "tvmfast/_core.pyx":387
+ *             if st.exemplar == NULL:
+ *                 st.exemplar = <void*>obj
+ *             if (dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
+ *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+ *                 if st.cpu_pos < 0:
+*/
       if (__pyx_t_1) {
 
 
         /* "tvmfast/_core.pyx":389
- *                 st.exemplar = <void*>obj
- *             if st.cpu_pos < 0:
- *                 st.cpu_pos = <int32_t>pos             # <<<<<<<<<<<<<<
- *             return 0
- *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,
+ *             if (dl.device.device_type == kDLCPU
+ *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+ *                 if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
+ *                     st.cpu_pos = <int32_t>pos
+ *                 return 0
 */
-        __pyx_v_st->cpu_pos = ((int32_t)__pyx_v_pos);
+        __pyx_t_1 = (__pyx_v_st->cpu_pos < 0);
 
-        /* "tvmfast/_core.pyx":388
+        if (__pyx_t_1) {
+
+
+          /* "tvmfast/_core.pyx":390
+ *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+ *                 if st.cpu_pos < 0:
+ *                     st.cpu_pos = <int32_t>pos             # <<<<<<<<<<<<<<
+ *                 return 0
+ *             return note_device(st, dl, pos, fast_exchange_api)
+*/
+          __pyx_v_st->cpu_pos = ((int32_t)__pyx_v_pos);
+
+          /* "tvmfast/_core.pyx":389
+ *             if (dl.device.device_type == kDLCPU
+ *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+ *                 if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
+ *                     st.cpu_pos = <int32_t>pos
+ *                 return 0
+*/
+        }
+
+        /* "tvmfast/_core.pyx":391
+ *                 if st.cpu_pos < 0:
+ *                     st.cpu_pos = <int32_t>pos
+ *                 return 0             # <<<<<<<<<<<<<<
+ *             return note_device(st, dl, pos, fast_exchange_api)
+ *         # Owned mode, or torch refused the export: the exchange API (and its error).
+*/
+        {
+
+          __pyx_r = 0;
+        }
+        goto __pyx_L0;
+
+        /* "tvmfast/_core.pyx":387
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj
- *             if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
- *                 st.cpu_pos = <int32_t>pos
- *             return 0
+ *             if (dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
+ *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+ *                 if st.cpu_pos < 0:
 */
       }
 
-      /* "tvmfast/_core.pyx":390
- *             if st.cpu_pos < 0:
- *                 st.cpu_pos = <int32_t>pos
- *             return 0             # <<<<<<<<<<<<<<
- *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,
- *                                 tvmfast_torch_to_dl != NULL)
+      /* "tvmfast/_core.pyx":392
+ *                     st.cpu_pos = <int32_t>pos
+ *                 return 0
+ *             return note_device(st, dl, pos, fast_exchange_api)             # <<<<<<<<<<<<<<
+ *         # Owned mode, or torch refused the export: the exchange API (and its error).
+ *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
 */
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 392, __pyx_L1_error)
       {
-
-        __pyx_r = 0;
+        __pyx_r = __pyx_t_3;
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":378
+      /* "tvmfast/_core.pyx":379
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
- *         # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+ *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
- *                 and tvmfast_torch_export(obj, dl) == 0
- *                 and dl.device.device_type == kDLCPU
+ *                 and tvmfast_torch_export(obj, dl) == 0):
+ *             out.type_index = kTVMFFIDLTensorPtr
 */
     }
 
-    /* "tvmfast/_core.pyx":391
- *                 st.cpu_pos = <int32_t>pos
- *             return 0
- *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,             # <<<<<<<<<<<<<<
- *                                 tvmfast_torch_to_dl != NULL)
+    /* "tvmfast/_core.pyx":394
+ *             return note_device(st, dl, pos, fast_exchange_api)
+ *         # Owned mode, or torch refused the export: the exchange API (and its error).
+ *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)             # <<<<<<<<<<<<<<
  *     cdef int slot = classify_type(obj)
+ *     if slot == -2:
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (tvmfast_torch_to_dl != NULL)); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 391, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, 0); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 394, __pyx_L1_error)
     {
       __pyx_r = __pyx_t_3;
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":376
+    /* "tvmfast/_core.pyx":377
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
  *                             CallState* st, int tensor_mode) except -1:
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:             # <<<<<<<<<<<<<<
- *         # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+ *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
 */
   }
 
-  /* "tvmfast/_core.pyx":393
- *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,
- *                                 tvmfast_torch_to_dl != NULL)
+  /* "tvmfast/_core.pyx":395
+ *         # Owned mode, or torch refused the export: the exchange API (and its error).
+ *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
  *     cdef int slot = classify_type(obj)             # <<<<<<<<<<<<<<
  *     if slot == -2:
  *         slot = TYPE_CACHE_SIZE - 1
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_classify_type(__pyx_v_obj); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 393, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_classify_type(__pyx_v_obj); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 395, __pyx_L1_error)
   __pyx_v_slot = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":394
- *                                 tvmfast_torch_to_dl != NULL)
+  /* "tvmfast/_core.pyx":396
+ *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
  *     cdef int slot = classify_type(obj)
  *     if slot == -2:             # <<<<<<<<<<<<<<
  *         slot = TYPE_CACHE_SIZE - 1
@@ -7631,7 +7641,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":395
+    /* "tvmfast/_core.pyx":397
  *     cdef int slot = classify_type(obj)
  *     if slot == -2:
  *         slot = TYPE_CACHE_SIZE - 1             # <<<<<<<<<<<<<<
@@ -7640,8 +7650,8 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
     __pyx_v_slot = (__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE - 1);
 
-    /* "tvmfast/_core.pyx":394
- *                                 tvmfast_torch_to_dl != NULL)
+    /* "tvmfast/_core.pyx":396
+ *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
  *     cdef int slot = classify_type(obj)
  *     if slot == -2:             # <<<<<<<<<<<<<<
  *         slot = TYPE_CACHE_SIZE - 1
@@ -7649,20 +7659,20 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
   }
 
-  /* "tvmfast/_core.pyx":396
+  /* "tvmfast/_core.pyx":398
  *     if slot == -2:
  *         slot = TYPE_CACHE_SIZE - 1
  *     return convert_slow(obj, pos, cached_kinds[slot], cached_apis[slot], out, dl, st, tensor_mode)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_slow(__pyx_v_obj, __pyx_v_pos, (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_slot]), (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_slot]), __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 396, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_slow(__pyx_v_obj, __pyx_v_pos, (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_slot]), (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_slot]), __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 398, __pyx_L1_error)
   {
     __pyx_r = __pyx_t_3;
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":374
+  /* "tvmfast/_core.pyx":375
  * 
  * 
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,             # <<<<<<<<<<<<<<
@@ -7680,7 +7690,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":399
+/* "tvmfast/_core.pyx":401
  * 
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:             # <<<<<<<<<<<<<<
@@ -7690,7 +7700,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 
 static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_core_CallState *__pyx_v_st, TVMFFIObjectHandle *__pyx_v_owned, uint64_t __pyx_v_align_mask) {
 
-  /* "tvmfast/_core.pyx":400
+  /* "tvmfast/_core.pyx":402
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
  *     st.align_mask = align_mask             # <<<<<<<<<<<<<<
@@ -7699,7 +7709,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->align_mask = __pyx_v_align_mask;
 
-  /* "tvmfast/_core.pyx":401
+  /* "tvmfast/_core.pyx":403
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
  *     st.align_mask = align_mask
  *     st.device_type = -1             # <<<<<<<<<<<<<<
@@ -7708,7 +7718,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_type = -1;
 
-  /* "tvmfast/_core.pyx":402
+  /* "tvmfast/_core.pyx":404
  *     st.align_mask = align_mask
  *     st.device_type = -1
  *     st.device_id = 0             # <<<<<<<<<<<<<<
@@ -7717,7 +7727,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_id = 0;
 
-  /* "tvmfast/_core.pyx":403
+  /* "tvmfast/_core.pyx":405
  *     st.device_type = -1
  *     st.device_id = 0
  *     st.device_pos = -1             # <<<<<<<<<<<<<<
@@ -7726,7 +7736,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_pos = -1;
 
-  /* "tvmfast/_core.pyx":404
+  /* "tvmfast/_core.pyx":406
  *     st.device_id = 0
  *     st.device_pos = -1
  *     st.cpu_pos = -1             # <<<<<<<<<<<<<<
@@ -7735,7 +7745,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->cpu_pos = -1;
 
-  /* "tvmfast/_core.pyx":405
+  /* "tvmfast/_core.pyx":407
  *     st.device_pos = -1
  *     st.cpu_pos = -1
  *     st.stream_api = NULL             # <<<<<<<<<<<<<<
@@ -7744,7 +7754,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->stream_api = NULL;
 
-  /* "tvmfast/_core.pyx":406
+  /* "tvmfast/_core.pyx":408
  *     st.cpu_pos = -1
  *     st.stream_api = NULL
  *     st.exemplar = NULL             # <<<<<<<<<<<<<<
@@ -7753,7 +7763,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->exemplar = NULL;
 
-  /* "tvmfast/_core.pyx":407
+  /* "tvmfast/_core.pyx":409
  *     st.stream_api = NULL
  *     st.exemplar = NULL
  *     st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -7762,7 +7772,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->n_owned = 0;
 
-  /* "tvmfast/_core.pyx":408
+  /* "tvmfast/_core.pyx":410
  *     st.exemplar = NULL
  *     st.n_owned = 0
  *     st.owned = owned             # <<<<<<<<<<<<<<
@@ -7771,7 +7781,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":409
+  /* "tvmfast/_core.pyx":411
  *     st.n_owned = 0
  *     st.owned = owned
  *     st.n_dltensor_ptr = 0             # <<<<<<<<<<<<<<
@@ -7780,7 +7790,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->n_dltensor_ptr = 0;
 
-  /* "tvmfast/_core.pyx":410
+  /* "tvmfast/_core.pyx":412
  *     st.owned = owned
  *     st.n_dltensor_ptr = 0
  *     st.temps = NULL             # <<<<<<<<<<<<<<
@@ -7789,7 +7799,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->temps = NULL;
 
-  /* "tvmfast/_core.pyx":411
+  /* "tvmfast/_core.pyx":413
  *     st.n_dltensor_ptr = 0
  *     st.temps = NULL
  *     st.items = NULL             # <<<<<<<<<<<<<<
@@ -7798,7 +7808,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->items = NULL;
 
-  /* "tvmfast/_core.pyx":412
+  /* "tvmfast/_core.pyx":414
  *     st.temps = NULL
  *     st.items = NULL
  *     st.frozen = NULL             # <<<<<<<<<<<<<<
@@ -7807,25 +7817,34 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->frozen = NULL;
 
-  /* "tvmfast/_core.pyx":413
+  /* "tvmfast/_core.pyx":415
  *     st.items = NULL
  *     st.frozen = NULL
  *     st.packed = NULL             # <<<<<<<<<<<<<<
  *     st.num_packed = 0
- * 
+ *     st.devices_checked = 0
 */
   __pyx_v_st->packed = NULL;
 
-  /* "tvmfast/_core.pyx":414
+  /* "tvmfast/_core.pyx":416
  *     st.frozen = NULL
  *     st.packed = NULL
  *     st.num_packed = 0             # <<<<<<<<<<<<<<
- * 
+ *     st.devices_checked = 0
  * 
 */
   __pyx_v_st->num_packed = 0;
 
-  /* "tvmfast/_core.pyx":399
+  /* "tvmfast/_core.pyx":417
+ *     st.packed = NULL
+ *     st.num_packed = 0
+ *     st.devices_checked = 0             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_v_st->devices_checked = 0;
+
+  /* "tvmfast/_core.pyx":401
  * 
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:             # <<<<<<<<<<<<<<
@@ -7837,7 +7856,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 
 }
 
-/* "tvmfast/_core.pyx":417
+/* "tvmfast/_core.pyx":420
  * 
  * 
  * cdef inline void release_state(CallState* st) noexcept:             # <<<<<<<<<<<<<<
@@ -7855,7 +7874,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   PyObject *__pyx_t_5 = NULL;
   __Pyx_RefNannySetupContext("release_state", 0);
 
-  /* "tvmfast/_core.pyx":419
+  /* "tvmfast/_core.pyx":422
  * cdef inline void release_state(CallState* st) noexcept:
  *     cdef int32_t i
  *     for i in range(st.n_owned):             # <<<<<<<<<<<<<<
@@ -7869,7 +7888,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":420
+    /* "tvmfast/_core.pyx":423
  *     cdef int32_t i
  *     for i in range(st.n_owned):
  *         TVMFFIObjectDecRef(st.owned[i])             # <<<<<<<<<<<<<<
@@ -7880,7 +7899,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   }
 
 
-  /* "tvmfast/_core.pyx":421
+  /* "tvmfast/_core.pyx":424
  *     for i in range(st.n_owned):
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -7889,7 +7908,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
   __pyx_v_st->n_owned = 0;
 
-  /* "tvmfast/_core.pyx":422
+  /* "tvmfast/_core.pyx":425
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0
  *     if st.temps != NULL:             # <<<<<<<<<<<<<<
@@ -7901,7 +7920,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":423
+    /* "tvmfast/_core.pyx":426
  *     st.n_owned = 0
  *     if st.temps != NULL:
  *         Py_DECREF(<object>st.temps)             # <<<<<<<<<<<<<<
@@ -7913,7 +7932,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
     Py_DECREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-    /* "tvmfast/_core.pyx":424
+    /* "tvmfast/_core.pyx":427
  *     if st.temps != NULL:
  *         Py_DECREF(<object>st.temps)
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -7922,7 +7941,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
     __pyx_v_st->temps = NULL;
 
-    /* "tvmfast/_core.pyx":422
+    /* "tvmfast/_core.pyx":425
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0
  *     if st.temps != NULL:             # <<<<<<<<<<<<<<
@@ -7931,7 +7950,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
   }
 
-  /* "tvmfast/_core.pyx":417
+  /* "tvmfast/_core.pyx":420
  * 
  * 
  * cdef inline void release_state(CallState* st) noexcept:             # <<<<<<<<<<<<<<
@@ -7945,7 +7964,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   __Pyx_RefNannyFinishContext();
 }
 
-/* "tvmfast/_core.pyx":430
+/* "tvmfast/_core.pyx":433
  * 
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):             # <<<<<<<<<<<<<<
@@ -7967,7 +7986,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("device_str", 0);
 
-  /* "tvmfast/_core.pyx":431
+  /* "tvmfast/_core.pyx":434
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):
  *     return f"{DEVICE_NAMES.get(device_type, f'device_type={device_type}')}:{device_id}"             # <<<<<<<<<<<<<<
@@ -7976,23 +7995,23 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
 */
   if (unlikely(__pyx_v_7tvmfast_5_core_DEVICE_NAMES == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "get");
-    __PYX_ERR(0, 431, __pyx_L1_error)
+    __PYX_ERR(0, 434, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyLong_From_int32_t(__pyx_v_device_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int32_t(__pyx_v_device_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 434, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_type, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_type, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 434, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_device_type, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_device_type, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 434, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyDict_GetItemDefault(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, __pyx_t_1, __pyx_t_3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_GetItemDefault(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, __pyx_t_1, __pyx_t_3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 434, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 434, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_id, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 431, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_id, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 434, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4[0] = __pyx_t_3;
   __pyx_t_4[1] = __pyx_mstate_global->__pyx_kp_u__4;
@@ -8006,7 +8025,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   __pyx_t_6 |= __Pyx_PyUnicode_KIND_04(__pyx_t_4[0]);
   #endif
   __pyx_t_1 = __Pyx_PyUnicode_Join(__pyx_t_4, 3, __pyx_t_5, __pyx_t_6);
-  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 431, __pyx_L1_error)
+  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 434, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -8021,7 +8040,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":430
+  /* "tvmfast/_core.pyx":433
  * 
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):             # <<<<<<<<<<<<<<
@@ -8042,7 +8061,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":434
+/* "tvmfast/_core.pyx":437
  * 
  * 
  * cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:             # <<<<<<<<<<<<<<
@@ -8077,7 +8096,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("check_devices", 0);
 
-  /* "tvmfast/_core.pyx":438
+  /* "tvmfast/_core.pyx":441
  *     cdef Py_ssize_t i
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:             # <<<<<<<<<<<<<<
@@ -8089,7 +8108,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":439
+    /* "tvmfast/_core.pyx":442
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:
  *         raise ValueError(             # <<<<<<<<<<<<<<
@@ -8098,28 +8117,28 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
     __pyx_t_3 = NULL;
 
-    /* "tvmfast/_core.pyx":440
+    /* "tvmfast/_core.pyx":443
  *     if st.cpu_pos >= 0:
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "             # <<<<<<<<<<<<<<
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
 */
-    __pyx_t_4 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->cpu_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 440, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->cpu_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 443, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 440, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 443, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
 
-    /* "tvmfast/_core.pyx":441
+    /* "tvmfast/_core.pyx":444
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")             # <<<<<<<<<<<<<<
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
 */
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 441, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 444, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 441, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 444, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -8130,7 +8149,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     __pyx_t_8[5] = __pyx_t_7;
     __pyx_t_8[6] = __pyx_mstate_global->__pyx_kp_u_all_tensor_arguments_must_be_on;
 
-    /* "tvmfast/_core.pyx":440
+    /* "tvmfast/_core.pyx":443
  *     if st.cpu_pos >= 0:
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "             # <<<<<<<<<<<<<<
@@ -8146,7 +8165,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[5]);
     #endif
     __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_8, 7, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 440, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 443, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -8157,14 +8176,14 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 439, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 442, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 439, __pyx_L1_error)
+    __PYX_ERR(0, 442, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":438
+    /* "tvmfast/_core.pyx":441
  *     cdef Py_ssize_t i
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:             # <<<<<<<<<<<<<<
@@ -8173,7 +8192,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
   }
 
-  /* "tvmfast/_core.pyx":442
+  /* "tvmfast/_core.pyx":445
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -8187,7 +8206,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":443
+    /* "tvmfast/_core.pyx":446
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -8199,7 +8218,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":444
+      /* "tvmfast/_core.pyx":447
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr             # <<<<<<<<<<<<<<
@@ -8208,7 +8227,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_v_dl = ((DLTensor *)(__pyx_v_packed[__pyx_v_i]).v_ptr);
 
-      /* "tvmfast/_core.pyx":443
+      /* "tvmfast/_core.pyx":446
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -8218,7 +8237,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       goto __pyx_L6;
     }
 
-    /* "tvmfast/_core.pyx":445
+    /* "tvmfast/_core.pyx":448
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -8230,7 +8249,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":446
+      /* "tvmfast/_core.pyx":449
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:
  *             dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))             # <<<<<<<<<<<<<<
@@ -8239,7 +8258,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_v_dl = ((DLTensor *)(((char *)(__pyx_v_packed[__pyx_v_i]).v_ptr) + (sizeof(TVMFFIObject))));
 
-      /* "tvmfast/_core.pyx":445
+      /* "tvmfast/_core.pyx":448
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -8249,7 +8268,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       goto __pyx_L6;
     }
 
-    /* "tvmfast/_core.pyx":448
+    /* "tvmfast/_core.pyx":451
  *             dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))
  *         else:
  *             continue             # <<<<<<<<<<<<<<
@@ -8261,7 +8280,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     }
     __pyx_L6:;
 
-    /* "tvmfast/_core.pyx":449
+    /* "tvmfast/_core.pyx":452
  *         else:
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:             # <<<<<<<<<<<<<<
@@ -8287,7 +8306,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":450
+      /* "tvmfast/_core.pyx":453
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -8296,33 +8315,33 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_t_6 = NULL;
 
-      /* "tvmfast/_core.pyx":451
+      /* "tvmfast/_core.pyx":454
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "             # <<<<<<<<<<<<<<
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "
  *                 f"all tensor arguments must be on one device")
 */
-      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 451, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 454, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_7 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_dl->device.device_type, __pyx_v_dl->device.device_id); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 451, __pyx_L1_error)
+      __pyx_t_7 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_dl->device.device_type, __pyx_v_dl->device.device_id); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 454, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_7); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 451, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_7); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 454, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
-      /* "tvmfast/_core.pyx":452
+      /* "tvmfast/_core.pyx":455
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "             # <<<<<<<<<<<<<<
  *                 f"all tensor arguments must be on one device")
  *     return 0
 */
-      __pyx_t_7 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 452, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 455, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 452, __pyx_L1_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 455, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 452, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 455, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -8335,7 +8354,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_16[7] = __pyx_t_15;
       __pyx_t_16[8] = __pyx_mstate_global->__pyx_kp_u_all_tensor_arguments_must_be_on;
 
-      /* "tvmfast/_core.pyx":451
+      /* "tvmfast/_core.pyx":454
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "             # <<<<<<<<<<<<<<
@@ -8354,7 +8373,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_16[7]);
       #endif
       __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_16, 9, __pyx_t_17, __pyx_t_10);
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 451, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 454, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -8366,14 +8385,14 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
         __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 450, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 453, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
       }
       __Pyx_Raise(__pyx_t_2, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-      __PYX_ERR(0, 450, __pyx_L1_error)
+      __PYX_ERR(0, 453, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":449
+      /* "tvmfast/_core.pyx":452
  *         else:
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:             # <<<<<<<<<<<<<<
@@ -8385,7 +8404,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   }
 
 
-  /* "tvmfast/_core.pyx":454
+  /* "tvmfast/_core.pyx":457
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "
  *                 f"all tensor arguments must be on one device")
  *     return 0             # <<<<<<<<<<<<<<
@@ -8398,7 +8417,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":434
+  /* "tvmfast/_core.pyx":437
  * 
  * 
  * cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:             # <<<<<<<<<<<<<<
@@ -8425,7 +8444,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":460
+/* "tvmfast/_core.pyx":463
  * # Results and errors: handed to tvm_ffi so they come out exactly as from rt_mod().
  * # ---------------------------------------------------------------------------
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8436,7 +8455,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx_v_self, CYTHON_UNUSED TVMFFIAny const *__pyx_v_args, CYTHON_UNUSED int32_t __pyx_v_num_args, TVMFFIAny *__pyx_v_result) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":462
+  /* "tvmfast/_core.pyx":465
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,
  *                              TVMFFIAny* result) noexcept nogil:
  *     result[0] = tvmfast_result_stash             # <<<<<<<<<<<<<<
@@ -8445,7 +8464,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   (__pyx_v_result[0]) = tvmfast_result_stash;
 
-  /* "tvmfast/_core.pyx":463
+  /* "tvmfast/_core.pyx":466
  *                              TVMFFIAny* result) noexcept nogil:
  *     result[0] = tvmfast_result_stash
  *     tvmfast_result_stash.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -8454,7 +8473,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   tvmfast_result_stash.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":464
+  /* "tvmfast/_core.pyx":467
  *     result[0] = tvmfast_result_stash
  *     tvmfast_result_stash.type_index = kTVMFFINone
  *     tvmfast_result_stash.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -8463,7 +8482,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   tvmfast_result_stash.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":465
+  /* "tvmfast/_core.pyx":468
  *     tvmfast_result_stash.type_index = kTVMFFINone
  *     tvmfast_result_stash.v_int64 = 0
  *     return 0             # <<<<<<<<<<<<<<
@@ -8476,7 +8495,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":460
+  /* "tvmfast/_core.pyx":463
  * # Results and errors: handed to tvm_ffi so they come out exactly as from rt_mod().
  * # ---------------------------------------------------------------------------
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8489,7 +8508,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":468
+/* "tvmfast/_core.pyx":471
  * 
  * 
  * cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8500,7 +8519,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__pyx_v_self, CYTHON_UNUSED TVMFFIAny const *__pyx_v_args, CYTHON_UNUSED int32_t __pyx_v_num_args, CYTHON_UNUSED TVMFFIAny *__pyx_v_result) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":472
+  /* "tvmfast/_core.pyx":475
  *     # The error of the failed kernel call is still in TVM-FFI's thread-local slot;
  *     # returning -1 lets tvm_ffi's Function.__call__ convert it like any other call.
  *     return -1             # <<<<<<<<<<<<<<
@@ -8513,7 +8532,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__py
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":468
+  /* "tvmfast/_core.pyx":471
  * 
  * 
  * cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8526,7 +8545,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":475
+/* "tvmfast/_core.pyx":478
  * 
  * 
  * cdef object register_helper(str name, TVMFFISafeCallType fn):             # <<<<<<<<<<<<<<
@@ -8555,7 +8574,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("register_helper", 0);
 
-  /* "tvmfast/_core.pyx":477
+  /* "tvmfast/_core.pyx":480
  * cdef object register_helper(str name, TVMFFISafeCallType fn):
  *     cdef TVMFFIObjectHandle handle
  *     cdef bytes bname = name.encode()             # <<<<<<<<<<<<<<
@@ -8564,34 +8583,34 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   if (unlikely(__pyx_v_name == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "encode");
-    __PYX_ERR(0, 477, __pyx_L1_error)
+    __PYX_ERR(0, 480, __pyx_L1_error)
   }
-  __pyx_t_1 = PyUnicode_AsEncodedString(__pyx_v_name, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 477, __pyx_L1_error)
+  __pyx_t_1 = PyUnicode_AsEncodedString(__pyx_v_name, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 480, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_bname = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":479
+  /* "tvmfast/_core.pyx":482
  *     cdef bytes bname = name.encode()
  *     cdef TVMFFIByteArray cname
  *     cname.data = bname             # <<<<<<<<<<<<<<
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
 */
-  __pyx_t_2 = __Pyx_PyBytes_AsString(__pyx_v_bname); if (unlikely((!__pyx_t_2) && PyErr_Occurred())) __PYX_ERR(0, 479, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBytes_AsString(__pyx_v_bname); if (unlikely((!__pyx_t_2) && PyErr_Occurred())) __PYX_ERR(0, 482, __pyx_L1_error)
   __pyx_v_cname.data = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":480
+  /* "tvmfast/_core.pyx":483
  *     cdef TVMFFIByteArray cname
  *     cname.data = bname
  *     cname.size = len(bname)             # <<<<<<<<<<<<<<
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()
 */
-  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_bname); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 480, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_bname); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 483, __pyx_L1_error)
   __pyx_v_cname.size = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":481
+  /* "tvmfast/_core.pyx":484
  *     cname.data = bname
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -8603,17 +8622,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":482
+    /* "tvmfast/_core.pyx":485
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 482, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 485, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":481
+    /* "tvmfast/_core.pyx":484
  *     cname.data = bname
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -8622,7 +8641,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   }
 
-  /* "tvmfast/_core.pyx":483
+  /* "tvmfast/_core.pyx":486
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)             # <<<<<<<<<<<<<<
@@ -8631,7 +8650,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   __pyx_v_ret = TVMFFIFunctionSetGlobal((&__pyx_v_cname), __pyx_v_handle, 1);
 
-  /* "tvmfast/_core.pyx":484
+  /* "tvmfast/_core.pyx":487
  *         raise_ffi_error()
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)             # <<<<<<<<<<<<<<
@@ -8640,7 +8659,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   (void)(TVMFFIObjectDecRef(__pyx_v_handle));
 
-  /* "tvmfast/_core.pyx":485
+  /* "tvmfast/_core.pyx":488
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -8652,17 +8671,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":486
+    /* "tvmfast/_core.pyx":489
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     return tvm_ffi.get_global_func(name)
  * 
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 486, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 489, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":485
+    /* "tvmfast/_core.pyx":488
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -8671,7 +8690,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   }
 
-  /* "tvmfast/_core.pyx":487
+  /* "tvmfast/_core.pyx":490
  *     if ret != 0:
  *         raise_ffi_error()
  *     return tvm_ffi.get_global_func(name)             # <<<<<<<<<<<<<<
@@ -8679,9 +8698,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
  * 
 */
   __pyx_t_6 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 487, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_get_global_func); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 487, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_get_global_func); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 490, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __pyx_t_9 = 1;
@@ -8701,7 +8720,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 487, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 490, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -8715,7 +8734,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":475
+  /* "tvmfast/_core.pyx":478
  * 
  * 
  * cdef object register_helper(str name, TVMFFISafeCallType fn):             # <<<<<<<<<<<<<<
@@ -8741,7 +8760,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":494
+/* "tvmfast/_core.pyx":497
  * 
  * 
  * cdef int raise_ffi_error() except -1:             # <<<<<<<<<<<<<<
@@ -8762,7 +8781,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_ffi_error", 0);
 
-  /* "tvmfast/_core.pyx":496
+  /* "tvmfast/_core.pyx":499
  * cdef int raise_ffi_error() except -1:
  *     """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
  *     if PyErr_Occurred() != NULL:             # <<<<<<<<<<<<<<
@@ -8774,7 +8793,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":499
+    /* "tvmfast/_core.pyx":502
  *         # EnvErrorAlreadySet (e.g. KeyboardInterrupt seen by TVMFFIEnvCheckSignals):
  *         # the Python exception is the real one; drop the FFI placeholder.
  *         drop_raised_error()             # <<<<<<<<<<<<<<
@@ -8783,7 +8802,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
 */
     __pyx_f_7tvmfast_5_core_drop_raised_error();
 
-    /* "tvmfast/_core.pyx":500
+    /* "tvmfast/_core.pyx":503
  *         # the Python exception is the real one; drop the FFI placeholder.
  *         drop_raised_error()
  *         return -1             # <<<<<<<<<<<<<<
@@ -8796,7 +8815,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":496
+    /* "tvmfast/_core.pyx":499
  * cdef int raise_ffi_error() except -1:
  *     """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
  *     if PyErr_Occurred() != NULL:             # <<<<<<<<<<<<<<
@@ -8805,7 +8824,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":501
+  /* "tvmfast/_core.pyx":504
  *         drop_raised_error()
  *         return -1
  *     _reraise()             # <<<<<<<<<<<<<<
@@ -8832,12 +8851,12 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 501, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 504, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":502
+  /* "tvmfast/_core.pyx":505
  *         return -1
  *     _reraise()
  *     raise RuntimeError("tvmfast: TVM call failed but no error was raised")  # not reached             # <<<<<<<<<<<<<<
@@ -8850,14 +8869,14 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_TVM_call_failed_but_no_e};
     __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 502, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 505, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
   __Pyx_Raise(__pyx_t_2, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __PYX_ERR(0, 502, __pyx_L1_error)
+  __PYX_ERR(0, 505, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":494
+  /* "tvmfast/_core.pyx":497
  * 
  * 
  * cdef int raise_ffi_error() except -1:             # <<<<<<<<<<<<<<
@@ -8878,7 +8897,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":505
+/* "tvmfast/_core.pyx":508
  * 
  * 
  * cdef void drop_raised_error() noexcept:             # <<<<<<<<<<<<<<
@@ -8890,7 +8909,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
   TVMFFIObjectHandle __pyx_v_err;
   int __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":506
+  /* "tvmfast/_core.pyx":509
  * 
  * cdef void drop_raised_error() noexcept:
  *     cdef TVMFFIObjectHandle err = NULL             # <<<<<<<<<<<<<<
@@ -8899,7 +8918,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   __pyx_v_err = NULL;
 
-  /* "tvmfast/_core.pyx":507
+  /* "tvmfast/_core.pyx":510
  * cdef void drop_raised_error() noexcept:
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)             # <<<<<<<<<<<<<<
@@ -8908,7 +8927,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   TVMFFIErrorMoveFromRaised((&__pyx_v_err));
 
-  /* "tvmfast/_core.pyx":508
+  /* "tvmfast/_core.pyx":511
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:             # <<<<<<<<<<<<<<
@@ -8920,7 +8939,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":509
+    /* "tvmfast/_core.pyx":512
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:
  *         TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -8929,7 +8948,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-    /* "tvmfast/_core.pyx":508
+    /* "tvmfast/_core.pyx":511
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:             # <<<<<<<<<<<<<<
@@ -8938,7 +8957,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":505
+  /* "tvmfast/_core.pyx":508
  * 
  * 
  * cdef void drop_raised_error() noexcept:             # <<<<<<<<<<<<<<
@@ -8951,7 +8970,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 
 }
 
-/* "tvmfast/_core.pyx":512
+/* "tvmfast/_core.pyx":515
  * 
  * 
  * cdef object convert_result(TVMFFIAny* result, CallState* st):             # <<<<<<<<<<<<<<
@@ -8974,7 +8993,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("convert_result", 0);
 
-  /* "tvmfast/_core.pyx":514
+  /* "tvmfast/_core.pyx":517
  * cdef object convert_result(TVMFFIAny* result, CallState* st):
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index             # <<<<<<<<<<<<<<
@@ -8985,7 +9004,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 
   __pyx_v_tindex = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":515
+  /* "tvmfast/_core.pyx":518
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
@@ -8997,14 +9016,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":516
+    /* "tvmfast/_core.pyx":519
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
 */
-    __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_result->v_int64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 516, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_result->v_int64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 519, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -9017,7 +9036,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":515
+    /* "tvmfast/_core.pyx":518
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
@@ -9026,7 +9045,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":517
+  /* "tvmfast/_core.pyx":520
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64
  *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
@@ -9038,14 +9057,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":518
+    /* "tvmfast/_core.pyx":521
  *         return result.v_int64
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
 */
-    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_result->v_float64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 518, __pyx_L1_error)
+    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_result->v_float64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 521, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -9058,7 +9077,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":517
+    /* "tvmfast/_core.pyx":520
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64
  *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
@@ -9067,7 +9086,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":519
+  /* "tvmfast/_core.pyx":522
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
@@ -9079,14 +9098,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":520
+    /* "tvmfast/_core.pyx":523
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIDLTensorPtr:
  *         # The function handed back one of the borrowed DLTensors we passed (an
 */
-    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_result->v_int64 != 0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 520, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_result->v_int64 != 0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 523, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -9099,7 +9118,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":519
+    /* "tvmfast/_core.pyx":522
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
@@ -9108,7 +9127,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":521
+  /* "tvmfast/_core.pyx":524
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
  *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -9120,14 +9139,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":524
+    /* "tvmfast/_core.pyx":527
  *         # The function handed back one of the borrowed DLTensors we passed (an
  *         # identity-like function): return that argument itself.
  *         return argument_with_dltensor(st, result.v_ptr)             # <<<<<<<<<<<<<<
  *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_v_st, __pyx_v_result->v_ptr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 524, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_v_st, __pyx_v_result->v_ptr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 527, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -9140,7 +9159,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":521
+    /* "tvmfast/_core.pyx":524
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
  *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -9149,7 +9168,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":527
+  /* "tvmfast/_core.pyx":530
  *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]             # <<<<<<<<<<<<<<
@@ -9158,7 +9177,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   tvmfast_result_stash = (__pyx_v_result[0]);
 
-  /* "tvmfast/_core.pyx":528
+  /* "tvmfast/_core.pyx":531
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:             # <<<<<<<<<<<<<<
@@ -9170,7 +9189,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":529
+    /* "tvmfast/_core.pyx":532
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:
  *         return _take_result(<object>st.exemplar)             # <<<<<<<<<<<<<<
@@ -9197,7 +9216,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 529, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 532, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     {
@@ -9211,7 +9230,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":528
+    /* "tvmfast/_core.pyx":531
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:             # <<<<<<<<<<<<<<
@@ -9220,7 +9239,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":530
+  /* "tvmfast/_core.pyx":533
  *     if st.exemplar != NULL:
  *         return _take_result(<object>st.exemplar)
  *     return _take_result()             # <<<<<<<<<<<<<<
@@ -9247,7 +9266,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 530, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 533, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   {
@@ -9261,7 +9280,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":512
+  /* "tvmfast/_core.pyx":515
  * 
  * 
  * cdef object convert_result(TVMFFIAny* result, CallState* st):             # <<<<<<<<<<<<<<
@@ -9283,7 +9302,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":533
+/* "tvmfast/_core.pyx":536
  * 
  * 
  * cdef object argument_at(CallState* st, Py_ssize_t pos):             # <<<<<<<<<<<<<<
@@ -9307,7 +9326,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("argument_at", 0);
 
-  /* "tvmfast/_core.pyx":537
+  /* "tvmfast/_core.pyx":540
  *     cdef FrozenFunction frozen
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:             # <<<<<<<<<<<<<<
@@ -9319,7 +9338,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":538
+    /* "tvmfast/_core.pyx":541
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:
  *         return <object>st.items[pos]             # <<<<<<<<<<<<<<
@@ -9337,7 +9356,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":537
+    /* "tvmfast/_core.pyx":540
  *     cdef FrozenFunction frozen
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:             # <<<<<<<<<<<<<<
@@ -9346,7 +9365,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
   }
 
-  /* "tvmfast/_core.pyx":539
+  /* "tvmfast/_core.pyx":542
  *     if st.frozen == NULL:
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen             # <<<<<<<<<<<<<<
@@ -9358,25 +9377,25 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   __pyx_v_frozen = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_2);
   __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":540
+  /* "tvmfast/_core.pyx":543
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:             # <<<<<<<<<<<<<<
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
 */
-  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 540, __pyx_L1_error)
+  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   if (unlikely(__pyx_v_frozen->frozen_values == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 540, __pyx_L1_error)
+    __PYX_ERR(0, 543, __pyx_L1_error)
   }
-  __pyx_t_1 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_v_frozen->frozen_values, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 540, __pyx_L1_error)
+  __pyx_t_1 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_v_frozen->frozen_values, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":541
+    /* "tvmfast/_core.pyx":544
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:
  *         return frozen.frozen_values[pos]             # <<<<<<<<<<<<<<
@@ -9385,11 +9404,11 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
     if (unlikely(__pyx_v_frozen->frozen_values == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 541, __pyx_L1_error)
+      __PYX_ERR(0, 544, __pyx_L1_error)
     }
-    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 541, __pyx_L1_error)
+    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 544, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_3 = __Pyx_PyDict_GetItem(__pyx_v_frozen->frozen_values, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 541, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyDict_GetItem(__pyx_v_frozen->frozen_values, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 544, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     {
@@ -9403,7 +9422,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":540
+    /* "tvmfast/_core.pyx":543
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:             # <<<<<<<<<<<<<<
@@ -9412,7 +9431,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
   }
 
-  /* "tvmfast/_core.pyx":542
+  /* "tvmfast/_core.pyx":545
  *     if pos in frozen.frozen_values:
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):             # <<<<<<<<<<<<<<
@@ -9426,7 +9445,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
     __pyx_v_k = __pyx_t_6;
 
-    /* "tvmfast/_core.pyx":543
+    /* "tvmfast/_core.pyx":546
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:             # <<<<<<<<<<<<<<
@@ -9438,7 +9457,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":544
+      /* "tvmfast/_core.pyx":547
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:
  *             return <object>st.items[k]             # <<<<<<<<<<<<<<
@@ -9456,7 +9475,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":543
+      /* "tvmfast/_core.pyx":546
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:             # <<<<<<<<<<<<<<
@@ -9467,7 +9486,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   }
 
 
-  /* "tvmfast/_core.pyx":533
+  /* "tvmfast/_core.pyx":536
  * 
  * 
  * cdef object argument_at(CallState* st, Py_ssize_t pos):             # <<<<<<<<<<<<<<
@@ -9491,7 +9510,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":547
+/* "tvmfast/_core.pyx":550
  * 
  * 
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):             # <<<<<<<<<<<<<<
@@ -9516,7 +9535,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("argument_with_dltensor", 0);
 
-  /* "tvmfast/_core.pyx":549
+  /* "tvmfast/_core.pyx":552
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):             # <<<<<<<<<<<<<<
@@ -9530,7 +9549,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":550
+    /* "tvmfast/_core.pyx":553
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:             # <<<<<<<<<<<<<<
@@ -9556,14 +9575,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":551
+      /* "tvmfast/_core.pyx":554
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:
  *             return argument_at(st, i)             # <<<<<<<<<<<<<<
  *     raise RuntimeError("tvmfast: the function returned a DLTensor* that is none of its arguments")
  * 
 */
-      __pyx_t_6 = __pyx_f_7tvmfast_5_core_argument_at(__pyx_v_st, __pyx_v_i); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 551, __pyx_L1_error)
+      __pyx_t_6 = __pyx_f_7tvmfast_5_core_argument_at(__pyx_v_st, __pyx_v_i); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 554, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       {
         PyObject *__pyx_temp;
@@ -9576,7 +9595,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
       __pyx_t_6 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":550
+      /* "tvmfast/_core.pyx":553
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:             # <<<<<<<<<<<<<<
@@ -9587,7 +9606,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   }
 
 
-  /* "tvmfast/_core.pyx":552
+  /* "tvmfast/_core.pyx":555
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:
  *             return argument_at(st, i)
  *     raise RuntimeError("tvmfast: the function returned a DLTensor* that is none of its arguments")             # <<<<<<<<<<<<<<
@@ -9600,14 +9619,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
     PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_tvmfast_the_function_returned_a};
     __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 552, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 555, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
   }
   __Pyx_Raise(__pyx_t_6, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __PYX_ERR(0, 552, __pyx_L1_error)
+  __PYX_ERR(0, 555, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":547
+  /* "tvmfast/_core.pyx":550
  * 
  * 
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):             # <<<<<<<<<<<<<<
@@ -9628,7 +9647,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":555
+/* "tvmfast/_core.pyx":558
  * 
  * 
  * cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:             # <<<<<<<<<<<<<<
@@ -9650,7 +9669,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("error_wants_owned_tensors", 0);
 
-  /* "tvmfast/_core.pyx":558
+  /* "tvmfast/_core.pyx":561
  *     """True for the type error a C++ function taking ffi::Tensor gives a DLTensor*
  *     ("Mismatched type on argument #0 ... expected Tensor but got DLTensor*")."""
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))             # <<<<<<<<<<<<<<
@@ -9659,38 +9678,38 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
 */
   __pyx_v_cell = ((TVMFFIErrorCell *)(((char *)__pyx_v_err) + (sizeof(TVMFFIObject))));
 
-  /* "tvmfast/_core.pyx":559
+  /* "tvmfast/_core.pyx":562
  *     ("Mismatched type on argument #0 ... expected Tensor but got DLTensor*")."""
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]             # <<<<<<<<<<<<<<
  *     cdef bytes msg = cell.message.data[:cell.message.size]
  *     return kind == b"TypeError" and b"DLTensor*" in msg
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->kind.data + 0, __pyx_v_cell->kind.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 559, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->kind.data + 0, __pyx_v_cell->kind.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 562, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_kind = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":560
+  /* "tvmfast/_core.pyx":563
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]
  *     cdef bytes msg = cell.message.data[:cell.message.size]             # <<<<<<<<<<<<<<
  *     return kind == b"TypeError" and b"DLTensor*" in msg
  * 
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->message.data + 0, __pyx_v_cell->message.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 560, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->message.data + 0, __pyx_v_cell->message.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 563, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_msg = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":561
+  /* "tvmfast/_core.pyx":564
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]
  *     cdef bytes msg = cell.message.data[:cell.message.size]
  *     return kind == b"TypeError" and b"DLTensor*" in msg             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_bytes_bytes(__pyx_v_kind, __pyx_mstate_global->__pyx_n_b_TypeError, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 561, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_bytes_bytes(__pyx_v_kind, __pyx_mstate_global->__pyx_n_b_TypeError, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 564, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -9699,7 +9718,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
 
     goto __pyx_L3_bool_binop_done;
   }
-  __pyx_t_3 = (__Pyx_PySequence_ContainsTF(__pyx_mstate_global->__pyx_kp_b_DLTensor, __pyx_v_msg, Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 561, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PySequence_ContainsTF(__pyx_mstate_global->__pyx_kp_b_DLTensor, __pyx_v_msg, Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 564, __pyx_L1_error)
 
   __pyx_t_2 = __pyx_t_3;
 
@@ -9709,7 +9728,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":555
+  /* "tvmfast/_core.pyx":558
  * 
  * 
  * cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:             # <<<<<<<<<<<<<<
@@ -9731,7 +9750,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":564
+/* "tvmfast/_core.pyx":567
  * 
  * 
  * cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,             # <<<<<<<<<<<<<<
@@ -9762,7 +9781,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_packed", 0);
 
-  /* "tvmfast/_core.pyx":571
+  /* "tvmfast/_core.pyx":574
  *     stream, if any, has been restored."""
  *     cdef int ret
  *     cdef void* stream = NULL             # <<<<<<<<<<<<<<
@@ -9771,7 +9790,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_stream = NULL;
 
-  /* "tvmfast/_core.pyx":572
+  /* "tvmfast/_core.pyx":575
  *     cdef int ret
  *     cdef void* stream = NULL
  *     cdef TVMFFIStreamHandle prev = NULL             # <<<<<<<<<<<<<<
@@ -9780,7 +9799,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_prev = NULL;
 
-  /* "tvmfast/_core.pyx":573
+  /* "tvmfast/_core.pyx":576
  *     cdef void* stream = NULL
  *     cdef TVMFFIStreamHandle prev = NULL
  *     cdef TVMFFIObjectHandle handle = fn.handle             # <<<<<<<<<<<<<<
@@ -9791,7 +9810,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":574
+  /* "tvmfast/_core.pyx":577
  *     cdef TVMFFIStreamHandle prev = NULL
  *     cdef TVMFFIObjectHandle handle = fn.handle
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -9800,7 +9819,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":575
+  /* "tvmfast/_core.pyx":578
  *     cdef TVMFFIObjectHandle handle = fn.handle
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -9809,7 +9828,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":576
+  /* "tvmfast/_core.pyx":579
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -9818,7 +9837,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":577
+  /* "tvmfast/_core.pyx":580
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     if st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -9830,7 +9849,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":579
+    /* "tvmfast/_core.pyx":582
  *     if st.device_type < 0:
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9839,7 +9858,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
     if (__pyx_v_fn->release_gil) {
 
-      /* "tvmfast/_core.pyx":580
+      /* "tvmfast/_core.pyx":583
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -9852,7 +9871,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           __Pyx_FastGIL_Remember();
           /*try:*/ {
 
-            /* "tvmfast/_core.pyx":581
+            /* "tvmfast/_core.pyx":584
  *         if fn.release_gil:
  *             with nogil:
  *                 ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -9862,7 +9881,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
             __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
           }
 
-          /* "tvmfast/_core.pyx":580
+          /* "tvmfast/_core.pyx":583
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -9879,7 +9898,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           }
       }
 
-      /* "tvmfast/_core.pyx":579
+      /* "tvmfast/_core.pyx":582
  *     if st.device_type < 0:
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9889,24 +9908,24 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       goto __pyx_L4;
     }
 
-    /* "tvmfast/_core.pyx":583
+    /* "tvmfast/_core.pyx":586
  *                 ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         else:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
  *         return 0 if ret == 0 else -1
- *     check_devices(st, packed, n)
+ *     if not st.devices_checked:
 */
     /*else*/ {
       __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
     }
     __pyx_L4:;
 
-    /* "tvmfast/_core.pyx":584
+    /* "tvmfast/_core.pyx":587
  *         else:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         return 0 if ret == 0 else -1             # <<<<<<<<<<<<<<
- *     check_devices(st, packed, n)
- *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
+ *     if not st.devices_checked:
+ *         check_devices(st, packed, n)
 */
     __pyx_t_2 = (__pyx_v_ret == 0);
 
@@ -9923,7 +9942,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":577
+    /* "tvmfast/_core.pyx":580
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     if st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -9932,19 +9951,40 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":585
+  /* "tvmfast/_core.pyx":588
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         return 0 if ret == 0 else -1
- *     check_devices(st, packed, n)             # <<<<<<<<<<<<<<
+ *     if not st.devices_checked:             # <<<<<<<<<<<<<<
+ *         check_devices(st, packed, n)
+ *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
+*/
+  __pyx_t_2 = (!(__pyx_v_st->devices_checked != 0));
+
+  if (__pyx_t_2) {
+
+
+    /* "tvmfast/_core.pyx":589
+ *         return 0 if ret == 0 else -1
+ *     if not st.devices_checked:
+ *         check_devices(st, packed, n)             # <<<<<<<<<<<<<<
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_check_devices(__pyx_v_st, __pyx_v_packed, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 585, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_check_devices(__pyx_v_st, __pyx_v_packed, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 589, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":586
+    /* "tvmfast/_core.pyx":588
+ *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         return 0 if ret == 0 else -1
- *     check_devices(st, packed, n)
+ *     if not st.devices_checked:             # <<<<<<<<<<<<<<
+ *         check_devices(st, packed, n)
+ *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
+*/
+  }
+
+  /* "tvmfast/_core.pyx":590
+ *     if not st.devices_checked:
+ *         check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception
@@ -9957,19 +9997,19 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 
     __pyx_t_2 = __pyx_t_4;
 
-    goto __pyx_L9_bool_binop_done;
+    goto __pyx_L10_bool_binop_done;
   }
   __pyx_t_4 = (__pyx_v_st->stream_api->current_work_stream != NULL);
 
 
   __pyx_t_2 = __pyx_t_4;
 
-  __pyx_L9_bool_binop_done:;
+  __pyx_L10_bool_binop_done:;
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":587
- *     check_devices(st, packed, n)
+    /* "tvmfast/_core.pyx":591
+ *         check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
  *             return -2  # the producer set a Python exception
@@ -9980,7 +10020,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":588
+      /* "tvmfast/_core.pyx":592
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception             # <<<<<<<<<<<<<<
@@ -9993,8 +10033,8 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":587
- *     check_devices(st, packed, n)
+      /* "tvmfast/_core.pyx":591
+ *         check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
  *             return -2  # the producer set a Python exception
@@ -10002,17 +10042,17 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
     }
 
-    /* "tvmfast/_core.pyx":586
- *         return 0 if ret == 0 else -1
- *     check_devices(st, packed, n)
+    /* "tvmfast/_core.pyx":590
+ *     if not st.devices_checked:
+ *         check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception
 */
-    goto __pyx_L8;
+    goto __pyx_L9;
   }
 
-  /* "tvmfast/_core.pyx":589
+  /* "tvmfast/_core.pyx":593
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception
  *     elif _current_cuda_stream is not None:             # <<<<<<<<<<<<<<
@@ -10023,7 +10063,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":591
+    /* "tvmfast/_core.pyx":595
  *     elif _current_cuda_stream is not None:
  *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
  *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)             # <<<<<<<<<<<<<<
@@ -10033,9 +10073,9 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     __pyx_t_6 = NULL;
     __Pyx_INCREF(__pyx_v_7tvmfast_5_core__current_cuda_stream);
     __pyx_t_7 = __pyx_v_7tvmfast_5_core__current_cuda_stream; 
-    __pyx_t_8 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_type); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 591, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_type); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 595, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_9 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_id); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 591, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_id); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 595, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __pyx_t_10 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -10056,15 +10096,15 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 591, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 595, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
-    __pyx_t_11 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_11 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 591, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_11 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 595, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_v_stream = ((void *)((uint64_t)__pyx_t_11));
 
 
-    /* "tvmfast/_core.pyx":589
+    /* "tvmfast/_core.pyx":593
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception
  *     elif _current_cuda_stream is not None:             # <<<<<<<<<<<<<<
@@ -10072,9 +10112,9 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
  *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
 */
   }
-  __pyx_L8:;
+  __pyx_L9:;
 
-  /* "tvmfast/_core.pyx":594
+  /* "tvmfast/_core.pyx":598
  *     # Set the producer's stream only when TVM's differs (usually it is the same
  *     # default stream): one query instead of a set and a restore.
  *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)             # <<<<<<<<<<<<<<
@@ -10083,7 +10123,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_prev = TVMFFIEnvGetStream(__pyx_v_st->device_type, __pyx_v_st->device_id);
 
-  /* "tvmfast/_core.pyx":595
+  /* "tvmfast/_core.pyx":599
  *     # default stream): one query instead of a set and a restore.
  *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:             # <<<<<<<<<<<<<<
@@ -10098,28 +10138,28 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 
     __pyx_t_2 = __pyx_t_4;
 
-    goto __pyx_L13_bool_binop_done;
+    goto __pyx_L14_bool_binop_done;
   }
   __pyx_t_4 = (TVMFFIEnvSetStream(__pyx_v_st->device_type, __pyx_v_st->device_id, __pyx_v_stream, NULL) != 0);
 
 
   __pyx_t_2 = __pyx_t_4;
 
-  __pyx_L13_bool_binop_done:;
+  __pyx_L14_bool_binop_done:;
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":596
+    /* "tvmfast/_core.pyx":600
  *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     if fn.release_gil:
  *         with nogil:
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 596, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 600, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":595
+    /* "tvmfast/_core.pyx":599
  *     # default stream): one query instead of a set and a restore.
  *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:             # <<<<<<<<<<<<<<
@@ -10128,7 +10168,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":597
+  /* "tvmfast/_core.pyx":601
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
  *         raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -10137,7 +10177,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   if (__pyx_v_fn->release_gil) {
 
-    /* "tvmfast/_core.pyx":598
+    /* "tvmfast/_core.pyx":602
  *         raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10150,7 +10190,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":599
+          /* "tvmfast/_core.pyx":603
  *     if fn.release_gil:
  *         with nogil:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -10160,7 +10200,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
         }
 
-        /* "tvmfast/_core.pyx":598
+        /* "tvmfast/_core.pyx":602
  *         raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10171,23 +10211,23 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           /*normal exit:*/{
             __Pyx_FastGIL_Forget();
             PyEval_RestoreThread(_save);
-            goto __pyx_L18;
+            goto __pyx_L19;
           }
-          __pyx_L18:;
+          __pyx_L19:;
         }
     }
 
-    /* "tvmfast/_core.pyx":597
+    /* "tvmfast/_core.pyx":601
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
  *         raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
  *         with nogil:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
 */
-    goto __pyx_L15;
+    goto __pyx_L16;
   }
 
-  /* "tvmfast/_core.pyx":601
+  /* "tvmfast/_core.pyx":605
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     else:
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -10197,9 +10237,9 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   /*else*/ {
     __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
   }
-  __pyx_L15:;
+  __pyx_L16:;
 
-  /* "tvmfast/_core.pyx":603
+  /* "tvmfast/_core.pyx":607
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     # Restore whatever stream TVM had, also when the call failed.
  *     if prev != stream:             # <<<<<<<<<<<<<<
@@ -10211,7 +10251,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":604
+    /* "tvmfast/_core.pyx":608
  *     # Restore whatever stream TVM had, also when the call failed.
  *     if prev != stream:
  *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)             # <<<<<<<<<<<<<<
@@ -10220,7 +10260,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
     (void)(TVMFFIEnvSetStream(__pyx_v_st->device_type, __pyx_v_st->device_id, __pyx_v_prev, NULL));
 
-    /* "tvmfast/_core.pyx":603
+    /* "tvmfast/_core.pyx":607
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     # Restore whatever stream TVM had, also when the call failed.
  *     if prev != stream:             # <<<<<<<<<<<<<<
@@ -10229,7 +10269,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":605
+  /* "tvmfast/_core.pyx":609
  *     if prev != stream:
  *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
  *     return 0 if ret == 0 else -1             # <<<<<<<<<<<<<<
@@ -10251,7 +10291,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":564
+  /* "tvmfast/_core.pyx":567
  * 
  * 
  * cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,             # <<<<<<<<<<<<<<
@@ -10278,7 +10318,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":608
+/* "tvmfast/_core.pyx":612
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -10300,7 +10340,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("finish_call", 0);
 
-  /* "tvmfast/_core.pyx":611
+  /* "tvmfast/_core.pyx":615
  *     """Call and convert the outcome; st's owned handles are released by the caller."""
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL             # <<<<<<<<<<<<<<
@@ -10309,7 +10349,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_err = NULL;
 
-  /* "tvmfast/_core.pyx":612
+  /* "tvmfast/_core.pyx":616
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed             # <<<<<<<<<<<<<<
@@ -10318,7 +10358,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->packed = __pyx_v_packed;
 
-  /* "tvmfast/_core.pyx":613
+  /* "tvmfast/_core.pyx":617
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed
  *     st.num_packed = n             # <<<<<<<<<<<<<<
@@ -10327,21 +10367,21 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->num_packed = __pyx_v_n;
 
-  /* "tvmfast/_core.pyx":614
+  /* "tvmfast/_core.pyx":618
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 614, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 618, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_1 == 0);
 
 
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":615
+    /* "tvmfast/_core.pyx":619
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -10367,7 +10407,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":616
+      /* "tvmfast/_core.pyx":620
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
@@ -10376,7 +10416,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_BORROWED;
 
-      /* "tvmfast/_core.pyx":615
+      /* "tvmfast/_core.pyx":619
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -10385,7 +10425,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":617
+    /* "tvmfast/_core.pyx":621
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -10397,7 +10437,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":618
+      /* "tvmfast/_core.pyx":622
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:
  *             return None             # <<<<<<<<<<<<<<
@@ -10414,7 +10454,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":617
+      /* "tvmfast/_core.pyx":621
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -10423,14 +10463,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":619
+    /* "tvmfast/_core.pyx":623
  *         if result.type_index == kTVMFFINone:
  *             return None
  *         return convert_result(&result, st)             # <<<<<<<<<<<<<<
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 619, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 623, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     {
       PyObject *__pyx_temp;
@@ -10443,7 +10483,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     __pyx_t_4 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":614
+    /* "tvmfast/_core.pyx":618
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
@@ -10452,7 +10492,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":620
+  /* "tvmfast/_core.pyx":624
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10488,7 +10528,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":621
+    /* "tvmfast/_core.pyx":625
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)             # <<<<<<<<<<<<<<
@@ -10497,7 +10537,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorMoveFromRaised((&__pyx_v_err));
 
-    /* "tvmfast/_core.pyx":622
+    /* "tvmfast/_core.pyx":626
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10523,7 +10563,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":625
+      /* "tvmfast/_core.pyx":629
  *             # A C++ function taking ffi::Tensor: switch this function to owned
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10532,7 +10572,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":626
+      /* "tvmfast/_core.pyx":630
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
@@ -10541,7 +10581,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
 
-      /* "tvmfast/_core.pyx":627
+      /* "tvmfast/_core.pyx":631
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED             # <<<<<<<<<<<<<<
@@ -10559,7 +10599,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":622
+      /* "tvmfast/_core.pyx":626
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10568,7 +10608,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":628
+    /* "tvmfast/_core.pyx":632
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10580,7 +10620,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":629
+      /* "tvmfast/_core.pyx":633
  *             return RETRY_OWNED
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)             # <<<<<<<<<<<<<<
@@ -10589,7 +10629,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       TVMFFIErrorSetRaised(__pyx_v_err);
 
-      /* "tvmfast/_core.pyx":630
+      /* "tvmfast/_core.pyx":634
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10598,7 +10638,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":628
+      /* "tvmfast/_core.pyx":632
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10607,7 +10647,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":620
+    /* "tvmfast/_core.pyx":624
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10616,17 +10656,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":631
+  /* "tvmfast/_core.pyx":635
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)
  *     raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 631, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 635, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":608
+  /* "tvmfast/_core.pyx":612
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -10649,7 +10689,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":640
+/* "tvmfast/_core.pyx":644
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10670,7 +10710,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("bound_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":641
+  /* "tvmfast/_core.pyx":645
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10696,7 +10736,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":642
+    /* "tvmfast/_core.pyx":646
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
@@ -10709,14 +10749,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 642, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 646, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 642, __pyx_L1_error)
+    __PYX_ERR(0, 646, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":641
+    /* "tvmfast/_core.pyx":645
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10725,14 +10765,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
 */
   }
 
-  /* "tvmfast/_core.pyx":643
+  /* "tvmfast/_core.pyx":647
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 643, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 647, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -10745,7 +10785,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":640
+  /* "tvmfast/_core.pyx":644
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10765,7 +10805,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":646
+/* "tvmfast/_core.pyx":650
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10786,7 +10826,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("frozen_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":647
+  /* "tvmfast/_core.pyx":651
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10812,7 +10852,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":648
+    /* "tvmfast/_core.pyx":652
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
@@ -10825,14 +10865,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 648, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 652, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 648, __pyx_L1_error)
+    __PYX_ERR(0, 652, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":647
+    /* "tvmfast/_core.pyx":651
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10841,14 +10881,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
 */
   }
 
-  /* "tvmfast/_core.pyx":649
+  /* "tvmfast/_core.pyx":653
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 649, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 653, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -10861,7 +10901,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":646
+  /* "tvmfast/_core.pyx":650
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10881,7 +10921,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":652
+/* "tvmfast/_core.pyx":656
  * 
  * 
  * cdef void enable_vectorcall(type cls, Py_ssize_t offset):             # <<<<<<<<<<<<<<
@@ -10892,7 +10932,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
 static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls, Py_ssize_t __pyx_v_offset) {
   PyTypeObject *__pyx_v_tp;
 
-  /* "tvmfast/_core.pyx":654
+  /* "tvmfast/_core.pyx":658
  * cdef void enable_vectorcall(type cls, Py_ssize_t offset):
  *     """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
  *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls             # <<<<<<<<<<<<<<
@@ -10901,7 +10941,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   __pyx_v_tp = ((PyTypeObject *)((PyObject *)__pyx_v_cls));
 
-  /* "tvmfast/_core.pyx":655
+  /* "tvmfast/_core.pyx":659
  *     """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
  *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
  *     tp.tp_vectorcall_offset = offset             # <<<<<<<<<<<<<<
@@ -10910,7 +10950,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   __pyx_v_tp->tp_vectorcall_offset = __pyx_v_offset;
 
-  /* "tvmfast/_core.pyx":656
+  /* "tvmfast/_core.pyx":660
  *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
  *     tp.tp_vectorcall_offset = offset
  *     tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL             # <<<<<<<<<<<<<<
@@ -10919,7 +10959,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   __pyx_v_tp->tp_flags = (__pyx_v_tp->tp_flags | Py_TPFLAGS_HAVE_VECTORCALL);
 
-  /* "tvmfast/_core.pyx":657
+  /* "tvmfast/_core.pyx":661
  *     tp.tp_vectorcall_offset = offset
  *     tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
  *     PyType_Modified(tp)             # <<<<<<<<<<<<<<
@@ -10928,7 +10968,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 */
   PyType_Modified(__pyx_v_tp);
 
-  /* "tvmfast/_core.pyx":652
+  /* "tvmfast/_core.pyx":656
  * 
  * 
  * cdef void enable_vectorcall(type cls, Py_ssize_t offset):             # <<<<<<<<<<<<<<
@@ -10941,7 +10981,7 @@ static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls,
 
 }
 
-/* "tvmfast/_core.pyx":660
+/* "tvmfast/_core.pyx":664
  * 
  * 
  * cdef object resolve_function(obj, name):             # <<<<<<<<<<<<<<
@@ -10972,37 +11012,37 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   __Pyx_INCREF(__pyx_v_obj);
   __Pyx_INCREF(__pyx_v_name);
 
-  /* "tvmfast/_core.pyx":662
+  /* "tvmfast/_core.pyx":666
  * cdef object resolve_function(obj, name):
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os             # <<<<<<<<<<<<<<
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:
 */
-  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 662, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 666, __pyx_L1_error)
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_os = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":663
+  /* "tvmfast/_core.pyx":667
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):             # <<<<<<<<<<<<<<
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 663, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 667, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 663, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 667, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_4 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 663, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 667, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":664
+    /* "tvmfast/_core.pyx":668
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:             # <<<<<<<<<<<<<<
@@ -11013,7 +11053,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "tvmfast/_core.pyx":665
+      /* "tvmfast/_core.pyx":669
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")             # <<<<<<<<<<<<<<
@@ -11026,14 +11066,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_tvmfast_bind_name_is_only_for_mo};
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 665, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 669, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 665, __pyx_L1_error)
+      __PYX_ERR(0, 669, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":664
+      /* "tvmfast/_core.pyx":668
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:             # <<<<<<<<<<<<<<
@@ -11042,7 +11082,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":666
+    /* "tvmfast/_core.pyx":670
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj             # <<<<<<<<<<<<<<
@@ -11060,7 +11100,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":663
+    /* "tvmfast/_core.pyx":667
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):             # <<<<<<<<<<<<<<
@@ -11069,14 +11109,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":667
+  /* "tvmfast/_core.pyx":671
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):             # <<<<<<<<<<<<<<
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 667, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 671, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_6 = PyUnicode_Check(__pyx_v_obj); 
   if (!__pyx_t_6) {
@@ -11096,14 +11136,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":668
+    /* "tvmfast/_core.pyx":672
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))             # <<<<<<<<<<<<<<
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 668, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 672, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_1 = __pyx_t_7;
     __Pyx_INCREF(__pyx_t_1);
@@ -11114,7 +11154,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_v_obj};
       __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_fspath, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 668, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 672, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     __pyx_t_5 = 0;
@@ -11124,20 +11164,20 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 668, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 672, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __pyx_v_path = __pyx_t_3;
     __pyx_t_3 = 0;
 
-    /* "tvmfast/_core.pyx":669
+    /* "tvmfast/_core.pyx":673
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):             # <<<<<<<<<<<<<<
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
 */
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 669, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 673, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_7 = __pyx_t_8;
     __Pyx_INCREF(__pyx_t_7);
@@ -11147,10 +11187,10 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_exists, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 669, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 673, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
-    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 669, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 673, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_6 = (!__pyx_t_4);
 
@@ -11158,7 +11198,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "tvmfast/_core.pyx":670
+      /* "tvmfast/_core.pyx":674
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")             # <<<<<<<<<<<<<<
@@ -11166,9 +11206,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     if isinstance(obj, tvm_ffi.Module):
 */
       __pyx_t_8 = NULL;
-      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_path, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 670, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_path, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 674, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_no_such_library, __pyx_t_7); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 670, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_no_such_library, __pyx_t_7); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 674, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_5 = 1;
@@ -11177,14 +11217,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_FileNotFoundError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 670, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 674, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 670, __pyx_L1_error)
+      __PYX_ERR(0, 674, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":669
+      /* "tvmfast/_core.pyx":673
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):             # <<<<<<<<<<<<<<
@@ -11193,7 +11233,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":671
+    /* "tvmfast/_core.pyx":675
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)             # <<<<<<<<<<<<<<
@@ -11201,9 +11241,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *         if name is None:
 */
     __pyx_t_1 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 671, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 675, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_load_module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 671, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_load_module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 675, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_t_5 = 1;
@@ -11223,13 +11263,13 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 671, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 675, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_DECREF_SET(__pyx_v_obj, __pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "tvmfast/_core.pyx":667
+    /* "tvmfast/_core.pyx":671
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):             # <<<<<<<<<<<<<<
@@ -11238,24 +11278,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":672
+  /* "tvmfast/_core.pyx":676
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):             # <<<<<<<<<<<<<<
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 672, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 676, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 672, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 676, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_6 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_7); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 672, __pyx_L1_error)
+  __pyx_t_6 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_7); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 676, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (__pyx_t_6) {
 
 
-    /* "tvmfast/_core.pyx":673
+    /* "tvmfast/_core.pyx":677
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
@@ -11266,16 +11306,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (__pyx_t_6) {
 
 
-      /* "tvmfast/_core.pyx":674
+      /* "tvmfast/_core.pyx":678
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"             # <<<<<<<<<<<<<<
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:
 */
-      __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_entry_name, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 674, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_entry_name, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 678, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 674, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 678, __pyx_L1_error)
       if (!__pyx_t_6) {
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       } else {
@@ -11290,7 +11330,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __Pyx_DECREF_SET(__pyx_v_name, __pyx_t_7);
       __pyx_t_7 = 0;
 
-      /* "tvmfast/_core.pyx":673
+      /* "tvmfast/_core.pyx":677
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
@@ -11299,7 +11339,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":675
+    /* "tvmfast/_core.pyx":679
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None             # <<<<<<<<<<<<<<
@@ -11313,10 +11353,10 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_implements_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 675, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 679, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
-    __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 675, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 679, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     if (__pyx_t_6) {
       __pyx_t_1 = __pyx_v_obj;
@@ -11326,7 +11366,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
         __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 675, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 679, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __pyx_t_7 = __pyx_t_3;
@@ -11339,7 +11379,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     __pyx_v_func = __pyx_t_7;
     __pyx_t_7 = 0;
 
-    /* "tvmfast/_core.pyx":676
+    /* "tvmfast/_core.pyx":680
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:             # <<<<<<<<<<<<<<
@@ -11350,7 +11390,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "tvmfast/_core.pyx":677
+      /* "tvmfast/_core.pyx":681
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")             # <<<<<<<<<<<<<<
@@ -11358,9 +11398,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     getter = getattr(obj, "__getitem__", None)
 */
       __pyx_t_3 = NULL;
-      __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 677, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 681, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 677, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 681, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_5 = 1;
@@ -11369,14 +11409,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_AttributeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 677, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 681, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __Pyx_Raise(__pyx_t_7, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __PYX_ERR(0, 677, __pyx_L1_error)
+      __PYX_ERR(0, 681, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":676
+      /* "tvmfast/_core.pyx":680
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:             # <<<<<<<<<<<<<<
@@ -11385,7 +11425,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":678
+    /* "tvmfast/_core.pyx":682
  *         if func is None:
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
  *         return func             # <<<<<<<<<<<<<<
@@ -11403,7 +11443,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":672
+    /* "tvmfast/_core.pyx":676
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):             # <<<<<<<<<<<<<<
@@ -11412,19 +11452,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":679
+  /* "tvmfast/_core.pyx":683
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
  *         return func
  *     getter = getattr(obj, "__getitem__", None)             # <<<<<<<<<<<<<<
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
 */
-  __pyx_t_7 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 679, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 683, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __pyx_v_getter = __pyx_t_7;
   __pyx_t_7 = 0;
 
-  /* "tvmfast/_core.pyx":680
+  /* "tvmfast/_core.pyx":684
  *         return func
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
@@ -11448,7 +11488,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   if (__pyx_t_6) {
 
 
-    /* "tvmfast/_core.pyx":681
+    /* "tvmfast/_core.pyx":685
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)             # <<<<<<<<<<<<<<
@@ -11475,30 +11515,30 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 681, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 685, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __pyx_v_func = __pyx_t_7;
     __pyx_t_7 = 0;
 
-    /* "tvmfast/_core.pyx":682
+    /* "tvmfast/_core.pyx":686
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):             # <<<<<<<<<<<<<<
  *             return func
  *     raise TypeError(
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 682, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 686, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 682, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 686, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_3); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 682, __pyx_L1_error)
+    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_3); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 686, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     if (__pyx_t_6) {
 
 
-      /* "tvmfast/_core.pyx":683
+      /* "tvmfast/_core.pyx":687
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):
  *             return func             # <<<<<<<<<<<<<<
@@ -11516,7 +11556,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":682
+      /* "tvmfast/_core.pyx":686
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):             # <<<<<<<<<<<<<<
@@ -11525,7 +11565,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":680
+    /* "tvmfast/_core.pyx":684
  *         return func
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
@@ -11534,7 +11574,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":684
+  /* "tvmfast/_core.pyx":688
  *         if isinstance(func, tvm_ffi.Function):
  *             return func
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -11543,27 +11583,27 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   __pyx_t_7 = NULL;
 
-  /* "tvmfast/_core.pyx":686
+  /* "tvmfast/_core.pyx":690
  *     raise TypeError(
  *         f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "
  *         f"got {type(obj).__qualname__}")             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 686, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 690, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 686, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 690, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "tvmfast/_core.pyx":685
+  /* "tvmfast/_core.pyx":689
  *             return func
  *     raise TypeError(
  *         f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "             # <<<<<<<<<<<<<<
  *         f"got {type(obj).__qualname__}")
  * 
 */
-  __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 685, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 689, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_5 = 1;
@@ -11572,14 +11612,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 684, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 688, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_Raise(__pyx_t_3, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __PYX_ERR(0, 684, __pyx_L1_error)
+  __PYX_ERR(0, 688, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":660
+  /* "tvmfast/_core.pyx":664
  * 
  * 
  * cdef object resolve_function(obj, name):             # <<<<<<<<<<<<<<
@@ -11608,7 +11648,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":697
+/* "tvmfast/_core.pyx":701
  *     """
  * 
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
@@ -11659,39 +11699,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_obj,&__pyx_mstate_global->__pyx_n_u_name,&__pyx_mstate_global->__pyx_n_u_num_args,&__pyx_mstate_global->__pyx_n_u_release_gil,&__pyx_mstate_global->__pyx_n_u_owned_tensors,&__pyx_mstate_global->__pyx_n_u_alignment,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 697, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 701, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 697, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 701, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 697, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 701, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 697, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 701, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_False));
       if (!values[4]) values[4] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[5]) values[5] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_int_64));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 697, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 701, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 697, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 701, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 697, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 701, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -11710,7 +11750,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 697, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 701, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11751,7 +11791,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":699
+  /* "tvmfast/_core.pyx":703
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -11770,7 +11810,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 699, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 703, __pyx_L1_error)
   if (!__pyx_t_3) {
 
   } else {
@@ -11779,12 +11819,12 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 699, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 703, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 699, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 703, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 699, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 703, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
   __pyx_t_1 = __pyx_t_3;
@@ -11793,7 +11833,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":700
+    /* "tvmfast/_core.pyx":704
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")             # <<<<<<<<<<<<<<
@@ -11801,9 +11841,9 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
  *         self.function = resolve_function(obj, name)
 */
     __pyx_t_4 = NULL;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 700, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 704, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 700, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 704, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8 = 1;
@@ -11812,14 +11852,14 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 700, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 704, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 700, __pyx_L1_error)
+    __PYX_ERR(0, 704, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":699
+    /* "tvmfast/_core.pyx":703
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -11828,35 +11868,35 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
   }
 
-  /* "tvmfast/_core.pyx":701
+  /* "tvmfast/_core.pyx":705
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)             # <<<<<<<<<<<<<<
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
 */
-  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 701, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 705, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 701, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 705, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->align_mask = ((uint64_t)__pyx_t_9);
 
 
-  /* "tvmfast/_core.pyx":702
+  /* "tvmfast/_core.pyx":706
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)             # <<<<<<<<<<<<<<
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
 */
-  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 702, __pyx_L1_error)
+  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 706, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_5);
   __Pyx_GOTREF(__pyx_v_self->function);
   __Pyx_DECREF_SET(__pyx_v_self->function, __pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":703
+  /* "tvmfast/_core.pyx":707
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()             # <<<<<<<<<<<<<<
@@ -11870,15 +11910,15 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
     PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_8, (1-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 703, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 707, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 703, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 707, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_9));
 
 
-  /* "tvmfast/_core.pyx":704
+  /* "tvmfast/_core.pyx":708
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)             # <<<<<<<<<<<<<<
@@ -11890,27 +11930,27 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     __pyx_t_10 = -1;
   } else {
-    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 704, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 708, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 704, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 708, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_10 = __pyx_t_11;
   }
 
   __pyx_v_self->num_args = __pyx_t_10;
 
-  /* "tvmfast/_core.pyx":705
+  /* "tvmfast/_core.pyx":709
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)             # <<<<<<<<<<<<<<
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
 */
-  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 705, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 709, __pyx_L1_error)
   __pyx_v_self->release_gil = (!(!__pyx_t_1));
 
 
-  /* "tvmfast/_core.pyx":706
+  /* "tvmfast/_core.pyx":710
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -11921,7 +11961,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":707
+    /* "tvmfast/_core.pyx":711
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED             # <<<<<<<<<<<<<<
@@ -11930,7 +11970,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
     __pyx_v_self->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_UNDECIDED;
 
-    /* "tvmfast/_core.pyx":706
+    /* "tvmfast/_core.pyx":710
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -11940,7 +11980,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
     goto __pyx_L7;
   }
 
-  /* "tvmfast/_core.pyx":709
+  /* "tvmfast/_core.pyx":713
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
@@ -11948,7 +11988,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
  *         self.vectorcall = <void*>bound_vectorcall
 */
   /*else*/ {
-    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 709, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 713, __pyx_L1_error)
     if (__pyx_t_1) {
 
       __pyx_t_12 = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
@@ -11961,7 +12001,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   }
   __pyx_L7:;
 
-  /* "tvmfast/_core.pyx":710
+  /* "tvmfast/_core.pyx":714
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
  *         self.seen_num_args = -1             # <<<<<<<<<<<<<<
@@ -11970,7 +12010,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
   __pyx_v_self->seen_num_args = -1;
 
-  /* "tvmfast/_core.pyx":711
+  /* "tvmfast/_core.pyx":715
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
  *         self.seen_num_args = -1
  *         self.vectorcall = <void*>bound_vectorcall             # <<<<<<<<<<<<<<
@@ -11979,7 +12019,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
   __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_bound_vectorcall);
 
-  /* "tvmfast/_core.pyx":697
+  /* "tvmfast/_core.pyx":701
  *     """
  * 
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
@@ -12003,7 +12043,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":713
+/* "tvmfast/_core.pyx":717
  *         self.vectorcall = <void*>bound_vectorcall
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -12036,7 +12076,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "tvmfast/_core.pyx":716
+  /* "tvmfast/_core.pyx":720
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -12048,7 +12088,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":717
+    /* "tvmfast/_core.pyx":721
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None             # <<<<<<<<<<<<<<
@@ -12065,7 +12105,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":716
+    /* "tvmfast/_core.pyx":720
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -12074,14 +12114,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
 */
   }
 
-  /* "tvmfast/_core.pyx":718
+  /* "tvmfast/_core.pyx":722
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None
  *         return self.tensor_mode == TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
  * 
  *     def __call__(self, *args):
 */
-  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 718, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 722, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -12094,7 +12134,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":713
+  /* "tvmfast/_core.pyx":717
  *         self.vectorcall = <void*>bound_vectorcall
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -12113,7 +12153,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":720
+/* "tvmfast/_core.pyx":724
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -12171,7 +12211,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":722
+  /* "tvmfast/_core.pyx":726
  *     def __call__(self, *args):
  *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
  *         if self.handle == NULL:             # <<<<<<<<<<<<<<
@@ -12183,7 +12223,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":723
+    /* "tvmfast/_core.pyx":727
  *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
  *         if self.handle == NULL:
  *             raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")             # <<<<<<<<<<<<<<
@@ -12196,14 +12236,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_was_not_in};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 723, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 727, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 723, __pyx_L1_error)
+    __PYX_ERR(0, 727, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":722
+    /* "tvmfast/_core.pyx":726
  *     def __call__(self, *args):
  *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
  *         if self.handle == NULL:             # <<<<<<<<<<<<<<
@@ -12212,17 +12252,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":724
+  /* "tvmfast/_core.pyx":728
  *         if self.handle == NULL:
  *             raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
  *         cdef Py_ssize_t n = len(args)             # <<<<<<<<<<<<<<
  *         cdef void* items[256]
  *         if n > 256:
 */
-  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 724, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 728, __pyx_L1_error)
   __pyx_v_n = __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":726
+  /* "tvmfast/_core.pyx":730
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[256]
  *         if n > 256:             # <<<<<<<<<<<<<<
@@ -12234,7 +12274,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":727
+    /* "tvmfast/_core.pyx":731
  *         cdef void* items[256]
  *         if n > 256:
  *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")             # <<<<<<<<<<<<<<
@@ -12242,7 +12282,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
  *             items[i] = <void*>args[i]
 */
     __pyx_t_3 = NULL;
-    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 727, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 731, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __pyx_t_7[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_too_many_arguments;
     __pyx_t_7[1] = __pyx_t_6;
@@ -12253,7 +12293,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
     #endif
     __pyx_t_8 = 0;
     __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_7, 3, __pyx_t_5, __pyx_t_8);
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 727, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 731, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_4 = 1;
@@ -12262,14 +12302,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 727, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 731, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 727, __pyx_L1_error)
+    __PYX_ERR(0, 731, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":726
+    /* "tvmfast/_core.pyx":730
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[256]
  *         if n > 256:             # <<<<<<<<<<<<<<
@@ -12278,7 +12318,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":728
+  /* "tvmfast/_core.pyx":732
  *         if n > 256:
  *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -12292,7 +12332,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
     __pyx_v_i = __pyx_t_11;
 
-    /* "tvmfast/_core.pyx":729
+    /* "tvmfast/_core.pyx":733
  *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
  *         for i in range(n):
  *             items[i] = <void*>args[i]             # <<<<<<<<<<<<<<
@@ -12303,14 +12343,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":730
+  /* "tvmfast/_core.pyx":734
  *         for i in range(n):
  *             items[i] = <void*>args[i]
  *         return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 730, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 734, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -12323,7 +12363,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":720
+  /* "tvmfast/_core.pyx":724
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -12348,7 +12388,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":732
+/* "tvmfast/_core.pyx":736
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12385,7 +12425,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":738
+  /* "tvmfast/_core.pyx":742
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -12397,14 +12437,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":739
+    /* "tvmfast/_core.pyx":743
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)             # <<<<<<<<<<<<<<
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 739, __pyx_L1_error)
+    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 743, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -12417,7 +12457,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_t_2 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":738
+    /* "tvmfast/_core.pyx":742
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -12426,7 +12466,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":740
+  /* "tvmfast/_core.pyx":744
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12452,17 +12492,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":741
+    /* "tvmfast/_core.pyx":745
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)             # <<<<<<<<<<<<<<
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 741, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 745, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":740
+    /* "tvmfast/_core.pyx":744
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12471,7 +12511,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":742
+  /* "tvmfast/_core.pyx":746
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         init_state(&st, owned, self.align_mask)             # <<<<<<<<<<<<<<
@@ -12480,7 +12520,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_st), __pyx_v_owned, __pyx_v_self->align_mask);
 
-  /* "tvmfast/_core.pyx":743
+  /* "tvmfast/_core.pyx":747
  *             raise_count_error(self.num_args, n)
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -12489,7 +12529,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":744
+  /* "tvmfast/_core.pyx":748
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
  *         try:             # <<<<<<<<<<<<<<
@@ -12498,7 +12538,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":745
+    /* "tvmfast/_core.pyx":749
  *         st.items = items
  *         try:
  *             for i in range(n):             # <<<<<<<<<<<<<<
@@ -12512,32 +12552,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_i = __pyx_t_7;
 
-      /* "tvmfast/_core.pyx":746
+      /* "tvmfast/_core.pyx":750
  *         try:
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
 */
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 746, __pyx_L8_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 750, __pyx_L8_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":747
+    /* "tvmfast/_core.pyx":751
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
  *             ret = finish_call(self, packed, <int32_t>n, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_2 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 747, __pyx_L8_error)
+    __pyx_t_2 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 751, __pyx_L8_error)
     __Pyx_GOTREF(__pyx_t_2);
     __pyx_v_ret = __pyx_t_2;
     __pyx_t_2 = 0;
   }
 
-  /* "tvmfast/_core.pyx":749
+  /* "tvmfast/_core.pyx":753
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12582,7 +12622,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_L9:;
   }
 
-  /* "tvmfast/_core.pyx":750
+  /* "tvmfast/_core.pyx":754
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12593,14 +12633,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":751
+    /* "tvmfast/_core.pyx":755
  *             release_state(&st)
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         self.seen_num_args = <int>n
  *         return ret
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 751, __pyx_L1_error)
+    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 755, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -12613,7 +12653,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_t_2 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":750
+    /* "tvmfast/_core.pyx":754
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12622,7 +12662,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":752
+  /* "tvmfast/_core.pyx":756
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n             # <<<<<<<<<<<<<<
@@ -12631,7 +12671,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_v_self->seen_num_args = ((int)__pyx_v_n);
 
-  /* "tvmfast/_core.pyx":753
+  /* "tvmfast/_core.pyx":757
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n
  *         return ret             # <<<<<<<<<<<<<<
@@ -12649,7 +12689,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":732
+  /* "tvmfast/_core.pyx":736
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12674,7 +12714,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":755
+/* "tvmfast/_core.pyx":759
  *         return ret
  * 
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12711,7 +12751,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector_heap", 0);
 
-  /* "tvmfast/_core.pyx":757
+  /* "tvmfast/_core.pyx":761
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12737,17 +12777,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":758
+    /* "tvmfast/_core.pyx":762
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)             # <<<<<<<<<<<<<<
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 758, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 762, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":757
+    /* "tvmfast/_core.pyx":761
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12756,7 +12796,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   }
 
-  /* "tvmfast/_core.pyx":759
+  /* "tvmfast/_core.pyx":763
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -12765,7 +12805,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_packed = ((TVMFFIAny *)malloc((__pyx_v_n * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":760
+  /* "tvmfast/_core.pyx":764
  *             raise_count_error(self.num_args, n)
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -12774,7 +12814,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_dl = ((DLTensor *)malloc((__pyx_v_n * (sizeof(DLTensor)))));
 
-  /* "tvmfast/_core.pyx":761
+  /* "tvmfast/_core.pyx":765
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))
  *         cdef TVMFFIObjectHandle* owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))             # <<<<<<<<<<<<<<
@@ -12783,7 +12823,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_owned = ((TVMFFIObjectHandle *)malloc((__pyx_v_n * (sizeof(void *)))));
 
-  /* "tvmfast/_core.pyx":764
+  /* "tvmfast/_core.pyx":768
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)             # <<<<<<<<<<<<<<
@@ -12792,7 +12832,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_st), __pyx_v_owned, __pyx_v_self->align_mask);
 
-  /* "tvmfast/_core.pyx":765
+  /* "tvmfast/_core.pyx":769
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -12801,7 +12841,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":766
+  /* "tvmfast/_core.pyx":770
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
  *         try:             # <<<<<<<<<<<<<<
@@ -12810,7 +12850,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":767
+    /* "tvmfast/_core.pyx":771
  *         st.items = items
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:             # <<<<<<<<<<<<<<
@@ -12846,16 +12886,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":768
+      /* "tvmfast/_core.pyx":772
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:
  *                 raise MemoryError()             # <<<<<<<<<<<<<<
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
 */
-      PyErr_NoMemory(); __PYX_ERR(0, 768, __pyx_L7_error)
+      PyErr_NoMemory(); __PYX_ERR(0, 772, __pyx_L7_error)
 
-      /* "tvmfast/_core.pyx":767
+      /* "tvmfast/_core.pyx":771
  *         st.items = items
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:             # <<<<<<<<<<<<<<
@@ -12864,7 +12904,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
     }
 
-    /* "tvmfast/_core.pyx":769
+    /* "tvmfast/_core.pyx":773
  *             if packed == NULL or dl == NULL or owned == NULL:
  *                 raise MemoryError()
  *             for i in range(n):             # <<<<<<<<<<<<<<
@@ -12878,32 +12918,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_i = __pyx_t_6;
 
-      /* "tvmfast/_core.pyx":770
+      /* "tvmfast/_core.pyx":774
  *                 raise MemoryError()
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 770, __pyx_L7_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 774, __pyx_L7_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":771
+    /* "tvmfast/_core.pyx":775
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
  *             ret = finish_call(self, packed, <int32_t>n, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_7 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 771, __pyx_L7_error)
+    __pyx_t_7 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 775, __pyx_L7_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_v_ret = __pyx_t_7;
     __pyx_t_7 = 0;
   }
 
-  /* "tvmfast/_core.pyx":773
+  /* "tvmfast/_core.pyx":777
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12914,7 +12954,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     /*normal exit:*/{
       __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_st));
 
-      /* "tvmfast/_core.pyx":774
+      /* "tvmfast/_core.pyx":778
  *         finally:
  *             release_state(&st)
  *             free(packed)             # <<<<<<<<<<<<<<
@@ -12923,7 +12963,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
       free(__pyx_v_packed);
 
-      /* "tvmfast/_core.pyx":775
+      /* "tvmfast/_core.pyx":779
  *             release_state(&st)
  *             free(packed)
  *             free(dl)             # <<<<<<<<<<<<<<
@@ -12932,7 +12972,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
       free(__pyx_v_dl);
 
-      /* "tvmfast/_core.pyx":776
+      /* "tvmfast/_core.pyx":780
  *             free(packed)
  *             free(dl)
  *             free(owned)             # <<<<<<<<<<<<<<
@@ -12959,7 +12999,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
       __pyx_t_3 = __pyx_lineno; __pyx_t_8 = __pyx_clineno; __pyx_t_9 = __pyx_filename;
       {
 
-        /* "tvmfast/_core.pyx":773
+        /* "tvmfast/_core.pyx":777
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12968,7 +13008,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_st));
 
-        /* "tvmfast/_core.pyx":774
+        /* "tvmfast/_core.pyx":778
  *         finally:
  *             release_state(&st)
  *             free(packed)             # <<<<<<<<<<<<<<
@@ -12977,7 +13017,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         free(__pyx_v_packed);
 
-        /* "tvmfast/_core.pyx":775
+        /* "tvmfast/_core.pyx":779
  *             release_state(&st)
  *             free(packed)
  *             free(dl)             # <<<<<<<<<<<<<<
@@ -12986,7 +13026,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         free(__pyx_v_dl);
 
-        /* "tvmfast/_core.pyx":776
+        /* "tvmfast/_core.pyx":780
  *             free(packed)
  *             free(dl)
  *             free(owned)             # <<<<<<<<<<<<<<
@@ -13010,7 +13050,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     __pyx_L8:;
   }
 
-  /* "tvmfast/_core.pyx":777
+  /* "tvmfast/_core.pyx":781
  *             free(dl)
  *             free(owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -13021,14 +13061,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":778
+    /* "tvmfast/_core.pyx":782
  *             free(owned)
  *         if ret is RETRY_OWNED:
  *             return self.call_vector_heap(items, n)             # <<<<<<<<<<<<<<
  *         return ret
  * 
 */
-    __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 778, __pyx_L1_error)
+    __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 782, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     {
       PyObject *__pyx_temp;
@@ -13041,7 +13081,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     __pyx_t_7 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":777
+    /* "tvmfast/_core.pyx":781
  *             free(dl)
  *             free(owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -13050,7 +13090,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   }
 
-  /* "tvmfast/_core.pyx":779
+  /* "tvmfast/_core.pyx":783
  *         if ret is RETRY_OWNED:
  *             return self.call_vector_heap(items, n)
  *         return ret             # <<<<<<<<<<<<<<
@@ -13068,7 +13108,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":755
+  /* "tvmfast/_core.pyx":759
  *         return ret
  * 
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -13093,7 +13133,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":781
+/* "tvmfast/_core.pyx":785
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -13141,32 +13181,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_frozen,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 781, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 785, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 781, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 785, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 781, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 785, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 781, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 785, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 781, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 785, __pyx_L3_error)
     }
     __pyx_v_frozen = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 781, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 785, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -13204,7 +13244,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("freeze", 0);
 
-  /* "tvmfast/_core.pyx":788
+  /* "tvmfast/_core.pyx":792
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -13218,7 +13258,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":789
+    /* "tvmfast/_core.pyx":793
  *         """
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")             # <<<<<<<<<<<<<<
@@ -13226,12 +13266,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
  *         if n < 0:
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 789, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 793, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 789, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 793, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 789, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 793, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_7 = 1;
@@ -13240,14 +13280,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 789, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 793, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 789, __pyx_L1_error)
+    __PYX_ERR(0, 793, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":788
+    /* "tvmfast/_core.pyx":792
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -13256,7 +13296,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":790
+  /* "tvmfast/_core.pyx":794
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args             # <<<<<<<<<<<<<<
@@ -13275,7 +13315,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 
   __pyx_v_n = __pyx_t_8;
 
-  /* "tvmfast/_core.pyx":791
+  /* "tvmfast/_core.pyx":795
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -13287,7 +13327,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":792
+    /* "tvmfast/_core.pyx":796
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -13300,14 +13340,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_needs_the_number};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 792, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 796, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 792, __pyx_L1_error)
+    __PYX_ERR(0, 796, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":791
+    /* "tvmfast/_core.pyx":795
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -13316,7 +13356,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":795
+  /* "tvmfast/_core.pyx":799
  *                 "tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), "
  *                 "or call the function once first")
  *         return FrozenFunction(self, frozen, n)             # <<<<<<<<<<<<<<
@@ -13324,7 +13364,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
  *     def prepare(self, *args):
 */
   __pyx_t_5 = NULL;
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 795, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 799, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_7 = 1;
   {
@@ -13332,7 +13372,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_callargs+__pyx_t_7, (4-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 795, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 799, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_3);
   }
   {
@@ -13346,7 +13386,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":781
+  /* "tvmfast/_core.pyx":785
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -13369,7 +13409,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":797
+/* "tvmfast/_core.pyx":801
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -13426,7 +13466,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("prepare", 0);
 
-  /* "tvmfast/_core.pyx":804
+  /* "tvmfast/_core.pyx":808
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -13443,7 +13483,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 804, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 808, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_3 != __pyx_v_self->num_args);
 
 
@@ -13454,19 +13494,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":805
+    /* "tvmfast/_core.pyx":809
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))             # <<<<<<<<<<<<<<
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
 */
-    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 805, __pyx_L1_error)
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 805, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 809, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 809, __pyx_L1_error)
 
 
 
-    /* "tvmfast/_core.pyx":804
+    /* "tvmfast/_core.pyx":808
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -13475,7 +13515,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
 */
   }
 
-  /* "tvmfast/_core.pyx":806
+  /* "tvmfast/_core.pyx":810
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))             # <<<<<<<<<<<<<<
@@ -13490,7 +13530,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_v_args};
     __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_enumerate, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 806, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 810, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = 1;
@@ -13499,11 +13539,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(&PyDict_Type), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 806, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 810, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 806, __pyx_L1_error)
-  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 806, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 810, __pyx_L1_error)
+  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 810, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
 
   __pyx_t_11 = 1;
@@ -13513,7 +13553,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 806, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 810, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_5);
   }
   {
@@ -13527,7 +13567,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   __pyx_t_5 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":797
+  /* "tvmfast/_core.pyx":801
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -13551,7 +13591,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":808
+/* "tvmfast/_core.pyx":812
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -13601,44 +13641,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_name,&__pyx_mstate_global->__pyx_n_u_mutates_args,&__pyx_mstate_global->__pyx_n_u_example_args,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 808, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 812, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 808, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 812, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 808, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 812, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 808, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 812, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "as_torch_op", 0) < (0)) __PYX_ERR(0, 808, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "as_torch_op", 0) < (0)) __PYX_ERR(0, 812, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_empty_tuple));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, i); __PYX_ERR(0, 808, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, i); __PYX_ERR(0, 812, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 808, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 812, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 808, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 812, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 808, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 812, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -13651,7 +13691,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 808, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 812, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -13687,7 +13727,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("as_torch_op", 0);
 
-  /* "tvmfast/_core.pyx":817
+  /* "tvmfast/_core.pyx":821
  *         trace through it without a graph break.
  *         """
  *         from tvmfast.torch_op import make_torch_op             # <<<<<<<<<<<<<<
@@ -13696,14 +13736,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
 */
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_make_torch_op};
-    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvmfast_torch_op, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 817, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvmfast_torch_op, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 821, __pyx_L1_error)
   }
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_make_torch_op};
     __pyx_t_3 = 0; {
-      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 817, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 821, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       switch (__pyx_t_3) {
         case 0:
@@ -13717,7 +13757,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":818
+  /* "tvmfast/_core.pyx":822
  *         """
  *         from tvmfast.torch_op import make_torch_op
  *         return make_torch_op(self, name, mutates_args, example_args)             # <<<<<<<<<<<<<<
@@ -13744,7 +13784,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (5-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 818, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 822, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -13758,7 +13798,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":808
+  /* "tvmfast/_core.pyx":812
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -13780,7 +13820,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":820
+/* "tvmfast/_core.pyx":824
  *         return make_torch_op(self, name, mutates_args, example_args)
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -13818,21 +13858,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":821
+  /* "tvmfast/_core.pyx":825
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.BoundFunction num_args={self.num_args} release_gil={bool(self.release_gil)}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 821, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 825, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_t_2 = __pyx_v_self->release_gil;
 
-  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 821, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 825, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 821, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 825, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_num_args;
@@ -13849,7 +13889,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __py
   __pyx_t_7 |= __Pyx_PyUnicode_KIND_04(__pyx_t_5[3]);
   #endif
   __pyx_t_3 = __Pyx_PyUnicode_Join(__pyx_t_5, 5, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 821, __pyx_L1_error)
+  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 825, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -13864,7 +13904,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __py
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":820
+  /* "tvmfast/_core.pyx":824
  *         return make_torch_op(self, name, mutates_args, example_args)
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -13885,7 +13925,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pxd":37
+/* "tvmfast/_core.pxd":38
  *     cdef void* vectorcall        # vectorcallfunc; first field read through tp_vectorcall_offset
  *     cdef TVMFFIObjectHandle handle
  *     cdef readonly object function             # <<<<<<<<<<<<<<
@@ -13952,7 +13992,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8function___get__(stru
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pxd":38
+/* "tvmfast/_core.pxd":39
  *     cdef TVMFFIObjectHandle handle
  *     cdef readonly object function
  *     cdef readonly int num_args   # -1 when unknown             # <<<<<<<<<<<<<<
@@ -13991,7 +14031,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8num_args___get__(stru
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->num_args); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 38, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->num_args); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 39, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -14034,7 +14074,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8num_args___get__(stru
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pxd":39
+/* "tvmfast/_core.pxd":40
  *     cdef readonly object function
  *     cdef readonly int num_args   # -1 when unknown
  *     cdef public bint release_gil             # <<<<<<<<<<<<<<
@@ -14073,7 +14113,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_11release_gil___get__(
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->release_gil); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 39, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->release_gil); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 40, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -14146,7 +14186,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_11release_gil_2__set__(struc
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_value); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 39, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_value); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 40, __pyx_L4_error)
         __pyx_v_self->release_gil = __pyx_t_2;
       }
       /*finally:*/ {
@@ -14380,7 +14420,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_14__setstate_cython__(
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":824
+/* "tvmfast/_core.pyx":828
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -14405,7 +14445,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_count_error", 0);
 
-  /* "tvmfast/_core.pyx":825
+  /* "tvmfast/_core.pyx":829
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:
  *     raise TypeError(f"tvmfast: expected {expected} arguments, got {got}")             # <<<<<<<<<<<<<<
@@ -14413,9 +14453,9 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
  * 
 */
   __pyx_t_2 = NULL;
-  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 825, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 829, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 825, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 829, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_expected;
   __pyx_t_5[1] = __pyx_t_3;
@@ -14427,7 +14467,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   #endif
   __pyx_t_7 = 0;
   __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 4, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 825, __pyx_L1_error)
+  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 829, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -14437,14 +14477,14 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 825, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 829, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 825, __pyx_L1_error)
+  __PYX_ERR(0, 829, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":824
+  /* "tvmfast/_core.pyx":828
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -14466,7 +14506,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":831
+/* "tvmfast/_core.pyx":835
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -14518,7 +14558,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":832
+  /* "tvmfast/_core.pyx":836
  * 
  *     def __cinit__(self):
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
@@ -14527,7 +14567,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":833
+  /* "tvmfast/_core.pyx":837
  *     def __cinit__(self):
  *         self.dynamic_pos = NULL
  *         self.template = NULL             # <<<<<<<<<<<<<<
@@ -14536,7 +14576,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":834
+  /* "tvmfast/_core.pyx":838
  *         self.dynamic_pos = NULL
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -14545,7 +14585,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":835
+  /* "tvmfast/_core.pyx":839
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -14554,7 +14594,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":836
+  /* "tvmfast/_core.pyx":840
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -14563,7 +14603,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":837
+  /* "tvmfast/_core.pyx":841
  *         self.shape_copy = NULL
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -14572,7 +14612,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.owned = NULL;
 
-  /* "tvmfast/_core.pyx":838
+  /* "tvmfast/_core.pyx":842
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL
  *         self.frozen_state.temps = NULL             # <<<<<<<<<<<<<<
@@ -14581,7 +14621,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.temps = NULL;
 
-  /* "tvmfast/_core.pyx":831
+  /* "tvmfast/_core.pyx":835
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -14595,7 +14635,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":840
+/* "tvmfast/_core.pyx":844
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -14643,46 +14683,46 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_bound,&__pyx_mstate_global->__pyx_n_u_frozen,&__pyx_mstate_global->__pyx_n_u_num_args,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 840, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 844, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 840, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 844, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 840, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 844, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 840, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 844, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 840, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 844, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 840, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 844, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 840, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 844, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 840, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 844, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 840, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 844, __pyx_L3_error)
     }
     __pyx_v_bound = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)values[0]);
     __pyx_v_frozen = ((PyObject*)values[1]);
-    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 840, __pyx_L3_error)
+    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 844, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 840, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 844, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -14693,8 +14733,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 840, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 840, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 844, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 844, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_self), __pyx_v_bound, __pyx_v_frozen, __pyx_v_num_args);
 
   /* function exit code */
@@ -14741,7 +14781,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":841
+  /* "tvmfast/_core.pyx":845
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14753,7 +14793,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":842
+    /* "tvmfast/_core.pyx":846
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")             # <<<<<<<<<<<<<<
@@ -14761,7 +14801,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
 */
     __pyx_t_3 = NULL;
-    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 842, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 846, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_prepare_support_a;
     __pyx_t_5[1] = __pyx_t_4;
@@ -14772,7 +14812,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     #endif
     __pyx_t_7 = 0;
     __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 3, __pyx_t_6, __pyx_t_7);
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 842, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 846, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_9 = 1;
@@ -14781,14 +14821,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 842, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 846, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 842, __pyx_L1_error)
+    __PYX_ERR(0, 846, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":841
+    /* "tvmfast/_core.pyx":845
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14797,7 +14837,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   }
 
-  /* "tvmfast/_core.pyx":843
+  /* "tvmfast/_core.pyx":847
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:             # <<<<<<<<<<<<<<
@@ -14807,9 +14847,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __pyx_t_6 = 0;
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 843, __pyx_L1_error)
+    __PYX_ERR(0, 847, __pyx_L1_error)
   }
-  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 843, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 847, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_2);
   __pyx_t_2 = __pyx_t_8;
@@ -14817,12 +14857,12 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   while (1) {
     __pyx_t_11 = __Pyx_dict_iter_next(__pyx_t_2, __pyx_t_10, &__pyx_t_6, &__pyx_t_8, NULL, NULL, __pyx_t_7);
     if (unlikely(__pyx_t_11 == 0)) break;
-    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 843, __pyx_L1_error)
+    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 847, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_XDECREF_SET(__pyx_v_pos, __pyx_t_8);
     __pyx_t_8 = 0;
 
-    /* "tvmfast/_core.pyx":844
+    /* "tvmfast/_core.pyx":848
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14841,11 +14881,11 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 
       goto __pyx_L7_bool_binop_done;
     }
-    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 844, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 848, __pyx_L1_error)
     if (__pyx_t_13) {
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 844, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 848, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 844, __pyx_L1_error)
+      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 848, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     }
     __pyx_t_12 = (!__pyx_t_13);
@@ -14858,7 +14898,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":845
+      /* "tvmfast/_core.pyx":849
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")             # <<<<<<<<<<<<<<
@@ -14866,9 +14906,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *         self.num_args = num_args
 */
       __pyx_t_3 = NULL;
-      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 845, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 849, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 845, __pyx_L1_error)
+      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 849, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
       __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_position;
       __pyx_t_15[1] = __pyx_t_4;
@@ -14884,7 +14924,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[1]);
       #endif
       __pyx_t_17 = __Pyx_PyUnicode_Join(__pyx_t_15, 5, __pyx_t_16, __pyx_t_11);
-      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 845, __pyx_L1_error)
+      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 849, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
@@ -14894,14 +14934,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 845, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 849, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 845, __pyx_L1_error)
+      __PYX_ERR(0, 849, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":844
+      /* "tvmfast/_core.pyx":848
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14912,7 +14952,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":846
+  /* "tvmfast/_core.pyx":850
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound             # <<<<<<<<<<<<<<
@@ -14924,7 +14964,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __Pyx_GOTREF((PyObject *)__pyx_v_self->bound);
   __Pyx_DECREF_SET(__pyx_v_self->bound, __pyx_v_bound);
 
-  /* "tvmfast/_core.pyx":847
+  /* "tvmfast/_core.pyx":851
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound
  *         self.num_args = num_args             # <<<<<<<<<<<<<<
@@ -14933,7 +14973,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   __pyx_v_self->num_args = __pyx_v_num_args;
 
-  /* "tvmfast/_core.pyx":848
+  /* "tvmfast/_core.pyx":852
  *         self.bound = bound
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)             # <<<<<<<<<<<<<<
@@ -14942,13 +14982,13 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 848, __pyx_L1_error)
+    __PYX_ERR(0, 852, __pyx_L1_error)
   }
-  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 848, __pyx_L1_error)
+  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 852, __pyx_L1_error)
   __pyx_v_self->num_dynamic = (__pyx_v_num_args - __pyx_t_10);
 
 
-  /* "tvmfast/_core.pyx":849
+  /* "tvmfast/_core.pyx":853
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen             # <<<<<<<<<<<<<<
@@ -14960,17 +15000,17 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __Pyx_GOTREF(__pyx_v_self->frozen_values);
   __Pyx_DECREF_SET(__pyx_v_self->frozen_values, __pyx_v_frozen);
 
-  /* "tvmfast/_core.pyx":850
+  /* "tvmfast/_core.pyx":854
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen
  *         self.build()             # <<<<<<<<<<<<<<
  *         self.vectorcall = <void*>frozen_vectorcall
  * 
 */
-  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 850, __pyx_L1_error)
+  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 854, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":851
+  /* "tvmfast/_core.pyx":855
  *         self.frozen_values = frozen
  *         self.build()
  *         self.vectorcall = <void*>frozen_vectorcall             # <<<<<<<<<<<<<<
@@ -14979,7 +15019,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_frozen_vectorcall);
 
-  /* "tvmfast/_core.pyx":840
+  /* "tvmfast/_core.pyx":844
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -15006,7 +15046,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":853
+/* "tvmfast/_core.pyx":857
  *         self.vectorcall = <void*>frozen_vectorcall
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
@@ -15036,7 +15076,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("build", 0);
 
-  /* "tvmfast/_core.pyx":856
+  /* "tvmfast/_core.pyx":860
  *         """Convert the frozen values into the argument template (again, after the
  *         function turned out to need owned tensors)."""
  *         cdef int i, d = 0, n = self.num_args             # <<<<<<<<<<<<<<
@@ -15048,7 +15088,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":858
+  /* "tvmfast/_core.pyx":862
  *         cdef int i, d = 0, n = self.num_args
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -15057,7 +15097,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":859
+  /* "tvmfast/_core.pyx":863
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -15081,7 +15121,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->__pyx_template = ((TVMFFIAny *)calloc(__pyx_t_3, (sizeof(TVMFFIAny))));
 
 
-  /* "tvmfast/_core.pyx":860
+  /* "tvmfast/_core.pyx":864
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -15105,7 +15145,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->frozen_dl = ((DLTensor *)calloc(__pyx_t_2, (sizeof(DLTensor))));
 
 
-  /* "tvmfast/_core.pyx":861
+  /* "tvmfast/_core.pyx":865
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))             # <<<<<<<<<<<<<<
@@ -15129,7 +15169,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->dynamic_pos = ((int32_t *)calloc(__pyx_t_3, (sizeof(int32_t))));
 
 
-  /* "tvmfast/_core.pyx":862
+  /* "tvmfast/_core.pyx":866
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -15153,7 +15193,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->live_shape = ((int64_t const **)calloc(__pyx_t_2, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":863
+  /* "tvmfast/_core.pyx":867
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -15177,7 +15217,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_owned = ((TVMFFIObjectHandle *)calloc(__pyx_t_3, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":864
+  /* "tvmfast/_core.pyx":868
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)             # <<<<<<<<<<<<<<
@@ -15186,7 +15226,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_self->frozen_state), __pyx_v_owned, __pyx_v_self->bound->align_mask);
 
-  /* "tvmfast/_core.pyx":865
+  /* "tvmfast/_core.pyx":869
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15214,7 +15254,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":866
+  /* "tvmfast/_core.pyx":870
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):             # <<<<<<<<<<<<<<
@@ -15248,7 +15288,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":865
+  /* "tvmfast/_core.pyx":869
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15258,16 +15298,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":867
+    /* "tvmfast/_core.pyx":871
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             if i in self.frozen_values:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 867, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 871, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":865
+    /* "tvmfast/_core.pyx":869
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15276,7 +15316,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   }
 
-  /* "tvmfast/_core.pyx":868
+  /* "tvmfast/_core.pyx":872
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -15290,25 +15330,25 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
     __pyx_v_i = __pyx_t_7;
 
-    /* "tvmfast/_core.pyx":869
+    /* "tvmfast/_core.pyx":873
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
 */
-    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 869, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 873, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-      __PYX_ERR(0, 869, __pyx_L1_error)
+      __PYX_ERR(0, 873, __pyx_L1_error)
     }
-    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 869, __pyx_L1_error)
+    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 873, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":870
+      /* "tvmfast/_core.pyx":874
  *         for i in range(n):
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],             # <<<<<<<<<<<<<<
@@ -15317,26 +15357,26 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
       if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-        __PYX_ERR(0, 870, __pyx_L1_error)
+        __PYX_ERR(0, 874, __pyx_L1_error)
       }
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 870, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 874, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 870, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 874, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "tvmfast/_core.pyx":871
+      /* "tvmfast/_core.pyx":875
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)             # <<<<<<<<<<<<<<
  *             else:
  *                 self.dynamic_pos[d] = i
 */
-      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 870, __pyx_L1_error)
+      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 874, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
 
-      /* "tvmfast/_core.pyx":869
+      /* "tvmfast/_core.pyx":873
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
@@ -15346,7 +15386,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
       goto __pyx_L11;
     }
 
-    /* "tvmfast/_core.pyx":873
+    /* "tvmfast/_core.pyx":877
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
  *             else:
  *                 self.dynamic_pos[d] = i             # <<<<<<<<<<<<<<
@@ -15356,12 +15396,12 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     /*else*/ {
       (__pyx_v_self->dynamic_pos[__pyx_v_d]) = __pyx_v_i;
 
-      /* "tvmfast/_core.pyx":874
+      /* "tvmfast/_core.pyx":878
  *             else:
  *                 self.dynamic_pos[d] = i
  *                 d += 1             # <<<<<<<<<<<<<<
  *         self.snapshot_shapes()
- *         return 0
+ *         self.num_tensor_slots = 0
 */
       __pyx_v_d = (__pyx_v_d + 1);
     }
@@ -15369,19 +15409,105 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
 
 
-  /* "tvmfast/_core.pyx":875
+  /* "tvmfast/_core.pyx":879
  *                 self.dynamic_pos[d] = i
  *                 d += 1
  *         self.snapshot_shapes()             # <<<<<<<<<<<<<<
+ *         self.num_tensor_slots = 0
+ *         for i in range(n):
+*/
+  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 879, __pyx_L1_error)
+
+
+  /* "tvmfast/_core.pyx":880
+ *                 d += 1
+ *         self.snapshot_shapes()
+ *         self.num_tensor_slots = 0             # <<<<<<<<<<<<<<
+ *         for i in range(n):
+ *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
+*/
+  __pyx_v_self->num_tensor_slots = 0;
+
+  /* "tvmfast/_core.pyx":881
+ *         self.snapshot_shapes()
+ *         self.num_tensor_slots = 0
+ *         for i in range(n):             # <<<<<<<<<<<<<<
+ *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
+ *                 self.num_tensor_slots += 1
+*/
+
+  __pyx_t_1 = __pyx_v_n;
+  __pyx_t_6 = __pyx_t_1;
+
+  for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
+    __pyx_v_i = __pyx_t_7;
+
+    /* "tvmfast/_core.pyx":882
+ *         self.num_tensor_slots = 0
+ *         for i in range(n):
+ *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
+ *                 self.num_tensor_slots += 1
+ *         if self.frozen_state.device_type >= 0:
+*/
+    __pyx_t_4 = ((__pyx_v_self->__pyx_template[__pyx_v_i]).type_index == kTVMFFIDLTensorPtr);
+
+    if (__pyx_t_4) {
+
+
+      /* "tvmfast/_core.pyx":883
+ *         for i in range(n):
+ *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
+ *                 self.num_tensor_slots += 1             # <<<<<<<<<<<<<<
+ *         if self.frozen_state.device_type >= 0:
+ *             # Frozen tensors cannot move: check their devices once, here.
+*/
+      __pyx_v_self->num_tensor_slots = (__pyx_v_self->num_tensor_slots + 1);
+
+      /* "tvmfast/_core.pyx":882
+ *         self.num_tensor_slots = 0
+ *         for i in range(n):
+ *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
+ *                 self.num_tensor_slots += 1
+ *         if self.frozen_state.device_type >= 0:
+*/
+    }
+  }
+
+
+  /* "tvmfast/_core.pyx":884
+ *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
+ *                 self.num_tensor_slots += 1
+ *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
+ *             # Frozen tensors cannot move: check their devices once, here.
+ *             check_devices(&self.frozen_state, self.template, n)
+*/
+  __pyx_t_4 = (__pyx_v_self->frozen_state.device_type >= 0);
+
+  if (__pyx_t_4) {
+
+
+    /* "tvmfast/_core.pyx":886
+ *         if self.frozen_state.device_type >= 0:
+ *             # Frozen tensors cannot move: check their devices once, here.
+ *             check_devices(&self.frozen_state, self.template, n)             # <<<<<<<<<<<<<<
  *         return 0
  * 
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 875, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_check_devices((&__pyx_v_self->frozen_state), __pyx_v_self->__pyx_template, __pyx_v_n); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 886, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":876
- *                 d += 1
- *         self.snapshot_shapes()
+    /* "tvmfast/_core.pyx":884
+ *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
+ *                 self.num_tensor_slots += 1
+ *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
+ *             # Frozen tensors cannot move: check their devices once, here.
+ *             check_devices(&self.frozen_state, self.template, n)
+*/
+  }
+
+  /* "tvmfast/_core.pyx":887
+ *             # Frozen tensors cannot move: check their devices once, here.
+ *             check_devices(&self.frozen_state, self.template, n)
  *         return 0             # <<<<<<<<<<<<<<
  * 
  *     cdef void free_buffers(self) noexcept:
@@ -15392,7 +15518,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":853
+  /* "tvmfast/_core.pyx":857
  *         self.vectorcall = <void*>frozen_vectorcall
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
@@ -15416,7 +15542,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":878
+/* "tvmfast/_core.pyx":889
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -15427,7 +15553,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":879
+  /* "tvmfast/_core.pyx":890
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -15439,7 +15565,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":880
+    /* "tvmfast/_core.pyx":891
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)             # <<<<<<<<<<<<<<
@@ -15448,7 +15574,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_self->frozen_state));
 
-    /* "tvmfast/_core.pyx":881
+    /* "tvmfast/_core.pyx":892
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)             # <<<<<<<<<<<<<<
@@ -15457,7 +15583,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     free(__pyx_v_self->frozen_state.owned);
 
-    /* "tvmfast/_core.pyx":882
+    /* "tvmfast/_core.pyx":893
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -15466,7 +15592,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_v_self->frozen_state.owned = NULL;
 
-    /* "tvmfast/_core.pyx":879
+    /* "tvmfast/_core.pyx":890
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -15475,7 +15601,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":883
+  /* "tvmfast/_core.pyx":894
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL
  *         free(self.template)             # <<<<<<<<<<<<<<
@@ -15484,7 +15610,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->__pyx_template);
 
-  /* "tvmfast/_core.pyx":884
+  /* "tvmfast/_core.pyx":895
  *             self.frozen_state.owned = NULL
  *         free(self.template)
  *         free(self.frozen_dl)             # <<<<<<<<<<<<<<
@@ -15493,7 +15619,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->frozen_dl);
 
-  /* "tvmfast/_core.pyx":885
+  /* "tvmfast/_core.pyx":896
  *         free(self.template)
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)             # <<<<<<<<<<<<<<
@@ -15502,7 +15628,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->dynamic_pos);
 
-  /* "tvmfast/_core.pyx":886
+  /* "tvmfast/_core.pyx":897
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)             # <<<<<<<<<<<<<<
@@ -15511,7 +15637,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->shape_copy);
 
-  /* "tvmfast/_core.pyx":887
+  /* "tvmfast/_core.pyx":898
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)
  *         free(self.live_shape)             # <<<<<<<<<<<<<<
@@ -15520,7 +15646,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->live_shape);
 
-  /* "tvmfast/_core.pyx":888
+  /* "tvmfast/_core.pyx":899
  *         free(self.shape_copy)
  *         free(self.live_shape)
  *         self.template = NULL             # <<<<<<<<<<<<<<
@@ -15529,7 +15655,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":889
+  /* "tvmfast/_core.pyx":900
  *         free(self.live_shape)
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -15538,7 +15664,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":890
+  /* "tvmfast/_core.pyx":901
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
@@ -15547,7 +15673,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":891
+  /* "tvmfast/_core.pyx":902
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -15556,7 +15682,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":892
+  /* "tvmfast/_core.pyx":903
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -15565,7 +15691,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":878
+  /* "tvmfast/_core.pyx":889
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -15577,7 +15703,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 
 }
 
-/* "tvmfast/_core.pyx":894
+/* "tvmfast/_core.pyx":905
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15602,7 +15728,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":900
+  /* "tvmfast/_core.pyx":911
  *         resize_(); keeping the producer's pointer lets each call notice that cheaply.
  *         """
  *         cdef int i, total = 0, off = 0             # <<<<<<<<<<<<<<
@@ -15612,7 +15738,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_total = 0;
   __pyx_v_off = 0;
 
-  /* "tvmfast/_core.pyx":902
+  /* "tvmfast/_core.pyx":913
  *         cdef int i, total = 0, off = 0
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15626,7 +15752,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":903
+    /* "tvmfast/_core.pyx":914
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15638,7 +15764,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":904
+      /* "tvmfast/_core.pyx":915
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim             # <<<<<<<<<<<<<<
@@ -15647,7 +15773,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_total = (__pyx_v_total + (2 * (__pyx_v_self->frozen_dl[__pyx_v_i]).ndim));
 
-      /* "tvmfast/_core.pyx":903
+      /* "tvmfast/_core.pyx":914
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15658,7 +15784,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":905
+  /* "tvmfast/_core.pyx":916
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15682,7 +15808,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_self->shape_copy = ((int64_t *)calloc(__pyx_t_6, (sizeof(int64_t))));
 
 
-  /* "tvmfast/_core.pyx":906
+  /* "tvmfast/_core.pyx":917
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -15694,16 +15820,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":907
+    /* "tvmfast/_core.pyx":918
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 907, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 918, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":906
+    /* "tvmfast/_core.pyx":917
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -15712,7 +15838,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":908
+  /* "tvmfast/_core.pyx":919
  *         if self.shape_copy == NULL:
  *             raise MemoryError()
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15726,7 +15852,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":909
+    /* "tvmfast/_core.pyx":920
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15738,7 +15864,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":910
+      /* "tvmfast/_core.pyx":921
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue             # <<<<<<<<<<<<<<
@@ -15747,7 +15873,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       goto __pyx_L7_continue;
 
-      /* "tvmfast/_core.pyx":909
+      /* "tvmfast/_core.pyx":920
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15756,7 +15882,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":911
+    /* "tvmfast/_core.pyx":922
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue
  *             dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -15765,7 +15891,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-    /* "tvmfast/_core.pyx":912
+    /* "tvmfast/_core.pyx":923
  *                 continue
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape             # <<<<<<<<<<<<<<
@@ -15777,7 +15903,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     (__pyx_v_self->live_shape[__pyx_v_i]) = __pyx_t_7;
 
 
-    /* "tvmfast/_core.pyx":913
+    /* "tvmfast/_core.pyx":924
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15786,7 +15912,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->shape, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-    /* "tvmfast/_core.pyx":914
+    /* "tvmfast/_core.pyx":925
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15795,7 +15921,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl->shape = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-    /* "tvmfast/_core.pyx":915
+    /* "tvmfast/_core.pyx":926
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15804,7 +15930,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_off = (__pyx_v_off + __pyx_v_dl->ndim);
 
-    /* "tvmfast/_core.pyx":916
+    /* "tvmfast/_core.pyx":927
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15816,7 +15942,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":917
+      /* "tvmfast/_core.pyx":928
  *             off += dl.ndim
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15825,7 +15951,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->strides, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-      /* "tvmfast/_core.pyx":918
+      /* "tvmfast/_core.pyx":929
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15834,7 +15960,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_dl->strides = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-      /* "tvmfast/_core.pyx":916
+      /* "tvmfast/_core.pyx":927
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15843,7 +15969,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":919
+    /* "tvmfast/_core.pyx":930
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15855,7 +15981,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":920
+  /* "tvmfast/_core.pyx":931
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim
  *         return 0             # <<<<<<<<<<<<<<
@@ -15868,7 +15994,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":894
+  /* "tvmfast/_core.pyx":905
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15889,7 +16015,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":922
+/* "tvmfast/_core.pyx":933
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -15912,7 +16038,7 @@ static void __pyx_pw_7tvmfast_5_core_14FrozenFunction_5__dealloc__(PyObject *__p
 
 static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
 
-  /* "tvmfast/_core.pyx":923
+  /* "tvmfast/_core.pyx":934
  * 
  *     def __dealloc__(self):
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -15921,7 +16047,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":922
+  /* "tvmfast/_core.pyx":933
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -15933,7 +16059,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 
 }
 
-/* "tvmfast/_core.pyx":925
+/* "tvmfast/_core.pyx":936
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15963,7 +16089,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("check_frozen_shapes", 0);
 
-  /* "tvmfast/_core.pyx":928
+  /* "tvmfast/_core.pyx":939
  *         cdef int i
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15977,7 +16103,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":929
+    /* "tvmfast/_core.pyx":940
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -15989,7 +16115,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":930
+      /* "tvmfast/_core.pyx":941
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -15998,7 +16124,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":931
+      /* "tvmfast/_core.pyx":942
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -16010,7 +16136,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
       if (unlikely(__pyx_t_4)) {
 
 
-        /* "tvmfast/_core.pyx":932
+        /* "tvmfast/_core.pyx":943
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(             # <<<<<<<<<<<<<<
@@ -16019,14 +16145,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
         __pyx_t_6 = NULL;
 
-        /* "tvmfast/_core.pyx":933
+        /* "tvmfast/_core.pyx":944
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "             # <<<<<<<<<<<<<<
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0
 */
-        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 933, __pyx_L1_error)
+        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 944, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
         __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_frozen_argument;
         __pyx_t_8[1] = __pyx_t_7;
@@ -16037,7 +16163,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
         #endif
         __pyx_t_10 = 0;
         __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 3, __pyx_t_9, __pyx_t_10);
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 933, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 944, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __pyx_t_12 = 1;
@@ -16046,14 +16172,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 932, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 943, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_Raise(__pyx_t_5, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __PYX_ERR(0, 932, __pyx_L1_error)
+        __PYX_ERR(0, 943, __pyx_L1_error)
 
-        /* "tvmfast/_core.pyx":931
+        /* "tvmfast/_core.pyx":942
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -16062,7 +16188,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       }
 
-      /* "tvmfast/_core.pyx":929
+      /* "tvmfast/_core.pyx":940
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -16073,7 +16199,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
 
 
-  /* "tvmfast/_core.pyx":935
+  /* "tvmfast/_core.pyx":946
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0             # <<<<<<<<<<<<<<
@@ -16086,7 +16212,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":925
+  /* "tvmfast/_core.pyx":936
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -16110,7 +16236,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":937
+/* "tvmfast/_core.pyx":948
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -16165,7 +16291,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":938
+  /* "tvmfast/_core.pyx":949
  * 
  *     def __call__(self, *args):
  *         if self.template == NULL:             # <<<<<<<<<<<<<<
@@ -16177,7 +16303,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":939
+    /* "tvmfast/_core.pyx":950
  *     def __call__(self, *args):
  *         if self.template == NULL:
  *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")             # <<<<<<<<<<<<<<
@@ -16190,14 +16316,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
       PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_was_not_i};
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 939, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 950, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 939, __pyx_L1_error)
+    __PYX_ERR(0, 950, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":938
+    /* "tvmfast/_core.pyx":949
  * 
  *     def __call__(self, *args):
  *         if self.template == NULL:             # <<<<<<<<<<<<<<
@@ -16206,17 +16332,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":940
+  /* "tvmfast/_core.pyx":951
  *         if self.template == NULL:
  *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
  *         cdef Py_ssize_t n = len(args)             # <<<<<<<<<<<<<<
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:
 */
-  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 940, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 951, __pyx_L1_error)
   __pyx_v_n = __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":942
+  /* "tvmfast/_core.pyx":953
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -16228,17 +16354,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":943
+    /* "tvmfast/_core.pyx":954
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:
  *             raise_count_error(self.num_dynamic, n)             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             items[i] = <void*>args[i]
 */
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 943, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 954, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":942
+    /* "tvmfast/_core.pyx":953
  *         cdef Py_ssize_t n = len(args)
  *         cdef void* items[TVMFAST_STACK_ARGS]
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -16247,7 +16373,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":944
+  /* "tvmfast/_core.pyx":955
  *         if n > TVMFAST_STACK_ARGS:
  *             raise_count_error(self.num_dynamic, n)
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -16261,7 +16387,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
     __pyx_v_i = __pyx_t_8;
 
-    /* "tvmfast/_core.pyx":945
+    /* "tvmfast/_core.pyx":956
  *             raise_count_error(self.num_dynamic, n)
  *         for i in range(n):
  *             items[i] = <void*>args[i]             # <<<<<<<<<<<<<<
@@ -16272,14 +16398,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   }
 
 
-  /* "tvmfast/_core.pyx":946
+  /* "tvmfast/_core.pyx":957
  *         for i in range(n):
  *             items[i] = <void*>args[i]
  *         return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 946, __pyx_L1_error)
+  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 957, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -16292,7 +16418,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":937
+  /* "tvmfast/_core.pyx":948
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -16315,7 +16441,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":948
+/* "tvmfast/_core.pyx":959
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -16354,7 +16480,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":955
+  /* "tvmfast/_core.pyx":966
  *         cdef Py_ssize_t k
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound             # <<<<<<<<<<<<<<
@@ -16366,7 +16492,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   __pyx_v_fn = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":956
+  /* "tvmfast/_core.pyx":967
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16378,17 +16504,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":957
+    /* "tvmfast/_core.pyx":968
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)             # <<<<<<<<<<<<<<
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 957, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 968, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":956
+    /* "tvmfast/_core.pyx":967
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16397,17 +16523,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":958
+  /* "tvmfast/_core.pyx":969
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()             # <<<<<<<<<<<<<<
  *         st = self.frozen_state
  *         st.owned = owned
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 958, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 969, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":959
+  /* "tvmfast/_core.pyx":970
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()
  *         st = self.frozen_state             # <<<<<<<<<<<<<<
@@ -16418,7 +16544,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 
   __pyx_v_st = __pyx_t_4;
 
-  /* "tvmfast/_core.pyx":960
+  /* "tvmfast/_core.pyx":971
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
  *         st.owned = owned             # <<<<<<<<<<<<<<
@@ -16427,7 +16553,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":961
+  /* "tvmfast/_core.pyx":972
  *         st = self.frozen_state
  *         st.owned = owned
  *         st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -16436,7 +16562,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.n_owned = 0;
 
-  /* "tvmfast/_core.pyx":962
+  /* "tvmfast/_core.pyx":973
  *         st.owned = owned
  *         st.n_owned = 0
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -16445,7 +16571,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.temps = NULL;
 
-  /* "tvmfast/_core.pyx":963
+  /* "tvmfast/_core.pyx":974
  *         st.n_owned = 0
  *         st.temps = NULL
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -16454,41 +16580,50 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":964
+  /* "tvmfast/_core.pyx":975
  *         st.temps = NULL
  *         st.items = items
  *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
  *         if n == 0:
- *             # Prepared: the template is complete and only read by the callee.
+ *             # Prepared: the template is complete and only read by the callee, and its
 */
   __pyx_v_st.frozen = ((void *)__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":965
+  /* "tvmfast/_core.pyx":976
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
- *             # Prepared: the template is complete and only read by the callee.
- *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
+ *             # Prepared: the template is complete and only read by the callee, and its
+ *             # devices were checked when it was built.
 */
   __pyx_t_2 = (__pyx_v_n == 0);
 
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":967
- *         if n == 0:
- *             # Prepared: the template is complete and only read by the callee.
+    /* "tvmfast/_core.pyx":979
+ *             # Prepared: the template is complete and only read by the callee, and its
+ *             # devices were checked when it was built.
+ *             st.devices_checked = 1             # <<<<<<<<<<<<<<
+ *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
+ *             if ret is RETRY_OWNED:
+*/
+    __pyx_v_st.devices_checked = 1;
+
+    /* "tvmfast/_core.pyx":980
+ *             # devices were checked when it was built.
+ *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *             if ret is RETRY_OWNED:
  *                 self.build()
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 967, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 980, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "tvmfast/_core.pyx":968
- *             # Prepared: the template is complete and only read by the callee.
+    /* "tvmfast/_core.pyx":981
+ *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
  *                 self.build()
@@ -16498,24 +16633,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":969
+      /* "tvmfast/_core.pyx":982
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:
  *                 self.build()             # <<<<<<<<<<<<<<
  *                 return self.call_vector(items, n)
  *             return ret
 */
-      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 969, __pyx_L1_error)
+      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 982, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":970
+      /* "tvmfast/_core.pyx":983
  *             if ret is RETRY_OWNED:
  *                 self.build()
  *                 return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
 */
-      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 970, __pyx_L1_error)
+      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 983, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       {
         PyObject *__pyx_temp;
@@ -16528,8 +16663,8 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
       __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":968
- *             # Prepared: the template is complete and only read by the callee.
+      /* "tvmfast/_core.pyx":981
+ *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
  *                 self.build()
@@ -16537,7 +16672,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":971
+    /* "tvmfast/_core.pyx":984
  *                 self.build()
  *                 return self.call_vector(items, n)
  *             return ret             # <<<<<<<<<<<<<<
@@ -16555,16 +16690,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":965
+    /* "tvmfast/_core.pyx":976
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
- *             # Prepared: the template is complete and only read by the callee.
- *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
+ *             # Prepared: the template is complete and only read by the callee, and its
+ *             # devices were checked when it was built.
 */
   }
 
-  /* "tvmfast/_core.pyx":972
+  /* "tvmfast/_core.pyx":985
  *                 return self.call_vector(items, n)
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -16573,7 +16708,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_self->__pyx_template, (__pyx_v_self->num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":973
+  /* "tvmfast/_core.pyx":986
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:             # <<<<<<<<<<<<<<
@@ -16582,7 +16717,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":974
+    /* "tvmfast/_core.pyx":987
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:
  *             for k in range(n):             # <<<<<<<<<<<<<<
@@ -16596,7 +16731,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_k = __pyx_t_7;
 
-      /* "tvmfast/_core.pyx":975
+      /* "tvmfast/_core.pyx":988
  *         try:
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]             # <<<<<<<<<<<<<<
@@ -16605,32 +16740,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
       __pyx_v_pos = (__pyx_v_self->dynamic_pos[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":976
+      /* "tvmfast/_core.pyx":989
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 976, __pyx_L7_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 989, __pyx_L7_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":977
+    /* "tvmfast/_core.pyx":990
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 977, __pyx_L7_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 990, __pyx_L7_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
   }
 
-  /* "tvmfast/_core.pyx":979
+  /* "tvmfast/_core.pyx":992
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -16675,7 +16810,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_L8:;
   }
 
-  /* "tvmfast/_core.pyx":980
+  /* "tvmfast/_core.pyx":993
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16686,24 +16821,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":981
+    /* "tvmfast/_core.pyx":994
  *             release_state(&st)
  *         if ret is RETRY_OWNED:
  *             self.build()             # <<<<<<<<<<<<<<
  *             return self.call_vector(items, n)
  *         return ret
 */
-    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 981, __pyx_L1_error)
+    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 994, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":982
+    /* "tvmfast/_core.pyx":995
  *         if ret is RETRY_OWNED:
  *             self.build()
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         return ret
  * 
 */
-    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 982, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 995, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     {
       PyObject *__pyx_temp;
@@ -16716,7 +16851,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_t_1 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":980
+    /* "tvmfast/_core.pyx":993
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16725,7 +16860,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":983
+  /* "tvmfast/_core.pyx":996
  *             self.build()
  *             return self.call_vector(items, n)
  *         return ret             # <<<<<<<<<<<<<<
@@ -16743,7 +16878,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":948
+  /* "tvmfast/_core.pyx":959
  *         return self.call_vector(items, n)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -16770,7 +16905,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":985
+/* "tvmfast/_core.pyx":998
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -16780,7 +16915,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 
 /* Python wrapper */
 static PyObject *__pyx_pw_7tvmfast_5_core_14FrozenFunction_9call_ptrs(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_14FrozenFunction_8call_ptrs, "Call a prepared function with new data addresses, one int per tensor argument.\n\n        Shapes, dtypes and devices stay those given to prepare(); TVM\047s generated\n        checks still run on them, but nothing can check that each pointer really\n        holds that much memory of that type.\n        ");
+PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_14FrozenFunction_8call_ptrs, "Call a prepared function with new data addresses, one int per tensor argument.\n\n        Shapes, dtypes and devices stay those given to prepare(); TVM\047s generated\n        checks still run on them, but nothing can check that each pointer really\n        holds that much memory of that type.  GPU calls run on the producer\047s\n        current stream, as f(...) does.\n        ");
 static PyMethodDef __pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs = {"call_ptrs", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_7tvmfast_5_core_14FrozenFunction_9call_ptrs, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_14FrozenFunction_8call_ptrs};
 static PyObject *__pyx_pw_7tvmfast_5_core_14FrozenFunction_9call_ptrs(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   PyObject *__pyx_v_ptrs = 0;
@@ -16810,19 +16945,23 @@ static PyObject *__pyx_pw_7tvmfast_5_core_14FrozenFunction_9call_ptrs(PyObject *
 
 static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self, PyObject *__pyx_v_ptrs) {
   void *__pyx_v_cptrs[__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS];
+  TVMFFIAny __pyx_v_packed[__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS];
+  DLTensor __pyx_v_dl[__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS];
+  TVMFFIObjectHandle __pyx_v_owned[1];
+  __pyx_t_7tvmfast_5_core_CallState __pyx_v_st;
   Py_ssize_t __pyx_v_i;
   Py_ssize_t __pyx_v_n;
-  PyObject *__pyx_v_p = NULL;
-  int __pyx_v_ret;
+  uint64_t __pyx_v_address;
+  PyObject *__pyx_v_p;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   Py_ssize_t __pyx_t_1;
   int __pyx_t_2;
-  PyObject *__pyx_t_3 = NULL;
+  int __pyx_t_3;
   PyObject *__pyx_t_4 = NULL;
-  size_t __pyx_t_5;
-  PyObject *__pyx_t_6 = NULL;
-  int __pyx_t_7;
+  PyObject *__pyx_t_5 = NULL;
+  size_t __pyx_t_6;
+  PyObject *__pyx_t_7 = NULL;
   PyObject *__pyx_t_8 = NULL;
   PyObject *__pyx_t_9[4];
   int __pyx_t_10;
@@ -16830,133 +16969,107 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   Py_ssize_t __pyx_t_12;
   Py_ssize_t __pyx_t_13;
   Py_ssize_t __pyx_t_14;
-  PyObject *__pyx_t_15[3];
-  PyObject *__pyx_t_16[7];
-  PyObject *__pyx_t_17 = NULL;
-  uint64_t __pyx_t_18;
+  unsigned PY_LONG_LONG __pyx_t_15;
+  PyObject *__pyx_t_16[3];
+  PyObject *__pyx_t_17[7];
+  PyObject *__pyx_t_18 = NULL;
+  __pyx_t_7tvmfast_5_core_CallState __pyx_t_19;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_ptrs", 0);
 
-  /* "tvmfast/_core.pyx":993
- *         """
- *         cdef void* cptrs[TVMFAST_STACK_ARGS]
+  /* "tvmfast/_core.pyx":1011
+ *         cdef TVMFFIObjectHandle owned[1]
+ *         cdef CallState st
  *         cdef Py_ssize_t i, n = len(ptrs)             # <<<<<<<<<<<<<<
- *         if self.num_dynamic != 0:
- *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
+ *         cdef uint64_t address
+ *         if self.template == NULL or self.num_dynamic != 0:
 */
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 993, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1011, __pyx_L1_error)
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":994
- *         cdef void* cptrs[TVMFAST_STACK_ARGS]
+  /* "tvmfast/_core.pyx":1013
  *         cdef Py_ssize_t i, n = len(ptrs)
- *         if self.num_dynamic != 0:             # <<<<<<<<<<<<<<
+ *         cdef uint64_t address
+ *         if self.template == NULL or self.num_dynamic != 0:             # <<<<<<<<<<<<<<
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
- *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:
+ *         if n != self.num_tensor_slots:
 */
-  __pyx_t_2 = (__pyx_v_self->num_dynamic != 0);
+  __pyx_t_3 = (__pyx_v_self->__pyx_template == NULL);
 
-  if (unlikely(__pyx_t_2)) {
-
-
-    /* "tvmfast/_core.pyx":995
- *         cdef Py_ssize_t i, n = len(ptrs)
- *         if self.num_dynamic != 0:
- *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")             # <<<<<<<<<<<<<<
- *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:
- *             raise TypeError(
-*/
-    __pyx_t_4 = NULL;
-    __pyx_t_5 = 1;
-    {
-      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar};
-      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 995, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_3);
-    }
-    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 995, __pyx_L1_error)
-
-    /* "tvmfast/_core.pyx":994
- *         cdef void* cptrs[TVMFAST_STACK_ARGS]
- *         cdef Py_ssize_t i, n = len(ptrs)
- *         if self.num_dynamic != 0:             # <<<<<<<<<<<<<<
- *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
- *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:
-*/
-  }
-
-  /* "tvmfast/_core.pyx":996
- *         if self.num_dynamic != 0:
- *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
- *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
- *             raise TypeError(
- *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
-*/
-  __pyx_t_3 = PyLong_FromSsize_t(__pyx_v_n); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 996, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_6 = ((PyObject *)__pyx_v_self);
-  __Pyx_INCREF(__pyx_t_6);
-  __pyx_t_5 = 0;
-  {
-    PyObject *__pyx_callargs[2] = {__pyx_t_6, NULL};
-    __pyx_t_4 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 996, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_4);
-  }
-  __pyx_t_7 = __Pyx_PyObject_CompareBoolNe_int_object(__pyx_t_3, __pyx_t_4, Py_NE); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 996, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  if (!__pyx_t_7) {
+  if (!__pyx_t_3) {
 
   } else {
 
-    __pyx_t_2 = __pyx_t_7;
+    __pyx_t_2 = __pyx_t_3;
 
-    goto __pyx_L5_bool_binop_done;
+    goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_7 = (__pyx_v_n > __pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS);
+  __pyx_t_3 = (__pyx_v_self->num_dynamic != 0);
 
 
-  __pyx_t_2 = __pyx_t_7;
+  __pyx_t_2 = __pyx_t_3;
 
-  __pyx_L5_bool_binop_done:;
+  __pyx_L4_bool_binop_done:;
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":997
- *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
- *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:
- *             raise TypeError(             # <<<<<<<<<<<<<<
- *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
- *         for i in range(n):
+    /* "tvmfast/_core.pyx":1014
+ *         cdef uint64_t address
+ *         if self.template == NULL or self.num_dynamic != 0:
+ *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")             # <<<<<<<<<<<<<<
+ *         if n != self.num_tensor_slots:
+ *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
 */
-    __pyx_t_3 = NULL;
+    __pyx_t_5 = NULL;
+    __pyx_t_6 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar};
+      __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1014, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+    }
+    __Pyx_Raise(__pyx_t_4, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+    __PYX_ERR(0, 1014, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":998
- *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:
- *             raise TypeError(
- *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")             # <<<<<<<<<<<<<<
- *         for i in range(n):
- *             p = ptrs[i]
+    /* "tvmfast/_core.pyx":1013
+ *         cdef Py_ssize_t i, n = len(ptrs)
+ *         cdef uint64_t address
+ *         if self.template == NULL or self.num_dynamic != 0:             # <<<<<<<<<<<<<<
+ *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
+ *         if n != self.num_tensor_slots:
 */
-    __pyx_t_6 = __Pyx_PyObject_GetAttrStr(((PyObject *)__pyx_v_self), __pyx_mstate_global->__pyx_n_u_num_tensor_args); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 998, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_8 = __Pyx_PyObject_CallNoArg(__pyx_t_6); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 998, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_8);
-    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 998, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
-    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 998, __pyx_L1_error)
+  }
+
+  /* "tvmfast/_core.pyx":1015
+ *         if self.template == NULL or self.num_dynamic != 0:
+ *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
+ *         if n != self.num_tensor_slots:             # <<<<<<<<<<<<<<
+ *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
+ *         for i in range(n):
+*/
+  __pyx_t_2 = (__pyx_v_n != __pyx_v_self->num_tensor_slots);
+
+  if (unlikely(__pyx_t_2)) {
+
+
+    /* "tvmfast/_core.pyx":1016
+ *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
+ *         if n != self.num_tensor_slots:
+ *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")             # <<<<<<<<<<<<<<
+ *         for i in range(n):
+ *             p = <PyObject*>ptrs[i]
+*/
+    __pyx_t_5 = NULL;
+    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_tensor_slots, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1016, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
+    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1016, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_expected;
-    __pyx_t_9[1] = __pyx_t_6;
+    __pyx_t_9[1] = __pyx_t_7;
     __pyx_t_9[2] = __pyx_mstate_global->__pyx_kp_u_data_pointers_got;
     __pyx_t_9[3] = __pyx_t_8;
     __pyx_t_1 = 50;
@@ -16964,42 +17077,39 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     __pyx_t_1 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[3]);
     #endif
     __pyx_t_10 = 0;
-    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[1]);
-    #endif
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_1, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 998, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1016, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
-    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    __pyx_t_5 = 1;
+    __pyx_t_6 = 1;
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_t_11};
-      __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+      PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_t_11};
+      __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 997, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1016, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 997, __pyx_L1_error)
+    __PYX_ERR(0, 1016, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":996
- *         if self.num_dynamic != 0:
+    /* "tvmfast/_core.pyx":1015
+ *         if self.template == NULL or self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
- *         if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
- *             raise TypeError(
- *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
+ *         if n != self.num_tensor_slots:             # <<<<<<<<<<<<<<
+ *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
+ *         for i in range(n):
 */
   }
 
-  /* "tvmfast/_core.pyx":999
- *             raise TypeError(
- *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
+  /* "tvmfast/_core.pyx":1017
+ *         if n != self.num_tensor_slots:
+ *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
  *         for i in range(n):             # <<<<<<<<<<<<<<
- *             p = ptrs[i]
- *             if not isinstance(p, int):
+ *             p = <PyObject*>ptrs[i]
+ *             if Py_TYPE(p) != &PyLong_Type:
 */
 
   __pyx_t_1 = __pyx_v_n;
@@ -17008,51 +17118,46 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":1000
- *                 f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
+    /* "tvmfast/_core.pyx":1018
+ *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
  *         for i in range(n):
- *             p = ptrs[i]             # <<<<<<<<<<<<<<
- *             if not isinstance(p, int):
- *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
+ *             p = <PyObject*>ptrs[i]             # <<<<<<<<<<<<<<
+ *             if Py_TYPE(p) != &PyLong_Type:
+ *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
 */
-    __pyx_t_4 = __Pyx_PyTuple_GET_ITEM(__pyx_v_ptrs, __pyx_v_i);
-    __Pyx_INCREF(__pyx_t_4);
-    __Pyx_XDECREF_SET(__pyx_v_p, __pyx_t_4);
-    __pyx_t_4 = 0;
+    __pyx_v_p = ((PyObject *)__Pyx_PyTuple_GET_ITEM(__pyx_v_ptrs, __pyx_v_i));
 
-    /* "tvmfast/_core.pyx":1001
+    /* "tvmfast/_core.pyx":1019
  *         for i in range(n):
- *             p = ptrs[i]
- *             if not isinstance(p, int):             # <<<<<<<<<<<<<<
- *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
- *             if p == 0:
+ *             p = <PyObject*>ptrs[i]
+ *             if Py_TYPE(p) != &PyLong_Type:             # <<<<<<<<<<<<<<
+ *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
+ *             address = PyLong_AsUnsignedLongLong(p)
 */
-    __pyx_t_2 = PyLong_Check(__pyx_v_p); 
-    __pyx_t_7 = (!__pyx_t_2);
+    __pyx_t_2 = (Py_TYPE(__pyx_v_p) != (&PyLong_Type));
+
+    if (unlikely(__pyx_t_2)) {
 
 
-    if (unlikely(__pyx_t_7)) {
-
-
-      /* "tvmfast/_core.pyx":1002
- *             p = ptrs[i]
- *             if not isinstance(p, int):
- *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")             # <<<<<<<<<<<<<<
- *             if p == 0:
- *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
+      /* "tvmfast/_core.pyx":1020
+ *             p = <PyObject*>ptrs[i]
+ *             if Py_TYPE(p) != &PyLong_Type:
+ *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")             # <<<<<<<<<<<<<<
+ *             address = PyLong_AsUnsignedLongLong(p)
+ *             if address == 0:
 */
       __pyx_t_11 = NULL;
-      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1002, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_p)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1002, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1020, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_5);
+      __pyx_t_8 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_p); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1020, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1002, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_6);
+      __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1020, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
-      __pyx_t_9[1] = __pyx_t_3;
+      __pyx_t_9[1] = __pyx_t_5;
       __pyx_t_9[2] = __pyx_mstate_global->__pyx_kp_u_expected_int_got;
-      __pyx_t_9[3] = __pyx_t_6;
+      __pyx_t_9[3] = __pyx_t_7;
       __pyx_t_14 = 50;
       #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
       __pyx_t_14 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_9[3]);
@@ -17062,342 +17167,303 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[3]);
       #endif
       __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1002, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1020, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __pyx_t_5 = 1;
+      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __pyx_t_6 = 1;
       {
         PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_t_8};
-        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1002, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1020, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 1002, __pyx_L1_error)
+      __PYX_ERR(0, 1020, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":1001
+      /* "tvmfast/_core.pyx":1019
  *         for i in range(n):
- *             p = ptrs[i]
- *             if not isinstance(p, int):             # <<<<<<<<<<<<<<
- *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
- *             if p == 0:
+ *             p = <PyObject*>ptrs[i]
+ *             if Py_TYPE(p) != &PyLong_Type:             # <<<<<<<<<<<<<<
+ *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
+ *             address = PyLong_AsUnsignedLongLong(p)
 */
     }
 
-    /* "tvmfast/_core.pyx":1003
- *             if not isinstance(p, int):
- *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
- *             if p == 0:             # <<<<<<<<<<<<<<
+    /* "tvmfast/_core.pyx":1021
+ *             if Py_TYPE(p) != &PyLong_Type:
+ *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
+ *             address = PyLong_AsUnsignedLongLong(p)             # <<<<<<<<<<<<<<
+ *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
- *             if p & self.bound.align_mask:
 */
-    __pyx_t_7 = (__Pyx_PyLong_BoolEqObjC(__pyx_v_p, __pyx_mstate_global->__pyx_int_0, 0, 0)); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 1003, __pyx_L1_error)
-    if (unlikely(__pyx_t_7)) {
+    __pyx_t_15 = PyLong_AsUnsignedLongLong(__pyx_v_p); if (unlikely(__pyx_t_15 == ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)-1L)) && PyErr_Occurred())) __PYX_ERR(0, 1021, __pyx_L1_error)
+    __pyx_v_address = __pyx_t_15;
+
+    /* "tvmfast/_core.pyx":1022
+ *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
+ *             address = PyLong_AsUnsignedLongLong(p)
+ *             if address == 0:             # <<<<<<<<<<<<<<
+ *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
+ *             if address & self.bound.align_mask:
+*/
+    __pyx_t_2 = (__pyx_v_address == 0);
+
+    if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":1004
- *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
- *             if p == 0:
+      /* "tvmfast/_core.pyx":1023
+ *             address = PyLong_AsUnsignedLongLong(p)
+ *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")             # <<<<<<<<<<<<<<
- *             if p & self.bound.align_mask:
+ *             if address & self.bound.align_mask:
  *                 raise ValueError(
 */
       __pyx_t_8 = NULL;
-      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1004, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1023, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
-      __pyx_t_15[1] = __pyx_t_11;
-      __pyx_t_15[2] = __pyx_mstate_global->__pyx_kp_u_is_null;
+      __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
+      __pyx_t_16[1] = __pyx_t_11;
+      __pyx_t_16[2] = __pyx_mstate_global->__pyx_kp_u_is_null;
       __pyx_t_14 = 38;
       #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-      __pyx_t_14 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_15[1]);
+      __pyx_t_14 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_16[1]);
       #endif
       __pyx_t_10 = 0;
-      __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_15, 3, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1004, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_6);
+      __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_16, 3, __pyx_t_14, __pyx_t_10);
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1023, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      __pyx_t_5 = 1;
+      __pyx_t_6 = 1;
       {
-        PyObject *__pyx_callargs[2] = {__pyx_t_8, __pyx_t_6};
-        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        PyObject *__pyx_callargs[2] = {__pyx_t_8, __pyx_t_7};
+        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
-        __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1004, __pyx_L1_error)
+        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1023, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 1004, __pyx_L1_error)
+      __PYX_ERR(0, 1023, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":1003
- *             if not isinstance(p, int):
- *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
- *             if p == 0:             # <<<<<<<<<<<<<<
+      /* "tvmfast/_core.pyx":1022
+ *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
+ *             address = PyLong_AsUnsignedLongLong(p)
+ *             if address == 0:             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
- *             if p & self.bound.align_mask:
+ *             if address & self.bound.align_mask:
 */
     }
 
-    /* "tvmfast/_core.pyx":1005
- *             if p == 0:
+    /* "tvmfast/_core.pyx":1024
+ *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
- *             if p & self.bound.align_mask:             # <<<<<<<<<<<<<<
+ *             if address & self.bound.align_mask:             # <<<<<<<<<<<<<<
  *                 raise ValueError(
- *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
+ *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
 */
-    __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_self->bound->align_mask); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1005, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_6 = __Pyx_PyNumber_And_object_int(__pyx_v_p, __pyx_t_4); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1005, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
-    __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_6); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 1005, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(__pyx_t_7)) {
+    __pyx_t_2 = ((__pyx_v_address & __pyx_v_self->bound->align_mask) != 0);
+
+    if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":1006
+      /* "tvmfast/_core.pyx":1025
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
- *             if p & self.bound.align_mask:
+ *             if address & self.bound.align_mask:
  *                 raise ValueError(             # <<<<<<<<<<<<<<
- *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
+ *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")
 */
-      __pyx_t_4 = NULL;
+      __pyx_t_7 = NULL;
 
-      /* "tvmfast/_core.pyx":1007
- *             if p & self.bound.align_mask:
+      /* "tvmfast/_core.pyx":1026
+ *             if address & self.bound.align_mask:
  *                 raise ValueError(
- *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "             # <<<<<<<<<<<<<<
+ *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "             # <<<<<<<<<<<<<<
  *                     f"{self.bound.align_mask + 1}-byte aligned")
- *             cptrs[i] = <void*><uint64_t>p
+ *             cptrs[i] = <void*>address
 */
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1007, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1026, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_11 = __Pyx_PyObject_Format(__pyx_v_p, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1007, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyLong_From_uint64_t(__pyx_v_address); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1026, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
+      __pyx_t_5 = __Pyx_PyObject_Format(__pyx_t_11, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1026, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_5);
+      __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
 
-      /* "tvmfast/_core.pyx":1008
+      /* "tvmfast/_core.pyx":1027
  *                 raise ValueError(
- *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
+ *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")             # <<<<<<<<<<<<<<
- *             cptrs[i] = <void*><uint64_t>p
- *         if self.frozen_state.device_type >= 0:
+ *             cptrs[i] = <void*>address
+ *         fill_ptrs(self, cptrs, packed, dl)
 */
-      __pyx_t_3 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1008, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
-      __pyx_t_16[1] = __pyx_t_8;
-      __pyx_t_16[2] = __pyx_mstate_global->__pyx_kp_u__8;
-      __pyx_t_16[3] = __pyx_t_11;
-      __pyx_t_16[4] = __pyx_mstate_global->__pyx_kp_u_is_not_2;
-      __pyx_t_16[5] = __pyx_t_3;
-      __pyx_t_16[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned;
+      __pyx_t_11 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1027, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_11);
+      __pyx_t_17[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
+      __pyx_t_17[1] = __pyx_t_8;
+      __pyx_t_17[2] = __pyx_mstate_global->__pyx_kp_u__8;
+      __pyx_t_17[3] = __pyx_t_5;
+      __pyx_t_17[4] = __pyx_mstate_global->__pyx_kp_u_is_not_2;
+      __pyx_t_17[5] = __pyx_t_11;
+      __pyx_t_17[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned;
 
-      /* "tvmfast/_core.pyx":1007
- *             if p & self.bound.align_mask:
+      /* "tvmfast/_core.pyx":1026
+ *             if address & self.bound.align_mask:
  *                 raise ValueError(
- *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "             # <<<<<<<<<<<<<<
+ *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "             # <<<<<<<<<<<<<<
  *                     f"{self.bound.align_mask + 1}-byte aligned")
- *             cptrs[i] = <void*><uint64_t>p
+ *             cptrs[i] = <void*>address
 */
       __pyx_t_14 = 54;
       #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-      __pyx_t_14 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_16[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_16[3]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_16[5]);
+      __pyx_t_14 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_17[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_17[3]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_17[5]);
       #endif
       __pyx_t_10 = 0;
       #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-      __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]);
+      __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_17[3]);
       #endif
-      __pyx_t_17 = __Pyx_PyUnicode_Join(__pyx_t_16, 7, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 1007, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_17);
+      __pyx_t_18 = __Pyx_PyUnicode_Join(__pyx_t_17, 7, __pyx_t_14, __pyx_t_10);
+      if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 1026, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_18);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __pyx_t_5 = 1;
+      __pyx_t_6 = 1;
       {
-        PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_t_17};
-        __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-        __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1006, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_6);
+        PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_t_18};
+        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+        __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1025, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_4);
       }
-      __Pyx_Raise(__pyx_t_6, 0, 0, 0);
-      __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __PYX_ERR(0, 1006, __pyx_L1_error)
+      __Pyx_Raise(__pyx_t_4, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __PYX_ERR(0, 1025, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":1005
- *             if p == 0:
+      /* "tvmfast/_core.pyx":1024
+ *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
- *             if p & self.bound.align_mask:             # <<<<<<<<<<<<<<
+ *             if address & self.bound.align_mask:             # <<<<<<<<<<<<<<
  *                 raise ValueError(
- *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
+ *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
 */
     }
 
-    /* "tvmfast/_core.pyx":1009
- *                     f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
+    /* "tvmfast/_core.pyx":1028
+ *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")
- *             cptrs[i] = <void*><uint64_t>p             # <<<<<<<<<<<<<<
- *         if self.frozen_state.device_type >= 0:
- *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
+ *             cptrs[i] = <void*>address             # <<<<<<<<<<<<<<
+ *         fill_ptrs(self, cptrs, packed, dl)
+ *         st = self.frozen_state
 */
-    __pyx_t_18 = __Pyx_PyLong_As_uint64_t(__pyx_v_p); if (unlikely((__pyx_t_18 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1009, __pyx_L1_error)
-    (__pyx_v_cptrs[__pyx_v_i]) = ((void *)((uint64_t)__pyx_t_18));
-
+    (__pyx_v_cptrs[__pyx_v_i]) = ((void *)__pyx_v_address);
   }
 
 
-  /* "tvmfast/_core.pyx":1010
+  /* "tvmfast/_core.pyx":1029
  *                     f"{self.bound.align_mask + 1}-byte aligned")
- *             cptrs[i] = <void*><uint64_t>p
- *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
- *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
- *         cdef int ret
+ *             cptrs[i] = <void*>address
+ *         fill_ptrs(self, cptrs, packed, dl)             # <<<<<<<<<<<<<<
+ *         st = self.frozen_state
+ *         st.owned = owned
 */
-  __pyx_t_7 = (__pyx_v_self->frozen_state.device_type >= 0);
+  __pyx_f_7tvmfast_5_core_fill_ptrs(__pyx_v_self, __pyx_v_cptrs, __pyx_v_packed, __pyx_v_dl);
 
-  if (unlikely(__pyx_t_7)) {
-
-
-    /* "tvmfast/_core.pyx":1011
- *             cptrs[i] = <void*><uint64_t>p
- *         if self.frozen_state.device_type >= 0:
- *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")             # <<<<<<<<<<<<<<
- *         cdef int ret
- *         if self.bound.release_gil:
+  /* "tvmfast/_core.pyx":1030
+ *             cptrs[i] = <void*>address
+ *         fill_ptrs(self, cptrs, packed, dl)
+ *         st = self.frozen_state             # <<<<<<<<<<<<<<
+ *         st.owned = owned
+ *         st.n_owned = 0
 */
-    __pyx_t_17 = NULL;
-    __pyx_t_5 = 1;
-    {
-      PyObject *__pyx_callargs[2] = {__pyx_t_17, __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_on_GPU_tensors};
-      __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_NotImplementedError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-      if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1011, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_6);
-    }
-    __Pyx_Raise(__pyx_t_6, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __PYX_ERR(0, 1011, __pyx_L1_error)
+  __pyx_t_19 = __pyx_v_self->frozen_state;
 
-    /* "tvmfast/_core.pyx":1010
- *                     f"{self.bound.align_mask + 1}-byte aligned")
- *             cptrs[i] = <void*><uint64_t>p
- *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
- *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
- *         cdef int ret
+  __pyx_v_st = __pyx_t_19;
+
+  /* "tvmfast/_core.pyx":1031
+ *         fill_ptrs(self, cptrs, packed, dl)
+ *         st = self.frozen_state
+ *         st.owned = owned             # <<<<<<<<<<<<<<
+ *         st.n_owned = 0
+ *         st.temps = NULL
 */
-  }
+  __pyx_v_st.owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":1013
- *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
- *         cdef int ret
- *         if self.bound.release_gil:             # <<<<<<<<<<<<<<
- *             with nogil:
- *                 ret = tvmfast_call_ptrs(self, cptrs, <int>n)
+  /* "tvmfast/_core.pyx":1032
+ *         st = self.frozen_state
+ *         st.owned = owned
+ *         st.n_owned = 0             # <<<<<<<<<<<<<<
+ *         st.temps = NULL
+ *         st.items = NULL
 */
-  if (__pyx_v_self->bound->release_gil) {
+  __pyx_v_st.n_owned = 0;
 
-    /* "tvmfast/_core.pyx":1014
- *         cdef int ret
- *         if self.bound.release_gil:
- *             with nogil:             # <<<<<<<<<<<<<<
- *                 ret = tvmfast_call_ptrs(self, cptrs, <int>n)
- *         else:
+  /* "tvmfast/_core.pyx":1033
+ *         st.owned = owned
+ *         st.n_owned = 0
+ *         st.temps = NULL             # <<<<<<<<<<<<<<
+ *         st.items = NULL
+ *         st.frozen = <void*>self
 */
-    {
-        PyThreadState * _save;
-        _save = PyEval_SaveThread();
-        __Pyx_FastGIL_Remember();
-        /*try:*/ {
+  __pyx_v_st.temps = NULL;
 
-          /* "tvmfast/_core.pyx":1015
- *         if self.bound.release_gil:
- *             with nogil:
- *                 ret = tvmfast_call_ptrs(self, cptrs, <int>n)             # <<<<<<<<<<<<<<
- *         else:
- *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)
+  /* "tvmfast/_core.pyx":1034
+ *         st.n_owned = 0
+ *         st.temps = NULL
+ *         st.items = NULL             # <<<<<<<<<<<<<<
+ *         st.frozen = <void*>self
+ *         st.devices_checked = 1
 */
-          __pyx_v_ret = __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(__pyx_v_self, __pyx_v_cptrs, ((int)__pyx_v_n));
-        }
+  __pyx_v_st.items = NULL;
 
-        /* "tvmfast/_core.pyx":1014
- *         cdef int ret
- *         if self.bound.release_gil:
- *             with nogil:             # <<<<<<<<<<<<<<
- *                 ret = tvmfast_call_ptrs(self, cptrs, <int>n)
- *         else:
+  /* "tvmfast/_core.pyx":1035
+ *         st.temps = NULL
+ *         st.items = NULL
+ *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
+ *         st.devices_checked = 1
+ *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
 */
-        /*finally:*/ {
-          /*normal exit:*/{
-            __Pyx_FastGIL_Forget();
-            PyEval_RestoreThread(_save);
-            goto __pyx_L16;
-          }
-          __pyx_L16:;
-        }
-    }
+  __pyx_v_st.frozen = ((void *)__pyx_v_self);
 
-    /* "tvmfast/_core.pyx":1013
- *             raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
- *         cdef int ret
- *         if self.bound.release_gil:             # <<<<<<<<<<<<<<
- *             with nogil:
- *                 ret = tvmfast_call_ptrs(self, cptrs, <int>n)
-*/
-    goto __pyx_L13;
-  }
-
-  /* "tvmfast/_core.pyx":1017
- *                 ret = tvmfast_call_ptrs(self, cptrs, <int>n)
- *         else:
- *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)             # <<<<<<<<<<<<<<
- *         if ret != 0:
- *             raise_ffi_error()
-*/
-  /*else*/ {
-    __pyx_v_ret = __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(__pyx_v_self, __pyx_v_cptrs, ((int)__pyx_v_n));
-  }
-  __pyx_L13:;
-
-  /* "tvmfast/_core.pyx":1018
- *         else:
- *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)
- *         if ret != 0:             # <<<<<<<<<<<<<<
- *             raise_ffi_error()
+  /* "tvmfast/_core.pyx":1036
+ *         st.items = NULL
+ *         st.frozen = <void*>self
+ *         st.devices_checked = 1             # <<<<<<<<<<<<<<
+ *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
 */
-  __pyx_t_7 = (__pyx_v_ret != 0);
+  __pyx_v_st.devices_checked = 1;
 
-  if (__pyx_t_7) {
-
-
-    /* "tvmfast/_core.pyx":1019
- *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)
- *         if ret != 0:
- *             raise_ffi_error()             # <<<<<<<<<<<<<<
+  /* "tvmfast/_core.pyx":1037
+ *         st.frozen = <void*>self
+ *         st.devices_checked = 1
+ *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  * 
  *     def num_tensor_args(self):
 */
-    __pyx_t_10 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 1019, __pyx_L1_error)
-
-
-    /* "tvmfast/_core.pyx":1018
- *         else:
- *             ret = tvmfast_call_ptrs(self, cptrs, <int>n)
- *         if ret != 0:             # <<<<<<<<<<<<<<
- *             raise_ffi_error()
- * 
-*/
+  __pyx_t_4 = ((PyObject *)__pyx_v_self->bound);
+  __Pyx_INCREF(__pyx_t_4);
+  __pyx_t_18 = __pyx_f_7tvmfast_5_core_finish_call(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_4), __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 1037, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_18);
+  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+  {
+    PyObject *__pyx_temp;
+    {
+      __pyx_temp = __pyx_r;
+      __pyx_r = __pyx_t_18;
+    }
+    __Pyx_XDECREF(__pyx_temp);
   }
+  __pyx_t_18 = 0;
+  goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":985
+  /* "tvmfast/_core.pyx":998
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -17406,34 +17472,36 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
 
   /* function exit code */
-  __pyx_r = Py_None; __Pyx_INCREF(Py_None);
-  goto __pyx_L0;
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_3);
   __Pyx_XDECREF(__pyx_t_4);
-  __Pyx_XDECREF(__pyx_t_6);
+  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_7);
   __Pyx_XDECREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_11);
-  __Pyx_XDECREF(__pyx_t_17);
+  __Pyx_XDECREF(__pyx_t_18);
   __Pyx_AddTraceback("tvmfast._core.FrozenFunction.call_ptrs", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
 
 
 
-  __Pyx_XDECREF(__pyx_v_p);
+
+
+
+
+
 
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1021
- *             raise_ffi_error()
+/* "tvmfast/_core.pyx":1039
+ *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
- *         cdef int i, count = 0
+ *         return self.num_tensor_slots
 */
 
 /* Python wrapper */
@@ -17480,118 +17548,55 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 }
 
 static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
-  int __pyx_v_i;
-  int __pyx_v_count;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  int __pyx_t_1;
-  int __pyx_t_2;
-  int __pyx_t_3;
-  int __pyx_t_4;
-  PyObject *__pyx_t_5 = NULL;
+  PyObject *__pyx_t_1 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("num_tensor_args", 0);
 
-  /* "tvmfast/_core.pyx":1023
+  /* "tvmfast/_core.pyx":1041
  *     def num_tensor_args(self):
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
- *         cdef int i, count = 0             # <<<<<<<<<<<<<<
- *         for i in range(self.num_args):
- *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
-*/
-  __pyx_v_count = 0;
-
-  /* "tvmfast/_core.pyx":1024
- *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
- *         cdef int i, count = 0
- *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
- *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
- *                 count += 1
-*/
-
-  __pyx_t_1 = __pyx_v_self->num_args;
-  __pyx_t_2 = __pyx_t_1;
-
-  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_i = __pyx_t_3;
-
-    /* "tvmfast/_core.pyx":1025
- *         cdef int i, count = 0
- *         for i in range(self.num_args):
- *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
- *                 count += 1
- *         return count
-*/
-    __pyx_t_4 = ((__pyx_v_self->__pyx_template[__pyx_v_i]).type_index == kTVMFFIDLTensorPtr);
-
-    if (__pyx_t_4) {
-
-
-      /* "tvmfast/_core.pyx":1026
- *         for i in range(self.num_args):
- *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
- *                 count += 1             # <<<<<<<<<<<<<<
- *         return count
- * 
-*/
-      __pyx_v_count = (__pyx_v_count + 1);
-
-      /* "tvmfast/_core.pyx":1025
- *         cdef int i, count = 0
- *         for i in range(self.num_args):
- *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
- *                 count += 1
- *         return count
-*/
-    }
-  }
-
-
-  /* "tvmfast/_core.pyx":1027
- *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
- *                 count += 1
- *         return count             # <<<<<<<<<<<<<<
+ *         return self.num_tensor_slots             # <<<<<<<<<<<<<<
  * 
  *     @staticmethod
 */
-  __pyx_t_5 = __Pyx_PyLong_From_int(__pyx_v_count); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1027, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_5);
+  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_self->num_tensor_slots); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1041, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
     {
       __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_5;
+      __pyx_r = __pyx_t_1;
     }
     __Pyx_XDECREF(__pyx_temp);
   }
-  __pyx_t_5 = 0;
+  __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1021
- *             raise_ffi_error()
+  /* "tvmfast/_core.pyx":1039
+ *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
- *         cdef int i, count = 0
+ *         return self.num_tensor_slots
 */
 
   /* function exit code */
   __pyx_L1_error:;
-  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_1);
   __Pyx_AddTraceback("tvmfast._core.FrozenFunction.num_tensor_args", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
-
-
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1029
- *         return count
+/* "tvmfast/_core.pyx":1043
+ *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
  *     def raise_last_error():
@@ -17650,18 +17655,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_last_error", 0);
 
-  /* "tvmfast/_core.pyx":1032
+  /* "tvmfast/_core.pyx":1046
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  *     def __repr__(self):
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1032, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1046, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":1029
- *         return count
+  /* "tvmfast/_core.pyx":1043
+ *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
  *     def raise_last_error():
@@ -17680,7 +17685,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1034
+/* "tvmfast/_core.pyx":1048
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -17717,16 +17722,16 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":1035
+  /* "tvmfast/_core.pyx":1049
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.FrozenFunction num_args={self.num_args} dynamic={self.num_dynamic}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1035, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1049, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1035, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1049, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_3[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_num_args;
   __pyx_t_3[1] = __pyx_t_1;
@@ -17739,7 +17744,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   #endif
   __pyx_t_5 = 0;
   __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_3, 5, __pyx_t_4, __pyx_t_5);
-  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1035, __pyx_L1_error)
+  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1049, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -17754,7 +17759,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1034
+  /* "tvmfast/_core.pyx":1048
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -17775,7 +17780,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pxd":49
+/* "tvmfast/_core.pxd":50
  * cdef class FrozenFunction:
  *     cdef void* vectorcall
  *     cdef readonly BoundFunction bound             # <<<<<<<<<<<<<<
@@ -17842,12 +17847,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_5bound___get__(struct
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pxd":50
+/* "tvmfast/_core.pxd":51
  *     cdef void* vectorcall
  *     cdef readonly BoundFunction bound
  *     cdef readonly int num_args            # total arguments of the kernel             # <<<<<<<<<<<<<<
  *     cdef readonly int num_dynamic         # arguments still taken per call
- *     cdef int32_t* dynamic_pos
+ *     cdef int num_tensor_slots             # DLTensor* arguments (call_ptrs takes one pointer each)
 */
 
 /* Python wrapper */
@@ -17881,7 +17886,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8num_args___get__(str
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->num_args); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 50, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->num_args); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 51, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -17924,12 +17929,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8num_args___get__(str
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pxd":51
+/* "tvmfast/_core.pxd":52
  *     cdef readonly BoundFunction bound
  *     cdef readonly int num_args            # total arguments of the kernel
  *     cdef readonly int num_dynamic         # arguments still taken per call             # <<<<<<<<<<<<<<
+ *     cdef int num_tensor_slots             # DLTensor* arguments (call_ptrs takes one pointer each)
  *     cdef int32_t* dynamic_pos
- *     cdef TVMFFIAny* template              # packed arguments with frozen slots filled
 */
 
 /* Python wrapper */
@@ -17963,7 +17968,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_11num_dynamic___get__
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->num_dynamic); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 51, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->num_dynamic); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 52, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -18210,7 +18215,136 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_18__setstate_cython__
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1038
+/* "tvmfast/_core.pyx":1052
+ * 
+ * 
+ * cdef inline void fill_ptrs(FrozenFunction prepared, void** ptrs, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
+ *                            DLTensor* dl) noexcept nogil:
+ *     """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
+*/
+
+static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_prepared, void **__pyx_v_ptrs, TVMFFIAny *__pyx_v_packed, DLTensor *__pyx_v_dl) {
+  int __pyx_v_i;
+  int __pyx_v_k;
+  int __pyx_t_1;
+  int __pyx_t_2;
+  int __pyx_t_3;
+  int __pyx_t_4;
+
+  /* "tvmfast/_core.pyx":1055
+ *                            DLTensor* dl) noexcept nogil:
+ *     """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
+ *     cdef int i, k = 0             # <<<<<<<<<<<<<<
+ *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
+ *     for i in range(prepared.num_args):
+*/
+  __pyx_v_k = 0;
+
+  /* "tvmfast/_core.pyx":1056
+ *     """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
+ *     cdef int i, k = 0
+ *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
+ *     for i in range(prepared.num_args):
+ *         if packed[i].type_index == kTVMFFIDLTensorPtr:
+*/
+  (void)(memcpy(__pyx_v_packed, __pyx_v_prepared->__pyx_template, (__pyx_v_prepared->num_args * (sizeof(TVMFFIAny)))));
+
+  /* "tvmfast/_core.pyx":1057
+ *     cdef int i, k = 0
+ *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
+ *     for i in range(prepared.num_args):             # <<<<<<<<<<<<<<
+ *         if packed[i].type_index == kTVMFFIDLTensorPtr:
+ *             dl[i] = prepared.frozen_dl[i]
+*/
+
+  __pyx_t_1 = __pyx_v_prepared->num_args;
+  __pyx_t_2 = __pyx_t_1;
+
+  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
+    __pyx_v_i = __pyx_t_3;
+
+    /* "tvmfast/_core.pyx":1058
+ *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
+ *     for i in range(prepared.num_args):
+ *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
+ *             dl[i] = prepared.frozen_dl[i]
+ *             dl[i].data = ptrs[k]
+*/
+    __pyx_t_4 = ((__pyx_v_packed[__pyx_v_i]).type_index == kTVMFFIDLTensorPtr);
+
+    if (__pyx_t_4) {
+
+
+      /* "tvmfast/_core.pyx":1059
+ *     for i in range(prepared.num_args):
+ *         if packed[i].type_index == kTVMFFIDLTensorPtr:
+ *             dl[i] = prepared.frozen_dl[i]             # <<<<<<<<<<<<<<
+ *             dl[i].data = ptrs[k]
+ *             dl[i].byte_offset = 0
+*/
+      (__pyx_v_dl[__pyx_v_i]) = (__pyx_v_prepared->frozen_dl[__pyx_v_i]);
+
+      /* "tvmfast/_core.pyx":1060
+ *         if packed[i].type_index == kTVMFFIDLTensorPtr:
+ *             dl[i] = prepared.frozen_dl[i]
+ *             dl[i].data = ptrs[k]             # <<<<<<<<<<<<<<
+ *             dl[i].byte_offset = 0
+ *             packed[i].v_ptr = &dl[i]
+*/
+      (__pyx_v_dl[__pyx_v_i]).data = (__pyx_v_ptrs[__pyx_v_k]);
+
+      /* "tvmfast/_core.pyx":1061
+ *             dl[i] = prepared.frozen_dl[i]
+ *             dl[i].data = ptrs[k]
+ *             dl[i].byte_offset = 0             # <<<<<<<<<<<<<<
+ *             packed[i].v_ptr = &dl[i]
+ *             k += 1
+*/
+      (__pyx_v_dl[__pyx_v_i]).byte_offset = 0;
+
+      /* "tvmfast/_core.pyx":1062
+ *             dl[i].data = ptrs[k]
+ *             dl[i].byte_offset = 0
+ *             packed[i].v_ptr = &dl[i]             # <<<<<<<<<<<<<<
+ *             k += 1
+ * 
+*/
+      (__pyx_v_packed[__pyx_v_i]).v_ptr = (&(__pyx_v_dl[__pyx_v_i]));
+
+      /* "tvmfast/_core.pyx":1063
+ *             dl[i].byte_offset = 0
+ *             packed[i].v_ptr = &dl[i]
+ *             k += 1             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+      __pyx_v_k = (__pyx_v_k + 1);
+
+      /* "tvmfast/_core.pyx":1058
+ *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
+ *     for i in range(prepared.num_args):
+ *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
+ *             dl[i] = prepared.frozen_dl[i]
+ *             dl[i].data = ptrs[k]
+*/
+    }
+  }
+
+
+  /* "tvmfast/_core.pyx":1052
+ * 
+ * 
+ * cdef inline void fill_ptrs(FrozenFunction prepared, void** ptrs, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
+ *                            DLTensor* dl) noexcept nogil:
+ *     """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
+*/
+
+  /* function exit code */
+
+
+}
+
+/* "tvmfast/_core.pyx":1066
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18222,197 +18356,52 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   TVMFFIAny __pyx_v_packed[__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS];
   DLTensor __pyx_v_dl[__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS];
   TVMFFIAny __pyx_v_result;
-  int __pyx_v_i;
-  int __pyx_v_k;
-  int __pyx_v_num_args;
+  int __pyx_v_ret;
   int __pyx_r;
   int __pyx_t_1;
   int __pyx_t_2;
-  int __pyx_t_3;
-  int __pyx_t_4;
-  int __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":1042
- *     cdef DLTensor dl[TVMFAST_STACK_ARGS]
+  /* "tvmfast/_core.pyx":1071
  *     cdef TVMFFIAny result
- *     cdef int i, k = 0             # <<<<<<<<<<<<<<
- *     cdef int num_args = prepared.num_args
- *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
+ *     cdef int ret
+ *     if prepared.template == NULL or prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
+ *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
+ *         return -1
 */
-  __pyx_v_k = 0;
+  __pyx_t_2 = (__pyx_v_prepared->__pyx_template == NULL);
 
-  /* "tvmfast/_core.pyx":1043
- *     cdef TVMFFIAny result
- *     cdef int i, k = 0
- *     cdef int num_args = prepared.num_args             # <<<<<<<<<<<<<<
- *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
- *     for i in range(num_args):
-*/
-  __pyx_t_1 = __pyx_v_prepared->num_args;
+  if (!__pyx_t_2) {
 
-  __pyx_v_num_args = __pyx_t_1;
+  } else {
 
-  /* "tvmfast/_core.pyx":1044
- *     cdef int i, k = 0
- *     cdef int num_args = prepared.num_args
- *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
- *     for i in range(num_args):
- *         if packed[i].type_index == kTVMFFIDLTensorPtr:
-*/
-  (void)(memcpy(__pyx_v_packed, __pyx_v_prepared->__pyx_template, (__pyx_v_num_args * (sizeof(TVMFFIAny)))));
+    __pyx_t_1 = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1045
- *     cdef int num_args = prepared.num_args
- *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
- *     for i in range(num_args):             # <<<<<<<<<<<<<<
- *         if packed[i].type_index == kTVMFFIDLTensorPtr:
- *             if k >= n:
-*/
-
-  __pyx_t_1 = __pyx_v_num_args;
-  __pyx_t_2 = __pyx_t_1;
-
-  for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
-    __pyx_v_i = __pyx_t_3;
-
-    /* "tvmfast/_core.pyx":1046
- *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
- *     for i in range(num_args):
- *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
- *             if k >= n:
- *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
-*/
-    __pyx_t_4 = ((__pyx_v_packed[__pyx_v_i]).type_index == kTVMFFIDLTensorPtr);
-
-    if (__pyx_t_4) {
-
-
-      /* "tvmfast/_core.pyx":1047
- *     for i in range(num_args):
- *         if packed[i].type_index == kTVMFFIDLTensorPtr:
- *             if k >= n:             # <<<<<<<<<<<<<<
- *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
- *                 return -1
-*/
-      __pyx_t_4 = (__pyx_v_k >= __pyx_v_n);
-
-      if (__pyx_t_4) {
-
-
-        /* "tvmfast/_core.pyx":1048
- *         if packed[i].type_index == kTVMFFIDLTensorPtr:
- *             if k >= n:
- *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")             # <<<<<<<<<<<<<<
- *                 return -1
- *             dl[i] = prepared.frozen_dl[i]
-*/
-        TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_too_few_data_p);
-
-        /* "tvmfast/_core.pyx":1049
- *             if k >= n:
- *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
- *                 return -1             # <<<<<<<<<<<<<<
- *             dl[i] = prepared.frozen_dl[i]
- *             dl[i].data = ptrs[k]
-*/
-        {
-
-          __pyx_r = -1;
-        }
-        goto __pyx_L0;
-
-        /* "tvmfast/_core.pyx":1047
- *     for i in range(num_args):
- *         if packed[i].type_index == kTVMFFIDLTensorPtr:
- *             if k >= n:             # <<<<<<<<<<<<<<
- *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
- *                 return -1
-*/
-      }
-
-      /* "tvmfast/_core.pyx":1050
- *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
- *                 return -1
- *             dl[i] = prepared.frozen_dl[i]             # <<<<<<<<<<<<<<
- *             dl[i].data = ptrs[k]
- *             dl[i].byte_offset = 0
-*/
-      (__pyx_v_dl[__pyx_v_i]) = (__pyx_v_prepared->frozen_dl[__pyx_v_i]);
-
-      /* "tvmfast/_core.pyx":1051
- *                 return -1
- *             dl[i] = prepared.frozen_dl[i]
- *             dl[i].data = ptrs[k]             # <<<<<<<<<<<<<<
- *             dl[i].byte_offset = 0
- *             packed[i].v_ptr = &dl[i]
-*/
-      (__pyx_v_dl[__pyx_v_i]).data = (__pyx_v_ptrs[__pyx_v_k]);
-
-      /* "tvmfast/_core.pyx":1052
- *             dl[i] = prepared.frozen_dl[i]
- *             dl[i].data = ptrs[k]
- *             dl[i].byte_offset = 0             # <<<<<<<<<<<<<<
- *             packed[i].v_ptr = &dl[i]
- *             k += 1
-*/
-      (__pyx_v_dl[__pyx_v_i]).byte_offset = 0;
-
-      /* "tvmfast/_core.pyx":1053
- *             dl[i].data = ptrs[k]
- *             dl[i].byte_offset = 0
- *             packed[i].v_ptr = &dl[i]             # <<<<<<<<<<<<<<
- *             k += 1
- *     if k != n:
-*/
-      (__pyx_v_packed[__pyx_v_i]).v_ptr = (&(__pyx_v_dl[__pyx_v_i]));
-
-      /* "tvmfast/_core.pyx":1054
- *             dl[i].byte_offset = 0
- *             packed[i].v_ptr = &dl[i]
- *             k += 1             # <<<<<<<<<<<<<<
- *     if k != n:
- *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")
-*/
-      __pyx_v_k = (__pyx_v_k + 1);
-
-      /* "tvmfast/_core.pyx":1046
- *     memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
- *     for i in range(num_args):
- *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
- *             if k >= n:
- *                 TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
-*/
-    }
+    goto __pyx_L4_bool_binop_done;
   }
+  __pyx_t_2 = (__pyx_v_prepared->num_dynamic != 0);
 
 
-  /* "tvmfast/_core.pyx":1055
- *             packed[i].v_ptr = &dl[i]
- *             k += 1
- *     if k != n:             # <<<<<<<<<<<<<<
- *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")
+  __pyx_t_1 = __pyx_t_2;
+
+  __pyx_L4_bool_binop_done:;
+  if (__pyx_t_1) {
+
+
+    /* "tvmfast/_core.pyx":1072
+ *     cdef int ret
+ *     if prepared.template == NULL or prepared.num_dynamic != 0:
+ *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")             # <<<<<<<<<<<<<<
  *         return -1
+ *     if n != prepared.num_tensor_slots:
 */
-  __pyx_t_4 = (__pyx_v_k != __pyx_v_n);
+    TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_not_a_prepared);
 
-  if (__pyx_t_4) {
-
-
-    /* "tvmfast/_core.pyx":1056
- *             k += 1
- *     if k != n:
- *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")             # <<<<<<<<<<<<<<
- *         return -1
- *     result.type_index = kTVMFFINone
-*/
-    TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_too_many_data);
-
-    /* "tvmfast/_core.pyx":1057
- *     if k != n:
- *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")
+    /* "tvmfast/_core.pyx":1073
+ *     if prepared.template == NULL or prepared.num_dynamic != 0:
+ *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1             # <<<<<<<<<<<<<<
- *     result.type_index = kTVMFFINone
- *     result.zero_padding = 0
+ *     if n != prepared.num_tensor_slots:
+ *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
 */
     {
 
@@ -18420,109 +18409,161 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1055
- *             packed[i].v_ptr = &dl[i]
- *             k += 1
- *     if k != n:             # <<<<<<<<<<<<<<
- *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")
+    /* "tvmfast/_core.pyx":1071
+ *     cdef TVMFFIAny result
+ *     cdef int ret
+ *     if prepared.template == NULL or prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
+ *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1
 */
   }
 
-  /* "tvmfast/_core.pyx":1058
- *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")
+  /* "tvmfast/_core.pyx":1074
+ *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1
+ *     if n != prepared.num_tensor_slots:             # <<<<<<<<<<<<<<
+ *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
+ *         return -1
+*/
+  __pyx_t_1 = (__pyx_v_n != __pyx_v_prepared->num_tensor_slots);
+
+  if (__pyx_t_1) {
+
+
+    /* "tvmfast/_core.pyx":1075
+ *         return -1
+ *     if n != prepared.num_tensor_slots:
+ *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")             # <<<<<<<<<<<<<<
+ *         return -1
+ *     fill_ptrs(prepared, ptrs, packed, dl)
+*/
+    TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_wrong_number_o);
+
+    /* "tvmfast/_core.pyx":1076
+ *     if n != prepared.num_tensor_slots:
+ *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
+ *         return -1             # <<<<<<<<<<<<<<
+ *     fill_ptrs(prepared, ptrs, packed, dl)
+ *     result.type_index = kTVMFFINone
+*/
+    {
+
+      __pyx_r = -1;
+    }
+    goto __pyx_L0;
+
+    /* "tvmfast/_core.pyx":1074
+ *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
+ *         return -1
+ *     if n != prepared.num_tensor_slots:             # <<<<<<<<<<<<<<
+ *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
+ *         return -1
+*/
+  }
+
+  /* "tvmfast/_core.pyx":1077
+ *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
+ *         return -1
+ *     fill_ptrs(prepared, ptrs, packed, dl)             # <<<<<<<<<<<<<<
+ *     result.type_index = kTVMFFINone
+ *     result.zero_padding = 0
+*/
+  __pyx_f_7tvmfast_5_core_fill_ptrs(__pyx_v_prepared, __pyx_v_ptrs, __pyx_v_packed, __pyx_v_dl);
+
+  /* "tvmfast/_core.pyx":1078
+ *         return -1
+ *     fill_ptrs(prepared, ptrs, packed, dl)
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
  *     result.zero_padding = 0
  *     result.v_int64 = 0
 */
   __pyx_v_result.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":1059
- *         return -1
+  /* "tvmfast/_core.pyx":1079
+ *     fill_ptrs(prepared, ptrs, packed, dl)
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
  *     result.v_int64 = 0
- *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
+ *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
 */
   __pyx_v_result.zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":1060
+  /* "tvmfast/_core.pyx":1080
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
- *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
- *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
+ *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
+ *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
 */
   __pyx_v_result.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":1061
+  /* "tvmfast/_core.pyx":1081
  *     result.zero_padding = 0
  *     result.v_int64 = 0
- *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)             # <<<<<<<<<<<<<<
- *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
+ *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)             # <<<<<<<<<<<<<<
+ *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)
 */
-  __pyx_v_i = TVMFFIFunctionCall(__pyx_v_prepared->bound->handle, __pyx_v_packed, __pyx_v_num_args, (&__pyx_v_result));
+  __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_prepared->bound->handle, __pyx_v_packed, __pyx_v_prepared->num_args, (&__pyx_v_result));
 
-  /* "tvmfast/_core.pyx":1062
+  /* "tvmfast/_core.pyx":1082
  *     result.v_int64 = 0
- *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
- *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
+ *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
+ *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
  *         TVMFFIObjectDecRef(result.v_ptr)
- *     return i
+ *     return ret
 */
-  __pyx_t_5 = (__pyx_v_i == 0);
+  __pyx_t_2 = (__pyx_v_ret == 0);
 
-  if (__pyx_t_5) {
+  if (__pyx_t_2) {
 
   } else {
 
-    __pyx_t_4 = __pyx_t_5;
+    __pyx_t_1 = __pyx_t_2;
 
-    goto __pyx_L9_bool_binop_done;
+    goto __pyx_L8_bool_binop_done;
   }
-  __pyx_t_5 = (__pyx_v_result.type_index >= kTVMFFIStaticObjectBegin);
+  __pyx_t_2 = (__pyx_v_result.type_index >= kTVMFFIStaticObjectBegin);
 
 
-  __pyx_t_4 = __pyx_t_5;
+  __pyx_t_1 = __pyx_t_2;
 
-  __pyx_L9_bool_binop_done:;
-  if (__pyx_t_4) {
+  __pyx_L8_bool_binop_done:;
+  if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1063
- *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
- *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
+    /* "tvmfast/_core.pyx":1083
+ *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
+ *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)             # <<<<<<<<<<<<<<
- *     return i
+ *     return ret
  * 
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_result.v_ptr));
 
-    /* "tvmfast/_core.pyx":1062
+    /* "tvmfast/_core.pyx":1082
  *     result.v_int64 = 0
- *     i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
- *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
+ *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
+ *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
  *         TVMFFIObjectDecRef(result.v_ptr)
- *     return i
+ *     return ret
 */
   }
 
-  /* "tvmfast/_core.pyx":1064
- *     if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
+  /* "tvmfast/_core.pyx":1084
+ *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)
- *     return i             # <<<<<<<<<<<<<<
+ *     return ret             # <<<<<<<<<<<<<<
  * 
  * 
 */
   {
 
-    __pyx_r = __pyx_v_i;
+    __pyx_r = __pyx_v_ret;
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1038
+  /* "tvmfast/_core.pyx":1066
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18536,12 +18577,10 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 
 
 
-
-
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1067
+/* "tvmfast/_core.pyx":1087
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18590,39 +18629,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_prepared,&__pyx_mstate_global->__pyx_n_u_repeat,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1067, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1087, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1067, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1087, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1067, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1087, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1067, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1087, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1067, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1087, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1067, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1087, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1067, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1087, __pyx_L3_error)
     }
     __pyx_v_prepared = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)values[0]);
-    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1067, __pyx_L3_error)
+    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1087, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1067, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1087, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18633,7 +18672,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1067, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1087, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_4_floor_loop(__pyx_self, __pyx_v_prepared, __pyx_v_repeat);
 
   /* function exit code */
@@ -18678,7 +18717,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_floor_loop", 0);
 
-  /* "tvmfast/_core.pyx":1071
+  /* "tvmfast/_core.pyx":1091
  *     cdef TVMFFIAny result
  *     cdef Py_ssize_t r
  *     cdef int ret = 0             # <<<<<<<<<<<<<<
@@ -18687,7 +18726,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   __pyx_v_ret = 0;
 
-  /* "tvmfast/_core.pyx":1072
+  /* "tvmfast/_core.pyx":1092
  *     cdef Py_ssize_t r
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle             # <<<<<<<<<<<<<<
@@ -18698,7 +18737,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":1073
+  /* "tvmfast/_core.pyx":1093
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template             # <<<<<<<<<<<<<<
@@ -18709,7 +18748,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_packed = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1074
+  /* "tvmfast/_core.pyx":1094
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args             # <<<<<<<<<<<<<<
@@ -18720,7 +18759,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_n = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":1075
+  /* "tvmfast/_core.pyx":1095
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18732,7 +18771,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":1076
+    /* "tvmfast/_core.pyx":1096
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")             # <<<<<<<<<<<<<<
@@ -18745,14 +18784,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_floor_loop_needs_a_prepared_fun};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1076, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1096, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 1076, __pyx_L1_error)
+    __PYX_ERR(0, 1096, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":1075
+    /* "tvmfast/_core.pyx":1095
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18761,7 +18800,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1077
+  /* "tvmfast/_core.pyx":1097
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18774,7 +18813,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":1078
+        /* "tvmfast/_core.pyx":1098
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:
  *         for r in range(repeat):             # <<<<<<<<<<<<<<
@@ -18788,7 +18827,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
         for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
           __pyx_v_r = __pyx_t_10;
 
-          /* "tvmfast/_core.pyx":1079
+          /* "tvmfast/_core.pyx":1099
  *     with nogil:
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18797,7 +18836,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.type_index = kTVMFFINone;
 
-          /* "tvmfast/_core.pyx":1080
+          /* "tvmfast/_core.pyx":1100
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18806,7 +18845,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.v_int64 = 0;
 
-          /* "tvmfast/_core.pyx":1081
+          /* "tvmfast/_core.pyx":1101
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)             # <<<<<<<<<<<<<<
@@ -18815,7 +18854,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, (&__pyx_v_result));
 
-          /* "tvmfast/_core.pyx":1082
+          /* "tvmfast/_core.pyx":1102
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18827,7 +18866,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
           if (__pyx_t_4) {
 
 
-            /* "tvmfast/_core.pyx":1083
+            /* "tvmfast/_core.pyx":1103
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:
  *                 break             # <<<<<<<<<<<<<<
@@ -18836,7 +18875,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
             goto __pyx_L8_break;
 
-            /* "tvmfast/_core.pyx":1082
+            /* "tvmfast/_core.pyx":1102
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18849,7 +18888,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
       }
 
-      /* "tvmfast/_core.pyx":1077
+      /* "tvmfast/_core.pyx":1097
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18866,7 +18905,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       }
   }
 
-  /* "tvmfast/_core.pyx":1084
+  /* "tvmfast/_core.pyx":1104
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18878,17 +18917,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1085
+    /* "tvmfast/_core.pyx":1105
  *                 break
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1085, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1105, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":1084
+    /* "tvmfast/_core.pyx":1104
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18897,7 +18936,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1067
+  /* "tvmfast/_core.pyx":1087
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18925,7 +18964,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1088
+/* "tvmfast/_core.pyx":1108
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -18938,7 +18977,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1089
+  /* "tvmfast/_core.pyx":1109
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18966,7 +19005,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1090
+  /* "tvmfast/_core.pyx":1110
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id             # <<<<<<<<<<<<<<
@@ -18994,7 +19033,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1091
+  /* "tvmfast/_core.pyx":1111
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits             # <<<<<<<<<<<<<<
@@ -19022,7 +19061,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1092
+  /* "tvmfast/_core.pyx":1112
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):             # <<<<<<<<<<<<<<
@@ -19056,7 +19095,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":1089
+  /* "tvmfast/_core.pyx":1109
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -19066,7 +19105,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1093
+    /* "tvmfast/_core.pyx":1113
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False             # <<<<<<<<<<<<<<
@@ -19079,7 +19118,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1089
+    /* "tvmfast/_core.pyx":1109
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -19088,7 +19127,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1094
+  /* "tvmfast/_core.pyx":1114
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -19100,7 +19139,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1095
+    /* "tvmfast/_core.pyx":1115
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False             # <<<<<<<<<<<<<<
@@ -19113,7 +19152,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1094
+    /* "tvmfast/_core.pyx":1114
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -19122,7 +19161,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1096
+  /* "tvmfast/_core.pyx":1116
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False
  *     return x.strides == NULL or memcmp(x.strides, y.strides, x.ndim * sizeof(int64_t)) == 0             # <<<<<<<<<<<<<<
@@ -19150,7 +19189,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1088
+  /* "tvmfast/_core.pyx":1108
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -19164,7 +19203,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1099
+/* "tvmfast/_core.pyx":1119
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -19213,39 +19252,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_torch_module,&__pyx_mstate_global->__pyx_n_u_fn_address,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1099, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1119, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1099, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1119, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1099, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1119, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1099, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1119, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1099, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1119, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1099, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1119, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1099, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1119, __pyx_L3_error)
     }
     __pyx_v_torch_module = values[0];
-    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1099, __pyx_L3_error)
+    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1119, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1099, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1119, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -19301,20 +19340,20 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_enable_torch_direct_export", 0);
 
-  /* "tvmfast/_core.pyx":1108
+  /* "tvmfast/_core.pyx":1128
  *     """
  *     global tvmfast_torch_to_dl, tvmfast_thpvariable_tensor_offset, _torch_tensor_type
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)             # <<<<<<<<<<<<<<
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1108, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1128, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1108, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1128, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_api = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1110
+  /* "tvmfast/_core.pyx":1130
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor             # <<<<<<<<<<<<<<
@@ -19323,7 +19362,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_v_offset = (sizeof(PyObject));
 
-  /* "tvmfast/_core.pyx":1111
+  /* "tvmfast/_core.pyx":1131
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19349,7 +19388,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   if (__pyx_t_3) {
 
 
-    /* "tvmfast/_core.pyx":1112
+    /* "tvmfast/_core.pyx":1132
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:
  *         return False             # <<<<<<<<<<<<<<
@@ -19367,7 +19406,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1111
+    /* "tvmfast/_core.pyx":1131
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19376,7 +19415,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   }
 
-  /* "tvmfast/_core.pyx":1113
+  /* "tvmfast/_core.pyx":1133
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -19385,7 +19424,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_t_5 = __pyx_v_torch_module;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1113, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   #if CYTHON_VECTORCALL
   #endif
@@ -19394,13 +19433,13 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_mstate_global->__pyx_int_24, __pyx_t_6};
     #if CYTHON_VECTORCALL
     __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[0];
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1113, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1133, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_8);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_8 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1113, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1133, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     #endif
@@ -19410,33 +19449,33 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     #endif
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1113, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1133, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1113, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1113, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1133, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
   __pyx_v_base = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1114
+  /* "tvmfast/_core.pyx":1134
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1114, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1134, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1114, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1134, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1114, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1134, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1114, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1134, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_9 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_9);
@@ -19445,11 +19484,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_9, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_half, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1114, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1134, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
 
-  /* "tvmfast/_core.pyx":1115
+  /* "tvmfast/_core.pyx":1135
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),             # <<<<<<<<<<<<<<
@@ -19463,7 +19502,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_float_3_0};
     __pyx_t_9 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tensor, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1115, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1135, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = __pyx_v_torch_module;
@@ -19473,12 +19512,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_int_0};
     __pyx_t_10 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_zeros, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1115, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1135, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
   }
   __pyx_t_12 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_12);
-  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1115, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1135, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_13);
   __pyx_t_7 = 0;
   {
@@ -19486,19 +19525,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __pyx_t_11 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_to, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1115, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1135, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
   }
 
-  /* "tvmfast/_core.pyx":1116
+  /* "tvmfast/_core.pyx":1136
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]             # <<<<<<<<<<<<<<
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
 */
-  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1116, __pyx_L1_error)
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1116, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1136, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1136, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __pyx_t_14 = __pyx_t_15;
   __Pyx_INCREF(__pyx_t_14);
@@ -19509,7 +19548,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_17, NULL};
     __pyx_t_16 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_clone, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1116, __pyx_L1_error)
+    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1136, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
   }
   __pyx_t_7 = 0;
@@ -19519,40 +19558,40 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1116, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1136, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
   }
 
-  /* "tvmfast/_core.pyx":1114
+  /* "tvmfast/_core.pyx":1134
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1114, __pyx_L1_error)
+  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1134, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_INCREF(__pyx_v_base);
   __Pyx_GIVEREF(__pyx_v_base);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_8);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_9);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_11);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_13);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_12);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1114, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_6 = 0;
   __pyx_t_8 = 0;
@@ -19565,7 +19604,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   __pyx_v_samples = ((PyObject*)__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1117
+  /* "tvmfast/_core.pyx":1137
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19578,27 +19617,27 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1117, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1137, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1117, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1137, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1118
+    /* "tvmfast/_core.pyx":1138
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
 */
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1118, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1138, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1118, __pyx_L1_error)
+    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1138, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_t_3 = (((uint64_t)tvmfast_read_ptr(((PyObject *)__pyx_v_t), __pyx_v_offset)) != ((uint64_t)__pyx_t_19));
 
@@ -19606,7 +19645,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1119
+      /* "tvmfast/_core.pyx":1139
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False             # <<<<<<<<<<<<<<
@@ -19625,7 +19664,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1118
+      /* "tvmfast/_core.pyx":1138
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
@@ -19634,7 +19673,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1117
+    /* "tvmfast/_core.pyx":1137
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19644,7 +19683,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1120
+  /* "tvmfast/_core.pyx":1140
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)             # <<<<<<<<<<<<<<
@@ -19653,7 +19692,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_set_torch_to_dl(((void *)__pyx_v_fn_address));
 
-  /* "tvmfast/_core.pyx":1121
+  /* "tvmfast/_core.pyx":1141
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset             # <<<<<<<<<<<<<<
@@ -19662,7 +19701,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_thpvariable_tensor_offset = __pyx_v_offset;
 
-  /* "tvmfast/_core.pyx":1122
+  /* "tvmfast/_core.pyx":1142
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19675,18 +19714,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1122, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1142, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1122, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1142, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1123
+    /* "tvmfast/_core.pyx":1143
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19704,7 +19743,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1124
+    /* "tvmfast/_core.pyx":1144
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0             # <<<<<<<<<<<<<<
@@ -19722,7 +19761,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1125
+    /* "tvmfast/_core.pyx":1145
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):             # <<<<<<<<<<<<<<
@@ -19736,7 +19775,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 
     __pyx_L13_bool_binop_done:;
 
-    /* "tvmfast/_core.pyx":1123
+    /* "tvmfast/_core.pyx":1143
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19746,7 +19785,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1126
+      /* "tvmfast/_core.pyx":1146
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)             # <<<<<<<<<<<<<<
@@ -19755,7 +19794,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
       tvmfast_set_torch_to_dl(NULL);
 
-      /* "tvmfast/_core.pyx":1127
+      /* "tvmfast/_core.pyx":1147
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False             # <<<<<<<<<<<<<<
@@ -19774,7 +19813,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1123
+      /* "tvmfast/_core.pyx":1143
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19783,7 +19822,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1122
+    /* "tvmfast/_core.pyx":1142
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19793,21 +19832,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1128
+  /* "tvmfast/_core.pyx":1148
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False
  *     _torch_tensor_type = torch_module.Tensor             # <<<<<<<<<<<<<<
  *     return True
  * 
 */
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1128, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1148, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__torch_tensor_type);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__torch_tensor_type, __pyx_t_15);
   __Pyx_GIVEREF(__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1129
+  /* "tvmfast/_core.pyx":1149
  *             return False
  *     _torch_tensor_type = torch_module.Tensor
  *     return True             # <<<<<<<<<<<<<<
@@ -19825,7 +19864,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1099
+  /* "tvmfast/_core.pyx":1119
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -19863,7 +19902,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1132
+/* "tvmfast/_core.pyx":1152
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19896,14 +19935,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_torch_direct_export_enabled", 0);
 
-  /* "tvmfast/_core.pyx":1133
+  /* "tvmfast/_core.pyx":1153
  * 
  * def _torch_direct_export_enabled():
  *     return tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1133, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1153, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -19916,7 +19955,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1132
+  /* "tvmfast/_core.pyx":1152
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19935,7 +19974,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1136
+/* "tvmfast/_core.pyx":1156
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -19970,49 +20009,49 @@ static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObj
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_init_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":1137
+  /* "tvmfast/_core.pyx":1157
  * 
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)             # <<<<<<<<<<<<<<
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1137, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1157, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_b = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1138
+  /* "tvmfast/_core.pyx":1158
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)             # <<<<<<<<<<<<<<
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1138, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1158, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_f = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1139
+  /* "tvmfast/_core.pyx":1159
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))             # <<<<<<<<<<<<<<
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
  * 
 */
-  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, ((Py_ssize_t)(((char *)(&__pyx_v_b->vectorcall)) - ((char *)((PyObject *)__pyx_v_b))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1139, __pyx_L1_error)
+  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, ((Py_ssize_t)(((char *)(&__pyx_v_b->vectorcall)) - ((char *)((PyObject *)__pyx_v_b))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1159, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":1140
+  /* "tvmfast/_core.pyx":1160
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))             # <<<<<<<<<<<<<<
  * 
  * _init_vectorcall()
 */
-  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, ((Py_ssize_t)(((char *)(&__pyx_v_f->vectorcall)) - ((char *)((PyObject *)__pyx_v_f))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1140, __pyx_L1_error)
+  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, ((Py_ssize_t)(((char *)(&__pyx_v_f->vectorcall)) - ((char *)((PyObject *)__pyx_v_f))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1160, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":1136
+  /* "tvmfast/_core.pyx":1156
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -20659,14 +20698,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_BoundFunction(__pyx_m
   __pyx_vtable_7tvmfast_5_core_BoundFunction.call_vector = (PyObject *(*)(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t))__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector;
   __pyx_vtable_7tvmfast_5_core_BoundFunction.call_vector_heap = (PyObject *(*)(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t))__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_BoundFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction)) __PYX_ERR(0, 689, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_BoundFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction)) __PYX_ERR(0, 693, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = &__pyx_type_7tvmfast_5_core_BoundFunction;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 689, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 693, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction);
@@ -20676,9 +20715,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_BoundFunction(__pyx_m
     __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_vtabptr_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 689, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_BoundFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 689, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 689, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_vtabptr_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 693, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_BoundFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 693, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 693, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -20701,14 +20740,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.snapshot_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes;
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.check_frozen_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 828, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 832, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = &__pyx_type_7tvmfast_5_core_FrozenFunction;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 828, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 832, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction);
@@ -20718,9 +20757,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
     __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 828, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 828, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 828, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 832, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 832, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 832, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -21060,20 +21099,20 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (__Pyx_InitAfterSharedUtility() < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   /*--- Execution code ---*/
 
-  /* "tvmfast/_core.pyx":94
+  /* "tvmfast/_core.pyx":95
  *         TVMFFIByteArray message
  * 
  * import tvm_ffi             # <<<<<<<<<<<<<<
  * 
  * # ---------------------------------------------------------------------------
 */
-  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvm_ffi, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 94, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvm_ffi, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 95, __pyx_L1_error)
   __pyx_t_2 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_tvm_ffi, __pyx_t_2) < (0)) __PYX_ERR(0, 94, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_tvm_ffi, __pyx_t_2) < (0)) __PYX_ERR(0, 95, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":121
+  /* "tvmfast/_core.pyx":122
  * cdef int cached_kinds[TYPE_CACHE_SIZE]
  * cdef const DLPackExchangeAPI* cached_apis[TYPE_CACHE_SIZE]
  * cdef int num_cached_types = 0             # <<<<<<<<<<<<<<
@@ -21082,7 +21121,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_num_cached_types = 0;
 
-  /* "tvmfast/_core.pyx":122
+  /* "tvmfast/_core.pyx":123
  * cdef const DLPackExchangeAPI* cached_apis[TYPE_CACHE_SIZE]
  * cdef int num_cached_types = 0
  * cdef PyObject* fast_exchange_type = NULL             # <<<<<<<<<<<<<<
@@ -21091,7 +21130,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_fast_exchange_type = NULL;
 
-  /* "tvmfast/_core.pyx":123
+  /* "tvmfast/_core.pyx":124
  * cdef int num_cached_types = 0
  * cdef PyObject* fast_exchange_type = NULL
  * cdef const DLPackExchangeAPI* fast_exchange_api = NULL             # <<<<<<<<<<<<<<
@@ -21100,16 +21139,16 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_fast_exchange_api = NULL;
 
-  /* "tvmfast/_core.pyx":125
+  /* "tvmfast/_core.pyx":126
  * cdef const DLPackExchangeAPI* fast_exchange_api = NULL
  * 
  * cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack             # <<<<<<<<<<<<<<
  * cdef object _torch_tensor_type = None
  * cdef object torch_setup_hook = None
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 125, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 126, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_from_dlpack); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 125, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_from_dlpack); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 126, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__tvm_ffi_from_dlpack);
@@ -21117,7 +21156,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":126
+  /* "tvmfast/_core.pyx":127
  * 
  * cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
  * cdef object _torch_tensor_type = None             # <<<<<<<<<<<<<<
@@ -21129,7 +21168,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__torch_tensor_type, Py_None);
   __Pyx_GIVEREF(Py_None);
 
-  /* "tvmfast/_core.pyx":127
+  /* "tvmfast/_core.pyx":128
  * cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
  * cdef object _torch_tensor_type = None
  * cdef object torch_setup_hook = None             # <<<<<<<<<<<<<<
@@ -21141,7 +21180,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_torch_setup_hook, Py_None);
   __Pyx_GIVEREF(Py_None);
 
-  /* "tvmfast/_core.pyx":128
+  /* "tvmfast/_core.pyx":129
  * cdef object _torch_tensor_type = None
  * cdef object torch_setup_hook = None
  * cdef object _current_cuda_stream = None             # <<<<<<<<<<<<<<
@@ -21153,49 +21192,49 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__current_cuda_stream, Py_None);
   __Pyx_GIVEREF(Py_None);
 
-  /* "tvmfast/_core.pyx":131
+  /* "tvmfast/_core.pyx":132
  * 
  * 
  * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
  *     """hook(device_type, device_id) -> int stream, for GPU tensors whose producer has no
  *     DLPack C exchange API."""
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_1_set_current_stream_hook, 0, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 131, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_1_set_current_stream_hook, 0, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 132, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 131, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 132, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":138
+  /* "tvmfast/_core.pyx":139
  * 
  * 
  * def _set_torch_setup_hook(hook):             # <<<<<<<<<<<<<<
  *     """Called once, with no arguments, the first time an exchange-API tensor type is seen."""
  *     global torch_setup_hook
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_3_set_torch_setup_hook, 0, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 138, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_3_set_torch_setup_hook, 0, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 139, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 138, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 139, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":142
+  /* "tvmfast/_core.pyx":143
  *     global torch_setup_hook
  *     torch_setup_hook = hook
  * cdef object _CObject = tvm_ffi.core.CObject             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 142, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 143, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_core); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 142, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_core); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 143, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_CObject); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 142, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_CObject); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 143, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__CObject);
@@ -21203,55 +21242,55 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":427
+  /* "tvmfast/_core.pyx":430
  * 
  * 
  * cdef dict DEVICE_NAMES = {1: "cpu", 2: "cuda", 3: "cuda_host", 10: "rocm", 13: "cuda_managed", 12: "ext_dev"}             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 427, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 430, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, __pyx_mstate_global->__pyx_n_u_cpu) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_n_u_cuda) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_n_u_cuda_host) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_10, __pyx_mstate_global->__pyx_n_u_rocm) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_13, __pyx_mstate_global->__pyx_n_u_cuda_managed) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_12, __pyx_mstate_global->__pyx_n_u_ext_dev) < (0)) __PYX_ERR(0, 427, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, __pyx_mstate_global->__pyx_n_u_cpu) < (0)) __PYX_ERR(0, 430, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_n_u_cuda) < (0)) __PYX_ERR(0, 430, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_n_u_cuda_host) < (0)) __PYX_ERR(0, 430, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_10, __pyx_mstate_global->__pyx_n_u_rocm) < (0)) __PYX_ERR(0, 430, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_13, __pyx_mstate_global->__pyx_n_u_cuda_managed) < (0)) __PYX_ERR(0, 430, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_12, __pyx_mstate_global->__pyx_n_u_ext_dev) < (0)) __PYX_ERR(0, 430, __pyx_L1_error)
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_DEVICE_NAMES);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, ((PyObject*)__pyx_t_3));
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":490
+  /* "tvmfast/_core.pyx":493
  * 
  * 
  * cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)             # <<<<<<<<<<<<<<
  * cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__take_result, __pyx_f_7tvmfast_5_core_take_stashed_result); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__take_result, __pyx_f_7tvmfast_5_core_take_stashed_result); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 493, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__take_result);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__take_result, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":491
+  /* "tvmfast/_core.pyx":494
  * 
  * cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)
  * cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__reraise, __pyx_f_7tvmfast_5_core_reraise_raised_error); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 491, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__reraise, __pyx_f_7tvmfast_5_core_reraise_raised_error); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__reraise);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__reraise, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":634
+  /* "tvmfast/_core.pyx":638
  * 
  * 
  * cdef object RETRY_OWNED = object()             # <<<<<<<<<<<<<<
@@ -21264,7 +21303,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_object, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 634, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 638, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_RETRY_OWNED);
@@ -21272,7 +21311,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":636
+  /* "tvmfast/_core.pyx":640
  * cdef object RETRY_OWNED = object()
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0             # <<<<<<<<<<<<<<
@@ -21281,7 +21320,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_bound = 0;
 
-  /* "tvmfast/_core.pyx":637
+  /* "tvmfast/_core.pyx":641
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0
  * cdef Py_ssize_t vectorcall_offset_frozen = 0             # <<<<<<<<<<<<<<
@@ -21290,50 +21329,50 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_frozen = 0;
 
-  /* "tvmfast/_core.pyx":781
+  /* "tvmfast/_core.pyx":785
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
  *         """Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_5freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 781, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_5freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 785, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 781, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 785, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":797
+  /* "tvmfast/_core.pyx":801
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
  *         """Pre-pack every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 797, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 801, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 797, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 801, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":808
+  /* "tvmfast/_core.pyx":812
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
  *         """Register this function as a ``torch.library`` custom op and return the op.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_9as_torch_op, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_as_torch_op, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 808, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_9as_torch_op, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_as_torch_op, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 812, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_3, __pyx_mstate_global->__pyx_tuple[4]);
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_as_torch_op, __pyx_t_3) < (0)) __PYX_ERR(0, 808, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_as_torch_op, __pyx_t_3) < (0)) __PYX_ERR(0, 812, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -21363,52 +21402,52 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":985
+  /* "tvmfast/_core.pyx":998
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
  *         """Call a prepared function with new data addresses, one int per tensor argument.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 985, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 998, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 985, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 998, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1021
- *             raise_ffi_error()
+  /* "tvmfast/_core.pyx":1039
+ *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
- *         cdef int i, count = 0
+ *         return self.num_tensor_slots
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1021, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1039, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 1021, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 1039, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1029
- *         return count
+  /* "tvmfast/_core.pyx":1043
+ *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1029, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1043, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1029, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1043, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_2 = NULL;
-  __Pyx_GetNameInClass(__pyx_t_5, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1029, __pyx_L1_error)
+  __Pyx_GetNameInClass(__pyx_t_5, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1043, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_t_4 = 1;
   {
@@ -21416,10 +21455,10 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_staticmethod, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1029, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1043, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1029, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1043, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -21449,73 +21488,73 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1067
+  /* "tvmfast/_core.pyx":1087
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
  *     """Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop."""
  *     cdef TVMFFIAny result
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1067, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1087, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1067, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1087, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1099
+  /* "tvmfast/_core.pyx":1119
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
  *     """Switch torch.Tensor arguments to the direct export if it is provably right here.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1099, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1119, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1099, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1119, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1132
+  /* "tvmfast/_core.pyx":1152
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
  *     return tvmfast_torch_to_dl != NULL
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1132, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1152, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1132, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1152, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1136
+  /* "tvmfast/_core.pyx":1156
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1136, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1156, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1136, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1156, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1142
+  /* "tvmfast/_core.pyx":1162
  *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
  * 
  * _init_vectorcall()             # <<<<<<<<<<<<<<
 */
   __pyx_t_5 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1142, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1162, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4 = 1;
   {
@@ -21523,7 +21562,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1142, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1162, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -21579,9 +21618,9 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 634, __pyx_L1_error)
-  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1029, __pyx_L1_error)
-  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 806, __pyx_L1_error)
+  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 638, __pyx_L1_error)
+  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1043, __pyx_L1_error)
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 810, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_get.type = (PyObject*)&PyDict_Type;
@@ -21606,7 +21645,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "tvmfast/_core.pyx":1113
+  /* "tvmfast/_core.pyx":1133
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -21615,18 +21654,18 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1113, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1133, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_int_4};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1113, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1133, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "tvmfast/_core.pyx":1114
+  /* "tvmfast/_core.pyx":1134
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
@@ -21635,27 +21674,27 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_int_0, __pyx_mstate_global->__pyx_int_2};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1114, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1134, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
-  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1114, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1134, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
-  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1114, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1134, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[1]);
-  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1114, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1134, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[2]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[2]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_slice[0], __pyx_mstate_global->__pyx_slice[1], __pyx_mstate_global->__pyx_slice[2]};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1114, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1134, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
 
-  /* "tvmfast/_core.pyx":808
+  /* "tvmfast/_core.pyx":812
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -21664,7 +21703,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_empty_tuple, Py_None};
-    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 808, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 812, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
@@ -21728,41 +21767,41 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{2},{10},{16},{15},{36},{38},{89},{20},{22},{9},{30},{8},{20},{8},{7},{25},{13},{2},{15},{1},{9},{14},{13},{178},{1},{1},{2},{15},{130},{20},{6},{44},{32},{33},{1},{1},{4},{179},{37},{8},{12},{7},{6},{2},{9},{50},{79},{16},{20},{57},{87},{57},{31},{47},{17},{62},{67},{48},{19},{55},{30},{63},{69},{30},{18},{25},{103},{54},{40},{26},{72},{29},{13},{31},{33},{25},{20},{21},{7},{14},{32},{34},{24},{30},{31},{8},{6},{9},{8},{6},{20},{12},{11},{17},{8},{10},{25},{8},{11},{12},{8},{10},{8},{12},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{27},{11},{16},{13},{24},{21},{28},{7},{9},{3},{6},{4},{11},{18},{1},{4},{5},{9},{18},{5},{4},{5},{5},{3},{4},{9},{12},{6},{5},{10},{9},{12},{6},{7},{1},{7},{10},{6},{11},{6},{6},{3},{12},{15},{4},{6},{4},{1},{19},{4},{5},{11},{4},{13},{12},{1},{4},{2},{8},{15},{3},{6},{6},{2},{13},{1},{6},{4},{3},{7},{8},{4},{1},{16},{9},{11},{6},{7},{6},{3},{4},{7},{4},{10},{12},{1},{6},{2},{12},{9},{7},{13},{16},{6},{5}};
-    const struct { const unsigned int length: 9; } bytes_length_index[] = {{9},{9},{87},{9},{12},{79},{10},{12},{124},{299},{47},{9},{93},{69},{309},{33}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{2},{10},{16},{15},{36},{38},{89},{20},{22},{9},{30},{8},{20},{8},{7},{25},{13},{2},{15},{1},{9},{14},{13},{178},{1},{1},{2},{15},{130},{20},{6},{44},{32},{33},{1},{1},{4},{179},{37},{8},{12},{7},{6},{2},{9},{50},{79},{16},{20},{57},{87},{57},{31},{47},{17},{62},{67},{48},{19},{55},{30},{63},{30},{18},{25},{103},{54},{40},{26},{72},{29},{13},{31},{33},{25},{20},{21},{7},{14},{32},{34},{24},{30},{31},{8},{6},{9},{8},{6},{20},{12},{11},{17},{8},{10},{25},{8},{11},{12},{8},{10},{8},{12},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{27},{11},{16},{13},{24},{21},{28},{7},{7},{9},{3},{6},{4},{11},{18},{1},{4},{5},{9},{18},{5},{4},{5},{3},{4},{9},{12},{6},{2},{5},{10},{9},{12},{6},{7},{1},{7},{10},{6},{11},{6},{6},{3},{12},{15},{4},{6},{4},{1},{19},{4},{5},{11},{4},{13},{12},{1},{4},{2},{8},{15},{3},{6},{6},{2},{5},{13},{1},{6},{4},{3},{7},{8},{4},{1},{16},{9},{11},{6},{7},{6},{3},{4},{7},{4},{10},{2},{12},{1},{6},{2},{12},{9},{7},{13},{16},{6},{5}};
+    const struct { const unsigned int length: 9; } bytes_length_index[] = {{9},{9},{87},{9},{12},{79},{10},{12},{124},{299},{9},{9},{93},{69},{321},{33}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2595 bytes) */
-static const char cstring[] = "x\332\215W\317w\323H\022&\273\201\r\220\2058\t\314\362`v;\013l\234\020<c\010?6\220\2311\t\314\354{\300&\020\030\366\r\254\266-\265l\021Y\262\325-\047f\227}\034}\324QG\035u\364\321G\037s\324\321\307\374\t\363\047lU\267\2448\t\274\267y/V\253\273\253\272\352\253\257\252Z\244H\250W\363\033\314\021\374`\264Dj\256 \244\352\213|\216\\%:u\034\230\2562\322\244\2343\203P\020!\353O7\250\276M\004s\270\353\375?{V\010\321\353\324\251\301\"\257\323&#\334rtFL\217\261\017\254\270\360M\323cM\352\301\210\024=\306\255\017L#\240\2303\001O\207X\342\373\205\007\351f\234Ow\023Z\243\226C\014*(i\272\226#\230\227ya\270\214\0234\312\264\004\201=\260xw\231\030\035\2076,}\225\324]\333\300u\342V\3373]\220\242\343\3336\001\003\r\233-\020K\211fO\020\367\320\364\342\267Kj\016\367\302\023\014K\037z\323?\212\233\307lF9\323j\226\275zu\267(\300vp\200\326pya!?\003\334\242\2024\\.\310\255;woV;\002\274\262\255\232\303\214C/%\262\365\372\031\331f\236\303l\016gY\266 ;\226\250\023\203\231\324\207\227\252o\232\340>@\317\301\204LLa\003n\221\006\355\020\335\243\274\256\360\004\230\205\326p\r\t\024b\013\250f\332w\352.g\271B\037\306\256ib(L\252\013\327[-/\221\252\345\030\305R\251\264\244\016B\247V\313\013\245\225\025\262\222\036i\030\020G\016\257l\267\t\010#)2\272\024A\211^/m\311\267%\"\332\r\3154\255\364\035\303K\211\246\031v\023\330\243i\020k\327\360u\346-,a\020\227\210i\273\024\036U\327\265\227\010\027\240\340\271\3530%\226\252J\243\372@Ra\304\002)\257\346`H\000z\010dj\324AB4|.\271\0148\241b\203\265-\235=\004\325&\345\242\364\310\365\035\343\211\357\350\302\202\r\216\337\320@\222\257\346\353O<\367\003s\216o\370\356{4\363\271\013!\025u\010\371ZG\3241\022\034\016\260\255*\363\250`v\007\035\262\300V\01779d\343\361\306\315\345\373\3132\200\036C\2378\341~U\2671\315\200y\246b\002\020Tt\232\214\227\310\337L\322q}\3420\360V\2702\035G\005D\2359\230T8 \3632k)\232\251\201\270\345\324\346\211ayp\210\325f(\375\204\332\234\2254\000\334\3654\370iJ\275\230\332i\376\031\304L\375\204pk\240\214)\260P\035[5,N\2536c\016\376\326t""\213\253\221\001Y\227\221V\323@\t\004\027\302l\370\362L\307un\002\004m\213\332\260\252[\216%4\2153\333,\251\344\\\222\3436C\"\352\030\276\203\332\243\273N\233yByN\311\206\0028Mp\344w\323\322\267mp3\013\025\034\356Q0+\177\027t\233\301$\007\323\2629$\372\312\001\311sr`\301\331\2010A\010\304\216K\276[%eE\255\303\202#\344\307\374\365|GX\220\235\220x>\370r\300\330RN\030\311c \204G\275\016\304O\324\037|F-T1\266\252j\017p\006}S\032\271d\312\2504?\"\350\002\035\364z\266e\345\210^\244\205\322\004\265P\326G3\0472\034id\333\277\321t\327c\245fg7\235X!\207\363b\207f\245\323\022\020J\250\347\306\003YIF\317+.\344\322G\262\346\213\342\307\373E\256\002\361\225\2140\251\005,\223\365\030\034`\236\007\360\240B\031k#\337\177P\253\363\251*\372\220\273\014\351\002|\2008sKR\334\036\251\021\210{.\206\247jM\341q\350^y\300?\273\372\305\374!E\263\224\271\004eua\341\263\342\260\357\307\215Wi\305\342+\nP\010\031\024\rF\0337\351\016\366DS*\220\301\377\254\222\264Q\216\270}\334\346\264\323f\256\037]\310=\301\303\241\302UU\"\344\360\254\214\364\207\274\000>\207\002.\357\nXsA.w\335\225\027\001\313\343\342\3701\030\001\004\314\200\242H\376\235\331\263B\332\324\366\331\307C\031\227Ie\324\000\2427\233\256\047\362\376:\262\017\311\3669\002\034\262\313c\302\367\034\231\273\353OUsZT\265[\366n\3549&t\322\221\033\324\201\036\327\205\206\353tF\030S<\224 \207^Jy\031\324e\315\322\264\243\313P\2438T\352/m\240\\\223-Us\233\207\027\024\"\207\347Rx\326\376.\013\343\341\304;\374v\334\256c\353\307\014;\262#\047\336\221yd\205\242\261$\307\221U\231\251\032\364,\241\311\364\315\026\236\311\322\264A=\250E@\341\r\240\370Sk\233\251\330h\332Fg\027\376\327\201*\332s\266+^0S\323\322\036\007\035\006\272\211j!r\210\rQ\2531a\t\326\300\t$\230|\246\327\216|\244klW\335\\5\332\264p\001\t\202\317\021\351Z\006\003\3745\340J*\237\322X\034a\351\304\047\224KMO\225\3408\025\301a[`k\304\205\226O\355L k\216\307\342\220O\260]|\301\273Y&\303GL9\026\035\r@\347\350\247\216\2274M5\344\224;\252\365\203FL\232\221\246\257\311\036|\320q5\213c\365w}""\270v0y\264\356{\036p\\SeH\253\273\356\266\234Wza\3447\325\344\347\016J/\005\264\312\261b\345\215\026`\242\362\322\215\364\030\3417\345\035G\267\334Rn\001\257V\341\232-+wN6\335F\323 \014\302\243:\253B\030u\033\362\025{\226\016\033\205.75}\3357(\376\203u\\\310\001$-\205o\024e\242\201\327\030\260\305\353Ht\031\220V^\323\330.m4\00174\215\355Z\\\300\257\320\340\352c\312\273\351\355[\246\243\245\367_\225\200Pp\032)\237T\3551\245\263\300\232\032\336\252Sv\343\270f\273Uj\313)\300\302T\204E\354,\013\217\224\245$\027\200:~\037\031\310\341T#\345\033\262\257\201\327\230\014\260\206\217\014\340\322X\007\335p\234\254$\037IB\270)\251\313\222\272\355\273\334\335\201\352\227\356\340M\264\236\031hw\323m\246E$\353c\210\247w4k=\006\337\017\014\212\373\310\247\020\354g\024h\"\277\001\325M\013\312\254\347\352\r.1\345x\275\203\303\323\013\"\262\327\322!\331\353\256!\224!\302U\236)w!\300\016\207\266\300\322{T~\225\303Xg/\031\024\262i\360\017\314sy^\320\267 \304\217\321Z\374 (\002\203}\035\257\245\230\223\000\206v/\325\241\335\221\032\217\2247\262\270D\332\256e\220\305E\371q\262p\"\333\236S\361\323\330p\374L\367F\260\211\203\263\311\331?\205<\232\303\361\345p5\236\350\215\365\n\303\361+\341\363\270\330\233\353\225\207\343\027\202\315\300\215\336\365\346\373\205\376\\\377\341\300\333\373*\331\370%\371\345\255\\J.\376%j\364\356\301J\271\377t\3577{\363\311\346\333\344\355\273Oc\373\343\047\207\343_\005\255Oc\277\236:q\362\024j/\303x\342\304\311\331\000\264^\217\336\304\257Q\375\327\341\233h\023U\275\t\341\361\273O\273\335\217\341Z\330\032N\234\353ZA+\034\033\236>3\234\230\354>\016.\0044h\r\047\247\203R4\206\217\033\260\177r:\231\276\026U@\327\233\336\313\376X\2770\234<\337\025\301\355\200\016\247\n\250Mtow\351pB\3311%\355(\306\347{\255\376\344\240\262\017gof\233\030\010mG3Qe8q\276\333\002\\\272\017\203\235\220\206\"\272\033_\351\375\243_\037\320\001\337\273\272\007\002\347\272\264\333\016\266\302Bx-4\242\305\270\022\277\354\215\367\326\373\343\375\047\203k\003c\357\372^kx\376rx/\232\223\262""\257\001\231\365\301\370`m\320\332\233L\266^\r\317\317\006\217\002=\274\022\275\214\317\000\304\313\275v\037\264NtOv7\207\023g\273+\311\205\353\321f\264\335\233\351\375\324_\353\177\330+\354\315\r\047g\0204\2000\3741*\243\017c\271\304d2I\242\261\350r\274\026\267z\023\375\337\366\313\303\251\231\340vr\361n\217\366v\372\372\2400\270\261\3672\331\330\304\351\345\340#\300\265\031\325c\032\003\230W\2432x\254\224_\002\2136\321\361\362\247\312\376\304\225\260r\000\273\010\313\n\330\277\206\225\360E\370\237\370v\014\000_\n\013\022\254O\025\210\360\351?\00488w\342\364dw\271\373\001\300)Fs\030\246\205\260\234\\y\235\274\3769\371\031I\223\274\325\023\335\030N\\\000\000\277\216\214x\261\267\006F\032\2039t\375V\367EW\206x\021N\237*\354\203\366\377\206\233\241\031\375\024WF\225\317\204\217\000\371\253\340\207\t^\013\240\321$\204\022\246n@(\220\277\271\340z<\026_\002\220\357\367o\367i\037-\234:q\232 \341\001F8q9e\2332\024}F+^\006\343\311\354\265h-\342\361\237\343G\340\253Z\036N}\013\332g\223;\217\223\307H\362\344\335?\017Qs*\030\017*\301\246\202j\005\316\327\243\302p\352b`\205\255\204\3740\030K*\000\302\233\344\215\222\325\022\355_\270\325\013f\202\nn{\037\215%s\025\010\327\234\232\236\206h\265\201\241ji8\273\334\253\364\266d\022\226\207\263\027eX\356FW\342\027\030\310BP\010\256\003a\337\0031R\267\236\3053qEf\010\322\211\356\313\3516\230W\230\006\225\311\305\371\250\025\237\212k\275W\375\271}\334\205\\x\022\317\367.\364\250R\301\0030\004(\227\214\337Ln~\327\247\277N\2378}.\371=hC|?\002\025^\003\301\377\330k\375\017\306\253\222\225";
-    PyObject *data = __Pyx_DecompressString(cstring, 2595, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2552 bytes) */
+static const char cstring[] = "x\332\215WKs\023W\026\3063&\021\340\000\346\225\311\204\314\\\027!\310\306(\343\340\220\224\301\311\010\033\222\251!\214\r\036\302THu\256\272oK\035\267\272\345\276\267m\211\024S,\265\324\262\227\275\324RK-\265\364\262\227Z\362\023\362\023\346;\267\037\226m\250\032WY\367y\316=\217\357<\232\225\031\017\352aSxJ\036\314\026Y\335W\214\325BU\354\261k\314\344\236\207\355\232`-.\245\260\030\007\t[\177\264\301\315m\246\204\047\375\340\377\271\263\302\230\331\340^\035\207\262\301[\202I\3073\005\263\003!^\212\362\374\347\255@\264x\200\031+\007B:/\205\301\300X\n\205\321c\216\372v\376nv\231\366\263\333\214\327\271\3431\213+\316Z\276\343)\021\344ZX\276\220\214\204\262\035\305p\007\207w\226\231\325\361x\3231WY\303w-:g~\355Wa*V\366B\327e\020\320r\305<sR\322|\004y@\242\227\377\266\230\356\321]\214\020,\033\314Vx\324n\201p\005\227\302\250;\356\352\265vYAv(\300\353t<?_\274\001\265\270bM_*\366\305\227wn\325:\nZ\271N\335\023\326\241E\205m=\373\201m\213\300\023\256\304[\216\253\330\236\243\032\314\0226\017\261\250\205\266\r\365az\t\021r\262\3246P\2135y\207\231\001\227\215\324\2360\2632\232\276\245\rE\266\205Us\356{\r_\212\202a\210\271o\333\344\n\233\233\312\017V\227\026Y\315\361\254r\245RYL\037\"\245V\227\346+++l%{\322\262\340G\211\245h\267`a\002E\016\2272\230\230\215\312\226^-2\265\3334l\333\311\326\344^\316\014\303r[@\217a\300\327\276\025\232\"\230_$\047.2\333\3659\206\232\357\273\213L*0x\354{\"%\313Xe^\275\253\2410!\201\246O\3670e0=\034\231\tu\020\020\315Pj,\303N\304\330\022\273\216)\356\201\265\315\245\252\334\367C\317z\030z\246rp\301\013\233\006(\345jq\3760\360_\n\357\370\205o\276%1\037\373p\251j\300\345k\035\325 OH<\340:5\021p%\334\016)\344@\326\200.yl\343\301\306\255\345\257\227\265\003\003A:I&\303\232\351R\230\001yv\212\004\000TuZBV\330?l\326\361C\346\th\253|\035\216\223\004\252!<\n*\232\260\033:j9\211i\200\334\361\3527\230\345\004x\304\331\025D\375\220\273RT\014\030\334\017\014\374\2644_\n\355,\376,fgz\302\335\006\230\211\324X\304N\254Z\216\3445W\010\217~\353\246#\323\231\205""\250\313Ak\030`\002\347\302\315V\250\337\364|\357\026L\260\353p\027\247\246\3439\3120\244p\355J\032\234\213z\276+\010\210&\271\357 \367\230\276\267+\002\225j\316\331Fj\340,\300\t\337-\307\334v\241f\356*<\036p\210U\254\025\337\026\330\224\020-\337#\240\257\034\200\274\000\007%\234=\270\t.P{>\373f\225-\245\320:L8\001~\212\337 \364\224\203\350D\340\205\320\345\000\261\225\0020\032\307\000D\300\203\016\374\247\032w\337\302\026YL\254\246\271\007\230!\335R\216R#e\222Z\036!\364\001\007\263\221_Y9\302\227`\221rB.\324\371\321.\200\214\047\255\374\372\347\206\351\007\242\322\352\264\263\215\025v8.\366x\236:\035\005W\"\237[wu&\231|\257<_P\037\211\232w\222\037\257\027\005\013\262\257F\204\315\035\240L\347c( \202\000\346!\206\332\327Vq\377 W\027[5\322\241P\031\341\002<\300\317\322\321\020w\047r\004\331\275 \243W\215\226\n$\252W\341\360\267\236\2763~X\331\256\344*!\255\316\317\277\225<\253q\023\022\037\177.+\222\271\324G\017\n!\310\325HN\265\024\303\205f+\023\251\275\310]\217\221{u\231\247t\t\272Bj_\327p\047\220\352\3703d<\322\325B>c\277\345\362\254\260]\356\206\342\325\241`\311\251r\257\002\243\255\226\037\250\2424N\334#\234\274\315w\207\344\n\204\n\003O\207\335\372\243\264\256,\244iW\227]*\0276\212\340D\363s\300\307\367Q+\275\316\204\263\313\207\260}hQ)2\230\251\323\215a\034=Fz\221H\262\357\272\300\245\241\253\241\341\267\016\037\244\0269\274\227\231g\355_:\247\035\216\231\303\253\343r\035;?&\330\221\033\005\360\216\354\023*\322\232\251\301q\344T\007\231\201r\243\014\035y\371\301\017:\253l\360\000i\004\020\336@jz\344l\213\3247\206\261\321i\343\177\035P1\036\213\266z\"l\303\310\312\023\212\003\nA\232\375\365\224j\231Q\027\312Q\242I\033\0040=f\035C13\r\321N\233N\203\267\034: \200\3208A]\317\315\200\277&\272I=jaiFY\217Fd:\303\314\230\320<#\241\351\256\242\252F\007;!ws\202\274\256\035\363C\261!\332\264\240\266*\247\221\023\242\034\363\216\001\243K\322\323\244\376\312Hki\206\235\264j\203#\005\315D\2756t\371<(\226\206#)q\373!:\006\241\2376\303 \000\306\241O x\323h\370\376\266\336O""\371b\026\266\322\315\267=\224\325s^\223Ti\262\216\257(\225\260\026\327m3\241d\002\346\\v<\323\361+\205 \262VC\243\254so\2019\323%\t\341\r\025pS\324\340M\323E\330R\3251\365y+4C\213\323?\344\223JO\020\266\034\037\030\251\220\226kQ\027\002A\202\216\266\260\000pu\227%\332\274\331\202\355H.\321v\244\302\2572\320\271\330\272\265\274\375\205\355\031\2312i\020\"\35143L\245\371\307\326\n\0039uj\2123\204\323\274\356\3725\356\352\255\006w\355\024\264d?\307\241\047u:)\010\220\313\277&\024J\274je\230#\0046\251\013\311\255\325\014\t\005R\013\353\221\032\236\227\247\345#\201\210F\047\355u\322f\335\227\376\0362\240\376\311\256\311\026\251 ,\022\276\345\267\262l\222\327\"2kp4|\003\201o\000\201,?\3619\203\373\202\003/\372;.\355\226\220o\003\337lJmXI-\032$\310\232<\251\201\354\230\210\373\206o\251T\024\345\247\n\246Z\303\311\236D\205\020Y7T4d\344\357|\221[D\327\017\371R\004\276,r\373\026<\375\200\344\245\266\276\0140\207&5\227\024\236\260\211\361U\306\303\370Rs<\222\351\330\302\"\333\365\035\213-,\350O\214\371\023\371\365\002\216\257\247\306\323\247\2737{\23349\223\234\371k$\3439\232\177\034\255\366K\203\251\301\354x\372j\364\270_\036\314\r\226\306\323\227{\233=?\376ypc8;\234\033\336\033\005\373\037&\033?%?\275\320G\311\225\317\342\346\340+\234,\r\037\355\377a\377F\262\371\"y\361\363\353\2517\323\047\307\323\037\366v^O\375\376\336\211\223\357\021\367%\314K\047N^\352\201\353\365\370y\377\031\261\377$z\036o\022\253\347\021\206\367_\267\273\257\242\265hg\\:\333uz;\321\324\370\324\351qi\246\373\240w\271\307{;\343\231\013\275J<E\303M\334\237\271\220\\\3704\256\202\327\363\301\323\341\324pv<s\256\253z\267{||~\226\270\251\356\355.\037\227R9\316k9\312\375s\203\235\341\314\250\372\006oo\346\227\004\210\266\343\213qu\\:\327\335\201]\272\367z{\021\217T|\247\177u\360\237ac\304Gr\377\332>\010\316vyw\267\267\025\315F\237FV\274\320\257\366\237\016\246\007\353\303\351\341\303\321\247#k\377\372\376\316\370\334\307\321W\361\234\246}\006\313\254\217\246Gk\243\235\375\231d\353\337\343s\227z\367{ft5~""\332?\r\023/\017v\207\340Z\352\236\354n\216Kg\272+\311\345\353\361f\274=\2708\370~\2706|\271?\273?7\236\271HF\203\t\243\357\342%\322a\252\240\230IfX<\025\177\334_\353\357\014J\303?\016\227\306\347/\366n\047W\356\014\370`oh\216fG7\367\237&\033\233\264\275\334{\005sm\306\215>\357\303\230\327\342%h\2342\377\010\022m\222\342K\257\253oJdFL\340\273S\177\202\361\252\277\237=qj\246\273\334}\t\265\313\361\0349`>ZJ\256>K\236\375\230\374HpH^\230\211i\215K\227a\232Ob\253\2770X\303\363\326h\216\224\372\242\373\244\253\235\267\020U\341\032\342\377\337h3\262\343\357\373\325I\346\027\243\373\260\3515HhC\037\005\200\314\300I\330\272\t#\0232\013\302\365\376T\377#\230\357\353\341\355!\037\222\204\177>q\212\021\224\343\2457x1\345\366\000.]\357\177@\340\310D\306\373Z\236\247\275\351^\265P\343\336\260:\334J\252\365\244\336H\032\316!\300\235\357\235\211\226\243\035\002\335\271\356\036\366dt\r\022\000aWzN\264\223\260\277\217\246\222*\214\360<y\376K\362\013Oxm<s%\271\3629\334\241i\332\240\230\243\333\277\306S\311\\\025\376\230K\267\203\350R\364\014\356L\217\306\227\226\007\325\301\026\242\354\306hv|\351\n^R\321\235\370j\377\tyj\2667\333\273N\210\034\227h\372Y\364~\324\216\021%\037t\267z\260\312\351\356<|X\322a=\261\312\206\205\336w\021M\222\323\204x\230\360\267h\016:\265\343v\277\003\330\376\023\310\234J\246o%\267\276\031\362\337/\2348u6\371\000\020\244\213\257\242*D\274\323\377\313`\347\177j/t\026";
+    PyObject *data = __Pyx_DecompressString(cstring, 2552, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3446 bytes) */
-static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\346\361!))[\006\324\000at \377most 256\377-byte al\337igned\000\n. \377TVM kern\367els\241@ilt \377with def{au\n\000buff\374\000\342\234@s\326@<\005\226#and\377 may cra\347sh \264\000\221 (rt\037_mod \245!\330!\304@~V\005whose I\005\335u\t\000off\207Afa\377ctor=1, \377bind(...\371,\247\003\306a=1).:\267: :l\004dd\305@s\216\014\000exp\337 \265a\247e(\336B\000ch.T\270b, \177tvm_ffi\t\004\376\363Aa __dlp\376\337`__ prod\277ucer),\305@t\277, floa\004\000b\377ool, str?, None1\003D\004\032\317D;\314\204\002: y\006\237`\337\204\003-:G\001 ;\347 l\274\204\005\207\205\007\253mu\212@bO\000n\250 e\276\336 vice<\243\000f\377ast.Boun\177dFuncti\375@\377num_args\375=\027\006Frozen\266\017\017>?\243\001No\335@t\275h\360@Cyth\206As\376\277@liberat\367ely\315\001icte\373r \"\000n PEP\337-484 \275Are\376\246\204\001s subcl\336\207\206\001s of\204cin\377 types. \377If you n?eed to\256\206\002%\t\377then set\256[\000e \047\325\206\002a\304\001_\376<\000ing\047 di\333re\327\000ve:\001Fa\337lse._\356 or\037_loopS\002\373\206\001\247\206\004\367d f\202$add_\315n\331\000de\251!K\001e=\377disablee\275n\002\001gcis\004\003d{no\254\204\006__re\331A\366\344@duo\002non-\177trivial\202`\377cinit__s\257elf.\227\206\003,\007\002v\275e\205\204\001call\225\210\010c\277onvert\364\003a\363 P\333#\332\206\004for \037pickl\344\000\303Ez\000\363ra\224\000\007\006take\236\217\000sult\347E\345\204\001:\222\333\204\007 \225e\355\207\001w\244@\200@t\177wo >= 1\272\211\003\370+\013\362\204\010\274""\206\001runti\377me modul\317e, a\364\204\006\311for\374\023\000\216`rary p\347ath\300\204\003\202\013nam\033e=\243\210\001on\261`\330\001L\003\251s\245b2\ts*\014o\275`c\033h Z\004: \332\013\235`\225\004\247 ha\233\211\002\331E o\001d\376\047\005/_core.\267pyx\220\205\004: \212\205\013w\3549\002\366\211\001it\310@izegd; \306\207\001\314)()5\006\300\247\205\014&\026\236\213\017x\006\234\211\001\215bfa\317iled\303\214\002\350`erOror \214\001\347Bd\250\006\226\372\214\005 #\273\006b\330\206\001\313\204\006s\275 \214a pos\301\000o\207nal\252\215\010\364!\362\006\204\204\001_?ptrs()\342\207\007\t\022\274\224\206\001\253\205\022 (f.\373\214\005.\357..))H\022on \267GPU\357\215\004s:\313#h\375e\202\211\001eam-aw_are f\224\212\001)\266b\200\215\022\242\215\004\354\010\231\212\006\304F\221\216\003\362\006 \360\n\014\345\000\304\003\254anumb\344\203\205\003\313\217\006:\225\213\010\231\211\006N),\320\317\216\001\260\206\002\344a\321fo\204\217\002ir\343stU\017\216\206\001\354\217\001dic\367t {\203E: va/lue}\345\205\n:\306\217\004\303\217\005\377 support\221 \330\215\005\323\010\237\212\001 \356P\213\nr\337eturn\264\214\002DL\312\247\214\003*\223\212\001t\232\217\003\360\213\001f \371i\266\221\t\204\205\006too m\227any\334\221\010(\254\213\n\271\213\n.\332\376\210\006c\220\213\002__\017\rse\177tstate_\013\023was_\316\215\002_opK\013\030\331\221\003_\013\343\221\004CO\365\220\002\241\214\013\257\214\013\000\206\017\017\016\210\0163\014\222\205\006K\014\264\215\001\267\223\003\370\272\215\002i\014\221\212\002_last\351_\272\206\002\347\215\005M\262\211\002Par\377ameterPa\277thLike\303\217\003_\357_Pyx\001\000Dic\377t_NextRe\367f__\335\214\004e___\343_c\332\222\003\006\002\276\215\001_ge\037titem\030\001\335a\003\002\274\360\217\004\370\217\006c_ex\264\224\003_\207apiC\001\360\214\001K\0013\010g<\230Ed\000mainj\001\336\212\003(t\001\252\212\001|\001p\235\000c>\004\010\001\232\315C_\023\001vt\247\215\001\241\001q\207ual)\005\225\215\005\217n\257\215\006e\221x\325\001\243\225\001]""\005s\200\010\246n_G_te\322 \210 \260\225\001_\225\216\003 \265d\365\216\003\353\000\261\205\001\352\216\010_\377\215\002\350\215\007\367_is\372\212\001outi\367ne_\236\226\001curr\377ent_stre\177am_hook\023\002>\216\204\003setup\017\003\237\204\003\034[\013\216\217\004abs\351\214\001\366\224\002\224\230\001\342\351 a\360\225\002\332\221\001\325\204\010asy\377ncio.cor~|\003sbbase\265\212\002\346\377\211\006cl\227\001\204@tra\377cebackcl\367one\260\214\001coun\373tc\251\212\001cpucu\263da\000\001\260\000st\004\002m\277anaged\201\221\003d~\321\221\001entry_\355\215\001\357enum\242\222\002exa\357mple\364\222\002exi\367sts\353`_dev\375f\227\224\00232fn_a\274\372\224\003\332\230\003from\312\224\004f\"\232\223\002f\350\002\374`\377`_\274\221\005\010\001\277global\016\002hgalf\213\230\003\315!iio\001\274\255\232\002(\006int8\274\204\001s\237load_\316\217\003\372am\254\303\220\001\211\207\005mu\265\207\001s\241\224\002n\346\264\217\001nn\255\224\005\366\205\014obj\374\210\231\003\350\226\003osowne\333d_\336\232\003sp\213\226\001ed\216\216\220\001pop\250\232\004\200\223\005\371\214\001r\336\246\206\rrefe\225`ce\376\200\231\010repeatr\355e\377\232\002re\346\221\001ret_rocms\317\"s\347\222\001\347set\317\230\004\361\210\001icm\277ethodt\347\233\003t\361o\345\210\003\275\221\003\336@nspo\003se\276\227\004\322\222\006\234\220\001\253\226\005\224\211\005\260\213\002\277szeros\310\212\006T\357ypeE\237\217\001int\377 (struct\373 _\217\206\002obj_7\326\360\226\004_5\355\220\002_\317\226\014*,\377 void **\346\230\230\002)\000\047\005\212\217\006\200\001\330\277\004\n\210+\220Q\005\001\013\177\320\013\037\230s\240!\021\001\377\033\230=\250\010\260\001\260\377\021\330\004\034\230N\250(\377\260!\2601\330\004\025\220\377Q\220o\240]\260\047\270\377\021\270!\270<\300r\310\177\027\320P[\320[\\\026\002\177\320\026&\240m\2607\027\000\3771\270L\310\002\310\047\320\377Q\\\320\\]\200\001\340\377\004\005\330\004\027\220q\200\377\001\360\006\000\005\006\330\004\367\033\2301\t\000\010\000\005\024}""\220S\000%\240X\250V[\001\337\035\230X\240Qb\001X\230\376\004\000\007\200x\210}\230C\377\230q\330\010\016\210i\220\377q\230\001\330\t\n\330\010\377\014\210E\220\025\220a\220\377q\330\014\022\220.\240\001\372\003\001+-\000\014\022\320\022$\373\240AI\000X\260S\270\001\377\270\021\330\014\017\210t\220\3373\220a\330\020\303\000\007\200\177t\2103\210a\330\010\202\003\375\020\203\002(\250\017\260q\270?\014\300A\340\004\035m\003!\001\375e2\000k\240\023\240A\330\377\010\017\210q\330\004\013\210\377<\220w\230a\230t\240\3776\250\034\260Y\270h\300\277a\300s\310#\310\250\000\016\377\210a\210v\220T\230\021\377\230$\230d\240*\250A\377\250S\260\004\260D\270\004\377\270F\300$\300d\310%\377\310q\330\017\033\2307\240\375!7\002V\2701\270D\300\377\004\300C\300q\310\014\320\377TU\330\017\024\220B\220\177c\230\034\240S\250\n\340 \3574\260v\270\376\000\010\210\005\377\210Q\330\010\013\210:\320\377\025%\240Q\240k\260\023\377\260H\270C\270z\310\021\237\310!\330\014\023\261!\300 \230\233G\240\221@(\250\301@+\004\014\377\320\014 \240\001\240\033\250\377C\250q\260\010\270\003\270\3771\330\020\023\2203\320\026\3776\260a\260w\270c\300\377\021\300+\310S\320PQ\356\023\0014\220}\254 Q\240hw\250a\250\312 #\2401\357\000\362W\003\031\217\000\206@\013\2101\200\277A\340\010\034\230A\355\047t\373\2301\323#9\230A\230R\337\230|\2503\250\336 \031\230m\021\250\"\200A\337@\t\030\350@\377A\360\016\000\t\014\2104\333\210z\232 (\240\264\000\022\220\377)\2301\320\034V\320V\367W\320W\261a\320\\c\320\337cd\330\010\025\276 \035\240\337d\250*\260C\242\000d\300\275!\367\0012\210R\210\336B*\356{\000\020\021\340\210@~\230Q\177\230f\240H\250A\200R\010W\023\230B\367 #\243 f\363\000#t\260\233\000\310@\212@+\210@\274\204\001\3760\006D\250\001\250\031\260!\377\2608\2703\270a\270q\036\250\000\020\000\t \355\204\001\304 \352 \3454\347d\014\244\002\360\001\013\2102\377\210S\220\004\320\024$\240\177C\240s\250\"\250B\351\000\376\031\003\330\0200\260\001\260\024\337\3205E\320E\341\204\001\320]\375^\216\204\n\020\220\004\220A\220""\365Q\376c:\266\000c\240\021\330\377\020\026\220i\230q\320 \337@\300\001\320A\202 X\320\275X6\003_\320_`\253\204\001r\357\220\023\220A#\001j\240\001\327\320!A\254@!\021\003\022\220\3374\220v\230Q\024\004\330\024\3374\260A\260T\200\206\0021\330\377\024\026\220a\220t\2306\357\240\034\250R\305A\021\220\021?\220%\220w\230j\226`\320\004?M\250\023\250A\330\236\205\001\313aka\340\351\002v\234\000\021\022\222\000\377\320\026\047\240q\250\006\250?g\260U\270!\340\304\205\001\210a\177F\250\047\260\025\260a\203\204\001\2574\210s\220\365`\033\274@\004\377-\320->\270a\360\022\377\000\t\016\320\r%\240Q\372\240\205\001}\210`V\2406\250\036\003\260q";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3446, 5052);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3404 bytes) */
+static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\346\361!))[\006\324\000at \377most 256\377-byte al\337igned\000\n. \377TVM kern\367els\241@ilt \377with def{au\n\000buff\374\000\342\234@s\326@<\005\226#and\377 may cra\347sh \264\000\221 (rt\037_mod \245!\330!\304@~V\005whose I\005\335u\t\000off\207Afa\377ctor=1, \377bind(...\371,\247\003\306a=1).:\267: :l\004dd\305@s\216\014\000exp\337 \265a\247e(\336B\000ch.T\270b, \177tvm_ffi\t\004\376\363Aa __dlp\376\337`__ prod\277ucer),\305@t\277, floa\004\000b\377ool, str?, None1\003D\004\032\317D;\314\204\002: y\006\237`\337\204\003-:G\001 ;\347 l\274\204\005\207\205\007\253mu\212@bO\000n\250 e\276\336 vice<\243\000f\377ast.Boun\177dFuncti\375@\377num_args\375=\027\006Frozen\266\017\017>?\243\001No\335@t\275h\360@Cyth\206As\376\277@liberat\367ely\315\001icte\373r \"\000n PEP\337-484 \275Are\376\246\204\001s subcl\336\207\206\001s of\204cin\377 types. \377If you n?eed to\256\206\002%\t\377then set\256[\000e \047\325\206\002a\304\001_\376<\000ing\047 di\333re\327\000ve:\001Fa\337lse._\356 or\037_loopS\002\373\206\001\247\206\004\367d f\202$add_\315n\331\000de\251!K\001e=\377disablee\275n\002\001gcis\004\003d{no\254\204\006__re\331A\366\344@duo\002non-\177trivial\202`\377cinit__s\257elf.\227\206\003,\007\002v\275e\205\204\001call\225\210\010c\277onvert\364\003a\363 P\333#\332\206\004for \037pickl\344\000\303Ez\000\363ra\224\000\007\006take\236\217\000sult\347E\345\204\001:\222\333\204\007 \225e\355\207\001w\244@\200@t\177wo >= 1\272\211\003\370+\013\362\204\010\274""\206\001runti\377me modul\317e, a\364\204\006\311for\374\023\000\216`rary p\347ath\300\204\003\202\013nam\033e=\243\210\001on\261`\330\001L\003\251s\245b2\ts*\014o\275`c\033h Z\004: \332\013\235`\225\004\247 ha\233\211\002\331E o\001d\376\047\005/_core.\267pyx\220\205\004: \212\205\013w\3549\002\366\211\001it\310@izegd; \306\207\001\314)()5\006\300\247\205\014&\026\236\213\017x\006\234\211\001\215bfa\317iled\303\214\002\350`erOror \214\001\347Bd\250\006\226\372\214\005 #\273\006b\330\206\001\313\204\006s\275 \214a pos\301\000o\207nal\252\215\010\364!\362\006\204\204\001_?ptrs()\342\207\007\t\022\274\224\206\001\253\205\022 (f.\373\214\005.\017..))H\022\335\214\004\247\010\324\211\006\010\377&\314\215\003\255\006 \n\014\240\000\177\003\347AOnumb\276\204\003\206\217\006:\320\212\010\016\324\210\006N),\212\216\001\353\205\002\237a\214f=o\277\216\002irstU\017\311\205\001~\247\217\001dict {\276%\377: value}\362\240\205\n:\201\217\004\376\216\005 sup\037port \223\215\005\323\010\332\211\001\371 \251P\213\nretur\255n\357\213\002DL\342\213\003*\316\211\001t\234\325\216\003\253\213\001f i\361\220\t\277\204\006t\177oo many\227\221\010\251(\347\212\n\364\212\n.\271\210\006c\313\212\002_\375_\017\rsetstawte_\013\023as_\211\215\002\207_opK\013\224\221\003_\013\236\221\004C\001O\260\220\002\334\213\013\352\213\013\206\017\017\016\210\0163\014\200\315\204\006K\014\357\214\001\362\222\003\365\214\002i\014\314\211\002_\237last_\365\205\002\242\215\005M\376\355\210\002Paramet\377erPathLi\373ke\376\216\003__Pyx\376\001\000Dict_Ne\177xtRef__\230\214\004?e____c\225\222\003\006\002\376\371\214\001_getite\301m\030\001\335a\003\002\253\217\004\263\217\006c_{ex\357\223\003_apiC\001\310\253\214\001K\0013\010g\230Ed\000ma\203inj\001\231\212\003t\001\345\211\001|\001p\242\235\000c>\004\010\001\315C_\023\001vyt\342\214\001\241\001qual)\005\030\320\214\005\217n\352\214\006ex\325\001\336\224\001]\005ys\200\010\246n__te\322 \004\210 \353\224\001_\320\215\003\265d\260\216\003\353\000\261\205\001r""\245\216\010_\272\215\002\243\215\007_is\265\212\001\177outine_\331\225\001\377current_\377stream_h\347ook\023\002\216\204\003set\303up\017\003\237\204\003[\013\311\216\004ab\205s\244\214\001a\354\222\003\270\224\002\326\227\001\360 a\370\262\225\002\234\221\001\334\204\010async\277io.cor\203\003s\237bbase\367\211\002\301\211\006c\371l\236\001\213@trace\377backclon\365e\362\213\001c\346\211\001cpucguda\000\001\262\000st\004\002\177managed\276\220\003\367dld\220\221\001entr{y_\254\215\001enum\341\221\002\177example\263\222\002\277exists\357`_\357devf\326\223\00232f\363n_\306\004\231\230\003from\352\211\224\004f\331\222\002f\354\002get\317get_\373\220\005\010\001gl\357obal\016\002hal\031f\312\227\003\321!iio\001\354\231\002(\006\357int8\300\204\001slo\047ad_\215\217\003\376am\202\220\001\215\207\005\253mu\271\207\001s\340\223\002n\363\216\001n9n\354\223\005\372\205\014obj\307\230\003\247\226\003\177osowned\000\002m_\242\232\003sp\317\225\001ed\322\217\001Gpop\354\231\004\304\222\005\275\214\001r\257\206\rorefe\236`ce\304\230\010\377repeatre\366\303\232\002re\252\221\001retr\257ocms\324\"s\253\222\001s\353et\223\230\004s\373\210\002icm\277ethodt\255\233\003t\361o\360\210\003\203\221\003\342@nspo\003se\204\227\004\230\222\006\342\217\001\361\225\005\237\211\005\273\213\002\277szeros\323\212\006T\357ypeE\345\216\001int\377 (struct\373 _\232\206\002obj_7\326\266\226\004_5\263\220\002_\225\226\014*,\377 void **\346\336\227\002)\000\047\005\320\216\006\200\001\330\277\004\n\210+\220Q\005\001\013\177\320\013\037\230s\240!\021\001\377\033\230=\250\010\260\001\260\377\021\330\004\034\230N\250(\377\260!\2601\330\004\025\220\377Q\220o\240]\260\047\270\377\021\270!\270<\300r\310\177\027\320P[\320[\\\026\002\177\320\026&\240m\2607\027\000\3771\270L\310\002\310\047\320\377Q\\\320\\]\200\001\340\377\004\005\330\004\027\220q\200\377\001\360\006\000\005\006\330\004\367\033\2301\t\000\010\000\005\024}\220S\000%\240X\250V[\001\337\035\230X\240Qb\001X\230\376\004\000\007\200x\210}\230C""\377\230q\330\010\016\210i\220\377q\230\001\330\t\n\330\010\377\014\210E\220\025\220a\220\377q\330\014\022\220.\240\001\372\003\001+-\000\014\022\320\022$\373\240AI\000X\260S\270\001\377\270\021\330\014\017\210t\220\3373\220a\330\020\303\000\007\200\177t\2103\210a\330\010\202\003\375\020\203\002(\250\017\260q\270?\014\300A\340\004\035m\003!\001\375e2\000k\240\023\240A\330\377\010\017\210q\330\004\013\210\377<\220w\230a\230t\240\3776\250\034\260Y\270h\300\277a\300s\310#\310\250\000\016\377\210a\210v\220T\230\021\377\230$\230d\240*\250A\377\250S\260\004\260D\270\004\377\270F\300$\300d\310%\377\310q\330\017\033\2307\240\375!7\002V\2701\270D\300\377\004\300C\300q\310\014\320\377TU\330\017\024\220B\220\177c\230\034\240S\250\n\340 \3574\260v\270\376\000\010\210\005\377\210Q\330\010\013\210:\320\377\025%\240Q\240k\260\023\377\260H\270C\270z\310\021\237\310!\330\014\023\261!\300 \230\233G\240\221@(\250\301@+\004\014\377\320\014 \240\001\240\033\250\377C\250q\260\010\270\003\270\3771\330\020\023\2203\320\026\3776\260a\260w\270c\300\377\021\300+\310S\320PQ\356\023\0014\220}\254 Q\240hw\250a\250\312 #\2401\357\000\362W\003\031\217\000\206@\013\2101\200\233A\340\202 t\220\006\000\271@\t\375\030\302@A\360\016\000\t\014o\2104\210z\364\000(\240\216\000\377\022\220)\2301\320\034V\337\320VW\320W\213a\320\\\177c\320cd\330\010\025\230 \177\035\240d\250*\260C|\000\367d\300!\321\0012\210R\210\316\270B*\230A\230@\\\001~\230\377Q\230f\240H\250A\200\256R\010\023\230B\321 #\375\000fJ\315\000t\375`\014\242@\344 +\342 \370\226\204\001\233@3\003D\250\001\250\031\377\260!\2608\2703\270a{\270qB\000\032\000\t \307\204\001\347\2401\340\304 \247\001\023\230E\016\320@D\250\r\231a\267a\260\000}\000\376\342 2\210S\220\004\220A\376\r\004\320\034<\270A\270T\377\320Ag\320gh\320h\375i\344j\020\220\013\2304\230\375q\361a\017\210w\220a\220\347s\230#\270\000\337`\026\220i\377\230q\320 @\300\001\320\375A\202 X\320X`\320`\377a\320ab\330\014\026\320\253\026/\214@\001\214\204\001x/\000!\377\330\020\026\220j\240""\001\320\353!A\215@!\021\003r\230\024\363\230V\314@\025\003\330\0244\260\377A\260T\270\021\270\047\300\377\021\330\024\026\220a\220t\277\2306\240\034\250R\246A\021o\220\021\220%\216\204\001\330\010\007\001\377&\230\007\230x\240q\330\377\010\r\210T\220\021\330\010\337\n\210)\2201\003\001+\220yQ\003\010\016\004*\220G\230\032\001\373\320\n\356\204\001\010\017\210{\230\375!\321\000x\240x\250y\270\377\004\270K\300q\310\001\320\377\004-\320->\270a\360\377\022\000\t\016\320\r%\240\335Q\206\205\001}\230A\240\0006\250\007\036\260q";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3404, 4968);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (5052 bytes) */
-static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not ); at most 256-byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1).:: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__self.handle,self.vectorcall cannot be converted to a Python object for picklingtvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() on GPU tensors: us""e the stream-aware f(...) pathtvmfast: call_ptrs() pointer #tvmfast: expected tvmfast: freeze position tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentstvmfast: too many arguments (BoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.as_torch_opBoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionModuleParameterPathLikeTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_current_stream_hook_set_torch_setup_hook_torch_direct_export_enabledabspathalignmentapiarangeargsas_torch_opasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecountcptrscpucudacuda_hostcuda_manageddirectdtypeentry_nameenumerateexample_argsexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiimplements_functionint8itemsload_modulemainmake_torch_opmutates_argsnnamennnum_argsnum_tensor_argsobjobjectoffsetosowned_tensorsppackedpathpoppreparepreparedptrsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultstaticmethodttensortotorch_moduletransposetvm_ffitvmfast._coretvmfast.torch_opvalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330""\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250\010\260\001\260\021\330\004\034\230N\250(\260!\2601\330\004\025\220Q\220o\240]\260\047\270\021\270!\270<\300r\310\027\320P[\320[\\\330\004\025\220Q\320\026&\240m\2607\270!\2701\270L\310\002\310\047\320Q\\\320\\]\200\001\340\004\005\330\004\027\220q\200\001\360\006\000\005\006\330\004\033\2301\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\034\230A\330\010\014\210E\220\025\220a\220t\2301\330\014\017\210t\2209\230A\230R\230|\2503\250a\330\020\031\230\021\330\010\017\210q\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d""\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q\240f\250C\250t\2601\330\014\035\230Q\230d\240+\250S\260\001\260\021\330\010\017\210~\230Q\230f\240D\250\001\250\031\260!\2608\2703\270a\270q\200A\360\020\000\t \230s\240!\2401\330\010\013\2104\210}\230C\230q\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\320\024$\240C\240s\250\"\250B\250a\330\014\022\220)\2301\330\0200\260\001\260\024\3205E\320E\\\320\\]\320]^\330\010\014\210E\220\025\220a\220q\330\014\020\220\004\220A\220Q\330\014\017\210t\220:\230Q\230c\240\021\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X\\\320\\]\320]_\320_`\330\014\017\210r\220\023\220A\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210r\220\022\2204\220v\230Q\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270!\2701\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230j\250\001\330\010\013\2104\210}\230M\250\023\250A\330\014\022\320\022%\240Q\240a\340\010\013\2104\210v\220Q\330\021\022\330\020\026\320\026\047\240q\250\006\250g\260U\270!\340\014\022\320\022#\2401\240F\250\047\260\025\260a\330\010\013\2104\210s\220!\330\014\033\2301\320\004-\320->\270a\360\022\000\t\016\320\r%\240Q\330\010\017\210}\230A\230V\2406\250\036\260q";
+    #else /* compression: none (4968 bytes) */
+static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not ); at most 256-byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1).:: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__self.handle,self.vectorcall cannot be converted to a Python object for picklingtvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() pointer #tvmfast: ""expected tvmfast: freeze position tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentstvmfast: too many arguments (BoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.as_torch_opBoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionModuleParameterPathLikeTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_current_stream_hook_set_torch_setup_hook_torch_direct_export_enabledabspathaddressalignmentapiarangeargsas_torch_opasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecptrscpucudacuda_hostcuda_manageddirectdldtypeentry_nameenumerateexample_argsexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiimplements_functionint8itemsload_modulemainmake_torch_opmutates_argsnnamennnum_argsnum_tensor_argsobjobjectoffsetosownedowned_tensorsppackedpathpoppreparepreparedptrsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultststaticmethodttensortotorch_moduletransposetvm_ffitvmfast._coretvmfast.torch_opvalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250""\010\260\001\260\021\330\004\034\230N\250(\260!\2601\330\004\025\220Q\220o\240]\260\047\270\021\270!\270<\300r\310\027\320P[\320[\\\330\004\025\220Q\320\026&\240m\2607\270!\2701\270L\310\002\310\047\320Q\\\320\\]\200\001\340\004\005\330\004\027\220q\200\001\360\006\000\005\006\330\004\033\2301\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\017\210t\2201\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q\240f\250C\250t""\2601\330\014\035\230Q\230d\240+\250S\260\001\260\021\330\010\017\210~\230Q\230f\240D\250\001\250\031\260!\2608\2703\270a\270q\200A\360\032\000\t \230s\240!\2401\340\010\013\2104\210z\230\023\230E\240\023\240D\250\r\260S\270\001\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\220A\330\014\022\220)\2301\320\034<\270A\270T\320Ag\320gh\320hi\330\010\014\210E\220\025\220a\220q\330\014\020\220\013\2304\230q\240\001\330\014\017\210w\220a\220s\230#\230Q\230a\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X`\320`a\320ab\330\014\026\320\026/\250q\260\001\330\014\017\210x\220s\230!\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210x\220r\230\024\230V\2401\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270\047\300\021\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230a\330\010\021\220\021\220&\230\007\230x\240q\330\010\r\210T\220\021\330\010\n\210)\2201\330\010\n\210+\220Q\330\010\n\210)\2201\330\010\n\210)\2201\330\010\n\210*\220G\2301\330\010\n\320\n\035\230Q\330\010\017\210{\230!\2304\230x\240x\250y\270\004\270K\300q\310\001\320\004-\320->\270a\360\022\000\t\016\320\r%\240Q\330\010\017\210}\230A\230V\2406\250\036\260q";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 211; i++) {
+    for (int i = 0; i < 213; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 73) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 72) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -21770,8 +21809,8 @@ static const char bytes[] = " ( arguments arguments, got  but argument # cannot 
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 211; i < 227; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-211].length;
+    for (int i = 213; i < 229; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-213].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -21781,14 +21820,14 @@ static const char bytes[] = " ( arguments arguments, got  but argument # cannot 
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 227; i++) {
+    for (Py_ssize_t i = 0; i < 229; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 211;
+      PyObject **table = stringtab + 213;
       for (Py_ssize_t i=0; i<16; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -21883,27 +21922,27 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 131};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 132};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_hook};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_set_current_stream_hook, __pyx_mstate->__pyx_kp_b_iso88591_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 138};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 139};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_hook};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_set_torch_setup_hook, __pyx_mstate->__pyx_kp_b_iso88591_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 781};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 785};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_frozen, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_freeze, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 797};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 801};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_args};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_prepare, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 808};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 812};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_name, __pyx_mstate->__pyx_n_u_mutates_args, __pyx_mstate->__pyx_n_u_example_args, __pyx_mstate->__pyx_n_u_make_torch_op};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_as_torch_op, __pyx_mstate->__pyx_kp_b_iso88591_a_Q_AV6_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
@@ -21918,17 +21957,17 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 7, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 985};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_ptrs, __pyx_mstate->__pyx_n_u_cptrs, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_p, __pyx_mstate->__pyx_n_u_ret};
-    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_call_ptrs, __pyx_mstate->__pyx_kp_b_iso88591_A_s_1_4_Cq_1A_2S_Cs_Ba_1_0_5EE_E, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 998};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_ptrs, __pyx_mstate->__pyx_n_u_cptrs, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_dl, __pyx_mstate->__pyx_n_u_owned, __pyx_mstate->__pyx_n_u_st, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_address, __pyx_mstate->__pyx_n_u_p};
+    __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_call_ptrs, __pyx_mstate->__pyx_kp_b_iso88591_A_s_1_4z_E_D_S_1A_2S_A_1_ATAgghh, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1021};
-    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_count};
-    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_num_tensor_args, __pyx_mstate->__pyx_kp_b_iso88591_A_A_E_at1_t9AR_3a_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1039};
+    PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
+    __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_num_tensor_args, __pyx_mstate->__pyx_kp_b_iso88591_A_t1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1029};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1043};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_raise_last_error, __pyx_mstate->__pyx_kp_b_iso88591_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
@@ -21943,22 +21982,22 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1067};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1087};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_prepared, __pyx_mstate->__pyx_n_u_repeat, __pyx_mstate->__pyx_n_u_result, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_ret, __pyx_mstate->__pyx_n_u_handle, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_floor_loop, __pyx_mstate->__pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1099};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1119};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_torch_module, __pyx_mstate->__pyx_n_u_fn_address, __pyx_mstate->__pyx_n_u_api, __pyx_mstate->__pyx_n_u_direct, __pyx_mstate->__pyx_n_u_reference, __pyx_mstate->__pyx_n_u_offset, __pyx_mstate->__pyx_n_u_base, __pyx_mstate->__pyx_n_u_samples, __pyx_mstate->__pyx_n_u_t};
     __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_enable_torch_direct_export, __pyx_mstate->__pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1132};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1152};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_torch_direct_export_enabled, __pyx_mstate->__pyx_kp_b_iso88591_s, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1136};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1156};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_f};
     __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_init_vectorcall, __pyx_mstate->__pyx_kp_b_iso88591_N_1_Qo_r_P_Q_m7_1L_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
   }
@@ -25846,273 +25885,6 @@ __pyx_return_true:
 __pyx_return_false:
     return 0;
 }
-
-/* PyObjectCompare */
-#ifndef __Pyx_DEFINED_PyObject_CompareIntFloatBoolNe
-#define __Pyx_DEFINED_PyObject_CompareIntFloatBoolNe
-static int __Pyx_PyObject_CompareIntFloatBoolNe(PyObject *op1, PyObject *op2) {
-    double float_op2 = __Pyx_PyFloat_AS_DOUBLE(op2);
-    #if !CYTHON_ASSUME_SAFE_MACROS
-    if (unlikely(float_op2 == -1. && PyErr_Occurred())) return -1;
-    #endif
-    #if CYTHON_USE_PYLONG_INTERNALS
-    if (__Pyx_PyLong_IsCompact(op1)) {
-        Py_ssize_t iop1 = __Pyx_PyLong_CompactValue(op1);
-        if (((double)iop1) != float_op2) goto __pyx_return_true; else goto __pyx_return_false;
-    }
-    if (unlikely(!__Pyx_isfinite(float_op2))) {
-        if (0.0 != float_op2) goto __pyx_return_true; else goto __pyx_return_false;
-    } else {
-        int sign1 = __Pyx_PyLong_Sign(op1);
-        if (float_op2 >= 0.) {
-            if (sign1 < 0) goto __pyx_return_true;
-            if (float_op2 < (double) (1L << PyLong_SHIFT)) goto __pyx_return_true;
-        } else {
-            if (sign1 > 0) goto __pyx_return_true;
-            if (float_op2 > -(double) (1L << PyLong_SHIFT)) goto __pyx_return_true;
-        }
-    }
-    #else
-    if (unlikely(!__Pyx_isfinite(float_op2))) {
-        if (0.0 != float_op2) goto __pyx_return_true; else goto __pyx_return_false;
-    } else {
-        int overflow1;
-        long iop1 = PyLong_AsLongAndOverflow(op1, &overflow1);
-        if (likely(!overflow1)) {
-            if ((long long) iop1 >= (1LL << 53)) {
-                overflow1 = 1;
-            } else if ((long long) iop1 <= - (1LL << 53)) {
-                overflow1 = -1;
-            } else {
-                if (((double) iop1) != float_op2) goto __pyx_return_true; else goto __pyx_return_false;
-            }
-        }
-        if (overflow1 < 0) {
-            if (float_op2 > ((double) (1LL << 53))) goto __pyx_return_true;
-        } else {
-            if (float_op2 < - ((double) (1LL << 53))) goto __pyx_return_true;
-        }
-    }
-    #endif
-    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_NE);
-__pyx_return_true:
-    return 1;
-__pyx_return_false:
-    return 0;
-}
-#endif
-#if CYTHON_USE_PYLONG_INTERNALS
-#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
-#define __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
-static int __Pyx_PyObject_CompareIntIntBoolNe(PyObject *op1, PyObject *op2) {
-    Py_ssize_t cmp = __Pyx_PyLong_CompareSignAndSize(op1, op2);
-    if (cmp == 0) {
-        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
-        if (size > 0) {
-            const digit* digits1 = __Pyx_PyLong_Digits(op1);
-            const digit* digits2 = __Pyx_PyLong_Digits(op2);
-            if (size == 1) {
-                cmp = (Py_ssize_t) digits1[0] - (Py_ssize_t) digits2[0];
-            } else if ((size == 2) && (8 * sizeof(Py_ssize_t) >= 2 * PyLong_SHIFT)) {
-                cmp = (Py_ssize_t) (((((size_t)digits1[1]) << PyLong_SHIFT) | (size_t)digits1[0])) - (Py_ssize_t) (((((size_t)digits2[1]) << PyLong_SHIFT) | (size_t)digits2[0]));
-            } else {
-                for (Py_ssize_t i=size-1; i >= 0 && !cmp; --i) {
-                    cmp = (Py_ssize_t) digits1[i] - (Py_ssize_t) digits2[i];
-                }
-            }
-        }
-        if (cmp == 0) return 0;
-        if (__Pyx_PyLong_IsNeg(op1)) cmp = -cmp;
-    }
-    return 1;
-}
-#endif
-#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
-#define __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CompareIntIntNe(PyObject *op1, PyObject *op2) {
-    int result = __Pyx_PyObject_CompareIntIntBoolNe(op1, op2);
-    if (unlikely(result == -1)) return NULL;
-    return __Pyx_NewRef(result ? Py_True : Py_False);
-}
-#endif
-#else
-#ifndef __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
-#define __Pyx_DEFINED_PyObject_CompareIntIntBoolNe
-static int __Pyx_PyObject_CompareIntIntBoolNe(PyObject *op1, PyObject *op2) {
-    int overflow1, overflow2;
-    long long iop1 = PyLong_AsLongLongAndOverflow(op1, &overflow1);
-    long long iop2 = PyLong_AsLongLongAndOverflow(op2, &overflow2);
-    if (likely(!(overflow1 | overflow2))) {
-        if (iop1 != iop2) goto __pyx_return_true; else goto __pyx_return_false;
-    } else if (overflow1 != overflow2) {
-        if (overflow1 != overflow2) goto __pyx_return_true; else goto __pyx_return_false;
-    } else {
-        return __Pyx_PyObject_RichCompareBool(op1, op2, Py_NE);
-    }
-__pyx_return_true:
-    return 1;
-__pyx_return_false:
-    return 0;
-}
-#endif
-#endif
-static CYTHON_INLINE int __Pyx_PyObject_CompareBoolNe_int_object(PyObject *op1, PyObject *op2, int pyop) {
-    CYTHON_UNUSED_VAR(pyop);
-    if (unlikely(op1 == Py_None)) {
-        if (op2 == Py_None) goto __pyx_return_false; else goto __pyx_richcmp;
-    }
-    if (op1 == op2) goto __pyx_return_false;
-    if (likely(op1 != Py_None)) {
-        if (op1 == op2) goto __pyx_return_false;
-        if (likely(PyLong_CheckExact(op2))) {
-            return __Pyx_PyObject_CompareIntIntBoolNe(op1, op2);
-        }
-        if (PyFloat_CheckExact(op2)) {
-            return __Pyx_PyObject_CompareIntFloatBoolNe(op1, op2);
-        }
-        goto __pyx_richcmp;
-    }
-    if ((0)) goto __pyx_richcmp;
-    if ((0)) goto __pyx_return_true;
-    if ((0)) goto __pyx_return_false;
-__pyx_richcmp:
-    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_NE);
-__pyx_return_true:
-    return 1;
-__pyx_return_false:
-    return 0;
-}
-
-/* PyObjectCallNoArg */
-static CYTHON_INLINE PyObject* __Pyx_PyObject_CallNoArg(PyObject *func) {
-    PyObject *arg[2] = {NULL, NULL};
-    return __Pyx_PyObject_FastCall(func, arg + 1, 0 | __Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET);
-}
-
-/* PyLongCompare */
-static CYTHON_INLINE int __Pyx_PyLong_BoolEqObjC(PyObject *op1, PyObject *op2, long intval, long inplace) {
-    CYTHON_MAYBE_UNUSED_VAR(intval);
-    CYTHON_UNUSED_VAR(inplace);
-    if (op1 == op2) {
-        return 1;
-    }
-    #if CYTHON_USE_PYLONG_INTERNALS
-    if (likely(PyLong_CheckExact(op1))) {
-        int unequal;
-        unsigned long uintval;
-        Py_ssize_t size = __Pyx_PyLong_DigitCount(op1);
-        const digit* digits = __Pyx_PyLong_Digits(op1);
-        if (intval == 0) {
-            return (__Pyx_PyLong_IsZero(op1) == 1);
-        } else if (intval < 0) {
-            if (__Pyx_PyLong_IsNonNeg(op1))
-                return 0;
-            intval = -intval;
-        } else {
-            if (__Pyx_PyLong_IsNeg(op1))
-                return 0;
-        }
-        uintval = (unsigned long) intval;
-#if PyLong_SHIFT * 4 < SIZEOF_LONG*8
-        if (uintval >> (PyLong_SHIFT * 4)) {
-            unequal = (size != 5) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
-                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[2] != ((uintval >> (2 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[3] != ((uintval >> (3 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[4] != ((uintval >> (4 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
-        } else
-#endif
-#if PyLong_SHIFT * 3 < SIZEOF_LONG*8
-        if (uintval >> (PyLong_SHIFT * 3)) {
-            unequal = (size != 4) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
-                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[2] != ((uintval >> (2 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[3] != ((uintval >> (3 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
-        } else
-#endif
-#if PyLong_SHIFT * 2 < SIZEOF_LONG*8
-        if (uintval >> (PyLong_SHIFT * 2)) {
-            unequal = (size != 3) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
-                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK)) | (digits[2] != ((uintval >> (2 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
-        } else
-#endif
-#if PyLong_SHIFT * 1 < SIZEOF_LONG*8
-        if (uintval >> (PyLong_SHIFT * 1)) {
-            unequal = (size != 2) || (digits[0] != (uintval & (unsigned long) PyLong_MASK))
-                 | (digits[1] != ((uintval >> (1 * PyLong_SHIFT)) & (unsigned long) PyLong_MASK));
-        } else
-#endif
-            unequal = (size != 1) || (((unsigned long) digits[0]) != (uintval & (unsigned long) PyLong_MASK));
-        return (unequal == 0);
-    }
-    #endif
-    if (PyFloat_CheckExact(op1)) {
-        const long b = intval;
-        double a = __Pyx_PyFloat_AS_DOUBLE(op1);
-        return ((double)a == (double)b);
-    }
-    return __Pyx_PyObject_RichCompareBool(op1, op2, Py_EQ);
-}
-
-/* PyNumberBinop */
-#if !(CYTHON_COMPILING_IN_PYPY || CYTHON_COMPILING_IN_GRAAL || CYTHON_COMPILING_IN_LIMITED_API)
-#if CYTHON_USE_TYPE_SLOTS || __PYX_LIMITED_VERSION_HEX >= 0x030A0000
-#ifndef __Pyx_DEFINED_BinopTypeError
-#define __Pyx_DEFINED_BinopTypeError
-static void __Pyx_BinopTypeError(PyObject *op1, PyObject *op2, const char* op, int inplace) {
-    char opname[4] = {op[0], op[1], 0, 0};
-    if (inplace) {
-        opname[op[1] ? 2 : 1] = '=';
-    }
-    __Pyx_RaiseErrorWithObjectTypes1(
-        PyExc_TypeError,
-        "unsupported operand type(s) for %.3s: '" __Pyx_FMT_TYPENAME "' and '" __Pyx_FMT_TYPENAME "'",
-        opname, op1, op2);
-}
-#endif
-#endif
-#ifndef __Pyx_DEFINED_PyNumber_And_xint_int
-#define __Pyx_DEFINED_PyNumber_And_xint_int
-static PyObject* __Pyx_PyNumber_And_xint_int(PyObject *op1, PyObject *op2, int inplace) {
-    #if CYTHON_USE_TYPE_SLOTS || __PYX_LIMITED_VERSION_HEX >= 0x030A0000
-    {
-        PyTypeObject *type_op2 = Py_TYPE(op2);
-        binaryfunc slot_func = __Pyx_PyType_GetSubSlot(type_op2, tp_as_number, nb_and, binaryfunc);
-        if (likely(slot_func)) {
-            PyObject *result = slot_func(op1, op2);
-            if (likely(result != Py_NotImplemented)) {
-                return result;
-            }
-            Py_DECREF(result);
-        }
-        __Pyx_BinopTypeError(op1, op2, "&", inplace);
-        return NULL;
-    }
-    #else
-    return (inplace) ? PyNumber_InPlaceAnd(op1, op2) : PyNumber_And(op1, op2);
-    #endif
-}
-#endif
-static CYTHON_INLINE PyObject* __Pyx__PyNumber_And_object_int(PyObject *op1, PyObject *op2, int inplace) {
-    if (likely(PyLong_CheckExact(op1))) {
-        if (likely(op2 != Py_None)) {
-            #if CYTHON_USE_PYLONG_INTERNALS
-            if (__Pyx_PyLong_IsCompact(op1)) {
-                Py_ssize_t int_op1 = __Pyx_PyLong_CompactValue(op1);
-                if (int_op1 == 0) return __Pyx_NewRef(op1);
-                if (__Pyx_PyLong_IsCompact(op2)) {
-                    Py_ssize_t int_op2 = __Pyx_PyLong_CompactValue(op2);
-                    if (int_op2 == 0) return __Pyx_NewRef(op2);
-                    return PyLong_FromSsize_t(int_op1 & int_op2);
-                }
-            }
-            else if (__Pyx_PyLong_IsZero(op2)) return __Pyx_NewRef(op2);
-            #endif
-            binaryfunc slot_func = __Pyx_PyType_GetSubSlot(&PyLong_Type, tp_as_number, nb_and, binaryfunc);
-            if (likely(slot_func)) {
-                return slot_func(op1, op2);
-            }
-        }
-        return __Pyx_PyNumber_And_xint_int(op1, op2, inplace);
-    }
-    return (inplace) ? PyNumber_InPlaceAnd(op1, op2) : PyNumber_And(op1, op2);
-}
-#endif
 
 /* PyObjectVectorcallKwds (used by PyObjectVectorcallMethodKwds) */
 #if CYTHON_VECTORCALL

@@ -29,6 +29,7 @@ ctypedef struct CallState:
     void* frozen                 # the FrozenFunction making the call, or NULL
     TVMFFIAny* packed            # the packed arguments, once complete
     int32_t num_packed
+    int32_t devices_checked      # 1: all tensors known to share one device
 
 
 cdef class BoundFunction:
@@ -49,6 +50,7 @@ cdef class FrozenFunction:
     cdef readonly BoundFunction bound
     cdef readonly int num_args            # total arguments of the kernel
     cdef readonly int num_dynamic         # arguments still taken per call
+    cdef int num_tensor_slots             # DLTensor* arguments (call_ptrs takes one pointer each)
     cdef int32_t* dynamic_pos
     cdef TVMFFIAny* template              # packed arguments with frozen slots filled
     cdef DLTensor* frozen_dl              # storage for frozen DLTensors
@@ -64,7 +66,8 @@ cdef class FrozenFunction:
 
 
 # Call a prepared function (all arguments frozen) with `n` data pointers that
-# replace, in order, the data addresses of its tensor arguments.  Safe without the
-# GIL for CPU kernels; returns 0 on success, -1 with the TVM error left raised in
-# TVM-FFI's thread-local slot (fetch it with FrozenFunction.raise_last_error()).
+# replace, in order, the data addresses of its tensor arguments.  Runs without the
+# GIL; sets no stream (GPU kernels go to TVM's current stream for the device).
+# Returns 0 on success, -1 with the error left raised in TVM-FFI's thread-local
+# slot (raise it in Python with FrozenFunction.raise_last_error()).
 cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil

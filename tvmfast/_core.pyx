@@ -27,6 +27,7 @@ cdef extern from "Python.h":
     PyTypeObject* Py_TYPE(PyObject* o)
     void PyType_Modified(PyTypeObject* t)
     PyTypeObject PyLong_Type
+    unsigned long long PyLong_AsUnsignedLongLong(PyObject* o) except? <unsigned long long>-1
     PyTypeObject PyFloat_Type
     PyTypeObject PyBool_Type
     PyObject* Py_None
@@ -374,22 +375,23 @@ cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
 cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
                             CallState* st, int tensor_mode) except -1:
     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
-        # The common case, inlined: a torch CPU tensor, aligned, exported directly.
+        # The common case, inlined: a torch tensor exported directly (once).
         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
-                and tvmfast_torch_export(obj, dl) == 0
-                and dl.device.device_type == kDLCPU
-                and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+                and tvmfast_torch_export(obj, dl) == 0):
             out.type_index = kTVMFFIDLTensorPtr
             out.zero_padding = 0
             out.v_ptr = dl
             st.n_dltensor_ptr += 1
             if st.exemplar == NULL:
                 st.exemplar = <void*>obj
-            if st.cpu_pos < 0:
-                st.cpu_pos = <int32_t>pos
-            return 0
-        return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode,
-                                tvmfast_torch_to_dl != NULL)
+            if (dl.device.device_type == kDLCPU
+                    and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+                if st.cpu_pos < 0:
+                    st.cpu_pos = <int32_t>pos
+                return 0
+            return note_device(st, dl, pos, fast_exchange_api)
+        # Owned mode, or torch refused the export: the exchange API (and its error).
+        return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
     cdef int slot = classify_type(obj)
     if slot == -2:
         slot = TYPE_CACHE_SIZE - 1
@@ -412,6 +414,7 @@ cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t a
     st.frozen = NULL
     st.packed = NULL
     st.num_packed = 0
+    st.devices_checked = 0
 
 
 cdef inline void release_state(CallState* st) noexcept:
@@ -582,7 +585,8 @@ cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* 
         else:
             ret = TVMFFIFunctionCall(handle, packed, n, result)
         return 0 if ret == 0 else -1
-    check_devices(st, packed, n)
+    if not st.devices_checked:
+        check_devices(st, packed, n)
     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
             return -2  # the producer set a Python exception
@@ -873,6 +877,13 @@ cdef class FrozenFunction:
                 self.dynamic_pos[d] = i
                 d += 1
         self.snapshot_shapes()
+        self.num_tensor_slots = 0
+        for i in range(n):
+            if self.template[i].type_index == kTVMFFIDLTensorPtr:
+                self.num_tensor_slots += 1
+        if self.frozen_state.device_type >= 0:
+            # Frozen tensors cannot move: check their devices once, here.
+            check_devices(&self.frozen_state, self.template, n)
         return 0
 
     cdef void free_buffers(self) noexcept:
@@ -963,7 +974,9 @@ cdef class FrozenFunction:
         st.items = items
         st.frozen = <void*>self
         if n == 0:
-            # Prepared: the template is complete and only read by the callee.
+            # Prepared: the template is complete and only read by the callee, and its
+            # devices were checked when it was built.
+            st.devices_checked = 1
             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
             if ret is RETRY_OWNED:
                 self.build()
@@ -987,44 +1000,45 @@ cdef class FrozenFunction:
 
         Shapes, dtypes and devices stay those given to prepare(); TVM's generated
         checks still run on them, but nothing can check that each pointer really
-        holds that much memory of that type.
+        holds that much memory of that type.  GPU calls run on the producer's
+        current stream, as f(...) does.
         """
         cdef void* cptrs[TVMFAST_STACK_ARGS]
+        cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
+        cdef DLTensor dl[TVMFAST_STACK_ARGS]
+        cdef TVMFFIObjectHandle owned[1]
+        cdef CallState st
         cdef Py_ssize_t i, n = len(ptrs)
-        if self.num_dynamic != 0:
+        cdef uint64_t address
+        if self.template == NULL or self.num_dynamic != 0:
             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
-        if n != self.num_tensor_args() or n > TVMFAST_STACK_ARGS:
-            raise TypeError(
-                f"tvmfast: call_ptrs() expected {self.num_tensor_args()} data pointers, got {n}")
+        if n != self.num_tensor_slots:
+            raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
         for i in range(n):
-            p = ptrs[i]
-            if not isinstance(p, int):
-                raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {type(p).__qualname__}")
-            if p == 0:
+            p = <PyObject*>ptrs[i]
+            if Py_TYPE(p) != &PyLong_Type:
+                raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
+            address = PyLong_AsUnsignedLongLong(p)
+            if address == 0:
                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
-            if p & self.bound.align_mask:
+            if address & self.bound.align_mask:
                 raise ValueError(
-                    f"tvmfast: call_ptrs() pointer #{i} ({p:#x}) is not "
+                    f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
                     f"{self.bound.align_mask + 1}-byte aligned")
-            cptrs[i] = <void*><uint64_t>p
-        if self.frozen_state.device_type >= 0:
-            raise NotImplementedError("tvmfast: call_ptrs() on GPU tensors: use the stream-aware f(...) path")
-        cdef int ret
-        if self.bound.release_gil:
-            with nogil:
-                ret = tvmfast_call_ptrs(self, cptrs, <int>n)
-        else:
-            ret = tvmfast_call_ptrs(self, cptrs, <int>n)
-        if ret != 0:
-            raise_ffi_error()
+            cptrs[i] = <void*>address
+        fill_ptrs(self, cptrs, packed, dl)
+        st = self.frozen_state
+        st.owned = owned
+        st.n_owned = 0
+        st.temps = NULL
+        st.items = NULL
+        st.frozen = <void*>self
+        st.devices_checked = 1
+        return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
 
     def num_tensor_args(self):
         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
-        cdef int i, count = 0
-        for i in range(self.num_args):
-            if self.template[i].type_index == kTVMFFIDLTensorPtr:
-                count += 1
-        return count
+        return self.num_tensor_slots
 
     @staticmethod
     def raise_last_error():
@@ -1035,33 +1049,39 @@ cdef class FrozenFunction:
         return f"<tvmfast.FrozenFunction num_args={self.num_args} dynamic={self.num_dynamic}>"
 
 
-cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:
-    cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
-    cdef DLTensor dl[TVMFAST_STACK_ARGS]
-    cdef TVMFFIAny result
+cdef inline void fill_ptrs(FrozenFunction prepared, void** ptrs, TVMFFIAny* packed,
+                           DLTensor* dl) noexcept nogil:
+    """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
     cdef int i, k = 0
-    cdef int num_args = prepared.num_args
-    memcpy(packed, prepared.template, num_args * sizeof(TVMFFIAny))
-    for i in range(num_args):
+    memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
+    for i in range(prepared.num_args):
         if packed[i].type_index == kTVMFFIDLTensorPtr:
-            if k >= n:
-                TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too few data pointers")
-                return -1
             dl[i] = prepared.frozen_dl[i]
             dl[i].data = ptrs[k]
             dl[i].byte_offset = 0
             packed[i].v_ptr = &dl[i]
             k += 1
-    if k != n:
-        TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: too many data pointers")
+
+
+cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:
+    cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
+    cdef DLTensor dl[TVMFAST_STACK_ARGS]
+    cdef TVMFFIAny result
+    cdef int ret
+    if prepared.template == NULL or prepared.num_dynamic != 0:
+        TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
         return -1
+    if n != prepared.num_tensor_slots:
+        TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
+        return -1
+    fill_ptrs(prepared, ptrs, packed, dl)
     result.type_index = kTVMFFINone
     result.zero_padding = 0
     result.v_int64 = 0
-    i = TVMFFIFunctionCall(prepared.bound.handle, packed, num_args, &result)
-    if i == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
+    ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
+    if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
         TVMFFIObjectDecRef(result.v_ptr)
-    return i
+    return ret
 
 
 def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):
