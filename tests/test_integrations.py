@@ -3,7 +3,6 @@ C-level API from another Cython module."""
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import torch
@@ -91,57 +90,30 @@ def test_relax_vm_returns_torch_tensors():
         torch.testing.assert_close(r, vm["main"](x, w))
 
 
-C_CLIENT = textwrap.dedent('''
-    # cython: language_level=3
-    from tvmfast._core cimport FrozenFunction, tvmfast_call_ptrs
-    from libc.stdint cimport uintptr_t
-
-    def add_rows(FrozenFunction prepared, uintptr_t a, uintptr_t b, uintptr_t out, int rows, int row_bytes):
-        """Call the prepared kernel once per row, from a nogil loop, by data pointers."""
-        cdef void* ptrs[3]
-        cdef int r, ret = 0
-        with nogil:
-            for r in range(rows):
-                ptrs[0] = <void*>(a + r * row_bytes)
-                ptrs[1] = <void*>(b + r * row_bytes)
-                ptrs[2] = <void*>(out + r * row_bytes)
-                ret = tvmfast_call_ptrs(prepared, ptrs, 3)
-                if ret != 0:
-                    break
-        if ret != 0:
-            prepared.raise_last_error()
-''')
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_c_level_api_from_another_cython_module(tmp_path):
-    """A Cython module cimports tvmfast and calls a kernel from a nogil loop."""
-    import tvm_ffi.libinfo
+    """examples/c_api: a Cython module cimports tvmfast and calls a kernel from a nogil loop."""
+    import shutil
 
-    (tmp_path / "client.pyx").write_text(C_CLIENT)
-    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(tvmfast.__file__)))
-    setup = textwrap.dedent(f'''
-        from setuptools import setup, Extension
-        from Cython.Build import cythonize
-        import os, tvm_ffi.libinfo as li
-        inc = list(li.include_paths()) + [os.path.join(os.path.dirname(li.__file__), "3rdparty", "dlpack", "include")]
-        setup(ext_modules=cythonize([Extension("client", ["client.pyx"], include_dirs=inc, language="c++")],
-                                    include_path=[{pkg_root!r}]))
-    ''')
-    (tmp_path / "setup.py").write_text(setup)
+    for name in ["rows.pyx", "setup.py", "run.py"]:
+        shutil.copy(os.path.join(ROOT, "examples", "c_api", name), tmp_path)
     subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tmp_path, check=True,
                    capture_output=True)
+    res = subprocess.run([sys.executable, "run.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0 and "right" in res.stdout, res.stderr[-3000:]
     sys.path.insert(0, str(tmp_path))
     try:
-        import client
+        import rows
     finally:
         sys.path.remove(str(tmp_path))
     f = tvmfast.bind(kernels.build_add(128))
     a, b = torch.randn(8, 128), torch.randn(8, 128)
     out = torch.full((8, 128), float("nan"))
-    p = f.prepare(a[0], b[0], out[0])
-    client.add_rows(p, a.data_ptr(), b.data_ptr(), out.data_ptr(), 8, 128 * 4)
+    rows.add_rows(f.prepare(a[0], b[0], out[0]), a.data_ptr(), b.data_ptr(), out.data_ptr(), 8, 128 * 4)
     assert torch.equal(out, a + b)
-    # a TVM error inside the nogil loop comes out as the same Python error
-    p_bad = tvmfast.bind(kernels.build_add(128)).prepare(a[0], b[0], torch.empty(64))
+    # a TVM error inside the nogil loop comes out as the same Python error as from rt_mod
+    p_bad = f.prepare(a[0], b[0], torch.empty(64))
     with pytest.raises(ValueError, match=r"(?s)Invalid C.shape\[0\]"):
-        client.add_rows(p_bad, a.data_ptr(), b.data_ptr(), out.data_ptr(), 1, 128 * 4)
+        rows.add_rows(p_bad, a.data_ptr(), b.data_ptr(), out.data_ptr(), 1, 128 * 4)
