@@ -36,8 +36,9 @@ def paths_for(rt_mod, ts, frozen_positions):
     f(*ts)
     frozen = f.freeze({i: ts[i] for i in frozen_positions})
     dyn = [t for i, t in enumerate(ts) if i not in frozen_positions]
+    f_gil = tvmfast.bind(rt_mod, release_gil=True)  # GIL released around the C call
     prepared = f.prepare(*ts)
-    env = dict(rt_mod=rt_mod, func=func, ts=ts, f=f, frozen=frozen, prepared=prepared,
+    env = dict(rt_mod=rt_mod, func=func, ts=ts, f=f, frozen=frozen, prepared=prepared, f_gil=f_gil,
                from_dlpack=tvm_ffi.from_dlpack, to_dlpack=torch.utils.dlpack.to_dlpack)
     env.update({f"t{i}": t for i, t in enumerate(ts)})
     env.update({f"v{i}": tvm_ffi.from_dlpack(t) for i, t in enumerate(ts)})
@@ -51,6 +52,7 @@ def paths_for(rt_mod, ts, frozen_positions):
         "3 tvm_ffi f(*torch)": f"func({u})",
         "4 from_dlpack(to_dlpack(t)) per call": "func(*[from_dlpack(to_dlpack(t)) for t in ts])",
         "6 tvmfast dynamic": f"f({u})",
+        "6g tvmfast dynamic, release_gil=True": f"f_gil({u})",
         "7 tvmfast frozen": f"frozen({d})",
         "8 tvmfast prepared": "prepared()",
     }

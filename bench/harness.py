@@ -41,12 +41,13 @@ def cpu_paths(rt_mod, tensors, frozen_positions):
     f(*tensors)
     frozen = f.freeze({i: tensors[i] for i in frozen_positions})
     dynamic_args = [t for i, t in enumerate(tensors) if i not in frozen_positions]
+    f_gil = tvmfast.bind(rt_mod, release_gil=True)  # GIL released around the C call
     prepared = f.prepare(*tensors)
     env = dict(
         rt_mod=rt_mod, func=func, ts=tensors, tvm_ts=[tvm_ffi.from_dlpack(t) for t in tensors],
         from_dlpack=tvm_ffi.from_dlpack, to_dlpack=torch.utils.dlpack.to_dlpack,
         ctypes_call=make_ctypes_caller(func), f=f, frozen=frozen, dyn=dynamic_args,
-        prepared=prepared, floor=_core._floor_loop)
+        prepared=prepared, f_gil=f_gil, floor=_core._floor_loop)
     n = len(tensors)
     # Each argument a global name (f(t0, t1, ...)): no *args tuple and no subscript per
     # argument in the timed statement, so the statement costs every path the same little.
@@ -63,6 +64,7 @@ def cpu_paths(rt_mod, tensors, frozen_positions):
         "4 from_dlpack(to_dlpack(t)) per call": "func(*[from_dlpack(to_dlpack(t)) for t in ts])",
         "5 ctypes TVMFFIFunctionCall": f"ctypes_call({unpack})",
         "6 tvmfast dynamic": f"f({unpack})",
+        "6g tvmfast dynamic, release_gil=True": f"f_gil({unpack})",
         "7 tvmfast frozen": f"frozen({dyn_unpack})",
         "8 tvmfast prepared": "prepared()",
     }
