@@ -29,7 +29,7 @@ def extension(name):
 
 setup(
     ext_modules=cythonize(
-        [extension("_core"), extension("_bench")],
+        [extension("_core")],
         compiler_directives={"language_level": "3"},
         annotate=bool(os.environ.get("TVMFAST_ANNOTATE")),
     ),

@@ -22,6 +22,9 @@ import tvm_ffi  # noqa: E402
 import tvmfast
 from tvmfast import _core, kernels
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
 BURST = 256  # calls per timed burst: well inside CUDA's launch queue
 ROUNDS = int(os.environ.get("TVMFAST_GPU_ROUNDS", "41"))
 
@@ -31,35 +34,12 @@ def load(folder, name):
 
 
 def paths_for(rt_mod, ts, frozen_positions):
-    func = rt_mod["main"]
-    f = tvmfast.bind(rt_mod)
-    f(*ts)
-    frozen = f.freeze({i: ts[i] for i in frozen_positions})
-    dyn = [t for i, t in enumerate(ts) if i not in frozen_positions]
-    f_gil = tvmfast.bind(rt_mod, release_gil=True)  # GIL released around the C call
-    prepared = f.prepare(*ts)
-    env = dict(rt_mod=rt_mod, func=func, ts=ts, f=f, frozen=frozen, prepared=prepared, f_gil=f_gil,
-               from_dlpack=tvm_ffi.from_dlpack, to_dlpack=torch.utils.dlpack.to_dlpack)
-    env.update({f"t{i}": t for i, t in enumerate(ts)})
-    env.update({f"v{i}": tvm_ffi.from_dlpack(t) for i, t in enumerate(ts)})
-    env.update({f"d{i}": t for i, t in enumerate(dyn)})
-    u = ", ".join(f"t{i}" for i in range(len(ts)))
-    v = ", ".join(f"v{i}" for i in range(len(ts)))
-    d = ", ".join(f"d{i}" for i in range(len(dyn)))
-    paths = {
-        "1 rt_mod(*tvm tensors)": f"rt_mod({v})",
-        "2 rt_mod['main'](*tvm tensors)": f"func({v})",
-        "3 tvm_ffi f(*torch)": f"func({u})",
-        "4 from_dlpack(to_dlpack(t)) per call": "func(*[from_dlpack(to_dlpack(t)) for t in ts])",
-        "6 tvmfast dynamic": f"f({u})",
-        "6g tvmfast dynamic, release_gil=True": f"f_gil({u})",
-        "7 tvmfast frozen": f"frozen({d})",
-        "8 tvmfast prepared": "prepared()",
-    }
-    if hasattr(f, "as_torch_op"):
-        op = f.as_torch_op(f"tvmfast_gpu_bench::op{len(ts)}", mutates_args=(len(ts) - 1,), example_args=ts)
-        env["op"] = op
-        paths["10 torch custom op"] = f"op({u})"
+    """The harness's call paths (no ctypes: it fills CPU DLTensors only) plus the custom op."""
+    paths, env, prepared = harness.call_paths(rt_mod, ts, frozen_positions, with_ctypes=False)
+    op = tvmfast.bind(rt_mod).as_torch_op(f"tvmfast_gpu_bench::op{len(ts)}", mutates_args=(len(ts) - 1,),
+                                          example_args=ts)
+    env["op"] = op
+    paths["10 torch custom op"] = f"op({', '.join(f't{i}' for i in range(len(ts)))})"
     return paths, env, prepared
 
 

@@ -34,8 +34,10 @@ from ctypes_path import make_ctypes_caller  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def cpu_paths(rt_mod, tensors, frozen_positions):
-    """name -> (statement, globals) for the nine paths on the CPU."""
+def call_paths(rt_mod, tensors, frozen_positions, with_ctypes=True):
+    """name -> timed statement, their globals, and the prepared call (for the floor).
+
+    The ctypes path fills CPU DLTensors only, so GPU runs leave it out."""
     func = rt_mod["main"]
     f = tvmfast.bind(rt_mod)
     f(*tensors)
@@ -46,7 +48,7 @@ def cpu_paths(rt_mod, tensors, frozen_positions):
     env = dict(
         rt_mod=rt_mod, func=func, ts=tensors, tvm_ts=[tvm_ffi.from_dlpack(t) for t in tensors],
         from_dlpack=tvm_ffi.from_dlpack, to_dlpack=torch.utils.dlpack.to_dlpack,
-        ctypes_call=make_ctypes_caller(func), f=f, frozen=frozen, dyn=dynamic_args,
+        ctypes_call=make_ctypes_caller(func) if with_ctypes else None, f=f, frozen=frozen, dyn=dynamic_args,
         prepared=prepared, f_gil=f_gil, floor=_core._floor_loop)
     n = len(tensors)
     # Each argument a global name (f(t0, t1, ...)): no *args tuple and no subscript per
@@ -68,6 +70,8 @@ def cpu_paths(rt_mod, tensors, frozen_positions):
         "7 tvmfast frozen": f"frozen({dyn_unpack})",
         "8 tvmfast prepared": "prepared()",
     }
+    if not with_ctypes:
+        del paths["5 ctypes TVMFFIFunctionCall"]
     return paths, env, prepared
 
 
@@ -155,7 +159,7 @@ def sweep(counts, rounds, number):
     for k in counts:
         mod = kernels.build_sum_args(k, n=16)
         ts = [torch.randn(16) for _ in range(k)]
-        paths, env, prepared = cpu_paths(mod, ts, frozen_positions=())
+        paths, env, prepared = call_paths(mod, ts, frozen_positions=())
         keep = {name: paths[name] for name in ("3 tvm_ffi f(*torch)", "6 tvmfast dynamic", "8 tvmfast prepared")}
         out[k] = summarize(measure(keep, env, prepared, rounds, number))
     return out
@@ -309,7 +313,7 @@ def main(argv=None):
                    rounds=args.rounds, number=args.number, workloads={})
     for make in (workload_add, workload_gemv, lambda: workload_add(4096)):
         title, mod, ts, frozen_positions = make()
-        paths, env, prepared = cpu_paths(mod, ts, frozen_positions)
+        paths, env, prepared = call_paths(mod, ts, frozen_positions)
         number = args.number if "128 " in title else max(args.number // 10, 10)
         samples = measure(paths, env, prepared, args.rounds, number, custom_op_extra(mod, ts))
         results["workloads"][title] = summarize(samples)

@@ -1334,6 +1334,13 @@ static int __Pyx_init_tpflags_variables(void) {
         return -1;
       }
     }
+    /* Give a type CPython's vectorcall protocol: calls skip the argument tuple.
+     * (tp_call stays Cython's __call__, which forwards a tuple's items to it.) */
+    static inline void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset) {
+      tp->tp_vectorcall_offset = offset;
+      tp->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
+      PyType_Modified(tp);
+    }
     static inline void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset) {
       return *(void* const*)((const char*)obj + offset);
     }
@@ -1778,8 +1785,8 @@ struct __pyx_t_7tvmfast_5_core_CallState {
   int32_t devices_checked;
 };
 
-/* "tvmfast/_core.pyx":83
- *     void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset)
+/* "tvmfast/_core.pyx":87
+ *     void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset)
  * 
  * cdef enum:             # <<<<<<<<<<<<<<
  *     # Arguments converted on the C stack; more than this takes the heap path.
@@ -1790,7 +1797,7 @@ enum  {
   __pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE = 32
 };
 
-/* "tvmfast/_core.pyx":100
+/* "tvmfast/_core.pyx":104
  * # Argument kinds, chosen once per Python type and cached.
  * # ---------------------------------------------------------------------------
  * cdef enum ArgKind:             # <<<<<<<<<<<<<<
@@ -1810,7 +1817,7 @@ enum __pyx_t_7tvmfast_5_core_ArgKind {
   __pyx_e_7tvmfast_5_core_KIND_STR = 9
 };
 
-/* "tvmfast/_core.pyx":112
+/* "tvmfast/_core.pyx":116
  *     KIND_STR = 9           # str, passed as a borrowed UTF-8 C string
  * 
  * cdef enum TensorMode:             # <<<<<<<<<<<<<<
@@ -1885,7 +1892,7 @@ struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction {
 static struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *__pyx_vtabptr_7tvmfast_5_core_BoundFunction;
 
 
-/* "tvmfast/_core.pyx":832
+/* "tvmfast/_core.pyx":827
  * 
  * 
  * cdef class FrozenFunction:             # <<<<<<<<<<<<<<
@@ -2675,6 +2682,9 @@ static CYTHON_INLINE PyObject *__Pyx_Import(PyObject *name, PyObject *const *imp
 static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatSimpleAndDecref(PyObject* s, PyObject* f);
 static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatAndDecref(PyObject* s, PyObject* f);
 
+/* RejectKeywords.export */
+static void __Pyx_RejectKeywords(const char* function_name, PyObject *kwds);
+
 /* PyObjectCompare.proto */
 static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLt_object_int(PyObject *op1, PyObject *op2, int pyop);
 
@@ -2702,9 +2712,6 @@ static void __Pyx_RaiseErrorWithTypes1(PyObject* exc_type, const char *message, 
 #define __Pyx_PyNumber_InPlaceAnd_object_object(op1, op2)  __Pyx__PyNumber_And_object_object(op1, op2, 1)
 static CYTHON_INLINE PyObject* __Pyx__PyNumber_And_object_object(PyObject *op1, PyObject *op2, int inplace);
 #endif
-
-/* RejectKeywords.export */
-static void __Pyx_RejectKeywords(const char* function_name, PyObject *kwds);
 
 /* ImportFrom.export */
 static PyObject* __Pyx_ImportFrom(PyObject* module, PyObject* name);
@@ -3323,7 +3330,6 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, TVMFFIAny *, int32_t, __pyx_t_7tvmfast_5_core_CallState *); /*proto*/
 static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *, void **, size_t, PyObject *); /*proto*/
 static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *, void **, size_t, PyObject *); /*proto*/
-static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *, Py_ssize_t); /*proto*/
 static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *, PyObject *); /*proto*/
 static int __pyx_f_7tvmfast_5_core_raise_count_error(int, Py_ssize_t); /*proto*/
 static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, TVMFFIAny *, DLTensor *); /*proto*/
@@ -3348,19 +3354,20 @@ static const char __pyx_k_tvmfast_call_ptrs_wrong_number_o[] = "tvmfast_call_ptr
 /* #### Code section: decls ### */
 static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_hook); /* proto */
 static PyObject *__pyx_pf_7tvmfast_5_core_2_set_torch_setup_hook(CYTHON_UNUSED PyObject *__pyx_self, PyObject *__pyx_v_hook); /* proto */
-static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_obj, PyObject *__pyx_v_name, PyObject *__pyx_v_num_args, PyObject *__pyx_v_release_gil, PyObject *__pyx_v_owned_tensors, PyObject *__pyx_v_alignment); /* proto */
+static int __pyx_pf_7tvmfast_5_core_13BoundFunction___cinit__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self); /* proto */
+static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_obj, PyObject *__pyx_v_name, PyObject *__pyx_v_num_args, PyObject *__pyx_v_release_gil, PyObject *__pyx_v_owned_tensors, PyObject *__pyx_v_alignment); /* proto */
 static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_args); /* proto */
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_frozen); /* proto */
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_args); /* proto */
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_name, PyObject *__pyx_v_mutates_args, PyObject *__pyx_v_example_args); /* proto */
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4__call__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_args); /* proto */
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_frozen); /* proto */
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_args); /* proto */
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_name, PyObject *__pyx_v_mutates_args, PyObject *__pyx_v_example_args); /* proto */
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__repr__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8function___get__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8num_args___get__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self); /* proto */
 static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_11release_gil___get__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self); /* proto */
 static int __pyx_pf_7tvmfast_5_core_13BoundFunction_11release_gil_2__set__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_value); /* proto */
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self); /* proto */
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_14__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_14__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self); /* proto */
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_16__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state); /* proto */
 static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self); /* proto */
 static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self, struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_bound, PyObject *__pyx_v_frozen, int __pyx_v_num_args); /* proto */
 static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self); /* proto */
@@ -3405,7 +3412,7 @@ static PyObject *__pyx_tp_vectorcall_7tvmfast_5_core_BoundFunction(PyObject *t, 
 static int __pyx_tp_init_7tvmfast_5_core_BoundFunction(PyObject *o, PyObject *args, PyObject *kwds); /*proto*/
 #endif
 #if !CYTHON_VECTORCALL_TPNEW
-#define __pyx_tp_init_7tvmfast_5_core_BoundFunction __pyx_pw_7tvmfast_5_core_13BoundFunction_1__init__
+#define __pyx_tp_init_7tvmfast_5_core_BoundFunction __pyx_pw_7tvmfast_5_core_13BoundFunction_3__init__
 #endif
 static PyObject *__pyx_tp_new__initialisation_7tvmfast_5_core_FrozenFunction(PyObject *o, 
 #if CYTHON_VECTORCALL_TPNEW
@@ -3471,7 +3478,7 @@ namespace {
     PyObject *__pyx_slice[3];
     PyObject *__pyx_tuple[5];
     PyObject *__pyx_codeobj_tab[16];
-    PyObject *__pyx_string_tab[229];
+    PyObject *__pyx_string_tab[226];
     PyObject *__pyx_number_tab[11];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3543,213 +3550,210 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u_tree_fragment __pyx_string_tab[19]
 #define __pyx_kp_u__7 __pyx_string_tab[20]
 #define __pyx_kp_u_is_not_2 __pyx_string_tab[21]
-#define __pyx_kp_u_at_most_256 __pyx_string_tab[22]
-#define __pyx_kp_u_byte_aligned __pyx_string_tab[23]
-#define __pyx_kp_u_byte_aligned_TVM_kernels_built __pyx_string_tab[24]
-#define __pyx_kp_u__5 __pyx_string_tab[25]
-#define __pyx_kp_u__4 __pyx_string_tab[26]
-#define __pyx_kp_u__2 __pyx_string_tab[27]
-#define __pyx_kp_u_data_address __pyx_string_tab[28]
-#define __pyx_kp_u_expected_a_tensor_torch_Tensor __pyx_string_tab[29]
-#define __pyx_kp_u_expected_int_got __pyx_string_tab[30]
-#define __pyx_kp_u_int __pyx_string_tab[31]
-#define __pyx_kp_u_all_tensor_arguments_must_be_on __pyx_string_tab[32]
-#define __pyx_kp_u_tvmfast_BoundFunction_num_args __pyx_string_tab[33]
-#define __pyx_kp_u_tvmfast_FrozenFunction_num_args __pyx_string_tab[34]
-#define __pyx_kp_u__6 __pyx_string_tab[35]
-#define __pyx_kp_u_ __pyx_string_tab[36]
-#define __pyx_kp_u_None __pyx_string_tab[37]
-#define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[38]
-#define __pyx_kp_u_floor_loop_needs_a_prepared_fun __pyx_string_tab[39]
-#define __pyx_kp_u_add_note __pyx_string_tab[40]
-#define __pyx_kp_u_device_type __pyx_string_tab[41]
-#define __pyx_kp_u_disable __pyx_string_tab[42]
-#define __pyx_kp_u_enable __pyx_string_tab[43]
-#define __pyx_kp_u_gc __pyx_string_tab[44]
-#define __pyx_kp_u_isenabled __pyx_string_tab[45]
-#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[46]
-#define __pyx_kp_u_self_handle_self_vectorcall_cann __pyx_string_tab[47]
-#define __pyx_kp_u_tvmfast__reraise __pyx_string_tab[48]
-#define __pyx_kp_u_tvmfast__take_result __pyx_string_tab[49]
-#define __pyx_kp_u_tvmfast_bind_alignment_must_be_a __pyx_string_tab[50]
-#define __pyx_kp_u_tvmfast_bind_expected_a_TVM_runt __pyx_string_tab[51]
-#define __pyx_kp_u_tvmfast_bind_name_is_only_for_mo __pyx_string_tab[52]
-#define __pyx_kp_u_tvmfast_bind_no_such_library __pyx_string_tab[53]
-#define __pyx_kp_u_tvmfast_bind_the_module_has_no_f __pyx_string_tab[54]
-#define __pyx_kp_u_tvmfast__core_pyx __pyx_string_tab[55]
-#define __pyx_kp_u_tvmfast_BoundFunction_was_not_in __pyx_string_tab[56]
-#define __pyx_kp_u_tvmfast_FrozenFunction_was_not_i __pyx_string_tab[57]
-#define __pyx_kp_u_tvmfast_TVM_call_failed_but_no_e __pyx_string_tab[58]
-#define __pyx_kp_u_tvmfast_argument __pyx_string_tab[59]
-#define __pyx_kp_u_tvmfast_bound_functions_take_pos __pyx_string_tab[60]
-#define __pyx_kp_u_tvmfast_call_ptrs_expected __pyx_string_tab[61]
-#define __pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar __pyx_string_tab[62]
-#define __pyx_kp_u_tvmfast_call_ptrs_pointer __pyx_string_tab[63]
-#define __pyx_kp_u_tvmfast_expected __pyx_string_tab[64]
-#define __pyx_kp_u_tvmfast_freeze_position __pyx_string_tab[65]
-#define __pyx_kp_u_tvmfast_freeze_needs_the_number __pyx_string_tab[66]
-#define __pyx_kp_u_tvmfast_freeze_takes_a_dict_posi __pyx_string_tab[67]
-#define __pyx_kp_u_tvmfast_freeze_prepare_support_a __pyx_string_tab[68]
-#define __pyx_kp_u_tvmfast_frozen_argument __pyx_string_tab[69]
-#define __pyx_kp_u_tvmfast_the_function_returned_a __pyx_string_tab[70]
-#define __pyx_kp_u_tvmfast_too_many_arguments __pyx_string_tab[71]
-#define __pyx_n_u_BoundFunction __pyx_string_tab[72]
-#define __pyx_n_u_BoundFunction___reduce_cython __pyx_string_tab[73]
-#define __pyx_n_u_BoundFunction___setstate_cython __pyx_string_tab[74]
-#define __pyx_n_u_BoundFunction_as_torch_op __pyx_string_tab[75]
-#define __pyx_n_u_BoundFunction_freeze __pyx_string_tab[76]
-#define __pyx_n_u_BoundFunction_prepare __pyx_string_tab[77]
-#define __pyx_n_u_CObject __pyx_string_tab[78]
-#define __pyx_n_u_FrozenFunction __pyx_string_tab[79]
-#define __pyx_n_u_FrozenFunction___reduce_cython __pyx_string_tab[80]
-#define __pyx_n_u_FrozenFunction___setstate_cython __pyx_string_tab[81]
-#define __pyx_n_u_FrozenFunction_call_ptrs __pyx_string_tab[82]
-#define __pyx_n_u_FrozenFunction_num_tensor_args __pyx_string_tab[83]
-#define __pyx_n_u_FrozenFunction_raise_last_error __pyx_string_tab[84]
-#define __pyx_n_u_Function __pyx_string_tab[85]
-#define __pyx_n_u_Module __pyx_string_tab[86]
-#define __pyx_n_u_Parameter __pyx_string_tab[87]
-#define __pyx_n_u_PathLike __pyx_string_tab[88]
-#define __pyx_n_u_Tensor __pyx_string_tab[89]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[90]
-#define __pyx_n_u_annotate __pyx_string_tab[91]
-#define __pyx_n_u_chandle __pyx_string_tab[92]
-#define __pyx_n_u_class_getitem __pyx_string_tab[93]
-#define __pyx_n_u_dict __pyx_string_tab[94]
-#define __pyx_n_u_dlpack __pyx_string_tab[95]
-#define __pyx_n_u_dlpack_c_exchange_api __pyx_string_tab[96]
-#define __pyx_n_u_func __pyx_string_tab[97]
-#define __pyx_n_u_getitem __pyx_string_tab[98]
-#define __pyx_n_u_getstate __pyx_string_tab[99]
-#define __pyx_n_u_main_2 __pyx_string_tab[100]
-#define __pyx_n_u_module __pyx_string_tab[101]
-#define __pyx_n_u_name_2 __pyx_string_tab[102]
-#define __pyx_n_u_pyx_capi __pyx_string_tab[103]
-#define __pyx_n_u_pyx_state __pyx_string_tab[104]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[105]
-#define __pyx_n_u_qualname __pyx_string_tab[106]
-#define __pyx_n_u_reduce __pyx_string_tab[107]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[108]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[109]
-#define __pyx_n_u_set_name __pyx_string_tab[110]
-#define __pyx_n_u_setstate __pyx_string_tab[111]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[112]
-#define __pyx_n_u_test __pyx_string_tab[113]
-#define __pyx_n_u_cdata __pyx_string_tab[114]
-#define __pyx_n_u_enable_torch_direct_export __pyx_string_tab[115]
-#define __pyx_n_u_floor_loop __pyx_string_tab[116]
-#define __pyx_n_u_init_vectorcall __pyx_string_tab[117]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[118]
-#define __pyx_n_u_set_current_stream_hook __pyx_string_tab[119]
-#define __pyx_n_u_set_torch_setup_hook __pyx_string_tab[120]
-#define __pyx_n_u_torch_direct_export_enabled __pyx_string_tab[121]
-#define __pyx_n_u_abspath __pyx_string_tab[122]
-#define __pyx_n_u_address __pyx_string_tab[123]
-#define __pyx_n_u_alignment __pyx_string_tab[124]
-#define __pyx_n_u_api __pyx_string_tab[125]
-#define __pyx_n_u_arange __pyx_string_tab[126]
-#define __pyx_n_u_args __pyx_string_tab[127]
-#define __pyx_n_u_as_torch_op __pyx_string_tab[128]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[129]
-#define __pyx_n_u_b __pyx_string_tab[130]
-#define __pyx_n_u_base __pyx_string_tab[131]
-#define __pyx_n_u_bound __pyx_string_tab[132]
-#define __pyx_n_u_call_ptrs __pyx_string_tab[133]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[134]
-#define __pyx_n_u_clone __pyx_string_tab[135]
-#define __pyx_n_u_core __pyx_string_tab[136]
-#define __pyx_n_u_cptrs __pyx_string_tab[137]
-#define __pyx_n_u_cpu __pyx_string_tab[138]
-#define __pyx_n_u_cuda __pyx_string_tab[139]
-#define __pyx_n_u_cuda_host __pyx_string_tab[140]
-#define __pyx_n_u_cuda_managed __pyx_string_tab[141]
-#define __pyx_n_u_direct __pyx_string_tab[142]
-#define __pyx_n_u_dl __pyx_string_tab[143]
-#define __pyx_n_u_dtype __pyx_string_tab[144]
-#define __pyx_n_u_entry_name __pyx_string_tab[145]
-#define __pyx_n_u_enumerate __pyx_string_tab[146]
-#define __pyx_n_u_example_args __pyx_string_tab[147]
-#define __pyx_n_u_exists __pyx_string_tab[148]
-#define __pyx_n_u_ext_dev __pyx_string_tab[149]
-#define __pyx_n_u_f __pyx_string_tab[150]
-#define __pyx_n_u_float32 __pyx_string_tab[151]
-#define __pyx_n_u_fn_address __pyx_string_tab[152]
-#define __pyx_n_u_freeze __pyx_string_tab[153]
-#define __pyx_n_u_from_dlpack __pyx_string_tab[154]
-#define __pyx_n_u_frozen __pyx_string_tab[155]
-#define __pyx_n_u_fspath __pyx_string_tab[156]
-#define __pyx_n_u_get __pyx_string_tab[157]
-#define __pyx_n_u_get_function __pyx_string_tab[158]
-#define __pyx_n_u_get_global_func __pyx_string_tab[159]
-#define __pyx_n_u_half __pyx_string_tab[160]
-#define __pyx_n_u_handle __pyx_string_tab[161]
-#define __pyx_n_u_hook __pyx_string_tab[162]
-#define __pyx_n_u_i __pyx_string_tab[163]
-#define __pyx_n_u_implements_function __pyx_string_tab[164]
-#define __pyx_n_u_int8 __pyx_string_tab[165]
-#define __pyx_n_u_items __pyx_string_tab[166]
-#define __pyx_n_u_load_module __pyx_string_tab[167]
-#define __pyx_n_u_main __pyx_string_tab[168]
-#define __pyx_n_u_make_torch_op __pyx_string_tab[169]
-#define __pyx_n_u_mutates_args __pyx_string_tab[170]
-#define __pyx_n_u_n __pyx_string_tab[171]
-#define __pyx_n_u_name __pyx_string_tab[172]
-#define __pyx_n_u_nn __pyx_string_tab[173]
-#define __pyx_n_u_num_args __pyx_string_tab[174]
-#define __pyx_n_u_num_tensor_args __pyx_string_tab[175]
-#define __pyx_n_u_obj __pyx_string_tab[176]
-#define __pyx_n_u_object __pyx_string_tab[177]
-#define __pyx_n_u_offset __pyx_string_tab[178]
-#define __pyx_n_u_os __pyx_string_tab[179]
-#define __pyx_n_u_owned __pyx_string_tab[180]
-#define __pyx_n_u_owned_tensors __pyx_string_tab[181]
-#define __pyx_n_u_p __pyx_string_tab[182]
-#define __pyx_n_u_packed __pyx_string_tab[183]
-#define __pyx_n_u_path __pyx_string_tab[184]
-#define __pyx_n_u_pop __pyx_string_tab[185]
-#define __pyx_n_u_prepare __pyx_string_tab[186]
-#define __pyx_n_u_prepared __pyx_string_tab[187]
-#define __pyx_n_u_ptrs __pyx_string_tab[188]
-#define __pyx_n_u_r __pyx_string_tab[189]
-#define __pyx_n_u_raise_last_error __pyx_string_tab[190]
-#define __pyx_n_u_reference __pyx_string_tab[191]
-#define __pyx_n_u_release_gil __pyx_string_tab[192]
-#define __pyx_n_u_repeat __pyx_string_tab[193]
-#define __pyx_n_u_reshape __pyx_string_tab[194]
-#define __pyx_n_u_result __pyx_string_tab[195]
-#define __pyx_n_u_ret __pyx_string_tab[196]
-#define __pyx_n_u_rocm __pyx_string_tab[197]
-#define __pyx_n_u_samples __pyx_string_tab[198]
-#define __pyx_n_u_self __pyx_string_tab[199]
-#define __pyx_n_u_setdefault __pyx_string_tab[200]
-#define __pyx_n_u_st __pyx_string_tab[201]
-#define __pyx_n_u_staticmethod __pyx_string_tab[202]
-#define __pyx_n_u_t __pyx_string_tab[203]
-#define __pyx_n_u_tensor __pyx_string_tab[204]
-#define __pyx_n_u_to __pyx_string_tab[205]
-#define __pyx_n_u_torch_module __pyx_string_tab[206]
-#define __pyx_n_u_transpose __pyx_string_tab[207]
-#define __pyx_n_u_tvm_ffi __pyx_string_tab[208]
-#define __pyx_n_u_tvmfast__core __pyx_string_tab[209]
-#define __pyx_n_u_tvmfast_torch_op __pyx_string_tab[210]
-#define __pyx_n_u_values __pyx_string_tab[211]
-#define __pyx_n_u_zeros __pyx_string_tab[212]
-#define __pyx_kp_b_DLTensor __pyx_string_tab[213]
-#define __pyx_n_b_TypeError __pyx_string_tab[214]
-#define __pyx_kp_b_int_struct___pyx_obj_7tvmfast_5 __pyx_string_tab[215]
-#define __pyx_kp_b_iso88591_Q __pyx_string_tab[216]
-#define __pyx_kp_b_iso88591_s __pyx_string_tab[217]
-#define __pyx_kp_b_iso88591_N_1_Qo_r_P_Q_m7_1L_Q __pyx_string_tab[218]
-#define __pyx_kp_b_iso88591_q __pyx_string_tab[219]
-#define __pyx_kp_b_iso88591_1 __pyx_string_tab[220]
-#define __pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS __pyx_string_tab[221]
-#define __pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT __pyx_string_tab[222]
-#define __pyx_kp_b_iso88591_A_t1 __pyx_string_tab[223]
-#define __pyx_kp_b_iso88591_A_q __pyx_string_tab[224]
-#define __pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf __pyx_string_tab[225]
-#define __pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq __pyx_string_tab[226]
-#define __pyx_kp_b_iso88591_A_s_1_4z_E_D_S_1A_2S_A_1_ATAgghh __pyx_string_tab[227]
-#define __pyx_kp_b_iso88591_a_Q_AV6_q __pyx_string_tab[228]
+#define __pyx_kp_u_byte_aligned __pyx_string_tab[22]
+#define __pyx_kp_u_byte_aligned_TVM_kernels_built __pyx_string_tab[23]
+#define __pyx_kp_u__5 __pyx_string_tab[24]
+#define __pyx_kp_u__4 __pyx_string_tab[25]
+#define __pyx_kp_u__2 __pyx_string_tab[26]
+#define __pyx_kp_u_data_address __pyx_string_tab[27]
+#define __pyx_kp_u_expected_a_tensor_torch_Tensor __pyx_string_tab[28]
+#define __pyx_kp_u_expected_int_got __pyx_string_tab[29]
+#define __pyx_kp_u_int __pyx_string_tab[30]
+#define __pyx_kp_u_all_tensor_arguments_must_be_on __pyx_string_tab[31]
+#define __pyx_kp_u_tvmfast_BoundFunction_num_args __pyx_string_tab[32]
+#define __pyx_kp_u_tvmfast_FrozenFunction_num_args __pyx_string_tab[33]
+#define __pyx_kp_u__6 __pyx_string_tab[34]
+#define __pyx_kp_u_ __pyx_string_tab[35]
+#define __pyx_kp_u_None __pyx_string_tab[36]
+#define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[37]
+#define __pyx_kp_u_floor_loop_needs_a_prepared_fun __pyx_string_tab[38]
+#define __pyx_kp_u_add_note __pyx_string_tab[39]
+#define __pyx_kp_u_device_type __pyx_string_tab[40]
+#define __pyx_kp_u_disable __pyx_string_tab[41]
+#define __pyx_kp_u_enable __pyx_string_tab[42]
+#define __pyx_kp_u_gc __pyx_string_tab[43]
+#define __pyx_kp_u_isenabled __pyx_string_tab[44]
+#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[45]
+#define __pyx_kp_u_tvmfast__reraise __pyx_string_tab[46]
+#define __pyx_kp_u_tvmfast__take_result __pyx_string_tab[47]
+#define __pyx_kp_u_tvmfast_bind_alignment_must_be_a __pyx_string_tab[48]
+#define __pyx_kp_u_tvmfast_bind_expected_a_TVM_runt __pyx_string_tab[49]
+#define __pyx_kp_u_tvmfast_bind_name_is_only_for_mo __pyx_string_tab[50]
+#define __pyx_kp_u_tvmfast_bind_no_such_library __pyx_string_tab[51]
+#define __pyx_kp_u_tvmfast_bind_the_module_has_no_f __pyx_string_tab[52]
+#define __pyx_kp_u_tvmfast__core_pyx __pyx_string_tab[53]
+#define __pyx_kp_u_tvmfast_BoundFunction_was_not_in __pyx_string_tab[54]
+#define __pyx_kp_u_tvmfast_FrozenFunction_was_not_i __pyx_string_tab[55]
+#define __pyx_kp_u_tvmfast_TVM_call_failed_but_no_e __pyx_string_tab[56]
+#define __pyx_kp_u_tvmfast_argument __pyx_string_tab[57]
+#define __pyx_kp_u_tvmfast_bound_functions_take_pos __pyx_string_tab[58]
+#define __pyx_kp_u_tvmfast_call_ptrs_expected __pyx_string_tab[59]
+#define __pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar __pyx_string_tab[60]
+#define __pyx_kp_u_tvmfast_call_ptrs_pointer __pyx_string_tab[61]
+#define __pyx_kp_u_tvmfast_expected __pyx_string_tab[62]
+#define __pyx_kp_u_tvmfast_freeze_position __pyx_string_tab[63]
+#define __pyx_kp_u_tvmfast_freeze_needs_the_number __pyx_string_tab[64]
+#define __pyx_kp_u_tvmfast_freeze_takes_a_dict_posi __pyx_string_tab[65]
+#define __pyx_kp_u_tvmfast_freeze_prepare_support_a __pyx_string_tab[66]
+#define __pyx_kp_u_tvmfast_frozen_argument __pyx_string_tab[67]
+#define __pyx_kp_u_tvmfast_the_function_returned_a __pyx_string_tab[68]
+#define __pyx_n_u_BoundFunction __pyx_string_tab[69]
+#define __pyx_n_u_BoundFunction___reduce_cython __pyx_string_tab[70]
+#define __pyx_n_u_BoundFunction___setstate_cython __pyx_string_tab[71]
+#define __pyx_n_u_BoundFunction_as_torch_op __pyx_string_tab[72]
+#define __pyx_n_u_BoundFunction_freeze __pyx_string_tab[73]
+#define __pyx_n_u_BoundFunction_prepare __pyx_string_tab[74]
+#define __pyx_n_u_CObject __pyx_string_tab[75]
+#define __pyx_n_u_FrozenFunction __pyx_string_tab[76]
+#define __pyx_n_u_FrozenFunction___reduce_cython __pyx_string_tab[77]
+#define __pyx_n_u_FrozenFunction___setstate_cython __pyx_string_tab[78]
+#define __pyx_n_u_FrozenFunction_call_ptrs __pyx_string_tab[79]
+#define __pyx_n_u_FrozenFunction_num_tensor_args __pyx_string_tab[80]
+#define __pyx_n_u_FrozenFunction_raise_last_error __pyx_string_tab[81]
+#define __pyx_n_u_Function __pyx_string_tab[82]
+#define __pyx_n_u_Module __pyx_string_tab[83]
+#define __pyx_n_u_Parameter __pyx_string_tab[84]
+#define __pyx_n_u_PathLike __pyx_string_tab[85]
+#define __pyx_n_u_Tensor __pyx_string_tab[86]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[87]
+#define __pyx_n_u_annotate __pyx_string_tab[88]
+#define __pyx_n_u_chandle __pyx_string_tab[89]
+#define __pyx_n_u_class_getitem __pyx_string_tab[90]
+#define __pyx_n_u_dict __pyx_string_tab[91]
+#define __pyx_n_u_dlpack __pyx_string_tab[92]
+#define __pyx_n_u_dlpack_c_exchange_api __pyx_string_tab[93]
+#define __pyx_n_u_func __pyx_string_tab[94]
+#define __pyx_n_u_getitem __pyx_string_tab[95]
+#define __pyx_n_u_getstate __pyx_string_tab[96]
+#define __pyx_n_u_main_2 __pyx_string_tab[97]
+#define __pyx_n_u_module __pyx_string_tab[98]
+#define __pyx_n_u_name_2 __pyx_string_tab[99]
+#define __pyx_n_u_pyx_capi __pyx_string_tab[100]
+#define __pyx_n_u_pyx_state __pyx_string_tab[101]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[102]
+#define __pyx_n_u_qualname __pyx_string_tab[103]
+#define __pyx_n_u_reduce __pyx_string_tab[104]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[105]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[106]
+#define __pyx_n_u_set_name __pyx_string_tab[107]
+#define __pyx_n_u_setstate __pyx_string_tab[108]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[109]
+#define __pyx_n_u_test __pyx_string_tab[110]
+#define __pyx_n_u_cdata __pyx_string_tab[111]
+#define __pyx_n_u_enable_torch_direct_export __pyx_string_tab[112]
+#define __pyx_n_u_floor_loop __pyx_string_tab[113]
+#define __pyx_n_u_init_vectorcall __pyx_string_tab[114]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[115]
+#define __pyx_n_u_set_current_stream_hook __pyx_string_tab[116]
+#define __pyx_n_u_set_torch_setup_hook __pyx_string_tab[117]
+#define __pyx_n_u_torch_direct_export_enabled __pyx_string_tab[118]
+#define __pyx_n_u_abspath __pyx_string_tab[119]
+#define __pyx_n_u_address __pyx_string_tab[120]
+#define __pyx_n_u_alignment __pyx_string_tab[121]
+#define __pyx_n_u_api __pyx_string_tab[122]
+#define __pyx_n_u_arange __pyx_string_tab[123]
+#define __pyx_n_u_args __pyx_string_tab[124]
+#define __pyx_n_u_as_torch_op __pyx_string_tab[125]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[126]
+#define __pyx_n_u_b __pyx_string_tab[127]
+#define __pyx_n_u_base __pyx_string_tab[128]
+#define __pyx_n_u_bound __pyx_string_tab[129]
+#define __pyx_n_u_call_ptrs __pyx_string_tab[130]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[131]
+#define __pyx_n_u_clone __pyx_string_tab[132]
+#define __pyx_n_u_core __pyx_string_tab[133]
+#define __pyx_n_u_cptrs __pyx_string_tab[134]
+#define __pyx_n_u_cpu __pyx_string_tab[135]
+#define __pyx_n_u_cuda __pyx_string_tab[136]
+#define __pyx_n_u_cuda_host __pyx_string_tab[137]
+#define __pyx_n_u_cuda_managed __pyx_string_tab[138]
+#define __pyx_n_u_direct __pyx_string_tab[139]
+#define __pyx_n_u_dl __pyx_string_tab[140]
+#define __pyx_n_u_dtype __pyx_string_tab[141]
+#define __pyx_n_u_entry_name __pyx_string_tab[142]
+#define __pyx_n_u_enumerate __pyx_string_tab[143]
+#define __pyx_n_u_example_args __pyx_string_tab[144]
+#define __pyx_n_u_exists __pyx_string_tab[145]
+#define __pyx_n_u_ext_dev __pyx_string_tab[146]
+#define __pyx_n_u_f __pyx_string_tab[147]
+#define __pyx_n_u_float32 __pyx_string_tab[148]
+#define __pyx_n_u_fn_address __pyx_string_tab[149]
+#define __pyx_n_u_freeze __pyx_string_tab[150]
+#define __pyx_n_u_from_dlpack __pyx_string_tab[151]
+#define __pyx_n_u_frozen __pyx_string_tab[152]
+#define __pyx_n_u_fspath __pyx_string_tab[153]
+#define __pyx_n_u_get __pyx_string_tab[154]
+#define __pyx_n_u_get_function __pyx_string_tab[155]
+#define __pyx_n_u_get_global_func __pyx_string_tab[156]
+#define __pyx_n_u_half __pyx_string_tab[157]
+#define __pyx_n_u_handle __pyx_string_tab[158]
+#define __pyx_n_u_hook __pyx_string_tab[159]
+#define __pyx_n_u_i __pyx_string_tab[160]
+#define __pyx_n_u_implements_function __pyx_string_tab[161]
+#define __pyx_n_u_int8 __pyx_string_tab[162]
+#define __pyx_n_u_items __pyx_string_tab[163]
+#define __pyx_n_u_load_module __pyx_string_tab[164]
+#define __pyx_n_u_main __pyx_string_tab[165]
+#define __pyx_n_u_make_torch_op __pyx_string_tab[166]
+#define __pyx_n_u_mutates_args __pyx_string_tab[167]
+#define __pyx_n_u_n __pyx_string_tab[168]
+#define __pyx_n_u_name __pyx_string_tab[169]
+#define __pyx_n_u_nn __pyx_string_tab[170]
+#define __pyx_n_u_num_args __pyx_string_tab[171]
+#define __pyx_n_u_num_tensor_args __pyx_string_tab[172]
+#define __pyx_n_u_obj __pyx_string_tab[173]
+#define __pyx_n_u_object __pyx_string_tab[174]
+#define __pyx_n_u_offset __pyx_string_tab[175]
+#define __pyx_n_u_os __pyx_string_tab[176]
+#define __pyx_n_u_owned __pyx_string_tab[177]
+#define __pyx_n_u_owned_tensors __pyx_string_tab[178]
+#define __pyx_n_u_p __pyx_string_tab[179]
+#define __pyx_n_u_packed __pyx_string_tab[180]
+#define __pyx_n_u_path __pyx_string_tab[181]
+#define __pyx_n_u_pop __pyx_string_tab[182]
+#define __pyx_n_u_prepare __pyx_string_tab[183]
+#define __pyx_n_u_prepared __pyx_string_tab[184]
+#define __pyx_n_u_ptrs __pyx_string_tab[185]
+#define __pyx_n_u_r __pyx_string_tab[186]
+#define __pyx_n_u_raise_last_error __pyx_string_tab[187]
+#define __pyx_n_u_reference __pyx_string_tab[188]
+#define __pyx_n_u_release_gil __pyx_string_tab[189]
+#define __pyx_n_u_repeat __pyx_string_tab[190]
+#define __pyx_n_u_reshape __pyx_string_tab[191]
+#define __pyx_n_u_result __pyx_string_tab[192]
+#define __pyx_n_u_ret __pyx_string_tab[193]
+#define __pyx_n_u_rocm __pyx_string_tab[194]
+#define __pyx_n_u_samples __pyx_string_tab[195]
+#define __pyx_n_u_self __pyx_string_tab[196]
+#define __pyx_n_u_setdefault __pyx_string_tab[197]
+#define __pyx_n_u_st __pyx_string_tab[198]
+#define __pyx_n_u_staticmethod __pyx_string_tab[199]
+#define __pyx_n_u_t __pyx_string_tab[200]
+#define __pyx_n_u_tensor __pyx_string_tab[201]
+#define __pyx_n_u_to __pyx_string_tab[202]
+#define __pyx_n_u_torch_module __pyx_string_tab[203]
+#define __pyx_n_u_transpose __pyx_string_tab[204]
+#define __pyx_n_u_tvm_ffi __pyx_string_tab[205]
+#define __pyx_n_u_tvmfast__core __pyx_string_tab[206]
+#define __pyx_n_u_tvmfast_torch_op __pyx_string_tab[207]
+#define __pyx_n_u_values __pyx_string_tab[208]
+#define __pyx_n_u_zeros __pyx_string_tab[209]
+#define __pyx_kp_b_DLTensor __pyx_string_tab[210]
+#define __pyx_n_b_TypeError __pyx_string_tab[211]
+#define __pyx_kp_b_int_struct___pyx_obj_7tvmfast_5 __pyx_string_tab[212]
+#define __pyx_kp_b_iso88591_Q __pyx_string_tab[213]
+#define __pyx_kp_b_iso88591_s __pyx_string_tab[214]
+#define __pyx_kp_b_iso88591_N_1_Qo_7_1L_TU_Qo_7_1L_TU __pyx_string_tab[215]
+#define __pyx_kp_b_iso88591_q __pyx_string_tab[216]
+#define __pyx_kp_b_iso88591_1 __pyx_string_tab[217]
+#define __pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS __pyx_string_tab[218]
+#define __pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT __pyx_string_tab[219]
+#define __pyx_kp_b_iso88591_A_t1 __pyx_string_tab[220]
+#define __pyx_kp_b_iso88591_A_q __pyx_string_tab[221]
+#define __pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf __pyx_string_tab[222]
+#define __pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq __pyx_string_tab[223]
+#define __pyx_kp_b_iso88591_A_s_1_4z_E_D_S_1A_2S_A_1_ATAgghh __pyx_string_tab[224]
+#define __pyx_kp_b_iso88591_a_Q_AV6_q __pyx_string_tab[225]
 #define __pyx_float_3_0 __pyx_number_tab[0]
 #define __pyx_int_0 __pyx_number_tab[1]
 #define __pyx_int_1 __pyx_number_tab[2]
@@ -3787,7 +3791,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<16; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<229; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<226; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<11; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -3823,7 +3827,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<16; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<229; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<226; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<11; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -3838,7 +3842,7 @@ return 0;
 #endif
 /* #### Code section: module_code ### */
 
-/* "tvmfast/_core.pyx":132
+/* "tvmfast/_core.pyx":136
  * 
  * 
  * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
@@ -3886,32 +3890,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_hook,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 132, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 136, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 132, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 136, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_current_stream_hook", 0) < (0)) __PYX_ERR(0, 132, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_current_stream_hook", 0) < (0)) __PYX_ERR(0, 136, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, i); __PYX_ERR(0, 132, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, i); __PYX_ERR(0, 136, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 132, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 136, __pyx_L3_error)
     }
     __pyx_v_hook = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 132, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 136, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -3937,7 +3941,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_set_current_stream_hook", 0);
 
-  /* "tvmfast/_core.pyx":136
+  /* "tvmfast/_core.pyx":140
  *     DLPack C exchange API."""
  *     global _current_cuda_stream
  *     _current_cuda_stream = hook             # <<<<<<<<<<<<<<
@@ -3949,7 +3953,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__current_cuda_stream, __pyx_v_hook);
   __Pyx_GIVEREF(__pyx_v_hook);
 
-  /* "tvmfast/_core.pyx":132
+  /* "tvmfast/_core.pyx":136
  * 
  * 
  * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
@@ -3964,7 +3968,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":139
+/* "tvmfast/_core.pyx":143
  * 
  * 
  * def _set_torch_setup_hook(hook):             # <<<<<<<<<<<<<<
@@ -4012,32 +4016,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_hook,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 139, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 143, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 139, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 143, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_torch_setup_hook", 0) < (0)) __PYX_ERR(0, 139, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_torch_setup_hook", 0) < (0)) __PYX_ERR(0, 143, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, i); __PYX_ERR(0, 139, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, i); __PYX_ERR(0, 143, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 139, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 143, __pyx_L3_error)
     }
     __pyx_v_hook = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 139, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 143, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -4063,7 +4067,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_set_torch_setup_hook(CYTHON_UNUSED P
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_set_torch_setup_hook", 0);
 
-  /* "tvmfast/_core.pyx":142
+  /* "tvmfast/_core.pyx":146
  *     """Called once, with no arguments, the first time an exchange-API tensor type is seen."""
  *     global torch_setup_hook
  *     torch_setup_hook = hook             # <<<<<<<<<<<<<<
@@ -4075,7 +4079,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_set_torch_setup_hook(CYTHON_UNUSED P
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_torch_setup_hook, __pyx_v_hook);
   __Pyx_GIVEREF(__pyx_v_hook);
 
-  /* "tvmfast/_core.pyx":139
+  /* "tvmfast/_core.pyx":143
  * 
  * 
  * def _set_torch_setup_hook(hook):             # <<<<<<<<<<<<<<
@@ -4090,7 +4094,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_set_torch_setup_hook(CYTHON_UNUSED P
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":146
+/* "tvmfast/_core.pyx":150
  * 
  * 
  * cdef const DLPackExchangeAPI* exchange_api_of(object tp):             # <<<<<<<<<<<<<<
@@ -4112,19 +4116,19 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("exchange_api_of", 0);
 
-  /* "tvmfast/_core.pyx":148
+  /* "tvmfast/_core.pyx":152
  * cdef const DLPackExchangeAPI* exchange_api_of(object tp):
  *     """The usable DLPack C exchange API of a type, or NULL."""
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)             # <<<<<<<<<<<<<<
  *     if capsule is None or not PyCapsule_CheckExact(capsule):
  *         return NULL
 */
-  __pyx_t_1 = __Pyx_GetAttr3(__pyx_v_tp, __pyx_mstate_global->__pyx_n_u_dlpack_c_exchange_api, Py_None); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 148, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetAttr3(__pyx_v_tp, __pyx_mstate_global->__pyx_n_u_dlpack_c_exchange_api, Py_None); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 152, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_capsule = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":149
+  /* "tvmfast/_core.pyx":153
  *     """The usable DLPack C exchange API of a type, or NULL."""
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
  *     if capsule is None or not PyCapsule_CheckExact(capsule):             # <<<<<<<<<<<<<<
@@ -4149,7 +4153,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":150
+    /* "tvmfast/_core.pyx":154
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
  *     if capsule is None or not PyCapsule_CheckExact(capsule):
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4162,7 +4166,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":149
+    /* "tvmfast/_core.pyx":153
  *     """The usable DLPack C exchange API of a type, or NULL."""
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
  *     if capsule is None or not PyCapsule_CheckExact(capsule):             # <<<<<<<<<<<<<<
@@ -4171,18 +4175,18 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":151
+  /* "tvmfast/_core.pyx":155
  *     if capsule is None or not PyCapsule_CheckExact(capsule):
  *         return NULL
  *     cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(             # <<<<<<<<<<<<<<
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:
 */
-  __pyx_t_4 = PyCapsule_GetPointer(__pyx_v_capsule, __pyx_k_dlpack_exchange_api); if (unlikely(__pyx_t_4 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 151, __pyx_L1_error)
+  __pyx_t_4 = PyCapsule_GetPointer(__pyx_v_capsule, __pyx_k_dlpack_exchange_api); if (unlikely(__pyx_t_4 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 155, __pyx_L1_error)
   __pyx_v_api = ((DLPackExchangeAPI const *)__pyx_t_4);
 
 
-  /* "tvmfast/_core.pyx":153
+  /* "tvmfast/_core.pyx":157
  *     cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:             # <<<<<<<<<<<<<<
@@ -4194,7 +4198,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":154
+    /* "tvmfast/_core.pyx":158
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4207,7 +4211,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":153
+    /* "tvmfast/_core.pyx":157
  *     cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:             # <<<<<<<<<<<<<<
@@ -4216,7 +4220,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":156
+  /* "tvmfast/_core.pyx":160
  *         return NULL
  *     # Versions with a different major may lay out the table differently.
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:             # <<<<<<<<<<<<<<
@@ -4228,7 +4232,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":157
+    /* "tvmfast/_core.pyx":161
  *     # Versions with a different major may lay out the table differently.
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4241,7 +4245,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":156
+    /* "tvmfast/_core.pyx":160
  *         return NULL
  *     # Versions with a different major may lay out the table differently.
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:             # <<<<<<<<<<<<<<
@@ -4250,7 +4254,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":158
+  /* "tvmfast/_core.pyx":162
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:
  *         return NULL
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:             # <<<<<<<<<<<<<<
@@ -4276,7 +4280,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":159
+    /* "tvmfast/_core.pyx":163
  *         return NULL
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4289,7 +4293,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":158
+    /* "tvmfast/_core.pyx":162
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:
  *         return NULL
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:             # <<<<<<<<<<<<<<
@@ -4298,7 +4302,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":160
+  /* "tvmfast/_core.pyx":164
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:
  *         return NULL
  *     return api             # <<<<<<<<<<<<<<
@@ -4311,7 +4315,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":146
+  /* "tvmfast/_core.pyx":150
  * 
  * 
  * cdef const DLPackExchangeAPI* exchange_api_of(object tp):             # <<<<<<<<<<<<<<
@@ -4332,7 +4336,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":163
+/* "tvmfast/_core.pyx":167
  * 
  * 
  * cdef int classify_type(PyObject* obj) except -1:             # <<<<<<<<<<<<<<
@@ -4367,7 +4371,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("classify_type", 0);
 
-  /* "tvmfast/_core.pyx":166
+  /* "tvmfast/_core.pyx":170
  *     """Find or compute the cache slot of type(obj); returns the slot index."""
  *     global num_cached_types, fast_exchange_type, fast_exchange_api, torch_setup_hook
  *     cdef PyObject* tp = <PyObject*>Py_TYPE(obj)             # <<<<<<<<<<<<<<
@@ -4376,7 +4380,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_tp = ((PyObject *)Py_TYPE(__pyx_v_obj));
 
-  /* "tvmfast/_core.pyx":168
+  /* "tvmfast/_core.pyx":172
  *     cdef PyObject* tp = <PyObject*>Py_TYPE(obj)
  *     cdef int i
  *     for i in range(num_cached_types):             # <<<<<<<<<<<<<<
@@ -4390,7 +4394,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":169
+    /* "tvmfast/_core.pyx":173
  *     cdef int i
  *     for i in range(num_cached_types):
  *         if cached_types[i] == tp:             # <<<<<<<<<<<<<<
@@ -4402,7 +4406,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":170
+      /* "tvmfast/_core.pyx":174
  *     for i in range(num_cached_types):
  *         if cached_types[i] == tp:
  *             return i             # <<<<<<<<<<<<<<
@@ -4415,7 +4419,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":169
+      /* "tvmfast/_core.pyx":173
  *     cdef int i
  *     for i in range(num_cached_types):
  *         if cached_types[i] == tp:             # <<<<<<<<<<<<<<
@@ -4426,7 +4430,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   }
 
 
-  /* "tvmfast/_core.pyx":171
+  /* "tvmfast/_core.pyx":175
  *         if cached_types[i] == tp:
  *             return i
  *     cdef type t = <type>tp             # <<<<<<<<<<<<<<
@@ -4438,7 +4442,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   __pyx_v_t = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":172
+  /* "tvmfast/_core.pyx":176
  *             return i
  *     cdef type t = <type>tp
  *     cdef int kind = KIND_UNSUPPORTED             # <<<<<<<<<<<<<<
@@ -4447,7 +4451,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_UNSUPPORTED;
 
-  /* "tvmfast/_core.pyx":173
+  /* "tvmfast/_core.pyx":177
  *     cdef type t = <type>tp
  *     cdef int kind = KIND_UNSUPPORTED
  *     cdef const DLPackExchangeAPI* api = NULL             # <<<<<<<<<<<<<<
@@ -4456,7 +4460,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_api = NULL;
 
-  /* "tvmfast/_core.pyx":174
+  /* "tvmfast/_core.pyx":178
  *     cdef int kind = KIND_UNSUPPORTED
  *     cdef const DLPackExchangeAPI* api = NULL
  *     if t is bool:             # <<<<<<<<<<<<<<
@@ -4467,7 +4471,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":175
+    /* "tvmfast/_core.pyx":179
  *     cdef const DLPackExchangeAPI* api = NULL
  *     if t is bool:
  *         kind = KIND_BOOL             # <<<<<<<<<<<<<<
@@ -4476,7 +4480,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_BOOL;
 
-    /* "tvmfast/_core.pyx":174
+    /* "tvmfast/_core.pyx":178
  *     cdef int kind = KIND_UNSUPPORTED
  *     cdef const DLPackExchangeAPI* api = NULL
  *     if t is bool:             # <<<<<<<<<<<<<<
@@ -4486,18 +4490,18 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":176
+  /* "tvmfast/_core.pyx":180
  *     if t is bool:
  *         kind = KIND_BOOL
  *     elif issubclass(t, int):             # <<<<<<<<<<<<<<
  *         kind = KIND_INT
  *     elif issubclass(t, float):
 */
-  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyLong_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 176, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyLong_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 180, __pyx_L1_error)
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":177
+    /* "tvmfast/_core.pyx":181
  *         kind = KIND_BOOL
  *     elif issubclass(t, int):
  *         kind = KIND_INT             # <<<<<<<<<<<<<<
@@ -4506,7 +4510,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_INT;
 
-    /* "tvmfast/_core.pyx":176
+    /* "tvmfast/_core.pyx":180
  *     if t is bool:
  *         kind = KIND_BOOL
  *     elif issubclass(t, int):             # <<<<<<<<<<<<<<
@@ -4516,18 +4520,18 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":178
+  /* "tvmfast/_core.pyx":182
  *     elif issubclass(t, int):
  *         kind = KIND_INT
  *     elif issubclass(t, float):             # <<<<<<<<<<<<<<
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:
 */
-  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyFloat_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 178, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyFloat_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 182, __pyx_L1_error)
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":179
+    /* "tvmfast/_core.pyx":183
  *         kind = KIND_INT
  *     elif issubclass(t, float):
  *         kind = KIND_FLOAT             # <<<<<<<<<<<<<<
@@ -4536,7 +4540,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_FLOAT;
 
-    /* "tvmfast/_core.pyx":178
+    /* "tvmfast/_core.pyx":182
  *     elif issubclass(t, int):
  *         kind = KIND_INT
  *     elif issubclass(t, float):             # <<<<<<<<<<<<<<
@@ -4546,7 +4550,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":180
+  /* "tvmfast/_core.pyx":184
  *     elif issubclass(t, float):
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:             # <<<<<<<<<<<<<<
@@ -4558,7 +4562,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":181
+    /* "tvmfast/_core.pyx":185
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:
  *         kind = KIND_NONE             # <<<<<<<<<<<<<<
@@ -4567,7 +4571,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_NONE;
 
-    /* "tvmfast/_core.pyx":180
+    /* "tvmfast/_core.pyx":184
  *     elif issubclass(t, float):
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:             # <<<<<<<<<<<<<<
@@ -4577,7 +4581,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":182
+  /* "tvmfast/_core.pyx":186
  *     elif obj == Py_None:
  *         kind = KIND_NONE
  *     elif t is str:             # <<<<<<<<<<<<<<
@@ -4588,7 +4592,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":183
+    /* "tvmfast/_core.pyx":187
  *         kind = KIND_NONE
  *     elif t is str:
  *         kind = KIND_STR             # <<<<<<<<<<<<<<
@@ -4597,7 +4601,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_STR;
 
-    /* "tvmfast/_core.pyx":182
+    /* "tvmfast/_core.pyx":186
  *     elif obj == Py_None:
  *         kind = KIND_NONE
  *     elif t is str:             # <<<<<<<<<<<<<<
@@ -4607,7 +4611,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":184
+  /* "tvmfast/_core.pyx":188
  *     elif t is str:
  *         kind = KIND_STR
  *     elif issubclass(t, _CObject):             # <<<<<<<<<<<<<<
@@ -4616,12 +4620,12 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_t_5 = __pyx_v_7tvmfast_5_core__CObject;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 184, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 188, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":185
+    /* "tvmfast/_core.pyx":189
  *         kind = KIND_STR
  *     elif issubclass(t, _CObject):
  *         kind = KIND_FFI_OBJECT             # <<<<<<<<<<<<<<
@@ -4630,7 +4634,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_FFI_OBJECT;
 
-    /* "tvmfast/_core.pyx":184
+    /* "tvmfast/_core.pyx":188
  *     elif t is str:
  *         kind = KIND_STR
  *     elif issubclass(t, _CObject):             # <<<<<<<<<<<<<<
@@ -4640,7 +4644,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":187
+  /* "tvmfast/_core.pyx":191
  *         kind = KIND_FFI_OBJECT
  *     else:
  *         api = exchange_api_of(t)             # <<<<<<<<<<<<<<
@@ -4648,10 +4652,10 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
  *             kind = KIND_EXCHANGE
 */
   /*else*/ {
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_exchange_api_of(((PyObject *)__pyx_v_t)); if (unlikely(__pyx_t_6 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 187, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_exchange_api_of(((PyObject *)__pyx_v_t)); if (unlikely(__pyx_t_6 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 191, __pyx_L1_error)
     __pyx_v_api = __pyx_t_6;
 
-    /* "tvmfast/_core.pyx":188
+    /* "tvmfast/_core.pyx":192
  *     else:
  *         api = exchange_api_of(t)
  *         if api != NULL:             # <<<<<<<<<<<<<<
@@ -4663,7 +4667,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":189
+      /* "tvmfast/_core.pyx":193
  *         api = exchange_api_of(t)
  *         if api != NULL:
  *             kind = KIND_EXCHANGE             # <<<<<<<<<<<<<<
@@ -4672,7 +4676,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
       __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_EXCHANGE;
 
-      /* "tvmfast/_core.pyx":188
+      /* "tvmfast/_core.pyx":192
  *     else:
  *         api = exchange_api_of(t)
  *         if api != NULL:             # <<<<<<<<<<<<<<
@@ -4682,18 +4686,18 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       goto __pyx_L7;
     }
 
-    /* "tvmfast/_core.pyx":190
+    /* "tvmfast/_core.pyx":194
  *         if api != NULL:
  *             kind = KIND_EXCHANGE
  *         elif hasattr(t, "__dlpack__"):             # <<<<<<<<<<<<<<
  *             kind = KIND_DLPACK
  *     if num_cached_types == TYPE_CACHE_SIZE:
 */
-    __pyx_t_4 = __Pyx_HasAttr(((PyObject *)__pyx_v_t), __pyx_mstate_global->__pyx_n_u_dlpack); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 190, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_HasAttr(((PyObject *)__pyx_v_t), __pyx_mstate_global->__pyx_n_u_dlpack); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 194, __pyx_L1_error)
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":191
+      /* "tvmfast/_core.pyx":195
  *             kind = KIND_EXCHANGE
  *         elif hasattr(t, "__dlpack__"):
  *             kind = KIND_DLPACK             # <<<<<<<<<<<<<<
@@ -4702,7 +4706,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
       __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_DLPACK;
 
-      /* "tvmfast/_core.pyx":190
+      /* "tvmfast/_core.pyx":194
  *         if api != NULL:
  *             kind = KIND_EXCHANGE
  *         elif hasattr(t, "__dlpack__"):             # <<<<<<<<<<<<<<
@@ -4714,7 +4718,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   }
   __pyx_L6:;
 
-  /* "tvmfast/_core.pyx":192
+  /* "tvmfast/_core.pyx":196
  *         elif hasattr(t, "__dlpack__"):
  *             kind = KIND_DLPACK
  *     if num_cached_types == TYPE_CACHE_SIZE:             # <<<<<<<<<<<<<<
@@ -4726,7 +4730,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":194
+    /* "tvmfast/_core.pyx":198
  *     if num_cached_types == TYPE_CACHE_SIZE:
  *         # Cache full (a program passing dozens of distinct types): classify per call.
  *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind             # <<<<<<<<<<<<<<
@@ -4735,7 +4739,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     (__pyx_v_7tvmfast_5_core_cached_kinds[(__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE - 1)]) = __pyx_v_kind;
 
-    /* "tvmfast/_core.pyx":195
+    /* "tvmfast/_core.pyx":199
  *         # Cache full (a program passing dozens of distinct types): classify per call.
  *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind
  *         cached_apis[TYPE_CACHE_SIZE - 1] = api             # <<<<<<<<<<<<<<
@@ -4744,7 +4748,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     (__pyx_v_7tvmfast_5_core_cached_apis[(__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE - 1)]) = __pyx_v_api;
 
-    /* "tvmfast/_core.pyx":196
+    /* "tvmfast/_core.pyx":200
  *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind
  *         cached_apis[TYPE_CACHE_SIZE - 1] = api
  *         return -2             # <<<<<<<<<<<<<<
@@ -4757,7 +4761,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":192
+    /* "tvmfast/_core.pyx":196
  *         elif hasattr(t, "__dlpack__"):
  *             kind = KIND_DLPACK
  *     if num_cached_types == TYPE_CACHE_SIZE:             # <<<<<<<<<<<<<<
@@ -4766,7 +4770,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   }
 
-  /* "tvmfast/_core.pyx":197
+  /* "tvmfast/_core.pyx":201
  *         cached_apis[TYPE_CACHE_SIZE - 1] = api
  *         return -2
  *     i = num_cached_types             # <<<<<<<<<<<<<<
@@ -4775,7 +4779,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_i = __pyx_v_7tvmfast_5_core_num_cached_types;
 
-  /* "tvmfast/_core.pyx":198
+  /* "tvmfast/_core.pyx":202
  *         return -2
  *     i = num_cached_types
  *     Py_INCREF(t)  # cached types live for the process             # <<<<<<<<<<<<<<
@@ -4784,7 +4788,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   Py_INCREF(((PyObject *)__pyx_v_t));
 
-  /* "tvmfast/_core.pyx":199
+  /* "tvmfast/_core.pyx":203
  *     i = num_cached_types
  *     Py_INCREF(t)  # cached types live for the process
  *     cached_types[i] = tp             # <<<<<<<<<<<<<<
@@ -4793,7 +4797,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   (__pyx_v_7tvmfast_5_core_cached_types[__pyx_v_i]) = __pyx_v_tp;
 
-  /* "tvmfast/_core.pyx":200
+  /* "tvmfast/_core.pyx":204
  *     Py_INCREF(t)  # cached types live for the process
  *     cached_types[i] = tp
  *     cached_kinds[i] = kind             # <<<<<<<<<<<<<<
@@ -4802,7 +4806,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_i]) = __pyx_v_kind;
 
-  /* "tvmfast/_core.pyx":201
+  /* "tvmfast/_core.pyx":205
  *     cached_types[i] = tp
  *     cached_kinds[i] = kind
  *     cached_apis[i] = api             # <<<<<<<<<<<<<<
@@ -4811,7 +4815,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_i]) = __pyx_v_api;
 
-  /* "tvmfast/_core.pyx":202
+  /* "tvmfast/_core.pyx":206
  *     cached_kinds[i] = kind
  *     cached_apis[i] = api
  *     num_cached_types += 1             # <<<<<<<<<<<<<<
@@ -4820,7 +4824,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_7tvmfast_5_core_num_cached_types = (__pyx_v_7tvmfast_5_core_num_cached_types + 1);
 
-  /* "tvmfast/_core.pyx":203
+  /* "tvmfast/_core.pyx":207
  *     cached_apis[i] = api
  *     num_cached_types += 1
  *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:             # <<<<<<<<<<<<<<
@@ -4846,7 +4850,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":204
+    /* "tvmfast/_core.pyx":208
  *     num_cached_types += 1
  *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:
  *         fast_exchange_type = tp             # <<<<<<<<<<<<<<
@@ -4855,7 +4859,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_7tvmfast_5_core_fast_exchange_type = __pyx_v_tp;
 
-    /* "tvmfast/_core.pyx":205
+    /* "tvmfast/_core.pyx":209
  *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:
  *         fast_exchange_type = tp
  *         fast_exchange_api = api             # <<<<<<<<<<<<<<
@@ -4864,7 +4868,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_7tvmfast_5_core_fast_exchange_api = __pyx_v_api;
 
-    /* "tvmfast/_core.pyx":203
+    /* "tvmfast/_core.pyx":207
  *     cached_apis[i] = api
  *     num_cached_types += 1
  *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:             # <<<<<<<<<<<<<<
@@ -4873,7 +4877,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   }
 
-  /* "tvmfast/_core.pyx":206
+  /* "tvmfast/_core.pyx":210
  *         fast_exchange_type = tp
  *         fast_exchange_api = api
  *     if kind == KIND_EXCHANGE and torch_setup_hook is not None:             # <<<<<<<<<<<<<<
@@ -4898,7 +4902,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":209
+    /* "tvmfast/_core.pyx":213
  *         # First exchange-API type seen: set up torch's direct export once (lazily, so
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None             # <<<<<<<<<<<<<<
@@ -4916,7 +4920,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     __Pyx_GIVEREF(__pyx_t_8);
     __pyx_t_8 = 0;
 
-    /* "tvmfast/_core.pyx":210
+    /* "tvmfast/_core.pyx":214
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:             # <<<<<<<<<<<<<<
@@ -4932,7 +4936,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       __Pyx_XGOTREF(__pyx_t_11);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":211
+        /* "tvmfast/_core.pyx":215
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:
  *             hook()             # <<<<<<<<<<<<<<
@@ -4959,12 +4963,12 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
           __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_13, (1-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
           __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 211, __pyx_L15_error)
+          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 215, __pyx_L15_error)
           __Pyx_GOTREF(__pyx_t_8);
         }
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-        /* "tvmfast/_core.pyx":210
+        /* "tvmfast/_core.pyx":214
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:             # <<<<<<<<<<<<<<
@@ -4981,7 +4985,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "tvmfast/_core.pyx":212
+      /* "tvmfast/_core.pyx":216
  *         try:
  *             hook()
  *         except Exception:  # the exchange API path below works without it             # <<<<<<<<<<<<<<
@@ -4995,7 +4999,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       }
       goto __pyx_L17_except_error;
 
-      /* "tvmfast/_core.pyx":210
+      /* "tvmfast/_core.pyx":214
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:             # <<<<<<<<<<<<<<
@@ -5016,7 +5020,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       __pyx_L20_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":206
+    /* "tvmfast/_core.pyx":210
  *         fast_exchange_type = tp
  *         fast_exchange_api = api
  *     if kind == KIND_EXCHANGE and torch_setup_hook is not None:             # <<<<<<<<<<<<<<
@@ -5025,7 +5029,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   }
 
-  /* "tvmfast/_core.pyx":214
+  /* "tvmfast/_core.pyx":218
  *         except Exception:  # the exchange API path below works without it
  *             pass
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):             # <<<<<<<<<<<<<<
@@ -5054,7 +5058,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   }
   __pyx_t_8 = __pyx_v_7tvmfast_5_core__torch_tensor_type;
   __Pyx_INCREF(__pyx_t_8);
-  __pyx_t_7 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_8); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 214, __pyx_L1_error)
+  __pyx_t_7 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_8); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 218, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
   __pyx_t_4 = __pyx_t_7;
@@ -5063,7 +5067,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":215
+    /* "tvmfast/_core.pyx":219
  *             pass
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):
  *         cached_kinds[i] = KIND_TORCH             # <<<<<<<<<<<<<<
@@ -5072,7 +5076,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_i]) = __pyx_e_7tvmfast_5_core_KIND_TORCH;
 
-    /* "tvmfast/_core.pyx":214
+    /* "tvmfast/_core.pyx":218
  *         except Exception:  # the exchange API path below works without it
  *             pass
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):             # <<<<<<<<<<<<<<
@@ -5081,7 +5085,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   }
 
-  /* "tvmfast/_core.pyx":216
+  /* "tvmfast/_core.pyx":220
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):
  *         cached_kinds[i] = KIND_TORCH
  *     return i             # <<<<<<<<<<<<<<
@@ -5094,7 +5098,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":163
+  /* "tvmfast/_core.pyx":167
  * 
  * 
  * cdef int classify_type(PyObject* obj) except -1:             # <<<<<<<<<<<<<<
@@ -5121,7 +5125,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":219
+/* "tvmfast/_core.pyx":223
  * 
  * 
  * cdef object fetch_error():             # <<<<<<<<<<<<<<
@@ -5141,7 +5145,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   PyObject *__pyx_t_3 = NULL;
   __Pyx_RefNannySetupContext("fetch_error", 0);
 
-  /* "tvmfast/_core.pyx":221
+  /* "tvmfast/_core.pyx":225
  * cdef object fetch_error():
  *     """Take the pending Python exception (set by a C API) as an object, or None."""
  *     cdef PyObject* t = NULL             # <<<<<<<<<<<<<<
@@ -5150,7 +5154,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   __pyx_v_t = NULL;
 
-  /* "tvmfast/_core.pyx":222
+  /* "tvmfast/_core.pyx":226
  *     """Take the pending Python exception (set by a C API) as an object, or None."""
  *     cdef PyObject* t = NULL
  *     cdef PyObject* v = NULL             # <<<<<<<<<<<<<<
@@ -5159,7 +5163,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   __pyx_v_v = NULL;
 
-  /* "tvmfast/_core.pyx":223
+  /* "tvmfast/_core.pyx":227
  *     cdef PyObject* t = NULL
  *     cdef PyObject* v = NULL
  *     cdef PyObject* tb = NULL             # <<<<<<<<<<<<<<
@@ -5168,7 +5172,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   __pyx_v_tb = NULL;
 
-  /* "tvmfast/_core.pyx":224
+  /* "tvmfast/_core.pyx":228
  *     cdef PyObject* v = NULL
  *     cdef PyObject* tb = NULL
  *     if PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -5180,7 +5184,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":225
+    /* "tvmfast/_core.pyx":229
  *     cdef PyObject* tb = NULL
  *     if PyErr_Occurred() == NULL:
  *         return None             # <<<<<<<<<<<<<<
@@ -5197,7 +5201,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":224
+    /* "tvmfast/_core.pyx":228
  *     cdef PyObject* v = NULL
  *     cdef PyObject* tb = NULL
  *     if PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -5206,7 +5210,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":226
+  /* "tvmfast/_core.pyx":230
  *     if PyErr_Occurred() == NULL:
  *         return None
  *     PyErr_Fetch(&t, &v, &tb)             # <<<<<<<<<<<<<<
@@ -5215,7 +5219,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   PyErr_Fetch((&__pyx_v_t), (&__pyx_v_v), (&__pyx_v_tb));
 
-  /* "tvmfast/_core.pyx":227
+  /* "tvmfast/_core.pyx":231
  *         return None
  *     PyErr_Fetch(&t, &v, &tb)
  *     PyErr_NormalizeException(&t, &v, &tb)             # <<<<<<<<<<<<<<
@@ -5224,7 +5228,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   PyErr_NormalizeException((&__pyx_v_t), (&__pyx_v_v), (&__pyx_v_tb));
 
-  /* "tvmfast/_core.pyx":228
+  /* "tvmfast/_core.pyx":232
  *     PyErr_Fetch(&t, &v, &tb)
  *     PyErr_NormalizeException(&t, &v, &tb)
  *     if tb != NULL and v != NULL:             # <<<<<<<<<<<<<<
@@ -5250,7 +5254,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":229
+    /* "tvmfast/_core.pyx":233
  *     PyErr_NormalizeException(&t, &v, &tb)
  *     if tb != NULL and v != NULL:
  *         PyException_SetTraceback(v, tb)             # <<<<<<<<<<<<<<
@@ -5259,7 +5263,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
     (void)(PyException_SetTraceback(__pyx_v_v, __pyx_v_tb));
 
-    /* "tvmfast/_core.pyx":228
+    /* "tvmfast/_core.pyx":232
  *     PyErr_Fetch(&t, &v, &tb)
  *     PyErr_NormalizeException(&t, &v, &tb)
  *     if tb != NULL and v != NULL:             # <<<<<<<<<<<<<<
@@ -5268,7 +5272,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":230
+  /* "tvmfast/_core.pyx":234
  *     if tb != NULL and v != NULL:
  *         PyException_SetTraceback(v, tb)
  *     err = <object>v if v != NULL else None             # <<<<<<<<<<<<<<
@@ -5288,7 +5292,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   __pyx_v_err = __pyx_t_3;
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":231
+  /* "tvmfast/_core.pyx":235
  *         PyException_SetTraceback(v, tb)
  *     err = <object>v if v != NULL else None
  *     Py_XDECREF(t)             # <<<<<<<<<<<<<<
@@ -5297,7 +5301,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   Py_XDECREF(__pyx_v_t);
 
-  /* "tvmfast/_core.pyx":232
+  /* "tvmfast/_core.pyx":236
  *     err = <object>v if v != NULL else None
  *     Py_XDECREF(t)
  *     Py_XDECREF(v)             # <<<<<<<<<<<<<<
@@ -5306,7 +5310,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   Py_XDECREF(__pyx_v_v);
 
-  /* "tvmfast/_core.pyx":233
+  /* "tvmfast/_core.pyx":237
  *     Py_XDECREF(t)
  *     Py_XDECREF(v)
  *     Py_XDECREF(tb)             # <<<<<<<<<<<<<<
@@ -5315,7 +5319,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   Py_XDECREF(__pyx_v_tb);
 
-  /* "tvmfast/_core.pyx":234
+  /* "tvmfast/_core.pyx":238
  *     Py_XDECREF(v)
  *     Py_XDECREF(tb)
  *     return err             # <<<<<<<<<<<<<<
@@ -5333,7 +5337,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":219
+  /* "tvmfast/_core.pyx":223
  * 
  * 
  * cdef object fetch_error():             # <<<<<<<<<<<<<<
@@ -5352,7 +5356,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":237
+/* "tvmfast/_core.pyx":241
  * 
  * 
  * cdef str describe(PyObject* obj):             # <<<<<<<<<<<<<<
@@ -5369,16 +5373,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *__pyx_v_obj) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("describe", 0);
 
-  /* "tvmfast/_core.pyx":238
+  /* "tvmfast/_core.pyx":242
  * 
  * cdef str describe(PyObject* obj):
  *     return type(<object>obj).__qualname__             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_obj))), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 238, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_obj))), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 242, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (!(likely(PyUnicode_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_1))) __PYX_ERR(0, 238, __pyx_L1_error)
+  if (!(likely(PyUnicode_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_1))) __PYX_ERR(0, 242, __pyx_L1_error)
   {
     PyObject *__pyx_temp;
     {
@@ -5390,7 +5394,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *__pyx_v_obj) {
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":237
+  /* "tvmfast/_core.pyx":241
  * 
  * 
  * cdef str describe(PyObject* obj):             # <<<<<<<<<<<<<<
@@ -5409,7 +5413,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *__pyx_v_obj) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":241
+/* "tvmfast/_core.pyx":245
  * 
  * 
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -5434,7 +5438,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_unsupported", 0);
 
-  /* "tvmfast/_core.pyx":242
+  /* "tvmfast/_core.pyx":246
  * 
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -5443,26 +5447,26 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
 */
   __pyx_t_2 = NULL;
 
-  /* "tvmfast/_core.pyx":243
+  /* "tvmfast/_core.pyx":247
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "             # <<<<<<<<<<<<<<
  *         f"__dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; "
  *         f"got {describe(obj)}")
 */
-  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 243, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 247, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  /* "tvmfast/_core.pyx":245
+  /* "tvmfast/_core.pyx":249
  *         f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "
  *         f"__dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; "
  *         f"got {describe(obj)}")             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 245, __pyx_L1_error)
+  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 249, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 245, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 249, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -5470,7 +5474,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   __pyx_t_6[2] = __pyx_mstate_global->__pyx_kp_u_expected_a_tensor_torch_Tensor;
   __pyx_t_6[3] = __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":243
+  /* "tvmfast/_core.pyx":247
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "             # <<<<<<<<<<<<<<
@@ -5486,7 +5490,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   __pyx_t_8 |= __Pyx_PyUnicode_KIND_04(__pyx_t_6[3]);
   #endif
   __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_6, 4, __pyx_t_7, __pyx_t_8);
-  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 243, __pyx_L1_error)
+  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 247, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -5496,14 +5500,14 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 242, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 246, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 242, __pyx_L1_error)
+  __PYX_ERR(0, 246, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":241
+  /* "tvmfast/_core.pyx":245
  * 
  * 
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -5525,7 +5529,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":248
+/* "tvmfast/_core.pyx":252
  * 
  * 
  * cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,             # <<<<<<<<<<<<<<
@@ -5543,7 +5547,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":251
+  /* "tvmfast/_core.pyx":255
  *                             const DLPackExchangeAPI* api) except -1:
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:             # <<<<<<<<<<<<<<
@@ -5555,17 +5559,17 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":252
+    /* "tvmfast/_core.pyx":256
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
  *         raise_misaligned(dl, pos, st.align_mask + 1)             # <<<<<<<<<<<<<<
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:
 */
-    __pyx_t_2 = __pyx_f_7tvmfast_5_core_raise_misaligned(__pyx_v_dl, __pyx_v_pos, (__pyx_v_st->align_mask + 1)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 252, __pyx_L1_error)
+    __pyx_t_2 = __pyx_f_7tvmfast_5_core_raise_misaligned(__pyx_v_dl, __pyx_v_pos, (__pyx_v_st->align_mask + 1)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 256, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":251
+    /* "tvmfast/_core.pyx":255
  *                             const DLPackExchangeAPI* api) except -1:
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:             # <<<<<<<<<<<<<<
@@ -5574,7 +5578,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
   }
 
-  /* "tvmfast/_core.pyx":253
+  /* "tvmfast/_core.pyx":257
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:             # <<<<<<<<<<<<<<
@@ -5586,7 +5590,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":254
+    /* "tvmfast/_core.pyx":258
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -5598,7 +5602,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":255
+      /* "tvmfast/_core.pyx":259
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:
  *             st.cpu_pos = <int32_t>pos             # <<<<<<<<<<<<<<
@@ -5607,7 +5611,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
       __pyx_v_st->cpu_pos = ((int32_t)__pyx_v_pos);
 
-      /* "tvmfast/_core.pyx":254
+      /* "tvmfast/_core.pyx":258
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -5616,7 +5620,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
     }
 
-    /* "tvmfast/_core.pyx":253
+    /* "tvmfast/_core.pyx":257
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:             # <<<<<<<<<<<<<<
@@ -5626,7 +5630,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
     goto __pyx_L4;
   }
 
-  /* "tvmfast/_core.pyx":256
+  /* "tvmfast/_core.pyx":260
  *         if st.cpu_pos < 0:
  *             st.cpu_pos = <int32_t>pos
  *     elif st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -5638,7 +5642,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":257
+    /* "tvmfast/_core.pyx":261
  *             st.cpu_pos = <int32_t>pos
  *     elif st.device_type < 0:
  *         st.device_type = dl.device.device_type             # <<<<<<<<<<<<<<
@@ -5649,7 +5653,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 
     __pyx_v_st->device_type = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":258
+    /* "tvmfast/_core.pyx":262
  *     elif st.device_type < 0:
  *         st.device_type = dl.device.device_type
  *         st.device_id = dl.device.device_id             # <<<<<<<<<<<<<<
@@ -5660,7 +5664,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 
     __pyx_v_st->device_id = __pyx_t_4;
 
-    /* "tvmfast/_core.pyx":259
+    /* "tvmfast/_core.pyx":263
  *         st.device_type = dl.device.device_type
  *         st.device_id = dl.device.device_id
  *         st.device_pos = <int32_t>pos             # <<<<<<<<<<<<<<
@@ -5669,7 +5673,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
     __pyx_v_st->device_pos = ((int32_t)__pyx_v_pos);
 
-    /* "tvmfast/_core.pyx":260
+    /* "tvmfast/_core.pyx":264
  *         st.device_id = dl.device.device_id
  *         st.device_pos = <int32_t>pos
  *         st.stream_api = api             # <<<<<<<<<<<<<<
@@ -5678,7 +5682,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
     __pyx_v_st->stream_api = __pyx_v_api;
 
-    /* "tvmfast/_core.pyx":256
+    /* "tvmfast/_core.pyx":260
  *         if st.cpu_pos < 0:
  *             st.cpu_pos = <int32_t>pos
  *     elif st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -5688,7 +5692,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   }
   __pyx_L4:;
 
-  /* "tvmfast/_core.pyx":261
+  /* "tvmfast/_core.pyx":265
  *         st.device_pos = <int32_t>pos
  *         st.stream_api = api
  *     return 0             # <<<<<<<<<<<<<<
@@ -5701,7 +5705,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":248
+  /* "tvmfast/_core.pyx":252
  * 
  * 
  * cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,             # <<<<<<<<<<<<<<
@@ -5718,7 +5722,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":264
+/* "tvmfast/_core.pyx":268
  * 
  * 
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:             # <<<<<<<<<<<<<<
@@ -5748,7 +5752,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_misaligned", 0);
 
-  /* "tvmfast/_core.pyx":266
+  /* "tvmfast/_core.pyx":270
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:
  *     cdef int i
  *     for i in range(dl.ndim):             # <<<<<<<<<<<<<<
@@ -5762,7 +5766,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":267
+    /* "tvmfast/_core.pyx":271
  *     cdef int i
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:             # <<<<<<<<<<<<<<
@@ -5774,7 +5778,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":268
+      /* "tvmfast/_core.pyx":272
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:
  *             return 0  # empty tensors have no data to misread             # <<<<<<<<<<<<<<
@@ -5787,7 +5791,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":267
+      /* "tvmfast/_core.pyx":271
  *     cdef int i
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:             # <<<<<<<<<<<<<<
@@ -5798,7 +5802,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   }
 
 
-  /* "tvmfast/_core.pyx":269
+  /* "tvmfast/_core.pyx":273
  *         if dl.shape[i] == 0:
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(             # <<<<<<<<<<<<<<
@@ -5807,29 +5811,29 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
 */
   __pyx_t_6 = NULL;
 
-  /* "tvmfast/_core.pyx":270
+  /* "tvmfast/_core.pyx":274
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "             # <<<<<<<<<<<<<<
  *         f"{alignment}-byte aligned. TVM kernels built with default buffers assume aligned data "
  *         f"and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, "
 */
-  __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 270, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 274, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyLong_From_uint64_t((((uint64_t)__pyx_v_dl->data) + __pyx_v_dl->byte_offset)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 270, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyLong_From_uint64_t((((uint64_t)__pyx_v_dl->data) + __pyx_v_dl->byte_offset)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 274, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_9 = __Pyx_PyObject_Format(__pyx_t_8, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 270, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_Format(__pyx_t_8, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 274, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "tvmfast/_core.pyx":271
+  /* "tvmfast/_core.pyx":275
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "
  *         f"{alignment}-byte aligned. TVM kernels built with default buffers assume aligned data "             # <<<<<<<<<<<<<<
  *         f"and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, "
  *         f"bind(..., alignment=1)")
 */
-  __pyx_t_8 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_alignment, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 271, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_alignment, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 275, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_10[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
   __pyx_t_10[1] = __pyx_t_7;
@@ -5839,7 +5843,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   __pyx_t_10[5] = __pyx_t_8;
   __pyx_t_10[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned_TVM_kernels_built;
 
-  /* "tvmfast/_core.pyx":270
+  /* "tvmfast/_core.pyx":274
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "             # <<<<<<<<<<<<<<
@@ -5855,7 +5859,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   __pyx_t_3 |= __Pyx_PyUnicode_KIND_04(__pyx_t_10[3]);
   #endif
   __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_10, 7, __pyx_t_11, __pyx_t_3);
-  if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 270, __pyx_L1_error)
+  if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 274, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
@@ -5866,14 +5870,14 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
     __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 269, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 273, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
   __Pyx_Raise(__pyx_t_5, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __PYX_ERR(0, 269, __pyx_L1_error)
+  __PYX_ERR(0, 273, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":264
+  /* "tvmfast/_core.pyx":268
  * 
  * 
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:             # <<<<<<<<<<<<<<
@@ -5898,7 +5902,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":276
+/* "tvmfast/_core.pyx":280
  * 
  * 
  * cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -5918,7 +5922,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":281
+  /* "tvmfast/_core.pyx":285
  *     cdef DLManagedTensorVersioned* managed
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:             # <<<<<<<<<<<<<<
@@ -5930,7 +5934,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":282
+    /* "tvmfast/_core.pyx":286
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:             # <<<<<<<<<<<<<<
@@ -5954,7 +5958,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
       goto __pyx_L4;
     }
 
-    /* "tvmfast/_core.pyx":284
+    /* "tvmfast/_core.pyx":288
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:             # <<<<<<<<<<<<<<
@@ -5966,17 +5970,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":285
+      /* "tvmfast/_core.pyx":289
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
  *             reraise_export_error(obj, pos)             # <<<<<<<<<<<<<<
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 285, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 289, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":284
+      /* "tvmfast/_core.pyx":288
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:             # <<<<<<<<<<<<<<
@@ -5986,7 +5990,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     }
     __pyx_L4:;
 
-    /* "tvmfast/_core.pyx":286
+    /* "tvmfast/_core.pyx":290
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
  *             reraise_export_error(obj, pos)
  *         out.type_index = kTVMFFIDLTensorPtr             # <<<<<<<<<<<<<<
@@ -5995,7 +5999,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->type_index = kTVMFFIDLTensorPtr;
 
-    /* "tvmfast/_core.pyx":287
+    /* "tvmfast/_core.pyx":291
  *             reraise_export_error(obj, pos)
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6004,7 +6008,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->zero_padding = 0;
 
-    /* "tvmfast/_core.pyx":288
+    /* "tvmfast/_core.pyx":292
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0
  *         out.v_ptr = dl             # <<<<<<<<<<<<<<
@@ -6013,7 +6017,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->v_ptr = __pyx_v_dl;
 
-    /* "tvmfast/_core.pyx":289
+    /* "tvmfast/_core.pyx":293
  *         out.zero_padding = 0
  *         out.v_ptr = dl
  *         st.n_dltensor_ptr += 1             # <<<<<<<<<<<<<<
@@ -6022,7 +6026,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->n_dltensor_ptr = (__pyx_v_st->n_dltensor_ptr + 1);
 
-    /* "tvmfast/_core.pyx":281
+    /* "tvmfast/_core.pyx":285
  *     cdef DLManagedTensorVersioned* managed
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:             # <<<<<<<<<<<<<<
@@ -6032,7 +6036,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     goto __pyx_L3;
   }
 
-  /* "tvmfast/_core.pyx":291
+  /* "tvmfast/_core.pyx":295
  *         st.n_dltensor_ptr += 1
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:             # <<<<<<<<<<<<<<
@@ -6045,17 +6049,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":292
+      /* "tvmfast/_core.pyx":296
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)             # <<<<<<<<<<<<<<
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 292, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 296, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":291
+      /* "tvmfast/_core.pyx":295
  *         st.n_dltensor_ptr += 1
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:             # <<<<<<<<<<<<<<
@@ -6064,7 +6068,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     }
 
-    /* "tvmfast/_core.pyx":293
+    /* "tvmfast/_core.pyx":297
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -6076,7 +6080,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":294
+      /* "tvmfast/_core.pyx":298
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:             # <<<<<<<<<<<<<<
@@ -6088,7 +6092,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
       if (__pyx_t_1) {
 
 
-        /* "tvmfast/_core.pyx":295
+        /* "tvmfast/_core.pyx":299
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:
  *                 managed.deleter(managed)             # <<<<<<<<<<<<<<
@@ -6097,7 +6101,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
         __pyx_v_managed->deleter(__pyx_v_managed);
 
-        /* "tvmfast/_core.pyx":294
+        /* "tvmfast/_core.pyx":298
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:             # <<<<<<<<<<<<<<
@@ -6106,17 +6110,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
       }
 
-      /* "tvmfast/_core.pyx":296
+      /* "tvmfast/_core.pyx":300
  *             if managed.deleter != NULL:
  *                 managed.deleter(managed)
  *             raise_ffi_error()             # <<<<<<<<<<<<<<
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 296, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 300, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":293
+      /* "tvmfast/_core.pyx":297
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -6125,7 +6129,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     }
 
-    /* "tvmfast/_core.pyx":297
+    /* "tvmfast/_core.pyx":301
  *                 managed.deleter(managed)
  *             raise_ffi_error()
  *         st.owned[st.n_owned] = handle             # <<<<<<<<<<<<<<
@@ -6134,7 +6138,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     (__pyx_v_st->owned[__pyx_v_st->n_owned]) = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":298
+    /* "tvmfast/_core.pyx":302
  *             raise_ffi_error()
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1             # <<<<<<<<<<<<<<
@@ -6143,7 +6147,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->n_owned = (__pyx_v_st->n_owned + 1);
 
-    /* "tvmfast/_core.pyx":299
+    /* "tvmfast/_core.pyx":303
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1
  *         dl[0] = managed.dl_tensor             # <<<<<<<<<<<<<<
@@ -6155,7 +6159,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     (__pyx_v_dl[0]) = __pyx_t_4;
 
 
-    /* "tvmfast/_core.pyx":300
+    /* "tvmfast/_core.pyx":304
  *         st.n_owned += 1
  *         dl[0] = managed.dl_tensor
  *         out.type_index = kTVMFFITensor             # <<<<<<<<<<<<<<
@@ -6164,7 +6168,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->type_index = kTVMFFITensor;
 
-    /* "tvmfast/_core.pyx":301
+    /* "tvmfast/_core.pyx":305
  *         dl[0] = managed.dl_tensor
  *         out.type_index = kTVMFFITensor
  *         out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6173,7 +6177,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->zero_padding = 0;
 
-    /* "tvmfast/_core.pyx":302
+    /* "tvmfast/_core.pyx":306
  *         out.type_index = kTVMFFITensor
  *         out.zero_padding = 0
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
@@ -6184,7 +6188,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   }
   __pyx_L3:;
 
-  /* "tvmfast/_core.pyx":303
+  /* "tvmfast/_core.pyx":307
  *         out.zero_padding = 0
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -6196,7 +6200,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":304
+    /* "tvmfast/_core.pyx":308
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:
  *         st.exemplar = <void*>obj             # <<<<<<<<<<<<<<
@@ -6205,7 +6209,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->exemplar = ((void *)__pyx_v_obj);
 
-    /* "tvmfast/_core.pyx":303
+    /* "tvmfast/_core.pyx":307
  *         out.zero_padding = 0
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -6214,17 +6218,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
   }
 
-  /* "tvmfast/_core.pyx":305
+  /* "tvmfast/_core.pyx":309
  *     if st.exemplar == NULL:
  *         st.exemplar = <void*>obj
  *     note_device(st, dl, pos, api)             # <<<<<<<<<<<<<<
  *     return 0
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 305, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 309, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":306
+  /* "tvmfast/_core.pyx":310
  *         st.exemplar = <void*>obj
  *     note_device(st, dl, pos, api)
  *     return 0             # <<<<<<<<<<<<<<
@@ -6237,7 +6241,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":276
+  /* "tvmfast/_core.pyx":280
  * 
  * 
  * cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -6256,7 +6260,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":309
+/* "tvmfast/_core.pyx":313
  * 
  * 
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -6284,19 +6288,19 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("reraise_export_error", 0);
 
-  /* "tvmfast/_core.pyx":311
+  /* "tvmfast/_core.pyx":315
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:
  *     """The producer refused to export a tensor (meta device, unsupported dtype...)."""
  *     err = fetch_error()             # <<<<<<<<<<<<<<
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_fetch_error(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 311, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_fetch_error(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 315, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_err = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":312
+  /* "tvmfast/_core.pyx":316
  *     """The producer refused to export a tensor (meta device, unsupported dtype...)."""
  *     err = fetch_error()
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -6305,18 +6309,18 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
 */
   __pyx_t_2 = NULL;
 
-  /* "tvmfast/_core.pyx":313
+  /* "tvmfast/_core.pyx":317
  *     err = fetch_error()
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"             # <<<<<<<<<<<<<<
  *         + (f": {err}" if err is not None else "")) from err
  * 
 */
-  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 313, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 317, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 313, __pyx_L1_error)
+  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 317, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 313, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 317, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -6333,12 +6337,12 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   __pyx_t_8 |= __Pyx_PyUnicode_KIND_04(__pyx_t_6[3]);
   #endif
   __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_6, 5, __pyx_t_7, __pyx_t_8);
-  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 313, __pyx_L1_error)
+  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 317, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":314
+  /* "tvmfast/_core.pyx":318
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"
  *         + (f": {err}" if err is not None else "")) from err             # <<<<<<<<<<<<<<
@@ -6347,9 +6351,9 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
 */
   __pyx_t_9 = (__pyx_v_err != Py_None);
   if (__pyx_t_9) {
-    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_err, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 314, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_err, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 318, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_10 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u__2, __pyx_t_3); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 314, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u__2, __pyx_t_3); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 318, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_5 = __pyx_t_10;
@@ -6359,7 +6363,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
     __pyx_t_5 = __pyx_mstate_global->__pyx_kp_u__3;
   }
 
-  __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlaceSafe(__pyx_t_4, __pyx_t_5); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 314, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlaceSafe(__pyx_t_4, __pyx_t_5); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 318, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -6369,14 +6373,14 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 312, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 316, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, __pyx_v_err);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 312, __pyx_L1_error)
+  __PYX_ERR(0, 316, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":309
+  /* "tvmfast/_core.pyx":313
  * 
  * 
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -6400,7 +6404,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":317
+/* "tvmfast/_core.pyx":321
  * 
  * 
  * cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -6453,7 +6457,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("convert_slow", 0);
 
-  /* "tvmfast/_core.pyx":321
+  /* "tvmfast/_core.pyx":325
  *     """Every kind but the cached exchange type."""
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:             # <<<<<<<<<<<<<<
@@ -6464,20 +6468,20 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     case __pyx_e_7tvmfast_5_core_KIND_EXCHANGE:
     case __pyx_e_7tvmfast_5_core_KIND_TORCH:
 
-    /* "tvmfast/_core.pyx":322
+    /* "tvmfast/_core.pyx":326
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)             # <<<<<<<<<<<<<<
  *     out.zero_padding = 0
  *     if kind == KIND_INT:
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_TORCH)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 322, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_TORCH)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 326, __pyx_L1_error)
     {
       __pyx_r = __pyx_t_1;
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":321
+    /* "tvmfast/_core.pyx":325
  *     """Every kind but the cached exchange type."""
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:             # <<<<<<<<<<<<<<
@@ -6488,7 +6492,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     default: break;
   }
 
-  /* "tvmfast/_core.pyx":323
+  /* "tvmfast/_core.pyx":327
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6497,7 +6501,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
   __pyx_v_out->zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":324
+  /* "tvmfast/_core.pyx":328
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0
  *     if kind == KIND_INT:             # <<<<<<<<<<<<<<
@@ -6507,7 +6511,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   switch (__pyx_v_kind) {
     case __pyx_e_7tvmfast_5_core_KIND_INT:
 
-    /* "tvmfast/_core.pyx":325
+    /* "tvmfast/_core.pyx":329
  *     out.zero_padding = 0
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt             # <<<<<<<<<<<<<<
@@ -6516,7 +6520,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIInt;
 
-    /* "tvmfast/_core.pyx":326
+    /* "tvmfast/_core.pyx":330
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6532,17 +6536,17 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XGOTREF(__pyx_t_4);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":327
+        /* "tvmfast/_core.pyx":331
  *         out.type_index = kTVMFFIInt
  *         try:
  *             out.v_int64 = PyLong_AsLongLong(obj)             # <<<<<<<<<<<<<<
  *         except OverflowError:
  *             raise OverflowError(
 */
-        __pyx_t_5 = PyLong_AsLongLong(__pyx_v_obj); if (unlikely(__pyx_t_5 == ((PY_LONG_LONG)-1LL) && PyErr_Occurred())) __PYX_ERR(0, 327, __pyx_L3_error)
+        __pyx_t_5 = PyLong_AsLongLong(__pyx_v_obj); if (unlikely(__pyx_t_5 == ((PY_LONG_LONG)-1LL) && PyErr_Occurred())) __PYX_ERR(0, 331, __pyx_L3_error)
         __pyx_v_out->v_int64 = __pyx_t_5;
 
-        /* "tvmfast/_core.pyx":326
+        /* "tvmfast/_core.pyx":330
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6556,7 +6560,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       goto __pyx_L8_try_end;
       __pyx_L3_error:;
 
-      /* "tvmfast/_core.pyx":328
+      /* "tvmfast/_core.pyx":332
  *         try:
  *             out.v_int64 = PyLong_AsLongLong(obj)
  *         except OverflowError:             # <<<<<<<<<<<<<<
@@ -6566,12 +6570,12 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_OverflowError))));
       if (__pyx_t_1) {
         __Pyx_AddTraceback("tvmfast._core.convert_slow", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_6, &__pyx_t_7, &__pyx_t_8) < 0) __PYX_ERR(0, 328, __pyx_L5_except_error)
+        if (__Pyx_GetException(&__pyx_t_6, &__pyx_t_7, &__pyx_t_8) < 0) __PYX_ERR(0, 332, __pyx_L5_except_error)
         __Pyx_XGOTREF(__pyx_t_6);
         __Pyx_XGOTREF(__pyx_t_7);
         __Pyx_XGOTREF(__pyx_t_8);
 
-        /* "tvmfast/_core.pyx":329
+        /* "tvmfast/_core.pyx":333
  *             out.v_int64 = PyLong_AsLongLong(obj)
  *         except OverflowError:
  *             raise OverflowError(             # <<<<<<<<<<<<<<
@@ -6580,16 +6584,16 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
         __pyx_t_10 = NULL;
 
-        /* "tvmfast/_core.pyx":330
+        /* "tvmfast/_core.pyx":334
  *         except OverflowError:
  *             raise OverflowError(
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None             # <<<<<<<<<<<<<<
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat
 */
-        __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 330, __pyx_L5_except_error)
+        __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 334, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_11);
-        __pyx_t_12 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_obj), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 330, __pyx_L5_except_error)
+        __pyx_t_12 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_obj), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 334, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_12);
         __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
         __pyx_t_13[1] = __pyx_t_11;
@@ -6605,7 +6609,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[3]);
         #endif
         __pyx_t_15 = __Pyx_PyUnicode_Join(__pyx_t_13, 5, __pyx_t_14, __pyx_t_1);
-        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 330, __pyx_L5_except_error)
+        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 334, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_15);
         __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
@@ -6615,16 +6619,16 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_OverflowError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
           __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 329, __pyx_L5_except_error)
+          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 333, __pyx_L5_except_error)
           __Pyx_GOTREF(__pyx_t_9);
         }
         __Pyx_Raise(__pyx_t_9, 0, 0, Py_None);
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        __PYX_ERR(0, 329, __pyx_L5_except_error)
+        __PYX_ERR(0, 333, __pyx_L5_except_error)
       }
       goto __pyx_L5_except_error;
 
-      /* "tvmfast/_core.pyx":326
+      /* "tvmfast/_core.pyx":330
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6640,7 +6644,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_L8_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":324
+    /* "tvmfast/_core.pyx":328
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0
  *     if kind == KIND_INT:             # <<<<<<<<<<<<<<
@@ -6650,7 +6654,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_FLOAT:
 
-    /* "tvmfast/_core.pyx":332
+    /* "tvmfast/_core.pyx":336
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat             # <<<<<<<<<<<<<<
@@ -6659,18 +6663,18 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIFloat;
 
-    /* "tvmfast/_core.pyx":333
+    /* "tvmfast/_core.pyx":337
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat
  *         out.v_float64 = <double>(<object>obj)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool
 */
-    __pyx_t_17 = __Pyx_PyFloat_AsDouble(((PyObject *)__pyx_v_obj)); if (unlikely((__pyx_t_17 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 333, __pyx_L1_error)
+    __pyx_t_17 = __Pyx_PyFloat_AsDouble(((PyObject *)__pyx_v_obj)); if (unlikely((__pyx_t_17 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 337, __pyx_L1_error)
     __pyx_v_out->v_float64 = ((double)__pyx_t_17);
 
 
-    /* "tvmfast/_core.pyx":331
+    /* "tvmfast/_core.pyx":335
  *             raise OverflowError(
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None
  *     elif kind == KIND_FLOAT:             # <<<<<<<<<<<<<<
@@ -6680,7 +6684,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_BOOL:
 
-    /* "tvmfast/_core.pyx":335
+    /* "tvmfast/_core.pyx":339
  *         out.v_float64 = <double>(<object>obj)
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool             # <<<<<<<<<<<<<<
@@ -6689,7 +6693,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIBool;
 
-    /* "tvmfast/_core.pyx":336
+    /* "tvmfast/_core.pyx":340
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool
  *         out.v_int64 = 1 if obj == Py_True else 0             # <<<<<<<<<<<<<<
@@ -6708,7 +6712,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 
     __pyx_v_out->v_int64 = __pyx_t_18;
 
-    /* "tvmfast/_core.pyx":334
+    /* "tvmfast/_core.pyx":338
  *         out.type_index = kTVMFFIFloat
  *         out.v_float64 = <double>(<object>obj)
  *     elif kind == KIND_BOOL:             # <<<<<<<<<<<<<<
@@ -6718,7 +6722,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_NONE:
 
-    /* "tvmfast/_core.pyx":338
+    /* "tvmfast/_core.pyx":342
  *         out.v_int64 = 1 if obj == Py_True else 0
  *     elif kind == KIND_NONE:
  *         out.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -6727,7 +6731,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFINone;
 
-    /* "tvmfast/_core.pyx":339
+    /* "tvmfast/_core.pyx":343
  *     elif kind == KIND_NONE:
  *         out.type_index = kTVMFFINone
  *         out.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -6736,7 +6740,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->v_int64 = 0;
 
-    /* "tvmfast/_core.pyx":337
+    /* "tvmfast/_core.pyx":341
  *         out.type_index = kTVMFFIBool
  *         out.v_int64 = 1 if obj == Py_True else 0
  *     elif kind == KIND_NONE:             # <<<<<<<<<<<<<<
@@ -6746,7 +6750,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_STR:
 
-    /* "tvmfast/_core.pyx":342
+    /* "tvmfast/_core.pyx":346
  *     elif kind == KIND_STR:
  *         # Valid while the str lives, i.e. for the whole call (the caller holds it).
  *         out.type_index = kTVMFFIRawStr             # <<<<<<<<<<<<<<
@@ -6755,18 +6759,18 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIRawStr;
 
-    /* "tvmfast/_core.pyx":343
+    /* "tvmfast/_core.pyx":347
  *         # Valid while the str lives, i.e. for the whole call (the caller holds it).
  *         out.type_index = kTVMFFIRawStr
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
 */
-    __pyx_t_20 = PyUnicode_AsUTF8AndSize(__pyx_v_obj, NULL); if (unlikely(__pyx_t_20 == ((void *)NULL))) __PYX_ERR(0, 343, __pyx_L1_error)
+    __pyx_t_20 = PyUnicode_AsUTF8AndSize(__pyx_v_obj, NULL); if (unlikely(__pyx_t_20 == ((void *)NULL))) __PYX_ERR(0, 347, __pyx_L1_error)
     __pyx_v_out->v_ptr = ((void *)__pyx_t_20);
 
 
-    /* "tvmfast/_core.pyx":340
+    /* "tvmfast/_core.pyx":344
  *         out.type_index = kTVMFFINone
  *         out.v_int64 = 0
  *     elif kind == KIND_STR:             # <<<<<<<<<<<<<<
@@ -6776,7 +6780,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_FFI_OBJECT:
 
-    /* "tvmfast/_core.pyx":345
+    /* "tvmfast/_core.pyx":349
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()             # <<<<<<<<<<<<<<
@@ -6790,15 +6794,15 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
       __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_16, (1-__pyx_t_16) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 345, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 349, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
-    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_8); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 345, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_8); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 349, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_v_handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_21));
 
 
-    /* "tvmfast/_core.pyx":346
+    /* "tvmfast/_core.pyx":350
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:             # <<<<<<<<<<<<<<
@@ -6810,7 +6814,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (unlikely(__pyx_t_19)) {
 
 
-      /* "tvmfast/_core.pyx":347
+      /* "tvmfast/_core.pyx":351
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")             # <<<<<<<<<<<<<<
@@ -6818,11 +6822,11 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
  *         out.v_ptr = handle
 */
       __pyx_t_7 = NULL;
-      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 347, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 351, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_9 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 347, __pyx_L1_error)
+      __pyx_t_9 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 351, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_9); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 347, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_9); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 351, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -6839,7 +6843,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[3]);
       #endif
       __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_13, 5, __pyx_t_14, __pyx_t_1);
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 347, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 351, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
@@ -6849,14 +6853,14 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 347, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 351, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 347, __pyx_L1_error)
+      __PYX_ERR(0, 351, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":346
+      /* "tvmfast/_core.pyx":350
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:             # <<<<<<<<<<<<<<
@@ -6865,7 +6869,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     }
 
-    /* "tvmfast/_core.pyx":348
+    /* "tvmfast/_core.pyx":352
  *         if handle == NULL:
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")
  *         out.type_index = (<TVMFFIObject*>handle).type_index             # <<<<<<<<<<<<<<
@@ -6876,7 +6880,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 
     __pyx_v_out->type_index = __pyx_t_22;
 
-    /* "tvmfast/_core.pyx":349
+    /* "tvmfast/_core.pyx":353
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
@@ -6885,7 +6889,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->v_ptr = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":350
+    /* "tvmfast/_core.pyx":354
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -6897,17 +6901,17 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (__pyx_t_19) {
 
 
-      /* "tvmfast/_core.pyx":351
+      /* "tvmfast/_core.pyx":355
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:
  *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
 */
-      __pyx_t_1 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 351, __pyx_L1_error)
+      __pyx_t_1 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 355, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":350
+      /* "tvmfast/_core.pyx":354
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -6916,7 +6920,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     }
 
-    /* "tvmfast/_core.pyx":344
+    /* "tvmfast/_core.pyx":348
  *         out.type_index = kTVMFFIRawStr
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)
  *     elif kind == KIND_FFI_OBJECT:             # <<<<<<<<<<<<<<
@@ -6926,7 +6930,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_DLPACK:
 
-    /* "tvmfast/_core.pyx":354
+    /* "tvmfast/_core.pyx":358
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -6942,7 +6946,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XGOTREF(__pyx_t_2);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":355
+        /* "tvmfast/_core.pyx":359
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)             # <<<<<<<<<<<<<<
@@ -6969,13 +6973,13 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
           __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 355, __pyx_L13_error)
+          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 359, __pyx_L13_error)
           __Pyx_GOTREF(__pyx_t_8);
         }
         __pyx_v_tensor = __pyx_t_8;
         __pyx_t_8 = 0;
 
-        /* "tvmfast/_core.pyx":354
+        /* "tvmfast/_core.pyx":358
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -6997,7 +7001,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
 
-      /* "tvmfast/_core.pyx":356
+      /* "tvmfast/_core.pyx":360
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:             # <<<<<<<<<<<<<<
@@ -7007,7 +7011,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_Exception))));
       if (__pyx_t_1) {
         __Pyx_AddTraceback("tvmfast._core.convert_slow", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_8, &__pyx_t_7, &__pyx_t_9) < 0) __PYX_ERR(0, 356, __pyx_L15_except_error)
+        if (__Pyx_GetException(&__pyx_t_8, &__pyx_t_7, &__pyx_t_9) < 0) __PYX_ERR(0, 360, __pyx_L15_except_error)
         __Pyx_XGOTREF(__pyx_t_8);
         __Pyx_XGOTREF(__pyx_t_7);
         __Pyx_XGOTREF(__pyx_t_9);
@@ -7015,7 +7019,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_v_e = __pyx_t_7;
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":357
+          /* "tvmfast/_core.pyx":361
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:
  *             raise TypeError(             # <<<<<<<<<<<<<<
@@ -7024,21 +7028,21 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
           __pyx_t_6 = NULL;
 
-          /* "tvmfast/_core.pyx":358
+          /* "tvmfast/_core.pyx":362
  *         except Exception as e:
  *             raise TypeError(
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"             # <<<<<<<<<<<<<<
  *             ) from e
  *         if st.temps == NULL:
 */
-          __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 358, __pyx_L24_error)
+          __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 362, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_10);
-          __pyx_t_12 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 358, __pyx_L24_error)
+          __pyx_t_12 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 362, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_12);
-          __pyx_t_11 = __Pyx_PyUnicode_Unicode(__pyx_t_12); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 358, __pyx_L24_error)
+          __pyx_t_11 = __Pyx_PyUnicode_Unicode(__pyx_t_12); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 362, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_11);
           __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-          __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_v_e, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 358, __pyx_L24_error)
+          __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_v_e, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 362, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_12);
           __pyx_t_23[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
           __pyx_t_23[1] = __pyx_t_10;
@@ -7055,7 +7059,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_23[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_23[5]);
           #endif
           __pyx_t_24 = __Pyx_PyUnicode_Join(__pyx_t_23, 6, __pyx_t_14, __pyx_t_1);
-          if (unlikely(!__pyx_t_24)) __PYX_ERR(0, 358, __pyx_L24_error)
+          if (unlikely(!__pyx_t_24)) __PYX_ERR(0, 362, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_24);
           __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -7066,11 +7070,11 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
             __pyx_t_15 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
             __Pyx_DECREF(__pyx_t_24); __pyx_t_24 = 0;
-            if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 357, __pyx_L24_error)
+            if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 361, __pyx_L24_error)
             __Pyx_GOTREF(__pyx_t_15);
           }
 
-          /* "tvmfast/_core.pyx":359
+          /* "tvmfast/_core.pyx":363
  *             raise TypeError(
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e             # <<<<<<<<<<<<<<
@@ -7079,10 +7083,10 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
           __Pyx_Raise(__pyx_t_15, 0, 0, __pyx_v_e);
           __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-          __PYX_ERR(0, 357, __pyx_L24_error)
+          __PYX_ERR(0, 361, __pyx_L24_error)
         }
 
-        /* "tvmfast/_core.pyx":356
+        /* "tvmfast/_core.pyx":360
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:             # <<<<<<<<<<<<<<
@@ -7129,7 +7133,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       }
       goto __pyx_L15_except_error;
 
-      /* "tvmfast/_core.pyx":354
+      /* "tvmfast/_core.pyx":358
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -7145,7 +7149,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_L18_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":360
+    /* "tvmfast/_core.pyx":364
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e
  *         if st.temps == NULL:             # <<<<<<<<<<<<<<
@@ -7157,22 +7161,22 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (__pyx_t_19) {
 
 
-      /* "tvmfast/_core.pyx":361
+      /* "tvmfast/_core.pyx":365
  *             ) from e
  *         if st.temps == NULL:
  *             temps = [tensor]             # <<<<<<<<<<<<<<
  *             Py_INCREF(temps)
  *             st.temps = <void*>temps
 */
-      __pyx_t_9 = PyList_New(1); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 361, __pyx_L1_error)
+      __pyx_t_9 = PyList_New(1); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 365, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_INCREF(__pyx_v_tensor);
       __Pyx_GIVEREF(__pyx_v_tensor);
-      if (__Pyx_PyList_SET_ITEM(__pyx_t_9, 0, __pyx_v_tensor) != (0)) __PYX_ERR(0, 361, __pyx_L1_error);
+      if (__Pyx_PyList_SET_ITEM(__pyx_t_9, 0, __pyx_v_tensor) != (0)) __PYX_ERR(0, 365, __pyx_L1_error);
       __pyx_v_temps = ((PyObject*)__pyx_t_9);
       __pyx_t_9 = 0;
 
-      /* "tvmfast/_core.pyx":362
+      /* "tvmfast/_core.pyx":366
  *         if st.temps == NULL:
  *             temps = [tensor]
  *             Py_INCREF(temps)             # <<<<<<<<<<<<<<
@@ -7181,7 +7185,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
       Py_INCREF(__pyx_v_temps);
 
-      /* "tvmfast/_core.pyx":363
+      /* "tvmfast/_core.pyx":367
  *             temps = [tensor]
  *             Py_INCREF(temps)
  *             st.temps = <void*>temps             # <<<<<<<<<<<<<<
@@ -7190,7 +7194,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
       __pyx_v_st->temps = ((void *)__pyx_v_temps);
 
-      /* "tvmfast/_core.pyx":360
+      /* "tvmfast/_core.pyx":364
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e
  *         if st.temps == NULL:             # <<<<<<<<<<<<<<
@@ -7200,7 +7204,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       goto __pyx_L30;
     }
 
-    /* "tvmfast/_core.pyx":365
+    /* "tvmfast/_core.pyx":369
  *             st.temps = <void*>temps
  *         else:
  *             (<list>st.temps).append(tensor)             # <<<<<<<<<<<<<<
@@ -7210,14 +7214,14 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     /*else*/ {
       if (unlikely(((PyObject *)__pyx_v_st->temps) == Py_None)) {
         PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-        __PYX_ERR(0, 365, __pyx_L1_error)
+        __PYX_ERR(0, 369, __pyx_L1_error)
       }
-      __pyx_t_33 = __Pyx_PyList_Append(((PyObject*)__pyx_v_st->temps), __pyx_v_tensor); if (unlikely(__pyx_t_33 == ((int)-1))) __PYX_ERR(0, 365, __pyx_L1_error)
+      __pyx_t_33 = __Pyx_PyList_Append(((PyObject*)__pyx_v_st->temps), __pyx_v_tensor); if (unlikely(__pyx_t_33 == ((int)-1))) __PYX_ERR(0, 369, __pyx_L1_error)
 
     }
     __pyx_L30:;
 
-    /* "tvmfast/_core.pyx":366
+    /* "tvmfast/_core.pyx":370
  *         else:
  *             (<list>st.temps).append(tensor)
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()             # <<<<<<<<<<<<<<
@@ -7231,15 +7235,15 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
       __pyx_t_9 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_16, (1-__pyx_t_16) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 366, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 370, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
-    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_9); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 366, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_9); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 370, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     __pyx_v_handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_21));
 
 
-    /* "tvmfast/_core.pyx":367
+    /* "tvmfast/_core.pyx":371
  *             (<list>st.temps).append(tensor)
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
  *         out.type_index = kTVMFFITensor             # <<<<<<<<<<<<<<
@@ -7248,7 +7252,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFITensor;
 
-    /* "tvmfast/_core.pyx":368
+    /* "tvmfast/_core.pyx":372
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
  *         out.type_index = kTVMFFITensor
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
@@ -7257,17 +7261,17 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->v_ptr = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":369
+    /* "tvmfast/_core.pyx":373
  *         out.type_index = kTVMFFITensor
  *         out.v_ptr = handle
  *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)             # <<<<<<<<<<<<<<
  *     else:
  *         raise_unsupported(obj, pos)
 */
-    __pyx_t_25 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 369, __pyx_L1_error)
+    __pyx_t_25 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 373, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":352
+    /* "tvmfast/_core.pyx":356
  *         if out.type_index == kTVMFFITensor:
  *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
  *     elif kind == KIND_DLPACK:             # <<<<<<<<<<<<<<
@@ -7277,19 +7281,19 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     default:
 
-    /* "tvmfast/_core.pyx":371
+    /* "tvmfast/_core.pyx":375
  *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
  *     else:
  *         raise_unsupported(obj, pos)             # <<<<<<<<<<<<<<
  *     return 0
  * 
 */
-    __pyx_t_25 = __pyx_f_7tvmfast_5_core_raise_unsupported(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 371, __pyx_L1_error)
+    __pyx_t_25 = __pyx_f_7tvmfast_5_core_raise_unsupported(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 375, __pyx_L1_error)
 
     break;
   }
 
-  /* "tvmfast/_core.pyx":372
+  /* "tvmfast/_core.pyx":376
  *     else:
  *         raise_unsupported(obj, pos)
  *     return 0             # <<<<<<<<<<<<<<
@@ -7302,7 +7306,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":317
+  /* "tvmfast/_core.pyx":321
  * 
  * 
  * cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -7333,7 +7337,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":375
+/* "tvmfast/_core.pyx":379
  * 
  * 
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,             # <<<<<<<<<<<<<<
@@ -7351,7 +7355,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":377
+  /* "tvmfast/_core.pyx":381
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
  *                             CallState* st, int tensor_mode) except -1:
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:             # <<<<<<<<<<<<<<
@@ -7363,7 +7367,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":379
+    /* "tvmfast/_core.pyx":383
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
  *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
@@ -7381,7 +7385,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
       goto __pyx_L5_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":380
+    /* "tvmfast/_core.pyx":384
  *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
  *                 and tvmfast_torch_export(obj, dl) == 0):             # <<<<<<<<<<<<<<
@@ -7405,7 +7409,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 
     __pyx_L5_bool_binop_done:;
 
-    /* "tvmfast/_core.pyx":379
+    /* "tvmfast/_core.pyx":383
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
  *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
@@ -7415,7 +7419,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":381
+      /* "tvmfast/_core.pyx":385
  *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
  *                 and tvmfast_torch_export(obj, dl) == 0):
  *             out.type_index = kTVMFFIDLTensorPtr             # <<<<<<<<<<<<<<
@@ -7424,7 +7428,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_out->type_index = kTVMFFIDLTensorPtr;
 
-      /* "tvmfast/_core.pyx":382
+      /* "tvmfast/_core.pyx":386
  *                 and tvmfast_torch_export(obj, dl) == 0):
  *             out.type_index = kTVMFFIDLTensorPtr
  *             out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -7433,7 +7437,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_out->zero_padding = 0;
 
-      /* "tvmfast/_core.pyx":383
+      /* "tvmfast/_core.pyx":387
  *             out.type_index = kTVMFFIDLTensorPtr
  *             out.zero_padding = 0
  *             out.v_ptr = dl             # <<<<<<<<<<<<<<
@@ -7442,7 +7446,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_out->v_ptr = __pyx_v_dl;
 
-      /* "tvmfast/_core.pyx":384
+      /* "tvmfast/_core.pyx":388
  *             out.zero_padding = 0
  *             out.v_ptr = dl
  *             st.n_dltensor_ptr += 1             # <<<<<<<<<<<<<<
@@ -7451,7 +7455,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_st->n_dltensor_ptr = (__pyx_v_st->n_dltensor_ptr + 1);
 
-      /* "tvmfast/_core.pyx":385
+      /* "tvmfast/_core.pyx":389
  *             out.v_ptr = dl
  *             st.n_dltensor_ptr += 1
  *             if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -7463,7 +7467,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
       if (__pyx_t_1) {
 
 
-        /* "tvmfast/_core.pyx":386
+        /* "tvmfast/_core.pyx":390
  *             st.n_dltensor_ptr += 1
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj             # <<<<<<<<<<<<<<
@@ -7472,7 +7476,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
         __pyx_v_st->exemplar = ((void *)__pyx_v_obj);
 
-        /* "tvmfast/_core.pyx":385
+        /* "tvmfast/_core.pyx":389
  *             out.v_ptr = dl
  *             st.n_dltensor_ptr += 1
  *             if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -7481,7 +7485,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       }
 
-      /* "tvmfast/_core.pyx":387
+      /* "tvmfast/_core.pyx":391
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj
  *             if (dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
@@ -7499,7 +7503,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
         goto __pyx_L10_bool_binop_done;
       }
 
-      /* "tvmfast/_core.pyx":388
+      /* "tvmfast/_core.pyx":392
  *                 st.exemplar = <void*>obj
  *             if (dl.device.device_type == kDLCPU
  *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):             # <<<<<<<<<<<<<<
@@ -7513,7 +7517,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 
       __pyx_L10_bool_binop_done:;
 
-      /* "tvmfast/_core.pyx":387
+      /* "tvmfast/_core.pyx":391
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj
  *             if (dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
@@ -7523,7 +7527,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
       if (__pyx_t_1) {
 
 
-        /* "tvmfast/_core.pyx":389
+        /* "tvmfast/_core.pyx":393
  *             if (dl.device.device_type == kDLCPU
  *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
  *                 if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -7535,7 +7539,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
         if (__pyx_t_1) {
 
 
-          /* "tvmfast/_core.pyx":390
+          /* "tvmfast/_core.pyx":394
  *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
  *                 if st.cpu_pos < 0:
  *                     st.cpu_pos = <int32_t>pos             # <<<<<<<<<<<<<<
@@ -7544,7 +7548,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
           __pyx_v_st->cpu_pos = ((int32_t)__pyx_v_pos);
 
-          /* "tvmfast/_core.pyx":389
+          /* "tvmfast/_core.pyx":393
  *             if (dl.device.device_type == kDLCPU
  *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
  *                 if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -7553,7 +7557,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
         }
 
-        /* "tvmfast/_core.pyx":391
+        /* "tvmfast/_core.pyx":395
  *                 if st.cpu_pos < 0:
  *                     st.cpu_pos = <int32_t>pos
  *                 return 0             # <<<<<<<<<<<<<<
@@ -7566,7 +7570,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
         }
         goto __pyx_L0;
 
-        /* "tvmfast/_core.pyx":387
+        /* "tvmfast/_core.pyx":391
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj
  *             if (dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
@@ -7575,20 +7579,20 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       }
 
-      /* "tvmfast/_core.pyx":392
+      /* "tvmfast/_core.pyx":396
  *                     st.cpu_pos = <int32_t>pos
  *                 return 0
  *             return note_device(st, dl, pos, fast_exchange_api)             # <<<<<<<<<<<<<<
  *         # Owned mode, or torch refused the export: the exchange API (and its error).
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 392, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 396, __pyx_L1_error)
       {
         __pyx_r = __pyx_t_3;
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":379
+      /* "tvmfast/_core.pyx":383
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
  *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
@@ -7597,20 +7601,20 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
     }
 
-    /* "tvmfast/_core.pyx":394
+    /* "tvmfast/_core.pyx":398
  *             return note_device(st, dl, pos, fast_exchange_api)
  *         # Owned mode, or torch refused the export: the exchange API (and its error).
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)             # <<<<<<<<<<<<<<
  *     cdef int slot = classify_type(obj)
  *     if slot == -2:
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, 0); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 394, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, 0); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 398, __pyx_L1_error)
     {
       __pyx_r = __pyx_t_3;
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":377
+    /* "tvmfast/_core.pyx":381
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
  *                             CallState* st, int tensor_mode) except -1:
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:             # <<<<<<<<<<<<<<
@@ -7619,17 +7623,17 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
   }
 
-  /* "tvmfast/_core.pyx":395
+  /* "tvmfast/_core.pyx":399
  *         # Owned mode, or torch refused the export: the exchange API (and its error).
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
  *     cdef int slot = classify_type(obj)             # <<<<<<<<<<<<<<
  *     if slot == -2:
  *         slot = TYPE_CACHE_SIZE - 1
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_classify_type(__pyx_v_obj); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 395, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_classify_type(__pyx_v_obj); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 399, __pyx_L1_error)
   __pyx_v_slot = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":396
+  /* "tvmfast/_core.pyx":400
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
  *     cdef int slot = classify_type(obj)
  *     if slot == -2:             # <<<<<<<<<<<<<<
@@ -7641,7 +7645,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":397
+    /* "tvmfast/_core.pyx":401
  *     cdef int slot = classify_type(obj)
  *     if slot == -2:
  *         slot = TYPE_CACHE_SIZE - 1             # <<<<<<<<<<<<<<
@@ -7650,7 +7654,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
     __pyx_v_slot = (__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE - 1);
 
-    /* "tvmfast/_core.pyx":396
+    /* "tvmfast/_core.pyx":400
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
  *     cdef int slot = classify_type(obj)
  *     if slot == -2:             # <<<<<<<<<<<<<<
@@ -7659,20 +7663,20 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
   }
 
-  /* "tvmfast/_core.pyx":398
+  /* "tvmfast/_core.pyx":402
  *     if slot == -2:
  *         slot = TYPE_CACHE_SIZE - 1
  *     return convert_slow(obj, pos, cached_kinds[slot], cached_apis[slot], out, dl, st, tensor_mode)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_slow(__pyx_v_obj, __pyx_v_pos, (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_slot]), (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_slot]), __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 398, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_slow(__pyx_v_obj, __pyx_v_pos, (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_slot]), (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_slot]), __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 402, __pyx_L1_error)
   {
     __pyx_r = __pyx_t_3;
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":375
+  /* "tvmfast/_core.pyx":379
  * 
  * 
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,             # <<<<<<<<<<<<<<
@@ -7690,7 +7694,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":401
+/* "tvmfast/_core.pyx":405
  * 
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:             # <<<<<<<<<<<<<<
@@ -7700,7 +7704,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 
 static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_core_CallState *__pyx_v_st, TVMFFIObjectHandle *__pyx_v_owned, uint64_t __pyx_v_align_mask) {
 
-  /* "tvmfast/_core.pyx":402
+  /* "tvmfast/_core.pyx":406
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
  *     st.align_mask = align_mask             # <<<<<<<<<<<<<<
@@ -7709,7 +7713,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->align_mask = __pyx_v_align_mask;
 
-  /* "tvmfast/_core.pyx":403
+  /* "tvmfast/_core.pyx":407
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
  *     st.align_mask = align_mask
  *     st.device_type = -1             # <<<<<<<<<<<<<<
@@ -7718,7 +7722,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_type = -1;
 
-  /* "tvmfast/_core.pyx":404
+  /* "tvmfast/_core.pyx":408
  *     st.align_mask = align_mask
  *     st.device_type = -1
  *     st.device_id = 0             # <<<<<<<<<<<<<<
@@ -7727,7 +7731,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_id = 0;
 
-  /* "tvmfast/_core.pyx":405
+  /* "tvmfast/_core.pyx":409
  *     st.device_type = -1
  *     st.device_id = 0
  *     st.device_pos = -1             # <<<<<<<<<<<<<<
@@ -7736,7 +7740,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_pos = -1;
 
-  /* "tvmfast/_core.pyx":406
+  /* "tvmfast/_core.pyx":410
  *     st.device_id = 0
  *     st.device_pos = -1
  *     st.cpu_pos = -1             # <<<<<<<<<<<<<<
@@ -7745,7 +7749,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->cpu_pos = -1;
 
-  /* "tvmfast/_core.pyx":407
+  /* "tvmfast/_core.pyx":411
  *     st.device_pos = -1
  *     st.cpu_pos = -1
  *     st.stream_api = NULL             # <<<<<<<<<<<<<<
@@ -7754,7 +7758,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->stream_api = NULL;
 
-  /* "tvmfast/_core.pyx":408
+  /* "tvmfast/_core.pyx":412
  *     st.cpu_pos = -1
  *     st.stream_api = NULL
  *     st.exemplar = NULL             # <<<<<<<<<<<<<<
@@ -7763,7 +7767,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->exemplar = NULL;
 
-  /* "tvmfast/_core.pyx":409
+  /* "tvmfast/_core.pyx":413
  *     st.stream_api = NULL
  *     st.exemplar = NULL
  *     st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -7772,7 +7776,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->n_owned = 0;
 
-  /* "tvmfast/_core.pyx":410
+  /* "tvmfast/_core.pyx":414
  *     st.exemplar = NULL
  *     st.n_owned = 0
  *     st.owned = owned             # <<<<<<<<<<<<<<
@@ -7781,7 +7785,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":411
+  /* "tvmfast/_core.pyx":415
  *     st.n_owned = 0
  *     st.owned = owned
  *     st.n_dltensor_ptr = 0             # <<<<<<<<<<<<<<
@@ -7790,7 +7794,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->n_dltensor_ptr = 0;
 
-  /* "tvmfast/_core.pyx":412
+  /* "tvmfast/_core.pyx":416
  *     st.owned = owned
  *     st.n_dltensor_ptr = 0
  *     st.temps = NULL             # <<<<<<<<<<<<<<
@@ -7799,7 +7803,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->temps = NULL;
 
-  /* "tvmfast/_core.pyx":413
+  /* "tvmfast/_core.pyx":417
  *     st.n_dltensor_ptr = 0
  *     st.temps = NULL
  *     st.items = NULL             # <<<<<<<<<<<<<<
@@ -7808,7 +7812,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->items = NULL;
 
-  /* "tvmfast/_core.pyx":414
+  /* "tvmfast/_core.pyx":418
  *     st.temps = NULL
  *     st.items = NULL
  *     st.frozen = NULL             # <<<<<<<<<<<<<<
@@ -7817,7 +7821,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->frozen = NULL;
 
-  /* "tvmfast/_core.pyx":415
+  /* "tvmfast/_core.pyx":419
  *     st.items = NULL
  *     st.frozen = NULL
  *     st.packed = NULL             # <<<<<<<<<<<<<<
@@ -7826,7 +7830,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->packed = NULL;
 
-  /* "tvmfast/_core.pyx":416
+  /* "tvmfast/_core.pyx":420
  *     st.frozen = NULL
  *     st.packed = NULL
  *     st.num_packed = 0             # <<<<<<<<<<<<<<
@@ -7835,7 +7839,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->num_packed = 0;
 
-  /* "tvmfast/_core.pyx":417
+  /* "tvmfast/_core.pyx":421
  *     st.packed = NULL
  *     st.num_packed = 0
  *     st.devices_checked = 0             # <<<<<<<<<<<<<<
@@ -7844,7 +7848,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->devices_checked = 0;
 
-  /* "tvmfast/_core.pyx":401
+  /* "tvmfast/_core.pyx":405
  * 
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:             # <<<<<<<<<<<<<<
@@ -7856,7 +7860,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 
 }
 
-/* "tvmfast/_core.pyx":420
+/* "tvmfast/_core.pyx":424
  * 
  * 
  * cdef inline void release_state(CallState* st) noexcept:             # <<<<<<<<<<<<<<
@@ -7874,7 +7878,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   PyObject *__pyx_t_5 = NULL;
   __Pyx_RefNannySetupContext("release_state", 0);
 
-  /* "tvmfast/_core.pyx":422
+  /* "tvmfast/_core.pyx":426
  * cdef inline void release_state(CallState* st) noexcept:
  *     cdef int32_t i
  *     for i in range(st.n_owned):             # <<<<<<<<<<<<<<
@@ -7888,7 +7892,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":423
+    /* "tvmfast/_core.pyx":427
  *     cdef int32_t i
  *     for i in range(st.n_owned):
  *         TVMFFIObjectDecRef(st.owned[i])             # <<<<<<<<<<<<<<
@@ -7899,7 +7903,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   }
 
 
-  /* "tvmfast/_core.pyx":424
+  /* "tvmfast/_core.pyx":428
  *     for i in range(st.n_owned):
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -7908,7 +7912,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
   __pyx_v_st->n_owned = 0;
 
-  /* "tvmfast/_core.pyx":425
+  /* "tvmfast/_core.pyx":429
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0
  *     if st.temps != NULL:             # <<<<<<<<<<<<<<
@@ -7920,7 +7924,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":426
+    /* "tvmfast/_core.pyx":430
  *     st.n_owned = 0
  *     if st.temps != NULL:
  *         Py_DECREF(<object>st.temps)             # <<<<<<<<<<<<<<
@@ -7932,7 +7936,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
     Py_DECREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-    /* "tvmfast/_core.pyx":427
+    /* "tvmfast/_core.pyx":431
  *     if st.temps != NULL:
  *         Py_DECREF(<object>st.temps)
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -7941,7 +7945,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
     __pyx_v_st->temps = NULL;
 
-    /* "tvmfast/_core.pyx":425
+    /* "tvmfast/_core.pyx":429
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0
  *     if st.temps != NULL:             # <<<<<<<<<<<<<<
@@ -7950,7 +7954,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
   }
 
-  /* "tvmfast/_core.pyx":420
+  /* "tvmfast/_core.pyx":424
  * 
  * 
  * cdef inline void release_state(CallState* st) noexcept:             # <<<<<<<<<<<<<<
@@ -7964,7 +7968,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   __Pyx_RefNannyFinishContext();
 }
 
-/* "tvmfast/_core.pyx":433
+/* "tvmfast/_core.pyx":437
  * 
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):             # <<<<<<<<<<<<<<
@@ -7986,7 +7990,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("device_str", 0);
 
-  /* "tvmfast/_core.pyx":434
+  /* "tvmfast/_core.pyx":438
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):
  *     return f"{DEVICE_NAMES.get(device_type, f'device_type={device_type}')}:{device_id}"             # <<<<<<<<<<<<<<
@@ -7995,23 +7999,23 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
 */
   if (unlikely(__pyx_v_7tvmfast_5_core_DEVICE_NAMES == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "get");
-    __PYX_ERR(0, 434, __pyx_L1_error)
+    __PYX_ERR(0, 438, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyLong_From_int32_t(__pyx_v_device_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 434, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int32_t(__pyx_v_device_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_type, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 434, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_type, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_device_type, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 434, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_device_type, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyDict_GetItemDefault(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, __pyx_t_1, __pyx_t_3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 434, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_GetItemDefault(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, __pyx_t_1, __pyx_t_3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 434, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_id, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 434, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_id, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4[0] = __pyx_t_3;
   __pyx_t_4[1] = __pyx_mstate_global->__pyx_kp_u__4;
@@ -8025,7 +8029,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   __pyx_t_6 |= __Pyx_PyUnicode_KIND_04(__pyx_t_4[0]);
   #endif
   __pyx_t_1 = __Pyx_PyUnicode_Join(__pyx_t_4, 3, __pyx_t_5, __pyx_t_6);
-  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 434, __pyx_L1_error)
+  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 438, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -8040,7 +8044,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":433
+  /* "tvmfast/_core.pyx":437
  * 
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):             # <<<<<<<<<<<<<<
@@ -8061,7 +8065,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":437
+/* "tvmfast/_core.pyx":441
  * 
  * 
  * cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:             # <<<<<<<<<<<<<<
@@ -8096,7 +8100,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("check_devices", 0);
 
-  /* "tvmfast/_core.pyx":441
+  /* "tvmfast/_core.pyx":445
  *     cdef Py_ssize_t i
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:             # <<<<<<<<<<<<<<
@@ -8108,7 +8112,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":442
+    /* "tvmfast/_core.pyx":446
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:
  *         raise ValueError(             # <<<<<<<<<<<<<<
@@ -8117,28 +8121,28 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
     __pyx_t_3 = NULL;
 
-    /* "tvmfast/_core.pyx":443
+    /* "tvmfast/_core.pyx":447
  *     if st.cpu_pos >= 0:
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "             # <<<<<<<<<<<<<<
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
 */
-    __pyx_t_4 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->cpu_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 443, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->cpu_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 447, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 443, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
 
-    /* "tvmfast/_core.pyx":444
+    /* "tvmfast/_core.pyx":448
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")             # <<<<<<<<<<<<<<
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
 */
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 444, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 448, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 444, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 448, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -8149,7 +8153,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     __pyx_t_8[5] = __pyx_t_7;
     __pyx_t_8[6] = __pyx_mstate_global->__pyx_kp_u_all_tensor_arguments_must_be_on;
 
-    /* "tvmfast/_core.pyx":443
+    /* "tvmfast/_core.pyx":447
  *     if st.cpu_pos >= 0:
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "             # <<<<<<<<<<<<<<
@@ -8165,7 +8169,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[5]);
     #endif
     __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_8, 7, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 443, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 447, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -8176,14 +8180,14 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 442, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 446, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 442, __pyx_L1_error)
+    __PYX_ERR(0, 446, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":441
+    /* "tvmfast/_core.pyx":445
  *     cdef Py_ssize_t i
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:             # <<<<<<<<<<<<<<
@@ -8192,7 +8196,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
   }
 
-  /* "tvmfast/_core.pyx":445
+  /* "tvmfast/_core.pyx":449
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -8206,7 +8210,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":446
+    /* "tvmfast/_core.pyx":450
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -8218,7 +8222,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":447
+      /* "tvmfast/_core.pyx":451
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr             # <<<<<<<<<<<<<<
@@ -8227,7 +8231,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_v_dl = ((DLTensor *)(__pyx_v_packed[__pyx_v_i]).v_ptr);
 
-      /* "tvmfast/_core.pyx":446
+      /* "tvmfast/_core.pyx":450
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -8237,7 +8241,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       goto __pyx_L6;
     }
 
-    /* "tvmfast/_core.pyx":448
+    /* "tvmfast/_core.pyx":452
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -8249,7 +8253,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":449
+      /* "tvmfast/_core.pyx":453
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:
  *             dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))             # <<<<<<<<<<<<<<
@@ -8258,7 +8262,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_v_dl = ((DLTensor *)(((char *)(__pyx_v_packed[__pyx_v_i]).v_ptr) + (sizeof(TVMFFIObject))));
 
-      /* "tvmfast/_core.pyx":448
+      /* "tvmfast/_core.pyx":452
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -8268,7 +8272,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       goto __pyx_L6;
     }
 
-    /* "tvmfast/_core.pyx":451
+    /* "tvmfast/_core.pyx":455
  *             dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))
  *         else:
  *             continue             # <<<<<<<<<<<<<<
@@ -8280,7 +8284,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     }
     __pyx_L6:;
 
-    /* "tvmfast/_core.pyx":452
+    /* "tvmfast/_core.pyx":456
  *         else:
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:             # <<<<<<<<<<<<<<
@@ -8306,7 +8310,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":453
+      /* "tvmfast/_core.pyx":457
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -8315,33 +8319,33 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_t_6 = NULL;
 
-      /* "tvmfast/_core.pyx":454
+      /* "tvmfast/_core.pyx":458
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "             # <<<<<<<<<<<<<<
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "
  *                 f"all tensor arguments must be on one device")
 */
-      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 454, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 458, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_7 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_dl->device.device_type, __pyx_v_dl->device.device_id); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 454, __pyx_L1_error)
+      __pyx_t_7 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_dl->device.device_type, __pyx_v_dl->device.device_id); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 458, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_7); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 454, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_7); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 458, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
-      /* "tvmfast/_core.pyx":455
+      /* "tvmfast/_core.pyx":459
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "             # <<<<<<<<<<<<<<
  *                 f"all tensor arguments must be on one device")
  *     return 0
 */
-      __pyx_t_7 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 455, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 459, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 455, __pyx_L1_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 459, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 455, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 459, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -8354,7 +8358,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_16[7] = __pyx_t_15;
       __pyx_t_16[8] = __pyx_mstate_global->__pyx_kp_u_all_tensor_arguments_must_be_on;
 
-      /* "tvmfast/_core.pyx":454
+      /* "tvmfast/_core.pyx":458
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "             # <<<<<<<<<<<<<<
@@ -8373,7 +8377,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_16[7]);
       #endif
       __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_16, 9, __pyx_t_17, __pyx_t_10);
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 454, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 458, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -8385,14 +8389,14 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
         __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 453, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 457, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
       }
       __Pyx_Raise(__pyx_t_2, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-      __PYX_ERR(0, 453, __pyx_L1_error)
+      __PYX_ERR(0, 457, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":452
+      /* "tvmfast/_core.pyx":456
  *         else:
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:             # <<<<<<<<<<<<<<
@@ -8404,7 +8408,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   }
 
 
-  /* "tvmfast/_core.pyx":457
+  /* "tvmfast/_core.pyx":461
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "
  *                 f"all tensor arguments must be on one device")
  *     return 0             # <<<<<<<<<<<<<<
@@ -8417,7 +8421,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":437
+  /* "tvmfast/_core.pyx":441
  * 
  * 
  * cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:             # <<<<<<<<<<<<<<
@@ -8444,7 +8448,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":463
+/* "tvmfast/_core.pyx":467
  * # Results and errors: handed to tvm_ffi so they come out exactly as from rt_mod().
  * # ---------------------------------------------------------------------------
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8455,7 +8459,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx_v_self, CYTHON_UNUSED TVMFFIAny const *__pyx_v_args, CYTHON_UNUSED int32_t __pyx_v_num_args, TVMFFIAny *__pyx_v_result) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":465
+  /* "tvmfast/_core.pyx":469
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,
  *                              TVMFFIAny* result) noexcept nogil:
  *     result[0] = tvmfast_result_stash             # <<<<<<<<<<<<<<
@@ -8464,7 +8468,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   (__pyx_v_result[0]) = tvmfast_result_stash;
 
-  /* "tvmfast/_core.pyx":466
+  /* "tvmfast/_core.pyx":470
  *                              TVMFFIAny* result) noexcept nogil:
  *     result[0] = tvmfast_result_stash
  *     tvmfast_result_stash.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -8473,7 +8477,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   tvmfast_result_stash.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":467
+  /* "tvmfast/_core.pyx":471
  *     result[0] = tvmfast_result_stash
  *     tvmfast_result_stash.type_index = kTVMFFINone
  *     tvmfast_result_stash.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -8482,7 +8486,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   tvmfast_result_stash.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":468
+  /* "tvmfast/_core.pyx":472
  *     tvmfast_result_stash.type_index = kTVMFFINone
  *     tvmfast_result_stash.v_int64 = 0
  *     return 0             # <<<<<<<<<<<<<<
@@ -8495,7 +8499,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":463
+  /* "tvmfast/_core.pyx":467
  * # Results and errors: handed to tvm_ffi so they come out exactly as from rt_mod().
  * # ---------------------------------------------------------------------------
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8508,7 +8512,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":471
+/* "tvmfast/_core.pyx":475
  * 
  * 
  * cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8519,7 +8523,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__pyx_v_self, CYTHON_UNUSED TVMFFIAny const *__pyx_v_args, CYTHON_UNUSED int32_t __pyx_v_num_args, CYTHON_UNUSED TVMFFIAny *__pyx_v_result) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":475
+  /* "tvmfast/_core.pyx":479
  *     # The error of the failed kernel call is still in TVM-FFI's thread-local slot;
  *     # returning -1 lets tvm_ffi's Function.__call__ convert it like any other call.
  *     return -1             # <<<<<<<<<<<<<<
@@ -8532,7 +8536,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__py
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":471
+  /* "tvmfast/_core.pyx":475
  * 
  * 
  * cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8545,7 +8549,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":478
+/* "tvmfast/_core.pyx":482
  * 
  * 
  * cdef object register_helper(str name, TVMFFISafeCallType fn):             # <<<<<<<<<<<<<<
@@ -8574,7 +8578,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("register_helper", 0);
 
-  /* "tvmfast/_core.pyx":480
+  /* "tvmfast/_core.pyx":484
  * cdef object register_helper(str name, TVMFFISafeCallType fn):
  *     cdef TVMFFIObjectHandle handle
  *     cdef bytes bname = name.encode()             # <<<<<<<<<<<<<<
@@ -8583,34 +8587,34 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   if (unlikely(__pyx_v_name == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "encode");
-    __PYX_ERR(0, 480, __pyx_L1_error)
+    __PYX_ERR(0, 484, __pyx_L1_error)
   }
-  __pyx_t_1 = PyUnicode_AsEncodedString(__pyx_v_name, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 480, __pyx_L1_error)
+  __pyx_t_1 = PyUnicode_AsEncodedString(__pyx_v_name, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 484, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_bname = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":482
+  /* "tvmfast/_core.pyx":486
  *     cdef bytes bname = name.encode()
  *     cdef TVMFFIByteArray cname
  *     cname.data = bname             # <<<<<<<<<<<<<<
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
 */
-  __pyx_t_2 = __Pyx_PyBytes_AsString(__pyx_v_bname); if (unlikely((!__pyx_t_2) && PyErr_Occurred())) __PYX_ERR(0, 482, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBytes_AsString(__pyx_v_bname); if (unlikely((!__pyx_t_2) && PyErr_Occurred())) __PYX_ERR(0, 486, __pyx_L1_error)
   __pyx_v_cname.data = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":483
+  /* "tvmfast/_core.pyx":487
  *     cdef TVMFFIByteArray cname
  *     cname.data = bname
  *     cname.size = len(bname)             # <<<<<<<<<<<<<<
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()
 */
-  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_bname); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 483, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_bname); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 487, __pyx_L1_error)
   __pyx_v_cname.size = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":484
+  /* "tvmfast/_core.pyx":488
  *     cname.data = bname
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -8622,17 +8626,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":485
+    /* "tvmfast/_core.pyx":489
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 485, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 489, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":484
+    /* "tvmfast/_core.pyx":488
  *     cname.data = bname
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -8641,7 +8645,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   }
 
-  /* "tvmfast/_core.pyx":486
+  /* "tvmfast/_core.pyx":490
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)             # <<<<<<<<<<<<<<
@@ -8650,7 +8654,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   __pyx_v_ret = TVMFFIFunctionSetGlobal((&__pyx_v_cname), __pyx_v_handle, 1);
 
-  /* "tvmfast/_core.pyx":487
+  /* "tvmfast/_core.pyx":491
  *         raise_ffi_error()
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)             # <<<<<<<<<<<<<<
@@ -8659,7 +8663,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   (void)(TVMFFIObjectDecRef(__pyx_v_handle));
 
-  /* "tvmfast/_core.pyx":488
+  /* "tvmfast/_core.pyx":492
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -8671,17 +8675,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":489
+    /* "tvmfast/_core.pyx":493
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     return tvm_ffi.get_global_func(name)
  * 
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 489, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 493, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":488
+    /* "tvmfast/_core.pyx":492
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -8690,7 +8694,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   }
 
-  /* "tvmfast/_core.pyx":490
+  /* "tvmfast/_core.pyx":494
  *     if ret != 0:
  *         raise_ffi_error()
  *     return tvm_ffi.get_global_func(name)             # <<<<<<<<<<<<<<
@@ -8698,9 +8702,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
  * 
 */
   __pyx_t_6 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 490, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_get_global_func); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 490, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_get_global_func); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 494, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __pyx_t_9 = 1;
@@ -8720,7 +8724,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 490, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 494, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -8734,7 +8738,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":478
+  /* "tvmfast/_core.pyx":482
  * 
  * 
  * cdef object register_helper(str name, TVMFFISafeCallType fn):             # <<<<<<<<<<<<<<
@@ -8760,7 +8764,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":497
+/* "tvmfast/_core.pyx":501
  * 
  * 
  * cdef int raise_ffi_error() except -1:             # <<<<<<<<<<<<<<
@@ -8781,7 +8785,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_ffi_error", 0);
 
-  /* "tvmfast/_core.pyx":499
+  /* "tvmfast/_core.pyx":503
  * cdef int raise_ffi_error() except -1:
  *     """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
  *     if PyErr_Occurred() != NULL:             # <<<<<<<<<<<<<<
@@ -8793,7 +8797,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":502
+    /* "tvmfast/_core.pyx":506
  *         # EnvErrorAlreadySet (e.g. KeyboardInterrupt seen by TVMFFIEnvCheckSignals):
  *         # the Python exception is the real one; drop the FFI placeholder.
  *         drop_raised_error()             # <<<<<<<<<<<<<<
@@ -8802,7 +8806,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
 */
     __pyx_f_7tvmfast_5_core_drop_raised_error();
 
-    /* "tvmfast/_core.pyx":503
+    /* "tvmfast/_core.pyx":507
  *         # the Python exception is the real one; drop the FFI placeholder.
  *         drop_raised_error()
  *         return -1             # <<<<<<<<<<<<<<
@@ -8815,7 +8819,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":499
+    /* "tvmfast/_core.pyx":503
  * cdef int raise_ffi_error() except -1:
  *     """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
  *     if PyErr_Occurred() != NULL:             # <<<<<<<<<<<<<<
@@ -8824,7 +8828,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":504
+  /* "tvmfast/_core.pyx":508
  *         drop_raised_error()
  *         return -1
  *     _reraise()             # <<<<<<<<<<<<<<
@@ -8851,12 +8855,12 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 504, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 508, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":505
+  /* "tvmfast/_core.pyx":509
  *         return -1
  *     _reraise()
  *     raise RuntimeError("tvmfast: TVM call failed but no error was raised")  # not reached             # <<<<<<<<<<<<<<
@@ -8869,14 +8873,14 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_TVM_call_failed_but_no_e};
     __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 505, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 509, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
   __Pyx_Raise(__pyx_t_2, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __PYX_ERR(0, 505, __pyx_L1_error)
+  __PYX_ERR(0, 509, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":497
+  /* "tvmfast/_core.pyx":501
  * 
  * 
  * cdef int raise_ffi_error() except -1:             # <<<<<<<<<<<<<<
@@ -8897,7 +8901,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":508
+/* "tvmfast/_core.pyx":512
  * 
  * 
  * cdef void drop_raised_error() noexcept:             # <<<<<<<<<<<<<<
@@ -8909,7 +8913,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
   TVMFFIObjectHandle __pyx_v_err;
   int __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":509
+  /* "tvmfast/_core.pyx":513
  * 
  * cdef void drop_raised_error() noexcept:
  *     cdef TVMFFIObjectHandle err = NULL             # <<<<<<<<<<<<<<
@@ -8918,7 +8922,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   __pyx_v_err = NULL;
 
-  /* "tvmfast/_core.pyx":510
+  /* "tvmfast/_core.pyx":514
  * cdef void drop_raised_error() noexcept:
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)             # <<<<<<<<<<<<<<
@@ -8927,7 +8931,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   TVMFFIErrorMoveFromRaised((&__pyx_v_err));
 
-  /* "tvmfast/_core.pyx":511
+  /* "tvmfast/_core.pyx":515
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:             # <<<<<<<<<<<<<<
@@ -8939,7 +8943,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":512
+    /* "tvmfast/_core.pyx":516
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:
  *         TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -8948,7 +8952,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-    /* "tvmfast/_core.pyx":511
+    /* "tvmfast/_core.pyx":515
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:             # <<<<<<<<<<<<<<
@@ -8957,7 +8961,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":508
+  /* "tvmfast/_core.pyx":512
  * 
  * 
  * cdef void drop_raised_error() noexcept:             # <<<<<<<<<<<<<<
@@ -8970,7 +8974,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 
 }
 
-/* "tvmfast/_core.pyx":515
+/* "tvmfast/_core.pyx":519
  * 
  * 
  * cdef object convert_result(TVMFFIAny* result, CallState* st):             # <<<<<<<<<<<<<<
@@ -8993,7 +8997,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("convert_result", 0);
 
-  /* "tvmfast/_core.pyx":517
+  /* "tvmfast/_core.pyx":521
  * cdef object convert_result(TVMFFIAny* result, CallState* st):
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index             # <<<<<<<<<<<<<<
@@ -9004,7 +9008,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 
   __pyx_v_tindex = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":518
+  /* "tvmfast/_core.pyx":522
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
@@ -9016,96 +9020,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":519
+    /* "tvmfast/_core.pyx":523
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
 */
-    __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_result->v_int64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 519, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    {
-      PyObject *__pyx_temp;
-      {
-        __pyx_temp = __pyx_r;
-        __pyx_r = __pyx_t_3;
-      }
-      __Pyx_XDECREF(__pyx_temp);
-    }
-    __pyx_t_3 = 0;
-    goto __pyx_L0;
-
-    /* "tvmfast/_core.pyx":518
- *     global tvmfast_result_stash
- *     cdef int32_t tindex = result.type_index
- *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
- *         return result.v_int64
- *     if tindex == kTVMFFIFloat:
-*/
-  }
-
-  /* "tvmfast/_core.pyx":520
- *     if tindex == kTVMFFIInt:
- *         return result.v_int64
- *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
- *         return result.v_float64
- *     if tindex == kTVMFFIBool:
-*/
-  __pyx_t_2 = (__pyx_v_tindex == kTVMFFIFloat);
-
-  if (__pyx_t_2) {
-
-
-    /* "tvmfast/_core.pyx":521
- *         return result.v_int64
- *     if tindex == kTVMFFIFloat:
- *         return result.v_float64             # <<<<<<<<<<<<<<
- *     if tindex == kTVMFFIBool:
- *         return result.v_int64 != 0
-*/
-    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_result->v_float64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 521, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    {
-      PyObject *__pyx_temp;
-      {
-        __pyx_temp = __pyx_r;
-        __pyx_r = __pyx_t_3;
-      }
-      __Pyx_XDECREF(__pyx_temp);
-    }
-    __pyx_t_3 = 0;
-    goto __pyx_L0;
-
-    /* "tvmfast/_core.pyx":520
- *     if tindex == kTVMFFIInt:
- *         return result.v_int64
- *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
- *         return result.v_float64
- *     if tindex == kTVMFFIBool:
-*/
-  }
-
-  /* "tvmfast/_core.pyx":522
- *     if tindex == kTVMFFIFloat:
- *         return result.v_float64
- *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
- *         return result.v_int64 != 0
- *     if tindex == kTVMFFIDLTensorPtr:
-*/
-  __pyx_t_2 = (__pyx_v_tindex == kTVMFFIBool);
-
-  if (__pyx_t_2) {
-
-
-    /* "tvmfast/_core.pyx":523
- *         return result.v_float64
- *     if tindex == kTVMFFIBool:
- *         return result.v_int64 != 0             # <<<<<<<<<<<<<<
- *     if tindex == kTVMFFIDLTensorPtr:
- *         # The function handed back one of the borrowed DLTensors we passed (an
-*/
-    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_result->v_int64 != 0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 523, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_result->v_int64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 523, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -9119,34 +9041,34 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     goto __pyx_L0;
 
     /* "tvmfast/_core.pyx":522
+ *     global tvmfast_result_stash
+ *     cdef int32_t tindex = result.type_index
+ *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
+ *         return result.v_int64
  *     if tindex == kTVMFFIFloat:
- *         return result.v_float64
- *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
- *         return result.v_int64 != 0
- *     if tindex == kTVMFFIDLTensorPtr:
 */
   }
 
   /* "tvmfast/_core.pyx":524
+ *     if tindex == kTVMFFIInt:
+ *         return result.v_int64
+ *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
+ *         return result.v_float64
  *     if tindex == kTVMFFIBool:
- *         return result.v_int64 != 0
- *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
- *         # The function handed back one of the borrowed DLTensors we passed (an
- *         # identity-like function): return that argument itself.
 */
-  __pyx_t_2 = (__pyx_v_tindex == kTVMFFIDLTensorPtr);
+  __pyx_t_2 = (__pyx_v_tindex == kTVMFFIFloat);
 
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":527
- *         # The function handed back one of the borrowed DLTensors we passed (an
- *         # identity-like function): return that argument itself.
- *         return argument_with_dltensor(st, result.v_ptr)             # <<<<<<<<<<<<<<
- *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
- *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
+    /* "tvmfast/_core.pyx":525
+ *         return result.v_int64
+ *     if tindex == kTVMFFIFloat:
+ *         return result.v_float64             # <<<<<<<<<<<<<<
+ *     if tindex == kTVMFFIBool:
+ *         return result.v_int64 != 0
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_v_st, __pyx_v_result->v_ptr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 527, __pyx_L1_error)
+    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_result->v_float64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 525, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -9160,6 +9082,88 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     goto __pyx_L0;
 
     /* "tvmfast/_core.pyx":524
+ *     if tindex == kTVMFFIInt:
+ *         return result.v_int64
+ *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
+ *         return result.v_float64
+ *     if tindex == kTVMFFIBool:
+*/
+  }
+
+  /* "tvmfast/_core.pyx":526
+ *     if tindex == kTVMFFIFloat:
+ *         return result.v_float64
+ *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
+ *         return result.v_int64 != 0
+ *     if tindex == kTVMFFIDLTensorPtr:
+*/
+  __pyx_t_2 = (__pyx_v_tindex == kTVMFFIBool);
+
+  if (__pyx_t_2) {
+
+
+    /* "tvmfast/_core.pyx":527
+ *         return result.v_float64
+ *     if tindex == kTVMFFIBool:
+ *         return result.v_int64 != 0             # <<<<<<<<<<<<<<
+ *     if tindex == kTVMFFIDLTensorPtr:
+ *         # The function handed back one of the borrowed DLTensors we passed (an
+*/
+    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_result->v_int64 != 0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 527, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = __pyx_t_3;
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    __pyx_t_3 = 0;
+    goto __pyx_L0;
+
+    /* "tvmfast/_core.pyx":526
+ *     if tindex == kTVMFFIFloat:
+ *         return result.v_float64
+ *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
+ *         return result.v_int64 != 0
+ *     if tindex == kTVMFFIDLTensorPtr:
+*/
+  }
+
+  /* "tvmfast/_core.pyx":528
+ *     if tindex == kTVMFFIBool:
+ *         return result.v_int64 != 0
+ *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
+ *         # The function handed back one of the borrowed DLTensors we passed (an
+ *         # identity-like function): return that argument itself.
+*/
+  __pyx_t_2 = (__pyx_v_tindex == kTVMFFIDLTensorPtr);
+
+  if (__pyx_t_2) {
+
+
+    /* "tvmfast/_core.pyx":531
+ *         # The function handed back one of the borrowed DLTensors we passed (an
+ *         # identity-like function): return that argument itself.
+ *         return argument_with_dltensor(st, result.v_ptr)             # <<<<<<<<<<<<<<
+ *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
+ *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
+*/
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_v_st, __pyx_v_result->v_ptr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 531, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = __pyx_t_3;
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    __pyx_t_3 = 0;
+    goto __pyx_L0;
+
+    /* "tvmfast/_core.pyx":528
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
  *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -9168,7 +9172,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":530
+  /* "tvmfast/_core.pyx":534
  *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]             # <<<<<<<<<<<<<<
@@ -9177,7 +9181,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   tvmfast_result_stash = (__pyx_v_result[0]);
 
-  /* "tvmfast/_core.pyx":531
+  /* "tvmfast/_core.pyx":535
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:             # <<<<<<<<<<<<<<
@@ -9189,7 +9193,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":532
+    /* "tvmfast/_core.pyx":536
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:
  *         return _take_result(<object>st.exemplar)             # <<<<<<<<<<<<<<
@@ -9216,7 +9220,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 532, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 536, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     {
@@ -9230,7 +9234,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":531
+    /* "tvmfast/_core.pyx":535
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:             # <<<<<<<<<<<<<<
@@ -9239,7 +9243,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":533
+  /* "tvmfast/_core.pyx":537
  *     if st.exemplar != NULL:
  *         return _take_result(<object>st.exemplar)
  *     return _take_result()             # <<<<<<<<<<<<<<
@@ -9266,7 +9270,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 533, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 537, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   {
@@ -9280,7 +9284,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":515
+  /* "tvmfast/_core.pyx":519
  * 
  * 
  * cdef object convert_result(TVMFFIAny* result, CallState* st):             # <<<<<<<<<<<<<<
@@ -9302,7 +9306,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":536
+/* "tvmfast/_core.pyx":540
  * 
  * 
  * cdef object argument_at(CallState* st, Py_ssize_t pos):             # <<<<<<<<<<<<<<
@@ -9326,7 +9330,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("argument_at", 0);
 
-  /* "tvmfast/_core.pyx":540
+  /* "tvmfast/_core.pyx":544
  *     cdef FrozenFunction frozen
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:             # <<<<<<<<<<<<<<
@@ -9338,7 +9342,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":541
+    /* "tvmfast/_core.pyx":545
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:
  *         return <object>st.items[pos]             # <<<<<<<<<<<<<<
@@ -9356,7 +9360,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":540
+    /* "tvmfast/_core.pyx":544
  *     cdef FrozenFunction frozen
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:             # <<<<<<<<<<<<<<
@@ -9365,7 +9369,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
   }
 
-  /* "tvmfast/_core.pyx":542
+  /* "tvmfast/_core.pyx":546
  *     if st.frozen == NULL:
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen             # <<<<<<<<<<<<<<
@@ -9377,25 +9381,25 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   __pyx_v_frozen = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_2);
   __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":543
+  /* "tvmfast/_core.pyx":547
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:             # <<<<<<<<<<<<<<
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
 */
-  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 543, __pyx_L1_error)
+  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 547, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   if (unlikely(__pyx_v_frozen->frozen_values == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 543, __pyx_L1_error)
+    __PYX_ERR(0, 547, __pyx_L1_error)
   }
-  __pyx_t_1 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_v_frozen->frozen_values, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 543, __pyx_L1_error)
+  __pyx_t_1 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_v_frozen->frozen_values, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 547, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":544
+    /* "tvmfast/_core.pyx":548
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:
  *         return frozen.frozen_values[pos]             # <<<<<<<<<<<<<<
@@ -9404,11 +9408,11 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
     if (unlikely(__pyx_v_frozen->frozen_values == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 544, __pyx_L1_error)
+      __PYX_ERR(0, 548, __pyx_L1_error)
     }
-    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 544, __pyx_L1_error)
+    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 548, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_3 = __Pyx_PyDict_GetItem(__pyx_v_frozen->frozen_values, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 544, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyDict_GetItem(__pyx_v_frozen->frozen_values, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 548, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     {
@@ -9422,7 +9426,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":543
+    /* "tvmfast/_core.pyx":547
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:             # <<<<<<<<<<<<<<
@@ -9431,7 +9435,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
   }
 
-  /* "tvmfast/_core.pyx":545
+  /* "tvmfast/_core.pyx":549
  *     if pos in frozen.frozen_values:
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):             # <<<<<<<<<<<<<<
@@ -9445,7 +9449,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
     __pyx_v_k = __pyx_t_6;
 
-    /* "tvmfast/_core.pyx":546
+    /* "tvmfast/_core.pyx":550
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:             # <<<<<<<<<<<<<<
@@ -9457,7 +9461,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":547
+      /* "tvmfast/_core.pyx":551
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:
  *             return <object>st.items[k]             # <<<<<<<<<<<<<<
@@ -9475,7 +9479,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":546
+      /* "tvmfast/_core.pyx":550
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:             # <<<<<<<<<<<<<<
@@ -9486,7 +9490,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   }
 
 
-  /* "tvmfast/_core.pyx":536
+  /* "tvmfast/_core.pyx":540
  * 
  * 
  * cdef object argument_at(CallState* st, Py_ssize_t pos):             # <<<<<<<<<<<<<<
@@ -9510,7 +9514,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":550
+/* "tvmfast/_core.pyx":554
  * 
  * 
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):             # <<<<<<<<<<<<<<
@@ -9535,7 +9539,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("argument_with_dltensor", 0);
 
-  /* "tvmfast/_core.pyx":552
+  /* "tvmfast/_core.pyx":556
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):             # <<<<<<<<<<<<<<
@@ -9549,7 +9553,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":553
+    /* "tvmfast/_core.pyx":557
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:             # <<<<<<<<<<<<<<
@@ -9575,14 +9579,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":554
+      /* "tvmfast/_core.pyx":558
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:
  *             return argument_at(st, i)             # <<<<<<<<<<<<<<
  *     raise RuntimeError("tvmfast: the function returned a DLTensor* that is none of its arguments")
  * 
 */
-      __pyx_t_6 = __pyx_f_7tvmfast_5_core_argument_at(__pyx_v_st, __pyx_v_i); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 554, __pyx_L1_error)
+      __pyx_t_6 = __pyx_f_7tvmfast_5_core_argument_at(__pyx_v_st, __pyx_v_i); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 558, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       {
         PyObject *__pyx_temp;
@@ -9595,7 +9599,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
       __pyx_t_6 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":553
+      /* "tvmfast/_core.pyx":557
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:             # <<<<<<<<<<<<<<
@@ -9606,7 +9610,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   }
 
 
-  /* "tvmfast/_core.pyx":555
+  /* "tvmfast/_core.pyx":559
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:
  *             return argument_at(st, i)
  *     raise RuntimeError("tvmfast: the function returned a DLTensor* that is none of its arguments")             # <<<<<<<<<<<<<<
@@ -9619,14 +9623,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
     PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_tvmfast_the_function_returned_a};
     __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 555, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 559, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
   }
   __Pyx_Raise(__pyx_t_6, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __PYX_ERR(0, 555, __pyx_L1_error)
+  __PYX_ERR(0, 559, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":550
+  /* "tvmfast/_core.pyx":554
  * 
  * 
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):             # <<<<<<<<<<<<<<
@@ -9647,7 +9651,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":558
+/* "tvmfast/_core.pyx":562
  * 
  * 
  * cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:             # <<<<<<<<<<<<<<
@@ -9669,7 +9673,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("error_wants_owned_tensors", 0);
 
-  /* "tvmfast/_core.pyx":561
+  /* "tvmfast/_core.pyx":565
  *     """True for the type error a C++ function taking ffi::Tensor gives a DLTensor*
  *     ("Mismatched type on argument #0 ... expected Tensor but got DLTensor*")."""
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))             # <<<<<<<<<<<<<<
@@ -9678,38 +9682,38 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
 */
   __pyx_v_cell = ((TVMFFIErrorCell *)(((char *)__pyx_v_err) + (sizeof(TVMFFIObject))));
 
-  /* "tvmfast/_core.pyx":562
+  /* "tvmfast/_core.pyx":566
  *     ("Mismatched type on argument #0 ... expected Tensor but got DLTensor*")."""
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]             # <<<<<<<<<<<<<<
  *     cdef bytes msg = cell.message.data[:cell.message.size]
  *     return kind == b"TypeError" and b"DLTensor*" in msg
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->kind.data + 0, __pyx_v_cell->kind.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 562, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->kind.data + 0, __pyx_v_cell->kind.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 566, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_kind = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":563
+  /* "tvmfast/_core.pyx":567
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]
  *     cdef bytes msg = cell.message.data[:cell.message.size]             # <<<<<<<<<<<<<<
  *     return kind == b"TypeError" and b"DLTensor*" in msg
  * 
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->message.data + 0, __pyx_v_cell->message.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 563, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->message.data + 0, __pyx_v_cell->message.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 567, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_msg = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":564
+  /* "tvmfast/_core.pyx":568
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]
  *     cdef bytes msg = cell.message.data[:cell.message.size]
  *     return kind == b"TypeError" and b"DLTensor*" in msg             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_bytes_bytes(__pyx_v_kind, __pyx_mstate_global->__pyx_n_b_TypeError, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 564, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_bytes_bytes(__pyx_v_kind, __pyx_mstate_global->__pyx_n_b_TypeError, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 568, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -9718,7 +9722,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
 
     goto __pyx_L3_bool_binop_done;
   }
-  __pyx_t_3 = (__Pyx_PySequence_ContainsTF(__pyx_mstate_global->__pyx_kp_b_DLTensor, __pyx_v_msg, Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 564, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PySequence_ContainsTF(__pyx_mstate_global->__pyx_kp_b_DLTensor, __pyx_v_msg, Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 568, __pyx_L1_error)
 
   __pyx_t_2 = __pyx_t_3;
 
@@ -9728,7 +9732,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":558
+  /* "tvmfast/_core.pyx":562
  * 
  * 
  * cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:             # <<<<<<<<<<<<<<
@@ -9750,7 +9754,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":567
+/* "tvmfast/_core.pyx":571
  * 
  * 
  * cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,             # <<<<<<<<<<<<<<
@@ -9781,7 +9785,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_packed", 0);
 
-  /* "tvmfast/_core.pyx":574
+  /* "tvmfast/_core.pyx":578
  *     stream, if any, has been restored."""
  *     cdef int ret
  *     cdef void* stream = NULL             # <<<<<<<<<<<<<<
@@ -9790,7 +9794,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_stream = NULL;
 
-  /* "tvmfast/_core.pyx":575
+  /* "tvmfast/_core.pyx":579
  *     cdef int ret
  *     cdef void* stream = NULL
  *     cdef TVMFFIStreamHandle prev = NULL             # <<<<<<<<<<<<<<
@@ -9799,7 +9803,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_prev = NULL;
 
-  /* "tvmfast/_core.pyx":576
+  /* "tvmfast/_core.pyx":580
  *     cdef void* stream = NULL
  *     cdef TVMFFIStreamHandle prev = NULL
  *     cdef TVMFFIObjectHandle handle = fn.handle             # <<<<<<<<<<<<<<
@@ -9810,7 +9814,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":577
+  /* "tvmfast/_core.pyx":581
  *     cdef TVMFFIStreamHandle prev = NULL
  *     cdef TVMFFIObjectHandle handle = fn.handle
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -9819,7 +9823,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":578
+  /* "tvmfast/_core.pyx":582
  *     cdef TVMFFIObjectHandle handle = fn.handle
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -9828,7 +9832,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":579
+  /* "tvmfast/_core.pyx":583
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -9837,7 +9841,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":580
+  /* "tvmfast/_core.pyx":584
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     if st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -9849,7 +9853,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":582
+    /* "tvmfast/_core.pyx":586
  *     if st.device_type < 0:
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9858,7 +9862,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
     if (__pyx_v_fn->release_gil) {
 
-      /* "tvmfast/_core.pyx":583
+      /* "tvmfast/_core.pyx":587
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -9871,7 +9875,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           __Pyx_FastGIL_Remember();
           /*try:*/ {
 
-            /* "tvmfast/_core.pyx":584
+            /* "tvmfast/_core.pyx":588
  *         if fn.release_gil:
  *             with nogil:
  *                 ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -9881,7 +9885,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
             __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
           }
 
-          /* "tvmfast/_core.pyx":583
+          /* "tvmfast/_core.pyx":587
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -9898,7 +9902,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           }
       }
 
-      /* "tvmfast/_core.pyx":582
+      /* "tvmfast/_core.pyx":586
  *     if st.device_type < 0:
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9908,7 +9912,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       goto __pyx_L4;
     }
 
-    /* "tvmfast/_core.pyx":586
+    /* "tvmfast/_core.pyx":590
  *                 ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         else:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -9920,7 +9924,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     }
     __pyx_L4:;
 
-    /* "tvmfast/_core.pyx":587
+    /* "tvmfast/_core.pyx":591
  *         else:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         return 0 if ret == 0 else -1             # <<<<<<<<<<<<<<
@@ -9942,7 +9946,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":580
+    /* "tvmfast/_core.pyx":584
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     if st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -9951,7 +9955,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":588
+  /* "tvmfast/_core.pyx":592
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         return 0 if ret == 0 else -1
  *     if not st.devices_checked:             # <<<<<<<<<<<<<<
@@ -9963,17 +9967,17 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":589
+    /* "tvmfast/_core.pyx":593
  *         return 0 if ret == 0 else -1
  *     if not st.devices_checked:
  *         check_devices(st, packed, n)             # <<<<<<<<<<<<<<
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_check_devices(__pyx_v_st, __pyx_v_packed, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 589, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_check_devices(__pyx_v_st, __pyx_v_packed, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 593, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":588
+    /* "tvmfast/_core.pyx":592
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         return 0 if ret == 0 else -1
  *     if not st.devices_checked:             # <<<<<<<<<<<<<<
@@ -9982,7 +9986,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":590
+  /* "tvmfast/_core.pyx":594
  *     if not st.devices_checked:
  *         check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
@@ -10008,7 +10012,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":591
+    /* "tvmfast/_core.pyx":595
  *         check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
@@ -10020,7 +10024,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":592
+      /* "tvmfast/_core.pyx":596
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception             # <<<<<<<<<<<<<<
@@ -10033,7 +10037,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":591
+      /* "tvmfast/_core.pyx":595
  *         check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
@@ -10042,7 +10046,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
     }
 
-    /* "tvmfast/_core.pyx":590
+    /* "tvmfast/_core.pyx":594
  *     if not st.devices_checked:
  *         check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
@@ -10052,7 +10056,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     goto __pyx_L9;
   }
 
-  /* "tvmfast/_core.pyx":593
+  /* "tvmfast/_core.pyx":597
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception
  *     elif _current_cuda_stream is not None:             # <<<<<<<<<<<<<<
@@ -10063,7 +10067,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":595
+    /* "tvmfast/_core.pyx":599
  *     elif _current_cuda_stream is not None:
  *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
  *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)             # <<<<<<<<<<<<<<
@@ -10073,9 +10077,9 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     __pyx_t_6 = NULL;
     __Pyx_INCREF(__pyx_v_7tvmfast_5_core__current_cuda_stream);
     __pyx_t_7 = __pyx_v_7tvmfast_5_core__current_cuda_stream; 
-    __pyx_t_8 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_type); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 595, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_type); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 599, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_9 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_id); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 595, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_id); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 599, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __pyx_t_10 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -10096,15 +10100,15 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 595, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 599, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
-    __pyx_t_11 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_11 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 595, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_11 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 599, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_v_stream = ((void *)((uint64_t)__pyx_t_11));
 
 
-    /* "tvmfast/_core.pyx":593
+    /* "tvmfast/_core.pyx":597
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception
  *     elif _current_cuda_stream is not None:             # <<<<<<<<<<<<<<
@@ -10114,7 +10118,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   __pyx_L9:;
 
-  /* "tvmfast/_core.pyx":598
+  /* "tvmfast/_core.pyx":602
  *     # Set the producer's stream only when TVM's differs (usually it is the same
  *     # default stream): one query instead of a set and a restore.
  *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)             # <<<<<<<<<<<<<<
@@ -10123,7 +10127,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_prev = TVMFFIEnvGetStream(__pyx_v_st->device_type, __pyx_v_st->device_id);
 
-  /* "tvmfast/_core.pyx":599
+  /* "tvmfast/_core.pyx":603
  *     # default stream): one query instead of a set and a restore.
  *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:             # <<<<<<<<<<<<<<
@@ -10149,17 +10153,17 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":600
+    /* "tvmfast/_core.pyx":604
  *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     if fn.release_gil:
  *         with nogil:
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 600, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 604, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":599
+    /* "tvmfast/_core.pyx":603
  *     # default stream): one query instead of a set and a restore.
  *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:             # <<<<<<<<<<<<<<
@@ -10168,7 +10172,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":601
+  /* "tvmfast/_core.pyx":605
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
  *         raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -10177,7 +10181,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   if (__pyx_v_fn->release_gil) {
 
-    /* "tvmfast/_core.pyx":602
+    /* "tvmfast/_core.pyx":606
  *         raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10190,7 +10194,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":603
+          /* "tvmfast/_core.pyx":607
  *     if fn.release_gil:
  *         with nogil:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -10200,7 +10204,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
         }
 
-        /* "tvmfast/_core.pyx":602
+        /* "tvmfast/_core.pyx":606
  *         raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10217,7 +10221,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
         }
     }
 
-    /* "tvmfast/_core.pyx":601
+    /* "tvmfast/_core.pyx":605
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
  *         raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -10227,7 +10231,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     goto __pyx_L16;
   }
 
-  /* "tvmfast/_core.pyx":605
+  /* "tvmfast/_core.pyx":609
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     else:
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -10239,7 +10243,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   __pyx_L16:;
 
-  /* "tvmfast/_core.pyx":607
+  /* "tvmfast/_core.pyx":611
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     # Restore whatever stream TVM had, also when the call failed.
  *     if prev != stream:             # <<<<<<<<<<<<<<
@@ -10251,7 +10255,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":608
+    /* "tvmfast/_core.pyx":612
  *     # Restore whatever stream TVM had, also when the call failed.
  *     if prev != stream:
  *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)             # <<<<<<<<<<<<<<
@@ -10260,7 +10264,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
     (void)(TVMFFIEnvSetStream(__pyx_v_st->device_type, __pyx_v_st->device_id, __pyx_v_prev, NULL));
 
-    /* "tvmfast/_core.pyx":607
+    /* "tvmfast/_core.pyx":611
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     # Restore whatever stream TVM had, also when the call failed.
  *     if prev != stream:             # <<<<<<<<<<<<<<
@@ -10269,7 +10273,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":609
+  /* "tvmfast/_core.pyx":613
  *     if prev != stream:
  *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
  *     return 0 if ret == 0 else -1             # <<<<<<<<<<<<<<
@@ -10291,7 +10295,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":567
+  /* "tvmfast/_core.pyx":571
  * 
  * 
  * cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,             # <<<<<<<<<<<<<<
@@ -10318,7 +10322,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":612
+/* "tvmfast/_core.pyx":616
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -10340,7 +10344,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("finish_call", 0);
 
-  /* "tvmfast/_core.pyx":615
+  /* "tvmfast/_core.pyx":619
  *     """Call and convert the outcome; st's owned handles are released by the caller."""
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL             # <<<<<<<<<<<<<<
@@ -10349,7 +10353,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_err = NULL;
 
-  /* "tvmfast/_core.pyx":616
+  /* "tvmfast/_core.pyx":620
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed             # <<<<<<<<<<<<<<
@@ -10358,7 +10362,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->packed = __pyx_v_packed;
 
-  /* "tvmfast/_core.pyx":617
+  /* "tvmfast/_core.pyx":621
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed
  *     st.num_packed = n             # <<<<<<<<<<<<<<
@@ -10367,21 +10371,21 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->num_packed = __pyx_v_n;
 
-  /* "tvmfast/_core.pyx":618
+  /* "tvmfast/_core.pyx":622
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 618, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 622, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_1 == 0);
 
 
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":619
+    /* "tvmfast/_core.pyx":623
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -10407,7 +10411,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":620
+      /* "tvmfast/_core.pyx":624
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
@@ -10416,7 +10420,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_BORROWED;
 
-      /* "tvmfast/_core.pyx":619
+      /* "tvmfast/_core.pyx":623
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -10425,7 +10429,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":621
+    /* "tvmfast/_core.pyx":625
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -10437,7 +10441,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":622
+      /* "tvmfast/_core.pyx":626
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:
  *             return None             # <<<<<<<<<<<<<<
@@ -10454,7 +10458,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":621
+      /* "tvmfast/_core.pyx":625
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -10463,14 +10467,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":623
+    /* "tvmfast/_core.pyx":627
  *         if result.type_index == kTVMFFINone:
  *             return None
  *         return convert_result(&result, st)             # <<<<<<<<<<<<<<
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 623, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 627, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     {
       PyObject *__pyx_temp;
@@ -10483,7 +10487,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     __pyx_t_4 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":618
+    /* "tvmfast/_core.pyx":622
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
@@ -10492,7 +10496,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":624
+  /* "tvmfast/_core.pyx":628
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10528,7 +10532,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":625
+    /* "tvmfast/_core.pyx":629
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)             # <<<<<<<<<<<<<<
@@ -10537,7 +10541,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorMoveFromRaised((&__pyx_v_err));
 
-    /* "tvmfast/_core.pyx":626
+    /* "tvmfast/_core.pyx":630
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10563,7 +10567,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":629
+      /* "tvmfast/_core.pyx":633
  *             # A C++ function taking ffi::Tensor: switch this function to owned
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10572,7 +10576,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":630
+      /* "tvmfast/_core.pyx":634
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
@@ -10581,7 +10585,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
 
-      /* "tvmfast/_core.pyx":631
+      /* "tvmfast/_core.pyx":635
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED             # <<<<<<<<<<<<<<
@@ -10599,7 +10603,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":626
+      /* "tvmfast/_core.pyx":630
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10608,7 +10612,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":632
+    /* "tvmfast/_core.pyx":636
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10620,7 +10624,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":633
+      /* "tvmfast/_core.pyx":637
  *             return RETRY_OWNED
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)             # <<<<<<<<<<<<<<
@@ -10629,7 +10633,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       TVMFFIErrorSetRaised(__pyx_v_err);
 
-      /* "tvmfast/_core.pyx":634
+      /* "tvmfast/_core.pyx":638
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10638,7 +10642,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":632
+      /* "tvmfast/_core.pyx":636
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10647,7 +10651,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":624
+    /* "tvmfast/_core.pyx":628
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10656,17 +10660,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":635
+  /* "tvmfast/_core.pyx":639
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)
  *     raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 635, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 639, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":612
+  /* "tvmfast/_core.pyx":616
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -10689,7 +10693,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":644
+/* "tvmfast/_core.pyx":648
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10710,12 +10714,12 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("bound_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":645
+  /* "tvmfast/_core.pyx":649
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
- *     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
+ *     if (<BoundFunction>callable).handle == NULL:
 */
   __pyx_t_2 = (__pyx_v_kwnames != NULL);
 
@@ -10736,12 +10740,12 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":646
+    /* "tvmfast/_core.pyx":650
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
- *     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
- * 
+ *     if (<BoundFunction>callable).handle == NULL:
+ *         raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
 */
     __pyx_t_4 = NULL;
     __pyx_t_5 = 1;
@@ -10749,30 +10753,71 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 646, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 650, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 646, __pyx_L1_error)
+    __PYX_ERR(0, 650, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":645
+    /* "tvmfast/_core.pyx":649
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
+ *     if (<BoundFunction>callable).handle == NULL:
+*/
+  }
+
+  /* "tvmfast/_core.pyx":651
+ *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
+ *         raise TypeError("tvmfast: bound functions take positional arguments only")
+ *     if (<BoundFunction>callable).handle == NULL:             # <<<<<<<<<<<<<<
+ *         raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
+ *     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
+*/
+  __pyx_t_1 = (((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->handle == NULL);
+
+  if (unlikely(__pyx_t_1)) {
+
+
+    /* "tvmfast/_core.pyx":652
+ *         raise TypeError("tvmfast: bound functions take positional arguments only")
+ *     if (<BoundFunction>callable).handle == NULL:
+ *         raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")             # <<<<<<<<<<<<<<
+ *     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
+ * 
+*/
+    __pyx_t_4 = NULL;
+    __pyx_t_5 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_was_not_in};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 652, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(0, 652, __pyx_L1_error)
+
+    /* "tvmfast/_core.pyx":651
+ *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
+ *         raise TypeError("tvmfast: bound functions take positional arguments only")
+ *     if (<BoundFunction>callable).handle == NULL:             # <<<<<<<<<<<<<<
+ *         raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
  *     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
 */
   }
 
-  /* "tvmfast/_core.pyx":647
- *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
- *         raise TypeError("tvmfast: bound functions take positional arguments only")
+  /* "tvmfast/_core.pyx":653
+ *     if (<BoundFunction>callable).handle == NULL:
+ *         raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
  *     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 647, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 653, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -10785,7 +10830,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":644
+  /* "tvmfast/_core.pyx":648
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10805,7 +10850,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":650
+/* "tvmfast/_core.pyx":656
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10826,12 +10871,12 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("frozen_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":651
+  /* "tvmfast/_core.pyx":657
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
- *     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
+ *     if (<FrozenFunction>callable).template == NULL:
 */
   __pyx_t_2 = (__pyx_v_kwnames != NULL);
 
@@ -10852,12 +10897,12 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":652
+    /* "tvmfast/_core.pyx":658
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
- *     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
- * 
+ *     if (<FrozenFunction>callable).template == NULL:
+ *         raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
 */
     __pyx_t_4 = NULL;
     __pyx_t_5 = 1;
@@ -10865,30 +10910,71 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 652, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 658, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 652, __pyx_L1_error)
+    __PYX_ERR(0, 658, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":651
+    /* "tvmfast/_core.pyx":657
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
+ *     if (<FrozenFunction>callable).template == NULL:
+*/
+  }
+
+  /* "tvmfast/_core.pyx":659
+ *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
+ *         raise TypeError("tvmfast: bound functions take positional arguments only")
+ *     if (<FrozenFunction>callable).template == NULL:             # <<<<<<<<<<<<<<
+ *         raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
+ *     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
+*/
+  __pyx_t_1 = (((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_template == NULL);
+
+  if (unlikely(__pyx_t_1)) {
+
+
+    /* "tvmfast/_core.pyx":660
+ *         raise TypeError("tvmfast: bound functions take positional arguments only")
+ *     if (<FrozenFunction>callable).template == NULL:
+ *         raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")             # <<<<<<<<<<<<<<
+ *     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
+ * 
+*/
+    __pyx_t_4 = NULL;
+    __pyx_t_5 = 1;
+    {
+      PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_was_not_i};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 660, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
+    }
+    __Pyx_Raise(__pyx_t_3, 0, 0, 0);
+    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __PYX_ERR(0, 660, __pyx_L1_error)
+
+    /* "tvmfast/_core.pyx":659
+ *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
+ *         raise TypeError("tvmfast: bound functions take positional arguments only")
+ *     if (<FrozenFunction>callable).template == NULL:             # <<<<<<<<<<<<<<
+ *         raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
  *     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
 */
   }
 
-  /* "tvmfast/_core.pyx":653
- *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
- *         raise TypeError("tvmfast: bound functions take positional arguments only")
+  /* "tvmfast/_core.pyx":661
+ *     if (<FrozenFunction>callable).template == NULL:
+ *         raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
  *     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 653, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 661, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -10901,7 +10987,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":650
+  /* "tvmfast/_core.pyx":656
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10919,66 +11005,6 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
-}
-
-/* "tvmfast/_core.pyx":656
- * 
- * 
- * cdef void enable_vectorcall(type cls, Py_ssize_t offset):             # <<<<<<<<<<<<<<
- *     """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
- *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
-*/
-
-static void __pyx_f_7tvmfast_5_core_enable_vectorcall(PyTypeObject *__pyx_v_cls, Py_ssize_t __pyx_v_offset) {
-  PyTypeObject *__pyx_v_tp;
-
-  /* "tvmfast/_core.pyx":658
- * cdef void enable_vectorcall(type cls, Py_ssize_t offset):
- *     """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
- *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls             # <<<<<<<<<<<<<<
- *     tp.tp_vectorcall_offset = offset
- *     tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
-*/
-  __pyx_v_tp = ((PyTypeObject *)((PyObject *)__pyx_v_cls));
-
-  /* "tvmfast/_core.pyx":659
- *     """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
- *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
- *     tp.tp_vectorcall_offset = offset             # <<<<<<<<<<<<<<
- *     tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
- *     PyType_Modified(tp)
-*/
-  __pyx_v_tp->tp_vectorcall_offset = __pyx_v_offset;
-
-  /* "tvmfast/_core.pyx":660
- *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
- *     tp.tp_vectorcall_offset = offset
- *     tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL             # <<<<<<<<<<<<<<
- *     PyType_Modified(tp)
- * 
-*/
-  __pyx_v_tp->tp_flags = (__pyx_v_tp->tp_flags | Py_TPFLAGS_HAVE_VECTORCALL);
-
-  /* "tvmfast/_core.pyx":661
- *     tp.tp_vectorcall_offset = offset
- *     tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
- *     PyType_Modified(tp)             # <<<<<<<<<<<<<<
- * 
- * 
-*/
-  PyType_Modified(__pyx_v_tp);
-
-  /* "tvmfast/_core.pyx":656
- * 
- * 
- * cdef void enable_vectorcall(type cls, Py_ssize_t offset):             # <<<<<<<<<<<<<<
- *     """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
- *     cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
-*/
-
-  /* function exit code */
-
-
 }
 
 /* "tvmfast/_core.pyx":664
@@ -11651,20 +11677,104 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 /* "tvmfast/_core.pyx":701
  *     """
  * 
- *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
- *                  alignment=64):
- *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
+ *     def __cinit__(self):             # <<<<<<<<<<<<<<
+ *         self.vectorcall = <void*>bound_vectorcall
+ *         self.handle = NULL
 */
 
 /* Python wrapper */
-static int __pyx_pw_7tvmfast_5_core_13BoundFunction_1__init__(PyObject *__pyx_v_self, 
+static int __pyx_pw_7tvmfast_5_core_13BoundFunction_1__cinit__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL_TPNEW
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-static int __pyx_pw_7tvmfast_5_core_13BoundFunction_1__init__(PyObject *__pyx_v_self, 
+static int __pyx_pw_7tvmfast_5_core_13BoundFunction_1__cinit__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL_TPNEW
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+) {
+  #if !CYTHON_VECTORCALL_TPNEW
+  CYTHON_UNUSED Py_ssize_t __pyx_nargs;
+  #endif
+  CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
+  int __pyx_r;
+  __Pyx_RefNannyDeclarations
+  __Pyx_RefNannySetupContext("__cinit__ (wrapper)", 0);
+  #if !CYTHON_VECTORCALL_TPNEW
+  #if CYTHON_ASSUME_SAFE_SIZE
+  __pyx_nargs = PyTuple_GET_SIZE(__pyx_args);
+  #else
+  __pyx_nargs = PyTuple_Size(__pyx_args); if (unlikely(__pyx_nargs < 0)) return -1;
+  #endif
+  #endif
+  __pyx_kwvalues = __Pyx_KwValues_FASTCALL_TPNEW(__pyx_args, __pyx_nargs);
+  if (unlikely(__pyx_nargs > 0)) { __Pyx_RaiseArgtupleInvalid("__cinit__", 1, 0, 0, __pyx_nargs); return -1; }
+  const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
+  if (unlikely(__pyx_kwds_len < 0)) return -1;
+  if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__cinit__", __pyx_kwds); return -1;}
+  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction___cinit__(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self));
+
+  /* function exit code */
+  __Pyx_RefNannyFinishContext();
+  return __pyx_r;
+}
+
+static int __pyx_pf_7tvmfast_5_core_13BoundFunction___cinit__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self) {
+  int __pyx_r;
+
+  /* "tvmfast/_core.pyx":702
+ * 
+ *     def __cinit__(self):
+ *         self.vectorcall = <void*>bound_vectorcall             # <<<<<<<<<<<<<<
+ *         self.handle = NULL
+ * 
+*/
+  __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_bound_vectorcall);
+
+  /* "tvmfast/_core.pyx":703
+ *     def __cinit__(self):
+ *         self.vectorcall = <void*>bound_vectorcall
+ *         self.handle = NULL             # <<<<<<<<<<<<<<
+ * 
+ *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
+*/
+  __pyx_v_self->handle = NULL;
+
+  /* "tvmfast/_core.pyx":701
+ *     """
+ * 
+ *     def __cinit__(self):             # <<<<<<<<<<<<<<
+ *         self.vectorcall = <void*>bound_vectorcall
+ *         self.handle = NULL
+*/
+
+  /* function exit code */
+  __pyx_r = 0;
+
+  return __pyx_r;
+}
+
+/* "tvmfast/_core.pyx":705
+ *         self.handle = NULL
+ * 
+ *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
+ *                  alignment=64):
+ *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
+*/
+
+/* Python wrapper */
+static int __pyx_pw_7tvmfast_5_core_13BoundFunction_3__init__(PyObject *__pyx_v_self, 
+#if CYTHON_VECTORCALL_TPNEW
+PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
+#else
+PyObject *__pyx_args, PyObject *__pyx_kwds
+#endif
+); /*proto*/
+static int __pyx_pw_7tvmfast_5_core_13BoundFunction_3__init__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL_TPNEW
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -11699,39 +11809,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_obj,&__pyx_mstate_global->__pyx_n_u_name,&__pyx_mstate_global->__pyx_n_u_num_args,&__pyx_mstate_global->__pyx_n_u_release_gil,&__pyx_mstate_global->__pyx_n_u_owned_tensors,&__pyx_mstate_global->__pyx_n_u_alignment,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 701, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 705, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 701, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 705, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 701, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 705, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 701, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 705, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_False));
       if (!values[4]) values[4] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[5]) values[5] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_int_64));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 701, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 705, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 701, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 705, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 701, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 705, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -11750,7 +11860,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 701, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 705, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11761,7 +11871,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self), __pyx_v_obj, __pyx_v_name, __pyx_v_num_args, __pyx_v_release_gil, __pyx_v_owned_tensors, __pyx_v_alignment);
+  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self), __pyx_v_obj, __pyx_v_name, __pyx_v_num_args, __pyx_v_release_gil, __pyx_v_owned_tensors, __pyx_v_alignment);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -11771,7 +11881,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_obj, PyObject *__pyx_v_name, PyObject *__pyx_v_num_args, PyObject *__pyx_v_release_gil, PyObject *__pyx_v_owned_tensors, PyObject *__pyx_v_alignment) {
+static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_obj, PyObject *__pyx_v_name, PyObject *__pyx_v_num_args, PyObject *__pyx_v_release_gil, PyObject *__pyx_v_owned_tensors, PyObject *__pyx_v_alignment) {
   int __pyx_r;
   __Pyx_RefNannyDeclarations
   int __pyx_t_1;
@@ -11791,7 +11901,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":703
+  /* "tvmfast/_core.pyx":707
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -11810,7 +11920,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 703, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 707, __pyx_L1_error)
   if (!__pyx_t_3) {
 
   } else {
@@ -11819,12 +11929,12 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 703, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 707, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 703, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 707, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 703, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 707, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
   __pyx_t_1 = __pyx_t_3;
@@ -11833,7 +11943,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":704
+    /* "tvmfast/_core.pyx":708
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")             # <<<<<<<<<<<<<<
@@ -11841,9 +11951,9 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
  *         self.function = resolve_function(obj, name)
 */
     __pyx_t_4 = NULL;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 704, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 708, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 704, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 708, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8 = 1;
@@ -11852,14 +11962,14 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 704, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 708, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 704, __pyx_L1_error)
+    __PYX_ERR(0, 708, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":703
+    /* "tvmfast/_core.pyx":707
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -11868,35 +11978,35 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
   }
 
-  /* "tvmfast/_core.pyx":705
+  /* "tvmfast/_core.pyx":709
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)             # <<<<<<<<<<<<<<
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
 */
-  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 705, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 709, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 705, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 709, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->align_mask = ((uint64_t)__pyx_t_9);
 
 
-  /* "tvmfast/_core.pyx":706
+  /* "tvmfast/_core.pyx":710
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)             # <<<<<<<<<<<<<<
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
 */
-  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 706, __pyx_L1_error)
+  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 710, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_5);
   __Pyx_GOTREF(__pyx_v_self->function);
   __Pyx_DECREF_SET(__pyx_v_self->function, __pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":707
+  /* "tvmfast/_core.pyx":711
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()             # <<<<<<<<<<<<<<
@@ -11910,15 +12020,15 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
     PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_8, (1-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 707, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 711, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 707, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 711, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_9));
 
 
-  /* "tvmfast/_core.pyx":708
+  /* "tvmfast/_core.pyx":712
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)             # <<<<<<<<<<<<<<
@@ -11930,27 +12040,27 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 
     __pyx_t_10 = -1;
   } else {
-    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 708, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 712, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 708, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 712, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_10 = __pyx_t_11;
   }
 
   __pyx_v_self->num_args = __pyx_t_10;
 
-  /* "tvmfast/_core.pyx":709
+  /* "tvmfast/_core.pyx":713
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)             # <<<<<<<<<<<<<<
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
 */
-  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 709, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 713, __pyx_L1_error)
   __pyx_v_self->release_gil = (!(!__pyx_t_1));
 
 
-  /* "tvmfast/_core.pyx":710
+  /* "tvmfast/_core.pyx":714
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -11961,7 +12071,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":711
+    /* "tvmfast/_core.pyx":715
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED             # <<<<<<<<<<<<<<
@@ -11970,7 +12080,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
 */
     __pyx_v_self->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_UNDECIDED;
 
-    /* "tvmfast/_core.pyx":710
+    /* "tvmfast/_core.pyx":714
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -11980,15 +12090,15 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
     goto __pyx_L7;
   }
 
-  /* "tvmfast/_core.pyx":713
+  /* "tvmfast/_core.pyx":717
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
  *         self.seen_num_args = -1
- *         self.vectorcall = <void*>bound_vectorcall
+ * 
 */
   /*else*/ {
-    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 713, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 717, __pyx_L1_error)
     if (__pyx_t_1) {
 
       __pyx_t_12 = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
@@ -12001,26 +12111,17 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   }
   __pyx_L7:;
 
-  /* "tvmfast/_core.pyx":714
+  /* "tvmfast/_core.pyx":718
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
  *         self.seen_num_args = -1             # <<<<<<<<<<<<<<
- *         self.vectorcall = <void*>bound_vectorcall
- * 
-*/
-  __pyx_v_self->seen_num_args = -1;
-
-  /* "tvmfast/_core.pyx":715
- *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
- *         self.seen_num_args = -1
- *         self.vectorcall = <void*>bound_vectorcall             # <<<<<<<<<<<<<<
  * 
  *     @property
 */
-  __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_bound_vectorcall);
+  __pyx_v_self->seen_num_args = -1;
 
-  /* "tvmfast/_core.pyx":701
- *     """
+  /* "tvmfast/_core.pyx":705
+ *         self.handle = NULL
  * 
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
  *                  alignment=64):
@@ -12043,8 +12144,8 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___init__(struct __pyx_obj_7t
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":717
- *         self.vectorcall = <void*>bound_vectorcall
+/* "tvmfast/_core.pyx":720
+ *         self.seen_num_args = -1
  * 
  *     @property             # <<<<<<<<<<<<<<
  *     def owned_tensors(self):
@@ -12076,7 +12177,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "tvmfast/_core.pyx":720
+  /* "tvmfast/_core.pyx":723
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -12088,7 +12189,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":721
+    /* "tvmfast/_core.pyx":724
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None             # <<<<<<<<<<<<<<
@@ -12105,7 +12206,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":720
+    /* "tvmfast/_core.pyx":723
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -12114,14 +12215,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
 */
   }
 
-  /* "tvmfast/_core.pyx":722
+  /* "tvmfast/_core.pyx":725
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None
  *         return self.tensor_mode == TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
  * 
  *     def __call__(self, *args):
 */
-  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 722, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 725, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -12134,8 +12235,8 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":717
- *         self.vectorcall = <void*>bound_vectorcall
+  /* "tvmfast/_core.pyx":720
+ *         self.seen_num_args = -1
  * 
  *     @property             # <<<<<<<<<<<<<<
  *     def owned_tensors(self):
@@ -12153,17 +12254,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":724
+/* "tvmfast/_core.pyx":727
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
- *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
- *         if self.handle == NULL:
+ *         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
+ *         return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_3__call__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_3__call__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_5__call__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_5__call__(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   PyObject *__pyx_v_args = 0;
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
@@ -12181,7 +12282,7 @@ static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_3__call__(PyObject *__
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__call__", __pyx_kwds); return NULL;}
   __Pyx_INCREF(__pyx_args);
   __pyx_v_args = __pyx_args;
-  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self), __pyx_v_args);
+  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_4__call__(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self), __pyx_v_args);
 
   /* function exit code */
   __Pyx_DECREF(__pyx_v_args);
@@ -12189,169 +12290,27 @@ static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_3__call__(PyObject *__
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_args) {
-  Py_ssize_t __pyx_v_n;
-  void *__pyx_v_items[256];
-  Py_ssize_t __pyx_v_i;
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4__call__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_args) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  int __pyx_t_1;
+  Py_ssize_t __pyx_t_1;
   PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  size_t __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
-  PyObject *__pyx_t_6 = NULL;
-  PyObject *__pyx_t_7[3];
-  int __pyx_t_8;
-  PyObject *__pyx_t_9 = NULL;
-  Py_ssize_t __pyx_t_10;
-  Py_ssize_t __pyx_t_11;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":726
+  /* "tvmfast/_core.pyx":729
  *     def __call__(self, *args):
- *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
- *         if self.handle == NULL:             # <<<<<<<<<<<<<<
- *             raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
- *         cdef Py_ssize_t n = len(args)
-*/
-  __pyx_t_1 = (__pyx_v_self->handle == NULL);
-
-  if (unlikely(__pyx_t_1)) {
-
-
-    /* "tvmfast/_core.pyx":727
- *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
- *         if self.handle == NULL:
- *             raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")             # <<<<<<<<<<<<<<
- *         cdef Py_ssize_t n = len(args)
- *         cdef void* items[256]
-*/
-    __pyx_t_3 = NULL;
-    __pyx_t_4 = 1;
-    {
-      PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_was_not_in};
-      __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 727, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-    }
-    __Pyx_Raise(__pyx_t_2, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 727, __pyx_L1_error)
-
-    /* "tvmfast/_core.pyx":726
- *     def __call__(self, *args):
- *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
- *         if self.handle == NULL:             # <<<<<<<<<<<<<<
- *             raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
- *         cdef Py_ssize_t n = len(args)
-*/
-  }
-
-  /* "tvmfast/_core.pyx":728
- *         if self.handle == NULL:
- *             raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
- *         cdef Py_ssize_t n = len(args)             # <<<<<<<<<<<<<<
- *         cdef void* items[256]
- *         if n > 256:
-*/
-  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 728, __pyx_L1_error)
-  __pyx_v_n = __pyx_t_5;
-
-  /* "tvmfast/_core.pyx":730
- *         cdef Py_ssize_t n = len(args)
- *         cdef void* items[256]
- *         if n > 256:             # <<<<<<<<<<<<<<
- *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
- *         for i in range(n):
-*/
-  __pyx_t_1 = (__pyx_v_n > 0x100);
-
-  if (unlikely(__pyx_t_1)) {
-
-
-    /* "tvmfast/_core.pyx":731
- *         cdef void* items[256]
- *         if n > 256:
- *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")             # <<<<<<<<<<<<<<
- *         for i in range(n):
- *             items[i] = <void*>args[i]
-*/
-    __pyx_t_3 = NULL;
-    __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 731, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_too_many_arguments;
-    __pyx_t_7[1] = __pyx_t_6;
-    __pyx_t_7[2] = __pyx_mstate_global->__pyx_kp_u_at_most_256;
-    __pyx_t_5 = 43;
-    #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-    __pyx_t_5 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_7[1]);
-    #endif
-    __pyx_t_8 = 0;
-    __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_7, 3, __pyx_t_5, __pyx_t_8);
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 731, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_9);
-    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    __pyx_t_4 = 1;
-    {
-      PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_t_9};
-      __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 731, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-    }
-    __Pyx_Raise(__pyx_t_2, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 731, __pyx_L1_error)
-
-    /* "tvmfast/_core.pyx":730
- *         cdef Py_ssize_t n = len(args)
- *         cdef void* items[256]
- *         if n > 256:             # <<<<<<<<<<<<<<
- *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
- *         for i in range(n):
-*/
-  }
-
-  /* "tvmfast/_core.pyx":732
- *         if n > 256:
- *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
- *         for i in range(n):             # <<<<<<<<<<<<<<
- *             items[i] = <void*>args[i]
- *         return self.call_vector(items, n)
-*/
-
-  __pyx_t_5 = __pyx_v_n;
-  __pyx_t_10 = __pyx_t_5;
-
-  for (__pyx_t_11 = 0; __pyx_t_11 < __pyx_t_10; __pyx_t_11+=1) {
-    __pyx_v_i = __pyx_t_11;
-
-    /* "tvmfast/_core.pyx":733
- *             raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
- *         for i in range(n):
- *             items[i] = <void*>args[i]             # <<<<<<<<<<<<<<
- *         return self.call_vector(items, n)
- * 
-*/
-    (__pyx_v_items[__pyx_v_i]) = ((void *)__Pyx_PyTuple_GET_ITEM(__pyx_v_args, __pyx_v_i));
-  }
-
-
-  /* "tvmfast/_core.pyx":734
- *         for i in range(n):
- *             items[i] = <void*>args[i]
- *         return self.call_vector(items, n)             # <<<<<<<<<<<<<<
+ *         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
+ *         return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 734, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 729, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_bound_vectorcall(((PyObject *)__pyx_v_self), ((void **)PySequence_Fast_ITEMS(__pyx_v_args)), __pyx_t_1, NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 729, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
+
   {
     PyObject *__pyx_temp;
     {
@@ -12363,33 +12322,27 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_2__call__(struct __pyx
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":724
+  /* "tvmfast/_core.pyx":727
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
- *         # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
- *         if self.handle == NULL:
+ *         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
+ *         return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
 */
 
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_XDECREF(__pyx_t_6);
-  __Pyx_XDECREF(__pyx_t_9);
   __Pyx_AddTraceback("tvmfast._core.BoundFunction.__call__", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
-
-
-
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":736
- *         return self.call_vector(items, n)
+/* "tvmfast/_core.pyx":731
+ *         return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
  *         cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
@@ -12425,7 +12378,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":742
+  /* "tvmfast/_core.pyx":737
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -12437,14 +12390,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":743
+    /* "tvmfast/_core.pyx":738
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)             # <<<<<<<<<<<<<<
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 743, __pyx_L1_error)
+    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 738, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -12457,7 +12410,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_t_2 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":742
+    /* "tvmfast/_core.pyx":737
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -12466,7 +12419,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":744
+  /* "tvmfast/_core.pyx":739
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12492,17 +12445,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":745
+    /* "tvmfast/_core.pyx":740
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)             # <<<<<<<<<<<<<<
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 745, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 740, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":744
+    /* "tvmfast/_core.pyx":739
  *         if n > TVMFAST_STACK_ARGS:
  *             return self.call_vector_heap(items, n)
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12511,7 +12464,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":746
+  /* "tvmfast/_core.pyx":741
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         init_state(&st, owned, self.align_mask)             # <<<<<<<<<<<<<<
@@ -12520,7 +12473,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_st), __pyx_v_owned, __pyx_v_self->align_mask);
 
-  /* "tvmfast/_core.pyx":747
+  /* "tvmfast/_core.pyx":742
  *             raise_count_error(self.num_args, n)
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -12529,7 +12482,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":748
+  /* "tvmfast/_core.pyx":743
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
  *         try:             # <<<<<<<<<<<<<<
@@ -12538,7 +12491,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":749
+    /* "tvmfast/_core.pyx":744
  *         st.items = items
  *         try:
  *             for i in range(n):             # <<<<<<<<<<<<<<
@@ -12552,32 +12505,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_i = __pyx_t_7;
 
-      /* "tvmfast/_core.pyx":750
+      /* "tvmfast/_core.pyx":745
  *         try:
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
 */
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 750, __pyx_L8_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 745, __pyx_L8_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":751
+    /* "tvmfast/_core.pyx":746
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
  *             ret = finish_call(self, packed, <int32_t>n, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_2 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 751, __pyx_L8_error)
+    __pyx_t_2 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 746, __pyx_L8_error)
     __Pyx_GOTREF(__pyx_t_2);
     __pyx_v_ret = __pyx_t_2;
     __pyx_t_2 = 0;
   }
 
-  /* "tvmfast/_core.pyx":753
+  /* "tvmfast/_core.pyx":748
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12622,7 +12575,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_L9:;
   }
 
-  /* "tvmfast/_core.pyx":754
+  /* "tvmfast/_core.pyx":749
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12633,14 +12586,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":755
+    /* "tvmfast/_core.pyx":750
  *             release_state(&st)
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         self.seen_num_args = <int>n
  *         return ret
 */
-    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 755, __pyx_L1_error)
+    __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 750, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
     {
       PyObject *__pyx_temp;
@@ -12653,7 +12606,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_t_2 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":754
+    /* "tvmfast/_core.pyx":749
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12662,7 +12615,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":756
+  /* "tvmfast/_core.pyx":751
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n             # <<<<<<<<<<<<<<
@@ -12671,7 +12624,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_v_self->seen_num_args = ((int)__pyx_v_n);
 
-  /* "tvmfast/_core.pyx":757
+  /* "tvmfast/_core.pyx":752
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n
  *         return ret             # <<<<<<<<<<<<<<
@@ -12689,8 +12642,8 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":736
- *         return self.call_vector(items, n)
+  /* "tvmfast/_core.pyx":731
+ *         return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
  *         cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
@@ -12714,7 +12667,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":759
+/* "tvmfast/_core.pyx":754
  *         return ret
  * 
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12751,7 +12704,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector_heap", 0);
 
-  /* "tvmfast/_core.pyx":761
+  /* "tvmfast/_core.pyx":756
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12777,17 +12730,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":762
+    /* "tvmfast/_core.pyx":757
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)             # <<<<<<<<<<<<<<
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 762, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 757, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":761
+    /* "tvmfast/_core.pyx":756
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):
  *         """More arguments than fit on the stack: same loop, heap buffers."""
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12796,7 +12749,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   }
 
-  /* "tvmfast/_core.pyx":763
+  /* "tvmfast/_core.pyx":758
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -12805,7 +12758,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_packed = ((TVMFFIAny *)malloc((__pyx_v_n * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":764
+  /* "tvmfast/_core.pyx":759
  *             raise_count_error(self.num_args, n)
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -12814,7 +12767,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_dl = ((DLTensor *)malloc((__pyx_v_n * (sizeof(DLTensor)))));
 
-  /* "tvmfast/_core.pyx":765
+  /* "tvmfast/_core.pyx":760
  *         cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *         cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))
  *         cdef TVMFFIObjectHandle* owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))             # <<<<<<<<<<<<<<
@@ -12823,7 +12776,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_owned = ((TVMFFIObjectHandle *)malloc((__pyx_v_n * (sizeof(void *)))));
 
-  /* "tvmfast/_core.pyx":768
+  /* "tvmfast/_core.pyx":763
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)             # <<<<<<<<<<<<<<
@@ -12832,7 +12785,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_st), __pyx_v_owned, __pyx_v_self->align_mask);
 
-  /* "tvmfast/_core.pyx":769
+  /* "tvmfast/_core.pyx":764
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -12841,7 +12794,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":770
+  /* "tvmfast/_core.pyx":765
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
  *         try:             # <<<<<<<<<<<<<<
@@ -12850,7 +12803,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":771
+    /* "tvmfast/_core.pyx":766
  *         st.items = items
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:             # <<<<<<<<<<<<<<
@@ -12886,16 +12839,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":772
+      /* "tvmfast/_core.pyx":767
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:
  *                 raise MemoryError()             # <<<<<<<<<<<<<<
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
 */
-      PyErr_NoMemory(); __PYX_ERR(0, 772, __pyx_L7_error)
+      PyErr_NoMemory(); __PYX_ERR(0, 767, __pyx_L7_error)
 
-      /* "tvmfast/_core.pyx":771
+      /* "tvmfast/_core.pyx":766
  *         st.items = items
  *         try:
  *             if packed == NULL or dl == NULL or owned == NULL:             # <<<<<<<<<<<<<<
@@ -12904,7 +12857,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
     }
 
-    /* "tvmfast/_core.pyx":773
+    /* "tvmfast/_core.pyx":768
  *             if packed == NULL or dl == NULL or owned == NULL:
  *                 raise MemoryError()
  *             for i in range(n):             # <<<<<<<<<<<<<<
@@ -12918,32 +12871,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
       __pyx_v_i = __pyx_t_6;
 
-      /* "tvmfast/_core.pyx":774
+      /* "tvmfast/_core.pyx":769
  *                 raise MemoryError()
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 774, __pyx_L7_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 769, __pyx_L7_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":775
+    /* "tvmfast/_core.pyx":770
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
  *             ret = finish_call(self, packed, <int32_t>n, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_7 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 775, __pyx_L7_error)
+    __pyx_t_7 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 770, __pyx_L7_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_v_ret = __pyx_t_7;
     __pyx_t_7 = 0;
   }
 
-  /* "tvmfast/_core.pyx":777
+  /* "tvmfast/_core.pyx":772
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12954,7 +12907,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     /*normal exit:*/{
       __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_st));
 
-      /* "tvmfast/_core.pyx":778
+      /* "tvmfast/_core.pyx":773
  *         finally:
  *             release_state(&st)
  *             free(packed)             # <<<<<<<<<<<<<<
@@ -12963,7 +12916,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
       free(__pyx_v_packed);
 
-      /* "tvmfast/_core.pyx":779
+      /* "tvmfast/_core.pyx":774
  *             release_state(&st)
  *             free(packed)
  *             free(dl)             # <<<<<<<<<<<<<<
@@ -12972,7 +12925,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
       free(__pyx_v_dl);
 
-      /* "tvmfast/_core.pyx":780
+      /* "tvmfast/_core.pyx":775
  *             free(packed)
  *             free(dl)
  *             free(owned)             # <<<<<<<<<<<<<<
@@ -12999,7 +12952,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
       __pyx_t_3 = __pyx_lineno; __pyx_t_8 = __pyx_clineno; __pyx_t_9 = __pyx_filename;
       {
 
-        /* "tvmfast/_core.pyx":777
+        /* "tvmfast/_core.pyx":772
  *             ret = finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -13008,7 +12961,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_st));
 
-        /* "tvmfast/_core.pyx":778
+        /* "tvmfast/_core.pyx":773
  *         finally:
  *             release_state(&st)
  *             free(packed)             # <<<<<<<<<<<<<<
@@ -13017,7 +12970,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         free(__pyx_v_packed);
 
-        /* "tvmfast/_core.pyx":779
+        /* "tvmfast/_core.pyx":774
  *             release_state(&st)
  *             free(packed)
  *             free(dl)             # <<<<<<<<<<<<<<
@@ -13026,7 +12979,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
         free(__pyx_v_dl);
 
-        /* "tvmfast/_core.pyx":780
+        /* "tvmfast/_core.pyx":775
  *             free(packed)
  *             free(dl)
  *             free(owned)             # <<<<<<<<<<<<<<
@@ -13050,7 +13003,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     __pyx_L8:;
   }
 
-  /* "tvmfast/_core.pyx":781
+  /* "tvmfast/_core.pyx":776
  *             free(dl)
  *             free(owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -13061,14 +13014,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":782
+    /* "tvmfast/_core.pyx":777
  *             free(owned)
  *         if ret is RETRY_OWNED:
  *             return self.call_vector_heap(items, n)             # <<<<<<<<<<<<<<
  *         return ret
  * 
 */
-    __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 782, __pyx_L1_error)
+    __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector_heap(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 777, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     {
       PyObject *__pyx_temp;
@@ -13081,7 +13034,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
     __pyx_t_7 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":781
+    /* "tvmfast/_core.pyx":776
  *             free(dl)
  *             free(owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -13090,7 +13043,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
   }
 
-  /* "tvmfast/_core.pyx":783
+  /* "tvmfast/_core.pyx":778
  *         if ret is RETRY_OWNED:
  *             return self.call_vector_heap(items, n)
  *         return ret             # <<<<<<<<<<<<<<
@@ -13108,7 +13061,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":759
+  /* "tvmfast/_core.pyx":754
  *         return ret
  * 
  *     cdef object call_vector_heap(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -13133,7 +13086,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":785
+/* "tvmfast/_core.pyx":780
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -13142,16 +13095,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector_heap(struct
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_5freeze(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_7freeze(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_13BoundFunction_4freeze, "Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.\n\n        ``frozen`` maps argument positions to values, converted once here and kept\n        alive; the result takes the remaining arguments in order.  Needs\n        ``num_args`` (given to :func:`bind`, or learned from a successful call).\n        ");
-static PyMethodDef __pyx_mdef_7tvmfast_5_core_13BoundFunction_5freeze = {"freeze", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_5freeze, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_13BoundFunction_4freeze};
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_5freeze(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_13BoundFunction_6freeze, "Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.\n\n        ``frozen`` maps argument positions to values, converted once here and kept\n        alive; the result takes the remaining arguments in order.  Needs\n        ``num_args`` (given to :func:`bind`, or learned from a successful call).\n        ");
+static PyMethodDef __pyx_mdef_7tvmfast_5_core_13BoundFunction_7freeze = {"freeze", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_7freeze, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_13BoundFunction_6freeze};
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_7freeze(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -13181,32 +13134,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_frozen,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 785, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 780, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 785, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 780, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 785, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 780, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 785, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 780, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 785, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 780, __pyx_L3_error)
     }
     __pyx_v_frozen = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 785, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 780, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -13217,7 +13170,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self), __pyx_v_frozen);
+  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self), __pyx_v_frozen);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -13227,7 +13180,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_frozen) {
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_frozen) {
   int __pyx_v_n;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
@@ -13244,7 +13197,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("freeze", 0);
 
-  /* "tvmfast/_core.pyx":792
+  /* "tvmfast/_core.pyx":787
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -13258,7 +13211,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":793
+    /* "tvmfast/_core.pyx":788
  *         """
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")             # <<<<<<<<<<<<<<
@@ -13266,12 +13219,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
  *         if n < 0:
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 793, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 788, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 793, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 788, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 793, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 788, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_7 = 1;
@@ -13280,14 +13233,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 793, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 788, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 793, __pyx_L1_error)
+    __PYX_ERR(0, 788, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":792
+    /* "tvmfast/_core.pyx":787
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -13296,7 +13249,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":794
+  /* "tvmfast/_core.pyx":789
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args             # <<<<<<<<<<<<<<
@@ -13315,7 +13268,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 
   __pyx_v_n = __pyx_t_8;
 
-  /* "tvmfast/_core.pyx":795
+  /* "tvmfast/_core.pyx":790
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -13327,7 +13280,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":796
+    /* "tvmfast/_core.pyx":791
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -13340,14 +13293,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_needs_the_number};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 796, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 791, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 796, __pyx_L1_error)
+    __PYX_ERR(0, 791, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":795
+    /* "tvmfast/_core.pyx":790
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -13356,7 +13309,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":799
+  /* "tvmfast/_core.pyx":794
  *                 "tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), "
  *                 "or call the function once first")
  *         return FrozenFunction(self, frozen, n)             # <<<<<<<<<<<<<<
@@ -13364,7 +13317,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
  *     def prepare(self, *args):
 */
   __pyx_t_5 = NULL;
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 799, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 794, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_7 = 1;
   {
@@ -13372,7 +13325,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_callargs+__pyx_t_7, (4-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 799, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 794, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_3);
   }
   {
@@ -13386,7 +13339,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":785
+  /* "tvmfast/_core.pyx":780
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -13409,7 +13362,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":801
+/* "tvmfast/_core.pyx":796
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -13418,10 +13371,10 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4freeze(struct __pyx_o
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_7prepare(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_13BoundFunction_6prepare, "Pre-pack every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``.\n\n        The tensors are kept alive and their DLTensors built once; later changes of\n        their *contents* are seen, in-place storage changes (``resize_``, ``set_``)\n        are not (a changed shape is detected and raises).\n        ");
-static PyMethodDef __pyx_mdef_7tvmfast_5_core_13BoundFunction_7prepare = {"prepare", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_7prepare, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_13BoundFunction_6prepare};
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_7prepare(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_9prepare(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds); /*proto*/
+PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_13BoundFunction_8prepare, "Pre-pack every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``.\n\n        The tensors are kept alive and their DLTensors built once; later changes of\n        their *contents* are seen, in-place storage changes (``resize_``, ``set_``)\n        are not (a changed shape is detected and raises).\n        ");
+static PyMethodDef __pyx_mdef_7tvmfast_5_core_13BoundFunction_9prepare = {"prepare", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_9prepare, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_13BoundFunction_8prepare};
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_9prepare(PyObject *__pyx_v_self, PyObject *__pyx_args, PyObject *__pyx_kwds) {
   PyObject *__pyx_v_args = 0;
   CYTHON_UNUSED Py_ssize_t __pyx_nargs;
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
@@ -13439,7 +13392,7 @@ static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_7prepare(PyObject *__p
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("prepare", __pyx_kwds); return NULL;}
   __Pyx_INCREF(__pyx_args);
   __pyx_v_args = __pyx_args;
-  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self), __pyx_v_args);
+  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self), __pyx_v_args);
 
   /* function exit code */
   __Pyx_DECREF(__pyx_v_args);
@@ -13447,7 +13400,7 @@ static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_7prepare(PyObject *__p
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_args) {
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_args) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_t_1;
@@ -13466,7 +13419,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("prepare", 0);
 
-  /* "tvmfast/_core.pyx":808
+  /* "tvmfast/_core.pyx":803
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -13483,7 +13436,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 808, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 803, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_3 != __pyx_v_self->num_args);
 
 
@@ -13494,19 +13447,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":809
+    /* "tvmfast/_core.pyx":804
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))             # <<<<<<<<<<<<<<
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
 */
-    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 809, __pyx_L1_error)
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 809, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 804, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 804, __pyx_L1_error)
 
 
 
-    /* "tvmfast/_core.pyx":808
+    /* "tvmfast/_core.pyx":803
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -13515,7 +13468,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
 */
   }
 
-  /* "tvmfast/_core.pyx":810
+  /* "tvmfast/_core.pyx":805
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))             # <<<<<<<<<<<<<<
@@ -13530,7 +13483,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_v_args};
     __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_enumerate, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 810, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 805, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = 1;
@@ -13539,11 +13492,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(&PyDict_Type), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 810, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 805, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 810, __pyx_L1_error)
-  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 810, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 805, __pyx_L1_error)
+  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 805, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
 
   __pyx_t_11 = 1;
@@ -13553,7 +13506,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 810, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 805, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_5);
   }
   {
@@ -13567,7 +13520,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   __pyx_t_5 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":801
+  /* "tvmfast/_core.pyx":796
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -13591,7 +13544,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":812
+/* "tvmfast/_core.pyx":807
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -13600,16 +13553,16 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6prepare(struct __pyx_
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_9as_torch_op(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_11as_torch_op(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_13BoundFunction_8as_torch_op, "Register this function as a ``torch.library`` custom op and return the op.\n\n        ``name`` is ``\"namespace::op\"``; ``mutates_args`` are the positions of the\n        tensors the kernel writes (its outputs). Arguments are tensors unless\n        ``example_args`` shows ints, floats or bools. The op returns None, like the\n        kernel; its fake implementation lets ``torch.compile(..., fullgraph=True)``\n        trace through it without a graph break.\n        ");
-static PyMethodDef __pyx_mdef_7tvmfast_5_core_13BoundFunction_9as_torch_op = {"as_torch_op", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_9as_torch_op, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_13BoundFunction_8as_torch_op};
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_9as_torch_op(PyObject *__pyx_v_self, 
+PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_13BoundFunction_10as_torch_op, "Register this function as a ``torch.library`` custom op and return the op.\n\n        ``name`` is ``\"namespace::op\"``; ``mutates_args`` are the positions of the\n        tensors the kernel writes (its outputs). Arguments are tensors unless\n        ``example_args`` shows ints, floats or bools. The op returns None, like the\n        kernel; its fake implementation lets ``torch.compile(..., fullgraph=True)``\n        trace through it without a graph break.\n        ");
+static PyMethodDef __pyx_mdef_7tvmfast_5_core_13BoundFunction_11as_torch_op = {"as_torch_op", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_11as_torch_op, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_13BoundFunction_10as_torch_op};
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_11as_torch_op(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -13641,44 +13594,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_name,&__pyx_mstate_global->__pyx_n_u_mutates_args,&__pyx_mstate_global->__pyx_n_u_example_args,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 812, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 807, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 812, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 807, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 812, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 807, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 812, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 807, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "as_torch_op", 0) < (0)) __PYX_ERR(0, 812, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "as_torch_op", 0) < (0)) __PYX_ERR(0, 807, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_empty_tuple));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, i); __PYX_ERR(0, 812, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, i); __PYX_ERR(0, 807, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 812, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 807, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 812, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 807, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 812, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 807, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -13691,7 +13644,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 812, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 807, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -13702,7 +13655,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self), __pyx_v_name, __pyx_v_mutates_args, __pyx_v_example_args);
+  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self), __pyx_v_name, __pyx_v_mutates_args, __pyx_v_example_args);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -13712,7 +13665,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_name, PyObject *__pyx_v_mutates_args, PyObject *__pyx_v_example_args) {
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, PyObject *__pyx_v_name, PyObject *__pyx_v_mutates_args, PyObject *__pyx_v_example_args) {
   PyObject *__pyx_v_make_torch_op = NULL;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
@@ -13727,7 +13680,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("as_torch_op", 0);
 
-  /* "tvmfast/_core.pyx":821
+  /* "tvmfast/_core.pyx":816
  *         trace through it without a graph break.
  *         """
  *         from tvmfast.torch_op import make_torch_op             # <<<<<<<<<<<<<<
@@ -13736,14 +13689,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
 */
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_make_torch_op};
-    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvmfast_torch_op, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 821, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvmfast_torch_op, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 816, __pyx_L1_error)
   }
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_make_torch_op};
     __pyx_t_3 = 0; {
-      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 821, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 816, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       switch (__pyx_t_3) {
         case 0:
@@ -13757,7 +13710,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":822
+  /* "tvmfast/_core.pyx":817
  *         """
  *         from tvmfast.torch_op import make_torch_op
  *         return make_torch_op(self, name, mutates_args, example_args)             # <<<<<<<<<<<<<<
@@ -13784,7 +13737,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (5-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 822, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 817, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -13798,7 +13751,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":812
+  /* "tvmfast/_core.pyx":807
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -13820,7 +13773,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":824
+/* "tvmfast/_core.pyx":819
  *         return make_torch_op(self, name, mutates_args, example_args)
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -13829,21 +13782,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8as_torch_op(struct __
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_11__repr__(PyObject *__pyx_v_self); /*proto*/
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_11__repr__(PyObject *__pyx_v_self) {
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_13__repr__(PyObject *__pyx_v_self); /*proto*/
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_13__repr__(PyObject *__pyx_v_self) {
   CYTHON_UNUSED PyObject *const *__pyx_kwvalues;
   PyObject *__pyx_r = 0;
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("__repr__ (wrapper)", 0);
   __pyx_kwvalues = __Pyx_KwValues_VARARGS(__pyx_args, __pyx_nargs);
-  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self));
+  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_12__repr__(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self) {
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__repr__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -13858,21 +13811,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":825
+  /* "tvmfast/_core.pyx":820
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.BoundFunction num_args={self.num_args} release_gil={bool(self.release_gil)}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 825, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 820, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_t_2 = __pyx_v_self->release_gil;
 
-  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 825, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 820, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 825, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 820, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_num_args;
@@ -13889,7 +13842,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __py
   __pyx_t_7 |= __Pyx_PyUnicode_KIND_04(__pyx_t_5[3]);
   #endif
   __pyx_t_3 = __Pyx_PyUnicode_Join(__pyx_t_5, 5, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 825, __pyx_L1_error)
+  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 820, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -13904,7 +13857,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10__repr__(struct __py
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":824
+  /* "tvmfast/_core.pyx":819
  *         return make_torch_op(self, name, mutates_args, example_args)
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -14218,20 +14171,20 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_11release_gil_2__set__(struc
 
 /* "(tree fragment)":1
  * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
- *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
  * def __setstate_cython__(self, __pyx_state):
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_13__reduce_cython__(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_15__reduce_cython__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-static PyMethodDef __pyx_mdef_7tvmfast_5_core_13BoundFunction_13__reduce_cython__ = {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_13__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0};
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_13__reduce_cython__(PyObject *__pyx_v_self, 
+static PyMethodDef __pyx_mdef_7tvmfast_5_core_13BoundFunction_15__reduce_cython__ = {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_15__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0};
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_15__reduce_cython__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -14257,14 +14210,14 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   const Py_ssize_t __pyx_kwds_len = unlikely(__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
   if (unlikely(__pyx_kwds_len < 0)) return NULL;
   if (unlikely(__pyx_kwds_len > 0)) {__Pyx_RejectKeywords("__reduce_cython__", __pyx_kwds); return NULL;}
-  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_12__reduce_cython__(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self));
+  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_14__reduce_cython__(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self));
 
   /* function exit code */
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self) {
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_14__reduce_cython__(CYTHON_UNUSED struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_lineno = 0;
@@ -14274,16 +14227,16 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__reduce_cython__(CY
 
   /* "(tree fragment)":2
  * def __reduce_cython__(self):
- *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"             # <<<<<<<<<<<<<<
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"             # <<<<<<<<<<<<<<
  * def __setstate_cython__(self, __pyx_state):
- *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
 */
-  __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_self_handle_self_vectorcall_cann, 0, 0);
+  __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_no_default___reduce___due_to_non, 0, 0);
   __PYX_ERR(2, 2, __pyx_L1_error)
 
   /* "(tree fragment)":1
  * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
- *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
  * def __setstate_cython__(self, __pyx_state):
 */
 
@@ -14298,21 +14251,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__reduce_cython__(CY
 
 /* "(tree fragment)":3
  * def __reduce_cython__(self):
- *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
  * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
- *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
 */
 
 /* Python wrapper */
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_15__setstate_cython__(PyObject *__pyx_v_self, 
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_17__setstate_cython__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-static PyMethodDef __pyx_mdef_7tvmfast_5_core_13BoundFunction_15__setstate_cython__ = {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_15__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0};
-static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_15__setstate_cython__(PyObject *__pyx_v_self, 
+static PyMethodDef __pyx_mdef_7tvmfast_5_core_13BoundFunction_17__setstate_cython__ = {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_17__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0};
+static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_17__setstate_cython__(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
 PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 #else
@@ -14378,7 +14331,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_14__setstate_cython__(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self), __pyx_v___pyx_state);
+  __pyx_r = __pyx_pf_7tvmfast_5_core_13BoundFunction_16__setstate_cython__(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_self), __pyx_v___pyx_state);
 
   /* function exit code */
   for (Py_ssize_t __pyx_temp=0; __pyx_temp < (Py_ssize_t)(sizeof(values)/sizeof(values[0])); ++__pyx_temp) {
@@ -14388,7 +14341,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   return __pyx_r;
 }
 
-static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_14__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state) {
+static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_16__setstate_cython__(CYTHON_UNUSED struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self, CYTHON_UNUSED PyObject *__pyx_v___pyx_state) {
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   int __pyx_lineno = 0;
@@ -14397,18 +14350,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_14__setstate_cython__(
   __Pyx_RefNannySetupContext("__setstate_cython__", 0);
 
   /* "(tree fragment)":4
- *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
  * def __setstate_cython__(self, __pyx_state):
- *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"             # <<<<<<<<<<<<<<
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"             # <<<<<<<<<<<<<<
 */
-  __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_self_handle_self_vectorcall_cann, 0, 0);
+  __Pyx_Raise(((PyObject *)(((PyTypeObject*)PyExc_TypeError))), __pyx_mstate_global->__pyx_kp_u_no_default___reduce___due_to_non, 0, 0);
   __PYX_ERR(2, 4, __pyx_L1_error)
 
   /* "(tree fragment)":3
  * def __reduce_cython__(self):
- *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
  * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
- *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
 */
 
   /* function exit code */
@@ -14420,7 +14373,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_14__setstate_cython__(
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":828
+/* "tvmfast/_core.pyx":823
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -14445,7 +14398,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_count_error", 0);
 
-  /* "tvmfast/_core.pyx":829
+  /* "tvmfast/_core.pyx":824
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:
  *     raise TypeError(f"tvmfast: expected {expected} arguments, got {got}")             # <<<<<<<<<<<<<<
@@ -14453,9 +14406,9 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
  * 
 */
   __pyx_t_2 = NULL;
-  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 829, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 824, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 829, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 824, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_expected;
   __pyx_t_5[1] = __pyx_t_3;
@@ -14467,7 +14420,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   #endif
   __pyx_t_7 = 0;
   __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 4, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 829, __pyx_L1_error)
+  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 824, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -14477,14 +14430,14 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 829, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 824, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 829, __pyx_L1_error)
+  __PYX_ERR(0, 824, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":828
+  /* "tvmfast/_core.pyx":823
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -14506,12 +14459,12 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":835
+/* "tvmfast/_core.pyx":830
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
+ *         self.vectorcall = <void*>frozen_vectorcall
  *         self.dynamic_pos = NULL
- *         self.template = NULL
 */
 
 /* Python wrapper */
@@ -14558,17 +14511,26 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":836
+  /* "tvmfast/_core.pyx":831
  * 
  *     def __cinit__(self):
+ *         self.vectorcall = <void*>frozen_vectorcall             # <<<<<<<<<<<<<<
+ *         self.dynamic_pos = NULL
+ *         self.template = NULL
+*/
+  __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_frozen_vectorcall);
+
+  /* "tvmfast/_core.pyx":832
+ *     def __cinit__(self):
+ *         self.vectorcall = <void*>frozen_vectorcall
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
  *         self.template = NULL
  *         self.frozen_dl = NULL
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":837
- *     def __cinit__(self):
+  /* "tvmfast/_core.pyx":833
+ *         self.vectorcall = <void*>frozen_vectorcall
  *         self.dynamic_pos = NULL
  *         self.template = NULL             # <<<<<<<<<<<<<<
  *         self.frozen_dl = NULL
@@ -14576,7 +14538,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":838
+  /* "tvmfast/_core.pyx":834
  *         self.dynamic_pos = NULL
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -14585,7 +14547,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":839
+  /* "tvmfast/_core.pyx":835
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -14594,7 +14556,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":840
+  /* "tvmfast/_core.pyx":836
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -14603,7 +14565,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":841
+  /* "tvmfast/_core.pyx":837
  *         self.shape_copy = NULL
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -14612,7 +14574,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.owned = NULL;
 
-  /* "tvmfast/_core.pyx":842
+  /* "tvmfast/_core.pyx":838
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL
  *         self.frozen_state.temps = NULL             # <<<<<<<<<<<<<<
@@ -14621,12 +14583,12 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.temps = NULL;
 
-  /* "tvmfast/_core.pyx":835
+  /* "tvmfast/_core.pyx":830
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
+ *         self.vectorcall = <void*>frozen_vectorcall
  *         self.dynamic_pos = NULL
- *         self.template = NULL
 */
 
   /* function exit code */
@@ -14635,7 +14597,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":844
+/* "tvmfast/_core.pyx":840
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -14683,46 +14645,46 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_bound,&__pyx_mstate_global->__pyx_n_u_frozen,&__pyx_mstate_global->__pyx_n_u_num_args,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 844, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 840, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 844, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 840, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 844, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 840, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 844, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 840, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 844, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 840, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 844, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 840, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 844, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 840, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 844, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 840, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 844, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 840, __pyx_L3_error)
     }
     __pyx_v_bound = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)values[0]);
     __pyx_v_frozen = ((PyObject*)values[1]);
-    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 844, __pyx_L3_error)
+    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 840, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 844, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 840, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -14733,8 +14695,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 844, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 844, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 840, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 840, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_self), __pyx_v_bound, __pyx_v_frozen, __pyx_v_num_args);
 
   /* function exit code */
@@ -14781,7 +14743,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":845
+  /* "tvmfast/_core.pyx":841
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14793,7 +14755,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":846
+    /* "tvmfast/_core.pyx":842
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")             # <<<<<<<<<<<<<<
@@ -14801,7 +14763,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
 */
     __pyx_t_3 = NULL;
-    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 846, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 842, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_prepare_support_a;
     __pyx_t_5[1] = __pyx_t_4;
@@ -14812,7 +14774,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     #endif
     __pyx_t_7 = 0;
     __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 3, __pyx_t_6, __pyx_t_7);
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 846, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 842, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_9 = 1;
@@ -14821,14 +14783,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 846, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 842, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 846, __pyx_L1_error)
+    __PYX_ERR(0, 842, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":845
+    /* "tvmfast/_core.pyx":841
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14837,7 +14799,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   }
 
-  /* "tvmfast/_core.pyx":847
+  /* "tvmfast/_core.pyx":843
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:             # <<<<<<<<<<<<<<
@@ -14847,9 +14809,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __pyx_t_6 = 0;
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 847, __pyx_L1_error)
+    __PYX_ERR(0, 843, __pyx_L1_error)
   }
-  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 847, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 843, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_2);
   __pyx_t_2 = __pyx_t_8;
@@ -14857,12 +14819,12 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   while (1) {
     __pyx_t_11 = __Pyx_dict_iter_next(__pyx_t_2, __pyx_t_10, &__pyx_t_6, &__pyx_t_8, NULL, NULL, __pyx_t_7);
     if (unlikely(__pyx_t_11 == 0)) break;
-    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 847, __pyx_L1_error)
+    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 843, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_XDECREF_SET(__pyx_v_pos, __pyx_t_8);
     __pyx_t_8 = 0;
 
-    /* "tvmfast/_core.pyx":848
+    /* "tvmfast/_core.pyx":844
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14881,11 +14843,11 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 
       goto __pyx_L7_bool_binop_done;
     }
-    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 848, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 844, __pyx_L1_error)
     if (__pyx_t_13) {
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 848, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 844, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 848, __pyx_L1_error)
+      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 844, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     }
     __pyx_t_12 = (!__pyx_t_13);
@@ -14898,7 +14860,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":849
+      /* "tvmfast/_core.pyx":845
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")             # <<<<<<<<<<<<<<
@@ -14906,9 +14868,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *         self.num_args = num_args
 */
       __pyx_t_3 = NULL;
-      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 849, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 845, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 849, __pyx_L1_error)
+      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 845, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
       __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_position;
       __pyx_t_15[1] = __pyx_t_4;
@@ -14924,7 +14886,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[1]);
       #endif
       __pyx_t_17 = __Pyx_PyUnicode_Join(__pyx_t_15, 5, __pyx_t_16, __pyx_t_11);
-      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 849, __pyx_L1_error)
+      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 845, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
@@ -14934,14 +14896,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 849, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 845, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 849, __pyx_L1_error)
+      __PYX_ERR(0, 845, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":848
+      /* "tvmfast/_core.pyx":844
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14952,7 +14914,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":850
+  /* "tvmfast/_core.pyx":846
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound             # <<<<<<<<<<<<<<
@@ -14964,7 +14926,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __Pyx_GOTREF((PyObject *)__pyx_v_self->bound);
   __Pyx_DECREF_SET(__pyx_v_self->bound, __pyx_v_bound);
 
-  /* "tvmfast/_core.pyx":851
+  /* "tvmfast/_core.pyx":847
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound
  *         self.num_args = num_args             # <<<<<<<<<<<<<<
@@ -14973,7 +14935,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   __pyx_v_self->num_args = __pyx_v_num_args;
 
-  /* "tvmfast/_core.pyx":852
+  /* "tvmfast/_core.pyx":848
  *         self.bound = bound
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)             # <<<<<<<<<<<<<<
@@ -14982,44 +14944,35 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 852, __pyx_L1_error)
+    __PYX_ERR(0, 848, __pyx_L1_error)
   }
-  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 852, __pyx_L1_error)
+  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 848, __pyx_L1_error)
   __pyx_v_self->num_dynamic = (__pyx_v_num_args - __pyx_t_10);
 
 
-  /* "tvmfast/_core.pyx":853
+  /* "tvmfast/_core.pyx":849
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen             # <<<<<<<<<<<<<<
  *         self.build()
- *         self.vectorcall = <void*>frozen_vectorcall
+ * 
 */
   __Pyx_INCREF(__pyx_v_frozen);
   __Pyx_GIVEREF(__pyx_v_frozen);
   __Pyx_GOTREF(__pyx_v_self->frozen_values);
   __Pyx_DECREF_SET(__pyx_v_self->frozen_values, __pyx_v_frozen);
 
-  /* "tvmfast/_core.pyx":854
+  /* "tvmfast/_core.pyx":850
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen
  *         self.build()             # <<<<<<<<<<<<<<
- *         self.vectorcall = <void*>frozen_vectorcall
- * 
-*/
-  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 854, __pyx_L1_error)
-
-
-  /* "tvmfast/_core.pyx":855
- *         self.frozen_values = frozen
- *         self.build()
- *         self.vectorcall = <void*>frozen_vectorcall             # <<<<<<<<<<<<<<
  * 
  *     cdef int build(self) except -1:
 */
-  __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_frozen_vectorcall);
+  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 850, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":844
+
+  /* "tvmfast/_core.pyx":840
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -15046,8 +14999,8 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":857
- *         self.vectorcall = <void*>frozen_vectorcall
+/* "tvmfast/_core.pyx":852
+ *         self.build()
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
  *         """Convert the frozen values into the argument template (again, after the
@@ -15076,7 +15029,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("build", 0);
 
-  /* "tvmfast/_core.pyx":860
+  /* "tvmfast/_core.pyx":855
  *         """Convert the frozen values into the argument template (again, after the
  *         function turned out to need owned tensors)."""
  *         cdef int i, d = 0, n = self.num_args             # <<<<<<<<<<<<<<
@@ -15088,7 +15041,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":862
+  /* "tvmfast/_core.pyx":857
  *         cdef int i, d = 0, n = self.num_args
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -15097,7 +15050,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":863
+  /* "tvmfast/_core.pyx":858
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -15121,7 +15074,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->__pyx_template = ((TVMFFIAny *)calloc(__pyx_t_3, (sizeof(TVMFFIAny))));
 
 
-  /* "tvmfast/_core.pyx":864
+  /* "tvmfast/_core.pyx":859
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -15145,7 +15098,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->frozen_dl = ((DLTensor *)calloc(__pyx_t_2, (sizeof(DLTensor))));
 
 
-  /* "tvmfast/_core.pyx":865
+  /* "tvmfast/_core.pyx":860
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))             # <<<<<<<<<<<<<<
@@ -15169,7 +15122,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->dynamic_pos = ((int32_t *)calloc(__pyx_t_3, (sizeof(int32_t))));
 
 
-  /* "tvmfast/_core.pyx":866
+  /* "tvmfast/_core.pyx":861
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -15193,7 +15146,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->live_shape = ((int64_t const **)calloc(__pyx_t_2, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":867
+  /* "tvmfast/_core.pyx":862
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -15217,7 +15170,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_owned = ((TVMFFIObjectHandle *)calloc(__pyx_t_3, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":868
+  /* "tvmfast/_core.pyx":863
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)             # <<<<<<<<<<<<<<
@@ -15226,7 +15179,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_self->frozen_state), __pyx_v_owned, __pyx_v_self->bound->align_mask);
 
-  /* "tvmfast/_core.pyx":869
+  /* "tvmfast/_core.pyx":864
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15254,7 +15207,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":870
+  /* "tvmfast/_core.pyx":865
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):             # <<<<<<<<<<<<<<
@@ -15288,7 +15241,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":869
+  /* "tvmfast/_core.pyx":864
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15298,16 +15251,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":871
+    /* "tvmfast/_core.pyx":866
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             if i in self.frozen_values:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 871, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 866, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":869
+    /* "tvmfast/_core.pyx":864
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15316,7 +15269,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   }
 
-  /* "tvmfast/_core.pyx":872
+  /* "tvmfast/_core.pyx":867
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -15330,25 +15283,25 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
     __pyx_v_i = __pyx_t_7;
 
-    /* "tvmfast/_core.pyx":873
+    /* "tvmfast/_core.pyx":868
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
 */
-    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 873, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 868, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-      __PYX_ERR(0, 873, __pyx_L1_error)
+      __PYX_ERR(0, 868, __pyx_L1_error)
     }
-    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 873, __pyx_L1_error)
+    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 868, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":874
+      /* "tvmfast/_core.pyx":869
  *         for i in range(n):
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],             # <<<<<<<<<<<<<<
@@ -15357,26 +15310,26 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
       if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-        __PYX_ERR(0, 874, __pyx_L1_error)
+        __PYX_ERR(0, 869, __pyx_L1_error)
       }
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 874, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 869, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 874, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 869, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "tvmfast/_core.pyx":875
+      /* "tvmfast/_core.pyx":870
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)             # <<<<<<<<<<<<<<
  *             else:
  *                 self.dynamic_pos[d] = i
 */
-      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 874, __pyx_L1_error)
+      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 869, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
 
-      /* "tvmfast/_core.pyx":873
+      /* "tvmfast/_core.pyx":868
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
@@ -15386,7 +15339,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
       goto __pyx_L11;
     }
 
-    /* "tvmfast/_core.pyx":877
+    /* "tvmfast/_core.pyx":872
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
  *             else:
  *                 self.dynamic_pos[d] = i             # <<<<<<<<<<<<<<
@@ -15396,7 +15349,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     /*else*/ {
       (__pyx_v_self->dynamic_pos[__pyx_v_d]) = __pyx_v_i;
 
-      /* "tvmfast/_core.pyx":878
+      /* "tvmfast/_core.pyx":873
  *             else:
  *                 self.dynamic_pos[d] = i
  *                 d += 1             # <<<<<<<<<<<<<<
@@ -15409,17 +15362,17 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
 
 
-  /* "tvmfast/_core.pyx":879
+  /* "tvmfast/_core.pyx":874
  *                 self.dynamic_pos[d] = i
  *                 d += 1
  *         self.snapshot_shapes()             # <<<<<<<<<<<<<<
  *         self.num_tensor_slots = 0
  *         for i in range(n):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 879, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 874, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":880
+  /* "tvmfast/_core.pyx":875
  *                 d += 1
  *         self.snapshot_shapes()
  *         self.num_tensor_slots = 0             # <<<<<<<<<<<<<<
@@ -15428,7 +15381,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   __pyx_v_self->num_tensor_slots = 0;
 
-  /* "tvmfast/_core.pyx":881
+  /* "tvmfast/_core.pyx":876
  *         self.snapshot_shapes()
  *         self.num_tensor_slots = 0
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -15442,7 +15395,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
     __pyx_v_i = __pyx_t_7;
 
-    /* "tvmfast/_core.pyx":882
+    /* "tvmfast/_core.pyx":877
  *         self.num_tensor_slots = 0
  *         for i in range(n):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15454,7 +15407,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":883
+      /* "tvmfast/_core.pyx":878
  *         for i in range(n):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 self.num_tensor_slots += 1             # <<<<<<<<<<<<<<
@@ -15463,7 +15416,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
       __pyx_v_self->num_tensor_slots = (__pyx_v_self->num_tensor_slots + 1);
 
-      /* "tvmfast/_core.pyx":882
+      /* "tvmfast/_core.pyx":877
  *         self.num_tensor_slots = 0
  *         for i in range(n):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15474,7 +15427,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
 
 
-  /* "tvmfast/_core.pyx":884
+  /* "tvmfast/_core.pyx":879
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 self.num_tensor_slots += 1
  *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
@@ -15486,17 +15439,17 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":886
+    /* "tvmfast/_core.pyx":881
  *         if self.frozen_state.device_type >= 0:
  *             # Frozen tensors cannot move: check their devices once, here.
  *             check_devices(&self.frozen_state, self.template, n)             # <<<<<<<<<<<<<<
  *         return 0
  * 
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_check_devices((&__pyx_v_self->frozen_state), __pyx_v_self->__pyx_template, __pyx_v_n); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 886, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_check_devices((&__pyx_v_self->frozen_state), __pyx_v_self->__pyx_template, __pyx_v_n); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 881, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":884
+    /* "tvmfast/_core.pyx":879
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 self.num_tensor_slots += 1
  *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
@@ -15505,7 +15458,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   }
 
-  /* "tvmfast/_core.pyx":887
+  /* "tvmfast/_core.pyx":882
  *             # Frozen tensors cannot move: check their devices once, here.
  *             check_devices(&self.frozen_state, self.template, n)
  *         return 0             # <<<<<<<<<<<<<<
@@ -15518,8 +15471,8 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":857
- *         self.vectorcall = <void*>frozen_vectorcall
+  /* "tvmfast/_core.pyx":852
+ *         self.build()
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
  *         """Convert the frozen values into the argument template (again, after the
@@ -15542,7 +15495,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":889
+/* "tvmfast/_core.pyx":884
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -15553,7 +15506,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":890
+  /* "tvmfast/_core.pyx":885
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -15565,7 +15518,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":891
+    /* "tvmfast/_core.pyx":886
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)             # <<<<<<<<<<<<<<
@@ -15574,7 +15527,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_self->frozen_state));
 
-    /* "tvmfast/_core.pyx":892
+    /* "tvmfast/_core.pyx":887
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)             # <<<<<<<<<<<<<<
@@ -15583,7 +15536,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     free(__pyx_v_self->frozen_state.owned);
 
-    /* "tvmfast/_core.pyx":893
+    /* "tvmfast/_core.pyx":888
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -15592,7 +15545,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_v_self->frozen_state.owned = NULL;
 
-    /* "tvmfast/_core.pyx":890
+    /* "tvmfast/_core.pyx":885
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -15601,7 +15554,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":894
+  /* "tvmfast/_core.pyx":889
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL
  *         free(self.template)             # <<<<<<<<<<<<<<
@@ -15610,7 +15563,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->__pyx_template);
 
-  /* "tvmfast/_core.pyx":895
+  /* "tvmfast/_core.pyx":890
  *             self.frozen_state.owned = NULL
  *         free(self.template)
  *         free(self.frozen_dl)             # <<<<<<<<<<<<<<
@@ -15619,7 +15572,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->frozen_dl);
 
-  /* "tvmfast/_core.pyx":896
+  /* "tvmfast/_core.pyx":891
  *         free(self.template)
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)             # <<<<<<<<<<<<<<
@@ -15628,7 +15581,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->dynamic_pos);
 
-  /* "tvmfast/_core.pyx":897
+  /* "tvmfast/_core.pyx":892
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)             # <<<<<<<<<<<<<<
@@ -15637,7 +15590,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->shape_copy);
 
-  /* "tvmfast/_core.pyx":898
+  /* "tvmfast/_core.pyx":893
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)
  *         free(self.live_shape)             # <<<<<<<<<<<<<<
@@ -15646,7 +15599,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->live_shape);
 
-  /* "tvmfast/_core.pyx":899
+  /* "tvmfast/_core.pyx":894
  *         free(self.shape_copy)
  *         free(self.live_shape)
  *         self.template = NULL             # <<<<<<<<<<<<<<
@@ -15655,7 +15608,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":900
+  /* "tvmfast/_core.pyx":895
  *         free(self.live_shape)
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -15664,7 +15617,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":901
+  /* "tvmfast/_core.pyx":896
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
@@ -15673,7 +15626,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":902
+  /* "tvmfast/_core.pyx":897
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -15682,7 +15635,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":903
+  /* "tvmfast/_core.pyx":898
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -15691,7 +15644,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":889
+  /* "tvmfast/_core.pyx":884
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -15703,7 +15656,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 
 }
 
-/* "tvmfast/_core.pyx":905
+/* "tvmfast/_core.pyx":900
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15728,7 +15681,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":911
+  /* "tvmfast/_core.pyx":906
  *         resize_(); keeping the producer's pointer lets each call notice that cheaply.
  *         """
  *         cdef int i, total = 0, off = 0             # <<<<<<<<<<<<<<
@@ -15738,7 +15691,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_total = 0;
   __pyx_v_off = 0;
 
-  /* "tvmfast/_core.pyx":913
+  /* "tvmfast/_core.pyx":908
  *         cdef int i, total = 0, off = 0
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15752,7 +15705,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":914
+    /* "tvmfast/_core.pyx":909
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15764,7 +15717,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":915
+      /* "tvmfast/_core.pyx":910
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim             # <<<<<<<<<<<<<<
@@ -15773,7 +15726,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_total = (__pyx_v_total + (2 * (__pyx_v_self->frozen_dl[__pyx_v_i]).ndim));
 
-      /* "tvmfast/_core.pyx":914
+      /* "tvmfast/_core.pyx":909
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15784,7 +15737,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":916
+  /* "tvmfast/_core.pyx":911
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15808,7 +15761,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_self->shape_copy = ((int64_t *)calloc(__pyx_t_6, (sizeof(int64_t))));
 
 
-  /* "tvmfast/_core.pyx":917
+  /* "tvmfast/_core.pyx":912
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -15820,16 +15773,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":918
+    /* "tvmfast/_core.pyx":913
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 918, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 913, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":917
+    /* "tvmfast/_core.pyx":912
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -15838,7 +15791,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":919
+  /* "tvmfast/_core.pyx":914
  *         if self.shape_copy == NULL:
  *             raise MemoryError()
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15852,7 +15805,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":920
+    /* "tvmfast/_core.pyx":915
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15864,7 +15817,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":921
+      /* "tvmfast/_core.pyx":916
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue             # <<<<<<<<<<<<<<
@@ -15873,7 +15826,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       goto __pyx_L7_continue;
 
-      /* "tvmfast/_core.pyx":920
+      /* "tvmfast/_core.pyx":915
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15882,7 +15835,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":922
+    /* "tvmfast/_core.pyx":917
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue
  *             dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -15891,7 +15844,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-    /* "tvmfast/_core.pyx":923
+    /* "tvmfast/_core.pyx":918
  *                 continue
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape             # <<<<<<<<<<<<<<
@@ -15903,7 +15856,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     (__pyx_v_self->live_shape[__pyx_v_i]) = __pyx_t_7;
 
 
-    /* "tvmfast/_core.pyx":924
+    /* "tvmfast/_core.pyx":919
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15912,7 +15865,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->shape, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-    /* "tvmfast/_core.pyx":925
+    /* "tvmfast/_core.pyx":920
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15921,7 +15874,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl->shape = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-    /* "tvmfast/_core.pyx":926
+    /* "tvmfast/_core.pyx":921
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15930,7 +15883,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_off = (__pyx_v_off + __pyx_v_dl->ndim);
 
-    /* "tvmfast/_core.pyx":927
+    /* "tvmfast/_core.pyx":922
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15942,7 +15895,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":928
+      /* "tvmfast/_core.pyx":923
  *             off += dl.ndim
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15951,7 +15904,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->strides, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-      /* "tvmfast/_core.pyx":929
+      /* "tvmfast/_core.pyx":924
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15960,7 +15913,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_dl->strides = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-      /* "tvmfast/_core.pyx":927
+      /* "tvmfast/_core.pyx":922
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15969,7 +15922,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":930
+    /* "tvmfast/_core.pyx":925
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15981,7 +15934,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":931
+  /* "tvmfast/_core.pyx":926
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim
  *         return 0             # <<<<<<<<<<<<<<
@@ -15994,7 +15947,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":905
+  /* "tvmfast/_core.pyx":900
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -16015,7 +15968,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":933
+/* "tvmfast/_core.pyx":928
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -16038,7 +15991,7 @@ static void __pyx_pw_7tvmfast_5_core_14FrozenFunction_5__dealloc__(PyObject *__p
 
 static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
 
-  /* "tvmfast/_core.pyx":934
+  /* "tvmfast/_core.pyx":929
  * 
  *     def __dealloc__(self):
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -16047,7 +16000,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":933
+  /* "tvmfast/_core.pyx":928
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -16059,7 +16012,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 
 }
 
-/* "tvmfast/_core.pyx":936
+/* "tvmfast/_core.pyx":931
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -16089,7 +16042,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("check_frozen_shapes", 0);
 
-  /* "tvmfast/_core.pyx":939
+  /* "tvmfast/_core.pyx":934
  *         cdef int i
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -16103,7 +16056,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":940
+    /* "tvmfast/_core.pyx":935
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -16115,7 +16068,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":941
+      /* "tvmfast/_core.pyx":936
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -16124,7 +16077,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":942
+      /* "tvmfast/_core.pyx":937
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -16136,7 +16089,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
       if (unlikely(__pyx_t_4)) {
 
 
-        /* "tvmfast/_core.pyx":943
+        /* "tvmfast/_core.pyx":938
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(             # <<<<<<<<<<<<<<
@@ -16145,14 +16098,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
         __pyx_t_6 = NULL;
 
-        /* "tvmfast/_core.pyx":944
+        /* "tvmfast/_core.pyx":939
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "             # <<<<<<<<<<<<<<
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0
 */
-        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 944, __pyx_L1_error)
+        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 939, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
         __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_frozen_argument;
         __pyx_t_8[1] = __pyx_t_7;
@@ -16163,7 +16116,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
         #endif
         __pyx_t_10 = 0;
         __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 3, __pyx_t_9, __pyx_t_10);
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 944, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 939, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __pyx_t_12 = 1;
@@ -16172,14 +16125,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 943, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 938, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_Raise(__pyx_t_5, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __PYX_ERR(0, 943, __pyx_L1_error)
+        __PYX_ERR(0, 938, __pyx_L1_error)
 
-        /* "tvmfast/_core.pyx":942
+        /* "tvmfast/_core.pyx":937
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -16188,7 +16141,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       }
 
-      /* "tvmfast/_core.pyx":940
+      /* "tvmfast/_core.pyx":935
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -16199,7 +16152,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
 
 
-  /* "tvmfast/_core.pyx":946
+  /* "tvmfast/_core.pyx":941
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0             # <<<<<<<<<<<<<<
@@ -16212,7 +16165,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":936
+  /* "tvmfast/_core.pyx":931
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -16236,12 +16189,12 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":948
+/* "tvmfast/_core.pyx":943
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
- *         if self.template == NULL:
- *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
+ *         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
+ *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
 */
 
 /* Python wrapper */
@@ -16273,140 +16226,26 @@ static PyObject *__pyx_pw_7tvmfast_5_core_14FrozenFunction_7__call__(PyObject *_
 }
 
 static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self, PyObject *__pyx_v_args) {
-  Py_ssize_t __pyx_v_n;
-  void *__pyx_v_items[__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS];
-  Py_ssize_t __pyx_v_i;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
-  int __pyx_t_1;
+  Py_ssize_t __pyx_t_1;
   PyObject *__pyx_t_2 = NULL;
-  PyObject *__pyx_t_3 = NULL;
-  size_t __pyx_t_4;
-  Py_ssize_t __pyx_t_5;
-  int __pyx_t_6;
-  Py_ssize_t __pyx_t_7;
-  Py_ssize_t __pyx_t_8;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":949
- * 
+  /* "tvmfast/_core.pyx":945
  *     def __call__(self, *args):
- *         if self.template == NULL:             # <<<<<<<<<<<<<<
- *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
- *         cdef Py_ssize_t n = len(args)
-*/
-  __pyx_t_1 = (__pyx_v_self->__pyx_template == NULL);
-
-  if (unlikely(__pyx_t_1)) {
-
-
-    /* "tvmfast/_core.pyx":950
- *     def __call__(self, *args):
- *         if self.template == NULL:
- *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")             # <<<<<<<<<<<<<<
- *         cdef Py_ssize_t n = len(args)
- *         cdef void* items[TVMFAST_STACK_ARGS]
-*/
-    __pyx_t_3 = NULL;
-    __pyx_t_4 = 1;
-    {
-      PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_was_not_i};
-      __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 950, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_2);
-    }
-    __Pyx_Raise(__pyx_t_2, 0, 0, 0);
-    __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 950, __pyx_L1_error)
-
-    /* "tvmfast/_core.pyx":949
- * 
- *     def __call__(self, *args):
- *         if self.template == NULL:             # <<<<<<<<<<<<<<
- *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
- *         cdef Py_ssize_t n = len(args)
-*/
-  }
-
-  /* "tvmfast/_core.pyx":951
- *         if self.template == NULL:
- *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
- *         cdef Py_ssize_t n = len(args)             # <<<<<<<<<<<<<<
- *         cdef void* items[TVMFAST_STACK_ARGS]
- *         if n > TVMFAST_STACK_ARGS:
-*/
-  __pyx_t_5 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_5 == ((Py_ssize_t)-1))) __PYX_ERR(0, 951, __pyx_L1_error)
-  __pyx_v_n = __pyx_t_5;
-
-  /* "tvmfast/_core.pyx":953
- *         cdef Py_ssize_t n = len(args)
- *         cdef void* items[TVMFAST_STACK_ARGS]
- *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
- *             raise_count_error(self.num_dynamic, n)
- *         for i in range(n):
-*/
-  __pyx_t_1 = (__pyx_v_n > __pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS);
-
-  if (__pyx_t_1) {
-
-
-    /* "tvmfast/_core.pyx":954
- *         cdef void* items[TVMFAST_STACK_ARGS]
- *         if n > TVMFAST_STACK_ARGS:
- *             raise_count_error(self.num_dynamic, n)             # <<<<<<<<<<<<<<
- *         for i in range(n):
- *             items[i] = <void*>args[i]
-*/
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 954, __pyx_L1_error)
-
-
-    /* "tvmfast/_core.pyx":953
- *         cdef Py_ssize_t n = len(args)
- *         cdef void* items[TVMFAST_STACK_ARGS]
- *         if n > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
- *             raise_count_error(self.num_dynamic, n)
- *         for i in range(n):
-*/
-  }
-
-  /* "tvmfast/_core.pyx":955
- *         if n > TVMFAST_STACK_ARGS:
- *             raise_count_error(self.num_dynamic, n)
- *         for i in range(n):             # <<<<<<<<<<<<<<
- *             items[i] = <void*>args[i]
- *         return self.call_vector(items, n)
-*/
-
-  __pyx_t_5 = __pyx_v_n;
-  __pyx_t_7 = __pyx_t_5;
-
-  for (__pyx_t_8 = 0; __pyx_t_8 < __pyx_t_7; __pyx_t_8+=1) {
-    __pyx_v_i = __pyx_t_8;
-
-    /* "tvmfast/_core.pyx":956
- *             raise_count_error(self.num_dynamic, n)
- *         for i in range(n):
- *             items[i] = <void*>args[i]             # <<<<<<<<<<<<<<
- *         return self.call_vector(items, n)
- * 
-*/
-    (__pyx_v_items[__pyx_v_i]) = ((void *)__Pyx_PyTuple_GET_ITEM(__pyx_v_args, __pyx_v_i));
-  }
-
-
-  /* "tvmfast/_core.pyx":957
- *         for i in range(n):
- *             items[i] = <void*>args[i]
- *         return self.call_vector(items, n)             # <<<<<<<<<<<<<<
+ *         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
+ *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_2 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 957, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 945, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_frozen_vectorcall(((PyObject *)__pyx_v_self), ((void **)PySequence_Fast_ITEMS(__pyx_v_args)), __pyx_t_1, NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 945, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
+
   {
     PyObject *__pyx_temp;
     {
@@ -16418,31 +16257,27 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":948
+  /* "tvmfast/_core.pyx":943
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
- *         if self.template == NULL:
- *             raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
+ *         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
+ *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
 */
 
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_2);
-  __Pyx_XDECREF(__pyx_t_3);
   __Pyx_AddTraceback("tvmfast._core.FrozenFunction.__call__", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
-
-
-
   __Pyx_XGIVEREF(__pyx_r);
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":959
- *         return self.call_vector(items, n)
+/* "tvmfast/_core.pyx":947
+ *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
  *         cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
@@ -16480,7 +16315,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":966
+  /* "tvmfast/_core.pyx":954
  *         cdef Py_ssize_t k
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound             # <<<<<<<<<<<<<<
@@ -16492,7 +16327,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   __pyx_v_fn = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":967
+  /* "tvmfast/_core.pyx":955
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16504,17 +16339,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":968
+    /* "tvmfast/_core.pyx":956
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)             # <<<<<<<<<<<<<<
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 968, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 956, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":967
+    /* "tvmfast/_core.pyx":955
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16523,17 +16358,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":969
+  /* "tvmfast/_core.pyx":957
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()             # <<<<<<<<<<<<<<
  *         st = self.frozen_state
  *         st.owned = owned
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 969, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 957, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":970
+  /* "tvmfast/_core.pyx":958
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()
  *         st = self.frozen_state             # <<<<<<<<<<<<<<
@@ -16544,7 +16379,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 
   __pyx_v_st = __pyx_t_4;
 
-  /* "tvmfast/_core.pyx":971
+  /* "tvmfast/_core.pyx":959
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
  *         st.owned = owned             # <<<<<<<<<<<<<<
@@ -16553,7 +16388,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":972
+  /* "tvmfast/_core.pyx":960
  *         st = self.frozen_state
  *         st.owned = owned
  *         st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -16562,7 +16397,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.n_owned = 0;
 
-  /* "tvmfast/_core.pyx":973
+  /* "tvmfast/_core.pyx":961
  *         st.owned = owned
  *         st.n_owned = 0
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -16571,7 +16406,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.temps = NULL;
 
-  /* "tvmfast/_core.pyx":974
+  /* "tvmfast/_core.pyx":962
  *         st.n_owned = 0
  *         st.temps = NULL
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -16580,7 +16415,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":975
+  /* "tvmfast/_core.pyx":963
  *         st.temps = NULL
  *         st.items = items
  *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
@@ -16589,7 +16424,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.frozen = ((void *)__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":976
+  /* "tvmfast/_core.pyx":964
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
@@ -16601,7 +16436,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":979
+    /* "tvmfast/_core.pyx":967
  *             # Prepared: the template is complete and only read by the callee, and its
  *             # devices were checked when it was built.
  *             st.devices_checked = 1             # <<<<<<<<<<<<<<
@@ -16610,19 +16445,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
     __pyx_v_st.devices_checked = 1;
 
-    /* "tvmfast/_core.pyx":980
+    /* "tvmfast/_core.pyx":968
  *             # devices were checked when it was built.
  *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *             if ret is RETRY_OWNED:
  *                 self.build()
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 980, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 968, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "tvmfast/_core.pyx":981
+    /* "tvmfast/_core.pyx":969
  *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16633,24 +16468,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":982
+      /* "tvmfast/_core.pyx":970
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:
  *                 self.build()             # <<<<<<<<<<<<<<
  *                 return self.call_vector(items, n)
  *             return ret
 */
-      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 982, __pyx_L1_error)
+      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 970, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":983
+      /* "tvmfast/_core.pyx":971
  *             if ret is RETRY_OWNED:
  *                 self.build()
  *                 return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
 */
-      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 983, __pyx_L1_error)
+      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 971, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       {
         PyObject *__pyx_temp;
@@ -16663,7 +16498,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
       __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":981
+      /* "tvmfast/_core.pyx":969
  *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16672,7 +16507,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":984
+    /* "tvmfast/_core.pyx":972
  *                 self.build()
  *                 return self.call_vector(items, n)
  *             return ret             # <<<<<<<<<<<<<<
@@ -16690,7 +16525,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":976
+    /* "tvmfast/_core.pyx":964
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
@@ -16699,7 +16534,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":985
+  /* "tvmfast/_core.pyx":973
  *                 return self.call_vector(items, n)
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -16708,7 +16543,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_self->__pyx_template, (__pyx_v_self->num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":986
+  /* "tvmfast/_core.pyx":974
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:             # <<<<<<<<<<<<<<
@@ -16717,7 +16552,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":987
+    /* "tvmfast/_core.pyx":975
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:
  *             for k in range(n):             # <<<<<<<<<<<<<<
@@ -16731,7 +16566,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_k = __pyx_t_7;
 
-      /* "tvmfast/_core.pyx":988
+      /* "tvmfast/_core.pyx":976
  *         try:
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]             # <<<<<<<<<<<<<<
@@ -16740,32 +16575,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
       __pyx_v_pos = (__pyx_v_self->dynamic_pos[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":989
+      /* "tvmfast/_core.pyx":977
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 989, __pyx_L7_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 977, __pyx_L7_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":990
+    /* "tvmfast/_core.pyx":978
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 990, __pyx_L7_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 978, __pyx_L7_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
   }
 
-  /* "tvmfast/_core.pyx":992
+  /* "tvmfast/_core.pyx":980
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -16810,7 +16645,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_L8:;
   }
 
-  /* "tvmfast/_core.pyx":993
+  /* "tvmfast/_core.pyx":981
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16821,24 +16656,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":994
+    /* "tvmfast/_core.pyx":982
  *             release_state(&st)
  *         if ret is RETRY_OWNED:
  *             self.build()             # <<<<<<<<<<<<<<
  *             return self.call_vector(items, n)
  *         return ret
 */
-    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 994, __pyx_L1_error)
+    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 982, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":995
+    /* "tvmfast/_core.pyx":983
  *         if ret is RETRY_OWNED:
  *             self.build()
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         return ret
  * 
 */
-    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 995, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 983, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     {
       PyObject *__pyx_temp;
@@ -16851,7 +16686,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_t_1 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":993
+    /* "tvmfast/_core.pyx":981
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16860,7 +16695,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":996
+  /* "tvmfast/_core.pyx":984
  *             self.build()
  *             return self.call_vector(items, n)
  *         return ret             # <<<<<<<<<<<<<<
@@ -16878,8 +16713,8 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":959
- *         return self.call_vector(items, n)
+  /* "tvmfast/_core.pyx":947
+ *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
  *         cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
@@ -16905,7 +16740,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":998
+/* "tvmfast/_core.pyx":986
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -16979,17 +16814,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_ptrs", 0);
 
-  /* "tvmfast/_core.pyx":1011
+  /* "tvmfast/_core.pyx":999
  *         cdef TVMFFIObjectHandle owned[1]
  *         cdef CallState st
  *         cdef Py_ssize_t i, n = len(ptrs)             # <<<<<<<<<<<<<<
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:
 */
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 1011, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 999, __pyx_L1_error)
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":1013
+  /* "tvmfast/_core.pyx":1001
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -17015,7 +16850,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":1014
+    /* "tvmfast/_core.pyx":1002
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")             # <<<<<<<<<<<<<<
@@ -17028,14 +16863,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1014, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1002, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 1014, __pyx_L1_error)
+    __PYX_ERR(0, 1002, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":1013
+    /* "tvmfast/_core.pyx":1001
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -17044,7 +16879,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":1015
+  /* "tvmfast/_core.pyx":1003
  *         if self.template == NULL or self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -17056,7 +16891,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":1016
+    /* "tvmfast/_core.pyx":1004
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_slots:
  *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")             # <<<<<<<<<<<<<<
@@ -17064,9 +16899,9 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *             p = <PyObject*>ptrs[i]
 */
     __pyx_t_5 = NULL;
-    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_tensor_slots, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1016, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_tensor_slots, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1004, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1016, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1004, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_expected;
     __pyx_t_9[1] = __pyx_t_7;
@@ -17078,7 +16913,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     #endif
     __pyx_t_10 = 0;
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_1, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1016, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1004, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
@@ -17088,14 +16923,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1016, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1004, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 1016, __pyx_L1_error)
+    __PYX_ERR(0, 1004, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":1015
+    /* "tvmfast/_core.pyx":1003
  *         if self.template == NULL or self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -17104,7 +16939,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":1017
+  /* "tvmfast/_core.pyx":1005
  *         if n != self.num_tensor_slots:
  *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -17118,7 +16953,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":1018
+    /* "tvmfast/_core.pyx":1006
  *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
  *         for i in range(n):
  *             p = <PyObject*>ptrs[i]             # <<<<<<<<<<<<<<
@@ -17127,7 +16962,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     __pyx_v_p = ((PyObject *)__Pyx_PyTuple_GET_ITEM(__pyx_v_ptrs, __pyx_v_i));
 
-    /* "tvmfast/_core.pyx":1019
+    /* "tvmfast/_core.pyx":1007
  *         for i in range(n):
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:             # <<<<<<<<<<<<<<
@@ -17139,7 +16974,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":1020
+      /* "tvmfast/_core.pyx":1008
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")             # <<<<<<<<<<<<<<
@@ -17147,11 +16982,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *             if address == 0:
 */
       __pyx_t_11 = NULL;
-      __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1020, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1008, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_8 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_p); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1020, __pyx_L1_error)
+      __pyx_t_8 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_p); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1008, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1020, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1008, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
@@ -17167,7 +17002,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[3]);
       #endif
       __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1020, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1008, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -17177,14 +17012,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1020, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1008, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 1020, __pyx_L1_error)
+      __PYX_ERR(0, 1008, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":1019
+      /* "tvmfast/_core.pyx":1007
  *         for i in range(n):
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:             # <<<<<<<<<<<<<<
@@ -17193,17 +17028,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":1021
+    /* "tvmfast/_core.pyx":1009
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             address = PyLong_AsUnsignedLongLong(p)             # <<<<<<<<<<<<<<
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
 */
-    __pyx_t_15 = PyLong_AsUnsignedLongLong(__pyx_v_p); if (unlikely(__pyx_t_15 == ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)-1L)) && PyErr_Occurred())) __PYX_ERR(0, 1021, __pyx_L1_error)
+    __pyx_t_15 = PyLong_AsUnsignedLongLong(__pyx_v_p); if (unlikely(__pyx_t_15 == ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)-1L)) && PyErr_Occurred())) __PYX_ERR(0, 1009, __pyx_L1_error)
     __pyx_v_address = __pyx_t_15;
 
-    /* "tvmfast/_core.pyx":1022
+    /* "tvmfast/_core.pyx":1010
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             address = PyLong_AsUnsignedLongLong(p)
  *             if address == 0:             # <<<<<<<<<<<<<<
@@ -17215,7 +17050,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":1023
+      /* "tvmfast/_core.pyx":1011
  *             address = PyLong_AsUnsignedLongLong(p)
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")             # <<<<<<<<<<<<<<
@@ -17223,7 +17058,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 raise ValueError(
 */
       __pyx_t_8 = NULL;
-      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1023, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1011, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_16[1] = __pyx_t_11;
@@ -17234,7 +17069,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       #endif
       __pyx_t_10 = 0;
       __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_16, 3, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1023, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1011, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
       __pyx_t_6 = 1;
@@ -17243,14 +17078,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1023, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1011, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 1023, __pyx_L1_error)
+      __PYX_ERR(0, 1011, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":1022
+      /* "tvmfast/_core.pyx":1010
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             address = PyLong_AsUnsignedLongLong(p)
  *             if address == 0:             # <<<<<<<<<<<<<<
@@ -17259,7 +17094,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":1024
+    /* "tvmfast/_core.pyx":1012
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:             # <<<<<<<<<<<<<<
@@ -17271,7 +17106,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":1025
+      /* "tvmfast/_core.pyx":1013
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:
  *                 raise ValueError(             # <<<<<<<<<<<<<<
@@ -17280,29 +17115,29 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
       __pyx_t_7 = NULL;
 
-      /* "tvmfast/_core.pyx":1026
+      /* "tvmfast/_core.pyx":1014
  *             if address & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "             # <<<<<<<<<<<<<<
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address
 */
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1026, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1014, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_11 = __Pyx_PyLong_From_uint64_t(__pyx_v_address); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1026, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyLong_From_uint64_t(__pyx_v_address); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1014, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_5 = __Pyx_PyObject_Format(__pyx_t_11, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1026, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyObject_Format(__pyx_t_11, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1014, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
 
-      /* "tvmfast/_core.pyx":1027
+      /* "tvmfast/_core.pyx":1015
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")             # <<<<<<<<<<<<<<
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)
 */
-      __pyx_t_11 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1027, __pyx_L1_error)
+      __pyx_t_11 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1015, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_11);
       __pyx_t_17[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_17[1] = __pyx_t_8;
@@ -17312,7 +17147,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_17[5] = __pyx_t_11;
       __pyx_t_17[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned;
 
-      /* "tvmfast/_core.pyx":1026
+      /* "tvmfast/_core.pyx":1014
  *             if address & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "             # <<<<<<<<<<<<<<
@@ -17328,7 +17163,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_17[3]);
       #endif
       __pyx_t_18 = __Pyx_PyUnicode_Join(__pyx_t_17, 7, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 1026, __pyx_L1_error)
+      if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 1014, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_18);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -17339,14 +17174,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1025, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1013, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 1025, __pyx_L1_error)
+      __PYX_ERR(0, 1013, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":1024
+      /* "tvmfast/_core.pyx":1012
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:             # <<<<<<<<<<<<<<
@@ -17355,7 +17190,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":1028
+    /* "tvmfast/_core.pyx":1016
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address             # <<<<<<<<<<<<<<
@@ -17366,7 +17201,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   }
 
 
-  /* "tvmfast/_core.pyx":1029
+  /* "tvmfast/_core.pyx":1017
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)             # <<<<<<<<<<<<<<
@@ -17375,7 +17210,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_f_7tvmfast_5_core_fill_ptrs(__pyx_v_self, __pyx_v_cptrs, __pyx_v_packed, __pyx_v_dl);
 
-  /* "tvmfast/_core.pyx":1030
+  /* "tvmfast/_core.pyx":1018
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)
  *         st = self.frozen_state             # <<<<<<<<<<<<<<
@@ -17386,7 +17221,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 
   __pyx_v_st = __pyx_t_19;
 
-  /* "tvmfast/_core.pyx":1031
+  /* "tvmfast/_core.pyx":1019
  *         fill_ptrs(self, cptrs, packed, dl)
  *         st = self.frozen_state
  *         st.owned = owned             # <<<<<<<<<<<<<<
@@ -17395,7 +17230,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":1032
+  /* "tvmfast/_core.pyx":1020
  *         st = self.frozen_state
  *         st.owned = owned
  *         st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -17404,7 +17239,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.n_owned = 0;
 
-  /* "tvmfast/_core.pyx":1033
+  /* "tvmfast/_core.pyx":1021
  *         st.owned = owned
  *         st.n_owned = 0
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -17413,7 +17248,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.temps = NULL;
 
-  /* "tvmfast/_core.pyx":1034
+  /* "tvmfast/_core.pyx":1022
  *         st.n_owned = 0
  *         st.temps = NULL
  *         st.items = NULL             # <<<<<<<<<<<<<<
@@ -17422,7 +17257,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.items = NULL;
 
-  /* "tvmfast/_core.pyx":1035
+  /* "tvmfast/_core.pyx":1023
  *         st.temps = NULL
  *         st.items = NULL
  *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
@@ -17431,7 +17266,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.frozen = ((void *)__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":1036
+  /* "tvmfast/_core.pyx":1024
  *         st.items = NULL
  *         st.frozen = <void*>self
  *         st.devices_checked = 1             # <<<<<<<<<<<<<<
@@ -17440,7 +17275,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.devices_checked = 1;
 
-  /* "tvmfast/_core.pyx":1037
+  /* "tvmfast/_core.pyx":1025
  *         st.frozen = <void*>self
  *         st.devices_checked = 1
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
@@ -17449,7 +17284,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_t_4 = ((PyObject *)__pyx_v_self->bound);
   __Pyx_INCREF(__pyx_t_4);
-  __pyx_t_18 = __pyx_f_7tvmfast_5_core_finish_call(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_4), __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 1037, __pyx_L1_error)
+  __pyx_t_18 = __pyx_f_7tvmfast_5_core_finish_call(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_4), __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 1025, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_18);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   {
@@ -17463,7 +17298,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   __pyx_t_18 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":998
+  /* "tvmfast/_core.pyx":986
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -17496,7 +17331,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1039
+/* "tvmfast/_core.pyx":1027
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -17556,14 +17391,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("num_tensor_args", 0);
 
-  /* "tvmfast/_core.pyx":1041
+  /* "tvmfast/_core.pyx":1029
  *     def num_tensor_args(self):
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         return self.num_tensor_slots             # <<<<<<<<<<<<<<
  * 
  *     @staticmethod
 */
-  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_self->num_tensor_slots); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1041, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_self->num_tensor_slots); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1029, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -17576,7 +17411,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1039
+  /* "tvmfast/_core.pyx":1027
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -17595,7 +17430,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1043
+/* "tvmfast/_core.pyx":1031
  *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -17655,17 +17490,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_last_error", 0);
 
-  /* "tvmfast/_core.pyx":1046
+  /* "tvmfast/_core.pyx":1034
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  *     def __repr__(self):
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1046, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1034, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":1043
+  /* "tvmfast/_core.pyx":1031
  *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -17685,7 +17520,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1048
+/* "tvmfast/_core.pyx":1036
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -17722,16 +17557,16 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":1049
+  /* "tvmfast/_core.pyx":1037
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.FrozenFunction num_args={self.num_args} dynamic={self.num_dynamic}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1049, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1037, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1049, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1037, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_3[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_num_args;
   __pyx_t_3[1] = __pyx_t_1;
@@ -17744,7 +17579,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   #endif
   __pyx_t_5 = 0;
   __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_3, 5, __pyx_t_4, __pyx_t_5);
-  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1049, __pyx_L1_error)
+  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1037, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -17759,7 +17594,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1048
+  /* "tvmfast/_core.pyx":1036
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -18215,7 +18050,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_18__setstate_cython__
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1052
+/* "tvmfast/_core.pyx":1040
  * 
  * 
  * cdef inline void fill_ptrs(FrozenFunction prepared, void** ptrs, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
@@ -18231,7 +18066,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
   int __pyx_t_3;
   int __pyx_t_4;
 
-  /* "tvmfast/_core.pyx":1055
+  /* "tvmfast/_core.pyx":1043
  *                            DLTensor* dl) noexcept nogil:
  *     """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
  *     cdef int i, k = 0             # <<<<<<<<<<<<<<
@@ -18240,7 +18075,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
   __pyx_v_k = 0;
 
-  /* "tvmfast/_core.pyx":1056
+  /* "tvmfast/_core.pyx":1044
  *     """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
  *     cdef int i, k = 0
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -18249,7 +18084,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_prepared->__pyx_template, (__pyx_v_prepared->num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":1057
+  /* "tvmfast/_core.pyx":1045
  *     cdef int i, k = 0
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
  *     for i in range(prepared.num_args):             # <<<<<<<<<<<<<<
@@ -18263,7 +18098,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":1058
+    /* "tvmfast/_core.pyx":1046
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
  *     for i in range(prepared.num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -18275,7 +18110,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":1059
+      /* "tvmfast/_core.pyx":1047
  *     for i in range(prepared.num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl[i] = prepared.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -18284,7 +18119,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_dl[__pyx_v_i]) = (__pyx_v_prepared->frozen_dl[__pyx_v_i]);
 
-      /* "tvmfast/_core.pyx":1060
+      /* "tvmfast/_core.pyx":1048
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]             # <<<<<<<<<<<<<<
@@ -18293,7 +18128,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_dl[__pyx_v_i]).data = (__pyx_v_ptrs[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":1061
+      /* "tvmfast/_core.pyx":1049
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0             # <<<<<<<<<<<<<<
@@ -18302,7 +18137,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_dl[__pyx_v_i]).byte_offset = 0;
 
-      /* "tvmfast/_core.pyx":1062
+      /* "tvmfast/_core.pyx":1050
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]             # <<<<<<<<<<<<<<
@@ -18311,7 +18146,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_packed[__pyx_v_i]).v_ptr = (&(__pyx_v_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":1063
+      /* "tvmfast/_core.pyx":1051
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]
  *             k += 1             # <<<<<<<<<<<<<<
@@ -18320,7 +18155,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       __pyx_v_k = (__pyx_v_k + 1);
 
-      /* "tvmfast/_core.pyx":1058
+      /* "tvmfast/_core.pyx":1046
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
  *     for i in range(prepared.num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -18331,7 +18166,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
   }
 
 
-  /* "tvmfast/_core.pyx":1052
+  /* "tvmfast/_core.pyx":1040
  * 
  * 
  * cdef inline void fill_ptrs(FrozenFunction prepared, void** ptrs, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
@@ -18344,7 +18179,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 
 }
 
-/* "tvmfast/_core.pyx":1066
+/* "tvmfast/_core.pyx":1054
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18361,7 +18196,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1071
+  /* "tvmfast/_core.pyx":1059
  *     cdef TVMFFIAny result
  *     cdef int ret
  *     if prepared.template == NULL or prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18387,7 +18222,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1072
+    /* "tvmfast/_core.pyx":1060
  *     cdef int ret
  *     if prepared.template == NULL or prepared.num_dynamic != 0:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")             # <<<<<<<<<<<<<<
@@ -18396,7 +18231,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_not_a_prepared);
 
-    /* "tvmfast/_core.pyx":1073
+    /* "tvmfast/_core.pyx":1061
  *     if prepared.template == NULL or prepared.num_dynamic != 0:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1             # <<<<<<<<<<<<<<
@@ -18409,7 +18244,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1071
+    /* "tvmfast/_core.pyx":1059
  *     cdef TVMFFIAny result
  *     cdef int ret
  *     if prepared.template == NULL or prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18418,7 +18253,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1074
+  /* "tvmfast/_core.pyx":1062
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1
  *     if n != prepared.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -18430,7 +18265,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1075
+    /* "tvmfast/_core.pyx":1063
  *         return -1
  *     if n != prepared.num_tensor_slots:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")             # <<<<<<<<<<<<<<
@@ -18439,7 +18274,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_wrong_number_o);
 
-    /* "tvmfast/_core.pyx":1076
+    /* "tvmfast/_core.pyx":1064
  *     if n != prepared.num_tensor_slots:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
  *         return -1             # <<<<<<<<<<<<<<
@@ -18452,7 +18287,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1074
+    /* "tvmfast/_core.pyx":1062
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1
  *     if n != prepared.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -18461,7 +18296,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1077
+  /* "tvmfast/_core.pyx":1065
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
  *         return -1
  *     fill_ptrs(prepared, ptrs, packed, dl)             # <<<<<<<<<<<<<<
@@ -18470,7 +18305,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_f_7tvmfast_5_core_fill_ptrs(__pyx_v_prepared, __pyx_v_ptrs, __pyx_v_packed, __pyx_v_dl);
 
-  /* "tvmfast/_core.pyx":1078
+  /* "tvmfast/_core.pyx":1066
  *         return -1
  *     fill_ptrs(prepared, ptrs, packed, dl)
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18479,7 +18314,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":1079
+  /* "tvmfast/_core.pyx":1067
  *     fill_ptrs(prepared, ptrs, packed, dl)
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -18488,7 +18323,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":1080
+  /* "tvmfast/_core.pyx":1068
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18497,7 +18332,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":1081
+  /* "tvmfast/_core.pyx":1069
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)             # <<<<<<<<<<<<<<
@@ -18506,7 +18341,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_prepared->bound->handle, __pyx_v_packed, __pyx_v_prepared->num_args, (&__pyx_v_result));
 
-  /* "tvmfast/_core.pyx":1082
+  /* "tvmfast/_core.pyx":1070
  *     result.v_int64 = 0
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -18532,7 +18367,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1083
+    /* "tvmfast/_core.pyx":1071
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)             # <<<<<<<<<<<<<<
@@ -18541,7 +18376,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_result.v_ptr));
 
-    /* "tvmfast/_core.pyx":1082
+    /* "tvmfast/_core.pyx":1070
  *     result.v_int64 = 0
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -18550,7 +18385,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1084
+  /* "tvmfast/_core.pyx":1072
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)
  *     return ret             # <<<<<<<<<<<<<<
@@ -18563,7 +18398,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1066
+  /* "tvmfast/_core.pyx":1054
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18580,7 +18415,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1087
+/* "tvmfast/_core.pyx":1075
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18629,39 +18464,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_prepared,&__pyx_mstate_global->__pyx_n_u_repeat,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1087, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1075, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1087, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1075, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1087, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1075, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1087, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1075, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1087, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1075, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1087, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1075, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1087, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1075, __pyx_L3_error)
     }
     __pyx_v_prepared = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)values[0]);
-    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1087, __pyx_L3_error)
+    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1075, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1087, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1075, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18672,7 +18507,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1087, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1075, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_4_floor_loop(__pyx_self, __pyx_v_prepared, __pyx_v_repeat);
 
   /* function exit code */
@@ -18717,7 +18552,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_floor_loop", 0);
 
-  /* "tvmfast/_core.pyx":1091
+  /* "tvmfast/_core.pyx":1079
  *     cdef TVMFFIAny result
  *     cdef Py_ssize_t r
  *     cdef int ret = 0             # <<<<<<<<<<<<<<
@@ -18726,7 +18561,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   __pyx_v_ret = 0;
 
-  /* "tvmfast/_core.pyx":1092
+  /* "tvmfast/_core.pyx":1080
  *     cdef Py_ssize_t r
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle             # <<<<<<<<<<<<<<
@@ -18737,7 +18572,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":1093
+  /* "tvmfast/_core.pyx":1081
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template             # <<<<<<<<<<<<<<
@@ -18748,7 +18583,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_packed = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1094
+  /* "tvmfast/_core.pyx":1082
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args             # <<<<<<<<<<<<<<
@@ -18759,7 +18594,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_n = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":1095
+  /* "tvmfast/_core.pyx":1083
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18771,7 +18606,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":1096
+    /* "tvmfast/_core.pyx":1084
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")             # <<<<<<<<<<<<<<
@@ -18784,14 +18619,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_floor_loop_needs_a_prepared_fun};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1096, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1084, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 1096, __pyx_L1_error)
+    __PYX_ERR(0, 1084, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":1095
+    /* "tvmfast/_core.pyx":1083
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18800,7 +18635,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1097
+  /* "tvmfast/_core.pyx":1085
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18813,7 +18648,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":1098
+        /* "tvmfast/_core.pyx":1086
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:
  *         for r in range(repeat):             # <<<<<<<<<<<<<<
@@ -18827,7 +18662,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
         for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
           __pyx_v_r = __pyx_t_10;
 
-          /* "tvmfast/_core.pyx":1099
+          /* "tvmfast/_core.pyx":1087
  *     with nogil:
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18836,7 +18671,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.type_index = kTVMFFINone;
 
-          /* "tvmfast/_core.pyx":1100
+          /* "tvmfast/_core.pyx":1088
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18845,7 +18680,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.v_int64 = 0;
 
-          /* "tvmfast/_core.pyx":1101
+          /* "tvmfast/_core.pyx":1089
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)             # <<<<<<<<<<<<<<
@@ -18854,7 +18689,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, (&__pyx_v_result));
 
-          /* "tvmfast/_core.pyx":1102
+          /* "tvmfast/_core.pyx":1090
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18866,7 +18701,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
           if (__pyx_t_4) {
 
 
-            /* "tvmfast/_core.pyx":1103
+            /* "tvmfast/_core.pyx":1091
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:
  *                 break             # <<<<<<<<<<<<<<
@@ -18875,7 +18710,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
             goto __pyx_L8_break;
 
-            /* "tvmfast/_core.pyx":1102
+            /* "tvmfast/_core.pyx":1090
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18888,7 +18723,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
       }
 
-      /* "tvmfast/_core.pyx":1097
+      /* "tvmfast/_core.pyx":1085
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18905,7 +18740,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       }
   }
 
-  /* "tvmfast/_core.pyx":1104
+  /* "tvmfast/_core.pyx":1092
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18917,17 +18752,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1105
+    /* "tvmfast/_core.pyx":1093
  *                 break
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1105, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1093, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":1104
+    /* "tvmfast/_core.pyx":1092
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18936,7 +18771,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1087
+  /* "tvmfast/_core.pyx":1075
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18964,7 +18799,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1108
+/* "tvmfast/_core.pyx":1096
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -18977,7 +18812,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1109
+  /* "tvmfast/_core.pyx":1097
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -19005,7 +18840,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1110
+  /* "tvmfast/_core.pyx":1098
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id             # <<<<<<<<<<<<<<
@@ -19033,7 +18868,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1111
+  /* "tvmfast/_core.pyx":1099
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits             # <<<<<<<<<<<<<<
@@ -19061,7 +18896,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1112
+  /* "tvmfast/_core.pyx":1100
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):             # <<<<<<<<<<<<<<
@@ -19095,7 +18930,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":1109
+  /* "tvmfast/_core.pyx":1097
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -19105,7 +18940,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1113
+    /* "tvmfast/_core.pyx":1101
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False             # <<<<<<<<<<<<<<
@@ -19118,7 +18953,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1109
+    /* "tvmfast/_core.pyx":1097
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -19127,7 +18962,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1114
+  /* "tvmfast/_core.pyx":1102
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -19139,7 +18974,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1115
+    /* "tvmfast/_core.pyx":1103
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False             # <<<<<<<<<<<<<<
@@ -19152,7 +18987,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1114
+    /* "tvmfast/_core.pyx":1102
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -19161,7 +18996,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1116
+  /* "tvmfast/_core.pyx":1104
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False
  *     return x.strides == NULL or memcmp(x.strides, y.strides, x.ndim * sizeof(int64_t)) == 0             # <<<<<<<<<<<<<<
@@ -19189,7 +19024,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1108
+  /* "tvmfast/_core.pyx":1096
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -19203,7 +19038,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1119
+/* "tvmfast/_core.pyx":1107
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -19252,39 +19087,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_torch_module,&__pyx_mstate_global->__pyx_n_u_fn_address,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1119, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1107, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1119, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1107, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1119, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1107, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1119, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1107, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1119, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1107, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1119, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1107, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1119, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1107, __pyx_L3_error)
     }
     __pyx_v_torch_module = values[0];
-    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1119, __pyx_L3_error)
+    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1107, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1119, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1107, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -19340,20 +19175,20 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_enable_torch_direct_export", 0);
 
-  /* "tvmfast/_core.pyx":1128
+  /* "tvmfast/_core.pyx":1116
  *     """
  *     global tvmfast_torch_to_dl, tvmfast_thpvariable_tensor_offset, _torch_tensor_type
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)             # <<<<<<<<<<<<<<
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1128, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1116, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1128, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1116, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_api = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1130
+  /* "tvmfast/_core.pyx":1118
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor             # <<<<<<<<<<<<<<
@@ -19362,7 +19197,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_v_offset = (sizeof(PyObject));
 
-  /* "tvmfast/_core.pyx":1131
+  /* "tvmfast/_core.pyx":1119
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19388,7 +19223,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   if (__pyx_t_3) {
 
 
-    /* "tvmfast/_core.pyx":1132
+    /* "tvmfast/_core.pyx":1120
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:
  *         return False             # <<<<<<<<<<<<<<
@@ -19406,7 +19241,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1131
+    /* "tvmfast/_core.pyx":1119
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19415,7 +19250,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   }
 
-  /* "tvmfast/_core.pyx":1133
+  /* "tvmfast/_core.pyx":1121
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -19424,7 +19259,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_t_5 = __pyx_v_torch_module;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1133, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1121, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   #if CYTHON_VECTORCALL
   #endif
@@ -19433,13 +19268,13 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_mstate_global->__pyx_int_24, __pyx_t_6};
     #if CYTHON_VECTORCALL
     __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[0];
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1133, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1121, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_8);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_8 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1133, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1121, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     #endif
@@ -19449,33 +19284,33 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     #endif
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1133, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1121, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1133, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1121, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1133, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1121, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
   __pyx_v_base = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1134
+  /* "tvmfast/_core.pyx":1122
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1134, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1122, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1134, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1122, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1134, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1122, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1134, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1122, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_9 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_9);
@@ -19484,11 +19319,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_9, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_half, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1134, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1122, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
 
-  /* "tvmfast/_core.pyx":1135
+  /* "tvmfast/_core.pyx":1123
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),             # <<<<<<<<<<<<<<
@@ -19502,7 +19337,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_float_3_0};
     __pyx_t_9 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tensor, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1135, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1123, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = __pyx_v_torch_module;
@@ -19512,12 +19347,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_int_0};
     __pyx_t_10 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_zeros, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1135, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1123, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
   }
   __pyx_t_12 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_12);
-  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1135, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1123, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_13);
   __pyx_t_7 = 0;
   {
@@ -19525,19 +19360,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __pyx_t_11 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_to, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1135, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1123, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
   }
 
-  /* "tvmfast/_core.pyx":1136
+  /* "tvmfast/_core.pyx":1124
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]             # <<<<<<<<<<<<<<
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
 */
-  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1136, __pyx_L1_error)
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1136, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1124, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1124, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __pyx_t_14 = __pyx_t_15;
   __Pyx_INCREF(__pyx_t_14);
@@ -19548,7 +19383,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_17, NULL};
     __pyx_t_16 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_clone, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1136, __pyx_L1_error)
+    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1124, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
   }
   __pyx_t_7 = 0;
@@ -19558,40 +19393,40 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1136, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1124, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
   }
 
-  /* "tvmfast/_core.pyx":1134
+  /* "tvmfast/_core.pyx":1122
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1134, __pyx_L1_error)
+  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1122, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_INCREF(__pyx_v_base);
   __Pyx_GIVEREF(__pyx_v_base);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1122, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1122, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1122, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_8);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1122, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1122, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_9);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1122, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1122, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_11);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1122, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_13);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1122, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_12);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1134, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1122, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_6 = 0;
   __pyx_t_8 = 0;
@@ -19604,7 +19439,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   __pyx_v_samples = ((PyObject*)__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1137
+  /* "tvmfast/_core.pyx":1125
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19617,27 +19452,27 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1137, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1125, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1137, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1125, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1138
+    /* "tvmfast/_core.pyx":1126
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
 */
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1138, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1126, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1138, __pyx_L1_error)
+    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1126, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_t_3 = (((uint64_t)tvmfast_read_ptr(((PyObject *)__pyx_v_t), __pyx_v_offset)) != ((uint64_t)__pyx_t_19));
 
@@ -19645,7 +19480,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1139
+      /* "tvmfast/_core.pyx":1127
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False             # <<<<<<<<<<<<<<
@@ -19664,7 +19499,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1138
+      /* "tvmfast/_core.pyx":1126
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
@@ -19673,7 +19508,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1137
+    /* "tvmfast/_core.pyx":1125
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19683,7 +19518,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1140
+  /* "tvmfast/_core.pyx":1128
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)             # <<<<<<<<<<<<<<
@@ -19692,7 +19527,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_set_torch_to_dl(((void *)__pyx_v_fn_address));
 
-  /* "tvmfast/_core.pyx":1141
+  /* "tvmfast/_core.pyx":1129
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset             # <<<<<<<<<<<<<<
@@ -19701,7 +19536,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_thpvariable_tensor_offset = __pyx_v_offset;
 
-  /* "tvmfast/_core.pyx":1142
+  /* "tvmfast/_core.pyx":1130
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19714,18 +19549,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1142, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1130, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1142, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1130, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1143
+    /* "tvmfast/_core.pyx":1131
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19743,7 +19578,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1144
+    /* "tvmfast/_core.pyx":1132
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0             # <<<<<<<<<<<<<<
@@ -19761,7 +19596,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1145
+    /* "tvmfast/_core.pyx":1133
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):             # <<<<<<<<<<<<<<
@@ -19775,7 +19610,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 
     __pyx_L13_bool_binop_done:;
 
-    /* "tvmfast/_core.pyx":1143
+    /* "tvmfast/_core.pyx":1131
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19785,7 +19620,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1146
+      /* "tvmfast/_core.pyx":1134
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)             # <<<<<<<<<<<<<<
@@ -19794,7 +19629,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
       tvmfast_set_torch_to_dl(NULL);
 
-      /* "tvmfast/_core.pyx":1147
+      /* "tvmfast/_core.pyx":1135
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False             # <<<<<<<<<<<<<<
@@ -19813,7 +19648,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1143
+      /* "tvmfast/_core.pyx":1131
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19822,7 +19657,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1142
+    /* "tvmfast/_core.pyx":1130
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19832,21 +19667,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1148
+  /* "tvmfast/_core.pyx":1136
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False
  *     _torch_tensor_type = torch_module.Tensor             # <<<<<<<<<<<<<<
  *     return True
  * 
 */
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1148, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1136, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__torch_tensor_type);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__torch_tensor_type, __pyx_t_15);
   __Pyx_GIVEREF(__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1149
+  /* "tvmfast/_core.pyx":1137
  *             return False
  *     _torch_tensor_type = torch_module.Tensor
  *     return True             # <<<<<<<<<<<<<<
@@ -19864,7 +19699,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1119
+  /* "tvmfast/_core.pyx":1107
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -19902,7 +19737,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1152
+/* "tvmfast/_core.pyx":1140
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19935,14 +19770,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_torch_direct_export_enabled", 0);
 
-  /* "tvmfast/_core.pyx":1153
+  /* "tvmfast/_core.pyx":1141
  * 
  * def _torch_direct_export_enabled():
  *     return tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1153, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1141, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -19955,7 +19790,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1152
+  /* "tvmfast/_core.pyx":1140
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19974,7 +19809,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1156
+/* "tvmfast/_core.pyx":1144
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -20009,49 +19844,49 @@ static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObj
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_init_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":1157
+  /* "tvmfast/_core.pyx":1145
  * 
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)             # <<<<<<<<<<<<<<
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
- *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
+ *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1157, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1145, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_b = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1158
+  /* "tvmfast/_core.pyx":1146
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)             # <<<<<<<<<<<<<<
- *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
- *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
+ *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
+ *                               <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1158, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1146, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_f = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1159
+  /* "tvmfast/_core.pyx":1147
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
- *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))             # <<<<<<<<<<<<<<
- *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
+ *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,             # <<<<<<<<<<<<<<
+ *                               <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
+ *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>FrozenFunction,
+*/
+  tvmfast_enable_vectorcall(((PyTypeObject *)((PyObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction)), ((Py_ssize_t)(((char *)(&__pyx_v_b->vectorcall)) - ((char *)((PyObject *)__pyx_v_b)))));
+
+  /* "tvmfast/_core.pyx":1149
+ *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
+ *                               <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
+ *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>FrozenFunction,             # <<<<<<<<<<<<<<
+ *                               <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
  * 
 */
-  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, ((Py_ssize_t)(((char *)(&__pyx_v_b->vectorcall)) - ((char *)((PyObject *)__pyx_v_b))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1159, __pyx_L1_error)
+  tvmfast_enable_vectorcall(((PyTypeObject *)((PyObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction)), ((Py_ssize_t)(((char *)(&__pyx_v_f->vectorcall)) - ((char *)((PyObject *)__pyx_v_f)))));
 
-  /* "tvmfast/_core.pyx":1160
- *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
- *     enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
- *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))             # <<<<<<<<<<<<<<
- * 
- * _init_vectorcall()
-*/
-  __pyx_f_7tvmfast_5_core_enable_vectorcall(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, ((Py_ssize_t)(((char *)(&__pyx_v_f->vectorcall)) - ((char *)((PyObject *)__pyx_v_f))))); if (unlikely(PyErr_Occurred())) __PYX_ERR(0, 1160, __pyx_L1_error)
-
-  /* "tvmfast/_core.pyx":1156
+  /* "tvmfast/_core.pyx":1144
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -20086,7 +19921,19 @@ static PyObject *__pyx_tp_new__initialisation_7tvmfast_5_core_BoundFunction(PyOb
   struct __pyx_obj_7tvmfast_5_core_BoundFunction *p = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)o);
   p->__pyx_vtab = __pyx_vtabptr_7tvmfast_5_core_BoundFunction;
   p->function = Py_None; Py_INCREF(Py_None);
+  {
+    int cinit_result = __pyx_pw_7tvmfast_5_core_13BoundFunction_1__cinit__(
+    #if CYTHON_VECTORCALL_TPNEW
+    o, NULL, 0, NULL);
+    #else
+    o, __pyx_mstate_global->__pyx_empty_tuple, NULL);
+    #endif
+    if (unlikely(cinit_result)) goto bad;
+  }
   return o;
+  bad:
+  Py_DECREF(o); o = 0;
+  return NULL;
 }
 
 static PyObject *__pyx_tp_new_vectorcall_7tvmfast_5_core_BoundFunction(PyTypeObject *t, 
@@ -20123,7 +19970,7 @@ static PyObject *__pyx_tp_vectorcall_7tvmfast_5_core_BoundFunction(PyObject *t, 
   PyObject *o = __pyx_tp_new_vectorcall_7tvmfast_5_core_BoundFunction((PyTypeObject*)t, args, nargs, kwnames);
   if (likely(o)) {
     assert(Py_TYPE(o) == (PyTypeObject*)t);
-    if (unlikely(__pyx_pw_7tvmfast_5_core_13BoundFunction_1__init__(o, args, nargs, kwnames) < 0)) {
+    if (unlikely(__pyx_pw_7tvmfast_5_core_13BoundFunction_3__init__(o, args, nargs, kwnames) < 0)) {
       Py_CLEAR(o);
     }
   }
@@ -20133,7 +19980,7 @@ static PyObject *__pyx_tp_vectorcall_7tvmfast_5_core_BoundFunction(PyObject *t, 
 
 #if CYTHON_VECTORCALL_TPNEW
 static int __pyx_tp_init_7tvmfast_5_core_BoundFunction(PyObject *o, PyObject *args, PyObject *kwds) {
-  return __Pyx_CallTpinitAsVectorcall(__pyx_pw_7tvmfast_5_core_13BoundFunction_1__init__, o, args, kwds);
+  return __Pyx_CallTpinitAsVectorcall(__pyx_pw_7tvmfast_5_core_13BoundFunction_3__init__, o, args, kwds);
 }
 #endif
 
@@ -20211,11 +20058,11 @@ static int __pyx_setprop_7tvmfast_5_core_13BoundFunction_release_gil(PyObject *o
 }
 
 static PyMethodDef __pyx_methods_7tvmfast_5_core_BoundFunction[] = {
-  {"freeze", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_5freeze, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_13BoundFunction_4freeze},
-  {"prepare", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_7prepare, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_13BoundFunction_6prepare},
-  {"as_torch_op", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_9as_torch_op, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_13BoundFunction_8as_torch_op},
-  {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_13__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0},
-  {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_15__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0},
+  {"freeze", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_7freeze, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_13BoundFunction_6freeze},
+  {"prepare", (PyCFunction)(void(*)(void))(PyCFunctionWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_9prepare, METH_VARARGS|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_13BoundFunction_8prepare},
+  {"as_torch_op", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_11as_torch_op, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_13BoundFunction_10as_torch_op},
+  {"__reduce_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_15__reduce_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0},
+  {"__setstate_cython__", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_17__setstate_cython__, __Pyx_METH_FASTCALL|METH_KEYWORDS, 0},
   {0, 0, 0, 0}
 };
 
@@ -20229,8 +20076,8 @@ static struct PyGetSetDef __pyx_getsets_7tvmfast_5_core_BoundFunction[] = {
 #if CYTHON_USE_TYPE_SPECS
 static PyType_Slot __pyx_type_7tvmfast_5_core_BoundFunction_slots[] = {
   {Py_tp_dealloc, (void *)__pyx_tp_dealloc_7tvmfast_5_core_BoundFunction},
-  {Py_tp_repr, (void *)__pyx_pw_7tvmfast_5_core_13BoundFunction_11__repr__},
-  {Py_tp_call, (void *)__pyx_pw_7tvmfast_5_core_13BoundFunction_3__call__},
+  {Py_tp_repr, (void *)__pyx_pw_7tvmfast_5_core_13BoundFunction_13__repr__},
+  {Py_tp_call, (void *)__pyx_pw_7tvmfast_5_core_13BoundFunction_5__call__},
   {Py_tp_doc, (void *)PyDoc_STR("A TVM function bound for cheap calls: ``f(*args)`` == ``rt_mod(*args)``.\n\n    Create with :func:`tvmfast.bind`.  Tensors (torch or any DLPack producer), int,\n    float, bool and None are accepted; TVM\047s own argument checks still run and its\n    errors come out as the same exceptions ``rt_mod(*args)`` raises.\n    ")},
   {Py_tp_traverse, (void *)__pyx_tp_traverse_7tvmfast_5_core_BoundFunction},
   {Py_tp_clear, (void *)__pyx_tp_clear_7tvmfast_5_core_BoundFunction},
@@ -20264,12 +20111,12 @@ static PyTypeObject __pyx_type_7tvmfast_5_core_BoundFunction = {
   0, /*tp_getattr*/
   0, /*tp_setattr*/
   0, /*tp_as_async*/
-  __pyx_pw_7tvmfast_5_core_13BoundFunction_11__repr__, /*tp_repr*/
+  __pyx_pw_7tvmfast_5_core_13BoundFunction_13__repr__, /*tp_repr*/
   0, /*tp_as_number*/
   0, /*tp_as_sequence*/
   0, /*tp_as_mapping*/
   0, /*tp_hash*/
-  __pyx_pw_7tvmfast_5_core_13BoundFunction_3__call__, /*tp_call*/
+  __pyx_pw_7tvmfast_5_core_13BoundFunction_5__call__, /*tp_call*/
   0, /*tp_str*/
   0, /*tp_getattro*/
   0, /*tp_setattro*/
@@ -20740,14 +20587,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.snapshot_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes;
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.check_frozen_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 832, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 827, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = &__pyx_type_7tvmfast_5_core_FrozenFunction;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 832, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 827, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction);
@@ -20757,9 +20604,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
     __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 832, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 832, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 832, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 827, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 827, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 827, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -21099,20 +20946,20 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (__Pyx_InitAfterSharedUtility() < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   /*--- Execution code ---*/
 
-  /* "tvmfast/_core.pyx":95
+  /* "tvmfast/_core.pyx":99
  *         TVMFFIByteArray message
  * 
  * import tvm_ffi             # <<<<<<<<<<<<<<
  * 
  * # ---------------------------------------------------------------------------
 */
-  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvm_ffi, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 95, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvm_ffi, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 99, __pyx_L1_error)
   __pyx_t_2 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_tvm_ffi, __pyx_t_2) < (0)) __PYX_ERR(0, 95, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_tvm_ffi, __pyx_t_2) < (0)) __PYX_ERR(0, 99, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":122
+  /* "tvmfast/_core.pyx":126
  * cdef int cached_kinds[TYPE_CACHE_SIZE]
  * cdef const DLPackExchangeAPI* cached_apis[TYPE_CACHE_SIZE]
  * cdef int num_cached_types = 0             # <<<<<<<<<<<<<<
@@ -21121,7 +20968,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_num_cached_types = 0;
 
-  /* "tvmfast/_core.pyx":123
+  /* "tvmfast/_core.pyx":127
  * cdef const DLPackExchangeAPI* cached_apis[TYPE_CACHE_SIZE]
  * cdef int num_cached_types = 0
  * cdef PyObject* fast_exchange_type = NULL             # <<<<<<<<<<<<<<
@@ -21130,7 +20977,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_fast_exchange_type = NULL;
 
-  /* "tvmfast/_core.pyx":124
+  /* "tvmfast/_core.pyx":128
  * cdef int num_cached_types = 0
  * cdef PyObject* fast_exchange_type = NULL
  * cdef const DLPackExchangeAPI* fast_exchange_api = NULL             # <<<<<<<<<<<<<<
@@ -21139,16 +20986,16 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_fast_exchange_api = NULL;
 
-  /* "tvmfast/_core.pyx":126
+  /* "tvmfast/_core.pyx":130
  * cdef const DLPackExchangeAPI* fast_exchange_api = NULL
  * 
  * cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack             # <<<<<<<<<<<<<<
  * cdef object _torch_tensor_type = None
  * cdef object torch_setup_hook = None
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 130, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_from_dlpack); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 126, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_from_dlpack); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 130, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__tvm_ffi_from_dlpack);
@@ -21156,7 +21003,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":127
+  /* "tvmfast/_core.pyx":131
  * 
  * cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
  * cdef object _torch_tensor_type = None             # <<<<<<<<<<<<<<
@@ -21168,7 +21015,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__torch_tensor_type, Py_None);
   __Pyx_GIVEREF(Py_None);
 
-  /* "tvmfast/_core.pyx":128
+  /* "tvmfast/_core.pyx":132
  * cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
  * cdef object _torch_tensor_type = None
  * cdef object torch_setup_hook = None             # <<<<<<<<<<<<<<
@@ -21180,7 +21027,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_torch_setup_hook, Py_None);
   __Pyx_GIVEREF(Py_None);
 
-  /* "tvmfast/_core.pyx":129
+  /* "tvmfast/_core.pyx":133
  * cdef object _torch_tensor_type = None
  * cdef object torch_setup_hook = None
  * cdef object _current_cuda_stream = None             # <<<<<<<<<<<<<<
@@ -21192,49 +21039,49 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__current_cuda_stream, Py_None);
   __Pyx_GIVEREF(Py_None);
 
-  /* "tvmfast/_core.pyx":132
+  /* "tvmfast/_core.pyx":136
  * 
  * 
  * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
  *     """hook(device_type, device_id) -> int stream, for GPU tensors whose producer has no
  *     DLPack C exchange API."""
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_1_set_current_stream_hook, 0, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 132, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_1_set_current_stream_hook, 0, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 136, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 132, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 136, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":139
+  /* "tvmfast/_core.pyx":143
  * 
  * 
  * def _set_torch_setup_hook(hook):             # <<<<<<<<<<<<<<
  *     """Called once, with no arguments, the first time an exchange-API tensor type is seen."""
  *     global torch_setup_hook
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_3_set_torch_setup_hook, 0, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 139, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_3_set_torch_setup_hook, 0, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 143, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 139, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 143, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":143
+  /* "tvmfast/_core.pyx":147
  *     global torch_setup_hook
  *     torch_setup_hook = hook
  * cdef object _CObject = tvm_ffi.core.CObject             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 143, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 147, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_core); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 143, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_core); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 147, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_CObject); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 143, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_CObject); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 147, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__CObject);
@@ -21242,55 +21089,55 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":430
+  /* "tvmfast/_core.pyx":434
  * 
  * 
  * cdef dict DEVICE_NAMES = {1: "cpu", 2: "cuda", 3: "cuda_host", 10: "rocm", 13: "cuda_managed", 12: "ext_dev"}             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 430, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 434, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, __pyx_mstate_global->__pyx_n_u_cpu) < (0)) __PYX_ERR(0, 430, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_n_u_cuda) < (0)) __PYX_ERR(0, 430, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_n_u_cuda_host) < (0)) __PYX_ERR(0, 430, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_10, __pyx_mstate_global->__pyx_n_u_rocm) < (0)) __PYX_ERR(0, 430, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_13, __pyx_mstate_global->__pyx_n_u_cuda_managed) < (0)) __PYX_ERR(0, 430, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_12, __pyx_mstate_global->__pyx_n_u_ext_dev) < (0)) __PYX_ERR(0, 430, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, __pyx_mstate_global->__pyx_n_u_cpu) < (0)) __PYX_ERR(0, 434, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_n_u_cuda) < (0)) __PYX_ERR(0, 434, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_n_u_cuda_host) < (0)) __PYX_ERR(0, 434, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_10, __pyx_mstate_global->__pyx_n_u_rocm) < (0)) __PYX_ERR(0, 434, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_13, __pyx_mstate_global->__pyx_n_u_cuda_managed) < (0)) __PYX_ERR(0, 434, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_12, __pyx_mstate_global->__pyx_n_u_ext_dev) < (0)) __PYX_ERR(0, 434, __pyx_L1_error)
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_DEVICE_NAMES);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, ((PyObject*)__pyx_t_3));
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":493
+  /* "tvmfast/_core.pyx":497
  * 
  * 
  * cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)             # <<<<<<<<<<<<<<
  * cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__take_result, __pyx_f_7tvmfast_5_core_take_stashed_result); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 493, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__take_result, __pyx_f_7tvmfast_5_core_take_stashed_result); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 497, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__take_result);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__take_result, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":494
+  /* "tvmfast/_core.pyx":498
  * 
  * cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)
  * cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__reraise, __pyx_f_7tvmfast_5_core_reraise_raised_error); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 494, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__reraise, __pyx_f_7tvmfast_5_core_reraise_raised_error); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 498, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__reraise);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__reraise, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":638
+  /* "tvmfast/_core.pyx":642
  * 
  * 
  * cdef object RETRY_OWNED = object()             # <<<<<<<<<<<<<<
@@ -21303,7 +21150,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_object, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 638, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 642, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_RETRY_OWNED);
@@ -21311,7 +21158,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":640
+  /* "tvmfast/_core.pyx":644
  * cdef object RETRY_OWNED = object()
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0             # <<<<<<<<<<<<<<
@@ -21320,7 +21167,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_bound = 0;
 
-  /* "tvmfast/_core.pyx":641
+  /* "tvmfast/_core.pyx":645
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0
  * cdef Py_ssize_t vectorcall_offset_frozen = 0             # <<<<<<<<<<<<<<
@@ -21329,58 +21176,58 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_frozen = 0;
 
-  /* "tvmfast/_core.pyx":785
+  /* "tvmfast/_core.pyx":780
  *         return ret
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
  *         """Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_5freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 785, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 780, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 785, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 780, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":801
+  /* "tvmfast/_core.pyx":796
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
  *         """Pre-pack every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 801, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_9prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 796, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 801, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 796, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":812
+  /* "tvmfast/_core.pyx":807
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
  *         """Register this function as a ``torch.library`` custom op and return the op.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_9as_torch_op, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_as_torch_op, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 812, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_11as_torch_op, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_as_torch_op, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 807, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_3, __pyx_mstate_global->__pyx_tuple[4]);
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_as_torch_op, __pyx_t_3) < (0)) __PYX_ERR(0, 812, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_as_torch_op, __pyx_t_3) < (0)) __PYX_ERR(0, 807, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
  * def __reduce_cython__(self):             # <<<<<<<<<<<<<<
- *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
  * def __setstate_cython__(self, __pyx_state):
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_13__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 1, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_15__reduce_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction___reduce_cython, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[5])); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 1, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
@@ -21390,11 +21237,11 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 
   /* "(tree fragment)":3
  * def __reduce_cython__(self):
- *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
  * def __setstate_cython__(self, __pyx_state):             # <<<<<<<<<<<<<<
- *     raise TypeError, "self.handle,self.vectorcall cannot be converted to a Python object for pickling"
+ *     raise TypeError, "no default __reduce__ due to non-trivial __cinit__"
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_15__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 3, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_17__setstate_cython__, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction___setstate_cython, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[6])); if (unlikely(!__pyx_t_3)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
@@ -21402,52 +21249,52 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":998
+  /* "tvmfast/_core.pyx":986
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
  *         """Call a prepared function with new data addresses, one int per tensor argument.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 998, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 986, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 998, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 986, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1039
+  /* "tvmfast/_core.pyx":1027
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         return self.num_tensor_slots
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1039, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1027, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 1039, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 1027, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1043
+  /* "tvmfast/_core.pyx":1031
  *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1043, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1031, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1043, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1031, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_2 = NULL;
-  __Pyx_GetNameInClass(__pyx_t_5, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1043, __pyx_L1_error)
+  __Pyx_GetNameInClass(__pyx_t_5, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1031, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_t_4 = 1;
   {
@@ -21455,10 +21302,10 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_staticmethod, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1043, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1031, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1043, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1031, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -21488,73 +21335,73 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1087
+  /* "tvmfast/_core.pyx":1075
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
  *     """Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop."""
  *     cdef TVMFFIAny result
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1087, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1075, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1087, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1075, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1119
+  /* "tvmfast/_core.pyx":1107
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
  *     """Switch torch.Tensor arguments to the direct export if it is provably right here.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1119, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1107, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1119, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1107, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1152
+  /* "tvmfast/_core.pyx":1140
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
  *     return tvmfast_torch_to_dl != NULL
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1152, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1140, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1152, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1140, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1156
+  /* "tvmfast/_core.pyx":1144
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1156, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1144, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1156, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1144, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1162
- *     enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
+  /* "tvmfast/_core.pyx":1152
+ *                               <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
  * 
  * _init_vectorcall()             # <<<<<<<<<<<<<<
 */
   __pyx_t_5 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1162, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1152, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4 = 1;
   {
@@ -21562,7 +21409,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1162, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1152, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -21618,9 +21465,9 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 638, __pyx_L1_error)
-  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1043, __pyx_L1_error)
-  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 810, __pyx_L1_error)
+  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 642, __pyx_L1_error)
+  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1031, __pyx_L1_error)
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 805, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_get.type = (PyObject*)&PyDict_Type;
@@ -21645,7 +21492,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "tvmfast/_core.pyx":1133
+  /* "tvmfast/_core.pyx":1121
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -21654,18 +21501,18 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1133, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1121, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_int_4};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1133, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1121, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "tvmfast/_core.pyx":1134
+  /* "tvmfast/_core.pyx":1122
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
@@ -21674,27 +21521,27 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_int_0, __pyx_mstate_global->__pyx_int_2};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1134, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1122, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
-  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1134, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1122, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
-  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1134, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1122, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[1]);
-  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1134, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1122, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[2]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[2]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_slice[0], __pyx_mstate_global->__pyx_slice[1], __pyx_mstate_global->__pyx_slice[2]};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1134, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1122, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
 
-  /* "tvmfast/_core.pyx":812
+  /* "tvmfast/_core.pyx":807
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -21703,7 +21550,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_empty_tuple, Py_None};
-    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 812, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 807, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
@@ -21767,41 +21614,41 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{2},{10},{16},{15},{36},{38},{89},{20},{22},{9},{30},{8},{20},{8},{7},{25},{13},{2},{15},{1},{9},{14},{13},{178},{1},{1},{2},{15},{130},{20},{6},{44},{32},{33},{1},{1},{4},{179},{37},{8},{12},{7},{6},{2},{9},{50},{79},{16},{20},{57},{87},{57},{31},{47},{17},{62},{67},{48},{19},{55},{30},{63},{30},{18},{25},{103},{54},{40},{26},{72},{29},{13},{31},{33},{25},{20},{21},{7},{14},{32},{34},{24},{30},{31},{8},{6},{9},{8},{6},{20},{12},{11},{17},{8},{10},{25},{8},{11},{12},{8},{10},{8},{12},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{27},{11},{16},{13},{24},{21},{28},{7},{7},{9},{3},{6},{4},{11},{18},{1},{4},{5},{9},{18},{5},{4},{5},{3},{4},{9},{12},{6},{2},{5},{10},{9},{12},{6},{7},{1},{7},{10},{6},{11},{6},{6},{3},{12},{15},{4},{6},{4},{1},{19},{4},{5},{11},{4},{13},{12},{1},{4},{2},{8},{15},{3},{6},{6},{2},{5},{13},{1},{6},{4},{3},{7},{8},{4},{1},{16},{9},{11},{6},{7},{6},{3},{4},{7},{4},{10},{2},{12},{1},{6},{2},{12},{9},{7},{13},{16},{6},{5}};
-    const struct { const unsigned int length: 9; } bytes_length_index[] = {{9},{9},{87},{9},{12},{79},{10},{12},{124},{299},{9},{9},{93},{69},{321},{33}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{2},{10},{16},{15},{36},{38},{89},{20},{22},{9},{30},{8},{20},{8},{7},{25},{13},{2},{15},{1},{9},{13},{178},{1},{1},{2},{15},{130},{20},{6},{44},{32},{33},{1},{1},{4},{179},{37},{8},{12},{7},{6},{2},{9},{50},{16},{20},{57},{87},{57},{31},{47},{17},{62},{67},{48},{19},{55},{30},{63},{30},{18},{25},{103},{54},{40},{26},{72},{13},{31},{33},{25},{20},{21},{7},{14},{32},{34},{24},{30},{31},{8},{6},{9},{8},{6},{20},{12},{11},{17},{8},{10},{25},{8},{11},{12},{8},{10},{8},{12},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{27},{11},{16},{13},{24},{21},{28},{7},{7},{9},{3},{6},{4},{11},{18},{1},{4},{5},{9},{18},{5},{4},{5},{3},{4},{9},{12},{6},{2},{5},{10},{9},{12},{6},{7},{1},{7},{10},{6},{11},{6},{6},{3},{12},{15},{4},{6},{4},{1},{19},{4},{5},{11},{4},{13},{12},{1},{4},{2},{8},{15},{3},{6},{6},{2},{5},{13},{1},{6},{4},{3},{7},{8},{4},{1},{16},{9},{11},{6},{7},{6},{3},{4},{7},{4},{10},{2},{12},{1},{6},{2},{12},{9},{7},{13},{16},{6},{5}};
+    const struct { const unsigned int length: 9; } bytes_length_index[] = {{9},{9},{87},{9},{12},{86},{10},{12},{124},{299},{9},{9},{93},{69},{321},{33}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2552 bytes) */
-static const char cstring[] = "x\332\215WKs\023W\026\3063&\021\340\000\346\225\311\204\314\\\027!\310\306(\343\340\220\224\301\311\010\033\222\251!\214\r\036\302THu\256\272oK\035\267\272\345\276\267m\211\024S,\265\324\262\227\275\324RK-\265\364\262\227Z\362\023\362\023\346;\267\037\226m\250\032WY\367y\316=\217\357<\232\225\031\017\352aSxJ\036\314\026Y\335W\214\325BU\354\261k\314\344\236\207\355\232`-.\245\260\030\007\t[\177\264\301\315m\246\204\047\375\340\377\271\263\302\230\331\340^\035\207\262\301[\202I\3073\005\263\003!^\212\362\374\347\255@\264x\200\031+\007B:/\205\301\300X\n\205\321c\216\372v\376nv\231\366\263\333\214\327\271\3431\213+\316Z\276\343)\021\344ZX\276\220\214\204\262\035\305p\007\207w\226\231\325\361x\3231WY\303w-:g~\355Wa*V\366B\327e\020\320r\305<sR\322|\004y@\242\227\377\266\230\356\321]\214\020,\033\314Vx\324n\201p\005\227\302\250;\356\352\265vYAv(\300\353t<?_\274\001\265\270bM_*\366\305\227wn\325:\nZ\271N\335\023\326\241E\205m=\373\201m\213\300\023\256\304[\216\253\330\236\243\032\314\0226\017\261\250\205\266\r\365az\t\021r\262\3246P\2135y\207\231\001\227\215\324\2360\2632\232\276\245\rE\266\205Us\356{\r_\212\202a\210\271o\333\344\n\233\233\312\017V\227\026Y\315\361\254r\245RYL\037\"\245V\227\346+++l%{\322\262\340G\211\245h\267`a\002E\016\2272\230\230\215\312\226^-2\265\3334l\333\311\326\344^\316\014\303r[@\217a\300\327\276\025\232\"\230_$\047.2\333\3659\206\232\357\273\213L*0x\354{\"%\313Xe^\275\253\2410!\201\246O\3670e0=\034\231\tu\020\020\315Pj,\303N\304\330\022\273\216)\356\201\265\315\245\252\334\367C\317z\030z\246rp\301\013\233\006(\345jq\3760\360_\n\357\370\205o\276%1\037\373p\251j\300\345k\035\325 OH<\340:5\021p%\334\016)\344@\326\200.yl\343\301\306\255\345\257\227\265\003\003A:I&\303\232\351R\230\001yv\212\004\000TuZBV\330?l\326\361C\346\th\253|\035\216\223\004\252!<\n*\232\260\033:j9\211i\200\334\361\3527\230\345\004x\304\331\025D\375\220\273RT\014\030\334\017\014\374\2644_\n\355,\376,fgz\302\335\006\230\211\324X\304N\254Z\216\3445W\010\217~\353\246#\323\231\205""\250\313Ak\030`\002\347\302\315V\250\337\364|\357\026L\260\353p\027\247\246\3439\3120\244p\355J\032\234\213z\276+\010\210&\271\357 \367\230\276\267+\002\225j\316\331Fj\340,\300\t\337-\307\334v\241f\356*<\036p\210U\254\025\337\026\330\224\020-\337#\240\257\034\200\274\000\007%\234=\270\t.P{>\373f\225-\245\320:L8\001~\212\337 \364\224\203\350D\340\205\320\345\000\261\225\0020\032\307\000D\300\203\016\374\247\032w\337\302\026YL\254\246\271\007\230!\335R\216R#e\222Z\036!\364\001\007\263\221_Y9\302\227`\221rB.\324\371\321.\200\214\047\255\374\372\347\206\351\007\242\322\352\264\263\215\025v8.\366x\236:\035\005W\"\237[wu&\231|\257<_P\037\211\232w\222\037\257\027\005\013\262\257F\204\315\035\240L\347c( \202\000\346!\206\332\327Vq\377 W\027[5\322\241P\031\341\002<\300\317\322\321\020w\047r\004\331\275 \243W\215\226\n$\252W\341\360\267\236\2763~X\331\256\344*!\255\316\317\277\225<\253q\023\022\037\177.+\222\271\324G\017\n!\310\325HN\265\024\303\205f+\023\251\275\310]\217\221{u\231\247t\t\272Bj_\327p\047\220\352\3703d<\322\325B>c\277\345\362\254\260]\356\206\342\325\241`\311\251r\257\002\243\255\226\037\250\2424N\334#\234\274\315w\207\344\n\204\n\003O\207\335\372\243\264\256,\244iW\227]*\0276\212\340D\363s\300\307\367Q+\275\316\204\263\313\207\260}hQ)2\230\251\323\215a\034=Fz\221H\262\357\272\300\245\241\253\241\341\267\016\037\244\0269\274\227\231g\355_:\247\035\216\231\303\253\343r\035;?&\330\221\033\005\360\216\354\023*\322\232\251\301q\344T\007\231\201r\243\014\035y\371\301\017:\253l\360\000i\004\020\336@jz\344l\213\3247\206\261\321i\343\177\035P1\036\213\266z\"l\303\310\312\023\212\003\nA\232\375\365\224j\231Q\027\312Q\242I\033\0040=f\035C13\r\321N\233N\203\267\034: \200\3208A]\317\315\200\277&\272I=jaiFY\217Fd:\303\314\230\320<#\241\351\256\242\252F\007;!ws\202\274\256\035\363C\261!\332\264\240\266*\247\221\023\242\034\363\216\001\243K\322\323\244\376\312Hki\206\235\264j\203#\005\315D\2756t\371<(\226\206#)q\373!:\006\241\2376\303 \000\306\241O x\323h\370\376\266\336O""\371b\026\266\322\315\267=\224\325s^\223Ti\262\216\257(\225\260\026\327m3\241d\002\346\\v<\323\361+\205 \262VC\243\254so\2019\323%\t\341\r\025pS\324\340M\323E\330R\3251\365y+4C\213\323?\344\223JO\020\266\034\037\030\251\220\226kQ\027\002A\202\216\266\260\000pu\227%\332\274\331\202\355H.\321v\244\302\2572\320\271\330\272\265\274\375\205\355\031\2312i\020\"\35143L\245\371\307\326\n\0039uj\2123\204\323\274\356\3725\356\352\255\006w\355\024\264d?\307\241\047u:)\010\220\313\277&\024J\274je\230#\0046\251\013\311\255\325\014\t\005R\013\353\221\032\236\227\247\345#\201\210F\047\355u\322f\335\227\376\0362\240\376\311\256\311\026\251 ,\022\276\345\267\262l\222\327\"2kp4|\003\201o\000\201,?\3619\203\373\202\003/\372;.\355\226\220o\003\337lJmXI-\032$\310\232<\251\201\354\230\210\373\206o\251T\024\345\247\n\246Z\303\311\236D\205\020Y7T4d\344\357|\221[D\327\017\371R\004\276,r\373\026<\375\200\344\245\266\276\0140\207&5\227\024\236\260\211\361U\306\303\370Rs<\222\351\330\302\"\333\365\035\213-,\350O\214\371\023\371\365\002\216\257\247\306\323\247\2737{\23349\223\234\371k$\3439\232\177\034\255\366K\203\251\301\354x\372j\364\270_\036\314\r\226\306\323\227{\233=?\376ypc8;\234\033\336\033\005\373\037&\033?%?\275\320G\311\225\317\342\346\340+\234,\r\037\355\377a\377F\262\371\"y\361\363\353\2517\323\047\307\323\037\366v^O\375\376\336\211\223\357\021\367%\314K\047N^\352\201\353\365\370y\377\031\261\377$z\036o\022\253\347\021\206\367_\267\273\257\242\265hg\\:\333uz;\321\324\370\324\351qi\246\373\240w\271\307{;\343\231\013\275J<E\303M\334\237\271\220\\\3704\256\202\327\363\301\323\341\324pv<s\256\253z\267{||~\226\270\251\356\355.\037\227R9\316k9\312\375s\203\235\341\314\250\372\006oo\346\227\004\210\266\343\213qu\\:\327\335\201]\272\367z{\021\217T|\247\177u\360\237ac\304Gr\377\332>\010\316vyw\267\267\025\315F\237FV\274\320\257\366\237\016\246\007\353\303\351\341\303\321\247#k\377\372\376\316\370\334\307\321W\361\234\246}\006\313\254\217\246Gk\243\235\375\231d\353\337\343s\227z\367{ft5~""\332?\r\023/\017v\207\340Z\352\236\354n\216Kg\272+\311\345\353\361f\274=\2708\370~\2706|\271?\273?7\236\271HF\203\t\243\357\342%\322a\252\240\230IfX<\025\177\334_\353\357\014J\303?\016\227\306\347/\366n\047W\356\014\370`oh\216fG7\367\237&\033\233\264\275\334{\005sm\306\215>\357\303\230\327\342%h\2342\377\010\022m\222\342K\257\253oJdFL\340\273S\177\202\361\252\277\237=qj\246\273\334}\t\265\313\361\0349`>ZJ\256>K\236\375\230\374HpH^\230\211i\215K\227a\232Ob\253\2770X\303\363\326h\216\224\372\242\373\244\253\235\267\020U\341\032\342\377\337h3\262\343\357\373\325I\346\027\243\373\260\3515HhC\037\005\200\314\300I\330\272\t#\0232\013\302\365\376T\377#\230\357\353\341\355!\037\222\204\177>q\212\021\224\343\2457x1\345\366\000.]\357\177@\340\310D\306\373Z\236\247\275\351^\265P\343\336\260:\334J\252\365\244\336H\032\316!\300\235\357\235\211\226\243\035\002\335\271\356\036\366dt\r\022\000aWzN\264\223\260\277\217\246\222*\214\360<y\376K\362\013Oxm<s%\271\3629\334\241i\332\240\230\243\333\277\306S\311\\\025\376\230K\267\203\350R\364\014\356L\217\306\227\226\007\325\301\026\242\354\306hv|\351\n^R\321\235\370j\377\tyj\2667\333\273N\210\034\227h\372Y\364~\324\216\021%\037t\267z\260\312\351\356<|X\322a=\261\312\206\205\336w\021M\222\323\204x\230\360\267h\016:\265\343v\277\003\330\376\023\310\234J\246o%\267\276\031\362\337/\2348u6\371\000\020\244\213\257\242*D\274\323\377\313`\347\177j/t\026";
-    PyObject *data = __Pyx_DecompressString(cstring, 2552, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2480 bytes) */
+static const char cstring[] = "x\332\215W\315s\023\311\025\267\022\261+@`\314W\262\201\335m\227!H\306\210hq\2002x7\302\206\335TXb\203\343u\212\255\232m\315\364H\263\036\315H\323=\266\344-R\034u\234\343\034\347\250\243\216:\352\350\343\034\347\310\237\300\237\220\367z>\220d\250\204*\324=\335\357\275~\037\277\367aR\"\324i\270-f\t\376a\267B\032\266 \244\356\212\354\214,\021\225Z\026\034\327\031iS\316\231F(\260\220\315\347[T\335\047\202Y\334v\376\037\2325B\324&\265\032p\311\233\264\315\0107,\225\021\335a\354\210\225\312w\333\016kS\007v\244\3440n\0341\205\200`\316\004\254\0261\304w\345G\t1\236\047\324\2046\250a\021\215\nJ\332\266a\t\346\244Vh6\343\004\225\322\rA\200\006.\357\257\022\255g\321\226\241\256\223\246mjxO\354\372\257L\025\244d\271\246I@A\315deb\304\254\351\n\354\016\252^\372\313J|\206\264\260\202b\311\242\266\335Y\2779\314d\2243\245a\230\353K\335\222\000\335\301\000\332\300\353r9{\343N\275\047\300\016\323hXL\233\372\250\220\235\335\037\311>s,fr\220n\230\202\034\032\242I4\246S\027>\352\256\256\203\301\340l\016\217\246l\2617\300\020\322\242=\242:\2247c\017\202c\205\322\2625\351\032\364&\3701\225~\330\2649\313\004\272\260\267u\035\235\257SU\330\316zu\205\324\rK+U*\225\225\370!4c\275Z\256\254\255\221\265\344IM\203\310q\370d\3356\370\024a\220\002\244\004B\324feG~\255\020q\320Rt\335H\2761\240\224(\212f\266\001/\212\002\321\2655WeNy\005\303\266Bt\323\246\260\324m\333\\!\\\200\200\027\266\305b\266DT\022\307G2\370\023\032H\376\370\014\266\344\021(o\246J}H\201\226\313%z\301O(Xc\007\206\312\036\203h\235rQyb\273\226\366\314\265Ta\000\201\345\266\024\340\344\353\331\3753\307>b\326I\202o\277C5_\330\020R\321\244\202l\364D\023#\301\341\001\323\2503\207\nf\366\320 \003tu\220\310\"[O\267\356\254>\\\225\001t\030\332\304\tw\353\252\211\211\005X\323c$\000$E\257\315x\205\374]\047=\333%\026\003k\205-\023p\222A4\231\205i\204\033rK\346)E5\025`7\254\306-\242\031\016<b\0340\344~FM\316*\n8\334v\024\370iK\271\230\314I\306iDO\354\204p+ \214\305\316Bql]38\255\233\214Y\370\333P\r\036\3574\310\263\024\264\212\002B \270\020f""\315\225oZ\266u\007\\p`P\023nU\3032\204\242\244\276\005j\207\202\234\354[\320}\006\207\034d\245g\210\314\265\017\250\314\242\2115\341\020\374\n>\023\2076\371v\235Tc,L3N\240\025\023\316q-a@:A\246\270&[\371\000\261J\026a\t<\210\240C\235\0368\\4\037}D,\024\032\266\036\227\007\0102&[,\221\313\320Nr\363\031F\033\342\2476S\222\265\031\271\030\307X\022\224+Y\302\364\014y\360\244\226\222\337UT\333a\225v\257\233\034\254\221i \037\322\264\272\031\002|\017%W{$S\177\362\275R9\343\236\201\371\047\331O\226\364L\004\372W\305\014\324\251\001\260\220%\023\014`\216\003\356A\2012\326ZF\377\241\234fGu\264!3\031\360\rx\2008sCb\322\234Hj\364{\306\206\257*m\341ph0Y\300?z\373I\300\223\222^IM\202:X.\177\224=iC\023\032\237|.\351c\251\326\263\027\231\022\030j\250&\365\030\303\231ek\023\2658+6/\240X\312N\214\365\r\3702\255m\331f\r\207\213\223\317\240\363\320V\r\n\020\371-\325g\215\034P\323eo\246\222%\345J\243\n\030m\267m\007Z\036$\234\315\247\350\020\047\037\213\335\224^\016\023\256c\311\264\333|\0367\202\345\270N\312\316\210\365]\207\25651\237L\301w\352\243\222U\025U\326XE\231\275\206\n\302\241\360}\212\200rEv(\305nO_\304FO\237%\036\330\370\247l9\323i1\375uR\257\023\367\047\024\233\241\310\2605s\216\201\217\373\230\214\377\314\255\314#\005Z\200Pdr\245\027?\312\302\261E\035\250\024\200\322-\250>\317\215}\026\273_Q\266z]\370\277\thP^\260\256x\311tEIZ\006\024l(\316\361\200$\267\330_\224\006\023\206`-<@\014\3115\351\342\331NUX7\036\375\024\3326\360\0021\200\353\004w#u\003\374k\301L\047W\251,\356\260\260\341\n\305LQ\023!\270OXp{ \260\323\340E\307\245f\312\220\366\232\023q\310\016X\027?p\324Iy\370\204*\047\242\003\235\211q\264S\305\231G\211\373[\202\235\270\223\202D\314\213\211\036\252\310\226v\300p\222\222\34148\326f\333\205.\316\344\323\252\3538\200p\260\307a\264\2454m{_\236\307ra\347\266\343\303\217=\224\364XZ\347\330L\222),\353\206\340-*\207WD\311\004\314)\357Y\252aW2Ex\275\016\343\252,\257\031\346T\0235\204h\010\207\252\254\016\321TM\310Ll,\252\274o\273\252\253Q\374\017\372q!7-jQ\030\363c%5S""\303\311\000\024qz\322\303\014\200+\047\037\326\245\2556\370\016\365b]\203\013\370\025\nL\023\272\034\367\356}\243[JbL\234\204PWZ\t\246\342\022\243K\203\0019\r\034T\023\204\343\276a\332uj\312\243&5\365\030\264\350?\303\300\047e1\311\030\240\\?D\024rxUK0\207\010l\341\240\221z\253\345\"\n\270T\326B3,+\255\2743\211\010sh<\212\306\003\264\315\355C(r\362\047!\343m4\201i\250|\333n\047\325$m7\350Vg6}\035\006s9\203B>\361G\005\3203\nx\221\177M\305\003\021\224T\307V[\\:\026\246?\0235H\006/.\201l\250\220\367M[\023\261*\302\216\r\214\255\206 [\034\232\000K\006\236l\346\302x\247\037\251Gd\213\340G\314\261yV\276w \322OQ_\034\265K\000fW\305\201\017\323\023|\242<Hd(\177\225\022g*\035Y^!\007\266\241\221\345e9\366\227\347R\362\014\216osQ\376L\377\266\267\215\233\263\341\331\257}\036,\342\376\232\277>(\014s\303\205(\177\335\1771(\r\027\207\325(\377\245\277\355\333\203\327\243\\\364\325\355\301\003<\033>\037\377n|\353\370Z\270\363\257\377q\3756\367.\177*\312\377\301\353\274\315\275\377l\356\324g\370H\025\366\205\271S\227=\020~3\330\033\354\306\257\354\005\333Q\376\212\267\347\303\362\371\333n\377\215\277\341w\242\302\371\276\341u\374\\t\372LT(\366\237zW<\352u\242\342E\257\022\344p\271\r\364\305\213\341\305\033A\rd\355\r_\215r\243\205\2508\337\027\336=\217F\027\026P\232\350\337\353\323\250\020\353qA\352Q\032\314\017;\243\342\270\366\016MH\211\0300\355\007\227\202ZT\230\357w\300=\375\307\336\241O}\021\334\037\\\037\376{\324\034\3231?^:\006\206\363}\332?\360v\374\005\377\206\257\005\313\203\332\340\3250?\334\034\345G\317\3067\306\332\361\315\343N4\177\315\177\020,J\336\335Qu\2649\316\2177\306\235\343\"zn\376\262\367\304S\375\353\301\253\301\031p\333\352\360`\004R\013\375S\375\355\250p\266\277\026^\271\031l\007\373\303K\303\037F\033\243\243\343\205\343\305\250x\t\235\006.\364\277\017\252hC.\343(\206E\022\344\202k\203\215AgX\030\375~T\215.\\\362\356\205W\357\017\351\360p\244\216\027\306\267\217_\205[\333x\274\352\275\001wm\007\315\001\035\2003\227\202*X\034\013\377\0024\332F\303\253ok\357""\n\350F\330@\354N\377\021\234W{\177~\356t\261\277\332?\002\263K\301\"\006\240\354W\303\353\273\341\356O\341O\257\303\327?\207?\253\241\252E\205+\340\232/\003m\260<\334\200\347\265\361\"\032\365M\377e_\006o\331\257AhP\376\177\000?z\360\303\2406)\374\222\377\004|\272\004\032\352`\217\000\200\024\021gZp\033\234\214\000\315\0307\007\271\301\027\340\276\207\243{#:B\r\3774w\232 \242\203\352;x1\226\366\024B\27298\207\340HT\206\367\245>\257\274\274W\313\314x<\252\215v\302Z#l4\303\2461\005\270\013\336Y\177\325\357 \350\346\373\207p\306\375%\320\000\020v\3253\374NH\3766\316\2055p\302^\270\367K\370\013\ri=*^\r\257\336\205pH\236.p,\"\365\257A.\\\254A<\026\343c\307\277\354\357B8\343\253\350\362\352\2606\334\031-\214n\215\027\242\313W\341%\341\337\017\256\017^b\244\026\274\005\357&\"2*\340\366\317\376\347~7\200,9\327\337\361\300+g\372e\210aAf\367\304W\262,{\337\373\270\t\317 \342\301\205\277\371\213`S7\350\016z\000\333\177\0002sa\376Nx\347\333\021}\177q\356\364\371\360\034@\020\t\337\3705P\361\376\340\253a\347\277\331\326I\344";
+    PyObject *data = __Pyx_DecompressString(cstring, 2480, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3404 bytes) */
-static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\346\361!))[\006\324\000at \377most 256\377-byte al\337igned\000\n. \377TVM kern\367els\241@ilt \377with def{au\n\000buff\374\000\342\234@s\326@<\005\226#and\377 may cra\347sh \264\000\221 (rt\037_mod \245!\330!\304@~V\005whose I\005\335u\t\000off\207Afa\377ctor=1, \377bind(...\371,\247\003\306a=1).:\267: :l\004dd\305@s\216\014\000exp\337 \265a\247e(\336B\000ch.T\270b, \177tvm_ffi\t\004\376\363Aa __dlp\376\337`__ prod\277ucer),\305@t\277, floa\004\000b\377ool, str?, None1\003D\004\032\317D;\314\204\002: y\006\237`\337\204\003-:G\001 ;\347 l\274\204\005\207\205\007\253mu\212@bO\000n\250 e\276\336 vice<\243\000f\377ast.Boun\177dFuncti\375@\377num_args\375=\027\006Frozen\266\017\017>?\243\001No\335@t\275h\360@Cyth\206As\376\277@liberat\367ely\315\001icte\373r \"\000n PEP\337-484 \275Are\376\246\204\001s subcl\336\207\206\001s of\204cin\377 types. \377If you n?eed to\256\206\002%\t\377then set\256[\000e \047\325\206\002a\304\001_\376<\000ing\047 di\333re\327\000ve:\001Fa\337lse._\356 or\037_loopS\002\373\206\001\247\206\004\367d f\202$add_\315n\331\000de\251!K\001e=\377disablee\275n\002\001gcis\004\003d{no\254\204\006__re\331A\366\344@duo\002non-\177trivial\202`\377cinit__s\257elf.\227\206\003,\007\002v\275e\205\204\001call\225\210\010c\277onvert\364\003a\363 P\333#\332\206\004for \037pickl\344\000\303Ez\000\363ra\224\000\007\006take\236\217\000sult\347E\345\204\001:\222\333\204\007 \225e\355\207\001w\244@\200@t\177wo >= 1\272\211\003\370+\013\362\204\010\274""\206\001runti\377me modul\317e, a\364\204\006\311for\374\023\000\216`rary p\347ath\300\204\003\202\013nam\033e=\243\210\001on\261`\330\001L\003\251s\245b2\ts*\014o\275`c\033h Z\004: \332\013\235`\225\004\247 ha\233\211\002\331E o\001d\376\047\005/_core.\267pyx\220\205\004: \212\205\013w\3549\002\366\211\001it\310@izegd; \306\207\001\314)()5\006\300\247\205\014&\026\236\213\017x\006\234\211\001\215bfa\317iled\303\214\002\350`erOror \214\001\347Bd\250\006\226\372\214\005 #\273\006b\330\206\001\313\204\006s\275 \214a pos\301\000o\207nal\252\215\010\364!\362\006\204\204\001_?ptrs()\342\207\007\t\022\274\224\206\001\253\205\022 (f.\373\214\005.\017..))H\022\335\214\004\247\010\324\211\006\010\377&\314\215\003\255\006 \n\014\240\000\177\003\347AOnumb\276\204\003\206\217\006:\320\212\010\016\324\210\006N),\212\216\001\353\205\002\237a\214f=o\277\216\002irstU\017\311\205\001~\247\217\001dict {\276%\377: value}\362\240\205\n:\201\217\004\376\216\005 sup\037port \223\215\005\323\010\332\211\001\371 \251P\213\nretur\255n\357\213\002DL\342\213\003*\316\211\001t\234\325\216\003\253\213\001f i\361\220\t\277\204\006t\177oo many\227\221\010\251(\347\212\n\364\212\n.\271\210\006c\313\212\002_\375_\017\rsetstawte_\013\023as_\211\215\002\207_opK\013\224\221\003_\013\236\221\004C\001O\260\220\002\334\213\013\352\213\013\206\017\017\016\210\0163\014\200\315\204\006K\014\357\214\001\362\222\003\365\214\002i\014\314\211\002_\237last_\365\205\002\242\215\005M\376\355\210\002Paramet\377erPathLi\373ke\376\216\003__Pyx\376\001\000Dict_Ne\177xtRef__\230\214\004?e____c\225\222\003\006\002\376\371\214\001_getite\301m\030\001\335a\003\002\253\217\004\263\217\006c_{ex\357\223\003_apiC\001\310\253\214\001K\0013\010g\230Ed\000ma\203inj\001\231\212\003t\001\345\211\001|\001p\242\235\000c>\004\010\001\315C_\023\001vyt\342\214\001\241\001qual)\005\030\320\214\005\217n\352\214\006ex\325\001\336\224\001]\005ys\200\010\246n__te\322 \004\210 \353\224\001_\320\215\003\265d\260\216\003\353\000\261\205\001r""\245\216\010_\272\215\002\243\215\007_is\265\212\001\177outine_\331\225\001\377current_\377stream_h\347ook\023\002\216\204\003set\303up\017\003\237\204\003[\013\311\216\004ab\205s\244\214\001a\354\222\003\270\224\002\326\227\001\360 a\370\262\225\002\234\221\001\334\204\010async\277io.cor\203\003s\237bbase\367\211\002\301\211\006c\371l\236\001\213@trace\377backclon\365e\362\213\001c\346\211\001cpucguda\000\001\262\000st\004\002\177managed\276\220\003\367dld\220\221\001entr{y_\254\215\001enum\341\221\002\177example\263\222\002\277exists\357`_\357devf\326\223\00232f\363n_\306\004\231\230\003from\352\211\224\004f\331\222\002f\354\002get\317get_\373\220\005\010\001gl\357obal\016\002hal\031f\312\227\003\321!iio\001\354\231\002(\006\357int8\300\204\001slo\047ad_\215\217\003\376am\202\220\001\215\207\005\253mu\271\207\001s\340\223\002n\363\216\001n9n\354\223\005\372\205\014obj\307\230\003\247\226\003\177osowned\000\002m_\242\232\003sp\317\225\001ed\322\217\001Gpop\354\231\004\304\222\005\275\214\001r\257\206\rorefe\236`ce\304\230\010\377repeatre\366\303\232\002re\252\221\001retr\257ocms\324\"s\253\222\001s\353et\223\230\004s\373\210\002icm\277ethodt\255\233\003t\361o\360\210\003\203\221\003\342@nspo\003se\204\227\004\230\222\006\342\217\001\361\225\005\237\211\005\273\213\002\277szeros\323\212\006T\357ypeE\345\216\001int\377 (struct\373 _\232\206\002obj_7\326\266\226\004_5\263\220\002_\225\226\014*,\377 void **\346\336\227\002)\000\047\005\320\216\006\200\001\330\277\004\n\210+\220Q\005\001\013\177\320\013\037\230s\240!\021\001\377\033\230=\250\010\260\001\260\377\021\330\004\034\230N\250(\377\260!\2601\330\004\025\220\377Q\220o\240]\260\047\270\377\021\270!\270<\300r\310\177\027\320P[\320[\\\026\002\177\320\026&\240m\2607\027\000\3771\270L\310\002\310\047\320\377Q\\\320\\]\200\001\340\377\004\005\330\004\027\220q\200\377\001\360\006\000\005\006\330\004\367\033\2301\t\000\010\000\005\024}\220S\000%\240X\250V[\001\337\035\230X\240Qb\001X\230\376\004\000\007\200x\210}\230C""\377\230q\330\010\016\210i\220\377q\230\001\330\t\n\330\010\377\014\210E\220\025\220a\220\377q\330\014\022\220.\240\001\372\003\001+-\000\014\022\320\022$\373\240AI\000X\260S\270\001\377\270\021\330\014\017\210t\220\3373\220a\330\020\303\000\007\200\177t\2103\210a\330\010\202\003\375\020\203\002(\250\017\260q\270?\014\300A\340\004\035m\003!\001\375e2\000k\240\023\240A\330\377\010\017\210q\330\004\013\210\377<\220w\230a\230t\240\3776\250\034\260Y\270h\300\277a\300s\310#\310\250\000\016\377\210a\210v\220T\230\021\377\230$\230d\240*\250A\377\250S\260\004\260D\270\004\377\270F\300$\300d\310%\377\310q\330\017\033\2307\240\375!7\002V\2701\270D\300\377\004\300C\300q\310\014\320\377TU\330\017\024\220B\220\177c\230\034\240S\250\n\340 \3574\260v\270\376\000\010\210\005\377\210Q\330\010\013\210:\320\377\025%\240Q\240k\260\023\377\260H\270C\270z\310\021\237\310!\330\014\023\261!\300 \230\233G\240\221@(\250\301@+\004\014\377\320\014 \240\001\240\033\250\377C\250q\260\010\270\003\270\3771\330\020\023\2203\320\026\3776\260a\260w\270c\300\377\021\300+\310S\320PQ\356\023\0014\220}\254 Q\240hw\250a\250\312 #\2401\357\000\362W\003\031\217\000\206@\013\2101\200\233A\340\202 t\220\006\000\271@\t\375\030\302@A\360\016\000\t\014o\2104\210z\364\000(\240\216\000\377\022\220)\2301\320\034V\337\320VW\320W\213a\320\\\177c\320cd\330\010\025\230 \177\035\240d\250*\260C|\000\367d\300!\321\0012\210R\210\316\270B*\230A\230@\\\001~\230\377Q\230f\240H\250A\200\256R\010\023\230B\321 #\375\000fJ\315\000t\375`\014\242@\344 +\342 \370\226\204\001\233@3\003D\250\001\250\031\377\260!\2608\2703\270a{\270qB\000\032\000\t \307\204\001\347\2401\340\304 \247\001\023\230E\016\320@D\250\r\231a\267a\260\000}\000\376\342 2\210S\220\004\220A\376\r\004\320\034<\270A\270T\377\320Ag\320gh\320h\375i\344j\020\220\013\2304\230\375q\361a\017\210w\220a\220\347s\230#\270\000\337`\026\220i\377\230q\320 @\300\001\320\375A\202 X\320X`\320`\377a\320ab\330\014\026\320\253\026/\214@\001\214\204\001x/\000!\377\330\020\026\220j\240""\001\320\353!A\215@!\021\003r\230\024\363\230V\314@\025\003\330\0244\260\377A\260T\270\021\270\047\300\377\021\330\024\026\220a\220t\277\2306\240\034\250R\246A\021o\220\021\220%\216\204\001\330\010\007\001\377&\230\007\230x\240q\330\377\010\r\210T\220\021\330\010\337\n\210)\2201\003\001+\220yQ\003\010\016\004*\220G\230\032\001\373\320\n\356\204\001\010\017\210{\230\375!\321\000x\240x\250y\270\377\004\270K\300q\310\001\320\377\004-\320->\270a\360\377\022\000\t\016\320\r%\240\335Q\206\205\001}\230A\240\0006\250\007\036\260q";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3404, 4968);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3307 bytes) */
+static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\366\361!))[\006-byt\377e aligne\375d\000\n. TVM \177kernels\223@\377ilt with\277 defau\n\000b\047uff\356\000\216@s\310@<\005\376\210#and may\177 crash \246\000\376\203 (rt_mod\341 \227!\312!\266@V\005who\327se I\005u\t\000of\375f\371!factor\377=1, bind\237(...,\247\003\270a=\1771).:: :l\004\353dd\267@s\014\000exp\350\321 \247a\231e(B\000ch.\375T\252b, tvm_\347ffi\t\004\345Aa _\357_dlp\321`__ \377producer\373),\267@t, fl\373oa\004\000bool,\377 str, No\243ne1\003D\004\301D;\276\204\002:\321 y\006\221`\321\204\003:G\001 ;\362\347 l\256\204\005\371\204\007must\253 bO\000n\250 e\336 v\357ice<\243\000fas\377t.BoundF\337uncti\357@nu\177m_args=\027\006\277Frozen\017\017>\355?\243\001No\335@tha\277t Cyth\206As\376\277@liberat\367ely\315\001icte\373r \"\000n PEP\337-484 \275Are\376\230\204\001s subcl\336\371\205\001s of\204cin\377 types. \377If you n?eed to\240\206\002%\t\377then set\256[\000e \047\307\206\002a\304\001_\376<\000ing\047 di\333re\327\000ve:\001Fa\337lse._\356 or\037_loopS\002\355\206\001\231\206\004\367d f\202$add_\315n\331\000de\251!K\001e=\377disablee\275n\002\001gcis\004\003d{no\254\204\006__re\331A\366\344@duo\002non-\177trivial\202`\177cinit__\364%\346+\000raE\000\007\006tak=e@\000sult\230E\226\204\001%:\214\204\007 \306E\220\207\001w\325 \261 \377two >= 1\360\335\210\003+\013\243\204\010\355\205\001runt\377ime modu\237le, a\245\204\006\372Fo\371r\023\000\277@rary \317path\361c\202\013na\267me=\306\207\001on\342@fKorK\004s\326B2\ts*\014\335o\356@ch"" Z\004: 8\332\013\316@\225\004 ha\276\210\002\212E\365 o\001d\047\005/_co\277re.pyx\301\204\004:e \273\204\013w9\002\231\211\001it\371 ?ized; \367\206\001\314)\003()5\006\330\204\014&\026\301\212\017x\006\315\210\001\377call fai\347led\346\213\002\231`err\047or \214\001\347Bd\250\006\235\214\005\313 #\273\006b\211\206\001\374fs \336\214a pos\301\000on\340\277`\316\214\007\364!\362\006r\001_pt\017rs()\223\207\007\t\022\305\205\001\334\204\022\357 (f.\236\214\005...\003))H\022\200\214\004\247\010\205\211\006\377&\357\214\003\302\255\006 \n\014\240\000\177\003\347Anu\223mb\276\204\003\251\216\006:\201\212\010\205\210\006NC),\255\215\001\331\"\237a\214fo\342\215\002\217irstU\017\311\205\001\312\216\001d\337ict {\276%: \277value}\240\205\n:\374\244\216\004\241\216\005 suppo\377rt at mo\223st\271\t\213\211\001 \251P\213\nr\337eturn\240\213\002DL\312\223\213\003*\377\210\001t\370\215\003\334\212\001f Qi\224\220\t\373\211\n\210\212\n.\315\207\006c\337\211\002\373__\017\rsetst\357ate_\013\023as_\016\235\214\002_opK\013\232\220\003_\013\244\220\004\003CO\266\217\002\360\212\013\376\212\013\206\017\017\016\210\016\0003\014\260\204\006K\014\203\214\001\370\221\003\211\214\002i\014\257\211\002?_last_\330\205\002\266\214\005\375M\320\210\002Parame\377terPathL\367ike\222\216\003__Py\375x\001\000Dict_N\377extRef__~\254\213\004e____c\233\221\003\374\006\002\215\214\001_getit\203em\030\001\300a\003\002\277\216\004\307\216\006c\367_ex\365\222\003_api\220C\001\277\213\001K\0013\010g\230Ed\000m\007ainj\001\374\211\003t\001\310\211\001|\001Ep\235\000c>\004\010\001\315C_\023\001\363vt\366\213\001\241\001qual0)\005\344\213\005\217n\376\213\006ex\325\001\344\223\001\362]\005s\200\010\246n__te\010\322 \210 \361\223\001_\344\214\003\265d\304\215\003\353\0004\224\205\001\271\215\010_\316\214\002ve\306\221\001\203\210\002\373is\230\212\001outin\373e_\337\224\001curre\377nt_strea?m_hook\023\002\216\204\003\037setup\017\003\237\204\003[\013.\335\215\004abs\207\214\001a\200\222\003\314\223\002""\304\334\226\001\360 a\270\224\002\260\220\001\334\204\010as\377yncio.co\375r\203\003sbbase\314\332\211\002\244\211\006cl\236\001\213@tr\377acebackc\257lone\325\213\001c\311\211\001c?pucuda\000\001\262\000\373st\004\002manag\273ed\322\217\003dld\244\220\001e\337ntry_\217\215\001en\373um\365\220\002examp\373le\307\221\002exist}s\357`_devf\352\222\002\23732fn_\306\004\237\227\003fWrom\235\223\004f\355\221\002f\354\002\177getget_\217\220\005~\010\001global\016\002\317half\320\226\003\321!iixo\001\362\230\002(\006int8\300\204\001?sload_\360\216\003\376aYm\345\217\001\215\207\005mu\271\207\001s\364\222\002\315n\326\216\001nn\200\223\005\372\205\014ob\371j\315\227\003\273\225\003osownked\000\002_\250\231\003sp\343\224\001;ed\265\217\001pop\362\230\004\330\221\005z\240\214\001r\257\206\rrefe\236`\373ce\312\227\010repea\267tre\311\231\002re\215\221\001r\177etrocms\324\"Ossel\277\226\001\247\227\004s\373\210\002\377icmethod\215t\263\232\003to\360\210\003\346\220\003\342@n\037spose\230\226\004\373\221\006\305\217\001\370\205\225\005\237\211\005\236\213\002szero}s\266\212\006TypeE\310\216\001\377int (str\337uct _\232\206\002ob\267j_7\312\225\004_5\226\220\002_\376\251\225\014*, void7 **\362\226\002)\000\047\005\263\216\006\377\200\001\330\004\n\210+\220\375Q\005\001\013\320\013\037\230s\373\240!\021\001\033\230=\250\010\377\260\001\260\021\330\004\034\230\377N\250(\260!\2601\330\377\004\035\230Q\230o\250[\177\270\001\330\036+\2507\020\001\377\260L\300\002\300\047\310\033\367\320TU\000\034\200\001\340\004\377\005\330\004\027\220q\200\001\377\360\006\000\005\006\330\004\033\373\2301\t\000\010\000\005\024\220\276Z\000%\240X\250V`\003X\377\240Q\330\004\025\220X\230\376\004\000\007\200x\210}\230C\377\230q\330\010\016\210i\220\377q\230\001\330\t\n\330\010\377\014\210E\220\025\220a\220\377q\330\014\022\220.\240\001\372\003\001+-\000\014\022\320\022$\373\240AI\000X\260S\270\001\377\270\021\330\014\017\210t\220\3373\220a\330\020\312\000\007\200\177t\2103\210a\330\010\202\003\375\020""\203\002(\250\017\260q\270o\014\300A\340\336\001\330\004\037\003\375e2\000k\240\023\240A\330\377\010\017\210q\330\004\013\210\377<\220w\230a\230t\240\3776\250\034\260Y\270h\300\277a\300s\310#\310\250\000\016\377\210a\210v\220T\230\021\377\230$\230d\240*\250A\377\250S\260\004\260D\270\004\377\270F\300$\300d\310%\377\310q\330\017\033\2307\240\375!7\002V\2701\270D\300\177\004\300C\300q\310\014\266!\377\017\024\220B\220c\230\034\357\240S\250\n\347 4\260v\375\270\376\000\010\210\005\210Q\330\377\010\013\210:\320\025%\240\377Q\240k\260\023\260H\270\377C\270z\310\021\310!\330s\014\023\261!\300 \230G\240\230@\363(\250\310@+\004\014\320\014 \377\240\001\240\033\250C\250q\377\260\010\270\003\2701\330\020\377\023\2203\320\0266\260a\377\260w\270c\300\021\300+\337\310S\320PQ\023\0014\220\375}\254 Q\240h\250a\250N\312 #\2401\357\000W\003\031\217\000~\206@\013\2101\200A\340\202 \263t\220\006\000\271@\t\030\302@A\377\360\016\000\t\014\2104\210\355z\364\000(\240\216\000\022\220)\377\2301\320\034V\320VW\377\320W[\320[\\\320\\\177c\320cd\330\010\025\230 \177\035\240d\250*\260C|\000\367d\300!\321\0012\210R\210N\270B*\230A\230@\\\001~\334`\277f\240H\250A\200R\010\023\253\230B\321 #\375\000f\315\000t\357\2601\330\014\203\204\001d\240+\360\342 \235\204\001\233@3\003D\250\001\250\377\031\260!\2608\2703\270\367a\270qB\000\032\000\t \316\316\204\001\2401\340\304 \247\001\023\230\035E\320@D\250\r\231a\267a\260\000\374}\000\342 2\210S\220\004\220\375A\r\004\320\034<\270A\270\377T\320Ag\320gh\320\373hi\344j\020\220\013\2304\373\230q\361a\017\210w\220a\177\220s\230#\230Q\230\337`\377\026\220i\230q\320 @\357\300\001\320A\202 X\320X\377`\320`a\320ab\330_\014\026\320\026/\214@\001\214\204\001\375x/\000!\330\020\026\220j_\240\001\320!A\215@!\021\003\237r\230\024\230V\314@\025\003\330\377\0244\260A\260T\270\021\377\270\047\300\021\330\024\026\220\377a\220t\2306\240\034\250}R\246A\021\220\021\220%\216\204\001\373\330\010\007\001&\230\007\230x\377\240q\330\010\r\210T\220\377\021\330\010\n\210)\2201""\316\003\001+\220Q\003\010\016\004*\220{G\230\032\001\320\n\035\230\341`\337\017\210{\230!\321\000x\240\377x\250y\270\004\270K\300\377q\310\001\320\004-\320-\377>\270a\360\022\000\t\016\357\320\r%\240$\002}\230A>\240\0006\250\036\260q";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3307, 4853);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (4968 bytes) */
-static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not ); at most 256-byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1).:: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__self.handle,self.vectorcall cannot be converted to a Python object for picklingtvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() pointer #tvmfast: ""expected tvmfast: freeze position tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentstvmfast: too many arguments (BoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.as_torch_opBoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionModuleParameterPathLikeTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_current_stream_hook_set_torch_setup_hook_torch_direct_export_enabledabspathaddressalignmentapiarangeargsas_torch_opasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecptrscpucudacuda_hostcuda_manageddirectdldtypeentry_nameenumerateexample_argsexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiimplements_functionint8itemsload_modulemainmake_torch_opmutates_argsnnamennnum_argsnum_tensor_argsobjobjectoffsetosownedowned_tensorsppackedpathpoppreparepreparedptrsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultststaticmethodttensortotorch_moduletransposetvm_ffitvmfast._coretvmfast.torch_opvalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250""\010\260\001\260\021\330\004\034\230N\250(\260!\2601\330\004\025\220Q\220o\240]\260\047\270\021\270!\270<\300r\310\027\320P[\320[\\\330\004\025\220Q\320\026&\240m\2607\270!\2701\270L\310\002\310\047\320Q\\\320\\]\200\001\340\004\005\330\004\027\220q\200\001\360\006\000\005\006\330\004\033\2301\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\017\210t\2201\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q\240f\250C\250t""\2601\330\014\035\230Q\230d\240+\250S\260\001\260\021\330\010\017\210~\230Q\230f\240D\250\001\250\031\260!\2608\2703\270a\270q\200A\360\032\000\t \230s\240!\2401\340\010\013\2104\210z\230\023\230E\240\023\240D\250\r\260S\270\001\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\220A\330\014\022\220)\2301\320\034<\270A\270T\320Ag\320gh\320hi\330\010\014\210E\220\025\220a\220q\330\014\020\220\013\2304\230q\240\001\330\014\017\210w\220a\220s\230#\230Q\230a\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X`\320`a\320ab\330\014\026\320\026/\250q\260\001\330\014\017\210x\220s\230!\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210x\220r\230\024\230V\2401\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270\047\300\021\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230a\330\010\021\220\021\220&\230\007\230x\240q\330\010\r\210T\220\021\330\010\n\210)\2201\330\010\n\210+\220Q\330\010\n\210)\2201\330\010\n\210)\2201\330\010\n\210*\220G\2301\330\010\n\320\n\035\230Q\330\010\017\210{\230!\2304\230x\240x\250y\270\004\270K\300q\310\001\320\004-\320->\270a\360\022\000\t\016\320\r%\240Q\330\010\017\210}\230A\230V\2406\250\036\260q";
+    #else /* compression: none (4853 bytes) */
+static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not -byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1).:: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__tvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() pointer #tvmfast: expected tvmfast: freeze position tvmfast: freeze() needs the number of arguments: bind(..., ""num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentsBoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.as_torch_opBoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionModuleParameterPathLikeTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_current_stream_hook_set_torch_setup_hook_torch_direct_export_enabledabspathaddressalignmentapiarangeargsas_torch_opasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecptrscpucudacuda_hostcuda_manageddirectdldtypeentry_nameenumerateexample_argsexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiimplements_functionint8itemsload_modulemainmake_torch_opmutates_argsnnamennnum_argsnum_tensor_argsobjobjectoffsetosownedowned_tensorsppackedpathpoppreparepreparedptrsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultststaticmethodttensortotorch_moduletransposetvm_ffitvmfast._coretvmfast.torch_opvalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250\010\260\001\260\021\330\004\034\230N\250(\260!\2601\330\004\035\230Q\230o\250[\270\001\330\036+\2507\260!\2601\260L\300\002""\300\047\310\033\320TU\330\004\035\230Q\230o\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\200\001\340\004\005\330\004\027\220q\200\001\360\006\000\005\006\330\004\033\2301\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\017\210t\2201\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q\240f\250C\250t\2601\330\014\035\230Q\230d\240+\250S\260\001\260\021\330\010\017\210~\230Q\230f\240D\250\001\250""\031\260!\2608\2703\270a\270q\200A\360\032\000\t \230s\240!\2401\340\010\013\2104\210z\230\023\230E\240\023\240D\250\r\260S\270\001\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\220A\330\014\022\220)\2301\320\034<\270A\270T\320Ag\320gh\320hi\330\010\014\210E\220\025\220a\220q\330\014\020\220\013\2304\230q\240\001\330\014\017\210w\220a\220s\230#\230Q\230a\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X`\320`a\320ab\330\014\026\320\026/\250q\260\001\330\014\017\210x\220s\230!\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210x\220r\230\024\230V\2401\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270\047\300\021\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230a\330\010\021\220\021\220&\230\007\230x\240q\330\010\r\210T\220\021\330\010\n\210)\2201\330\010\n\210+\220Q\330\010\n\210)\2201\330\010\n\210)\2201\330\010\n\210*\220G\2301\330\010\n\320\n\035\230Q\330\010\017\210{\230!\2304\230x\240x\250y\270\004\270K\300q\310\001\320\004-\320->\270a\360\022\000\t\016\320\r%\240Q\330\010\017\210}\230A\230V\2406\250\036\260q";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 213; i++) {
+    for (int i = 0; i < 210; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 72) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 69) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -21809,8 +21656,8 @@ static const char bytes[] = " ( arguments arguments, got  but argument # cannot 
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 213; i < 229; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-213].length;
+    for (int i = 210; i < 226; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-210].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -21820,14 +21667,14 @@ static const char bytes[] = " ( arguments arguments, got  but argument # cannot 
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 229; i++) {
+    for (Py_ssize_t i = 0; i < 226; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 213;
+      PyObject **table = stringtab + 210;
       for (Py_ssize_t i=0; i<16; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -21922,27 +21769,27 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 132};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 136};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_hook};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_set_current_stream_hook, __pyx_mstate->__pyx_kp_b_iso88591_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 139};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 143};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_hook};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_set_torch_setup_hook, __pyx_mstate->__pyx_kp_b_iso88591_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 785};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 780};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_frozen, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_freeze, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 801};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 796};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_args};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_prepare, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 812};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 807};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_name, __pyx_mstate->__pyx_n_u_mutates_args, __pyx_mstate->__pyx_n_u_example_args, __pyx_mstate->__pyx_n_u_make_torch_op};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_as_torch_op, __pyx_mstate->__pyx_kp_b_iso88591_a_Q_AV6_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
@@ -21957,17 +21804,17 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 998};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 986};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_ptrs, __pyx_mstate->__pyx_n_u_cptrs, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_dl, __pyx_mstate->__pyx_n_u_owned, __pyx_mstate->__pyx_n_u_st, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_address, __pyx_mstate->__pyx_n_u_p};
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_call_ptrs, __pyx_mstate->__pyx_kp_b_iso88591_A_s_1_4z_E_D_S_1A_2S_A_1_ATAgghh, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1039};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1027};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_num_tensor_args, __pyx_mstate->__pyx_kp_b_iso88591_A_t1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1043};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1031};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_raise_last_error, __pyx_mstate->__pyx_kp_b_iso88591_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
@@ -21982,24 +21829,24 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1087};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1075};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_prepared, __pyx_mstate->__pyx_n_u_repeat, __pyx_mstate->__pyx_n_u_result, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_ret, __pyx_mstate->__pyx_n_u_handle, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_floor_loop, __pyx_mstate->__pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1119};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1107};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_torch_module, __pyx_mstate->__pyx_n_u_fn_address, __pyx_mstate->__pyx_n_u_api, __pyx_mstate->__pyx_n_u_direct, __pyx_mstate->__pyx_n_u_reference, __pyx_mstate->__pyx_n_u_offset, __pyx_mstate->__pyx_n_u_base, __pyx_mstate->__pyx_n_u_samples, __pyx_mstate->__pyx_n_u_t};
     __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_enable_torch_direct_export, __pyx_mstate->__pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1152};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1140};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_torch_direct_export_enabled, __pyx_mstate->__pyx_kp_b_iso88591_s, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1156};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1144};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_f};
-    __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_init_vectorcall, __pyx_mstate->__pyx_kp_b_iso88591_N_1_Qo_r_P_Q_m7_1L_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
+    __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_init_vectorcall, __pyx_mstate->__pyx_kp_b_iso88591_N_1_Qo_7_1L_TU_Qo_7_1L_TU, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
   }
   Py_DECREF(tuple_dedup_map);
   return 0;
@@ -24837,6 +24684,33 @@ static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatAndDecref(PyObject* s, PyObj
     return result;
 }
 
+/* RejectKeywords */
+static void __Pyx_RejectKeywords(const char* function_name, PyObject *kwds) {
+    PyObject *key = NULL;
+    if (CYTHON_VECTORCALL && likely(PyTuple_Check(kwds))) {
+        key = __Pyx_PySequence_ITEM(kwds, 0);
+    } else {
+#if CYTHON_AVOID_BORROWED_REFS
+        PyObject *pos = NULL;
+#else
+        Py_ssize_t pos = 0;
+#endif
+#if !CYTHON_COMPILING_IN_PYPY || defined(PyArg_ValidateKeywordArguments)
+        if (unlikely(!PyArg_ValidateKeywordArguments(kwds))) return;
+#endif
+        __Pyx_PyDict_NextRef(kwds, &pos, &key, NULL);
+#if CYTHON_AVOID_BORROWED_REFS
+        Py_XDECREF(pos);
+#endif
+    }
+    if (likely(key)) {
+        PyErr_Format(PyExc_TypeError,
+            "%s() got an unexpected keyword argument '%U'",
+            function_name, key);
+        Py_DECREF(key);
+    }
+}
+
 /* PyObjectCompare */
 #ifndef __Pyx_DEFINED_PyObject_CompareFloatIntBoolLt
 #define __Pyx_DEFINED_PyObject_CompareFloatIntBoolLt
@@ -25150,33 +25024,6 @@ static CYTHON_INLINE PyObject* __Pyx__PyNumber_And_object_object(PyObject *op1, 
     return (inplace) ? PyNumber_InPlaceAnd(op1, op2) : PyNumber_And(op1, op2);
 }
 #endif
-
-/* RejectKeywords */
-static void __Pyx_RejectKeywords(const char* function_name, PyObject *kwds) {
-    PyObject *key = NULL;
-    if (CYTHON_VECTORCALL && likely(PyTuple_Check(kwds))) {
-        key = __Pyx_PySequence_ITEM(kwds, 0);
-    } else {
-#if CYTHON_AVOID_BORROWED_REFS
-        PyObject *pos = NULL;
-#else
-        Py_ssize_t pos = 0;
-#endif
-#if !CYTHON_COMPILING_IN_PYPY || defined(PyArg_ValidateKeywordArguments)
-        if (unlikely(!PyArg_ValidateKeywordArguments(kwds))) return;
-#endif
-        __Pyx_PyDict_NextRef(kwds, &pos, &key, NULL);
-#if CYTHON_AVOID_BORROWED_REFS
-        Py_XDECREF(pos);
-#endif
-    }
-    if (likely(key)) {
-        PyErr_Format(PyExc_TypeError,
-            "%s() got an unexpected keyword argument '%U'",
-            function_name, key);
-        Py_DECREF(key);
-    }
-}
 
 /* ImportFrom */
 static PyObject* __Pyx_ImportFrom(PyObject* module, PyObject* name) {

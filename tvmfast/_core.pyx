@@ -19,13 +19,9 @@ from tvmfast._c_api cimport *
 cdef extern from "Python.h":
     Py_ssize_t PyVectorcall_NARGS(size_t nargsf)
     ctypedef struct PyTypeObject:
-        Py_ssize_t tp_vectorcall_offset
-        unsigned long tp_flags
-        void* tp_call
-    void* PyVectorcall_Call
-    unsigned long Py_TPFLAGS_HAVE_VECTORCALL
+        pass
     PyTypeObject* Py_TYPE(PyObject* o)
-    void PyType_Modified(PyTypeObject* t)
+    PyObject** PySequence_Fast_ITEMS(object tup)
     PyTypeObject PyLong_Type
     unsigned long long PyLong_AsUnsignedLongLong(PyObject* o) except? <unsigned long long>-1
     PyTypeObject PyFloat_Type
@@ -69,6 +65,13 @@ cdef extern from *:
         return -1;
       }
     }
+    /* Give a type CPython's vectorcall protocol: calls skip the argument tuple.
+     * (tp_call stays Cython's __call__, which forwards a tuple's items to it.) */
+    static inline void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset) {
+      tp->tp_vectorcall_offset = offset;
+      tp->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
+      PyType_Modified(tp);
+    }
     static inline void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset) {
       return *(void* const*)((const char*)obj + offset);
     }
@@ -79,6 +82,7 @@ cdef extern from *:
     Py_ssize_t tvmfast_thpvariable_tensor_offset
     int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept
     void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset)
+    void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset)
 
 cdef enum:
     # Arguments converted on the C stack; more than this takes the heap path.
@@ -644,21 +648,17 @@ cdef Py_ssize_t vectorcall_offset_frozen = 0
 cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
         raise TypeError("tvmfast: bound functions take positional arguments only")
+    if (<BoundFunction>callable).handle == NULL:
+        raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
 
 
 cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
         raise TypeError("tvmfast: bound functions take positional arguments only")
+    if (<FrozenFunction>callable).template == NULL:
+        raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
-
-
-cdef void enable_vectorcall(type cls, Py_ssize_t offset):
-    """Give a cdef class CPython's vectorcall protocol (no argument tuple per call)."""
-    cdef PyTypeObject* tp = <PyTypeObject*><PyObject*>cls
-    tp.tp_vectorcall_offset = offset
-    tp.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL
-    PyType_Modified(tp)
 
 
 cdef object resolve_function(obj, name):
@@ -698,6 +698,10 @@ cdef class BoundFunction:
     errors come out as the same exceptions ``rt_mod(*args)`` raises.
     """
 
+    def __cinit__(self):
+        self.vectorcall = <void*>bound_vectorcall
+        self.handle = NULL
+
     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
                  alignment=64):
         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
@@ -712,7 +716,6 @@ cdef class BoundFunction:
         else:
             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
         self.seen_num_args = -1
-        self.vectorcall = <void*>bound_vectorcall
 
     @property
     def owned_tensors(self):
@@ -722,16 +725,8 @@ cdef class BoundFunction:
         return self.tensor_mode == TENSOR_MODE_OWNED
 
     def __call__(self, *args):
-        # Reached only through PyObject_Call with a tuple; plain calls use vectorcall.
-        if self.handle == NULL:
-            raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
-        cdef Py_ssize_t n = len(args)
-        cdef void* items[256]
-        if n > 256:
-            raise TypeError(f"tvmfast: too many arguments ({n}); at most 256")
-        for i in range(n):
-            items[i] = <void*>args[i]
-        return self.call_vector(items, n)
+        # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
+        return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
 
     cdef object call_vector(self, void** items, Py_ssize_t n):
         cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
@@ -833,6 +828,7 @@ cdef class FrozenFunction:
     """A bound function with some (or all) arguments converted ahead of time."""
 
     def __cinit__(self):
+        self.vectorcall = <void*>frozen_vectorcall
         self.dynamic_pos = NULL
         self.template = NULL
         self.frozen_dl = NULL
@@ -852,7 +848,6 @@ cdef class FrozenFunction:
         self.num_dynamic = num_args - len(frozen)
         self.frozen_values = frozen
         self.build()
-        self.vectorcall = <void*>frozen_vectorcall
 
     cdef int build(self) except -1:
         """Convert the frozen values into the argument template (again, after the
@@ -946,15 +941,8 @@ cdef class FrozenFunction:
         return 0
 
     def __call__(self, *args):
-        if self.template == NULL:
-            raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
-        cdef Py_ssize_t n = len(args)
-        cdef void* items[TVMFAST_STACK_ARGS]
-        if n > TVMFAST_STACK_ARGS:
-            raise_count_error(self.num_dynamic, n)
-        for i in range(n):
-            items[i] = <void*>args[i]
-        return self.call_vector(items, n)
+        # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
+        return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
 
     cdef object call_vector(self, void** items, Py_ssize_t n):
         cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
@@ -1156,7 +1144,9 @@ def _torch_direct_export_enabled():
 def _init_vectorcall():
     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
-    enable_vectorcall(BoundFunction, <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
-    enable_vectorcall(FrozenFunction, <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
+    tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
+                              <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
+    tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>FrozenFunction,
+                              <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
 
 _init_vectorcall()

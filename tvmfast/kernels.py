@@ -103,13 +103,18 @@ def main(x: T.handle, w: T.handle, s: T.handle, z: T.handle, o: T.handle):
     for j in range({n}):
         acc[0] = T.float32(0)
         for i in range({k}):
-            acc[0] = acc[0] + T.Cast("float32", X[0, i]) * (
-                T.Cast("float32", T.bitwise_and(
-                    T.shift_right(T.Cast("int32", W[j, i // 2]), 4 * (i % 2)), 15))
-                - T.Cast("float32", Z[j])) * T.Cast("float32", S[j])
+            acc[0] = acc[0] + {_dequant_product("j")}
         O[0, j] = T.Cast("float16", acc[0])
 '''
     return _build(src, target)
+
+
+def _dequant_product(row: str) -> str:
+    """TVMScript of x[0, i] * dequant(w[row, i]): the low nibble of byte i // 2 for even i,
+    the high one for odd i, minus the row's zero, times the row's scale."""
+    return (f'T.Cast("float32", X[0, i]) * (T.Cast("float32", T.bitwise_and('
+            f'T.shift_right(T.Cast("int32", W[{row}, i // 2]), 4 * (i % 2)), 15)) '
+            f'- T.Cast("float32", Z[{row}])) * T.Cast("float32", S[{row}])')
 
 
 def int4_gemv_reference(x, w, scale, zeros):
@@ -207,10 +212,7 @@ def main(x: T.handle, w: T.handle, s: T.handle, z: T.handle, o: T.handle):
                 acc = T.sblock_alloc_buffer((1,), "float32", scope="local")
                 acc[0] = T.float32(0)
                 for i in range({k}):
-                    acc[0] = acc[0] + T.Cast("float32", X[0, i]) * (
-                        T.Cast("float32", T.bitwise_and(
-                            T.shift_right(T.Cast("int32", W[vj, i // 2]), 4 * (i % 2)), 15))
-                        - T.Cast("float32", Z[vj])) * T.Cast("float32", S[vj])
+                    acc[0] = acc[0] + {_dequant_product("vj")}
                 O[0, vj] = T.Cast("float16", acc[0])
 '''
     return _build(src, target or CUDA_TARGET)
