@@ -42,7 +42,8 @@ cdef class BoundFunction:
     cdef uint64_t align_mask     # data addresses must have these bits clear
     cdef int seen_num_args       # argument count of the last successful call
     cdef object call_vector(self, void** items, Py_ssize_t n)
-    cdef object call_vector_heap(self, void** items, Py_ssize_t n)
+    cdef object convert_and_call(self, void** items, Py_ssize_t n, TVMFFIAny* packed,
+                                 DLTensor* dl, TVMFFIObjectHandle* owned)
 
 
 cdef class FrozenFunction:

@@ -732,50 +732,43 @@ cdef class BoundFunction:
         cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
         cdef DLTensor dl[TVMFAST_STACK_ARGS]
         cdef TVMFFIObjectHandle owned[TVMFAST_STACK_ARGS]
-        cdef CallState st
-        cdef Py_ssize_t i
-        if n > TVMFAST_STACK_ARGS:
-            return self.call_vector_heap(items, n)
+        cdef TVMFFIAny* heap_packed
+        cdef DLTensor* heap_dl
+        cdef TVMFFIObjectHandle* heap_owned
         if self.num_args >= 0 and n != self.num_args:
             raise_count_error(self.num_args, n)
-        init_state(&st, owned, self.align_mask)
-        st.items = items
-        try:
-            for i in range(n):
-                convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
-            ret = finish_call(self, packed, <int32_t>n, &st)
-        finally:
-            release_state(&st)
+        if n <= TVMFAST_STACK_ARGS:
+            ret = self.convert_and_call(items, n, packed, dl, owned)
+        else:
+            # More arguments than the stack buffers hold: the same, on the heap.
+            heap_packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
+            heap_dl = <DLTensor*>malloc(n * sizeof(DLTensor))
+            heap_owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))
+            try:
+                if heap_packed == NULL or heap_dl == NULL or heap_owned == NULL:
+                    raise MemoryError()
+                ret = self.convert_and_call(items, n, heap_packed, heap_dl, heap_owned)
+            finally:
+                free(heap_packed)
+                free(heap_dl)
+                free(heap_owned)
         if ret is RETRY_OWNED:
             return self.call_vector(items, n)
         self.seen_num_args = <int>n
         return ret
 
-    cdef object call_vector_heap(self, void** items, Py_ssize_t n):
-        """More arguments than fit on the stack: same loop, heap buffers."""
-        if self.num_args >= 0 and n != self.num_args:
-            raise_count_error(self.num_args, n)
-        cdef TVMFFIAny* packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
-        cdef DLTensor* dl = <DLTensor*>malloc(n * sizeof(DLTensor))
-        cdef TVMFFIObjectHandle* owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))
+    cdef inline object convert_and_call(self, void** items, Py_ssize_t n, TVMFFIAny* packed,
+                                        DLTensor* dl, TVMFFIObjectHandle* owned):
         cdef CallState st
         cdef Py_ssize_t i
         init_state(&st, owned, self.align_mask)
         st.items = items
         try:
-            if packed == NULL or dl == NULL or owned == NULL:
-                raise MemoryError()
             for i in range(n):
                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
-            ret = finish_call(self, packed, <int32_t>n, &st)
+            return finish_call(self, packed, <int32_t>n, &st)
         finally:
             release_state(&st)
-            free(packed)
-            free(dl)
-            free(owned)
-        if ret is RETRY_OWNED:
-            return self.call_vector_heap(items, n)
-        return ret
 
     def freeze(self, frozen):
         """Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.

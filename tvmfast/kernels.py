@@ -90,15 +90,7 @@ def build_int4_gemv(n: int = 1024, k: int = 1024, target: str = "llvm"):
     with x (1, k) fp16, w (n, k/2) int8 holding two int4 values per byte (low nibble
     first), scale and zeros (n,) fp16, out (1, n) fp16; accumulates in fp32.
     """
-    src = f'''
-@T.prim_func
-def main(x: T.handle, w: T.handle, s: T.handle, z: T.handle, o: T.handle):
-    T.func_attr({{"global_symbol": "main", "tir.noalias": True}})
-    X = T.match_buffer(x, (1, {k}), "float16")
-    W = T.match_buffer(w, ({n}, {k // 2}), "int8")
-    S = T.match_buffer(s, ({n},), "float16")
-    Z = T.match_buffer(z, ({n},), "float16")
-    O = T.match_buffer(o, (1, {n}), "float16")
+    src = "@T.prim_func\n" + _gemv_signature(n, k) + f'''
     acc = T.alloc_buffer((1,), "float32")
     for j in range({n}):
         acc[0] = T.float32(0)
@@ -107,6 +99,17 @@ def main(x: T.handle, w: T.handle, s: T.handle, z: T.handle, o: T.handle):
         O[0, j] = T.Cast("float16", acc[0])
 '''
     return _build(src, target)
+
+
+def _gemv_signature(n: int, k: int) -> str:
+    """The int4 GEMV's parameters and buffers (TVMScript, after the decorator line)."""
+    return f'''def main(x: T.handle, w: T.handle, s: T.handle, z: T.handle, o: T.handle):
+    T.func_attr({{"global_symbol": "main", "tir.noalias": True}})
+    X = T.match_buffer(x, (1, {k}), "float16")
+    W = T.match_buffer(w, ({n}, {k // 2}), "int8")
+    S = T.match_buffer(s, ({n},), "float16")
+    Z = T.match_buffer(z, ({n},), "float16")
+    O = T.match_buffer(o, (1, {n}), "float16")'''
 
 
 def _dequant_product(row: str) -> str:
@@ -194,15 +197,7 @@ def build_int4_gemv_cuda(n: int = 1024, k: int = 1024, target=None):
     """The seed's kernel for sm_90: same math as :func:`build_int4_gemv`, one thread per
     output row (1x``k`` fp16 input, ``n``x``k/2`` int8 of int4 pairs, per-row fp16 scale and zero)."""
     threads = 64
-    src = f'''
-@T.prim_func(s_tir=True)
-def main(x: T.handle, w: T.handle, s: T.handle, z: T.handle, o: T.handle):
-    T.func_attr({{"global_symbol": "main", "tir.noalias": True}})
-    X = T.match_buffer(x, (1, {k}), "float16")
-    W = T.match_buffer(w, ({n}, {k // 2}), "int8")
-    S = T.match_buffer(s, ({n},), "float16")
-    Z = T.match_buffer(z, ({n},), "float16")
-    O = T.match_buffer(o, (1, {n}), "float16")
+    src = "@T.prim_func(s_tir=True)\n" + _gemv_signature(n, k) + f'''
     for bx in T.thread_binding({n // threads}, thread="blockIdx.x"):
         for tx in T.thread_binding({threads}, thread="threadIdx.x"):
             with T.sblock("row"):
