@@ -125,6 +125,8 @@ def test_bind_unknown_name(add_mod):
         tvmfast.bind("/nonexistent/lib.so")
     with pytest.raises(TypeError, match="expected a TVM runtime module"):
         tvmfast.bind(42)
+    with pytest.raises(TypeError, match="name= is only for modules"):
+        tvmfast.bind(add_mod["main"], "main")
 
 
 def test_scalars_and_return_values():
@@ -278,3 +280,21 @@ def test_exchange_api_path_without_direct_export(tmp_path):
     env = dict(os.environ, TVMFAST_TORCH_DIRECT="0")
     res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+class BrokenDLPack:
+    def __dlpack__(self, **kwargs):
+        raise BufferError("no export today")
+
+    def __dlpack_device__(self):
+        return (1, 0)
+
+
+def test_failing_dlpack_producer_is_a_clear_error(add_mod, gen):
+    f = tvmfast.bind(add_mod)
+    a = torch.randn(128, generator=gen)
+    with pytest.raises(TypeError, match="argument #1: BrokenDLPack cannot be passed as a DLPack tensor: no export today"):
+        f(a, BrokenDLPack(), a)
+    out = nan_like(a)
+    f(a, a, out)
+    assert torch.equal(out, a + a)

@@ -105,3 +105,21 @@ def test_call_ptrs(add_mod, gen):
         p.call_ptrs(a2.data_ptr() + 4, b2.data_ptr(), out2.data_ptr())
     with pytest.raises(TypeError, match="pointer #2: expected int"):
         p.call_ptrs(a2.data_ptr(), b2.data_ptr(), 1.5)
+    with pytest.raises(ValueError, match=r"pointer #0 \(-64\) is not an address"):
+        p.call_ptrs(-64, b2.data_ptr(), out2.data_ptr())
+    g = tvmfast.bind(add_mod, num_args=3).freeze({0: a})
+    with pytest.raises(TypeError, match=r"call_ptrs\(\) needs a prepared function"):
+        g.call_ptrs(a2.data_ptr())
+    # still right after all that
+    p.call_ptrs(a2.data_ptr(), b2.data_ptr(), out2.data_ptr())
+    assert torch.equal(out2, a2 + b2)
+
+
+def test_prepare_and_freeze_limits(add_mod):
+    f = tvmfast.bind(add_mod, num_args=3)
+    a = torch.randn(128)
+    with pytest.raises(TypeError, match="tvmfast: expected 3 arguments, got 2"):
+        f.prepare(a, a)
+    many = tvmfast.bind(add_mod, num_args=65)
+    with pytest.raises(ValueError, match="at most 64 arguments"):
+        many.freeze({0: a})

@@ -117,3 +117,7 @@ def test_c_level_api_from_another_cython_module(tmp_path):
     p_bad = f.prepare(a[0], b[0], torch.empty(64))
     with pytest.raises(ValueError, match=r"(?s)Invalid C.shape\[0\]"):
         rows.add_rows(p_bad, a.data_ptr(), b.data_ptr(), out.data_ptr(), 1, 128 * 4)
+    # a function that is not fully prepared is refused by the C entry point too
+    g = tvmfast.bind(kernels.build_add(128), num_args=3).freeze({0: a[0]})
+    with pytest.raises(TypeError, match="tvmfast_call_ptrs: not a prepared function"):
+        rows.add_rows(g, a.data_ptr(), b.data_ptr(), out.data_ptr(), 1, 128 * 4)

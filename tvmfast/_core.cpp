@@ -3479,7 +3479,7 @@ namespace {
     PyObject *__pyx_slice[3];
     PyObject *__pyx_tuple[5];
     PyObject *__pyx_codeobj_tab[16];
-    PyObject *__pyx_string_tab[226];
+    PyObject *__pyx_string_tab[227];
     PyObject *__pyx_number_tab[11];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3551,210 +3551,211 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u_tree_fragment __pyx_string_tab[19]
 #define __pyx_kp_u__7 __pyx_string_tab[20]
 #define __pyx_kp_u_is_not_2 __pyx_string_tab[21]
-#define __pyx_kp_u_byte_aligned __pyx_string_tab[22]
-#define __pyx_kp_u_byte_aligned_TVM_kernels_built __pyx_string_tab[23]
-#define __pyx_kp_u__5 __pyx_string_tab[24]
-#define __pyx_kp_u__4 __pyx_string_tab[25]
-#define __pyx_kp_u__2 __pyx_string_tab[26]
-#define __pyx_kp_u_data_address __pyx_string_tab[27]
-#define __pyx_kp_u_expected_a_tensor_torch_Tensor __pyx_string_tab[28]
-#define __pyx_kp_u_expected_int_got __pyx_string_tab[29]
-#define __pyx_kp_u_int __pyx_string_tab[30]
-#define __pyx_kp_u_all_tensor_arguments_must_be_on __pyx_string_tab[31]
-#define __pyx_kp_u_tvmfast_BoundFunction_num_args __pyx_string_tab[32]
-#define __pyx_kp_u_tvmfast_FrozenFunction_num_args __pyx_string_tab[33]
-#define __pyx_kp_u__6 __pyx_string_tab[34]
-#define __pyx_kp_u_ __pyx_string_tab[35]
-#define __pyx_kp_u_None __pyx_string_tab[36]
-#define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[37]
-#define __pyx_kp_u_floor_loop_needs_a_prepared_fun __pyx_string_tab[38]
-#define __pyx_kp_u_add_note __pyx_string_tab[39]
-#define __pyx_kp_u_device_type __pyx_string_tab[40]
-#define __pyx_kp_u_disable __pyx_string_tab[41]
-#define __pyx_kp_u_enable __pyx_string_tab[42]
-#define __pyx_kp_u_gc __pyx_string_tab[43]
-#define __pyx_kp_u_isenabled __pyx_string_tab[44]
-#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[45]
-#define __pyx_kp_u_tvmfast__reraise __pyx_string_tab[46]
-#define __pyx_kp_u_tvmfast__take_result __pyx_string_tab[47]
-#define __pyx_kp_u_tvmfast_bind_alignment_must_be_a __pyx_string_tab[48]
-#define __pyx_kp_u_tvmfast_bind_expected_a_TVM_runt __pyx_string_tab[49]
-#define __pyx_kp_u_tvmfast_bind_name_is_only_for_mo __pyx_string_tab[50]
-#define __pyx_kp_u_tvmfast_bind_no_such_library __pyx_string_tab[51]
-#define __pyx_kp_u_tvmfast_bind_the_module_has_no_f __pyx_string_tab[52]
-#define __pyx_kp_u_tvmfast__core_pyx __pyx_string_tab[53]
-#define __pyx_kp_u_tvmfast_BoundFunction_was_not_in __pyx_string_tab[54]
-#define __pyx_kp_u_tvmfast_FrozenFunction_was_not_i __pyx_string_tab[55]
-#define __pyx_kp_u_tvmfast_TVM_call_failed_but_no_e __pyx_string_tab[56]
-#define __pyx_kp_u_tvmfast_argument __pyx_string_tab[57]
-#define __pyx_kp_u_tvmfast_bound_functions_take_pos __pyx_string_tab[58]
-#define __pyx_kp_u_tvmfast_call_ptrs_expected __pyx_string_tab[59]
-#define __pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar __pyx_string_tab[60]
-#define __pyx_kp_u_tvmfast_call_ptrs_pointer __pyx_string_tab[61]
-#define __pyx_kp_u_tvmfast_expected __pyx_string_tab[62]
-#define __pyx_kp_u_tvmfast_freeze_position __pyx_string_tab[63]
-#define __pyx_kp_u_tvmfast_freeze_needs_the_number __pyx_string_tab[64]
-#define __pyx_kp_u_tvmfast_freeze_takes_a_dict_posi __pyx_string_tab[65]
-#define __pyx_kp_u_tvmfast_freeze_prepare_support_a __pyx_string_tab[66]
-#define __pyx_kp_u_tvmfast_frozen_argument __pyx_string_tab[67]
-#define __pyx_kp_u_tvmfast_the_function_returned_a __pyx_string_tab[68]
-#define __pyx_n_u_BoundFunction __pyx_string_tab[69]
-#define __pyx_n_u_BoundFunction___reduce_cython __pyx_string_tab[70]
-#define __pyx_n_u_BoundFunction___setstate_cython __pyx_string_tab[71]
-#define __pyx_n_u_BoundFunction_as_torch_op __pyx_string_tab[72]
-#define __pyx_n_u_BoundFunction_freeze __pyx_string_tab[73]
-#define __pyx_n_u_BoundFunction_prepare __pyx_string_tab[74]
-#define __pyx_n_u_CObject __pyx_string_tab[75]
-#define __pyx_n_u_FrozenFunction __pyx_string_tab[76]
-#define __pyx_n_u_FrozenFunction___reduce_cython __pyx_string_tab[77]
-#define __pyx_n_u_FrozenFunction___setstate_cython __pyx_string_tab[78]
-#define __pyx_n_u_FrozenFunction_call_ptrs __pyx_string_tab[79]
-#define __pyx_n_u_FrozenFunction_num_tensor_args __pyx_string_tab[80]
-#define __pyx_n_u_FrozenFunction_raise_last_error __pyx_string_tab[81]
-#define __pyx_n_u_Function __pyx_string_tab[82]
-#define __pyx_n_u_Module __pyx_string_tab[83]
-#define __pyx_n_u_Parameter __pyx_string_tab[84]
-#define __pyx_n_u_PathLike __pyx_string_tab[85]
-#define __pyx_n_u_Tensor __pyx_string_tab[86]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[87]
-#define __pyx_n_u_annotate __pyx_string_tab[88]
-#define __pyx_n_u_chandle __pyx_string_tab[89]
-#define __pyx_n_u_class_getitem __pyx_string_tab[90]
-#define __pyx_n_u_dict __pyx_string_tab[91]
-#define __pyx_n_u_dlpack __pyx_string_tab[92]
-#define __pyx_n_u_dlpack_c_exchange_api __pyx_string_tab[93]
-#define __pyx_n_u_func __pyx_string_tab[94]
-#define __pyx_n_u_getitem __pyx_string_tab[95]
-#define __pyx_n_u_getstate __pyx_string_tab[96]
-#define __pyx_n_u_main_2 __pyx_string_tab[97]
-#define __pyx_n_u_module __pyx_string_tab[98]
-#define __pyx_n_u_name_2 __pyx_string_tab[99]
-#define __pyx_n_u_pyx_capi __pyx_string_tab[100]
-#define __pyx_n_u_pyx_state __pyx_string_tab[101]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[102]
-#define __pyx_n_u_qualname __pyx_string_tab[103]
-#define __pyx_n_u_reduce __pyx_string_tab[104]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[105]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[106]
-#define __pyx_n_u_set_name __pyx_string_tab[107]
-#define __pyx_n_u_setstate __pyx_string_tab[108]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[109]
-#define __pyx_n_u_test __pyx_string_tab[110]
-#define __pyx_n_u_cdata __pyx_string_tab[111]
-#define __pyx_n_u_enable_torch_direct_export __pyx_string_tab[112]
-#define __pyx_n_u_floor_loop __pyx_string_tab[113]
-#define __pyx_n_u_init_vectorcall __pyx_string_tab[114]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[115]
-#define __pyx_n_u_set_current_stream_hook __pyx_string_tab[116]
-#define __pyx_n_u_set_torch_setup_hook __pyx_string_tab[117]
-#define __pyx_n_u_torch_direct_export_enabled __pyx_string_tab[118]
-#define __pyx_n_u_abspath __pyx_string_tab[119]
-#define __pyx_n_u_address __pyx_string_tab[120]
-#define __pyx_n_u_alignment __pyx_string_tab[121]
-#define __pyx_n_u_api __pyx_string_tab[122]
-#define __pyx_n_u_arange __pyx_string_tab[123]
-#define __pyx_n_u_args __pyx_string_tab[124]
-#define __pyx_n_u_as_torch_op __pyx_string_tab[125]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[126]
-#define __pyx_n_u_b __pyx_string_tab[127]
-#define __pyx_n_u_base __pyx_string_tab[128]
-#define __pyx_n_u_bound __pyx_string_tab[129]
-#define __pyx_n_u_call_ptrs __pyx_string_tab[130]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[131]
-#define __pyx_n_u_clone __pyx_string_tab[132]
-#define __pyx_n_u_core __pyx_string_tab[133]
-#define __pyx_n_u_cptrs __pyx_string_tab[134]
-#define __pyx_n_u_cpu __pyx_string_tab[135]
-#define __pyx_n_u_cuda __pyx_string_tab[136]
-#define __pyx_n_u_cuda_host __pyx_string_tab[137]
-#define __pyx_n_u_cuda_managed __pyx_string_tab[138]
-#define __pyx_n_u_direct __pyx_string_tab[139]
-#define __pyx_n_u_dl __pyx_string_tab[140]
-#define __pyx_n_u_dtype __pyx_string_tab[141]
-#define __pyx_n_u_entry_name __pyx_string_tab[142]
-#define __pyx_n_u_enumerate __pyx_string_tab[143]
-#define __pyx_n_u_example_args __pyx_string_tab[144]
-#define __pyx_n_u_exists __pyx_string_tab[145]
-#define __pyx_n_u_ext_dev __pyx_string_tab[146]
-#define __pyx_n_u_f __pyx_string_tab[147]
-#define __pyx_n_u_float32 __pyx_string_tab[148]
-#define __pyx_n_u_fn_address __pyx_string_tab[149]
-#define __pyx_n_u_freeze __pyx_string_tab[150]
-#define __pyx_n_u_from_dlpack __pyx_string_tab[151]
-#define __pyx_n_u_frozen __pyx_string_tab[152]
-#define __pyx_n_u_fspath __pyx_string_tab[153]
-#define __pyx_n_u_get __pyx_string_tab[154]
-#define __pyx_n_u_get_function __pyx_string_tab[155]
-#define __pyx_n_u_get_global_func __pyx_string_tab[156]
-#define __pyx_n_u_half __pyx_string_tab[157]
-#define __pyx_n_u_handle __pyx_string_tab[158]
-#define __pyx_n_u_hook __pyx_string_tab[159]
-#define __pyx_n_u_i __pyx_string_tab[160]
-#define __pyx_n_u_implements_function __pyx_string_tab[161]
-#define __pyx_n_u_int8 __pyx_string_tab[162]
-#define __pyx_n_u_items __pyx_string_tab[163]
-#define __pyx_n_u_load_module __pyx_string_tab[164]
-#define __pyx_n_u_main __pyx_string_tab[165]
-#define __pyx_n_u_make_torch_op __pyx_string_tab[166]
-#define __pyx_n_u_mutates_args __pyx_string_tab[167]
-#define __pyx_n_u_n __pyx_string_tab[168]
-#define __pyx_n_u_name __pyx_string_tab[169]
-#define __pyx_n_u_nn __pyx_string_tab[170]
-#define __pyx_n_u_num_args __pyx_string_tab[171]
-#define __pyx_n_u_num_tensor_args __pyx_string_tab[172]
-#define __pyx_n_u_obj __pyx_string_tab[173]
-#define __pyx_n_u_object __pyx_string_tab[174]
-#define __pyx_n_u_offset __pyx_string_tab[175]
-#define __pyx_n_u_os __pyx_string_tab[176]
-#define __pyx_n_u_owned __pyx_string_tab[177]
-#define __pyx_n_u_owned_tensors __pyx_string_tab[178]
-#define __pyx_n_u_p __pyx_string_tab[179]
-#define __pyx_n_u_packed __pyx_string_tab[180]
-#define __pyx_n_u_path __pyx_string_tab[181]
-#define __pyx_n_u_pop __pyx_string_tab[182]
-#define __pyx_n_u_prepare __pyx_string_tab[183]
-#define __pyx_n_u_prepared __pyx_string_tab[184]
-#define __pyx_n_u_ptrs __pyx_string_tab[185]
-#define __pyx_n_u_r __pyx_string_tab[186]
-#define __pyx_n_u_raise_last_error __pyx_string_tab[187]
-#define __pyx_n_u_reference __pyx_string_tab[188]
-#define __pyx_n_u_release_gil __pyx_string_tab[189]
-#define __pyx_n_u_repeat __pyx_string_tab[190]
-#define __pyx_n_u_reshape __pyx_string_tab[191]
-#define __pyx_n_u_result __pyx_string_tab[192]
-#define __pyx_n_u_ret __pyx_string_tab[193]
-#define __pyx_n_u_rocm __pyx_string_tab[194]
-#define __pyx_n_u_samples __pyx_string_tab[195]
-#define __pyx_n_u_self __pyx_string_tab[196]
-#define __pyx_n_u_setdefault __pyx_string_tab[197]
-#define __pyx_n_u_st __pyx_string_tab[198]
-#define __pyx_n_u_staticmethod __pyx_string_tab[199]
-#define __pyx_n_u_t __pyx_string_tab[200]
-#define __pyx_n_u_tensor __pyx_string_tab[201]
-#define __pyx_n_u_to __pyx_string_tab[202]
-#define __pyx_n_u_torch_module __pyx_string_tab[203]
-#define __pyx_n_u_transpose __pyx_string_tab[204]
-#define __pyx_n_u_tvm_ffi __pyx_string_tab[205]
-#define __pyx_n_u_tvmfast__core __pyx_string_tab[206]
-#define __pyx_n_u_tvmfast_torch_op __pyx_string_tab[207]
-#define __pyx_n_u_values __pyx_string_tab[208]
-#define __pyx_n_u_zeros __pyx_string_tab[209]
-#define __pyx_kp_b_DLTensor __pyx_string_tab[210]
-#define __pyx_n_b_TypeError __pyx_string_tab[211]
-#define __pyx_kp_b_int_struct___pyx_obj_7tvmfast_5 __pyx_string_tab[212]
-#define __pyx_kp_b_iso88591_Q __pyx_string_tab[213]
-#define __pyx_kp_b_iso88591_s __pyx_string_tab[214]
-#define __pyx_kp_b_iso88591_N_1_Qo_7_1L_TU_Qo_7_1L_TU __pyx_string_tab[215]
-#define __pyx_kp_b_iso88591_q __pyx_string_tab[216]
-#define __pyx_kp_b_iso88591_1 __pyx_string_tab[217]
-#define __pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS __pyx_string_tab[218]
-#define __pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT __pyx_string_tab[219]
-#define __pyx_kp_b_iso88591_A_t1 __pyx_string_tab[220]
-#define __pyx_kp_b_iso88591_A_q __pyx_string_tab[221]
-#define __pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf __pyx_string_tab[222]
-#define __pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq __pyx_string_tab[223]
-#define __pyx_kp_b_iso88591_A_s_1_4z_E_D_S_1A_2S_A_1_ATAgghh __pyx_string_tab[224]
-#define __pyx_kp_b_iso88591_a_Q_AV6_q __pyx_string_tab[225]
+#define __pyx_kp_u_is_not_an_address __pyx_string_tab[22]
+#define __pyx_kp_u_byte_aligned __pyx_string_tab[23]
+#define __pyx_kp_u_byte_aligned_TVM_kernels_built __pyx_string_tab[24]
+#define __pyx_kp_u__5 __pyx_string_tab[25]
+#define __pyx_kp_u__4 __pyx_string_tab[26]
+#define __pyx_kp_u__2 __pyx_string_tab[27]
+#define __pyx_kp_u_data_address __pyx_string_tab[28]
+#define __pyx_kp_u_expected_a_tensor_torch_Tensor __pyx_string_tab[29]
+#define __pyx_kp_u_expected_int_got __pyx_string_tab[30]
+#define __pyx_kp_u_int __pyx_string_tab[31]
+#define __pyx_kp_u_all_tensor_arguments_must_be_on __pyx_string_tab[32]
+#define __pyx_kp_u_tvmfast_BoundFunction_num_args __pyx_string_tab[33]
+#define __pyx_kp_u_tvmfast_FrozenFunction_num_args __pyx_string_tab[34]
+#define __pyx_kp_u__6 __pyx_string_tab[35]
+#define __pyx_kp_u_ __pyx_string_tab[36]
+#define __pyx_kp_u_None __pyx_string_tab[37]
+#define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[38]
+#define __pyx_kp_u_floor_loop_needs_a_prepared_fun __pyx_string_tab[39]
+#define __pyx_kp_u_add_note __pyx_string_tab[40]
+#define __pyx_kp_u_device_type __pyx_string_tab[41]
+#define __pyx_kp_u_disable __pyx_string_tab[42]
+#define __pyx_kp_u_enable __pyx_string_tab[43]
+#define __pyx_kp_u_gc __pyx_string_tab[44]
+#define __pyx_kp_u_isenabled __pyx_string_tab[45]
+#define __pyx_kp_u_no_default___reduce___due_to_non __pyx_string_tab[46]
+#define __pyx_kp_u_tvmfast__reraise __pyx_string_tab[47]
+#define __pyx_kp_u_tvmfast__take_result __pyx_string_tab[48]
+#define __pyx_kp_u_tvmfast_bind_alignment_must_be_a __pyx_string_tab[49]
+#define __pyx_kp_u_tvmfast_bind_expected_a_TVM_runt __pyx_string_tab[50]
+#define __pyx_kp_u_tvmfast_bind_name_is_only_for_mo __pyx_string_tab[51]
+#define __pyx_kp_u_tvmfast_bind_no_such_library __pyx_string_tab[52]
+#define __pyx_kp_u_tvmfast_bind_the_module_has_no_f __pyx_string_tab[53]
+#define __pyx_kp_u_tvmfast__core_pyx __pyx_string_tab[54]
+#define __pyx_kp_u_tvmfast_BoundFunction_was_not_in __pyx_string_tab[55]
+#define __pyx_kp_u_tvmfast_FrozenFunction_was_not_i __pyx_string_tab[56]
+#define __pyx_kp_u_tvmfast_TVM_call_failed_but_no_e __pyx_string_tab[57]
+#define __pyx_kp_u_tvmfast_argument __pyx_string_tab[58]
+#define __pyx_kp_u_tvmfast_bound_functions_take_pos __pyx_string_tab[59]
+#define __pyx_kp_u_tvmfast_call_ptrs_expected __pyx_string_tab[60]
+#define __pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar __pyx_string_tab[61]
+#define __pyx_kp_u_tvmfast_call_ptrs_pointer __pyx_string_tab[62]
+#define __pyx_kp_u_tvmfast_expected __pyx_string_tab[63]
+#define __pyx_kp_u_tvmfast_freeze_position __pyx_string_tab[64]
+#define __pyx_kp_u_tvmfast_freeze_needs_the_number __pyx_string_tab[65]
+#define __pyx_kp_u_tvmfast_freeze_takes_a_dict_posi __pyx_string_tab[66]
+#define __pyx_kp_u_tvmfast_freeze_prepare_support_a __pyx_string_tab[67]
+#define __pyx_kp_u_tvmfast_frozen_argument __pyx_string_tab[68]
+#define __pyx_kp_u_tvmfast_the_function_returned_a __pyx_string_tab[69]
+#define __pyx_n_u_BoundFunction __pyx_string_tab[70]
+#define __pyx_n_u_BoundFunction___reduce_cython __pyx_string_tab[71]
+#define __pyx_n_u_BoundFunction___setstate_cython __pyx_string_tab[72]
+#define __pyx_n_u_BoundFunction_as_torch_op __pyx_string_tab[73]
+#define __pyx_n_u_BoundFunction_freeze __pyx_string_tab[74]
+#define __pyx_n_u_BoundFunction_prepare __pyx_string_tab[75]
+#define __pyx_n_u_CObject __pyx_string_tab[76]
+#define __pyx_n_u_FrozenFunction __pyx_string_tab[77]
+#define __pyx_n_u_FrozenFunction___reduce_cython __pyx_string_tab[78]
+#define __pyx_n_u_FrozenFunction___setstate_cython __pyx_string_tab[79]
+#define __pyx_n_u_FrozenFunction_call_ptrs __pyx_string_tab[80]
+#define __pyx_n_u_FrozenFunction_num_tensor_args __pyx_string_tab[81]
+#define __pyx_n_u_FrozenFunction_raise_last_error __pyx_string_tab[82]
+#define __pyx_n_u_Function __pyx_string_tab[83]
+#define __pyx_n_u_Module __pyx_string_tab[84]
+#define __pyx_n_u_Parameter __pyx_string_tab[85]
+#define __pyx_n_u_PathLike __pyx_string_tab[86]
+#define __pyx_n_u_Tensor __pyx_string_tab[87]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[88]
+#define __pyx_n_u_annotate __pyx_string_tab[89]
+#define __pyx_n_u_chandle __pyx_string_tab[90]
+#define __pyx_n_u_class_getitem __pyx_string_tab[91]
+#define __pyx_n_u_dict __pyx_string_tab[92]
+#define __pyx_n_u_dlpack __pyx_string_tab[93]
+#define __pyx_n_u_dlpack_c_exchange_api __pyx_string_tab[94]
+#define __pyx_n_u_func __pyx_string_tab[95]
+#define __pyx_n_u_getitem __pyx_string_tab[96]
+#define __pyx_n_u_getstate __pyx_string_tab[97]
+#define __pyx_n_u_main_2 __pyx_string_tab[98]
+#define __pyx_n_u_module __pyx_string_tab[99]
+#define __pyx_n_u_name_2 __pyx_string_tab[100]
+#define __pyx_n_u_pyx_capi __pyx_string_tab[101]
+#define __pyx_n_u_pyx_state __pyx_string_tab[102]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[103]
+#define __pyx_n_u_qualname __pyx_string_tab[104]
+#define __pyx_n_u_reduce __pyx_string_tab[105]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[106]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[107]
+#define __pyx_n_u_set_name __pyx_string_tab[108]
+#define __pyx_n_u_setstate __pyx_string_tab[109]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[110]
+#define __pyx_n_u_test __pyx_string_tab[111]
+#define __pyx_n_u_cdata __pyx_string_tab[112]
+#define __pyx_n_u_enable_torch_direct_export __pyx_string_tab[113]
+#define __pyx_n_u_floor_loop __pyx_string_tab[114]
+#define __pyx_n_u_init_vectorcall __pyx_string_tab[115]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[116]
+#define __pyx_n_u_set_current_stream_hook __pyx_string_tab[117]
+#define __pyx_n_u_set_torch_setup_hook __pyx_string_tab[118]
+#define __pyx_n_u_torch_direct_export_enabled __pyx_string_tab[119]
+#define __pyx_n_u_abspath __pyx_string_tab[120]
+#define __pyx_n_u_address __pyx_string_tab[121]
+#define __pyx_n_u_alignment __pyx_string_tab[122]
+#define __pyx_n_u_api __pyx_string_tab[123]
+#define __pyx_n_u_arange __pyx_string_tab[124]
+#define __pyx_n_u_args __pyx_string_tab[125]
+#define __pyx_n_u_as_torch_op __pyx_string_tab[126]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[127]
+#define __pyx_n_u_b __pyx_string_tab[128]
+#define __pyx_n_u_base __pyx_string_tab[129]
+#define __pyx_n_u_bound __pyx_string_tab[130]
+#define __pyx_n_u_call_ptrs __pyx_string_tab[131]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[132]
+#define __pyx_n_u_clone __pyx_string_tab[133]
+#define __pyx_n_u_core __pyx_string_tab[134]
+#define __pyx_n_u_cptrs __pyx_string_tab[135]
+#define __pyx_n_u_cpu __pyx_string_tab[136]
+#define __pyx_n_u_cuda __pyx_string_tab[137]
+#define __pyx_n_u_cuda_host __pyx_string_tab[138]
+#define __pyx_n_u_cuda_managed __pyx_string_tab[139]
+#define __pyx_n_u_direct __pyx_string_tab[140]
+#define __pyx_n_u_dl __pyx_string_tab[141]
+#define __pyx_n_u_dtype __pyx_string_tab[142]
+#define __pyx_n_u_entry_name __pyx_string_tab[143]
+#define __pyx_n_u_enumerate __pyx_string_tab[144]
+#define __pyx_n_u_example_args __pyx_string_tab[145]
+#define __pyx_n_u_exists __pyx_string_tab[146]
+#define __pyx_n_u_ext_dev __pyx_string_tab[147]
+#define __pyx_n_u_f __pyx_string_tab[148]
+#define __pyx_n_u_float32 __pyx_string_tab[149]
+#define __pyx_n_u_fn_address __pyx_string_tab[150]
+#define __pyx_n_u_freeze __pyx_string_tab[151]
+#define __pyx_n_u_from_dlpack __pyx_string_tab[152]
+#define __pyx_n_u_frozen __pyx_string_tab[153]
+#define __pyx_n_u_fspath __pyx_string_tab[154]
+#define __pyx_n_u_get __pyx_string_tab[155]
+#define __pyx_n_u_get_function __pyx_string_tab[156]
+#define __pyx_n_u_get_global_func __pyx_string_tab[157]
+#define __pyx_n_u_half __pyx_string_tab[158]
+#define __pyx_n_u_handle __pyx_string_tab[159]
+#define __pyx_n_u_hook __pyx_string_tab[160]
+#define __pyx_n_u_i __pyx_string_tab[161]
+#define __pyx_n_u_implements_function __pyx_string_tab[162]
+#define __pyx_n_u_int8 __pyx_string_tab[163]
+#define __pyx_n_u_items __pyx_string_tab[164]
+#define __pyx_n_u_load_module __pyx_string_tab[165]
+#define __pyx_n_u_main __pyx_string_tab[166]
+#define __pyx_n_u_make_torch_op __pyx_string_tab[167]
+#define __pyx_n_u_mutates_args __pyx_string_tab[168]
+#define __pyx_n_u_n __pyx_string_tab[169]
+#define __pyx_n_u_name __pyx_string_tab[170]
+#define __pyx_n_u_nn __pyx_string_tab[171]
+#define __pyx_n_u_num_args __pyx_string_tab[172]
+#define __pyx_n_u_num_tensor_args __pyx_string_tab[173]
+#define __pyx_n_u_obj __pyx_string_tab[174]
+#define __pyx_n_u_object __pyx_string_tab[175]
+#define __pyx_n_u_offset __pyx_string_tab[176]
+#define __pyx_n_u_os __pyx_string_tab[177]
+#define __pyx_n_u_owned __pyx_string_tab[178]
+#define __pyx_n_u_owned_tensors __pyx_string_tab[179]
+#define __pyx_n_u_p __pyx_string_tab[180]
+#define __pyx_n_u_packed __pyx_string_tab[181]
+#define __pyx_n_u_path __pyx_string_tab[182]
+#define __pyx_n_u_pop __pyx_string_tab[183]
+#define __pyx_n_u_prepare __pyx_string_tab[184]
+#define __pyx_n_u_prepared __pyx_string_tab[185]
+#define __pyx_n_u_ptrs __pyx_string_tab[186]
+#define __pyx_n_u_r __pyx_string_tab[187]
+#define __pyx_n_u_raise_last_error __pyx_string_tab[188]
+#define __pyx_n_u_reference __pyx_string_tab[189]
+#define __pyx_n_u_release_gil __pyx_string_tab[190]
+#define __pyx_n_u_repeat __pyx_string_tab[191]
+#define __pyx_n_u_reshape __pyx_string_tab[192]
+#define __pyx_n_u_result __pyx_string_tab[193]
+#define __pyx_n_u_ret __pyx_string_tab[194]
+#define __pyx_n_u_rocm __pyx_string_tab[195]
+#define __pyx_n_u_samples __pyx_string_tab[196]
+#define __pyx_n_u_self __pyx_string_tab[197]
+#define __pyx_n_u_setdefault __pyx_string_tab[198]
+#define __pyx_n_u_st __pyx_string_tab[199]
+#define __pyx_n_u_staticmethod __pyx_string_tab[200]
+#define __pyx_n_u_t __pyx_string_tab[201]
+#define __pyx_n_u_tensor __pyx_string_tab[202]
+#define __pyx_n_u_to __pyx_string_tab[203]
+#define __pyx_n_u_torch_module __pyx_string_tab[204]
+#define __pyx_n_u_transpose __pyx_string_tab[205]
+#define __pyx_n_u_tvm_ffi __pyx_string_tab[206]
+#define __pyx_n_u_tvmfast__core __pyx_string_tab[207]
+#define __pyx_n_u_tvmfast_torch_op __pyx_string_tab[208]
+#define __pyx_n_u_values __pyx_string_tab[209]
+#define __pyx_n_u_zeros __pyx_string_tab[210]
+#define __pyx_kp_b_DLTensor __pyx_string_tab[211]
+#define __pyx_n_b_TypeError __pyx_string_tab[212]
+#define __pyx_kp_b_int_struct___pyx_obj_7tvmfast_5 __pyx_string_tab[213]
+#define __pyx_kp_b_iso88591_Q __pyx_string_tab[214]
+#define __pyx_kp_b_iso88591_s __pyx_string_tab[215]
+#define __pyx_kp_b_iso88591_N_1_Qo_7_1L_TU_Qo_7_1L_TU __pyx_string_tab[216]
+#define __pyx_kp_b_iso88591_q __pyx_string_tab[217]
+#define __pyx_kp_b_iso88591_1 __pyx_string_tab[218]
+#define __pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS __pyx_string_tab[219]
+#define __pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT __pyx_string_tab[220]
+#define __pyx_kp_b_iso88591_A_t1 __pyx_string_tab[221]
+#define __pyx_kp_b_iso88591_A_q __pyx_string_tab[222]
+#define __pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf __pyx_string_tab[223]
+#define __pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq __pyx_string_tab[224]
+#define __pyx_kp_b_iso88591_A_s_1_4z_E_D_S_1A_2S_A_1_ATAgghh __pyx_string_tab[225]
+#define __pyx_kp_b_iso88591_a_Q_AV6_q __pyx_string_tab[226]
 #define __pyx_float_3_0 __pyx_number_tab[0]
 #define __pyx_int_0 __pyx_number_tab[1]
 #define __pyx_int_1 __pyx_number_tab[2]
@@ -3792,7 +3793,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<16; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<226; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<227; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<11; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -3828,7 +3829,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<16; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<226; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<227; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<11; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -16636,11 +16637,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   Py_ssize_t __pyx_t_12;
   Py_ssize_t __pyx_t_13;
   Py_ssize_t __pyx_t_14;
-  unsigned PY_LONG_LONG __pyx_t_15;
-  PyObject *__pyx_t_16[3];
-  PyObject *__pyx_t_17[7];
-  PyObject *__pyx_t_18 = NULL;
-  __pyx_t_7tvmfast_5_core_CallState __pyx_t_19;
+  PyObject *__pyx_t_15 = NULL;
+  PyObject *__pyx_t_16 = NULL;
+  PyObject *__pyx_t_17 = NULL;
+  unsigned PY_LONG_LONG __pyx_t_18;
+  PyObject *__pyx_t_19 = NULL;
+  PyObject *__pyx_t_20 = NULL;
+  PyObject *__pyx_t_21[5];
+  PyObject *__pyx_t_22 = NULL;
+  PyObject *__pyx_t_23[3];
+  PyObject *__pyx_t_24[7];
+  __pyx_t_7tvmfast_5_core_CallState __pyx_t_25;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -16799,7 +16806,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:             # <<<<<<<<<<<<<<
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
- *             address = PyLong_AsUnsignedLongLong(p)
+ *             try:
 */
     __pyx_t_2 = (Py_TYPE(__pyx_v_p) != (&PyLong_Type));
 
@@ -16810,8 +16817,8 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")             # <<<<<<<<<<<<<<
- *             address = PyLong_AsUnsignedLongLong(p)
- *             if address == 0:
+ *             try:
+ *                 address = PyLong_AsUnsignedLongLong(p)
 */
       __pyx_t_11 = NULL;
       __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1001, __pyx_L1_error)
@@ -16856,23 +16863,134 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:             # <<<<<<<<<<<<<<
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
- *             address = PyLong_AsUnsignedLongLong(p)
+ *             try:
 */
     }
 
     /* "tvmfast/_core.pyx":1002
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
- *             address = PyLong_AsUnsignedLongLong(p)             # <<<<<<<<<<<<<<
+ *             try:             # <<<<<<<<<<<<<<
+ *                 address = PyLong_AsUnsignedLongLong(p)
+ *             except OverflowError:
+*/
+    {
+      __Pyx_PyThreadState_declare
+      __Pyx_PyThreadState_assign
+      __Pyx_ExceptionSave(&__pyx_t_15, &__pyx_t_16, &__pyx_t_17);
+      __Pyx_XGOTREF(__pyx_t_15);
+      __Pyx_XGOTREF(__pyx_t_16);
+      __Pyx_XGOTREF(__pyx_t_17);
+      /*try:*/ {
+
+        /* "tvmfast/_core.pyx":1003
+ *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
+ *             try:
+ *                 address = PyLong_AsUnsignedLongLong(p)             # <<<<<<<<<<<<<<
+ *             except OverflowError:
+ *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
+*/
+        __pyx_t_18 = PyLong_AsUnsignedLongLong(__pyx_v_p); if (unlikely(__pyx_t_18 == ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)-1L)) && PyErr_Occurred())) __PYX_ERR(0, 1003, __pyx_L10_error)
+        __pyx_v_address = __pyx_t_18;
+
+        /* "tvmfast/_core.pyx":1002
+ *             if Py_TYPE(p) != &PyLong_Type:
+ *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
+ *             try:             # <<<<<<<<<<<<<<
+ *                 address = PyLong_AsUnsignedLongLong(p)
+ *             except OverflowError:
+*/
+      }
+      __Pyx_XDECREF(__pyx_t_15); __pyx_t_15 = 0;
+      __Pyx_XDECREF(__pyx_t_16); __pyx_t_16 = 0;
+      __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
+      goto __pyx_L17_try_end;
+      __pyx_L10_error:;
+      __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
+      __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
+      __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+      __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+
+      /* "tvmfast/_core.pyx":1004
+ *             try:
+ *                 address = PyLong_AsUnsignedLongLong(p)
+ *             except OverflowError:             # <<<<<<<<<<<<<<
+ *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
+ *             if address == 0:
+*/
+      __pyx_t_10 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_OverflowError))));
+      if (__pyx_t_10) {
+        __Pyx_AddTraceback("tvmfast._core.FrozenFunction.call_ptrs", __pyx_clineno, __pyx_lineno, __pyx_filename);
+        if (__Pyx_GetException(&__pyx_t_4, &__pyx_t_8, &__pyx_t_11) < 0) __PYX_ERR(0, 1004, __pyx_L12_except_error)
+        __Pyx_XGOTREF(__pyx_t_4);
+        __Pyx_XGOTREF(__pyx_t_8);
+        __Pyx_XGOTREF(__pyx_t_11);
+
+        /* "tvmfast/_core.pyx":1005
+ *                 address = PyLong_AsUnsignedLongLong(p)
+ *             except OverflowError:
+ *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None             # <<<<<<<<<<<<<<
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
 */
-    __pyx_t_15 = PyLong_AsUnsignedLongLong(__pyx_v_p); if (unlikely(__pyx_t_15 == ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)-1L)) && PyErr_Occurred())) __PYX_ERR(0, 1002, __pyx_L1_error)
-    __pyx_v_address = __pyx_t_15;
+        __pyx_t_5 = NULL;
+        __pyx_t_19 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 1005, __pyx_L12_except_error)
+        __Pyx_GOTREF(__pyx_t_19);
+        __pyx_t_20 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 1005, __pyx_L12_except_error)
+        __Pyx_GOTREF(__pyx_t_20);
+        __pyx_t_21[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
+        __pyx_t_21[1] = __pyx_t_19;
+        __pyx_t_21[2] = __pyx_mstate_global->__pyx_kp_u__8;
+        __pyx_t_21[3] = __pyx_t_20;
+        __pyx_t_21[4] = __pyx_mstate_global->__pyx_kp_u_is_not_an_address;
+        __pyx_t_14 = 51;
+        #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+        __pyx_t_14 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_21[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_21[3]);
+        #endif
+        __pyx_t_10 = 0;
+        #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
+        __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_21[3]);
+        #endif
+        __pyx_t_22 = __Pyx_PyUnicode_Join(__pyx_t_21, 5, __pyx_t_14, __pyx_t_10);
+        if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 1005, __pyx_L12_except_error)
+        __Pyx_GOTREF(__pyx_t_22);
+        __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
+        __Pyx_DECREF(__pyx_t_20); __pyx_t_20 = 0;
+        __pyx_t_6 = 1;
+        {
+          PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_t_22};
+          __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+          __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+          __Pyx_DECREF(__pyx_t_22); __pyx_t_22 = 0;
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1005, __pyx_L12_except_error)
+          __Pyx_GOTREF(__pyx_t_7);
+        }
+        __Pyx_Raise(__pyx_t_7, 0, 0, Py_None);
+        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+        __PYX_ERR(0, 1005, __pyx_L12_except_error)
+      }
+      goto __pyx_L12_except_error;
 
-    /* "tvmfast/_core.pyx":1003
+      /* "tvmfast/_core.pyx":1002
+ *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
- *             address = PyLong_AsUnsignedLongLong(p)
+ *             try:             # <<<<<<<<<<<<<<
+ *                 address = PyLong_AsUnsignedLongLong(p)
+ *             except OverflowError:
+*/
+      __pyx_L12_except_error:;
+      __Pyx_XGIVEREF(__pyx_t_15);
+      __Pyx_XGIVEREF(__pyx_t_16);
+      __Pyx_XGIVEREF(__pyx_t_17);
+      __Pyx_ExceptionReset(__pyx_t_15, __pyx_t_16, __pyx_t_17);
+      goto __pyx_L1_error;
+      __pyx_L17_try_end:;
+    }
+
+    /* "tvmfast/_core.pyx":1006
+ *             except OverflowError:
+ *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
  *             if address == 0:             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:
@@ -16882,51 +17000,51 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":1004
- *             address = PyLong_AsUnsignedLongLong(p)
+      /* "tvmfast/_core.pyx":1007
+ *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")             # <<<<<<<<<<<<<<
  *             if address & self.bound.align_mask:
  *                 raise ValueError(
 */
       __pyx_t_8 = NULL;
-      __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1004, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
-      __pyx_t_16[1] = __pyx_t_11;
-      __pyx_t_16[2] = __pyx_mstate_global->__pyx_kp_u_is_null;
+      __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1007, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      __pyx_t_23[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
+      __pyx_t_23[1] = __pyx_t_4;
+      __pyx_t_23[2] = __pyx_mstate_global->__pyx_kp_u_is_null;
       __pyx_t_14 = 38;
       #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-      __pyx_t_14 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_16[1]);
+      __pyx_t_14 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_23[1]);
       #endif
       __pyx_t_10 = 0;
-      __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_16, 3, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1004, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_23, 3, __pyx_t_14, __pyx_t_10);
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1007, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_6 = 1;
       {
         PyObject *__pyx_callargs[2] = {__pyx_t_8, __pyx_t_7};
-        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1004, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_4);
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1007, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_11);
       }
-      __Pyx_Raise(__pyx_t_4, 0, 0, 0);
-      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 1004, __pyx_L1_error)
+      __Pyx_Raise(__pyx_t_11, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+      __PYX_ERR(0, 1007, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":1003
- *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
- *             address = PyLong_AsUnsignedLongLong(p)
+      /* "tvmfast/_core.pyx":1006
+ *             except OverflowError:
+ *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
  *             if address == 0:             # <<<<<<<<<<<<<<
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:
 */
     }
 
-    /* "tvmfast/_core.pyx":1005
+    /* "tvmfast/_core.pyx":1008
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:             # <<<<<<<<<<<<<<
@@ -16938,7 +17056,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":1006
+      /* "tvmfast/_core.pyx":1009
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:
  *                 raise ValueError(             # <<<<<<<<<<<<<<
@@ -16947,39 +17065,39 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
       __pyx_t_7 = NULL;
 
-      /* "tvmfast/_core.pyx":1007
+      /* "tvmfast/_core.pyx":1010
  *             if address & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "             # <<<<<<<<<<<<<<
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address
 */
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1007, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1010, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_11 = __Pyx_PyLong_From_uint64_t(__pyx_v_address); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1007, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_5 = __Pyx_PyObject_Format(__pyx_t_11, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1007, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_5);
-      __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+      __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_address); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1010, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      __pyx_t_22 = __Pyx_PyObject_Format(__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 1010, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_22);
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-      /* "tvmfast/_core.pyx":1008
+      /* "tvmfast/_core.pyx":1011
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")             # <<<<<<<<<<<<<<
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)
 */
-      __pyx_t_11 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1008, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_11);
-      __pyx_t_17[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
-      __pyx_t_17[1] = __pyx_t_8;
-      __pyx_t_17[2] = __pyx_mstate_global->__pyx_kp_u__8;
-      __pyx_t_17[3] = __pyx_t_5;
-      __pyx_t_17[4] = __pyx_mstate_global->__pyx_kp_u_is_not_2;
-      __pyx_t_17[5] = __pyx_t_11;
-      __pyx_t_17[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned;
+      __pyx_t_4 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1011, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_4);
+      __pyx_t_24[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
+      __pyx_t_24[1] = __pyx_t_8;
+      __pyx_t_24[2] = __pyx_mstate_global->__pyx_kp_u__8;
+      __pyx_t_24[3] = __pyx_t_22;
+      __pyx_t_24[4] = __pyx_mstate_global->__pyx_kp_u_is_not_2;
+      __pyx_t_24[5] = __pyx_t_4;
+      __pyx_t_24[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned;
 
-      /* "tvmfast/_core.pyx":1007
+      /* "tvmfast/_core.pyx":1010
  *             if address & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "             # <<<<<<<<<<<<<<
@@ -16988,32 +17106,32 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
       __pyx_t_14 = 54;
       #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-      __pyx_t_14 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_17[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_17[3]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_17[5]);
+      __pyx_t_14 += __Pyx_PyUnicode_GET_LENGTH(__pyx_t_24[1]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_24[3]) + __Pyx_PyUnicode_GET_LENGTH(__pyx_t_24[5]);
       #endif
       __pyx_t_10 = 0;
       #if __Pyx_PyUnicode_Join_CAN_USE_KIND_AND_LENGTH
-      __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_17[3]);
+      __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_24[3]);
       #endif
-      __pyx_t_18 = __Pyx_PyUnicode_Join(__pyx_t_17, 7, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 1007, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_18);
+      __pyx_t_5 = __Pyx_PyUnicode_Join(__pyx_t_24, 7, __pyx_t_14, __pyx_t_10);
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1010, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+      __Pyx_DECREF(__pyx_t_22); __pyx_t_22 = 0;
+      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_6 = 1;
       {
-        PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_t_18};
-        __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_t_5};
+        __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-        __Pyx_DECREF(__pyx_t_18); __pyx_t_18 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1006, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_4);
+        __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1009, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_11);
       }
-      __Pyx_Raise(__pyx_t_4, 0, 0, 0);
-      __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 1006, __pyx_L1_error)
+      __Pyx_Raise(__pyx_t_11, 0, 0, 0);
+      __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
+      __PYX_ERR(0, 1009, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":1005
+      /* "tvmfast/_core.pyx":1008
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:             # <<<<<<<<<<<<<<
@@ -17022,7 +17140,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":1009
+    /* "tvmfast/_core.pyx":1012
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address             # <<<<<<<<<<<<<<
@@ -17033,7 +17151,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   }
 
 
-  /* "tvmfast/_core.pyx":1010
+  /* "tvmfast/_core.pyx":1013
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)             # <<<<<<<<<<<<<<
@@ -17042,18 +17160,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_f_7tvmfast_5_core_fill_ptrs(__pyx_v_self, __pyx_v_cptrs, __pyx_v_packed, __pyx_v_dl);
 
-  /* "tvmfast/_core.pyx":1011
+  /* "tvmfast/_core.pyx":1014
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)
  *         st = self.frozen_state             # <<<<<<<<<<<<<<
  *         st.owned = owned
  *         st.n_owned = 0
 */
-  __pyx_t_19 = __pyx_v_self->frozen_state;
+  __pyx_t_25 = __pyx_v_self->frozen_state;
 
-  __pyx_v_st = __pyx_t_19;
+  __pyx_v_st = __pyx_t_25;
 
-  /* "tvmfast/_core.pyx":1012
+  /* "tvmfast/_core.pyx":1015
  *         fill_ptrs(self, cptrs, packed, dl)
  *         st = self.frozen_state
  *         st.owned = owned             # <<<<<<<<<<<<<<
@@ -17062,7 +17180,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":1013
+  /* "tvmfast/_core.pyx":1016
  *         st = self.frozen_state
  *         st.owned = owned
  *         st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -17071,7 +17189,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.n_owned = 0;
 
-  /* "tvmfast/_core.pyx":1014
+  /* "tvmfast/_core.pyx":1017
  *         st.owned = owned
  *         st.n_owned = 0
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -17080,7 +17198,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.temps = NULL;
 
-  /* "tvmfast/_core.pyx":1015
+  /* "tvmfast/_core.pyx":1018
  *         st.n_owned = 0
  *         st.temps = NULL
  *         st.items = NULL             # <<<<<<<<<<<<<<
@@ -17089,7 +17207,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.items = NULL;
 
-  /* "tvmfast/_core.pyx":1016
+  /* "tvmfast/_core.pyx":1019
  *         st.temps = NULL
  *         st.items = NULL
  *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
@@ -17098,7 +17216,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.frozen = ((void *)__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":1017
+  /* "tvmfast/_core.pyx":1020
  *         st.items = NULL
  *         st.frozen = <void*>self
  *         st.devices_checked = 1             # <<<<<<<<<<<<<<
@@ -17107,27 +17225,27 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.devices_checked = 1;
 
-  /* "tvmfast/_core.pyx":1018
+  /* "tvmfast/_core.pyx":1021
  *         st.frozen = <void*>self
  *         st.devices_checked = 1
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  * 
  *     def num_tensor_args(self):
 */
-  __pyx_t_4 = ((PyObject *)__pyx_v_self->bound);
-  __Pyx_INCREF(__pyx_t_4);
-  __pyx_t_18 = __pyx_f_7tvmfast_5_core_finish_call(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_4), __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_18)) __PYX_ERR(0, 1018, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_18);
-  __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
+  __pyx_t_11 = ((PyObject *)__pyx_v_self->bound);
+  __Pyx_INCREF(__pyx_t_11);
+  __pyx_t_5 = __pyx_f_7tvmfast_5_core_finish_call(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_11), __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1021, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   {
     PyObject *__pyx_temp;
     {
       __pyx_temp = __pyx_r;
-      __pyx_r = __pyx_t_18;
+      __pyx_r = __pyx_t_5;
     }
     __Pyx_XDECREF(__pyx_temp);
   }
-  __pyx_t_18 = 0;
+  __pyx_t_5 = 0;
   goto __pyx_L0;
 
   /* "tvmfast/_core.pyx":979
@@ -17145,7 +17263,9 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   __Pyx_XDECREF(__pyx_t_7);
   __Pyx_XDECREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_11);
-  __Pyx_XDECREF(__pyx_t_18);
+  __Pyx_XDECREF(__pyx_t_19);
+  __Pyx_XDECREF(__pyx_t_20);
+  __Pyx_XDECREF(__pyx_t_22);
   __Pyx_AddTraceback("tvmfast._core.FrozenFunction.call_ptrs", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = NULL;
   __pyx_L0:;
@@ -17163,7 +17283,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1020
+/* "tvmfast/_core.pyx":1023
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -17223,14 +17343,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("num_tensor_args", 0);
 
-  /* "tvmfast/_core.pyx":1022
+  /* "tvmfast/_core.pyx":1025
  *     def num_tensor_args(self):
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         return self.num_tensor_slots             # <<<<<<<<<<<<<<
  * 
  *     @staticmethod
 */
-  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_self->num_tensor_slots); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1022, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_self->num_tensor_slots); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1025, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -17243,7 +17363,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1020
+  /* "tvmfast/_core.pyx":1023
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -17262,7 +17382,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1024
+/* "tvmfast/_core.pyx":1027
  *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -17322,17 +17442,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_last_error", 0);
 
-  /* "tvmfast/_core.pyx":1027
+  /* "tvmfast/_core.pyx":1030
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  *     def __repr__(self):
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1027, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1030, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":1024
+  /* "tvmfast/_core.pyx":1027
  *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -17352,7 +17472,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1029
+/* "tvmfast/_core.pyx":1032
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -17389,16 +17509,16 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":1030
+  /* "tvmfast/_core.pyx":1033
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.FrozenFunction num_args={self.num_args} dynamic={self.num_dynamic}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1030, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1033, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1030, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1033, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_3[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_num_args;
   __pyx_t_3[1] = __pyx_t_1;
@@ -17411,7 +17531,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   #endif
   __pyx_t_5 = 0;
   __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_3, 5, __pyx_t_4, __pyx_t_5);
-  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1030, __pyx_L1_error)
+  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1033, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -17426,7 +17546,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1029
+  /* "tvmfast/_core.pyx":1032
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -17882,7 +18002,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_18__setstate_cython__
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1033
+/* "tvmfast/_core.pyx":1036
  * 
  * 
  * cdef inline void fill_ptrs(FrozenFunction prepared, void** ptrs, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
@@ -17898,7 +18018,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
   int __pyx_t_3;
   int __pyx_t_4;
 
-  /* "tvmfast/_core.pyx":1036
+  /* "tvmfast/_core.pyx":1039
  *                            DLTensor* dl) noexcept nogil:
  *     """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
  *     cdef int i, k = 0             # <<<<<<<<<<<<<<
@@ -17907,7 +18027,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
   __pyx_v_k = 0;
 
-  /* "tvmfast/_core.pyx":1037
+  /* "tvmfast/_core.pyx":1040
  *     """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
  *     cdef int i, k = 0
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -17916,7 +18036,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_prepared->__pyx_template, (__pyx_v_prepared->num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":1038
+  /* "tvmfast/_core.pyx":1041
  *     cdef int i, k = 0
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
  *     for i in range(prepared.num_args):             # <<<<<<<<<<<<<<
@@ -17930,7 +18050,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":1039
+    /* "tvmfast/_core.pyx":1042
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
  *     for i in range(prepared.num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -17942,7 +18062,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":1040
+      /* "tvmfast/_core.pyx":1043
  *     for i in range(prepared.num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl[i] = prepared.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -17951,7 +18071,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_dl[__pyx_v_i]) = (__pyx_v_prepared->frozen_dl[__pyx_v_i]);
 
-      /* "tvmfast/_core.pyx":1041
+      /* "tvmfast/_core.pyx":1044
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]             # <<<<<<<<<<<<<<
@@ -17960,7 +18080,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_dl[__pyx_v_i]).data = (__pyx_v_ptrs[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":1042
+      /* "tvmfast/_core.pyx":1045
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0             # <<<<<<<<<<<<<<
@@ -17969,7 +18089,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_dl[__pyx_v_i]).byte_offset = 0;
 
-      /* "tvmfast/_core.pyx":1043
+      /* "tvmfast/_core.pyx":1046
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]             # <<<<<<<<<<<<<<
@@ -17978,7 +18098,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_packed[__pyx_v_i]).v_ptr = (&(__pyx_v_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":1044
+      /* "tvmfast/_core.pyx":1047
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]
  *             k += 1             # <<<<<<<<<<<<<<
@@ -17987,7 +18107,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       __pyx_v_k = (__pyx_v_k + 1);
 
-      /* "tvmfast/_core.pyx":1039
+      /* "tvmfast/_core.pyx":1042
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
  *     for i in range(prepared.num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -17998,7 +18118,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
   }
 
 
-  /* "tvmfast/_core.pyx":1033
+  /* "tvmfast/_core.pyx":1036
  * 
  * 
  * cdef inline void fill_ptrs(FrozenFunction prepared, void** ptrs, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
@@ -18011,7 +18131,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 
 }
 
-/* "tvmfast/_core.pyx":1047
+/* "tvmfast/_core.pyx":1050
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18028,7 +18148,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1052
+  /* "tvmfast/_core.pyx":1055
  *     cdef TVMFFIAny result
  *     cdef int ret
  *     if prepared.template == NULL or prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18054,7 +18174,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1053
+    /* "tvmfast/_core.pyx":1056
  *     cdef int ret
  *     if prepared.template == NULL or prepared.num_dynamic != 0:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")             # <<<<<<<<<<<<<<
@@ -18063,7 +18183,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_not_a_prepared);
 
-    /* "tvmfast/_core.pyx":1054
+    /* "tvmfast/_core.pyx":1057
  *     if prepared.template == NULL or prepared.num_dynamic != 0:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1             # <<<<<<<<<<<<<<
@@ -18076,7 +18196,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1052
+    /* "tvmfast/_core.pyx":1055
  *     cdef TVMFFIAny result
  *     cdef int ret
  *     if prepared.template == NULL or prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18085,7 +18205,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1055
+  /* "tvmfast/_core.pyx":1058
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1
  *     if n != prepared.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -18097,7 +18217,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1056
+    /* "tvmfast/_core.pyx":1059
  *         return -1
  *     if n != prepared.num_tensor_slots:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")             # <<<<<<<<<<<<<<
@@ -18106,7 +18226,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_wrong_number_o);
 
-    /* "tvmfast/_core.pyx":1057
+    /* "tvmfast/_core.pyx":1060
  *     if n != prepared.num_tensor_slots:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
  *         return -1             # <<<<<<<<<<<<<<
@@ -18119,7 +18239,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1055
+    /* "tvmfast/_core.pyx":1058
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1
  *     if n != prepared.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -18128,7 +18248,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1058
+  /* "tvmfast/_core.pyx":1061
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
  *         return -1
  *     fill_ptrs(prepared, ptrs, packed, dl)             # <<<<<<<<<<<<<<
@@ -18137,7 +18257,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_f_7tvmfast_5_core_fill_ptrs(__pyx_v_prepared, __pyx_v_ptrs, __pyx_v_packed, __pyx_v_dl);
 
-  /* "tvmfast/_core.pyx":1059
+  /* "tvmfast/_core.pyx":1062
  *         return -1
  *     fill_ptrs(prepared, ptrs, packed, dl)
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18146,7 +18266,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":1060
+  /* "tvmfast/_core.pyx":1063
  *     fill_ptrs(prepared, ptrs, packed, dl)
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -18155,7 +18275,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":1061
+  /* "tvmfast/_core.pyx":1064
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18164,7 +18284,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":1062
+  /* "tvmfast/_core.pyx":1065
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)             # <<<<<<<<<<<<<<
@@ -18173,7 +18293,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_prepared->bound->handle, __pyx_v_packed, __pyx_v_prepared->num_args, (&__pyx_v_result));
 
-  /* "tvmfast/_core.pyx":1063
+  /* "tvmfast/_core.pyx":1066
  *     result.v_int64 = 0
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -18199,7 +18319,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1064
+    /* "tvmfast/_core.pyx":1067
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)             # <<<<<<<<<<<<<<
@@ -18208,7 +18328,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_result.v_ptr));
 
-    /* "tvmfast/_core.pyx":1063
+    /* "tvmfast/_core.pyx":1066
  *     result.v_int64 = 0
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -18217,7 +18337,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1065
+  /* "tvmfast/_core.pyx":1068
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)
  *     return ret             # <<<<<<<<<<<<<<
@@ -18230,7 +18350,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1047
+  /* "tvmfast/_core.pyx":1050
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18247,7 +18367,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1068
+/* "tvmfast/_core.pyx":1071
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18296,39 +18416,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_prepared,&__pyx_mstate_global->__pyx_n_u_repeat,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1068, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1071, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1068, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1071, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1068, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1071, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1068, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1071, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1068, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1071, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1068, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1071, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1068, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1071, __pyx_L3_error)
     }
     __pyx_v_prepared = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)values[0]);
-    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1068, __pyx_L3_error)
+    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1071, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1068, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1071, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18339,7 +18459,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1068, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1071, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_4_floor_loop(__pyx_self, __pyx_v_prepared, __pyx_v_repeat);
 
   /* function exit code */
@@ -18384,7 +18504,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_floor_loop", 0);
 
-  /* "tvmfast/_core.pyx":1072
+  /* "tvmfast/_core.pyx":1075
  *     cdef TVMFFIAny result
  *     cdef Py_ssize_t r
  *     cdef int ret = 0             # <<<<<<<<<<<<<<
@@ -18393,7 +18513,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   __pyx_v_ret = 0;
 
-  /* "tvmfast/_core.pyx":1073
+  /* "tvmfast/_core.pyx":1076
  *     cdef Py_ssize_t r
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle             # <<<<<<<<<<<<<<
@@ -18404,7 +18524,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":1074
+  /* "tvmfast/_core.pyx":1077
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template             # <<<<<<<<<<<<<<
@@ -18415,7 +18535,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_packed = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1075
+  /* "tvmfast/_core.pyx":1078
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args             # <<<<<<<<<<<<<<
@@ -18426,7 +18546,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_n = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":1076
+  /* "tvmfast/_core.pyx":1079
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18438,7 +18558,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":1077
+    /* "tvmfast/_core.pyx":1080
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")             # <<<<<<<<<<<<<<
@@ -18451,14 +18571,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_floor_loop_needs_a_prepared_fun};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1077, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1080, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 1077, __pyx_L1_error)
+    __PYX_ERR(0, 1080, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":1076
+    /* "tvmfast/_core.pyx":1079
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18467,7 +18587,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1078
+  /* "tvmfast/_core.pyx":1081
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18480,7 +18600,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":1079
+        /* "tvmfast/_core.pyx":1082
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:
  *         for r in range(repeat):             # <<<<<<<<<<<<<<
@@ -18494,7 +18614,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
         for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
           __pyx_v_r = __pyx_t_10;
 
-          /* "tvmfast/_core.pyx":1080
+          /* "tvmfast/_core.pyx":1083
  *     with nogil:
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18503,7 +18623,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.type_index = kTVMFFINone;
 
-          /* "tvmfast/_core.pyx":1081
+          /* "tvmfast/_core.pyx":1084
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18512,7 +18632,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.v_int64 = 0;
 
-          /* "tvmfast/_core.pyx":1082
+          /* "tvmfast/_core.pyx":1085
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)             # <<<<<<<<<<<<<<
@@ -18521,7 +18641,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, (&__pyx_v_result));
 
-          /* "tvmfast/_core.pyx":1083
+          /* "tvmfast/_core.pyx":1086
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18533,7 +18653,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
           if (__pyx_t_4) {
 
 
-            /* "tvmfast/_core.pyx":1084
+            /* "tvmfast/_core.pyx":1087
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:
  *                 break             # <<<<<<<<<<<<<<
@@ -18542,7 +18662,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
             goto __pyx_L8_break;
 
-            /* "tvmfast/_core.pyx":1083
+            /* "tvmfast/_core.pyx":1086
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18555,7 +18675,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
       }
 
-      /* "tvmfast/_core.pyx":1078
+      /* "tvmfast/_core.pyx":1081
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18572,7 +18692,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       }
   }
 
-  /* "tvmfast/_core.pyx":1085
+  /* "tvmfast/_core.pyx":1088
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18584,17 +18704,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1086
+    /* "tvmfast/_core.pyx":1089
  *                 break
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1086, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1089, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":1085
+    /* "tvmfast/_core.pyx":1088
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18603,7 +18723,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1068
+  /* "tvmfast/_core.pyx":1071
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18631,7 +18751,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1089
+/* "tvmfast/_core.pyx":1092
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -18644,7 +18764,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1090
+  /* "tvmfast/_core.pyx":1093
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18672,7 +18792,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1091
+  /* "tvmfast/_core.pyx":1094
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id             # <<<<<<<<<<<<<<
@@ -18700,7 +18820,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1092
+  /* "tvmfast/_core.pyx":1095
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits             # <<<<<<<<<<<<<<
@@ -18728,7 +18848,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1093
+  /* "tvmfast/_core.pyx":1096
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):             # <<<<<<<<<<<<<<
@@ -18762,7 +18882,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":1090
+  /* "tvmfast/_core.pyx":1093
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18772,7 +18892,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1094
+    /* "tvmfast/_core.pyx":1097
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False             # <<<<<<<<<<<<<<
@@ -18785,7 +18905,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1090
+    /* "tvmfast/_core.pyx":1093
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18794,7 +18914,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1095
+  /* "tvmfast/_core.pyx":1098
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -18806,7 +18926,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1096
+    /* "tvmfast/_core.pyx":1099
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False             # <<<<<<<<<<<<<<
@@ -18819,7 +18939,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1095
+    /* "tvmfast/_core.pyx":1098
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -18828,7 +18948,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1097
+  /* "tvmfast/_core.pyx":1100
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False
  *     return x.strides == NULL or memcmp(x.strides, y.strides, x.ndim * sizeof(int64_t)) == 0             # <<<<<<<<<<<<<<
@@ -18856,7 +18976,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1089
+  /* "tvmfast/_core.pyx":1092
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -18870,7 +18990,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1100
+/* "tvmfast/_core.pyx":1103
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -18919,39 +19039,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_torch_module,&__pyx_mstate_global->__pyx_n_u_fn_address,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1100, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1103, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1100, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1103, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1100, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1103, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1100, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1103, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1100, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1103, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1100, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1103, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1100, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1103, __pyx_L3_error)
     }
     __pyx_v_torch_module = values[0];
-    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1100, __pyx_L3_error)
+    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1103, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1100, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1103, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -19007,20 +19127,20 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_enable_torch_direct_export", 0);
 
-  /* "tvmfast/_core.pyx":1109
+  /* "tvmfast/_core.pyx":1112
  *     """
  *     global tvmfast_torch_to_dl, tvmfast_thpvariable_tensor_offset, _torch_tensor_type
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)             # <<<<<<<<<<<<<<
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1109, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1112, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1109, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1112, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_api = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1111
+  /* "tvmfast/_core.pyx":1114
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor             # <<<<<<<<<<<<<<
@@ -19029,7 +19149,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_v_offset = (sizeof(PyObject));
 
-  /* "tvmfast/_core.pyx":1112
+  /* "tvmfast/_core.pyx":1115
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19055,7 +19175,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   if (__pyx_t_3) {
 
 
-    /* "tvmfast/_core.pyx":1113
+    /* "tvmfast/_core.pyx":1116
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:
  *         return False             # <<<<<<<<<<<<<<
@@ -19073,7 +19193,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1112
+    /* "tvmfast/_core.pyx":1115
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19082,7 +19202,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   }
 
-  /* "tvmfast/_core.pyx":1114
+  /* "tvmfast/_core.pyx":1117
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -19091,7 +19211,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_t_5 = __pyx_v_torch_module;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1114, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1117, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   #if CYTHON_VECTORCALL
   #endif
@@ -19100,13 +19220,13 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_mstate_global->__pyx_int_24, __pyx_t_6};
     #if CYTHON_VECTORCALL
     __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[0];
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1114, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1117, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_8);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_8 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1114, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1117, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     #endif
@@ -19116,33 +19236,33 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     #endif
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1114, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1117, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1114, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1117, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1114, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1117, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
   __pyx_v_base = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1115
+  /* "tvmfast/_core.pyx":1118
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1115, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1115, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1115, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1115, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_9 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_9);
@@ -19151,11 +19271,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_9, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_half, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1115, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1118, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
 
-  /* "tvmfast/_core.pyx":1116
+  /* "tvmfast/_core.pyx":1119
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),             # <<<<<<<<<<<<<<
@@ -19169,7 +19289,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_float_3_0};
     __pyx_t_9 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tensor, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1116, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1119, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = __pyx_v_torch_module;
@@ -19179,12 +19299,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_int_0};
     __pyx_t_10 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_zeros, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1116, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1119, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
   }
   __pyx_t_12 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_12);
-  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1116, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1119, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_13);
   __pyx_t_7 = 0;
   {
@@ -19192,19 +19312,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __pyx_t_11 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_to, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1116, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1119, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
   }
 
-  /* "tvmfast/_core.pyx":1117
+  /* "tvmfast/_core.pyx":1120
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]             # <<<<<<<<<<<<<<
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
 */
-  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1117, __pyx_L1_error)
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1117, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1120, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1120, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __pyx_t_14 = __pyx_t_15;
   __Pyx_INCREF(__pyx_t_14);
@@ -19215,7 +19335,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_17, NULL};
     __pyx_t_16 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_clone, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1117, __pyx_L1_error)
+    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1120, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
   }
   __pyx_t_7 = 0;
@@ -19225,40 +19345,40 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1117, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1120, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
   }
 
-  /* "tvmfast/_core.pyx":1115
+  /* "tvmfast/_core.pyx":1118
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1115, __pyx_L1_error)
+  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_INCREF(__pyx_v_base);
   __Pyx_GIVEREF(__pyx_v_base);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1115, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1115, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1115, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_8);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1115, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1115, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_9);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1115, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1115, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_11);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1115, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_13);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1115, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_12);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1115, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_6 = 0;
   __pyx_t_8 = 0;
@@ -19271,7 +19391,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   __pyx_v_samples = ((PyObject*)__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1118
+  /* "tvmfast/_core.pyx":1121
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19284,27 +19404,27 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1118, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1121, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1118, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1121, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1119
+    /* "tvmfast/_core.pyx":1122
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
 */
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1119, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1122, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1119, __pyx_L1_error)
+    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1122, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_t_3 = (((uint64_t)tvmfast_read_ptr(((PyObject *)__pyx_v_t), __pyx_v_offset)) != ((uint64_t)__pyx_t_19));
 
@@ -19312,7 +19432,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1120
+      /* "tvmfast/_core.pyx":1123
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False             # <<<<<<<<<<<<<<
@@ -19331,7 +19451,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1119
+      /* "tvmfast/_core.pyx":1122
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
@@ -19340,7 +19460,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1118
+    /* "tvmfast/_core.pyx":1121
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19350,7 +19470,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1121
+  /* "tvmfast/_core.pyx":1124
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)             # <<<<<<<<<<<<<<
@@ -19359,7 +19479,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_set_torch_to_dl(((void *)__pyx_v_fn_address));
 
-  /* "tvmfast/_core.pyx":1122
+  /* "tvmfast/_core.pyx":1125
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset             # <<<<<<<<<<<<<<
@@ -19368,7 +19488,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_thpvariable_tensor_offset = __pyx_v_offset;
 
-  /* "tvmfast/_core.pyx":1123
+  /* "tvmfast/_core.pyx":1126
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19381,18 +19501,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1123, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1126, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1123, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1126, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1124
+    /* "tvmfast/_core.pyx":1127
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19410,7 +19530,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1125
+    /* "tvmfast/_core.pyx":1128
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0             # <<<<<<<<<<<<<<
@@ -19428,7 +19548,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1126
+    /* "tvmfast/_core.pyx":1129
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):             # <<<<<<<<<<<<<<
@@ -19442,7 +19562,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 
     __pyx_L13_bool_binop_done:;
 
-    /* "tvmfast/_core.pyx":1124
+    /* "tvmfast/_core.pyx":1127
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19452,7 +19572,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1127
+      /* "tvmfast/_core.pyx":1130
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)             # <<<<<<<<<<<<<<
@@ -19461,7 +19581,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
       tvmfast_set_torch_to_dl(NULL);
 
-      /* "tvmfast/_core.pyx":1128
+      /* "tvmfast/_core.pyx":1131
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False             # <<<<<<<<<<<<<<
@@ -19480,7 +19600,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1124
+      /* "tvmfast/_core.pyx":1127
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19489,7 +19609,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1123
+    /* "tvmfast/_core.pyx":1126
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19499,21 +19619,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1129
+  /* "tvmfast/_core.pyx":1132
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False
  *     _torch_tensor_type = torch_module.Tensor             # <<<<<<<<<<<<<<
  *     return True
  * 
 */
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1129, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1132, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__torch_tensor_type);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__torch_tensor_type, __pyx_t_15);
   __Pyx_GIVEREF(__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1130
+  /* "tvmfast/_core.pyx":1133
  *             return False
  *     _torch_tensor_type = torch_module.Tensor
  *     return True             # <<<<<<<<<<<<<<
@@ -19531,7 +19651,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1100
+  /* "tvmfast/_core.pyx":1103
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -19569,7 +19689,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1133
+/* "tvmfast/_core.pyx":1136
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19602,14 +19722,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_torch_direct_export_enabled", 0);
 
-  /* "tvmfast/_core.pyx":1134
+  /* "tvmfast/_core.pyx":1137
  * 
  * def _torch_direct_export_enabled():
  *     return tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1134, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1137, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -19622,7 +19742,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1133
+  /* "tvmfast/_core.pyx":1136
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19641,7 +19761,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1137
+/* "tvmfast/_core.pyx":1140
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -19676,31 +19796,31 @@ static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObj
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_init_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":1138
+  /* "tvmfast/_core.pyx":1141
  * 
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)             # <<<<<<<<<<<<<<
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1138, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1141, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_b = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1139
+  /* "tvmfast/_core.pyx":1142
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)             # <<<<<<<<<<<<<<
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
  *                               <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1139, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1142, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_f = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1140
+  /* "tvmfast/_core.pyx":1143
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,             # <<<<<<<<<<<<<<
@@ -19709,7 +19829,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObj
 */
   tvmfast_enable_vectorcall(((PyTypeObject *)((PyObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction)), ((Py_ssize_t)(((char *)(&__pyx_v_b->vectorcall)) - ((char *)((PyObject *)__pyx_v_b)))));
 
-  /* "tvmfast/_core.pyx":1142
+  /* "tvmfast/_core.pyx":1145
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
  *                               <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>FrozenFunction,             # <<<<<<<<<<<<<<
@@ -19718,7 +19838,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObj
 */
   tvmfast_enable_vectorcall(((PyTypeObject *)((PyObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction)), ((Py_ssize_t)(((char *)(&__pyx_v_f->vectorcall)) - ((char *)((PyObject *)__pyx_v_f)))));
 
-  /* "tvmfast/_core.pyx":1137
+  /* "tvmfast/_core.pyx":1140
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -21096,37 +21216,37 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 979, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1020
+  /* "tvmfast/_core.pyx":1023
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         return self.num_tensor_slots
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1020, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1023, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 1020, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 1023, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1024
+  /* "tvmfast/_core.pyx":1027
  *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1024, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1027, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1024, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1027, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_2 = NULL;
-  __Pyx_GetNameInClass(__pyx_t_5, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1024, __pyx_L1_error)
+  __Pyx_GetNameInClass(__pyx_t_5, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1027, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __pyx_t_4 = 1;
   {
@@ -21134,10 +21254,10 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_staticmethod, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1024, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1027, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1024, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1027, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -21167,73 +21287,73 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1068
+  /* "tvmfast/_core.pyx":1071
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
  *     """Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop."""
  *     cdef TVMFFIAny result
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1068, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1071, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1068, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1071, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1100
+  /* "tvmfast/_core.pyx":1103
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
  *     """Switch torch.Tensor arguments to the direct export if it is provably right here.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1100, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1103, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1100, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1103, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1133
+  /* "tvmfast/_core.pyx":1136
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
  *     return tvmfast_torch_to_dl != NULL
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1133, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1136, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1133, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1136, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1137
+  /* "tvmfast/_core.pyx":1140
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1137, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1140, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1137, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1140, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1145
+  /* "tvmfast/_core.pyx":1148
  *                               <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
  * 
  * _init_vectorcall()             # <<<<<<<<<<<<<<
 */
   __pyx_t_5 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1145, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1148, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4 = 1;
   {
@@ -21241,7 +21361,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1145, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1148, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -21298,7 +21418,7 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 642, __pyx_L1_error)
-  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1024, __pyx_L1_error)
+  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1027, __pyx_L1_error)
   __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 798, __pyx_L1_error)
 
   /* Cached unbound methods */
@@ -21324,7 +21444,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "tvmfast/_core.pyx":1114
+  /* "tvmfast/_core.pyx":1117
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -21333,18 +21453,18 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1114, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1117, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_int_4};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1114, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1117, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "tvmfast/_core.pyx":1115
+  /* "tvmfast/_core.pyx":1118
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
@@ -21353,22 +21473,22 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_int_0, __pyx_mstate_global->__pyx_int_2};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1115, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1118, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
-  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1115, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
-  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1115, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[1]);
-  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1115, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[2]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[2]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_slice[0], __pyx_mstate_global->__pyx_slice[1], __pyx_mstate_global->__pyx_slice[2]};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1115, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1118, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
@@ -21446,41 +21566,41 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{2},{10},{16},{15},{36},{38},{89},{20},{22},{9},{30},{8},{20},{8},{7},{25},{13},{2},{15},{1},{9},{13},{178},{1},{1},{2},{15},{130},{20},{6},{44},{32},{33},{1},{1},{4},{179},{37},{8},{12},{7},{6},{2},{9},{50},{16},{20},{57},{87},{57},{31},{47},{17},{62},{67},{48},{19},{55},{30},{63},{30},{18},{25},{103},{54},{40},{26},{72},{13},{31},{33},{25},{20},{21},{7},{14},{32},{34},{24},{30},{31},{8},{6},{9},{8},{6},{20},{12},{11},{17},{8},{10},{25},{8},{11},{12},{8},{10},{8},{12},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{27},{11},{16},{13},{24},{21},{28},{7},{7},{9},{3},{6},{4},{11},{18},{1},{4},{5},{9},{18},{5},{4},{5},{3},{4},{9},{12},{6},{2},{5},{10},{9},{12},{6},{7},{1},{7},{10},{6},{11},{6},{6},{3},{12},{15},{4},{6},{4},{1},{19},{4},{5},{11},{4},{13},{12},{1},{4},{2},{8},{15},{3},{6},{6},{2},{5},{13},{1},{6},{4},{3},{7},{8},{4},{1},{16},{9},{11},{6},{7},{6},{3},{4},{7},{4},{10},{2},{12},{1},{6},{2},{12},{9},{7},{13},{16},{6},{5}};
-    const struct { const unsigned int length: 9; } bytes_length_index[] = {{9},{9},{87},{9},{12},{86},{10},{12},{124},{299},{9},{9},{93},{69},{321},{33}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{2},{10},{16},{15},{36},{38},{89},{20},{22},{9},{30},{8},{20},{8},{7},{25},{13},{2},{15},{1},{9},{19},{13},{178},{1},{1},{2},{15},{130},{20},{6},{44},{32},{33},{1},{1},{4},{179},{37},{8},{12},{7},{6},{2},{9},{50},{16},{20},{57},{87},{57},{31},{47},{17},{62},{67},{48},{19},{55},{30},{63},{30},{18},{25},{103},{54},{40},{26},{72},{13},{31},{33},{25},{20},{21},{7},{14},{32},{34},{24},{30},{31},{8},{6},{9},{8},{6},{20},{12},{11},{17},{8},{10},{25},{8},{11},{12},{8},{10},{8},{12},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{27},{11},{16},{13},{24},{21},{28},{7},{7},{9},{3},{6},{4},{11},{18},{1},{4},{5},{9},{18},{5},{4},{5},{3},{4},{9},{12},{6},{2},{5},{10},{9},{12},{6},{7},{1},{7},{10},{6},{11},{6},{6},{3},{12},{15},{4},{6},{4},{1},{19},{4},{5},{11},{4},{13},{12},{1},{4},{2},{8},{15},{3},{6},{6},{2},{5},{13},{1},{6},{4},{3},{7},{8},{4},{1},{16},{9},{11},{6},{7},{6},{3},{4},{7},{4},{10},{2},{12},{1},{6},{2},{12},{9},{7},{13},{16},{6},{5}};
+    const struct { const unsigned int length: 9; } bytes_length_index[] = {{9},{9},{87},{9},{12},{86},{10},{12},{124},{299},{9},{9},{93},{69},{351},{33}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2480 bytes) */
-static const char cstring[] = "x\332\215W\315s\023\311\025\267\022\261+@`\314W\262\201\335m\227!H\306\210hq\2002x7\302\206\335TXb\203\343u\212\255\232m\315\364H\263\036\315H\323=\266\344-R\034u\234\343\034\347\250\243\216:\352\350\343\034\347\310\237\300\237\220\367z>\220d\250\204*\324=\335\357\275~\037\277\367aR\"\324i\270-f\t\376a\267B\032\266 \244\356\212\354\214,\021\225Z\026\034\327\031iS\316\231F(\260\220\315\347[T\335\047\202Y\334v\376\037\2325B\324&\265\032p\311\233\264\315\0107,\225\021\335a\354\210\225\312w\333\016kS\007v\244\3440n\0341\205\200`\316\004\254\0261\304w\345G\t1\236\047\324\2046\250a\021\215\nJ\332\266a\t\346\244Vh6\343\004\225\322\rA\200\006.\357\257\022\255g\321\226\241\256\223\246mjxO\354\372\257L\025\244d\271\246I@A\315deb\304\254\351\n\354\016\252^\372\313J|\206\264\260\202b\311\242\266\335Y\2779\314d\2243\245a\230\353K\335\222\000\335\301\000\332\300\353r9{\343N\275\047\300\016\323hXL\233\372\250\220\235\335\037\311>s,fr\220n\230\202\034\032\242I4\246S\027>\352\256\256\203\301\340l\016\217\246l\2617\300\020\322\242=\242:\2247c\017\202c\205\322\2625\351\032\364&\3701\225~\330\2649\313\004\272\260\267u\035\235\257SU\330\316zu\205\324\rK+U*\225\225\370!4c\275Z\256\254\255\221\265\344IM\203\310q\370d\3356\370\024a\220\002\244\004B\324feG~\255\020q\320Rt\335H\2761\240\224(\212f\266\001/\212\002\321\2655WeNy\005\303\266Bt\323\246\260\324m\333\\!\\\200\200\027\266\305b\266DT\022\307G2\370\023\032H\376\370\014\266\344\021(o\246J}H\201\226\313%z\301O(Xc\007\206\312\036\203h\235rQyb\273\226\366\314\265Ta\000\201\345\266\024\340\344\353\331\3753\307>b\326I\202o\277C5_\330\020R\321\244\202l\364D\023#\301\341\001\323\2503\207\nf\366\320 \003tu\220\310\"[O\267\356\254>\\\225\001t\030\332\304\tw\353\252\211\211\005X\323c$\000$E\257\315x\205\374]\047=\333%\026\003k\205-\023p\222A4\231\205i\204\033rK\346)E5\025`7\254\306-\242\031\016<b\0340\344~FM\316*\n8\334v\024\370iK\271\230\314I\306iDO\354\204p+ \214\305\316Bql]38\255\233\214Y\370\333P\r\036\3574\310\263\024\264\212\002B \270\020f""\315\225oZ\266u\007\\p`P\023nU\3032\204\242\244\276\005j\207\202\234\354[\320}\006\207\034d\245g\210\314\265\017\250\314\242\2115\341\020\374\n>\023\2076\371v\235Tc,L3N\240\025\023\316q-a@:A\246\270&[\371\000\261J\026a\t<\210\240C\235\0368\\4\037}D,\024\032\266\036\227\007\0102&[,\221\313\320Nr\363\031F\033\342\2476S\222\265\031\271\030\307X\022\224+Y\302\364\014y\360\244\226\222\337UT\333a\225v\257\233\034\254\221i \037\322\264\272\031\002|\017%W{$S\177\362\275R9\343\236\201\371\047\331O\226\364L\004\372W\305\014\324\251\001\260\220%\023\014`\216\003\356A\2012\326ZF\377\241\234fGu\264!3\031\360\rx\2008sCb\322\234Hj\364{\306\206\257*m\341ph0Y\300?z\373I\300\223\222^IM\202:X.\177\224=iC\023\032\237|.\351c\251\326\263\027\231\022\030j\250&\365\030\303\231ek\023\2658+6/\240X\312N\214\365\r\3702\255m\331f\r\207\213\223\317\240\363\320V\r\n\020\371-\325g\215\034P\323eo\246\222%\345J\243\n\030m\267m\007Z\036$\234\315\247\350\020\047\037\213\335\224^\016\023\256c\311\264\333|\0367\202\345\270N\312\316\210\365]\207\25651\237L\301w\352\243\222U\025U\326XE\231\275\206\n\302\241\360}\212\200rEv(\305nO_\304FO\237%\036\330\370\247l9\323i1\375uR\257\023\367\047\024\233\241\310\2605s\216\201\217\373\230\214\377\314\255\314#\005Z\200Pdr\245\027?\312\302\261E\035\250\024\200\322-\250>\317\215}\026\273_Q\266z]\370\277\thP^\260\256x\311tEIZ\006\024l(\316\361\200$\267\330_\224\006\023\206`-<@\014\3115\351\342\331NUX7\036\375\024\3326\360\0021\200\353\004w#u\003\374k\301L\047W\251,\356\260\260\341\n\305LQ\023!\270OXp{ \260\323\340E\307\245f\312\220\366\232\023q\310\016X\027?p\324Iy\370\204*\047\242\003\235\211q\264S\305\231G\211\373[\202\235\270\223\202D\314\213\211\036\252\310\226v\300p\222\222\34148\326f\333\205.\316\344\323\252\3538\200p\260\307a\264\2454m{_\236\307ra\347\266\343\303\217=\224\364XZ\347\330L\222),\353\206\340-*\207WD\311\004\314)\357Y\252aW2Ex\275\016\343\252,\257\031\346T\0235\204h\010\207\252\254\016\321TM\310Ll,\252\274o\273\252\253Q\374\017\372q!7-jQ\030\363c%5S""\303\311\000\024qz\322\303\014\200+\047\037\326\245\2556\370\016\365b]\203\013\370\025\nL\023\272\034\367\356}\243[JbL\234\204PWZ\t\246\342\022\243K\203\0019\r\034T\023\204\343\276a\332uj\312\243&5\365\030\264\350?\303\300\047e1\311\030\240\\?D\024rxUK0\207\010l\341\240\221z\253\345\"\n\270T\326B3,+\255\2743\211\010sh<\212\306\003\264\315\355C(r\362\047!\343m4\201i\250|\333n\047\325$m7\350Vg6}\035\006s9\203B>\361G\005\3203\nx\221\177M\305\003\021\224T\307V[\\:\026\246?\0235H\006/.\201l\250\220\367M[\023\261*\302\216\r\214\255\206 [\034\232\000K\006\236l\346\302x\247\037\251Gd\213\340G\314\261yV\276w \322OQ_\034\265K\000fW\305\201\017\323\023|\242<Hd(\177\225\022g*\035Y^!\007\266\241\221\345e9\366\227\347R\362\014\216osQ\376L\377\266\267\215\233\263\341\331\257}\036,\342\376\232\277>(\014s\303\205(\177\335\1771(\r\027\207\325(\377\245\277\355\333\203\327\243\\\364\325\355\301\003<\033>\037\377n|\353\370Z\270\363\257\377q\3756\367.\177*\312\377\301\353\274\315\275\377l\356\324g\370H\025\366\205\271S\227=\020~3\330\033\354\306\257\354\005\333Q\376\212\267\347\303\362\371\333n\377\215\277\341w\242\302\371\276\341u\374\\t\372LT(\366\237zW<\352u\242\342E\257\022\344p\271\r\364\305\213\341\305\033A\rd\355\r_\215r\243\205\2508\337\027\336=\217F\027\026P\232\350\337\353\323\250\020\353qA\352Q\032\314\017;\243\342\270\366\016MH\211\0300\355\007\227\202ZT\230\357w\300=\375\307\336\241O}\021\334\037\\\037\376{\324\034\3231?^:\006\206\363}\332?\360v\374\005\377\206\257\005\313\203\332\340\3250?\334\034\345G\317\3067\306\332\361\315\343N4\177\315\177\020,J\336\335Qu\2649\316\2177\306\235\343\"zn\376\262\367\304S\375\353\301\253\301\031p\333\352\360`\004R\013\375S\375\355\250p\266\277\026^\271\031l\007\373\303K\303\037F\033\243\243\343\205\343\305\250x\t\235\006.\364\277\017\252hC.\343(\206E\022\344\202k\203\215AgX\030\375~T\215.\\\362\356\205W\357\017\351\360p\244\216\027\306\267\217_\205[\333x\274\352\275\001wm\007\315\001\035\2003\227\202*X\034\013\377\0024\332F\303\253ok\357""\n\350F\330@\354N\377\021\234W{\177~\356t\261\277\332?\002\263K\301\"\006\240\354W\303\353\273\341\356O\341O\257\303\327?\207?\253\241\252E\205+\340\232/\003m\260<\334\200\347\265\361\"\032\365M\377e_\006o\331\257AhP\376\177\000?z\360\303\2406)\374\222\377\004|\272\004\032\352`\217\000\200\024\021gZp\033\234\214\000\315\0307\007\271\301\027\340\276\207\243{#:B\r\3774w\232 \242\203\352;x1\226\366\024B\27298\207\340HT\206\367\245>\257\274\274W\313\314x<\252\215v\302Z#l4\303\2461\005\270\013\336Y\177\325\357 \350\346\373\207p\306\375%\320\000\020v\3253\374NH\3766\316\2055p\302^\270\367K\370\013\ri=*^\r\257\336\205pH\236.p,\"\365\257A.\\\254A<\026\343c\307\277\354\357B8\343\253\350\362\352\2606\334\031-\214n\215\027\242\313W\341%\341\337\017\256\017^b\244\026\274\005\357&\"2*\340\366\317\376\347~7\200,9\327\337\361\300+g\372e\210aAf\367\304W\262,{\337\373\270\t\317 \342\301\205\277\371\213`S7\350\016z\000\333\177\0002sa\376Nx\347\333\021}\177q\356\364\371\360\034@\020\t\337\3705P\361\376\340\253a\347\277\331\326I\344";
-    PyObject *data = __Pyx_DecompressString(cstring, 2480, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2505 bytes) */
+static const char cstring[] = "x\332\215W\315s\023G\026\267vM\"\300`\214\r\273\001\222\264\313\260H\306(\253\330\013\224\301d\205\r\311\326\022b\203\327\361\026\251\232\264fz\244\211G3\322t\217-9\305\026G\035\3478\3079\352\250\243\216:\3728\3079\362\047\360\047\354{=\037H2\324.U\250{\272\337{\375>~\357\303\244@\250Ss\033\314\022\374\303n\205\324lAH\325\025\331\031Y\"*\265,8\2562\322\244\2343\215P`![\317\267\251z@\004\263\270\355\374?4\353\204\250uj\325\340\222\327i\223\021nX*#\272\303\3301+\024\277i:\254I\035\330\221\202\303\270q\314\024\002\2029\023\260Z\304\020\337\025\037&\304x\236P\023Z\243\206E4*(i\332\206%\230\223Z\241\331\214\023TJ7\004\001\032\270\274\267F\264\216E\033\206\272A\352\266\251\341=\261\253\2771U\220\202\345\232&\001\0055\223\025\211\021\263\246+\260;\250z\341\257+\361\031\322\302\n\212%\213\332t\047\375\3460\223Q\316\224\232an,\265\013\002t\007\003h\r\257\213\305\354\215lC-B5\rl\347w\253\035\001\246\231F\315b\332\330G\211\354\356\375H\016\230c1\223\303\203\206)\310\221!\352Dc:u\341\243\352\352:\370\000\374\317A\217\224-v\020\330F\032\264CT\207\362z\354T\360\265P\032\266&\275\205\016\006\327\246\322\217\3526g\231@\027\366\266\256c<t\252\n\333\331(\257\220\252ai\205R\251\264\022?\204\226m\224\213\245\365u\262\236<\031\033\004\237\254\335\0047#2R\314\024@\210Z/\355\312\257\025\"\016\033\212\256\033\3117\306\230\022E\321\314&@HQ \340\266\346\252\314)\256`$W\210n\332\024\226\252m\233+\204\013\020\360\302\266X\314\226\210JB\373P\342aD\003\311\037\237\301\226<\004\345\315T\251\017Y\321p\271\0044\370\t\005k\354\320P\331#\020\255S.JOl\327\322\236\271\226*\014 \260\334\206\002\234|#\273\177\346\330\307\314:M\360\370;T\363\205\r!\025u*\310fG\3241\022\034\0360\215*s\250`f\007\r2@W\007\211,\262\375t\373\356\332\2035\031@\207\241M\234p\267\252\232\230k\000?=F\002\240Tt\232\214\227\310?t\322\261]b1\260V\3302\047G\031D\235Y\230Y\270!\267e\352RTS\001v\303\252\335&\232\341\300#\306!C\356g\324\344\254\244\200\303mG\201\237\246\224\213\371\235$\241F\364\304N\010\267\002\302X\354,\024\30764\203""\323\252\311\230\205\2775\325\340\361N\203\324KA\253( \004\202\013a\326\\\371\246e[w\301\005\207\0065\341V5,C(J\352[\240v(\310\311\276\005=`p\310AVz\206\310\\\377\200\312,\232X&\216\300\257\3403qd\223\307\033\244\034ca\234q\004\255\230p\216k\t\003\322\t2\3055\331\312\007\210\225\262\010K\340A\004\035\352t\300\341\242\376\360#b\241\366\260\215\270b@\2201\331b\211\\\206v\224\233O0\332\020?\265\236\222\254O\310\3058\306\222\240\202\311\252\246g\310\203\047\265\224\374\033E\265\035Vjv\332\311\301:\031\007\362\021M\013\236!\300\367P\205\265\2072\365G\337+\0243\356\t\230\177\222\375t\225\317D\240\177U\314@\235\032\000\013YE\301\000\3468\340\036\024(c\255e\364\037*lvTE\0332\223\001\337\200\007\21037$&\315\221\244F\277gl\370\252\322\024\016\207\236\223\005\374\243\267\237\004<)\350\245\324$\250\203\305\342G\331\223\3164\242\361\351\347\222\326\226j=y\221)\201\241\206jR\2151\234Y\266>R\213\263b\363\002\212\245l\316X\337\200/\323\332\226\235\327p\2708\375\014:\017m\325\240\000\221\337S}\326\311!5]\366f,YR\2564\252\200\321f\323v\240\225A\302\331|\214\016q\362\261\330\215\351\3450\341:\226L\273\255\347q#X\216\353\244\354\221X\337u\350Z##\313\030|\307>JYUQe\215U\224\311k\250 \034\n\337\247\010(Wd\207R\354\346\370El\364\370Y\342\201\315\237d\313\031O\213\361\257\323z\235\272?\245\330\004E\206\255\211s\014|\334\307d\374\047ne\036)\320\002\204\"\223+\275\370Q\026\216m\352@\245\000\224nC\365yn\034\260\330\375\212\262\335i\303\377-@\203\362\202\265\305K\246+J\3222\240`Cq\216g&\271\305\376\242\324\2300\004k\340\001bH\256I\027\317v\252\302\332\3614\250\320\246\201\027\210\001\\G\270k\251\033\340_\003\306<\271Jeq\207\205\rW(f\212\232\010\301}\302\202\333C\201\235\006/Z.5S\206\264\327\234\212Cv\300\332\370\201\243N\312\303GT9\025\035\350L\214\243\235*\316<J\334\337\022\354\304\235\024$b^\214\364PE\266\264C\206\223\224\014\247\301\2616\333.tq&\237V]\307\001\204\203=\016\243\r\245n\333\007\362<\226\013;\267\031\037~\354\241\244\307\322*\307f\222LaY7\004oQ9\317\"JF`Ny\307R\r\273\224)\302""\253U\230`ey\3150\247\232\250!DC8TeU\210\246jBfbcQ\345}\323U]\215\342\177\320\217\013\271iP\213\302\344\037+\251\231\032N\006\240\210\323\221\036f\000\\9\371\2606m4\301w\250\027k\033\\\300\257P`\232\320\345\270\267\372\255n)\2111q\022B]i$\230\212K\214.\r\006\344\324pPM\020\216\373\232iW\251)\217\352\324\324c\320\242\377\014\003\237\224\305$c\200r\375\000Q\310\341U-\301\034\"\260\201\203F\352\255\206\213(\340RY\013\315\260\254\264\362N$\"\314\241\361(\032\017\3206\267\217\240\310\311\237\204\2147\321\004\246\241\362M\273\231T\223\264\335\240[\235\311\364u\030\314\345\014\n\371\310\337\031@\317(\340E\376\201\025\017DPR\035[mp\351X\230\376L\324 \031\274\270\004\262\241B\336\327mM\304\252\010;60\266\032\202lqh\002,\031x\262\231\013\343\235~\244\036\221-\202\0373\307\346Y\371\336\205H?E}q\324.\000\230]\025\007>LO\360\211r?\221\241\374MJ\234\250tdy\205\034\332\206F\226\227\345\330_\234J\31138\276\315E\323\347\272w\274\035\334\234\017\317\177\355\363`\021\367\327\375\215^\276\237\353\317E\3237\374\027\275B\177\261_\216\246\277\364w|\273\367z\220\213\276\272\323\273\217g\375\347\303?\014o\237\\\017w\377\365?\256\337\346\336M\237\211\246\377\344\265\336\346\336\1776u\3463|\244\014\373\374\324\231\005\017\204\337\n\366{{\361+\373\301N4}\305\333\367a\371\374m\273\373\306\337\364[Q\376b\327\360Z~.:{.\312\317t\237zW<\352\265\242\231\313^)\310\341r\007\350g.\207\227o\006\025\220\265\337\1775\310\r\346\242\231\331\256\360V=\032]\232Ci\242\273\332\245Q>\326\343\222\324\243\320\233\355\267\0063\303\312;4!%b\300t\020\314\007\225(?\333m\201{\272\217\274#\237\372\"\270\327\273\321\377\367\240>\244C~\262t\002\014\027\273\264{\350\355\372s\376M_\013\226{\225\336\253\376t\177k0=x6\2749\324Nn\235\264\242\331\353\376\375`Q\362\356\r\312\203\255\341\364ps\330:\231A\317\315.xO<\325\277\021\274\352\235\003\267\255\365\017\007 5\337=\323\335\211\362\347\273\353\341\225[\301Np\320\237\357\3770\330\034\034\237\314\235,F3\363\3504p\241\377}PF\033r\031\307L8C\202\\p\275\267\331k\365\363\203?\016""\312\321\245yo5\274z\257O\373G\003u87\274s\362*\334\336\301\3435\357\r\270k\047\250\367h\017\234\271\024\224\301\342X\370\027\240\321\016\032^~[y\227G7\302\006bw\366\317\340\274\312\373\213Sgg\272k\335c0\273\020,b\000\212~9\274\261\027\356\375\034\376\374:|\375K\370\213\032\252Z\224\277\002\256\3712\320z\313\375Mx^\033.\242Q\337v_ve\360\226\375\n\204\006\345\377\007\360\243\007?\364*\243\302\347\375\047\340\323%\320P\007{\004\000d\006q\246\005w\300\311\010\320\214q\253\227\353}\001\356{0X\035\320\001jxm\352,AD\007\345w\360b,\355)\204t\253w\001\301\221\250\014\357K}^y\323^%3\343\321\2402\330\r+\265\260V\017\353\306\030\340.y\347\3755\277\205\240\233\355\036\301\031\367\227@\003@\330U\317\360[!\371\3730\027V\300\t\373\341\376\257\341\2574\244\325h\346Bt\351Zxm\025r\242\022\315/ \351oA.\\\254@0n\002\222\332\341Ofh6Pb\033\344-\216\021,\306\307\216\277\340\357A\260\343\253ha\255_\351\357\016\346\006\267\207s\321\302U\320C\370\367\202\033\275\227\030\3079o\316\273\205x\215\362\270\375\213\377\271\337\016 \207.tw=\360\331\271n\021\"\234\227\271?\362\225,\313\336\367>n\302s\230\017\340\340\337\375E\260\270\035\264{\035\000\365?\001\267\271p\372nx\367\361\200\276\277<u\366bx\001\000\212\204o\374\n\250x\257\367U\277\365_K\313]\204";
+    PyObject *data = __Pyx_DecompressString(cstring, 2505, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3307 bytes) */
-static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\366\361!))[\006-byt\377e aligne\375d\000\n. TVM \177kernels\223@\377ilt with\277 defau\n\000b\047uff\356\000\216@s\310@<\005\376\210#and may\177 crash \246\000\376\203 (rt_mod\341 \227!\312!\266@V\005who\327se I\005u\t\000of\375f\371!factor\377=1, bind\237(...,\247\003\270a=\1771).:: :l\004\353dd\267@s\014\000exp\350\321 \247a\231e(B\000ch.\375T\252b, tvm_\347ffi\t\004\345Aa _\357_dlp\321`__ \377producer\373),\267@t, fl\373oa\004\000bool,\377 str, No\243ne1\003D\004\301D;\276\204\002:\321 y\006\221`\321\204\003:G\001 ;\362\347 l\256\204\005\371\204\007must\253 bO\000n\250 e\336 v\357ice<\243\000fas\377t.BoundF\337uncti\357@nu\177m_args=\027\006\277Frozen\017\017>\355?\243\001No\335@tha\277t Cyth\206As\376\277@liberat\367ely\315\001icte\373r \"\000n PEP\337-484 \275Are\376\230\204\001s subcl\336\371\205\001s of\204cin\377 types. \377If you n?eed to\240\206\002%\t\377then set\256[\000e \047\307\206\002a\304\001_\376<\000ing\047 di\333re\327\000ve:\001Fa\337lse._\356 or\037_loopS\002\355\206\001\231\206\004\367d f\202$add_\315n\331\000de\251!K\001e=\377disablee\275n\002\001gcis\004\003d{no\254\204\006__re\331A\366\344@duo\002non-\177trivial\202`\177cinit__\364%\346+\000raE\000\007\006tak=e@\000sult\230E\226\204\001%:\214\204\007 \306E\220\207\001w\325 \261 \377two >= 1\360\335\210\003+\013\243\204\010\355\205\001runt\377ime modu\237le, a\245\204\006\372Fo\371r\023\000\277@rary \317path\361c\202\013na\267me=\306\207\001on\342@fKorK\004s\326B2\ts*\014\335o\356@ch"" Z\004: 8\332\013\316@\225\004 ha\276\210\002\212E\365 o\001d\047\005/_co\277re.pyx\301\204\004:e \273\204\013w9\002\231\211\001it\371 ?ized; \367\206\001\314)\003()5\006\330\204\014&\026\301\212\017x\006\315\210\001\377call fai\347led\346\213\002\231`err\047or \214\001\347Bd\250\006\235\214\005\313 #\273\006b\211\206\001\374fs \336\214a pos\301\000on\340\277`\316\214\007\364!\362\006r\001_pt\017rs()\223\207\007\t\022\305\205\001\334\204\022\357 (f.\236\214\005...\003))H\022\200\214\004\247\010\205\211\006\377&\357\214\003\302\255\006 \n\014\240\000\177\003\347Anu\223mb\276\204\003\251\216\006:\201\212\010\205\210\006NC),\255\215\001\331\"\237a\214fo\342\215\002\217irstU\017\311\205\001\312\216\001d\337ict {\276%: \277value}\240\205\n:\374\244\216\004\241\216\005 suppo\377rt at mo\223st\271\t\213\211\001 \251P\213\nr\337eturn\240\213\002DL\312\223\213\003*\377\210\001t\370\215\003\334\212\001f Qi\224\220\t\373\211\n\210\212\n.\315\207\006c\337\211\002\373__\017\rsetst\357ate_\013\023as_\016\235\214\002_opK\013\232\220\003_\013\244\220\004\003CO\266\217\002\360\212\013\376\212\013\206\017\017\016\210\016\0003\014\260\204\006K\014\203\214\001\370\221\003\211\214\002i\014\257\211\002?_last_\330\205\002\266\214\005\375M\320\210\002Parame\377terPathL\367ike\222\216\003__Py\375x\001\000Dict_N\377extRef__~\254\213\004e____c\233\221\003\374\006\002\215\214\001_getit\203em\030\001\300a\003\002\277\216\004\307\216\006c\367_ex\365\222\003_api\220C\001\277\213\001K\0013\010g\230Ed\000m\007ainj\001\374\211\003t\001\310\211\001|\001Ep\235\000c>\004\010\001\315C_\023\001\363vt\366\213\001\241\001qual0)\005\344\213\005\217n\376\213\006ex\325\001\344\223\001\362]\005s\200\010\246n__te\010\322 \210 \361\223\001_\344\214\003\265d\304\215\003\353\0004\224\205\001\271\215\010_\316\214\002ve\306\221\001\203\210\002\373is\230\212\001outin\373e_\337\224\001curre\377nt_strea?m_hook\023\002\216\204\003\037setup\017\003\237\204\003[\013.\335\215\004abs\207\214\001a\200\222\003\314\223\002""\304\334\226\001\360 a\270\224\002\260\220\001\334\204\010as\377yncio.co\375r\203\003sbbase\314\332\211\002\244\211\006cl\236\001\213@tr\377acebackc\257lone\325\213\001c\311\211\001c?pucuda\000\001\262\000\373st\004\002manag\273ed\322\217\003dld\244\220\001e\337ntry_\217\215\001en\373um\365\220\002examp\373le\307\221\002exist}s\357`_devf\352\222\002\23732fn_\306\004\237\227\003fWrom\235\223\004f\355\221\002f\354\002\177getget_\217\220\005~\010\001global\016\002\317half\320\226\003\321!iixo\001\362\230\002(\006int8\300\204\001?sload_\360\216\003\376aYm\345\217\001\215\207\005mu\271\207\001s\364\222\002\315n\326\216\001nn\200\223\005\372\205\014ob\371j\315\227\003\273\225\003osownked\000\002_\250\231\003sp\343\224\001;ed\265\217\001pop\362\230\004\330\221\005z\240\214\001r\257\206\rrefe\236`\373ce\312\227\010repea\267tre\311\231\002re\215\221\001r\177etrocms\324\"Ossel\277\226\001\247\227\004s\373\210\002\377icmethod\215t\263\232\003to\360\210\003\346\220\003\342@n\037spose\230\226\004\373\221\006\305\217\001\370\205\225\005\237\211\005\236\213\002szero}s\266\212\006TypeE\310\216\001\377int (str\337uct _\232\206\002ob\267j_7\312\225\004_5\226\220\002_\376\251\225\014*, void7 **\362\226\002)\000\047\005\263\216\006\377\200\001\330\004\n\210+\220\375Q\005\001\013\320\013\037\230s\373\240!\021\001\033\230=\250\010\377\260\001\260\021\330\004\034\230\377N\250(\260!\2601\330\377\004\035\230Q\230o\250[\177\270\001\330\036+\2507\020\001\377\260L\300\002\300\047\310\033\367\320TU\000\034\200\001\340\004\377\005\330\004\027\220q\200\001\377\360\006\000\005\006\330\004\033\373\2301\t\000\010\000\005\024\220\276Z\000%\240X\250V`\003X\377\240Q\330\004\025\220X\230\376\004\000\007\200x\210}\230C\377\230q\330\010\016\210i\220\377q\230\001\330\t\n\330\010\377\014\210E\220\025\220a\220\377q\330\014\022\220.\240\001\372\003\001+-\000\014\022\320\022$\373\240AI\000X\260S\270\001\377\270\021\330\014\017\210t\220\3373\220a\330\020\312\000\007\200\177t\2103\210a\330\010\202\003\375\020""\203\002(\250\017\260q\270o\014\300A\340\336\001\330\004\037\003\375e2\000k\240\023\240A\330\377\010\017\210q\330\004\013\210\377<\220w\230a\230t\240\3776\250\034\260Y\270h\300\277a\300s\310#\310\250\000\016\377\210a\210v\220T\230\021\377\230$\230d\240*\250A\377\250S\260\004\260D\270\004\377\270F\300$\300d\310%\377\310q\330\017\033\2307\240\375!7\002V\2701\270D\300\177\004\300C\300q\310\014\266!\377\017\024\220B\220c\230\034\357\240S\250\n\347 4\260v\375\270\376\000\010\210\005\210Q\330\377\010\013\210:\320\025%\240\377Q\240k\260\023\260H\270\377C\270z\310\021\310!\330s\014\023\261!\300 \230G\240\230@\363(\250\310@+\004\014\320\014 \377\240\001\240\033\250C\250q\377\260\010\270\003\2701\330\020\377\023\2203\320\0266\260a\377\260w\270c\300\021\300+\337\310S\320PQ\023\0014\220\375}\254 Q\240h\250a\250N\312 #\2401\357\000W\003\031\217\000~\206@\013\2101\200A\340\202 \263t\220\006\000\271@\t\030\302@A\377\360\016\000\t\014\2104\210\355z\364\000(\240\216\000\022\220)\377\2301\320\034V\320VW\377\320W[\320[\\\320\\\177c\320cd\330\010\025\230 \177\035\240d\250*\260C|\000\367d\300!\321\0012\210R\210N\270B*\230A\230@\\\001~\334`\277f\240H\250A\200R\010\023\253\230B\321 #\375\000f\315\000t\357\2601\330\014\203\204\001d\240+\360\342 \235\204\001\233@3\003D\250\001\250\377\031\260!\2608\2703\270\367a\270qB\000\032\000\t \316\316\204\001\2401\340\304 \247\001\023\230\035E\320@D\250\r\231a\267a\260\000\374}\000\342 2\210S\220\004\220\375A\r\004\320\034<\270A\270\377T\320Ag\320gh\320\373hi\344j\020\220\013\2304\373\230q\361a\017\210w\220a\177\220s\230#\230Q\230\337`\377\026\220i\230q\320 @\357\300\001\320A\202 X\320X\377`\320`a\320ab\330_\014\026\320\026/\214@\001\214\204\001\375x/\000!\330\020\026\220j_\240\001\320!A\215@!\021\003\237r\230\024\230V\314@\025\003\330\377\0244\260A\260T\270\021\377\270\047\300\021\330\024\026\220\377a\220t\2306\240\034\250}R\246A\021\220\021\220%\216\204\001\373\330\010\007\001&\230\007\230x\377\240q\330\010\r\210T\220\377\021\330\010\n\210)\2201""\316\003\001+\220Q\003\010\016\004*\220{G\230\032\001\320\n\035\230\341`\337\017\210{\230!\321\000x\240\377x\250y\270\004\270K\300\377q\310\001\320\004-\320-\377>\270a\360\022\000\t\016\357\320\r%\240$\002}\230A>\240\0006\250\036\260q";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3307, 4853);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3337 bytes) */
+static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\346\361!))[\006d\006an \367add\371\000s-by\377te align\373ed\000\n. TVM\377 kernels\376\246@ilt wit\177h defau\n\000Obuff\201 \241@s\333@\374<\005\233#and ma\377y crash \374\271\000\226 (rt_mo\303d \252!\335!\311@V\005wh\257ose I\005u\t\000o\373ff\214Afacto\377r=1, bin?d(...,\247\003\313a\377=1).:: :8l\004\313\003\014\000exp\344 \272az\254e(B\000ch.T\275b\377, tvm_ff\371i\t\004\370Aa __d\373lp\344`__ pr\377oducer),\376\312@t, floa\376\004\000bool, s\377tr, Noneh1\003D\004\324D;\321\204\002: y\006\264\244`\344\204\003:G\001 ;\347 l\374\301\204\005\214\205\007must b\352O\000n\250 e\336 vic\373e<\243\000fast.\377BoundFun\367cti\202`num_\337args=\027\006Froozen\017\017>?\243\001\373No\335@that \257Cyth\206As\277@l\377iberatel\375y\315\001icter \376\"\000n PEP-4\26784 \275Are\253\204\001s\277 subcl\214\206\001s\367 of\204cin t\377ypes. If\377 you nee\317d to\263\206\002%\tth\277en set[\000e\253 \047\332\206\002a\304\001_<\000i\377ng\047 dire\366\327\000ve:\001Fals\367e._\356 or_l\307oopS\002\200\207\001\254\206\004d }f\202$add_n\331\000\363de\251!K\001e=di\177sableen\002\001\357gcis\004\003dno\236\254\204\006__re\331A\344@d\375uo\002non-tr\337ivial\202`ci\237nit__\364%+\000ryaE\000\007\006take@\000Osult\230E\226\204\001:\214\204\007\311 \306E\243\207\001w\325 \261 tw?o >= 1\360\210\003+\013\374\243\204\010\355\205\001runtim\377e moduleg, a\245\204\006\372For\023\000\376\277@rary pa\363th\361c\202\013name\355=\331\207\001on\342@forRK\004s\326B2\ts*\014o\356@7ch Z""\004: \332\013\316@N\225\004 ha\321\210\002\212E o\001\375d\047\005/_coreo.pyx\301\204\004: \273\204\013\331w9\002\254\211\001it\371 iz\317ed; \367\206\001\314)()\3005\006\330\204\014&\026\324\212\017x\006\315\210\001ca\377ll faile\371d\371\213\002\231`error\311 \214\001\347Bd\250\006\260\214\005 #\262\273\006b\211\206\001\374fs \214a 7pos\301\000on\277`\341\214\007\370\364!\362\006r\001_ptrs\303()\223\207\007\t\022\305\205\001\334\204\022 (\373f.\261\214\005...))\200H\022\223\214\004\247\010\205\211\006\377&\202\215\003\255\006 \360\n\014\240\000\177\003\347Anumb\344\276\204\003\274\216\006:\201\212\010\205\210\006N),\320\300\215\001\331\"\237a\214fo\365\215\002ir\343stU\017\311\205\001\335\216\001dic\367t {\276%: va/lue}\240\205\n:\267\216\004\264\216\005\377 support\377 at most\344\271\t\213\211\001 \251P\213\nret\267urn\240\213\002DL\223\213\003*r\377\210\001t\213\216\003\334\212\001f i\247\220\t\324\373\211\n\210\212\n.\315\207\006c\337\211\002__\376\017\rsetstat\273e_\013\023as_\235\214\002_\303opK\013\255\220\003_\013\267\220\004CO\000\311\217\002\360\212\013\376\212\013\206\017\017\016\210\0163\014\260\204\006\300K\014\203\214\001\213\222\003\211\214\002i\014\257\211\002_lOast_\330\205\002\266\214\005M\320\210\002\377Paramete\377rPathLik}e\222\216\003__Pyx\001\000\377Dict_Nex\277tRef__\254\213\004e\037____c\256\221\003\006\002\215\214\001\377_getitem\340\030\001\300a\003\002\277\216\004\307\216\006c_e=x\210\223\003_apiC\001\277\213\001\344K\0013\010g\230Ed\000maiAnj\001\374\211\003t\001\310\211\001|\001p\235\000\321c>\004\010\001\315C_\023\001vt<\366\213\001\241\001qual)\005\344\213\005\214\217n\376\213\006ex\325\001\367\223\001]\005s<\200\010\246n__te\322 \210 \002\204\224\001_\344\214\003\265d\304\215\003\353\000\224\205\001\271\215\010\315_\316\214\002ve\306\221\001\203\210\002is\376\230\212\001outine_\376\362\224\001current\377_stream_\317hook\023\002\216\204\003se\207tup\017\003\237\204\003[\013\335\215\004a\203bs\207\214\001\320\223\004\314\223\002""\357\226\001\360 a\370\313\224\002\260\220\001\334\204\010async\277io.cor\203\003s\237bbase\332\211\002\244\211\006c\371l\236\001\213@trace\377backclon\365e\325\213\001c\311\211\001cpucguda\000\001\262\000st\004\002\177managed\322\217\003\367dld\244\220\001entr{y_\217\215\001enum\365\220\002\177example\307\221\002\277exists\357`_\357devf\352\222\00232f\363n_\235\225\004\262\227\003from\352\235\223\004f\355\221\002f\354\002get\317get_\217\220\005\010\001gl\357obal\016\002hal\031f\343\226\003\321!iio\001\205\231\002(\006\357int8\300\204\001slo\047ad_\360\216\003\376am\345\217\001\215\207\005\253mu\271\207\001s\364\222\002n\326\216\001n9n\200\223\005\372\205\014obj\340\227\003\273\225\003\177osowned\000\002m_\273\231\003sp\343\224\001ed\265\217\001Gpop\205\231\004\330\221\005\240\214\001r\257\206\rorefe\236`ce\335\227\010\377repeatre\366\334\231\002re\215\221\001retr\357ocms\324\"sse\351l\277\226\001\247\227\004s\373\210\002icm\277ethodt\306\232\003t\361o\360\210\003\346\220\003\342@nspo\003se\230\226\004\373\221\006\305\217\001\205\225\005\237\211\005\236\213\002\277szeros\266\212\006T\357ypeE\310\216\001int\377 (struct\373 _\232\206\002obj_7\326\312\225\004_5\226\220\002_\251\225\014*,\377 void **\346\362\226\002)\000\047\005\263\216\006\200\001\330\277\004\n\210+\220Q\005\001\013\177\320\013\037\230s\240!\021\001\377\033\230=\250\010\260\001\260\377\021\330\004\034\230N\250(\377\260!\2601\330\004\035\230\377Q\230o\250[\270\001\330\357\036+\2507\020\001\260L\300\377\002\300\047\310\033\320TU\376\000\034\200\001\340\004\005\330\004\377\027\220q\200\001\360\006\000\177\005\006\330\004\033\2301\t\000\337\010\000\005\024\220Z\000%\240\367X\250V`\003X\240Q\330\337\004\025\220X\230\004\000\007\200\377x\210}\230C\230q\330\377\010\016\210i\220q\230\001\377\330\t\n\330\010\014\210E\377\220\025\220a\220q\330\014_\022\220.\240\001\003\001+-\000\177\014\022\320\022$\240AI\000\377X\260S\270\001\270\021\330\377\014\017\210t\2203\220a\373\330\020\312\000\007\200t\2103\257\210a\330""\010\202\003\020\203\002(\377\250\017\260q\270\014\300A\255\340\336\001\330\004\037\003e2\000k\377\240\023\240A\330\010\017\210\377q\330\004\013\210<\220w\377\230a\230t\2406\250\034\377\260Y\270h\300a\300s\367\310#\310\250\000\016\210a\210\377v\220T\230\021\230$\230\377d\240*\250A\250S\260\377\004\260D\270\004\270F\300\377$\300d\310%\310q\330\277\017\033\2307\240!7\002V\377\2701\270D\300\004\300C\357\300q\310\014\266!\017\024\220\377B\220c\230\034\240S\250\275\n\347 4\260v\270\376\000\010\377\210\005\210Q\330\010\013\210\377:\320\025%\240Q\240k\377\260\023\260H\270C\270z\177\310\021\310!\330\014\023\261!n\300 \230G\240\230@(\250\310@\376+\004\014\320\014 \240\001\240\377\033\250C\250q\260\010\270\377\003\2701\330\020\023\2203\377\320\0266\260a\260w\270\377c\300\021\300+\310S\320\273PQ\023\0014\220}\254 Q\337\240h\250a\250\312 #\240\3111\357\000W\003\031\217\000\206@\013\210o1\200A\340\202 t\220\006\000\366\271@\t\030\302@A\360\016\000\277\t\014\2104\210z\364\000(\375\240\216\000\022\220)\2301\320\377\034V\320VW\320W[\377\320[\\\320\\c\320c\357d\330\010\025\230 \035\240d\357\250*\260C|\000d\300!\336\321\0012\210R\210\270B*\230\351A\230@\\\001~\334`f\240Hw\250A\200R\010\023\230B\321 \365#\375\000f\315\000t\2601\330\035\014\203\204\001d\240+\342 \235\204\001\233@\3763\003D\250\001\250\031\260!\377\2608\2703\270a\270q\336B\000\032\000\t \316\204\001\2401\271\340\304 \247\001\023\230E\320@D\203\250\r\231a\267a\260\000}\000\342 2\277\210S\220\004\220A\r\004\320\377\034<\270A\270T\320A\177g\320gh\320hi\344j\177\020\220\013\2304\230q\361a\377\017\210w\220a\220s\230\357#\230Q\230\337`\026\220i\377\230q\320 @\300\001\320\375A\202 X\320X`\320`\377a\320ab\330\014\r\330\377\020\032\320\0323\2601\260\377A\330\023\024\330\020\026\220\277j\240\001\320!A\212@$\376\307`x\320Ol\320lm\252\252\204\001xM\000!\024\n!\021\003r\317\230\024\230V\352@6\003\330\024\3774\260A\260T\270\021\270\377\047\300\021\330\024\026\220a\377\220t\2306\240\034\250R\276\304A\021\220\021\220%\254\204\001\330""\375\010\007\001&\230\007\230x\240\377q\330\010\r\210T\220\021\177\330\010\n\210)\2201\003\001\347+\220Q\003\010\016\004*\220G\275\230\032\001\320\n\035\230\377`\017\357\210{\230!\357\000x\240x\377\250y\270\004\270K\300q\377\310\001\320\004-\320->\377\270a\360\022\000\t\016\320w\r%\240$\002}\230A\240\000\0376\250\036\260q";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3337, 4902);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (4853 bytes) */
-static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not -byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1).:: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__tvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() pointer #tvmfast: expected tvmfast: freeze position tvmfast: freeze() needs the number of arguments: bind(..., ""num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentsBoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.as_torch_opBoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionModuleParameterPathLikeTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_current_stream_hook_set_torch_setup_hook_torch_direct_export_enabledabspathaddressalignmentapiarangeargsas_torch_opasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecptrscpucudacuda_hostcuda_manageddirectdldtypeentry_nameenumerateexample_argsexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiimplements_functionint8itemsload_modulemainmake_torch_opmutates_argsnnamennnum_argsnum_tensor_argsobjobjectoffsetosownedowned_tensorsppackedpathpoppreparepreparedptrsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultststaticmethodttensortotorch_moduletransposetvm_ffitvmfast._coretvmfast.torch_opvalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250\010\260\001\260\021\330\004\034\230N\250(\260!\2601\330\004\035\230Q\230o\250[\270\001\330\036+\2507\260!\2601\260L\300\002""\300\047\310\033\320TU\330\004\035\230Q\230o\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\200\001\340\004\005\330\004\027\220q\200\001\360\006\000\005\006\330\004\033\2301\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\017\210t\2201\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q\240f\250C\250t\2601\330\014\035\230Q\230d\240+\250S\260\001\260\021\330\010\017\210~\230Q\230f\240D\250\001\250""\031\260!\2608\2703\270a\270q\200A\360\032\000\t \230s\240!\2401\340\010\013\2104\210z\230\023\230E\240\023\240D\250\r\260S\270\001\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\220A\330\014\022\220)\2301\320\034<\270A\270T\320Ag\320gh\320hi\330\010\014\210E\220\025\220a\220q\330\014\020\220\013\2304\230q\240\001\330\014\017\210w\220a\220s\230#\230Q\230a\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X`\320`a\320ab\330\014\026\320\026/\250q\260\001\330\014\017\210x\220s\230!\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210x\220r\230\024\230V\2401\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270\047\300\021\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230a\330\010\021\220\021\220&\230\007\230x\240q\330\010\r\210T\220\021\330\010\n\210)\2201\330\010\n\210+\220Q\330\010\n\210)\2201\330\010\n\210)\2201\330\010\n\210*\220G\2301\330\010\n\320\n\035\230Q\330\010\017\210{\230!\2304\230x\240x\250y\270\004\270K\300q\310\001\320\004-\320->\270a\360\022\000\t\016\320\r%\240Q\330\010\017\210}\230A\230V\2406\250\036\260q";
+    #else /* compression: none (4902 bytes) */
+static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not ) is not an address-byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1).:: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__tvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() pointer #tvmfast: expected tvmfast: freeze position tvmfast: freeze() needs the number of ar""guments: bind(..., num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentsBoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.as_torch_opBoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionModuleParameterPathLikeTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_current_stream_hook_set_torch_setup_hook_torch_direct_export_enabledabspathaddressalignmentapiarangeargsas_torch_opasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecptrscpucudacuda_hostcuda_manageddirectdldtypeentry_nameenumerateexample_argsexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiimplements_functionint8itemsload_modulemainmake_torch_opmutates_argsnnamennnum_argsnum_tensor_argsobjobjectoffsetosownedowned_tensorsppackedpathpoppreparepreparedptrsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultststaticmethodttensortotorch_moduletransposetvm_ffitvmfast._coretvmfast.torch_opvalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250\010\260\001\260\021\330\004\034\230N\250(\260!\2601\330\004\035\230Q\230o\250[\270\001\330\036+\2507\260!""\2601\260L\300\002\300\047\310\033\320TU\330\004\035\230Q\230o\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\200\001\340\004\005\330\004\027\220q\200\001\360\006\000\005\006\330\004\033\2301\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\017\210t\2201\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q\240f\250C\250t\2601\330\014\035\230Q\230d\240+\250S\260\001\260\021\330\010\017\210~\230Q\230f""\240D\250\001\250\031\260!\2608\2703\270a\270q\200A\360\032\000\t \230s\240!\2401\340\010\013\2104\210z\230\023\230E\240\023\240D\250\r\260S\270\001\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\220A\330\014\022\220)\2301\320\034<\270A\270T\320Ag\320gh\320hi\330\010\014\210E\220\025\220a\220q\330\014\020\220\013\2304\230q\240\001\330\014\017\210w\220a\220s\230#\230Q\230a\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X`\320`a\320ab\330\014\r\330\020\032\320\0323\2601\260A\330\023\024\330\020\026\220j\240\001\320!A\300\021\300$\300a\300x\320Ol\320lm\330\014\017\210x\220s\230!\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210x\220r\230\024\230V\2401\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270\047\300\021\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230a\330\010\021\220\021\220&\230\007\230x\240q\330\010\r\210T\220\021\330\010\n\210)\2201\330\010\n\210+\220Q\330\010\n\210)\2201\330\010\n\210)\2201\330\010\n\210*\220G\2301\330\010\n\320\n\035\230Q\330\010\017\210{\230!\2304\230x\240x\250y\270\004\270K\300q\310\001\320\004-\320->\270a\360\022\000\t\016\320\r%\240Q\330\010\017\210}\230A\230V\2406\250\036\260q";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 210; i++) {
+    for (int i = 0; i < 211; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
-      if (likely(string) && i >= 69) PyUnicode_InternInPlace(&string);
+      if (likely(string) && i >= 70) PyUnicode_InternInPlace(&string);
       if (unlikely(!string)) {
         Py_XDECREF(data);
         __PYX_ERR(0, 1, __pyx_L1_error)
@@ -21488,8 +21608,8 @@ static const char bytes[] = " ( arguments arguments, got  but argument # cannot 
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 210; i < 226; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-210].length;
+    for (int i = 211; i < 227; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-211].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -21499,14 +21619,14 @@ static const char bytes[] = " ( arguments arguments, got  but argument # cannot 
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 226; i++) {
+    for (Py_ssize_t i = 0; i < 227; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 210;
+      PyObject **table = stringtab + 211;
       for (Py_ssize_t i=0; i<16; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -21641,12 +21761,12 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_call_ptrs, __pyx_mstate->__pyx_kp_b_iso88591_A_s_1_4z_E_D_S_1A_2S_A_1_ATAgghh, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1020};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1023};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_num_tensor_args, __pyx_mstate->__pyx_kp_b_iso88591_A_t1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1024};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1027};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_raise_last_error, __pyx_mstate->__pyx_kp_b_iso88591_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
@@ -21661,22 +21781,22 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1068};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1071};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_prepared, __pyx_mstate->__pyx_n_u_repeat, __pyx_mstate->__pyx_n_u_result, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_ret, __pyx_mstate->__pyx_n_u_handle, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_floor_loop, __pyx_mstate->__pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1100};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1103};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_torch_module, __pyx_mstate->__pyx_n_u_fn_address, __pyx_mstate->__pyx_n_u_api, __pyx_mstate->__pyx_n_u_direct, __pyx_mstate->__pyx_n_u_reference, __pyx_mstate->__pyx_n_u_offset, __pyx_mstate->__pyx_n_u_base, __pyx_mstate->__pyx_n_u_samples, __pyx_mstate->__pyx_n_u_t};
     __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_enable_torch_direct_export, __pyx_mstate->__pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1133};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1136};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_torch_direct_export_enabled, __pyx_mstate->__pyx_kp_b_iso88591_s, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1137};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1140};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_f};
     __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_init_vectorcall, __pyx_mstate->__pyx_kp_b_iso88591_N_1_Qo_7_1L_TU_Qo_7_1L_TU, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
   }

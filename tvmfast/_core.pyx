@@ -999,7 +999,10 @@ cdef class FrozenFunction:
             p = <PyObject*>ptrs[i]
             if Py_TYPE(p) != &PyLong_Type:
                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
-            address = PyLong_AsUnsignedLongLong(p)
+            try:
+                address = PyLong_AsUnsignedLongLong(p)
+            except OverflowError:
+                raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
             if address == 0:
                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
             if address & self.bound.align_mask:
