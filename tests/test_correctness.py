@@ -298,3 +298,25 @@ def test_failing_dlpack_producer_is_a_clear_error(add_mod, gen):
     out = nan_like(a)
     f(a, a, out)
     assert torch.equal(out, a + a)
+
+
+def test_many_argument_types_beyond_the_type_cache():
+    """More distinct Python types than the converter cache holds: every one still right,
+    and the cached ones are not disturbed."""
+    echo = tvmfast.bind(tvm_ffi.get_global_func("testing.echo"))
+    int_types = [type(f"MyInt{i}", (int,), {}) for i in range(40)]
+    float_types = [type(f"MyFloat{i}", (float,), {}) for i in range(40)]
+    for _ in range(2):
+        for i, (it, ft) in enumerate(zip(int_types, float_types)):
+            assert echo(it(i)) == i
+            assert echo(ft(i + 0.5)) == i + 0.5
+    a = torch.randn(3)
+    assert echo(a) is a and echo(7) == 7 and echo(None) is None
+
+
+def test_numpy_scalars(scale_mod, gen):
+    f = tvmfast.bind(scale_mod)
+    a = torch.randn(64, generator=gen)
+    out = nan_like(a)
+    f(a, out, np.float32(0.25), np.int64(4))
+    torch.testing.assert_close(out, a * 0.25 + 4)

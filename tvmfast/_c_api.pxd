@@ -103,9 +103,9 @@ cdef extern from "tvm/ffi/c_api.h" nogil:
     ctypedef int (*TVMFFISafeCallType)(
         void* handle, const TVMFFIAny* args, int32_t num_args, TVMFFIAny* result) noexcept
 
-    ctypedef struct TVMFFIFunctionCell:
-        TVMFFISafeCallType safe_call
-        void* cpp_call
+    ctypedef struct TVMFFIErrorCell:   # follows the TVMFFIObject header of an Error
+        TVMFFIByteArray kind
+        TVMFFIByteArray message
 
     int TVMFFIObjectIncRef(TVMFFIObjectHandle obj)
     int TVMFFIObjectDecRef(TVMFFIObjectHandle obj)
@@ -116,6 +116,7 @@ cdef extern from "tvm/ffi/c_api.h" nogil:
     int TVMFFIFunctionSetGlobal(const TVMFFIByteArray* name, TVMFFIObjectHandle f,
                                 int allow_override)
     void TVMFFIErrorMoveFromRaised(TVMFFIObjectHandle* result)
+    void TVMFFIErrorSetRaised(TVMFFIObjectHandle error)
     void TVMFFIErrorSetRaisedFromCStr(const char* kind, const char* message)
     int TVMFFITensorFromDLPackVersioned(DLManagedTensorVersioned* src,
                                         int32_t require_alignment,

@@ -1315,7 +1315,7 @@ static int __Pyx_init_tpflags_variables(void) {
     /* Direct torch export: at::toDLPackNonOwning(const at::Tensor&, DLTensor*) applied
      * to the at::Tensor inside the THPVariable.  torch's exchange-API entry reaches
      * the same function through a pybind11 cast and a GIL-state guard, which cost
-     * ~3x more per tensor.  Enabled only after torch_fast_export_selftest() showed,
+     * ~3x more per tensor.  Enabled only after _enable_torch_direct_export() showed,
      * on this torch build, that the object layout is the one assumed and that the
      * result matches the exchange API field by field.  C++ exceptions (meta
      * tensors, unsupported dtypes) are caught here; the caller then asks the
@@ -1785,7 +1785,7 @@ struct __pyx_t_7tvmfast_5_core_CallState {
   int32_t devices_checked;
 };
 
-/* "tvmfast/_core.pyx":87
+/* "tvmfast/_core.pyx":67
  *     void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset)
  * 
  * cdef enum:             # <<<<<<<<<<<<<<
@@ -1797,7 +1797,7 @@ enum  {
   __pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE = 32
 };
 
-/* "tvmfast/_core.pyx":104
+/* "tvmfast/_core.pyx":78
  * # Argument kinds, chosen once per Python type and cached.
  * # ---------------------------------------------------------------------------
  * cdef enum ArgKind:             # <<<<<<<<<<<<<<
@@ -1817,7 +1817,7 @@ enum __pyx_t_7tvmfast_5_core_ArgKind {
   __pyx_e_7tvmfast_5_core_KIND_STR = 9
 };
 
-/* "tvmfast/_core.pyx":116
+/* "tvmfast/_core.pyx":90
  *     KIND_STR = 9           # str, passed as a borrowed UTF-8 C string
  * 
  * cdef enum TensorMode:             # <<<<<<<<<<<<<<
@@ -1877,7 +1877,7 @@ struct __pyx_obj_7tvmfast_5_core_FrozenFunction {
 
 
 
-/* "tvmfast/_core.pyx":693
+/* "tvmfast/_core.pyx":669
  * 
  * 
  * cdef class BoundFunction:             # <<<<<<<<<<<<<<
@@ -1893,7 +1893,7 @@ static struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *__pyx_vtabptr_7tvm
 static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t, TVMFFIAny *, DLTensor *, TVMFFIObjectHandle *);
 
 
-/* "tvmfast/_core.pyx":820
+/* "tvmfast/_core.pyx":796
  * 
  * 
  * cdef class FrozenFunction:             # <<<<<<<<<<<<<<
@@ -2309,11 +2309,65 @@ static void __Pyx_RaiseArgtupleInvalid(const char* func_name, int exact,
 /* GetAttr3.proto */
 static CYTHON_INLINE PyObject *__Pyx_GetAttr3(PyObject *, PyObject *, PyObject *);
 
+/* PyDictVersioning.proto (used by GetModuleGlobalName) */
+#if CYTHON_USE_DICT_VERSIONS && CYTHON_USE_TYPE_SLOTS
+#define __PYX_DICT_VERSION_INIT  ((PY_UINT64_T) -1)
+#define __PYX_GET_DICT_VERSION(dict)  (((PyDictObject*)(dict))->ma_version_tag)
+#define __PYX_UPDATE_DICT_CACHE(dict, value, cache_var, version_var)\
+    (version_var) = __PYX_GET_DICT_VERSION(dict);\
+    (cache_var) = (value);
+#define __PYX_PY_DICT_LOOKUP_IF_MODIFIED(VAR, DICT, LOOKUP) {\
+    static PY_UINT64_T __pyx_dict_version = 0;\
+    static PyObject *__pyx_dict_cached_value = NULL;\
+    if (likely(__PYX_GET_DICT_VERSION(DICT) == __pyx_dict_version)) {\
+        (VAR) = __Pyx_XNewRef(__pyx_dict_cached_value);\
+    } else {\
+        (VAR) = __pyx_dict_cached_value = (LOOKUP);\
+        __pyx_dict_version = __PYX_GET_DICT_VERSION(DICT);\
+    }\
+}
+static CYTHON_INLINE PY_UINT64_T __Pyx_get_tp_dict_version(PyObject *obj);
+static CYTHON_INLINE PY_UINT64_T __Pyx_get_object_dict_version(PyObject *obj);
+static CYTHON_INLINE int __Pyx_object_dict_version_matches(PyObject* obj, PY_UINT64_T tp_dict_version, PY_UINT64_T obj_dict_version);
+#else
+#define __PYX_GET_DICT_VERSION(dict)  (0)
+#define __PYX_UPDATE_DICT_CACHE(dict, value, cache_var, version_var)
+#define __PYX_PY_DICT_LOOKUP_IF_MODIFIED(VAR, DICT, LOOKUP)  (VAR) = (LOOKUP);
+#endif
+
+/* GetModuleGlobalName.proto */
+#if CYTHON_USE_DICT_VERSIONS
+#define __Pyx_GetModuleGlobalName(var, name)  do {\
+    static PY_UINT64_T __pyx_dict_version = 0;\
+    static PyObject *__pyx_dict_cached_value = NULL;\
+    (var) = (likely(__pyx_dict_version == __PYX_GET_DICT_VERSION(__pyx_mstate_global->__pyx_d))) ?\
+        (likely(__pyx_dict_cached_value) ? __Pyx_NewRef(__pyx_dict_cached_value) : __Pyx_GetBuiltinName(name)) :\
+        __Pyx__GetModuleGlobalName(name, &__pyx_dict_version, &__pyx_dict_cached_value);\
+} while(0)
+#define __Pyx_GetModuleGlobalNameUncached(var, name)  do {\
+    PY_UINT64_T __pyx_dict_version;\
+    PyObject *__pyx_dict_cached_value;\
+    (var) = __Pyx__GetModuleGlobalName(name, &__pyx_dict_version, &__pyx_dict_cached_value);\
+} while(0)
+static PyObject *__Pyx__GetModuleGlobalName(PyObject *name, PY_UINT64_T *dict_version, PyObject **dict_cached_value);
+#else
+#define __Pyx_GetModuleGlobalName(var, name)  (var) = __Pyx__GetModuleGlobalName(name)
+#define __Pyx_GetModuleGlobalNameUncached(var, name)  (var) = __Pyx__GetModuleGlobalName(name)
+static CYTHON_INLINE PyObject *__Pyx__GetModuleGlobalName(PyObject *name);
+#endif
+
 /* HasAttr.proto */
 #if __PYX_LIMITED_VERSION_HEX >= 0x030d0000
 #define __Pyx_HasAttr(o, n)  PyObject_HasAttrWithError(o, n)
 #else
 static CYTHON_INLINE int __Pyx_HasAttr(PyObject *, PyObject *);
+#endif
+
+/* PyObjectFastCallMethod.proto */
+#if CYTHON_VECTORCALL
+#define __Pyx_PyObject_FastCallMethod(name, args, nargsf) PyObject_VectorcallMethod(name, args, nargsf, NULL)
+#else
+static PyObject *__Pyx_PyObject_FastCallMethod(PyObject *name, PyObject *const *args, size_t nargsf);
 #endif
 
 /* GetTopmostException.proto (used by SaveResetException) */
@@ -2486,13 +2540,6 @@ static int __Pyx__GetException(PyThreadState *tstate, PyObject **type, PyObject 
 static int __Pyx_GetException(PyObject **type, PyObject **value, PyObject **tb);
 #endif
 
-/* PyObjectFastCallMethod.proto */
-#if CYTHON_VECTORCALL
-#define __Pyx_PyObject_FastCallMethod(name, args, nargsf) PyObject_VectorcallMethod(name, args, nargsf, NULL)
-#else
-static PyObject *__Pyx_PyObject_FastCallMethod(PyObject *name, PyObject *const *args, size_t nargsf);
-#endif
-
 /* SwapException.proto */
 #if CYTHON_FAST_THREAD_STATE
 #define __Pyx_ExceptionSwap(type, value, tb)  __Pyx__ExceptionSwap(__pyx_tstate, type, value, tb)
@@ -2531,53 +2578,6 @@ static CYTHON_INLINE PyObject* __Pyx_CallUnboundCMethod1(__Pyx_CachedCFunction* 
     )
 static CYTHON_INLINE PyObject* __Pyx_uchar___Pyx_PyUnicode_From_int32_t(int32_t value, Py_ssize_t width, char padding_char);
 static CYTHON_INLINE PyObject* __Pyx____Pyx_PyUnicode_From_int32_t(int32_t value, Py_ssize_t width, char padding_char, char format_char);
-
-/* PyDictVersioning.proto (used by GetModuleGlobalName) */
-#if CYTHON_USE_DICT_VERSIONS && CYTHON_USE_TYPE_SLOTS
-#define __PYX_DICT_VERSION_INIT  ((PY_UINT64_T) -1)
-#define __PYX_GET_DICT_VERSION(dict)  (((PyDictObject*)(dict))->ma_version_tag)
-#define __PYX_UPDATE_DICT_CACHE(dict, value, cache_var, version_var)\
-    (version_var) = __PYX_GET_DICT_VERSION(dict);\
-    (cache_var) = (value);
-#define __PYX_PY_DICT_LOOKUP_IF_MODIFIED(VAR, DICT, LOOKUP) {\
-    static PY_UINT64_T __pyx_dict_version = 0;\
-    static PyObject *__pyx_dict_cached_value = NULL;\
-    if (likely(__PYX_GET_DICT_VERSION(DICT) == __pyx_dict_version)) {\
-        (VAR) = __Pyx_XNewRef(__pyx_dict_cached_value);\
-    } else {\
-        (VAR) = __pyx_dict_cached_value = (LOOKUP);\
-        __pyx_dict_version = __PYX_GET_DICT_VERSION(DICT);\
-    }\
-}
-static CYTHON_INLINE PY_UINT64_T __Pyx_get_tp_dict_version(PyObject *obj);
-static CYTHON_INLINE PY_UINT64_T __Pyx_get_object_dict_version(PyObject *obj);
-static CYTHON_INLINE int __Pyx_object_dict_version_matches(PyObject* obj, PY_UINT64_T tp_dict_version, PY_UINT64_T obj_dict_version);
-#else
-#define __PYX_GET_DICT_VERSION(dict)  (0)
-#define __PYX_UPDATE_DICT_CACHE(dict, value, cache_var, version_var)
-#define __PYX_PY_DICT_LOOKUP_IF_MODIFIED(VAR, DICT, LOOKUP)  (VAR) = (LOOKUP);
-#endif
-
-/* GetModuleGlobalName.proto */
-#if CYTHON_USE_DICT_VERSIONS
-#define __Pyx_GetModuleGlobalName(var, name)  do {\
-    static PY_UINT64_T __pyx_dict_version = 0;\
-    static PyObject *__pyx_dict_cached_value = NULL;\
-    (var) = (likely(__pyx_dict_version == __PYX_GET_DICT_VERSION(__pyx_mstate_global->__pyx_d))) ?\
-        (likely(__pyx_dict_cached_value) ? __Pyx_NewRef(__pyx_dict_cached_value) : __Pyx_GetBuiltinName(name)) :\
-        __Pyx__GetModuleGlobalName(name, &__pyx_dict_version, &__pyx_dict_cached_value);\
-} while(0)
-#define __Pyx_GetModuleGlobalNameUncached(var, name)  do {\
-    PY_UINT64_T __pyx_dict_version;\
-    PyObject *__pyx_dict_cached_value;\
-    (var) = __Pyx__GetModuleGlobalName(name, &__pyx_dict_version, &__pyx_dict_cached_value);\
-} while(0)
-static PyObject *__Pyx__GetModuleGlobalName(PyObject *name, PY_UINT64_T *dict_version, PyObject **dict_cached_value);
-#else
-#define __Pyx_GetModuleGlobalName(var, name)  (var) = __Pyx__GetModuleGlobalName(name)
-#define __Pyx_GetModuleGlobalNameUncached(var, name)  (var) = __Pyx__GetModuleGlobalName(name)
-static CYTHON_INLINE PyObject *__Pyx__GetModuleGlobalName(PyObject *name);
-#endif
 
 /* PyRuntimeError_Check.proto */
 #define __Pyx_PyExc_RuntimeError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_RuntimeError)
@@ -3285,6 +3285,8 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 
 /* Module declarations from "libc.stdlib" */
 
+/* Module declarations from "tvmfast._python" */
+
 /* Module declarations from "tvmfast._core" */
 static PyObject *__pyx_v_7tvmfast_5_core_cached_types[__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE];
 static int __pyx_v_7tvmfast_5_core_cached_kinds[__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE];
@@ -3292,6 +3294,7 @@ static DLPackExchangeAPI const *__pyx_v_7tvmfast_5_core_cached_apis[__pyx_e_7tvm
 static int __pyx_v_7tvmfast_5_core_num_cached_types;
 static PyObject *__pyx_v_7tvmfast_5_core_fast_exchange_type;
 static DLPackExchangeAPI const *__pyx_v_7tvmfast_5_core_fast_exchange_api;
+static int __pyx_v_7tvmfast_5_core_fast_exchange_is_torch;
 static PyObject *__pyx_v_7tvmfast_5_core__tvm_ffi_from_dlpack = 0;
 static PyObject *__pyx_v_7tvmfast_5_core__torch_tensor_type = 0;
 static PyObject *__pyx_v_7tvmfast_5_core_torch_setup_hook = 0;
@@ -3304,7 +3307,7 @@ static PyObject *__pyx_v_7tvmfast_5_core_RETRY_OWNED = 0;
 static Py_ssize_t __pyx_v_7tvmfast_5_core_vectorcall_offset_bound;
 static Py_ssize_t __pyx_v_7tvmfast_5_core_vectorcall_offset_frozen;
 static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject *); /*proto*/
-static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *); /*proto*/
+static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *, DLPackExchangeAPI const **); /*proto*/
 static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void); /*proto*/
 static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *); /*proto*/
 static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *, Py_ssize_t); /*proto*/
@@ -3349,7 +3352,7 @@ static PyObject *__pyx_builtin_enumerate;
 /* #### Code section: string_decls ### */
 static const char __pyx_k_TypeError[] = "TypeError";
 static const char __pyx_k_dlpack_exchange_api[] = "dlpack_exchange_api";
-static const char __pyx_k_The_hot_path_of_tvmfast_Python_a[] = "The hot path of tvmfast: Python arguments -> TVMFFIAny array -> TVMFFIFunctionCall.\n\nA call is one vectorcall into ``call_vector``: each argument is classified by an\nexact type-pointer compare against a small process-wide cache (torch.Tensor first),\ntensors are exported through their producer\047s DLPack C exchange API into DLTensors\non the C stack, and the kernel is called.  No Python object, tuple or heap block is\ncreated on the way for tensor/int/float/bool/None arguments.\n";
+static const char __pyx_k_The_hot_path_of_tvmfast_Python_a[] = "The hot path of tvmfast: Python arguments -> TVMFFIAny array -> TVMFFIFunctionCall.\n\nA call is one vectorcall into ``call_vector``: each argument is classified by an\nexact type-pointer compare against a small process-wide cache (torch.Tensor first),\ntensors are exported into DLTensors on the C stack (torch directly through\nat::toDLPackNonOwning once that is self-tested, other producers through their DLPack\nC exchange API), and the kernel is called.  No Python object, tuple or heap block is\ncreated on the way for tensor/int/float/bool/str/None arguments.\n";
 static const char __pyx_k_tvmfast_call_ptrs_not_a_prepared[] = "tvmfast_call_ptrs: not a prepared function";
 static const char __pyx_k_tvmfast_call_ptrs_wrong_number_o[] = "tvmfast_call_ptrs: wrong number of data pointers";
 /* #### Code section: decls ### */
@@ -3479,7 +3482,7 @@ namespace {
     PyObject *__pyx_slice[3];
     PyObject *__pyx_tuple[5];
     PyObject *__pyx_codeobj_tab[16];
-    PyObject *__pyx_string_tab[227];
+    PyObject *__pyx_string_tab[232];
     PyObject *__pyx_number_tab[11];
 /* #### Code section: module_state_contents ### */
 /* PyFrozenDict.module_state_decls */
@@ -3529,7 +3532,7 @@ static __pyx_mstatetype __pyx_mstate_global_static =
 static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_static;
 #endif
 /* #### Code section: constant_name_defines ### */
-#define __pyx_kp_u__3 __pyx_string_tab[0]
+#define __pyx_kp_u_ __pyx_string_tab[0]
 #define __pyx_kp_u__8 __pyx_string_tab[1]
 #define __pyx_kp_u_arguments __pyx_string_tab[2]
 #define __pyx_kp_u_arguments_got __pyx_string_tab[3]
@@ -3556,7 +3559,7 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u_byte_aligned_TVM_kernels_built __pyx_string_tab[24]
 #define __pyx_kp_u__5 __pyx_string_tab[25]
 #define __pyx_kp_u__4 __pyx_string_tab[26]
-#define __pyx_kp_u__2 __pyx_string_tab[27]
+#define __pyx_kp_u__3 __pyx_string_tab[27]
 #define __pyx_kp_u_data_address __pyx_string_tab[28]
 #define __pyx_kp_u_expected_a_tensor_torch_Tensor __pyx_string_tab[29]
 #define __pyx_kp_u_expected_int_got __pyx_string_tab[30]
@@ -3565,7 +3568,7 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_kp_u_tvmfast_BoundFunction_num_args __pyx_string_tab[33]
 #define __pyx_kp_u_tvmfast_FrozenFunction_num_args __pyx_string_tab[34]
 #define __pyx_kp_u__6 __pyx_string_tab[35]
-#define __pyx_kp_u_ __pyx_string_tab[36]
+#define __pyx_kp_u__2 __pyx_string_tab[36]
 #define __pyx_kp_u_None __pyx_string_tab[37]
 #define __pyx_kp_u_Note_that_Cython_is_deliberately __pyx_string_tab[38]
 #define __pyx_kp_u_floor_loop_needs_a_prepared_fun __pyx_string_tab[39]
@@ -3613,149 +3616,154 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_FrozenFunction_num_tensor_args __pyx_string_tab[81]
 #define __pyx_n_u_FrozenFunction_raise_last_error __pyx_string_tab[82]
 #define __pyx_n_u_Function __pyx_string_tab[83]
-#define __pyx_n_u_Module __pyx_string_tab[84]
-#define __pyx_n_u_Parameter __pyx_string_tab[85]
-#define __pyx_n_u_PathLike __pyx_string_tab[86]
-#define __pyx_n_u_Tensor __pyx_string_tab[87]
-#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[88]
-#define __pyx_n_u_annotate __pyx_string_tab[89]
-#define __pyx_n_u_chandle __pyx_string_tab[90]
-#define __pyx_n_u_class_getitem __pyx_string_tab[91]
-#define __pyx_n_u_dict __pyx_string_tab[92]
-#define __pyx_n_u_dlpack __pyx_string_tab[93]
-#define __pyx_n_u_dlpack_c_exchange_api __pyx_string_tab[94]
-#define __pyx_n_u_func __pyx_string_tab[95]
-#define __pyx_n_u_getitem __pyx_string_tab[96]
-#define __pyx_n_u_getstate __pyx_string_tab[97]
-#define __pyx_n_u_main_2 __pyx_string_tab[98]
-#define __pyx_n_u_module __pyx_string_tab[99]
-#define __pyx_n_u_name_2 __pyx_string_tab[100]
-#define __pyx_n_u_pyx_capi __pyx_string_tab[101]
-#define __pyx_n_u_pyx_state __pyx_string_tab[102]
-#define __pyx_n_u_pyx_vtable __pyx_string_tab[103]
-#define __pyx_n_u_qualname __pyx_string_tab[104]
-#define __pyx_n_u_reduce __pyx_string_tab[105]
-#define __pyx_n_u_reduce_cython __pyx_string_tab[106]
-#define __pyx_n_u_reduce_ex __pyx_string_tab[107]
-#define __pyx_n_u_set_name __pyx_string_tab[108]
-#define __pyx_n_u_setstate __pyx_string_tab[109]
-#define __pyx_n_u_setstate_cython __pyx_string_tab[110]
-#define __pyx_n_u_test __pyx_string_tab[111]
-#define __pyx_n_u_cdata __pyx_string_tab[112]
-#define __pyx_n_u_enable_torch_direct_export __pyx_string_tab[113]
-#define __pyx_n_u_floor_loop __pyx_string_tab[114]
-#define __pyx_n_u_init_vectorcall __pyx_string_tab[115]
-#define __pyx_n_u_is_coroutine __pyx_string_tab[116]
-#define __pyx_n_u_set_current_stream_hook __pyx_string_tab[117]
-#define __pyx_n_u_set_torch_setup_hook __pyx_string_tab[118]
-#define __pyx_n_u_torch_direct_export_enabled __pyx_string_tab[119]
-#define __pyx_n_u_abspath __pyx_string_tab[120]
-#define __pyx_n_u_address __pyx_string_tab[121]
-#define __pyx_n_u_alignment __pyx_string_tab[122]
-#define __pyx_n_u_api __pyx_string_tab[123]
-#define __pyx_n_u_arange __pyx_string_tab[124]
-#define __pyx_n_u_args __pyx_string_tab[125]
-#define __pyx_n_u_as_torch_op __pyx_string_tab[126]
-#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[127]
-#define __pyx_n_u_b __pyx_string_tab[128]
-#define __pyx_n_u_base __pyx_string_tab[129]
-#define __pyx_n_u_bound __pyx_string_tab[130]
-#define __pyx_n_u_call_ptrs __pyx_string_tab[131]
-#define __pyx_n_u_cline_in_traceback __pyx_string_tab[132]
-#define __pyx_n_u_clone __pyx_string_tab[133]
-#define __pyx_n_u_core __pyx_string_tab[134]
-#define __pyx_n_u_cptrs __pyx_string_tab[135]
-#define __pyx_n_u_cpu __pyx_string_tab[136]
-#define __pyx_n_u_cuda __pyx_string_tab[137]
-#define __pyx_n_u_cuda_host __pyx_string_tab[138]
-#define __pyx_n_u_cuda_managed __pyx_string_tab[139]
-#define __pyx_n_u_direct __pyx_string_tab[140]
-#define __pyx_n_u_dl __pyx_string_tab[141]
-#define __pyx_n_u_dtype __pyx_string_tab[142]
-#define __pyx_n_u_entry_name __pyx_string_tab[143]
-#define __pyx_n_u_enumerate __pyx_string_tab[144]
-#define __pyx_n_u_example_args __pyx_string_tab[145]
-#define __pyx_n_u_exists __pyx_string_tab[146]
-#define __pyx_n_u_ext_dev __pyx_string_tab[147]
-#define __pyx_n_u_f __pyx_string_tab[148]
-#define __pyx_n_u_float32 __pyx_string_tab[149]
-#define __pyx_n_u_fn_address __pyx_string_tab[150]
-#define __pyx_n_u_freeze __pyx_string_tab[151]
-#define __pyx_n_u_from_dlpack __pyx_string_tab[152]
-#define __pyx_n_u_frozen __pyx_string_tab[153]
-#define __pyx_n_u_fspath __pyx_string_tab[154]
-#define __pyx_n_u_get __pyx_string_tab[155]
-#define __pyx_n_u_get_function __pyx_string_tab[156]
-#define __pyx_n_u_get_global_func __pyx_string_tab[157]
-#define __pyx_n_u_half __pyx_string_tab[158]
-#define __pyx_n_u_handle __pyx_string_tab[159]
-#define __pyx_n_u_hook __pyx_string_tab[160]
-#define __pyx_n_u_i __pyx_string_tab[161]
-#define __pyx_n_u_implements_function __pyx_string_tab[162]
-#define __pyx_n_u_int8 __pyx_string_tab[163]
-#define __pyx_n_u_items __pyx_string_tab[164]
-#define __pyx_n_u_load_module __pyx_string_tab[165]
-#define __pyx_n_u_main __pyx_string_tab[166]
-#define __pyx_n_u_make_torch_op __pyx_string_tab[167]
-#define __pyx_n_u_mutates_args __pyx_string_tab[168]
-#define __pyx_n_u_n __pyx_string_tab[169]
-#define __pyx_n_u_name __pyx_string_tab[170]
-#define __pyx_n_u_nn __pyx_string_tab[171]
-#define __pyx_n_u_num_args __pyx_string_tab[172]
-#define __pyx_n_u_num_tensor_args __pyx_string_tab[173]
-#define __pyx_n_u_obj __pyx_string_tab[174]
-#define __pyx_n_u_object __pyx_string_tab[175]
-#define __pyx_n_u_offset __pyx_string_tab[176]
-#define __pyx_n_u_os __pyx_string_tab[177]
-#define __pyx_n_u_owned __pyx_string_tab[178]
-#define __pyx_n_u_owned_tensors __pyx_string_tab[179]
-#define __pyx_n_u_p __pyx_string_tab[180]
-#define __pyx_n_u_packed __pyx_string_tab[181]
-#define __pyx_n_u_path __pyx_string_tab[182]
-#define __pyx_n_u_pop __pyx_string_tab[183]
-#define __pyx_n_u_prepare __pyx_string_tab[184]
-#define __pyx_n_u_prepared __pyx_string_tab[185]
-#define __pyx_n_u_ptrs __pyx_string_tab[186]
-#define __pyx_n_u_r __pyx_string_tab[187]
-#define __pyx_n_u_raise_last_error __pyx_string_tab[188]
-#define __pyx_n_u_reference __pyx_string_tab[189]
-#define __pyx_n_u_release_gil __pyx_string_tab[190]
-#define __pyx_n_u_repeat __pyx_string_tab[191]
-#define __pyx_n_u_reshape __pyx_string_tab[192]
-#define __pyx_n_u_result __pyx_string_tab[193]
-#define __pyx_n_u_ret __pyx_string_tab[194]
-#define __pyx_n_u_rocm __pyx_string_tab[195]
-#define __pyx_n_u_samples __pyx_string_tab[196]
-#define __pyx_n_u_self __pyx_string_tab[197]
-#define __pyx_n_u_setdefault __pyx_string_tab[198]
-#define __pyx_n_u_st __pyx_string_tab[199]
-#define __pyx_n_u_staticmethod __pyx_string_tab[200]
-#define __pyx_n_u_t __pyx_string_tab[201]
-#define __pyx_n_u_tensor __pyx_string_tab[202]
-#define __pyx_n_u_to __pyx_string_tab[203]
-#define __pyx_n_u_torch_module __pyx_string_tab[204]
-#define __pyx_n_u_transpose __pyx_string_tab[205]
-#define __pyx_n_u_tvm_ffi __pyx_string_tab[206]
-#define __pyx_n_u_tvmfast__core __pyx_string_tab[207]
-#define __pyx_n_u_tvmfast_torch_op __pyx_string_tab[208]
-#define __pyx_n_u_values __pyx_string_tab[209]
-#define __pyx_n_u_zeros __pyx_string_tab[210]
-#define __pyx_kp_b_DLTensor __pyx_string_tab[211]
-#define __pyx_n_b_TypeError __pyx_string_tab[212]
-#define __pyx_kp_b_int_struct___pyx_obj_7tvmfast_5 __pyx_string_tab[213]
-#define __pyx_kp_b_iso88591_Q __pyx_string_tab[214]
-#define __pyx_kp_b_iso88591_s __pyx_string_tab[215]
-#define __pyx_kp_b_iso88591_N_1_Qo_7_1L_TU_Qo_7_1L_TU __pyx_string_tab[216]
-#define __pyx_kp_b_iso88591_q __pyx_string_tab[217]
-#define __pyx_kp_b_iso88591_1 __pyx_string_tab[218]
-#define __pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS __pyx_string_tab[219]
-#define __pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT __pyx_string_tab[220]
-#define __pyx_kp_b_iso88591_A_t1 __pyx_string_tab[221]
-#define __pyx_kp_b_iso88591_A_q __pyx_string_tab[222]
-#define __pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf __pyx_string_tab[223]
-#define __pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq __pyx_string_tab[224]
-#define __pyx_kp_b_iso88591_A_s_1_4z_E_D_S_1A_2S_A_1_ATAgghh __pyx_string_tab[225]
-#define __pyx_kp_b_iso88591_a_Q_AV6_q __pyx_string_tab[226]
+#define __pyx_n_u_Integral __pyx_string_tab[84]
+#define __pyx_n_u_Module __pyx_string_tab[85]
+#define __pyx_n_u_Parameter __pyx_string_tab[86]
+#define __pyx_n_u_PathLike __pyx_string_tab[87]
+#define __pyx_n_u_Real __pyx_string_tab[88]
+#define __pyx_n_u_Tensor __pyx_string_tab[89]
+#define __pyx_n_u_Pyx_PyDict_NextRef __pyx_string_tab[90]
+#define __pyx_n_u_annotate __pyx_string_tab[91]
+#define __pyx_n_u_chandle __pyx_string_tab[92]
+#define __pyx_n_u_class_getitem __pyx_string_tab[93]
+#define __pyx_n_u_dict __pyx_string_tab[94]
+#define __pyx_n_u_dlpack __pyx_string_tab[95]
+#define __pyx_n_u_dlpack_c_exchange_api __pyx_string_tab[96]
+#define __pyx_n_u_func __pyx_string_tab[97]
+#define __pyx_n_u_getitem __pyx_string_tab[98]
+#define __pyx_n_u_getstate __pyx_string_tab[99]
+#define __pyx_n_u_main_2 __pyx_string_tab[100]
+#define __pyx_n_u_module __pyx_string_tab[101]
+#define __pyx_n_u_name_2 __pyx_string_tab[102]
+#define __pyx_n_u_pyx_capi __pyx_string_tab[103]
+#define __pyx_n_u_pyx_state __pyx_string_tab[104]
+#define __pyx_n_u_pyx_vtable __pyx_string_tab[105]
+#define __pyx_n_u_qualname __pyx_string_tab[106]
+#define __pyx_n_u_reduce __pyx_string_tab[107]
+#define __pyx_n_u_reduce_cython __pyx_string_tab[108]
+#define __pyx_n_u_reduce_ex __pyx_string_tab[109]
+#define __pyx_n_u_set_name __pyx_string_tab[110]
+#define __pyx_n_u_setstate __pyx_string_tab[111]
+#define __pyx_n_u_setstate_cython __pyx_string_tab[112]
+#define __pyx_n_u_test __pyx_string_tab[113]
+#define __pyx_n_u_cdata __pyx_string_tab[114]
+#define __pyx_n_u_enable_torch_direct_export __pyx_string_tab[115]
+#define __pyx_n_u_floor_loop __pyx_string_tab[116]
+#define __pyx_n_u_init_vectorcall __pyx_string_tab[117]
+#define __pyx_n_u_is_coroutine __pyx_string_tab[118]
+#define __pyx_n_u_set_current_stream_hook __pyx_string_tab[119]
+#define __pyx_n_u_set_torch_setup_hook __pyx_string_tab[120]
+#define __pyx_n_u_torch_direct_export_enabled __pyx_string_tab[121]
+#define __pyx_n_u_abspath __pyx_string_tab[122]
+#define __pyx_n_u_address __pyx_string_tab[123]
+#define __pyx_n_u_alignment __pyx_string_tab[124]
+#define __pyx_n_u_api __pyx_string_tab[125]
+#define __pyx_n_u_arange __pyx_string_tab[126]
+#define __pyx_n_u_args __pyx_string_tab[127]
+#define __pyx_n_u_as_torch_op __pyx_string_tab[128]
+#define __pyx_n_u_asyncio_coroutines __pyx_string_tab[129]
+#define __pyx_n_u_b __pyx_string_tab[130]
+#define __pyx_n_u_base __pyx_string_tab[131]
+#define __pyx_n_u_bound __pyx_string_tab[132]
+#define __pyx_n_u_call_ptrs __pyx_string_tab[133]
+#define __pyx_n_u_cline_in_traceback __pyx_string_tab[134]
+#define __pyx_n_u_clone __pyx_string_tab[135]
+#define __pyx_n_u_core __pyx_string_tab[136]
+#define __pyx_n_u_cptrs __pyx_string_tab[137]
+#define __pyx_n_u_cpu __pyx_string_tab[138]
+#define __pyx_n_u_cuda __pyx_string_tab[139]
+#define __pyx_n_u_cuda_host __pyx_string_tab[140]
+#define __pyx_n_u_cuda_managed __pyx_string_tab[141]
+#define __pyx_n_u_direct __pyx_string_tab[142]
+#define __pyx_n_u_dl __pyx_string_tab[143]
+#define __pyx_n_u_dtype __pyx_string_tab[144]
+#define __pyx_n_u_entry_name __pyx_string_tab[145]
+#define __pyx_n_u_enumerate __pyx_string_tab[146]
+#define __pyx_n_u_example_args __pyx_string_tab[147]
+#define __pyx_n_u_exists __pyx_string_tab[148]
+#define __pyx_n_u_ext_dev __pyx_string_tab[149]
+#define __pyx_n_u_f __pyx_string_tab[150]
+#define __pyx_n_u_float32 __pyx_string_tab[151]
+#define __pyx_n_u_fn_address __pyx_string_tab[152]
+#define __pyx_n_u_freeze __pyx_string_tab[153]
+#define __pyx_n_u_from_dlpack __pyx_string_tab[154]
+#define __pyx_n_u_frozen __pyx_string_tab[155]
+#define __pyx_n_u_fspath __pyx_string_tab[156]
+#define __pyx_n_u_get __pyx_string_tab[157]
+#define __pyx_n_u_get_function __pyx_string_tab[158]
+#define __pyx_n_u_get_global_func __pyx_string_tab[159]
+#define __pyx_n_u_half __pyx_string_tab[160]
+#define __pyx_n_u_handle __pyx_string_tab[161]
+#define __pyx_n_u_hook __pyx_string_tab[162]
+#define __pyx_n_u_i __pyx_string_tab[163]
+#define __pyx_n_u_implements_function __pyx_string_tab[164]
+#define __pyx_n_u_int8 __pyx_string_tab[165]
+#define __pyx_n_u_items __pyx_string_tab[166]
+#define __pyx_n_u_load_module __pyx_string_tab[167]
+#define __pyx_n_u_main __pyx_string_tab[168]
+#define __pyx_n_u_make_torch_op __pyx_string_tab[169]
+#define __pyx_n_u_mutates_args __pyx_string_tab[170]
+#define __pyx_n_u_n __pyx_string_tab[171]
+#define __pyx_n_u_name __pyx_string_tab[172]
+#define __pyx_n_u_nn __pyx_string_tab[173]
+#define __pyx_n_u_num_args __pyx_string_tab[174]
+#define __pyx_n_u_num_tensor_args __pyx_string_tab[175]
+#define __pyx_n_u_numbers __pyx_string_tab[176]
+#define __pyx_n_u_obj __pyx_string_tab[177]
+#define __pyx_n_u_object __pyx_string_tab[178]
+#define __pyx_n_u_offset __pyx_string_tab[179]
+#define __pyx_n_u_os __pyx_string_tab[180]
+#define __pyx_n_u_owned __pyx_string_tab[181]
+#define __pyx_n_u_owned_tensors __pyx_string_tab[182]
+#define __pyx_n_u_p __pyx_string_tab[183]
+#define __pyx_n_u_packed __pyx_string_tab[184]
+#define __pyx_n_u_path __pyx_string_tab[185]
+#define __pyx_n_u_pop __pyx_string_tab[186]
+#define __pyx_n_u_prepare __pyx_string_tab[187]
+#define __pyx_n_u_prepared __pyx_string_tab[188]
+#define __pyx_n_u_ptrs __pyx_string_tab[189]
+#define __pyx_n_u_r __pyx_string_tab[190]
+#define __pyx_n_u_raise_last_error __pyx_string_tab[191]
+#define __pyx_n_u_reference __pyx_string_tab[192]
+#define __pyx_n_u_release_gil __pyx_string_tab[193]
+#define __pyx_n_u_repeat __pyx_string_tab[194]
+#define __pyx_n_u_reshape __pyx_string_tab[195]
+#define __pyx_n_u_result __pyx_string_tab[196]
+#define __pyx_n_u_ret __pyx_string_tab[197]
+#define __pyx_n_u_rocm __pyx_string_tab[198]
+#define __pyx_n_u_samples __pyx_string_tab[199]
+#define __pyx_n_u_self __pyx_string_tab[200]
+#define __pyx_n_u_setdefault __pyx_string_tab[201]
+#define __pyx_n_u_st __pyx_string_tab[202]
+#define __pyx_n_u_startswith __pyx_string_tab[203]
+#define __pyx_n_u_staticmethod __pyx_string_tab[204]
+#define __pyx_n_u_t __pyx_string_tab[205]
+#define __pyx_n_u_tensor __pyx_string_tab[206]
+#define __pyx_n_u_to __pyx_string_tab[207]
+#define __pyx_n_u_torch __pyx_string_tab[208]
+#define __pyx_n_u_torch_module __pyx_string_tab[209]
+#define __pyx_n_u_transpose __pyx_string_tab[210]
+#define __pyx_n_u_tvm_ffi __pyx_string_tab[211]
+#define __pyx_n_u_tvmfast__core __pyx_string_tab[212]
+#define __pyx_n_u_tvmfast_torch_op __pyx_string_tab[213]
+#define __pyx_n_u_values __pyx_string_tab[214]
+#define __pyx_n_u_zeros __pyx_string_tab[215]
+#define __pyx_kp_b_DLTensor __pyx_string_tab[216]
+#define __pyx_n_b_TypeError __pyx_string_tab[217]
+#define __pyx_kp_b_int_struct___pyx_obj_7tvmfast_5 __pyx_string_tab[218]
+#define __pyx_kp_b_iso88591_Q __pyx_string_tab[219]
+#define __pyx_kp_b_iso88591_s __pyx_string_tab[220]
+#define __pyx_kp_b_iso88591_N_1_Qo_7_1L_TU_Qo_7_1L_TU __pyx_string_tab[221]
+#define __pyx_kp_b_iso88591_q __pyx_string_tab[222]
+#define __pyx_kp_b_iso88591_1 __pyx_string_tab[223]
+#define __pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS __pyx_string_tab[224]
+#define __pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT __pyx_string_tab[225]
+#define __pyx_kp_b_iso88591_A_t1 __pyx_string_tab[226]
+#define __pyx_kp_b_iso88591_A_q __pyx_string_tab[227]
+#define __pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf __pyx_string_tab[228]
+#define __pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq __pyx_string_tab[229]
+#define __pyx_kp_b_iso88591_A_s_1_4z_E_D_S_1A_2S_A_1_ATAgghh __pyx_string_tab[230]
+#define __pyx_kp_b_iso88591_a_Q_AV6_q __pyx_string_tab[231]
 #define __pyx_float_3_0 __pyx_number_tab[0]
 #define __pyx_int_0 __pyx_number_tab[1]
 #define __pyx_int_1 __pyx_number_tab[2]
@@ -3793,7 +3801,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
   for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<16; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<227; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<232; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<11; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_clear_contents ### */
 /* CommonTypesMetaclass.module_state_clear */
@@ -3829,7 +3837,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
   for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<16; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
-  for (int i=0; i<227; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
+  for (int i=0; i<232; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<11; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
 /* #### Code section: module_state_traverse_contents ### */
 /* CommonTypesMetaclass.module_state_traverse */
@@ -3844,7 +3852,7 @@ return 0;
 #endif
 /* #### Code section: module_code ### */
 
-/* "tvmfast/_core.pyx":136
+/* "tvmfast/_core.pyx":111
  * 
  * 
  * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
@@ -3892,32 +3900,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_hook,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 136, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 111, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 136, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 111, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_current_stream_hook", 0) < (0)) __PYX_ERR(0, 136, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_current_stream_hook", 0) < (0)) __PYX_ERR(0, 111, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, i); __PYX_ERR(0, 136, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, i); __PYX_ERR(0, 111, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 136, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 111, __pyx_L3_error)
     }
     __pyx_v_hook = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 136, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_set_current_stream_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 111, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -3943,7 +3951,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_set_current_stream_hook", 0);
 
-  /* "tvmfast/_core.pyx":140
+  /* "tvmfast/_core.pyx":115
  *     DLPack C exchange API."""
  *     global _current_cuda_stream
  *     _current_cuda_stream = hook             # <<<<<<<<<<<<<<
@@ -3955,7 +3963,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__current_cuda_stream, __pyx_v_hook);
   __Pyx_GIVEREF(__pyx_v_hook);
 
-  /* "tvmfast/_core.pyx":136
+  /* "tvmfast/_core.pyx":111
  * 
  * 
  * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
@@ -3970,7 +3978,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":143
+/* "tvmfast/_core.pyx":118
  * 
  * 
  * def _set_torch_setup_hook(hook):             # <<<<<<<<<<<<<<
@@ -4018,32 +4026,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_hook,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 143, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 118, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 143, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 118, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_torch_setup_hook", 0) < (0)) __PYX_ERR(0, 143, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_set_torch_setup_hook", 0) < (0)) __PYX_ERR(0, 118, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, i); __PYX_ERR(0, 143, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, i); __PYX_ERR(0, 118, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 143, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 118, __pyx_L3_error)
     }
     __pyx_v_hook = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 143, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_set_torch_setup_hook", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 118, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -4069,19 +4077,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_set_torch_setup_hook(CYTHON_UNUSED P
   __Pyx_RefNannyDeclarations
   __Pyx_RefNannySetupContext("_set_torch_setup_hook", 0);
 
-  /* "tvmfast/_core.pyx":146
+  /* "tvmfast/_core.pyx":121
  *     """Called once, with no arguments, the first time an exchange-API tensor type is seen."""
  *     global torch_setup_hook
  *     torch_setup_hook = hook             # <<<<<<<<<<<<<<
  * cdef object _CObject = tvm_ffi.core.CObject
- * 
+ * from numbers import Integral, Real
 */
   __Pyx_INCREF(__pyx_v_hook);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_torch_setup_hook);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_torch_setup_hook, __pyx_v_hook);
   __Pyx_GIVEREF(__pyx_v_hook);
 
-  /* "tvmfast/_core.pyx":143
+  /* "tvmfast/_core.pyx":118
  * 
  * 
  * def _set_torch_setup_hook(hook):             # <<<<<<<<<<<<<<
@@ -4096,7 +4104,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_2_set_torch_setup_hook(CYTHON_UNUSED P
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":150
+/* "tvmfast/_core.pyx":126
  * 
  * 
  * cdef const DLPackExchangeAPI* exchange_api_of(object tp):             # <<<<<<<<<<<<<<
@@ -4118,19 +4126,19 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("exchange_api_of", 0);
 
-  /* "tvmfast/_core.pyx":152
+  /* "tvmfast/_core.pyx":128
  * cdef const DLPackExchangeAPI* exchange_api_of(object tp):
  *     """The usable DLPack C exchange API of a type, or NULL."""
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)             # <<<<<<<<<<<<<<
  *     if capsule is None or not PyCapsule_CheckExact(capsule):
  *         return NULL
 */
-  __pyx_t_1 = __Pyx_GetAttr3(__pyx_v_tp, __pyx_mstate_global->__pyx_n_u_dlpack_c_exchange_api, Py_None); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 152, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetAttr3(__pyx_v_tp, __pyx_mstate_global->__pyx_n_u_dlpack_c_exchange_api, Py_None); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 128, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_capsule = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":153
+  /* "tvmfast/_core.pyx":129
  *     """The usable DLPack C exchange API of a type, or NULL."""
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
  *     if capsule is None or not PyCapsule_CheckExact(capsule):             # <<<<<<<<<<<<<<
@@ -4155,7 +4163,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":154
+    /* "tvmfast/_core.pyx":130
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
  *     if capsule is None or not PyCapsule_CheckExact(capsule):
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4168,7 +4176,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":153
+    /* "tvmfast/_core.pyx":129
  *     """The usable DLPack C exchange API of a type, or NULL."""
  *     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
  *     if capsule is None or not PyCapsule_CheckExact(capsule):             # <<<<<<<<<<<<<<
@@ -4177,18 +4185,18 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":155
+  /* "tvmfast/_core.pyx":131
  *     if capsule is None or not PyCapsule_CheckExact(capsule):
  *         return NULL
  *     cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(             # <<<<<<<<<<<<<<
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:
 */
-  __pyx_t_4 = PyCapsule_GetPointer(__pyx_v_capsule, __pyx_k_dlpack_exchange_api); if (unlikely(__pyx_t_4 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 155, __pyx_L1_error)
+  __pyx_t_4 = PyCapsule_GetPointer(__pyx_v_capsule, __pyx_k_dlpack_exchange_api); if (unlikely(__pyx_t_4 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 131, __pyx_L1_error)
   __pyx_v_api = ((DLPackExchangeAPI const *)__pyx_t_4);
 
 
-  /* "tvmfast/_core.pyx":157
+  /* "tvmfast/_core.pyx":133
  *     cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:             # <<<<<<<<<<<<<<
@@ -4200,7 +4208,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":158
+    /* "tvmfast/_core.pyx":134
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4213,7 +4221,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":157
+    /* "tvmfast/_core.pyx":133
  *     cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(
  *         capsule, "dlpack_exchange_api")
  *     if api == NULL:             # <<<<<<<<<<<<<<
@@ -4222,7 +4230,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":160
+  /* "tvmfast/_core.pyx":136
  *         return NULL
  *     # Versions with a different major may lay out the table differently.
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:             # <<<<<<<<<<<<<<
@@ -4234,7 +4242,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":161
+    /* "tvmfast/_core.pyx":137
  *     # Versions with a different major may lay out the table differently.
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4247,7 +4255,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":160
+    /* "tvmfast/_core.pyx":136
  *         return NULL
  *     # Versions with a different major may lay out the table differently.
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:             # <<<<<<<<<<<<<<
@@ -4256,7 +4264,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":162
+  /* "tvmfast/_core.pyx":138
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:
  *         return NULL
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:             # <<<<<<<<<<<<<<
@@ -4282,7 +4290,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":163
+    /* "tvmfast/_core.pyx":139
  *         return NULL
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:
  *         return NULL             # <<<<<<<<<<<<<<
@@ -4295,7 +4303,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":162
+    /* "tvmfast/_core.pyx":138
  *     if api.header.version.major != DLPACK_MAJOR_VERSION:
  *         return NULL
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:             # <<<<<<<<<<<<<<
@@ -4304,7 +4312,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
 */
   }
 
-  /* "tvmfast/_core.pyx":164
+  /* "tvmfast/_core.pyx":140
  *     if api.dltensor_from_py_object_no_sync == NULL or api.managed_tensor_from_py_object_no_sync == NULL:
  *         return NULL
  *     return api             # <<<<<<<<<<<<<<
@@ -4317,7 +4325,7 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":150
+  /* "tvmfast/_core.pyx":126
  * 
  * 
  * cdef const DLPackExchangeAPI* exchange_api_of(object tp):             # <<<<<<<<<<<<<<
@@ -4338,15 +4346,15 @@ static DLPackExchangeAPI const *__pyx_f_7tvmfast_5_core_exchange_api_of(PyObject
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":167
+/* "tvmfast/_core.pyx":143
  * 
  * 
- * cdef int classify_type(PyObject* obj) except -1:             # <<<<<<<<<<<<<<
- *     """Find or compute the cache slot of type(obj); returns the slot index."""
- *     global num_cached_types, fast_exchange_type, fast_exchange_api, torch_setup_hook
+ * cdef int classify_type(PyObject* obj, const DLPackExchangeAPI** api_out) except -1:             # <<<<<<<<<<<<<<
+ *     """The argument kind of type(obj) (and its exchange API), from the cache or computed once."""
+ *     global num_cached_types, fast_exchange_type, fast_exchange_api, fast_exchange_is_torch
 */
 
-static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
+static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj, DLPackExchangeAPI const **__pyx_v_api_out) {
   PyObject *__pyx_v_tp;
   int __pyx_v_i;
   PyTypeObject *__pyx_v_t = 0;
@@ -4365,29 +4373,30 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   PyObject *__pyx_t_8 = NULL;
   PyObject *__pyx_t_9 = NULL;
   PyObject *__pyx_t_10 = NULL;
-  PyObject *__pyx_t_11 = NULL;
+  size_t __pyx_t_11;
   PyObject *__pyx_t_12 = NULL;
-  size_t __pyx_t_13;
+  PyObject *__pyx_t_13 = NULL;
+  PyObject *__pyx_t_14 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("classify_type", 0);
 
-  /* "tvmfast/_core.pyx":170
- *     """Find or compute the cache slot of type(obj); returns the slot index."""
- *     global num_cached_types, fast_exchange_type, fast_exchange_api, torch_setup_hook
+  /* "tvmfast/_core.pyx":147
+ *     global num_cached_types, fast_exchange_type, fast_exchange_api, fast_exchange_is_torch
+ *     global torch_setup_hook
  *     cdef PyObject* tp = <PyObject*>Py_TYPE(obj)             # <<<<<<<<<<<<<<
  *     cdef int i
  *     for i in range(num_cached_types):
 */
   __pyx_v_tp = ((PyObject *)Py_TYPE(__pyx_v_obj));
 
-  /* "tvmfast/_core.pyx":172
+  /* "tvmfast/_core.pyx":149
  *     cdef PyObject* tp = <PyObject*>Py_TYPE(obj)
  *     cdef int i
  *     for i in range(num_cached_types):             # <<<<<<<<<<<<<<
  *         if cached_types[i] == tp:
- *             return i
+ *             api_out[0] = cached_apis[i]
 */
 
   __pyx_t_1 = __pyx_v_7tvmfast_5_core_num_cached_types;
@@ -4396,45 +4405,54 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":173
+    /* "tvmfast/_core.pyx":150
  *     cdef int i
  *     for i in range(num_cached_types):
  *         if cached_types[i] == tp:             # <<<<<<<<<<<<<<
- *             return i
- *     cdef type t = <type>tp
+ *             api_out[0] = cached_apis[i]
+ *             return cached_kinds[i]
 */
     __pyx_t_4 = ((__pyx_v_7tvmfast_5_core_cached_types[__pyx_v_i]) == __pyx_v_tp);
 
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":174
+      /* "tvmfast/_core.pyx":151
  *     for i in range(num_cached_types):
  *         if cached_types[i] == tp:
- *             return i             # <<<<<<<<<<<<<<
+ *             api_out[0] = cached_apis[i]             # <<<<<<<<<<<<<<
+ *             return cached_kinds[i]
+ *     cdef type t = <type>tp
+*/
+      (__pyx_v_api_out[0]) = (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_i]);
+
+      /* "tvmfast/_core.pyx":152
+ *         if cached_types[i] == tp:
+ *             api_out[0] = cached_apis[i]
+ *             return cached_kinds[i]             # <<<<<<<<<<<<<<
  *     cdef type t = <type>tp
  *     cdef int kind = KIND_UNSUPPORTED
 */
       {
 
-        __pyx_r = __pyx_v_i;
+        __pyx_r = (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_i]);
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":173
+      /* "tvmfast/_core.pyx":150
  *     cdef int i
  *     for i in range(num_cached_types):
  *         if cached_types[i] == tp:             # <<<<<<<<<<<<<<
- *             return i
- *     cdef type t = <type>tp
+ *             api_out[0] = cached_apis[i]
+ *             return cached_kinds[i]
 */
     }
   }
 
 
-  /* "tvmfast/_core.pyx":175
- *         if cached_types[i] == tp:
- *             return i
+  /* "tvmfast/_core.pyx":153
+ *             api_out[0] = cached_apis[i]
+ *             return cached_kinds[i]
  *     cdef type t = <type>tp             # <<<<<<<<<<<<<<
  *     cdef int kind = KIND_UNSUPPORTED
  *     cdef const DLPackExchangeAPI* api = NULL
@@ -4444,8 +4462,8 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   __pyx_v_t = ((PyTypeObject*)__pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":176
- *             return i
+  /* "tvmfast/_core.pyx":154
+ *             return cached_kinds[i]
  *     cdef type t = <type>tp
  *     cdef int kind = KIND_UNSUPPORTED             # <<<<<<<<<<<<<<
  *     cdef const DLPackExchangeAPI* api = NULL
@@ -4453,7 +4471,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_UNSUPPORTED;
 
-  /* "tvmfast/_core.pyx":177
+  /* "tvmfast/_core.pyx":155
  *     cdef type t = <type>tp
  *     cdef int kind = KIND_UNSUPPORTED
  *     cdef const DLPackExchangeAPI* api = NULL             # <<<<<<<<<<<<<<
@@ -4462,98 +4480,104 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_v_api = NULL;
 
-  /* "tvmfast/_core.pyx":178
+  /* "tvmfast/_core.pyx":156
  *     cdef int kind = KIND_UNSUPPORTED
  *     cdef const DLPackExchangeAPI* api = NULL
  *     if t is bool:             # <<<<<<<<<<<<<<
  *         kind = KIND_BOOL
- *     elif issubclass(t, int):
+ *     elif issubclass(t, Integral):      # int, IntEnum, numpy integers (via __index__)
 */
   __pyx_t_4 = (__pyx_v_t == (&PyBool_Type));
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":179
+    /* "tvmfast/_core.pyx":157
  *     cdef const DLPackExchangeAPI* api = NULL
  *     if t is bool:
  *         kind = KIND_BOOL             # <<<<<<<<<<<<<<
- *     elif issubclass(t, int):
+ *     elif issubclass(t, Integral):      # int, IntEnum, numpy integers (via __index__)
  *         kind = KIND_INT
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_BOOL;
 
-    /* "tvmfast/_core.pyx":178
+    /* "tvmfast/_core.pyx":156
  *     cdef int kind = KIND_UNSUPPORTED
  *     cdef const DLPackExchangeAPI* api = NULL
  *     if t is bool:             # <<<<<<<<<<<<<<
  *         kind = KIND_BOOL
- *     elif issubclass(t, int):
+ *     elif issubclass(t, Integral):      # int, IntEnum, numpy integers (via __index__)
 */
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":180
+  /* "tvmfast/_core.pyx":158
  *     if t is bool:
  *         kind = KIND_BOOL
- *     elif issubclass(t, int):             # <<<<<<<<<<<<<<
+ *     elif issubclass(t, Integral):      # int, IntEnum, numpy integers (via __index__)             # <<<<<<<<<<<<<<
  *         kind = KIND_INT
- *     elif issubclass(t, float):
+ *     elif issubclass(t, Real):          # float, numpy floats (via __float__)
 */
-  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyLong_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 180, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_Integral); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 158, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 158, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":181
+    /* "tvmfast/_core.pyx":159
  *         kind = KIND_BOOL
- *     elif issubclass(t, int):
+ *     elif issubclass(t, Integral):      # int, IntEnum, numpy integers (via __index__)
  *         kind = KIND_INT             # <<<<<<<<<<<<<<
- *     elif issubclass(t, float):
+ *     elif issubclass(t, Real):          # float, numpy floats (via __float__)
  *         kind = KIND_FLOAT
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_INT;
 
-    /* "tvmfast/_core.pyx":180
+    /* "tvmfast/_core.pyx":158
  *     if t is bool:
  *         kind = KIND_BOOL
- *     elif issubclass(t, int):             # <<<<<<<<<<<<<<
+ *     elif issubclass(t, Integral):      # int, IntEnum, numpy integers (via __index__)             # <<<<<<<<<<<<<<
  *         kind = KIND_INT
- *     elif issubclass(t, float):
+ *     elif issubclass(t, Real):          # float, numpy floats (via __float__)
 */
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":182
- *     elif issubclass(t, int):
+  /* "tvmfast/_core.pyx":160
+ *     elif issubclass(t, Integral):      # int, IntEnum, numpy integers (via __index__)
  *         kind = KIND_INT
- *     elif issubclass(t, float):             # <<<<<<<<<<<<<<
+ *     elif issubclass(t, Real):          # float, numpy floats (via __float__)             # <<<<<<<<<<<<<<
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:
 */
-  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), ((PyObject *)(&PyFloat_Type))); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 182, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_5, __pyx_mstate_global->__pyx_n_u_Real); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 160, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_5);
+  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 160, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":183
+    /* "tvmfast/_core.pyx":161
  *         kind = KIND_INT
- *     elif issubclass(t, float):
+ *     elif issubclass(t, Real):          # float, numpy floats (via __float__)
  *         kind = KIND_FLOAT             # <<<<<<<<<<<<<<
  *     elif obj == Py_None:
  *         kind = KIND_NONE
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_FLOAT;
 
-    /* "tvmfast/_core.pyx":182
- *     elif issubclass(t, int):
+    /* "tvmfast/_core.pyx":160
+ *     elif issubclass(t, Integral):      # int, IntEnum, numpy integers (via __index__)
  *         kind = KIND_INT
- *     elif issubclass(t, float):             # <<<<<<<<<<<<<<
+ *     elif issubclass(t, Real):          # float, numpy floats (via __float__)             # <<<<<<<<<<<<<<
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:
 */
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":184
- *     elif issubclass(t, float):
+  /* "tvmfast/_core.pyx":162
+ *     elif issubclass(t, Real):          # float, numpy floats (via __float__)
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:             # <<<<<<<<<<<<<<
  *         kind = KIND_NONE
@@ -4564,7 +4588,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":185
+    /* "tvmfast/_core.pyx":163
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:
  *         kind = KIND_NONE             # <<<<<<<<<<<<<<
@@ -4573,8 +4597,8 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_NONE;
 
-    /* "tvmfast/_core.pyx":184
- *     elif issubclass(t, float):
+    /* "tvmfast/_core.pyx":162
+ *     elif issubclass(t, Real):          # float, numpy floats (via __float__)
  *         kind = KIND_FLOAT
  *     elif obj == Py_None:             # <<<<<<<<<<<<<<
  *         kind = KIND_NONE
@@ -4583,7 +4607,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":186
+  /* "tvmfast/_core.pyx":164
  *     elif obj == Py_None:
  *         kind = KIND_NONE
  *     elif t is str:             # <<<<<<<<<<<<<<
@@ -4594,7 +4618,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":187
+    /* "tvmfast/_core.pyx":165
  *         kind = KIND_NONE
  *     elif t is str:
  *         kind = KIND_STR             # <<<<<<<<<<<<<<
@@ -4603,7 +4627,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_STR;
 
-    /* "tvmfast/_core.pyx":186
+    /* "tvmfast/_core.pyx":164
  *     elif obj == Py_None:
  *         kind = KIND_NONE
  *     elif t is str:             # <<<<<<<<<<<<<<
@@ -4613,7 +4637,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":188
+  /* "tvmfast/_core.pyx":166
  *     elif t is str:
  *         kind = KIND_STR
  *     elif issubclass(t, _CObject):             # <<<<<<<<<<<<<<
@@ -4622,12 +4646,12 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
   __pyx_t_5 = __pyx_v_7tvmfast_5_core__CObject;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 188, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_5); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 166, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":189
+    /* "tvmfast/_core.pyx":167
  *         kind = KIND_STR
  *     elif issubclass(t, _CObject):
  *         kind = KIND_FFI_OBJECT             # <<<<<<<<<<<<<<
@@ -4636,7 +4660,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_FFI_OBJECT;
 
-    /* "tvmfast/_core.pyx":188
+    /* "tvmfast/_core.pyx":166
  *     elif t is str:
  *         kind = KIND_STR
  *     elif issubclass(t, _CObject):             # <<<<<<<<<<<<<<
@@ -4646,7 +4670,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":191
+  /* "tvmfast/_core.pyx":169
  *         kind = KIND_FFI_OBJECT
  *     else:
  *         api = exchange_api_of(t)             # <<<<<<<<<<<<<<
@@ -4654,10 +4678,10 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
  *             kind = KIND_EXCHANGE
 */
   /*else*/ {
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_exchange_api_of(((PyObject *)__pyx_v_t)); if (unlikely(__pyx_t_6 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 191, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_exchange_api_of(((PyObject *)__pyx_v_t)); if (unlikely(__pyx_t_6 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 169, __pyx_L1_error)
     __pyx_v_api = __pyx_t_6;
 
-    /* "tvmfast/_core.pyx":192
+    /* "tvmfast/_core.pyx":170
  *     else:
  *         api = exchange_api_of(t)
  *         if api != NULL:             # <<<<<<<<<<<<<<
@@ -4669,7 +4693,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":193
+      /* "tvmfast/_core.pyx":171
  *         api = exchange_api_of(t)
  *         if api != NULL:
  *             kind = KIND_EXCHANGE             # <<<<<<<<<<<<<<
@@ -4678,7 +4702,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
       __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_EXCHANGE;
 
-      /* "tvmfast/_core.pyx":192
+      /* "tvmfast/_core.pyx":170
  *     else:
  *         api = exchange_api_of(t)
  *         if api != NULL:             # <<<<<<<<<<<<<<
@@ -4688,150 +4712,44 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
       goto __pyx_L7;
     }
 
-    /* "tvmfast/_core.pyx":194
+    /* "tvmfast/_core.pyx":172
  *         if api != NULL:
  *             kind = KIND_EXCHANGE
  *         elif hasattr(t, "__dlpack__"):             # <<<<<<<<<<<<<<
  *             kind = KIND_DLPACK
- *     if num_cached_types == TYPE_CACHE_SIZE:
+ *     if (kind == KIND_EXCHANGE and torch_setup_hook is not None
 */
-    __pyx_t_4 = __Pyx_HasAttr(((PyObject *)__pyx_v_t), __pyx_mstate_global->__pyx_n_u_dlpack); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 194, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_HasAttr(((PyObject *)__pyx_v_t), __pyx_mstate_global->__pyx_n_u_dlpack); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 172, __pyx_L1_error)
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":195
+      /* "tvmfast/_core.pyx":173
  *             kind = KIND_EXCHANGE
  *         elif hasattr(t, "__dlpack__"):
  *             kind = KIND_DLPACK             # <<<<<<<<<<<<<<
- *     if num_cached_types == TYPE_CACHE_SIZE:
- *         # Cache full (a program passing dozens of distinct types): classify per call.
+ *     if (kind == KIND_EXCHANGE and torch_setup_hook is not None
+ *             and (getattr(t, "__module__", None) or "").startswith("torch")):
 */
       __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_DLPACK;
 
-      /* "tvmfast/_core.pyx":194
+      /* "tvmfast/_core.pyx":172
  *         if api != NULL:
  *             kind = KIND_EXCHANGE
  *         elif hasattr(t, "__dlpack__"):             # <<<<<<<<<<<<<<
  *             kind = KIND_DLPACK
- *     if num_cached_types == TYPE_CACHE_SIZE:
+ *     if (kind == KIND_EXCHANGE and torch_setup_hook is not None
 */
     }
     __pyx_L7:;
   }
   __pyx_L6:;
 
-  /* "tvmfast/_core.pyx":196
+  /* "tvmfast/_core.pyx":174
  *         elif hasattr(t, "__dlpack__"):
  *             kind = KIND_DLPACK
- *     if num_cached_types == TYPE_CACHE_SIZE:             # <<<<<<<<<<<<<<
- *         # Cache full (a program passing dozens of distinct types): classify per call.
- *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind
-*/
-  __pyx_t_4 = (__pyx_v_7tvmfast_5_core_num_cached_types == __pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE);
-
-  if (__pyx_t_4) {
-
-
-    /* "tvmfast/_core.pyx":198
- *     if num_cached_types == TYPE_CACHE_SIZE:
- *         # Cache full (a program passing dozens of distinct types): classify per call.
- *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind             # <<<<<<<<<<<<<<
- *         cached_apis[TYPE_CACHE_SIZE - 1] = api
- *         return -2
-*/
-    (__pyx_v_7tvmfast_5_core_cached_kinds[(__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE - 1)]) = __pyx_v_kind;
-
-    /* "tvmfast/_core.pyx":199
- *         # Cache full (a program passing dozens of distinct types): classify per call.
- *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind
- *         cached_apis[TYPE_CACHE_SIZE - 1] = api             # <<<<<<<<<<<<<<
- *         return -2
- *     i = num_cached_types
-*/
-    (__pyx_v_7tvmfast_5_core_cached_apis[(__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE - 1)]) = __pyx_v_api;
-
-    /* "tvmfast/_core.pyx":200
- *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind
- *         cached_apis[TYPE_CACHE_SIZE - 1] = api
- *         return -2             # <<<<<<<<<<<<<<
- *     i = num_cached_types
- *     Py_INCREF(t)  # cached types live for the process
-*/
-    {
-
-      __pyx_r = -2;
-    }
-    goto __pyx_L0;
-
-    /* "tvmfast/_core.pyx":196
- *         elif hasattr(t, "__dlpack__"):
- *             kind = KIND_DLPACK
- *     if num_cached_types == TYPE_CACHE_SIZE:             # <<<<<<<<<<<<<<
- *         # Cache full (a program passing dozens of distinct types): classify per call.
- *         cached_kinds[TYPE_CACHE_SIZE - 1] = kind
-*/
-  }
-
-  /* "tvmfast/_core.pyx":201
- *         cached_apis[TYPE_CACHE_SIZE - 1] = api
- *         return -2
- *     i = num_cached_types             # <<<<<<<<<<<<<<
- *     Py_INCREF(t)  # cached types live for the process
- *     cached_types[i] = tp
-*/
-  __pyx_v_i = __pyx_v_7tvmfast_5_core_num_cached_types;
-
-  /* "tvmfast/_core.pyx":202
- *         return -2
- *     i = num_cached_types
- *     Py_INCREF(t)  # cached types live for the process             # <<<<<<<<<<<<<<
- *     cached_types[i] = tp
- *     cached_kinds[i] = kind
-*/
-  Py_INCREF(((PyObject *)__pyx_v_t));
-
-  /* "tvmfast/_core.pyx":203
- *     i = num_cached_types
- *     Py_INCREF(t)  # cached types live for the process
- *     cached_types[i] = tp             # <<<<<<<<<<<<<<
- *     cached_kinds[i] = kind
- *     cached_apis[i] = api
-*/
-  (__pyx_v_7tvmfast_5_core_cached_types[__pyx_v_i]) = __pyx_v_tp;
-
-  /* "tvmfast/_core.pyx":204
- *     Py_INCREF(t)  # cached types live for the process
- *     cached_types[i] = tp
- *     cached_kinds[i] = kind             # <<<<<<<<<<<<<<
- *     cached_apis[i] = api
- *     num_cached_types += 1
-*/
-  (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_i]) = __pyx_v_kind;
-
-  /* "tvmfast/_core.pyx":205
- *     cached_types[i] = tp
- *     cached_kinds[i] = kind
- *     cached_apis[i] = api             # <<<<<<<<<<<<<<
- *     num_cached_types += 1
- *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:
-*/
-  (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_i]) = __pyx_v_api;
-
-  /* "tvmfast/_core.pyx":206
- *     cached_kinds[i] = kind
- *     cached_apis[i] = api
- *     num_cached_types += 1             # <<<<<<<<<<<<<<
- *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:
- *         fast_exchange_type = tp
-*/
-  __pyx_v_7tvmfast_5_core_num_cached_types = (__pyx_v_7tvmfast_5_core_num_cached_types + 1);
-
-  /* "tvmfast/_core.pyx":207
- *     cached_apis[i] = api
- *     num_cached_types += 1
- *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:             # <<<<<<<<<<<<<<
- *         fast_exchange_type = tp
- *         fast_exchange_api = api
+ *     if (kind == KIND_EXCHANGE and torch_setup_hook is not None             # <<<<<<<<<<<<<<
+ *             and (getattr(t, "__module__", None) or "").startswith("torch")):
+ *         # First torch tensor type seen: set up torch's direct export once (lazily, so
 */
   __pyx_t_7 = (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_EXCHANGE);
 
@@ -4841,71 +4759,69 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 
     __pyx_t_4 = __pyx_t_7;
 
-    goto __pyx_L10_bool_binop_done;
-  }
-  __pyx_t_7 = (__pyx_v_7tvmfast_5_core_fast_exchange_type == NULL);
-
-
-  __pyx_t_4 = __pyx_t_7;
-
-  __pyx_L10_bool_binop_done:;
-  if (__pyx_t_4) {
-
-
-    /* "tvmfast/_core.pyx":208
- *     num_cached_types += 1
- *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:
- *         fast_exchange_type = tp             # <<<<<<<<<<<<<<
- *         fast_exchange_api = api
- *     if kind == KIND_EXCHANGE and torch_setup_hook is not None:
-*/
-    __pyx_v_7tvmfast_5_core_fast_exchange_type = __pyx_v_tp;
-
-    /* "tvmfast/_core.pyx":209
- *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:
- *         fast_exchange_type = tp
- *         fast_exchange_api = api             # <<<<<<<<<<<<<<
- *     if kind == KIND_EXCHANGE and torch_setup_hook is not None:
- *         # First exchange-API type seen: set up torch's direct export once (lazily, so
-*/
-    __pyx_v_7tvmfast_5_core_fast_exchange_api = __pyx_v_api;
-
-    /* "tvmfast/_core.pyx":207
- *     cached_apis[i] = api
- *     num_cached_types += 1
- *     if kind == KIND_EXCHANGE and fast_exchange_type == NULL:             # <<<<<<<<<<<<<<
- *         fast_exchange_type = tp
- *         fast_exchange_api = api
-*/
+    goto __pyx_L9_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":210
- *         fast_exchange_type = tp
- *         fast_exchange_api = api
- *     if kind == KIND_EXCHANGE and torch_setup_hook is not None:             # <<<<<<<<<<<<<<
- *         # First exchange-API type seen: set up torch's direct export once (lazily, so
+  /* "tvmfast/_core.pyx":175
+ *             kind = KIND_DLPACK
+ *     if (kind == KIND_EXCHANGE and torch_setup_hook is not None
+ *             and (getattr(t, "__module__", None) or "").startswith("torch")):             # <<<<<<<<<<<<<<
+ *         # First torch tensor type seen: set up torch's direct export once (lazily, so
  *         # importing tvmfast does not import torch).
 */
-  __pyx_t_7 = (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_EXCHANGE);
-
+  __pyx_t_7 = (__pyx_v_7tvmfast_5_core_torch_setup_hook != Py_None);
   if (__pyx_t_7) {
 
   } else {
 
     __pyx_t_4 = __pyx_t_7;
 
-    goto __pyx_L13_bool_binop_done;
+    goto __pyx_L9_bool_binop_done;
   }
-  __pyx_t_7 = (__pyx_v_7tvmfast_5_core_torch_setup_hook != Py_None);
+  __pyx_t_10 = __Pyx_GetAttr3(((PyObject *)__pyx_v_t), __pyx_mstate_global->__pyx_n_u_module, Py_None); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 175, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_10);
+  __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_10); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 175, __pyx_L1_error)
+  if (!__pyx_t_7) {
+    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+  } else {
+    __Pyx_INCREF(__pyx_t_10);
+    __pyx_t_9 = __pyx_t_10;
+    __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
+    goto __pyx_L12_bool_binop_done;
+  }
+  __Pyx_INCREF(__pyx_mstate_global->__pyx_kp_u_);
+  __pyx_t_9 = __pyx_mstate_global->__pyx_kp_u_;
+  __pyx_L12_bool_binop_done:;
+  __pyx_t_8 = __pyx_t_9;
+  __Pyx_INCREF(__pyx_t_8);
+  __pyx_t_11 = 0;
+  {
+    PyObject *__pyx_callargs[2] = {__pyx_t_8, __pyx_mstate_global->__pyx_n_u_torch};
+    __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_startswith, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+    __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 175, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_5);
+  }
+  __pyx_t_7 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_7 < 0))) __PYX_ERR(0, 175, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
   __pyx_t_4 = __pyx_t_7;
 
-  __pyx_L13_bool_binop_done:;
+  __pyx_L9_bool_binop_done:;
+
+  /* "tvmfast/_core.pyx":174
+ *         elif hasattr(t, "__dlpack__"):
+ *             kind = KIND_DLPACK
+ *     if (kind == KIND_EXCHANGE and torch_setup_hook is not None             # <<<<<<<<<<<<<<
+ *             and (getattr(t, "__module__", None) or "").startswith("torch")):
+ *         # First torch tensor type seen: set up torch's direct export once (lazily, so
+*/
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":213
- *         # First exchange-API type seen: set up torch's direct export once (lazily, so
+    /* "tvmfast/_core.pyx":178
+ *         # First torch tensor type seen: set up torch's direct export once (lazily, so
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None             # <<<<<<<<<<<<<<
  *         try:
@@ -4913,130 +4829,131 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 */
     __pyx_t_5 = __pyx_v_7tvmfast_5_core_torch_setup_hook;
     __Pyx_INCREF(__pyx_t_5);
-    __pyx_t_8 = Py_None;
-    __Pyx_INCREF(__pyx_t_8);
+    __pyx_t_9 = Py_None;
+    __Pyx_INCREF(__pyx_t_9);
     __pyx_v_hook = __pyx_t_5;
     __pyx_t_5 = 0;
     __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_torch_setup_hook);
-    __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_torch_setup_hook, __pyx_t_8);
-    __Pyx_GIVEREF(__pyx_t_8);
-    __pyx_t_8 = 0;
+    __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_torch_setup_hook, __pyx_t_9);
+    __Pyx_GIVEREF(__pyx_t_9);
+    __pyx_t_9 = 0;
 
-    /* "tvmfast/_core.pyx":214
+    /* "tvmfast/_core.pyx":179
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:             # <<<<<<<<<<<<<<
  *             hook()
- *         except Exception:  # the exchange API path below works without it
+ *         except Exception:  # the exchange API path works without it
 */
     {
       __Pyx_PyThreadState_declare
       __Pyx_PyThreadState_assign
-      __Pyx_ExceptionSave(&__pyx_t_9, &__pyx_t_10, &__pyx_t_11);
-      __Pyx_XGOTREF(__pyx_t_9);
-      __Pyx_XGOTREF(__pyx_t_10);
-      __Pyx_XGOTREF(__pyx_t_11);
+      __Pyx_ExceptionSave(&__pyx_t_12, &__pyx_t_13, &__pyx_t_14);
+      __Pyx_XGOTREF(__pyx_t_12);
+      __Pyx_XGOTREF(__pyx_t_13);
+      __Pyx_XGOTREF(__pyx_t_14);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":215
+        /* "tvmfast/_core.pyx":180
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:
  *             hook()             # <<<<<<<<<<<<<<
- *         except Exception:  # the exchange API path below works without it
+ *         except Exception:  # the exchange API path works without it
  *             pass
 */
         __pyx_t_5 = NULL;
         __Pyx_INCREF(__pyx_v_hook);
-        __pyx_t_12 = __pyx_v_hook; 
-        __pyx_t_13 = 1;
+        __pyx_t_8 = __pyx_v_hook; 
+        __pyx_t_11 = 1;
         #if CYTHON_UNPACK_METHODS
-        if (unlikely(PyMethod_Check(__pyx_t_12))) {
-          __pyx_t_5 = PyMethod_GET_SELF(__pyx_t_12);
+        if (unlikely(PyMethod_Check(__pyx_t_8))) {
+          __pyx_t_5 = PyMethod_GET_SELF(__pyx_t_8);
           assert(__pyx_t_5);
-          PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_12);
+          PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_8);
           __Pyx_INCREF(__pyx_t_5);
           __Pyx_INCREF(__pyx__function);
-          __Pyx_DECREF_SET(__pyx_t_12, __pyx__function);
-          __pyx_t_13 = 0;
+          __Pyx_DECREF_SET(__pyx_t_8, __pyx__function);
+          __pyx_t_11 = 0;
         }
         #endif
         {
           PyObject *__pyx_callargs[2] = {__pyx_t_5, NULL};
-          __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_12, __pyx_callargs+__pyx_t_13, (1-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+          __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_11, (1-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-          __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 215, __pyx_L15_error)
-          __Pyx_GOTREF(__pyx_t_8);
+          __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 180, __pyx_L14_error)
+          __Pyx_GOTREF(__pyx_t_9);
         }
-        __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+        __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
-        /* "tvmfast/_core.pyx":214
+        /* "tvmfast/_core.pyx":179
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:             # <<<<<<<<<<<<<<
  *             hook()
- *         except Exception:  # the exchange API path below works without it
+ *         except Exception:  # the exchange API path works without it
 */
       }
-      __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-      __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-      goto __pyx_L20_try_end;
-      __pyx_L15_error:;
       __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
+      __Pyx_XDECREF(__pyx_t_13); __pyx_t_13 = 0;
+      __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
+      goto __pyx_L19_try_end;
+      __pyx_L14_error:;
+      __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+      __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
 
-      /* "tvmfast/_core.pyx":216
+      /* "tvmfast/_core.pyx":181
  *         try:
  *             hook()
- *         except Exception:  # the exchange API path below works without it             # <<<<<<<<<<<<<<
+ *         except Exception:  # the exchange API path works without it             # <<<<<<<<<<<<<<
  *             pass
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):
 */
       __pyx_t_1 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_Exception))));
       if (__pyx_t_1) {
         __Pyx_ErrRestore(0,0,0);
-        goto __pyx_L16_exception_handled;
+        goto __pyx_L15_exception_handled;
       }
-      goto __pyx_L17_except_error;
+      goto __pyx_L16_except_error;
 
-      /* "tvmfast/_core.pyx":214
+      /* "tvmfast/_core.pyx":179
  *         # importing tvmfast does not import torch).
  *         hook, torch_setup_hook = torch_setup_hook, None
  *         try:             # <<<<<<<<<<<<<<
  *             hook()
- *         except Exception:  # the exchange API path below works without it
+ *         except Exception:  # the exchange API path works without it
 */
-      __pyx_L17_except_error:;
-      __Pyx_XGIVEREF(__pyx_t_9);
-      __Pyx_XGIVEREF(__pyx_t_10);
-      __Pyx_XGIVEREF(__pyx_t_11);
-      __Pyx_ExceptionReset(__pyx_t_9, __pyx_t_10, __pyx_t_11);
+      __pyx_L16_except_error:;
+      __Pyx_XGIVEREF(__pyx_t_12);
+      __Pyx_XGIVEREF(__pyx_t_13);
+      __Pyx_XGIVEREF(__pyx_t_14);
+      __Pyx_ExceptionReset(__pyx_t_12, __pyx_t_13, __pyx_t_14);
       goto __pyx_L1_error;
-      __pyx_L16_exception_handled:;
-      __Pyx_XGIVEREF(__pyx_t_9);
-      __Pyx_XGIVEREF(__pyx_t_10);
-      __Pyx_XGIVEREF(__pyx_t_11);
-      __Pyx_ExceptionReset(__pyx_t_9, __pyx_t_10, __pyx_t_11);
-      __pyx_L20_try_end:;
+      __pyx_L15_exception_handled:;
+      __Pyx_XGIVEREF(__pyx_t_12);
+      __Pyx_XGIVEREF(__pyx_t_13);
+      __Pyx_XGIVEREF(__pyx_t_14);
+      __Pyx_ExceptionReset(__pyx_t_12, __pyx_t_13, __pyx_t_14);
+      __pyx_L19_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":210
- *         fast_exchange_type = tp
- *         fast_exchange_api = api
- *     if kind == KIND_EXCHANGE and torch_setup_hook is not None:             # <<<<<<<<<<<<<<
- *         # First exchange-API type seen: set up torch's direct export once (lazily, so
- *         # importing tvmfast does not import torch).
+    /* "tvmfast/_core.pyx":174
+ *         elif hasattr(t, "__dlpack__"):
+ *             kind = KIND_DLPACK
+ *     if (kind == KIND_EXCHANGE and torch_setup_hook is not None             # <<<<<<<<<<<<<<
+ *             and (getattr(t, "__module__", None) or "").startswith("torch")):
+ *         # First torch tensor type seen: set up torch's direct export once (lazily, so
 */
   }
 
-  /* "tvmfast/_core.pyx":218
- *         except Exception:  # the exchange API path below works without it
+  /* "tvmfast/_core.pyx":183
+ *         except Exception:  # the exchange API path works without it
  *             pass
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):             # <<<<<<<<<<<<<<
- *         cached_kinds[i] = KIND_TORCH
- *     return i
+ *         kind = KIND_TORCH
+ *     api_out[0] = api
 */
   __pyx_t_7 = (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_EXCHANGE);
 
@@ -5046,7 +4963,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 
     __pyx_t_4 = __pyx_t_7;
 
-    goto __pyx_L24_bool_binop_done;
+    goto __pyx_L23_bool_binop_done;
   }
   __pyx_t_7 = (tvmfast_torch_to_dl != NULL);
 
@@ -5056,63 +4973,221 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
 
     __pyx_t_4 = __pyx_t_7;
 
-    goto __pyx_L24_bool_binop_done;
+    goto __pyx_L23_bool_binop_done;
   }
-  __pyx_t_8 = __pyx_v_7tvmfast_5_core__torch_tensor_type;
-  __Pyx_INCREF(__pyx_t_8);
-  __pyx_t_7 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_8); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 218, __pyx_L1_error)
-  __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+  __pyx_t_9 = __pyx_v_7tvmfast_5_core__torch_tensor_type;
+  __Pyx_INCREF(__pyx_t_9);
+  __pyx_t_7 = PyObject_IsSubclass(((PyObject *)__pyx_v_t), __pyx_t_9); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 183, __pyx_L1_error)
+  __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
   __pyx_t_4 = __pyx_t_7;
 
-  __pyx_L24_bool_binop_done:;
+  __pyx_L23_bool_binop_done:;
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":219
+    /* "tvmfast/_core.pyx":184
  *             pass
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):
- *         cached_kinds[i] = KIND_TORCH             # <<<<<<<<<<<<<<
- *     return i
- * 
+ *         kind = KIND_TORCH             # <<<<<<<<<<<<<<
+ *     api_out[0] = api
+ *     if num_cached_types == TYPE_CACHE_SIZE:
 */
-    (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_i]) = __pyx_e_7tvmfast_5_core_KIND_TORCH;
+    __pyx_v_kind = __pyx_e_7tvmfast_5_core_KIND_TORCH;
 
-    /* "tvmfast/_core.pyx":218
- *         except Exception:  # the exchange API path below works without it
+    /* "tvmfast/_core.pyx":183
+ *         except Exception:  # the exchange API path works without it
  *             pass
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):             # <<<<<<<<<<<<<<
- *         cached_kinds[i] = KIND_TORCH
- *     return i
+ *         kind = KIND_TORCH
+ *     api_out[0] = api
 */
   }
 
-  /* "tvmfast/_core.pyx":220
+  /* "tvmfast/_core.pyx":185
  *     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):
- *         cached_kinds[i] = KIND_TORCH
- *     return i             # <<<<<<<<<<<<<<
+ *         kind = KIND_TORCH
+ *     api_out[0] = api             # <<<<<<<<<<<<<<
+ *     if num_cached_types == TYPE_CACHE_SIZE:
+ *         return kind  # cache full (dozens of distinct types): classified again next time
+*/
+  (__pyx_v_api_out[0]) = __pyx_v_api;
+
+  /* "tvmfast/_core.pyx":186
+ *         kind = KIND_TORCH
+ *     api_out[0] = api
+ *     if num_cached_types == TYPE_CACHE_SIZE:             # <<<<<<<<<<<<<<
+ *         return kind  # cache full (dozens of distinct types): classified again next time
+ *     Py_INCREF(t)  # cached types live for the process
+*/
+  __pyx_t_4 = (__pyx_v_7tvmfast_5_core_num_cached_types == __pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE);
+
+  if (__pyx_t_4) {
+
+
+    /* "tvmfast/_core.pyx":187
+ *     api_out[0] = api
+ *     if num_cached_types == TYPE_CACHE_SIZE:
+ *         return kind  # cache full (dozens of distinct types): classified again next time             # <<<<<<<<<<<<<<
+ *     Py_INCREF(t)  # cached types live for the process
+ *     cached_types[num_cached_types] = tp
+*/
+    {
+
+      __pyx_r = __pyx_v_kind;
+    }
+    goto __pyx_L0;
+
+    /* "tvmfast/_core.pyx":186
+ *         kind = KIND_TORCH
+ *     api_out[0] = api
+ *     if num_cached_types == TYPE_CACHE_SIZE:             # <<<<<<<<<<<<<<
+ *         return kind  # cache full (dozens of distinct types): classified again next time
+ *     Py_INCREF(t)  # cached types live for the process
+*/
+  }
+
+  /* "tvmfast/_core.pyx":188
+ *     if num_cached_types == TYPE_CACHE_SIZE:
+ *         return kind  # cache full (dozens of distinct types): classified again next time
+ *     Py_INCREF(t)  # cached types live for the process             # <<<<<<<<<<<<<<
+ *     cached_types[num_cached_types] = tp
+ *     cached_kinds[num_cached_types] = kind
+*/
+  Py_INCREF(((PyObject *)__pyx_v_t));
+
+  /* "tvmfast/_core.pyx":189
+ *         return kind  # cache full (dozens of distinct types): classified again next time
+ *     Py_INCREF(t)  # cached types live for the process
+ *     cached_types[num_cached_types] = tp             # <<<<<<<<<<<<<<
+ *     cached_kinds[num_cached_types] = kind
+ *     cached_apis[num_cached_types] = api
+*/
+  (__pyx_v_7tvmfast_5_core_cached_types[__pyx_v_7tvmfast_5_core_num_cached_types]) = __pyx_v_tp;
+
+  /* "tvmfast/_core.pyx":190
+ *     Py_INCREF(t)  # cached types live for the process
+ *     cached_types[num_cached_types] = tp
+ *     cached_kinds[num_cached_types] = kind             # <<<<<<<<<<<<<<
+ *     cached_apis[num_cached_types] = api
+ *     num_cached_types += 1
+*/
+  (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_7tvmfast_5_core_num_cached_types]) = __pyx_v_kind;
+
+  /* "tvmfast/_core.pyx":191
+ *     cached_types[num_cached_types] = tp
+ *     cached_kinds[num_cached_types] = kind
+ *     cached_apis[num_cached_types] = api             # <<<<<<<<<<<<<<
+ *     num_cached_types += 1
+ *     if (kind == KIND_EXCHANGE or kind == KIND_TORCH) and fast_exchange_type == NULL:
+*/
+  (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_7tvmfast_5_core_num_cached_types]) = __pyx_v_api;
+
+  /* "tvmfast/_core.pyx":192
+ *     cached_kinds[num_cached_types] = kind
+ *     cached_apis[num_cached_types] = api
+ *     num_cached_types += 1             # <<<<<<<<<<<<<<
+ *     if (kind == KIND_EXCHANGE or kind == KIND_TORCH) and fast_exchange_type == NULL:
+ *         fast_exchange_type = tp
+*/
+  __pyx_v_7tvmfast_5_core_num_cached_types = (__pyx_v_7tvmfast_5_core_num_cached_types + 1);
+
+  /* "tvmfast/_core.pyx":193
+ *     cached_apis[num_cached_types] = api
+ *     num_cached_types += 1
+ *     if (kind == KIND_EXCHANGE or kind == KIND_TORCH) and fast_exchange_type == NULL:             # <<<<<<<<<<<<<<
+ *         fast_exchange_type = tp
+ *         fast_exchange_api = api
+*/
+  switch (__pyx_v_kind) {
+    case __pyx_e_7tvmfast_5_core_KIND_EXCHANGE:
+    case __pyx_e_7tvmfast_5_core_KIND_TORCH:
+    __pyx_t_7 = 1;
+    break;
+    default:
+    __pyx_t_7 = 0;
+    break;
+  }
+  if (__pyx_t_7) {
+
+  } else {
+
+    __pyx_t_4 = __pyx_t_7;
+
+    goto __pyx_L28_bool_binop_done;
+  }
+  __pyx_t_7 = (__pyx_v_7tvmfast_5_core_fast_exchange_type == NULL);
+
+
+  __pyx_t_4 = __pyx_t_7;
+
+  __pyx_L28_bool_binop_done:;
+  if (__pyx_t_4) {
+
+
+    /* "tvmfast/_core.pyx":194
+ *     num_cached_types += 1
+ *     if (kind == KIND_EXCHANGE or kind == KIND_TORCH) and fast_exchange_type == NULL:
+ *         fast_exchange_type = tp             # <<<<<<<<<<<<<<
+ *         fast_exchange_api = api
+ *         fast_exchange_is_torch = kind == KIND_TORCH
+*/
+    __pyx_v_7tvmfast_5_core_fast_exchange_type = __pyx_v_tp;
+
+    /* "tvmfast/_core.pyx":195
+ *     if (kind == KIND_EXCHANGE or kind == KIND_TORCH) and fast_exchange_type == NULL:
+ *         fast_exchange_type = tp
+ *         fast_exchange_api = api             # <<<<<<<<<<<<<<
+ *         fast_exchange_is_torch = kind == KIND_TORCH
+ *     return kind
+*/
+    __pyx_v_7tvmfast_5_core_fast_exchange_api = __pyx_v_api;
+
+    /* "tvmfast/_core.pyx":196
+ *         fast_exchange_type = tp
+ *         fast_exchange_api = api
+ *         fast_exchange_is_torch = kind == KIND_TORCH             # <<<<<<<<<<<<<<
+ *     return kind
+ * 
+*/
+    __pyx_v_7tvmfast_5_core_fast_exchange_is_torch = (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_TORCH);
+
+    /* "tvmfast/_core.pyx":193
+ *     cached_apis[num_cached_types] = api
+ *     num_cached_types += 1
+ *     if (kind == KIND_EXCHANGE or kind == KIND_TORCH) and fast_exchange_type == NULL:             # <<<<<<<<<<<<<<
+ *         fast_exchange_type = tp
+ *         fast_exchange_api = api
+*/
+  }
+
+  /* "tvmfast/_core.pyx":197
+ *         fast_exchange_api = api
+ *         fast_exchange_is_torch = kind == KIND_TORCH
+ *     return kind             # <<<<<<<<<<<<<<
  * 
  * 
 */
   {
 
-    __pyx_r = __pyx_v_i;
+    __pyx_r = __pyx_v_kind;
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":167
+  /* "tvmfast/_core.pyx":143
  * 
  * 
- * cdef int classify_type(PyObject* obj) except -1:             # <<<<<<<<<<<<<<
- *     """Find or compute the cache slot of type(obj); returns the slot index."""
- *     global num_cached_types, fast_exchange_type, fast_exchange_api, torch_setup_hook
+ * cdef int classify_type(PyObject* obj, const DLPackExchangeAPI** api_out) except -1:             # <<<<<<<<<<<<<<
+ *     """The argument kind of type(obj) (and its exchange API), from the cache or computed once."""
+ *     global num_cached_types, fast_exchange_type, fast_exchange_api, fast_exchange_is_torch
 */
 
   /* function exit code */
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_5);
   __Pyx_XDECREF(__pyx_t_8);
-  __Pyx_XDECREF(__pyx_t_12);
+  __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_XDECREF(__pyx_t_10);
   __Pyx_AddTraceback("tvmfast._core.classify_type", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = -1;
   __pyx_L0:;
@@ -5127,7 +5202,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *__pyx_v_obj) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":223
+/* "tvmfast/_core.pyx":200
  * 
  * 
  * cdef object fetch_error():             # <<<<<<<<<<<<<<
@@ -5147,7 +5222,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   PyObject *__pyx_t_3 = NULL;
   __Pyx_RefNannySetupContext("fetch_error", 0);
 
-  /* "tvmfast/_core.pyx":225
+  /* "tvmfast/_core.pyx":202
  * cdef object fetch_error():
  *     """Take the pending Python exception (set by a C API) as an object, or None."""
  *     cdef PyObject* t = NULL             # <<<<<<<<<<<<<<
@@ -5156,7 +5231,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   __pyx_v_t = NULL;
 
-  /* "tvmfast/_core.pyx":226
+  /* "tvmfast/_core.pyx":203
  *     """Take the pending Python exception (set by a C API) as an object, or None."""
  *     cdef PyObject* t = NULL
  *     cdef PyObject* v = NULL             # <<<<<<<<<<<<<<
@@ -5165,7 +5240,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   __pyx_v_v = NULL;
 
-  /* "tvmfast/_core.pyx":227
+  /* "tvmfast/_core.pyx":204
  *     cdef PyObject* t = NULL
  *     cdef PyObject* v = NULL
  *     cdef PyObject* tb = NULL             # <<<<<<<<<<<<<<
@@ -5174,7 +5249,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   __pyx_v_tb = NULL;
 
-  /* "tvmfast/_core.pyx":228
+  /* "tvmfast/_core.pyx":205
  *     cdef PyObject* v = NULL
  *     cdef PyObject* tb = NULL
  *     if PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -5186,7 +5261,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":229
+    /* "tvmfast/_core.pyx":206
  *     cdef PyObject* tb = NULL
  *     if PyErr_Occurred() == NULL:
  *         return None             # <<<<<<<<<<<<<<
@@ -5203,7 +5278,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":228
+    /* "tvmfast/_core.pyx":205
  *     cdef PyObject* v = NULL
  *     cdef PyObject* tb = NULL
  *     if PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -5212,7 +5287,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":230
+  /* "tvmfast/_core.pyx":207
  *     if PyErr_Occurred() == NULL:
  *         return None
  *     PyErr_Fetch(&t, &v, &tb)             # <<<<<<<<<<<<<<
@@ -5221,7 +5296,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   PyErr_Fetch((&__pyx_v_t), (&__pyx_v_v), (&__pyx_v_tb));
 
-  /* "tvmfast/_core.pyx":231
+  /* "tvmfast/_core.pyx":208
  *         return None
  *     PyErr_Fetch(&t, &v, &tb)
  *     PyErr_NormalizeException(&t, &v, &tb)             # <<<<<<<<<<<<<<
@@ -5230,7 +5305,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   PyErr_NormalizeException((&__pyx_v_t), (&__pyx_v_v), (&__pyx_v_tb));
 
-  /* "tvmfast/_core.pyx":232
+  /* "tvmfast/_core.pyx":209
  *     PyErr_Fetch(&t, &v, &tb)
  *     PyErr_NormalizeException(&t, &v, &tb)
  *     if tb != NULL and v != NULL:             # <<<<<<<<<<<<<<
@@ -5256,7 +5331,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":233
+    /* "tvmfast/_core.pyx":210
  *     PyErr_NormalizeException(&t, &v, &tb)
  *     if tb != NULL and v != NULL:
  *         PyException_SetTraceback(v, tb)             # <<<<<<<<<<<<<<
@@ -5265,7 +5340,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
     (void)(PyException_SetTraceback(__pyx_v_v, __pyx_v_tb));
 
-    /* "tvmfast/_core.pyx":232
+    /* "tvmfast/_core.pyx":209
  *     PyErr_Fetch(&t, &v, &tb)
  *     PyErr_NormalizeException(&t, &v, &tb)
  *     if tb != NULL and v != NULL:             # <<<<<<<<<<<<<<
@@ -5274,7 +5349,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":234
+  /* "tvmfast/_core.pyx":211
  *     if tb != NULL and v != NULL:
  *         PyException_SetTraceback(v, tb)
  *     err = <object>v if v != NULL else None             # <<<<<<<<<<<<<<
@@ -5294,7 +5369,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   __pyx_v_err = __pyx_t_3;
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":235
+  /* "tvmfast/_core.pyx":212
  *         PyException_SetTraceback(v, tb)
  *     err = <object>v if v != NULL else None
  *     Py_XDECREF(t)             # <<<<<<<<<<<<<<
@@ -5303,7 +5378,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   Py_XDECREF(__pyx_v_t);
 
-  /* "tvmfast/_core.pyx":236
+  /* "tvmfast/_core.pyx":213
  *     err = <object>v if v != NULL else None
  *     Py_XDECREF(t)
  *     Py_XDECREF(v)             # <<<<<<<<<<<<<<
@@ -5312,7 +5387,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   Py_XDECREF(__pyx_v_v);
 
-  /* "tvmfast/_core.pyx":237
+  /* "tvmfast/_core.pyx":214
  *     Py_XDECREF(t)
  *     Py_XDECREF(v)
  *     Py_XDECREF(tb)             # <<<<<<<<<<<<<<
@@ -5321,7 +5396,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
 */
   Py_XDECREF(__pyx_v_tb);
 
-  /* "tvmfast/_core.pyx":238
+  /* "tvmfast/_core.pyx":215
  *     Py_XDECREF(v)
  *     Py_XDECREF(tb)
  *     return err             # <<<<<<<<<<<<<<
@@ -5339,7 +5414,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":223
+  /* "tvmfast/_core.pyx":200
  * 
  * 
  * cdef object fetch_error():             # <<<<<<<<<<<<<<
@@ -5358,7 +5433,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":241
+/* "tvmfast/_core.pyx":218
  * 
  * 
  * cdef str describe(PyObject* obj):             # <<<<<<<<<<<<<<
@@ -5375,16 +5450,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *__pyx_v_obj) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("describe", 0);
 
-  /* "tvmfast/_core.pyx":242
+  /* "tvmfast/_core.pyx":219
  * 
  * cdef str describe(PyObject* obj):
  *     return type(<object>obj).__qualname__             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_obj))), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 242, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(((PyObject *)__pyx_v_obj))), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 219, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  if (!(likely(PyUnicode_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_1))) __PYX_ERR(0, 242, __pyx_L1_error)
+  if (!(likely(PyUnicode_CheckExact(__pyx_t_1))||((__pyx_t_1) == Py_None) || __Pyx_RaiseUnexpectedTypeError("str", __pyx_t_1))) __PYX_ERR(0, 219, __pyx_L1_error)
   {
     PyObject *__pyx_temp;
     {
@@ -5396,7 +5471,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *__pyx_v_obj) {
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":241
+  /* "tvmfast/_core.pyx":218
  * 
  * 
  * cdef str describe(PyObject* obj):             # <<<<<<<<<<<<<<
@@ -5415,7 +5490,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *__pyx_v_obj) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":245
+/* "tvmfast/_core.pyx":222
  * 
  * 
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -5440,7 +5515,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_unsupported", 0);
 
-  /* "tvmfast/_core.pyx":246
+  /* "tvmfast/_core.pyx":223
  * 
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -5449,26 +5524,26 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
 */
   __pyx_t_2 = NULL;
 
-  /* "tvmfast/_core.pyx":247
+  /* "tvmfast/_core.pyx":224
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "             # <<<<<<<<<<<<<<
  *         f"__dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; "
  *         f"got {describe(obj)}")
 */
-  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 247, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 224, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  /* "tvmfast/_core.pyx":249
+  /* "tvmfast/_core.pyx":226
  *         f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "
  *         f"__dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; "
  *         f"got {describe(obj)}")             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 249, __pyx_L1_error)
+  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 226, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 249, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 226, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -5476,7 +5551,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   __pyx_t_6[2] = __pyx_mstate_global->__pyx_kp_u_expected_a_tensor_torch_Tensor;
   __pyx_t_6[3] = __pyx_t_5;
 
-  /* "tvmfast/_core.pyx":247
+  /* "tvmfast/_core.pyx":224
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: expected a tensor (torch.Tensor, tvm_ffi.Tensor or a "             # <<<<<<<<<<<<<<
@@ -5492,7 +5567,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   __pyx_t_8 |= __Pyx_PyUnicode_KIND_04(__pyx_t_6[3]);
   #endif
   __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_6, 4, __pyx_t_7, __pyx_t_8);
-  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 247, __pyx_L1_error)
+  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 224, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -5502,14 +5577,14 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 246, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 223, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 246, __pyx_L1_error)
+  __PYX_ERR(0, 223, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":245
+  /* "tvmfast/_core.pyx":222
  * 
  * 
  * cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -5531,7 +5606,7 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":252
+/* "tvmfast/_core.pyx":229
  * 
  * 
  * cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,             # <<<<<<<<<<<<<<
@@ -5549,7 +5624,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":255
+  /* "tvmfast/_core.pyx":232
  *                             const DLPackExchangeAPI* api) except -1:
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:             # <<<<<<<<<<<<<<
@@ -5561,17 +5636,17 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":256
+    /* "tvmfast/_core.pyx":233
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
  *         raise_misaligned(dl, pos, st.align_mask + 1)             # <<<<<<<<<<<<<<
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:
 */
-    __pyx_t_2 = __pyx_f_7tvmfast_5_core_raise_misaligned(__pyx_v_dl, __pyx_v_pos, (__pyx_v_st->align_mask + 1)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 256, __pyx_L1_error)
+    __pyx_t_2 = __pyx_f_7tvmfast_5_core_raise_misaligned(__pyx_v_dl, __pyx_v_pos, (__pyx_v_st->align_mask + 1)); if (unlikely(__pyx_t_2 == ((int)-1))) __PYX_ERR(0, 233, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":255
+    /* "tvmfast/_core.pyx":232
  *                             const DLPackExchangeAPI* api) except -1:
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:             # <<<<<<<<<<<<<<
@@ -5580,7 +5655,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
   }
 
-  /* "tvmfast/_core.pyx":257
+  /* "tvmfast/_core.pyx":234
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:             # <<<<<<<<<<<<<<
@@ -5592,7 +5667,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":258
+    /* "tvmfast/_core.pyx":235
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -5604,7 +5679,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":259
+      /* "tvmfast/_core.pyx":236
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:
  *             st.cpu_pos = <int32_t>pos             # <<<<<<<<<<<<<<
@@ -5613,7 +5688,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
       __pyx_v_st->cpu_pos = ((int32_t)__pyx_v_pos);
 
-      /* "tvmfast/_core.pyx":258
+      /* "tvmfast/_core.pyx":235
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:
  *         if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -5622,7 +5697,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
     }
 
-    /* "tvmfast/_core.pyx":257
+    /* "tvmfast/_core.pyx":234
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
  *         raise_misaligned(dl, pos, st.align_mask + 1)
  *     if dl.device.device_type == kDLCPU:             # <<<<<<<<<<<<<<
@@ -5632,7 +5707,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
     goto __pyx_L4;
   }
 
-  /* "tvmfast/_core.pyx":260
+  /* "tvmfast/_core.pyx":237
  *         if st.cpu_pos < 0:
  *             st.cpu_pos = <int32_t>pos
  *     elif st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -5644,7 +5719,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":261
+    /* "tvmfast/_core.pyx":238
  *             st.cpu_pos = <int32_t>pos
  *     elif st.device_type < 0:
  *         st.device_type = dl.device.device_type             # <<<<<<<<<<<<<<
@@ -5655,7 +5730,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 
     __pyx_v_st->device_type = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":262
+    /* "tvmfast/_core.pyx":239
  *     elif st.device_type < 0:
  *         st.device_type = dl.device.device_type
  *         st.device_id = dl.device.device_id             # <<<<<<<<<<<<<<
@@ -5666,7 +5741,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 
     __pyx_v_st->device_id = __pyx_t_4;
 
-    /* "tvmfast/_core.pyx":263
+    /* "tvmfast/_core.pyx":240
  *         st.device_type = dl.device.device_type
  *         st.device_id = dl.device.device_id
  *         st.device_pos = <int32_t>pos             # <<<<<<<<<<<<<<
@@ -5675,7 +5750,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
     __pyx_v_st->device_pos = ((int32_t)__pyx_v_pos);
 
-    /* "tvmfast/_core.pyx":264
+    /* "tvmfast/_core.pyx":241
  *         st.device_id = dl.device.device_id
  *         st.device_pos = <int32_t>pos
  *         st.stream_api = api             # <<<<<<<<<<<<<<
@@ -5684,7 +5759,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 */
     __pyx_v_st->stream_api = __pyx_v_api;
 
-    /* "tvmfast/_core.pyx":260
+    /* "tvmfast/_core.pyx":237
  *         if st.cpu_pos < 0:
  *             st.cpu_pos = <int32_t>pos
  *     elif st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -5694,7 +5769,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   }
   __pyx_L4:;
 
-  /* "tvmfast/_core.pyx":265
+  /* "tvmfast/_core.pyx":242
  *         st.device_pos = <int32_t>pos
  *         st.stream_api = api
  *     return 0             # <<<<<<<<<<<<<<
@@ -5707,7 +5782,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":252
+  /* "tvmfast/_core.pyx":229
  * 
  * 
  * cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,             # <<<<<<<<<<<<<<
@@ -5724,7 +5799,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":268
+/* "tvmfast/_core.pyx":245
  * 
  * 
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:             # <<<<<<<<<<<<<<
@@ -5754,7 +5829,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_misaligned", 0);
 
-  /* "tvmfast/_core.pyx":270
+  /* "tvmfast/_core.pyx":247
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:
  *     cdef int i
  *     for i in range(dl.ndim):             # <<<<<<<<<<<<<<
@@ -5768,7 +5843,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":271
+    /* "tvmfast/_core.pyx":248
  *     cdef int i
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:             # <<<<<<<<<<<<<<
@@ -5780,7 +5855,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":272
+      /* "tvmfast/_core.pyx":249
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:
  *             return 0  # empty tensors have no data to misread             # <<<<<<<<<<<<<<
@@ -5793,7 +5868,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":271
+      /* "tvmfast/_core.pyx":248
  *     cdef int i
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:             # <<<<<<<<<<<<<<
@@ -5804,7 +5879,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   }
 
 
-  /* "tvmfast/_core.pyx":273
+  /* "tvmfast/_core.pyx":250
  *         if dl.shape[i] == 0:
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(             # <<<<<<<<<<<<<<
@@ -5813,29 +5888,29 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
 */
   __pyx_t_6 = NULL;
 
-  /* "tvmfast/_core.pyx":274
+  /* "tvmfast/_core.pyx":251
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "             # <<<<<<<<<<<<<<
  *         f"{alignment}-byte aligned. TVM kernels built with default buffers assume aligned data "
  *         f"and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, "
 */
-  __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 274, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 251, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyLong_From_uint64_t((((uint64_t)__pyx_v_dl->data) + __pyx_v_dl->byte_offset)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 274, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyLong_From_uint64_t((((uint64_t)__pyx_v_dl->data) + __pyx_v_dl->byte_offset)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 251, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_9 = __Pyx_PyObject_Format(__pyx_t_8, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 274, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_Format(__pyx_t_8, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 251, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "tvmfast/_core.pyx":275
+  /* "tvmfast/_core.pyx":252
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "
  *         f"{alignment}-byte aligned. TVM kernels built with default buffers assume aligned data "             # <<<<<<<<<<<<<<
  *         f"and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, "
  *         f"bind(..., alignment=1)")
 */
-  __pyx_t_8 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_alignment, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 275, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_alignment, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 252, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_10[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
   __pyx_t_10[1] = __pyx_t_7;
@@ -5845,7 +5920,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   __pyx_t_10[5] = __pyx_t_8;
   __pyx_t_10[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned_TVM_kernels_built;
 
-  /* "tvmfast/_core.pyx":274
+  /* "tvmfast/_core.pyx":251
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "             # <<<<<<<<<<<<<<
@@ -5861,7 +5936,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   __pyx_t_3 |= __Pyx_PyUnicode_KIND_04(__pyx_t_10[3]);
   #endif
   __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_10, 7, __pyx_t_11, __pyx_t_3);
-  if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 274, __pyx_L1_error)
+  if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 251, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
@@ -5872,14 +5947,14 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
     __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 273, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 250, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
   __Pyx_Raise(__pyx_t_5, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __PYX_ERR(0, 273, __pyx_L1_error)
+  __PYX_ERR(0, 250, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":268
+  /* "tvmfast/_core.pyx":245
  * 
  * 
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:             # <<<<<<<<<<<<<<
@@ -5904,7 +5979,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":280
+/* "tvmfast/_core.pyx":257
  * 
  * 
  * cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -5924,7 +5999,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":285
+  /* "tvmfast/_core.pyx":262
  *     cdef DLManagedTensorVersioned* managed
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:             # <<<<<<<<<<<<<<
@@ -5936,7 +6011,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":286
+    /* "tvmfast/_core.pyx":263
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:             # <<<<<<<<<<<<<<
@@ -5960,7 +6035,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
       goto __pyx_L4;
     }
 
-    /* "tvmfast/_core.pyx":288
+    /* "tvmfast/_core.pyx":265
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:             # <<<<<<<<<<<<<<
@@ -5972,17 +6047,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":289
+      /* "tvmfast/_core.pyx":266
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
  *             reraise_export_error(obj, pos)             # <<<<<<<<<<<<<<
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 289, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 266, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":288
+      /* "tvmfast/_core.pyx":265
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:             # <<<<<<<<<<<<<<
@@ -5992,7 +6067,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     }
     __pyx_L4:;
 
-    /* "tvmfast/_core.pyx":290
+    /* "tvmfast/_core.pyx":267
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
  *             reraise_export_error(obj, pos)
  *         out.type_index = kTVMFFIDLTensorPtr             # <<<<<<<<<<<<<<
@@ -6001,7 +6076,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->type_index = kTVMFFIDLTensorPtr;
 
-    /* "tvmfast/_core.pyx":291
+    /* "tvmfast/_core.pyx":268
  *             reraise_export_error(obj, pos)
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6010,7 +6085,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->zero_padding = 0;
 
-    /* "tvmfast/_core.pyx":292
+    /* "tvmfast/_core.pyx":269
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0
  *         out.v_ptr = dl             # <<<<<<<<<<<<<<
@@ -6019,7 +6094,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->v_ptr = __pyx_v_dl;
 
-    /* "tvmfast/_core.pyx":293
+    /* "tvmfast/_core.pyx":270
  *         out.zero_padding = 0
  *         out.v_ptr = dl
  *         st.n_dltensor_ptr += 1             # <<<<<<<<<<<<<<
@@ -6028,7 +6103,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->n_dltensor_ptr = (__pyx_v_st->n_dltensor_ptr + 1);
 
-    /* "tvmfast/_core.pyx":285
+    /* "tvmfast/_core.pyx":262
  *     cdef DLManagedTensorVersioned* managed
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:             # <<<<<<<<<<<<<<
@@ -6038,7 +6113,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     goto __pyx_L3;
   }
 
-  /* "tvmfast/_core.pyx":295
+  /* "tvmfast/_core.pyx":272
  *         st.n_dltensor_ptr += 1
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:             # <<<<<<<<<<<<<<
@@ -6051,17 +6126,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":296
+      /* "tvmfast/_core.pyx":273
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)             # <<<<<<<<<<<<<<
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 296, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 273, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":295
+      /* "tvmfast/_core.pyx":272
  *         st.n_dltensor_ptr += 1
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:             # <<<<<<<<<<<<<<
@@ -6070,7 +6145,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     }
 
-    /* "tvmfast/_core.pyx":297
+    /* "tvmfast/_core.pyx":274
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -6082,7 +6157,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":298
+      /* "tvmfast/_core.pyx":275
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:             # <<<<<<<<<<<<<<
@@ -6094,7 +6169,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
       if (__pyx_t_1) {
 
 
-        /* "tvmfast/_core.pyx":299
+        /* "tvmfast/_core.pyx":276
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:
  *                 managed.deleter(managed)             # <<<<<<<<<<<<<<
@@ -6103,7 +6178,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
         __pyx_v_managed->deleter(__pyx_v_managed);
 
-        /* "tvmfast/_core.pyx":298
+        /* "tvmfast/_core.pyx":275
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:             # <<<<<<<<<<<<<<
@@ -6112,17 +6187,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
       }
 
-      /* "tvmfast/_core.pyx":300
+      /* "tvmfast/_core.pyx":277
  *             if managed.deleter != NULL:
  *                 managed.deleter(managed)
  *             raise_ffi_error()             # <<<<<<<<<<<<<<
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 300, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 277, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":297
+      /* "tvmfast/_core.pyx":274
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -6131,7 +6206,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     }
 
-    /* "tvmfast/_core.pyx":301
+    /* "tvmfast/_core.pyx":278
  *                 managed.deleter(managed)
  *             raise_ffi_error()
  *         st.owned[st.n_owned] = handle             # <<<<<<<<<<<<<<
@@ -6140,7 +6215,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     (__pyx_v_st->owned[__pyx_v_st->n_owned]) = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":302
+    /* "tvmfast/_core.pyx":279
  *             raise_ffi_error()
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1             # <<<<<<<<<<<<<<
@@ -6149,7 +6224,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->n_owned = (__pyx_v_st->n_owned + 1);
 
-    /* "tvmfast/_core.pyx":303
+    /* "tvmfast/_core.pyx":280
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1
  *         dl[0] = managed.dl_tensor             # <<<<<<<<<<<<<<
@@ -6161,7 +6236,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     (__pyx_v_dl[0]) = __pyx_t_4;
 
 
-    /* "tvmfast/_core.pyx":304
+    /* "tvmfast/_core.pyx":281
  *         st.n_owned += 1
  *         dl[0] = managed.dl_tensor
  *         out.type_index = kTVMFFITensor             # <<<<<<<<<<<<<<
@@ -6170,7 +6245,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->type_index = kTVMFFITensor;
 
-    /* "tvmfast/_core.pyx":305
+    /* "tvmfast/_core.pyx":282
  *         dl[0] = managed.dl_tensor
  *         out.type_index = kTVMFFITensor
  *         out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6179,7 +6254,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->zero_padding = 0;
 
-    /* "tvmfast/_core.pyx":306
+    /* "tvmfast/_core.pyx":283
  *         out.type_index = kTVMFFITensor
  *         out.zero_padding = 0
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
@@ -6190,7 +6265,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   }
   __pyx_L3:;
 
-  /* "tvmfast/_core.pyx":307
+  /* "tvmfast/_core.pyx":284
  *         out.zero_padding = 0
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -6202,7 +6277,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":308
+    /* "tvmfast/_core.pyx":285
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:
  *         st.exemplar = <void*>obj             # <<<<<<<<<<<<<<
@@ -6211,7 +6286,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->exemplar = ((void *)__pyx_v_obj);
 
-    /* "tvmfast/_core.pyx":307
+    /* "tvmfast/_core.pyx":284
  *         out.zero_padding = 0
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -6220,17 +6295,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
   }
 
-  /* "tvmfast/_core.pyx":309
+  /* "tvmfast/_core.pyx":286
  *     if st.exemplar == NULL:
  *         st.exemplar = <void*>obj
  *     note_device(st, dl, pos, api)             # <<<<<<<<<<<<<<
  *     return 0
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 309, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 286, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":310
+  /* "tvmfast/_core.pyx":287
  *         st.exemplar = <void*>obj
  *     note_device(st, dl, pos, api)
  *     return 0             # <<<<<<<<<<<<<<
@@ -6243,7 +6318,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":280
+  /* "tvmfast/_core.pyx":257
  * 
  * 
  * cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -6262,7 +6337,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":313
+/* "tvmfast/_core.pyx":290
  * 
  * 
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -6290,19 +6365,19 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("reraise_export_error", 0);
 
-  /* "tvmfast/_core.pyx":315
+  /* "tvmfast/_core.pyx":292
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:
  *     """The producer refused to export a tensor (meta device, unsupported dtype...)."""
  *     err = fetch_error()             # <<<<<<<<<<<<<<
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_fetch_error(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 315, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_fetch_error(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 292, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_err = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":316
+  /* "tvmfast/_core.pyx":293
  *     """The producer refused to export a tensor (meta device, unsupported dtype...)."""
  *     err = fetch_error()
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -6311,23 +6386,23 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
 */
   __pyx_t_2 = NULL;
 
-  /* "tvmfast/_core.pyx":317
+  /* "tvmfast/_core.pyx":294
  *     err = fetch_error()
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"             # <<<<<<<<<<<<<<
  *         + (f": {err}" if err is not None else "")) from err
  * 
 */
-  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 317, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 294, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 317, __pyx_L1_error)
+  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 294, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 317, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 294, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
   __pyx_t_6[1] = __pyx_t_3;
-  __pyx_t_6[2] = __pyx_mstate_global->__pyx_kp_u__2;
+  __pyx_t_6[2] = __pyx_mstate_global->__pyx_kp_u__3;
   __pyx_t_6[3] = __pyx_t_5;
   __pyx_t_6[4] = __pyx_mstate_global->__pyx_kp_u_cannot_be_passed_as_a_DLPack_te;
   __pyx_t_7 = 57;
@@ -6339,12 +6414,12 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   __pyx_t_8 |= __Pyx_PyUnicode_KIND_04(__pyx_t_6[3]);
   #endif
   __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_6, 5, __pyx_t_7, __pyx_t_8);
-  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 317, __pyx_L1_error)
+  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 294, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":318
+  /* "tvmfast/_core.pyx":295
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"
  *         + (f": {err}" if err is not None else "")) from err             # <<<<<<<<<<<<<<
@@ -6353,19 +6428,19 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
 */
   __pyx_t_9 = (__pyx_v_err != Py_None);
   if (__pyx_t_9) {
-    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_err, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 318, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_err, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 295, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_10 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u__2, __pyx_t_3); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 318, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u__3, __pyx_t_3); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 295, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_5 = __pyx_t_10;
     __pyx_t_10 = 0;
   } else {
-    __Pyx_INCREF(__pyx_mstate_global->__pyx_kp_u__3);
-    __pyx_t_5 = __pyx_mstate_global->__pyx_kp_u__3;
+    __Pyx_INCREF(__pyx_mstate_global->__pyx_kp_u_);
+    __pyx_t_5 = __pyx_mstate_global->__pyx_kp_u_;
   }
 
-  __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlaceSafe(__pyx_t_4, __pyx_t_5); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 318, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlaceSafe(__pyx_t_4, __pyx_t_5); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 295, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -6375,14 +6450,14 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 316, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 293, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, __pyx_v_err);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 316, __pyx_L1_error)
+  __PYX_ERR(0, 293, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":313
+  /* "tvmfast/_core.pyx":290
  * 
  * 
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -6406,7 +6481,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":321
+/* "tvmfast/_core.pyx":298
  * 
  * 
  * cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -6459,7 +6534,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("convert_slow", 0);
 
-  /* "tvmfast/_core.pyx":325
+  /* "tvmfast/_core.pyx":302
  *     """Every kind but the cached exchange type."""
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:             # <<<<<<<<<<<<<<
@@ -6470,20 +6545,20 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     case __pyx_e_7tvmfast_5_core_KIND_EXCHANGE:
     case __pyx_e_7tvmfast_5_core_KIND_TORCH:
 
-    /* "tvmfast/_core.pyx":326
+    /* "tvmfast/_core.pyx":303
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)             # <<<<<<<<<<<<<<
  *     out.zero_padding = 0
  *     if kind == KIND_INT:
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_TORCH)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 326, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_TORCH)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 303, __pyx_L1_error)
     {
       __pyx_r = __pyx_t_1;
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":325
+    /* "tvmfast/_core.pyx":302
  *     """Every kind but the cached exchange type."""
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:             # <<<<<<<<<<<<<<
@@ -6494,7 +6569,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     default: break;
   }
 
-  /* "tvmfast/_core.pyx":327
+  /* "tvmfast/_core.pyx":304
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6503,7 +6578,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
   __pyx_v_out->zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":328
+  /* "tvmfast/_core.pyx":305
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0
  *     if kind == KIND_INT:             # <<<<<<<<<<<<<<
@@ -6513,7 +6588,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   switch (__pyx_v_kind) {
     case __pyx_e_7tvmfast_5_core_KIND_INT:
 
-    /* "tvmfast/_core.pyx":329
+    /* "tvmfast/_core.pyx":306
  *     out.zero_padding = 0
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt             # <<<<<<<<<<<<<<
@@ -6522,7 +6597,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIInt;
 
-    /* "tvmfast/_core.pyx":330
+    /* "tvmfast/_core.pyx":307
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6538,17 +6613,17 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XGOTREF(__pyx_t_4);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":331
+        /* "tvmfast/_core.pyx":308
  *         out.type_index = kTVMFFIInt
  *         try:
  *             out.v_int64 = PyLong_AsLongLong(obj)             # <<<<<<<<<<<<<<
  *         except OverflowError:
  *             raise OverflowError(
 */
-        __pyx_t_5 = PyLong_AsLongLong(__pyx_v_obj); if (unlikely(__pyx_t_5 == ((PY_LONG_LONG)-1LL) && PyErr_Occurred())) __PYX_ERR(0, 331, __pyx_L3_error)
+        __pyx_t_5 = PyLong_AsLongLong(__pyx_v_obj); if (unlikely(__pyx_t_5 == ((PY_LONG_LONG)-1LL) && PyErr_Occurred())) __PYX_ERR(0, 308, __pyx_L3_error)
         __pyx_v_out->v_int64 = __pyx_t_5;
 
-        /* "tvmfast/_core.pyx":330
+        /* "tvmfast/_core.pyx":307
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6562,7 +6637,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       goto __pyx_L8_try_end;
       __pyx_L3_error:;
 
-      /* "tvmfast/_core.pyx":332
+      /* "tvmfast/_core.pyx":309
  *         try:
  *             out.v_int64 = PyLong_AsLongLong(obj)
  *         except OverflowError:             # <<<<<<<<<<<<<<
@@ -6572,12 +6647,12 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_OverflowError))));
       if (__pyx_t_1) {
         __Pyx_AddTraceback("tvmfast._core.convert_slow", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_6, &__pyx_t_7, &__pyx_t_8) < 0) __PYX_ERR(0, 332, __pyx_L5_except_error)
+        if (__Pyx_GetException(&__pyx_t_6, &__pyx_t_7, &__pyx_t_8) < 0) __PYX_ERR(0, 309, __pyx_L5_except_error)
         __Pyx_XGOTREF(__pyx_t_6);
         __Pyx_XGOTREF(__pyx_t_7);
         __Pyx_XGOTREF(__pyx_t_8);
 
-        /* "tvmfast/_core.pyx":333
+        /* "tvmfast/_core.pyx":310
  *             out.v_int64 = PyLong_AsLongLong(obj)
  *         except OverflowError:
  *             raise OverflowError(             # <<<<<<<<<<<<<<
@@ -6586,16 +6661,16 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
         __pyx_t_10 = NULL;
 
-        /* "tvmfast/_core.pyx":334
+        /* "tvmfast/_core.pyx":311
  *         except OverflowError:
  *             raise OverflowError(
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None             # <<<<<<<<<<<<<<
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat
 */
-        __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 334, __pyx_L5_except_error)
+        __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 311, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_11);
-        __pyx_t_12 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_obj), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 334, __pyx_L5_except_error)
+        __pyx_t_12 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_obj), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 311, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_12);
         __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
         __pyx_t_13[1] = __pyx_t_11;
@@ -6611,7 +6686,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[3]);
         #endif
         __pyx_t_15 = __Pyx_PyUnicode_Join(__pyx_t_13, 5, __pyx_t_14, __pyx_t_1);
-        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 334, __pyx_L5_except_error)
+        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 311, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_15);
         __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
@@ -6621,16 +6696,16 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_OverflowError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
           __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 333, __pyx_L5_except_error)
+          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 310, __pyx_L5_except_error)
           __Pyx_GOTREF(__pyx_t_9);
         }
         __Pyx_Raise(__pyx_t_9, 0, 0, Py_None);
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        __PYX_ERR(0, 333, __pyx_L5_except_error)
+        __PYX_ERR(0, 310, __pyx_L5_except_error)
       }
       goto __pyx_L5_except_error;
 
-      /* "tvmfast/_core.pyx":330
+      /* "tvmfast/_core.pyx":307
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6646,7 +6721,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_L8_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":328
+    /* "tvmfast/_core.pyx":305
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0
  *     if kind == KIND_INT:             # <<<<<<<<<<<<<<
@@ -6656,7 +6731,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_FLOAT:
 
-    /* "tvmfast/_core.pyx":336
+    /* "tvmfast/_core.pyx":313
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat             # <<<<<<<<<<<<<<
@@ -6665,18 +6740,18 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIFloat;
 
-    /* "tvmfast/_core.pyx":337
+    /* "tvmfast/_core.pyx":314
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat
  *         out.v_float64 = <double>(<object>obj)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool
 */
-    __pyx_t_17 = __Pyx_PyFloat_AsDouble(((PyObject *)__pyx_v_obj)); if (unlikely((__pyx_t_17 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 337, __pyx_L1_error)
+    __pyx_t_17 = __Pyx_PyFloat_AsDouble(((PyObject *)__pyx_v_obj)); if (unlikely((__pyx_t_17 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 314, __pyx_L1_error)
     __pyx_v_out->v_float64 = ((double)__pyx_t_17);
 
 
-    /* "tvmfast/_core.pyx":335
+    /* "tvmfast/_core.pyx":312
  *             raise OverflowError(
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None
  *     elif kind == KIND_FLOAT:             # <<<<<<<<<<<<<<
@@ -6686,7 +6761,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_BOOL:
 
-    /* "tvmfast/_core.pyx":339
+    /* "tvmfast/_core.pyx":316
  *         out.v_float64 = <double>(<object>obj)
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool             # <<<<<<<<<<<<<<
@@ -6695,7 +6770,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIBool;
 
-    /* "tvmfast/_core.pyx":340
+    /* "tvmfast/_core.pyx":317
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool
  *         out.v_int64 = 1 if obj == Py_True else 0             # <<<<<<<<<<<<<<
@@ -6714,7 +6789,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 
     __pyx_v_out->v_int64 = __pyx_t_18;
 
-    /* "tvmfast/_core.pyx":338
+    /* "tvmfast/_core.pyx":315
  *         out.type_index = kTVMFFIFloat
  *         out.v_float64 = <double>(<object>obj)
  *     elif kind == KIND_BOOL:             # <<<<<<<<<<<<<<
@@ -6724,7 +6799,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_NONE:
 
-    /* "tvmfast/_core.pyx":342
+    /* "tvmfast/_core.pyx":319
  *         out.v_int64 = 1 if obj == Py_True else 0
  *     elif kind == KIND_NONE:
  *         out.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -6733,7 +6808,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFINone;
 
-    /* "tvmfast/_core.pyx":343
+    /* "tvmfast/_core.pyx":320
  *     elif kind == KIND_NONE:
  *         out.type_index = kTVMFFINone
  *         out.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -6742,7 +6817,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->v_int64 = 0;
 
-    /* "tvmfast/_core.pyx":341
+    /* "tvmfast/_core.pyx":318
  *         out.type_index = kTVMFFIBool
  *         out.v_int64 = 1 if obj == Py_True else 0
  *     elif kind == KIND_NONE:             # <<<<<<<<<<<<<<
@@ -6752,7 +6827,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_STR:
 
-    /* "tvmfast/_core.pyx":346
+    /* "tvmfast/_core.pyx":323
  *     elif kind == KIND_STR:
  *         # Valid while the str lives, i.e. for the whole call (the caller holds it).
  *         out.type_index = kTVMFFIRawStr             # <<<<<<<<<<<<<<
@@ -6761,18 +6836,18 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIRawStr;
 
-    /* "tvmfast/_core.pyx":347
+    /* "tvmfast/_core.pyx":324
  *         # Valid while the str lives, i.e. for the whole call (the caller holds it).
  *         out.type_index = kTVMFFIRawStr
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
 */
-    __pyx_t_20 = PyUnicode_AsUTF8AndSize(__pyx_v_obj, NULL); if (unlikely(__pyx_t_20 == ((void *)NULL))) __PYX_ERR(0, 347, __pyx_L1_error)
+    __pyx_t_20 = PyUnicode_AsUTF8AndSize(__pyx_v_obj, NULL); if (unlikely(__pyx_t_20 == ((void *)NULL))) __PYX_ERR(0, 324, __pyx_L1_error)
     __pyx_v_out->v_ptr = ((void *)__pyx_t_20);
 
 
-    /* "tvmfast/_core.pyx":344
+    /* "tvmfast/_core.pyx":321
  *         out.type_index = kTVMFFINone
  *         out.v_int64 = 0
  *     elif kind == KIND_STR:             # <<<<<<<<<<<<<<
@@ -6782,7 +6857,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_FFI_OBJECT:
 
-    /* "tvmfast/_core.pyx":349
+    /* "tvmfast/_core.pyx":326
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()             # <<<<<<<<<<<<<<
@@ -6796,15 +6871,15 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
       __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_16, (1-__pyx_t_16) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 349, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 326, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
-    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_8); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 349, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_8); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 326, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_v_handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_21));
 
 
-    /* "tvmfast/_core.pyx":350
+    /* "tvmfast/_core.pyx":327
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:             # <<<<<<<<<<<<<<
@@ -6816,7 +6891,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (unlikely(__pyx_t_19)) {
 
 
-      /* "tvmfast/_core.pyx":351
+      /* "tvmfast/_core.pyx":328
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")             # <<<<<<<<<<<<<<
@@ -6824,16 +6899,16 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
  *         out.v_ptr = handle
 */
       __pyx_t_7 = NULL;
-      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 351, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 328, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_9 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 351, __pyx_L1_error)
+      __pyx_t_9 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 328, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_9); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 351, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_9); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 328, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
       __pyx_t_13[1] = __pyx_t_6;
-      __pyx_t_13[2] = __pyx_mstate_global->__pyx_kp_u__2;
+      __pyx_t_13[2] = __pyx_mstate_global->__pyx_kp_u__3;
       __pyx_t_13[3] = __pyx_t_15;
       __pyx_t_13[4] = __pyx_mstate_global->__pyx_kp_u_holds_no_object_null_handle;
       __pyx_t_14 = 51;
@@ -6845,7 +6920,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[3]);
       #endif
       __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_13, 5, __pyx_t_14, __pyx_t_1);
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 351, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 328, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
@@ -6855,14 +6930,14 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 351, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 328, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 351, __pyx_L1_error)
+      __PYX_ERR(0, 328, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":350
+      /* "tvmfast/_core.pyx":327
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:             # <<<<<<<<<<<<<<
@@ -6871,7 +6946,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     }
 
-    /* "tvmfast/_core.pyx":352
+    /* "tvmfast/_core.pyx":329
  *         if handle == NULL:
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")
  *         out.type_index = (<TVMFFIObject*>handle).type_index             # <<<<<<<<<<<<<<
@@ -6882,7 +6957,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 
     __pyx_v_out->type_index = __pyx_t_22;
 
-    /* "tvmfast/_core.pyx":353
+    /* "tvmfast/_core.pyx":330
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
@@ -6891,7 +6966,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->v_ptr = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":354
+    /* "tvmfast/_core.pyx":331
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -6903,17 +6978,17 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (__pyx_t_19) {
 
 
-      /* "tvmfast/_core.pyx":355
+      /* "tvmfast/_core.pyx":332
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:
  *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
 */
-      __pyx_t_1 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 355, __pyx_L1_error)
+      __pyx_t_1 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 332, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":354
+      /* "tvmfast/_core.pyx":331
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -6922,7 +6997,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     }
 
-    /* "tvmfast/_core.pyx":348
+    /* "tvmfast/_core.pyx":325
  *         out.type_index = kTVMFFIRawStr
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)
  *     elif kind == KIND_FFI_OBJECT:             # <<<<<<<<<<<<<<
@@ -6932,7 +7007,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_DLPACK:
 
-    /* "tvmfast/_core.pyx":358
+    /* "tvmfast/_core.pyx":335
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -6948,7 +7023,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XGOTREF(__pyx_t_2);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":359
+        /* "tvmfast/_core.pyx":336
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)             # <<<<<<<<<<<<<<
@@ -6975,13 +7050,13 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
           __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 359, __pyx_L13_error)
+          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 336, __pyx_L13_error)
           __Pyx_GOTREF(__pyx_t_8);
         }
         __pyx_v_tensor = __pyx_t_8;
         __pyx_t_8 = 0;
 
-        /* "tvmfast/_core.pyx":358
+        /* "tvmfast/_core.pyx":335
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -7003,7 +7078,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
 
-      /* "tvmfast/_core.pyx":360
+      /* "tvmfast/_core.pyx":337
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:             # <<<<<<<<<<<<<<
@@ -7013,7 +7088,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_Exception))));
       if (__pyx_t_1) {
         __Pyx_AddTraceback("tvmfast._core.convert_slow", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_8, &__pyx_t_7, &__pyx_t_9) < 0) __PYX_ERR(0, 360, __pyx_L15_except_error)
+        if (__Pyx_GetException(&__pyx_t_8, &__pyx_t_7, &__pyx_t_9) < 0) __PYX_ERR(0, 337, __pyx_L15_except_error)
         __Pyx_XGOTREF(__pyx_t_8);
         __Pyx_XGOTREF(__pyx_t_7);
         __Pyx_XGOTREF(__pyx_t_9);
@@ -7021,7 +7096,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_v_e = __pyx_t_7;
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":361
+          /* "tvmfast/_core.pyx":338
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:
  *             raise TypeError(             # <<<<<<<<<<<<<<
@@ -7030,25 +7105,25 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
           __pyx_t_6 = NULL;
 
-          /* "tvmfast/_core.pyx":362
+          /* "tvmfast/_core.pyx":339
  *         except Exception as e:
  *             raise TypeError(
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"             # <<<<<<<<<<<<<<
  *             ) from e
  *         if st.temps == NULL:
 */
-          __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 362, __pyx_L24_error)
+          __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 339, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_10);
-          __pyx_t_12 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 362, __pyx_L24_error)
+          __pyx_t_12 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 339, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_12);
-          __pyx_t_11 = __Pyx_PyUnicode_Unicode(__pyx_t_12); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 362, __pyx_L24_error)
+          __pyx_t_11 = __Pyx_PyUnicode_Unicode(__pyx_t_12); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 339, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_11);
           __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-          __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_v_e, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 362, __pyx_L24_error)
+          __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_v_e, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 339, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_12);
           __pyx_t_23[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
           __pyx_t_23[1] = __pyx_t_10;
-          __pyx_t_23[2] = __pyx_mstate_global->__pyx_kp_u__2;
+          __pyx_t_23[2] = __pyx_mstate_global->__pyx_kp_u__3;
           __pyx_t_23[3] = __pyx_t_11;
           __pyx_t_23[4] = __pyx_mstate_global->__pyx_kp_u_cannot_be_passed_as_a_DLPack_te_2;
           __pyx_t_23[5] = __pyx_t_12;
@@ -7061,7 +7136,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_23[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_23[5]);
           #endif
           __pyx_t_24 = __Pyx_PyUnicode_Join(__pyx_t_23, 6, __pyx_t_14, __pyx_t_1);
-          if (unlikely(!__pyx_t_24)) __PYX_ERR(0, 362, __pyx_L24_error)
+          if (unlikely(!__pyx_t_24)) __PYX_ERR(0, 339, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_24);
           __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -7072,11 +7147,11 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
             __pyx_t_15 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
             __Pyx_DECREF(__pyx_t_24); __pyx_t_24 = 0;
-            if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 361, __pyx_L24_error)
+            if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 338, __pyx_L24_error)
             __Pyx_GOTREF(__pyx_t_15);
           }
 
-          /* "tvmfast/_core.pyx":363
+          /* "tvmfast/_core.pyx":340
  *             raise TypeError(
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e             # <<<<<<<<<<<<<<
@@ -7085,10 +7160,10 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
           __Pyx_Raise(__pyx_t_15, 0, 0, __pyx_v_e);
           __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-          __PYX_ERR(0, 361, __pyx_L24_error)
+          __PYX_ERR(0, 338, __pyx_L24_error)
         }
 
-        /* "tvmfast/_core.pyx":360
+        /* "tvmfast/_core.pyx":337
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:             # <<<<<<<<<<<<<<
@@ -7135,7 +7210,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       }
       goto __pyx_L15_except_error;
 
-      /* "tvmfast/_core.pyx":358
+      /* "tvmfast/_core.pyx":335
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -7151,7 +7226,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_L18_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":364
+    /* "tvmfast/_core.pyx":341
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e
  *         if st.temps == NULL:             # <<<<<<<<<<<<<<
@@ -7163,22 +7238,22 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (__pyx_t_19) {
 
 
-      /* "tvmfast/_core.pyx":365
+      /* "tvmfast/_core.pyx":342
  *             ) from e
  *         if st.temps == NULL:
  *             temps = [tensor]             # <<<<<<<<<<<<<<
  *             Py_INCREF(temps)
  *             st.temps = <void*>temps
 */
-      __pyx_t_9 = PyList_New(1); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 365, __pyx_L1_error)
+      __pyx_t_9 = PyList_New(1); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 342, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_INCREF(__pyx_v_tensor);
       __Pyx_GIVEREF(__pyx_v_tensor);
-      if (__Pyx_PyList_SET_ITEM(__pyx_t_9, 0, __pyx_v_tensor) != (0)) __PYX_ERR(0, 365, __pyx_L1_error);
+      if (__Pyx_PyList_SET_ITEM(__pyx_t_9, 0, __pyx_v_tensor) != (0)) __PYX_ERR(0, 342, __pyx_L1_error);
       __pyx_v_temps = ((PyObject*)__pyx_t_9);
       __pyx_t_9 = 0;
 
-      /* "tvmfast/_core.pyx":366
+      /* "tvmfast/_core.pyx":343
  *         if st.temps == NULL:
  *             temps = [tensor]
  *             Py_INCREF(temps)             # <<<<<<<<<<<<<<
@@ -7187,7 +7262,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
       Py_INCREF(__pyx_v_temps);
 
-      /* "tvmfast/_core.pyx":367
+      /* "tvmfast/_core.pyx":344
  *             temps = [tensor]
  *             Py_INCREF(temps)
  *             st.temps = <void*>temps             # <<<<<<<<<<<<<<
@@ -7196,7 +7271,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
       __pyx_v_st->temps = ((void *)__pyx_v_temps);
 
-      /* "tvmfast/_core.pyx":364
+      /* "tvmfast/_core.pyx":341
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e
  *         if st.temps == NULL:             # <<<<<<<<<<<<<<
@@ -7206,7 +7281,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       goto __pyx_L30;
     }
 
-    /* "tvmfast/_core.pyx":369
+    /* "tvmfast/_core.pyx":346
  *             st.temps = <void*>temps
  *         else:
  *             (<list>st.temps).append(tensor)             # <<<<<<<<<<<<<<
@@ -7216,14 +7291,14 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     /*else*/ {
       if (unlikely(((PyObject *)__pyx_v_st->temps) == Py_None)) {
         PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-        __PYX_ERR(0, 369, __pyx_L1_error)
+        __PYX_ERR(0, 346, __pyx_L1_error)
       }
-      __pyx_t_33 = __Pyx_PyList_Append(((PyObject*)__pyx_v_st->temps), __pyx_v_tensor); if (unlikely(__pyx_t_33 == ((int)-1))) __PYX_ERR(0, 369, __pyx_L1_error)
+      __pyx_t_33 = __Pyx_PyList_Append(((PyObject*)__pyx_v_st->temps), __pyx_v_tensor); if (unlikely(__pyx_t_33 == ((int)-1))) __PYX_ERR(0, 346, __pyx_L1_error)
 
     }
     __pyx_L30:;
 
-    /* "tvmfast/_core.pyx":370
+    /* "tvmfast/_core.pyx":347
  *         else:
  *             (<list>st.temps).append(tensor)
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()             # <<<<<<<<<<<<<<
@@ -7237,15 +7312,15 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
       __pyx_t_9 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_16, (1-__pyx_t_16) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 370, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 347, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
-    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_9); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 370, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_9); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 347, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     __pyx_v_handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_21));
 
 
-    /* "tvmfast/_core.pyx":371
+    /* "tvmfast/_core.pyx":348
  *             (<list>st.temps).append(tensor)
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
  *         out.type_index = kTVMFFITensor             # <<<<<<<<<<<<<<
@@ -7254,7 +7329,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFITensor;
 
-    /* "tvmfast/_core.pyx":372
+    /* "tvmfast/_core.pyx":349
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
  *         out.type_index = kTVMFFITensor
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
@@ -7263,17 +7338,17 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->v_ptr = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":373
+    /* "tvmfast/_core.pyx":350
  *         out.type_index = kTVMFFITensor
  *         out.v_ptr = handle
  *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)             # <<<<<<<<<<<<<<
  *     else:
  *         raise_unsupported(obj, pos)
 */
-    __pyx_t_25 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 373, __pyx_L1_error)
+    __pyx_t_25 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 350, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":356
+    /* "tvmfast/_core.pyx":333
  *         if out.type_index == kTVMFFITensor:
  *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
  *     elif kind == KIND_DLPACK:             # <<<<<<<<<<<<<<
@@ -7283,19 +7358,19 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     default:
 
-    /* "tvmfast/_core.pyx":375
+    /* "tvmfast/_core.pyx":352
  *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
  *     else:
  *         raise_unsupported(obj, pos)             # <<<<<<<<<<<<<<
  *     return 0
  * 
 */
-    __pyx_t_25 = __pyx_f_7tvmfast_5_core_raise_unsupported(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 375, __pyx_L1_error)
+    __pyx_t_25 = __pyx_f_7tvmfast_5_core_raise_unsupported(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 352, __pyx_L1_error)
 
     break;
   }
 
-  /* "tvmfast/_core.pyx":376
+  /* "tvmfast/_core.pyx":353
  *     else:
  *         raise_unsupported(obj, pos)
  *     return 0             # <<<<<<<<<<<<<<
@@ -7308,7 +7383,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":321
+  /* "tvmfast/_core.pyx":298
  * 
  * 
  * cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -7339,7 +7414,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":379
+/* "tvmfast/_core.pyx":356
  * 
  * 
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,             # <<<<<<<<<<<<<<
@@ -7348,7 +7423,8 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
 
 static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_obj, Py_ssize_t __pyx_v_pos, TVMFFIAny *__pyx_v_out, DLTensor *__pyx_v_dl, __pyx_t_7tvmfast_5_core_CallState *__pyx_v_st, int __pyx_v_tensor_mode) {
-  int __pyx_v_slot;
+  DLPackExchangeAPI const *__pyx_v_api;
+  int __pyx_v_kind;
   int __pyx_r;
   int __pyx_t_1;
   int __pyx_t_2;
@@ -7357,44 +7433,40 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":381
+  /* "tvmfast/_core.pyx":358
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
  *                             CallState* st, int tensor_mode) except -1:
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:             # <<<<<<<<<<<<<<
  *         # The common case, inlined: a torch tensor exported directly (once).
- *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
+ *         if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED
 */
   __pyx_t_1 = (((PyObject *)Py_TYPE(__pyx_v_obj)) == __pyx_v_7tvmfast_5_core_fast_exchange_type);
 
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":383
+    /* "tvmfast/_core.pyx":360
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
  *         # The common case, inlined: a torch tensor exported directly (once).
- *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
+ *         if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
  *                 and tvmfast_torch_export(obj, dl) == 0):
  *             out.type_index = kTVMFFIDLTensorPtr
 */
-    __pyx_t_2 = (__pyx_v_tensor_mode != __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED);
-
-    if (__pyx_t_2) {
-
+    if (__pyx_v_7tvmfast_5_core_fast_exchange_is_torch) {
     } else {
 
-      __pyx_t_1 = __pyx_t_2;
-
+      __pyx_t_1 = __pyx_v_7tvmfast_5_core_fast_exchange_is_torch;
       goto __pyx_L5_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":384
+    /* "tvmfast/_core.pyx":361
  *         # The common case, inlined: a torch tensor exported directly (once).
- *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
+ *         if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED
  *                 and tvmfast_torch_export(obj, dl) == 0):             # <<<<<<<<<<<<<<
  *             out.type_index = kTVMFFIDLTensorPtr
  *             out.zero_padding = 0
 */
-    __pyx_t_2 = (tvmfast_torch_to_dl != NULL);
+    __pyx_t_2 = (__pyx_v_tensor_mode != __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED);
 
     if (__pyx_t_2) {
 
@@ -7411,18 +7483,18 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 
     __pyx_L5_bool_binop_done:;
 
-    /* "tvmfast/_core.pyx":383
+    /* "tvmfast/_core.pyx":360
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
  *         # The common case, inlined: a torch tensor exported directly (once).
- *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
+ *         if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
  *                 and tvmfast_torch_export(obj, dl) == 0):
  *             out.type_index = kTVMFFIDLTensorPtr
 */
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":385
- *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
+      /* "tvmfast/_core.pyx":362
+ *         if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED
  *                 and tvmfast_torch_export(obj, dl) == 0):
  *             out.type_index = kTVMFFIDLTensorPtr             # <<<<<<<<<<<<<<
  *             out.zero_padding = 0
@@ -7430,7 +7502,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_out->type_index = kTVMFFIDLTensorPtr;
 
-      /* "tvmfast/_core.pyx":386
+      /* "tvmfast/_core.pyx":363
  *                 and tvmfast_torch_export(obj, dl) == 0):
  *             out.type_index = kTVMFFIDLTensorPtr
  *             out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -7439,7 +7511,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_out->zero_padding = 0;
 
-      /* "tvmfast/_core.pyx":387
+      /* "tvmfast/_core.pyx":364
  *             out.type_index = kTVMFFIDLTensorPtr
  *             out.zero_padding = 0
  *             out.v_ptr = dl             # <<<<<<<<<<<<<<
@@ -7448,7 +7520,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_out->v_ptr = __pyx_v_dl;
 
-      /* "tvmfast/_core.pyx":388
+      /* "tvmfast/_core.pyx":365
  *             out.zero_padding = 0
  *             out.v_ptr = dl
  *             st.n_dltensor_ptr += 1             # <<<<<<<<<<<<<<
@@ -7457,7 +7529,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_st->n_dltensor_ptr = (__pyx_v_st->n_dltensor_ptr + 1);
 
-      /* "tvmfast/_core.pyx":389
+      /* "tvmfast/_core.pyx":366
  *             out.v_ptr = dl
  *             st.n_dltensor_ptr += 1
  *             if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -7469,7 +7541,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
       if (__pyx_t_1) {
 
 
-        /* "tvmfast/_core.pyx":390
+        /* "tvmfast/_core.pyx":367
  *             st.n_dltensor_ptr += 1
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj             # <<<<<<<<<<<<<<
@@ -7478,7 +7550,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
         __pyx_v_st->exemplar = ((void *)__pyx_v_obj);
 
-        /* "tvmfast/_core.pyx":389
+        /* "tvmfast/_core.pyx":366
  *             out.v_ptr = dl
  *             st.n_dltensor_ptr += 1
  *             if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -7487,7 +7559,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       }
 
-      /* "tvmfast/_core.pyx":391
+      /* "tvmfast/_core.pyx":368
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj
  *             if (dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
@@ -7505,7 +7577,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
         goto __pyx_L10_bool_binop_done;
       }
 
-      /* "tvmfast/_core.pyx":392
+      /* "tvmfast/_core.pyx":369
  *                 st.exemplar = <void*>obj
  *             if (dl.device.device_type == kDLCPU
  *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):             # <<<<<<<<<<<<<<
@@ -7519,7 +7591,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 
       __pyx_L10_bool_binop_done:;
 
-      /* "tvmfast/_core.pyx":391
+      /* "tvmfast/_core.pyx":368
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj
  *             if (dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
@@ -7529,7 +7601,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
       if (__pyx_t_1) {
 
 
-        /* "tvmfast/_core.pyx":393
+        /* "tvmfast/_core.pyx":370
  *             if (dl.device.device_type == kDLCPU
  *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
  *                 if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -7541,7 +7613,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
         if (__pyx_t_1) {
 
 
-          /* "tvmfast/_core.pyx":394
+          /* "tvmfast/_core.pyx":371
  *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
  *                 if st.cpu_pos < 0:
  *                     st.cpu_pos = <int32_t>pos             # <<<<<<<<<<<<<<
@@ -7550,7 +7622,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
           __pyx_v_st->cpu_pos = ((int32_t)__pyx_v_pos);
 
-          /* "tvmfast/_core.pyx":393
+          /* "tvmfast/_core.pyx":370
  *             if (dl.device.device_type == kDLCPU
  *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
  *                 if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -7559,7 +7631,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
         }
 
-        /* "tvmfast/_core.pyx":395
+        /* "tvmfast/_core.pyx":372
  *                 if st.cpu_pos < 0:
  *                     st.cpu_pos = <int32_t>pos
  *                 return 0             # <<<<<<<<<<<<<<
@@ -7572,7 +7644,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
         }
         goto __pyx_L0;
 
-        /* "tvmfast/_core.pyx":391
+        /* "tvmfast/_core.pyx":368
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj
  *             if (dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
@@ -7581,104 +7653,83 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       }
 
-      /* "tvmfast/_core.pyx":396
+      /* "tvmfast/_core.pyx":373
  *                     st.cpu_pos = <int32_t>pos
  *                 return 0
  *             return note_device(st, dl, pos, fast_exchange_api)             # <<<<<<<<<<<<<<
  *         # Owned mode, or torch refused the export: the exchange API (and its error).
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 396, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 373, __pyx_L1_error)
       {
         __pyx_r = __pyx_t_3;
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":383
+      /* "tvmfast/_core.pyx":360
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
  *         # The common case, inlined: a torch tensor exported directly (once).
- *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
+ *         if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
  *                 and tvmfast_torch_export(obj, dl) == 0):
  *             out.type_index = kTVMFFIDLTensorPtr
 */
     }
 
-    /* "tvmfast/_core.pyx":398
+    /* "tvmfast/_core.pyx":375
  *             return note_device(st, dl, pos, fast_exchange_api)
  *         # Owned mode, or torch refused the export: the exchange API (and its error).
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)             # <<<<<<<<<<<<<<
- *     cdef int slot = classify_type(obj)
- *     if slot == -2:
+ *     cdef const DLPackExchangeAPI* api = NULL
+ *     cdef int kind = classify_type(obj, &api)
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, 0); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 398, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, 0); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 375, __pyx_L1_error)
     {
       __pyx_r = __pyx_t_3;
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":381
+    /* "tvmfast/_core.pyx":358
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
  *                             CallState* st, int tensor_mode) except -1:
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:             # <<<<<<<<<<<<<<
  *         # The common case, inlined: a torch tensor exported directly (once).
- *         if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
+ *         if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED
 */
   }
 
-  /* "tvmfast/_core.pyx":399
+  /* "tvmfast/_core.pyx":376
  *         # Owned mode, or torch refused the export: the exchange API (and its error).
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
- *     cdef int slot = classify_type(obj)             # <<<<<<<<<<<<<<
- *     if slot == -2:
- *         slot = TYPE_CACHE_SIZE - 1
+ *     cdef const DLPackExchangeAPI* api = NULL             # <<<<<<<<<<<<<<
+ *     cdef int kind = classify_type(obj, &api)
+ *     return convert_slow(obj, pos, kind, api, out, dl, st, tensor_mode)
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_classify_type(__pyx_v_obj); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 399, __pyx_L1_error)
-  __pyx_v_slot = __pyx_t_3;
+  __pyx_v_api = NULL;
 
-  /* "tvmfast/_core.pyx":400
+  /* "tvmfast/_core.pyx":377
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
- *     cdef int slot = classify_type(obj)
- *     if slot == -2:             # <<<<<<<<<<<<<<
- *         slot = TYPE_CACHE_SIZE - 1
- *     return convert_slow(obj, pos, cached_kinds[slot], cached_apis[slot], out, dl, st, tensor_mode)
-*/
-  __pyx_t_1 = (__pyx_v_slot == -2L);
-
-  if (__pyx_t_1) {
-
-
-    /* "tvmfast/_core.pyx":401
- *     cdef int slot = classify_type(obj)
- *     if slot == -2:
- *         slot = TYPE_CACHE_SIZE - 1             # <<<<<<<<<<<<<<
- *     return convert_slow(obj, pos, cached_kinds[slot], cached_apis[slot], out, dl, st, tensor_mode)
+ *     cdef const DLPackExchangeAPI* api = NULL
+ *     cdef int kind = classify_type(obj, &api)             # <<<<<<<<<<<<<<
+ *     return convert_slow(obj, pos, kind, api, out, dl, st, tensor_mode)
  * 
 */
-    __pyx_v_slot = (__pyx_e_7tvmfast_5_core_TYPE_CACHE_SIZE - 1);
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_classify_type(__pyx_v_obj, (&__pyx_v_api)); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 377, __pyx_L1_error)
+  __pyx_v_kind = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":400
- *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
- *     cdef int slot = classify_type(obj)
- *     if slot == -2:             # <<<<<<<<<<<<<<
- *         slot = TYPE_CACHE_SIZE - 1
- *     return convert_slow(obj, pos, cached_kinds[slot], cached_apis[slot], out, dl, st, tensor_mode)
-*/
-  }
-
-  /* "tvmfast/_core.pyx":402
- *     if slot == -2:
- *         slot = TYPE_CACHE_SIZE - 1
- *     return convert_slow(obj, pos, cached_kinds[slot], cached_apis[slot], out, dl, st, tensor_mode)             # <<<<<<<<<<<<<<
+  /* "tvmfast/_core.pyx":378
+ *     cdef const DLPackExchangeAPI* api = NULL
+ *     cdef int kind = classify_type(obj, &api)
+ *     return convert_slow(obj, pos, kind, api, out, dl, st, tensor_mode)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_slow(__pyx_v_obj, __pyx_v_pos, (__pyx_v_7tvmfast_5_core_cached_kinds[__pyx_v_slot]), (__pyx_v_7tvmfast_5_core_cached_apis[__pyx_v_slot]), __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 402, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_slow(__pyx_v_obj, __pyx_v_pos, __pyx_v_kind, __pyx_v_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 378, __pyx_L1_error)
   {
     __pyx_r = __pyx_t_3;
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":379
+  /* "tvmfast/_core.pyx":356
  * 
  * 
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,             # <<<<<<<<<<<<<<
@@ -7693,10 +7744,11 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   __pyx_L0:;
 
 
+
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":405
+/* "tvmfast/_core.pyx":381
  * 
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:             # <<<<<<<<<<<<<<
@@ -7706,7 +7758,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 
 static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_core_CallState *__pyx_v_st, TVMFFIObjectHandle *__pyx_v_owned, uint64_t __pyx_v_align_mask) {
 
-  /* "tvmfast/_core.pyx":406
+  /* "tvmfast/_core.pyx":382
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
  *     st.align_mask = align_mask             # <<<<<<<<<<<<<<
@@ -7715,7 +7767,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->align_mask = __pyx_v_align_mask;
 
-  /* "tvmfast/_core.pyx":407
+  /* "tvmfast/_core.pyx":383
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
  *     st.align_mask = align_mask
  *     st.device_type = -1             # <<<<<<<<<<<<<<
@@ -7724,7 +7776,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_type = -1;
 
-  /* "tvmfast/_core.pyx":408
+  /* "tvmfast/_core.pyx":384
  *     st.align_mask = align_mask
  *     st.device_type = -1
  *     st.device_id = 0             # <<<<<<<<<<<<<<
@@ -7733,7 +7785,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_id = 0;
 
-  /* "tvmfast/_core.pyx":409
+  /* "tvmfast/_core.pyx":385
  *     st.device_type = -1
  *     st.device_id = 0
  *     st.device_pos = -1             # <<<<<<<<<<<<<<
@@ -7742,7 +7794,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_pos = -1;
 
-  /* "tvmfast/_core.pyx":410
+  /* "tvmfast/_core.pyx":386
  *     st.device_id = 0
  *     st.device_pos = -1
  *     st.cpu_pos = -1             # <<<<<<<<<<<<<<
@@ -7751,7 +7803,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->cpu_pos = -1;
 
-  /* "tvmfast/_core.pyx":411
+  /* "tvmfast/_core.pyx":387
  *     st.device_pos = -1
  *     st.cpu_pos = -1
  *     st.stream_api = NULL             # <<<<<<<<<<<<<<
@@ -7760,7 +7812,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->stream_api = NULL;
 
-  /* "tvmfast/_core.pyx":412
+  /* "tvmfast/_core.pyx":388
  *     st.cpu_pos = -1
  *     st.stream_api = NULL
  *     st.exemplar = NULL             # <<<<<<<<<<<<<<
@@ -7769,7 +7821,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->exemplar = NULL;
 
-  /* "tvmfast/_core.pyx":413
+  /* "tvmfast/_core.pyx":389
  *     st.stream_api = NULL
  *     st.exemplar = NULL
  *     st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -7778,7 +7830,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->n_owned = 0;
 
-  /* "tvmfast/_core.pyx":414
+  /* "tvmfast/_core.pyx":390
  *     st.exemplar = NULL
  *     st.n_owned = 0
  *     st.owned = owned             # <<<<<<<<<<<<<<
@@ -7787,7 +7839,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":415
+  /* "tvmfast/_core.pyx":391
  *     st.n_owned = 0
  *     st.owned = owned
  *     st.n_dltensor_ptr = 0             # <<<<<<<<<<<<<<
@@ -7796,7 +7848,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->n_dltensor_ptr = 0;
 
-  /* "tvmfast/_core.pyx":416
+  /* "tvmfast/_core.pyx":392
  *     st.owned = owned
  *     st.n_dltensor_ptr = 0
  *     st.temps = NULL             # <<<<<<<<<<<<<<
@@ -7805,7 +7857,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->temps = NULL;
 
-  /* "tvmfast/_core.pyx":417
+  /* "tvmfast/_core.pyx":393
  *     st.n_dltensor_ptr = 0
  *     st.temps = NULL
  *     st.items = NULL             # <<<<<<<<<<<<<<
@@ -7814,7 +7866,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->items = NULL;
 
-  /* "tvmfast/_core.pyx":418
+  /* "tvmfast/_core.pyx":394
  *     st.temps = NULL
  *     st.items = NULL
  *     st.frozen = NULL             # <<<<<<<<<<<<<<
@@ -7823,7 +7875,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->frozen = NULL;
 
-  /* "tvmfast/_core.pyx":419
+  /* "tvmfast/_core.pyx":395
  *     st.items = NULL
  *     st.frozen = NULL
  *     st.packed = NULL             # <<<<<<<<<<<<<<
@@ -7832,7 +7884,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->packed = NULL;
 
-  /* "tvmfast/_core.pyx":420
+  /* "tvmfast/_core.pyx":396
  *     st.frozen = NULL
  *     st.packed = NULL
  *     st.num_packed = 0             # <<<<<<<<<<<<<<
@@ -7841,7 +7893,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->num_packed = 0;
 
-  /* "tvmfast/_core.pyx":421
+  /* "tvmfast/_core.pyx":397
  *     st.packed = NULL
  *     st.num_packed = 0
  *     st.devices_checked = 0             # <<<<<<<<<<<<<<
@@ -7850,7 +7902,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->devices_checked = 0;
 
-  /* "tvmfast/_core.pyx":405
+  /* "tvmfast/_core.pyx":381
  * 
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:             # <<<<<<<<<<<<<<
@@ -7862,7 +7914,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 
 }
 
-/* "tvmfast/_core.pyx":424
+/* "tvmfast/_core.pyx":400
  * 
  * 
  * cdef inline void release_state(CallState* st) noexcept:             # <<<<<<<<<<<<<<
@@ -7880,7 +7932,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   PyObject *__pyx_t_5 = NULL;
   __Pyx_RefNannySetupContext("release_state", 0);
 
-  /* "tvmfast/_core.pyx":426
+  /* "tvmfast/_core.pyx":402
  * cdef inline void release_state(CallState* st) noexcept:
  *     cdef int32_t i
  *     for i in range(st.n_owned):             # <<<<<<<<<<<<<<
@@ -7894,7 +7946,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":427
+    /* "tvmfast/_core.pyx":403
  *     cdef int32_t i
  *     for i in range(st.n_owned):
  *         TVMFFIObjectDecRef(st.owned[i])             # <<<<<<<<<<<<<<
@@ -7905,7 +7957,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   }
 
 
-  /* "tvmfast/_core.pyx":428
+  /* "tvmfast/_core.pyx":404
  *     for i in range(st.n_owned):
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -7914,7 +7966,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
   __pyx_v_st->n_owned = 0;
 
-  /* "tvmfast/_core.pyx":429
+  /* "tvmfast/_core.pyx":405
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0
  *     if st.temps != NULL:             # <<<<<<<<<<<<<<
@@ -7926,7 +7978,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":430
+    /* "tvmfast/_core.pyx":406
  *     st.n_owned = 0
  *     if st.temps != NULL:
  *         Py_DECREF(<object>st.temps)             # <<<<<<<<<<<<<<
@@ -7938,7 +7990,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
     Py_DECREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-    /* "tvmfast/_core.pyx":431
+    /* "tvmfast/_core.pyx":407
  *     if st.temps != NULL:
  *         Py_DECREF(<object>st.temps)
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -7947,7 +7999,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
     __pyx_v_st->temps = NULL;
 
-    /* "tvmfast/_core.pyx":429
+    /* "tvmfast/_core.pyx":405
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0
  *     if st.temps != NULL:             # <<<<<<<<<<<<<<
@@ -7956,7 +8008,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
   }
 
-  /* "tvmfast/_core.pyx":424
+  /* "tvmfast/_core.pyx":400
  * 
  * 
  * cdef inline void release_state(CallState* st) noexcept:             # <<<<<<<<<<<<<<
@@ -7970,7 +8022,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   __Pyx_RefNannyFinishContext();
 }
 
-/* "tvmfast/_core.pyx":437
+/* "tvmfast/_core.pyx":413
  * 
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):             # <<<<<<<<<<<<<<
@@ -7992,7 +8044,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("device_str", 0);
 
-  /* "tvmfast/_core.pyx":438
+  /* "tvmfast/_core.pyx":414
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):
  *     return f"{DEVICE_NAMES.get(device_type, f'device_type={device_type}')}:{device_id}"             # <<<<<<<<<<<<<<
@@ -8001,23 +8053,23 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
 */
   if (unlikely(__pyx_v_7tvmfast_5_core_DEVICE_NAMES == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "get");
-    __PYX_ERR(0, 438, __pyx_L1_error)
+    __PYX_ERR(0, 414, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyLong_From_int32_t(__pyx_v_device_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 438, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int32_t(__pyx_v_device_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 414, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_type, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 438, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_type, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 414, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_device_type, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 438, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_device_type, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 414, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyDict_GetItemDefault(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, __pyx_t_1, __pyx_t_3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 438, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_GetItemDefault(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, __pyx_t_1, __pyx_t_3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 414, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 438, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 414, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_id, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 438, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_id, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 414, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4[0] = __pyx_t_3;
   __pyx_t_4[1] = __pyx_mstate_global->__pyx_kp_u__4;
@@ -8031,7 +8083,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   __pyx_t_6 |= __Pyx_PyUnicode_KIND_04(__pyx_t_4[0]);
   #endif
   __pyx_t_1 = __Pyx_PyUnicode_Join(__pyx_t_4, 3, __pyx_t_5, __pyx_t_6);
-  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 438, __pyx_L1_error)
+  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 414, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -8046,7 +8098,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":437
+  /* "tvmfast/_core.pyx":413
  * 
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):             # <<<<<<<<<<<<<<
@@ -8067,7 +8119,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":441
+/* "tvmfast/_core.pyx":417
  * 
  * 
  * cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:             # <<<<<<<<<<<<<<
@@ -8102,7 +8154,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("check_devices", 0);
 
-  /* "tvmfast/_core.pyx":445
+  /* "tvmfast/_core.pyx":421
  *     cdef Py_ssize_t i
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:             # <<<<<<<<<<<<<<
@@ -8114,7 +8166,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":446
+    /* "tvmfast/_core.pyx":422
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:
  *         raise ValueError(             # <<<<<<<<<<<<<<
@@ -8123,28 +8175,28 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
     __pyx_t_3 = NULL;
 
-    /* "tvmfast/_core.pyx":447
+    /* "tvmfast/_core.pyx":423
  *     if st.cpu_pos >= 0:
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "             # <<<<<<<<<<<<<<
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
 */
-    __pyx_t_4 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->cpu_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 447, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->cpu_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 423, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 447, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 423, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
 
-    /* "tvmfast/_core.pyx":448
+    /* "tvmfast/_core.pyx":424
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")             # <<<<<<<<<<<<<<
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
 */
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 448, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 424, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 448, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 424, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -8155,7 +8207,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     __pyx_t_8[5] = __pyx_t_7;
     __pyx_t_8[6] = __pyx_mstate_global->__pyx_kp_u_all_tensor_arguments_must_be_on;
 
-    /* "tvmfast/_core.pyx":447
+    /* "tvmfast/_core.pyx":423
  *     if st.cpu_pos >= 0:
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "             # <<<<<<<<<<<<<<
@@ -8171,7 +8223,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[5]);
     #endif
     __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_8, 7, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 447, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 423, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -8182,14 +8234,14 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 446, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 422, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 446, __pyx_L1_error)
+    __PYX_ERR(0, 422, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":445
+    /* "tvmfast/_core.pyx":421
  *     cdef Py_ssize_t i
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:             # <<<<<<<<<<<<<<
@@ -8198,7 +8250,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
   }
 
-  /* "tvmfast/_core.pyx":449
+  /* "tvmfast/_core.pyx":425
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -8212,7 +8264,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":450
+    /* "tvmfast/_core.pyx":426
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -8224,7 +8276,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":451
+      /* "tvmfast/_core.pyx":427
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr             # <<<<<<<<<<<<<<
@@ -8233,7 +8285,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_v_dl = ((DLTensor *)(__pyx_v_packed[__pyx_v_i]).v_ptr);
 
-      /* "tvmfast/_core.pyx":450
+      /* "tvmfast/_core.pyx":426
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -8243,7 +8295,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       goto __pyx_L6;
     }
 
-    /* "tvmfast/_core.pyx":452
+    /* "tvmfast/_core.pyx":428
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -8255,7 +8307,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":453
+      /* "tvmfast/_core.pyx":429
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:
  *             dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))             # <<<<<<<<<<<<<<
@@ -8264,7 +8316,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_v_dl = ((DLTensor *)(((char *)(__pyx_v_packed[__pyx_v_i]).v_ptr) + (sizeof(TVMFFIObject))));
 
-      /* "tvmfast/_core.pyx":452
+      /* "tvmfast/_core.pyx":428
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -8274,7 +8326,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       goto __pyx_L6;
     }
 
-    /* "tvmfast/_core.pyx":455
+    /* "tvmfast/_core.pyx":431
  *             dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))
  *         else:
  *             continue             # <<<<<<<<<<<<<<
@@ -8286,7 +8338,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     }
     __pyx_L6:;
 
-    /* "tvmfast/_core.pyx":456
+    /* "tvmfast/_core.pyx":432
  *         else:
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:             # <<<<<<<<<<<<<<
@@ -8312,7 +8364,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":457
+      /* "tvmfast/_core.pyx":433
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -8321,33 +8373,33 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_t_6 = NULL;
 
-      /* "tvmfast/_core.pyx":458
+      /* "tvmfast/_core.pyx":434
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "             # <<<<<<<<<<<<<<
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "
  *                 f"all tensor arguments must be on one device")
 */
-      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 458, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_7 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_dl->device.device_type, __pyx_v_dl->device.device_id); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 458, __pyx_L1_error)
+      __pyx_t_7 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_dl->device.device_type, __pyx_v_dl->device.device_id); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_7); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 458, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_7); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
-      /* "tvmfast/_core.pyx":459
+      /* "tvmfast/_core.pyx":435
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "             # <<<<<<<<<<<<<<
  *                 f"all tensor arguments must be on one device")
  *     return 0
 */
-      __pyx_t_7 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 459, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 435, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 459, __pyx_L1_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 435, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 459, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 435, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -8360,7 +8412,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_16[7] = __pyx_t_15;
       __pyx_t_16[8] = __pyx_mstate_global->__pyx_kp_u_all_tensor_arguments_must_be_on;
 
-      /* "tvmfast/_core.pyx":458
+      /* "tvmfast/_core.pyx":434
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "             # <<<<<<<<<<<<<<
@@ -8379,7 +8431,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_16[7]);
       #endif
       __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_16, 9, __pyx_t_17, __pyx_t_10);
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 458, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 434, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -8391,14 +8443,14 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
         __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 457, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 433, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
       }
       __Pyx_Raise(__pyx_t_2, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-      __PYX_ERR(0, 457, __pyx_L1_error)
+      __PYX_ERR(0, 433, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":456
+      /* "tvmfast/_core.pyx":432
  *         else:
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:             # <<<<<<<<<<<<<<
@@ -8410,7 +8462,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   }
 
 
-  /* "tvmfast/_core.pyx":461
+  /* "tvmfast/_core.pyx":437
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "
  *                 f"all tensor arguments must be on one device")
  *     return 0             # <<<<<<<<<<<<<<
@@ -8423,7 +8475,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":441
+  /* "tvmfast/_core.pyx":417
  * 
  * 
  * cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:             # <<<<<<<<<<<<<<
@@ -8450,7 +8502,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":467
+/* "tvmfast/_core.pyx":443
  * # Results and errors: handed to tvm_ffi so they come out exactly as from rt_mod().
  * # ---------------------------------------------------------------------------
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8461,7 +8513,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx_v_self, CYTHON_UNUSED TVMFFIAny const *__pyx_v_args, CYTHON_UNUSED int32_t __pyx_v_num_args, TVMFFIAny *__pyx_v_result) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":469
+  /* "tvmfast/_core.pyx":445
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,
  *                              TVMFFIAny* result) noexcept nogil:
  *     result[0] = tvmfast_result_stash             # <<<<<<<<<<<<<<
@@ -8470,7 +8522,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   (__pyx_v_result[0]) = tvmfast_result_stash;
 
-  /* "tvmfast/_core.pyx":470
+  /* "tvmfast/_core.pyx":446
  *                              TVMFFIAny* result) noexcept nogil:
  *     result[0] = tvmfast_result_stash
  *     tvmfast_result_stash.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -8479,7 +8531,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   tvmfast_result_stash.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":471
+  /* "tvmfast/_core.pyx":447
  *     result[0] = tvmfast_result_stash
  *     tvmfast_result_stash.type_index = kTVMFFINone
  *     tvmfast_result_stash.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -8488,7 +8540,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   tvmfast_result_stash.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":472
+  /* "tvmfast/_core.pyx":448
  *     tvmfast_result_stash.type_index = kTVMFFINone
  *     tvmfast_result_stash.v_int64 = 0
  *     return 0             # <<<<<<<<<<<<<<
@@ -8501,7 +8553,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":467
+  /* "tvmfast/_core.pyx":443
  * # Results and errors: handed to tvm_ffi so they come out exactly as from rt_mod().
  * # ---------------------------------------------------------------------------
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8514,7 +8566,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":475
+/* "tvmfast/_core.pyx":451
  * 
  * 
  * cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8525,7 +8577,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__pyx_v_self, CYTHON_UNUSED TVMFFIAny const *__pyx_v_args, CYTHON_UNUSED int32_t __pyx_v_num_args, CYTHON_UNUSED TVMFFIAny *__pyx_v_result) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":479
+  /* "tvmfast/_core.pyx":455
  *     # The error of the failed kernel call is still in TVM-FFI's thread-local slot;
  *     # returning -1 lets tvm_ffi's Function.__call__ convert it like any other call.
  *     return -1             # <<<<<<<<<<<<<<
@@ -8538,7 +8590,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__py
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":475
+  /* "tvmfast/_core.pyx":451
  * 
  * 
  * cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8551,7 +8603,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":482
+/* "tvmfast/_core.pyx":458
  * 
  * 
  * cdef object register_helper(str name, TVMFFISafeCallType fn):             # <<<<<<<<<<<<<<
@@ -8580,7 +8632,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("register_helper", 0);
 
-  /* "tvmfast/_core.pyx":484
+  /* "tvmfast/_core.pyx":460
  * cdef object register_helper(str name, TVMFFISafeCallType fn):
  *     cdef TVMFFIObjectHandle handle
  *     cdef bytes bname = name.encode()             # <<<<<<<<<<<<<<
@@ -8589,34 +8641,34 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   if (unlikely(__pyx_v_name == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "encode");
-    __PYX_ERR(0, 484, __pyx_L1_error)
+    __PYX_ERR(0, 460, __pyx_L1_error)
   }
-  __pyx_t_1 = PyUnicode_AsEncodedString(__pyx_v_name, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 484, __pyx_L1_error)
+  __pyx_t_1 = PyUnicode_AsEncodedString(__pyx_v_name, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 460, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_bname = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":486
+  /* "tvmfast/_core.pyx":462
  *     cdef bytes bname = name.encode()
  *     cdef TVMFFIByteArray cname
  *     cname.data = bname             # <<<<<<<<<<<<<<
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
 */
-  __pyx_t_2 = __Pyx_PyBytes_AsString(__pyx_v_bname); if (unlikely((!__pyx_t_2) && PyErr_Occurred())) __PYX_ERR(0, 486, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBytes_AsString(__pyx_v_bname); if (unlikely((!__pyx_t_2) && PyErr_Occurred())) __PYX_ERR(0, 462, __pyx_L1_error)
   __pyx_v_cname.data = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":487
+  /* "tvmfast/_core.pyx":463
  *     cdef TVMFFIByteArray cname
  *     cname.data = bname
  *     cname.size = len(bname)             # <<<<<<<<<<<<<<
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()
 */
-  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_bname); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 487, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_bname); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 463, __pyx_L1_error)
   __pyx_v_cname.size = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":488
+  /* "tvmfast/_core.pyx":464
  *     cname.data = bname
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -8628,17 +8680,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":489
+    /* "tvmfast/_core.pyx":465
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 489, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 465, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":488
+    /* "tvmfast/_core.pyx":464
  *     cname.data = bname
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -8647,7 +8699,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   }
 
-  /* "tvmfast/_core.pyx":490
+  /* "tvmfast/_core.pyx":466
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)             # <<<<<<<<<<<<<<
@@ -8656,7 +8708,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   __pyx_v_ret = TVMFFIFunctionSetGlobal((&__pyx_v_cname), __pyx_v_handle, 1);
 
-  /* "tvmfast/_core.pyx":491
+  /* "tvmfast/_core.pyx":467
  *         raise_ffi_error()
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)             # <<<<<<<<<<<<<<
@@ -8665,7 +8717,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   (void)(TVMFFIObjectDecRef(__pyx_v_handle));
 
-  /* "tvmfast/_core.pyx":492
+  /* "tvmfast/_core.pyx":468
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -8677,17 +8729,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":493
+    /* "tvmfast/_core.pyx":469
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     return tvm_ffi.get_global_func(name)
  * 
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 493, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 469, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":492
+    /* "tvmfast/_core.pyx":468
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -8696,7 +8748,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   }
 
-  /* "tvmfast/_core.pyx":494
+  /* "tvmfast/_core.pyx":470
  *     if ret != 0:
  *         raise_ffi_error()
  *     return tvm_ffi.get_global_func(name)             # <<<<<<<<<<<<<<
@@ -8704,9 +8756,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
  * 
 */
   __pyx_t_6 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 494, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 470, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_get_global_func); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 494, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_get_global_func); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 470, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __pyx_t_9 = 1;
@@ -8726,7 +8778,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 494, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 470, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -8740,7 +8792,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":482
+  /* "tvmfast/_core.pyx":458
  * 
  * 
  * cdef object register_helper(str name, TVMFFISafeCallType fn):             # <<<<<<<<<<<<<<
@@ -8766,7 +8818,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":501
+/* "tvmfast/_core.pyx":477
  * 
  * 
  * cdef int raise_ffi_error() except -1:             # <<<<<<<<<<<<<<
@@ -8787,7 +8839,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_ffi_error", 0);
 
-  /* "tvmfast/_core.pyx":503
+  /* "tvmfast/_core.pyx":479
  * cdef int raise_ffi_error() except -1:
  *     """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
  *     if PyErr_Occurred() != NULL:             # <<<<<<<<<<<<<<
@@ -8799,7 +8851,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":506
+    /* "tvmfast/_core.pyx":482
  *         # EnvErrorAlreadySet (e.g. KeyboardInterrupt seen by TVMFFIEnvCheckSignals):
  *         # the Python exception is the real one; drop the FFI placeholder.
  *         drop_raised_error()             # <<<<<<<<<<<<<<
@@ -8808,7 +8860,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
 */
     __pyx_f_7tvmfast_5_core_drop_raised_error();
 
-    /* "tvmfast/_core.pyx":507
+    /* "tvmfast/_core.pyx":483
  *         # the Python exception is the real one; drop the FFI placeholder.
  *         drop_raised_error()
  *         return -1             # <<<<<<<<<<<<<<
@@ -8821,7 +8873,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":503
+    /* "tvmfast/_core.pyx":479
  * cdef int raise_ffi_error() except -1:
  *     """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
  *     if PyErr_Occurred() != NULL:             # <<<<<<<<<<<<<<
@@ -8830,7 +8882,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":508
+  /* "tvmfast/_core.pyx":484
  *         drop_raised_error()
  *         return -1
  *     _reraise()             # <<<<<<<<<<<<<<
@@ -8857,12 +8909,12 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 508, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 484, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":509
+  /* "tvmfast/_core.pyx":485
  *         return -1
  *     _reraise()
  *     raise RuntimeError("tvmfast: TVM call failed but no error was raised")  # not reached             # <<<<<<<<<<<<<<
@@ -8875,14 +8927,14 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_TVM_call_failed_but_no_e};
     __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 509, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 485, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
   __Pyx_Raise(__pyx_t_2, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __PYX_ERR(0, 509, __pyx_L1_error)
+  __PYX_ERR(0, 485, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":501
+  /* "tvmfast/_core.pyx":477
  * 
  * 
  * cdef int raise_ffi_error() except -1:             # <<<<<<<<<<<<<<
@@ -8903,7 +8955,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":512
+/* "tvmfast/_core.pyx":488
  * 
  * 
  * cdef void drop_raised_error() noexcept:             # <<<<<<<<<<<<<<
@@ -8915,7 +8967,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
   TVMFFIObjectHandle __pyx_v_err;
   int __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":513
+  /* "tvmfast/_core.pyx":489
  * 
  * cdef void drop_raised_error() noexcept:
  *     cdef TVMFFIObjectHandle err = NULL             # <<<<<<<<<<<<<<
@@ -8924,7 +8976,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   __pyx_v_err = NULL;
 
-  /* "tvmfast/_core.pyx":514
+  /* "tvmfast/_core.pyx":490
  * cdef void drop_raised_error() noexcept:
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)             # <<<<<<<<<<<<<<
@@ -8933,7 +8985,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   TVMFFIErrorMoveFromRaised((&__pyx_v_err));
 
-  /* "tvmfast/_core.pyx":515
+  /* "tvmfast/_core.pyx":491
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:             # <<<<<<<<<<<<<<
@@ -8945,7 +8997,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":516
+    /* "tvmfast/_core.pyx":492
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:
  *         TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -8954,7 +9006,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-    /* "tvmfast/_core.pyx":515
+    /* "tvmfast/_core.pyx":491
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:             # <<<<<<<<<<<<<<
@@ -8963,7 +9015,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":512
+  /* "tvmfast/_core.pyx":488
  * 
  * 
  * cdef void drop_raised_error() noexcept:             # <<<<<<<<<<<<<<
@@ -8976,7 +9028,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 
 }
 
-/* "tvmfast/_core.pyx":519
+/* "tvmfast/_core.pyx":495
  * 
  * 
  * cdef object convert_result(TVMFFIAny* result, CallState* st):             # <<<<<<<<<<<<<<
@@ -8999,7 +9051,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("convert_result", 0);
 
-  /* "tvmfast/_core.pyx":521
+  /* "tvmfast/_core.pyx":497
  * cdef object convert_result(TVMFFIAny* result, CallState* st):
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index             # <<<<<<<<<<<<<<
@@ -9010,7 +9062,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 
   __pyx_v_tindex = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":522
+  /* "tvmfast/_core.pyx":498
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
@@ -9022,14 +9074,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":523
+    /* "tvmfast/_core.pyx":499
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
 */
-    __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_result->v_int64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 523, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_result->v_int64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 499, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -9042,7 +9094,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":522
+    /* "tvmfast/_core.pyx":498
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
@@ -9051,7 +9103,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":524
+  /* "tvmfast/_core.pyx":500
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64
  *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
@@ -9063,14 +9115,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":525
+    /* "tvmfast/_core.pyx":501
  *         return result.v_int64
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
 */
-    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_result->v_float64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 525, __pyx_L1_error)
+    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_result->v_float64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 501, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -9083,7 +9135,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":524
+    /* "tvmfast/_core.pyx":500
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64
  *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
@@ -9092,7 +9144,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":526
+  /* "tvmfast/_core.pyx":502
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
@@ -9104,14 +9156,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":527
+    /* "tvmfast/_core.pyx":503
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIDLTensorPtr:
  *         # The function handed back one of the borrowed DLTensors we passed (an
 */
-    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_result->v_int64 != 0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 527, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_result->v_int64 != 0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 503, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -9124,7 +9176,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":526
+    /* "tvmfast/_core.pyx":502
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
@@ -9133,7 +9185,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":528
+  /* "tvmfast/_core.pyx":504
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
  *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -9145,14 +9197,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":531
+    /* "tvmfast/_core.pyx":507
  *         # The function handed back one of the borrowed DLTensors we passed (an
  *         # identity-like function): return that argument itself.
  *         return argument_with_dltensor(st, result.v_ptr)             # <<<<<<<<<<<<<<
  *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_v_st, __pyx_v_result->v_ptr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 531, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_v_st, __pyx_v_result->v_ptr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 507, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -9165,7 +9217,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":528
+    /* "tvmfast/_core.pyx":504
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
  *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -9174,7 +9226,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":534
+  /* "tvmfast/_core.pyx":510
  *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]             # <<<<<<<<<<<<<<
@@ -9183,7 +9235,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   tvmfast_result_stash = (__pyx_v_result[0]);
 
-  /* "tvmfast/_core.pyx":535
+  /* "tvmfast/_core.pyx":511
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:             # <<<<<<<<<<<<<<
@@ -9195,7 +9247,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":536
+    /* "tvmfast/_core.pyx":512
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:
  *         return _take_result(<object>st.exemplar)             # <<<<<<<<<<<<<<
@@ -9222,7 +9274,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 536, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 512, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     {
@@ -9236,7 +9288,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":535
+    /* "tvmfast/_core.pyx":511
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:             # <<<<<<<<<<<<<<
@@ -9245,7 +9297,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":537
+  /* "tvmfast/_core.pyx":513
  *     if st.exemplar != NULL:
  *         return _take_result(<object>st.exemplar)
  *     return _take_result()             # <<<<<<<<<<<<<<
@@ -9272,7 +9324,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 537, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 513, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   {
@@ -9286,7 +9338,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":519
+  /* "tvmfast/_core.pyx":495
  * 
  * 
  * cdef object convert_result(TVMFFIAny* result, CallState* st):             # <<<<<<<<<<<<<<
@@ -9308,7 +9360,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":540
+/* "tvmfast/_core.pyx":516
  * 
  * 
  * cdef object argument_at(CallState* st, Py_ssize_t pos):             # <<<<<<<<<<<<<<
@@ -9332,7 +9384,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("argument_at", 0);
 
-  /* "tvmfast/_core.pyx":544
+  /* "tvmfast/_core.pyx":520
  *     cdef FrozenFunction frozen
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:             # <<<<<<<<<<<<<<
@@ -9344,7 +9396,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":545
+    /* "tvmfast/_core.pyx":521
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:
  *         return <object>st.items[pos]             # <<<<<<<<<<<<<<
@@ -9362,7 +9414,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":544
+    /* "tvmfast/_core.pyx":520
  *     cdef FrozenFunction frozen
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:             # <<<<<<<<<<<<<<
@@ -9371,7 +9423,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
   }
 
-  /* "tvmfast/_core.pyx":546
+  /* "tvmfast/_core.pyx":522
  *     if st.frozen == NULL:
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen             # <<<<<<<<<<<<<<
@@ -9383,25 +9435,25 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   __pyx_v_frozen = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_2);
   __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":547
+  /* "tvmfast/_core.pyx":523
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:             # <<<<<<<<<<<<<<
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
 */
-  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 547, __pyx_L1_error)
+  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 523, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   if (unlikely(__pyx_v_frozen->frozen_values == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 547, __pyx_L1_error)
+    __PYX_ERR(0, 523, __pyx_L1_error)
   }
-  __pyx_t_1 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_v_frozen->frozen_values, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 547, __pyx_L1_error)
+  __pyx_t_1 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_v_frozen->frozen_values, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 523, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":548
+    /* "tvmfast/_core.pyx":524
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:
  *         return frozen.frozen_values[pos]             # <<<<<<<<<<<<<<
@@ -9410,11 +9462,11 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
     if (unlikely(__pyx_v_frozen->frozen_values == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 548, __pyx_L1_error)
+      __PYX_ERR(0, 524, __pyx_L1_error)
     }
-    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 548, __pyx_L1_error)
+    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 524, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_3 = __Pyx_PyDict_GetItem(__pyx_v_frozen->frozen_values, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 548, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyDict_GetItem(__pyx_v_frozen->frozen_values, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 524, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     {
@@ -9428,7 +9480,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":547
+    /* "tvmfast/_core.pyx":523
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:             # <<<<<<<<<<<<<<
@@ -9437,7 +9489,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
   }
 
-  /* "tvmfast/_core.pyx":549
+  /* "tvmfast/_core.pyx":525
  *     if pos in frozen.frozen_values:
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):             # <<<<<<<<<<<<<<
@@ -9451,7 +9503,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
     __pyx_v_k = __pyx_t_6;
 
-    /* "tvmfast/_core.pyx":550
+    /* "tvmfast/_core.pyx":526
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:             # <<<<<<<<<<<<<<
@@ -9463,7 +9515,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":551
+      /* "tvmfast/_core.pyx":527
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:
  *             return <object>st.items[k]             # <<<<<<<<<<<<<<
@@ -9481,7 +9533,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":550
+      /* "tvmfast/_core.pyx":526
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:             # <<<<<<<<<<<<<<
@@ -9492,7 +9544,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   }
 
 
-  /* "tvmfast/_core.pyx":540
+  /* "tvmfast/_core.pyx":516
  * 
  * 
  * cdef object argument_at(CallState* st, Py_ssize_t pos):             # <<<<<<<<<<<<<<
@@ -9516,7 +9568,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":554
+/* "tvmfast/_core.pyx":530
  * 
  * 
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):             # <<<<<<<<<<<<<<
@@ -9541,7 +9593,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("argument_with_dltensor", 0);
 
-  /* "tvmfast/_core.pyx":556
+  /* "tvmfast/_core.pyx":532
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):             # <<<<<<<<<<<<<<
@@ -9555,7 +9607,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":557
+    /* "tvmfast/_core.pyx":533
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:             # <<<<<<<<<<<<<<
@@ -9581,14 +9633,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":558
+      /* "tvmfast/_core.pyx":534
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:
  *             return argument_at(st, i)             # <<<<<<<<<<<<<<
  *     raise RuntimeError("tvmfast: the function returned a DLTensor* that is none of its arguments")
  * 
 */
-      __pyx_t_6 = __pyx_f_7tvmfast_5_core_argument_at(__pyx_v_st, __pyx_v_i); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 558, __pyx_L1_error)
+      __pyx_t_6 = __pyx_f_7tvmfast_5_core_argument_at(__pyx_v_st, __pyx_v_i); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 534, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       {
         PyObject *__pyx_temp;
@@ -9601,7 +9653,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
       __pyx_t_6 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":557
+      /* "tvmfast/_core.pyx":533
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:             # <<<<<<<<<<<<<<
@@ -9612,7 +9664,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   }
 
 
-  /* "tvmfast/_core.pyx":559
+  /* "tvmfast/_core.pyx":535
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:
  *             return argument_at(st, i)
  *     raise RuntimeError("tvmfast: the function returned a DLTensor* that is none of its arguments")             # <<<<<<<<<<<<<<
@@ -9625,14 +9677,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
     PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_tvmfast_the_function_returned_a};
     __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 559, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 535, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
   }
   __Pyx_Raise(__pyx_t_6, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __PYX_ERR(0, 559, __pyx_L1_error)
+  __PYX_ERR(0, 535, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":554
+  /* "tvmfast/_core.pyx":530
  * 
  * 
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):             # <<<<<<<<<<<<<<
@@ -9653,7 +9705,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":562
+/* "tvmfast/_core.pyx":538
  * 
  * 
  * cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:             # <<<<<<<<<<<<<<
@@ -9675,7 +9727,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("error_wants_owned_tensors", 0);
 
-  /* "tvmfast/_core.pyx":565
+  /* "tvmfast/_core.pyx":541
  *     """True for the type error a C++ function taking ffi::Tensor gives a DLTensor*
  *     ("Mismatched type on argument #0 ... expected Tensor but got DLTensor*")."""
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))             # <<<<<<<<<<<<<<
@@ -9684,38 +9736,38 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
 */
   __pyx_v_cell = ((TVMFFIErrorCell *)(((char *)__pyx_v_err) + (sizeof(TVMFFIObject))));
 
-  /* "tvmfast/_core.pyx":566
+  /* "tvmfast/_core.pyx":542
  *     ("Mismatched type on argument #0 ... expected Tensor but got DLTensor*")."""
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]             # <<<<<<<<<<<<<<
  *     cdef bytes msg = cell.message.data[:cell.message.size]
  *     return kind == b"TypeError" and b"DLTensor*" in msg
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->kind.data + 0, __pyx_v_cell->kind.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 566, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->kind.data + 0, __pyx_v_cell->kind.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 542, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_kind = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":567
+  /* "tvmfast/_core.pyx":543
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]
  *     cdef bytes msg = cell.message.data[:cell.message.size]             # <<<<<<<<<<<<<<
  *     return kind == b"TypeError" and b"DLTensor*" in msg
  * 
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->message.data + 0, __pyx_v_cell->message.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 567, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->message.data + 0, __pyx_v_cell->message.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 543, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_msg = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":568
+  /* "tvmfast/_core.pyx":544
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]
  *     cdef bytes msg = cell.message.data[:cell.message.size]
  *     return kind == b"TypeError" and b"DLTensor*" in msg             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_bytes_bytes(__pyx_v_kind, __pyx_mstate_global->__pyx_n_b_TypeError, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 568, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_bytes_bytes(__pyx_v_kind, __pyx_mstate_global->__pyx_n_b_TypeError, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 544, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -9724,7 +9776,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
 
     goto __pyx_L3_bool_binop_done;
   }
-  __pyx_t_3 = (__Pyx_PySequence_ContainsTF(__pyx_mstate_global->__pyx_kp_b_DLTensor, __pyx_v_msg, Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 568, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PySequence_ContainsTF(__pyx_mstate_global->__pyx_kp_b_DLTensor, __pyx_v_msg, Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 544, __pyx_L1_error)
 
   __pyx_t_2 = __pyx_t_3;
 
@@ -9734,7 +9786,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":562
+  /* "tvmfast/_core.pyx":538
  * 
  * 
  * cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:             # <<<<<<<<<<<<<<
@@ -9756,7 +9808,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":571
+/* "tvmfast/_core.pyx":547
  * 
  * 
  * cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,             # <<<<<<<<<<<<<<
@@ -9787,7 +9839,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_packed", 0);
 
-  /* "tvmfast/_core.pyx":578
+  /* "tvmfast/_core.pyx":554
  *     stream, if any, has been restored."""
  *     cdef int ret
  *     cdef void* stream = NULL             # <<<<<<<<<<<<<<
@@ -9796,7 +9848,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_stream = NULL;
 
-  /* "tvmfast/_core.pyx":579
+  /* "tvmfast/_core.pyx":555
  *     cdef int ret
  *     cdef void* stream = NULL
  *     cdef TVMFFIStreamHandle prev = NULL             # <<<<<<<<<<<<<<
@@ -9805,7 +9857,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_prev = NULL;
 
-  /* "tvmfast/_core.pyx":580
+  /* "tvmfast/_core.pyx":556
  *     cdef void* stream = NULL
  *     cdef TVMFFIStreamHandle prev = NULL
  *     cdef TVMFFIObjectHandle handle = fn.handle             # <<<<<<<<<<<<<<
@@ -9816,7 +9868,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":581
+  /* "tvmfast/_core.pyx":557
  *     cdef TVMFFIStreamHandle prev = NULL
  *     cdef TVMFFIObjectHandle handle = fn.handle
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -9825,7 +9877,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":582
+  /* "tvmfast/_core.pyx":558
  *     cdef TVMFFIObjectHandle handle = fn.handle
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -9834,7 +9886,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":583
+  /* "tvmfast/_core.pyx":559
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -9843,7 +9895,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_result->v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":584
+  /* "tvmfast/_core.pyx":560
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     if st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -9855,7 +9907,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":586
+    /* "tvmfast/_core.pyx":562
  *     if st.device_type < 0:
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9864,7 +9916,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
     if (__pyx_v_fn->release_gil) {
 
-      /* "tvmfast/_core.pyx":587
+      /* "tvmfast/_core.pyx":563
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -9877,7 +9929,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           __Pyx_FastGIL_Remember();
           /*try:*/ {
 
-            /* "tvmfast/_core.pyx":588
+            /* "tvmfast/_core.pyx":564
  *         if fn.release_gil:
  *             with nogil:
  *                 ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -9887,7 +9939,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
             __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
           }
 
-          /* "tvmfast/_core.pyx":587
+          /* "tvmfast/_core.pyx":563
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:
  *             with nogil:             # <<<<<<<<<<<<<<
@@ -9904,7 +9956,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           }
       }
 
-      /* "tvmfast/_core.pyx":586
+      /* "tvmfast/_core.pyx":562
  *     if st.device_type < 0:
  *         # CPU only: no stream to query or set.
  *         if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -9914,7 +9966,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       goto __pyx_L4;
     }
 
-    /* "tvmfast/_core.pyx":590
+    /* "tvmfast/_core.pyx":566
  *                 ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         else:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -9926,7 +9978,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     }
     __pyx_L4:;
 
-    /* "tvmfast/_core.pyx":591
+    /* "tvmfast/_core.pyx":567
  *         else:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         return 0 if ret == 0 else -1             # <<<<<<<<<<<<<<
@@ -9948,7 +10000,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":584
+    /* "tvmfast/_core.pyx":560
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     if st.device_type < 0:             # <<<<<<<<<<<<<<
@@ -9957,7 +10009,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":592
+  /* "tvmfast/_core.pyx":568
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         return 0 if ret == 0 else -1
  *     if not st.devices_checked:             # <<<<<<<<<<<<<<
@@ -9969,17 +10021,17 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":593
+    /* "tvmfast/_core.pyx":569
  *         return 0 if ret == 0 else -1
  *     if not st.devices_checked:
  *         check_devices(st, packed, n)             # <<<<<<<<<<<<<<
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_check_devices(__pyx_v_st, __pyx_v_packed, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 593, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_check_devices(__pyx_v_st, __pyx_v_packed, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 569, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":592
+    /* "tvmfast/_core.pyx":568
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *         return 0 if ret == 0 else -1
  *     if not st.devices_checked:             # <<<<<<<<<<<<<<
@@ -9988,7 +10040,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":594
+  /* "tvmfast/_core.pyx":570
  *     if not st.devices_checked:
  *         check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
@@ -10014,7 +10066,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":595
+    /* "tvmfast/_core.pyx":571
  *         check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
@@ -10026,7 +10078,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":596
+      /* "tvmfast/_core.pyx":572
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception             # <<<<<<<<<<<<<<
@@ -10039,7 +10091,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":595
+      /* "tvmfast/_core.pyx":571
  *         check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
@@ -10048,7 +10100,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
     }
 
-    /* "tvmfast/_core.pyx":594
+    /* "tvmfast/_core.pyx":570
  *     if not st.devices_checked:
  *         check_devices(st, packed, n)
  *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
@@ -10058,7 +10110,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     goto __pyx_L9;
   }
 
-  /* "tvmfast/_core.pyx":597
+  /* "tvmfast/_core.pyx":573
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception
  *     elif _current_cuda_stream is not None:             # <<<<<<<<<<<<<<
@@ -10069,7 +10121,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":599
+    /* "tvmfast/_core.pyx":575
  *     elif _current_cuda_stream is not None:
  *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
  *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)             # <<<<<<<<<<<<<<
@@ -10079,9 +10131,9 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     __pyx_t_6 = NULL;
     __Pyx_INCREF(__pyx_v_7tvmfast_5_core__current_cuda_stream);
     __pyx_t_7 = __pyx_v_7tvmfast_5_core__current_cuda_stream; 
-    __pyx_t_8 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_type); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 599, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_type); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 575, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_9 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_id); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 599, __pyx_L1_error)
+    __pyx_t_9 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_id); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 575, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
     __pyx_t_10 = 1;
     #if CYTHON_UNPACK_METHODS
@@ -10102,15 +10154,15 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 599, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 575, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
-    __pyx_t_11 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_11 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 599, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_11 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 575, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_v_stream = ((void *)((uint64_t)__pyx_t_11));
 
 
-    /* "tvmfast/_core.pyx":597
+    /* "tvmfast/_core.pyx":573
  *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
  *             return -2  # the producer set a Python exception
  *     elif _current_cuda_stream is not None:             # <<<<<<<<<<<<<<
@@ -10120,7 +10172,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   __pyx_L9:;
 
-  /* "tvmfast/_core.pyx":602
+  /* "tvmfast/_core.pyx":578
  *     # Set the producer's stream only when TVM's differs (usually it is the same
  *     # default stream): one query instead of a set and a restore.
  *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)             # <<<<<<<<<<<<<<
@@ -10129,7 +10181,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_prev = TVMFFIEnvGetStream(__pyx_v_st->device_type, __pyx_v_st->device_id);
 
-  /* "tvmfast/_core.pyx":603
+  /* "tvmfast/_core.pyx":579
  *     # default stream): one query instead of a set and a restore.
  *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:             # <<<<<<<<<<<<<<
@@ -10155,17 +10207,17 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":604
+    /* "tvmfast/_core.pyx":580
  *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     if fn.release_gil:
  *         with nogil:
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 604, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 580, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":603
+    /* "tvmfast/_core.pyx":579
  *     # default stream): one query instead of a set and a restore.
  *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:             # <<<<<<<<<<<<<<
@@ -10174,7 +10226,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":605
+  /* "tvmfast/_core.pyx":581
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
  *         raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -10183,7 +10235,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   if (__pyx_v_fn->release_gil) {
 
-    /* "tvmfast/_core.pyx":606
+    /* "tvmfast/_core.pyx":582
  *         raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10196,7 +10248,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":607
+          /* "tvmfast/_core.pyx":583
  *     if fn.release_gil:
  *         with nogil:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -10206,7 +10258,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
         }
 
-        /* "tvmfast/_core.pyx":606
+        /* "tvmfast/_core.pyx":582
  *         raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
@@ -10223,7 +10275,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
         }
     }
 
-    /* "tvmfast/_core.pyx":605
+    /* "tvmfast/_core.pyx":581
  *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
  *         raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
@@ -10233,7 +10285,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     goto __pyx_L16;
   }
 
-  /* "tvmfast/_core.pyx":609
+  /* "tvmfast/_core.pyx":585
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     else:
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -10245,7 +10297,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   __pyx_L16:;
 
-  /* "tvmfast/_core.pyx":611
+  /* "tvmfast/_core.pyx":587
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     # Restore whatever stream TVM had, also when the call failed.
  *     if prev != stream:             # <<<<<<<<<<<<<<
@@ -10257,7 +10309,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":612
+    /* "tvmfast/_core.pyx":588
  *     # Restore whatever stream TVM had, also when the call failed.
  *     if prev != stream:
  *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)             # <<<<<<<<<<<<<<
@@ -10266,7 +10318,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
     (void)(TVMFFIEnvSetStream(__pyx_v_st->device_type, __pyx_v_st->device_id, __pyx_v_prev, NULL));
 
-    /* "tvmfast/_core.pyx":611
+    /* "tvmfast/_core.pyx":587
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     # Restore whatever stream TVM had, also when the call failed.
  *     if prev != stream:             # <<<<<<<<<<<<<<
@@ -10275,7 +10327,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   }
 
-  /* "tvmfast/_core.pyx":613
+  /* "tvmfast/_core.pyx":589
  *     if prev != stream:
  *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
  *     return 0 if ret == 0 else -1             # <<<<<<<<<<<<<<
@@ -10297,7 +10349,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":571
+  /* "tvmfast/_core.pyx":547
  * 
  * 
  * cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,             # <<<<<<<<<<<<<<
@@ -10324,7 +10376,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":616
+/* "tvmfast/_core.pyx":592
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -10346,7 +10398,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("finish_call", 0);
 
-  /* "tvmfast/_core.pyx":619
+  /* "tvmfast/_core.pyx":595
  *     """Call and convert the outcome; st's owned handles are released by the caller."""
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL             # <<<<<<<<<<<<<<
@@ -10355,7 +10407,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_err = NULL;
 
-  /* "tvmfast/_core.pyx":620
+  /* "tvmfast/_core.pyx":596
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed             # <<<<<<<<<<<<<<
@@ -10364,7 +10416,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->packed = __pyx_v_packed;
 
-  /* "tvmfast/_core.pyx":621
+  /* "tvmfast/_core.pyx":597
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed
  *     st.num_packed = n             # <<<<<<<<<<<<<<
@@ -10373,21 +10425,21 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->num_packed = __pyx_v_n;
 
-  /* "tvmfast/_core.pyx":622
+  /* "tvmfast/_core.pyx":598
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 622, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 598, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_1 == 0);
 
 
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":623
+    /* "tvmfast/_core.pyx":599
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -10413,7 +10465,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":624
+      /* "tvmfast/_core.pyx":600
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
@@ -10422,7 +10474,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_BORROWED;
 
-      /* "tvmfast/_core.pyx":623
+      /* "tvmfast/_core.pyx":599
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -10431,7 +10483,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":625
+    /* "tvmfast/_core.pyx":601
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -10443,7 +10495,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":626
+      /* "tvmfast/_core.pyx":602
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:
  *             return None             # <<<<<<<<<<<<<<
@@ -10460,7 +10512,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":625
+      /* "tvmfast/_core.pyx":601
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -10469,14 +10521,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":627
+    /* "tvmfast/_core.pyx":603
  *         if result.type_index == kTVMFFINone:
  *             return None
  *         return convert_result(&result, st)             # <<<<<<<<<<<<<<
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 627, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 603, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     {
       PyObject *__pyx_temp;
@@ -10489,7 +10541,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     __pyx_t_4 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":622
+    /* "tvmfast/_core.pyx":598
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
@@ -10498,7 +10550,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":628
+  /* "tvmfast/_core.pyx":604
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10534,7 +10586,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":629
+    /* "tvmfast/_core.pyx":605
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)             # <<<<<<<<<<<<<<
@@ -10543,7 +10595,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorMoveFromRaised((&__pyx_v_err));
 
-    /* "tvmfast/_core.pyx":630
+    /* "tvmfast/_core.pyx":606
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10569,7 +10621,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":633
+      /* "tvmfast/_core.pyx":609
  *             # A C++ function taking ffi::Tensor: switch this function to owned
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10578,7 +10630,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":634
+      /* "tvmfast/_core.pyx":610
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
@@ -10587,7 +10639,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
 
-      /* "tvmfast/_core.pyx":635
+      /* "tvmfast/_core.pyx":611
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED             # <<<<<<<<<<<<<<
@@ -10605,7 +10657,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":630
+      /* "tvmfast/_core.pyx":606
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10614,7 +10666,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":636
+    /* "tvmfast/_core.pyx":612
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10626,7 +10678,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":637
+      /* "tvmfast/_core.pyx":613
  *             return RETRY_OWNED
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)             # <<<<<<<<<<<<<<
@@ -10635,7 +10687,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       TVMFFIErrorSetRaised(__pyx_v_err);
 
-      /* "tvmfast/_core.pyx":638
+      /* "tvmfast/_core.pyx":614
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10644,7 +10696,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":636
+      /* "tvmfast/_core.pyx":612
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10653,7 +10705,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":628
+    /* "tvmfast/_core.pyx":604
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10662,17 +10714,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":639
+  /* "tvmfast/_core.pyx":615
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)
  *     raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 639, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 615, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":616
+  /* "tvmfast/_core.pyx":592
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -10695,7 +10747,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":648
+/* "tvmfast/_core.pyx":624
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10716,7 +10768,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("bound_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":649
+  /* "tvmfast/_core.pyx":625
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10742,7 +10794,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":650
+    /* "tvmfast/_core.pyx":626
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
@@ -10755,14 +10807,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 650, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 626, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 650, __pyx_L1_error)
+    __PYX_ERR(0, 626, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":649
+    /* "tvmfast/_core.pyx":625
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10771,7 +10823,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
 */
   }
 
-  /* "tvmfast/_core.pyx":651
+  /* "tvmfast/_core.pyx":627
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     if (<BoundFunction>callable).handle == NULL:             # <<<<<<<<<<<<<<
@@ -10783,7 +10835,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":652
+    /* "tvmfast/_core.pyx":628
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     if (<BoundFunction>callable).handle == NULL:
  *         raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")             # <<<<<<<<<<<<<<
@@ -10796,14 +10848,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_was_not_in};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 652, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 628, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 652, __pyx_L1_error)
+    __PYX_ERR(0, 628, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":651
+    /* "tvmfast/_core.pyx":627
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     if (<BoundFunction>callable).handle == NULL:             # <<<<<<<<<<<<<<
@@ -10812,14 +10864,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
 */
   }
 
-  /* "tvmfast/_core.pyx":653
+  /* "tvmfast/_core.pyx":629
  *     if (<BoundFunction>callable).handle == NULL:
  *         raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
  *     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 653, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 629, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -10832,7 +10884,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":648
+  /* "tvmfast/_core.pyx":624
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10852,7 +10904,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":656
+/* "tvmfast/_core.pyx":632
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10873,7 +10925,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("frozen_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":657
+  /* "tvmfast/_core.pyx":633
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10899,7 +10951,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":658
+    /* "tvmfast/_core.pyx":634
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
@@ -10912,14 +10964,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 658, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 634, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 658, __pyx_L1_error)
+    __PYX_ERR(0, 634, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":657
+    /* "tvmfast/_core.pyx":633
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10928,7 +10980,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
 */
   }
 
-  /* "tvmfast/_core.pyx":659
+  /* "tvmfast/_core.pyx":635
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     if (<FrozenFunction>callable).template == NULL:             # <<<<<<<<<<<<<<
@@ -10940,7 +10992,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":660
+    /* "tvmfast/_core.pyx":636
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     if (<FrozenFunction>callable).template == NULL:
  *         raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")             # <<<<<<<<<<<<<<
@@ -10953,14 +11005,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_was_not_i};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 660, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 636, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 660, __pyx_L1_error)
+    __PYX_ERR(0, 636, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":659
+    /* "tvmfast/_core.pyx":635
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     if (<FrozenFunction>callable).template == NULL:             # <<<<<<<<<<<<<<
@@ -10969,14 +11021,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
 */
   }
 
-  /* "tvmfast/_core.pyx":661
+  /* "tvmfast/_core.pyx":637
  *     if (<FrozenFunction>callable).template == NULL:
  *         raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
  *     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 661, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 637, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -10989,7 +11041,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":656
+  /* "tvmfast/_core.pyx":632
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -11009,7 +11061,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":664
+/* "tvmfast/_core.pyx":640
  * 
  * 
  * cdef object resolve_function(obj, name):             # <<<<<<<<<<<<<<
@@ -11040,37 +11092,37 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   __Pyx_INCREF(__pyx_v_obj);
   __Pyx_INCREF(__pyx_v_name);
 
-  /* "tvmfast/_core.pyx":666
+  /* "tvmfast/_core.pyx":642
  * cdef object resolve_function(obj, name):
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os             # <<<<<<<<<<<<<<
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:
 */
-  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 666, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 642, __pyx_L1_error)
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_os = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":667
+  /* "tvmfast/_core.pyx":643
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):             # <<<<<<<<<<<<<<
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 667, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 643, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 667, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 643, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_4 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 667, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 643, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":668
+    /* "tvmfast/_core.pyx":644
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:             # <<<<<<<<<<<<<<
@@ -11081,7 +11133,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "tvmfast/_core.pyx":669
+      /* "tvmfast/_core.pyx":645
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")             # <<<<<<<<<<<<<<
@@ -11094,14 +11146,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_tvmfast_bind_name_is_only_for_mo};
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 669, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 645, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 669, __pyx_L1_error)
+      __PYX_ERR(0, 645, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":668
+      /* "tvmfast/_core.pyx":644
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:             # <<<<<<<<<<<<<<
@@ -11110,7 +11162,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":670
+    /* "tvmfast/_core.pyx":646
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj             # <<<<<<<<<<<<<<
@@ -11128,7 +11180,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":667
+    /* "tvmfast/_core.pyx":643
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):             # <<<<<<<<<<<<<<
@@ -11137,14 +11189,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":671
+  /* "tvmfast/_core.pyx":647
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):             # <<<<<<<<<<<<<<
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 671, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 647, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_6 = PyUnicode_Check(__pyx_v_obj); 
   if (!__pyx_t_6) {
@@ -11164,14 +11216,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":672
+    /* "tvmfast/_core.pyx":648
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))             # <<<<<<<<<<<<<<
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 672, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 648, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_1 = __pyx_t_7;
     __Pyx_INCREF(__pyx_t_1);
@@ -11182,7 +11234,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_v_obj};
       __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_fspath, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 672, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 648, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     __pyx_t_5 = 0;
@@ -11192,20 +11244,20 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 672, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 648, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __pyx_v_path = __pyx_t_3;
     __pyx_t_3 = 0;
 
-    /* "tvmfast/_core.pyx":673
+    /* "tvmfast/_core.pyx":649
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):             # <<<<<<<<<<<<<<
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
 */
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 673, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 649, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_7 = __pyx_t_8;
     __Pyx_INCREF(__pyx_t_7);
@@ -11215,10 +11267,10 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_exists, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 673, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 649, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
-    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 673, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 649, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_6 = (!__pyx_t_4);
 
@@ -11226,7 +11278,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "tvmfast/_core.pyx":674
+      /* "tvmfast/_core.pyx":650
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")             # <<<<<<<<<<<<<<
@@ -11234,9 +11286,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     if isinstance(obj, tvm_ffi.Module):
 */
       __pyx_t_8 = NULL;
-      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_path, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 674, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_path, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 650, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_no_such_library, __pyx_t_7); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 674, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_no_such_library, __pyx_t_7); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 650, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_5 = 1;
@@ -11245,14 +11297,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_FileNotFoundError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 674, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 650, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 674, __pyx_L1_error)
+      __PYX_ERR(0, 650, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":673
+      /* "tvmfast/_core.pyx":649
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):             # <<<<<<<<<<<<<<
@@ -11261,7 +11313,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":675
+    /* "tvmfast/_core.pyx":651
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)             # <<<<<<<<<<<<<<
@@ -11269,9 +11321,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *         if name is None:
 */
     __pyx_t_1 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 675, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 651, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_load_module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 675, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_load_module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 651, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_t_5 = 1;
@@ -11291,13 +11343,13 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 675, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 651, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_DECREF_SET(__pyx_v_obj, __pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "tvmfast/_core.pyx":671
+    /* "tvmfast/_core.pyx":647
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):             # <<<<<<<<<<<<<<
@@ -11306,24 +11358,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":676
+  /* "tvmfast/_core.pyx":652
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):             # <<<<<<<<<<<<<<
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 676, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 652, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 676, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 652, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_6 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_7); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 676, __pyx_L1_error)
+  __pyx_t_6 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_7); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 652, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (__pyx_t_6) {
 
 
-    /* "tvmfast/_core.pyx":677
+    /* "tvmfast/_core.pyx":653
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
@@ -11334,16 +11386,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (__pyx_t_6) {
 
 
-      /* "tvmfast/_core.pyx":678
+      /* "tvmfast/_core.pyx":654
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"             # <<<<<<<<<<<<<<
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:
 */
-      __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_entry_name, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 678, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_entry_name, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 654, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 678, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 654, __pyx_L1_error)
       if (!__pyx_t_6) {
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       } else {
@@ -11358,7 +11410,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __Pyx_DECREF_SET(__pyx_v_name, __pyx_t_7);
       __pyx_t_7 = 0;
 
-      /* "tvmfast/_core.pyx":677
+      /* "tvmfast/_core.pyx":653
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
@@ -11367,7 +11419,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":679
+    /* "tvmfast/_core.pyx":655
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None             # <<<<<<<<<<<<<<
@@ -11381,10 +11433,10 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_implements_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 679, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 655, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
-    __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 679, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 655, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     if (__pyx_t_6) {
       __pyx_t_1 = __pyx_v_obj;
@@ -11394,7 +11446,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
         __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 679, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 655, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __pyx_t_7 = __pyx_t_3;
@@ -11407,7 +11459,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     __pyx_v_func = __pyx_t_7;
     __pyx_t_7 = 0;
 
-    /* "tvmfast/_core.pyx":680
+    /* "tvmfast/_core.pyx":656
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:             # <<<<<<<<<<<<<<
@@ -11418,7 +11470,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "tvmfast/_core.pyx":681
+      /* "tvmfast/_core.pyx":657
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")             # <<<<<<<<<<<<<<
@@ -11426,9 +11478,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     getter = getattr(obj, "__getitem__", None)
 */
       __pyx_t_3 = NULL;
-      __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 681, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 657, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 681, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 657, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_5 = 1;
@@ -11437,14 +11489,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_AttributeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 681, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 657, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __Pyx_Raise(__pyx_t_7, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __PYX_ERR(0, 681, __pyx_L1_error)
+      __PYX_ERR(0, 657, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":680
+      /* "tvmfast/_core.pyx":656
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:             # <<<<<<<<<<<<<<
@@ -11453,7 +11505,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":682
+    /* "tvmfast/_core.pyx":658
  *         if func is None:
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
  *         return func             # <<<<<<<<<<<<<<
@@ -11471,7 +11523,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":676
+    /* "tvmfast/_core.pyx":652
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):             # <<<<<<<<<<<<<<
@@ -11480,19 +11532,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":683
+  /* "tvmfast/_core.pyx":659
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
  *         return func
  *     getter = getattr(obj, "__getitem__", None)             # <<<<<<<<<<<<<<
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
 */
-  __pyx_t_7 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 683, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 659, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __pyx_v_getter = __pyx_t_7;
   __pyx_t_7 = 0;
 
-  /* "tvmfast/_core.pyx":684
+  /* "tvmfast/_core.pyx":660
  *         return func
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
@@ -11516,7 +11568,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   if (__pyx_t_6) {
 
 
-    /* "tvmfast/_core.pyx":685
+    /* "tvmfast/_core.pyx":661
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)             # <<<<<<<<<<<<<<
@@ -11543,30 +11595,30 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 685, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 661, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __pyx_v_func = __pyx_t_7;
     __pyx_t_7 = 0;
 
-    /* "tvmfast/_core.pyx":686
+    /* "tvmfast/_core.pyx":662
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):             # <<<<<<<<<<<<<<
  *             return func
  *     raise TypeError(
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 686, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 662, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 686, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 662, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_3); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 686, __pyx_L1_error)
+    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_3); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 662, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     if (__pyx_t_6) {
 
 
-      /* "tvmfast/_core.pyx":687
+      /* "tvmfast/_core.pyx":663
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):
  *             return func             # <<<<<<<<<<<<<<
@@ -11584,7 +11636,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":686
+      /* "tvmfast/_core.pyx":662
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):             # <<<<<<<<<<<<<<
@@ -11593,7 +11645,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":684
+    /* "tvmfast/_core.pyx":660
  *         return func
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
@@ -11602,7 +11654,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":688
+  /* "tvmfast/_core.pyx":664
  *         if isinstance(func, tvm_ffi.Function):
  *             return func
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -11611,27 +11663,27 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   __pyx_t_7 = NULL;
 
-  /* "tvmfast/_core.pyx":690
+  /* "tvmfast/_core.pyx":666
  *     raise TypeError(
  *         f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "
  *         f"got {type(obj).__qualname__}")             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 690, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 666, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 690, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 666, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "tvmfast/_core.pyx":689
+  /* "tvmfast/_core.pyx":665
  *             return func
  *     raise TypeError(
  *         f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "             # <<<<<<<<<<<<<<
  *         f"got {type(obj).__qualname__}")
  * 
 */
-  __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 689, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 665, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_5 = 1;
@@ -11640,14 +11692,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 688, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 664, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_Raise(__pyx_t_3, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __PYX_ERR(0, 688, __pyx_L1_error)
+  __PYX_ERR(0, 664, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":664
+  /* "tvmfast/_core.pyx":640
  * 
  * 
  * cdef object resolve_function(obj, name):             # <<<<<<<<<<<<<<
@@ -11676,7 +11728,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":701
+/* "tvmfast/_core.pyx":677
  *     """
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -11728,7 +11780,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 static int __pyx_pf_7tvmfast_5_core_13BoundFunction___cinit__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":702
+  /* "tvmfast/_core.pyx":678
  * 
  *     def __cinit__(self):
  *         self.vectorcall = <void*>bound_vectorcall             # <<<<<<<<<<<<<<
@@ -11737,7 +11789,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___cinit__(struct __pyx_obj_7
 */
   __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_bound_vectorcall);
 
-  /* "tvmfast/_core.pyx":703
+  /* "tvmfast/_core.pyx":679
  *     def __cinit__(self):
  *         self.vectorcall = <void*>bound_vectorcall
  *         self.handle = NULL             # <<<<<<<<<<<<<<
@@ -11746,7 +11798,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___cinit__(struct __pyx_obj_7
 */
   __pyx_v_self->handle = NULL;
 
-  /* "tvmfast/_core.pyx":701
+  /* "tvmfast/_core.pyx":677
  *     """
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -11760,7 +11812,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___cinit__(struct __pyx_obj_7
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":705
+/* "tvmfast/_core.pyx":681
  *         self.handle = NULL
  * 
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
@@ -11811,39 +11863,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_obj,&__pyx_mstate_global->__pyx_n_u_name,&__pyx_mstate_global->__pyx_n_u_num_args,&__pyx_mstate_global->__pyx_n_u_release_gil,&__pyx_mstate_global->__pyx_n_u_owned_tensors,&__pyx_mstate_global->__pyx_n_u_alignment,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 705, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 681, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 705, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 681, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 705, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 681, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 705, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 681, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_False));
       if (!values[4]) values[4] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[5]) values[5] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_int_64));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 705, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 681, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 705, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 681, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 705, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 681, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -11862,7 +11914,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 705, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 681, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11903,7 +11955,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":707
+  /* "tvmfast/_core.pyx":683
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -11922,7 +11974,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 707, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 683, __pyx_L1_error)
   if (!__pyx_t_3) {
 
   } else {
@@ -11931,12 +11983,12 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 707, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 683, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 707, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 683, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 707, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 683, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
   __pyx_t_1 = __pyx_t_3;
@@ -11945,7 +11997,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":708
+    /* "tvmfast/_core.pyx":684
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")             # <<<<<<<<<<<<<<
@@ -11953,9 +12005,9 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
  *         self.function = resolve_function(obj, name)
 */
     __pyx_t_4 = NULL;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 708, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 684, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 708, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 684, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8 = 1;
@@ -11964,14 +12016,14 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 708, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 684, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 708, __pyx_L1_error)
+    __PYX_ERR(0, 684, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":707
+    /* "tvmfast/_core.pyx":683
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -11980,35 +12032,35 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
 */
   }
 
-  /* "tvmfast/_core.pyx":709
+  /* "tvmfast/_core.pyx":685
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)             # <<<<<<<<<<<<<<
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
 */
-  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 709, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 685, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 709, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 685, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->align_mask = ((uint64_t)__pyx_t_9);
 
 
-  /* "tvmfast/_core.pyx":710
+  /* "tvmfast/_core.pyx":686
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)             # <<<<<<<<<<<<<<
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
 */
-  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 710, __pyx_L1_error)
+  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 686, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_5);
   __Pyx_GOTREF(__pyx_v_self->function);
   __Pyx_DECREF_SET(__pyx_v_self->function, __pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":711
+  /* "tvmfast/_core.pyx":687
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()             # <<<<<<<<<<<<<<
@@ -12022,15 +12074,15 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
     PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_8, (1-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 711, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 687, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 711, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 687, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_9));
 
 
-  /* "tvmfast/_core.pyx":712
+  /* "tvmfast/_core.pyx":688
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)             # <<<<<<<<<<<<<<
@@ -12042,27 +12094,27 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
 
     __pyx_t_10 = -1;
   } else {
-    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 712, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 688, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 712, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 688, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_10 = __pyx_t_11;
   }
 
   __pyx_v_self->num_args = __pyx_t_10;
 
-  /* "tvmfast/_core.pyx":713
+  /* "tvmfast/_core.pyx":689
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)             # <<<<<<<<<<<<<<
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
 */
-  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 713, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 689, __pyx_L1_error)
   __pyx_v_self->release_gil = (!(!__pyx_t_1));
 
 
-  /* "tvmfast/_core.pyx":714
+  /* "tvmfast/_core.pyx":690
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -12073,7 +12125,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":715
+    /* "tvmfast/_core.pyx":691
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED             # <<<<<<<<<<<<<<
@@ -12082,7 +12134,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
 */
     __pyx_v_self->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_UNDECIDED;
 
-    /* "tvmfast/_core.pyx":714
+    /* "tvmfast/_core.pyx":690
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -12092,7 +12144,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
     goto __pyx_L7;
   }
 
-  /* "tvmfast/_core.pyx":717
+  /* "tvmfast/_core.pyx":693
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
@@ -12100,7 +12152,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
  * 
 */
   /*else*/ {
-    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 717, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 693, __pyx_L1_error)
     if (__pyx_t_1) {
 
       __pyx_t_12 = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
@@ -12113,7 +12165,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
   }
   __pyx_L7:;
 
-  /* "tvmfast/_core.pyx":718
+  /* "tvmfast/_core.pyx":694
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
  *         self.seen_num_args = -1             # <<<<<<<<<<<<<<
@@ -12122,7 +12174,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
 */
   __pyx_v_self->seen_num_args = -1;
 
-  /* "tvmfast/_core.pyx":705
+  /* "tvmfast/_core.pyx":681
  *         self.handle = NULL
  * 
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
@@ -12146,7 +12198,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":720
+/* "tvmfast/_core.pyx":696
  *         self.seen_num_args = -1
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -12179,7 +12231,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "tvmfast/_core.pyx":723
+  /* "tvmfast/_core.pyx":699
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -12191,7 +12243,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":724
+    /* "tvmfast/_core.pyx":700
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None             # <<<<<<<<<<<<<<
@@ -12208,7 +12260,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":723
+    /* "tvmfast/_core.pyx":699
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -12217,14 +12269,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
 */
   }
 
-  /* "tvmfast/_core.pyx":725
+  /* "tvmfast/_core.pyx":701
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None
  *         return self.tensor_mode == TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
  * 
  *     def __call__(self, *args):
 */
-  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 725, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 701, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -12237,7 +12289,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":720
+  /* "tvmfast/_core.pyx":696
  *         self.seen_num_args = -1
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -12256,7 +12308,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":727
+/* "tvmfast/_core.pyx":703
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -12302,15 +12354,15 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4__call__(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":729
+  /* "tvmfast/_core.pyx":705
  *     def __call__(self, *args):
  *         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
  *         return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 729, __pyx_L1_error)
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_bound_vectorcall(((PyObject *)__pyx_v_self), ((void **)PySequence_Fast_ITEMS(__pyx_v_args)), __pyx_t_1, NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 729, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 705, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_bound_vectorcall(((PyObject *)__pyx_v_self), ((void **)PySequence_Fast_ITEMS(__pyx_v_args)), __pyx_t_1, NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 705, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -12324,7 +12376,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4__call__(struct __pyx
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":727
+  /* "tvmfast/_core.pyx":703
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -12343,7 +12395,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4__call__(struct __pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":731
+/* "tvmfast/_core.pyx":707
  *         return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12378,7 +12430,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":738
+  /* "tvmfast/_core.pyx":714
  *         cdef DLTensor* heap_dl
  *         cdef TVMFFIObjectHandle* heap_owned
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12404,17 +12456,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":739
+    /* "tvmfast/_core.pyx":715
  *         cdef TVMFFIObjectHandle* heap_owned
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)             # <<<<<<<<<<<<<<
  *         if n <= TVMFAST_STACK_ARGS:
  *             ret = self.convert_and_call(items, n, packed, dl, owned)
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 739, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 715, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":738
+    /* "tvmfast/_core.pyx":714
  *         cdef DLTensor* heap_dl
  *         cdef TVMFFIObjectHandle* heap_owned
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12423,7 +12475,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":740
+  /* "tvmfast/_core.pyx":716
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         if n <= TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -12435,19 +12487,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":741
+    /* "tvmfast/_core.pyx":717
  *             raise_count_error(self.num_args, n)
  *         if n <= TVMFAST_STACK_ARGS:
  *             ret = self.convert_and_call(items, n, packed, dl, owned)             # <<<<<<<<<<<<<<
  *         else:
  *             # More arguments than the stack buffers hold: the same, on the heap.
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(__pyx_v_self, __pyx_v_items, __pyx_v_n, __pyx_v_packed, __pyx_v_dl, __pyx_v_owned); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 741, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(__pyx_v_self, __pyx_v_items, __pyx_v_n, __pyx_v_packed, __pyx_v_dl, __pyx_v_owned); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 717, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_v_ret = __pyx_t_4;
     __pyx_t_4 = 0;
 
-    /* "tvmfast/_core.pyx":740
+    /* "tvmfast/_core.pyx":716
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         if n <= TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -12457,7 +12509,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":744
+  /* "tvmfast/_core.pyx":720
  *         else:
  *             # More arguments than the stack buffers hold: the same, on the heap.
  *             heap_packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -12467,7 +12519,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   /*else*/ {
     __pyx_v_heap_packed = ((TVMFFIAny *)malloc((__pyx_v_n * (sizeof(TVMFFIAny)))));
 
-    /* "tvmfast/_core.pyx":745
+    /* "tvmfast/_core.pyx":721
  *             # More arguments than the stack buffers hold: the same, on the heap.
  *             heap_packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *             heap_dl = <DLTensor*>malloc(n * sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -12476,7 +12528,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
     __pyx_v_heap_dl = ((DLTensor *)malloc((__pyx_v_n * (sizeof(DLTensor)))));
 
-    /* "tvmfast/_core.pyx":746
+    /* "tvmfast/_core.pyx":722
  *             heap_packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *             heap_dl = <DLTensor*>malloc(n * sizeof(DLTensor))
  *             heap_owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))             # <<<<<<<<<<<<<<
@@ -12485,7 +12537,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
     __pyx_v_heap_owned = ((TVMFFIObjectHandle *)malloc((__pyx_v_n * (sizeof(void *)))));
 
-    /* "tvmfast/_core.pyx":747
+    /* "tvmfast/_core.pyx":723
  *             heap_dl = <DLTensor*>malloc(n * sizeof(DLTensor))
  *             heap_owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))
  *             try:             # <<<<<<<<<<<<<<
@@ -12494,7 +12546,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
     /*try:*/ {
 
-      /* "tvmfast/_core.pyx":748
+      /* "tvmfast/_core.pyx":724
  *             heap_owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))
  *             try:
  *                 if heap_packed == NULL or heap_dl == NULL or heap_owned == NULL:             # <<<<<<<<<<<<<<
@@ -12530,16 +12582,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
       if (unlikely(__pyx_t_1)) {
 
 
-        /* "tvmfast/_core.pyx":749
+        /* "tvmfast/_core.pyx":725
  *             try:
  *                 if heap_packed == NULL or heap_dl == NULL or heap_owned == NULL:
  *                     raise MemoryError()             # <<<<<<<<<<<<<<
  *                 ret = self.convert_and_call(items, n, heap_packed, heap_dl, heap_owned)
  *             finally:
 */
-        PyErr_NoMemory(); __PYX_ERR(0, 749, __pyx_L8_error)
+        PyErr_NoMemory(); __PYX_ERR(0, 725, __pyx_L8_error)
 
-        /* "tvmfast/_core.pyx":748
+        /* "tvmfast/_core.pyx":724
  *             heap_owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))
  *             try:
  *                 if heap_packed == NULL or heap_dl == NULL or heap_owned == NULL:             # <<<<<<<<<<<<<<
@@ -12548,20 +12600,20 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
       }
 
-      /* "tvmfast/_core.pyx":750
+      /* "tvmfast/_core.pyx":726
  *                 if heap_packed == NULL or heap_dl == NULL or heap_owned == NULL:
  *                     raise MemoryError()
  *                 ret = self.convert_and_call(items, n, heap_packed, heap_dl, heap_owned)             # <<<<<<<<<<<<<<
  *             finally:
  *                 free(heap_packed)
 */
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(__pyx_v_self, __pyx_v_items, __pyx_v_n, __pyx_v_heap_packed, __pyx_v_heap_dl, __pyx_v_heap_owned); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 750, __pyx_L8_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(__pyx_v_self, __pyx_v_items, __pyx_v_n, __pyx_v_heap_packed, __pyx_v_heap_dl, __pyx_v_heap_owned); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 726, __pyx_L8_error)
       __Pyx_GOTREF(__pyx_t_4);
       __pyx_v_ret = __pyx_t_4;
       __pyx_t_4 = 0;
     }
 
-    /* "tvmfast/_core.pyx":752
+    /* "tvmfast/_core.pyx":728
  *                 ret = self.convert_and_call(items, n, heap_packed, heap_dl, heap_owned)
  *             finally:
  *                 free(heap_packed)             # <<<<<<<<<<<<<<
@@ -12572,7 +12624,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
       /*normal exit:*/{
         free(__pyx_v_heap_packed);
 
-        /* "tvmfast/_core.pyx":753
+        /* "tvmfast/_core.pyx":729
  *             finally:
  *                 free(heap_packed)
  *                 free(heap_dl)             # <<<<<<<<<<<<<<
@@ -12581,7 +12633,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
         free(__pyx_v_heap_dl);
 
-        /* "tvmfast/_core.pyx":754
+        /* "tvmfast/_core.pyx":730
  *                 free(heap_packed)
  *                 free(heap_dl)
  *                 free(heap_owned)             # <<<<<<<<<<<<<<
@@ -12608,7 +12660,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
         __pyx_t_3 = __pyx_lineno; __pyx_t_5 = __pyx_clineno; __pyx_t_6 = __pyx_filename;
         {
 
-          /* "tvmfast/_core.pyx":752
+          /* "tvmfast/_core.pyx":728
  *                 ret = self.convert_and_call(items, n, heap_packed, heap_dl, heap_owned)
  *             finally:
  *                 free(heap_packed)             # <<<<<<<<<<<<<<
@@ -12617,7 +12669,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
           free(__pyx_v_heap_packed);
 
-          /* "tvmfast/_core.pyx":753
+          /* "tvmfast/_core.pyx":729
  *             finally:
  *                 free(heap_packed)
  *                 free(heap_dl)             # <<<<<<<<<<<<<<
@@ -12626,7 +12678,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
           free(__pyx_v_heap_dl);
 
-          /* "tvmfast/_core.pyx":754
+          /* "tvmfast/_core.pyx":730
  *                 free(heap_packed)
  *                 free(heap_dl)
  *                 free(heap_owned)             # <<<<<<<<<<<<<<
@@ -12652,7 +12704,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   }
   __pyx_L6:;
 
-  /* "tvmfast/_core.pyx":755
+  /* "tvmfast/_core.pyx":731
  *                 free(heap_dl)
  *                 free(heap_owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12663,14 +12715,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":756
+    /* "tvmfast/_core.pyx":732
  *                 free(heap_owned)
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         self.seen_num_args = <int>n
  *         return ret
 */
-    __pyx_t_4 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 756, __pyx_L1_error)
+    __pyx_t_4 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 732, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     {
       PyObject *__pyx_temp;
@@ -12683,7 +12735,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_t_4 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":755
+    /* "tvmfast/_core.pyx":731
  *                 free(heap_dl)
  *                 free(heap_owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12692,7 +12744,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":757
+  /* "tvmfast/_core.pyx":733
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n             # <<<<<<<<<<<<<<
@@ -12701,7 +12753,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_v_self->seen_num_args = ((int)__pyx_v_n);
 
-  /* "tvmfast/_core.pyx":758
+  /* "tvmfast/_core.pyx":734
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n
  *         return ret             # <<<<<<<<<<<<<<
@@ -12719,7 +12771,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":731
+  /* "tvmfast/_core.pyx":707
  *         return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12745,7 +12797,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":760
+/* "tvmfast/_core.pyx":736
  *         return ret
  * 
  *     cdef inline object convert_and_call(self, void** items, Py_ssize_t n, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
@@ -12776,7 +12828,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("convert_and_call", 0);
 
-  /* "tvmfast/_core.pyx":764
+  /* "tvmfast/_core.pyx":740
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)             # <<<<<<<<<<<<<<
@@ -12785,7 +12837,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_st), __pyx_v_owned, __pyx_v_self->align_mask);
 
-  /* "tvmfast/_core.pyx":765
+  /* "tvmfast/_core.pyx":741
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -12794,7 +12846,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":766
+  /* "tvmfast/_core.pyx":742
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
  *         try:             # <<<<<<<<<<<<<<
@@ -12803,7 +12855,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":767
+    /* "tvmfast/_core.pyx":743
  *         st.items = items
  *         try:
  *             for i in range(n):             # <<<<<<<<<<<<<<
@@ -12817,26 +12869,26 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "tvmfast/_core.pyx":768
+      /* "tvmfast/_core.pyx":744
  *         try:
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)             # <<<<<<<<<<<<<<
  *             return finish_call(self, packed, <int32_t>n, &st)
  *         finally:
 */
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 768, __pyx_L4_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 744, __pyx_L4_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":769
+    /* "tvmfast/_core.pyx":745
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
  *             return finish_call(self, packed, <int32_t>n, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 769, __pyx_L4_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 745, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_5);
     {
       PyObject *__pyx_temp;
@@ -12850,7 +12902,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
     goto __pyx_L3_return;
   }
 
-  /* "tvmfast/_core.pyx":771
+  /* "tvmfast/_core.pyx":747
  *             return finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12898,7 +12950,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
     }
   }
 
-  /* "tvmfast/_core.pyx":760
+  /* "tvmfast/_core.pyx":736
  *         return ret
  * 
  *     cdef inline object convert_and_call(self, void** items, Py_ssize_t n, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
@@ -12919,7 +12971,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":773
+/* "tvmfast/_core.pyx":749
  *             release_state(&st)
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -12967,32 +13019,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_frozen,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 773, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 749, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 773, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 749, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 773, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 749, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 773, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 749, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 773, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 749, __pyx_L3_error)
     }
     __pyx_v_frozen = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 773, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 749, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -13030,7 +13082,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("freeze", 0);
 
-  /* "tvmfast/_core.pyx":780
+  /* "tvmfast/_core.pyx":756
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -13044,7 +13096,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":781
+    /* "tvmfast/_core.pyx":757
  *         """
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")             # <<<<<<<<<<<<<<
@@ -13052,12 +13104,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
  *         if n < 0:
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 781, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 757, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 781, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 757, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 781, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 757, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_7 = 1;
@@ -13066,14 +13118,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 781, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 757, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 781, __pyx_L1_error)
+    __PYX_ERR(0, 757, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":780
+    /* "tvmfast/_core.pyx":756
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -13082,7 +13134,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":782
+  /* "tvmfast/_core.pyx":758
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args             # <<<<<<<<<<<<<<
@@ -13101,7 +13153,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
 
   __pyx_v_n = __pyx_t_8;
 
-  /* "tvmfast/_core.pyx":783
+  /* "tvmfast/_core.pyx":759
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -13113,7 +13165,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":784
+    /* "tvmfast/_core.pyx":760
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -13126,14 +13178,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_needs_the_number};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 784, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 760, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 784, __pyx_L1_error)
+    __PYX_ERR(0, 760, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":783
+    /* "tvmfast/_core.pyx":759
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -13142,7 +13194,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":787
+  /* "tvmfast/_core.pyx":763
  *                 "tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), "
  *                 "or call the function once first")
  *         return FrozenFunction(self, frozen, n)             # <<<<<<<<<<<<<<
@@ -13150,7 +13202,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
  *     def prepare(self, *args):
 */
   __pyx_t_5 = NULL;
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 787, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 763, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_7 = 1;
   {
@@ -13158,7 +13210,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_callargs+__pyx_t_7, (4-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 787, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 763, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_3);
   }
   {
@@ -13172,7 +13224,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":773
+  /* "tvmfast/_core.pyx":749
  *             release_state(&st)
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -13195,7 +13247,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":789
+/* "tvmfast/_core.pyx":765
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -13252,7 +13304,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("prepare", 0);
 
-  /* "tvmfast/_core.pyx":796
+  /* "tvmfast/_core.pyx":772
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -13269,7 +13321,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 796, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 772, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_3 != __pyx_v_self->num_args);
 
 
@@ -13280,19 +13332,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":797
+    /* "tvmfast/_core.pyx":773
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))             # <<<<<<<<<<<<<<
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
 */
-    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 797, __pyx_L1_error)
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 797, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 773, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 773, __pyx_L1_error)
 
 
 
-    /* "tvmfast/_core.pyx":796
+    /* "tvmfast/_core.pyx":772
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -13301,7 +13353,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
 */
   }
 
-  /* "tvmfast/_core.pyx":798
+  /* "tvmfast/_core.pyx":774
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))             # <<<<<<<<<<<<<<
@@ -13316,7 +13368,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_v_args};
     __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_enumerate, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 798, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 774, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = 1;
@@ -13325,11 +13377,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
     __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(&PyDict_Type), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 798, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 774, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 798, __pyx_L1_error)
-  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 798, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 774, __pyx_L1_error)
+  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 774, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
 
   __pyx_t_11 = 1;
@@ -13339,7 +13391,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 798, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 774, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_5);
   }
   {
@@ -13353,7 +13405,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
   __pyx_t_5 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":789
+  /* "tvmfast/_core.pyx":765
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -13377,7 +13429,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":800
+/* "tvmfast/_core.pyx":776
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -13427,44 +13479,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_name,&__pyx_mstate_global->__pyx_n_u_mutates_args,&__pyx_mstate_global->__pyx_n_u_example_args,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 800, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 776, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 800, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 776, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 800, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 776, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 800, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 776, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "as_torch_op", 0) < (0)) __PYX_ERR(0, 800, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "as_torch_op", 0) < (0)) __PYX_ERR(0, 776, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_empty_tuple));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, i); __PYX_ERR(0, 800, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, i); __PYX_ERR(0, 776, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 800, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 776, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 800, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 776, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 800, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 776, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -13477,7 +13529,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 800, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 776, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -13513,7 +13565,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("as_torch_op", 0);
 
-  /* "tvmfast/_core.pyx":809
+  /* "tvmfast/_core.pyx":785
  *         trace through it without a graph break.
  *         """
  *         from tvmfast.torch_op import make_torch_op             # <<<<<<<<<<<<<<
@@ -13522,14 +13574,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct _
 */
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_make_torch_op};
-    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvmfast_torch_op, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 809, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvmfast_torch_op, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 785, __pyx_L1_error)
   }
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_make_torch_op};
     __pyx_t_3 = 0; {
-      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 809, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 785, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       switch (__pyx_t_3) {
         case 0:
@@ -13543,7 +13595,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct _
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":810
+  /* "tvmfast/_core.pyx":786
  *         """
  *         from tvmfast.torch_op import make_torch_op
  *         return make_torch_op(self, name, mutates_args, example_args)             # <<<<<<<<<<<<<<
@@ -13570,7 +13622,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct _
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (5-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 810, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 786, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -13584,7 +13636,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct _
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":800
+  /* "tvmfast/_core.pyx":776
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -13606,7 +13658,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct _
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":812
+/* "tvmfast/_core.pyx":788
  *         return make_torch_op(self, name, mutates_args, example_args)
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -13644,21 +13696,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__repr__(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":813
+  /* "tvmfast/_core.pyx":789
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.BoundFunction num_args={self.num_args} release_gil={bool(self.release_gil)}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 813, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 789, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_t_2 = __pyx_v_self->release_gil;
 
-  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 813, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 789, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 813, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 789, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_num_args;
@@ -13675,7 +13727,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__repr__(struct __py
   __pyx_t_7 |= __Pyx_PyUnicode_KIND_04(__pyx_t_5[3]);
   #endif
   __pyx_t_3 = __Pyx_PyUnicode_Join(__pyx_t_5, 5, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 813, __pyx_L1_error)
+  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 789, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -13690,7 +13742,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__repr__(struct __py
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":812
+  /* "tvmfast/_core.pyx":788
  *         return make_torch_op(self, name, mutates_args, example_args)
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -14206,7 +14258,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_16__setstate_cython__(
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":816
+/* "tvmfast/_core.pyx":792
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -14231,7 +14283,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_count_error", 0);
 
-  /* "tvmfast/_core.pyx":817
+  /* "tvmfast/_core.pyx":793
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:
  *     raise TypeError(f"tvmfast: expected {expected} arguments, got {got}")             # <<<<<<<<<<<<<<
@@ -14239,9 +14291,9 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
  * 
 */
   __pyx_t_2 = NULL;
-  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 817, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 793, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 817, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 793, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_expected;
   __pyx_t_5[1] = __pyx_t_3;
@@ -14253,7 +14305,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   #endif
   __pyx_t_7 = 0;
   __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 4, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 817, __pyx_L1_error)
+  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 793, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -14263,14 +14315,14 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 817, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 793, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 817, __pyx_L1_error)
+  __PYX_ERR(0, 793, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":816
+  /* "tvmfast/_core.pyx":792
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -14292,7 +14344,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":823
+/* "tvmfast/_core.pyx":799
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -14344,7 +14396,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":824
+  /* "tvmfast/_core.pyx":800
  * 
  *     def __cinit__(self):
  *         self.vectorcall = <void*>frozen_vectorcall             # <<<<<<<<<<<<<<
@@ -14353,7 +14405,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_frozen_vectorcall);
 
-  /* "tvmfast/_core.pyx":825
+  /* "tvmfast/_core.pyx":801
  *     def __cinit__(self):
  *         self.vectorcall = <void*>frozen_vectorcall
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
@@ -14362,7 +14414,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":826
+  /* "tvmfast/_core.pyx":802
  *         self.vectorcall = <void*>frozen_vectorcall
  *         self.dynamic_pos = NULL
  *         self.template = NULL             # <<<<<<<<<<<<<<
@@ -14371,7 +14423,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":827
+  /* "tvmfast/_core.pyx":803
  *         self.dynamic_pos = NULL
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -14380,7 +14432,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":828
+  /* "tvmfast/_core.pyx":804
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -14389,7 +14441,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":829
+  /* "tvmfast/_core.pyx":805
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -14398,7 +14450,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":830
+  /* "tvmfast/_core.pyx":806
  *         self.shape_copy = NULL
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -14407,7 +14459,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.owned = NULL;
 
-  /* "tvmfast/_core.pyx":831
+  /* "tvmfast/_core.pyx":807
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL
  *         self.frozen_state.temps = NULL             # <<<<<<<<<<<<<<
@@ -14416,7 +14468,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.temps = NULL;
 
-  /* "tvmfast/_core.pyx":823
+  /* "tvmfast/_core.pyx":799
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -14430,7 +14482,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":833
+/* "tvmfast/_core.pyx":809
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -14478,46 +14530,46 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_bound,&__pyx_mstate_global->__pyx_n_u_frozen,&__pyx_mstate_global->__pyx_n_u_num_args,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 833, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 809, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 833, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 809, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 833, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 809, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 833, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 809, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 833, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 809, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 833, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 809, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 833, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 809, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 833, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 809, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 833, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 809, __pyx_L3_error)
     }
     __pyx_v_bound = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)values[0]);
     __pyx_v_frozen = ((PyObject*)values[1]);
-    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 833, __pyx_L3_error)
+    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 809, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 833, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 809, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -14528,8 +14580,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 833, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 833, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 809, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 809, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_self), __pyx_v_bound, __pyx_v_frozen, __pyx_v_num_args);
 
   /* function exit code */
@@ -14576,7 +14628,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":834
+  /* "tvmfast/_core.pyx":810
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14588,7 +14640,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":835
+    /* "tvmfast/_core.pyx":811
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")             # <<<<<<<<<<<<<<
@@ -14596,7 +14648,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
 */
     __pyx_t_3 = NULL;
-    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 835, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 811, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_prepare_support_a;
     __pyx_t_5[1] = __pyx_t_4;
@@ -14607,7 +14659,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     #endif
     __pyx_t_7 = 0;
     __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 3, __pyx_t_6, __pyx_t_7);
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 835, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 811, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_9 = 1;
@@ -14616,14 +14668,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 835, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 811, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 835, __pyx_L1_error)
+    __PYX_ERR(0, 811, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":834
+    /* "tvmfast/_core.pyx":810
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14632,7 +14684,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   }
 
-  /* "tvmfast/_core.pyx":836
+  /* "tvmfast/_core.pyx":812
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:             # <<<<<<<<<<<<<<
@@ -14642,9 +14694,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __pyx_t_6 = 0;
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 836, __pyx_L1_error)
+    __PYX_ERR(0, 812, __pyx_L1_error)
   }
-  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 836, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 812, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_2);
   __pyx_t_2 = __pyx_t_8;
@@ -14652,12 +14704,12 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   while (1) {
     __pyx_t_11 = __Pyx_dict_iter_next(__pyx_t_2, __pyx_t_10, &__pyx_t_6, &__pyx_t_8, NULL, NULL, __pyx_t_7);
     if (unlikely(__pyx_t_11 == 0)) break;
-    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 836, __pyx_L1_error)
+    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 812, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_XDECREF_SET(__pyx_v_pos, __pyx_t_8);
     __pyx_t_8 = 0;
 
-    /* "tvmfast/_core.pyx":837
+    /* "tvmfast/_core.pyx":813
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14676,11 +14728,11 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 
       goto __pyx_L7_bool_binop_done;
     }
-    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 837, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 813, __pyx_L1_error)
     if (__pyx_t_13) {
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 837, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 813, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 837, __pyx_L1_error)
+      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 813, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     }
     __pyx_t_12 = (!__pyx_t_13);
@@ -14693,7 +14745,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":838
+      /* "tvmfast/_core.pyx":814
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")             # <<<<<<<<<<<<<<
@@ -14701,9 +14753,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *         self.num_args = num_args
 */
       __pyx_t_3 = NULL;
-      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 838, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 814, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 838, __pyx_L1_error)
+      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 814, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
       __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_position;
       __pyx_t_15[1] = __pyx_t_4;
@@ -14719,7 +14771,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[1]);
       #endif
       __pyx_t_17 = __Pyx_PyUnicode_Join(__pyx_t_15, 5, __pyx_t_16, __pyx_t_11);
-      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 838, __pyx_L1_error)
+      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 814, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
@@ -14729,14 +14781,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 838, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 814, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 838, __pyx_L1_error)
+      __PYX_ERR(0, 814, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":837
+      /* "tvmfast/_core.pyx":813
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14747,7 +14799,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":839
+  /* "tvmfast/_core.pyx":815
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound             # <<<<<<<<<<<<<<
@@ -14759,7 +14811,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __Pyx_GOTREF((PyObject *)__pyx_v_self->bound);
   __Pyx_DECREF_SET(__pyx_v_self->bound, __pyx_v_bound);
 
-  /* "tvmfast/_core.pyx":840
+  /* "tvmfast/_core.pyx":816
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound
  *         self.num_args = num_args             # <<<<<<<<<<<<<<
@@ -14768,7 +14820,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   __pyx_v_self->num_args = __pyx_v_num_args;
 
-  /* "tvmfast/_core.pyx":841
+  /* "tvmfast/_core.pyx":817
  *         self.bound = bound
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)             # <<<<<<<<<<<<<<
@@ -14777,13 +14829,13 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 841, __pyx_L1_error)
+    __PYX_ERR(0, 817, __pyx_L1_error)
   }
-  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 841, __pyx_L1_error)
+  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 817, __pyx_L1_error)
   __pyx_v_self->num_dynamic = (__pyx_v_num_args - __pyx_t_10);
 
 
-  /* "tvmfast/_core.pyx":842
+  /* "tvmfast/_core.pyx":818
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen             # <<<<<<<<<<<<<<
@@ -14795,17 +14847,17 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __Pyx_GOTREF(__pyx_v_self->frozen_values);
   __Pyx_DECREF_SET(__pyx_v_self->frozen_values, __pyx_v_frozen);
 
-  /* "tvmfast/_core.pyx":843
+  /* "tvmfast/_core.pyx":819
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen
  *         self.build()             # <<<<<<<<<<<<<<
  * 
  *     cdef int build(self) except -1:
 */
-  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 843, __pyx_L1_error)
+  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 819, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":833
+  /* "tvmfast/_core.pyx":809
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -14832,7 +14884,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":845
+/* "tvmfast/_core.pyx":821
  *         self.build()
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
@@ -14862,7 +14914,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("build", 0);
 
-  /* "tvmfast/_core.pyx":848
+  /* "tvmfast/_core.pyx":824
  *         """Convert the frozen values into the argument template (again, after the
  *         function turned out to need owned tensors)."""
  *         cdef int i, d = 0, n = self.num_args             # <<<<<<<<<<<<<<
@@ -14874,7 +14926,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":850
+  /* "tvmfast/_core.pyx":826
  *         cdef int i, d = 0, n = self.num_args
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -14883,7 +14935,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":851
+  /* "tvmfast/_core.pyx":827
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -14907,7 +14959,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->__pyx_template = ((TVMFFIAny *)calloc(__pyx_t_3, (sizeof(TVMFFIAny))));
 
 
-  /* "tvmfast/_core.pyx":852
+  /* "tvmfast/_core.pyx":828
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -14931,7 +14983,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->frozen_dl = ((DLTensor *)calloc(__pyx_t_2, (sizeof(DLTensor))));
 
 
-  /* "tvmfast/_core.pyx":853
+  /* "tvmfast/_core.pyx":829
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))             # <<<<<<<<<<<<<<
@@ -14955,7 +15007,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->dynamic_pos = ((int32_t *)calloc(__pyx_t_3, (sizeof(int32_t))));
 
 
-  /* "tvmfast/_core.pyx":854
+  /* "tvmfast/_core.pyx":830
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -14979,7 +15031,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->live_shape = ((int64_t const **)calloc(__pyx_t_2, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":855
+  /* "tvmfast/_core.pyx":831
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -15003,7 +15055,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_owned = ((TVMFFIObjectHandle *)calloc(__pyx_t_3, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":856
+  /* "tvmfast/_core.pyx":832
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)             # <<<<<<<<<<<<<<
@@ -15012,7 +15064,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_self->frozen_state), __pyx_v_owned, __pyx_v_self->bound->align_mask);
 
-  /* "tvmfast/_core.pyx":857
+  /* "tvmfast/_core.pyx":833
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15040,7 +15092,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":858
+  /* "tvmfast/_core.pyx":834
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):             # <<<<<<<<<<<<<<
@@ -15074,7 +15126,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":857
+  /* "tvmfast/_core.pyx":833
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15084,16 +15136,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":859
+    /* "tvmfast/_core.pyx":835
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             if i in self.frozen_values:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 859, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 835, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":857
+    /* "tvmfast/_core.pyx":833
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15102,7 +15154,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   }
 
-  /* "tvmfast/_core.pyx":860
+  /* "tvmfast/_core.pyx":836
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -15116,25 +15168,25 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
     __pyx_v_i = __pyx_t_7;
 
-    /* "tvmfast/_core.pyx":861
+    /* "tvmfast/_core.pyx":837
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
 */
-    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 861, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 837, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-      __PYX_ERR(0, 861, __pyx_L1_error)
+      __PYX_ERR(0, 837, __pyx_L1_error)
     }
-    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 861, __pyx_L1_error)
+    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 837, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":862
+      /* "tvmfast/_core.pyx":838
  *         for i in range(n):
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],             # <<<<<<<<<<<<<<
@@ -15143,26 +15195,26 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
       if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-        __PYX_ERR(0, 862, __pyx_L1_error)
+        __PYX_ERR(0, 838, __pyx_L1_error)
       }
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 862, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 838, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 862, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 838, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "tvmfast/_core.pyx":863
+      /* "tvmfast/_core.pyx":839
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)             # <<<<<<<<<<<<<<
  *             else:
  *                 self.dynamic_pos[d] = i
 */
-      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 862, __pyx_L1_error)
+      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 838, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
 
-      /* "tvmfast/_core.pyx":861
+      /* "tvmfast/_core.pyx":837
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
@@ -15172,7 +15224,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
       goto __pyx_L11;
     }
 
-    /* "tvmfast/_core.pyx":865
+    /* "tvmfast/_core.pyx":841
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
  *             else:
  *                 self.dynamic_pos[d] = i             # <<<<<<<<<<<<<<
@@ -15182,7 +15234,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     /*else*/ {
       (__pyx_v_self->dynamic_pos[__pyx_v_d]) = __pyx_v_i;
 
-      /* "tvmfast/_core.pyx":866
+      /* "tvmfast/_core.pyx":842
  *             else:
  *                 self.dynamic_pos[d] = i
  *                 d += 1             # <<<<<<<<<<<<<<
@@ -15195,17 +15247,17 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
 
 
-  /* "tvmfast/_core.pyx":867
+  /* "tvmfast/_core.pyx":843
  *                 self.dynamic_pos[d] = i
  *                 d += 1
  *         self.snapshot_shapes()             # <<<<<<<<<<<<<<
  *         self.num_tensor_slots = 0
  *         for i in range(n):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 867, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 843, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":868
+  /* "tvmfast/_core.pyx":844
  *                 d += 1
  *         self.snapshot_shapes()
  *         self.num_tensor_slots = 0             # <<<<<<<<<<<<<<
@@ -15214,7 +15266,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   __pyx_v_self->num_tensor_slots = 0;
 
-  /* "tvmfast/_core.pyx":869
+  /* "tvmfast/_core.pyx":845
  *         self.snapshot_shapes()
  *         self.num_tensor_slots = 0
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -15228,7 +15280,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
     __pyx_v_i = __pyx_t_7;
 
-    /* "tvmfast/_core.pyx":870
+    /* "tvmfast/_core.pyx":846
  *         self.num_tensor_slots = 0
  *         for i in range(n):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15240,7 +15292,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":871
+      /* "tvmfast/_core.pyx":847
  *         for i in range(n):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 self.num_tensor_slots += 1             # <<<<<<<<<<<<<<
@@ -15249,7 +15301,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
       __pyx_v_self->num_tensor_slots = (__pyx_v_self->num_tensor_slots + 1);
 
-      /* "tvmfast/_core.pyx":870
+      /* "tvmfast/_core.pyx":846
  *         self.num_tensor_slots = 0
  *         for i in range(n):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15260,7 +15312,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
 
 
-  /* "tvmfast/_core.pyx":872
+  /* "tvmfast/_core.pyx":848
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 self.num_tensor_slots += 1
  *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
@@ -15272,17 +15324,17 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":874
+    /* "tvmfast/_core.pyx":850
  *         if self.frozen_state.device_type >= 0:
  *             # Frozen tensors cannot move: check their devices once, here.
  *             check_devices(&self.frozen_state, self.template, n)             # <<<<<<<<<<<<<<
  *         return 0
  * 
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_check_devices((&__pyx_v_self->frozen_state), __pyx_v_self->__pyx_template, __pyx_v_n); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 874, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_check_devices((&__pyx_v_self->frozen_state), __pyx_v_self->__pyx_template, __pyx_v_n); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 850, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":872
+    /* "tvmfast/_core.pyx":848
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 self.num_tensor_slots += 1
  *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
@@ -15291,7 +15343,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   }
 
-  /* "tvmfast/_core.pyx":875
+  /* "tvmfast/_core.pyx":851
  *             # Frozen tensors cannot move: check their devices once, here.
  *             check_devices(&self.frozen_state, self.template, n)
  *         return 0             # <<<<<<<<<<<<<<
@@ -15304,7 +15356,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":845
+  /* "tvmfast/_core.pyx":821
  *         self.build()
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
@@ -15328,7 +15380,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":877
+/* "tvmfast/_core.pyx":853
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -15339,7 +15391,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":878
+  /* "tvmfast/_core.pyx":854
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -15351,7 +15403,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":879
+    /* "tvmfast/_core.pyx":855
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)             # <<<<<<<<<<<<<<
@@ -15360,7 +15412,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_self->frozen_state));
 
-    /* "tvmfast/_core.pyx":880
+    /* "tvmfast/_core.pyx":856
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)             # <<<<<<<<<<<<<<
@@ -15369,7 +15421,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     free(__pyx_v_self->frozen_state.owned);
 
-    /* "tvmfast/_core.pyx":881
+    /* "tvmfast/_core.pyx":857
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -15378,7 +15430,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_v_self->frozen_state.owned = NULL;
 
-    /* "tvmfast/_core.pyx":878
+    /* "tvmfast/_core.pyx":854
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -15387,7 +15439,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":882
+  /* "tvmfast/_core.pyx":858
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL
  *         free(self.template)             # <<<<<<<<<<<<<<
@@ -15396,7 +15448,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->__pyx_template);
 
-  /* "tvmfast/_core.pyx":883
+  /* "tvmfast/_core.pyx":859
  *             self.frozen_state.owned = NULL
  *         free(self.template)
  *         free(self.frozen_dl)             # <<<<<<<<<<<<<<
@@ -15405,7 +15457,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->frozen_dl);
 
-  /* "tvmfast/_core.pyx":884
+  /* "tvmfast/_core.pyx":860
  *         free(self.template)
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)             # <<<<<<<<<<<<<<
@@ -15414,7 +15466,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->dynamic_pos);
 
-  /* "tvmfast/_core.pyx":885
+  /* "tvmfast/_core.pyx":861
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)             # <<<<<<<<<<<<<<
@@ -15423,7 +15475,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->shape_copy);
 
-  /* "tvmfast/_core.pyx":886
+  /* "tvmfast/_core.pyx":862
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)
  *         free(self.live_shape)             # <<<<<<<<<<<<<<
@@ -15432,7 +15484,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->live_shape);
 
-  /* "tvmfast/_core.pyx":887
+  /* "tvmfast/_core.pyx":863
  *         free(self.shape_copy)
  *         free(self.live_shape)
  *         self.template = NULL             # <<<<<<<<<<<<<<
@@ -15441,7 +15493,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":888
+  /* "tvmfast/_core.pyx":864
  *         free(self.live_shape)
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -15450,7 +15502,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":889
+  /* "tvmfast/_core.pyx":865
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
@@ -15459,7 +15511,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":890
+  /* "tvmfast/_core.pyx":866
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -15468,7 +15520,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":891
+  /* "tvmfast/_core.pyx":867
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -15477,7 +15529,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":877
+  /* "tvmfast/_core.pyx":853
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -15489,7 +15541,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 
 }
 
-/* "tvmfast/_core.pyx":893
+/* "tvmfast/_core.pyx":869
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15514,7 +15566,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":899
+  /* "tvmfast/_core.pyx":875
  *         resize_(); keeping the producer's pointer lets each call notice that cheaply.
  *         """
  *         cdef int i, total = 0, off = 0             # <<<<<<<<<<<<<<
@@ -15524,7 +15576,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_total = 0;
   __pyx_v_off = 0;
 
-  /* "tvmfast/_core.pyx":901
+  /* "tvmfast/_core.pyx":877
  *         cdef int i, total = 0, off = 0
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15538,7 +15590,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":902
+    /* "tvmfast/_core.pyx":878
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15550,7 +15602,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":903
+      /* "tvmfast/_core.pyx":879
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim             # <<<<<<<<<<<<<<
@@ -15559,7 +15611,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_total = (__pyx_v_total + (2 * (__pyx_v_self->frozen_dl[__pyx_v_i]).ndim));
 
-      /* "tvmfast/_core.pyx":902
+      /* "tvmfast/_core.pyx":878
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15570,7 +15622,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":904
+  /* "tvmfast/_core.pyx":880
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15594,7 +15646,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_self->shape_copy = ((int64_t *)calloc(__pyx_t_6, (sizeof(int64_t))));
 
 
-  /* "tvmfast/_core.pyx":905
+  /* "tvmfast/_core.pyx":881
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -15606,16 +15658,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":906
+    /* "tvmfast/_core.pyx":882
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 906, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 882, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":905
+    /* "tvmfast/_core.pyx":881
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -15624,7 +15676,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":907
+  /* "tvmfast/_core.pyx":883
  *         if self.shape_copy == NULL:
  *             raise MemoryError()
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15638,7 +15690,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":908
+    /* "tvmfast/_core.pyx":884
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15650,7 +15702,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":909
+      /* "tvmfast/_core.pyx":885
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue             # <<<<<<<<<<<<<<
@@ -15659,7 +15711,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       goto __pyx_L7_continue;
 
-      /* "tvmfast/_core.pyx":908
+      /* "tvmfast/_core.pyx":884
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15668,7 +15720,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":910
+    /* "tvmfast/_core.pyx":886
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue
  *             dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -15677,7 +15729,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-    /* "tvmfast/_core.pyx":911
+    /* "tvmfast/_core.pyx":887
  *                 continue
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape             # <<<<<<<<<<<<<<
@@ -15689,7 +15741,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     (__pyx_v_self->live_shape[__pyx_v_i]) = __pyx_t_7;
 
 
-    /* "tvmfast/_core.pyx":912
+    /* "tvmfast/_core.pyx":888
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15698,7 +15750,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->shape, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-    /* "tvmfast/_core.pyx":913
+    /* "tvmfast/_core.pyx":889
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15707,7 +15759,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl->shape = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-    /* "tvmfast/_core.pyx":914
+    /* "tvmfast/_core.pyx":890
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15716,7 +15768,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_off = (__pyx_v_off + __pyx_v_dl->ndim);
 
-    /* "tvmfast/_core.pyx":915
+    /* "tvmfast/_core.pyx":891
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15728,7 +15780,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":916
+      /* "tvmfast/_core.pyx":892
  *             off += dl.ndim
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15737,7 +15789,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->strides, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-      /* "tvmfast/_core.pyx":917
+      /* "tvmfast/_core.pyx":893
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15746,7 +15798,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_dl->strides = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-      /* "tvmfast/_core.pyx":915
+      /* "tvmfast/_core.pyx":891
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15755,7 +15807,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":918
+    /* "tvmfast/_core.pyx":894
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15767,7 +15819,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":919
+  /* "tvmfast/_core.pyx":895
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim
  *         return 0             # <<<<<<<<<<<<<<
@@ -15780,7 +15832,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":893
+  /* "tvmfast/_core.pyx":869
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15801,7 +15853,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":921
+/* "tvmfast/_core.pyx":897
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -15824,7 +15876,7 @@ static void __pyx_pw_7tvmfast_5_core_14FrozenFunction_5__dealloc__(PyObject *__p
 
 static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
 
-  /* "tvmfast/_core.pyx":922
+  /* "tvmfast/_core.pyx":898
  * 
  *     def __dealloc__(self):
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -15833,7 +15885,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":921
+  /* "tvmfast/_core.pyx":897
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -15845,7 +15897,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 
 }
 
-/* "tvmfast/_core.pyx":924
+/* "tvmfast/_core.pyx":900
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15875,7 +15927,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("check_frozen_shapes", 0);
 
-  /* "tvmfast/_core.pyx":927
+  /* "tvmfast/_core.pyx":903
  *         cdef int i
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15889,7 +15941,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":928
+    /* "tvmfast/_core.pyx":904
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -15901,7 +15953,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":929
+      /* "tvmfast/_core.pyx":905
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -15910,7 +15962,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":930
+      /* "tvmfast/_core.pyx":906
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -15922,7 +15974,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
       if (unlikely(__pyx_t_4)) {
 
 
-        /* "tvmfast/_core.pyx":931
+        /* "tvmfast/_core.pyx":907
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(             # <<<<<<<<<<<<<<
@@ -15931,14 +15983,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
         __pyx_t_6 = NULL;
 
-        /* "tvmfast/_core.pyx":932
+        /* "tvmfast/_core.pyx":908
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "             # <<<<<<<<<<<<<<
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0
 */
-        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 932, __pyx_L1_error)
+        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 908, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
         __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_frozen_argument;
         __pyx_t_8[1] = __pyx_t_7;
@@ -15949,7 +16001,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
         #endif
         __pyx_t_10 = 0;
         __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 3, __pyx_t_9, __pyx_t_10);
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 932, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 908, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __pyx_t_12 = 1;
@@ -15958,14 +16010,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 931, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 907, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_Raise(__pyx_t_5, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __PYX_ERR(0, 931, __pyx_L1_error)
+        __PYX_ERR(0, 907, __pyx_L1_error)
 
-        /* "tvmfast/_core.pyx":930
+        /* "tvmfast/_core.pyx":906
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -15974,7 +16026,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       }
 
-      /* "tvmfast/_core.pyx":928
+      /* "tvmfast/_core.pyx":904
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -15985,7 +16037,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
 
 
-  /* "tvmfast/_core.pyx":934
+  /* "tvmfast/_core.pyx":910
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0             # <<<<<<<<<<<<<<
@@ -15998,7 +16050,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":924
+  /* "tvmfast/_core.pyx":900
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -16022,7 +16074,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":936
+/* "tvmfast/_core.pyx":912
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -16068,15 +16120,15 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":938
+  /* "tvmfast/_core.pyx":914
  *     def __call__(self, *args):
  *         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
  *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 938, __pyx_L1_error)
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_frozen_vectorcall(((PyObject *)__pyx_v_self), ((void **)PySequence_Fast_ITEMS(__pyx_v_args)), __pyx_t_1, NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 938, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 914, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_frozen_vectorcall(((PyObject *)__pyx_v_self), ((void **)PySequence_Fast_ITEMS(__pyx_v_args)), __pyx_t_1, NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 914, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -16090,7 +16142,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":936
+  /* "tvmfast/_core.pyx":912
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -16109,7 +16161,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":940
+/* "tvmfast/_core.pyx":916
  *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -16148,7 +16200,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":947
+  /* "tvmfast/_core.pyx":923
  *         cdef Py_ssize_t k
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound             # <<<<<<<<<<<<<<
@@ -16160,7 +16212,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   __pyx_v_fn = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":948
+  /* "tvmfast/_core.pyx":924
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16172,17 +16224,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":949
+    /* "tvmfast/_core.pyx":925
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)             # <<<<<<<<<<<<<<
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 949, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 925, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":948
+    /* "tvmfast/_core.pyx":924
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16191,17 +16243,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":950
+  /* "tvmfast/_core.pyx":926
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()             # <<<<<<<<<<<<<<
  *         st = self.frozen_state
  *         st.owned = owned
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 950, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 926, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":951
+  /* "tvmfast/_core.pyx":927
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()
  *         st = self.frozen_state             # <<<<<<<<<<<<<<
@@ -16212,7 +16264,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 
   __pyx_v_st = __pyx_t_4;
 
-  /* "tvmfast/_core.pyx":952
+  /* "tvmfast/_core.pyx":928
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
  *         st.owned = owned             # <<<<<<<<<<<<<<
@@ -16221,7 +16273,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":953
+  /* "tvmfast/_core.pyx":929
  *         st = self.frozen_state
  *         st.owned = owned
  *         st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -16230,7 +16282,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.n_owned = 0;
 
-  /* "tvmfast/_core.pyx":954
+  /* "tvmfast/_core.pyx":930
  *         st.owned = owned
  *         st.n_owned = 0
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -16239,7 +16291,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.temps = NULL;
 
-  /* "tvmfast/_core.pyx":955
+  /* "tvmfast/_core.pyx":931
  *         st.n_owned = 0
  *         st.temps = NULL
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -16248,7 +16300,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":956
+  /* "tvmfast/_core.pyx":932
  *         st.temps = NULL
  *         st.items = items
  *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
@@ -16257,7 +16309,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.frozen = ((void *)__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":957
+  /* "tvmfast/_core.pyx":933
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
@@ -16269,7 +16321,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":960
+    /* "tvmfast/_core.pyx":936
  *             # Prepared: the template is complete and only read by the callee, and its
  *             # devices were checked when it was built.
  *             st.devices_checked = 1             # <<<<<<<<<<<<<<
@@ -16278,19 +16330,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
     __pyx_v_st.devices_checked = 1;
 
-    /* "tvmfast/_core.pyx":961
+    /* "tvmfast/_core.pyx":937
  *             # devices were checked when it was built.
  *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *             if ret is RETRY_OWNED:
  *                 self.build()
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 961, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 937, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "tvmfast/_core.pyx":962
+    /* "tvmfast/_core.pyx":938
  *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16301,24 +16353,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":963
+      /* "tvmfast/_core.pyx":939
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:
  *                 self.build()             # <<<<<<<<<<<<<<
  *                 return self.call_vector(items, n)
  *             return ret
 */
-      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 963, __pyx_L1_error)
+      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 939, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":964
+      /* "tvmfast/_core.pyx":940
  *             if ret is RETRY_OWNED:
  *                 self.build()
  *                 return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
 */
-      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 964, __pyx_L1_error)
+      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 940, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       {
         PyObject *__pyx_temp;
@@ -16331,7 +16383,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
       __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":962
+      /* "tvmfast/_core.pyx":938
  *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16340,7 +16392,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":965
+    /* "tvmfast/_core.pyx":941
  *                 self.build()
  *                 return self.call_vector(items, n)
  *             return ret             # <<<<<<<<<<<<<<
@@ -16358,7 +16410,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":957
+    /* "tvmfast/_core.pyx":933
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
@@ -16367,7 +16419,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":966
+  /* "tvmfast/_core.pyx":942
  *                 return self.call_vector(items, n)
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -16376,7 +16428,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_self->__pyx_template, (__pyx_v_self->num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":967
+  /* "tvmfast/_core.pyx":943
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:             # <<<<<<<<<<<<<<
@@ -16385,7 +16437,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":968
+    /* "tvmfast/_core.pyx":944
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:
  *             for k in range(n):             # <<<<<<<<<<<<<<
@@ -16399,7 +16451,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_k = __pyx_t_7;
 
-      /* "tvmfast/_core.pyx":969
+      /* "tvmfast/_core.pyx":945
  *         try:
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]             # <<<<<<<<<<<<<<
@@ -16408,32 +16460,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
       __pyx_v_pos = (__pyx_v_self->dynamic_pos[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":970
+      /* "tvmfast/_core.pyx":946
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 970, __pyx_L7_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 946, __pyx_L7_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":971
+    /* "tvmfast/_core.pyx":947
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 971, __pyx_L7_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 947, __pyx_L7_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
   }
 
-  /* "tvmfast/_core.pyx":973
+  /* "tvmfast/_core.pyx":949
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -16478,7 +16530,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_L8:;
   }
 
-  /* "tvmfast/_core.pyx":974
+  /* "tvmfast/_core.pyx":950
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16489,24 +16541,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":975
+    /* "tvmfast/_core.pyx":951
  *             release_state(&st)
  *         if ret is RETRY_OWNED:
  *             self.build()             # <<<<<<<<<<<<<<
  *             return self.call_vector(items, n)
  *         return ret
 */
-    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 975, __pyx_L1_error)
+    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 951, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":976
+    /* "tvmfast/_core.pyx":952
  *         if ret is RETRY_OWNED:
  *             self.build()
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         return ret
  * 
 */
-    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 976, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 952, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     {
       PyObject *__pyx_temp;
@@ -16519,7 +16571,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_t_1 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":974
+    /* "tvmfast/_core.pyx":950
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16528,7 +16580,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":977
+  /* "tvmfast/_core.pyx":953
  *             self.build()
  *             return self.call_vector(items, n)
  *         return ret             # <<<<<<<<<<<<<<
@@ -16546,7 +16598,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":940
+  /* "tvmfast/_core.pyx":916
  *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -16573,7 +16625,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":979
+/* "tvmfast/_core.pyx":955
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -16653,17 +16705,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_ptrs", 0);
 
-  /* "tvmfast/_core.pyx":992
+  /* "tvmfast/_core.pyx":968
  *         cdef TVMFFIObjectHandle owned[1]
  *         cdef CallState st
  *         cdef Py_ssize_t i, n = len(ptrs)             # <<<<<<<<<<<<<<
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:
 */
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 992, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 968, __pyx_L1_error)
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":994
+  /* "tvmfast/_core.pyx":970
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -16689,7 +16741,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":995
+    /* "tvmfast/_core.pyx":971
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")             # <<<<<<<<<<<<<<
@@ -16702,14 +16754,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 995, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 971, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 995, __pyx_L1_error)
+    __PYX_ERR(0, 971, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":994
+    /* "tvmfast/_core.pyx":970
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -16718,7 +16770,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":996
+  /* "tvmfast/_core.pyx":972
  *         if self.template == NULL or self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -16730,7 +16782,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":997
+    /* "tvmfast/_core.pyx":973
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_slots:
  *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")             # <<<<<<<<<<<<<<
@@ -16738,9 +16790,9 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *             p = <PyObject*>ptrs[i]
 */
     __pyx_t_5 = NULL;
-    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_tensor_slots, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 997, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_tensor_slots, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 973, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 997, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 973, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_expected;
     __pyx_t_9[1] = __pyx_t_7;
@@ -16752,7 +16804,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     #endif
     __pyx_t_10 = 0;
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_1, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 997, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 973, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
@@ -16762,14 +16814,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 997, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 973, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 997, __pyx_L1_error)
+    __PYX_ERR(0, 973, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":996
+    /* "tvmfast/_core.pyx":972
  *         if self.template == NULL or self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -16778,7 +16830,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":998
+  /* "tvmfast/_core.pyx":974
  *         if n != self.num_tensor_slots:
  *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -16792,7 +16844,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":999
+    /* "tvmfast/_core.pyx":975
  *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
  *         for i in range(n):
  *             p = <PyObject*>ptrs[i]             # <<<<<<<<<<<<<<
@@ -16801,7 +16853,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     __pyx_v_p = ((PyObject *)__Pyx_PyTuple_GET_ITEM(__pyx_v_ptrs, __pyx_v_i));
 
-    /* "tvmfast/_core.pyx":1000
+    /* "tvmfast/_core.pyx":976
  *         for i in range(n):
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:             # <<<<<<<<<<<<<<
@@ -16813,7 +16865,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":1001
+      /* "tvmfast/_core.pyx":977
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")             # <<<<<<<<<<<<<<
@@ -16821,11 +16873,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 address = PyLong_AsUnsignedLongLong(p)
 */
       __pyx_t_11 = NULL;
-      __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1001, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 977, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_8 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_p); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1001, __pyx_L1_error)
+      __pyx_t_8 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_p); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 977, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1001, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 977, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
@@ -16841,7 +16893,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[3]);
       #endif
       __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1001, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 977, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -16851,14 +16903,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1001, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 977, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 1001, __pyx_L1_error)
+      __PYX_ERR(0, 977, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":1000
+      /* "tvmfast/_core.pyx":976
  *         for i in range(n):
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:             # <<<<<<<<<<<<<<
@@ -16867,7 +16919,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":1002
+    /* "tvmfast/_core.pyx":978
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             try:             # <<<<<<<<<<<<<<
@@ -16883,17 +16935,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __Pyx_XGOTREF(__pyx_t_17);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":1003
+        /* "tvmfast/_core.pyx":979
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             try:
  *                 address = PyLong_AsUnsignedLongLong(p)             # <<<<<<<<<<<<<<
  *             except OverflowError:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
 */
-        __pyx_t_18 = PyLong_AsUnsignedLongLong(__pyx_v_p); if (unlikely(__pyx_t_18 == ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)-1L)) && PyErr_Occurred())) __PYX_ERR(0, 1003, __pyx_L10_error)
+        __pyx_t_18 = PyLong_AsUnsignedLongLong(__pyx_v_p); if (unlikely(__pyx_t_18 == ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)-1L)) && PyErr_Occurred())) __PYX_ERR(0, 979, __pyx_L10_error)
         __pyx_v_address = __pyx_t_18;
 
-        /* "tvmfast/_core.pyx":1002
+        /* "tvmfast/_core.pyx":978
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             try:             # <<<<<<<<<<<<<<
@@ -16912,7 +16964,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "tvmfast/_core.pyx":1004
+      /* "tvmfast/_core.pyx":980
  *             try:
  *                 address = PyLong_AsUnsignedLongLong(p)
  *             except OverflowError:             # <<<<<<<<<<<<<<
@@ -16922,12 +16974,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_OverflowError))));
       if (__pyx_t_10) {
         __Pyx_AddTraceback("tvmfast._core.FrozenFunction.call_ptrs", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_4, &__pyx_t_8, &__pyx_t_11) < 0) __PYX_ERR(0, 1004, __pyx_L12_except_error)
+        if (__Pyx_GetException(&__pyx_t_4, &__pyx_t_8, &__pyx_t_11) < 0) __PYX_ERR(0, 980, __pyx_L12_except_error)
         __Pyx_XGOTREF(__pyx_t_4);
         __Pyx_XGOTREF(__pyx_t_8);
         __Pyx_XGOTREF(__pyx_t_11);
 
-        /* "tvmfast/_core.pyx":1005
+        /* "tvmfast/_core.pyx":981
  *                 address = PyLong_AsUnsignedLongLong(p)
  *             except OverflowError:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None             # <<<<<<<<<<<<<<
@@ -16935,9 +16987,9 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
 */
         __pyx_t_5 = NULL;
-        __pyx_t_19 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 1005, __pyx_L12_except_error)
+        __pyx_t_19 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 981, __pyx_L12_except_error)
         __Pyx_GOTREF(__pyx_t_19);
-        __pyx_t_20 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 1005, __pyx_L12_except_error)
+        __pyx_t_20 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 981, __pyx_L12_except_error)
         __Pyx_GOTREF(__pyx_t_20);
         __pyx_t_21[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
         __pyx_t_21[1] = __pyx_t_19;
@@ -16953,7 +17005,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_21[3]);
         #endif
         __pyx_t_22 = __Pyx_PyUnicode_Join(__pyx_t_21, 5, __pyx_t_14, __pyx_t_10);
-        if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 1005, __pyx_L12_except_error)
+        if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 981, __pyx_L12_except_error)
         __Pyx_GOTREF(__pyx_t_22);
         __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
         __Pyx_DECREF(__pyx_t_20); __pyx_t_20 = 0;
@@ -16963,16 +17015,16 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
           __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
           __Pyx_DECREF(__pyx_t_22); __pyx_t_22 = 0;
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1005, __pyx_L12_except_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 981, __pyx_L12_except_error)
           __Pyx_GOTREF(__pyx_t_7);
         }
         __Pyx_Raise(__pyx_t_7, 0, 0, Py_None);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        __PYX_ERR(0, 1005, __pyx_L12_except_error)
+        __PYX_ERR(0, 981, __pyx_L12_except_error)
       }
       goto __pyx_L12_except_error;
 
-      /* "tvmfast/_core.pyx":1002
+      /* "tvmfast/_core.pyx":978
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             try:             # <<<<<<<<<<<<<<
@@ -16988,7 +17040,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_L17_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":1006
+    /* "tvmfast/_core.pyx":982
  *             except OverflowError:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
  *             if address == 0:             # <<<<<<<<<<<<<<
@@ -17000,7 +17052,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":1007
+      /* "tvmfast/_core.pyx":983
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")             # <<<<<<<<<<<<<<
@@ -17008,7 +17060,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 raise ValueError(
 */
       __pyx_t_8 = NULL;
-      __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1007, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 983, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __pyx_t_23[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_23[1] = __pyx_t_4;
@@ -17019,7 +17071,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       #endif
       __pyx_t_10 = 0;
       __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_23, 3, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 1007, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 983, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_6 = 1;
@@ -17028,14 +17080,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1007, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 983, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
       }
       __Pyx_Raise(__pyx_t_11, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      __PYX_ERR(0, 1007, __pyx_L1_error)
+      __PYX_ERR(0, 983, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":1006
+      /* "tvmfast/_core.pyx":982
  *             except OverflowError:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
  *             if address == 0:             # <<<<<<<<<<<<<<
@@ -17044,7 +17096,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":1008
+    /* "tvmfast/_core.pyx":984
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:             # <<<<<<<<<<<<<<
@@ -17056,7 +17108,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":1009
+      /* "tvmfast/_core.pyx":985
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:
  *                 raise ValueError(             # <<<<<<<<<<<<<<
@@ -17065,29 +17117,29 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
       __pyx_t_7 = NULL;
 
-      /* "tvmfast/_core.pyx":1010
+      /* "tvmfast/_core.pyx":986
  *             if address & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "             # <<<<<<<<<<<<<<
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address
 */
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1010, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 986, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_address); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1010, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_address); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 986, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_22 = __Pyx_PyObject_Format(__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 1010, __pyx_L1_error)
+      __pyx_t_22 = __Pyx_PyObject_Format(__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 986, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_22);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-      /* "tvmfast/_core.pyx":1011
+      /* "tvmfast/_core.pyx":987
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")             # <<<<<<<<<<<<<<
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)
 */
-      __pyx_t_4 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 1011, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 987, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __pyx_t_24[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_24[1] = __pyx_t_8;
@@ -17097,7 +17149,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_24[5] = __pyx_t_4;
       __pyx_t_24[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned;
 
-      /* "tvmfast/_core.pyx":1010
+      /* "tvmfast/_core.pyx":986
  *             if address & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "             # <<<<<<<<<<<<<<
@@ -17113,7 +17165,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_24[3]);
       #endif
       __pyx_t_5 = __Pyx_PyUnicode_Join(__pyx_t_24, 7, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1010, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 986, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_22); __pyx_t_22 = 0;
@@ -17124,14 +17176,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1009, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 985, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
       }
       __Pyx_Raise(__pyx_t_11, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      __PYX_ERR(0, 1009, __pyx_L1_error)
+      __PYX_ERR(0, 985, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":1008
+      /* "tvmfast/_core.pyx":984
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:             # <<<<<<<<<<<<<<
@@ -17140,7 +17192,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":1012
+    /* "tvmfast/_core.pyx":988
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address             # <<<<<<<<<<<<<<
@@ -17151,7 +17203,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   }
 
 
-  /* "tvmfast/_core.pyx":1013
+  /* "tvmfast/_core.pyx":989
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)             # <<<<<<<<<<<<<<
@@ -17160,7 +17212,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_f_7tvmfast_5_core_fill_ptrs(__pyx_v_self, __pyx_v_cptrs, __pyx_v_packed, __pyx_v_dl);
 
-  /* "tvmfast/_core.pyx":1014
+  /* "tvmfast/_core.pyx":990
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)
  *         st = self.frozen_state             # <<<<<<<<<<<<<<
@@ -17171,7 +17223,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 
   __pyx_v_st = __pyx_t_25;
 
-  /* "tvmfast/_core.pyx":1015
+  /* "tvmfast/_core.pyx":991
  *         fill_ptrs(self, cptrs, packed, dl)
  *         st = self.frozen_state
  *         st.owned = owned             # <<<<<<<<<<<<<<
@@ -17180,7 +17232,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":1016
+  /* "tvmfast/_core.pyx":992
  *         st = self.frozen_state
  *         st.owned = owned
  *         st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -17189,7 +17241,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.n_owned = 0;
 
-  /* "tvmfast/_core.pyx":1017
+  /* "tvmfast/_core.pyx":993
  *         st.owned = owned
  *         st.n_owned = 0
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -17198,7 +17250,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.temps = NULL;
 
-  /* "tvmfast/_core.pyx":1018
+  /* "tvmfast/_core.pyx":994
  *         st.n_owned = 0
  *         st.temps = NULL
  *         st.items = NULL             # <<<<<<<<<<<<<<
@@ -17207,7 +17259,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.items = NULL;
 
-  /* "tvmfast/_core.pyx":1019
+  /* "tvmfast/_core.pyx":995
  *         st.temps = NULL
  *         st.items = NULL
  *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
@@ -17216,7 +17268,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.frozen = ((void *)__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":1020
+  /* "tvmfast/_core.pyx":996
  *         st.items = NULL
  *         st.frozen = <void*>self
  *         st.devices_checked = 1             # <<<<<<<<<<<<<<
@@ -17225,7 +17277,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.devices_checked = 1;
 
-  /* "tvmfast/_core.pyx":1021
+  /* "tvmfast/_core.pyx":997
  *         st.frozen = <void*>self
  *         st.devices_checked = 1
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
@@ -17234,7 +17286,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_t_11 = ((PyObject *)__pyx_v_self->bound);
   __Pyx_INCREF(__pyx_t_11);
-  __pyx_t_5 = __pyx_f_7tvmfast_5_core_finish_call(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_11), __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1021, __pyx_L1_error)
+  __pyx_t_5 = __pyx_f_7tvmfast_5_core_finish_call(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_11), __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 997, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   {
@@ -17248,7 +17300,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   __pyx_t_5 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":979
+  /* "tvmfast/_core.pyx":955
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -17283,7 +17335,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1023
+/* "tvmfast/_core.pyx":999
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -17343,14 +17395,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("num_tensor_args", 0);
 
-  /* "tvmfast/_core.pyx":1025
+  /* "tvmfast/_core.pyx":1001
  *     def num_tensor_args(self):
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         return self.num_tensor_slots             # <<<<<<<<<<<<<<
  * 
  *     @staticmethod
 */
-  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_self->num_tensor_slots); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1025, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_self->num_tensor_slots); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1001, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -17363,7 +17415,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1023
+  /* "tvmfast/_core.pyx":999
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -17382,7 +17434,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1027
+/* "tvmfast/_core.pyx":1003
  *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -17442,17 +17494,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_last_error", 0);
 
-  /* "tvmfast/_core.pyx":1030
+  /* "tvmfast/_core.pyx":1006
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  *     def __repr__(self):
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1030, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1006, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":1027
+  /* "tvmfast/_core.pyx":1003
  *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -17472,7 +17524,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1032
+/* "tvmfast/_core.pyx":1008
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -17509,16 +17561,16 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":1033
+  /* "tvmfast/_core.pyx":1009
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.FrozenFunction num_args={self.num_args} dynamic={self.num_dynamic}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1033, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1009, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1033, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1009, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_3[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_num_args;
   __pyx_t_3[1] = __pyx_t_1;
@@ -17531,7 +17583,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   #endif
   __pyx_t_5 = 0;
   __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_3, 5, __pyx_t_4, __pyx_t_5);
-  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1033, __pyx_L1_error)
+  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1009, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -17546,7 +17598,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1032
+  /* "tvmfast/_core.pyx":1008
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -18002,7 +18054,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_18__setstate_cython__
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1036
+/* "tvmfast/_core.pyx":1012
  * 
  * 
  * cdef inline void fill_ptrs(FrozenFunction prepared, void** ptrs, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
@@ -18018,7 +18070,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
   int __pyx_t_3;
   int __pyx_t_4;
 
-  /* "tvmfast/_core.pyx":1039
+  /* "tvmfast/_core.pyx":1015
  *                            DLTensor* dl) noexcept nogil:
  *     """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
  *     cdef int i, k = 0             # <<<<<<<<<<<<<<
@@ -18027,7 +18079,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
   __pyx_v_k = 0;
 
-  /* "tvmfast/_core.pyx":1040
+  /* "tvmfast/_core.pyx":1016
  *     """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
  *     cdef int i, k = 0
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -18036,7 +18088,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_prepared->__pyx_template, (__pyx_v_prepared->num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":1041
+  /* "tvmfast/_core.pyx":1017
  *     cdef int i, k = 0
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
  *     for i in range(prepared.num_args):             # <<<<<<<<<<<<<<
@@ -18050,7 +18102,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":1042
+    /* "tvmfast/_core.pyx":1018
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
  *     for i in range(prepared.num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -18062,7 +18114,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":1043
+      /* "tvmfast/_core.pyx":1019
  *     for i in range(prepared.num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl[i] = prepared.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -18071,7 +18123,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_dl[__pyx_v_i]) = (__pyx_v_prepared->frozen_dl[__pyx_v_i]);
 
-      /* "tvmfast/_core.pyx":1044
+      /* "tvmfast/_core.pyx":1020
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]             # <<<<<<<<<<<<<<
@@ -18080,7 +18132,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_dl[__pyx_v_i]).data = (__pyx_v_ptrs[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":1045
+      /* "tvmfast/_core.pyx":1021
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0             # <<<<<<<<<<<<<<
@@ -18089,7 +18141,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_dl[__pyx_v_i]).byte_offset = 0;
 
-      /* "tvmfast/_core.pyx":1046
+      /* "tvmfast/_core.pyx":1022
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]             # <<<<<<<<<<<<<<
@@ -18098,7 +18150,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_packed[__pyx_v_i]).v_ptr = (&(__pyx_v_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":1047
+      /* "tvmfast/_core.pyx":1023
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]
  *             k += 1             # <<<<<<<<<<<<<<
@@ -18107,7 +18159,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       __pyx_v_k = (__pyx_v_k + 1);
 
-      /* "tvmfast/_core.pyx":1042
+      /* "tvmfast/_core.pyx":1018
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
  *     for i in range(prepared.num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -18118,7 +18170,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
   }
 
 
-  /* "tvmfast/_core.pyx":1036
+  /* "tvmfast/_core.pyx":1012
  * 
  * 
  * cdef inline void fill_ptrs(FrozenFunction prepared, void** ptrs, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
@@ -18131,7 +18183,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 
 }
 
-/* "tvmfast/_core.pyx":1050
+/* "tvmfast/_core.pyx":1026
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18148,7 +18200,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1055
+  /* "tvmfast/_core.pyx":1031
  *     cdef TVMFFIAny result
  *     cdef int ret
  *     if prepared.template == NULL or prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18174,7 +18226,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1056
+    /* "tvmfast/_core.pyx":1032
  *     cdef int ret
  *     if prepared.template == NULL or prepared.num_dynamic != 0:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")             # <<<<<<<<<<<<<<
@@ -18183,7 +18235,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_not_a_prepared);
 
-    /* "tvmfast/_core.pyx":1057
+    /* "tvmfast/_core.pyx":1033
  *     if prepared.template == NULL or prepared.num_dynamic != 0:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1             # <<<<<<<<<<<<<<
@@ -18196,7 +18248,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1055
+    /* "tvmfast/_core.pyx":1031
  *     cdef TVMFFIAny result
  *     cdef int ret
  *     if prepared.template == NULL or prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18205,7 +18257,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1058
+  /* "tvmfast/_core.pyx":1034
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1
  *     if n != prepared.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -18217,7 +18269,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1059
+    /* "tvmfast/_core.pyx":1035
  *         return -1
  *     if n != prepared.num_tensor_slots:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")             # <<<<<<<<<<<<<<
@@ -18226,7 +18278,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_wrong_number_o);
 
-    /* "tvmfast/_core.pyx":1060
+    /* "tvmfast/_core.pyx":1036
  *     if n != prepared.num_tensor_slots:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
  *         return -1             # <<<<<<<<<<<<<<
@@ -18239,7 +18291,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1058
+    /* "tvmfast/_core.pyx":1034
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1
  *     if n != prepared.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -18248,7 +18300,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1061
+  /* "tvmfast/_core.pyx":1037
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
  *         return -1
  *     fill_ptrs(prepared, ptrs, packed, dl)             # <<<<<<<<<<<<<<
@@ -18257,7 +18309,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_f_7tvmfast_5_core_fill_ptrs(__pyx_v_prepared, __pyx_v_ptrs, __pyx_v_packed, __pyx_v_dl);
 
-  /* "tvmfast/_core.pyx":1062
+  /* "tvmfast/_core.pyx":1038
  *         return -1
  *     fill_ptrs(prepared, ptrs, packed, dl)
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18266,7 +18318,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":1063
+  /* "tvmfast/_core.pyx":1039
  *     fill_ptrs(prepared, ptrs, packed, dl)
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -18275,7 +18327,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":1064
+  /* "tvmfast/_core.pyx":1040
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18284,7 +18336,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":1065
+  /* "tvmfast/_core.pyx":1041
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)             # <<<<<<<<<<<<<<
@@ -18293,7 +18345,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_prepared->bound->handle, __pyx_v_packed, __pyx_v_prepared->num_args, (&__pyx_v_result));
 
-  /* "tvmfast/_core.pyx":1066
+  /* "tvmfast/_core.pyx":1042
  *     result.v_int64 = 0
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -18319,7 +18371,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1067
+    /* "tvmfast/_core.pyx":1043
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)             # <<<<<<<<<<<<<<
@@ -18328,7 +18380,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_result.v_ptr));
 
-    /* "tvmfast/_core.pyx":1066
+    /* "tvmfast/_core.pyx":1042
  *     result.v_int64 = 0
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -18337,7 +18389,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1068
+  /* "tvmfast/_core.pyx":1044
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)
  *     return ret             # <<<<<<<<<<<<<<
@@ -18350,7 +18402,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1050
+  /* "tvmfast/_core.pyx":1026
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18367,7 +18419,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1071
+/* "tvmfast/_core.pyx":1047
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18416,39 +18468,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_prepared,&__pyx_mstate_global->__pyx_n_u_repeat,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1071, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1047, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1071, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1047, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1071, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1047, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1071, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1047, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1071, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1047, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1071, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1047, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1071, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1047, __pyx_L3_error)
     }
     __pyx_v_prepared = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)values[0]);
-    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1071, __pyx_L3_error)
+    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1047, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1071, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1047, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18459,7 +18511,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1071, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1047, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_4_floor_loop(__pyx_self, __pyx_v_prepared, __pyx_v_repeat);
 
   /* function exit code */
@@ -18504,7 +18556,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_floor_loop", 0);
 
-  /* "tvmfast/_core.pyx":1075
+  /* "tvmfast/_core.pyx":1051
  *     cdef TVMFFIAny result
  *     cdef Py_ssize_t r
  *     cdef int ret = 0             # <<<<<<<<<<<<<<
@@ -18513,7 +18565,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   __pyx_v_ret = 0;
 
-  /* "tvmfast/_core.pyx":1076
+  /* "tvmfast/_core.pyx":1052
  *     cdef Py_ssize_t r
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle             # <<<<<<<<<<<<<<
@@ -18524,7 +18576,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":1077
+  /* "tvmfast/_core.pyx":1053
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template             # <<<<<<<<<<<<<<
@@ -18535,7 +18587,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_packed = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1078
+  /* "tvmfast/_core.pyx":1054
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args             # <<<<<<<<<<<<<<
@@ -18546,7 +18598,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_n = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":1079
+  /* "tvmfast/_core.pyx":1055
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18558,7 +18610,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":1080
+    /* "tvmfast/_core.pyx":1056
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")             # <<<<<<<<<<<<<<
@@ -18571,14 +18623,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_floor_loop_needs_a_prepared_fun};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1080, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1056, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 1080, __pyx_L1_error)
+    __PYX_ERR(0, 1056, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":1079
+    /* "tvmfast/_core.pyx":1055
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18587,7 +18639,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1081
+  /* "tvmfast/_core.pyx":1057
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18600,7 +18652,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":1082
+        /* "tvmfast/_core.pyx":1058
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:
  *         for r in range(repeat):             # <<<<<<<<<<<<<<
@@ -18614,7 +18666,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
         for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
           __pyx_v_r = __pyx_t_10;
 
-          /* "tvmfast/_core.pyx":1083
+          /* "tvmfast/_core.pyx":1059
  *     with nogil:
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18623,7 +18675,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.type_index = kTVMFFINone;
 
-          /* "tvmfast/_core.pyx":1084
+          /* "tvmfast/_core.pyx":1060
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18632,7 +18684,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.v_int64 = 0;
 
-          /* "tvmfast/_core.pyx":1085
+          /* "tvmfast/_core.pyx":1061
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)             # <<<<<<<<<<<<<<
@@ -18641,7 +18693,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, (&__pyx_v_result));
 
-          /* "tvmfast/_core.pyx":1086
+          /* "tvmfast/_core.pyx":1062
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18653,7 +18705,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
           if (__pyx_t_4) {
 
 
-            /* "tvmfast/_core.pyx":1087
+            /* "tvmfast/_core.pyx":1063
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:
  *                 break             # <<<<<<<<<<<<<<
@@ -18662,7 +18714,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
             goto __pyx_L8_break;
 
-            /* "tvmfast/_core.pyx":1086
+            /* "tvmfast/_core.pyx":1062
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18675,7 +18727,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
       }
 
-      /* "tvmfast/_core.pyx":1081
+      /* "tvmfast/_core.pyx":1057
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18692,7 +18744,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       }
   }
 
-  /* "tvmfast/_core.pyx":1088
+  /* "tvmfast/_core.pyx":1064
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18704,17 +18756,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1089
+    /* "tvmfast/_core.pyx":1065
  *                 break
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1089, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1065, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":1088
+    /* "tvmfast/_core.pyx":1064
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18723,7 +18775,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1071
+  /* "tvmfast/_core.pyx":1047
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18751,7 +18803,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1092
+/* "tvmfast/_core.pyx":1068
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -18764,7 +18816,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1093
+  /* "tvmfast/_core.pyx":1069
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18792,7 +18844,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1094
+  /* "tvmfast/_core.pyx":1070
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id             # <<<<<<<<<<<<<<
@@ -18820,7 +18872,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1095
+  /* "tvmfast/_core.pyx":1071
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits             # <<<<<<<<<<<<<<
@@ -18848,7 +18900,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1096
+  /* "tvmfast/_core.pyx":1072
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):             # <<<<<<<<<<<<<<
@@ -18882,7 +18934,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":1093
+  /* "tvmfast/_core.pyx":1069
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18892,7 +18944,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1097
+    /* "tvmfast/_core.pyx":1073
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False             # <<<<<<<<<<<<<<
@@ -18905,7 +18957,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1093
+    /* "tvmfast/_core.pyx":1069
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18914,7 +18966,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1098
+  /* "tvmfast/_core.pyx":1074
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -18926,7 +18978,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1099
+    /* "tvmfast/_core.pyx":1075
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False             # <<<<<<<<<<<<<<
@@ -18939,7 +18991,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1098
+    /* "tvmfast/_core.pyx":1074
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -18948,7 +19000,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1100
+  /* "tvmfast/_core.pyx":1076
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False
  *     return x.strides == NULL or memcmp(x.strides, y.strides, x.ndim * sizeof(int64_t)) == 0             # <<<<<<<<<<<<<<
@@ -18976,7 +19028,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1092
+  /* "tvmfast/_core.pyx":1068
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -18990,7 +19042,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1103
+/* "tvmfast/_core.pyx":1079
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -19039,39 +19091,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_torch_module,&__pyx_mstate_global->__pyx_n_u_fn_address,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1103, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1079, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1103, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1079, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1103, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1079, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1103, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1079, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1103, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1079, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1103, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1079, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1103, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1079, __pyx_L3_error)
     }
     __pyx_v_torch_module = values[0];
-    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1103, __pyx_L3_error)
+    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1079, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1103, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1079, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -19127,20 +19179,20 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_enable_torch_direct_export", 0);
 
-  /* "tvmfast/_core.pyx":1112
+  /* "tvmfast/_core.pyx":1088
  *     """
  *     global tvmfast_torch_to_dl, tvmfast_thpvariable_tensor_offset, _torch_tensor_type
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)             # <<<<<<<<<<<<<<
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1112, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1088, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1112, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1088, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_api = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1114
+  /* "tvmfast/_core.pyx":1090
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor             # <<<<<<<<<<<<<<
@@ -19149,7 +19201,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_v_offset = (sizeof(PyObject));
 
-  /* "tvmfast/_core.pyx":1115
+  /* "tvmfast/_core.pyx":1091
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19175,7 +19227,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   if (__pyx_t_3) {
 
 
-    /* "tvmfast/_core.pyx":1116
+    /* "tvmfast/_core.pyx":1092
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:
  *         return False             # <<<<<<<<<<<<<<
@@ -19193,7 +19245,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1115
+    /* "tvmfast/_core.pyx":1091
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19202,7 +19254,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   }
 
-  /* "tvmfast/_core.pyx":1117
+  /* "tvmfast/_core.pyx":1093
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -19211,7 +19263,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_t_5 = __pyx_v_torch_module;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1117, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1093, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   #if CYTHON_VECTORCALL
   #endif
@@ -19220,13 +19272,13 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_mstate_global->__pyx_int_24, __pyx_t_6};
     #if CYTHON_VECTORCALL
     __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[0];
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1117, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1093, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_8);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_8 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1117, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1093, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     #endif
@@ -19236,33 +19288,33 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     #endif
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1117, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1093, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1117, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1093, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1117, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1093, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
   __pyx_v_base = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1118
+  /* "tvmfast/_core.pyx":1094
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1118, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1094, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1118, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1094, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1118, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1094, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1118, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1094, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_9 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_9);
@@ -19271,11 +19323,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_9, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_half, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1118, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1094, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
 
-  /* "tvmfast/_core.pyx":1119
+  /* "tvmfast/_core.pyx":1095
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),             # <<<<<<<<<<<<<<
@@ -19289,7 +19341,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_float_3_0};
     __pyx_t_9 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tensor, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1119, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1095, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = __pyx_v_torch_module;
@@ -19299,12 +19351,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_int_0};
     __pyx_t_10 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_zeros, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1119, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1095, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
   }
   __pyx_t_12 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_12);
-  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1119, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1095, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_13);
   __pyx_t_7 = 0;
   {
@@ -19312,19 +19364,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __pyx_t_11 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_to, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1119, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1095, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
   }
 
-  /* "tvmfast/_core.pyx":1120
+  /* "tvmfast/_core.pyx":1096
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]             # <<<<<<<<<<<<<<
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
 */
-  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1120, __pyx_L1_error)
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1120, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1096, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1096, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __pyx_t_14 = __pyx_t_15;
   __Pyx_INCREF(__pyx_t_14);
@@ -19335,7 +19387,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_17, NULL};
     __pyx_t_16 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_clone, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1120, __pyx_L1_error)
+    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1096, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
   }
   __pyx_t_7 = 0;
@@ -19345,40 +19397,40 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1120, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1096, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
   }
 
-  /* "tvmfast/_core.pyx":1118
+  /* "tvmfast/_core.pyx":1094
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1118, __pyx_L1_error)
+  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1094, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_INCREF(__pyx_v_base);
   __Pyx_GIVEREF(__pyx_v_base);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_8);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_9);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_11);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_13);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_12);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1118, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_6 = 0;
   __pyx_t_8 = 0;
@@ -19391,7 +19443,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   __pyx_v_samples = ((PyObject*)__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1121
+  /* "tvmfast/_core.pyx":1097
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19404,27 +19456,27 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1121, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1097, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1121, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1097, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1122
+    /* "tvmfast/_core.pyx":1098
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
 */
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1122, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1098, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1122, __pyx_L1_error)
+    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1098, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_t_3 = (((uint64_t)tvmfast_read_ptr(((PyObject *)__pyx_v_t), __pyx_v_offset)) != ((uint64_t)__pyx_t_19));
 
@@ -19432,7 +19484,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1123
+      /* "tvmfast/_core.pyx":1099
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False             # <<<<<<<<<<<<<<
@@ -19451,7 +19503,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1122
+      /* "tvmfast/_core.pyx":1098
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
@@ -19460,7 +19512,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1121
+    /* "tvmfast/_core.pyx":1097
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19470,7 +19522,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1124
+  /* "tvmfast/_core.pyx":1100
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)             # <<<<<<<<<<<<<<
@@ -19479,7 +19531,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_set_torch_to_dl(((void *)__pyx_v_fn_address));
 
-  /* "tvmfast/_core.pyx":1125
+  /* "tvmfast/_core.pyx":1101
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset             # <<<<<<<<<<<<<<
@@ -19488,7 +19540,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_thpvariable_tensor_offset = __pyx_v_offset;
 
-  /* "tvmfast/_core.pyx":1126
+  /* "tvmfast/_core.pyx":1102
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19501,18 +19553,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1126, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1102, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1126, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1102, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1127
+    /* "tvmfast/_core.pyx":1103
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19530,7 +19582,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1128
+    /* "tvmfast/_core.pyx":1104
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0             # <<<<<<<<<<<<<<
@@ -19548,7 +19600,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1129
+    /* "tvmfast/_core.pyx":1105
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):             # <<<<<<<<<<<<<<
@@ -19562,7 +19614,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 
     __pyx_L13_bool_binop_done:;
 
-    /* "tvmfast/_core.pyx":1127
+    /* "tvmfast/_core.pyx":1103
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19572,7 +19624,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1130
+      /* "tvmfast/_core.pyx":1106
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)             # <<<<<<<<<<<<<<
@@ -19581,7 +19633,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
       tvmfast_set_torch_to_dl(NULL);
 
-      /* "tvmfast/_core.pyx":1131
+      /* "tvmfast/_core.pyx":1107
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False             # <<<<<<<<<<<<<<
@@ -19600,7 +19652,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1127
+      /* "tvmfast/_core.pyx":1103
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19609,7 +19661,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1126
+    /* "tvmfast/_core.pyx":1102
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19619,21 +19671,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1132
+  /* "tvmfast/_core.pyx":1108
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False
  *     _torch_tensor_type = torch_module.Tensor             # <<<<<<<<<<<<<<
  *     return True
  * 
 */
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1132, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1108, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__torch_tensor_type);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__torch_tensor_type, __pyx_t_15);
   __Pyx_GIVEREF(__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1133
+  /* "tvmfast/_core.pyx":1109
  *             return False
  *     _torch_tensor_type = torch_module.Tensor
  *     return True             # <<<<<<<<<<<<<<
@@ -19651,7 +19703,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1103
+  /* "tvmfast/_core.pyx":1079
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -19689,7 +19741,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1136
+/* "tvmfast/_core.pyx":1112
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19722,14 +19774,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_torch_direct_export_enabled", 0);
 
-  /* "tvmfast/_core.pyx":1137
+  /* "tvmfast/_core.pyx":1113
  * 
  * def _torch_direct_export_enabled():
  *     return tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1137, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1113, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -19742,7 +19794,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1136
+  /* "tvmfast/_core.pyx":1112
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19761,7 +19813,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1140
+/* "tvmfast/_core.pyx":1116
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -19796,31 +19848,31 @@ static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObj
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_init_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":1141
+  /* "tvmfast/_core.pyx":1117
  * 
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)             # <<<<<<<<<<<<<<
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1141, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1117, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_b = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1142
+  /* "tvmfast/_core.pyx":1118
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)             # <<<<<<<<<<<<<<
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
  *                               <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1142, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_f = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1143
+  /* "tvmfast/_core.pyx":1119
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,             # <<<<<<<<<<<<<<
@@ -19829,7 +19881,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObj
 */
   tvmfast_enable_vectorcall(((PyTypeObject *)((PyObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction)), ((Py_ssize_t)(((char *)(&__pyx_v_b->vectorcall)) - ((char *)((PyObject *)__pyx_v_b)))));
 
-  /* "tvmfast/_core.pyx":1145
+  /* "tvmfast/_core.pyx":1121
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
  *                               <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>FrozenFunction,             # <<<<<<<<<<<<<<
@@ -19838,7 +19890,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObj
 */
   tvmfast_enable_vectorcall(((PyTypeObject *)((PyObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction)), ((Py_ssize_t)(((char *)(&__pyx_v_f->vectorcall)) - ((char *)((PyObject *)__pyx_v_f)))));
 
-  /* "tvmfast/_core.pyx":1140
+  /* "tvmfast/_core.pyx":1116
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -20497,14 +20549,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_BoundFunction(__pyx_m
   __pyx_vtable_7tvmfast_5_core_BoundFunction.call_vector = (PyObject *(*)(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t))__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector;
   __pyx_vtable_7tvmfast_5_core_BoundFunction.convert_and_call = (PyObject *(*)(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t, TVMFFIAny *, DLTensor *, TVMFFIObjectHandle *))__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_BoundFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction)) __PYX_ERR(0, 693, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_BoundFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction)) __PYX_ERR(0, 669, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = &__pyx_type_7tvmfast_5_core_BoundFunction;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 693, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 669, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction);
@@ -20514,9 +20566,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_BoundFunction(__pyx_m
     __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_vtabptr_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 693, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_BoundFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 693, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 693, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_vtabptr_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 669, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_BoundFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 669, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 669, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -20539,14 +20591,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.snapshot_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes;
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.check_frozen_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 820, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 796, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = &__pyx_type_7tvmfast_5_core_FrozenFunction;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 820, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 796, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction);
@@ -20556,9 +20608,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
     __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 820, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 820, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 820, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 796, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 796, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 796, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -20805,8 +20857,9 @@ static CYTHON_SMALL_CODE int __pyx_pymod_exec__core(PyObject *__pyx_pyinit_modul
   PyObject *__pyx_t_1 = NULL;
   PyObject *__pyx_t_2 = NULL;
   PyObject *__pyx_t_3 = NULL;
-  size_t __pyx_t_4;
-  PyObject *__pyx_t_5 = NULL;
+  Py_ssize_t __pyx_t_4;
+  size_t __pyx_t_5;
+  PyObject *__pyx_t_6 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -20898,20 +20951,20 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (__Pyx_InitAfterSharedUtility() < (0)) __PYX_ERR(0, 1, __pyx_L1_error)
   /*--- Execution code ---*/
 
-  /* "tvmfast/_core.pyx":99
- *         TVMFFIByteArray message
+  /* "tvmfast/_core.pyx":73
+ *     TYPE_CACHE_SIZE = 32
  * 
  * import tvm_ffi             # <<<<<<<<<<<<<<
  * 
  * # ---------------------------------------------------------------------------
 */
-  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvm_ffi, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 99, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvm_ffi, 0, 0, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 73, __pyx_L1_error)
   __pyx_t_2 = __pyx_t_1;
   __Pyx_GOTREF(__pyx_t_2);
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_tvm_ffi, __pyx_t_2) < (0)) __PYX_ERR(0, 99, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_tvm_ffi, __pyx_t_2) < (0)) __PYX_ERR(0, 73, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":126
+  /* "tvmfast/_core.pyx":100
  * cdef int cached_kinds[TYPE_CACHE_SIZE]
  * cdef const DLPackExchangeAPI* cached_apis[TYPE_CACHE_SIZE]
  * cdef int num_cached_types = 0             # <<<<<<<<<<<<<<
@@ -20920,34 +20973,43 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_num_cached_types = 0;
 
-  /* "tvmfast/_core.pyx":127
+  /* "tvmfast/_core.pyx":101
  * cdef const DLPackExchangeAPI* cached_apis[TYPE_CACHE_SIZE]
  * cdef int num_cached_types = 0
  * cdef PyObject* fast_exchange_type = NULL             # <<<<<<<<<<<<<<
  * cdef const DLPackExchangeAPI* fast_exchange_api = NULL
- * 
+ * cdef bint fast_exchange_is_torch = False   # fast_exchange_type takes the direct torch export
 */
   __pyx_v_7tvmfast_5_core_fast_exchange_type = NULL;
 
-  /* "tvmfast/_core.pyx":128
+  /* "tvmfast/_core.pyx":102
  * cdef int num_cached_types = 0
  * cdef PyObject* fast_exchange_type = NULL
  * cdef const DLPackExchangeAPI* fast_exchange_api = NULL             # <<<<<<<<<<<<<<
+ * cdef bint fast_exchange_is_torch = False   # fast_exchange_type takes the direct torch export
  * 
- * cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
 */
   __pyx_v_7tvmfast_5_core_fast_exchange_api = NULL;
 
-  /* "tvmfast/_core.pyx":130
+  /* "tvmfast/_core.pyx":103
+ * cdef PyObject* fast_exchange_type = NULL
  * cdef const DLPackExchangeAPI* fast_exchange_api = NULL
+ * cdef bint fast_exchange_is_torch = False   # fast_exchange_type takes the direct torch export             # <<<<<<<<<<<<<<
+ * 
+ * cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
+*/
+  __pyx_v_7tvmfast_5_core_fast_exchange_is_torch = 0;
+
+  /* "tvmfast/_core.pyx":105
+ * cdef bint fast_exchange_is_torch = False   # fast_exchange_type takes the direct torch export
  * 
  * cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack             # <<<<<<<<<<<<<<
  * cdef object _torch_tensor_type = None
  * cdef object torch_setup_hook = None
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 130, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 105, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_from_dlpack); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 130, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_from_dlpack); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 105, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__tvm_ffi_from_dlpack);
@@ -20955,7 +21017,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":131
+  /* "tvmfast/_core.pyx":106
  * 
  * cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
  * cdef object _torch_tensor_type = None             # <<<<<<<<<<<<<<
@@ -20967,7 +21029,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__torch_tensor_type, Py_None);
   __Pyx_GIVEREF(Py_None);
 
-  /* "tvmfast/_core.pyx":132
+  /* "tvmfast/_core.pyx":107
  * cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
  * cdef object _torch_tensor_type = None
  * cdef object torch_setup_hook = None             # <<<<<<<<<<<<<<
@@ -20979,7 +21041,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_torch_setup_hook, Py_None);
   __Pyx_GIVEREF(Py_None);
 
-  /* "tvmfast/_core.pyx":133
+  /* "tvmfast/_core.pyx":108
  * cdef object _torch_tensor_type = None
  * cdef object torch_setup_hook = None
  * cdef object _current_cuda_stream = None             # <<<<<<<<<<<<<<
@@ -20991,49 +21053,49 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__current_cuda_stream, Py_None);
   __Pyx_GIVEREF(Py_None);
 
-  /* "tvmfast/_core.pyx":136
+  /* "tvmfast/_core.pyx":111
  * 
  * 
  * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
  *     """hook(device_type, device_id) -> int stream, for GPU tensors whose producer has no
  *     DLPack C exchange API."""
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_1_set_current_stream_hook, 0, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 136, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_1_set_current_stream_hook, 0, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 111, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 136, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 111, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":143
+  /* "tvmfast/_core.pyx":118
  * 
  * 
  * def _set_torch_setup_hook(hook):             # <<<<<<<<<<<<<<
  *     """Called once, with no arguments, the first time an exchange-API tensor type is seen."""
  *     global torch_setup_hook
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_3_set_torch_setup_hook, 0, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 143, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_3_set_torch_setup_hook, 0, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[1])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 118, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 143, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_set_torch_setup_hook, __pyx_t_3) < (0)) __PYX_ERR(0, 118, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":147
+  /* "tvmfast/_core.pyx":122
  *     global torch_setup_hook
  *     torch_setup_hook = hook
  * cdef object _CObject = tvm_ffi.core.CObject             # <<<<<<<<<<<<<<
- * 
+ * from numbers import Integral, Real
  * 
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 147, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 122, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_core); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_core); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 122, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_CObject); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 147, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_CObject); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 122, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__CObject);
@@ -21041,55 +21103,79 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":434
+  /* "tvmfast/_core.pyx":123
+ *     torch_setup_hook = hook
+ * cdef object _CObject = tvm_ffi.core.CObject
+ * from numbers import Integral, Real             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  {
+    PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_Integral,__pyx_mstate_global->__pyx_n_u_Real};
+    __pyx_t_1 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_numbers, __pyx_imported_names, 2, NULL, 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 123, __pyx_L1_error)
+  }
+  __pyx_t_3 = __pyx_t_1;
+  __Pyx_GOTREF(__pyx_t_3);
+  {
+    PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_Integral,__pyx_mstate_global->__pyx_n_u_Real};
+    for (__pyx_t_4=0; __pyx_t_4 < 2; __pyx_t_4++) {
+      __pyx_t_2 = __Pyx_ImportFrom(__pyx_t_3, __pyx_imported_names[__pyx_t_4]); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 123, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_2);
+      if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_imported_names[__pyx_t_4], __pyx_t_2) < (0)) __PYX_ERR(0, 123, __pyx_L1_error)
+      __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
+    }
+  }
+  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+
+  /* "tvmfast/_core.pyx":410
  * 
  * 
  * cdef dict DEVICE_NAMES = {1: "cpu", 2: "cuda", 3: "cuda_host", 10: "rocm", 13: "cuda_managed", 12: "ext_dev"}             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 434, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 410, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, __pyx_mstate_global->__pyx_n_u_cpu) < (0)) __PYX_ERR(0, 434, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_n_u_cuda) < (0)) __PYX_ERR(0, 434, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_n_u_cuda_host) < (0)) __PYX_ERR(0, 434, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_10, __pyx_mstate_global->__pyx_n_u_rocm) < (0)) __PYX_ERR(0, 434, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_13, __pyx_mstate_global->__pyx_n_u_cuda_managed) < (0)) __PYX_ERR(0, 434, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_12, __pyx_mstate_global->__pyx_n_u_ext_dev) < (0)) __PYX_ERR(0, 434, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, __pyx_mstate_global->__pyx_n_u_cpu) < (0)) __PYX_ERR(0, 410, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_n_u_cuda) < (0)) __PYX_ERR(0, 410, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_n_u_cuda_host) < (0)) __PYX_ERR(0, 410, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_10, __pyx_mstate_global->__pyx_n_u_rocm) < (0)) __PYX_ERR(0, 410, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_13, __pyx_mstate_global->__pyx_n_u_cuda_managed) < (0)) __PYX_ERR(0, 410, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_12, __pyx_mstate_global->__pyx_n_u_ext_dev) < (0)) __PYX_ERR(0, 410, __pyx_L1_error)
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_DEVICE_NAMES);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, ((PyObject*)__pyx_t_3));
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":497
+  /* "tvmfast/_core.pyx":473
  * 
  * 
  * cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)             # <<<<<<<<<<<<<<
  * cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__take_result, __pyx_f_7tvmfast_5_core_take_stashed_result); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 497, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__take_result, __pyx_f_7tvmfast_5_core_take_stashed_result); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 473, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__take_result);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__take_result, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":498
+  /* "tvmfast/_core.pyx":474
  * 
  * cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)
  * cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__reraise, __pyx_f_7tvmfast_5_core_reraise_raised_error); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 498, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__reraise, __pyx_f_7tvmfast_5_core_reraise_raised_error); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 474, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__reraise);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__reraise, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":642
+  /* "tvmfast/_core.pyx":618
  * 
  * 
  * cdef object RETRY_OWNED = object()             # <<<<<<<<<<<<<<
@@ -21097,12 +21183,12 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  * cdef Py_ssize_t vectorcall_offset_bound = 0
 */
   __pyx_t_2 = NULL;
-  __pyx_t_4 = 1;
+  __pyx_t_5 = 1;
   {
     PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
-    __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_object, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_object, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 642, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 618, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_RETRY_OWNED);
@@ -21110,7 +21196,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":644
+  /* "tvmfast/_core.pyx":620
  * cdef object RETRY_OWNED = object()
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0             # <<<<<<<<<<<<<<
@@ -21119,7 +21205,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_bound = 0;
 
-  /* "tvmfast/_core.pyx":645
+  /* "tvmfast/_core.pyx":621
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0
  * cdef Py_ssize_t vectorcall_offset_frozen = 0             # <<<<<<<<<<<<<<
@@ -21128,50 +21214,50 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_frozen = 0;
 
-  /* "tvmfast/_core.pyx":773
+  /* "tvmfast/_core.pyx":749
  *             release_state(&st)
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
  *         """Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 773, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 749, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 773, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":789
+  /* "tvmfast/_core.pyx":765
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
  *         """Pre-pack every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_9prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 789, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_9prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 765, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 789, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 765, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":800
+  /* "tvmfast/_core.pyx":776
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
  *         """Register this function as a ``torch.library`` custom op and return the op.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_11as_torch_op, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_as_torch_op, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 800, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_11as_torch_op, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_as_torch_op, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 776, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_3, __pyx_mstate_global->__pyx_tuple[4]);
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_as_torch_op, __pyx_t_3) < (0)) __PYX_ERR(0, 800, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_as_torch_op, __pyx_t_3) < (0)) __PYX_ERR(0, 776, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -21201,63 +21287,63 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":979
+  /* "tvmfast/_core.pyx":955
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
  *         """Call a prepared function with new data addresses, one int per tensor argument.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 979, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 955, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 979, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 955, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1023
+  /* "tvmfast/_core.pyx":999
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         return self.num_tensor_slots
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1023, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 999, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 1023, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 999, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1027
+  /* "tvmfast/_core.pyx":1003
  *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1027, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1003, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1027, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1003, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_2 = NULL;
-  __Pyx_GetNameInClass(__pyx_t_5, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1027, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_4 = 1;
+  __Pyx_GetNameInClass(__pyx_t_6, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1003, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_6);
+  __pyx_t_5 = 1;
   {
-    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_5};
-    __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_staticmethod, __pyx_callargs+__pyx_t_4, (2-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    PyObject *__pyx_callargs[2] = {__pyx_t_2, __pyx_t_6};
+    __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_staticmethod, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1027, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1003, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1027, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1003, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -21287,81 +21373,81 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1071
+  /* "tvmfast/_core.pyx":1047
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
  *     """Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop."""
  *     cdef TVMFFIAny result
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1071, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1047, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1071, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1047, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1103
+  /* "tvmfast/_core.pyx":1079
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
  *     """Switch torch.Tensor arguments to the direct export if it is provably right here.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1103, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1079, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1103, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1079, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1136
+  /* "tvmfast/_core.pyx":1112
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
  *     return tvmfast_torch_to_dl != NULL
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1136, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1112, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1136, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1112, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1140
+  /* "tvmfast/_core.pyx":1116
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1140, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1116, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1140, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1116, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1148
+  /* "tvmfast/_core.pyx":1124
  *                               <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
  * 
  * _init_vectorcall()             # <<<<<<<<<<<<<<
 */
-  __pyx_t_5 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1148, __pyx_L1_error)
+  __pyx_t_6 = NULL;
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1124, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_4 = 1;
+  __pyx_t_5 = 1;
   {
-    PyObject *__pyx_callargs[2] = {__pyx_t_5, NULL};
-    __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_4, (1-__pyx_t_4) | (__pyx_t_4*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
+    PyObject *__pyx_callargs[2] = {__pyx_t_6, NULL};
+    __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1148, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1124, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -21382,7 +21468,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __pyx_L1_error:;
   __Pyx_XDECREF(__pyx_t_2);
   __Pyx_XDECREF(__pyx_t_3);
-  __Pyx_XDECREF(__pyx_t_5);
+  __Pyx_XDECREF(__pyx_t_6);
   if (__pyx_m) {
     if (__pyx_mstate->__pyx_d && stringtab_initialized) {
       __Pyx_AddTraceback("init tvmfast._core", __pyx_clineno, __pyx_lineno, __pyx_filename);
@@ -21417,9 +21503,9 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 642, __pyx_L1_error)
-  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1027, __pyx_L1_error)
-  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 798, __pyx_L1_error)
+  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 618, __pyx_L1_error)
+  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1003, __pyx_L1_error)
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 774, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_get.type = (PyObject*)&PyDict_Type;
@@ -21444,7 +21530,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "tvmfast/_core.pyx":1117
+  /* "tvmfast/_core.pyx":1093
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -21453,18 +21539,18 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1117, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1093, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_int_4};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1117, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1093, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "tvmfast/_core.pyx":1118
+  /* "tvmfast/_core.pyx":1094
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
@@ -21473,27 +21559,27 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_int_0, __pyx_mstate_global->__pyx_int_2};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1118, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1094, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
-  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1118, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1094, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
-  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1118, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1094, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[1]);
-  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1118, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1094, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[2]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[2]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_slice[0], __pyx_mstate_global->__pyx_slice[1], __pyx_mstate_global->__pyx_slice[2]};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1118, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1094, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
 
-  /* "tvmfast/_core.pyx":800
+  /* "tvmfast/_core.pyx":776
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -21502,7 +21588,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_empty_tuple, Py_None};
-    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 800, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 776, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
@@ -21566,38 +21652,38 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{2},{10},{16},{15},{36},{38},{89},{20},{22},{9},{30},{8},{20},{8},{7},{25},{13},{2},{15},{1},{9},{19},{13},{178},{1},{1},{2},{15},{130},{20},{6},{44},{32},{33},{1},{1},{4},{179},{37},{8},{12},{7},{6},{2},{9},{50},{16},{20},{57},{87},{57},{31},{47},{17},{62},{67},{48},{19},{55},{30},{63},{30},{18},{25},{103},{54},{40},{26},{72},{13},{31},{33},{25},{20},{21},{7},{14},{32},{34},{24},{30},{31},{8},{6},{9},{8},{6},{20},{12},{11},{17},{8},{10},{25},{8},{11},{12},{8},{10},{8},{12},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{27},{11},{16},{13},{24},{21},{28},{7},{7},{9},{3},{6},{4},{11},{18},{1},{4},{5},{9},{18},{5},{4},{5},{3},{4},{9},{12},{6},{2},{5},{10},{9},{12},{6},{7},{1},{7},{10},{6},{11},{6},{6},{3},{12},{15},{4},{6},{4},{1},{19},{4},{5},{11},{4},{13},{12},{1},{4},{2},{8},{15},{3},{6},{6},{2},{5},{13},{1},{6},{4},{3},{7},{8},{4},{1},{16},{9},{11},{6},{7},{6},{3},{4},{7},{4},{10},{2},{12},{1},{6},{2},{12},{9},{7},{13},{16},{6},{5}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{2},{10},{16},{15},{36},{38},{89},{20},{22},{9},{30},{8},{20},{8},{7},{25},{13},{2},{15},{1},{9},{19},{13},{178},{1},{1},{2},{15},{130},{20},{6},{44},{32},{33},{1},{1},{4},{179},{37},{8},{12},{7},{6},{2},{9},{50},{16},{20},{57},{87},{57},{31},{47},{17},{62},{67},{48},{19},{55},{30},{63},{30},{18},{25},{103},{54},{40},{26},{72},{13},{31},{33},{25},{20},{21},{7},{14},{32},{34},{24},{30},{31},{8},{8},{6},{9},{8},{4},{6},{20},{12},{11},{17},{8},{10},{25},{8},{11},{12},{8},{10},{8},{12},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{27},{11},{16},{13},{24},{21},{28},{7},{7},{9},{3},{6},{4},{11},{18},{1},{4},{5},{9},{18},{5},{4},{5},{3},{4},{9},{12},{6},{2},{5},{10},{9},{12},{6},{7},{1},{7},{10},{6},{11},{6},{6},{3},{12},{15},{4},{6},{4},{1},{19},{4},{5},{11},{4},{13},{12},{1},{4},{2},{8},{15},{7},{3},{6},{6},{2},{5},{13},{1},{6},{4},{3},{7},{8},{4},{1},{16},{9},{11},{6},{7},{6},{3},{4},{7},{4},{10},{2},{10},{12},{1},{6},{2},{5},{12},{9},{7},{13},{16},{6},{5}};
     const struct { const unsigned int length: 9; } bytes_length_index[] = {{9},{9},{87},{9},{12},{86},{10},{12},{124},{299},{9},{9},{93},{69},{351},{33}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2505 bytes) */
-static const char cstring[] = "x\332\215W\315s\023G\026\267vM\"\300`\214\r\273\001\222\264\313\260H\306(\253\330\013\224\301d\205\r\311\326\022b\203\327\361\026\251\232\264fz\244\211G3\322t\217-9\305\026G\035\3478\3079\352\250\243\216:\3728\3079\362\047\360\047\354{=\037H2\324.U\250{\272\337{\375>~\357\303\244@\250Ss\033\314\022\374\303n\205\324lAH\325\025\331\031Y\"*\265,8\2562\322\244\2343\215P`![\317\267\251z@\004\263\270\355\374?4\353\204\250uj\325\340\222\327i\223\021nX*#\272\303\3301+\024\277i:\254I\035\330\221\202\303\270q\314\024\002\2029\023\260Z\304\020\337\025\037&\304x\236P\023Z\243\206E4*(i\332\206%\230\223Z\241\331\214\023TJ7\004\001\032\270\274\267F\264\216E\033\206\272A\352\266\251\341=\261\253\2771U\220\202\345\232&\001\0055\223\025\211\021\263\246+\260;\250z\341\257+\361\031\322\302\n\212%\213\332t\047\375\3460\223Q\316\224\232an,\265\013\002t\007\003h\r\257\213\305\354\215lC-B5\rl\347w\253\035\001\246\231F\315b\332\330G\211\354\356\375H\016\230c1\223\303\203\206)\310\221!\352Dc:u\341\243\352\352:\370\000\374\317A\217\224-v\020\330F\032\264CT\207\362z\354T\360\265P\032\266&\275\205\016\006\327\246\322\217\3526g\231@\027\366\266\256c<t\252\n\333\331(\257\220\252ai\205R\251\264\022?\204\226m\224\213\245\365u\262\236<\031\033\004\237\254\335\0047#2R\314\024@\210Z/\355\312\257\025\"\016\033\212\256\033\3117\306\230\022E\321\314&@HQ \340\266\346\252\314)\256`$W\210n\332\024\226\252m\233+\204\013\020\360\302\266X\314\226\210JB\373P\342aD\003\311\037\237\301\226<\004\345\315T\251\017Y\321p\271\0044\370\t\005k\354\320P\331#\020\255S.JOl\327\322\236\271\226*\014 \260\334\206\002\234|#\273\177\346\330\307\314:M\360\370;T\363\205\r!\025u*\310fG\3241\022\034\0360\215*s\250`f\007\r2@W\007\211,\262\375t\373\356\332\2035\031@\207\241M\234p\267\252\232\230k\000?=F\002\240Tt\232\214\227\310?t\322\261]b1\260V\3302\047G\031D\235Y\230Y\270!\267e\352RTS\001v\303\252\335&\232\341\300#\306!C\356g\324\344\254\244\200\303mG\201\237\246\224\213\371\235$\241F\364\304N\010\267\002\302X\354,\024\30764\203""\323\252\311\230\205\2775\325\340\361N\203\324KA\253( \004\202\013a\326\\\371\246e[w\301\005\207\0065\341V5,C(J\352[\240v(\310\311\276\005=`p\310AVz\206\310\\\377\200\312,\232X&\216\300\257\3403qd\223\307\033\244\034ca\234q\004\255\230p\216k\t\003\322\t2\3055\331\312\007\210\225\262\010K\340A\004\035\352t\300\341\242\376\360#b\241\366\260\215\270b@\2201\331b\211\\\206v\224\233O0\332\020?\265\236\222\254O\310\3058\306\222\240\202\311\252\246g\310\203\047\265\224\374\033E\265\035Vjv\332\311\301:\031\007\362\021M\013\236!\300\367P\205\265\2072\365G\337+\0243\356\t\230\177\222\375t\225\317D\240\177U\314@\235\032\000\013YE\301\000\3468\340\036\024(c\255e\364\037*lvTE\0332\223\001\337\200\007\21037$&\315\221\244F\277gl\370\252\322\024\016\207\236\223\005\374\243\267\237\004<)\350\245\324$\250\203\305\342G\331\223\3164\242\361\351\347\222\326\226j=y\221)\201\241\206jR\2151\234Y\266>R\213\263b\363\002\212\245l\316X\337\200/\323\332\226\235\327p\2708\375\014:\017m\325\240\000\221\337S}\326\311!5]\366f,YR\2564\252\200\321f\323v\240\225A\302\331|\214\016q\362\261\330\215\351\3450\341:\226L\273\255\347q#X\216\353\244\354\221X\337u\350Z##\313\030|\307>JYUQe\215U\224\311k\250 \034\n\337\247\010(Wd\207R\354\346\370El\364\370Y\342\201\315\237d\313\031O\213\361\257\323z\235\272?\245\330\004E\206\255\211s\014|\334\307d\374\047ne\036)\320\002\204\"\223+\275\370Q\026\216m\352@\245\000\224nC\365yn\034\260\330\375\212\262\335i\303\377-@\203\362\202\265\305K\246+J\3222\240`Cq\216g&\271\305\376\242\324\2300\004k\340\001bH\256I\027\317v\252\302\332\3614\250\320\246\201\027\210\001\\G\270k\251\033\340_\003\306<\271Jeq\207\205\rW(f\212\232\010\301}\302\202\333C\201\235\006/Z.5S\206\264\327\234\212Cv\300\332\370\201\243N\312\303GT9\025\035\350L\214\243\235*\316<J\334\337\022\354\304\235\024$b^\214\364PE\266\264C\206\223\224\014\247\301\2616\333.tq&\237V]\307\001\204\203=\016\243\r\245n\333\007\362<\226\013;\267\031\037~\354\241\244\307\322*\307f\222LaY7\004oQ9\317\"JF`Ny\307R\r\273\224)\302""\253U\230`ey\3150\247\232\250!DC8TeU\210\246jBfbcQ\345}\323U]\215\342\177\320\217\013\271iP\213\302\344\037+\251\231\032N\006\240\210\323\221\036f\000\\9\371\2606m4\301w\250\027k\033\\\300\257P`\232\320\345\270\267\372\255n)\2111q\022B]i$\230\212K\214.\r\006\344\324pPM\020\216\373\232iW\251)\217\352\324\324c\320\242\377\014\003\237\224\305$c\200r\375\000Q\310\341U-\301\034\"\260\201\203F\352\255\206\213(\340RY\013\315\260\254\264\362N$\"\314\241\361(\032\017\3206\267\217\240\310\311\237\204\2147\321\004\246\241\362M\273\231T\223\264\335\240[\235\311\364u\030\314\345\014\n\371\310\337\031@\317(\340E\376\201\025\017DPR\035[mp\351X\230\376L\324 \031\274\270\004\262\241B\336\327mM\304\252\010;60\266\032\202lqh\002,\031x\262\231\013\343\235~\244\036\221-\202\0373\307\346Y\371\336\205H?E}q\324.\000\230]\025\007>LO\360\211r?\221\241\374MJ\234\250tdy\205\034\332\206F\226\227\345\330_\234J\31138\276\315E\323\347\272w\274\035\334\234\017\317\177\355\363`\021\367\327\375\215^\276\237\353\317E\3237\374\027\275B\177\261_\216\246\277\364w|\273\367z\220\213\276\272\323\273\217g\375\347\303?\014o\237\\\017w\377\365?\256\337\346\336M\237\211\246\377\344\265\336\346\336\1776u\3463|\244\014\373\374\324\231\005\017\204\337\n\366{{\361+\373\301N4}\305\333\367a\371\374m\273\373\306\337\364[Q\376b\327\360Z~.:{.\312\317t\237zW<\352\265\242\231\313^)\310\341r\007\350g.\207\227o\006\025\220\265\337\1775\310\r\346\242\231\331\256\360V=\032]\232Ci\242\273\332\245Q>\326\343\222\324\243\320\233\355\267\0063\303\312;4!%b\300t\020\314\007\225(?\333m\201{\272\217\274#\237\372\"\270\327\273\321\377\367\240>\244C~\262t\002\014\027\273\264{\350\355\372s\376M_\013\226{\225\336\253\376t\177k0=x6\2749\324Nn\235\264\242\331\353\376\375`Q\362\356\r\312\203\255\341\364ps\330:\231A\317\315.xO<\325\277\021\274\352\235\003\267\255\365\017\007 5\337=\323\335\211\362\347\273\353\341\225[\301Np\320\237\357\3770\330\034\034\237\314\235,F3\363\3504p\241\377}PF\033r\031\307L8C\202\\p\275\267\331k\365\363\203?\016""\312\321\245yo5\274z\257O\373G\003u87\274s\362*\334\336\301\3435\357\r\270k\047\250\367h\017\234\271\024\224\301\342X\370\027\240\321\016\032^~[y\227G7\302\006bw\366\317\340\274\312\373\213Sgg\272k\335c0\273\020,b\000\212~9\274\261\027\356\375\034\376\374:|\375K\370\213\032\252Z\224\277\002\256\3712\320z\313\375Mx^\033.\242Q\337v_ve\360\226\375\n\204\006\345\377\007\360\243\007?\364*\243\302\347\375\047\340\323%\320P\007{\004\000d\006q\246\005w\300\311\010\320\214q\253\227\353}\001\356{0X\035\320\001jxm\352,AD\007\345w\360b,\355)\204t\253w\001\301\221\250\014\357K}^y\323^%3\343\321\2402\330\r+\265\260V\017\353\306\030\340.y\347\3755\277\205\240\233\355\036\301\031\367\227@\003@\330U\317\360[!\371\3730\027V\300\t\373\341\376\257\341\2574\244\325h\346Bt\351Zxm\025r\242\022\315/ \351oA.\\\254@0n\002\222\332\341Ofh6Pb\033\344-\216\021,\306\307\216\277\340\357A\260\343\253ha\255_\351\357\016\346\006\267\207s\321\302U\320C\370\367\202\033\275\227\030\3079o\316\273\205x\215\362\270\375\213\377\271\337\016 \207.tw=\360\331\271n\021\"\234\227\271?\362\225,\313\336\367>n\302s\230\017\340\340\337\375E\260\270\035\264{\035\000\365?\001\267\271p\372nx\367\361\200\276\277<u\366bx\001\000\212\204o\374\n\250x\257\367U\277\365_K\313]\204";
-    PyObject *data = __Pyx_DecompressString(cstring, 2505, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2529 bytes) */
+static const char cstring[] = "x\332\215W\317s\323H\026\216w\303\214\201@\010\t\354\0160\263\235\n,v\010\236\365$\013T \314\232\004f\246\226a\022\310f\262\305Ti\332R\313\326D\226lu+\2613\305\026G\037u\324QG\037}\364\321\307\034u\324\221?\201?a\337k\375\300v\240vS\025\253\325\335\357\365{\337\373\336{-R \324\251\271\rf\t\376a\264Bj\266 \244\352\212l\216,\021\225Z\026LW\031iR\316\231F(\210\220\255\347\333T= \202Y\334v\376\237=\353\204\250uj\325`\221\327i\223\021nX*#\272\303\3301+\024\277n:\254I\035\030\221\202\303\270q\314\024\002\2129\023\360\264\210!\276->L6\343|\262\233\320\0325,\242QAI\3236,\301\234\324\013\315f\234\240Q\272!\010\354\201\305{kD\353X\264a\250\033\244n\233\032\256\023\273\372\033S\005)X\256i\0220P3Y\221\030\261h\372\004q\007M/\374m%\236\303\275\360\004\303\222\207\332t\047qs\230\311(gJ\31507\226\332\005\001\266\203\003\264\206\313\305bvF6\240\026\241\232\006\276\363\273\325\216\000\327L\243f1m\354\245Dv\367~$\007\314\261\230\311\341@\303\024\344\310\020u\2421\235\272\360Ruu\0350\000\3749\330\221\212\305\000\201o\244A;Du(\257\307\240\002\326Bi\330\232D\013\001\006hS\355Gu\233\263L\241\013c[\3271\036:U\205\355l\224WH\325\260\264B\251TZ\211\017B\3176\312\305\322\372:YO\216\214\035\202W\326n\002\314\310\214\2243\005P\242\326K\273\362m\205\210\303\206\242\353F\362\2161\246DQ4\263\t\024R\024\010\270\255\271*s\212+\030\311\025\242\2336\205G\325\266\315\025\302\005(xa[,\026KT%\241}(\3710b\201\224\217\347`H\036\202\361fj\324\207\254h\270\\\022\032pB\305\032;4T\366\010T\353\224\213\322\023\333\265\264g\256\245\n\0036XnC\001I\276\221\255?s\354cf\235\336\360\370[4\363\205\r!\025u*\310fG\3241\022\034\0160\215*s\250`f\007\0352\300V\0077Yd\373\351\366\335\265\007k2\200\016C\2378\341nU51\327\200~z\314\004`\251\3504\031/\221\037t\322\261]b1\360V\3302\047G\005D\235Y\230Y8 \267e\352R4S\001q\303\252\335&\232\341\300!\306!C\351g\324\344\254\244\000\340\266\243\300OS\352\305\374N\222P#z\342\047\204[\001e,\006\013\325\261\r\315\340\264j2f\341oM5x<\322 \365R\322*\n(\201\340B\2305W\236i\331\326]\200\340""\320\240&\254\252\206e\010EI\261\205\335\016\005=\331\273\240\007\014&9\350J\347\220\231\353\037X\231E\023\313\304\021\340\n\230\211#\233<\336 \345\230\013\343\202#l\305\204s\\K\030\220N\220)\256\311V>P\254\224EX\022\017\"\350P\247\003\200\213\372\303\217\250\205\332\3036\342\212\001A\306d\2135r\031\332Qi>!hC\374\324z\272e}B/\3061\326\004\025LV5=c\036\034\251\245\333\277VT\333a\245f\247\235L\254\223q\"\037\321\264\340\031\002\260\207*\254=\224\251?z^\241\230IO\320\374\223\342\247\253|\246\002\361U1\003uj\000-d\025\005\007\230\343\000<\250P\306Z\313\366\177\250\260\331T\025}\310\\\006~\003\037 \316\334\220\2344G\222\032q\317\304\360T\245)\034\016=\047\013\370GW?IxR\320K\251KP\007\213\305\217\212\047\235i\304\342\323\307%\255-\265zr!3\002C\r\325\244\032s8\363l}\244\026g\305\346\005\024K\331\234\261\276\201\\f\265-;\257\341pq\372\030\004\017}\325\240\000\221\337S{\326\311!5]\366f,YR\2514\252\300\321f\323v\240\225A\302\331|l\037\362\344c\261\033\263\313a\302u,\231v[\317\343F\260\034\327I\331#\261\276\353\320\265F\256,c\364\035{)eUE\2255VQ&\227\241\202p(|\237\332@\271\";\224b7\307\027b\247\307\347\022\0046\177\222-g<-\306\337N\333uj\375\224a\023;2nM\314c\340\343>&\343?\261*\363H\201\026 \024\231\\\351\302\017\300\315\232C\315\037e\001\331\246\016T\014`\3536T\241\347\306\001{\311\250\031\207BQ\266;m\370\337\002f(/X[\274d\272\242$\355\003\2127\024\352\370\376$\207\330k\224\032\023\206`\r\234@>\311g\322\321\263\221\252\260v|3Th\323\300\005\344\003>G\244k)$\360\327\200+\237|J\203q\204E\016\237P\330\0245Q\202\343D\004\207\207\002\273\016.\264\\j\246\002i\3379\025\223l\202\265\361\005\257=\251\014\0371\345T\244\240K1\216~\252x\377Q\342^\227\360(\356\252\240\021sd\244\237*\262\275\0352\274U\311\320\032\034\353\264\355BGg\362h\325u\034`;\370\3430\332P\352\266} \347c\2750r\233\361\344\307\016J\372-\255rl,\311\215,\353\214\200\026\225w[d\314\010\345)\357X\252a\2272Cx\265\n\267YYj3\376\251&Z\010\321\020\016UY\025\242\251\232\220\245\330dT\271\336tUW\243\370\017\366q!\007\rjQ\370""\n\210\215\324L\ro\t`\210\323\221\0103 \261\274\005\2616m4\001;\264\213\265\r.\340W(p\263\320\345\325o\365\033\335R\022g\342\204\204\032\323H8\025\227\033]:\014\314\251\341\2455a;\216k\246]\245\246\234\252SS\217I\213\370\031\006\036)\013K&\000\245\373\001\262\220\303\251Z\3029d`\003/\035)Z\r\027Y\300\245\261\026\272aYi\025\236H\312\270vs\270\232\306\267\323\370Nms\373\010\352\236\374Iv\363&z\3024\364\241i7\223\002\223v D\327\231\314h\207\301U\235Am\037\371\364\200\375\214\002m\3447W|G\202*\353\330j\203K|\341Bh\242\005\311]\214#\237\035\301\361\243\002\231m\250P\014\352\266&b\243\204-=\216\335\216\261\200\320[\034\332\004K\256D\331\255\014Y\220\276\2448\311&\302\217\231c\363\254\300\357B\374\237\242\371x\031/\000\305]\025\257\204\230\264\000\221r?\321\241\374]j\234\250\205dy\205\034\332\206F\226\227\345\207Aq*\335\236\221\364m.\232>\327\275\343\355\340\340|x\376/>\017\026q|\335\337\350\345\373\271\376\\4}\303\177\321+\364\027\373\345h\372K\177\307\267{\257\007\271\350\253;\275\3738\327\177>\374\303\360\366\311\365p\367_\377c\371m\356\335\364\231h\372O^\353m\356\375gSg>\303C\3120\316O\235Y\360@\371\255`\277\267\027\237\262\037\354D\323W\274}\037\036\237\277mw\337\370\233~+\312_\354\032^\313\317Eg\317E\371\231\356S\357\212G\275V4s\331+\0059|\334\201\3753\227\303\3137\203\n\350\332\357\277\032\344\006s\321\314lWx\253\036\215.\315\2416\321]\355\322(\037\333qI\332Q\350\315\366[\203\231a\345\035\272\220nb t\020\314\007\225(?\333m\001<\335G\336\221O}\021\334\353\335\350\377{P\037\322!?Y:\001\201\213]\332=\364v\3759\377\246\257\005\313\275J\357U\177\272\2775\230\036<\033\336\034j\047\267NZ\321\354u\377~\260(e\367\006\345\301\326pz\2709l\235\314 r\263\013\336\023O\365o\004\257z\347\000\266\265\376\341\000\264\346\273g\272;Q\376|w=\274r+\330\t\016\372\363\375\357\007\233\203\343\223\271\223\305hf\036A\003\010\375\357\2022\372\220\313$f\302\031\022\344\202\353\275\315^\253\237\037\374qP\216.\315{\253\341\325{}\332?\032\250\303\271\341\235\223W\341\366\016N\257yo\000\256\235""\240\336\243=\000s)(\203\307\261\362/\300\242\035t\274\374\266\362.\2170\302\000bw\366\317\000^\345\375\305\251\2633\335\265\3561\270]\010\0261\000E\277\034\336\330\013\367~\016\177~\035\276\376%\374E\rU-\312_\001h\276\014\264\336r\177\023\216\327\206\213\350\3247\335\227]\031\274e\277\002\241A\375\377\001\376\350\301\367\275\312\250\362y\377\t`\272\004\026\352\340\217\000\202\314 \317\264\340\016\200\214\004\315\004\267z\271\336\027\000\337\203\301\352\200\016\320\302kSg\t2:(\277\203\023cmO!\244[\275\013H\216\304d8_\332\363\312\233\366*\231\033\217\006\225\301nX\251\205\265zX7\306\010w\311;\357\257\371-$\335l\367\010\346\270\277\004\026\000\303\256z\206\337\n\311?\206\271\260\002 \354\207\373\277\206\277\322\220V\243\231\013\321\245k\341\265U\310\211J4\277\200[\177\013r\341b\005\202q\023\230\324\016\1772C\263\201\032\333\240oql\303b<\355\370\013\376\036\004;^\212\026\326\372\225\376\356`np{8\027-\\\005;\204\177/\270\321{\211q\234\363\346\274[\310\327(\217\303\277\372\237\373\355\000r\350Bw\327\003\314\316u\213\020\341\274\314\375\221\267\344\261\354}\347\343 <\207\371\000\000\377\356/\202\307\355\240\335\353\000\251\377\t\274\315\205\323w\303\273\217\007\364\375\345\251\263\027\303\013@P\334\370\306\257\200\211\367z_\365[\377\005\336Jk\267";
+    PyObject *data = __Pyx_DecompressString(cstring, 2529, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3337 bytes) */
-static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\346\361!))[\006d\006an \367add\371\000s-by\377te align\373ed\000\n. TVM\377 kernels\376\246@ilt wit\177h defau\n\000Obuff\201 \241@s\333@\374<\005\233#and ma\377y crash \374\271\000\226 (rt_mo\303d \252!\335!\311@V\005wh\257ose I\005u\t\000o\373ff\214Afacto\377r=1, bin?d(...,\247\003\313a\377=1).:: :8l\004\313\003\014\000exp\344 \272az\254e(B\000ch.T\275b\377, tvm_ff\371i\t\004\370Aa __d\373lp\344`__ pr\377oducer),\376\312@t, floa\376\004\000bool, s\377tr, Noneh1\003D\004\324D;\321\204\002: y\006\264\244`\344\204\003:G\001 ;\347 l\374\301\204\005\214\205\007must b\352O\000n\250 e\336 vic\373e<\243\000fast.\377BoundFun\367cti\202`num_\337args=\027\006Froozen\017\017>?\243\001\373No\335@that \257Cyth\206As\277@l\377iberatel\375y\315\001icter \376\"\000n PEP-4\26784 \275Are\253\204\001s\277 subcl\214\206\001s\367 of\204cin t\377ypes. If\377 you nee\317d to\263\206\002%\tth\277en set[\000e\253 \047\332\206\002a\304\001_<\000i\377ng\047 dire\366\327\000ve:\001Fals\367e._\356 or_l\307oopS\002\200\207\001\254\206\004d }f\202$add_n\331\000\363de\251!K\001e=di\177sableen\002\001\357gcis\004\003dno\236\254\204\006__re\331A\344@d\375uo\002non-tr\337ivial\202`ci\237nit__\364%+\000ryaE\000\007\006take@\000Osult\230E\226\204\001:\214\204\007\311 \306E\243\207\001w\325 \261 tw?o >= 1\360\210\003+\013\374\243\204\010\355\205\001runtim\377e moduleg, a\245\204\006\372For\023\000\376\277@rary pa\363th\361c\202\013name\355=\331\207\001on\342@forRK\004s\326B2\ts*\014o\356@7ch Z""\004: \332\013\316@N\225\004 ha\321\210\002\212E o\001\375d\047\005/_coreo.pyx\301\204\004: \273\204\013\331w9\002\254\211\001it\371 iz\317ed; \367\206\001\314)()\3005\006\330\204\014&\026\324\212\017x\006\315\210\001ca\377ll faile\371d\371\213\002\231`error\311 \214\001\347Bd\250\006\260\214\005 #\262\273\006b\211\206\001\374fs \214a 7pos\301\000on\277`\341\214\007\370\364!\362\006r\001_ptrs\303()\223\207\007\t\022\305\205\001\334\204\022 (\373f.\261\214\005...))\200H\022\223\214\004\247\010\205\211\006\377&\202\215\003\255\006 \360\n\014\240\000\177\003\347Anumb\344\276\204\003\274\216\006:\201\212\010\205\210\006N),\320\300\215\001\331\"\237a\214fo\365\215\002ir\343stU\017\311\205\001\335\216\001dic\367t {\276%: va/lue}\240\205\n:\267\216\004\264\216\005\377 support\377 at most\344\271\t\213\211\001 \251P\213\nret\267urn\240\213\002DL\223\213\003*r\377\210\001t\213\216\003\334\212\001f i\247\220\t\324\373\211\n\210\212\n.\315\207\006c\337\211\002__\376\017\rsetstat\273e_\013\023as_\235\214\002_\303opK\013\255\220\003_\013\267\220\004CO\000\311\217\002\360\212\013\376\212\013\206\017\017\016\210\0163\014\260\204\006\300K\014\203\214\001\213\222\003\211\214\002i\014\257\211\002_lOast_\330\205\002\266\214\005M\320\210\002\377Paramete\377rPathLik}e\222\216\003__Pyx\001\000\377Dict_Nex\277tRef__\254\213\004e\037____c\256\221\003\006\002\215\214\001\377_getitem\340\030\001\300a\003\002\277\216\004\307\216\006c_e=x\210\223\003_apiC\001\277\213\001\344K\0013\010g\230Ed\000maiAnj\001\374\211\003t\001\310\211\001|\001p\235\000\321c>\004\010\001\315C_\023\001vt<\366\213\001\241\001qual)\005\344\213\005\214\217n\376\213\006ex\325\001\367\223\001]\005s<\200\010\246n__te\322 \210 \002\204\224\001_\344\214\003\265d\304\215\003\353\000\224\205\001\271\215\010\315_\316\214\002ve\306\221\001\203\210\002is\376\230\212\001outine_\376\362\224\001current\377_stream_\317hook\023\002\216\204\003se\207tup\017\003\237\204\003[\013\335\215\004a\203bs\207\214\001\320\223\004\314\223\002""\357\226\001\360 a\370\313\224\002\260\220\001\334\204\010async\277io.cor\203\003s\237bbase\332\211\002\244\211\006c\371l\236\001\213@trace\377backclon\365e\325\213\001c\311\211\001cpucguda\000\001\262\000st\004\002\177managed\322\217\003\367dld\244\220\001entr{y_\217\215\001enum\365\220\002\177example\307\221\002\277exists\357`_\357devf\352\222\00232f\363n_\235\225\004\262\227\003from\352\235\223\004f\355\221\002f\354\002get\317get_\217\220\005\010\001gl\357obal\016\002hal\031f\343\226\003\321!iio\001\205\231\002(\006\357int8\300\204\001slo\047ad_\360\216\003\376am\345\217\001\215\207\005\253mu\271\207\001s\364\222\002n\326\216\001n9n\200\223\005\372\205\014obj\340\227\003\273\225\003\177osowned\000\002m_\273\231\003sp\343\224\001ed\265\217\001Gpop\205\231\004\330\221\005\240\214\001r\257\206\rorefe\236`ce\335\227\010\377repeatre\366\334\231\002re\215\221\001retr\357ocms\324\"sse\351l\277\226\001\247\227\004s\373\210\002icm\277ethodt\306\232\003t\361o\360\210\003\346\220\003\342@nspo\003se\230\226\004\373\221\006\305\217\001\205\225\005\237\211\005\236\213\002\277szeros\266\212\006T\357ypeE\310\216\001int\377 (struct\373 _\232\206\002obj_7\326\312\225\004_5\226\220\002_\251\225\014*,\377 void **\346\362\226\002)\000\047\005\263\216\006\200\001\330\277\004\n\210+\220Q\005\001\013\177\320\013\037\230s\240!\021\001\377\033\230=\250\010\260\001\260\377\021\330\004\034\230N\250(\377\260!\2601\330\004\035\230\377Q\230o\250[\270\001\330\357\036+\2507\020\001\260L\300\377\002\300\047\310\033\320TU\376\000\034\200\001\340\004\005\330\004\377\027\220q\200\001\360\006\000\177\005\006\330\004\033\2301\t\000\337\010\000\005\024\220Z\000%\240\367X\250V`\003X\240Q\330\337\004\025\220X\230\004\000\007\200\377x\210}\230C\230q\330\377\010\016\210i\220q\230\001\377\330\t\n\330\010\014\210E\377\220\025\220a\220q\330\014_\022\220.\240\001\003\001+-\000\177\014\022\320\022$\240AI\000\377X\260S\270\001\270\021\330\377\014\017\210t\2203\220a\373\330\020\312\000\007\200t\2103\257\210a\330""\010\202\003\020\203\002(\377\250\017\260q\270\014\300A\255\340\336\001\330\004\037\003e2\000k\377\240\023\240A\330\010\017\210\377q\330\004\013\210<\220w\377\230a\230t\2406\250\034\377\260Y\270h\300a\300s\367\310#\310\250\000\016\210a\210\377v\220T\230\021\230$\230\377d\240*\250A\250S\260\377\004\260D\270\004\270F\300\377$\300d\310%\310q\330\277\017\033\2307\240!7\002V\377\2701\270D\300\004\300C\357\300q\310\014\266!\017\024\220\377B\220c\230\034\240S\250\275\n\347 4\260v\270\376\000\010\377\210\005\210Q\330\010\013\210\377:\320\025%\240Q\240k\377\260\023\260H\270C\270z\177\310\021\310!\330\014\023\261!n\300 \230G\240\230@(\250\310@\376+\004\014\320\014 \240\001\240\377\033\250C\250q\260\010\270\377\003\2701\330\020\023\2203\377\320\0266\260a\260w\270\377c\300\021\300+\310S\320\273PQ\023\0014\220}\254 Q\337\240h\250a\250\312 #\240\3111\357\000W\003\031\217\000\206@\013\210o1\200A\340\202 t\220\006\000\366\271@\t\030\302@A\360\016\000\277\t\014\2104\210z\364\000(\375\240\216\000\022\220)\2301\320\377\034V\320VW\320W[\377\320[\\\320\\c\320c\357d\330\010\025\230 \035\240d\357\250*\260C|\000d\300!\336\321\0012\210R\210\270B*\230\351A\230@\\\001~\334`f\240Hw\250A\200R\010\023\230B\321 \365#\375\000f\315\000t\2601\330\035\014\203\204\001d\240+\342 \235\204\001\233@\3763\003D\250\001\250\031\260!\377\2608\2703\270a\270q\336B\000\032\000\t \316\204\001\2401\271\340\304 \247\001\023\230E\320@D\203\250\r\231a\267a\260\000}\000\342 2\277\210S\220\004\220A\r\004\320\377\034<\270A\270T\320A\177g\320gh\320hi\344j\177\020\220\013\2304\230q\361a\377\017\210w\220a\220s\230\357#\230Q\230\337`\026\220i\377\230q\320 @\300\001\320\375A\202 X\320X`\320`\377a\320ab\330\014\r\330\377\020\032\320\0323\2601\260\377A\330\023\024\330\020\026\220\277j\240\001\320!A\212@$\376\307`x\320Ol\320lm\252\252\204\001xM\000!\024\n!\021\003r\317\230\024\230V\352@6\003\330\024\3774\260A\260T\270\021\270\377\047\300\021\330\024\026\220a\377\220t\2306\240\034\250R\276\304A\021\220\021\220%\254\204\001\330""\375\010\007\001&\230\007\230x\240\377q\330\010\r\210T\220\021\177\330\010\n\210)\2201\003\001\347+\220Q\003\010\016\004*\220G\275\230\032\001\320\n\035\230\377`\017\357\210{\230!\357\000x\240x\377\250y\270\004\270K\300q\377\310\001\320\004-\320->\377\270a\360\022\000\t\016\320w\r%\240$\002}\230A\240\000\0376\250\036\260q";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3337, 4902);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3368 bytes) */
+static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\346\361!))[\006d\006an \367add\371\000s-by\377te align\373ed\000\n. TVM\377 kernels\376\246@ilt wit\177h defau\n\000Obuff\201 \241@s\333@\374<\005\233#and ma\377y crash \374\271\000\226 (rt_mo\303d \252!\335!\311@V\005wh\257ose I\005u\t\000o\373ff\214Afacto\377r=1, bin?d(...,\247\003\313a\377=1).:: :8l\004\313\003\014\000exp\344 \272az\254e(B\000ch.T\275b\377, tvm_ff\371i\t\004\370Aa __d\373lp\344`__ pr\377oducer),\376\312@t, floa\376\004\000bool, s\377tr, Noneh1\003D\004\324D;\321\204\002: y\006\264\244`\344\204\003:G\001 ;\347 l\374\301\204\005\214\205\007must b\352O\000n\250 e\336 vic\373e<\243\000fast.\377BoundFun\367cti\202`num_\337args=\027\006Froozen\017\017>?\243\001\373No\335@that \257Cyth\206As\277@l\377iberatel\375y\315\001icter \376\"\000n PEP-4\26784 \275Are\253\204\001s\277 subcl\214\206\001s\367 of\204cin t\377ypes. If\377 you nee\317d to\263\206\002%\tth\277en set[\000e\253 \047\332\206\002a\304\001_<\000i\377ng\047 dire\366\327\000ve:\001Fals\367e._\356 or_l\307oopS\002\200\207\001\254\206\004d }f\202$add_n\331\000\363de\251!K\001e=di\177sableen\002\001\357gcis\004\003dno\236\254\204\006__re\331A\344@d\375uo\002non-tr\337ivial\202`ci\237nit__\364%+\000ryaE\000\007\006take@\000Osult\230E\226\204\001:\214\204\007\311 \306E\243\207\001w\325 \261 tw?o >= 1\360\210\003+\013\374\243\204\010\355\205\001runtim\377e moduleg, a\245\204\006\372For\023\000\376\277@rary pa\363th\361c\202\013name\355=\331\207\001on\342@forRK\004s\326B2\ts*\014o\356@7ch Z""\004: \332\013\316@N\225\004 ha\321\210\002\212E o\001\375d\047\005/_coreo.pyx\301\204\004: \273\204\013\331w9\002\254\211\001it\371 iz\317ed; \367\206\001\314)()\3005\006\330\204\014&\026\324\212\017x\006\315\210\001ca\377ll faile\371d\371\213\002\231`error\311 \214\001\347Bd\250\006\260\214\005 #\262\273\006b\211\206\001\374fs \214a 7pos\301\000on\277`\341\214\007\370\364!\362\006r\001_ptrs\303()\223\207\007\t\022\305\205\001\334\204\022 (\373f.\261\214\005...))\200H\022\223\214\004\247\010\205\211\006\377&\202\215\003\255\006 \360\n\014\240\000\177\003\347Anumb\344\276\204\003\274\216\006:\201\212\010\205\210\006N),\320\300\215\001\331\"\237a\214fo\365\215\002ir\343stU\017\311\205\001\335\216\001dic\367t {\276%: va/lue}\240\205\n:\267\216\004\264\216\005\377 support\377 at most\344\271\t\213\211\001 \251P\213\nret\267urn\240\213\002DL\223\213\003*r\377\210\001t\213\216\003\334\212\001f i\247\220\t\324\373\211\n\210\212\n.\315\207\006c\337\211\002__\376\017\rsetstat\273e_\013\023as_\235\214\002_\303opK\013\255\220\003_\013\267\220\004CO\000\311\217\002\360\212\013\376\212\013\206\017\017\016\210\0163\014\260\204\006\300K\014\203\214\001\213\222\003\211\214\002i\014\257\211\002_l\317ast_\330\205\002\266\214\005In\177tegralM\330\210\002\377Paramete\377rPathLik\337eReal\236\216\003__\367Pyx\001\000Dict\377_NextRef\373__\270\213\004e____\361c\272\221\003\006\002\231\214\001_get\017item\030\001\314a\003\002\313\216\004\336\323\216\006c_ex\224\223\003_aCpiC\001\313\213\001K\0013\010g\244E\036d\000mainj\001\210\212\003t\001\024\324\211\001|\001p\235\000c>\004\010\001\331C\315_\023\001vt\202\214\001\241\001qu\303al)\005\360\213\005\233n\212\214\006ex\310\325\001\203\224\001]\005s\200\010\262n__#te\336 \210 \220\224\001_\360\214\003\301d\320\320\215\003\353\000\240\205\001\305\215\010_\332\214\002ve\354\322\221\001\217\210\002is\244\212\001out\357ine_\376\224\001cur\377rent_str\377eam_hook|\023\002\232\204\003setup\017\0038\253\204\003[\013\351\215\004abs\223\214\001\334""\223\004\210\330\223\002\373\226\001\360 a\327\224\002\274\220\001\350\204\010a\377syncio.c\373or\203\003sbbas\231e\346\211\002\260\211\006cl\236\001\213@t\377raceback_clone\341\213\001c\325\211\001\177cpucuda\000\001\366\262\000st\004\002manawged\336\217\003dld\260\220\001\277entry_\233\215\001e\367num\201\221\002exam\367ple\323\221\002exis\373ts\357`_devf>\366\222\00232fn_\251\225\004\276\227\003\257from\251\223\004f\371\221\002f\376\354\002getget_\374\233\220\005\010\001global\236\016\002half\357\226\003\321!i\361io\001\221\231\002(\006int8~\300\204\001sload_\374\216\003\262\376am\361\217\001\231\207\005mu\305\207\001s\032\200\223\002n\342\216\001nn\214\223\005\206\206\014\266\212\003\317sobj\363\227\003\316\225\003os_owned\000\002_\316\231\003\333sp\366\224\001ed\310\217\001po\321p\230\231\004\353\221\005\263\214\001r\302\206\rre\333fe\245`ce\360\227\010re\277peatre\357\231\002r\375e\240\221\001retroc{ms\333\"ssel\322\226\001|\272\227\004\344 tarts\321\227\001\376\231\211\001icmetho\033dt\343\232\003to\260\226\002\222\211\003\210\221\003~\370@nspose\272\226\004\340\235\222\006\347\217\001\247\225\005\301\211\005\300\213\002sze\367ros\330\212\006Type\375E\352\216\001int (s\177truct _\260\206\002\337obj_7\354\225\004_5\372\270\220\002_\313\225\014*, vo\337id **\224\227\002)\000\374\047\005\325\216\006\200\001\330\004\n\210\367+\220Q\005\001\013\320\013\037\357\230s\240!\021\001\033\230=\377\250\010\260\001\260\021\330\004\377\034\230N\250(\260!\260\3771\330\004\035\230Q\230o\377\250[\270\001\330\036+\250\3757\020\001\260L\300\002\300\047\337\310\033\320TU\000\034\200\001\377\340\004\005\330\004\027\220q\377\200\001\360\006\000\005\006\330\357\004\033\2301\t\000\010\000\005\373\024\220Z\000%\240X\250V\376`\003X\240Q\330\004\025\220\373X\230\004\000\007\200x\210}\377\230C\230q\330\010\016\210\377i\220q\230\001\330\t\n\377\330\010\014\210E\220\025\220\377a\220q\330\014\022\220.\353\240\001\003\001+-\000\014\022\320\357\022$\240AI\000X\260S\377\270\001\270\021\330""\014\017\210\177t\2203\220a\330\020\312\000\377\007\200t\2103\210a\330\365\010\202\003\020\203\002(\250\017\260\277q\270\014\300A\340\336\001\330\365\004\037\003e2\000k\240\023\240\377A\330\010\017\210q\330\004\377\013\210<\220w\230a\230\377t\2406\250\034\260Y\270\377h\300a\300s\310#\310\376\250\000\016\210a\210v\220T\377\230\021\230$\230d\240*\377\250A\250S\260\004\260D\377\270\004\270F\300$\300d\377\310%\310q\330\017\033\230\3677\240!7\002V\2701\270\377D\300\004\300C\300q\310\375\014\266!\017\024\220B\220c\277\230\034\240S\250\n\347 4\367\260v\270\376\000\010\210\005\210\377Q\330\010\013\210:\320\025\377%\240Q\240k\260\023\260\377H\270C\270z\310\021\310\317!\330\014\023\261!\300 \230G\315\240\230@(\250\310@+\004\014\320\377\014 \240\001\240\033\250C\377\250q\260\010\270\003\2701\377\330\020\023\2203\320\0266\377\260a\260w\270c\300\021\177\300+\310S\320PQ\023\001\3674\220}\254 Q\240h\250;a\250\312 #\2401\357\000W\003\371\031\217\000\206@\013\2101\200A\315\340\202 t\220\006\000\271@\t\030\376\302@A\360\016\000\t\014\210\2674\210z\364\000(\240\216\000\022\377\220)\2301\320\034V\320\377VW\320W[\320[\\\377\320\\c\320cd\330\010\375\025\230 \035\240d\250*\260\335C|\000d\300!\321\0012\210;R\210\270B*\230A\230@\\\001\375~\334`f\240H\250A\200\256R\010\023\230B\321 #\375\000f\276\315\000t\2601\330\014\203\204\001d\303\240+\342 \235\204\001\233@3\003D\250\377\001\250\031\260!\2608\270\3373\270a\270qB\000\032\000;\t \316\204\001\2401\340\304 \247\001w\023\230E\320@D\250\r\231a\360\267a\260\000}\000\342 2\210S\220\367\004\220A\r\004\320\034<\270\377A\270T\320Ag\320g\357h\320hi\344j\020\220\013\357\2304\230q\361a\017\210w\377\220a\220s\230#\230Q\375\230\337`\026\220i\230q\320\277 @\300\001\320A\202 X\377\320X`\320`a\320a\377b\330\014\r\330\020\032\320\377\0323\2601\260A\330\023\377\024\330\020\026\220j\240\001\327\320!A\212@$\307`x\320_Ol\320lm\252\204\001xM\000\365!\024\n!\021\003r\230\024\230\371V\352@6\003\330\0244\260A\377\260T\270\021\270\047\300\021\377\330\024\026\220a""\220t\230\3376\240\034\250R\304A\021\220\267\021\220%\254\204\001\330\010\007\001&\377\230\007\230x\240q\330\010\377\r\210T\220\021\330\010\n\357\210)\2201\003\001+\220Q\274\003\010\016\004*\220G\230\032\001\320\367\n\035\230\377`\017\210{\230\375!\357\000x\240x\250y\270\377\004\270K\300q\310\001\320\377\004-\320->\270a\360\377\022\000\t\016\320\r%\240\356$\002}\230A\240\0006\250\036\003\260q";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3368, 4936);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (4902 bytes) */
-static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not ) is not an address-byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1).:: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__tvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() pointer #tvmfast: expected tvmfast: freeze position tvmfast: freeze() needs the number of ar""guments: bind(..., num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentsBoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.as_torch_opBoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionModuleParameterPathLikeTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_current_stream_hook_set_torch_setup_hook_torch_direct_export_enabledabspathaddressalignmentapiarangeargsas_torch_opasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecptrscpucudacuda_hostcuda_manageddirectdldtypeentry_nameenumerateexample_argsexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiimplements_functionint8itemsload_modulemainmake_torch_opmutates_argsnnamennnum_argsnum_tensor_argsobjobjectoffsetosownedowned_tensorsppackedpathpoppreparepreparedptrsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultststaticmethodttensortotorch_moduletransposetvm_ffitvmfast._coretvmfast.torch_opvalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250\010\260\001\260\021\330\004\034\230N\250(\260!\2601\330\004\035\230Q\230o\250[\270\001\330\036+\2507\260!""\2601\260L\300\002\300\047\310\033\320TU\330\004\035\230Q\230o\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\200\001\340\004\005\330\004\027\220q\200\001\360\006\000\005\006\330\004\033\2301\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\017\210t\2201\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q\240f\250C\250t\2601\330\014\035\230Q\230d\240+\250S\260\001\260\021\330\010\017\210~\230Q\230f""\240D\250\001\250\031\260!\2608\2703\270a\270q\200A\360\032\000\t \230s\240!\2401\340\010\013\2104\210z\230\023\230E\240\023\240D\250\r\260S\270\001\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\220A\330\014\022\220)\2301\320\034<\270A\270T\320Ag\320gh\320hi\330\010\014\210E\220\025\220a\220q\330\014\020\220\013\2304\230q\240\001\330\014\017\210w\220a\220s\230#\230Q\230a\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X`\320`a\320ab\330\014\r\330\020\032\320\0323\2601\260A\330\023\024\330\020\026\220j\240\001\320!A\300\021\300$\300a\300x\320Ol\320lm\330\014\017\210x\220s\230!\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210x\220r\230\024\230V\2401\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270\047\300\021\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230a\330\010\021\220\021\220&\230\007\230x\240q\330\010\r\210T\220\021\330\010\n\210)\2201\330\010\n\210+\220Q\330\010\n\210)\2201\330\010\n\210)\2201\330\010\n\210*\220G\2301\330\010\n\320\n\035\230Q\330\010\017\210{\230!\2304\230x\240x\250y\270\004\270K\300q\310\001\320\004-\320->\270a\360\022\000\t\016\320\r%\240Q\330\010\017\210}\230A\230V\2406\250\036\260q";
+    #else /* compression: none (4936 bytes) */
+static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not ) is not an address-byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1).:: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__tvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() pointer #tvmfast: expected tvmfast: freeze position tvmfast: freeze() needs the number of ar""guments: bind(..., num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentsBoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.as_torch_opBoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionIntegralModuleParameterPathLikeRealTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_current_stream_hook_set_torch_setup_hook_torch_direct_export_enabledabspathaddressalignmentapiarangeargsas_torch_opasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecptrscpucudacuda_hostcuda_manageddirectdldtypeentry_nameenumerateexample_argsexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiimplements_functionint8itemsload_modulemainmake_torch_opmutates_argsnnamennnum_argsnum_tensor_argsnumbersobjobjectoffsetosownedowned_tensorsppackedpathpoppreparepreparedptrsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultststartswithstaticmethodttensortotorchtorch_moduletransposetvm_ffitvmfast._coretvmfast.torch_opvalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250\010\260\001\260\021\330\004\034\230N\250(\260!\2601\330\004\035\230Q""\230o\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\330\004\035\230Q\230o\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\200\001\340\004\005\330\004\027\220q\200\001\360\006\000\005\006\330\004\033\2301\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\017\210t\2201\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q\240f\250C\250t\2601\330\014\035\230Q\230d\240+\250S\260""\001\260\021\330\010\017\210~\230Q\230f\240D\250\001\250\031\260!\2608\2703\270a\270q\200A\360\032\000\t \230s\240!\2401\340\010\013\2104\210z\230\023\230E\240\023\240D\250\r\260S\270\001\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\220A\330\014\022\220)\2301\320\034<\270A\270T\320Ag\320gh\320hi\330\010\014\210E\220\025\220a\220q\330\014\020\220\013\2304\230q\240\001\330\014\017\210w\220a\220s\230#\230Q\230a\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X`\320`a\320ab\330\014\r\330\020\032\320\0323\2601\260A\330\023\024\330\020\026\220j\240\001\320!A\300\021\300$\300a\300x\320Ol\320lm\330\014\017\210x\220s\230!\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210x\220r\230\024\230V\2401\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270\047\300\021\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230a\330\010\021\220\021\220&\230\007\230x\240q\330\010\r\210T\220\021\330\010\n\210)\2201\330\010\n\210+\220Q\330\010\n\210)\2201\330\010\n\210)\2201\330\010\n\210*\220G\2301\330\010\n\320\n\035\230Q\330\010\017\210{\230!\2304\230x\240x\250y\270\004\270K\300q\310\001\320\004-\320->\270a\360\022\000\t\016\320\r%\240Q\330\010\017\210}\230A\230V\2406\250\036\260q";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
     #endif
     PyObject **stringtab = __pyx_mstate->__pyx_string_tab;
     Py_ssize_t pos = 0;
-    for (int i = 0; i < 211; i++) {
+    for (int i = 0; i < 216; i++) {
       Py_ssize_t bytes_length = str_length_index[i].length;
       PyObject *string = PyUnicode_DecodeUTF8(bytes + pos, bytes_length, NULL);
       if (likely(string) && i >= 70) PyUnicode_InternInPlace(&string);
@@ -21608,8 +21694,8 @@ static const char bytes[] = " ( arguments arguments, got  but argument # cannot 
       stringtab[i] = string;
       pos += bytes_length;
     }
-    for (int i = 211; i < 227; i++) {
-      Py_ssize_t bytes_length = bytes_length_index[i-211].length;
+    for (int i = 216; i < 232; i++) {
+      Py_ssize_t bytes_length = bytes_length_index[i-216].length;
       PyObject *string = PyBytes_FromStringAndSize(bytes + pos, bytes_length);
       stringtab[i] = string;
       pos += bytes_length;
@@ -21619,14 +21705,14 @@ static const char bytes[] = " ( arguments arguments, got  but argument # cannot 
       }
     }
     Py_XDECREF(data);
-    for (Py_ssize_t i = 0; i < 227; i++) {
+    for (Py_ssize_t i = 0; i < 232; i++) {
       if (unlikely(PyObject_Hash(stringtab[i]) == -1)) {
         __PYX_ERR(0, 1, __pyx_L1_error)
       }
     }
     #if CYTHON_IMMORTAL_CONSTANTS
     {
-      PyObject **table = stringtab + 211;
+      PyObject **table = stringtab + 216;
       for (Py_ssize_t i=0; i<16; ++i) {
         #if PY_VERSION_HEX >= 0x030F0000
         PyUnstable_SetImmortal(table[i]);
@@ -21721,27 +21807,27 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
   PyObject* tuple_dedup_map = PyDict_New();
   if (unlikely(!tuple_dedup_map)) return -1;
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 136};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 111};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_hook};
     __pyx_mstate_global->__pyx_codeobj_tab[0] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_set_current_stream_hook, __pyx_mstate->__pyx_kp_b_iso88591_1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[0])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 143};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 118};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_hook};
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_set_torch_setup_hook, __pyx_mstate->__pyx_kp_b_iso88591_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 773};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 749};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_frozen, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_freeze, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 789};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 765};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_args};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_prepare, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 800};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 776};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_name, __pyx_mstate->__pyx_n_u_mutates_args, __pyx_mstate->__pyx_n_u_example_args, __pyx_mstate->__pyx_n_u_make_torch_op};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_as_torch_op, __pyx_mstate->__pyx_kp_b_iso88591_a_Q_AV6_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
@@ -21756,17 +21842,17 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 979};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 955};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_ptrs, __pyx_mstate->__pyx_n_u_cptrs, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_dl, __pyx_mstate->__pyx_n_u_owned, __pyx_mstate->__pyx_n_u_st, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_address, __pyx_mstate->__pyx_n_u_p};
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_call_ptrs, __pyx_mstate->__pyx_kp_b_iso88591_A_s_1_4z_E_D_S_1A_2S_A_1_ATAgghh, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1023};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 999};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_num_tensor_args, __pyx_mstate->__pyx_kp_b_iso88591_A_t1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1027};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1003};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_raise_last_error, __pyx_mstate->__pyx_kp_b_iso88591_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
@@ -21781,22 +21867,22 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1071};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1047};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_prepared, __pyx_mstate->__pyx_n_u_repeat, __pyx_mstate->__pyx_n_u_result, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_ret, __pyx_mstate->__pyx_n_u_handle, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_floor_loop, __pyx_mstate->__pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1103};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1079};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_torch_module, __pyx_mstate->__pyx_n_u_fn_address, __pyx_mstate->__pyx_n_u_api, __pyx_mstate->__pyx_n_u_direct, __pyx_mstate->__pyx_n_u_reference, __pyx_mstate->__pyx_n_u_offset, __pyx_mstate->__pyx_n_u_base, __pyx_mstate->__pyx_n_u_samples, __pyx_mstate->__pyx_n_u_t};
     __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_enable_torch_direct_export, __pyx_mstate->__pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1136};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1112};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_torch_direct_export_enabled, __pyx_mstate->__pyx_kp_b_iso88591_s, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1140};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1116};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_f};
     __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_init_vectorcall, __pyx_mstate->__pyx_kp_b_iso88591_N_1_Qo_7_1L_TU_Qo_7_1L_TU, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
   }
@@ -23119,6 +23205,77 @@ static CYTHON_INLINE PyObject *__Pyx_GetAttr3(PyObject *o, PyObject *n, PyObject
 #endif
 }
 
+/* PyDictVersioning (used by GetModuleGlobalName) */
+#if CYTHON_USE_DICT_VERSIONS && CYTHON_USE_TYPE_SLOTS
+static CYTHON_INLINE PY_UINT64_T __Pyx_get_tp_dict_version(PyObject *obj) {
+    PyObject *dict = Py_TYPE(obj)->tp_dict;
+    return likely(dict) ? __PYX_GET_DICT_VERSION(dict) : 0;
+}
+static CYTHON_INLINE PY_UINT64_T __Pyx_get_object_dict_version(PyObject *obj) {
+    PyObject **dictptr = NULL;
+    Py_ssize_t offset = Py_TYPE(obj)->tp_dictoffset;
+    if (offset) {
+#if CYTHON_COMPILING_IN_CPYTHON
+        dictptr = (likely(offset > 0)) ? (PyObject **) ((char *)obj + offset) : _PyObject_GetDictPtr(obj);
+#else
+        dictptr = _PyObject_GetDictPtr(obj);
+#endif
+    }
+    return (dictptr && *dictptr) ? __PYX_GET_DICT_VERSION(*dictptr) : 0;
+}
+static CYTHON_INLINE int __Pyx_object_dict_version_matches(PyObject* obj, PY_UINT64_T tp_dict_version, PY_UINT64_T obj_dict_version) {
+    PyObject *dict = Py_TYPE(obj)->tp_dict;
+    if (unlikely(!dict) || unlikely(tp_dict_version != __PYX_GET_DICT_VERSION(dict)))
+        return 0;
+    return obj_dict_version == __Pyx_get_object_dict_version(obj);
+}
+#endif
+
+/* GetModuleGlobalName */
+#if CYTHON_USE_DICT_VERSIONS
+static PyObject *__Pyx__GetModuleGlobalName(PyObject *name, PY_UINT64_T *dict_version, PyObject **dict_cached_value)
+#else
+static CYTHON_INLINE PyObject *__Pyx__GetModuleGlobalName(PyObject *name)
+#endif
+{
+    PyObject *result;
+#if CYTHON_COMPILING_IN_LIMITED_API
+    if (unlikely(!__pyx_m)) {
+        if (!PyErr_Occurred())
+            PyErr_SetNone(PyExc_NameError);
+        return NULL;
+    }
+    result = PyObject_GetAttr(__pyx_m, name);
+    if (likely(result)) {
+        return result;
+    }
+    if (!__Pyx_IgnoreException(PyExc_Exception)) {
+        return NULL; // BaseException
+    }
+#elif CYTHON_AVOID_BORROWED_REFS || CYTHON_AVOID_THREAD_UNSAFE_BORROWED_REFS
+    if (unlikely(__Pyx_PyDict_GetItemRef(__pyx_mstate_global->__pyx_d, name, &result) == -1)) {
+        if (!__Pyx_IgnoreException(PyExc_Exception)) {
+            return NULL; // BaseException
+        }
+    }
+    __PYX_UPDATE_DICT_CACHE(__pyx_mstate_global->__pyx_d, result, *dict_cached_value, *dict_version)
+    if (likely(result)) {
+        return result;
+    }
+#else
+    result = _PyDict_GetItem_KnownHash(__pyx_mstate_global->__pyx_d, name, ((PyASCIIObject *) name)->hash);
+    __PYX_UPDATE_DICT_CACHE(__pyx_mstate_global->__pyx_d, result, *dict_cached_value, *dict_version)
+    if (likely(result)) {
+        return __Pyx_NewRef(result);
+    }
+    PyObject *exc = PyErr_Occurred();
+    if (unlikely(exc) && !__Pyx_IgnoreGivenException(exc, PyExc_Exception)) {
+        return NULL; // BaseException
+    }
+#endif
+    return __Pyx_GetBuiltinName(name);
+}
+
 /* HasAttr */
 #if __PYX_LIMITED_VERSION_HEX < 0x030d0000
 static CYTHON_INLINE int __Pyx_HasAttr(PyObject *o, PyObject *n) {
@@ -23135,6 +23292,31 @@ static CYTHON_INLINE int __Pyx_HasAttr(PyObject *o, PyObject *n) {
         Py_DECREF(r);
         return 1;
     }
+}
+#endif
+
+/* PyObjectFastCallMethod */
+#if !CYTHON_VECTORCALL
+static PyObject *__Pyx_PyObject_FastCallMethod(PyObject *name, PyObject *const *args, size_t nargsf) {
+    PyObject *result;
+    switch (__Pyx_PyVectorcall_NARGS(nargsf)) {
+        case 1:
+            return PyObject_CallMethodObjArgs(args[0], name, NULL);
+        case 2:
+            return PyObject_CallMethodObjArgs(args[0], name, args[1], NULL);
+        case 3:
+            return PyObject_CallMethodObjArgs(args[0], name, args[1], args[2], NULL);
+        case 4:
+            return PyObject_CallMethodObjArgs(args[0], name, args[1], args[2], args[3], NULL);
+        case 5:
+            return PyObject_CallMethodObjArgs(args[0], name, args[1], args[2], args[3], args[4], NULL);
+    }
+    PyObject *attr = PyObject_GetAttr(args[0], name);
+    if (unlikely(!attr))
+        return NULL;
+    result = __Pyx_PyObject_FastCall(attr, args+1, nargsf - 1);
+    Py_DECREF(attr);
+    return result;
 }
 #endif
 
@@ -23253,7 +23435,7 @@ __Pyx_PyType_GetFullyQualifiedName(PyTypeObject* tp)
         result = name;
         name = NULL;
     } else {
-        result = __Pyx_NewRef(__pyx_mstate_global->__pyx_kp_u_);
+        result = __Pyx_NewRef(__pyx_mstate_global->__pyx_kp_u__2);
     }
     goto done;
 }
@@ -24006,31 +24188,6 @@ bad:
 #endif
 }
 
-/* PyObjectFastCallMethod */
-#if !CYTHON_VECTORCALL
-static PyObject *__Pyx_PyObject_FastCallMethod(PyObject *name, PyObject *const *args, size_t nargsf) {
-    PyObject *result;
-    switch (__Pyx_PyVectorcall_NARGS(nargsf)) {
-        case 1:
-            return PyObject_CallMethodObjArgs(args[0], name, NULL);
-        case 2:
-            return PyObject_CallMethodObjArgs(args[0], name, args[1], NULL);
-        case 3:
-            return PyObject_CallMethodObjArgs(args[0], name, args[1], args[2], NULL);
-        case 4:
-            return PyObject_CallMethodObjArgs(args[0], name, args[1], args[2], args[3], NULL);
-        case 5:
-            return PyObject_CallMethodObjArgs(args[0], name, args[1], args[2], args[3], args[4], NULL);
-    }
-    PyObject *attr = PyObject_GetAttr(args[0], name);
-    if (unlikely(!attr))
-        return NULL;
-    result = __Pyx_PyObject_FastCall(attr, args+1, nargsf - 1);
-    Py_DECREF(attr);
-    return result;
-}
-#endif
-
 /* SwapException */
 #if CYTHON_FAST_THREAD_STATE
 static CYTHON_INLINE void __Pyx__ExceptionSwap(PyThreadState *tstate, PyObject **type, PyObject **value, PyObject **tb) {
@@ -24287,77 +24444,6 @@ static CYTHON_INLINE PyObject* __Pyx____Pyx_PyUnicode_From_int32_t(int32_t value
         return PyUnicode_FromOrdinal(*dpos);
     }
     return __Pyx_PyUnicode_BuildFromAscii(ulength, dpos, (int) length, prepend_sign, padding_char);
-}
-
-/* PyDictVersioning (used by GetModuleGlobalName) */
-#if CYTHON_USE_DICT_VERSIONS && CYTHON_USE_TYPE_SLOTS
-static CYTHON_INLINE PY_UINT64_T __Pyx_get_tp_dict_version(PyObject *obj) {
-    PyObject *dict = Py_TYPE(obj)->tp_dict;
-    return likely(dict) ? __PYX_GET_DICT_VERSION(dict) : 0;
-}
-static CYTHON_INLINE PY_UINT64_T __Pyx_get_object_dict_version(PyObject *obj) {
-    PyObject **dictptr = NULL;
-    Py_ssize_t offset = Py_TYPE(obj)->tp_dictoffset;
-    if (offset) {
-#if CYTHON_COMPILING_IN_CPYTHON
-        dictptr = (likely(offset > 0)) ? (PyObject **) ((char *)obj + offset) : _PyObject_GetDictPtr(obj);
-#else
-        dictptr = _PyObject_GetDictPtr(obj);
-#endif
-    }
-    return (dictptr && *dictptr) ? __PYX_GET_DICT_VERSION(*dictptr) : 0;
-}
-static CYTHON_INLINE int __Pyx_object_dict_version_matches(PyObject* obj, PY_UINT64_T tp_dict_version, PY_UINT64_T obj_dict_version) {
-    PyObject *dict = Py_TYPE(obj)->tp_dict;
-    if (unlikely(!dict) || unlikely(tp_dict_version != __PYX_GET_DICT_VERSION(dict)))
-        return 0;
-    return obj_dict_version == __Pyx_get_object_dict_version(obj);
-}
-#endif
-
-/* GetModuleGlobalName */
-#if CYTHON_USE_DICT_VERSIONS
-static PyObject *__Pyx__GetModuleGlobalName(PyObject *name, PY_UINT64_T *dict_version, PyObject **dict_cached_value)
-#else
-static CYTHON_INLINE PyObject *__Pyx__GetModuleGlobalName(PyObject *name)
-#endif
-{
-    PyObject *result;
-#if CYTHON_COMPILING_IN_LIMITED_API
-    if (unlikely(!__pyx_m)) {
-        if (!PyErr_Occurred())
-            PyErr_SetNone(PyExc_NameError);
-        return NULL;
-    }
-    result = PyObject_GetAttr(__pyx_m, name);
-    if (likely(result)) {
-        return result;
-    }
-    if (!__Pyx_IgnoreException(PyExc_Exception)) {
-        return NULL; // BaseException
-    }
-#elif CYTHON_AVOID_BORROWED_REFS || CYTHON_AVOID_THREAD_UNSAFE_BORROWED_REFS
-    if (unlikely(__Pyx_PyDict_GetItemRef(__pyx_mstate_global->__pyx_d, name, &result) == -1)) {
-        if (!__Pyx_IgnoreException(PyExc_Exception)) {
-            return NULL; // BaseException
-        }
-    }
-    __PYX_UPDATE_DICT_CACHE(__pyx_mstate_global->__pyx_d, result, *dict_cached_value, *dict_version)
-    if (likely(result)) {
-        return result;
-    }
-#else
-    result = _PyDict_GetItem_KnownHash(__pyx_mstate_global->__pyx_d, name, ((PyASCIIObject *) name)->hash);
-    __PYX_UPDATE_DICT_CACHE(__pyx_mstate_global->__pyx_d, result, *dict_cached_value, *dict_version)
-    if (likely(result)) {
-        return __Pyx_NewRef(result);
-    }
-    PyObject *exc = PyErr_Occurred();
-    if (unlikely(exc) && !__Pyx_IgnoreGivenException(exc, PyExc_Exception)) {
-        return NULL; // BaseException
-    }
-#endif
-    return __Pyx_GetBuiltinName(name);
 }
 
 /* PyFrozenDict (used by DictGetItem) */

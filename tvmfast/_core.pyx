@@ -4,9 +4,10 @@
 
 A call is one vectorcall into ``call_vector``: each argument is classified by an
 exact type-pointer compare against a small process-wide cache (torch.Tensor first),
-tensors are exported through their producer's DLPack C exchange API into DLTensors
-on the C stack, and the kernel is called.  No Python object, tuple or heap block is
-created on the way for tensor/int/float/bool/None arguments.
+tensors are exported into DLTensors on the C stack (torch directly through
+at::toDLPackNonOwning once that is self-tested, other producers through their DLPack
+C exchange API), and the kernel is called.  No Python object, tuple or heap block is
+created on the way for tensor/int/float/bool/str/None arguments.
 """
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_CheckExact
@@ -15,28 +16,7 @@ from libc.string cimport memcpy, memcmp
 from libc.stdlib cimport malloc, calloc, free
 
 from tvmfast._c_api cimport *
-
-cdef extern from "Python.h":
-    Py_ssize_t PyVectorcall_NARGS(size_t nargsf)
-    ctypedef struct PyTypeObject:
-        pass
-    PyTypeObject* Py_TYPE(PyObject* o)
-    PyObject** PySequence_Fast_ITEMS(object tup)
-    PyTypeObject PyLong_Type
-    unsigned long long PyLong_AsUnsignedLongLong(PyObject* o) except? <unsigned long long>-1
-    PyTypeObject PyFloat_Type
-    PyTypeObject PyBool_Type
-    PyObject* Py_None
-    PyObject* Py_True
-    long long PyLong_AsLongLong(PyObject* o) except? -1
-    double PyFloat_AS_DOUBLE(PyObject* o)
-    PyObject* PyErr_Occurred()
-    void PyErr_Fetch(PyObject** t, PyObject** v, PyObject** tb)
-    void PyErr_NormalizeException(PyObject** t, PyObject** v, PyObject** tb)
-    int PyException_SetTraceback(PyObject* ex, PyObject* tb)
-    void Py_XDECREF(PyObject* o)
-    Py_ssize_t PyTuple_GET_SIZE(PyObject* t)
-    const char* PyUnicode_AsUTF8AndSize(PyObject* o, Py_ssize_t* size) except NULL
+from tvmfast._python cimport *
 
 cdef extern from *:
     """
@@ -46,7 +26,7 @@ cdef extern from *:
     /* Direct torch export: at::toDLPackNonOwning(const at::Tensor&, DLTensor*) applied
      * to the at::Tensor inside the THPVariable.  torch's exchange-API entry reaches
      * the same function through a pybind11 cast and a GIL-state guard, which cost
-     * ~3x more per tensor.  Enabled only after torch_fast_export_selftest() showed,
+     * ~3x more per tensor.  Enabled only after _enable_torch_direct_export() showed,
      * on this torch build, that the object layout is the one assumed and that the
      * result matches the exchange API field by field.  C++ exceptions (meta
      * tensors, unsupported dtypes) are caught here; the caller then asks the
@@ -90,12 +70,6 @@ cdef enum:
     # Distinct Python argument types remembered with their converter.
     TYPE_CACHE_SIZE = 32
 
-cdef extern from "tvm/ffi/c_api.h" nogil:
-    void TVMFFIErrorSetRaised(TVMFFIObjectHandle error)
-    ctypedef struct TVMFFIErrorCell:
-        TVMFFIByteArray kind
-        TVMFFIByteArray message
-
 import tvm_ffi
 
 # ---------------------------------------------------------------------------
@@ -126,6 +100,7 @@ cdef const DLPackExchangeAPI* cached_apis[TYPE_CACHE_SIZE]
 cdef int num_cached_types = 0
 cdef PyObject* fast_exchange_type = NULL
 cdef const DLPackExchangeAPI* fast_exchange_api = NULL
+cdef bint fast_exchange_is_torch = False   # fast_exchange_type takes the direct torch export
 
 cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
 cdef object _torch_tensor_type = None
@@ -145,6 +120,7 @@ def _set_torch_setup_hook(hook):
     global torch_setup_hook
     torch_setup_hook = hook
 cdef object _CObject = tvm_ffi.core.CObject
+from numbers import Integral, Real
 
 
 cdef const DLPackExchangeAPI* exchange_api_of(object tp):
@@ -164,22 +140,24 @@ cdef const DLPackExchangeAPI* exchange_api_of(object tp):
     return api
 
 
-cdef int classify_type(PyObject* obj) except -1:
-    """Find or compute the cache slot of type(obj); returns the slot index."""
-    global num_cached_types, fast_exchange_type, fast_exchange_api, torch_setup_hook
+cdef int classify_type(PyObject* obj, const DLPackExchangeAPI** api_out) except -1:
+    """The argument kind of type(obj) (and its exchange API), from the cache or computed once."""
+    global num_cached_types, fast_exchange_type, fast_exchange_api, fast_exchange_is_torch
+    global torch_setup_hook
     cdef PyObject* tp = <PyObject*>Py_TYPE(obj)
     cdef int i
     for i in range(num_cached_types):
         if cached_types[i] == tp:
-            return i
+            api_out[0] = cached_apis[i]
+            return cached_kinds[i]
     cdef type t = <type>tp
     cdef int kind = KIND_UNSUPPORTED
     cdef const DLPackExchangeAPI* api = NULL
     if t is bool:
         kind = KIND_BOOL
-    elif issubclass(t, int):
+    elif issubclass(t, Integral):      # int, IntEnum, numpy integers (via __index__)
         kind = KIND_INT
-    elif issubclass(t, float):
+    elif issubclass(t, Real):          # float, numpy floats (via __float__)
         kind = KIND_FLOAT
     elif obj == Py_None:
         kind = KIND_NONE
@@ -193,31 +171,30 @@ cdef int classify_type(PyObject* obj) except -1:
             kind = KIND_EXCHANGE
         elif hasattr(t, "__dlpack__"):
             kind = KIND_DLPACK
-    if num_cached_types == TYPE_CACHE_SIZE:
-        # Cache full (a program passing dozens of distinct types): classify per call.
-        cached_kinds[TYPE_CACHE_SIZE - 1] = kind
-        cached_apis[TYPE_CACHE_SIZE - 1] = api
-        return -2
-    i = num_cached_types
-    Py_INCREF(t)  # cached types live for the process
-    cached_types[i] = tp
-    cached_kinds[i] = kind
-    cached_apis[i] = api
-    num_cached_types += 1
-    if kind == KIND_EXCHANGE and fast_exchange_type == NULL:
-        fast_exchange_type = tp
-        fast_exchange_api = api
-    if kind == KIND_EXCHANGE and torch_setup_hook is not None:
-        # First exchange-API type seen: set up torch's direct export once (lazily, so
+    if (kind == KIND_EXCHANGE and torch_setup_hook is not None
+            and (getattr(t, "__module__", None) or "").startswith("torch")):
+        # First torch tensor type seen: set up torch's direct export once (lazily, so
         # importing tvmfast does not import torch).
         hook, torch_setup_hook = torch_setup_hook, None
         try:
             hook()
-        except Exception:  # the exchange API path below works without it
+        except Exception:  # the exchange API path works without it
             pass
     if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, _torch_tensor_type):
-        cached_kinds[i] = KIND_TORCH
-    return i
+        kind = KIND_TORCH
+    api_out[0] = api
+    if num_cached_types == TYPE_CACHE_SIZE:
+        return kind  # cache full (dozens of distinct types): classified again next time
+    Py_INCREF(t)  # cached types live for the process
+    cached_types[num_cached_types] = tp
+    cached_kinds[num_cached_types] = kind
+    cached_apis[num_cached_types] = api
+    num_cached_types += 1
+    if (kind == KIND_EXCHANGE or kind == KIND_TORCH) and fast_exchange_type == NULL:
+        fast_exchange_type = tp
+        fast_exchange_api = api
+        fast_exchange_is_torch = kind == KIND_TORCH
+    return kind
 
 
 cdef object fetch_error():
@@ -380,7 +357,7 @@ cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTen
                             CallState* st, int tensor_mode) except -1:
     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
         # The common case, inlined: a torch tensor exported directly (once).
-        if (tensor_mode != TENSOR_MODE_OWNED and tvmfast_torch_to_dl != NULL
+        if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED
                 and tvmfast_torch_export(obj, dl) == 0):
             out.type_index = kTVMFFIDLTensorPtr
             out.zero_padding = 0
@@ -396,10 +373,9 @@ cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTen
             return note_device(st, dl, pos, fast_exchange_api)
         # Owned mode, or torch refused the export: the exchange API (and its error).
         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
-    cdef int slot = classify_type(obj)
-    if slot == -2:
-        slot = TYPE_CACHE_SIZE - 1
-    return convert_slow(obj, pos, cached_kinds[slot], cached_apis[slot], out, dl, st, tensor_mode)
+    cdef const DLPackExchangeAPI* api = NULL
+    cdef int kind = classify_type(obj, &api)
+    return convert_slow(obj, pos, kind, api, out, dl, st, tensor_mode)
 
 
 cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:

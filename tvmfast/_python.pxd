@@ -1,0 +1,25 @@
+# The CPython C API that tvmfast uses beyond Cython's own cpython/*.pxd, in one place.
+from cpython.ref cimport PyObject
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyTypeObject:
+        pass
+    PyTypeObject PyLong_Type
+    PyObject* Py_None
+    PyObject* Py_True
+
+    PyTypeObject* Py_TYPE(PyObject* o)
+    Py_ssize_t PyVectorcall_NARGS(size_t nargsf)
+    PyObject** PySequence_Fast_ITEMS(object tup)
+    Py_ssize_t PyTuple_GET_SIZE(PyObject* t)
+
+    long long PyLong_AsLongLong(PyObject* o) except? -1
+    unsigned long long PyLong_AsUnsignedLongLong(PyObject* o) except? <unsigned long long>-1
+    const char* PyUnicode_AsUTF8AndSize(PyObject* o, Py_ssize_t* size) except NULL
+
+    PyObject* PyErr_Occurred()
+    void PyErr_Fetch(PyObject** t, PyObject** v, PyObject** tb)
+    void PyErr_NormalizeException(PyObject** t, PyObject** v, PyObject** tb)
+    int PyException_SetTraceback(PyObject* ex, PyObject* tb)
+    void Py_XDECREF(PyObject* o)
