@@ -320,3 +320,10 @@ def test_numpy_scalars(scale_mod, gen):
     out = nan_like(a)
     f(a, out, np.float32(0.25), np.int64(4))
     torch.testing.assert_close(out, a * 0.25 + 4)
+
+
+def test_stream_hook_ignores_cpu_and_foreign_objects():
+    from tvmfast._torch_export import current_stream
+
+    assert current_stream(torch.randn(2), 1, 0) is None        # a CPU device type
+    assert current_stream(object(), 2, 0) is None              # not a torch tensor

@@ -220,3 +220,27 @@ def test_memory_flat_over_many_calls(add_tiny):
         rss1 = int(fh.read().split()[1]) * 4096
     assert torch.cuda.memory_allocated() == mem0
     assert rss1 - rss0 < 2 << 20
+
+
+def test_non_torch_producers_leave_tvm_stream_alone(add_big):
+    """tvm_ffi tensors carry no stream of their own: TVM's stream is used and not changed."""
+    f = tvmfast.bind(add_big)
+    a, b = torch.randn(65536, device="cuda"), torch.randn(65536, device="cuda")
+    out = torch.full((65536,), float("nan"), device="cuda")
+    before = env_stream()
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        f(tvm_ffi.from_dlpack(a), tvm_ffi.from_dlpack(b), tvm_ffi.from_dlpack(out))
+        assert env_stream() == before
+    torch.cuda.synchronize()
+    assert torch.equal(out, a + b)
+
+
+def test_stream_hook_for_torch_without_exchange_api():
+    from tvmfast._torch_export import current_stream
+
+    s = torch.cuda.Stream()
+    t = torch.randn(4, device="cuda")
+    with torch.cuda.stream(s):
+        assert current_stream(t, KDL_CUDA, 0) == s.cuda_stream
+    assert current_stream(tvm_ffi.from_dlpack(t), KDL_CUDA, 0) is None

@@ -1773,6 +1773,7 @@ struct __pyx_t_7tvmfast_5_core_CallState {
   int32_t device_pos;
   int32_t cpu_pos;
   DLPackExchangeAPI const *stream_api;
+  void *device_obj;
   void *exemplar;
   int32_t n_owned;
   TVMFFIObjectHandle *owned;
@@ -1830,7 +1831,7 @@ enum __pyx_t_7tvmfast_5_core_TensorMode {
   __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED = 2
 };
 
-/* "tvmfast/_core.pxd":35
+/* "tvmfast/_core.pxd":36
  * 
  * 
  * cdef class BoundFunction:             # <<<<<<<<<<<<<<
@@ -1851,7 +1852,7 @@ struct __pyx_obj_7tvmfast_5_core_BoundFunction {
 };
 
 
-/* "tvmfast/_core.pxd":49
+/* "tvmfast/_core.pxd":50
  * 
  * 
  * cdef class FrozenFunction:             # <<<<<<<<<<<<<<
@@ -1877,7 +1878,7 @@ struct __pyx_obj_7tvmfast_5_core_FrozenFunction {
 
 
 
-/* "tvmfast/_core.pyx":669
+/* "tvmfast/_core.pyx":672
  * 
  * 
  * cdef class BoundFunction:             # <<<<<<<<<<<<<<
@@ -1893,7 +1894,7 @@ static struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *__pyx_vtabptr_7tvm
 static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t, TVMFFIAny *, DLTensor *, TVMFFIObjectHandle *);
 
 
-/* "tvmfast/_core.pyx":796
+/* "tvmfast/_core.pyx":799
  * 
  * 
  * cdef class FrozenFunction:             # <<<<<<<<<<<<<<
@@ -3311,7 +3312,7 @@ static int __pyx_f_7tvmfast_5_core_classify_type(PyObject *, DLPackExchangeAPI c
 static PyObject *__pyx_f_7tvmfast_5_core_fetch_error(void); /*proto*/
 static PyObject *__pyx_f_7tvmfast_5_core_describe(PyObject *); /*proto*/
 static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *, Py_ssize_t); /*proto*/
-static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_core_CallState *, DLTensor *, Py_ssize_t, DLPackExchangeAPI const *); /*proto*/
+static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_core_CallState *, DLTensor *, Py_ssize_t, DLPackExchangeAPI const *, PyObject *); /*proto*/
 static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *, Py_ssize_t, uint64_t); /*proto*/
 static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *, Py_ssize_t, DLPackExchangeAPI const *, TVMFFIAny *, DLTensor *, __pyx_t_7tvmfast_5_core_CallState *, int, int); /*proto*/
 static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *, Py_ssize_t); /*proto*/
@@ -3856,8 +3857,8 @@ return 0;
  * 
  * 
  * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
- *     """hook(device_type, device_id) -> int stream, for GPU tensors whose producer has no
- *     DLPack C exchange API."""
+ *     """hook(obj, device_type, device_id) -> stream as int, or None to leave TVM's stream:
+ *     for GPU tensors whose producer has no DLPack C exchange API."""
 */
 
 /* Python wrapper */
@@ -3868,7 +3869,7 @@ PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core__set_current_stream_hook, "hook(device_type, device_id) -> int stream, for GPU tensors whose producer has no\n    DLPack C exchange API.");
+PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core__set_current_stream_hook, "hook(obj, device_type, device_id) -> stream as int, or None to leave TVM\047s stream:\n    for GPU tensors whose producer has no DLPack C exchange API.");
 static PyMethodDef __pyx_mdef_7tvmfast_5_core_1_set_current_stream_hook = {"_set_current_stream_hook", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_1_set_current_stream_hook, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core__set_current_stream_hook};
 static PyObject *__pyx_pw_7tvmfast_5_core_1_set_current_stream_hook(PyObject *__pyx_self, 
 #if CYTHON_VECTORCALL
@@ -3952,7 +3953,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED
   __Pyx_RefNannySetupContext("_set_current_stream_hook", 0);
 
   /* "tvmfast/_core.pyx":115
- *     DLPack C exchange API."""
+ *     for GPU tensors whose producer has no DLPack C exchange API."""
  *     global _current_cuda_stream
  *     _current_cuda_stream = hook             # <<<<<<<<<<<<<<
  * 
@@ -3967,8 +3968,8 @@ static PyObject *__pyx_pf_7tvmfast_5_core__set_current_stream_hook(CYTHON_UNUSED
  * 
  * 
  * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
- *     """hook(device_type, device_id) -> int stream, for GPU tensors whose producer has no
- *     DLPack C exchange API."""
+ *     """hook(obj, device_type, device_id) -> stream as int, or None to leave TVM's stream:
+ *     for GPU tensors whose producer has no DLPack C exchange API."""
 */
 
   /* function exit code */
@@ -5610,11 +5611,11 @@ static int __pyx_f_7tvmfast_5_core_raise_unsupported(PyObject *__pyx_v_obj, Py_s
  * 
  * 
  * cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,             # <<<<<<<<<<<<<<
- *                             const DLPackExchangeAPI* api) except -1:
+ *                             const DLPackExchangeAPI* api, PyObject* obj) except -1:
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
 */
 
-static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_core_CallState *__pyx_v_st, DLTensor *__pyx_v_dl, Py_ssize_t __pyx_v_pos, DLPackExchangeAPI const *__pyx_v_api) {
+static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_core_CallState *__pyx_v_st, DLTensor *__pyx_v_dl, Py_ssize_t __pyx_v_pos, DLPackExchangeAPI const *__pyx_v_api, PyObject *__pyx_v_obj) {
   int __pyx_r;
   int __pyx_t_1;
   int __pyx_t_2;
@@ -5625,7 +5626,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   int __pyx_clineno = 0;
 
   /* "tvmfast/_core.pyx":232
- *                             const DLPackExchangeAPI* api) except -1:
+ *                             const DLPackExchangeAPI* api, PyObject* obj) except -1:
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:             # <<<<<<<<<<<<<<
  *         raise_misaligned(dl, pos, st.align_mask + 1)
@@ -5647,7 +5648,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
 
 
     /* "tvmfast/_core.pyx":232
- *                             const DLPackExchangeAPI* api) except -1:
+ *                             const DLPackExchangeAPI* api, PyObject* obj) except -1:
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
  *     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:             # <<<<<<<<<<<<<<
  *         raise_misaligned(dl, pos, st.align_mask + 1)
@@ -5746,7 +5747,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
  *         st.device_id = dl.device.device_id
  *         st.device_pos = <int32_t>pos             # <<<<<<<<<<<<<<
  *         st.stream_api = api
- *     return 0
+ *         st.device_obj = <void*>obj
 */
     __pyx_v_st->device_pos = ((int32_t)__pyx_v_pos);
 
@@ -5754,10 +5755,19 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
  *         st.device_id = dl.device.device_id
  *         st.device_pos = <int32_t>pos
  *         st.stream_api = api             # <<<<<<<<<<<<<<
+ *         st.device_obj = <void*>obj
+ *     return 0
+*/
+    __pyx_v_st->stream_api = __pyx_v_api;
+
+    /* "tvmfast/_core.pyx":242
+ *         st.device_pos = <int32_t>pos
+ *         st.stream_api = api
+ *         st.device_obj = <void*>obj             # <<<<<<<<<<<<<<
  *     return 0
  * 
 */
-    __pyx_v_st->stream_api = __pyx_v_api;
+    __pyx_v_st->device_obj = ((void *)__pyx_v_obj);
 
     /* "tvmfast/_core.pyx":237
  *         if st.cpu_pos < 0:
@@ -5769,9 +5779,9 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   }
   __pyx_L4:;
 
-  /* "tvmfast/_core.pyx":242
- *         st.device_pos = <int32_t>pos
+  /* "tvmfast/_core.pyx":243
  *         st.stream_api = api
+ *         st.device_obj = <void*>obj
  *     return 0             # <<<<<<<<<<<<<<
  * 
  * 
@@ -5786,7 +5796,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
  * 
  * 
  * cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,             # <<<<<<<<<<<<<<
- *                             const DLPackExchangeAPI* api) except -1:
+ *                             const DLPackExchangeAPI* api, PyObject* obj) except -1:
  *     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
 */
 
@@ -5799,7 +5809,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_note_device(__pyx_t_7tvmfast_5_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":245
+/* "tvmfast/_core.pyx":246
  * 
  * 
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:             # <<<<<<<<<<<<<<
@@ -5829,7 +5839,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_misaligned", 0);
 
-  /* "tvmfast/_core.pyx":247
+  /* "tvmfast/_core.pyx":248
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:
  *     cdef int i
  *     for i in range(dl.ndim):             # <<<<<<<<<<<<<<
@@ -5843,7 +5853,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":248
+    /* "tvmfast/_core.pyx":249
  *     cdef int i
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:             # <<<<<<<<<<<<<<
@@ -5855,7 +5865,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":249
+      /* "tvmfast/_core.pyx":250
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:
  *             return 0  # empty tensors have no data to misread             # <<<<<<<<<<<<<<
@@ -5868,7 +5878,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":248
+      /* "tvmfast/_core.pyx":249
  *     cdef int i
  *     for i in range(dl.ndim):
  *         if dl.shape[i] == 0:             # <<<<<<<<<<<<<<
@@ -5879,7 +5889,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   }
 
 
-  /* "tvmfast/_core.pyx":250
+  /* "tvmfast/_core.pyx":251
  *         if dl.shape[i] == 0:
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(             # <<<<<<<<<<<<<<
@@ -5888,29 +5898,29 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
 */
   __pyx_t_6 = NULL;
 
-  /* "tvmfast/_core.pyx":251
+  /* "tvmfast/_core.pyx":252
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "             # <<<<<<<<<<<<<<
  *         f"{alignment}-byte aligned. TVM kernels built with default buffers assume aligned data "
  *         f"and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, "
 */
-  __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 251, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 252, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyLong_From_uint64_t((((uint64_t)__pyx_v_dl->data) + __pyx_v_dl->byte_offset)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 251, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyLong_From_uint64_t((((uint64_t)__pyx_v_dl->data) + __pyx_v_dl->byte_offset)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 252, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_9 = __Pyx_PyObject_Format(__pyx_t_8, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 251, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyObject_Format(__pyx_t_8, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 252, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "tvmfast/_core.pyx":252
+  /* "tvmfast/_core.pyx":253
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "
  *         f"{alignment}-byte aligned. TVM kernels built with default buffers assume aligned data "             # <<<<<<<<<<<<<<
  *         f"and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, "
  *         f"bind(..., alignment=1)")
 */
-  __pyx_t_8 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_alignment, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 252, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyUnicode_From_uint64_t(__pyx_v_alignment, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 253, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_10[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
   __pyx_t_10[1] = __pyx_t_7;
@@ -5920,7 +5930,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   __pyx_t_10[5] = __pyx_t_8;
   __pyx_t_10[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned_TVM_kernels_built;
 
-  /* "tvmfast/_core.pyx":251
+  /* "tvmfast/_core.pyx":252
  *             return 0  # empty tensors have no data to misread
  *     raise ValueError(
  *         f"tvmfast: argument #{pos}: data address {<uint64_t>dl.data + dl.byte_offset:#x} is not "             # <<<<<<<<<<<<<<
@@ -5936,7 +5946,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   __pyx_t_3 |= __Pyx_PyUnicode_KIND_04(__pyx_t_10[3]);
   #endif
   __pyx_t_12 = __Pyx_PyUnicode_Join(__pyx_t_10, 7, __pyx_t_11, __pyx_t_3);
-  if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 251, __pyx_L1_error)
+  if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 252, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_12);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
@@ -5947,14 +5957,14 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
     __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_13, (2-__pyx_t_13) | (__pyx_t_13*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 250, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 251, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
   __Pyx_Raise(__pyx_t_5, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-  __PYX_ERR(0, 250, __pyx_L1_error)
+  __PYX_ERR(0, 251, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":245
+  /* "tvmfast/_core.pyx":246
  * 
  * 
  * cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:             # <<<<<<<<<<<<<<
@@ -5979,7 +5989,7 @@ static int __pyx_f_7tvmfast_5_core_raise_misaligned(DLTensor *__pyx_v_dl, Py_ssi
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":257
+/* "tvmfast/_core.pyx":258
  * 
  * 
  * cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -5999,7 +6009,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":262
+  /* "tvmfast/_core.pyx":263
  *     cdef DLManagedTensorVersioned* managed
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:             # <<<<<<<<<<<<<<
@@ -6011,7 +6021,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":263
+    /* "tvmfast/_core.pyx":264
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:             # <<<<<<<<<<<<<<
@@ -6035,7 +6045,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
       goto __pyx_L4;
     }
 
-    /* "tvmfast/_core.pyx":265
+    /* "tvmfast/_core.pyx":266
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:             # <<<<<<<<<<<<<<
@@ -6047,17 +6057,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":266
+      /* "tvmfast/_core.pyx":267
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
  *             reraise_export_error(obj, pos)             # <<<<<<<<<<<<<<
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 266, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 267, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":265
+      /* "tvmfast/_core.pyx":266
  *         if torch_direct and tvmfast_torch_export(obj, dl) == 0:
  *             pass
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:             # <<<<<<<<<<<<<<
@@ -6067,7 +6077,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     }
     __pyx_L4:;
 
-    /* "tvmfast/_core.pyx":267
+    /* "tvmfast/_core.pyx":268
  *         elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
  *             reraise_export_error(obj, pos)
  *         out.type_index = kTVMFFIDLTensorPtr             # <<<<<<<<<<<<<<
@@ -6076,7 +6086,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->type_index = kTVMFFIDLTensorPtr;
 
-    /* "tvmfast/_core.pyx":268
+    /* "tvmfast/_core.pyx":269
  *             reraise_export_error(obj, pos)
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6085,7 +6095,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->zero_padding = 0;
 
-    /* "tvmfast/_core.pyx":269
+    /* "tvmfast/_core.pyx":270
  *         out.type_index = kTVMFFIDLTensorPtr
  *         out.zero_padding = 0
  *         out.v_ptr = dl             # <<<<<<<<<<<<<<
@@ -6094,7 +6104,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->v_ptr = __pyx_v_dl;
 
-    /* "tvmfast/_core.pyx":270
+    /* "tvmfast/_core.pyx":271
  *         out.zero_padding = 0
  *         out.v_ptr = dl
  *         st.n_dltensor_ptr += 1             # <<<<<<<<<<<<<<
@@ -6103,7 +6113,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->n_dltensor_ptr = (__pyx_v_st->n_dltensor_ptr + 1);
 
-    /* "tvmfast/_core.pyx":262
+    /* "tvmfast/_core.pyx":263
  *     cdef DLManagedTensorVersioned* managed
  *     cdef TVMFFIObjectHandle handle
  *     if tensor_mode != TENSOR_MODE_OWNED:             # <<<<<<<<<<<<<<
@@ -6113,7 +6123,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     goto __pyx_L3;
   }
 
-  /* "tvmfast/_core.pyx":272
+  /* "tvmfast/_core.pyx":273
  *         st.n_dltensor_ptr += 1
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:             # <<<<<<<<<<<<<<
@@ -6126,17 +6136,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":273
+      /* "tvmfast/_core.pyx":274
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)             # <<<<<<<<<<<<<<
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 273, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_reraise_export_error(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 274, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":272
+      /* "tvmfast/_core.pyx":273
  *         st.n_dltensor_ptr += 1
  *     else:
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:             # <<<<<<<<<<<<<<
@@ -6145,7 +6155,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     }
 
-    /* "tvmfast/_core.pyx":274
+    /* "tvmfast/_core.pyx":275
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -6157,7 +6167,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":275
+      /* "tvmfast/_core.pyx":276
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:             # <<<<<<<<<<<<<<
@@ -6169,7 +6179,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
       if (__pyx_t_1) {
 
 
-        /* "tvmfast/_core.pyx":276
+        /* "tvmfast/_core.pyx":277
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:
  *                 managed.deleter(managed)             # <<<<<<<<<<<<<<
@@ -6178,7 +6188,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
         __pyx_v_managed->deleter(__pyx_v_managed);
 
-        /* "tvmfast/_core.pyx":275
+        /* "tvmfast/_core.pyx":276
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
  *             if managed.deleter != NULL:             # <<<<<<<<<<<<<<
@@ -6187,17 +6197,17 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
       }
 
-      /* "tvmfast/_core.pyx":277
+      /* "tvmfast/_core.pyx":278
  *             if managed.deleter != NULL:
  *                 managed.deleter(managed)
  *             raise_ffi_error()             # <<<<<<<<<<<<<<
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 277, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 278, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":274
+      /* "tvmfast/_core.pyx":275
  *         if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
  *             reraise_export_error(obj, pos)
  *         if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -6206,7 +6216,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     }
 
-    /* "tvmfast/_core.pyx":278
+    /* "tvmfast/_core.pyx":279
  *                 managed.deleter(managed)
  *             raise_ffi_error()
  *         st.owned[st.n_owned] = handle             # <<<<<<<<<<<<<<
@@ -6215,7 +6225,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     (__pyx_v_st->owned[__pyx_v_st->n_owned]) = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":279
+    /* "tvmfast/_core.pyx":280
  *             raise_ffi_error()
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1             # <<<<<<<<<<<<<<
@@ -6224,7 +6234,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_st->n_owned = (__pyx_v_st->n_owned + 1);
 
-    /* "tvmfast/_core.pyx":280
+    /* "tvmfast/_core.pyx":281
  *         st.owned[st.n_owned] = handle
  *         st.n_owned += 1
  *         dl[0] = managed.dl_tensor             # <<<<<<<<<<<<<<
@@ -6236,7 +6246,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
     (__pyx_v_dl[0]) = __pyx_t_4;
 
 
-    /* "tvmfast/_core.pyx":281
+    /* "tvmfast/_core.pyx":282
  *         st.n_owned += 1
  *         dl[0] = managed.dl_tensor
  *         out.type_index = kTVMFFITensor             # <<<<<<<<<<<<<<
@@ -6245,7 +6255,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->type_index = kTVMFFITensor;
 
-    /* "tvmfast/_core.pyx":282
+    /* "tvmfast/_core.pyx":283
  *         dl[0] = managed.dl_tensor
  *         out.type_index = kTVMFFITensor
  *         out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6254,7 +6264,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
 */
     __pyx_v_out->zero_padding = 0;
 
-    /* "tvmfast/_core.pyx":283
+    /* "tvmfast/_core.pyx":284
  *         out.type_index = kTVMFFITensor
  *         out.zero_padding = 0
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
@@ -6265,49 +6275,49 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   }
   __pyx_L3:;
 
-  /* "tvmfast/_core.pyx":284
+  /* "tvmfast/_core.pyx":285
  *         out.zero_padding = 0
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:             # <<<<<<<<<<<<<<
  *         st.exemplar = <void*>obj
- *     note_device(st, dl, pos, api)
+ *     note_device(st, dl, pos, api, obj)
 */
   __pyx_t_1 = (__pyx_v_st->exemplar == NULL);
 
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":285
+    /* "tvmfast/_core.pyx":286
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:
  *         st.exemplar = <void*>obj             # <<<<<<<<<<<<<<
- *     note_device(st, dl, pos, api)
+ *     note_device(st, dl, pos, api, obj)
  *     return 0
 */
     __pyx_v_st->exemplar = ((void *)__pyx_v_obj);
 
-    /* "tvmfast/_core.pyx":284
+    /* "tvmfast/_core.pyx":285
  *         out.zero_padding = 0
  *         out.v_ptr = handle
  *     if st.exemplar == NULL:             # <<<<<<<<<<<<<<
  *         st.exemplar = <void*>obj
- *     note_device(st, dl, pos, api)
+ *     note_device(st, dl, pos, api, obj)
 */
   }
 
-  /* "tvmfast/_core.pyx":286
+  /* "tvmfast/_core.pyx":287
  *     if st.exemplar == NULL:
  *         st.exemplar = <void*>obj
- *     note_device(st, dl, pos, api)             # <<<<<<<<<<<<<<
+ *     note_device(st, dl, pos, api, obj)             # <<<<<<<<<<<<<<
  *     return 0
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 286, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_api, __pyx_v_obj); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 287, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":287
+  /* "tvmfast/_core.pyx":288
  *         st.exemplar = <void*>obj
- *     note_device(st, dl, pos, api)
+ *     note_device(st, dl, pos, api, obj)
  *     return 0             # <<<<<<<<<<<<<<
  * 
  * 
@@ -6318,7 +6328,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":257
+  /* "tvmfast/_core.pyx":258
  * 
  * 
  * cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -6337,7 +6347,7 @@ static int __pyx_f_7tvmfast_5_core_convert_exchange(PyObject *__pyx_v_obj, Py_ss
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":290
+/* "tvmfast/_core.pyx":291
  * 
  * 
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -6365,19 +6375,19 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("reraise_export_error", 0);
 
-  /* "tvmfast/_core.pyx":292
+  /* "tvmfast/_core.pyx":293
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:
  *     """The producer refused to export a tensor (meta device, unsupported dtype...)."""
  *     err = fetch_error()             # <<<<<<<<<<<<<<
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_fetch_error(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 292, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_fetch_error(); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 293, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_err = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":293
+  /* "tvmfast/_core.pyx":294
  *     """The producer refused to export a tensor (meta device, unsupported dtype...)."""
  *     err = fetch_error()
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -6386,18 +6396,18 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
 */
   __pyx_t_2 = NULL;
 
-  /* "tvmfast/_core.pyx":294
+  /* "tvmfast/_core.pyx":295
  *     err = fetch_error()
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"             # <<<<<<<<<<<<<<
  *         + (f": {err}" if err is not None else "")) from err
  * 
 */
-  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 294, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 295, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 294, __pyx_L1_error)
+  __pyx_t_4 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 295, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 294, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 295, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __pyx_t_6[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -6414,12 +6424,12 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   __pyx_t_8 |= __Pyx_PyUnicode_KIND_04(__pyx_t_6[3]);
   #endif
   __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_6, 5, __pyx_t_7, __pyx_t_8);
-  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 294, __pyx_L1_error)
+  if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 295, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":295
+  /* "tvmfast/_core.pyx":296
  *     raise TypeError(
  *         f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor"
  *         + (f": {err}" if err is not None else "")) from err             # <<<<<<<<<<<<<<
@@ -6428,9 +6438,9 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
 */
   __pyx_t_9 = (__pyx_v_err != Py_None);
   if (__pyx_t_9) {
-    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_err, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 295, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_v_err, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 296, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __pyx_t_10 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u__3, __pyx_t_3); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 295, __pyx_L1_error)
+    __pyx_t_10 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u__3, __pyx_t_3); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 296, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_5 = __pyx_t_10;
@@ -6440,7 +6450,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
     __pyx_t_5 = __pyx_mstate_global->__pyx_kp_u_;
   }
 
-  __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlaceSafe(__pyx_t_4, __pyx_t_5); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 295, __pyx_L1_error)
+  __pyx_t_10 = __Pyx_PyUnicode_Concat__Pyx_ReferenceSharing_OwnStrongReferenceInPlaceSafe(__pyx_t_4, __pyx_t_5); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 296, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_10);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -6450,14 +6460,14 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 293, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 294, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, __pyx_v_err);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 293, __pyx_L1_error)
+  __PYX_ERR(0, 294, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":290
+  /* "tvmfast/_core.pyx":291
  * 
  * 
  * cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:             # <<<<<<<<<<<<<<
@@ -6481,7 +6491,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_export_error(PyObject *__pyx_v_obj, P
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":298
+/* "tvmfast/_core.pyx":299
  * 
  * 
  * cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -6534,7 +6544,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("convert_slow", 0);
 
-  /* "tvmfast/_core.pyx":302
+  /* "tvmfast/_core.pyx":303
  *     """Every kind but the cached exchange type."""
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:             # <<<<<<<<<<<<<<
@@ -6545,20 +6555,20 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     case __pyx_e_7tvmfast_5_core_KIND_EXCHANGE:
     case __pyx_e_7tvmfast_5_core_KIND_TORCH:
 
-    /* "tvmfast/_core.pyx":303
+    /* "tvmfast/_core.pyx":304
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)             # <<<<<<<<<<<<<<
  *     out.zero_padding = 0
  *     if kind == KIND_INT:
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_TORCH)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 303, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, (__pyx_v_kind == __pyx_e_7tvmfast_5_core_KIND_TORCH)); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 304, __pyx_L1_error)
     {
       __pyx_r = __pyx_t_1;
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":302
+    /* "tvmfast/_core.pyx":303
  *     """Every kind but the cached exchange type."""
  *     cdef TVMFFIObjectHandle handle
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:             # <<<<<<<<<<<<<<
@@ -6569,7 +6579,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     default: break;
   }
 
-  /* "tvmfast/_core.pyx":304
+  /* "tvmfast/_core.pyx":305
  *     if kind == KIND_EXCHANGE or kind == KIND_TORCH:
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -6578,7 +6588,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
   __pyx_v_out->zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":305
+  /* "tvmfast/_core.pyx":306
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0
  *     if kind == KIND_INT:             # <<<<<<<<<<<<<<
@@ -6588,7 +6598,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   switch (__pyx_v_kind) {
     case __pyx_e_7tvmfast_5_core_KIND_INT:
 
-    /* "tvmfast/_core.pyx":306
+    /* "tvmfast/_core.pyx":307
  *     out.zero_padding = 0
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt             # <<<<<<<<<<<<<<
@@ -6597,7 +6607,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIInt;
 
-    /* "tvmfast/_core.pyx":307
+    /* "tvmfast/_core.pyx":308
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6613,17 +6623,17 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XGOTREF(__pyx_t_4);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":308
+        /* "tvmfast/_core.pyx":309
  *         out.type_index = kTVMFFIInt
  *         try:
  *             out.v_int64 = PyLong_AsLongLong(obj)             # <<<<<<<<<<<<<<
  *         except OverflowError:
  *             raise OverflowError(
 */
-        __pyx_t_5 = PyLong_AsLongLong(__pyx_v_obj); if (unlikely(__pyx_t_5 == ((PY_LONG_LONG)-1LL) && PyErr_Occurred())) __PYX_ERR(0, 308, __pyx_L3_error)
+        __pyx_t_5 = PyLong_AsLongLong(__pyx_v_obj); if (unlikely(__pyx_t_5 == ((PY_LONG_LONG)-1LL) && PyErr_Occurred())) __PYX_ERR(0, 309, __pyx_L3_error)
         __pyx_v_out->v_int64 = __pyx_t_5;
 
-        /* "tvmfast/_core.pyx":307
+        /* "tvmfast/_core.pyx":308
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6637,7 +6647,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       goto __pyx_L8_try_end;
       __pyx_L3_error:;
 
-      /* "tvmfast/_core.pyx":309
+      /* "tvmfast/_core.pyx":310
  *         try:
  *             out.v_int64 = PyLong_AsLongLong(obj)
  *         except OverflowError:             # <<<<<<<<<<<<<<
@@ -6647,12 +6657,12 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_OverflowError))));
       if (__pyx_t_1) {
         __Pyx_AddTraceback("tvmfast._core.convert_slow", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_6, &__pyx_t_7, &__pyx_t_8) < 0) __PYX_ERR(0, 309, __pyx_L5_except_error)
+        if (__Pyx_GetException(&__pyx_t_6, &__pyx_t_7, &__pyx_t_8) < 0) __PYX_ERR(0, 310, __pyx_L5_except_error)
         __Pyx_XGOTREF(__pyx_t_6);
         __Pyx_XGOTREF(__pyx_t_7);
         __Pyx_XGOTREF(__pyx_t_8);
 
-        /* "tvmfast/_core.pyx":310
+        /* "tvmfast/_core.pyx":311
  *             out.v_int64 = PyLong_AsLongLong(obj)
  *         except OverflowError:
  *             raise OverflowError(             # <<<<<<<<<<<<<<
@@ -6661,16 +6671,16 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
         __pyx_t_10 = NULL;
 
-        /* "tvmfast/_core.pyx":311
+        /* "tvmfast/_core.pyx":312
  *         except OverflowError:
  *             raise OverflowError(
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None             # <<<<<<<<<<<<<<
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat
 */
-        __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 311, __pyx_L5_except_error)
+        __pyx_t_11 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 312, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_11);
-        __pyx_t_12 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_obj), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 311, __pyx_L5_except_error)
+        __pyx_t_12 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_obj), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 312, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_12);
         __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
         __pyx_t_13[1] = __pyx_t_11;
@@ -6686,7 +6696,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[3]);
         #endif
         __pyx_t_15 = __Pyx_PyUnicode_Join(__pyx_t_13, 5, __pyx_t_14, __pyx_t_1);
-        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 311, __pyx_L5_except_error)
+        if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 312, __pyx_L5_except_error)
         __Pyx_GOTREF(__pyx_t_15);
         __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
@@ -6696,16 +6706,16 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_OverflowError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
           __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 310, __pyx_L5_except_error)
+          if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 311, __pyx_L5_except_error)
           __Pyx_GOTREF(__pyx_t_9);
         }
         __Pyx_Raise(__pyx_t_9, 0, 0, Py_None);
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        __PYX_ERR(0, 310, __pyx_L5_except_error)
+        __PYX_ERR(0, 311, __pyx_L5_except_error)
       }
       goto __pyx_L5_except_error;
 
-      /* "tvmfast/_core.pyx":307
+      /* "tvmfast/_core.pyx":308
  *     if kind == KIND_INT:
  *         out.type_index = kTVMFFIInt
  *         try:             # <<<<<<<<<<<<<<
@@ -6721,7 +6731,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_L8_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":305
+    /* "tvmfast/_core.pyx":306
  *         return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
  *     out.zero_padding = 0
  *     if kind == KIND_INT:             # <<<<<<<<<<<<<<
@@ -6731,7 +6741,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_FLOAT:
 
-    /* "tvmfast/_core.pyx":313
+    /* "tvmfast/_core.pyx":314
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat             # <<<<<<<<<<<<<<
@@ -6740,18 +6750,18 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIFloat;
 
-    /* "tvmfast/_core.pyx":314
+    /* "tvmfast/_core.pyx":315
  *     elif kind == KIND_FLOAT:
  *         out.type_index = kTVMFFIFloat
  *         out.v_float64 = <double>(<object>obj)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool
 */
-    __pyx_t_17 = __Pyx_PyFloat_AsDouble(((PyObject *)__pyx_v_obj)); if (unlikely((__pyx_t_17 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 314, __pyx_L1_error)
+    __pyx_t_17 = __Pyx_PyFloat_AsDouble(((PyObject *)__pyx_v_obj)); if (unlikely((__pyx_t_17 == (double)-1) && PyErr_Occurred())) __PYX_ERR(0, 315, __pyx_L1_error)
     __pyx_v_out->v_float64 = ((double)__pyx_t_17);
 
 
-    /* "tvmfast/_core.pyx":312
+    /* "tvmfast/_core.pyx":313
  *             raise OverflowError(
  *                 f"tvmfast: argument #{pos}: int {<object>obj} does not fit in int64") from None
  *     elif kind == KIND_FLOAT:             # <<<<<<<<<<<<<<
@@ -6761,7 +6771,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_BOOL:
 
-    /* "tvmfast/_core.pyx":316
+    /* "tvmfast/_core.pyx":317
  *         out.v_float64 = <double>(<object>obj)
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool             # <<<<<<<<<<<<<<
@@ -6770,7 +6780,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIBool;
 
-    /* "tvmfast/_core.pyx":317
+    /* "tvmfast/_core.pyx":318
  *     elif kind == KIND_BOOL:
  *         out.type_index = kTVMFFIBool
  *         out.v_int64 = 1 if obj == Py_True else 0             # <<<<<<<<<<<<<<
@@ -6789,7 +6799,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 
     __pyx_v_out->v_int64 = __pyx_t_18;
 
-    /* "tvmfast/_core.pyx":315
+    /* "tvmfast/_core.pyx":316
  *         out.type_index = kTVMFFIFloat
  *         out.v_float64 = <double>(<object>obj)
  *     elif kind == KIND_BOOL:             # <<<<<<<<<<<<<<
@@ -6799,7 +6809,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_NONE:
 
-    /* "tvmfast/_core.pyx":319
+    /* "tvmfast/_core.pyx":320
  *         out.v_int64 = 1 if obj == Py_True else 0
  *     elif kind == KIND_NONE:
  *         out.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -6808,7 +6818,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFINone;
 
-    /* "tvmfast/_core.pyx":320
+    /* "tvmfast/_core.pyx":321
  *     elif kind == KIND_NONE:
  *         out.type_index = kTVMFFINone
  *         out.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -6817,7 +6827,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->v_int64 = 0;
 
-    /* "tvmfast/_core.pyx":318
+    /* "tvmfast/_core.pyx":319
  *         out.type_index = kTVMFFIBool
  *         out.v_int64 = 1 if obj == Py_True else 0
  *     elif kind == KIND_NONE:             # <<<<<<<<<<<<<<
@@ -6827,7 +6837,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_STR:
 
-    /* "tvmfast/_core.pyx":323
+    /* "tvmfast/_core.pyx":324
  *     elif kind == KIND_STR:
  *         # Valid while the str lives, i.e. for the whole call (the caller holds it).
  *         out.type_index = kTVMFFIRawStr             # <<<<<<<<<<<<<<
@@ -6836,18 +6846,18 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     __pyx_v_out->type_index = kTVMFFIRawStr;
 
-    /* "tvmfast/_core.pyx":324
+    /* "tvmfast/_core.pyx":325
  *         # Valid while the str lives, i.e. for the whole call (the caller holds it).
  *         out.type_index = kTVMFFIRawStr
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
 */
-    __pyx_t_20 = PyUnicode_AsUTF8AndSize(__pyx_v_obj, NULL); if (unlikely(__pyx_t_20 == ((void *)NULL))) __PYX_ERR(0, 324, __pyx_L1_error)
+    __pyx_t_20 = PyUnicode_AsUTF8AndSize(__pyx_v_obj, NULL); if (unlikely(__pyx_t_20 == ((void *)NULL))) __PYX_ERR(0, 325, __pyx_L1_error)
     __pyx_v_out->v_ptr = ((void *)__pyx_t_20);
 
 
-    /* "tvmfast/_core.pyx":321
+    /* "tvmfast/_core.pyx":322
  *         out.type_index = kTVMFFINone
  *         out.v_int64 = 0
  *     elif kind == KIND_STR:             # <<<<<<<<<<<<<<
@@ -6857,7 +6867,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_FFI_OBJECT:
 
-    /* "tvmfast/_core.pyx":326
+    /* "tvmfast/_core.pyx":327
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()             # <<<<<<<<<<<<<<
@@ -6871,15 +6881,15 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
       __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_16, (1-__pyx_t_16) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 326, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 327, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
-    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_8); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 326, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_8); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 327, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_v_handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_21));
 
 
-    /* "tvmfast/_core.pyx":327
+    /* "tvmfast/_core.pyx":328
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:             # <<<<<<<<<<<<<<
@@ -6891,7 +6901,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (unlikely(__pyx_t_19)) {
 
 
-      /* "tvmfast/_core.pyx":328
+      /* "tvmfast/_core.pyx":329
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")             # <<<<<<<<<<<<<<
@@ -6899,11 +6909,11 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
  *         out.v_ptr = handle
 */
       __pyx_t_7 = NULL;
-      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 328, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 329, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
-      __pyx_t_9 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 328, __pyx_L1_error)
+      __pyx_t_9 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 329, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
-      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_9); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 328, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_9); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 329, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
       __pyx_t_13[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -6920,7 +6930,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_13[3]);
       #endif
       __pyx_t_9 = __Pyx_PyUnicode_Join(__pyx_t_13, 5, __pyx_t_14, __pyx_t_1);
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 328, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 329, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
@@ -6930,14 +6940,14 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 328, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 329, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 328, __pyx_L1_error)
+      __PYX_ERR(0, 329, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":327
+      /* "tvmfast/_core.pyx":328
  *     elif kind == KIND_FFI_OBJECT:
  *         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
  *         if handle == NULL:             # <<<<<<<<<<<<<<
@@ -6946,7 +6956,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
     }
 
-    /* "tvmfast/_core.pyx":329
+    /* "tvmfast/_core.pyx":330
  *         if handle == NULL:
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")
  *         out.type_index = (<TVMFFIObject*>handle).type_index             # <<<<<<<<<<<<<<
@@ -6957,20 +6967,20 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 
     __pyx_v_out->type_index = __pyx_t_22;
 
-    /* "tvmfast/_core.pyx":330
+    /* "tvmfast/_core.pyx":331
  *             raise TypeError(f"tvmfast: argument #{pos}: {describe(obj)} holds no object (null handle)")
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
  *         if out.type_index == kTVMFFITensor:
- *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
+ *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL, obj)
 */
     __pyx_v_out->v_ptr = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":331
+    /* "tvmfast/_core.pyx":332
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
- *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
+ *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL, obj)
  *     elif kind == KIND_DLPACK:
 */
     __pyx_t_19 = (__pyx_v_out->type_index == kTVMFFITensor);
@@ -6978,26 +6988,26 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (__pyx_t_19) {
 
 
-      /* "tvmfast/_core.pyx":332
+      /* "tvmfast/_core.pyx":333
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:
- *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)             # <<<<<<<<<<<<<<
+ *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL, obj)             # <<<<<<<<<<<<<<
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
 */
-      __pyx_t_1 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 332, __pyx_L1_error)
+      __pyx_t_1 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL, __pyx_v_obj); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 333, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":331
+      /* "tvmfast/_core.pyx":332
  *         out.type_index = (<TVMFFIObject*>handle).type_index
  *         out.v_ptr = handle
  *         if out.type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
- *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
+ *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL, obj)
  *     elif kind == KIND_DLPACK:
 */
     }
 
-    /* "tvmfast/_core.pyx":325
+    /* "tvmfast/_core.pyx":326
  *         out.type_index = kTVMFFIRawStr
  *         out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)
  *     elif kind == KIND_FFI_OBJECT:             # <<<<<<<<<<<<<<
@@ -7007,7 +7017,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     case __pyx_e_7tvmfast_5_core_KIND_DLPACK:
 
-    /* "tvmfast/_core.pyx":335
+    /* "tvmfast/_core.pyx":336
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -7023,7 +7033,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XGOTREF(__pyx_t_2);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":336
+        /* "tvmfast/_core.pyx":337
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)             # <<<<<<<<<<<<<<
@@ -7050,13 +7060,13 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
           __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 336, __pyx_L13_error)
+          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 337, __pyx_L13_error)
           __Pyx_GOTREF(__pyx_t_8);
         }
         __pyx_v_tensor = __pyx_t_8;
         __pyx_t_8 = 0;
 
-        /* "tvmfast/_core.pyx":335
+        /* "tvmfast/_core.pyx":336
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -7078,7 +7088,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
 
-      /* "tvmfast/_core.pyx":337
+      /* "tvmfast/_core.pyx":338
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:             # <<<<<<<<<<<<<<
@@ -7088,7 +7098,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_t_1 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_Exception))));
       if (__pyx_t_1) {
         __Pyx_AddTraceback("tvmfast._core.convert_slow", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_8, &__pyx_t_7, &__pyx_t_9) < 0) __PYX_ERR(0, 337, __pyx_L15_except_error)
+        if (__Pyx_GetException(&__pyx_t_8, &__pyx_t_7, &__pyx_t_9) < 0) __PYX_ERR(0, 338, __pyx_L15_except_error)
         __Pyx_XGOTREF(__pyx_t_8);
         __Pyx_XGOTREF(__pyx_t_7);
         __Pyx_XGOTREF(__pyx_t_9);
@@ -7096,7 +7106,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
         __pyx_v_e = __pyx_t_7;
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":338
+          /* "tvmfast/_core.pyx":339
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:
  *             raise TypeError(             # <<<<<<<<<<<<<<
@@ -7105,21 +7115,21 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
           __pyx_t_6 = NULL;
 
-          /* "tvmfast/_core.pyx":339
+          /* "tvmfast/_core.pyx":340
  *         except Exception as e:
  *             raise TypeError(
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"             # <<<<<<<<<<<<<<
  *             ) from e
  *         if st.temps == NULL:
 */
-          __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 339, __pyx_L24_error)
+          __pyx_t_10 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 340, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_10);
-          __pyx_t_12 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 339, __pyx_L24_error)
+          __pyx_t_12 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_obj); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 340, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_12);
-          __pyx_t_11 = __Pyx_PyUnicode_Unicode(__pyx_t_12); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 339, __pyx_L24_error)
+          __pyx_t_11 = __Pyx_PyUnicode_Unicode(__pyx_t_12); if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 340, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_11);
           __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
-          __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_v_e, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 339, __pyx_L24_error)
+          __pyx_t_12 = __Pyx_PyObject_FormatSimple(__pyx_v_e, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 340, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_12);
           __pyx_t_23[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
           __pyx_t_23[1] = __pyx_t_10;
@@ -7136,7 +7146,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
           __pyx_t_1 |= __Pyx_PyUnicode_KIND_04(__pyx_t_23[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_23[5]);
           #endif
           __pyx_t_24 = __Pyx_PyUnicode_Join(__pyx_t_23, 6, __pyx_t_14, __pyx_t_1);
-          if (unlikely(!__pyx_t_24)) __PYX_ERR(0, 339, __pyx_L24_error)
+          if (unlikely(!__pyx_t_24)) __PYX_ERR(0, 340, __pyx_L24_error)
           __Pyx_GOTREF(__pyx_t_24);
           __Pyx_DECREF(__pyx_t_10); __pyx_t_10 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
@@ -7147,11 +7157,11 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
             __pyx_t_15 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_16, (2-__pyx_t_16) | (__pyx_t_16*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
             __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
             __Pyx_DECREF(__pyx_t_24); __pyx_t_24 = 0;
-            if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 338, __pyx_L24_error)
+            if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 339, __pyx_L24_error)
             __Pyx_GOTREF(__pyx_t_15);
           }
 
-          /* "tvmfast/_core.pyx":340
+          /* "tvmfast/_core.pyx":341
  *             raise TypeError(
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e             # <<<<<<<<<<<<<<
@@ -7160,10 +7170,10 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
           __Pyx_Raise(__pyx_t_15, 0, 0, __pyx_v_e);
           __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-          __PYX_ERR(0, 338, __pyx_L24_error)
+          __PYX_ERR(0, 339, __pyx_L24_error)
         }
 
-        /* "tvmfast/_core.pyx":337
+        /* "tvmfast/_core.pyx":338
  *         try:
  *             tensor = _tvm_ffi_from_dlpack(<object>obj)
  *         except Exception as e:             # <<<<<<<<<<<<<<
@@ -7210,7 +7220,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       }
       goto __pyx_L15_except_error;
 
-      /* "tvmfast/_core.pyx":335
+      /* "tvmfast/_core.pyx":336
  *     elif kind == KIND_DLPACK:
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:             # <<<<<<<<<<<<<<
@@ -7226,7 +7236,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       __pyx_L18_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":341
+    /* "tvmfast/_core.pyx":342
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e
  *         if st.temps == NULL:             # <<<<<<<<<<<<<<
@@ -7238,22 +7248,22 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     if (__pyx_t_19) {
 
 
-      /* "tvmfast/_core.pyx":342
+      /* "tvmfast/_core.pyx":343
  *             ) from e
  *         if st.temps == NULL:
  *             temps = [tensor]             # <<<<<<<<<<<<<<
  *             Py_INCREF(temps)
  *             st.temps = <void*>temps
 */
-      __pyx_t_9 = PyList_New(1); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 342, __pyx_L1_error)
+      __pyx_t_9 = PyList_New(1); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 343, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_INCREF(__pyx_v_tensor);
       __Pyx_GIVEREF(__pyx_v_tensor);
-      if (__Pyx_PyList_SET_ITEM(__pyx_t_9, 0, __pyx_v_tensor) != (0)) __PYX_ERR(0, 342, __pyx_L1_error);
+      if (__Pyx_PyList_SET_ITEM(__pyx_t_9, 0, __pyx_v_tensor) != (0)) __PYX_ERR(0, 343, __pyx_L1_error);
       __pyx_v_temps = ((PyObject*)__pyx_t_9);
       __pyx_t_9 = 0;
 
-      /* "tvmfast/_core.pyx":343
+      /* "tvmfast/_core.pyx":344
  *         if st.temps == NULL:
  *             temps = [tensor]
  *             Py_INCREF(temps)             # <<<<<<<<<<<<<<
@@ -7262,7 +7272,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
       Py_INCREF(__pyx_v_temps);
 
-      /* "tvmfast/_core.pyx":344
+      /* "tvmfast/_core.pyx":345
  *             temps = [tensor]
  *             Py_INCREF(temps)
  *             st.temps = <void*>temps             # <<<<<<<<<<<<<<
@@ -7271,7 +7281,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
 */
       __pyx_v_st->temps = ((void *)__pyx_v_temps);
 
-      /* "tvmfast/_core.pyx":341
+      /* "tvmfast/_core.pyx":342
  *                 f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {e}"
  *             ) from e
  *         if st.temps == NULL:             # <<<<<<<<<<<<<<
@@ -7281,7 +7291,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       goto __pyx_L30;
     }
 
-    /* "tvmfast/_core.pyx":346
+    /* "tvmfast/_core.pyx":347
  *             st.temps = <void*>temps
  *         else:
  *             (<list>st.temps).append(tensor)             # <<<<<<<<<<<<<<
@@ -7291,14 +7301,14 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     /*else*/ {
       if (unlikely(((PyObject *)__pyx_v_st->temps) == Py_None)) {
         PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "append");
-        __PYX_ERR(0, 346, __pyx_L1_error)
+        __PYX_ERR(0, 347, __pyx_L1_error)
       }
-      __pyx_t_33 = __Pyx_PyList_Append(((PyObject*)__pyx_v_st->temps), __pyx_v_tensor); if (unlikely(__pyx_t_33 == ((int)-1))) __PYX_ERR(0, 346, __pyx_L1_error)
+      __pyx_t_33 = __Pyx_PyList_Append(((PyObject*)__pyx_v_st->temps), __pyx_v_tensor); if (unlikely(__pyx_t_33 == ((int)-1))) __PYX_ERR(0, 347, __pyx_L1_error)
 
     }
     __pyx_L30:;
 
-    /* "tvmfast/_core.pyx":347
+    /* "tvmfast/_core.pyx":348
  *         else:
  *             (<list>st.temps).append(tensor)
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()             # <<<<<<<<<<<<<<
@@ -7312,45 +7322,45 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
       PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
       __pyx_t_9 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_16, (1-__pyx_t_16) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 347, __pyx_L1_error)
+      if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 348, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
     }
-    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_9); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 347, __pyx_L1_error)
+    __pyx_t_21 = __Pyx_PyLong_As_uint64_t(__pyx_t_9); if (unlikely((__pyx_t_21 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 348, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
     __pyx_v_handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_21));
 
 
-    /* "tvmfast/_core.pyx":348
+    /* "tvmfast/_core.pyx":349
  *             (<list>st.temps).append(tensor)
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
  *         out.type_index = kTVMFFITensor             # <<<<<<<<<<<<<<
  *         out.v_ptr = handle
- *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
+ *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL, obj)
 */
     __pyx_v_out->type_index = kTVMFFITensor;
 
-    /* "tvmfast/_core.pyx":349
+    /* "tvmfast/_core.pyx":350
  *         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
  *         out.type_index = kTVMFFITensor
  *         out.v_ptr = handle             # <<<<<<<<<<<<<<
- *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
+ *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL, obj)
  *     else:
 */
     __pyx_v_out->v_ptr = __pyx_v_handle;
 
-    /* "tvmfast/_core.pyx":350
+    /* "tvmfast/_core.pyx":351
  *         out.type_index = kTVMFFITensor
  *         out.v_ptr = handle
- *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)             # <<<<<<<<<<<<<<
+ *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL, obj)             # <<<<<<<<<<<<<<
  *     else:
  *         raise_unsupported(obj, pos)
 */
-    __pyx_t_25 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 350, __pyx_L1_error)
+    __pyx_t_25 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, ((DLTensor *)(((char *)__pyx_v_handle) + (sizeof(TVMFFIObject)))), __pyx_v_pos, NULL, __pyx_v_obj); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 351, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":333
+    /* "tvmfast/_core.pyx":334
  *         if out.type_index == kTVMFFITensor:
- *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
+ *             note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL, obj)
  *     elif kind == KIND_DLPACK:             # <<<<<<<<<<<<<<
  *         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
  *         try:
@@ -7358,19 +7368,19 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
     break;
     default:
 
-    /* "tvmfast/_core.pyx":352
- *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
+    /* "tvmfast/_core.pyx":353
+ *         note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL, obj)
  *     else:
  *         raise_unsupported(obj, pos)             # <<<<<<<<<<<<<<
  *     return 0
  * 
 */
-    __pyx_t_25 = __pyx_f_7tvmfast_5_core_raise_unsupported(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 352, __pyx_L1_error)
+    __pyx_t_25 = __pyx_f_7tvmfast_5_core_raise_unsupported(__pyx_v_obj, __pyx_v_pos); if (unlikely(__pyx_t_25 == ((int)-1))) __PYX_ERR(0, 353, __pyx_L1_error)
 
     break;
   }
 
-  /* "tvmfast/_core.pyx":353
+  /* "tvmfast/_core.pyx":354
  *     else:
  *         raise_unsupported(obj, pos)
  *     return 0             # <<<<<<<<<<<<<<
@@ -7383,7 +7393,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":298
+  /* "tvmfast/_core.pyx":299
  * 
  * 
  * cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,             # <<<<<<<<<<<<<<
@@ -7414,7 +7424,7 @@ static int __pyx_f_7tvmfast_5_core_convert_slow(PyObject *__pyx_v_obj, Py_ssize_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":356
+/* "tvmfast/_core.pyx":357
  * 
  * 
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,             # <<<<<<<<<<<<<<
@@ -7433,7 +7443,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":358
+  /* "tvmfast/_core.pyx":359
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
  *                             CallState* st, int tensor_mode) except -1:
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:             # <<<<<<<<<<<<<<
@@ -7445,7 +7455,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":360
+    /* "tvmfast/_core.pyx":361
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
  *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
@@ -7459,7 +7469,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
       goto __pyx_L5_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":361
+    /* "tvmfast/_core.pyx":362
  *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED
  *                 and tvmfast_torch_export(obj, dl) == 0):             # <<<<<<<<<<<<<<
@@ -7483,7 +7493,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 
     __pyx_L5_bool_binop_done:;
 
-    /* "tvmfast/_core.pyx":360
+    /* "tvmfast/_core.pyx":361
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
  *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
@@ -7493,7 +7503,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":362
+      /* "tvmfast/_core.pyx":363
  *         if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED
  *                 and tvmfast_torch_export(obj, dl) == 0):
  *             out.type_index = kTVMFFIDLTensorPtr             # <<<<<<<<<<<<<<
@@ -7502,7 +7512,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_out->type_index = kTVMFFIDLTensorPtr;
 
-      /* "tvmfast/_core.pyx":363
+      /* "tvmfast/_core.pyx":364
  *                 and tvmfast_torch_export(obj, dl) == 0):
  *             out.type_index = kTVMFFIDLTensorPtr
  *             out.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -7511,7 +7521,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_out->zero_padding = 0;
 
-      /* "tvmfast/_core.pyx":364
+      /* "tvmfast/_core.pyx":365
  *             out.type_index = kTVMFFIDLTensorPtr
  *             out.zero_padding = 0
  *             out.v_ptr = dl             # <<<<<<<<<<<<<<
@@ -7520,7 +7530,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_out->v_ptr = __pyx_v_dl;
 
-      /* "tvmfast/_core.pyx":365
+      /* "tvmfast/_core.pyx":366
  *             out.zero_padding = 0
  *             out.v_ptr = dl
  *             st.n_dltensor_ptr += 1             # <<<<<<<<<<<<<<
@@ -7529,7 +7539,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       __pyx_v_st->n_dltensor_ptr = (__pyx_v_st->n_dltensor_ptr + 1);
 
-      /* "tvmfast/_core.pyx":366
+      /* "tvmfast/_core.pyx":367
  *             out.v_ptr = dl
  *             st.n_dltensor_ptr += 1
  *             if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -7541,7 +7551,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
       if (__pyx_t_1) {
 
 
-        /* "tvmfast/_core.pyx":367
+        /* "tvmfast/_core.pyx":368
  *             st.n_dltensor_ptr += 1
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj             # <<<<<<<<<<<<<<
@@ -7550,7 +7560,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
         __pyx_v_st->exemplar = ((void *)__pyx_v_obj);
 
-        /* "tvmfast/_core.pyx":366
+        /* "tvmfast/_core.pyx":367
  *             out.v_ptr = dl
  *             st.n_dltensor_ptr += 1
  *             if st.exemplar == NULL:             # <<<<<<<<<<<<<<
@@ -7559,7 +7569,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       }
 
-      /* "tvmfast/_core.pyx":368
+      /* "tvmfast/_core.pyx":369
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj
  *             if (dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
@@ -7577,7 +7587,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
         goto __pyx_L10_bool_binop_done;
       }
 
-      /* "tvmfast/_core.pyx":369
+      /* "tvmfast/_core.pyx":370
  *                 st.exemplar = <void*>obj
  *             if (dl.device.device_type == kDLCPU
  *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):             # <<<<<<<<<<<<<<
@@ -7591,7 +7601,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 
       __pyx_L10_bool_binop_done:;
 
-      /* "tvmfast/_core.pyx":368
+      /* "tvmfast/_core.pyx":369
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj
  *             if (dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
@@ -7601,7 +7611,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
       if (__pyx_t_1) {
 
 
-        /* "tvmfast/_core.pyx":370
+        /* "tvmfast/_core.pyx":371
  *             if (dl.device.device_type == kDLCPU
  *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
  *                 if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -7613,16 +7623,16 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
         if (__pyx_t_1) {
 
 
-          /* "tvmfast/_core.pyx":371
+          /* "tvmfast/_core.pyx":372
  *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
  *                 if st.cpu_pos < 0:
  *                     st.cpu_pos = <int32_t>pos             # <<<<<<<<<<<<<<
  *                 return 0
- *             return note_device(st, dl, pos, fast_exchange_api)
+ *             return note_device(st, dl, pos, fast_exchange_api, obj)
 */
           __pyx_v_st->cpu_pos = ((int32_t)__pyx_v_pos);
 
-          /* "tvmfast/_core.pyx":370
+          /* "tvmfast/_core.pyx":371
  *             if (dl.device.device_type == kDLCPU
  *                     and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
  *                 if st.cpu_pos < 0:             # <<<<<<<<<<<<<<
@@ -7631,11 +7641,11 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
         }
 
-        /* "tvmfast/_core.pyx":372
+        /* "tvmfast/_core.pyx":373
  *                 if st.cpu_pos < 0:
  *                     st.cpu_pos = <int32_t>pos
  *                 return 0             # <<<<<<<<<<<<<<
- *             return note_device(st, dl, pos, fast_exchange_api)
+ *             return note_device(st, dl, pos, fast_exchange_api, obj)
  *         # Owned mode, or torch refused the export: the exchange API (and its error).
 */
         {
@@ -7644,7 +7654,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
         }
         goto __pyx_L0;
 
-        /* "tvmfast/_core.pyx":368
+        /* "tvmfast/_core.pyx":369
  *             if st.exemplar == NULL:
  *                 st.exemplar = <void*>obj
  *             if (dl.device.device_type == kDLCPU             # <<<<<<<<<<<<<<
@@ -7653,20 +7663,20 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
       }
 
-      /* "tvmfast/_core.pyx":373
+      /* "tvmfast/_core.pyx":374
  *                     st.cpu_pos = <int32_t>pos
  *                 return 0
- *             return note_device(st, dl, pos, fast_exchange_api)             # <<<<<<<<<<<<<<
+ *             return note_device(st, dl, pos, fast_exchange_api, obj)             # <<<<<<<<<<<<<<
  *         # Owned mode, or torch refused the export: the exchange API (and its error).
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 373, __pyx_L1_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_note_device(__pyx_v_st, __pyx_v_dl, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api, __pyx_v_obj); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 374, __pyx_L1_error)
       {
         __pyx_r = __pyx_t_3;
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":360
+      /* "tvmfast/_core.pyx":361
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
  *         # The common case, inlined: a torch tensor exported directly (once).
  *         if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
@@ -7675,20 +7685,20 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
     }
 
-    /* "tvmfast/_core.pyx":375
- *             return note_device(st, dl, pos, fast_exchange_api)
+    /* "tvmfast/_core.pyx":376
+ *             return note_device(st, dl, pos, fast_exchange_api, obj)
  *         # Owned mode, or torch refused the export: the exchange API (and its error).
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)             # <<<<<<<<<<<<<<
  *     cdef const DLPackExchangeAPI* api = NULL
  *     cdef int kind = classify_type(obj, &api)
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, 0); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 375, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_exchange(__pyx_v_obj, __pyx_v_pos, __pyx_v_7tvmfast_5_core_fast_exchange_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode, 0); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 376, __pyx_L1_error)
     {
       __pyx_r = __pyx_t_3;
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":358
+    /* "tvmfast/_core.pyx":359
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
  *                             CallState* st, int tensor_mode) except -1:
  *     if <PyObject*>Py_TYPE(obj) == fast_exchange_type:             # <<<<<<<<<<<<<<
@@ -7697,7 +7707,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
   }
 
-  /* "tvmfast/_core.pyx":376
+  /* "tvmfast/_core.pyx":377
  *         # Owned mode, or torch refused the export: the exchange API (and its error).
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
  *     cdef const DLPackExchangeAPI* api = NULL             # <<<<<<<<<<<<<<
@@ -7706,30 +7716,30 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 */
   __pyx_v_api = NULL;
 
-  /* "tvmfast/_core.pyx":377
+  /* "tvmfast/_core.pyx":378
  *         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
  *     cdef const DLPackExchangeAPI* api = NULL
  *     cdef int kind = classify_type(obj, &api)             # <<<<<<<<<<<<<<
  *     return convert_slow(obj, pos, kind, api, out, dl, st, tensor_mode)
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_classify_type(__pyx_v_obj, (&__pyx_v_api)); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 377, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_classify_type(__pyx_v_obj, (&__pyx_v_api)); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 378, __pyx_L1_error)
   __pyx_v_kind = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":378
+  /* "tvmfast/_core.pyx":379
  *     cdef const DLPackExchangeAPI* api = NULL
  *     cdef int kind = classify_type(obj, &api)
  *     return convert_slow(obj, pos, kind, api, out, dl, st, tensor_mode)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_slow(__pyx_v_obj, __pyx_v_pos, __pyx_v_kind, __pyx_v_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 378, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_slow(__pyx_v_obj, __pyx_v_pos, __pyx_v_kind, __pyx_v_api, __pyx_v_out, __pyx_v_dl, __pyx_v_st, __pyx_v_tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 379, __pyx_L1_error)
   {
     __pyx_r = __pyx_t_3;
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":356
+  /* "tvmfast/_core.pyx":357
  * 
  * 
  * cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,             # <<<<<<<<<<<<<<
@@ -7748,7 +7758,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":381
+/* "tvmfast/_core.pyx":382
  * 
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:             # <<<<<<<<<<<<<<
@@ -7758,7 +7768,7 @@ static CYTHON_INLINE int __pyx_f_7tvmfast_5_core_convert_arg(PyObject *__pyx_v_o
 
 static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_core_CallState *__pyx_v_st, TVMFFIObjectHandle *__pyx_v_owned, uint64_t __pyx_v_align_mask) {
 
-  /* "tvmfast/_core.pyx":382
+  /* "tvmfast/_core.pyx":383
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
  *     st.align_mask = align_mask             # <<<<<<<<<<<<<<
@@ -7767,7 +7777,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->align_mask = __pyx_v_align_mask;
 
-  /* "tvmfast/_core.pyx":383
+  /* "tvmfast/_core.pyx":384
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
  *     st.align_mask = align_mask
  *     st.device_type = -1             # <<<<<<<<<<<<<<
@@ -7776,7 +7786,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_type = -1;
 
-  /* "tvmfast/_core.pyx":384
+  /* "tvmfast/_core.pyx":385
  *     st.align_mask = align_mask
  *     st.device_type = -1
  *     st.device_id = 0             # <<<<<<<<<<<<<<
@@ -7785,7 +7795,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_id = 0;
 
-  /* "tvmfast/_core.pyx":385
+  /* "tvmfast/_core.pyx":386
  *     st.device_type = -1
  *     st.device_id = 0
  *     st.device_pos = -1             # <<<<<<<<<<<<<<
@@ -7794,7 +7804,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->device_pos = -1;
 
-  /* "tvmfast/_core.pyx":386
+  /* "tvmfast/_core.pyx":387
  *     st.device_id = 0
  *     st.device_pos = -1
  *     st.cpu_pos = -1             # <<<<<<<<<<<<<<
@@ -7803,7 +7813,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->cpu_pos = -1;
 
-  /* "tvmfast/_core.pyx":387
+  /* "tvmfast/_core.pyx":388
  *     st.device_pos = -1
  *     st.cpu_pos = -1
  *     st.stream_api = NULL             # <<<<<<<<<<<<<<
@@ -7812,7 +7822,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->stream_api = NULL;
 
-  /* "tvmfast/_core.pyx":388
+  /* "tvmfast/_core.pyx":389
  *     st.cpu_pos = -1
  *     st.stream_api = NULL
  *     st.exemplar = NULL             # <<<<<<<<<<<<<<
@@ -7821,7 +7831,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->exemplar = NULL;
 
-  /* "tvmfast/_core.pyx":389
+  /* "tvmfast/_core.pyx":390
  *     st.stream_api = NULL
  *     st.exemplar = NULL
  *     st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -7830,7 +7840,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->n_owned = 0;
 
-  /* "tvmfast/_core.pyx":390
+  /* "tvmfast/_core.pyx":391
  *     st.exemplar = NULL
  *     st.n_owned = 0
  *     st.owned = owned             # <<<<<<<<<<<<<<
@@ -7839,7 +7849,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":391
+  /* "tvmfast/_core.pyx":392
  *     st.n_owned = 0
  *     st.owned = owned
  *     st.n_dltensor_ptr = 0             # <<<<<<<<<<<<<<
@@ -7848,7 +7858,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->n_dltensor_ptr = 0;
 
-  /* "tvmfast/_core.pyx":392
+  /* "tvmfast/_core.pyx":393
  *     st.owned = owned
  *     st.n_dltensor_ptr = 0
  *     st.temps = NULL             # <<<<<<<<<<<<<<
@@ -7857,7 +7867,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->temps = NULL;
 
-  /* "tvmfast/_core.pyx":393
+  /* "tvmfast/_core.pyx":394
  *     st.n_dltensor_ptr = 0
  *     st.temps = NULL
  *     st.items = NULL             # <<<<<<<<<<<<<<
@@ -7866,7 +7876,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->items = NULL;
 
-  /* "tvmfast/_core.pyx":394
+  /* "tvmfast/_core.pyx":395
  *     st.temps = NULL
  *     st.items = NULL
  *     st.frozen = NULL             # <<<<<<<<<<<<<<
@@ -7875,7 +7885,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->frozen = NULL;
 
-  /* "tvmfast/_core.pyx":395
+  /* "tvmfast/_core.pyx":396
  *     st.items = NULL
  *     st.frozen = NULL
  *     st.packed = NULL             # <<<<<<<<<<<<<<
@@ -7884,25 +7894,34 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 */
   __pyx_v_st->packed = NULL;
 
-  /* "tvmfast/_core.pyx":396
+  /* "tvmfast/_core.pyx":397
  *     st.frozen = NULL
  *     st.packed = NULL
  *     st.num_packed = 0             # <<<<<<<<<<<<<<
  *     st.devices_checked = 0
- * 
+ *     st.device_obj = NULL
 */
   __pyx_v_st->num_packed = 0;
 
-  /* "tvmfast/_core.pyx":397
+  /* "tvmfast/_core.pyx":398
  *     st.packed = NULL
  *     st.num_packed = 0
  *     st.devices_checked = 0             # <<<<<<<<<<<<<<
- * 
+ *     st.device_obj = NULL
  * 
 */
   __pyx_v_st->devices_checked = 0;
 
-  /* "tvmfast/_core.pyx":381
+  /* "tvmfast/_core.pyx":399
+ *     st.num_packed = 0
+ *     st.devices_checked = 0
+ *     st.device_obj = NULL             # <<<<<<<<<<<<<<
+ * 
+ * 
+*/
+  __pyx_v_st->device_obj = NULL;
+
+  /* "tvmfast/_core.pyx":382
  * 
  * 
  * cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:             # <<<<<<<<<<<<<<
@@ -7914,7 +7933,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_init_state(__pyx_t_7tvmfast_5_
 
 }
 
-/* "tvmfast/_core.pyx":400
+/* "tvmfast/_core.pyx":402
  * 
  * 
  * cdef inline void release_state(CallState* st) noexcept:             # <<<<<<<<<<<<<<
@@ -7932,7 +7951,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   PyObject *__pyx_t_5 = NULL;
   __Pyx_RefNannySetupContext("release_state", 0);
 
-  /* "tvmfast/_core.pyx":402
+  /* "tvmfast/_core.pyx":404
  * cdef inline void release_state(CallState* st) noexcept:
  *     cdef int32_t i
  *     for i in range(st.n_owned):             # <<<<<<<<<<<<<<
@@ -7946,7 +7965,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":403
+    /* "tvmfast/_core.pyx":405
  *     cdef int32_t i
  *     for i in range(st.n_owned):
  *         TVMFFIObjectDecRef(st.owned[i])             # <<<<<<<<<<<<<<
@@ -7957,7 +7976,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   }
 
 
-  /* "tvmfast/_core.pyx":404
+  /* "tvmfast/_core.pyx":406
  *     for i in range(st.n_owned):
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -7966,7 +7985,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
   __pyx_v_st->n_owned = 0;
 
-  /* "tvmfast/_core.pyx":405
+  /* "tvmfast/_core.pyx":407
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0
  *     if st.temps != NULL:             # <<<<<<<<<<<<<<
@@ -7978,7 +7997,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":406
+    /* "tvmfast/_core.pyx":408
  *     st.n_owned = 0
  *     if st.temps != NULL:
  *         Py_DECREF(<object>st.temps)             # <<<<<<<<<<<<<<
@@ -7990,7 +8009,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
     Py_DECREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
-    /* "tvmfast/_core.pyx":407
+    /* "tvmfast/_core.pyx":409
  *     if st.temps != NULL:
  *         Py_DECREF(<object>st.temps)
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -7999,7 +8018,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
     __pyx_v_st->temps = NULL;
 
-    /* "tvmfast/_core.pyx":405
+    /* "tvmfast/_core.pyx":407
  *         TVMFFIObjectDecRef(st.owned[i])
  *     st.n_owned = 0
  *     if st.temps != NULL:             # <<<<<<<<<<<<<<
@@ -8008,7 +8027,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
 */
   }
 
-  /* "tvmfast/_core.pyx":400
+  /* "tvmfast/_core.pyx":402
  * 
  * 
  * cdef inline void release_state(CallState* st) noexcept:             # <<<<<<<<<<<<<<
@@ -8022,7 +8041,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_release_state(__pyx_t_7tvmfast
   __Pyx_RefNannyFinishContext();
 }
 
-/* "tvmfast/_core.pyx":413
+/* "tvmfast/_core.pyx":415
  * 
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):             # <<<<<<<<<<<<<<
@@ -8044,7 +8063,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("device_str", 0);
 
-  /* "tvmfast/_core.pyx":414
+  /* "tvmfast/_core.pyx":416
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):
  *     return f"{DEVICE_NAMES.get(device_type, f'device_type={device_type}')}:{device_id}"             # <<<<<<<<<<<<<<
@@ -8053,23 +8072,23 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
 */
   if (unlikely(__pyx_v_7tvmfast_5_core_DEVICE_NAMES == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "get");
-    __PYX_ERR(0, 414, __pyx_L1_error)
+    __PYX_ERR(0, 416, __pyx_L1_error)
   }
-  __pyx_t_1 = __Pyx_PyLong_From_int32_t(__pyx_v_device_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 414, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int32_t(__pyx_v_device_type); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 416, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_type, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 414, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_type, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 416, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
-  __pyx_t_3 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_device_type, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 414, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_device_type, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 416, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyDict_GetItemDefault(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, __pyx_t_1, __pyx_t_3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 414, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyDict_GetItemDefault(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, __pyx_t_1, __pyx_t_3); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 416, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 414, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_FormatSimple(__pyx_t_2, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 416, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_id, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 414, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int32_t(__pyx_v_device_id, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 416, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_4[0] = __pyx_t_3;
   __pyx_t_4[1] = __pyx_mstate_global->__pyx_kp_u__4;
@@ -8083,7 +8102,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   __pyx_t_6 |= __Pyx_PyUnicode_KIND_04(__pyx_t_4[0]);
   #endif
   __pyx_t_1 = __Pyx_PyUnicode_Join(__pyx_t_4, 3, __pyx_t_5, __pyx_t_6);
-  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 414, __pyx_L1_error)
+  if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 416, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -8098,7 +8117,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":413
+  /* "tvmfast/_core.pyx":415
  * 
  * 
  * cdef str device_str(int32_t device_type, int32_t device_id):             # <<<<<<<<<<<<<<
@@ -8119,7 +8138,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_device_str(int32_t __pyx_v_device_type,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":417
+/* "tvmfast/_core.pyx":419
  * 
  * 
  * cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:             # <<<<<<<<<<<<<<
@@ -8154,7 +8173,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("check_devices", 0);
 
-  /* "tvmfast/_core.pyx":421
+  /* "tvmfast/_core.pyx":423
  *     cdef Py_ssize_t i
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:             # <<<<<<<<<<<<<<
@@ -8166,7 +8185,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":422
+    /* "tvmfast/_core.pyx":424
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:
  *         raise ValueError(             # <<<<<<<<<<<<<<
@@ -8175,28 +8194,28 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
     __pyx_t_3 = NULL;
 
-    /* "tvmfast/_core.pyx":423
+    /* "tvmfast/_core.pyx":425
  *     if st.cpu_pos >= 0:
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "             # <<<<<<<<<<<<<<
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
 */
-    __pyx_t_4 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->cpu_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 423, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->cpu_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 425, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
-    __pyx_t_5 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 423, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 425, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
 
-    /* "tvmfast/_core.pyx":424
+    /* "tvmfast/_core.pyx":426
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")             # <<<<<<<<<<<<<<
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
 */
-    __pyx_t_6 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 424, __pyx_L1_error)
+    __pyx_t_6 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 426, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 424, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 426, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -8207,7 +8226,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     __pyx_t_8[5] = __pyx_t_7;
     __pyx_t_8[6] = __pyx_mstate_global->__pyx_kp_u_all_tensor_arguments_must_be_on;
 
-    /* "tvmfast/_core.pyx":423
+    /* "tvmfast/_core.pyx":425
  *     if st.cpu_pos >= 0:
  *         raise ValueError(
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "             # <<<<<<<<<<<<<<
@@ -8223,7 +8242,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_8[5]);
     #endif
     __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_8, 7, __pyx_t_9, __pyx_t_10);
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 423, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 425, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -8234,14 +8253,14 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 422, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 424, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 422, __pyx_L1_error)
+    __PYX_ERR(0, 424, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":421
+    /* "tvmfast/_core.pyx":423
  *     cdef Py_ssize_t i
  *     cdef DLTensor* dl
  *     if st.cpu_pos >= 0:             # <<<<<<<<<<<<<<
@@ -8250,7 +8269,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
   }
 
-  /* "tvmfast/_core.pyx":425
+  /* "tvmfast/_core.pyx":427
  *             f"tvmfast: argument #{st.cpu_pos} is on cpu but argument #{st.device_pos} is on "
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):             # <<<<<<<<<<<<<<
@@ -8264,7 +8283,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":426
+    /* "tvmfast/_core.pyx":428
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -8276,7 +8295,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":427
+      /* "tvmfast/_core.pyx":429
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr             # <<<<<<<<<<<<<<
@@ -8285,7 +8304,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_v_dl = ((DLTensor *)(__pyx_v_packed[__pyx_v_i]).v_ptr);
 
-      /* "tvmfast/_core.pyx":426
+      /* "tvmfast/_core.pyx":428
  *             f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
  *     for i in range(n):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -8295,7 +8314,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       goto __pyx_L6;
     }
 
-    /* "tvmfast/_core.pyx":428
+    /* "tvmfast/_core.pyx":430
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -8307,7 +8326,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":429
+      /* "tvmfast/_core.pyx":431
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:
  *             dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))             # <<<<<<<<<<<<<<
@@ -8316,7 +8335,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_v_dl = ((DLTensor *)(((char *)(__pyx_v_packed[__pyx_v_i]).v_ptr) + (sizeof(TVMFFIObject))));
 
-      /* "tvmfast/_core.pyx":428
+      /* "tvmfast/_core.pyx":430
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl = <DLTensor*>packed[i].v_ptr
  *         elif packed[i].type_index == kTVMFFITensor:             # <<<<<<<<<<<<<<
@@ -8326,7 +8345,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       goto __pyx_L6;
     }
 
-    /* "tvmfast/_core.pyx":431
+    /* "tvmfast/_core.pyx":433
  *             dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))
  *         else:
  *             continue             # <<<<<<<<<<<<<<
@@ -8338,7 +8357,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     }
     __pyx_L6:;
 
-    /* "tvmfast/_core.pyx":432
+    /* "tvmfast/_core.pyx":434
  *         else:
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:             # <<<<<<<<<<<<<<
@@ -8364,7 +8383,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":433
+      /* "tvmfast/_core.pyx":435
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -8373,33 +8392,33 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 */
       __pyx_t_6 = NULL;
 
-      /* "tvmfast/_core.pyx":434
+      /* "tvmfast/_core.pyx":436
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "             # <<<<<<<<<<<<<<
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "
  *                 f"all tensor arguments must be on one device")
 */
-      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 434, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 436, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_7 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_dl->device.device_type, __pyx_v_dl->device.device_id); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 434, __pyx_L1_error)
+      __pyx_t_7 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_dl->device.device_type, __pyx_v_dl->device.device_id); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 436, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_7); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 434, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_Unicode(__pyx_t_7); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 436, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
 
-      /* "tvmfast/_core.pyx":435
+      /* "tvmfast/_core.pyx":437
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "             # <<<<<<<<<<<<<<
  *                 f"all tensor arguments must be on one device")
  *     return 0
 */
-      __pyx_t_7 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 435, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_From_int32_t(__pyx_v_st->device_pos, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 437, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 435, __pyx_L1_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_device_str(__pyx_v_st->device_type, __pyx_v_st->device_id); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 437, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 435, __pyx_L1_error)
+      __pyx_t_15 = __Pyx_PyUnicode_Unicode(__pyx_t_4); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 437, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_15);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_16[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_argument;
@@ -8412,7 +8431,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_16[7] = __pyx_t_15;
       __pyx_t_16[8] = __pyx_mstate_global->__pyx_kp_u_all_tensor_arguments_must_be_on;
 
-      /* "tvmfast/_core.pyx":434
+      /* "tvmfast/_core.pyx":436
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
  *             raise ValueError(
  *                 f"tvmfast: argument #{i} is on {device_str(dl.device.device_type, dl.device.device_id)} "             # <<<<<<<<<<<<<<
@@ -8431,7 +8450,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_16[3]) | __Pyx_PyUnicode_KIND_04(__pyx_t_16[7]);
       #endif
       __pyx_t_4 = __Pyx_PyUnicode_Join(__pyx_t_16, 9, __pyx_t_17, __pyx_t_10);
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 434, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 436, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
@@ -8443,14 +8462,14 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
         __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
         __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 433, __pyx_L1_error)
+        if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 435, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_2);
       }
       __Pyx_Raise(__pyx_t_2, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-      __PYX_ERR(0, 433, __pyx_L1_error)
+      __PYX_ERR(0, 435, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":432
+      /* "tvmfast/_core.pyx":434
  *         else:
  *             continue
  *         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:             # <<<<<<<<<<<<<<
@@ -8462,7 +8481,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   }
 
 
-  /* "tvmfast/_core.pyx":437
+  /* "tvmfast/_core.pyx":439
  *                 f"but argument #{st.device_pos} is on {device_str(st.device_type, st.device_id)}; "
  *                 f"all tensor arguments must be on one device")
  *     return 0             # <<<<<<<<<<<<<<
@@ -8475,7 +8494,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":417
+  /* "tvmfast/_core.pyx":419
  * 
  * 
  * cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:             # <<<<<<<<<<<<<<
@@ -8502,7 +8521,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":443
+/* "tvmfast/_core.pyx":445
  * # Results and errors: handed to tvm_ffi so they come out exactly as from rt_mod().
  * # ---------------------------------------------------------------------------
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8513,7 +8532,7 @@ static int __pyx_f_7tvmfast_5_core_check_devices(__pyx_t_7tvmfast_5_core_CallSta
 static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx_v_self, CYTHON_UNUSED TVMFFIAny const *__pyx_v_args, CYTHON_UNUSED int32_t __pyx_v_num_args, TVMFFIAny *__pyx_v_result) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":445
+  /* "tvmfast/_core.pyx":447
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,
  *                              TVMFFIAny* result) noexcept nogil:
  *     result[0] = tvmfast_result_stash             # <<<<<<<<<<<<<<
@@ -8522,7 +8541,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   (__pyx_v_result[0]) = tvmfast_result_stash;
 
-  /* "tvmfast/_core.pyx":446
+  /* "tvmfast/_core.pyx":448
  *                              TVMFFIAny* result) noexcept nogil:
  *     result[0] = tvmfast_result_stash
  *     tvmfast_result_stash.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -8531,7 +8550,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   tvmfast_result_stash.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":447
+  /* "tvmfast/_core.pyx":449
  *     result[0] = tvmfast_result_stash
  *     tvmfast_result_stash.type_index = kTVMFFINone
  *     tvmfast_result_stash.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -8540,7 +8559,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 */
   tvmfast_result_stash.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":448
+  /* "tvmfast/_core.pyx":450
  *     tvmfast_result_stash.type_index = kTVMFFINone
  *     tvmfast_result_stash.v_int64 = 0
  *     return 0             # <<<<<<<<<<<<<<
@@ -8553,7 +8572,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":443
+  /* "tvmfast/_core.pyx":445
  * # Results and errors: handed to tvm_ffi so they come out exactly as from rt_mod().
  * # ---------------------------------------------------------------------------
  * cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8566,7 +8585,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":451
+/* "tvmfast/_core.pyx":453
  * 
  * 
  * cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8577,7 +8596,7 @@ static int __pyx_f_7tvmfast_5_core_take_stashed_result(CYTHON_UNUSED void *__pyx
 static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__pyx_v_self, CYTHON_UNUSED TVMFFIAny const *__pyx_v_args, CYTHON_UNUSED int32_t __pyx_v_num_args, CYTHON_UNUSED TVMFFIAny *__pyx_v_result) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":455
+  /* "tvmfast/_core.pyx":457
  *     # The error of the failed kernel call is still in TVM-FFI's thread-local slot;
  *     # returning -1 lets tvm_ffi's Function.__call__ convert it like any other call.
  *     return -1             # <<<<<<<<<<<<<<
@@ -8590,7 +8609,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__py
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":451
+  /* "tvmfast/_core.pyx":453
  * 
  * 
  * cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,             # <<<<<<<<<<<<<<
@@ -8603,7 +8622,7 @@ static int __pyx_f_7tvmfast_5_core_reraise_raised_error(CYTHON_UNUSED void *__py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":458
+/* "tvmfast/_core.pyx":460
  * 
  * 
  * cdef object register_helper(str name, TVMFFISafeCallType fn):             # <<<<<<<<<<<<<<
@@ -8632,7 +8651,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("register_helper", 0);
 
-  /* "tvmfast/_core.pyx":460
+  /* "tvmfast/_core.pyx":462
  * cdef object register_helper(str name, TVMFFISafeCallType fn):
  *     cdef TVMFFIObjectHandle handle
  *     cdef bytes bname = name.encode()             # <<<<<<<<<<<<<<
@@ -8641,34 +8660,34 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   if (unlikely(__pyx_v_name == Py_None)) {
     PyErr_Format(PyExc_AttributeError, "\047NoneType\047 object has no attribute \047%.30s\047", "encode");
-    __PYX_ERR(0, 460, __pyx_L1_error)
+    __PYX_ERR(0, 462, __pyx_L1_error)
   }
-  __pyx_t_1 = PyUnicode_AsEncodedString(__pyx_v_name, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 460, __pyx_L1_error)
+  __pyx_t_1 = PyUnicode_AsEncodedString(__pyx_v_name, NULL, NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 462, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_bname = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":462
+  /* "tvmfast/_core.pyx":464
  *     cdef bytes bname = name.encode()
  *     cdef TVMFFIByteArray cname
  *     cname.data = bname             # <<<<<<<<<<<<<<
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
 */
-  __pyx_t_2 = __Pyx_PyBytes_AsString(__pyx_v_bname); if (unlikely((!__pyx_t_2) && PyErr_Occurred())) __PYX_ERR(0, 462, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBytes_AsString(__pyx_v_bname); if (unlikely((!__pyx_t_2) && PyErr_Occurred())) __PYX_ERR(0, 464, __pyx_L1_error)
   __pyx_v_cname.data = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":463
+  /* "tvmfast/_core.pyx":465
  *     cdef TVMFFIByteArray cname
  *     cname.data = bname
  *     cname.size = len(bname)             # <<<<<<<<<<<<<<
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()
 */
-  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_bname); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 463, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBytes_GET_SIZE(__pyx_v_bname); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 465, __pyx_L1_error)
   __pyx_v_cname.size = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":464
+  /* "tvmfast/_core.pyx":466
  *     cname.data = bname
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -8680,17 +8699,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":465
+    /* "tvmfast/_core.pyx":467
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 465, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 467, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":464
+    /* "tvmfast/_core.pyx":466
  *     cname.data = bname
  *     cname.size = len(bname)
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:             # <<<<<<<<<<<<<<
@@ -8699,7 +8718,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   }
 
-  /* "tvmfast/_core.pyx":466
+  /* "tvmfast/_core.pyx":468
  *     if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
  *         raise_ffi_error()
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)             # <<<<<<<<<<<<<<
@@ -8708,7 +8727,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   __pyx_v_ret = TVMFFIFunctionSetGlobal((&__pyx_v_cname), __pyx_v_handle, 1);
 
-  /* "tvmfast/_core.pyx":467
+  /* "tvmfast/_core.pyx":469
  *         raise_ffi_error()
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)             # <<<<<<<<<<<<<<
@@ -8717,7 +8736,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   (void)(TVMFFIObjectDecRef(__pyx_v_handle));
 
-  /* "tvmfast/_core.pyx":468
+  /* "tvmfast/_core.pyx":470
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -8729,17 +8748,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":469
+    /* "tvmfast/_core.pyx":471
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  *     return tvm_ffi.get_global_func(name)
  * 
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 469, __pyx_L1_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_5 == ((int)-1))) __PYX_ERR(0, 471, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":468
+    /* "tvmfast/_core.pyx":470
  *     ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
  *     TVMFFIObjectDecRef(handle)
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -8748,7 +8767,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
 */
   }
 
-  /* "tvmfast/_core.pyx":470
+  /* "tvmfast/_core.pyx":472
  *     if ret != 0:
  *         raise_ffi_error()
  *     return tvm_ffi.get_global_func(name)             # <<<<<<<<<<<<<<
@@ -8756,9 +8775,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
  * 
 */
   __pyx_t_6 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 470, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 472, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_get_global_func); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 470, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_get_global_func); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 472, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __pyx_t_9 = 1;
@@ -8778,7 +8797,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_8, __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 470, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 472, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -8792,7 +8811,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":458
+  /* "tvmfast/_core.pyx":460
  * 
  * 
  * cdef object register_helper(str name, TVMFFISafeCallType fn):             # <<<<<<<<<<<<<<
@@ -8818,7 +8837,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_register_helper(PyObject *__pyx_v_name,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":477
+/* "tvmfast/_core.pyx":479
  * 
  * 
  * cdef int raise_ffi_error() except -1:             # <<<<<<<<<<<<<<
@@ -8839,7 +8858,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_ffi_error", 0);
 
-  /* "tvmfast/_core.pyx":479
+  /* "tvmfast/_core.pyx":481
  * cdef int raise_ffi_error() except -1:
  *     """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
  *     if PyErr_Occurred() != NULL:             # <<<<<<<<<<<<<<
@@ -8851,7 +8870,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":482
+    /* "tvmfast/_core.pyx":484
  *         # EnvErrorAlreadySet (e.g. KeyboardInterrupt seen by TVMFFIEnvCheckSignals):
  *         # the Python exception is the real one; drop the FFI placeholder.
  *         drop_raised_error()             # <<<<<<<<<<<<<<
@@ -8860,7 +8879,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
 */
     __pyx_f_7tvmfast_5_core_drop_raised_error();
 
-    /* "tvmfast/_core.pyx":483
+    /* "tvmfast/_core.pyx":485
  *         # the Python exception is the real one; drop the FFI placeholder.
  *         drop_raised_error()
  *         return -1             # <<<<<<<<<<<<<<
@@ -8873,7 +8892,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":479
+    /* "tvmfast/_core.pyx":481
  * cdef int raise_ffi_error() except -1:
  *     """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
  *     if PyErr_Occurred() != NULL:             # <<<<<<<<<<<<<<
@@ -8882,7 +8901,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":484
+  /* "tvmfast/_core.pyx":486
  *         drop_raised_error()
  *         return -1
  *     _reraise()             # <<<<<<<<<<<<<<
@@ -8909,12 +8928,12 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 484, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 486, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":485
+  /* "tvmfast/_core.pyx":487
  *         return -1
  *     _reraise()
  *     raise RuntimeError("tvmfast: TVM call failed but no error was raised")  # not reached             # <<<<<<<<<<<<<<
@@ -8927,14 +8946,14 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
     PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_TVM_call_failed_but_no_e};
     __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 485, __pyx_L1_error)
+    if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 487, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
   }
   __Pyx_Raise(__pyx_t_2, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-  __PYX_ERR(0, 485, __pyx_L1_error)
+  __PYX_ERR(0, 487, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":477
+  /* "tvmfast/_core.pyx":479
  * 
  * 
  * cdef int raise_ffi_error() except -1:             # <<<<<<<<<<<<<<
@@ -8955,7 +8974,7 @@ static int __pyx_f_7tvmfast_5_core_raise_ffi_error(void) {
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":488
+/* "tvmfast/_core.pyx":490
  * 
  * 
  * cdef void drop_raised_error() noexcept:             # <<<<<<<<<<<<<<
@@ -8967,7 +8986,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
   TVMFFIObjectHandle __pyx_v_err;
   int __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":489
+  /* "tvmfast/_core.pyx":491
  * 
  * cdef void drop_raised_error() noexcept:
  *     cdef TVMFFIObjectHandle err = NULL             # <<<<<<<<<<<<<<
@@ -8976,7 +8995,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   __pyx_v_err = NULL;
 
-  /* "tvmfast/_core.pyx":490
+  /* "tvmfast/_core.pyx":492
  * cdef void drop_raised_error() noexcept:
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)             # <<<<<<<<<<<<<<
@@ -8985,7 +9004,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   TVMFFIErrorMoveFromRaised((&__pyx_v_err));
 
-  /* "tvmfast/_core.pyx":491
+  /* "tvmfast/_core.pyx":493
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:             # <<<<<<<<<<<<<<
@@ -8997,7 +9016,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":492
+    /* "tvmfast/_core.pyx":494
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:
  *         TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -9006,7 +9025,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-    /* "tvmfast/_core.pyx":491
+    /* "tvmfast/_core.pyx":493
  *     cdef TVMFFIObjectHandle err = NULL
  *     TVMFFIErrorMoveFromRaised(&err)
  *     if err != NULL:             # <<<<<<<<<<<<<<
@@ -9015,7 +9034,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 */
   }
 
-  /* "tvmfast/_core.pyx":488
+  /* "tvmfast/_core.pyx":490
  * 
  * 
  * cdef void drop_raised_error() noexcept:             # <<<<<<<<<<<<<<
@@ -9028,7 +9047,7 @@ static void __pyx_f_7tvmfast_5_core_drop_raised_error(void) {
 
 }
 
-/* "tvmfast/_core.pyx":495
+/* "tvmfast/_core.pyx":497
  * 
  * 
  * cdef object convert_result(TVMFFIAny* result, CallState* st):             # <<<<<<<<<<<<<<
@@ -9051,7 +9070,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("convert_result", 0);
 
-  /* "tvmfast/_core.pyx":497
+  /* "tvmfast/_core.pyx":499
  * cdef object convert_result(TVMFFIAny* result, CallState* st):
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index             # <<<<<<<<<<<<<<
@@ -9062,7 +9081,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 
   __pyx_v_tindex = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":498
+  /* "tvmfast/_core.pyx":500
  *     global tvmfast_result_stash
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
@@ -9074,55 +9093,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":499
+    /* "tvmfast/_core.pyx":501
  *     cdef int32_t tindex = result.type_index
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
 */
-    __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_result->v_int64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 499, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
-    {
-      PyObject *__pyx_temp;
-      {
-        __pyx_temp = __pyx_r;
-        __pyx_r = __pyx_t_3;
-      }
-      __Pyx_XDECREF(__pyx_temp);
-    }
-    __pyx_t_3 = 0;
-    goto __pyx_L0;
-
-    /* "tvmfast/_core.pyx":498
- *     global tvmfast_result_stash
- *     cdef int32_t tindex = result.type_index
- *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
- *         return result.v_int64
- *     if tindex == kTVMFFIFloat:
-*/
-  }
-
-  /* "tvmfast/_core.pyx":500
- *     if tindex == kTVMFFIInt:
- *         return result.v_int64
- *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
- *         return result.v_float64
- *     if tindex == kTVMFFIBool:
-*/
-  __pyx_t_2 = (__pyx_v_tindex == kTVMFFIFloat);
-
-  if (__pyx_t_2) {
-
-
-    /* "tvmfast/_core.pyx":501
- *         return result.v_int64
- *     if tindex == kTVMFFIFloat:
- *         return result.v_float64             # <<<<<<<<<<<<<<
- *     if tindex == kTVMFFIBool:
- *         return result.v_int64 != 0
-*/
-    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_result->v_float64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 501, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyLong_From_int64_t(__pyx_v_result->v_int64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 501, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -9136,34 +9114,34 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     goto __pyx_L0;
 
     /* "tvmfast/_core.pyx":500
+ *     global tvmfast_result_stash
+ *     cdef int32_t tindex = result.type_index
+ *     if tindex == kTVMFFIInt:             # <<<<<<<<<<<<<<
+ *         return result.v_int64
+ *     if tindex == kTVMFFIFloat:
+*/
+  }
+
+  /* "tvmfast/_core.pyx":502
  *     if tindex == kTVMFFIInt:
  *         return result.v_int64
  *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:
 */
-  }
-
-  /* "tvmfast/_core.pyx":502
- *     if tindex == kTVMFFIFloat:
- *         return result.v_float64
- *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
- *         return result.v_int64 != 0
- *     if tindex == kTVMFFIDLTensorPtr:
-*/
-  __pyx_t_2 = (__pyx_v_tindex == kTVMFFIBool);
+  __pyx_t_2 = (__pyx_v_tindex == kTVMFFIFloat);
 
   if (__pyx_t_2) {
 
 
     /* "tvmfast/_core.pyx":503
- *         return result.v_float64
+ *         return result.v_int64
+ *     if tindex == kTVMFFIFloat:
+ *         return result.v_float64             # <<<<<<<<<<<<<<
  *     if tindex == kTVMFFIBool:
- *         return result.v_int64 != 0             # <<<<<<<<<<<<<<
- *     if tindex == kTVMFFIDLTensorPtr:
- *         # The function handed back one of the borrowed DLTensors we passed (an
+ *         return result.v_int64 != 0
 */
-    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_result->v_int64 != 0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 503, __pyx_L1_error)
+    __pyx_t_3 = PyFloat_FromDouble(__pyx_v_result->v_float64); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 503, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -9177,34 +9155,34 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     goto __pyx_L0;
 
     /* "tvmfast/_core.pyx":502
+ *     if tindex == kTVMFFIInt:
+ *         return result.v_int64
+ *     if tindex == kTVMFFIFloat:             # <<<<<<<<<<<<<<
+ *         return result.v_float64
+ *     if tindex == kTVMFFIBool:
+*/
+  }
+
+  /* "tvmfast/_core.pyx":504
  *     if tindex == kTVMFFIFloat:
  *         return result.v_float64
  *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
  *         return result.v_int64 != 0
  *     if tindex == kTVMFFIDLTensorPtr:
 */
-  }
-
-  /* "tvmfast/_core.pyx":504
- *     if tindex == kTVMFFIBool:
- *         return result.v_int64 != 0
- *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
- *         # The function handed back one of the borrowed DLTensors we passed (an
- *         # identity-like function): return that argument itself.
-*/
-  __pyx_t_2 = (__pyx_v_tindex == kTVMFFIDLTensorPtr);
+  __pyx_t_2 = (__pyx_v_tindex == kTVMFFIBool);
 
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":507
+    /* "tvmfast/_core.pyx":505
+ *         return result.v_float64
+ *     if tindex == kTVMFFIBool:
+ *         return result.v_int64 != 0             # <<<<<<<<<<<<<<
+ *     if tindex == kTVMFFIDLTensorPtr:
  *         # The function handed back one of the borrowed DLTensors we passed (an
- *         # identity-like function): return that argument itself.
- *         return argument_with_dltensor(st, result.v_ptr)             # <<<<<<<<<<<<<<
- *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
- *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_v_st, __pyx_v_result->v_ptr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 507, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyBool_FromLong((__pyx_v_result->v_int64 != 0)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 505, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     {
       PyObject *__pyx_temp;
@@ -9218,6 +9196,47 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     goto __pyx_L0;
 
     /* "tvmfast/_core.pyx":504
+ *     if tindex == kTVMFFIFloat:
+ *         return result.v_float64
+ *     if tindex == kTVMFFIBool:             # <<<<<<<<<<<<<<
+ *         return result.v_int64 != 0
+ *     if tindex == kTVMFFIDLTensorPtr:
+*/
+  }
+
+  /* "tvmfast/_core.pyx":506
+ *     if tindex == kTVMFFIBool:
+ *         return result.v_int64 != 0
+ *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
+ *         # The function handed back one of the borrowed DLTensors we passed (an
+ *         # identity-like function): return that argument itself.
+*/
+  __pyx_t_2 = (__pyx_v_tindex == kTVMFFIDLTensorPtr);
+
+  if (__pyx_t_2) {
+
+
+    /* "tvmfast/_core.pyx":509
+ *         # The function handed back one of the borrowed DLTensors we passed (an
+ *         # identity-like function): return that argument itself.
+ *         return argument_with_dltensor(st, result.v_ptr)             # <<<<<<<<<<<<<<
+ *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
+ *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
+*/
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_v_st, __pyx_v_result->v_ptr); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 509, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_3);
+    {
+      PyObject *__pyx_temp;
+      {
+        __pyx_temp = __pyx_r;
+        __pyx_r = __pyx_t_3;
+      }
+      __Pyx_XDECREF(__pyx_temp);
+    }
+    __pyx_t_3 = 0;
+    goto __pyx_L0;
+
+    /* "tvmfast/_core.pyx":506
  *     if tindex == kTVMFFIBool:
  *         return result.v_int64 != 0
  *     if tindex == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -9226,7 +9245,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":510
+  /* "tvmfast/_core.pyx":512
  *     # Objects (tensors, arrays, strings...): let tvm_ffi build the Python value.  A
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]             # <<<<<<<<<<<<<<
@@ -9235,7 +9254,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   tvmfast_result_stash = (__pyx_v_result[0]);
 
-  /* "tvmfast/_core.pyx":511
+  /* "tvmfast/_core.pyx":513
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:             # <<<<<<<<<<<<<<
@@ -9247,7 +9266,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":512
+    /* "tvmfast/_core.pyx":514
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:
  *         return _take_result(<object>st.exemplar)             # <<<<<<<<<<<<<<
@@ -9274,7 +9293,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 512, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 514, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     {
@@ -9288,7 +9307,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":511
+    /* "tvmfast/_core.pyx":513
  *     # torch input passed along makes tvm_ffi return torch tensors, zero-copy.
  *     tvmfast_result_stash = result[0]
  *     if st.exemplar != NULL:             # <<<<<<<<<<<<<<
@@ -9297,7 +9316,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
 */
   }
 
-  /* "tvmfast/_core.pyx":513
+  /* "tvmfast/_core.pyx":515
  *     if st.exemplar != NULL:
  *         return _take_result(<object>st.exemplar)
  *     return _take_result()             # <<<<<<<<<<<<<<
@@ -9324,7 +9343,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_4, __pyx_callargs+__pyx_t_6, (1-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 513, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 515, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   {
@@ -9338,7 +9357,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":495
+  /* "tvmfast/_core.pyx":497
  * 
  * 
  * cdef object convert_result(TVMFFIAny* result, CallState* st):             # <<<<<<<<<<<<<<
@@ -9360,7 +9379,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_convert_result(TVMFFIAny *__pyx_v_resul
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":516
+/* "tvmfast/_core.pyx":518
  * 
  * 
  * cdef object argument_at(CallState* st, Py_ssize_t pos):             # <<<<<<<<<<<<<<
@@ -9384,7 +9403,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("argument_at", 0);
 
-  /* "tvmfast/_core.pyx":520
+  /* "tvmfast/_core.pyx":522
  *     cdef FrozenFunction frozen
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:             # <<<<<<<<<<<<<<
@@ -9396,7 +9415,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":521
+    /* "tvmfast/_core.pyx":523
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:
  *         return <object>st.items[pos]             # <<<<<<<<<<<<<<
@@ -9414,7 +9433,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":520
+    /* "tvmfast/_core.pyx":522
  *     cdef FrozenFunction frozen
  *     cdef Py_ssize_t k
  *     if st.frozen == NULL:             # <<<<<<<<<<<<<<
@@ -9423,7 +9442,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
   }
 
-  /* "tvmfast/_core.pyx":522
+  /* "tvmfast/_core.pyx":524
  *     if st.frozen == NULL:
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen             # <<<<<<<<<<<<<<
@@ -9435,25 +9454,25 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   __pyx_v_frozen = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_2);
   __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":523
+  /* "tvmfast/_core.pyx":525
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:             # <<<<<<<<<<<<<<
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
 */
-  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 523, __pyx_L1_error)
+  __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 525, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   if (unlikely(__pyx_v_frozen->frozen_values == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 523, __pyx_L1_error)
+    __PYX_ERR(0, 525, __pyx_L1_error)
   }
-  __pyx_t_1 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_v_frozen->frozen_values, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 523, __pyx_L1_error)
+  __pyx_t_1 = (__Pyx_PyDict_ContainsTF(__pyx_t_2, __pyx_v_frozen->frozen_values, Py_EQ)); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 525, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":524
+    /* "tvmfast/_core.pyx":526
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:
  *         return frozen.frozen_values[pos]             # <<<<<<<<<<<<<<
@@ -9462,11 +9481,11 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
     if (unlikely(__pyx_v_frozen->frozen_values == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-      __PYX_ERR(0, 524, __pyx_L1_error)
+      __PYX_ERR(0, 526, __pyx_L1_error)
     }
-    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 524, __pyx_L1_error)
+    __pyx_t_2 = PyLong_FromSsize_t(__pyx_v_pos); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 526, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_2);
-    __pyx_t_3 = __Pyx_PyDict_GetItem(__pyx_v_frozen->frozen_values, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 524, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyDict_GetItem(__pyx_v_frozen->frozen_values, __pyx_t_2); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 526, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
     {
@@ -9480,7 +9499,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     __pyx_t_3 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":523
+    /* "tvmfast/_core.pyx":525
  *         return <object>st.items[pos]
  *     frozen = <FrozenFunction>st.frozen
  *     if pos in frozen.frozen_values:             # <<<<<<<<<<<<<<
@@ -9489,7 +9508,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
 */
   }
 
-  /* "tvmfast/_core.pyx":525
+  /* "tvmfast/_core.pyx":527
  *     if pos in frozen.frozen_values:
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):             # <<<<<<<<<<<<<<
@@ -9503,7 +9522,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
     __pyx_v_k = __pyx_t_6;
 
-    /* "tvmfast/_core.pyx":526
+    /* "tvmfast/_core.pyx":528
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:             # <<<<<<<<<<<<<<
@@ -9515,7 +9534,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
     if (__pyx_t_1) {
 
 
-      /* "tvmfast/_core.pyx":527
+      /* "tvmfast/_core.pyx":529
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:
  *             return <object>st.items[k]             # <<<<<<<<<<<<<<
@@ -9533,7 +9552,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":526
+      /* "tvmfast/_core.pyx":528
  *         return frozen.frozen_values[pos]
  *     for k in range(frozen.num_dynamic):
  *         if frozen.dynamic_pos[k] == pos:             # <<<<<<<<<<<<<<
@@ -9544,7 +9563,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   }
 
 
-  /* "tvmfast/_core.pyx":516
+  /* "tvmfast/_core.pyx":518
  * 
  * 
  * cdef object argument_at(CallState* st, Py_ssize_t pos):             # <<<<<<<<<<<<<<
@@ -9568,7 +9587,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_at(__pyx_t_7tvmfast_5_core_Cal
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":530
+/* "tvmfast/_core.pyx":532
  * 
  * 
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):             # <<<<<<<<<<<<<<
@@ -9593,7 +9612,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("argument_with_dltensor", 0);
 
-  /* "tvmfast/_core.pyx":532
+  /* "tvmfast/_core.pyx":534
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):             # <<<<<<<<<<<<<<
@@ -9607,7 +9626,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":533
+    /* "tvmfast/_core.pyx":535
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:             # <<<<<<<<<<<<<<
@@ -9633,14 +9652,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":534
+      /* "tvmfast/_core.pyx":536
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:
  *             return argument_at(st, i)             # <<<<<<<<<<<<<<
  *     raise RuntimeError("tvmfast: the function returned a DLTensor* that is none of its arguments")
  * 
 */
-      __pyx_t_6 = __pyx_f_7tvmfast_5_core_argument_at(__pyx_v_st, __pyx_v_i); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 534, __pyx_L1_error)
+      __pyx_t_6 = __pyx_f_7tvmfast_5_core_argument_at(__pyx_v_st, __pyx_v_i); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 536, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_6);
       {
         PyObject *__pyx_temp;
@@ -9653,7 +9672,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
       __pyx_t_6 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":533
+      /* "tvmfast/_core.pyx":535
  *     cdef Py_ssize_t i
  *     for i in range(st.num_packed):
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:             # <<<<<<<<<<<<<<
@@ -9664,7 +9683,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   }
 
 
-  /* "tvmfast/_core.pyx":535
+  /* "tvmfast/_core.pyx":537
  *         if st.packed[i].type_index == kTVMFFIDLTensorPtr and st.packed[i].v_ptr == dltensor:
  *             return argument_at(st, i)
  *     raise RuntimeError("tvmfast: the function returned a DLTensor* that is none of its arguments")             # <<<<<<<<<<<<<<
@@ -9677,14 +9696,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
     PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_mstate_global->__pyx_kp_u_tvmfast_the_function_returned_a};
     __pyx_t_6 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 535, __pyx_L1_error)
+    if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 537, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
   }
   __Pyx_Raise(__pyx_t_6, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-  __PYX_ERR(0, 535, __pyx_L1_error)
+  __PYX_ERR(0, 537, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":530
+  /* "tvmfast/_core.pyx":532
  * 
  * 
  * cdef object argument_with_dltensor(CallState* st, void* dltensor):             # <<<<<<<<<<<<<<
@@ -9705,7 +9724,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_argument_with_dltensor(__pyx_t_7tvmfast
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":538
+/* "tvmfast/_core.pyx":540
  * 
  * 
  * cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:             # <<<<<<<<<<<<<<
@@ -9727,7 +9746,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("error_wants_owned_tensors", 0);
 
-  /* "tvmfast/_core.pyx":541
+  /* "tvmfast/_core.pyx":543
  *     """True for the type error a C++ function taking ffi::Tensor gives a DLTensor*
  *     ("Mismatched type on argument #0 ... expected Tensor but got DLTensor*")."""
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))             # <<<<<<<<<<<<<<
@@ -9736,38 +9755,38 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
 */
   __pyx_v_cell = ((TVMFFIErrorCell *)(((char *)__pyx_v_err) + (sizeof(TVMFFIObject))));
 
-  /* "tvmfast/_core.pyx":542
+  /* "tvmfast/_core.pyx":544
  *     ("Mismatched type on argument #0 ... expected Tensor but got DLTensor*")."""
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]             # <<<<<<<<<<<<<<
  *     cdef bytes msg = cell.message.data[:cell.message.size]
  *     return kind == b"TypeError" and b"DLTensor*" in msg
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->kind.data + 0, __pyx_v_cell->kind.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 542, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->kind.data + 0, __pyx_v_cell->kind.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 544, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_kind = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":543
+  /* "tvmfast/_core.pyx":545
  *     cdef TVMFFIErrorCell* cell = <TVMFFIErrorCell*>(<char*>err + sizeof(TVMFFIObject))
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]
  *     cdef bytes msg = cell.message.data[:cell.message.size]             # <<<<<<<<<<<<<<
  *     return kind == b"TypeError" and b"DLTensor*" in msg
  * 
 */
-  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->message.data + 0, __pyx_v_cell->message.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 543, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBytes_FromStringAndSize(__pyx_v_cell->message.data + 0, __pyx_v_cell->message.size - 0); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 545, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_msg = ((PyObject*)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":544
+  /* "tvmfast/_core.pyx":546
  *     cdef bytes kind = cell.kind.data[:cell.kind.size]
  *     cdef bytes msg = cell.message.data[:cell.message.size]
  *     return kind == b"TypeError" and b"DLTensor*" in msg             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_bytes_bytes(__pyx_v_kind, __pyx_mstate_global->__pyx_n_b_TypeError, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 544, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolEq_bytes_bytes(__pyx_v_kind, __pyx_mstate_global->__pyx_n_b_TypeError, Py_EQ); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 546, __pyx_L1_error)
   if (__pyx_t_3) {
 
   } else {
@@ -9776,7 +9795,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
 
     goto __pyx_L3_bool_binop_done;
   }
-  __pyx_t_3 = (__Pyx_PySequence_ContainsTF(__pyx_mstate_global->__pyx_kp_b_DLTensor, __pyx_v_msg, Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 544, __pyx_L1_error)
+  __pyx_t_3 = (__Pyx_PySequence_ContainsTF(__pyx_mstate_global->__pyx_kp_b_DLTensor, __pyx_v_msg, Py_EQ)); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 546, __pyx_L1_error)
 
   __pyx_t_2 = __pyx_t_3;
 
@@ -9786,7 +9805,7 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":538
+  /* "tvmfast/_core.pyx":540
  * 
  * 
  * cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:             # <<<<<<<<<<<<<<
@@ -9808,12 +9827,12 @@ static int __pyx_f_7tvmfast_5_core_error_wants_owned_tensors(TVMFFIObjectHandle 
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":547
+/* "tvmfast/_core.pyx":549
  * 
  * 
  * cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,             # <<<<<<<<<<<<<<
  *                      TVMFFIAny* result) except -2:
- *     """TVMFFIFunctionCall with the producer's stream set around it.
+ *     """TVMFFIFunctionCall, with the producer's stream made TVM's around it for GPU tensors.
 */
 
 static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_fn, TVMFFIAny *__pyx_v_packed, int32_t __pyx_v_n, __pyx_t_7tvmfast_5_core_CallState *__pyx_v_st, TVMFFIAny *__pyx_v_result) {
@@ -9821,6 +9840,8 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   void *__pyx_v_stream;
   TVMFFIStreamHandle __pyx_v_prev;
   TVMFFIObjectHandle __pyx_v_handle;
+  int __pyx_v_swap_stream;
+  PyObject *__pyx_v_py_stream = NULL;
   int __pyx_r;
   __Pyx_RefNannyDeclarations
   TVMFFIObjectHandle __pyx_t_1;
@@ -9839,7 +9860,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_packed", 0);
 
-  /* "tvmfast/_core.pyx":554
+  /* "tvmfast/_core.pyx":556
  *     stream, if any, has been restored."""
  *     cdef int ret
  *     cdef void* stream = NULL             # <<<<<<<<<<<<<<
@@ -9848,395 +9869,395 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 */
   __pyx_v_stream = NULL;
 
-  /* "tvmfast/_core.pyx":555
+  /* "tvmfast/_core.pyx":557
  *     cdef int ret
  *     cdef void* stream = NULL
  *     cdef TVMFFIStreamHandle prev = NULL             # <<<<<<<<<<<<<<
  *     cdef TVMFFIObjectHandle handle = fn.handle
- *     result.type_index = kTVMFFINone
+ *     cdef bint swap_stream = False
 */
   __pyx_v_prev = NULL;
 
-  /* "tvmfast/_core.pyx":556
+  /* "tvmfast/_core.pyx":558
  *     cdef void* stream = NULL
  *     cdef TVMFFIStreamHandle prev = NULL
  *     cdef TVMFFIObjectHandle handle = fn.handle             # <<<<<<<<<<<<<<
+ *     cdef bint swap_stream = False
  *     result.type_index = kTVMFFINone
- *     result.zero_padding = 0
 */
   __pyx_t_1 = __pyx_v_fn->handle;
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":557
+  /* "tvmfast/_core.pyx":559
  *     cdef TVMFFIStreamHandle prev = NULL
  *     cdef TVMFFIObjectHandle handle = fn.handle
+ *     cdef bint swap_stream = False             # <<<<<<<<<<<<<<
+ *     result.type_index = kTVMFFINone
+ *     result.zero_padding = 0
+*/
+  __pyx_v_swap_stream = 0;
+
+  /* "tvmfast/_core.pyx":560
+ *     cdef TVMFFIObjectHandle handle = fn.handle
+ *     cdef bint swap_stream = False
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
  *     result.zero_padding = 0
  *     result.v_int64 = 0
 */
   __pyx_v_result->type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":558
- *     cdef TVMFFIObjectHandle handle = fn.handle
+  /* "tvmfast/_core.pyx":561
+ *     cdef bint swap_stream = False
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
  *     result.v_int64 = 0
- *     if st.device_type < 0:
+ *     if st.device_type >= 0:  # some tensor is off the CPU
 */
   __pyx_v_result->zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":559
+  /* "tvmfast/_core.pyx":562
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
- *     if st.device_type < 0:
- *         # CPU only: no stream to query or set.
+ *     if st.device_type >= 0:  # some tensor is off the CPU
+ *         if not st.devices_checked:
 */
   __pyx_v_result->v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":560
+  /* "tvmfast/_core.pyx":563
  *     result.zero_padding = 0
  *     result.v_int64 = 0
- *     if st.device_type < 0:             # <<<<<<<<<<<<<<
- *         # CPU only: no stream to query or set.
- *         if fn.release_gil:
+ *     if st.device_type >= 0:  # some tensor is off the CPU             # <<<<<<<<<<<<<<
+ *         if not st.devices_checked:
+ *             check_devices(st, packed, n)
 */
-  __pyx_t_2 = (__pyx_v_st->device_type < 0);
+  __pyx_t_2 = (__pyx_v_st->device_type >= 0);
 
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":562
- *     if st.device_type < 0:
- *         # CPU only: no stream to query or set.
- *         if fn.release_gil:             # <<<<<<<<<<<<<<
- *             with nogil:
- *                 ret = TVMFFIFunctionCall(handle, packed, n, result)
+    /* "tvmfast/_core.pyx":564
+ *     result.v_int64 = 0
+ *     if st.device_type >= 0:  # some tensor is off the CPU
+ *         if not st.devices_checked:             # <<<<<<<<<<<<<<
+ *             check_devices(st, packed, n)
+ *         if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
 */
-    if (__pyx_v_fn->release_gil) {
+    __pyx_t_2 = (!(__pyx_v_st->devices_checked != 0));
 
-      /* "tvmfast/_core.pyx":563
- *         # CPU only: no stream to query or set.
- *         if fn.release_gil:
- *             with nogil:             # <<<<<<<<<<<<<<
- *                 ret = TVMFFIFunctionCall(handle, packed, n, result)
- *         else:
-*/
-      {
-          PyThreadState * _save;
-          _save = PyEval_SaveThread();
-          __Pyx_FastGIL_Remember();
-          /*try:*/ {
+    if (__pyx_t_2) {
 
-            /* "tvmfast/_core.pyx":564
- *         if fn.release_gil:
- *             with nogil:
- *                 ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
- *         else:
- *             ret = TVMFFIFunctionCall(handle, packed, n, result)
-*/
-            __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
-          }
 
-          /* "tvmfast/_core.pyx":563
- *         # CPU only: no stream to query or set.
- *         if fn.release_gil:
- *             with nogil:             # <<<<<<<<<<<<<<
- *                 ret = TVMFFIFunctionCall(handle, packed, n, result)
- *         else:
+      /* "tvmfast/_core.pyx":565
+ *     if st.device_type >= 0:  # some tensor is off the CPU
+ *         if not st.devices_checked:
+ *             check_devices(st, packed, n)             # <<<<<<<<<<<<<<
+ *         if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
+ *             if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
 */
-          /*finally:*/ {
-            /*normal exit:*/{
-              __Pyx_FastGIL_Forget();
-              PyEval_RestoreThread(_save);
-              goto __pyx_L7;
-            }
-            __pyx_L7:;
-          }
-      }
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_check_devices(__pyx_v_st, __pyx_v_packed, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 565, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":562
- *     if st.device_type < 0:
- *         # CPU only: no stream to query or set.
- *         if fn.release_gil:             # <<<<<<<<<<<<<<
- *             with nogil:
- *                 ret = TVMFFIFunctionCall(handle, packed, n, result)
+
+      /* "tvmfast/_core.pyx":564
+ *     result.v_int64 = 0
+ *     if st.device_type >= 0:  # some tensor is off the CPU
+ *         if not st.devices_checked:             # <<<<<<<<<<<<<<
+ *             check_devices(st, packed, n)
+ *         if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
 */
-      goto __pyx_L4;
     }
 
     /* "tvmfast/_core.pyx":566
- *                 ret = TVMFFIFunctionCall(handle, packed, n, result)
- *         else:
- *             ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
- *         return 0 if ret == 0 else -1
- *     if not st.devices_checked:
+ *         if not st.devices_checked:
+ *             check_devices(st, packed, n)
+ *         if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
+ *             if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
+ *                 return -2  # the producer set a Python exception
 */
-    /*else*/ {
-      __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
-    }
-    __pyx_L4:;
+    __pyx_t_4 = (__pyx_v_st->stream_api != NULL);
 
-    /* "tvmfast/_core.pyx":567
- *         else:
- *             ret = TVMFFIFunctionCall(handle, packed, n, result)
- *         return 0 if ret == 0 else -1             # <<<<<<<<<<<<<<
- *     if not st.devices_checked:
- *         check_devices(st, packed, n)
-*/
-    __pyx_t_2 = (__pyx_v_ret == 0);
+    if (__pyx_t_4) {
 
-    if (__pyx_t_2) {
-
-      __pyx_t_3 = 0;
     } else {
 
-      __pyx_t_3 = -1;
+      __pyx_t_2 = __pyx_t_4;
+
+      goto __pyx_L6_bool_binop_done;
     }
+    __pyx_t_4 = (__pyx_v_st->stream_api->current_work_stream != NULL);
 
-    {
-      __pyx_r = __pyx_t_3;
-    }
-    goto __pyx_L0;
-
-    /* "tvmfast/_core.pyx":560
- *     result.zero_padding = 0
- *     result.v_int64 = 0
- *     if st.device_type < 0:             # <<<<<<<<<<<<<<
- *         # CPU only: no stream to query or set.
- *         if fn.release_gil:
-*/
-  }
-
-  /* "tvmfast/_core.pyx":568
- *             ret = TVMFFIFunctionCall(handle, packed, n, result)
- *         return 0 if ret == 0 else -1
- *     if not st.devices_checked:             # <<<<<<<<<<<<<<
- *         check_devices(st, packed, n)
- *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
-*/
-  __pyx_t_2 = (!(__pyx_v_st->devices_checked != 0));
-
-  if (__pyx_t_2) {
-
-
-    /* "tvmfast/_core.pyx":569
- *         return 0 if ret == 0 else -1
- *     if not st.devices_checked:
- *         check_devices(st, packed, n)             # <<<<<<<<<<<<<<
- *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
- *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
-*/
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_check_devices(__pyx_v_st, __pyx_v_packed, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 569, __pyx_L1_error)
-
-
-    /* "tvmfast/_core.pyx":568
- *             ret = TVMFFIFunctionCall(handle, packed, n, result)
- *         return 0 if ret == 0 else -1
- *     if not st.devices_checked:             # <<<<<<<<<<<<<<
- *         check_devices(st, packed, n)
- *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
-*/
-  }
-
-  /* "tvmfast/_core.pyx":570
- *     if not st.devices_checked:
- *         check_devices(st, packed, n)
- *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
- *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
- *             return -2  # the producer set a Python exception
-*/
-  __pyx_t_4 = (__pyx_v_st->stream_api != NULL);
-
-  if (__pyx_t_4) {
-
-  } else {
 
     __pyx_t_2 = __pyx_t_4;
 
-    goto __pyx_L10_bool_binop_done;
-  }
-  __pyx_t_4 = (__pyx_v_st->stream_api->current_work_stream != NULL);
-
-
-  __pyx_t_2 = __pyx_t_4;
-
-  __pyx_L10_bool_binop_done:;
-  if (__pyx_t_2) {
-
-
-    /* "tvmfast/_core.pyx":571
- *         check_devices(st, packed, n)
- *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
- *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
- *             return -2  # the producer set a Python exception
- *     elif _current_cuda_stream is not None:
-*/
-    __pyx_t_2 = (__pyx_v_st->stream_api->current_work_stream(((DLDeviceType)__pyx_v_st->device_type), __pyx_v_st->device_id, (&__pyx_v_stream)) != 0);
-
+    __pyx_L6_bool_binop_done:;
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":572
- *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
- *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
- *             return -2  # the producer set a Python exception             # <<<<<<<<<<<<<<
- *     elif _current_cuda_stream is not None:
- *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
+      /* "tvmfast/_core.pyx":567
+ *             check_devices(st, packed, n)
+ *         if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
+ *             if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
+ *                 return -2  # the producer set a Python exception
+ *             swap_stream = True
 */
-      {
+      __pyx_t_2 = (__pyx_v_st->stream_api->current_work_stream(((DLDeviceType)__pyx_v_st->device_type), __pyx_v_st->device_id, (&__pyx_v_stream)) != 0);
 
-        __pyx_r = -2;
+      if (__pyx_t_2) {
+
+
+        /* "tvmfast/_core.pyx":568
+ *         if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
+ *             if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
+ *                 return -2  # the producer set a Python exception             # <<<<<<<<<<<<<<
+ *             swap_stream = True
+ *         elif _current_cuda_stream is not None and st.device_obj != NULL:
+*/
+        {
+
+          __pyx_r = -2;
+        }
+        goto __pyx_L0;
+
+        /* "tvmfast/_core.pyx":567
+ *             check_devices(st, packed, n)
+ *         if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
+ *             if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
+ *                 return -2  # the producer set a Python exception
+ *             swap_stream = True
+*/
       }
-      goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":571
- *         check_devices(st, packed, n)
- *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
- *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:             # <<<<<<<<<<<<<<
- *             return -2  # the producer set a Python exception
- *     elif _current_cuda_stream is not None:
+      /* "tvmfast/_core.pyx":569
+ *             if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
+ *                 return -2  # the producer set a Python exception
+ *             swap_stream = True             # <<<<<<<<<<<<<<
+ *         elif _current_cuda_stream is not None and st.device_obj != NULL:
+ *             # A producer without the C exchange API: torch through __dlpack__ gets its
 */
+      __pyx_v_swap_stream = 1;
+
+      /* "tvmfast/_core.pyx":566
+ *         if not st.devices_checked:
+ *             check_devices(st, packed, n)
+ *         if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
+ *             if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
+ *                 return -2  # the producer set a Python exception
+*/
+      goto __pyx_L5;
     }
 
     /* "tvmfast/_core.pyx":570
- *     if not st.devices_checked:
- *         check_devices(st, packed, n)
- *     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:             # <<<<<<<<<<<<<<
- *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
- *             return -2  # the producer set a Python exception
+ *                 return -2  # the producer set a Python exception
+ *             swap_stream = True
+ *         elif _current_cuda_stream is not None and st.device_obj != NULL:             # <<<<<<<<<<<<<<
+ *             # A producer without the C exchange API: torch through __dlpack__ gets its
+ *             # current stream from the hook; others (None) leave TVM's stream alone.
 */
-    goto __pyx_L9;
-  }
+    __pyx_t_4 = (__pyx_v_7tvmfast_5_core__current_cuda_stream != Py_None);
+    if (__pyx_t_4) {
 
-  /* "tvmfast/_core.pyx":573
- *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
- *             return -2  # the producer set a Python exception
- *     elif _current_cuda_stream is not None:             # <<<<<<<<<<<<<<
- *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
- *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
-*/
-  __pyx_t_2 = (__pyx_v_7tvmfast_5_core__current_cuda_stream != Py_None);
-  if (__pyx_t_2) {
+    } else {
 
+      __pyx_t_2 = __pyx_t_4;
 
-    /* "tvmfast/_core.pyx":575
- *     elif _current_cuda_stream is not None:
- *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
- *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)             # <<<<<<<<<<<<<<
- *     # Set the producer's stream only when TVM's differs (usually it is the same
- *     # default stream): one query instead of a set and a restore.
-*/
-    __pyx_t_6 = NULL;
-    __Pyx_INCREF(__pyx_v_7tvmfast_5_core__current_cuda_stream);
-    __pyx_t_7 = __pyx_v_7tvmfast_5_core__current_cuda_stream; 
-    __pyx_t_8 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_type); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 575, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_9 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_id); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 575, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_9);
-    __pyx_t_10 = 1;
-    #if CYTHON_UNPACK_METHODS
-    if (unlikely(PyMethod_Check(__pyx_t_7))) {
-      __pyx_t_6 = PyMethod_GET_SELF(__pyx_t_7);
-      assert(__pyx_t_6);
-      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_7);
-      __Pyx_INCREF(__pyx_t_6);
-      __Pyx_INCREF(__pyx__function);
-      __Pyx_DECREF_SET(__pyx_t_7, __pyx__function);
-      __pyx_t_10 = 0;
+      goto __pyx_L9_bool_binop_done;
     }
-    #endif
-    {
-      PyObject *__pyx_callargs[3] = {__pyx_t_6, __pyx_t_8, __pyx_t_9};
-      __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_10, (3-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 575, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_5);
-    }
-    __pyx_t_11 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_11 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 575, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_v_stream = ((void *)((uint64_t)__pyx_t_11));
+    __pyx_t_4 = (__pyx_v_st->device_obj != NULL);
 
-
-    /* "tvmfast/_core.pyx":573
- *         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
- *             return -2  # the producer set a Python exception
- *     elif _current_cuda_stream is not None:             # <<<<<<<<<<<<<<
- *         # Producer without a C exchange API (older torch through __dlpack__): ask torch.
- *         stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
-*/
-  }
-  __pyx_L9:;
-
-  /* "tvmfast/_core.pyx":578
- *     # Set the producer's stream only when TVM's differs (usually it is the same
- *     # default stream): one query instead of a set and a restore.
- *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)             # <<<<<<<<<<<<<<
- *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
- *         raise_ffi_error()
-*/
-  __pyx_v_prev = TVMFFIEnvGetStream(__pyx_v_st->device_type, __pyx_v_st->device_id);
-
-  /* "tvmfast/_core.pyx":579
- *     # default stream): one query instead of a set and a restore.
- *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
- *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:             # <<<<<<<<<<<<<<
- *         raise_ffi_error()
- *     if fn.release_gil:
-*/
-  __pyx_t_4 = (__pyx_v_prev != __pyx_v_stream);
-
-  if (__pyx_t_4) {
-
-  } else {
 
     __pyx_t_2 = __pyx_t_4;
 
-    goto __pyx_L14_bool_binop_done;
-  }
-  __pyx_t_4 = (TVMFFIEnvSetStream(__pyx_v_st->device_type, __pyx_v_st->device_id, __pyx_v_stream, NULL) != 0);
+    __pyx_L9_bool_binop_done:;
+    if (__pyx_t_2) {
 
 
-  __pyx_t_2 = __pyx_t_4;
+      /* "tvmfast/_core.pyx":573
+ *             # A producer without the C exchange API: torch through __dlpack__ gets its
+ *             # current stream from the hook; others (None) leave TVM's stream alone.
+ *             py_stream = _current_cuda_stream(<object>st.device_obj, st.device_type, st.device_id)             # <<<<<<<<<<<<<<
+ *             if py_stream is not None:
+ *                 stream = <void*><uint64_t>py_stream
+*/
+      __pyx_t_6 = NULL;
+      __Pyx_INCREF(__pyx_v_7tvmfast_5_core__current_cuda_stream);
+      __pyx_t_7 = __pyx_v_7tvmfast_5_core__current_cuda_stream; 
+      __pyx_t_8 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_type); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 573, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_8);
+      __pyx_t_9 = __Pyx_PyLong_From_int32_t(__pyx_v_st->device_id); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 573, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_9);
+      __pyx_t_10 = 1;
+      #if CYTHON_UNPACK_METHODS
+      if (unlikely(PyMethod_Check(__pyx_t_7))) {
+        __pyx_t_6 = PyMethod_GET_SELF(__pyx_t_7);
+        assert(__pyx_t_6);
+        PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_7);
+        __Pyx_INCREF(__pyx_t_6);
+        __Pyx_INCREF(__pyx__function);
+        __Pyx_DECREF_SET(__pyx_t_7, __pyx__function);
+        __pyx_t_10 = 0;
+      }
+      #endif
+      {
+        PyObject *__pyx_callargs[4] = {__pyx_t_6, ((PyObject *)__pyx_v_st->device_obj), __pyx_t_8, __pyx_t_9};
+        __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_10, (4-__pyx_t_10) | (__pyx_t_10*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+        __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
+        __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+        __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
+        __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+        if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 573, __pyx_L1_error)
+        __Pyx_GOTREF(__pyx_t_5);
+      }
+      __pyx_v_py_stream = __pyx_t_5;
+      __pyx_t_5 = 0;
 
-  __pyx_L14_bool_binop_done:;
-  if (__pyx_t_2) {
+      /* "tvmfast/_core.pyx":574
+ *             # current stream from the hook; others (None) leave TVM's stream alone.
+ *             py_stream = _current_cuda_stream(<object>st.device_obj, st.device_type, st.device_id)
+ *             if py_stream is not None:             # <<<<<<<<<<<<<<
+ *                 stream = <void*><uint64_t>py_stream
+ *                 swap_stream = True
+*/
+      __pyx_t_2 = (__pyx_v_py_stream != Py_None);
+      if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":580
- *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
- *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
- *         raise_ffi_error()             # <<<<<<<<<<<<<<
+        /* "tvmfast/_core.pyx":575
+ *             py_stream = _current_cuda_stream(<object>st.device_obj, st.device_type, st.device_id)
+ *             if py_stream is not None:
+ *                 stream = <void*><uint64_t>py_stream             # <<<<<<<<<<<<<<
+ *                 swap_stream = True
+ *         if swap_stream:
+*/
+        __pyx_t_11 = __Pyx_PyLong_As_uint64_t(__pyx_v_py_stream); if (unlikely((__pyx_t_11 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 575, __pyx_L1_error)
+        __pyx_v_stream = ((void *)((uint64_t)__pyx_t_11));
+
+
+        /* "tvmfast/_core.pyx":576
+ *             if py_stream is not None:
+ *                 stream = <void*><uint64_t>py_stream
+ *                 swap_stream = True             # <<<<<<<<<<<<<<
+ *         if swap_stream:
+ *             # Usually TVM's stream is already the producer's (the default stream):
+*/
+        __pyx_v_swap_stream = 1;
+
+        /* "tvmfast/_core.pyx":574
+ *             # current stream from the hook; others (None) leave TVM's stream alone.
+ *             py_stream = _current_cuda_stream(<object>st.device_obj, st.device_type, st.device_id)
+ *             if py_stream is not None:             # <<<<<<<<<<<<<<
+ *                 stream = <void*><uint64_t>py_stream
+ *                 swap_stream = True
+*/
+      }
+
+      /* "tvmfast/_core.pyx":570
+ *                 return -2  # the producer set a Python exception
+ *             swap_stream = True
+ *         elif _current_cuda_stream is not None and st.device_obj != NULL:             # <<<<<<<<<<<<<<
+ *             # A producer without the C exchange API: torch through __dlpack__ gets its
+ *             # current stream from the hook; others (None) leave TVM's stream alone.
+*/
+    }
+    __pyx_L5:;
+
+    /* "tvmfast/_core.pyx":577
+ *                 stream = <void*><uint64_t>py_stream
+ *                 swap_stream = True
+ *         if swap_stream:             # <<<<<<<<<<<<<<
+ *             # Usually TVM's stream is already the producer's (the default stream):
+ *             # then one query replaces a set and a restore.
+*/
+    if (__pyx_v_swap_stream) {
+
+      /* "tvmfast/_core.pyx":580
+ *             # Usually TVM's stream is already the producer's (the default stream):
+ *             # then one query replaces a set and a restore.
+ *             prev = TVMFFIEnvGetStream(st.device_type, st.device_id)             # <<<<<<<<<<<<<<
+ *             swap_stream = prev != stream
+ *             if swap_stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
+*/
+      __pyx_v_prev = TVMFFIEnvGetStream(__pyx_v_st->device_type, __pyx_v_st->device_id);
+
+      /* "tvmfast/_core.pyx":581
+ *             # then one query replaces a set and a restore.
+ *             prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
+ *             swap_stream = prev != stream             # <<<<<<<<<<<<<<
+ *             if swap_stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
+ *                 raise_ffi_error()
+*/
+      __pyx_v_swap_stream = (__pyx_v_prev != __pyx_v_stream);
+
+      /* "tvmfast/_core.pyx":582
+ *             prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
+ *             swap_stream = prev != stream
+ *             if swap_stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:             # <<<<<<<<<<<<<<
+ *                 raise_ffi_error()
+ *     if fn.release_gil:
+*/
+      if (__pyx_v_swap_stream) {
+      } else {
+
+        __pyx_t_2 = __pyx_v_swap_stream;
+        goto __pyx_L14_bool_binop_done;
+      }
+      __pyx_t_4 = (TVMFFIEnvSetStream(__pyx_v_st->device_type, __pyx_v_st->device_id, __pyx_v_stream, NULL) != 0);
+
+
+      __pyx_t_2 = __pyx_t_4;
+
+      __pyx_L14_bool_binop_done:;
+      if (__pyx_t_2) {
+
+
+        /* "tvmfast/_core.pyx":583
+ *             swap_stream = prev != stream
+ *             if swap_stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
+ *                 raise_ffi_error()             # <<<<<<<<<<<<<<
  *     if fn.release_gil:
  *         with nogil:
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 580, __pyx_L1_error)
+        __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 583, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":579
- *     # default stream): one query instead of a set and a restore.
- *     prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
- *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:             # <<<<<<<<<<<<<<
- *         raise_ffi_error()
+        /* "tvmfast/_core.pyx":582
+ *             prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
+ *             swap_stream = prev != stream
+ *             if swap_stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:             # <<<<<<<<<<<<<<
+ *                 raise_ffi_error()
  *     if fn.release_gil:
+*/
+      }
+
+      /* "tvmfast/_core.pyx":577
+ *                 stream = <void*><uint64_t>py_stream
+ *                 swap_stream = True
+ *         if swap_stream:             # <<<<<<<<<<<<<<
+ *             # Usually TVM's stream is already the producer's (the default stream):
+ *             # then one query replaces a set and a restore.
+*/
+    }
+
+    /* "tvmfast/_core.pyx":563
+ *     result.zero_padding = 0
+ *     result.v_int64 = 0
+ *     if st.device_type >= 0:  # some tensor is off the CPU             # <<<<<<<<<<<<<<
+ *         if not st.devices_checked:
+ *             check_devices(st, packed, n)
 */
   }
 
-  /* "tvmfast/_core.pyx":581
- *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
- *         raise_ffi_error()
+  /* "tvmfast/_core.pyx":584
+ *             if swap_stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
+ *                 raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
  *         with nogil:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
 */
   if (__pyx_v_fn->release_gil) {
 
-    /* "tvmfast/_core.pyx":582
- *         raise_ffi_error()
+    /* "tvmfast/_core.pyx":585
+ *                 raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
@@ -10248,7 +10269,7 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
         __Pyx_FastGIL_Remember();
         /*try:*/ {
 
-          /* "tvmfast/_core.pyx":583
+          /* "tvmfast/_core.pyx":586
  *     if fn.release_gil:
  *         with nogil:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
@@ -10258,8 +10279,8 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
         }
 
-        /* "tvmfast/_core.pyx":582
- *         raise_ffi_error()
+        /* "tvmfast/_core.pyx":585
+ *                 raise_ffi_error()
  *     if fn.release_gil:
  *         with nogil:             # <<<<<<<<<<<<<<
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
@@ -10275,9 +10296,9 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
         }
     }
 
-    /* "tvmfast/_core.pyx":581
- *     if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
- *         raise_ffi_error()
+    /* "tvmfast/_core.pyx":584
+ *             if swap_stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
+ *                 raise_ffi_error()
  *     if fn.release_gil:             # <<<<<<<<<<<<<<
  *         with nogil:
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
@@ -10285,50 +10306,47 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
     goto __pyx_L16;
   }
 
-  /* "tvmfast/_core.pyx":585
+  /* "tvmfast/_core.pyx":588
  *             ret = TVMFFIFunctionCall(handle, packed, n, result)
  *     else:
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)             # <<<<<<<<<<<<<<
- *     # Restore whatever stream TVM had, also when the call failed.
- *     if prev != stream:
+ *     if swap_stream:
+ *         # Restore TVM's stream, also when the call failed.
 */
   /*else*/ {
     __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, __pyx_v_result);
   }
   __pyx_L16:;
 
-  /* "tvmfast/_core.pyx":587
+  /* "tvmfast/_core.pyx":589
+ *     else:
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)
- *     # Restore whatever stream TVM had, also when the call failed.
- *     if prev != stream:             # <<<<<<<<<<<<<<
+ *     if swap_stream:             # <<<<<<<<<<<<<<
+ *         # Restore TVM's stream, also when the call failed.
  *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
- *     return 0 if ret == 0 else -1
 */
-  __pyx_t_2 = (__pyx_v_prev != __pyx_v_stream);
+  if (__pyx_v_swap_stream) {
 
-  if (__pyx_t_2) {
-
-
-    /* "tvmfast/_core.pyx":588
- *     # Restore whatever stream TVM had, also when the call failed.
- *     if prev != stream:
+    /* "tvmfast/_core.pyx":591
+ *     if swap_stream:
+ *         # Restore TVM's stream, also when the call failed.
  *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)             # <<<<<<<<<<<<<<
  *     return 0 if ret == 0 else -1
  * 
 */
     (void)(TVMFFIEnvSetStream(__pyx_v_st->device_type, __pyx_v_st->device_id, __pyx_v_prev, NULL));
 
-    /* "tvmfast/_core.pyx":587
+    /* "tvmfast/_core.pyx":589
+ *     else:
  *         ret = TVMFFIFunctionCall(handle, packed, n, result)
- *     # Restore whatever stream TVM had, also when the call failed.
- *     if prev != stream:             # <<<<<<<<<<<<<<
+ *     if swap_stream:             # <<<<<<<<<<<<<<
+ *         # Restore TVM's stream, also when the call failed.
  *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
- *     return 0 if ret == 0 else -1
 */
   }
 
-  /* "tvmfast/_core.pyx":589
- *     if prev != stream:
+  /* "tvmfast/_core.pyx":592
+ *         # Restore TVM's stream, also when the call failed.
  *         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
  *     return 0 if ret == 0 else -1             # <<<<<<<<<<<<<<
  * 
@@ -10349,12 +10367,12 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":547
+  /* "tvmfast/_core.pyx":549
  * 
  * 
  * cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,             # <<<<<<<<<<<<<<
  *                      TVMFFIAny* result) except -2:
- *     """TVMFFIFunctionCall with the producer's stream set around it.
+ *     """TVMFFIFunctionCall, with the producer's stream made TVM's around it for GPU tensors.
 */
 
   /* function exit code */
@@ -10372,11 +10390,13 @@ static int __pyx_f_7tvmfast_5_core_call_packed(struct __pyx_obj_7tvmfast_5_core_
 
 
 
+  __Pyx_XDECREF(__pyx_v_py_stream);
+
   __Pyx_RefNannyFinishContext();
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":592
+/* "tvmfast/_core.pyx":595
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -10398,7 +10418,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("finish_call", 0);
 
-  /* "tvmfast/_core.pyx":595
+  /* "tvmfast/_core.pyx":598
  *     """Call and convert the outcome; st's owned handles are released by the caller."""
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL             # <<<<<<<<<<<<<<
@@ -10407,7 +10427,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_err = NULL;
 
-  /* "tvmfast/_core.pyx":596
+  /* "tvmfast/_core.pyx":599
  *     cdef TVMFFIAny result
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed             # <<<<<<<<<<<<<<
@@ -10416,7 +10436,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->packed = __pyx_v_packed;
 
-  /* "tvmfast/_core.pyx":597
+  /* "tvmfast/_core.pyx":600
  *     cdef TVMFFIObjectHandle err = NULL
  *     st.packed = packed
  *     st.num_packed = n             # <<<<<<<<<<<<<<
@@ -10425,21 +10445,21 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_st->num_packed = __pyx_v_n;
 
-  /* "tvmfast/_core.pyx":598
+  /* "tvmfast/_core.pyx":601
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 598, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_call_packed(__pyx_v_fn, __pyx_v_packed, __pyx_v_n, __pyx_v_st, (&__pyx_v_result)); if (unlikely(__pyx_t_1 == ((int)-2))) __PYX_ERR(0, 601, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_1 == 0);
 
 
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":599
+    /* "tvmfast/_core.pyx":602
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -10465,7 +10485,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":600
+      /* "tvmfast/_core.pyx":603
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
@@ -10474,7 +10494,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_BORROWED;
 
-      /* "tvmfast/_core.pyx":599
+      /* "tvmfast/_core.pyx":602
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:             # <<<<<<<<<<<<<<
@@ -10483,7 +10503,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":601
+    /* "tvmfast/_core.pyx":604
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -10495,7 +10515,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":602
+      /* "tvmfast/_core.pyx":605
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:
  *             return None             # <<<<<<<<<<<<<<
@@ -10512,7 +10532,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":601
+      /* "tvmfast/_core.pyx":604
  *         if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr:
  *             fn.tensor_mode = TENSOR_MODE_BORROWED
  *         if result.type_index == kTVMFFINone:             # <<<<<<<<<<<<<<
@@ -10521,14 +10541,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":603
+    /* "tvmfast/_core.pyx":606
  *         if result.type_index == kTVMFFINone:
  *             return None
  *         return convert_result(&result, st)             # <<<<<<<<<<<<<<
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 603, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_result((&__pyx_v_result), __pyx_v_st); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 606, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     {
       PyObject *__pyx_temp;
@@ -10541,7 +10561,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     __pyx_t_4 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":598
+    /* "tvmfast/_core.pyx":601
  *     st.packed = packed
  *     st.num_packed = n
  *     if call_packed(fn, packed, n, st, &result) == 0:             # <<<<<<<<<<<<<<
@@ -10550,7 +10570,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":604
+  /* "tvmfast/_core.pyx":607
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10586,7 +10606,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":605
+    /* "tvmfast/_core.pyx":608
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)             # <<<<<<<<<<<<<<
@@ -10595,7 +10615,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorMoveFromRaised((&__pyx_v_err));
 
-    /* "tvmfast/_core.pyx":606
+    /* "tvmfast/_core.pyx":609
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10621,7 +10641,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":609
+      /* "tvmfast/_core.pyx":612
  *             # A C++ function taking ffi::Tensor: switch this function to owned
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10630,7 +10650,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":610
+      /* "tvmfast/_core.pyx":613
  *             # tensors for good and let the caller convert again.
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
@@ -10639,7 +10659,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       __pyx_v_fn->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
 
-      /* "tvmfast/_core.pyx":611
+      /* "tvmfast/_core.pyx":614
  *             TVMFFIObjectDecRef(err)
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED             # <<<<<<<<<<<<<<
@@ -10657,7 +10677,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":606
+      /* "tvmfast/_core.pyx":609
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:
  *         TVMFFIErrorMoveFromRaised(&err)
  *         if err != NULL and error_wants_owned_tensors(err):             # <<<<<<<<<<<<<<
@@ -10666,7 +10686,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":612
+    /* "tvmfast/_core.pyx":615
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10678,7 +10698,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":613
+      /* "tvmfast/_core.pyx":616
  *             return RETRY_OWNED
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)             # <<<<<<<<<<<<<<
@@ -10687,7 +10707,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       TVMFFIErrorSetRaised(__pyx_v_err);
 
-      /* "tvmfast/_core.pyx":614
+      /* "tvmfast/_core.pyx":617
  *         if err != NULL:
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)             # <<<<<<<<<<<<<<
@@ -10696,7 +10716,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
       (void)(TVMFFIObjectDecRef(__pyx_v_err));
 
-      /* "tvmfast/_core.pyx":612
+      /* "tvmfast/_core.pyx":615
  *             fn.tensor_mode = TENSOR_MODE_OWNED
  *             return RETRY_OWNED
  *         if err != NULL:             # <<<<<<<<<<<<<<
@@ -10705,7 +10725,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
     }
 
-    /* "tvmfast/_core.pyx":604
+    /* "tvmfast/_core.pyx":607
  *             return None
  *         return convert_result(&result, st)
  *     if fn.tensor_mode == TENSOR_MODE_UNDECIDED and st.n_dltensor_ptr and PyErr_Occurred() == NULL:             # <<<<<<<<<<<<<<
@@ -10714,17 +10734,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":615
+  /* "tvmfast/_core.pyx":618
  *             TVMFFIErrorSetRaised(err)
  *             TVMFFIObjectDecRef(err)
  *     raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 615, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 618, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":592
+  /* "tvmfast/_core.pyx":595
  * 
  * 
  * cdef object finish_call(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st):             # <<<<<<<<<<<<<<
@@ -10747,7 +10767,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_finish_call(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":624
+/* "tvmfast/_core.pyx":627
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10768,7 +10788,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("bound_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":625
+  /* "tvmfast/_core.pyx":628
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10794,7 +10814,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":626
+    /* "tvmfast/_core.pyx":629
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
@@ -10807,14 +10827,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 626, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 629, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 626, __pyx_L1_error)
+    __PYX_ERR(0, 629, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":625
+    /* "tvmfast/_core.pyx":628
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10823,7 +10843,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
 */
   }
 
-  /* "tvmfast/_core.pyx":627
+  /* "tvmfast/_core.pyx":630
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     if (<BoundFunction>callable).handle == NULL:             # <<<<<<<<<<<<<<
@@ -10835,7 +10855,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":628
+    /* "tvmfast/_core.pyx":631
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     if (<BoundFunction>callable).handle == NULL:
  *         raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")             # <<<<<<<<<<<<<<
@@ -10848,14 +10868,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_was_not_in};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 628, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 631, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 628, __pyx_L1_error)
+    __PYX_ERR(0, 631, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":627
+    /* "tvmfast/_core.pyx":630
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     if (<BoundFunction>callable).handle == NULL:             # <<<<<<<<<<<<<<
@@ -10864,14 +10884,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
 */
   }
 
-  /* "tvmfast/_core.pyx":629
+  /* "tvmfast/_core.pyx":632
  *     if (<BoundFunction>callable).handle == NULL:
  *         raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
  *     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 629, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 632, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -10884,7 +10904,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":624
+  /* "tvmfast/_core.pyx":627
  * 
  * 
  * cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10904,7 +10924,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_bound_vectorcall(PyObject *__pyx_v_call
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":632
+/* "tvmfast/_core.pyx":635
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -10925,7 +10945,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("frozen_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":633
+  /* "tvmfast/_core.pyx":636
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10951,7 +10971,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":634
+    /* "tvmfast/_core.pyx":637
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")             # <<<<<<<<<<<<<<
@@ -10964,14 +10984,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_bound_functions_take_pos};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 634, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 637, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 634, __pyx_L1_error)
+    __PYX_ERR(0, 637, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":633
+    /* "tvmfast/_core.pyx":636
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:             # <<<<<<<<<<<<<<
@@ -10980,7 +11000,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
 */
   }
 
-  /* "tvmfast/_core.pyx":635
+  /* "tvmfast/_core.pyx":638
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     if (<FrozenFunction>callable).template == NULL:             # <<<<<<<<<<<<<<
@@ -10992,7 +11012,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":636
+    /* "tvmfast/_core.pyx":639
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     if (<FrozenFunction>callable).template == NULL:
  *         raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")             # <<<<<<<<<<<<<<
@@ -11005,14 +11025,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
       PyObject *__pyx_callargs[2] = {__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_was_not_i};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 636, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 639, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 636, __pyx_L1_error)
+    __PYX_ERR(0, 639, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":635
+    /* "tvmfast/_core.pyx":638
  *     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
  *         raise TypeError("tvmfast: bound functions take positional arguments only")
  *     if (<FrozenFunction>callable).template == NULL:             # <<<<<<<<<<<<<<
@@ -11021,14 +11041,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
 */
   }
 
-  /* "tvmfast/_core.pyx":637
+  /* "tvmfast/_core.pyx":640
  *     if (<FrozenFunction>callable).template == NULL:
  *         raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
  *     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 637, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable)->__pyx_vtab)->call_vector(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_callable), __pyx_v_args, PyVectorcall_NARGS(__pyx_v_nargsf)); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 640, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   {
     PyObject *__pyx_temp;
@@ -11041,7 +11061,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":632
+  /* "tvmfast/_core.pyx":635
  * 
  * 
  * cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):             # <<<<<<<<<<<<<<
@@ -11061,7 +11081,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":640
+/* "tvmfast/_core.pyx":643
  * 
  * 
  * cdef object resolve_function(obj, name):             # <<<<<<<<<<<<<<
@@ -11092,37 +11112,37 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   __Pyx_INCREF(__pyx_v_obj);
   __Pyx_INCREF(__pyx_v_name);
 
-  /* "tvmfast/_core.pyx":642
+  /* "tvmfast/_core.pyx":645
  * cdef object resolve_function(obj, name):
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os             # <<<<<<<<<<<<<<
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:
 */
-  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 642, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_os, 0, 0, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 645, __pyx_L1_error)
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_os = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":643
+  /* "tvmfast/_core.pyx":646
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):             # <<<<<<<<<<<<<<
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 643, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 646, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 643, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 646, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_4 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 643, __pyx_L1_error)
+  __pyx_t_4 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 646, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":644
+    /* "tvmfast/_core.pyx":647
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:             # <<<<<<<<<<<<<<
@@ -11133,7 +11153,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_4)) {
 
 
-      /* "tvmfast/_core.pyx":645
+      /* "tvmfast/_core.pyx":648
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")             # <<<<<<<<<<<<<<
@@ -11146,14 +11166,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_mstate_global->__pyx_kp_u_tvmfast_bind_name_is_only_for_mo};
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 645, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 648, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 645, __pyx_L1_error)
+      __PYX_ERR(0, 648, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":644
+      /* "tvmfast/_core.pyx":647
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):
  *         if name is not None:             # <<<<<<<<<<<<<<
@@ -11162,7 +11182,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":646
+    /* "tvmfast/_core.pyx":649
  *         if name is not None:
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj             # <<<<<<<<<<<<<<
@@ -11180,7 +11200,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":643
+    /* "tvmfast/_core.pyx":646
  *     """A tvm_ffi.Function from a module, a function or a library path."""
  *     import os
  *     if isinstance(obj, tvm_ffi.Function):             # <<<<<<<<<<<<<<
@@ -11189,14 +11209,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":647
+  /* "tvmfast/_core.pyx":650
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):             # <<<<<<<<<<<<<<
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):
 */
-  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 647, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_PathLike); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 650, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __pyx_t_6 = PyUnicode_Check(__pyx_v_obj); 
   if (!__pyx_t_6) {
@@ -11216,14 +11236,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":648
+    /* "tvmfast/_core.pyx":651
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))             # <<<<<<<<<<<<<<
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
 */
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 648, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 651, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __pyx_t_1 = __pyx_t_7;
     __Pyx_INCREF(__pyx_t_1);
@@ -11234,7 +11254,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_v_obj};
       __pyx_t_8 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_fspath, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 648, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 651, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     __pyx_t_5 = 0;
@@ -11244,20 +11264,20 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 648, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 651, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __pyx_v_path = __pyx_t_3;
     __pyx_t_3 = 0;
 
-    /* "tvmfast/_core.pyx":649
+    /* "tvmfast/_core.pyx":652
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):             # <<<<<<<<<<<<<<
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
 */
-    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 649, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_os, __pyx_mstate_global->__pyx_n_u_path); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 652, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_7 = __pyx_t_8;
     __Pyx_INCREF(__pyx_t_7);
@@ -11267,10 +11287,10 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_exists, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 649, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 652, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
-    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 649, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 652, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     __pyx_t_6 = (!__pyx_t_4);
 
@@ -11278,7 +11298,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "tvmfast/_core.pyx":650
+      /* "tvmfast/_core.pyx":653
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")             # <<<<<<<<<<<<<<
@@ -11286,9 +11306,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     if isinstance(obj, tvm_ffi.Module):
 */
       __pyx_t_8 = NULL;
-      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_path, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 650, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyObject_FormatSimple(__pyx_v_path, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 653, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
-      __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_no_such_library, __pyx_t_7); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 650, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_no_such_library, __pyx_t_7); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 653, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
       __pyx_t_5 = 1;
@@ -11297,14 +11317,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_FileNotFoundError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 650, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 653, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __Pyx_Raise(__pyx_t_3, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      __PYX_ERR(0, 650, __pyx_L1_error)
+      __PYX_ERR(0, 653, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":649
+      /* "tvmfast/_core.pyx":652
  *     if isinstance(obj, (str, os.PathLike)):
  *         path = os.path.abspath(os.fspath(obj))
  *         if not os.path.exists(path):             # <<<<<<<<<<<<<<
@@ -11313,7 +11333,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":651
+    /* "tvmfast/_core.pyx":654
  *         if not os.path.exists(path):
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)             # <<<<<<<<<<<<<<
@@ -11321,9 +11341,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *         if name is None:
 */
     __pyx_t_1 = NULL;
-    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 651, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 654, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
-    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_load_module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 651, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_8, __pyx_mstate_global->__pyx_n_u_load_module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 654, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     __pyx_t_5 = 1;
@@ -11343,13 +11363,13 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 651, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 654, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_DECREF_SET(__pyx_v_obj, __pyx_t_3);
     __pyx_t_3 = 0;
 
-    /* "tvmfast/_core.pyx":647
+    /* "tvmfast/_core.pyx":650
  *             raise TypeError("tvmfast.bind: name= is only for modules and library paths")
  *         return obj
  *     if isinstance(obj, (str, os.PathLike)):             # <<<<<<<<<<<<<<
@@ -11358,24 +11378,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":652
+  /* "tvmfast/_core.pyx":655
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):             # <<<<<<<<<<<<<<
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"
 */
-  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 652, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 655, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 652, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Module); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 655, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __pyx_t_6 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_7); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 652, __pyx_L1_error)
+  __pyx_t_6 = PyObject_IsInstance(__pyx_v_obj, __pyx_t_7); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 655, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   if (__pyx_t_6) {
 
 
-    /* "tvmfast/_core.pyx":653
+    /* "tvmfast/_core.pyx":656
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
@@ -11386,16 +11406,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (__pyx_t_6) {
 
 
-      /* "tvmfast/_core.pyx":654
+      /* "tvmfast/_core.pyx":657
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"             # <<<<<<<<<<<<<<
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:
 */
-      __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_entry_name, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 654, __pyx_L1_error)
+      __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_entry_name, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 657, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
-      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 654, __pyx_L1_error)
+      __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 657, __pyx_L1_error)
       if (!__pyx_t_6) {
         __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
       } else {
@@ -11410,7 +11430,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __Pyx_DECREF_SET(__pyx_v_name, __pyx_t_7);
       __pyx_t_7 = 0;
 
-      /* "tvmfast/_core.pyx":653
+      /* "tvmfast/_core.pyx":656
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
@@ -11419,7 +11439,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":655
+    /* "tvmfast/_core.pyx":658
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None             # <<<<<<<<<<<<<<
@@ -11433,10 +11453,10 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
       __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_implements_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 655, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 658, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
-    __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 655, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 658, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     if (__pyx_t_6) {
       __pyx_t_1 = __pyx_v_obj;
@@ -11446,7 +11466,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
         __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 655, __pyx_L1_error)
+        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 658, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_3);
       }
       __pyx_t_7 = __pyx_t_3;
@@ -11459,7 +11479,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     __pyx_v_func = __pyx_t_7;
     __pyx_t_7 = 0;
 
-    /* "tvmfast/_core.pyx":656
+    /* "tvmfast/_core.pyx":659
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:             # <<<<<<<<<<<<<<
@@ -11470,7 +11490,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     if (unlikely(__pyx_t_6)) {
 
 
-      /* "tvmfast/_core.pyx":657
+      /* "tvmfast/_core.pyx":660
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")             # <<<<<<<<<<<<<<
@@ -11478,9 +11498,9 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     getter = getattr(obj, "__getitem__", None)
 */
       __pyx_t_3 = NULL;
-      __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 657, __pyx_L1_error)
+      __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 660, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 657, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 660, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
       __pyx_t_5 = 1;
@@ -11489,14 +11509,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
         __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_AttributeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 657, __pyx_L1_error)
+        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 660, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
       }
       __Pyx_Raise(__pyx_t_7, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __PYX_ERR(0, 657, __pyx_L1_error)
+      __PYX_ERR(0, 660, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":656
+      /* "tvmfast/_core.pyx":659
  *             name = getattr(obj, "entry_name", None) or "main"
  *         func = obj.get_function(name) if obj.implements_function(name) else None
  *         if func is None:             # <<<<<<<<<<<<<<
@@ -11505,7 +11525,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":658
+    /* "tvmfast/_core.pyx":661
  *         if func is None:
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
  *         return func             # <<<<<<<<<<<<<<
@@ -11523,7 +11543,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":652
+    /* "tvmfast/_core.pyx":655
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
  *         obj = tvm_ffi.load_module(path)
  *     if isinstance(obj, tvm_ffi.Module):             # <<<<<<<<<<<<<<
@@ -11532,19 +11552,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":659
+  /* "tvmfast/_core.pyx":662
  *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
  *         return func
  *     getter = getattr(obj, "__getitem__", None)             # <<<<<<<<<<<<<<
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
 */
-  __pyx_t_7 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 659, __pyx_L1_error)
+  __pyx_t_7 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 662, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_7);
   __pyx_v_getter = __pyx_t_7;
   __pyx_t_7 = 0;
 
-  /* "tvmfast/_core.pyx":660
+  /* "tvmfast/_core.pyx":663
  *         return func
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
@@ -11568,7 +11588,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   if (__pyx_t_6) {
 
 
-    /* "tvmfast/_core.pyx":661
+    /* "tvmfast/_core.pyx":664
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)             # <<<<<<<<<<<<<<
@@ -11595,30 +11615,30 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 661, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 664, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
     }
     __pyx_v_func = __pyx_t_7;
     __pyx_t_7 = 0;
 
-    /* "tvmfast/_core.pyx":662
+    /* "tvmfast/_core.pyx":665
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):             # <<<<<<<<<<<<<<
  *             return func
  *     raise TypeError(
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 662, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 665, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 662, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 665, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_3); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 662, __pyx_L1_error)
+    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_3); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 665, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
     if (__pyx_t_6) {
 
 
-      /* "tvmfast/_core.pyx":663
+      /* "tvmfast/_core.pyx":666
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):
  *             return func             # <<<<<<<<<<<<<<
@@ -11636,7 +11656,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
       }
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":662
+      /* "tvmfast/_core.pyx":665
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
  *         if isinstance(func, tvm_ffi.Function):             # <<<<<<<<<<<<<<
@@ -11645,7 +11665,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
     }
 
-    /* "tvmfast/_core.pyx":660
+    /* "tvmfast/_core.pyx":663
  *         return func
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
@@ -11654,7 +11674,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   }
 
-  /* "tvmfast/_core.pyx":664
+  /* "tvmfast/_core.pyx":667
  *         if isinstance(func, tvm_ffi.Function):
  *             return func
  *     raise TypeError(             # <<<<<<<<<<<<<<
@@ -11663,27 +11683,27 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 */
   __pyx_t_7 = NULL;
 
-  /* "tvmfast/_core.pyx":666
+  /* "tvmfast/_core.pyx":669
  *     raise TypeError(
  *         f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "
  *         f"got {type(obj).__qualname__}")             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 666, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 669, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 666, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 669, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-  /* "tvmfast/_core.pyx":665
+  /* "tvmfast/_core.pyx":668
  *             return func
  *     raise TypeError(
  *         f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "             # <<<<<<<<<<<<<<
  *         f"got {type(obj).__qualname__}")
  * 
 */
-  __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 665, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 668, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_t_5 = 1;
@@ -11692,14 +11712,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 664, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 667, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_Raise(__pyx_t_3, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-  __PYX_ERR(0, 664, __pyx_L1_error)
+  __PYX_ERR(0, 667, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":640
+  /* "tvmfast/_core.pyx":643
  * 
  * 
  * cdef object resolve_function(obj, name):             # <<<<<<<<<<<<<<
@@ -11728,7 +11748,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":677
+/* "tvmfast/_core.pyx":680
  *     """
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -11780,7 +11800,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 static int __pyx_pf_7tvmfast_5_core_13BoundFunction___cinit__(struct __pyx_obj_7tvmfast_5_core_BoundFunction *__pyx_v_self) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":678
+  /* "tvmfast/_core.pyx":681
  * 
  *     def __cinit__(self):
  *         self.vectorcall = <void*>bound_vectorcall             # <<<<<<<<<<<<<<
@@ -11789,7 +11809,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___cinit__(struct __pyx_obj_7
 */
   __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_bound_vectorcall);
 
-  /* "tvmfast/_core.pyx":679
+  /* "tvmfast/_core.pyx":682
  *     def __cinit__(self):
  *         self.vectorcall = <void*>bound_vectorcall
  *         self.handle = NULL             # <<<<<<<<<<<<<<
@@ -11798,7 +11818,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___cinit__(struct __pyx_obj_7
 */
   __pyx_v_self->handle = NULL;
 
-  /* "tvmfast/_core.pyx":677
+  /* "tvmfast/_core.pyx":680
  *     """
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -11812,7 +11832,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction___cinit__(struct __pyx_obj_7
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":681
+/* "tvmfast/_core.pyx":684
  *         self.handle = NULL
  * 
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
@@ -11863,39 +11883,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_obj,&__pyx_mstate_global->__pyx_n_u_name,&__pyx_mstate_global->__pyx_n_u_num_args,&__pyx_mstate_global->__pyx_n_u_release_gil,&__pyx_mstate_global->__pyx_n_u_owned_tensors,&__pyx_mstate_global->__pyx_n_u_alignment,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 681, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 684, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 681, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 684, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 681, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 684, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 681, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 684, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[3]) values[3] = __Pyx_NewRef(((PyObject *)Py_False));
       if (!values[4]) values[4] = __Pyx_NewRef(((PyObject *)Py_None));
       if (!values[5]) values[5] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_int_64));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 681, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, i); __PYX_ERR(0, 684, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 681, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 684, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 681, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 684, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -11914,7 +11934,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 681, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 0, 1, 2, __pyx_nargs); __PYX_ERR(0, 684, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -11955,7 +11975,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":683
+  /* "tvmfast/_core.pyx":686
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -11974,7 +11994,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 683, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, Py_LT); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 686, __pyx_L1_error)
   if (!__pyx_t_3) {
 
   } else {
@@ -11983,12 +12003,12 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 683, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 686, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
-  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 683, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyNumber_And_object_object(__pyx_v_alignment, __pyx_t_4); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 686, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 683, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyObject_IsTrue(__pyx_t_5); if (unlikely((__pyx_t_3 < 0))) __PYX_ERR(0, 686, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
 
   __pyx_t_1 = __pyx_t_3;
@@ -11997,7 +12017,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":684
+    /* "tvmfast/_core.pyx":687
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")             # <<<<<<<<<<<<<<
@@ -12005,9 +12025,9 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
  *         self.function = resolve_function(obj, name)
 */
     __pyx_t_4 = NULL;
-    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 684, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_alignment), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 687, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
-    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 684, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_alignment_must_be_a, __pyx_t_6); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 687, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_8 = 1;
@@ -12016,14 +12036,14 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_8, (2-__pyx_t_8) | (__pyx_t_8*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 684, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 687, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 684, __pyx_L1_error)
+    __PYX_ERR(0, 687, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":683
+    /* "tvmfast/_core.pyx":686
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
  *                  alignment=64):
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):             # <<<<<<<<<<<<<<
@@ -12032,35 +12052,35 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
 */
   }
 
-  /* "tvmfast/_core.pyx":685
+  /* "tvmfast/_core.pyx":688
  *         if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)             # <<<<<<<<<<<<<<
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
 */
-  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 685, __pyx_L1_error)
+  __pyx_t_5 = __Pyx_PyLong_SubtractObjC(__pyx_v_alignment, __pyx_mstate_global->__pyx_int_1, 1, 0, 0); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 688, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 685, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 688, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->align_mask = ((uint64_t)__pyx_t_9);
 
 
-  /* "tvmfast/_core.pyx":686
+  /* "tvmfast/_core.pyx":689
  *             raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)             # <<<<<<<<<<<<<<
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
 */
-  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 686, __pyx_L1_error)
+  __pyx_t_5 = __pyx_f_7tvmfast_5_core_resolve_function(__pyx_v_obj, __pyx_v_name); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 689, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_GIVEREF(__pyx_t_5);
   __Pyx_GOTREF(__pyx_v_self->function);
   __Pyx_DECREF_SET(__pyx_v_self->function, __pyx_t_5);
   __pyx_t_5 = 0;
 
-  /* "tvmfast/_core.pyx":687
+  /* "tvmfast/_core.pyx":690
  *         self.align_mask = <uint64_t>(alignment - 1)
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()             # <<<<<<<<<<<<<<
@@ -12074,15 +12094,15 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
     PyObject *__pyx_callargs[2] = {__pyx_t_7, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_chandle, __pyx_callargs+__pyx_t_8, (1-__pyx_t_8) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 687, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 690, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
-  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 687, __pyx_L1_error)
+  __pyx_t_9 = __Pyx_PyLong_As_uint64_t(__pyx_t_5); if (unlikely((__pyx_t_9 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 690, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
   __pyx_v_self->handle = ((TVMFFIObjectHandle)((uint64_t)__pyx_t_9));
 
 
-  /* "tvmfast/_core.pyx":688
+  /* "tvmfast/_core.pyx":691
  *         self.function = resolve_function(obj, name)
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)             # <<<<<<<<<<<<<<
@@ -12094,27 +12114,27 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
 
     __pyx_t_10 = -1;
   } else {
-    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 688, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyNumber_Int(__pyx_v_num_args); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 691, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 688, __pyx_L1_error)
+    __pyx_t_11 = __Pyx_PyLong_As_int(__pyx_t_5); if (unlikely((__pyx_t_11 == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 691, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
     __pyx_t_10 = __pyx_t_11;
   }
 
   __pyx_v_self->num_args = __pyx_t_10;
 
-  /* "tvmfast/_core.pyx":689
+  /* "tvmfast/_core.pyx":692
  *         self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)             # <<<<<<<<<<<<<<
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
 */
-  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 689, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_release_gil); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 692, __pyx_L1_error)
   __pyx_v_self->release_gil = (!(!__pyx_t_1));
 
 
-  /* "tvmfast/_core.pyx":690
+  /* "tvmfast/_core.pyx":693
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -12125,7 +12145,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":691
+    /* "tvmfast/_core.pyx":694
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED             # <<<<<<<<<<<<<<
@@ -12134,7 +12154,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
 */
     __pyx_v_self->tensor_mode = __pyx_e_7tvmfast_5_core_TENSOR_MODE_UNDECIDED;
 
-    /* "tvmfast/_core.pyx":690
+    /* "tvmfast/_core.pyx":693
  *         self.num_args = -1 if num_args is None else int(num_args)
  *         self.release_gil = bool(release_gil)
  *         if owned_tensors is None:             # <<<<<<<<<<<<<<
@@ -12144,7 +12164,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
     goto __pyx_L7;
   }
 
-  /* "tvmfast/_core.pyx":693
+  /* "tvmfast/_core.pyx":696
  *             self.tensor_mode = TENSOR_MODE_UNDECIDED
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED             # <<<<<<<<<<<<<<
@@ -12152,7 +12172,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
  * 
 */
   /*else*/ {
-    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 693, __pyx_L1_error)
+    __pyx_t_1 = __Pyx_PyObject_IsTrue(__pyx_v_owned_tensors); if (unlikely((__pyx_t_1 < 0))) __PYX_ERR(0, 696, __pyx_L1_error)
     if (__pyx_t_1) {
 
       __pyx_t_12 = __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED;
@@ -12165,7 +12185,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
   }
   __pyx_L7:;
 
-  /* "tvmfast/_core.pyx":694
+  /* "tvmfast/_core.pyx":697
  *         else:
  *             self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
  *         self.seen_num_args = -1             # <<<<<<<<<<<<<<
@@ -12174,7 +12194,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
 */
   __pyx_v_self->seen_num_args = -1;
 
-  /* "tvmfast/_core.pyx":681
+  /* "tvmfast/_core.pyx":684
  *         self.handle = NULL
  * 
  *     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,             # <<<<<<<<<<<<<<
@@ -12198,7 +12218,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_2__init__(struct __pyx_obj_7
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":696
+/* "tvmfast/_core.pyx":699
  *         self.seen_num_args = -1
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -12231,7 +12251,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__get__", 0);
 
-  /* "tvmfast/_core.pyx":699
+  /* "tvmfast/_core.pyx":702
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -12243,7 +12263,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":700
+    /* "tvmfast/_core.pyx":703
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None             # <<<<<<<<<<<<<<
@@ -12260,7 +12280,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":699
+    /* "tvmfast/_core.pyx":702
  *     def owned_tensors(self):
  *         """True/False once decided; None until the first call with a tensor."""
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:             # <<<<<<<<<<<<<<
@@ -12269,14 +12289,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
 */
   }
 
-  /* "tvmfast/_core.pyx":701
+  /* "tvmfast/_core.pyx":704
  *         if self.tensor_mode == TENSOR_MODE_UNDECIDED:
  *             return None
  *         return self.tensor_mode == TENSOR_MODE_OWNED             # <<<<<<<<<<<<<<
  * 
  *     def __call__(self, *args):
 */
-  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 701, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyBool_FromLong((__pyx_v_self->tensor_mode == __pyx_e_7tvmfast_5_core_TENSOR_MODE_OWNED)); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 704, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   {
     PyObject *__pyx_temp;
@@ -12289,7 +12309,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":696
+  /* "tvmfast/_core.pyx":699
  *         self.seen_num_args = -1
  * 
  *     @property             # <<<<<<<<<<<<<<
@@ -12308,7 +12328,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_13owned_tensors___get_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":703
+/* "tvmfast/_core.pyx":706
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -12354,15 +12374,15 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4__call__(struct __pyx
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":705
+  /* "tvmfast/_core.pyx":708
  *     def __call__(self, *args):
  *         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
  *         return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 705, __pyx_L1_error)
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_bound_vectorcall(((PyObject *)__pyx_v_self), ((void **)PySequence_Fast_ITEMS(__pyx_v_args)), __pyx_t_1, NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 705, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 708, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_bound_vectorcall(((PyObject *)__pyx_v_self), ((void **)PySequence_Fast_ITEMS(__pyx_v_args)), __pyx_t_1, NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 708, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -12376,7 +12396,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4__call__(struct __pyx
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":703
+  /* "tvmfast/_core.pyx":706
  *         return self.tensor_mode == TENSOR_MODE_OWNED
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -12395,7 +12415,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_4__call__(struct __pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":707
+/* "tvmfast/_core.pyx":710
  *         return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12430,7 +12450,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":714
+  /* "tvmfast/_core.pyx":717
  *         cdef DLTensor* heap_dl
  *         cdef TVMFFIObjectHandle* heap_owned
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12456,17 +12476,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":715
+    /* "tvmfast/_core.pyx":718
  *         cdef TVMFFIObjectHandle* heap_owned
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)             # <<<<<<<<<<<<<<
  *         if n <= TVMFAST_STACK_ARGS:
  *             ret = self.convert_and_call(items, n, packed, dl, owned)
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 715, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 718, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":714
+    /* "tvmfast/_core.pyx":717
  *         cdef DLTensor* heap_dl
  *         cdef TVMFFIObjectHandle* heap_owned
  *         if self.num_args >= 0 and n != self.num_args:             # <<<<<<<<<<<<<<
@@ -12475,7 +12495,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":716
+  /* "tvmfast/_core.pyx":719
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         if n <= TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -12487,19 +12507,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":717
+    /* "tvmfast/_core.pyx":720
  *             raise_count_error(self.num_args, n)
  *         if n <= TVMFAST_STACK_ARGS:
  *             ret = self.convert_and_call(items, n, packed, dl, owned)             # <<<<<<<<<<<<<<
  *         else:
  *             # More arguments than the stack buffers hold: the same, on the heap.
 */
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(__pyx_v_self, __pyx_v_items, __pyx_v_n, __pyx_v_packed, __pyx_v_dl, __pyx_v_owned); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 717, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(__pyx_v_self, __pyx_v_items, __pyx_v_n, __pyx_v_packed, __pyx_v_dl, __pyx_v_owned); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 720, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_v_ret = __pyx_t_4;
     __pyx_t_4 = 0;
 
-    /* "tvmfast/_core.pyx":716
+    /* "tvmfast/_core.pyx":719
  *         if self.num_args >= 0 and n != self.num_args:
  *             raise_count_error(self.num_args, n)
  *         if n <= TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -12509,7 +12529,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     goto __pyx_L6;
   }
 
-  /* "tvmfast/_core.pyx":720
+  /* "tvmfast/_core.pyx":723
  *         else:
  *             # More arguments than the stack buffers hold: the same, on the heap.
  *             heap_packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -12519,7 +12539,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   /*else*/ {
     __pyx_v_heap_packed = ((TVMFFIAny *)malloc((__pyx_v_n * (sizeof(TVMFFIAny)))));
 
-    /* "tvmfast/_core.pyx":721
+    /* "tvmfast/_core.pyx":724
  *             # More arguments than the stack buffers hold: the same, on the heap.
  *             heap_packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *             heap_dl = <DLTensor*>malloc(n * sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -12528,7 +12548,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
     __pyx_v_heap_dl = ((DLTensor *)malloc((__pyx_v_n * (sizeof(DLTensor)))));
 
-    /* "tvmfast/_core.pyx":722
+    /* "tvmfast/_core.pyx":725
  *             heap_packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
  *             heap_dl = <DLTensor*>malloc(n * sizeof(DLTensor))
  *             heap_owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))             # <<<<<<<<<<<<<<
@@ -12537,7 +12557,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
     __pyx_v_heap_owned = ((TVMFFIObjectHandle *)malloc((__pyx_v_n * (sizeof(void *)))));
 
-    /* "tvmfast/_core.pyx":723
+    /* "tvmfast/_core.pyx":726
  *             heap_dl = <DLTensor*>malloc(n * sizeof(DLTensor))
  *             heap_owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))
  *             try:             # <<<<<<<<<<<<<<
@@ -12546,7 +12566,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
     /*try:*/ {
 
-      /* "tvmfast/_core.pyx":724
+      /* "tvmfast/_core.pyx":727
  *             heap_owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))
  *             try:
  *                 if heap_packed == NULL or heap_dl == NULL or heap_owned == NULL:             # <<<<<<<<<<<<<<
@@ -12582,16 +12602,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
       if (unlikely(__pyx_t_1)) {
 
 
-        /* "tvmfast/_core.pyx":725
+        /* "tvmfast/_core.pyx":728
  *             try:
  *                 if heap_packed == NULL or heap_dl == NULL or heap_owned == NULL:
  *                     raise MemoryError()             # <<<<<<<<<<<<<<
  *                 ret = self.convert_and_call(items, n, heap_packed, heap_dl, heap_owned)
  *             finally:
 */
-        PyErr_NoMemory(); __PYX_ERR(0, 725, __pyx_L8_error)
+        PyErr_NoMemory(); __PYX_ERR(0, 728, __pyx_L8_error)
 
-        /* "tvmfast/_core.pyx":724
+        /* "tvmfast/_core.pyx":727
  *             heap_owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))
  *             try:
  *                 if heap_packed == NULL or heap_dl == NULL or heap_owned == NULL:             # <<<<<<<<<<<<<<
@@ -12600,20 +12620,20 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
       }
 
-      /* "tvmfast/_core.pyx":726
+      /* "tvmfast/_core.pyx":729
  *                 if heap_packed == NULL or heap_dl == NULL or heap_owned == NULL:
  *                     raise MemoryError()
  *                 ret = self.convert_and_call(items, n, heap_packed, heap_dl, heap_owned)             # <<<<<<<<<<<<<<
  *             finally:
  *                 free(heap_packed)
 */
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(__pyx_v_self, __pyx_v_items, __pyx_v_n, __pyx_v_heap_packed, __pyx_v_heap_dl, __pyx_v_heap_owned); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 726, __pyx_L8_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(__pyx_v_self, __pyx_v_items, __pyx_v_n, __pyx_v_heap_packed, __pyx_v_heap_dl, __pyx_v_heap_owned); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 729, __pyx_L8_error)
       __Pyx_GOTREF(__pyx_t_4);
       __pyx_v_ret = __pyx_t_4;
       __pyx_t_4 = 0;
     }
 
-    /* "tvmfast/_core.pyx":728
+    /* "tvmfast/_core.pyx":731
  *                 ret = self.convert_and_call(items, n, heap_packed, heap_dl, heap_owned)
  *             finally:
  *                 free(heap_packed)             # <<<<<<<<<<<<<<
@@ -12624,7 +12644,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
       /*normal exit:*/{
         free(__pyx_v_heap_packed);
 
-        /* "tvmfast/_core.pyx":729
+        /* "tvmfast/_core.pyx":732
  *             finally:
  *                 free(heap_packed)
  *                 free(heap_dl)             # <<<<<<<<<<<<<<
@@ -12633,7 +12653,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
         free(__pyx_v_heap_dl);
 
-        /* "tvmfast/_core.pyx":730
+        /* "tvmfast/_core.pyx":733
  *                 free(heap_packed)
  *                 free(heap_dl)
  *                 free(heap_owned)             # <<<<<<<<<<<<<<
@@ -12660,7 +12680,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
         __pyx_t_3 = __pyx_lineno; __pyx_t_5 = __pyx_clineno; __pyx_t_6 = __pyx_filename;
         {
 
-          /* "tvmfast/_core.pyx":728
+          /* "tvmfast/_core.pyx":731
  *                 ret = self.convert_and_call(items, n, heap_packed, heap_dl, heap_owned)
  *             finally:
  *                 free(heap_packed)             # <<<<<<<<<<<<<<
@@ -12669,7 +12689,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
           free(__pyx_v_heap_packed);
 
-          /* "tvmfast/_core.pyx":729
+          /* "tvmfast/_core.pyx":732
  *             finally:
  *                 free(heap_packed)
  *                 free(heap_dl)             # <<<<<<<<<<<<<<
@@ -12678,7 +12698,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
           free(__pyx_v_heap_dl);
 
-          /* "tvmfast/_core.pyx":730
+          /* "tvmfast/_core.pyx":733
  *                 free(heap_packed)
  *                 free(heap_dl)
  *                 free(heap_owned)             # <<<<<<<<<<<<<<
@@ -12704,7 +12724,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   }
   __pyx_L6:;
 
-  /* "tvmfast/_core.pyx":731
+  /* "tvmfast/_core.pyx":734
  *                 free(heap_dl)
  *                 free(heap_owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12715,14 +12735,14 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":732
+    /* "tvmfast/_core.pyx":735
  *                 free(heap_owned)
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         self.seen_num_args = <int>n
  *         return ret
 */
-    __pyx_t_4 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 732, __pyx_L1_error)
+    __pyx_t_4 = ((struct __pyx_vtabstruct_7tvmfast_5_core_BoundFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 735, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     {
       PyObject *__pyx_temp;
@@ -12735,7 +12755,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
     __pyx_t_4 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":731
+    /* "tvmfast/_core.pyx":734
  *                 free(heap_dl)
  *                 free(heap_owned)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -12744,7 +12764,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   }
 
-  /* "tvmfast/_core.pyx":733
+  /* "tvmfast/_core.pyx":736
  *         if ret is RETRY_OWNED:
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n             # <<<<<<<<<<<<<<
@@ -12753,7 +12773,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
 */
   __pyx_v_self->seen_num_args = ((int)__pyx_v_n);
 
-  /* "tvmfast/_core.pyx":734
+  /* "tvmfast/_core.pyx":737
  *             return self.call_vector(items, n)
  *         self.seen_num_args = <int>n
  *         return ret             # <<<<<<<<<<<<<<
@@ -12771,7 +12791,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":707
+  /* "tvmfast/_core.pyx":710
  *         return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -12797,7 +12817,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":736
+/* "tvmfast/_core.pyx":739
  *         return ret
  * 
  *     cdef inline object convert_and_call(self, void** items, Py_ssize_t n, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
@@ -12828,7 +12848,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("convert_and_call", 0);
 
-  /* "tvmfast/_core.pyx":740
+  /* "tvmfast/_core.pyx":743
  *         cdef CallState st
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)             # <<<<<<<<<<<<<<
@@ -12837,7 +12857,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_st), __pyx_v_owned, __pyx_v_self->align_mask);
 
-  /* "tvmfast/_core.pyx":741
+  /* "tvmfast/_core.pyx":744
  *         cdef Py_ssize_t i
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -12846,7 +12866,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":742
+  /* "tvmfast/_core.pyx":745
  *         init_state(&st, owned, self.align_mask)
  *         st.items = items
  *         try:             # <<<<<<<<<<<<<<
@@ -12855,7 +12875,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":743
+    /* "tvmfast/_core.pyx":746
  *         st.items = items
  *         try:
  *             for i in range(n):             # <<<<<<<<<<<<<<
@@ -12869,26 +12889,26 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
     for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
       __pyx_v_i = __pyx_t_3;
 
-      /* "tvmfast/_core.pyx":744
+      /* "tvmfast/_core.pyx":747
  *         try:
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)             # <<<<<<<<<<<<<<
  *             return finish_call(self, packed, <int32_t>n, &st)
  *         finally:
 */
-      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 744, __pyx_L4_error)
+      __pyx_t_4 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_i])), __pyx_v_i, (&(__pyx_v_packed[__pyx_v_i])), (&(__pyx_v_dl[__pyx_v_i])), (&__pyx_v_st), __pyx_v_self->tensor_mode); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 747, __pyx_L4_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":745
+    /* "tvmfast/_core.pyx":748
  *             for i in range(n):
  *                 convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
  *             return finish_call(self, packed, <int32_t>n, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_5 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 745, __pyx_L4_error)
+    __pyx_t_5 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_self, __pyx_v_packed, ((int32_t)__pyx_v_n), (&__pyx_v_st)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 748, __pyx_L4_error)
     __Pyx_GOTREF(__pyx_t_5);
     {
       PyObject *__pyx_temp;
@@ -12902,7 +12922,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
     goto __pyx_L3_return;
   }
 
-  /* "tvmfast/_core.pyx":747
+  /* "tvmfast/_core.pyx":750
  *             return finish_call(self, packed, <int32_t>n, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -12950,7 +12970,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
     }
   }
 
-  /* "tvmfast/_core.pyx":736
+  /* "tvmfast/_core.pyx":739
  *         return ret
  * 
  *     cdef inline object convert_and_call(self, void** items, Py_ssize_t n, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
@@ -12971,7 +12991,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call(struct
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":749
+/* "tvmfast/_core.pyx":752
  *             release_state(&st)
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -13019,32 +13039,32 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_frozen,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 749, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 752, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 749, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 752, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 749, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "freeze", 0) < (0)) __PYX_ERR(0, 752, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 749, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, i); __PYX_ERR(0, 752, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 1)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 749, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 752, __pyx_L3_error)
     }
     __pyx_v_frozen = values[0];
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 749, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("freeze", 1, 1, 1, __pyx_nargs); __PYX_ERR(0, 752, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -13082,7 +13102,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("freeze", 0);
 
-  /* "tvmfast/_core.pyx":756
+  /* "tvmfast/_core.pyx":759
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -13096,7 +13116,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":757
+    /* "tvmfast/_core.pyx":760
  *         """
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")             # <<<<<<<<<<<<<<
@@ -13104,12 +13124,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
  *         if n < 0:
 */
     __pyx_t_4 = NULL;
-    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 757, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_frozen)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 760, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
-    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 757, __pyx_L1_error)
+    __pyx_t_6 = __Pyx_PyObject_FormatSimple(__pyx_t_5, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 760, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_6);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 757, __pyx_L1_error)
+    __pyx_t_5 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_takes_a_dict_posi, __pyx_t_6); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 760, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __pyx_t_7 = 1;
@@ -13118,14 +13138,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 757, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 760, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 757, __pyx_L1_error)
+    __PYX_ERR(0, 760, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":756
+    /* "tvmfast/_core.pyx":759
  *         ``num_args`` (given to :func:`bind`, or learned from a successful call).
  *         """
  *         if not isinstance(frozen, dict):             # <<<<<<<<<<<<<<
@@ -13134,7 +13154,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":758
+  /* "tvmfast/_core.pyx":761
  *         if not isinstance(frozen, dict):
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args             # <<<<<<<<<<<<<<
@@ -13153,7 +13173,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
 
   __pyx_v_n = __pyx_t_8;
 
-  /* "tvmfast/_core.pyx":759
+  /* "tvmfast/_core.pyx":762
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -13165,7 +13185,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":760
+    /* "tvmfast/_core.pyx":763
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:
  *             raise ValueError(             # <<<<<<<<<<<<<<
@@ -13178,14 +13198,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_needs_the_number};
       __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 760, __pyx_L1_error)
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 763, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
     }
     __Pyx_Raise(__pyx_t_3, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    __PYX_ERR(0, 760, __pyx_L1_error)
+    __PYX_ERR(0, 763, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":759
+    /* "tvmfast/_core.pyx":762
  *             raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
  *         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
  *         if n < 0:             # <<<<<<<<<<<<<<
@@ -13194,7 +13214,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":763
+  /* "tvmfast/_core.pyx":766
  *                 "tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), "
  *                 "or call the function once first")
  *         return FrozenFunction(self, frozen, n)             # <<<<<<<<<<<<<<
@@ -13202,7 +13222,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
  *     def prepare(self, *args):
 */
   __pyx_t_5 = NULL;
-  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 763, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyLong_From_int(__pyx_v_n); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 766, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_7 = 1;
   {
@@ -13210,7 +13230,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_callargs+__pyx_t_7, (4-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 763, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 766, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_3);
   }
   {
@@ -13224,7 +13244,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":749
+  /* "tvmfast/_core.pyx":752
  *             release_state(&st)
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
@@ -13247,7 +13267,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_6freeze(struct __pyx_o
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":765
+/* "tvmfast/_core.pyx":768
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -13304,7 +13324,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("prepare", 0);
 
-  /* "tvmfast/_core.pyx":772
+  /* "tvmfast/_core.pyx":775
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -13321,7 +13341,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
 
     goto __pyx_L4_bool_binop_done;
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 772, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 775, __pyx_L1_error)
   __pyx_t_2 = (__pyx_t_3 != __pyx_v_self->num_args);
 
 
@@ -13332,19 +13352,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":773
+    /* "tvmfast/_core.pyx":776
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))             # <<<<<<<<<<<<<<
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
 */
-    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 773, __pyx_L1_error)
-    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 773, __pyx_L1_error)
+    __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 776, __pyx_L1_error)
+    __pyx_t_4 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_args, __pyx_t_3); if (unlikely(__pyx_t_4 == ((int)-1))) __PYX_ERR(0, 776, __pyx_L1_error)
 
 
 
-    /* "tvmfast/_core.pyx":772
+    /* "tvmfast/_core.pyx":775
  *         are not (a changed shape is detected and raises).
  *         """
  *         if self.num_args >= 0 and len(args) != self.num_args:             # <<<<<<<<<<<<<<
@@ -13353,7 +13373,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
 */
   }
 
-  /* "tvmfast/_core.pyx":774
+  /* "tvmfast/_core.pyx":777
  *         if self.num_args >= 0 and len(args) != self.num_args:
  *             raise_count_error(self.num_args, len(args))
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))             # <<<<<<<<<<<<<<
@@ -13368,7 +13388,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_v_args};
     __pyx_t_9 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_enumerate, __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 774, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 777, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = 1;
@@ -13377,11 +13397,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
     __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(&PyDict_Type), __pyx_callargs+__pyx_t_11, (2-__pyx_t_11) | (__pyx_t_11*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 774, __pyx_L1_error)
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 777, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
   }
-  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 774, __pyx_L1_error)
-  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 774, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_3 == ((Py_ssize_t)-1))) __PYX_ERR(0, 777, __pyx_L1_error)
+  __pyx_t_9 = PyLong_FromSsize_t(__pyx_t_3); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 777, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_9);
 
   __pyx_t_11 = 1;
@@ -13391,7 +13411,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 774, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 777, __pyx_L1_error)
     __Pyx_GOTREF((PyObject *)__pyx_t_5);
   }
   {
@@ -13405,7 +13425,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
   __pyx_t_5 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":765
+  /* "tvmfast/_core.pyx":768
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
@@ -13429,7 +13449,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":776
+/* "tvmfast/_core.pyx":779
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -13479,44 +13499,44 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_name,&__pyx_mstate_global->__pyx_n_u_mutates_args,&__pyx_mstate_global->__pyx_n_u_example_args,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 776, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 779, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 776, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 779, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 776, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 779, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 776, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 779, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "as_torch_op", 0) < (0)) __PYX_ERR(0, 776, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "as_torch_op", 0) < (0)) __PYX_ERR(0, 779, __pyx_L3_error)
       if (!values[1]) values[1] = __Pyx_NewRef(((PyObject *)__pyx_mstate_global->__pyx_empty_tuple));
       if (!values[2]) values[2] = __Pyx_NewRef(((PyObject *)Py_None));
       for (Py_ssize_t i = __pyx_nargs; i < 1; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, i); __PYX_ERR(0, 776, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, i); __PYX_ERR(0, 779, __pyx_L3_error) }
       }
     } else {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 776, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 779, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 776, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 779, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 776, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 779, __pyx_L3_error)
         break;
         default: goto __pyx_L5_argtuple_error;
       }
@@ -13529,7 +13549,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 776, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("as_torch_op", 0, 1, 3, __pyx_nargs); __PYX_ERR(0, 779, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -13565,7 +13585,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("as_torch_op", 0);
 
-  /* "tvmfast/_core.pyx":785
+  /* "tvmfast/_core.pyx":788
  *         trace through it without a graph break.
  *         """
  *         from tvmfast.torch_op import make_torch_op             # <<<<<<<<<<<<<<
@@ -13574,14 +13594,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct _
 */
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_make_torch_op};
-    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvmfast_torch_op, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 785, __pyx_L1_error)
+    __pyx_t_2 = __Pyx_Import(__pyx_mstate_global->__pyx_n_u_tvmfast_torch_op, __pyx_imported_names, 1, NULL, 0); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 788, __pyx_L1_error)
   }
   __pyx_t_1 = __pyx_t_2;
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject* const __pyx_imported_names[] = {__pyx_mstate_global->__pyx_n_u_make_torch_op};
     __pyx_t_3 = 0; {
-      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 785, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_ImportFrom(__pyx_t_1, __pyx_imported_names[__pyx_t_3]); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 788, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       switch (__pyx_t_3) {
         case 0:
@@ -13595,7 +13615,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct _
   }
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":786
+  /* "tvmfast/_core.pyx":789
  *         """
  *         from tvmfast.torch_op import make_torch_op
  *         return make_torch_op(self, name, mutates_args, example_args)             # <<<<<<<<<<<<<<
@@ -13622,7 +13642,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct _
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_5, __pyx_callargs+__pyx_t_6, (5-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_4); __pyx_t_4 = 0;
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 786, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 789, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   {
@@ -13636,7 +13656,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct _
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":776
+  /* "tvmfast/_core.pyx":779
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -13658,7 +13678,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct _
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":788
+/* "tvmfast/_core.pyx":791
  *         return make_torch_op(self, name, mutates_args, example_args)
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -13696,21 +13716,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__repr__(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":789
+  /* "tvmfast/_core.pyx":792
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.BoundFunction num_args={self.num_args} release_gil={bool(self.release_gil)}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 789, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 792, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_t_2 = __pyx_v_self->release_gil;
 
-  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 789, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyBool_FromLong((!(!__pyx_t_2))); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 792, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
 
-  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 789, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyObject_FormatSimple(__pyx_t_3, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 792, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_BoundFunction_num_args;
@@ -13727,7 +13747,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__repr__(struct __py
   __pyx_t_7 |= __Pyx_PyUnicode_KIND_04(__pyx_t_5[3]);
   #endif
   __pyx_t_3 = __Pyx_PyUnicode_Join(__pyx_t_5, 5, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 789, __pyx_L1_error)
+  if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 792, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -13742,7 +13762,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__repr__(struct __py
   __pyx_t_3 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":788
+  /* "tvmfast/_core.pyx":791
  *         return make_torch_op(self, name, mutates_args, example_args)
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -13763,7 +13783,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_12__repr__(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pxd":38
+/* "tvmfast/_core.pxd":39
  *     cdef void* vectorcall        # vectorcallfunc; first field read through tp_vectorcall_offset
  *     cdef TVMFFIObjectHandle handle
  *     cdef readonly object function             # <<<<<<<<<<<<<<
@@ -13830,7 +13850,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8function___get__(stru
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pxd":39
+/* "tvmfast/_core.pxd":40
  *     cdef TVMFFIObjectHandle handle
  *     cdef readonly object function
  *     cdef readonly int num_args   # -1 when unknown             # <<<<<<<<<<<<<<
@@ -13869,7 +13889,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8num_args___get__(stru
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->num_args); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 39, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->num_args); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 40, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -13912,7 +13932,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8num_args___get__(stru
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pxd":40
+/* "tvmfast/_core.pxd":41
  *     cdef readonly object function
  *     cdef readonly int num_args   # -1 when unknown
  *     cdef public bint release_gil             # <<<<<<<<<<<<<<
@@ -13951,7 +13971,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_11release_gil___get__(
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->release_gil); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 40, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyBool_FromLong(__pyx_v_self->release_gil); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 41, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -14024,7 +14044,7 @@ static int __pyx_pf_7tvmfast_5_core_13BoundFunction_11release_gil_2__set__(struc
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_value); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 40, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyObject_IsTrue(__pyx_v_value); if (unlikely((__pyx_t_2 == (int)-1) && PyErr_Occurred())) __PYX_ERR(1, 41, __pyx_L4_error)
         __pyx_v_self->release_gil = __pyx_t_2;
       }
       /*finally:*/ {
@@ -14258,7 +14278,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_16__setstate_cython__(
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":792
+/* "tvmfast/_core.pyx":795
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -14283,7 +14303,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_count_error", 0);
 
-  /* "tvmfast/_core.pyx":793
+  /* "tvmfast/_core.pyx":796
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:
  *     raise TypeError(f"tvmfast: expected {expected} arguments, got {got}")             # <<<<<<<<<<<<<<
@@ -14291,9 +14311,9 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
  * 
 */
   __pyx_t_2 = NULL;
-  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 793, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyUnicode_From_int(__pyx_v_expected, 0, ' ', 'd'); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 796, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 793, __pyx_L1_error)
+  __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_got, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 796, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_4);
   __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_expected;
   __pyx_t_5[1] = __pyx_t_3;
@@ -14305,7 +14325,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   #endif
   __pyx_t_7 = 0;
   __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 4, __pyx_t_6, __pyx_t_7);
-  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 793, __pyx_L1_error)
+  if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 796, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
@@ -14315,14 +14335,14 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
     __pyx_t_1 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 793, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 796, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
   __Pyx_Raise(__pyx_t_1, 0, 0, 0);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __PYX_ERR(0, 793, __pyx_L1_error)
+  __PYX_ERR(0, 796, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":792
+  /* "tvmfast/_core.pyx":795
  * 
  * 
  * cdef int raise_count_error(int expected, Py_ssize_t got) except -1:             # <<<<<<<<<<<<<<
@@ -14344,7 +14364,7 @@ static int __pyx_f_7tvmfast_5_core_raise_count_error(int __pyx_v_expected, Py_ss
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":799
+/* "tvmfast/_core.pyx":802
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -14396,7 +14416,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
 static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_r;
 
-  /* "tvmfast/_core.pyx":800
+  /* "tvmfast/_core.pyx":803
  * 
  *     def __cinit__(self):
  *         self.vectorcall = <void*>frozen_vectorcall             # <<<<<<<<<<<<<<
@@ -14405,7 +14425,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->vectorcall = ((void *)__pyx_f_7tvmfast_5_core_frozen_vectorcall);
 
-  /* "tvmfast/_core.pyx":801
+  /* "tvmfast/_core.pyx":804
  *     def __cinit__(self):
  *         self.vectorcall = <void*>frozen_vectorcall
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
@@ -14414,7 +14434,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":802
+  /* "tvmfast/_core.pyx":805
  *         self.vectorcall = <void*>frozen_vectorcall
  *         self.dynamic_pos = NULL
  *         self.template = NULL             # <<<<<<<<<<<<<<
@@ -14423,7 +14443,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":803
+  /* "tvmfast/_core.pyx":806
  *         self.dynamic_pos = NULL
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -14432,7 +14452,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":804
+  /* "tvmfast/_core.pyx":807
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -14441,7 +14461,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":805
+  /* "tvmfast/_core.pyx":808
  *         self.frozen_dl = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -14450,7 +14470,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":806
+  /* "tvmfast/_core.pyx":809
  *         self.shape_copy = NULL
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -14459,7 +14479,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.owned = NULL;
 
-  /* "tvmfast/_core.pyx":807
+  /* "tvmfast/_core.pyx":810
  *         self.live_shape = NULL
  *         self.frozen_state.owned = NULL
  *         self.frozen_state.temps = NULL             # <<<<<<<<<<<<<<
@@ -14468,7 +14488,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
 */
   __pyx_v_self->frozen_state.temps = NULL;
 
-  /* "tvmfast/_core.pyx":799
+  /* "tvmfast/_core.pyx":802
  *     """A bound function with some (or all) arguments converted ahead of time."""
  * 
  *     def __cinit__(self):             # <<<<<<<<<<<<<<
@@ -14482,7 +14502,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction___cinit__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":809
+/* "tvmfast/_core.pyx":812
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -14530,46 +14550,46 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_bound,&__pyx_mstate_global->__pyx_n_u_frozen,&__pyx_mstate_global->__pyx_n_u_num_args,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL_TPNEW(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 809, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 812, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  3:
         values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 809, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 812, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 809, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 812, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 809, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 812, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 809, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "__init__", 0) < (0)) __PYX_ERR(0, 812, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 3; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 809, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, i); __PYX_ERR(0, 812, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 3)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 809, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 812, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 809, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 812, __pyx_L3_error)
       values[2] = __Pyx_ArgRef_FASTCALL_TPNEW(__pyx_args, 2);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 809, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[2])) __PYX_ERR(0, 812, __pyx_L3_error)
     }
     __pyx_v_bound = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)values[0]);
     __pyx_v_frozen = ((PyObject*)values[1]);
-    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 809, __pyx_L3_error)
+    __pyx_v_num_args = __Pyx_PyLong_As_int(values[2]); if (unlikely((__pyx_v_num_args == (int)-1) && PyErr_Occurred())) __PYX_ERR(0, 812, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 809, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("__init__", 1, 3, 3, __pyx_nargs); __PYX_ERR(0, 812, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -14580,8 +14600,8 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return -1;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 809, __pyx_L1_error)
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 809, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_bound), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, 1, "bound", 0))) __PYX_ERR(0, 812, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_frozen), (&PyDict_Type), 1, "frozen", 1))) __PYX_ERR(0, 812, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_v_self), __pyx_v_bound, __pyx_v_frozen, __pyx_v_num_args);
 
   /* function exit code */
@@ -14628,7 +14648,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__init__", 0);
 
-  /* "tvmfast/_core.pyx":810
+  /* "tvmfast/_core.pyx":813
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14640,7 +14660,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   if (unlikely(__pyx_t_1)) {
 
 
-    /* "tvmfast/_core.pyx":811
+    /* "tvmfast/_core.pyx":814
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")             # <<<<<<<<<<<<<<
@@ -14648,7 +14668,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
 */
     __pyx_t_3 = NULL;
-    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 811, __pyx_L1_error)
+    __pyx_t_4 = __Pyx_PyUnicode_From___pyx_anon_enum(__pyx_e_7tvmfast_5_core_TVMFAST_STACK_ARGS, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 814, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_4);
     __pyx_t_5[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_prepare_support_a;
     __pyx_t_5[1] = __pyx_t_4;
@@ -14659,7 +14679,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     #endif
     __pyx_t_7 = 0;
     __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_5, 3, __pyx_t_6, __pyx_t_7);
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 811, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 814, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
     __pyx_t_9 = 1;
@@ -14668,14 +14688,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_2 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 811, __pyx_L1_error)
+      if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 814, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_2);
     }
     __Pyx_Raise(__pyx_t_2, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    __PYX_ERR(0, 811, __pyx_L1_error)
+    __PYX_ERR(0, 814, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":810
+    /* "tvmfast/_core.pyx":813
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):
  *         if num_args > TVMFAST_STACK_ARGS:             # <<<<<<<<<<<<<<
@@ -14684,7 +14704,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   }
 
-  /* "tvmfast/_core.pyx":812
+  /* "tvmfast/_core.pyx":815
  *         if num_args > TVMFAST_STACK_ARGS:
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:             # <<<<<<<<<<<<<<
@@ -14694,9 +14714,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __pyx_t_6 = 0;
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-    __PYX_ERR(0, 812, __pyx_L1_error)
+    __PYX_ERR(0, 815, __pyx_L1_error)
   }
-  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 812, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_dict_iterator(__pyx_v_frozen, 1, ((PyObject *)NULL), (&__pyx_t_10), (&__pyx_t_7)); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 815, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_2);
   __pyx_t_2 = __pyx_t_8;
@@ -14704,12 +14724,12 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   while (1) {
     __pyx_t_11 = __Pyx_dict_iter_next(__pyx_t_2, __pyx_t_10, &__pyx_t_6, &__pyx_t_8, NULL, NULL, __pyx_t_7);
     if (unlikely(__pyx_t_11 == 0)) break;
-    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 812, __pyx_L1_error)
+    if (unlikely(__pyx_t_11 == -1)) __PYX_ERR(0, 815, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __Pyx_XDECREF_SET(__pyx_v_pos, __pyx_t_8);
     __pyx_t_8 = 0;
 
-    /* "tvmfast/_core.pyx":813
+    /* "tvmfast/_core.pyx":816
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14728,11 +14748,11 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 
       goto __pyx_L7_bool_binop_done;
     }
-    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 813, __pyx_L1_error)
+    __pyx_t_13 = __Pyx_PyObject_CompareBoolLe_int_object(__pyx_mstate_global->__pyx_int_0, __pyx_v_pos, Py_LE); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 816, __pyx_L1_error)
     if (__pyx_t_13) {
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 813, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_num_args); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 816, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 813, __pyx_L1_error)
+      __pyx_t_13 = __Pyx_PyObject_CompareBoolLt_object_int(__pyx_v_pos, __pyx_t_8, Py_LT); if (unlikely((__pyx_t_13 < 0))) __PYX_ERR(0, 816, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     }
     __pyx_t_12 = (!__pyx_t_13);
@@ -14745,7 +14765,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
     if (unlikely(__pyx_t_1)) {
 
 
-      /* "tvmfast/_core.pyx":814
+      /* "tvmfast/_core.pyx":817
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")             # <<<<<<<<<<<<<<
@@ -14753,9 +14773,9 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
  *         self.num_args = num_args
 */
       __pyx_t_3 = NULL;
-      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 814, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_pos), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 817, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 814, __pyx_L1_error)
+      __pyx_t_14 = __Pyx_PyUnicode_From_int(__pyx_v_num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 817, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_14);
       __pyx_t_15[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_freeze_position;
       __pyx_t_15[1] = __pyx_t_4;
@@ -14771,7 +14791,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
       __pyx_t_11 |= __Pyx_PyUnicode_KIND_04(__pyx_t_15[1]);
       #endif
       __pyx_t_17 = __Pyx_PyUnicode_Join(__pyx_t_15, 5, __pyx_t_16, __pyx_t_11);
-      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 814, __pyx_L1_error)
+      if (unlikely(!__pyx_t_17)) __PYX_ERR(0, 817, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_17);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
@@ -14781,14 +14801,14 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
         __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_9, (2-__pyx_t_9) | (__pyx_t_9*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
         __Pyx_DECREF(__pyx_t_17); __pyx_t_17 = 0;
-        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 814, __pyx_L1_error)
+        if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 817, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_8);
       }
       __Pyx_Raise(__pyx_t_8, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __PYX_ERR(0, 814, __pyx_L1_error)
+      __PYX_ERR(0, 817, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":813
+      /* "tvmfast/_core.pyx":816
  *             raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
  *         for pos in frozen:
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:             # <<<<<<<<<<<<<<
@@ -14799,7 +14819,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   }
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
 
-  /* "tvmfast/_core.pyx":815
+  /* "tvmfast/_core.pyx":818
  *             if not isinstance(pos, int) or not 0 <= pos < num_args:
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound             # <<<<<<<<<<<<<<
@@ -14811,7 +14831,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __Pyx_GOTREF((PyObject *)__pyx_v_self->bound);
   __Pyx_DECREF_SET(__pyx_v_self->bound, __pyx_v_bound);
 
-  /* "tvmfast/_core.pyx":816
+  /* "tvmfast/_core.pyx":819
  *                 raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
  *         self.bound = bound
  *         self.num_args = num_args             # <<<<<<<<<<<<<<
@@ -14820,7 +14840,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   __pyx_v_self->num_args = __pyx_v_num_args;
 
-  /* "tvmfast/_core.pyx":817
+  /* "tvmfast/_core.pyx":820
  *         self.bound = bound
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)             # <<<<<<<<<<<<<<
@@ -14829,13 +14849,13 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
 */
   if (unlikely(__pyx_v_frozen == Py_None)) {
     PyErr_SetString(PyExc_TypeError, "object of type \047NoneType\047 has no len()");
-    __PYX_ERR(0, 817, __pyx_L1_error)
+    __PYX_ERR(0, 820, __pyx_L1_error)
   }
-  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 817, __pyx_L1_error)
+  __pyx_t_10 = PyDict_Size(__pyx_v_frozen); if (unlikely(__pyx_t_10 == ((Py_ssize_t)-1))) __PYX_ERR(0, 820, __pyx_L1_error)
   __pyx_v_self->num_dynamic = (__pyx_v_num_args - __pyx_t_10);
 
 
-  /* "tvmfast/_core.pyx":818
+  /* "tvmfast/_core.pyx":821
  *         self.num_args = num_args
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen             # <<<<<<<<<<<<<<
@@ -14847,17 +14867,17 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   __Pyx_GOTREF(__pyx_v_self->frozen_values);
   __Pyx_DECREF_SET(__pyx_v_self->frozen_values, __pyx_v_frozen);
 
-  /* "tvmfast/_core.pyx":819
+  /* "tvmfast/_core.pyx":822
  *         self.num_dynamic = num_args - len(frozen)
  *         self.frozen_values = frozen
  *         self.build()             # <<<<<<<<<<<<<<
  * 
  *     cdef int build(self) except -1:
 */
-  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 819, __pyx_L1_error)
+  __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 822, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":809
+  /* "tvmfast/_core.pyx":812
  *         self.frozen_state.temps = NULL
  * 
  *     def __init__(self, BoundFunction bound, dict frozen, int num_args):             # <<<<<<<<<<<<<<
@@ -14884,7 +14904,7 @@ static int __pyx_pf_7tvmfast_5_core_14FrozenFunction_2__init__(struct __pyx_obj_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":821
+/* "tvmfast/_core.pyx":824
  *         self.build()
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
@@ -14914,7 +14934,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("build", 0);
 
-  /* "tvmfast/_core.pyx":824
+  /* "tvmfast/_core.pyx":827
  *         """Convert the frozen values into the argument template (again, after the
  *         function turned out to need owned tensors)."""
  *         cdef int i, d = 0, n = self.num_args             # <<<<<<<<<<<<<<
@@ -14926,7 +14946,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":826
+  /* "tvmfast/_core.pyx":829
  *         cdef int i, d = 0, n = self.num_args
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -14935,7 +14955,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":827
+  /* "tvmfast/_core.pyx":830
  *         cdef TVMFFIObjectHandle* owned
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -14959,7 +14979,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->__pyx_template = ((TVMFFIAny *)calloc(__pyx_t_3, (sizeof(TVMFFIAny))));
 
 
-  /* "tvmfast/_core.pyx":828
+  /* "tvmfast/_core.pyx":831
  *         self.free_buffers()
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))             # <<<<<<<<<<<<<<
@@ -14983,7 +15003,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->frozen_dl = ((DLTensor *)calloc(__pyx_t_2, (sizeof(DLTensor))));
 
 
-  /* "tvmfast/_core.pyx":829
+  /* "tvmfast/_core.pyx":832
  *         self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))             # <<<<<<<<<<<<<<
@@ -15007,7 +15027,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->dynamic_pos = ((int32_t *)calloc(__pyx_t_3, (sizeof(int32_t))));
 
 
-  /* "tvmfast/_core.pyx":830
+  /* "tvmfast/_core.pyx":833
  *         self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -15031,7 +15051,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_self->live_shape = ((int64_t const **)calloc(__pyx_t_2, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":831
+  /* "tvmfast/_core.pyx":834
  *         self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))             # <<<<<<<<<<<<<<
@@ -15055,7 +15075,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   __pyx_v_owned = ((TVMFFIObjectHandle *)calloc(__pyx_t_3, (sizeof(void *))));
 
 
-  /* "tvmfast/_core.pyx":832
+  /* "tvmfast/_core.pyx":835
  *         self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)             # <<<<<<<<<<<<<<
@@ -15064,7 +15084,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   __pyx_f_7tvmfast_5_core_init_state((&__pyx_v_self->frozen_state), __pyx_v_owned, __pyx_v_self->bound->align_mask);
 
-  /* "tvmfast/_core.pyx":833
+  /* "tvmfast/_core.pyx":836
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15092,7 +15112,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":834
+  /* "tvmfast/_core.pyx":837
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):             # <<<<<<<<<<<<<<
@@ -15126,7 +15146,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":833
+  /* "tvmfast/_core.pyx":836
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15136,16 +15156,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":835
+    /* "tvmfast/_core.pyx":838
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(n):
  *             if i in self.frozen_values:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 835, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 838, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":833
+    /* "tvmfast/_core.pyx":836
  *         owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
  *         init_state(&self.frozen_state, owned, self.bound.align_mask)
  *         if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL             # <<<<<<<<<<<<<<
@@ -15154,7 +15174,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   }
 
-  /* "tvmfast/_core.pyx":836
+  /* "tvmfast/_core.pyx":839
  *                 or self.live_shape == NULL or owned == NULL):
  *             raise MemoryError()
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -15168,25 +15188,25 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
     __pyx_v_i = __pyx_t_7;
 
-    /* "tvmfast/_core.pyx":837
+    /* "tvmfast/_core.pyx":840
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
 */
-    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 837, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 840, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
       PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not iterable");
-      __PYX_ERR(0, 837, __pyx_L1_error)
+      __PYX_ERR(0, 840, __pyx_L1_error)
     }
-    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 837, __pyx_L1_error)
+    __pyx_t_4 = (__Pyx_PyDict_ContainsTF(__pyx_t_8, __pyx_v_self->frozen_values, Py_EQ)); if (unlikely((__pyx_t_4 < 0))) __PYX_ERR(0, 840, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":838
+      /* "tvmfast/_core.pyx":841
  *         for i in range(n):
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],             # <<<<<<<<<<<<<<
@@ -15195,26 +15215,26 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
       if (unlikely(__pyx_v_self->frozen_values == Py_None)) {
         PyErr_SetString(PyExc_TypeError, "\047NoneType\047 object is not subscriptable");
-        __PYX_ERR(0, 838, __pyx_L1_error)
+        __PYX_ERR(0, 841, __pyx_L1_error)
       }
-      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 838, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyLong_From_int(__pyx_v_i); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 841, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 838, __pyx_L1_error)
+      __pyx_t_9 = __Pyx_PyDict_GetItem(__pyx_v_self->frozen_values, __pyx_t_8); if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 841, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_9);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "tvmfast/_core.pyx":839
+      /* "tvmfast/_core.pyx":842
  *             if i in self.frozen_values:
  *                 convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)             # <<<<<<<<<<<<<<
  *             else:
  *                 self.dynamic_pos[d] = i
 */
-      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 838, __pyx_L1_error)
+      __pyx_t_10 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)__pyx_t_9), __pyx_v_i, (&(__pyx_v_self->__pyx_template[__pyx_v_i])), (&(__pyx_v_self->frozen_dl[__pyx_v_i])), (&__pyx_v_self->frozen_state), __pyx_v_self->bound->tensor_mode); if (unlikely(__pyx_t_10 == ((int)-1))) __PYX_ERR(0, 841, __pyx_L1_error)
       __Pyx_DECREF(__pyx_t_9); __pyx_t_9 = 0;
 
 
-      /* "tvmfast/_core.pyx":837
+      /* "tvmfast/_core.pyx":840
  *             raise MemoryError()
  *         for i in range(n):
  *             if i in self.frozen_values:             # <<<<<<<<<<<<<<
@@ -15224,7 +15244,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
       goto __pyx_L11;
     }
 
-    /* "tvmfast/_core.pyx":841
+    /* "tvmfast/_core.pyx":844
  *                             &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
  *             else:
  *                 self.dynamic_pos[d] = i             # <<<<<<<<<<<<<<
@@ -15234,7 +15254,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     /*else*/ {
       (__pyx_v_self->dynamic_pos[__pyx_v_d]) = __pyx_v_i;
 
-      /* "tvmfast/_core.pyx":842
+      /* "tvmfast/_core.pyx":845
  *             else:
  *                 self.dynamic_pos[d] = i
  *                 d += 1             # <<<<<<<<<<<<<<
@@ -15247,17 +15267,17 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
 
 
-  /* "tvmfast/_core.pyx":843
+  /* "tvmfast/_core.pyx":846
  *                 self.dynamic_pos[d] = i
  *                 d += 1
  *         self.snapshot_shapes()             # <<<<<<<<<<<<<<
  *         self.num_tensor_slots = 0
  *         for i in range(n):
 */
-  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 843, __pyx_L1_error)
+  __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->snapshot_shapes(__pyx_v_self); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 846, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":844
+  /* "tvmfast/_core.pyx":847
  *                 d += 1
  *         self.snapshot_shapes()
  *         self.num_tensor_slots = 0             # <<<<<<<<<<<<<<
@@ -15266,7 +15286,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   __pyx_v_self->num_tensor_slots = 0;
 
-  /* "tvmfast/_core.pyx":845
+  /* "tvmfast/_core.pyx":848
  *         self.snapshot_shapes()
  *         self.num_tensor_slots = 0
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -15280,7 +15300,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
     __pyx_v_i = __pyx_t_7;
 
-    /* "tvmfast/_core.pyx":846
+    /* "tvmfast/_core.pyx":849
  *         self.num_tensor_slots = 0
  *         for i in range(n):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15292,7 +15312,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":847
+      /* "tvmfast/_core.pyx":850
  *         for i in range(n):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 self.num_tensor_slots += 1             # <<<<<<<<<<<<<<
@@ -15301,7 +15321,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
       __pyx_v_self->num_tensor_slots = (__pyx_v_self->num_tensor_slots + 1);
 
-      /* "tvmfast/_core.pyx":846
+      /* "tvmfast/_core.pyx":849
  *         self.num_tensor_slots = 0
  *         for i in range(n):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15312,7 +15332,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
 
 
-  /* "tvmfast/_core.pyx":848
+  /* "tvmfast/_core.pyx":851
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 self.num_tensor_slots += 1
  *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
@@ -15324,17 +15344,17 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":850
+    /* "tvmfast/_core.pyx":853
  *         if self.frozen_state.device_type >= 0:
  *             # Frozen tensors cannot move: check their devices once, here.
  *             check_devices(&self.frozen_state, self.template, n)             # <<<<<<<<<<<<<<
  *         return 0
  * 
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_check_devices((&__pyx_v_self->frozen_state), __pyx_v_self->__pyx_template, __pyx_v_n); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 850, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_check_devices((&__pyx_v_self->frozen_state), __pyx_v_self->__pyx_template, __pyx_v_n); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 853, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":848
+    /* "tvmfast/_core.pyx":851
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 self.num_tensor_slots += 1
  *         if self.frozen_state.device_type >= 0:             # <<<<<<<<<<<<<<
@@ -15343,7 +15363,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 */
   }
 
-  /* "tvmfast/_core.pyx":851
+  /* "tvmfast/_core.pyx":854
  *             # Frozen tensors cannot move: check their devices once, here.
  *             check_devices(&self.frozen_state, self.template, n)
  *         return 0             # <<<<<<<<<<<<<<
@@ -15356,7 +15376,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":821
+  /* "tvmfast/_core.pyx":824
  *         self.build()
  * 
  *     cdef int build(self) except -1:             # <<<<<<<<<<<<<<
@@ -15380,7 +15400,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":853
+/* "tvmfast/_core.pyx":856
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -15391,7 +15411,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
   int __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":854
+  /* "tvmfast/_core.pyx":857
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -15403,7 +15423,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":855
+    /* "tvmfast/_core.pyx":858
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)             # <<<<<<<<<<<<<<
@@ -15412,7 +15432,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_self->frozen_state));
 
-    /* "tvmfast/_core.pyx":856
+    /* "tvmfast/_core.pyx":859
  *         if self.frozen_state.owned != NULL:
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)             # <<<<<<<<<<<<<<
@@ -15421,7 +15441,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     free(__pyx_v_self->frozen_state.owned);
 
-    /* "tvmfast/_core.pyx":857
+    /* "tvmfast/_core.pyx":860
  *             release_state(&self.frozen_state)
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL             # <<<<<<<<<<<<<<
@@ -15430,7 +15450,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
     __pyx_v_self->frozen_state.owned = NULL;
 
-    /* "tvmfast/_core.pyx":854
+    /* "tvmfast/_core.pyx":857
  * 
  *     cdef void free_buffers(self) noexcept:
  *         if self.frozen_state.owned != NULL:             # <<<<<<<<<<<<<<
@@ -15439,7 +15459,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   }
 
-  /* "tvmfast/_core.pyx":858
+  /* "tvmfast/_core.pyx":861
  *             free(self.frozen_state.owned)
  *             self.frozen_state.owned = NULL
  *         free(self.template)             # <<<<<<<<<<<<<<
@@ -15448,7 +15468,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->__pyx_template);
 
-  /* "tvmfast/_core.pyx":859
+  /* "tvmfast/_core.pyx":862
  *             self.frozen_state.owned = NULL
  *         free(self.template)
  *         free(self.frozen_dl)             # <<<<<<<<<<<<<<
@@ -15457,7 +15477,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->frozen_dl);
 
-  /* "tvmfast/_core.pyx":860
+  /* "tvmfast/_core.pyx":863
  *         free(self.template)
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)             # <<<<<<<<<<<<<<
@@ -15466,7 +15486,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->dynamic_pos);
 
-  /* "tvmfast/_core.pyx":861
+  /* "tvmfast/_core.pyx":864
  *         free(self.frozen_dl)
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)             # <<<<<<<<<<<<<<
@@ -15475,7 +15495,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->shape_copy);
 
-  /* "tvmfast/_core.pyx":862
+  /* "tvmfast/_core.pyx":865
  *         free(self.dynamic_pos)
  *         free(self.shape_copy)
  *         free(self.live_shape)             # <<<<<<<<<<<<<<
@@ -15484,7 +15504,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   free(__pyx_v_self->live_shape);
 
-  /* "tvmfast/_core.pyx":863
+  /* "tvmfast/_core.pyx":866
  *         free(self.shape_copy)
  *         free(self.live_shape)
  *         self.template = NULL             # <<<<<<<<<<<<<<
@@ -15493,7 +15513,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->__pyx_template = NULL;
 
-  /* "tvmfast/_core.pyx":864
+  /* "tvmfast/_core.pyx":867
  *         free(self.live_shape)
  *         self.template = NULL
  *         self.frozen_dl = NULL             # <<<<<<<<<<<<<<
@@ -15502,7 +15522,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->frozen_dl = NULL;
 
-  /* "tvmfast/_core.pyx":865
+  /* "tvmfast/_core.pyx":868
  *         self.template = NULL
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL             # <<<<<<<<<<<<<<
@@ -15511,7 +15531,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->dynamic_pos = NULL;
 
-  /* "tvmfast/_core.pyx":866
+  /* "tvmfast/_core.pyx":869
  *         self.frozen_dl = NULL
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL             # <<<<<<<<<<<<<<
@@ -15520,7 +15540,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->shape_copy = NULL;
 
-  /* "tvmfast/_core.pyx":867
+  /* "tvmfast/_core.pyx":870
  *         self.dynamic_pos = NULL
  *         self.shape_copy = NULL
  *         self.live_shape = NULL             # <<<<<<<<<<<<<<
@@ -15529,7 +15549,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 */
   __pyx_v_self->live_shape = NULL;
 
-  /* "tvmfast/_core.pyx":853
+  /* "tvmfast/_core.pyx":856
  *         return 0
  * 
  *     cdef void free_buffers(self) noexcept:             # <<<<<<<<<<<<<<
@@ -15541,7 +15561,7 @@ static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_o
 
 }
 
-/* "tvmfast/_core.pyx":869
+/* "tvmfast/_core.pyx":872
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15566,7 +15586,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
 
-  /* "tvmfast/_core.pyx":875
+  /* "tvmfast/_core.pyx":878
  *         resize_(); keeping the producer's pointer lets each call notice that cheaply.
  *         """
  *         cdef int i, total = 0, off = 0             # <<<<<<<<<<<<<<
@@ -15576,7 +15596,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_total = 0;
   __pyx_v_off = 0;
 
-  /* "tvmfast/_core.pyx":877
+  /* "tvmfast/_core.pyx":880
  *         cdef int i, total = 0, off = 0
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15590,7 +15610,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":878
+    /* "tvmfast/_core.pyx":881
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15602,7 +15622,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":879
+      /* "tvmfast/_core.pyx":882
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim             # <<<<<<<<<<<<<<
@@ -15611,7 +15631,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_total = (__pyx_v_total + (2 * (__pyx_v_self->frozen_dl[__pyx_v_i]).ndim));
 
-      /* "tvmfast/_core.pyx":878
+      /* "tvmfast/_core.pyx":881
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15622,7 +15642,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":880
+  /* "tvmfast/_core.pyx":883
  *             if self.template[i].type_index == kTVMFFIDLTensorPtr:
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15646,7 +15666,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   __pyx_v_self->shape_copy = ((int64_t *)calloc(__pyx_t_6, (sizeof(int64_t))));
 
 
-  /* "tvmfast/_core.pyx":881
+  /* "tvmfast/_core.pyx":884
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -15658,16 +15678,16 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":882
+    /* "tvmfast/_core.pyx":885
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:
  *             raise MemoryError()             # <<<<<<<<<<<<<<
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
 */
-    PyErr_NoMemory(); __PYX_ERR(0, 882, __pyx_L1_error)
+    PyErr_NoMemory(); __PYX_ERR(0, 885, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":881
+    /* "tvmfast/_core.pyx":884
  *                 total += 2 * self.frozen_dl[i].ndim
  *         self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
  *         if self.shape_copy == NULL:             # <<<<<<<<<<<<<<
@@ -15676,7 +15696,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
   }
 
-  /* "tvmfast/_core.pyx":883
+  /* "tvmfast/_core.pyx":886
  *         if self.shape_copy == NULL:
  *             raise MemoryError()
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15690,7 +15710,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":884
+    /* "tvmfast/_core.pyx":887
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15702,7 +15722,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":885
+      /* "tvmfast/_core.pyx":888
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue             # <<<<<<<<<<<<<<
@@ -15711,7 +15731,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       goto __pyx_L7_continue;
 
-      /* "tvmfast/_core.pyx":884
+      /* "tvmfast/_core.pyx":887
  *             raise MemoryError()
  *         for i in range(self.num_args):
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -15720,7 +15740,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":886
+    /* "tvmfast/_core.pyx":889
  *             if self.template[i].type_index != kTVMFFIDLTensorPtr:
  *                 continue
  *             dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -15729,7 +15749,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-    /* "tvmfast/_core.pyx":887
+    /* "tvmfast/_core.pyx":890
  *                 continue
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape             # <<<<<<<<<<<<<<
@@ -15741,7 +15761,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     (__pyx_v_self->live_shape[__pyx_v_i]) = __pyx_t_7;
 
 
-    /* "tvmfast/_core.pyx":888
+    /* "tvmfast/_core.pyx":891
  *             dl = &self.frozen_dl[i]
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15750,7 +15770,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->shape, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-    /* "tvmfast/_core.pyx":889
+    /* "tvmfast/_core.pyx":892
  *             self.live_shape[i] = dl.shape
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15759,7 +15779,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_dl->shape = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-    /* "tvmfast/_core.pyx":890
+    /* "tvmfast/_core.pyx":893
  *             memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15768,7 +15788,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     __pyx_v_off = (__pyx_v_off + __pyx_v_dl->ndim);
 
-    /* "tvmfast/_core.pyx":891
+    /* "tvmfast/_core.pyx":894
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15780,7 +15800,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":892
+      /* "tvmfast/_core.pyx":895
  *             off += dl.ndim
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))             # <<<<<<<<<<<<<<
@@ -15789,7 +15809,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       (void)(memcpy((&(__pyx_v_self->shape_copy[__pyx_v_off])), __pyx_v_dl->strides, (__pyx_v_dl->ndim * (sizeof(int64_t)))));
 
-      /* "tvmfast/_core.pyx":893
+      /* "tvmfast/_core.pyx":896
  *             if dl.strides != NULL:
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]             # <<<<<<<<<<<<<<
@@ -15798,7 +15818,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
       __pyx_v_dl->strides = (&(__pyx_v_self->shape_copy[__pyx_v_off]));
 
-      /* "tvmfast/_core.pyx":891
+      /* "tvmfast/_core.pyx":894
  *             dl.shape = &self.shape_copy[off]
  *             off += dl.ndim
  *             if dl.strides != NULL:             # <<<<<<<<<<<<<<
@@ -15807,7 +15827,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
 */
     }
 
-    /* "tvmfast/_core.pyx":894
+    /* "tvmfast/_core.pyx":897
  *                 memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim             # <<<<<<<<<<<<<<
@@ -15819,7 +15839,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
 
 
-  /* "tvmfast/_core.pyx":895
+  /* "tvmfast/_core.pyx":898
  *                 dl.strides = &self.shape_copy[off]
  *             off += dl.ndim
  *         return 0             # <<<<<<<<<<<<<<
@@ -15832,7 +15852,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":869
+  /* "tvmfast/_core.pyx":872
  *         self.live_shape = NULL
  * 
  *     cdef int snapshot_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15853,7 +15873,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":897
+/* "tvmfast/_core.pyx":900
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -15876,7 +15896,7 @@ static void __pyx_pw_7tvmfast_5_core_14FrozenFunction_5__dealloc__(PyObject *__p
 
 static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self) {
 
-  /* "tvmfast/_core.pyx":898
+  /* "tvmfast/_core.pyx":901
  * 
  *     def __dealloc__(self):
  *         self.free_buffers()             # <<<<<<<<<<<<<<
@@ -15885,7 +15905,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 */
   ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->free_buffers(__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":897
+  /* "tvmfast/_core.pyx":900
  *         return 0
  * 
  *     def __dealloc__(self):             # <<<<<<<<<<<<<<
@@ -15897,7 +15917,7 @@ static void __pyx_pf_7tvmfast_5_core_14FrozenFunction_4__dealloc__(struct __pyx_
 
 }
 
-/* "tvmfast/_core.pyx":900
+/* "tvmfast/_core.pyx":903
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -15927,7 +15947,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("check_frozen_shapes", 0);
 
-  /* "tvmfast/_core.pyx":903
+  /* "tvmfast/_core.pyx":906
  *         cdef int i
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):             # <<<<<<<<<<<<<<
@@ -15941,7 +15961,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":904
+    /* "tvmfast/_core.pyx":907
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -15953,7 +15973,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":905
+      /* "tvmfast/_core.pyx":908
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -15962,7 +15982,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       __pyx_v_dl = (&(__pyx_v_self->frozen_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":906
+      /* "tvmfast/_core.pyx":909
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -15974,7 +15994,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
       if (unlikely(__pyx_t_4)) {
 
 
-        /* "tvmfast/_core.pyx":907
+        /* "tvmfast/_core.pyx":910
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(             # <<<<<<<<<<<<<<
@@ -15983,14 +16003,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
         __pyx_t_6 = NULL;
 
-        /* "tvmfast/_core.pyx":908
+        /* "tvmfast/_core.pyx":911
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
  *                     raise RuntimeError(
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "             # <<<<<<<<<<<<<<
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0
 */
-        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 908, __pyx_L1_error)
+        __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 911, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_7);
         __pyx_t_8[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_frozen_argument;
         __pyx_t_8[1] = __pyx_t_7;
@@ -16001,7 +16021,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
         #endif
         __pyx_t_10 = 0;
         __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_8, 3, __pyx_t_9, __pyx_t_10);
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 908, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 911, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
         __pyx_t_12 = 1;
@@ -16010,14 +16030,14 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
           __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_RuntimeError)), __pyx_callargs+__pyx_t_12, (2-__pyx_t_12) | (__pyx_t_12*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
           __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 907, __pyx_L1_error)
+          if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 910, __pyx_L1_error)
           __Pyx_GOTREF(__pyx_t_5);
         }
         __Pyx_Raise(__pyx_t_5, 0, 0, 0);
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        __PYX_ERR(0, 907, __pyx_L1_error)
+        __PYX_ERR(0, 910, __pyx_L1_error)
 
-        /* "tvmfast/_core.pyx":906
+        /* "tvmfast/_core.pyx":909
  *             if self.live_shape[i] != NULL:
  *                 dl = &self.frozen_dl[i]
  *                 if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:             # <<<<<<<<<<<<<<
@@ -16026,7 +16046,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 */
       }
 
-      /* "tvmfast/_core.pyx":904
+      /* "tvmfast/_core.pyx":907
  *         cdef DLTensor* dl
  *         for i in range(self.num_args):
  *             if self.live_shape[i] != NULL:             # <<<<<<<<<<<<<<
@@ -16037,7 +16057,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
 
 
-  /* "tvmfast/_core.pyx":910
+  /* "tvmfast/_core.pyx":913
  *                         f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0             # <<<<<<<<<<<<<<
@@ -16050,7 +16070,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":900
+  /* "tvmfast/_core.pyx":903
  *         self.free_buffers()
  * 
  *     cdef int check_frozen_shapes(self) except -1:             # <<<<<<<<<<<<<<
@@ -16074,7 +16094,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":912
+/* "tvmfast/_core.pyx":915
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -16120,15 +16140,15 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":914
+  /* "tvmfast/_core.pyx":917
  *     def __call__(self, *args):
  *         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
  *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 914, __pyx_L1_error)
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_frozen_vectorcall(((PyObject *)__pyx_v_self), ((void **)PySequence_Fast_ITEMS(__pyx_v_args)), __pyx_t_1, NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 914, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 917, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_frozen_vectorcall(((PyObject *)__pyx_v_self), ((void **)PySequence_Fast_ITEMS(__pyx_v_args)), __pyx_t_1, NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 917, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -16142,7 +16162,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":912
+  /* "tvmfast/_core.pyx":915
  *         return 0
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
@@ -16161,7 +16181,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":916
+/* "tvmfast/_core.pyx":919
  *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -16200,7 +16220,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":923
+  /* "tvmfast/_core.pyx":926
  *         cdef Py_ssize_t k
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound             # <<<<<<<<<<<<<<
@@ -16212,7 +16232,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   __pyx_v_fn = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":924
+  /* "tvmfast/_core.pyx":927
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16224,17 +16244,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":925
+    /* "tvmfast/_core.pyx":928
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)             # <<<<<<<<<<<<<<
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 925, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 928, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":924
+    /* "tvmfast/_core.pyx":927
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16243,17 +16263,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":926
+  /* "tvmfast/_core.pyx":929
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()             # <<<<<<<<<<<<<<
  *         st = self.frozen_state
  *         st.owned = owned
 */
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 926, __pyx_L1_error)
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 929, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":927
+  /* "tvmfast/_core.pyx":930
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()
  *         st = self.frozen_state             # <<<<<<<<<<<<<<
@@ -16264,7 +16284,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 
   __pyx_v_st = __pyx_t_4;
 
-  /* "tvmfast/_core.pyx":928
+  /* "tvmfast/_core.pyx":931
  *         self.check_frozen_shapes()
  *         st = self.frozen_state
  *         st.owned = owned             # <<<<<<<<<<<<<<
@@ -16273,7 +16293,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":929
+  /* "tvmfast/_core.pyx":932
  *         st = self.frozen_state
  *         st.owned = owned
  *         st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -16282,7 +16302,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.n_owned = 0;
 
-  /* "tvmfast/_core.pyx":930
+  /* "tvmfast/_core.pyx":933
  *         st.owned = owned
  *         st.n_owned = 0
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -16291,7 +16311,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.temps = NULL;
 
-  /* "tvmfast/_core.pyx":931
+  /* "tvmfast/_core.pyx":934
  *         st.n_owned = 0
  *         st.temps = NULL
  *         st.items = items             # <<<<<<<<<<<<<<
@@ -16300,7 +16320,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.items = __pyx_v_items;
 
-  /* "tvmfast/_core.pyx":932
+  /* "tvmfast/_core.pyx":935
  *         st.temps = NULL
  *         st.items = items
  *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
@@ -16309,7 +16329,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   __pyx_v_st.frozen = ((void *)__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":933
+  /* "tvmfast/_core.pyx":936
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
@@ -16321,7 +16341,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":936
+    /* "tvmfast/_core.pyx":939
  *             # Prepared: the template is complete and only read by the callee, and its
  *             # devices were checked when it was built.
  *             st.devices_checked = 1             # <<<<<<<<<<<<<<
@@ -16330,19 +16350,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
     __pyx_v_st.devices_checked = 1;
 
-    /* "tvmfast/_core.pyx":937
+    /* "tvmfast/_core.pyx":940
  *             # devices were checked when it was built.
  *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *             if ret is RETRY_OWNED:
  *                 self.build()
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 937, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 940, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "tvmfast/_core.pyx":938
+    /* "tvmfast/_core.pyx":941
  *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16353,24 +16373,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":939
+      /* "tvmfast/_core.pyx":942
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:
  *                 self.build()             # <<<<<<<<<<<<<<
  *                 return self.call_vector(items, n)
  *             return ret
 */
-      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 939, __pyx_L1_error)
+      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 942, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":940
+      /* "tvmfast/_core.pyx":943
  *             if ret is RETRY_OWNED:
  *                 self.build()
  *                 return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
 */
-      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 940, __pyx_L1_error)
+      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 943, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       {
         PyObject *__pyx_temp;
@@ -16383,7 +16403,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
       __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":938
+      /* "tvmfast/_core.pyx":941
  *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16392,7 +16412,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":941
+    /* "tvmfast/_core.pyx":944
  *                 self.build()
  *                 return self.call_vector(items, n)
  *             return ret             # <<<<<<<<<<<<<<
@@ -16410,7 +16430,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":933
+    /* "tvmfast/_core.pyx":936
  *         st.items = items
  *         st.frozen = <void*>self
  *         if n == 0:             # <<<<<<<<<<<<<<
@@ -16419,7 +16439,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":942
+  /* "tvmfast/_core.pyx":945
  *                 return self.call_vector(items, n)
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -16428,7 +16448,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_self->__pyx_template, (__pyx_v_self->num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":943
+  /* "tvmfast/_core.pyx":946
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:             # <<<<<<<<<<<<<<
@@ -16437,7 +16457,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":944
+    /* "tvmfast/_core.pyx":947
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:
  *             for k in range(n):             # <<<<<<<<<<<<<<
@@ -16451,7 +16471,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
       __pyx_v_k = __pyx_t_7;
 
-      /* "tvmfast/_core.pyx":945
+      /* "tvmfast/_core.pyx":948
  *         try:
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]             # <<<<<<<<<<<<<<
@@ -16460,32 +16480,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
       __pyx_v_pos = (__pyx_v_self->dynamic_pos[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":946
+      /* "tvmfast/_core.pyx":949
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 946, __pyx_L7_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 949, __pyx_L7_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":947
+    /* "tvmfast/_core.pyx":950
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 947, __pyx_L7_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 950, __pyx_L7_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
   }
 
-  /* "tvmfast/_core.pyx":949
+  /* "tvmfast/_core.pyx":952
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -16530,7 +16550,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_L8:;
   }
 
-  /* "tvmfast/_core.pyx":950
+  /* "tvmfast/_core.pyx":953
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16541,24 +16561,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":951
+    /* "tvmfast/_core.pyx":954
  *             release_state(&st)
  *         if ret is RETRY_OWNED:
  *             self.build()             # <<<<<<<<<<<<<<
  *             return self.call_vector(items, n)
  *         return ret
 */
-    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 951, __pyx_L1_error)
+    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 954, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":952
+    /* "tvmfast/_core.pyx":955
  *         if ret is RETRY_OWNED:
  *             self.build()
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         return ret
  * 
 */
-    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 952, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 955, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     {
       PyObject *__pyx_temp;
@@ -16571,7 +16591,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_t_1 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":950
+    /* "tvmfast/_core.pyx":953
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16580,7 +16600,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":953
+  /* "tvmfast/_core.pyx":956
  *             self.build()
  *             return self.call_vector(items, n)
  *         return ret             # <<<<<<<<<<<<<<
@@ -16598,7 +16618,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":916
+  /* "tvmfast/_core.pyx":919
  *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -16625,7 +16645,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":955
+/* "tvmfast/_core.pyx":958
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -16705,17 +16725,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_ptrs", 0);
 
-  /* "tvmfast/_core.pyx":968
+  /* "tvmfast/_core.pyx":971
  *         cdef TVMFFIObjectHandle owned[1]
  *         cdef CallState st
  *         cdef Py_ssize_t i, n = len(ptrs)             # <<<<<<<<<<<<<<
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:
 */
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 968, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 971, __pyx_L1_error)
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":970
+  /* "tvmfast/_core.pyx":973
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -16741,7 +16761,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":971
+    /* "tvmfast/_core.pyx":974
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")             # <<<<<<<<<<<<<<
@@ -16754,14 +16774,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 971, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 974, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 971, __pyx_L1_error)
+    __PYX_ERR(0, 974, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":970
+    /* "tvmfast/_core.pyx":973
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -16770,7 +16790,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":972
+  /* "tvmfast/_core.pyx":975
  *         if self.template == NULL or self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -16782,7 +16802,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":973
+    /* "tvmfast/_core.pyx":976
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_slots:
  *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")             # <<<<<<<<<<<<<<
@@ -16790,9 +16810,9 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *             p = <PyObject*>ptrs[i]
 */
     __pyx_t_5 = NULL;
-    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_tensor_slots, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 973, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_tensor_slots, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 976, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 973, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 976, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_expected;
     __pyx_t_9[1] = __pyx_t_7;
@@ -16804,7 +16824,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     #endif
     __pyx_t_10 = 0;
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_1, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 973, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 976, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
@@ -16814,14 +16834,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 973, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 976, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 973, __pyx_L1_error)
+    __PYX_ERR(0, 976, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":972
+    /* "tvmfast/_core.pyx":975
  *         if self.template == NULL or self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -16830,7 +16850,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":974
+  /* "tvmfast/_core.pyx":977
  *         if n != self.num_tensor_slots:
  *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -16844,7 +16864,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":975
+    /* "tvmfast/_core.pyx":978
  *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
  *         for i in range(n):
  *             p = <PyObject*>ptrs[i]             # <<<<<<<<<<<<<<
@@ -16853,7 +16873,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     __pyx_v_p = ((PyObject *)__Pyx_PyTuple_GET_ITEM(__pyx_v_ptrs, __pyx_v_i));
 
-    /* "tvmfast/_core.pyx":976
+    /* "tvmfast/_core.pyx":979
  *         for i in range(n):
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:             # <<<<<<<<<<<<<<
@@ -16865,7 +16885,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":977
+      /* "tvmfast/_core.pyx":980
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")             # <<<<<<<<<<<<<<
@@ -16873,11 +16893,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 address = PyLong_AsUnsignedLongLong(p)
 */
       __pyx_t_11 = NULL;
-      __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 977, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 980, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_8 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_p); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 977, __pyx_L1_error)
+      __pyx_t_8 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_p); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 980, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 977, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 980, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
@@ -16893,7 +16913,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[3]);
       #endif
       __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 977, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 980, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -16903,14 +16923,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 977, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 980, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 977, __pyx_L1_error)
+      __PYX_ERR(0, 980, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":976
+      /* "tvmfast/_core.pyx":979
  *         for i in range(n):
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:             # <<<<<<<<<<<<<<
@@ -16919,7 +16939,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":978
+    /* "tvmfast/_core.pyx":981
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             try:             # <<<<<<<<<<<<<<
@@ -16935,17 +16955,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __Pyx_XGOTREF(__pyx_t_17);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":979
+        /* "tvmfast/_core.pyx":982
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             try:
  *                 address = PyLong_AsUnsignedLongLong(p)             # <<<<<<<<<<<<<<
  *             except OverflowError:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
 */
-        __pyx_t_18 = PyLong_AsUnsignedLongLong(__pyx_v_p); if (unlikely(__pyx_t_18 == ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)-1L)) && PyErr_Occurred())) __PYX_ERR(0, 979, __pyx_L10_error)
+        __pyx_t_18 = PyLong_AsUnsignedLongLong(__pyx_v_p); if (unlikely(__pyx_t_18 == ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)-1L)) && PyErr_Occurred())) __PYX_ERR(0, 982, __pyx_L10_error)
         __pyx_v_address = __pyx_t_18;
 
-        /* "tvmfast/_core.pyx":978
+        /* "tvmfast/_core.pyx":981
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             try:             # <<<<<<<<<<<<<<
@@ -16964,7 +16984,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "tvmfast/_core.pyx":980
+      /* "tvmfast/_core.pyx":983
  *             try:
  *                 address = PyLong_AsUnsignedLongLong(p)
  *             except OverflowError:             # <<<<<<<<<<<<<<
@@ -16974,12 +16994,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_OverflowError))));
       if (__pyx_t_10) {
         __Pyx_AddTraceback("tvmfast._core.FrozenFunction.call_ptrs", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_4, &__pyx_t_8, &__pyx_t_11) < 0) __PYX_ERR(0, 980, __pyx_L12_except_error)
+        if (__Pyx_GetException(&__pyx_t_4, &__pyx_t_8, &__pyx_t_11) < 0) __PYX_ERR(0, 983, __pyx_L12_except_error)
         __Pyx_XGOTREF(__pyx_t_4);
         __Pyx_XGOTREF(__pyx_t_8);
         __Pyx_XGOTREF(__pyx_t_11);
 
-        /* "tvmfast/_core.pyx":981
+        /* "tvmfast/_core.pyx":984
  *                 address = PyLong_AsUnsignedLongLong(p)
  *             except OverflowError:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None             # <<<<<<<<<<<<<<
@@ -16987,9 +17007,9 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
 */
         __pyx_t_5 = NULL;
-        __pyx_t_19 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 981, __pyx_L12_except_error)
+        __pyx_t_19 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 984, __pyx_L12_except_error)
         __Pyx_GOTREF(__pyx_t_19);
-        __pyx_t_20 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 981, __pyx_L12_except_error)
+        __pyx_t_20 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 984, __pyx_L12_except_error)
         __Pyx_GOTREF(__pyx_t_20);
         __pyx_t_21[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
         __pyx_t_21[1] = __pyx_t_19;
@@ -17005,7 +17025,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_21[3]);
         #endif
         __pyx_t_22 = __Pyx_PyUnicode_Join(__pyx_t_21, 5, __pyx_t_14, __pyx_t_10);
-        if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 981, __pyx_L12_except_error)
+        if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 984, __pyx_L12_except_error)
         __Pyx_GOTREF(__pyx_t_22);
         __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
         __Pyx_DECREF(__pyx_t_20); __pyx_t_20 = 0;
@@ -17015,16 +17035,16 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
           __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
           __Pyx_DECREF(__pyx_t_22); __pyx_t_22 = 0;
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 981, __pyx_L12_except_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 984, __pyx_L12_except_error)
           __Pyx_GOTREF(__pyx_t_7);
         }
         __Pyx_Raise(__pyx_t_7, 0, 0, Py_None);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        __PYX_ERR(0, 981, __pyx_L12_except_error)
+        __PYX_ERR(0, 984, __pyx_L12_except_error)
       }
       goto __pyx_L12_except_error;
 
-      /* "tvmfast/_core.pyx":978
+      /* "tvmfast/_core.pyx":981
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             try:             # <<<<<<<<<<<<<<
@@ -17040,7 +17060,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_L17_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":982
+    /* "tvmfast/_core.pyx":985
  *             except OverflowError:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
  *             if address == 0:             # <<<<<<<<<<<<<<
@@ -17052,7 +17072,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":983
+      /* "tvmfast/_core.pyx":986
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")             # <<<<<<<<<<<<<<
@@ -17060,7 +17080,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 raise ValueError(
 */
       __pyx_t_8 = NULL;
-      __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 983, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 986, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __pyx_t_23[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_23[1] = __pyx_t_4;
@@ -17071,7 +17091,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       #endif
       __pyx_t_10 = 0;
       __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_23, 3, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 983, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 986, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_6 = 1;
@@ -17080,14 +17100,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 983, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 986, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
       }
       __Pyx_Raise(__pyx_t_11, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      __PYX_ERR(0, 983, __pyx_L1_error)
+      __PYX_ERR(0, 986, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":982
+      /* "tvmfast/_core.pyx":985
  *             except OverflowError:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
  *             if address == 0:             # <<<<<<<<<<<<<<
@@ -17096,7 +17116,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":984
+    /* "tvmfast/_core.pyx":987
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:             # <<<<<<<<<<<<<<
@@ -17108,7 +17128,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":985
+      /* "tvmfast/_core.pyx":988
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:
  *                 raise ValueError(             # <<<<<<<<<<<<<<
@@ -17117,29 +17137,29 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
       __pyx_t_7 = NULL;
 
-      /* "tvmfast/_core.pyx":986
+      /* "tvmfast/_core.pyx":989
  *             if address & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "             # <<<<<<<<<<<<<<
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address
 */
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 986, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 989, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_address); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 986, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_address); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 989, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_22 = __Pyx_PyObject_Format(__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 986, __pyx_L1_error)
+      __pyx_t_22 = __Pyx_PyObject_Format(__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 989, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_22);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-      /* "tvmfast/_core.pyx":987
+      /* "tvmfast/_core.pyx":990
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")             # <<<<<<<<<<<<<<
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)
 */
-      __pyx_t_4 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 987, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 990, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __pyx_t_24[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_24[1] = __pyx_t_8;
@@ -17149,7 +17169,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_24[5] = __pyx_t_4;
       __pyx_t_24[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned;
 
-      /* "tvmfast/_core.pyx":986
+      /* "tvmfast/_core.pyx":989
  *             if address & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "             # <<<<<<<<<<<<<<
@@ -17165,7 +17185,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_24[3]);
       #endif
       __pyx_t_5 = __Pyx_PyUnicode_Join(__pyx_t_24, 7, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 986, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 989, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_22); __pyx_t_22 = 0;
@@ -17176,14 +17196,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 985, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 988, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
       }
       __Pyx_Raise(__pyx_t_11, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      __PYX_ERR(0, 985, __pyx_L1_error)
+      __PYX_ERR(0, 988, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":984
+      /* "tvmfast/_core.pyx":987
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:             # <<<<<<<<<<<<<<
@@ -17192,7 +17212,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":988
+    /* "tvmfast/_core.pyx":991
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address             # <<<<<<<<<<<<<<
@@ -17203,7 +17223,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   }
 
 
-  /* "tvmfast/_core.pyx":989
+  /* "tvmfast/_core.pyx":992
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)             # <<<<<<<<<<<<<<
@@ -17212,7 +17232,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_f_7tvmfast_5_core_fill_ptrs(__pyx_v_self, __pyx_v_cptrs, __pyx_v_packed, __pyx_v_dl);
 
-  /* "tvmfast/_core.pyx":990
+  /* "tvmfast/_core.pyx":993
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)
  *         st = self.frozen_state             # <<<<<<<<<<<<<<
@@ -17223,7 +17243,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 
   __pyx_v_st = __pyx_t_25;
 
-  /* "tvmfast/_core.pyx":991
+  /* "tvmfast/_core.pyx":994
  *         fill_ptrs(self, cptrs, packed, dl)
  *         st = self.frozen_state
  *         st.owned = owned             # <<<<<<<<<<<<<<
@@ -17232,7 +17252,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.owned = __pyx_v_owned;
 
-  /* "tvmfast/_core.pyx":992
+  /* "tvmfast/_core.pyx":995
  *         st = self.frozen_state
  *         st.owned = owned
  *         st.n_owned = 0             # <<<<<<<<<<<<<<
@@ -17241,7 +17261,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.n_owned = 0;
 
-  /* "tvmfast/_core.pyx":993
+  /* "tvmfast/_core.pyx":996
  *         st.owned = owned
  *         st.n_owned = 0
  *         st.temps = NULL             # <<<<<<<<<<<<<<
@@ -17250,7 +17270,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.temps = NULL;
 
-  /* "tvmfast/_core.pyx":994
+  /* "tvmfast/_core.pyx":997
  *         st.n_owned = 0
  *         st.temps = NULL
  *         st.items = NULL             # <<<<<<<<<<<<<<
@@ -17259,7 +17279,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.items = NULL;
 
-  /* "tvmfast/_core.pyx":995
+  /* "tvmfast/_core.pyx":998
  *         st.temps = NULL
  *         st.items = NULL
  *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
@@ -17268,7 +17288,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.frozen = ((void *)__pyx_v_self);
 
-  /* "tvmfast/_core.pyx":996
+  /* "tvmfast/_core.pyx":999
  *         st.items = NULL
  *         st.frozen = <void*>self
  *         st.devices_checked = 1             # <<<<<<<<<<<<<<
@@ -17277,7 +17297,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_v_st.devices_checked = 1;
 
-  /* "tvmfast/_core.pyx":997
+  /* "tvmfast/_core.pyx":1000
  *         st.frozen = <void*>self
  *         st.devices_checked = 1
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
@@ -17286,7 +17306,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   __pyx_t_11 = ((PyObject *)__pyx_v_self->bound);
   __Pyx_INCREF(__pyx_t_11);
-  __pyx_t_5 = __pyx_f_7tvmfast_5_core_finish_call(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_11), __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 997, __pyx_L1_error)
+  __pyx_t_5 = __pyx_f_7tvmfast_5_core_finish_call(((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_11), __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1000, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_5);
   __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
   {
@@ -17300,7 +17320,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   __pyx_t_5 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":955
+  /* "tvmfast/_core.pyx":958
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -17335,7 +17355,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":999
+/* "tvmfast/_core.pyx":1002
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -17395,14 +17415,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("num_tensor_args", 0);
 
-  /* "tvmfast/_core.pyx":1001
+  /* "tvmfast/_core.pyx":1004
  *     def num_tensor_args(self):
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         return self.num_tensor_slots             # <<<<<<<<<<<<<<
  * 
  *     @staticmethod
 */
-  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_self->num_tensor_slots); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1001, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyLong_From_int(__pyx_v_self->num_tensor_slots); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1004, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -17415,7 +17435,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":999
+  /* "tvmfast/_core.pyx":1002
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
@@ -17434,7 +17454,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_10num_tensor_args(str
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1003
+/* "tvmfast/_core.pyx":1006
  *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -17494,17 +17514,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("raise_last_error", 0);
 
-  /* "tvmfast/_core.pyx":1006
+  /* "tvmfast/_core.pyx":1009
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  *     def __repr__(self):
 */
-  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1006, __pyx_L1_error)
+  __pyx_t_1 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_1 == ((int)-1))) __PYX_ERR(0, 1009, __pyx_L1_error)
 
 
-  /* "tvmfast/_core.pyx":1003
+  /* "tvmfast/_core.pyx":1006
  *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
@@ -17524,7 +17544,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_12raise_last_error(vo
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1008
+/* "tvmfast/_core.pyx":1011
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -17561,16 +17581,16 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__repr__", 0);
 
-  /* "tvmfast/_core.pyx":1009
+  /* "tvmfast/_core.pyx":1012
  * 
  *     def __repr__(self):
  *         return f"<tvmfast.FrozenFunction num_args={self.num_args} dynamic={self.num_dynamic}>"             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1009, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_args, 0, ' ', 'd'); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1012, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1009, __pyx_L1_error)
+  __pyx_t_2 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_dynamic, 0, ' ', 'd'); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1012, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_3[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_FrozenFunction_num_args;
   __pyx_t_3[1] = __pyx_t_1;
@@ -17583,7 +17603,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   #endif
   __pyx_t_5 = 0;
   __pyx_t_6 = __Pyx_PyUnicode_Join(__pyx_t_3, 5, __pyx_t_4, __pyx_t_5);
-  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1009, __pyx_L1_error)
+  if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1012, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
@@ -17598,7 +17618,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   __pyx_t_6 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1008
+  /* "tvmfast/_core.pyx":1011
  *         raise_ffi_error()
  * 
  *     def __repr__(self):             # <<<<<<<<<<<<<<
@@ -17619,7 +17639,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_14__repr__(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pxd":51
+/* "tvmfast/_core.pxd":52
  * cdef class FrozenFunction:
  *     cdef void* vectorcall
  *     cdef readonly BoundFunction bound             # <<<<<<<<<<<<<<
@@ -17686,7 +17706,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_5bound___get__(struct
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pxd":52
+/* "tvmfast/_core.pxd":53
  *     cdef void* vectorcall
  *     cdef readonly BoundFunction bound
  *     cdef readonly int num_args            # total arguments of the kernel             # <<<<<<<<<<<<<<
@@ -17725,7 +17745,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8num_args___get__(str
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->num_args); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 52, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->num_args); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 53, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -17768,7 +17788,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8num_args___get__(str
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pxd":53
+/* "tvmfast/_core.pxd":54
  *     cdef readonly BoundFunction bound
  *     cdef readonly int num_args            # total arguments of the kernel
  *     cdef readonly int num_dynamic         # arguments still taken per call             # <<<<<<<<<<<<<<
@@ -17807,7 +17827,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_11num_dynamic___get__
       __Pyx_INCREF(__pyx_t_1);
       __Pyx_PyCriticalSection_Begin(&__pyx_cs, (PyObject*)__pyx_t_1);
       /*try:*/ {
-        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->num_dynamic); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 53, __pyx_L4_error)
+        __pyx_t_2 = __Pyx_PyLong_From_int(__pyx_v_self->num_dynamic); if (unlikely(!__pyx_t_2)) __PYX_ERR(1, 54, __pyx_L4_error)
         __Pyx_GOTREF(__pyx_t_2);
         {
           PyObject *__pyx_temp;
@@ -18054,7 +18074,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_18__setstate_cython__
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1012
+/* "tvmfast/_core.pyx":1015
  * 
  * 
  * cdef inline void fill_ptrs(FrozenFunction prepared, void** ptrs, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
@@ -18070,7 +18090,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
   int __pyx_t_3;
   int __pyx_t_4;
 
-  /* "tvmfast/_core.pyx":1015
+  /* "tvmfast/_core.pyx":1018
  *                            DLTensor* dl) noexcept nogil:
  *     """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
  *     cdef int i, k = 0             # <<<<<<<<<<<<<<
@@ -18079,7 +18099,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
   __pyx_v_k = 0;
 
-  /* "tvmfast/_core.pyx":1016
+  /* "tvmfast/_core.pyx":1019
  *     """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
  *     cdef int i, k = 0
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -18088,7 +18108,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_prepared->__pyx_template, (__pyx_v_prepared->num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":1017
+  /* "tvmfast/_core.pyx":1020
  *     cdef int i, k = 0
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
  *     for i in range(prepared.num_args):             # <<<<<<<<<<<<<<
@@ -18102,7 +18122,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
   for (__pyx_t_3 = 0; __pyx_t_3 < __pyx_t_2; __pyx_t_3+=1) {
     __pyx_v_i = __pyx_t_3;
 
-    /* "tvmfast/_core.pyx":1018
+    /* "tvmfast/_core.pyx":1021
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
  *     for i in range(prepared.num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -18114,7 +18134,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
     if (__pyx_t_4) {
 
 
-      /* "tvmfast/_core.pyx":1019
+      /* "tvmfast/_core.pyx":1022
  *     for i in range(prepared.num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl[i] = prepared.frozen_dl[i]             # <<<<<<<<<<<<<<
@@ -18123,7 +18143,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_dl[__pyx_v_i]) = (__pyx_v_prepared->frozen_dl[__pyx_v_i]);
 
-      /* "tvmfast/_core.pyx":1020
+      /* "tvmfast/_core.pyx":1023
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]             # <<<<<<<<<<<<<<
@@ -18132,7 +18152,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_dl[__pyx_v_i]).data = (__pyx_v_ptrs[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":1021
+      /* "tvmfast/_core.pyx":1024
  *             dl[i] = prepared.frozen_dl[i]
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0             # <<<<<<<<<<<<<<
@@ -18141,7 +18161,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_dl[__pyx_v_i]).byte_offset = 0;
 
-      /* "tvmfast/_core.pyx":1022
+      /* "tvmfast/_core.pyx":1025
  *             dl[i].data = ptrs[k]
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]             # <<<<<<<<<<<<<<
@@ -18150,7 +18170,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       (__pyx_v_packed[__pyx_v_i]).v_ptr = (&(__pyx_v_dl[__pyx_v_i]));
 
-      /* "tvmfast/_core.pyx":1023
+      /* "tvmfast/_core.pyx":1026
  *             dl[i].byte_offset = 0
  *             packed[i].v_ptr = &dl[i]
  *             k += 1             # <<<<<<<<<<<<<<
@@ -18159,7 +18179,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 */
       __pyx_v_k = (__pyx_v_k + 1);
 
-      /* "tvmfast/_core.pyx":1018
+      /* "tvmfast/_core.pyx":1021
  *     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
  *     for i in range(prepared.num_args):
  *         if packed[i].type_index == kTVMFFIDLTensorPtr:             # <<<<<<<<<<<<<<
@@ -18170,7 +18190,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
   }
 
 
-  /* "tvmfast/_core.pyx":1012
+  /* "tvmfast/_core.pyx":1015
  * 
  * 
  * cdef inline void fill_ptrs(FrozenFunction prepared, void** ptrs, TVMFFIAny* packed,             # <<<<<<<<<<<<<<
@@ -18183,7 +18203,7 @@ static CYTHON_INLINE void __pyx_f_7tvmfast_5_core_fill_ptrs(struct __pyx_obj_7tv
 
 }
 
-/* "tvmfast/_core.pyx":1026
+/* "tvmfast/_core.pyx":1029
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18200,7 +18220,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1031
+  /* "tvmfast/_core.pyx":1034
  *     cdef TVMFFIAny result
  *     cdef int ret
  *     if prepared.template == NULL or prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18226,7 +18246,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1032
+    /* "tvmfast/_core.pyx":1035
  *     cdef int ret
  *     if prepared.template == NULL or prepared.num_dynamic != 0:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")             # <<<<<<<<<<<<<<
@@ -18235,7 +18255,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_not_a_prepared);
 
-    /* "tvmfast/_core.pyx":1033
+    /* "tvmfast/_core.pyx":1036
  *     if prepared.template == NULL or prepared.num_dynamic != 0:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1             # <<<<<<<<<<<<<<
@@ -18248,7 +18268,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1031
+    /* "tvmfast/_core.pyx":1034
  *     cdef TVMFFIAny result
  *     cdef int ret
  *     if prepared.template == NULL or prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18257,7 +18277,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1034
+  /* "tvmfast/_core.pyx":1037
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1
  *     if n != prepared.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -18269,7 +18289,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1035
+    /* "tvmfast/_core.pyx":1038
  *         return -1
  *     if n != prepared.num_tensor_slots:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")             # <<<<<<<<<<<<<<
@@ -18278,7 +18298,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     TVMFFIErrorSetRaisedFromCStr(__pyx_k_TypeError, __pyx_k_tvmfast_call_ptrs_wrong_number_o);
 
-    /* "tvmfast/_core.pyx":1036
+    /* "tvmfast/_core.pyx":1039
  *     if n != prepared.num_tensor_slots:
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
  *         return -1             # <<<<<<<<<<<<<<
@@ -18291,7 +18311,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1034
+    /* "tvmfast/_core.pyx":1037
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
  *         return -1
  *     if n != prepared.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -18300,7 +18320,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1037
+  /* "tvmfast/_core.pyx":1040
  *         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
  *         return -1
  *     fill_ptrs(prepared, ptrs, packed, dl)             # <<<<<<<<<<<<<<
@@ -18309,7 +18329,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_f_7tvmfast_5_core_fill_ptrs(__pyx_v_prepared, __pyx_v_ptrs, __pyx_v_packed, __pyx_v_dl);
 
-  /* "tvmfast/_core.pyx":1038
+  /* "tvmfast/_core.pyx":1041
  *         return -1
  *     fill_ptrs(prepared, ptrs, packed, dl)
  *     result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18318,7 +18338,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.type_index = kTVMFFINone;
 
-  /* "tvmfast/_core.pyx":1039
+  /* "tvmfast/_core.pyx":1042
  *     fill_ptrs(prepared, ptrs, packed, dl)
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0             # <<<<<<<<<<<<<<
@@ -18327,7 +18347,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.zero_padding = 0;
 
-  /* "tvmfast/_core.pyx":1040
+  /* "tvmfast/_core.pyx":1043
  *     result.type_index = kTVMFFINone
  *     result.zero_padding = 0
  *     result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18336,7 +18356,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_result.v_int64 = 0;
 
-  /* "tvmfast/_core.pyx":1041
+  /* "tvmfast/_core.pyx":1044
  *     result.zero_padding = 0
  *     result.v_int64 = 0
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)             # <<<<<<<<<<<<<<
@@ -18345,7 +18365,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_prepared->bound->handle, __pyx_v_packed, __pyx_v_prepared->num_args, (&__pyx_v_result));
 
-  /* "tvmfast/_core.pyx":1042
+  /* "tvmfast/_core.pyx":1045
  *     result.v_int64 = 0
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -18371,7 +18391,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1043
+    /* "tvmfast/_core.pyx":1046
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)             # <<<<<<<<<<<<<<
@@ -18380,7 +18400,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
     (void)(TVMFFIObjectDecRef(__pyx_v_result.v_ptr));
 
-    /* "tvmfast/_core.pyx":1042
+    /* "tvmfast/_core.pyx":1045
  *     result.v_int64 = 0
  *     ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:             # <<<<<<<<<<<<<<
@@ -18389,7 +18409,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
 */
   }
 
-  /* "tvmfast/_core.pyx":1044
+  /* "tvmfast/_core.pyx":1047
  *     if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
  *         TVMFFIObjectDecRef(result.v_ptr)
  *     return ret             # <<<<<<<<<<<<<<
@@ -18402,7 +18422,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1026
+  /* "tvmfast/_core.pyx":1029
  * 
  * 
  * cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:             # <<<<<<<<<<<<<<
@@ -18419,7 +18439,7 @@ static int __pyx_f_7tvmfast_5_core_tvmfast_call_ptrs(struct __pyx_obj_7tvmfast_5
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1047
+/* "tvmfast/_core.pyx":1050
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18468,39 +18488,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_prepared,&__pyx_mstate_global->__pyx_n_u_repeat,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1047, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1050, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1047, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1050, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1047, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1050, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1047, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_floor_loop", 0) < (0)) __PYX_ERR(0, 1050, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1047, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, i); __PYX_ERR(0, 1050, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1047, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1050, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1047, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1050, __pyx_L3_error)
     }
     __pyx_v_prepared = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)values[0]);
-    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1047, __pyx_L3_error)
+    __pyx_v_repeat = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_repeat == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1050, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1047, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_floor_loop", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1050, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -18511,7 +18531,7 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   __Pyx_RefNannyFinishContext();
   return NULL;
   __pyx_L4_argument_unpacking_done:;
-  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1047, __pyx_L1_error)
+  if (unlikely(!__Pyx_ArgTypeTest(((PyObject *)__pyx_v_prepared), __pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, 1, "prepared", 0))) __PYX_ERR(0, 1050, __pyx_L1_error)
   __pyx_r = __pyx_pf_7tvmfast_5_core_4_floor_loop(__pyx_self, __pyx_v_prepared, __pyx_v_repeat);
 
   /* function exit code */
@@ -18556,7 +18576,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_floor_loop", 0);
 
-  /* "tvmfast/_core.pyx":1051
+  /* "tvmfast/_core.pyx":1054
  *     cdef TVMFFIAny result
  *     cdef Py_ssize_t r
  *     cdef int ret = 0             # <<<<<<<<<<<<<<
@@ -18565,7 +18585,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   __pyx_v_ret = 0;
 
-  /* "tvmfast/_core.pyx":1052
+  /* "tvmfast/_core.pyx":1055
  *     cdef Py_ssize_t r
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle             # <<<<<<<<<<<<<<
@@ -18576,7 +18596,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_handle = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":1053
+  /* "tvmfast/_core.pyx":1056
  *     cdef int ret = 0
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template             # <<<<<<<<<<<<<<
@@ -18587,7 +18607,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_packed = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1054
+  /* "tvmfast/_core.pyx":1057
  *     cdef TVMFFIObjectHandle handle = prepared.bound.handle
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args             # <<<<<<<<<<<<<<
@@ -18598,7 +18618,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
   __pyx_v_n = __pyx_t_3;
 
-  /* "tvmfast/_core.pyx":1055
+  /* "tvmfast/_core.pyx":1058
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18610,7 +18630,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (unlikely(__pyx_t_4)) {
 
 
-    /* "tvmfast/_core.pyx":1056
+    /* "tvmfast/_core.pyx":1059
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")             # <<<<<<<<<<<<<<
@@ -18623,14 +18643,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       PyObject *__pyx_callargs[2] = {__pyx_t_6, __pyx_mstate_global->__pyx_kp_u_floor_loop_needs_a_prepared_fun};
       __pyx_t_5 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (__pyx_t_7*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1056, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1059, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
     }
     __Pyx_Raise(__pyx_t_5, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-    __PYX_ERR(0, 1056, __pyx_L1_error)
+    __PYX_ERR(0, 1059, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":1055
+    /* "tvmfast/_core.pyx":1058
  *     cdef TVMFFIAny* packed = prepared.template
  *     cdef int32_t n = prepared.num_args
  *     if prepared.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -18639,7 +18659,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1057
+  /* "tvmfast/_core.pyx":1060
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18652,7 +18672,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       __Pyx_FastGIL_Remember();
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":1058
+        /* "tvmfast/_core.pyx":1061
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:
  *         for r in range(repeat):             # <<<<<<<<<<<<<<
@@ -18666,7 +18686,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
         for (__pyx_t_10 = 0; __pyx_t_10 < __pyx_t_9; __pyx_t_10+=1) {
           __pyx_v_r = __pyx_t_10;
 
-          /* "tvmfast/_core.pyx":1059
+          /* "tvmfast/_core.pyx":1062
  *     with nogil:
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone             # <<<<<<<<<<<<<<
@@ -18675,7 +18695,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.type_index = kTVMFFINone;
 
-          /* "tvmfast/_core.pyx":1060
+          /* "tvmfast/_core.pyx":1063
  *         for r in range(repeat):
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0             # <<<<<<<<<<<<<<
@@ -18684,7 +18704,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_result.v_int64 = 0;
 
-          /* "tvmfast/_core.pyx":1061
+          /* "tvmfast/_core.pyx":1064
  *             result.type_index = kTVMFFINone
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)             # <<<<<<<<<<<<<<
@@ -18693,7 +18713,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
           __pyx_v_ret = TVMFFIFunctionCall(__pyx_v_handle, __pyx_v_packed, __pyx_v_n, (&__pyx_v_result));
 
-          /* "tvmfast/_core.pyx":1062
+          /* "tvmfast/_core.pyx":1065
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18705,7 +18725,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
           if (__pyx_t_4) {
 
 
-            /* "tvmfast/_core.pyx":1063
+            /* "tvmfast/_core.pyx":1066
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:
  *                 break             # <<<<<<<<<<<<<<
@@ -18714,7 +18734,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
             goto __pyx_L8_break;
 
-            /* "tvmfast/_core.pyx":1062
+            /* "tvmfast/_core.pyx":1065
  *             result.v_int64 = 0
  *             ret = TVMFFIFunctionCall(handle, packed, n, &result)
  *             if ret != 0:             # <<<<<<<<<<<<<<
@@ -18727,7 +18747,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 
       }
 
-      /* "tvmfast/_core.pyx":1057
+      /* "tvmfast/_core.pyx":1060
  *     if prepared.num_dynamic != 0:
  *         raise TypeError("_floor_loop needs a prepared function")
  *     with nogil:             # <<<<<<<<<<<<<<
@@ -18744,7 +18764,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
       }
   }
 
-  /* "tvmfast/_core.pyx":1064
+  /* "tvmfast/_core.pyx":1067
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18756,17 +18776,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   if (__pyx_t_4) {
 
 
-    /* "tvmfast/_core.pyx":1065
+    /* "tvmfast/_core.pyx":1068
  *                 break
  *     if ret != 0:
  *         raise_ffi_error()             # <<<<<<<<<<<<<<
  * 
  * 
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1065, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_ffi_error(); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 1068, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":1064
+    /* "tvmfast/_core.pyx":1067
  *             if ret != 0:
  *                 break
  *     if ret != 0:             # <<<<<<<<<<<<<<
@@ -18775,7 +18795,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
 */
   }
 
-  /* "tvmfast/_core.pyx":1047
+  /* "tvmfast/_core.pyx":1050
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
@@ -18803,7 +18823,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_4_floor_loop(CYTHON_UNUSED PyObject *_
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1068
+/* "tvmfast/_core.pyx":1071
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -18816,7 +18836,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   int __pyx_t_1;
   int __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1069
+  /* "tvmfast/_core.pyx":1072
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18844,7 +18864,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1070
+  /* "tvmfast/_core.pyx":1073
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id             # <<<<<<<<<<<<<<
@@ -18872,7 +18892,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1071
+  /* "tvmfast/_core.pyx":1074
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits             # <<<<<<<<<<<<<<
@@ -18900,7 +18920,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     goto __pyx_L4_bool_binop_done;
   }
 
-  /* "tvmfast/_core.pyx":1072
+  /* "tvmfast/_core.pyx":1075
  *             or x.device.device_type != y.device.device_type or x.device.device_id != y.device.device_id
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):             # <<<<<<<<<<<<<<
@@ -18934,7 +18954,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 
   __pyx_L4_bool_binop_done:;
 
-  /* "tvmfast/_core.pyx":1069
+  /* "tvmfast/_core.pyx":1072
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18944,7 +18964,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1073
+    /* "tvmfast/_core.pyx":1076
  *             or x.dtype.code != y.dtype.code or x.dtype.bits != y.dtype.bits
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False             # <<<<<<<<<<<<<<
@@ -18957,7 +18977,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1069
+    /* "tvmfast/_core.pyx":1072
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
  *     if (x.data != y.data or x.ndim != y.ndim or x.byte_offset != y.byte_offset             # <<<<<<<<<<<<<<
@@ -18966,7 +18986,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1074
+  /* "tvmfast/_core.pyx":1077
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -18978,7 +18998,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   if (__pyx_t_1) {
 
 
-    /* "tvmfast/_core.pyx":1075
+    /* "tvmfast/_core.pyx":1078
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False             # <<<<<<<<<<<<<<
@@ -18991,7 +19011,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1074
+    /* "tvmfast/_core.pyx":1077
  *             or x.dtype.lanes != y.dtype.lanes or x.shape != y.shape):
  *         return False
  *     if (x.strides == NULL) != (y.strides == NULL):             # <<<<<<<<<<<<<<
@@ -19000,7 +19020,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
 */
   }
 
-  /* "tvmfast/_core.pyx":1076
+  /* "tvmfast/_core.pyx":1079
  *     if (x.strides == NULL) != (y.strides == NULL):
  *         return False
  *     return x.strides == NULL or memcmp(x.strides, y.strides, x.ndim * sizeof(int64_t)) == 0             # <<<<<<<<<<<<<<
@@ -19028,7 +19048,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1068
+  /* "tvmfast/_core.pyx":1071
  * 
  * 
  * cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:             # <<<<<<<<<<<<<<
@@ -19042,7 +19062,7 @@ static int __pyx_f_7tvmfast_5_core_same_dltensor(DLTensor *__pyx_v_x, DLTensor *
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1079
+/* "tvmfast/_core.pyx":1082
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -19091,39 +19111,39 @@ PyObject *__pyx_args, PyObject *__pyx_kwds
   {
     PyObject ** const __pyx_pyargnames[] = {&__pyx_mstate_global->__pyx_n_u_torch_module,&__pyx_mstate_global->__pyx_n_u_fn_address,0};
     const Py_ssize_t __pyx_kwds_len = (__pyx_kwds) ? __Pyx_NumKwargs_FASTCALL(__pyx_kwds) : 0;
-    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1079, __pyx_L3_error)
+    if (unlikely(__pyx_kwds_len < 0)) __PYX_ERR(0, 1082, __pyx_L3_error)
     if (__pyx_kwds_len > 0) {
       switch (__pyx_nargs) {
         case  2:
         values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1079, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1082, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  1:
         values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1079, __pyx_L3_error)
+        if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1082, __pyx_L3_error)
         CYTHON_FALLTHROUGH;
         case  0: break;
         default: goto __pyx_L5_argtuple_error;
       }
       const Py_ssize_t kwd_pos_args = __pyx_nargs;
-      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1079, __pyx_L3_error)
+      if (__Pyx_ParseKeywords(__pyx_kwds, __pyx_kwvalues, __pyx_pyargnames, 0, values, kwd_pos_args, __pyx_kwds_len, "_enable_torch_direct_export", 0) < (0)) __PYX_ERR(0, 1082, __pyx_L3_error)
       for (Py_ssize_t i = __pyx_nargs; i < 2; i++) {
-        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1079, __pyx_L3_error) }
+        if (unlikely(!values[i])) { __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, i); __PYX_ERR(0, 1082, __pyx_L3_error) }
       }
     } else if (unlikely(__pyx_nargs != 2)) {
       goto __pyx_L5_argtuple_error;
     } else {
       values[0] = __Pyx_ArgRef_FASTCALL(__pyx_args, 0);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1079, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[0])) __PYX_ERR(0, 1082, __pyx_L3_error)
       values[1] = __Pyx_ArgRef_FASTCALL(__pyx_args, 1);
-      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1079, __pyx_L3_error)
+      if (!CYTHON_ASSUME_SAFE_MACROS && unlikely(!values[1])) __PYX_ERR(0, 1082, __pyx_L3_error)
     }
     __pyx_v_torch_module = values[0];
-    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1079, __pyx_L3_error)
+    __pyx_v_fn_address = __Pyx_PyIndex_AsSsize_t(values[1]); if (unlikely((__pyx_v_fn_address == (Py_ssize_t)-1) && PyErr_Occurred())) __PYX_ERR(0, 1082, __pyx_L3_error)
   }
   goto __pyx_L6_skip;
   __pyx_L5_argtuple_error:;
-  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1079, __pyx_L3_error)
+  __Pyx_RaiseArgtupleInvalid("_enable_torch_direct_export", 1, 2, 2, __pyx_nargs); __PYX_ERR(0, 1082, __pyx_L3_error)
   __pyx_L6_skip:;
   goto __pyx_L4_argument_unpacking_done;
   __pyx_L3_error:;
@@ -19179,20 +19199,20 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_enable_torch_direct_export", 0);
 
-  /* "tvmfast/_core.pyx":1088
+  /* "tvmfast/_core.pyx":1091
  *     """
  *     global tvmfast_torch_to_dl, tvmfast_thpvariable_tensor_offset, _torch_tensor_type
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)             # <<<<<<<<<<<<<<
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
 */
-  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1088, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1091, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1088, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_exchange_api_of(__pyx_t_1); if (unlikely(__pyx_t_2 == ((void *)NULL) && PyErr_Occurred())) __PYX_ERR(0, 1091, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
   __pyx_v_api = __pyx_t_2;
 
-  /* "tvmfast/_core.pyx":1090
+  /* "tvmfast/_core.pyx":1093
  *     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor             # <<<<<<<<<<<<<<
@@ -19201,7 +19221,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_v_offset = (sizeof(PyObject));
 
-  /* "tvmfast/_core.pyx":1091
+  /* "tvmfast/_core.pyx":1094
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19227,7 +19247,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   if (__pyx_t_3) {
 
 
-    /* "tvmfast/_core.pyx":1092
+    /* "tvmfast/_core.pyx":1095
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:
  *         return False             # <<<<<<<<<<<<<<
@@ -19245,7 +19265,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":1091
+    /* "tvmfast/_core.pyx":1094
  *     cdef DLTensor direct, reference
  *     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
  *     if api == NULL or fn_address == 0:             # <<<<<<<<<<<<<<
@@ -19254,7 +19274,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   }
 
-  /* "tvmfast/_core.pyx":1093
+  /* "tvmfast/_core.pyx":1096
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -19263,7 +19283,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   __pyx_t_5 = __pyx_v_torch_module;
   __Pyx_INCREF(__pyx_t_5);
-  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1093, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_float32); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1096, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   #if CYTHON_VECTORCALL
   #endif
@@ -19272,13 +19292,13 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_mstate_global->__pyx_int_24, __pyx_t_6};
     #if CYTHON_VECTORCALL
     __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[0];
-    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1093, __pyx_L1_error)
+    if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1096, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_8);
     #else
     {
       PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
       __pyx_t_8 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1093, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1096, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
     }
     #endif
@@ -19288,33 +19308,33 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     #endif
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1093, __pyx_L1_error)
+    if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1096, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
   }
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1093, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1096, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1093, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1096, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
   __pyx_v_base = __pyx_t_1;
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1094
+  /* "tvmfast/_core.pyx":1097
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1094, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_GetItemInt(__pyx_v_base, 1, long, 1, __Pyx_PyLong_From_long, 0, 0, 1, __Pyx_ReferenceSharing_OwnStrongReference); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1097, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1094, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1097, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1094, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1097, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1094, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1097, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_9 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_9);
@@ -19323,11 +19343,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_9, NULL};
     __pyx_t_5 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_half, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
-    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1094, __pyx_L1_error)
+    if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 1097, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_5);
   }
 
-  /* "tvmfast/_core.pyx":1095
+  /* "tvmfast/_core.pyx":1098
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),             # <<<<<<<<<<<<<<
@@ -19341,7 +19361,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_10, __pyx_mstate_global->__pyx_float_3_0};
     __pyx_t_9 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_tensor, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_10); __pyx_t_10 = 0;
-    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1095, __pyx_L1_error)
+    if (unlikely(!__pyx_t_9)) __PYX_ERR(0, 1098, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_9);
   }
   __pyx_t_11 = __pyx_v_torch_module;
@@ -19351,12 +19371,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_11, __pyx_mstate_global->__pyx_int_0};
     __pyx_t_10 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_zeros, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
-    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1095, __pyx_L1_error)
+    if (unlikely(!__pyx_t_10)) __PYX_ERR(0, 1098, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_10);
   }
   __pyx_t_12 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_12);
-  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1095, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_int8); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1098, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_13);
   __pyx_t_7 = 0;
   {
@@ -19364,19 +19384,19 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __pyx_t_11 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_to, __pyx_callargs+__pyx_t_7, (2-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_12); __pyx_t_12 = 0;
     __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1095, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 1098, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
   }
 
-  /* "tvmfast/_core.pyx":1096
+  /* "tvmfast/_core.pyx":1099
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]             # <<<<<<<<<<<<<<
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
 */
-  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1096, __pyx_L1_error)
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1096, __pyx_L1_error)
+  __pyx_t_13 = __Pyx_PyObject_CompareGt_object_int(__pyx_v_base, __pyx_mstate_global->__pyx_int_3, Py_GT); __Pyx_XGOTREF(__pyx_t_13); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 1099, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_nn); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1099, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __pyx_t_14 = __pyx_t_15;
   __Pyx_INCREF(__pyx_t_14);
@@ -19387,7 +19407,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     PyObject *__pyx_callargs[2] = {__pyx_t_17, NULL};
     __pyx_t_16 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_clone, __pyx_callargs+__pyx_t_7, (1-__pyx_t_7) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_17); __pyx_t_17 = 0;
-    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1096, __pyx_L1_error)
+    if (unlikely(!__pyx_t_16)) __PYX_ERR(0, 1099, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_16);
   }
   __pyx_t_7 = 0;
@@ -19397,40 +19417,40 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     __Pyx_XDECREF(__pyx_t_14); __pyx_t_14 = 0;
     __Pyx_DECREF(__pyx_t_16); __pyx_t_16 = 0;
     __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1096, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1099, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
   }
 
-  /* "tvmfast/_core.pyx":1094
+  /* "tvmfast/_core.pyx":1097
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
 */
-  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1094, __pyx_L1_error)
+  __pyx_t_15 = PyList_New(10); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1097, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_INCREF(__pyx_v_base);
   __Pyx_GIVEREF(__pyx_v_base);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 0, __pyx_v_base) != (0)) __PYX_ERR(0, 1097, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_1);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 1, __pyx_t_1) != (0)) __PYX_ERR(0, 1097, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_6);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 2, __pyx_t_6) != (0)) __PYX_ERR(0, 1097, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_8);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 3, __pyx_t_8) != (0)) __PYX_ERR(0, 1097, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_5);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 4, __pyx_t_5) != (0)) __PYX_ERR(0, 1097, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_9);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 5, __pyx_t_9) != (0)) __PYX_ERR(0, 1097, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_10);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 6, __pyx_t_10) != (0)) __PYX_ERR(0, 1097, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_11);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 7, __pyx_t_11) != (0)) __PYX_ERR(0, 1097, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_13);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 8, __pyx_t_13) != (0)) __PYX_ERR(0, 1097, __pyx_L1_error);
   __Pyx_GIVEREF(__pyx_t_12);
-  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1094, __pyx_L1_error);
+  if (__Pyx_PyList_SET_ITEM(__pyx_t_15, 9, __pyx_t_12) != (0)) __PYX_ERR(0, 1097, __pyx_L1_error);
   __pyx_t_1 = 0;
   __pyx_t_6 = 0;
   __pyx_t_8 = 0;
@@ -19443,7 +19463,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   __pyx_v_samples = ((PyObject*)__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1097
+  /* "tvmfast/_core.pyx":1100
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19456,27 +19476,27 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1097, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1100, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1097, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1100, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1098
+    /* "tvmfast/_core.pyx":1101
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
 */
-    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1098, __pyx_L1_error)
+    __pyx_t_12 = __Pyx_PyObject_GetAttrStr(__pyx_v_t, __pyx_mstate_global->__pyx_n_u_cdata); if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1101, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
-    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1098, __pyx_L1_error)
+    __pyx_t_19 = __Pyx_PyLong_As_uint64_t(__pyx_t_12); if (unlikely((__pyx_t_19 == ((uint64_t)-1)) && PyErr_Occurred())) __PYX_ERR(0, 1101, __pyx_L1_error)
     __Pyx_DECREF(__pyx_t_12); __pyx_t_12 = 0;
     __pyx_t_3 = (((uint64_t)tvmfast_read_ptr(((PyObject *)__pyx_v_t), __pyx_v_offset)) != ((uint64_t)__pyx_t_19));
 
@@ -19484,7 +19504,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1099
+      /* "tvmfast/_core.pyx":1102
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False             # <<<<<<<<<<<<<<
@@ -19503,7 +19523,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1098
+      /* "tvmfast/_core.pyx":1101
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:             # <<<<<<<<<<<<<<
@@ -19512,7 +19532,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1097
+    /* "tvmfast/_core.pyx":1100
  *                torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
  *                base > 3, torch_module.nn.Parameter(base.clone())]
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19522,7 +19542,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1100
+  /* "tvmfast/_core.pyx":1103
  *         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)             # <<<<<<<<<<<<<<
@@ -19531,7 +19551,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_set_torch_to_dl(((void *)__pyx_v_fn_address));
 
-  /* "tvmfast/_core.pyx":1101
+  /* "tvmfast/_core.pyx":1104
  *             return False
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset             # <<<<<<<<<<<<<<
@@ -19540,7 +19560,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
   tvmfast_thpvariable_tensor_offset = __pyx_v_offset;
 
-  /* "tvmfast/_core.pyx":1102
+  /* "tvmfast/_core.pyx":1105
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19553,18 +19573,18 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     {
       Py_ssize_t __pyx_temp = __Pyx_PyList_GET_SIZE(__pyx_t_15);
       #if !CYTHON_ASSUME_SAFE_SIZE
-      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1102, __pyx_L1_error)
+      if (unlikely((__pyx_temp < 0))) __PYX_ERR(0, 1105, __pyx_L1_error)
       #endif
       if (__pyx_t_18 >= __pyx_temp) break;
     }
     __pyx_t_12 = __Pyx_PyList_GET_ITEM_REF(__pyx_t_15, __pyx_t_18, __Pyx_ReferenceSharing_OwnStrongReference);
     ++__pyx_t_18;
-    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1102, __pyx_L1_error)
+    if (unlikely(!__pyx_t_12)) __PYX_ERR(0, 1105, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_12);
     __Pyx_XDECREF_SET(__pyx_v_t, __pyx_t_12);
     __pyx_t_12 = 0;
 
-    /* "tvmfast/_core.pyx":1103
+    /* "tvmfast/_core.pyx":1106
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19582,7 +19602,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1104
+    /* "tvmfast/_core.pyx":1107
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0             # <<<<<<<<<<<<<<
@@ -19600,7 +19620,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       goto __pyx_L13_bool_binop_done;
     }
 
-    /* "tvmfast/_core.pyx":1105
+    /* "tvmfast/_core.pyx":1108
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):             # <<<<<<<<<<<<<<
@@ -19614,7 +19634,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 
     __pyx_L13_bool_binop_done:;
 
-    /* "tvmfast/_core.pyx":1103
+    /* "tvmfast/_core.pyx":1106
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19624,7 +19644,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
     if (__pyx_t_3) {
 
 
-      /* "tvmfast/_core.pyx":1106
+      /* "tvmfast/_core.pyx":1109
  *                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)             # <<<<<<<<<<<<<<
@@ -19633,7 +19653,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
       tvmfast_set_torch_to_dl(NULL);
 
-      /* "tvmfast/_core.pyx":1107
+      /* "tvmfast/_core.pyx":1110
  *                 or not same_dltensor(&direct, &reference)):
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False             # <<<<<<<<<<<<<<
@@ -19652,7 +19672,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
       __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":1103
+      /* "tvmfast/_core.pyx":1106
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:
  *         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0             # <<<<<<<<<<<<<<
@@ -19661,7 +19681,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
 */
     }
 
-    /* "tvmfast/_core.pyx":1102
+    /* "tvmfast/_core.pyx":1105
  *     tvmfast_set_torch_to_dl(<void*>fn_address)
  *     tvmfast_thpvariable_tensor_offset = offset
  *     for t in samples:             # <<<<<<<<<<<<<<
@@ -19671,21 +19691,21 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   __Pyx_DECREF(__pyx_t_15); __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1108
+  /* "tvmfast/_core.pyx":1111
  *             tvmfast_set_torch_to_dl(NULL)
  *             return False
  *     _torch_tensor_type = torch_module.Tensor             # <<<<<<<<<<<<<<
  *     return True
  * 
 */
-  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1108, __pyx_L1_error)
+  __pyx_t_15 = __Pyx_PyObject_GetAttrStr(__pyx_v_torch_module, __pyx_mstate_global->__pyx_n_u_Tensor); if (unlikely(!__pyx_t_15)) __PYX_ERR(0, 1111, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_15);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__torch_tensor_type);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__torch_tensor_type, __pyx_t_15);
   __Pyx_GIVEREF(__pyx_t_15);
   __pyx_t_15 = 0;
 
-  /* "tvmfast/_core.pyx":1109
+  /* "tvmfast/_core.pyx":1112
  *             return False
  *     _torch_tensor_type = torch_module.Tensor
  *     return True             # <<<<<<<<<<<<<<
@@ -19703,7 +19723,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1079
+  /* "tvmfast/_core.pyx":1082
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
@@ -19741,7 +19761,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1112
+/* "tvmfast/_core.pyx":1115
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19774,14 +19794,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_torch_direct_export_enabled", 0);
 
-  /* "tvmfast/_core.pyx":1113
+  /* "tvmfast/_core.pyx":1116
  * 
  * def _torch_direct_export_enabled():
  *     return tvmfast_torch_to_dl != NULL             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1113, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyBool_FromLong((tvmfast_torch_to_dl != NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1116, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   {
     PyObject *__pyx_temp;
@@ -19794,7 +19814,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   __pyx_t_1 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":1112
+  /* "tvmfast/_core.pyx":1115
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
@@ -19813,7 +19833,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_8_torch_direct_export_enabled(CYTHON_U
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":1116
+/* "tvmfast/_core.pyx":1119
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -19848,31 +19868,31 @@ static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObj
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("_init_vectorcall", 0);
 
-  /* "tvmfast/_core.pyx":1117
+  /* "tvmfast/_core.pyx":1120
  * 
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)             # <<<<<<<<<<<<<<
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1117, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_BoundFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1120, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_b = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1118
+  /* "tvmfast/_core.pyx":1121
  * def _init_vectorcall():
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)             # <<<<<<<<<<<<<<
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
  *                               <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
 */
-  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1118, __pyx_L1_error)
+  __pyx_t_1 = ((PyObject *)__pyx_tp_new_7tvmfast_5_core_FrozenFunction(((PyTypeObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction), __pyx_mstate_global->__pyx_empty_tuple, NULL)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1121, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_v_f = ((struct __pyx_obj_7tvmfast_5_core_FrozenFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":1119
+  /* "tvmfast/_core.pyx":1122
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,             # <<<<<<<<<<<<<<
@@ -19881,7 +19901,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObj
 */
   tvmfast_enable_vectorcall(((PyTypeObject *)((PyObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction)), ((Py_ssize_t)(((char *)(&__pyx_v_b->vectorcall)) - ((char *)((PyObject *)__pyx_v_b)))));
 
-  /* "tvmfast/_core.pyx":1121
+  /* "tvmfast/_core.pyx":1124
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
  *                               <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
  *     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>FrozenFunction,             # <<<<<<<<<<<<<<
@@ -19890,7 +19910,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_10_init_vectorcall(CYTHON_UNUSED PyObj
 */
   tvmfast_enable_vectorcall(((PyTypeObject *)((PyObject *)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction)), ((Py_ssize_t)(((char *)(&__pyx_v_f->vectorcall)) - ((char *)((PyObject *)__pyx_v_f)))));
 
-  /* "tvmfast/_core.pyx":1116
+  /* "tvmfast/_core.pyx":1119
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
@@ -20549,14 +20569,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_BoundFunction(__pyx_m
   __pyx_vtable_7tvmfast_5_core_BoundFunction.call_vector = (PyObject *(*)(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t))__pyx_f_7tvmfast_5_core_13BoundFunction_call_vector;
   __pyx_vtable_7tvmfast_5_core_BoundFunction.convert_and_call = (PyObject *(*)(struct __pyx_obj_7tvmfast_5_core_BoundFunction *, void **, Py_ssize_t, TVMFFIAny *, DLTensor *, TVMFFIObjectHandle *))__pyx_f_7tvmfast_5_core_13BoundFunction_convert_and_call;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_BoundFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction)) __PYX_ERR(0, 669, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_BoundFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction)) __PYX_ERR(0, 672, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction = &__pyx_type_7tvmfast_5_core_BoundFunction;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 669, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 672, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction);
@@ -20566,9 +20586,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_BoundFunction(__pyx_m
     __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_vtabptr_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 669, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_BoundFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 669, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 669, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_vtabptr_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 672, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_BoundFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 672, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_BoundFunction) < (0)) __PYX_ERR(0, 672, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -20591,14 +20611,14 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.snapshot_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes;
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.check_frozen_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes;
   #if CYTHON_USE_TYPE_SPECS
-  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 796, __pyx_L1_error)
+  __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 799, __pyx_L1_error)
   #else
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = &__pyx_type_7tvmfast_5_core_FrozenFunction;
   #endif
   #if !CYTHON_COMPILING_IN_LIMITED_API
   #endif
   #if !CYTHON_USE_TYPE_SPECS
-  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 796, __pyx_L1_error)
+  if (__Pyx_PyType_Ready(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 799, __pyx_L1_error)
   #endif
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount((PyObject*)__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction);
@@ -20608,9 +20628,9 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
     __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction->tp_getattro = PyObject_GenericGetAttr;
   }
   #endif
-  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 796, __pyx_L1_error)
-  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 796, __pyx_L1_error)
-  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 796, __pyx_L1_error)
+  if (__Pyx_SetVtable(__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_vtabptr_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 799, __pyx_L1_error)
+  if (PyObject_SetAttr(__pyx_m, __pyx_mstate_global->__pyx_n_u_FrozenFunction, (PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 799, __pyx_L1_error)
+  if (__Pyx_setup_reduce((PyObject *) __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction) < (0)) __PYX_ERR(0, 799, __pyx_L1_error)
   __Pyx_RefNannyFinishContext();
   return 0;
   __pyx_L1_error:;
@@ -21057,8 +21077,8 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  * 
  * 
  * def _set_current_stream_hook(hook):             # <<<<<<<<<<<<<<
- *     """hook(device_type, device_id) -> int stream, for GPU tensors whose producer has no
- *     DLPack C exchange API."""
+ *     """hook(obj, device_type, device_id) -> stream as int, or None to leave TVM's stream:
+ *     for GPU tensors whose producer has no DLPack C exchange API."""
 */
   __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_1_set_current_stream_hook, 0, __pyx_mstate_global->__pyx_n_u_set_current_stream_hook, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[0])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 111, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
@@ -21127,55 +21147,55 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":410
+  /* "tvmfast/_core.pyx":412
  * 
  * 
  * cdef dict DEVICE_NAMES = {1: "cpu", 2: "cuda", 3: "cuda_host", 10: "rocm", 13: "cuda_managed", 12: "ext_dev"}             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 410, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_PyDict_NewPresized(6); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 412, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, __pyx_mstate_global->__pyx_n_u_cpu) < (0)) __PYX_ERR(0, 410, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_n_u_cuda) < (0)) __PYX_ERR(0, 410, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_n_u_cuda_host) < (0)) __PYX_ERR(0, 410, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_10, __pyx_mstate_global->__pyx_n_u_rocm) < (0)) __PYX_ERR(0, 410, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_13, __pyx_mstate_global->__pyx_n_u_cuda_managed) < (0)) __PYX_ERR(0, 410, __pyx_L1_error)
-  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_12, __pyx_mstate_global->__pyx_n_u_ext_dev) < (0)) __PYX_ERR(0, 410, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_1, __pyx_mstate_global->__pyx_n_u_cpu) < (0)) __PYX_ERR(0, 412, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_n_u_cuda) < (0)) __PYX_ERR(0, 412, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_n_u_cuda_host) < (0)) __PYX_ERR(0, 412, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_10, __pyx_mstate_global->__pyx_n_u_rocm) < (0)) __PYX_ERR(0, 412, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_13, __pyx_mstate_global->__pyx_n_u_cuda_managed) < (0)) __PYX_ERR(0, 412, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_t_3, __pyx_mstate_global->__pyx_int_12, __pyx_mstate_global->__pyx_n_u_ext_dev) < (0)) __PYX_ERR(0, 412, __pyx_L1_error)
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_DEVICE_NAMES);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core_DEVICE_NAMES, ((PyObject*)__pyx_t_3));
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":473
+  /* "tvmfast/_core.pyx":475
  * 
  * 
  * cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)             # <<<<<<<<<<<<<<
  * cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__take_result, __pyx_f_7tvmfast_5_core_take_stashed_result); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 473, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__take_result, __pyx_f_7tvmfast_5_core_take_stashed_result); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 475, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__take_result);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__take_result, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":474
+  /* "tvmfast/_core.pyx":476
  * 
  * cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)
  * cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)             # <<<<<<<<<<<<<<
  * 
  * 
 */
-  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__reraise, __pyx_f_7tvmfast_5_core_reraise_raised_error); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 474, __pyx_L1_error)
+  __pyx_t_3 = __pyx_f_7tvmfast_5_core_register_helper(__pyx_mstate_global->__pyx_kp_u_tvmfast__reraise, __pyx_f_7tvmfast_5_core_reraise_raised_error); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 476, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core__reraise);
   __Pyx_DECREF_SET(__pyx_v_7tvmfast_5_core__reraise, __pyx_t_3);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":618
+  /* "tvmfast/_core.pyx":621
  * 
  * 
  * cdef object RETRY_OWNED = object()             # <<<<<<<<<<<<<<
@@ -21188,7 +21208,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     PyObject *__pyx_callargs[2] = {__pyx_t_2, NULL};
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_object, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 618, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 621, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_XGOTREF(__pyx_v_7tvmfast_5_core_RETRY_OWNED);
@@ -21196,7 +21216,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   __Pyx_GIVEREF(__pyx_t_3);
   __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":620
+  /* "tvmfast/_core.pyx":623
  * cdef object RETRY_OWNED = object()
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0             # <<<<<<<<<<<<<<
@@ -21205,7 +21225,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_bound = 0;
 
-  /* "tvmfast/_core.pyx":621
+  /* "tvmfast/_core.pyx":624
  * 
  * cdef Py_ssize_t vectorcall_offset_bound = 0
  * cdef Py_ssize_t vectorcall_offset_frozen = 0             # <<<<<<<<<<<<<<
@@ -21214,50 +21234,50 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
 */
   __pyx_v_7tvmfast_5_core_vectorcall_offset_frozen = 0;
 
-  /* "tvmfast/_core.pyx":749
+  /* "tvmfast/_core.pyx":752
  *             release_state(&st)
  * 
  *     def freeze(self, frozen):             # <<<<<<<<<<<<<<
  *         """Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 749, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_7freeze, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_freeze, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[2])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 752, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 749, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_freeze, __pyx_t_3) < (0)) __PYX_ERR(0, 752, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":765
+  /* "tvmfast/_core.pyx":768
  *         return FrozenFunction(self, frozen, n)
  * 
  *     def prepare(self, *args):             # <<<<<<<<<<<<<<
  *         """Pre-pack every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_9prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 765, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_9prepare, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_prepare, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[3])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 768, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 765, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_prepare, __pyx_t_3) < (0)) __PYX_ERR(0, 768, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":776
+  /* "tvmfast/_core.pyx":779
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
  *         """Register this function as a ``torch.library`` custom op and return the op.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_11as_torch_op, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_as_torch_op, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 776, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_11as_torch_op, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_as_torch_op, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 779, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
   __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_3, __pyx_mstate_global->__pyx_tuple[4]);
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_as_torch_op, __pyx_t_3) < (0)) __PYX_ERR(0, 776, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_as_torch_op, __pyx_t_3) < (0)) __PYX_ERR(0, 779, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -21287,52 +21307,52 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":955
+  /* "tvmfast/_core.pyx":958
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
  *         """Call a prepared function with new data addresses, one int per tensor argument.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 955, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 958, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 955, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 958, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":999
+  /* "tvmfast/_core.pyx":1002
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
  *     def num_tensor_args(self):             # <<<<<<<<<<<<<<
  *         """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
  *         return self.num_tensor_slots
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 999, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_11num_tensor_args, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_num_tensor_args, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[8])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1002, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 999, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_num_tensor_args, __pyx_t_3) < (0)) __PYX_ERR(0, 1002, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1003
+  /* "tvmfast/_core.pyx":1006
  *         return self.num_tensor_slots
  * 
  *     @staticmethod             # <<<<<<<<<<<<<<
  *     def raise_last_error():
  *         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1003, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_13raise_last_error, __Pyx_CYFUNCTION_STATICMETHOD | __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_raise_last_error, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[9])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1006, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1003, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1006, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
   __pyx_t_2 = NULL;
-  __Pyx_GetNameInClass(__pyx_t_6, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1003, __pyx_L1_error)
+  __Pyx_GetNameInClass(__pyx_t_6, (PyObject*)__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1006, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __pyx_t_5 = 1;
   {
@@ -21340,10 +21360,10 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_builtin_staticmethod, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_2); __pyx_t_2 = 0;
     __Pyx_DECREF(__pyx_t_6); __pyx_t_6 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1003, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1006, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1003, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_raise_last_error, __pyx_t_3) < (0)) __PYX_ERR(0, 1006, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "(tree fragment)":1
@@ -21373,73 +21393,73 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1047
+  /* "tvmfast/_core.pyx":1050
  * 
  * 
  * def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):             # <<<<<<<<<<<<<<
  *     """Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop."""
  *     cdef TVMFFIAny result
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1047, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_5_floor_loop, 0, __pyx_mstate_global->__pyx_n_u_floor_loop, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[12])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1050, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1047, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_floor_loop, __pyx_t_3) < (0)) __PYX_ERR(0, 1050, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1079
+  /* "tvmfast/_core.pyx":1082
  * 
  * 
  * def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):             # <<<<<<<<<<<<<<
  *     """Switch torch.Tensor arguments to the direct export if it is provably right here.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1079, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_7_enable_torch_direct_export, 0, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[13])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1082, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1079, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_enable_torch_direct_export, __pyx_t_3) < (0)) __PYX_ERR(0, 1082, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1112
+  /* "tvmfast/_core.pyx":1115
  * 
  * 
  * def _torch_direct_export_enabled():             # <<<<<<<<<<<<<<
  *     return tvmfast_torch_to_dl != NULL
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1112, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_9_torch_direct_export_enabled, 0, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[14])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1115, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1112, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_torch_direct_export_enabled, __pyx_t_3) < (0)) __PYX_ERR(0, 1115, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1116
+  /* "tvmfast/_core.pyx":1119
  * 
  * 
  * def _init_vectorcall():             # <<<<<<<<<<<<<<
  *     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
  *     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1116, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_11_init_vectorcall, 0, __pyx_mstate_global->__pyx_n_u_init_vectorcall, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[15])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1119, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1116, __pyx_L1_error)
+  if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_init_vectorcall, __pyx_t_3) < (0)) __PYX_ERR(0, 1119, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":1124
+  /* "tvmfast/_core.pyx":1127
  *                               <Py_ssize_t>(<char*>&f.vectorcall - <char*><PyObject*>f))
  * 
  * _init_vectorcall()             # <<<<<<<<<<<<<<
 */
   __pyx_t_6 = NULL;
-  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1124, __pyx_L1_error)
+  __Pyx_GetModuleGlobalName(__pyx_t_2, __pyx_mstate_global->__pyx_n_u_init_vectorcall); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 1127, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
   __pyx_t_5 = 1;
   {
@@ -21447,7 +21467,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
     __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_2, __pyx_callargs+__pyx_t_5, (1-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
     __Pyx_XDECREF(__pyx_t_6); __pyx_t_6 = 0;
     __Pyx_DECREF(__pyx_t_2); __pyx_t_2 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1124, __pyx_L1_error)
+    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 1127, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
   }
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
@@ -21503,9 +21523,9 @@ static int __Pyx_InitCachedBuiltins(__pyx_mstatetype *__pyx_mstate) {
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
-  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 618, __pyx_L1_error)
-  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1003, __pyx_L1_error)
-  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 774, __pyx_L1_error)
+  __pyx_builtin_object = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_object); if (!__pyx_builtin_object) __PYX_ERR(0, 621, __pyx_L1_error)
+  __pyx_builtin_staticmethod = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_staticmethod); if (!__pyx_builtin_staticmethod) __PYX_ERR(0, 1006, __pyx_L1_error)
+  __pyx_builtin_enumerate = __Pyx_GetBuiltinName(__pyx_mstate->__pyx_n_u_enumerate); if (!__pyx_builtin_enumerate) __PYX_ERR(0, 777, __pyx_L1_error)
 
   /* Cached unbound methods */
   __pyx_mstate->__pyx_umethod_PyDict_Type_get.type = (PyObject*)&PyDict_Type;
@@ -21530,7 +21550,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
-  /* "tvmfast/_core.pyx":1093
+  /* "tvmfast/_core.pyx":1096
  *     if api == NULL or fn_address == 0:
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)             # <<<<<<<<<<<<<<
@@ -21539,18 +21559,18 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1093, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1096, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_int_4};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1093, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1096, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
 
-  /* "tvmfast/_core.pyx":1094
+  /* "tvmfast/_core.pyx":1097
  *         return False
  *     base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
  *     samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),             # <<<<<<<<<<<<<<
@@ -21559,27 +21579,27 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_int_0, __pyx_mstate_global->__pyx_int_2};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1094, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1097, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
-  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1094, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1097, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
-  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1094, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[1] = PySlice_New(__pyx_mstate_global->__pyx_int_1, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[1])) __PYX_ERR(0, 1097, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[1]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[1]);
-  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1094, __pyx_L1_error)
+  __pyx_mstate_global->__pyx_slice[2] = PySlice_New(Py_None, Py_None, __pyx_mstate_global->__pyx_int_2); if (unlikely(!__pyx_mstate_global->__pyx_slice[2])) __PYX_ERR(0, 1097, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[2]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[2]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_slice[0], __pyx_mstate_global->__pyx_slice[1], __pyx_mstate_global->__pyx_slice[2]};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1094, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1097, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
 
-  /* "tvmfast/_core.pyx":776
+  /* "tvmfast/_core.pyx":779
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
@@ -21588,7 +21608,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_empty_tuple, Py_None};
-    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 776, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 779, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
@@ -21817,17 +21837,17 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[1] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_set_torch_setup_hook, __pyx_mstate->__pyx_kp_b_iso88591_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[1])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 749};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 3, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 752};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_frozen, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[2] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_freeze, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_1_VVWW_ccd_T_d_Cwd_2Rq_A_Qf, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[2])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 765};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 768};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_args};
     __pyx_mstate_global->__pyx_codeobj_tab[3] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_prepare, __pyx_mstate->__pyx_kp_b_iso88591_A_4z_Bd_QfCt1_Qd_S_QfD_83aq, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[3])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 776};
+    const __Pyx_PyCode_New_function_description descr = {4, 0, 0, 5, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 779};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_name, __pyx_mstate->__pyx_n_u_mutates_args, __pyx_mstate->__pyx_n_u_example_args, __pyx_mstate->__pyx_n_u_make_torch_op};
     __pyx_mstate_global->__pyx_codeobj_tab[4] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_as_torch_op, __pyx_mstate->__pyx_kp_b_iso88591_a_Q_AV6_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[4])) goto bad;
   }
@@ -21842,17 +21862,17 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 955};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 958};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_ptrs, __pyx_mstate->__pyx_n_u_cptrs, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_dl, __pyx_mstate->__pyx_n_u_owned, __pyx_mstate->__pyx_n_u_st, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_address, __pyx_mstate->__pyx_n_u_p};
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_call_ptrs, __pyx_mstate->__pyx_kp_b_iso88591_A_s_1_4z_E_D_S_1A_2S_A_1_ATAgghh, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 999};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 1, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1002};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self};
     __pyx_mstate_global->__pyx_codeobj_tab[8] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_num_tensor_args, __pyx_mstate->__pyx_kp_b_iso88591_A_t1, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[8])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1003};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1006};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[9] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_raise_last_error, __pyx_mstate->__pyx_kp_b_iso88591_A_q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[9])) goto bad;
   }
@@ -21867,22 +21887,22 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[11] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[11])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1047};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 8, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1050};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_prepared, __pyx_mstate->__pyx_n_u_repeat, __pyx_mstate->__pyx_n_u_result, __pyx_mstate->__pyx_n_u_r, __pyx_mstate->__pyx_n_u_ret, __pyx_mstate->__pyx_n_u_handle, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_n};
     __pyx_mstate_global->__pyx_codeobj_tab[12] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_floor_loop, __pyx_mstate->__pyx_kp_b_iso88591_1_XV1_XQ_XQ_x_Cq_iq_E_aq_Q_AXXS, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[12])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1079};
+    const __Pyx_PyCode_New_function_description descr = {2, 0, 0, 9, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1082};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_torch_module, __pyx_mstate->__pyx_n_u_fn_address, __pyx_mstate->__pyx_n_u_api, __pyx_mstate->__pyx_n_u_direct, __pyx_mstate->__pyx_n_u_reference, __pyx_mstate->__pyx_n_u_offset, __pyx_mstate->__pyx_n_u_base, __pyx_mstate->__pyx_n_u_samples, __pyx_mstate->__pyx_n_u_t};
     __pyx_mstate_global->__pyx_codeobj_tab[13] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_enable_torch_direct_export, __pyx_mstate->__pyx_kp_b_iso88591_q_A_Q_t3e3k_A_q_wat6_Yhas_Q_avT, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[13])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1112};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 0, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1115};
     PyObject* const varnames[] = {0};
     __pyx_mstate_global->__pyx_codeobj_tab[14] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_torch_direct_export_enabled, __pyx_mstate->__pyx_kp_b_iso88591_s, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[14])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1116};
+    const __Pyx_PyCode_New_function_description descr = {0, 0, 0, 2, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS), 1119};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_b, __pyx_mstate->__pyx_n_u_f};
     __pyx_mstate_global->__pyx_codeobj_tab[15] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_init_vectorcall, __pyx_mstate->__pyx_kp_b_iso88591_N_1_Qo_7_1L_TU_Qo_7_1L_TU, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[15])) goto bad;
   }

@@ -109,8 +109,8 @@ cdef object _current_cuda_stream = None
 
 
 def _set_current_stream_hook(hook):
-    """hook(device_type, device_id) -> int stream, for GPU tensors whose producer has no
-    DLPack C exchange API."""
+    """hook(obj, device_type, device_id) -> stream as int, or None to leave TVM's stream:
+    for GPU tensors whose producer has no DLPack C exchange API."""
     global _current_cuda_stream
     _current_cuda_stream = hook
 
@@ -227,7 +227,7 @@ cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
 
 
 cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,
-                            const DLPackExchangeAPI* api) except -1:
+                            const DLPackExchangeAPI* api, PyObject* obj) except -1:
     """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
     if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
         raise_misaligned(dl, pos, st.align_mask + 1)
@@ -239,6 +239,7 @@ cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,
         st.device_id = dl.device.device_id
         st.device_pos = <int32_t>pos
         st.stream_api = api
+        st.device_obj = <void*>obj
     return 0
 
 
@@ -283,7 +284,7 @@ cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI
         out.v_ptr = handle
     if st.exemplar == NULL:
         st.exemplar = <void*>obj
-    note_device(st, dl, pos, api)
+    note_device(st, dl, pos, api, obj)
     return 0
 
 
@@ -329,7 +330,7 @@ cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
         out.type_index = (<TVMFFIObject*>handle).type_index
         out.v_ptr = handle
         if out.type_index == kTVMFFITensor:
-            note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
+            note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL, obj)
     elif kind == KIND_DLPACK:
         # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
         try:
@@ -347,7 +348,7 @@ cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
         handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
         out.type_index = kTVMFFITensor
         out.v_ptr = handle
-        note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL)
+        note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL, obj)
     else:
         raise_unsupported(obj, pos)
     return 0
@@ -370,7 +371,7 @@ cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTen
                 if st.cpu_pos < 0:
                     st.cpu_pos = <int32_t>pos
                 return 0
-            return note_device(st, dl, pos, fast_exchange_api)
+            return note_device(st, dl, pos, fast_exchange_api, obj)
         # Owned mode, or torch refused the export: the exchange API (and its error).
         return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
     cdef const DLPackExchangeAPI* api = NULL
@@ -395,6 +396,7 @@ cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t a
     st.packed = NULL
     st.num_packed = 0
     st.devices_checked = 0
+    st.device_obj = NULL
 
 
 cdef inline void release_state(CallState* st) noexcept:
@@ -546,7 +548,7 @@ cdef bint error_wants_owned_tensors(TVMFFIObjectHandle err) noexcept:
 
 cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* st,
                      TVMFFIAny* result) except -2:
-    """TVMFFIFunctionCall with the producer's stream set around it.
+    """TVMFFIFunctionCall, with the producer's stream made TVM's around it for GPU tensors.
 
     Returns 0 on success, -1 when TVM raised (error left in TVM-FFI's slot) and the
     stream, if any, has been restored."""
@@ -554,37 +556,38 @@ cdef int call_packed(BoundFunction fn, TVMFFIAny* packed, int32_t n, CallState* 
     cdef void* stream = NULL
     cdef TVMFFIStreamHandle prev = NULL
     cdef TVMFFIObjectHandle handle = fn.handle
+    cdef bint swap_stream = False
     result.type_index = kTVMFFINone
     result.zero_padding = 0
     result.v_int64 = 0
-    if st.device_type < 0:
-        # CPU only: no stream to query or set.
-        if fn.release_gil:
-            with nogil:
-                ret = TVMFFIFunctionCall(handle, packed, n, result)
-        else:
-            ret = TVMFFIFunctionCall(handle, packed, n, result)
-        return 0 if ret == 0 else -1
-    if not st.devices_checked:
-        check_devices(st, packed, n)
-    if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
-        if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
-            return -2  # the producer set a Python exception
-    elif _current_cuda_stream is not None:
-        # Producer without a C exchange API (older torch through __dlpack__): ask torch.
-        stream = <void*><uint64_t>_current_cuda_stream(st.device_type, st.device_id)
-    # Set the producer's stream only when TVM's differs (usually it is the same
-    # default stream): one query instead of a set and a restore.
-    prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
-    if prev != stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
-        raise_ffi_error()
+    if st.device_type >= 0:  # some tensor is off the CPU
+        if not st.devices_checked:
+            check_devices(st, packed, n)
+        if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
+            if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
+                return -2  # the producer set a Python exception
+            swap_stream = True
+        elif _current_cuda_stream is not None and st.device_obj != NULL:
+            # A producer without the C exchange API: torch through __dlpack__ gets its
+            # current stream from the hook; others (None) leave TVM's stream alone.
+            py_stream = _current_cuda_stream(<object>st.device_obj, st.device_type, st.device_id)
+            if py_stream is not None:
+                stream = <void*><uint64_t>py_stream
+                swap_stream = True
+        if swap_stream:
+            # Usually TVM's stream is already the producer's (the default stream):
+            # then one query replaces a set and a restore.
+            prev = TVMFFIEnvGetStream(st.device_type, st.device_id)
+            swap_stream = prev != stream
+            if swap_stream and TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
+                raise_ffi_error()
     if fn.release_gil:
         with nogil:
             ret = TVMFFIFunctionCall(handle, packed, n, result)
     else:
         ret = TVMFFIFunctionCall(handle, packed, n, result)
-    # Restore whatever stream TVM had, also when the call failed.
-    if prev != stream:
+    if swap_stream:
+        # Restore TVM's stream, also when the call failed.
         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
     return 0 if ret == 0 else -1
 

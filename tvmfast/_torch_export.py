@@ -29,9 +29,10 @@ def setup_torch_direct_export() -> bool:
     return bool(_core._enable_torch_direct_export(torch, address or 0))
 
 
-def current_stream(device_type: int, device_id: int) -> int:
-    """torch's current stream on a GPU, for tensors that came without a C exchange API."""
+def current_stream(obj, device_type: int, device_id: int):
+    """torch's current stream for a GPU torch tensor that came without the C exchange API
+    (older torch); None for anything else, which leaves TVM's stream as it is."""
     torch = sys.modules.get("torch")
-    if torch is None or device_type not in (2, 10):  # kDLCUDA, kDLROCM
-        return 0
+    if torch is None or device_type not in (2, 10) or not isinstance(obj, torch.Tensor):  # CUDA, ROCm
+        return None
     return torch.cuda.current_stream(device_id).cuda_stream
