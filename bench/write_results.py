@@ -17,7 +17,8 @@ GPU_RUNS = {  # file prefix -> what differed in that run
     "h100a": "H100, before the env stream was set only when it differs",
     "h200x2": "2x H200, with that change; the cuda:1 test runs here",
     "h100b": "H100, with that change and GPU tensors exported once",
-    "h100c": "H100, final code",
+    "h100c": "H100, with the type-cache and stream-site changes still to come",
+    "h100d": "H100, final code",
 }
 
 
