@@ -2677,6 +2677,23 @@ static CYTHON_INLINE PyObject *__Pyx_Import(PyObject *name, PyObject *const *imp
 /* PyFileNotFoundError_Check.proto */
 #define __Pyx_PyExc_FileNotFoundError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_FileNotFoundError)
 
+/* PyObjectVectorcallKwds.proto (used by PyObjectVectorcallMethodKwds) */
+#if CYTHON_VECTORCALL
+#define __Pyx_Object_VectorcallKwds PyObject_Vectorcall
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i);
+#else
+#define __Pyx_Object_VectorcallKwds __Pyx_PyObject_FastCallDict
+CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n);
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i);
+#endif
+
+/* PyObjectVectorcallMethodKwds.proto */
+#if CYTHON_VECTORCALL
+#define __Pyx_Object_VectorcallMethodKwds PyObject_VectorcallMethod
+#else
+static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+#endif
+
 /* PyAttributeError_Check.proto */
 #define __Pyx_PyExc_AttributeError_Check(obj)  __Pyx_TypeCheck(obj, PyExc_AttributeError)
 
@@ -2782,23 +2799,6 @@ static CYTHON_INLINE PyObject* __Pyx_dict_iterator(PyObject* dict, int is_dict, 
 
 /* PyObjectCompare.proto */
 static CYTHON_INLINE int __Pyx_PyObject_CompareBoolLe_int_object(PyObject *op1, PyObject *op2, int pyop);
-
-/* PyObjectVectorcallKwds.proto (used by PyObjectVectorcallMethodKwds) */
-#if CYTHON_VECTORCALL
-#define __Pyx_Object_VectorcallKwds PyObject_Vectorcall
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i);
-#else
-#define __Pyx_Object_VectorcallKwds __Pyx_PyObject_FastCallDict
-CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n);
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i);
-#endif
-
-/* PyObjectVectorcallMethodKwds.proto */
-#if CYTHON_VECTORCALL
-#define __Pyx_Object_VectorcallMethodKwds PyObject_VectorcallMethod
-#else
-static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *const *args, size_t nargsf, PyObject *kwnames);
-#endif
 
 /* GetItemInt.proto */
 #define __Pyx_GetItemInt(o, i, type, is_signed, to_py_func, wraparound, boundscheck, has_gil, unsafe_shared)\
@@ -3481,7 +3481,7 @@ namespace {
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_pop;
     __Pyx_CachedCFunction __pyx_umethod_PyDict_Type_values;
     PyObject *__pyx_slice[3];
-    PyObject *__pyx_tuple[5];
+    PyObject *__pyx_tuple[6];
     PyObject *__pyx_codeobj_tab[16];
     PyObject *__pyx_string_tab[232];
     PyObject *__pyx_number_tab[11];
@@ -3697,32 +3697,32 @@ static __pyx_mstatetype * const __pyx_mstate_global = &__pyx_mstate_global_stati
 #define __pyx_n_u_handle __pyx_string_tab[161]
 #define __pyx_n_u_hook __pyx_string_tab[162]
 #define __pyx_n_u_i __pyx_string_tab[163]
-#define __pyx_n_u_implements_function __pyx_string_tab[164]
-#define __pyx_n_u_int8 __pyx_string_tab[165]
-#define __pyx_n_u_items __pyx_string_tab[166]
-#define __pyx_n_u_load_module __pyx_string_tab[167]
-#define __pyx_n_u_main __pyx_string_tab[168]
-#define __pyx_n_u_make_torch_op __pyx_string_tab[169]
-#define __pyx_n_u_mutates_args __pyx_string_tab[170]
-#define __pyx_n_u_n __pyx_string_tab[171]
-#define __pyx_n_u_name __pyx_string_tab[172]
-#define __pyx_n_u_nn __pyx_string_tab[173]
-#define __pyx_n_u_num_args __pyx_string_tab[174]
-#define __pyx_n_u_num_tensor_args __pyx_string_tab[175]
-#define __pyx_n_u_numbers __pyx_string_tab[176]
-#define __pyx_n_u_obj __pyx_string_tab[177]
-#define __pyx_n_u_object __pyx_string_tab[178]
-#define __pyx_n_u_offset __pyx_string_tab[179]
-#define __pyx_n_u_os __pyx_string_tab[180]
-#define __pyx_n_u_owned __pyx_string_tab[181]
-#define __pyx_n_u_owned_tensors __pyx_string_tab[182]
-#define __pyx_n_u_p __pyx_string_tab[183]
-#define __pyx_n_u_packed __pyx_string_tab[184]
-#define __pyx_n_u_path __pyx_string_tab[185]
-#define __pyx_n_u_pop __pyx_string_tab[186]
-#define __pyx_n_u_prepare __pyx_string_tab[187]
-#define __pyx_n_u_prepared __pyx_string_tab[188]
-#define __pyx_n_u_ptrs __pyx_string_tab[189]
+#define __pyx_n_u_int8 __pyx_string_tab[164]
+#define __pyx_n_u_items __pyx_string_tab[165]
+#define __pyx_n_u_load_module __pyx_string_tab[166]
+#define __pyx_n_u_main __pyx_string_tab[167]
+#define __pyx_n_u_make_torch_op __pyx_string_tab[168]
+#define __pyx_n_u_mutates_args __pyx_string_tab[169]
+#define __pyx_n_u_n __pyx_string_tab[170]
+#define __pyx_n_u_name __pyx_string_tab[171]
+#define __pyx_n_u_nn __pyx_string_tab[172]
+#define __pyx_n_u_num_args __pyx_string_tab[173]
+#define __pyx_n_u_num_tensor_args __pyx_string_tab[174]
+#define __pyx_n_u_numbers __pyx_string_tab[175]
+#define __pyx_n_u_obj __pyx_string_tab[176]
+#define __pyx_n_u_object __pyx_string_tab[177]
+#define __pyx_n_u_offset __pyx_string_tab[178]
+#define __pyx_n_u_os __pyx_string_tab[179]
+#define __pyx_n_u_owned __pyx_string_tab[180]
+#define __pyx_n_u_owned_tensors __pyx_string_tab[181]
+#define __pyx_n_u_p __pyx_string_tab[182]
+#define __pyx_n_u_packed __pyx_string_tab[183]
+#define __pyx_n_u_path __pyx_string_tab[184]
+#define __pyx_n_u_pop __pyx_string_tab[185]
+#define __pyx_n_u_prepare __pyx_string_tab[186]
+#define __pyx_n_u_prepared __pyx_string_tab[187]
+#define __pyx_n_u_ptrs __pyx_string_tab[188]
+#define __pyx_n_u_query_imports __pyx_string_tab[189]
 #define __pyx_n_u_r __pyx_string_tab[190]
 #define __pyx_n_u_raise_last_error __pyx_string_tab[191]
 #define __pyx_n_u_reference __pyx_string_tab[192]
@@ -3800,7 +3800,7 @@ static CYTHON_SMALL_CODE int __pyx_m_clear(PyObject *m) {
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_CLEAR(clear_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<3; ++i) { Py_CLEAR(clear_module_state->__pyx_slice[i]); }
-  for (int i=0; i<5; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<6; ++i) { Py_CLEAR(clear_module_state->__pyx_tuple[i]); }
   for (int i=0; i<16; ++i) { Py_CLEAR(clear_module_state->__pyx_codeobj_tab[i]); }
   for (int i=0; i<232; ++i) { Py_CLEAR(clear_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<11; ++i) { Py_CLEAR(clear_module_state->__pyx_number_tab[i]); }
@@ -3836,7 +3836,7 @@ static CYTHON_SMALL_CODE int __pyx_m_traverse(PyObject *m, visitproc visit, void
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_pop.method);
   Py_VISIT(traverse_module_state->__pyx_umethod_PyDict_Type_values.method);
   for (int i=0; i<3; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_slice[i]); }
-  for (int i=0; i<5; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
+  for (int i=0; i<6; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_tuple[i]); }
   for (int i=0; i<16; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_codeobj_tab[i]); }
   for (int i=0; i<232; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_string_tab[i]); }
   for (int i=0; i<11; ++i) { __Pyx_VISIT_CONST(traverse_module_state->__pyx_number_tab[i]); }
@@ -11092,8 +11092,8 @@ static PyObject *__pyx_f_7tvmfast_5_core_frozen_vectorcall(PyObject *__pyx_v_cal
 static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj, PyObject *__pyx_v_name) {
   PyObject *__pyx_v_os = NULL;
   PyObject *__pyx_v_path = NULL;
-  PyObject *__pyx_v_func = NULL;
   PyObject *__pyx_v_getter = NULL;
+  PyObject *__pyx_v_func = NULL;
   PyObject *__pyx_r = NULL;
   __Pyx_RefNannyDeclarations
   PyObject *__pyx_t_1 = NULL;
@@ -11105,6 +11105,11 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   PyObject *__pyx_t_7 = NULL;
   PyObject *__pyx_t_8 = NULL;
   PyObject *__pyx_t_9 = NULL;
+  PyObject *__pyx_t_10 = NULL;
+  PyObject *__pyx_t_11 = NULL;
+  int __pyx_t_12;
+  PyObject *__pyx_t_13 = NULL;
+  PyObject *__pyx_t_14 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
@@ -11400,7 +11405,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
  *             name = getattr(obj, "entry_name", None) or "main"
- *         func = obj.get_function(name) if obj.implements_function(name) else None
+ *         try:
 */
     __pyx_t_6 = (__pyx_v_name == Py_None);
     if (__pyx_t_6) {
@@ -11410,8 +11415,8 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"             # <<<<<<<<<<<<<<
- *         func = obj.get_function(name) if obj.implements_function(name) else None
- *         if func is None:
+ *         try:
+ *             return obj.get_function(name, query_imports=True)
 */
       __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_entry_name, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 657, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_3);
@@ -11435,113 +11440,149 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *     if isinstance(obj, tvm_ffi.Module):
  *         if name is None:             # <<<<<<<<<<<<<<
  *             name = getattr(obj, "entry_name", None) or "main"
- *         func = obj.get_function(name) if obj.implements_function(name) else None
+ *         try:
 */
     }
 
     /* "tvmfast/_core.pyx":658
  *         if name is None:
  *             name = getattr(obj, "entry_name", None) or "main"
- *         func = obj.get_function(name) if obj.implements_function(name) else None             # <<<<<<<<<<<<<<
- *         if func is None:
- *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
+ *         try:             # <<<<<<<<<<<<<<
+ *             return obj.get_function(name, query_imports=True)
+ *         except AttributeError:
 */
-    __pyx_t_1 = __pyx_v_obj;
-    __Pyx_INCREF(__pyx_t_1);
-    __pyx_t_5 = 0;
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
-      __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_implements_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 658, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_3);
-    }
-    __pyx_t_6 = __Pyx_PyObject_IsTrue(__pyx_t_3); if (unlikely((__pyx_t_6 < 0))) __PYX_ERR(0, 658, __pyx_L1_error)
-    __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-    if (__pyx_t_6) {
-      __pyx_t_1 = __pyx_v_obj;
-      __Pyx_INCREF(__pyx_t_1);
-      __pyx_t_5 = 0;
-      {
-        PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
-        __pyx_t_3 = __Pyx_PyObject_FastCallMethod((PyObject*)__pyx_mstate_global->__pyx_n_u_get_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-        if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 658, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_3);
-      }
-      __pyx_t_7 = __pyx_t_3;
-      __pyx_t_3 = 0;
-    } else {
-      __Pyx_INCREF(Py_None);
-      __pyx_t_7 = Py_None;
-    }
+      __Pyx_PyThreadState_declare
+      __Pyx_PyThreadState_assign
+      __Pyx_ExceptionSave(&__pyx_t_2, &__pyx_t_10, &__pyx_t_11);
+      __Pyx_XGOTREF(__pyx_t_2);
+      __Pyx_XGOTREF(__pyx_t_10);
+      __Pyx_XGOTREF(__pyx_t_11);
+      /*try:*/ {
 
-    __pyx_v_func = __pyx_t_7;
-    __pyx_t_7 = 0;
-
-    /* "tvmfast/_core.pyx":659
+        /* "tvmfast/_core.pyx":659
  *             name = getattr(obj, "entry_name", None) or "main"
- *         func = obj.get_function(name) if obj.implements_function(name) else None
- *         if func is None:             # <<<<<<<<<<<<<<
- *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
- *         return func
+ *         try:
+ *             return obj.get_function(name, query_imports=True)             # <<<<<<<<<<<<<<
+ *         except AttributeError:
+ *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}") from None
 */
-    __pyx_t_6 = (__pyx_v_func == Py_None);
-    if (unlikely(__pyx_t_6)) {
+        __pyx_t_3 = __pyx_v_obj;
+        __Pyx_INCREF(__pyx_t_3);
+        #if CYTHON_VECTORCALL
+        #endif
+        __pyx_t_5 = 0;
+        {
+          PyObject *__pyx_callargs[3] = {__pyx_t_3, __pyx_v_name, Py_True};
+          #if CYTHON_VECTORCALL
+          __pyx_t_1 = __pyx_mstate_global->__pyx_tuple[0];
+          if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 659, __pyx_L13_error)
+          __Pyx_INCREF(__pyx_t_1);
+          #else
+          {
+            PyObject *__pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_query_imports};
+            __pyx_t_1 = __Pyx_MakeKwargDict(__pyx_temp, __pyx_callargs+2, 1);
+            if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 659, __pyx_L13_error)
+            __Pyx_GOTREF(__pyx_t_1);
+          }
+          #endif
+          __pyx_t_7 = __Pyx_Object_VectorcallMethodKwds((PyObject*)__pyx_mstate_global->__pyx_n_u_get_function, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (1*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET), __pyx_t_1);
+          __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+          #if CYTHON_VECTORCALL
+          #endif
+          __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 659, __pyx_L13_error)
+          __Pyx_GOTREF(__pyx_t_7);
+        }
+        {
+          PyObject *__pyx_temp;
+          {
+            __pyx_temp = __pyx_r;
+            __pyx_r = __pyx_t_7;
+          }
+          __Pyx_XDECREF(__pyx_temp);
+        }
+        __pyx_t_7 = 0;
+        goto __pyx_L17_try_return;
 
+        /* "tvmfast/_core.pyx":658
+ *         if name is None:
+ *             name = getattr(obj, "entry_name", None) or "main"
+ *         try:             # <<<<<<<<<<<<<<
+ *             return obj.get_function(name, query_imports=True)
+ *         except AttributeError:
+*/
+      }
+      __pyx_L13_error:;
+      __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+      __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
+      __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
+      __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
 
       /* "tvmfast/_core.pyx":660
- *         func = obj.get_function(name) if obj.implements_function(name) else None
- *         if func is None:
- *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")             # <<<<<<<<<<<<<<
- *         return func
+ *         try:
+ *             return obj.get_function(name, query_imports=True)
+ *         except AttributeError:             # <<<<<<<<<<<<<<
+ *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}") from None
  *     getter = getattr(obj, "__getitem__", None)
 */
-      __pyx_t_3 = NULL;
-      __pyx_t_1 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 660, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_1);
-      __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 660, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_8);
-      __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-      __pyx_t_5 = 1;
-      {
-        PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_t_8};
-        __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_AttributeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-        __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
-        __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 660, __pyx_L1_error)
-        __Pyx_GOTREF(__pyx_t_7);
-      }
-      __Pyx_Raise(__pyx_t_7, 0, 0, 0);
-      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-      __PYX_ERR(0, 660, __pyx_L1_error)
+      __pyx_t_12 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_AttributeError))));
+      if (__pyx_t_12) {
+        __Pyx_AddTraceback("tvmfast._core.resolve_function", __pyx_clineno, __pyx_lineno, __pyx_filename);
+        if (__Pyx_GetException(&__pyx_t_7, &__pyx_t_1, &__pyx_t_3) < 0) __PYX_ERR(0, 660, __pyx_L15_except_error)
+        __Pyx_XGOTREF(__pyx_t_7);
+        __Pyx_XGOTREF(__pyx_t_1);
+        __Pyx_XGOTREF(__pyx_t_3);
 
-      /* "tvmfast/_core.pyx":659
- *             name = getattr(obj, "entry_name", None) or "main"
- *         func = obj.get_function(name) if obj.implements_function(name) else None
- *         if func is None:             # <<<<<<<<<<<<<<
- *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
- *         return func
-*/
-    }
-
-    /* "tvmfast/_core.pyx":661
- *         if func is None:
- *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
- *         return func             # <<<<<<<<<<<<<<
+        /* "tvmfast/_core.pyx":661
+ *             return obj.get_function(name, query_imports=True)
+ *         except AttributeError:
+ *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}") from None             # <<<<<<<<<<<<<<
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
 */
-    {
-      PyObject *__pyx_temp;
-      {
-        __pyx_temp = __pyx_r;
-        __Pyx_INCREF(__pyx_v_func);
-        __pyx_r = __pyx_v_func;
+        __pyx_t_9 = NULL;
+        __pyx_t_13 = __Pyx_PyObject_FormatSimpleAndDecref(PyObject_Repr(__pyx_v_name), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_13)) __PYX_ERR(0, 661, __pyx_L15_except_error)
+        __Pyx_GOTREF(__pyx_t_13);
+        __pyx_t_14 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_the_module_has_no_f, __pyx_t_13); if (unlikely(!__pyx_t_14)) __PYX_ERR(0, 661, __pyx_L15_except_error)
+        __Pyx_GOTREF(__pyx_t_14);
+        __Pyx_DECREF(__pyx_t_13); __pyx_t_13 = 0;
+        __pyx_t_5 = 1;
+        {
+          PyObject *__pyx_callargs[2] = {__pyx_t_9, __pyx_t_14};
+          __pyx_t_8 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_AttributeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+          __Pyx_XDECREF(__pyx_t_9); __pyx_t_9 = 0;
+          __Pyx_DECREF(__pyx_t_14); __pyx_t_14 = 0;
+          if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 661, __pyx_L15_except_error)
+          __Pyx_GOTREF(__pyx_t_8);
+        }
+        __Pyx_Raise(__pyx_t_8, 0, 0, Py_None);
+        __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+        __PYX_ERR(0, 661, __pyx_L15_except_error)
       }
-      __Pyx_XDECREF(__pyx_temp);
+      goto __pyx_L15_except_error;
+
+      /* "tvmfast/_core.pyx":658
+ *         if name is None:
+ *             name = getattr(obj, "entry_name", None) or "main"
+ *         try:             # <<<<<<<<<<<<<<
+ *             return obj.get_function(name, query_imports=True)
+ *         except AttributeError:
+*/
+      __pyx_L15_except_error:;
+      __Pyx_XGIVEREF(__pyx_t_2);
+      __Pyx_XGIVEREF(__pyx_t_10);
+      __Pyx_XGIVEREF(__pyx_t_11);
+      __Pyx_ExceptionReset(__pyx_t_2, __pyx_t_10, __pyx_t_11);
+      goto __pyx_L1_error;
+      __pyx_L17_try_return:;
+      __Pyx_XGIVEREF(__pyx_t_2);
+      __Pyx_XGIVEREF(__pyx_t_10);
+      __Pyx_XGIVEREF(__pyx_t_11);
+      __Pyx_ExceptionReset(__pyx_t_2, __pyx_t_10, __pyx_t_11);
+      goto __pyx_L0;
     }
-    goto __pyx_L0;
 
     /* "tvmfast/_core.pyx":655
  *             raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
@@ -11553,19 +11594,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   }
 
   /* "tvmfast/_core.pyx":662
- *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
- *         return func
+ *         except AttributeError:
+ *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}") from None
  *     getter = getattr(obj, "__getitem__", None)             # <<<<<<<<<<<<<<
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
  *         func = getter(name)
 */
-  __pyx_t_7 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 662, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_7);
-  __pyx_v_getter = __pyx_t_7;
-  __pyx_t_7 = 0;
+  __pyx_t_3 = __Pyx_GetAttr3(__pyx_v_obj, __pyx_mstate_global->__pyx_n_u_getitem, Py_None); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 662, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_3);
+  __pyx_v_getter = __pyx_t_3;
+  __pyx_t_3 = 0;
 
   /* "tvmfast/_core.pyx":663
- *         return func
+ *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}") from None
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
  *         func = getter(name)
@@ -11578,13 +11619,13 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
 
     __pyx_t_6 = __pyx_t_4;
 
-    goto __pyx_L15_bool_binop_done;
+    goto __pyx_L22_bool_binop_done;
   }
   __pyx_t_4 = (__pyx_v_name != Py_None);
 
   __pyx_t_6 = __pyx_t_4;
 
-  __pyx_L15_bool_binop_done:;
+  __pyx_L22_bool_binop_done:;
   if (__pyx_t_6) {
 
 
@@ -11595,31 +11636,31 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *         if isinstance(func, tvm_ffi.Function):
  *             return func
 */
-    __pyx_t_8 = NULL;
+    __pyx_t_1 = NULL;
     __Pyx_INCREF(__pyx_v_getter);
-    __pyx_t_3 = __pyx_v_getter; 
+    __pyx_t_7 = __pyx_v_getter; 
     __pyx_t_5 = 1;
     #if CYTHON_UNPACK_METHODS
-    if (unlikely(PyMethod_Check(__pyx_t_3))) {
-      __pyx_t_8 = PyMethod_GET_SELF(__pyx_t_3);
-      assert(__pyx_t_8);
-      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_3);
-      __Pyx_INCREF(__pyx_t_8);
+    if (unlikely(PyMethod_Check(__pyx_t_7))) {
+      __pyx_t_1 = PyMethod_GET_SELF(__pyx_t_7);
+      assert(__pyx_t_1);
+      PyObject* __pyx__function = PyMethod_GET_FUNCTION(__pyx_t_7);
+      __Pyx_INCREF(__pyx_t_1);
       __Pyx_INCREF(__pyx__function);
-      __Pyx_DECREF_SET(__pyx_t_3, __pyx__function);
+      __Pyx_DECREF_SET(__pyx_t_7, __pyx__function);
       __pyx_t_5 = 0;
     }
     #endif
     {
-      PyObject *__pyx_callargs[2] = {__pyx_t_8, __pyx_v_name};
-      __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_3, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-      __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
-      __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 664, __pyx_L1_error)
-      __Pyx_GOTREF(__pyx_t_7);
+      PyObject *__pyx_callargs[2] = {__pyx_t_1, __pyx_v_name};
+      __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)__pyx_t_7, __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+      __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
+      __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
+      if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 664, __pyx_L1_error)
+      __Pyx_GOTREF(__pyx_t_3);
     }
-    __pyx_v_func = __pyx_t_7;
-    __pyx_t_7 = 0;
+    __pyx_v_func = __pyx_t_3;
+    __pyx_t_3 = 0;
 
     /* "tvmfast/_core.pyx":665
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
@@ -11628,13 +11669,13 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *             return func
  *     raise TypeError(
 */
-    __Pyx_GetModuleGlobalName(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 665, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_3 = __Pyx_PyObject_GetAttrStr(__pyx_t_7, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 665, __pyx_L1_error)
+    __Pyx_GetModuleGlobalName(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_tvm_ffi); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 665, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_3);
-    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_3); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 665, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyObject_GetAttrStr(__pyx_t_3, __pyx_mstate_global->__pyx_n_u_Function); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 665, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
     __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __pyx_t_6 = PyObject_IsInstance(__pyx_v_func, __pyx_t_7); if (unlikely(__pyx_t_6 == ((int)-1))) __PYX_ERR(0, 665, __pyx_L1_error)
+    __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     if (__pyx_t_6) {
 
 
@@ -11666,7 +11707,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
     }
 
     /* "tvmfast/_core.pyx":663
- *         return func
+ *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}") from None
  *     getter = getattr(obj, "__getitem__", None)
  *     if getter is not None and name is not None:  # e.g. relax.VirtualMachine             # <<<<<<<<<<<<<<
  *         func = getter(name)
@@ -11681,7 +11722,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *         f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "
  *         f"got {type(obj).__qualname__}")
 */
-  __pyx_t_7 = NULL;
+  __pyx_t_3 = NULL;
 
   /* "tvmfast/_core.pyx":669
  *     raise TypeError(
@@ -11690,11 +11731,11 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  * 
  * 
 */
-  __pyx_t_8 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 669, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_1 = __Pyx_PyObject_FormatSimple(__pyx_t_8, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 669, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_GetAttrStr(((PyObject *)Py_TYPE(__pyx_v_obj)), __pyx_mstate_global->__pyx_n_u_qualname); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 669, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
-  __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
+  __pyx_t_8 = __Pyx_PyObject_FormatSimple(__pyx_t_1, __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 669, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_8);
+  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
 
   /* "tvmfast/_core.pyx":668
  *             return func
@@ -11703,20 +11744,20 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
  *         f"got {type(obj).__qualname__}")
  * 
 */
-  __pyx_t_8 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_1); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 668, __pyx_L1_error)
-  __Pyx_GOTREF(__pyx_t_8);
-  __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+  __pyx_t_1 = __Pyx_PyUnicode_Concat(__pyx_mstate_global->__pyx_kp_u_tvmfast_bind_expected_a_TVM_runt, __pyx_t_8); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 668, __pyx_L1_error)
+  __Pyx_GOTREF(__pyx_t_1);
+  __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
   __pyx_t_5 = 1;
   {
-    PyObject *__pyx_callargs[2] = {__pyx_t_7, __pyx_t_8};
-    __pyx_t_3 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
-    __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
-    __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-    if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 667, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_t_3);
+    PyObject *__pyx_callargs[2] = {__pyx_t_3, __pyx_t_1};
+    __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_5, (2-__pyx_t_5) | (__pyx_t_5*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
+    __Pyx_XDECREF(__pyx_t_3); __pyx_t_3 = 0;
+    __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
+    if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 667, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_t_7);
   }
-  __Pyx_Raise(__pyx_t_3, 0, 0, 0);
-  __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
+  __Pyx_Raise(__pyx_t_7, 0, 0, 0);
+  __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
   __PYX_ERR(0, 667, __pyx_L1_error)
 
   /* "tvmfast/_core.pyx":643
@@ -11734,13 +11775,15 @@ static PyObject *__pyx_f_7tvmfast_5_core_resolve_function(PyObject *__pyx_v_obj,
   __Pyx_XDECREF(__pyx_t_7);
   __Pyx_XDECREF(__pyx_t_8);
   __Pyx_XDECREF(__pyx_t_9);
+  __Pyx_XDECREF(__pyx_t_13);
+  __Pyx_XDECREF(__pyx_t_14);
   __Pyx_AddTraceback("tvmfast._core.resolve_function", __pyx_clineno, __pyx_lineno, __pyx_filename);
   __pyx_r = 0;
   __pyx_L0:;
   __Pyx_XDECREF(__pyx_v_os);
   __Pyx_XDECREF(__pyx_v_path);
-  __Pyx_XDECREF(__pyx_v_func);
   __Pyx_XDECREF(__pyx_v_getter);
+  __Pyx_XDECREF(__pyx_v_func);
   __Pyx_XDECREF(__pyx_v_obj);
   __Pyx_XDECREF(__pyx_v_name);
   __Pyx_XGIVEREF(__pyx_r);
@@ -19291,7 +19334,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   {
     PyObject *__pyx_callargs[3] = {__pyx_t_5, __pyx_mstate_global->__pyx_int_24, __pyx_t_6};
     #if CYTHON_VECTORCALL
-    __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[0];
+    __pyx_t_8 = __pyx_mstate_global->__pyx_tuple[1];
     if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1096, __pyx_L1_error)
     __Pyx_INCREF(__pyx_t_8);
     #else
@@ -19314,7 +19357,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_t_1, __pyx_mstate_global->__pyx_n_u_reshape); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1096, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __Pyx_DECREF(__pyx_t_1); __pyx_t_1 = 0;
-  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[1], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1096, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 1096, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_1);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
   __pyx_v_base = __pyx_t_1;
@@ -19331,10 +19374,10 @@ static PyObject *__pyx_pf_7tvmfast_5_core_6_enable_torch_direct_export(CYTHON_UN
   __Pyx_GOTREF(__pyx_t_1);
   __pyx_t_8 = __Pyx_PyObject_GetAttrStr(__pyx_v_base, __pyx_mstate_global->__pyx_n_u_transpose); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1097, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
-  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[2], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1097, __pyx_L1_error)
+  __pyx_t_6 = __Pyx_PyObject_Call(__pyx_t_8, __pyx_mstate_global->__pyx_tuple[3], NULL); if (unlikely(!__pyx_t_6)) __PYX_ERR(0, 1097, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_6);
   __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[3]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1097, __pyx_L1_error)
+  __pyx_t_8 = __Pyx_PyObject_GetItem(__pyx_v_base, __pyx_mstate_global->__pyx_tuple[4]); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 1097, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_8);
   __pyx_t_9 = __pyx_v_base;
   __Pyx_INCREF(__pyx_t_9);
@@ -21276,7 +21319,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_3, __pyx_mstate_global->__pyx_tuple[4]);
+  __Pyx_CyFunction_SetDefaultsTuple(__pyx_t_3, __pyx_mstate_global->__pyx_tuple[5]);
   if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_BoundFunction, __pyx_mstate_global->__pyx_n_u_as_torch_op, __pyx_t_3) < (0)) __PYX_ERR(0, 779, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
@@ -21550,6 +21593,20 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   __Pyx_RefNannySetupContext("__Pyx_InitCachedConstants", 0);
 
+  /* "tvmfast/_core.pyx":659
+ *             name = getattr(obj, "entry_name", None) or "main"
+ *         try:
+ *             return obj.get_function(name, query_imports=True)             # <<<<<<<<<<<<<<
+ *         except AttributeError:
+ *             raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}") from None
+*/
+  {
+    PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_query_imports};
+    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 659, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
+
   /* "tvmfast/_core.pyx":1096
  *     if api == NULL or fn_address == 0:
  *         return False
@@ -21559,16 +21616,16 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[1] = {__pyx_mstate_global->__pyx_n_u_dtype};
-    __pyx_mstate_global->__pyx_tuple[0] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[0])) __PYX_ERR(0, 1096, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[0]);
-  }
-  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[0]);
-  {
-    PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_int_4};
-    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1096, __pyx_L1_error)
+    __pyx_mstate_global->__pyx_tuple[1] = __Pyx_PyTuple_FromArray(__pyx_temp, 1); if (unlikely(!__pyx_mstate_global->__pyx_tuple[1])) __PYX_ERR(0, 1096, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[1]);
   }
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[1]);
+  {
+    PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_int_2, __pyx_mstate_global->__pyx_int_3, __pyx_mstate_global->__pyx_int_4};
+    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1096, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
+  }
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
 
   /* "tvmfast/_core.pyx":1097
  *         return False
@@ -21579,10 +21636,10 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_int_0, __pyx_mstate_global->__pyx_int_2};
-    __pyx_mstate_global->__pyx_tuple[2] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[2])) __PYX_ERR(0, 1097, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[2]);
+    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1097, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
   }
-  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[2]);
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
   __pyx_mstate_global->__pyx_slice[0] = PySlice_New(Py_None, Py_None, Py_None); if (unlikely(!__pyx_mstate_global->__pyx_slice[0])) __PYX_ERR(0, 1097, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_mstate_global->__pyx_slice[0]);
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[0]);
@@ -21594,10 +21651,10 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
   __Pyx_GIVEREF(__pyx_mstate_global->__pyx_slice[2]);
   {
     PyObject* __pyx_temp[3] = {__pyx_mstate_global->__pyx_slice[0], __pyx_mstate_global->__pyx_slice[1], __pyx_mstate_global->__pyx_slice[2]};
-    __pyx_mstate_global->__pyx_tuple[3] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[3])) __PYX_ERR(0, 1097, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[3]);
+    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 3); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 1097, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
   }
-  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[3]);
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
 
   /* "tvmfast/_core.pyx":779
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
@@ -21608,14 +21665,14 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
 */
   {
     PyObject* __pyx_temp[2] = {__pyx_mstate_global->__pyx_empty_tuple, Py_None};
-    __pyx_mstate_global->__pyx_tuple[4] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[4])) __PYX_ERR(0, 779, __pyx_L1_error)
-    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[4]);
+    __pyx_mstate_global->__pyx_tuple[5] = __Pyx_PyTuple_FromArray(__pyx_temp, 2); if (unlikely(!__pyx_mstate_global->__pyx_tuple[5])) __PYX_ERR(0, 779, __pyx_L1_error)
+    __Pyx_GOTREF(__pyx_mstate_global->__pyx_tuple[5]);
   }
-  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[4]);
+  __Pyx_GIVEREF(__pyx_mstate_global->__pyx_tuple[5]);
   #if CYTHON_IMMORTAL_CONSTANTS
   {
     PyObject **table = __pyx_mstate->__pyx_tuple;
-    for (Py_ssize_t i=0; i<5; ++i) {
+    for (Py_ssize_t i=0; i<6; ++i) {
       #if PY_VERSION_HEX >= 0x030F0000
       PyUnstable_SetImmortal(table[i]);
       #elif CYTHON_COMPILING_IN_CPYTHON_FREETHREADING
@@ -21672,31 +21729,31 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   int __pyx_clineno = 0;
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
-    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{2},{10},{16},{15},{36},{38},{89},{20},{22},{9},{30},{8},{20},{8},{7},{25},{13},{2},{15},{1},{9},{19},{13},{178},{1},{1},{2},{15},{130},{20},{6},{44},{32},{33},{1},{1},{4},{179},{37},{8},{12},{7},{6},{2},{9},{50},{16},{20},{57},{87},{57},{31},{47},{17},{62},{67},{48},{19},{55},{30},{63},{30},{18},{25},{103},{54},{40},{26},{72},{13},{31},{33},{25},{20},{21},{7},{14},{32},{34},{24},{30},{31},{8},{8},{6},{9},{8},{4},{6},{20},{12},{11},{17},{8},{10},{25},{8},{11},{12},{8},{10},{8},{12},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{27},{11},{16},{13},{24},{21},{28},{7},{7},{9},{3},{6},{4},{11},{18},{1},{4},{5},{9},{18},{5},{4},{5},{3},{4},{9},{12},{6},{2},{5},{10},{9},{12},{6},{7},{1},{7},{10},{6},{11},{6},{6},{3},{12},{15},{4},{6},{4},{1},{19},{4},{5},{11},{4},{13},{12},{1},{4},{2},{8},{15},{7},{3},{6},{6},{2},{5},{13},{1},{6},{4},{3},{7},{8},{4},{1},{16},{9},{11},{6},{7},{6},{3},{4},{7},{4},{10},{2},{10},{12},{1},{6},{2},{5},{12},{9},{7},{13},{16},{6},{5}};
+    const struct { const unsigned int length: 8; } str_length_index[] = {{0},{2},{10},{16},{15},{36},{38},{89},{20},{22},{9},{30},{8},{20},{8},{7},{25},{13},{2},{15},{1},{9},{19},{13},{178},{1},{1},{2},{15},{130},{20},{6},{44},{32},{33},{1},{1},{4},{179},{37},{8},{12},{7},{6},{2},{9},{50},{16},{20},{57},{87},{57},{31},{47},{17},{62},{67},{48},{19},{55},{30},{63},{30},{18},{25},{103},{54},{40},{26},{72},{13},{31},{33},{25},{20},{21},{7},{14},{32},{34},{24},{30},{31},{8},{8},{6},{9},{8},{4},{6},{20},{12},{11},{17},{8},{10},{25},{8},{11},{12},{8},{10},{8},{12},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{27},{11},{16},{13},{24},{21},{28},{7},{7},{9},{3},{6},{4},{11},{18},{1},{4},{5},{9},{18},{5},{4},{5},{3},{4},{9},{12},{6},{2},{5},{10},{9},{12},{6},{7},{1},{7},{10},{6},{11},{6},{6},{3},{12},{15},{4},{6},{4},{1},{4},{5},{11},{4},{13},{12},{1},{4},{2},{8},{15},{7},{3},{6},{6},{2},{5},{13},{1},{6},{4},{3},{7},{8},{4},{13},{1},{16},{9},{11},{6},{7},{6},{3},{4},{7},{4},{10},{2},{10},{12},{1},{6},{2},{5},{12},{9},{7},{13},{16},{6},{5}};
     const struct { const unsigned int length: 9; } bytes_length_index[] = {{9},{9},{87},{9},{12},{86},{10},{12},{124},{299},{9},{9},{93},{69},{351},{33}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2529 bytes) */
-static const char cstring[] = "x\332\215W\317s\323H\026\216w\303\214\201@\010\t\354\0160\263\235\n,v\010\236\365$\013T \314\232\004f\246\226a\022\310f\262\305Ti\332R\313\326D\226lu+\2613\305\026G\037u\324QG\037}\364\321\307\034u\324\221?\201?a\337k\375\300v\240vS\025\253\325\335\357\365{\337\373\336{-R \324\251\271\rf\t\376a\264Bj\266 \244\352\212l\216,\021\225Z\026LW\031iR\316\231F(\210\220\255\347\333T= \202Y\334v\376\237=\353\204\250uj\325`\221\327i\223\021nX*#\272\303\3301+\024\277n:\254I\035\030\221\202\303\270q\314\024\002\2129\023\360\264\210!\276->L6\343|\262\233\320\0325,\242QAI\3236,\301\234\324\013\315f\234\240Q\272!\010\354\201\305{kD\353X\264a\250\033\244n\233\032\256\023\273\372\033S\005)X\256i\0220P3Y\221\030\261h\372\004q\007M/\374m%\236\303\275\360\004\303\222\207\332t\047qs\230\311(gJ\31507\226\332\005\001\266\203\003\264\206\313\305bvF6\240\026\241\232\006\276\363\273\325\216\000\327L\243f1m\354\245Dv\367~$\007\314\261\230\311\341@\303\024\344\310\020u\2421\235\272\360Ruu\0350\000\3749\330\221\212\305\000\201o\244A;Du(\257\307\240\002\326Bi\330\232D\013\001\006hS\355Gu\233\263L\241\013c[\3271\036:U\205\355l\224WH\325\260\264B\251TZ\211\017B\3176\312\305\322\372:YO\216\214\035\202W\326n\002\314\310\214\2243\005P\242\326K\273\362m\205\210\303\206\242\353F\362\2161\246DQ4\263\t\024R\024\010\270\255\271*s\212+\030\311\025\242\2336\205G\325\266\315\025\302\005(xa[,\026KT%\241}(\3710b\201\224\217\347`H\036\202\361fj\324\207\254h\270\\\022\032pB\305\032;4T\366\010T\353\224\213\322\023\333\265\264g\256\245\n\0036XnC\001I\276\221\255?s\354cf\235\336\360\370[4\363\205\r!\025u*\310fG\3241\022\034\0160\215*s\250`f\007\0352\300V\0077Yd\373\351\366\335\265\007k2\200\016C\2378\341nU51\327\200~z\314\004`\251\3504\031/\221\037t\322\261]b1\360V\3302\047G\005D\235Y\230Y8 \267e\352R4S\001q\303\252\335&\232\341\300!\306!C\351g\324\344\254\244\000\340\266\243\300OS\352\305\374N\222P#z\342\047\204[\001e,\006\013\325\261\r\315\340\264j2f\341oM5x<\322 \365R\322*\n(\201\340B\2305W\236i\331\326]\200\340""\320\240&\254\252\206e\010EI\261\205\335\016\005=\331\273\240\007\014&9\350J\347\220\231\353\037X\231E\023\313\304\021\340\n\230\211#\233<\336 \345\230\013\343\202#l\305\204s\\K\030\220N\220)\256\311V>P\254\224EX\022\017\"\350P\247\003\200\213\372\303\217\250\205\332\3036\342\212\001A\306d\2135r\031\332Qi>!hC\374\324z\272e}B/\3061\326\004\025LV5=c\036\034\251\245\333\277VT\333a\245f\247\235L\254\223q\"\037\321\264\340\031\002\260\207*\254=\224\251?z^\241\230IO\320\374\223\342\247\253|\246\002\361U1\003uj\000-d\025\005\007\230\343\000<\250P\306Z\313\366\177\250\260\331T\025}\310\\\006~\003\037 \316\334\220\2344G\222\032q\317\304\360T\245)\034\016=\047\013\370GW?IxR\320K\251KP\007\213\305\217\212\047\235i\304\342\323\307%\255-\265zr!3\002C\r\325\244\032s8\363l}\244\026g\305\346\005\024K\331\234\261\276\201\\f\265-;\257\341pq\372\030\004\017}\325\240\000\221\337S{\326\311!5]\366f,YR\2514\252\300\321f\323v\240\225A\302\331|l\037\362\344c\261\033\263\313a\302u,\231v[\317\343F\260\034\327I\331#\261\276\353\320\265F\256,c\364\035{)eUE\2255VQ&\227\241\202p(|\237\332@\271\";\224b7\307\027b\247\307\347\022\0046\177\222-g<-\306\337N\333uj\375\224a\023;2nM\314c\340\343>&\343?\261*\363H\201\026 \024\231\\\351\302\017\300\315\232C\315\037e\001\331\246\016T\014`\3536T\241\347\306\001{\311\250\031\207BQ\266;m\370\337\002f(/X[\274d\272\242$\355\003\2127\024\352\370\376$\207\330k\224\032\023\206`\r\234@>\311g\322\321\263\221\252\260v|3Th\323\300\005\344\003>G\244k)$\360\327\200+\237|J\203q\204E\016\237P\330\0245Q\202\343D\004\207\207\002\273\016.\264\\j\246\002i\3379\025\223l\202\265\361\005\257=\251\014\0371\345T\244\240K1\216~\252x\377Q\342^\227\360(\356\252\240\021sd\244\237*\262\275\0352\274U\311\320\032\034\353\264\355BGg\362h\325u\034`;\370\3430\332P\352\266} \347c\2750r\233\361\344\307\016J\372-\255rl,\311\215,\353\214\200\026\225w[d\314\010\345)\357X\252a\2272Cx\265\n\267YYj3\376\251&Z\010\321\020\016UY\025\242\251\232\220\245\330dT\271\336tUW\243\370\017\366q!\007\rjQ\370""\n\210\215\324L\ro\t`\210\323\221\0103 \261\274\005\2616m4\001;\264\213\265\r.\340W(p\263\320\345\325o\365\033\335R\022g\342\204\204\032\323H8\025\227\033]:\014\314\251\341\2455a;\216k\246]\245\246\234\252SS\217I\213\370\031\006\036)\013K&\000\245\373\001\262\220\303\251Z\3029d`\003/\035)Z\r\027Y\300\245\261\026\272aYi\025\236H\312\270vs\270\232\306\267\323\370Nms\373\010\352\236\374Iv\363&z\3024\364\241i7\223\002\223v D\327\231\314h\207\301U\235Am\037\371\364\200\375\214\002m\3447W|G\202*\353\330j\203K|\341Bh\242\005\311]\214#\237\035\301\361\243\002\231m\250P\014\352\266&b\243\204-=\216\335\216\261\200\320[\034\332\004K\256D\331\255\014Y\220\276\2448\311&\302\217\231c\363\254\300\357B\374\237\242\371x\031/\000\305]\025\257\204\230\264\000\221r?\321\241\374]j\234\250\205dy\205\034\332\206F\226\227\345\207Aq*\335\236\221\364m.\232>\327\275\343\355\340\340|x\376/>\017\026q|\335\337\350\345\373\271\376\\4}\303\177\321+\364\027\373\345h\372K\177\307\267{\257\007\271\350\253;\275\3738\327\177>\374\303\360\366\311\365p\367_\377c\371m\356\335\364\231h\372O^\353m\356\375gSg>\303C\3120\316O\235Y\360@\371\255`\277\267\027\237\262\037\354D\323W\274}\037\036\237\277mw\337\370\233~+\312_\354\032^\313\317Eg\317E\371\231\356S\357\212G\275V4s\331+\0059|\334\201\3753\227\303\3137\203\n\350\332\357\277\032\344\006s\321\314lWx\253\036\215.\315\2416\321]\355\322(\037\333qI\332Q\350\315\366[\203\231a\345\035\272\220nb t\020\314\007\225(?\333m\001<\335G\336\221O}\021\334\353\335\350\377{P\037\322!?Y:\001\201\213]\332=\364v\3759\377\246\257\005\313\275J\357U\177\272\2775\230\036<\033\336\034j\047\267NZ\321\354u\377~\260(e\367\006\345\301\326pz\2709l\235\314 r\263\013\336\023O\365o\004\257z\347\000\266\265\376\341\000\264\346\273g\272;Q\376|w=\274r+\330\t\016\372\363\375\357\007\233\203\343\223\271\223\305hf\036A\003\010\375\357\2022\372\220\313$f\302\031\022\344\202\353\275\315^\253\237\037\374qP\216.\315{\253\341\325{}\332?\032\250\303\271\341\235\223W\341\366\016N\257yo\000\256\235""\240\336\243=\000s)(\203\307\261\362/\300\242\035t\274\374\266\362.\2170\302\000bw\366\317\000^\345\375\305\251\2633\335\265\3561\270]\010\0261\000E\277\034\336\330\013\367~\016\177~\035\276\376%\374E\rU-\312_\001h\276\014\264\336r\177\023\216\327\206\213\350\3247\335\227]\031\274e\277\002\241A\375\377\001\376\350\301\367\275\312\250\362y\377\t`\272\004\026\352\340\217\000\202\314 \317\264\340\016\200\214\004\315\004\267z\271\336\027\000\337\203\301\352\200\016\320\302kSg\t2:(\277\203\023cmO!\244[\275\013H\216\304d8_\332\363\312\233\366*\231\033\217\006\225\301nX\251\205\265zX7\306\010w\311;\357\257\371-$\335l\367\010\346\270\277\004\026\000\303\256z\206\337\n\311?\206\271\260\002 \354\207\373\277\206\277\322\220V\243\231\013\321\245k\341\265U\310\211J4\277\200[\177\013r\341b\005\202q\023\230\324\016\1772C\263\201\032\333\240oql\303b<\355\370\013\376\036\004;^\212\026\326\372\225\376\356`np{8\027-\\\005;\204\177/\270\321{\211q\234\363\346\274[\310\327(\217\303\277\372\237\373\355\000r\350Bw\327\003\314\316u\213\020\341\274\314\375\221\267\344\261\354}\347\343 <\207\371\000\000\377\356/\202\307\355\240\335\353\000\251\377\t\274\315\205\323w\303\273\217\007\364\375\345\251\263\027\303\013@P\334\370\306\257\200\211\367z_\365[\377\005\336Jk\267";
-    PyObject *data = __Pyx_DecompressString(cstring, 2529, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2530 bytes) */
+static const char cstring[] = "x\332\215W\317s\323H\026\216w\303\214\201@\010\t\354\0160\263\235\n,v\010\236\365$\013T \314\232\004f\246\226a\022\310f\262\305Ti\332R\313\326D\226lu+\2613\305\026G\037u\324QG\037}\364\321\307\034u\324\221?\201?a\337k\375\300v\240vS\025\253\325\335\357\365{\337\373\336{-R \324\251\271\rf\t\376a\264Bj\266 \244\352\212l\216,\021\225Z\026LW\031iR\316\231F(\210\220\255\347\333T= \202Y\334v\376\237=\353\204\250uj\325`\221\327i\223\021nX*#\272\303\3301+\024\277n:\254I\035\030\221\202\303\270q\314\024\002\2129\023\360\264\210!\276->L6\343|\262\233\320\0325,\242QAI\3236,\301\234\324\013\315f\234\240Q\272!\010\354\201\305{kD\353X\264a\250\033\244n\233\032\256\023\273\372\033S\005)X\256i\0220P3Y\221\030\261h\372\004q\007M/\374m%\236\303\275\360\004\303\222\207\332t\047qs\230\311(gJ\31507\226\332\005\001\266\203\003\264\206\313\305bvF6\240\026\241\232\006\276\363\273\325\216\000\327L\243f1m\354\245Dv\367~$\007\314\261\230\311\341@\303\024\344\310\020u\2421\235\272\360Ruu\0350\000\3749\330\221\212\305\000\201o\244A;Du(\257\307\240\002\326Bi\330\232D\013\001\006hS\355Gu\233\263L\241\013c[\3271\036:U\205\355l\224WH\325\260\264B\251TZ\211\017B\3176\312\305\322\372:YO\216\214\035\202W\326n\002\314\310\214\2243\005P\242\326K\273\362m\205\210\303\206\242\353F\362\2161\246DQ4\263\t\024R\024\010\270\255\271*s\212+\030\311\025\242\2336\205G\325\266\315\025\302\005(xa[,\026KT%\241}(\3710b\201\224\217\347`H\036\202\361fj\324\207\254h\270\\\022\032pB\305\032;4T\366\010T\353\224\213\322\023\333\265\264g\256\245\n\0036XnC\001I\276\221\255?s\354cf\235\336\360\370[4\363\205\r!\025u*\310fG\3241\022\034\0160\215*s\250`f\007\0352\300V\0077Yd\373\351\366\335\265\007k2\200\016C\2378\341nU51\327\200~z\314\004`\251\3504\031/\221\037t\322\261]b1\360V\3302\047G\005D\235Y\230Y8 \267e\352R4S\001q\303\252\335&\232\341\300!\306!C\351g\324\344\254\244\000\340\266\243\300OS\352\305\374N\222P#z\342\047\204[\001e,\006\013\325\261\r\315\340\264j2f\341oM5x<\322 \365R\322*\n(\201\340B\2305W\236i\331\326]\200\340""\320\240&\254\252\206e\010EI\261\205\335\016\005=\331\273\240\007\014&9\350J\347\220\231\353\037X\231E\023\313\304\021\340\n\230\211#\233<\336 \345\230\013\343\202#l\305\204s\\K\030\220N\220)\256\311V>P\254\224EX\022\017\"\350P\247\003\200\213\372\303\217\250\205\332\3036\342\212\001A\306d\2135r\031\332Qi>!hC\374\324z\272e}B/\3061\326\004\025LV5=c\036\034\251\245\333\277VT\333a\245f\247\235L\254\223q\"\037\321\264\340\031\002\260\207*\254=\224\251?z^\241\230IO\320\374\223\342\247\253|\246\002\361U1\003uj\000-d\025\005\007\230\343\000<\250P\306Z\313\366\177\250\260\331T\025}\310\\\006~\003\037 \316\334\220\2344G\222\032q\317\304\360T\245)\034\016=\047\013\370GW?IxR\320K\251KP\007\213\305\217\212\047\235i\304\342\323\307%\255-\265zr!3\002C\r\325\244\032s8\363l}\244\026g\305\346\005\024K\331\234\261\276\201\\f\265-;\257\341pq\372\030\004\017}\325\240\000\221\337S{\326\311!5]\366f,YR\2514\252\300\321f\323v\240\225A\302\331|l\037\362\344c\261\033\263\313a\302u,\231v[\317\343F\260\034\327I\331#\261\276\353\320\265F\256,c\364\035{)eUE\2255VQ&\227\241\202p(|\237\332@\271\";\224b7\307\027b\247\307\347\022\0046\177\222-g<-\306\337N\333uj\375\224a\023;2nM\314c\340\343>&\343?\261*\363H\201\026 \024\231\\\351\302\017\300\315\232C\315\037e\001\331\246\016T\014`\3536T\241\347\306\001{\311\250\031\207BQ\266;m\370\337\002f(/X[\274d\272\242$\355\003\2127\024\352\370\376$\207\330k\224\032\023\206`\r\234@>\311g\322\321\263\221\252\260v|3Th\323\300\005\344\003>G\244k)$\360\327\200+\237|J\203q\204E\016\237P\330\0245Q\202\343D\004\207\207\002\273\016.\264\\j\246\002i\3379\025\223l\202\265\361\005\257=\251\014\0371\345T\244\240K1\216~\252x\377Q\342^\227\360(\356\252\240\021sd\244\237*\262\275\0352\274U\311\320\032\034\353\264\355BGg\362h\325u\034`;\370\3430\332P\352\266} \347c\2750r\233\361\344\307\016J\372-\255rl,\311\215,\353\214\200\026\225w[d\314\010\345)\357X\252a\2272Cx\265\n\267YYj3\376\251&Z\010\321\020\016UY\025\242\251\232\220\245\330dT\271\336tUW\243\370\017\366q!\007\rjQ\370""\n\210\215\324L\ro\t`\210\323\221\0103 \261\274\005\2616m4\001;\264\213\265\r.\340W(p\263\320\345\325o\365\033\335R\022g\342\204\204\032\323H8\025\227\033]:\014\314\251\341\2455a;\216k\246]\245\246\234\252SS\217I\213\370\031P\247\037 \3458\034\241%\004C\2725\360\206\221B\323p1\344\\Zf\241\315\226\225\226\334\211\014\214\0135\207{h|\025\215/\3206\267\217\240\310\311\237d7o\242\331LC\203\233v3\251&i\273A([.\003\204\214\006\206\224;\223\271\3540\270\2443\250\352#\037\035 \314(\020F~m\305\267#\250\257\216\2556\270D\026\256\202&\232\223\334\30282\031t\343\347\004r\332P\241\014\324mM\304\026\n[\272\037c\020\003\003A\26784\010\226\\\206\262\373\030\306?}IA\223\355\203\0373\307\346Yi\337\205\310?E\363\361\032^\000r\273*^\0061]\001/\345~\242C\371\273\3248Q\005\311\362\n9\264\r\215,/\313O\202\342T\272=\243\347\333\\4}\256{\307\333\301\301\371\360\374_|\036,\342\370\272\277\321\313\367s\375\271h\372\206\377\242W\350/\366\313\321\364\227\376\216o\367^\017r\321Wwz\367q\256\377|\370\207\341\355\223\353\341\356\277\376\307\362\333\334\273\3513\321\364\237\274\326\333\334\373\317\246\316|\206\207\224a\234\237:\263\340\201\362[\301~o/>e?\330\211\246\257x\373><>\177\333\356\276\3617\375V\224\277\3305\274\226\237\213\316\236\213\3623\335\247\336\025\217z\255h\346\262W\nr\370\270\003\373g.\207\227o\006\025\320\265\337\1775\310\r\346\242\231\331\256\360V=\032]\232Cm\242\273\332\245Q>\266\343\222\264\243\320\233\355\267\0063\303\312;t!\335\304@\350 \230\017*Q~\266\333\002x\272\217\274#\237\372\"\270\327\273\321\377\367\240>\244C~\262t\002\002\027\273\264{\350\355\372s\376M_\013\226{\225\336\253\376t\177k0=x6\2749\324Nn\235\264\242\331\353\376\375`Q\312\356\r\312\203\255\341\364ps\330:\231A\344f\027\274\047\236\352\337\010^\365\316\001lk\375\303\001h\315w\317tw\242\374\371\356zx\345V\260\023\034\364\347\373\337\0176\007\307\047s\047\213\321\314<\202\006\020\372\337\005e\364!\227I\314\2043$\310\005\327{\233\275V\077\077\370\343\240\034]\232\367V\303\253\367\372\264\1774P\207s\303;\047\257""\302\355\035\234^\363\336\000\\;A\275G{\000\346RP\006\217c\345_\200E;\350x\371m\345]\036a\204\001\304\356\354\237\001\274\312\373\213Sgg\272k\335cp\273\020,b\000\212~9\274\261\027\356\375\034\376\374:|\375K\370\213\032\252Z\224\277\002\320|\031h\275\345\376&\034\257\r\027\321\251o\272/\2732x\313~\005B\203\372\377\003\374\321\203\357{\225Q\345\363\376\023\300t\t,\324\301\037\001\004\231A\236i\301\035\000\031\t\232\tn\365r\275/\000\276\007\203\325\001\035\240\205\327\246\316\022dtP~\007\047\306\332\236BH\267z\027\220\034\211\311p\276\264\347\2257\355U27\036\r*\203\335\260R\013k\365\260n\214\021\356\222w\336_\363[H\272\331\356\021\314q\177\t,\000\206]\365\014\277\025\222\177\014sa\005@\330\017\367\177\r\177\245!\255F3\027\242K\327\302k\253\220\023\225h~\001\267\376\026\344\302\305\n\004\343&0\251\035\376d\206f\0035\266A\337\342\330\206\305x\332\361\027\374=\010v\274\024-\254\365+\375\335\301\334\340\366p.Z\270\nv\010\377^p\243\367\022\3438\347\315y\267\220\257Q\036\207\177\365?\367\333\001\344\320\205\356\256\007\230\235\353\026!\302y\231\373#o\311c\331\373\316\307Ax\016\363\001\000\376\335_\004\217\333A\273\327\001R\377\023x\233\013\247\357\206w\037\017\350\373\313Sg/\206\027\200\240\270\361\215_\001\023\357\365\276\352\267\376\013\213-iW";
+    PyObject *data = __Pyx_DecompressString(cstring, 2530, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3368 bytes) */
-static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\346\361!))[\006d\006an \367add\371\000s-by\377te align\373ed\000\n. TVM\377 kernels\376\246@ilt wit\177h defau\n\000Obuff\201 \241@s\333@\374<\005\233#and ma\377y crash \374\271\000\226 (rt_mo\303d \252!\335!\311@V\005wh\257ose I\005u\t\000o\373ff\214Afacto\377r=1, bin?d(...,\247\003\313a\377=1).:: :8l\004\313\003\014\000exp\344 \272az\254e(B\000ch.T\275b\377, tvm_ff\371i\t\004\370Aa __d\373lp\344`__ pr\377oducer),\376\312@t, floa\376\004\000bool, s\377tr, Noneh1\003D\004\324D;\321\204\002: y\006\264\244`\344\204\003:G\001 ;\347 l\374\301\204\005\214\205\007must b\352O\000n\250 e\336 vic\373e<\243\000fast.\377BoundFun\367cti\202`num_\337args=\027\006Froozen\017\017>?\243\001\373No\335@that \257Cyth\206As\277@l\377iberatel\375y\315\001icter \376\"\000n PEP-4\26784 \275Are\253\204\001s\277 subcl\214\206\001s\367 of\204cin t\377ypes. If\377 you nee\317d to\263\206\002%\tth\277en set[\000e\253 \047\332\206\002a\304\001_<\000i\377ng\047 dire\366\327\000ve:\001Fals\367e._\356 or_l\307oopS\002\200\207\001\254\206\004d }f\202$add_n\331\000\363de\251!K\001e=di\177sableen\002\001\357gcis\004\003dno\236\254\204\006__re\331A\344@d\375uo\002non-tr\337ivial\202`ci\237nit__\364%+\000ryaE\000\007\006take@\000Osult\230E\226\204\001:\214\204\007\311 \306E\243\207\001w\325 \261 tw?o >= 1\360\210\003+\013\374\243\204\010\355\205\001runtim\377e moduleg, a\245\204\006\372For\023\000\376\277@rary pa\363th\361c\202\013name\355=\331\207\001on\342@forRK\004s\326B2\ts*\014o\356@7ch Z""\004: \332\013\316@N\225\004 ha\321\210\002\212E o\001\375d\047\005/_coreo.pyx\301\204\004: \273\204\013\331w9\002\254\211\001it\371 iz\317ed; \367\206\001\314)()\3005\006\330\204\014&\026\324\212\017x\006\315\210\001ca\377ll faile\371d\371\213\002\231`error\311 \214\001\347Bd\250\006\260\214\005 #\262\273\006b\211\206\001\374fs \214a 7pos\301\000on\277`\341\214\007\370\364!\362\006r\001_ptrs\303()\223\207\007\t\022\305\205\001\334\204\022 (\373f.\261\214\005...))\200H\022\223\214\004\247\010\205\211\006\377&\202\215\003\255\006 \360\n\014\240\000\177\003\347Anumb\344\276\204\003\274\216\006:\201\212\010\205\210\006N),\320\300\215\001\331\"\237a\214fo\365\215\002ir\343stU\017\311\205\001\335\216\001dic\367t {\276%: va/lue}\240\205\n:\267\216\004\264\216\005\377 support\377 at most\344\271\t\213\211\001 \251P\213\nret\267urn\240\213\002DL\223\213\003*r\377\210\001t\213\216\003\334\212\001f i\247\220\t\324\373\211\n\210\212\n.\315\207\006c\337\211\002__\376\017\rsetstat\273e_\013\023as_\235\214\002_\303opK\013\255\220\003_\013\267\220\004CO\000\311\217\002\360\212\013\376\212\013\206\017\017\016\210\0163\014\260\204\006\300K\014\203\214\001\213\222\003\211\214\002i\014\257\211\002_l\317ast_\330\205\002\266\214\005In\177tegralM\330\210\002\377Paramete\377rPathLik\337eReal\236\216\003__\367Pyx\001\000Dict\377_NextRef\373__\270\213\004e____\361c\272\221\003\006\002\231\214\001_get\017item\030\001\314a\003\002\313\216\004\336\323\216\006c_ex\224\223\003_aCpiC\001\313\213\001K\0013\010g\244E\036d\000mainj\001\210\212\003t\001\024\324\211\001|\001p\235\000c>\004\010\001\331C\315_\023\001vt\202\214\001\241\001qu\303al)\005\360\213\005\233n\212\214\006ex\310\325\001\203\224\001]\005s\200\010\262n__#te\336 \210 \220\224\001_\360\214\003\301d\320\320\215\003\353\000\240\205\001\305\215\010_\332\214\002ve\354\322\221\001\217\210\002is\244\212\001out\357ine_\376\224\001cur\377rent_str\377eam_hook|\023\002\232\204\003setup\017\0038\253\204\003[\013\351\215\004abs\223\214\001\334""\223\004\210\330\223\002\373\226\001\360 a\327\224\002\274\220\001\350\204\010a\377syncio.c\373or\203\003sbbas\231e\346\211\002\260\211\006cl\236\001\213@t\377raceback_clone\341\213\001c\325\211\001\177cpucuda\000\001\366\262\000st\004\002manawged\336\217\003dld\260\220\001\277entry_\233\215\001e\367num\201\221\002exam\367ple\323\221\002exis\373ts\357`_devf>\366\222\00232fn_\251\225\004\276\227\003\257from\251\223\004f\371\221\002f\376\354\002getget_\374\233\220\005\010\001global\236\016\002half\357\226\003\321!i\361io\001\221\231\002(\006int8~\300\204\001sload_\374\216\003\262\376am\361\217\001\231\207\005mu\305\207\001s\032\200\223\002n\342\216\001nn\214\223\005\206\206\014\266\212\003\317sobj\363\227\003\316\225\003os_owned\000\002_\316\231\003\333sp\366\224\001ed\310\217\001po\321p\230\231\004\353\221\005\263\214\001r\302\206\rre\333fe\245`ce\360\227\010re\277peatre\357\231\002r\375e\240\221\001retroc{ms\333\"ssel\322\226\001|\272\227\004\344 tarts\321\227\001\376\231\211\001icmetho\033dt\343\232\003to\260\226\002\222\211\003\210\221\003~\370@nspose\272\226\004\340\235\222\006\347\217\001\247\225\005\301\211\005\300\213\002sze\367ros\330\212\006Type\375E\352\216\001int (s\177truct _\260\206\002\337obj_7\354\225\004_5\372\270\220\002_\313\225\014*, vo\337id **\224\227\002)\000\374\047\005\325\216\006\200\001\330\004\n\210\367+\220Q\005\001\013\320\013\037\357\230s\240!\021\001\033\230=\377\250\010\260\001\260\021\330\004\377\034\230N\250(\260!\260\3771\330\004\035\230Q\230o\377\250[\270\001\330\036+\250\3757\020\001\260L\300\002\300\047\337\310\033\320TU\000\034\200\001\377\340\004\005\330\004\027\220q\377\200\001\360\006\000\005\006\330\357\004\033\2301\t\000\010\000\005\373\024\220Z\000%\240X\250V\376`\003X\240Q\330\004\025\220\373X\230\004\000\007\200x\210}\377\230C\230q\330\010\016\210\377i\220q\230\001\330\t\n\377\330\010\014\210E\220\025\220\377a\220q\330\014\022\220.\353\240\001\003\001+-\000\014\022\320\357\022$\240AI\000X\260S\377\270\001\270\021\330""\014\017\210\177t\2203\220a\330\020\312\000\377\007\200t\2103\210a\330\365\010\202\003\020\203\002(\250\017\260\277q\270\014\300A\340\336\001\330\365\004\037\003e2\000k\240\023\240\377A\330\010\017\210q\330\004\377\013\210<\220w\230a\230\377t\2406\250\034\260Y\270\377h\300a\300s\310#\310\376\250\000\016\210a\210v\220T\377\230\021\230$\230d\240*\377\250A\250S\260\004\260D\377\270\004\270F\300$\300d\377\310%\310q\330\017\033\230\3677\240!7\002V\2701\270\377D\300\004\300C\300q\310\375\014\266!\017\024\220B\220c\277\230\034\240S\250\n\347 4\367\260v\270\376\000\010\210\005\210\377Q\330\010\013\210:\320\025\377%\240Q\240k\260\023\260\377H\270C\270z\310\021\310\317!\330\014\023\261!\300 \230G\315\240\230@(\250\310@+\004\014\320\377\014 \240\001\240\033\250C\377\250q\260\010\270\003\2701\377\330\020\023\2203\320\0266\377\260a\260w\270c\300\021\177\300+\310S\320PQ\023\001\3674\220}\254 Q\240h\250;a\250\312 #\2401\357\000W\003\371\031\217\000\206@\013\2101\200A\315\340\202 t\220\006\000\271@\t\030\376\302@A\360\016\000\t\014\210\2674\210z\364\000(\240\216\000\022\377\220)\2301\320\034V\320\377VW\320W[\320[\\\377\320\\c\320cd\330\010\375\025\230 \035\240d\250*\260\335C|\000d\300!\321\0012\210;R\210\270B*\230A\230@\\\001\375~\334`f\240H\250A\200\256R\010\023\230B\321 #\375\000f\276\315\000t\2601\330\014\203\204\001d\303\240+\342 \235\204\001\233@3\003D\250\377\001\250\031\260!\2608\270\3373\270a\270qB\000\032\000;\t \316\204\001\2401\340\304 \247\001w\023\230E\320@D\250\r\231a\360\267a\260\000}\000\342 2\210S\220\367\004\220A\r\004\320\034<\270\377A\270T\320Ag\320g\357h\320hi\344j\020\220\013\357\2304\230q\361a\017\210w\377\220a\220s\230#\230Q\375\230\337`\026\220i\230q\320\277 @\300\001\320A\202 X\377\320X`\320`a\320a\377b\330\014\r\330\020\032\320\377\0323\2601\260A\330\023\377\024\330\020\026\220j\240\001\327\320!A\212@$\307`x\320_Ol\320lm\252\204\001xM\000\365!\024\n!\021\003r\230\024\230\371V\352@6\003\330\0244\260A\377\260T\270\021\270\047\300\021\377\330\024\026\220a""\220t\230\3376\240\034\250R\304A\021\220\267\021\220%\254\204\001\330\010\007\001&\377\230\007\230x\240q\330\010\377\r\210T\220\021\330\010\n\357\210)\2201\003\001+\220Q\274\003\010\016\004*\220G\230\032\001\320\367\n\035\230\377`\017\210{\230\375!\357\000x\240x\250y\270\377\004\270K\300q\310\001\320\377\004-\320->\270a\360\377\022\000\t\016\320\r%\240\356$\002}\230A\240\0006\250\036\003\260q";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3368, 4936);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3371 bytes) */
+static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\346\361!))[\006d\006an \367add\371\000s-by\377te align\373ed\000\n. TVM\377 kernels\376\246@ilt wit\177h defau\n\000Obuff\201 \241@s\333@\374<\005\233#and ma\377y crash \374\271\000\226 (rt_mo\303d \252!\335!\311@V\005wh\257ose I\005u\t\000o\373ff\214Afacto\377r=1, bin?d(...,\247\003\313a\377=1).:: :8l\004\313\003\014\000exp\344 \272az\254e(B\000ch.T\275b\377, tvm_ff\371i\t\004\370Aa __d\373lp\344`__ pr\377oducer),\376\312@t, floa\376\004\000bool, s\377tr, Noneh1\003D\004\324D;\321\204\002: y\006\264\244`\344\204\003:G\001 ;\347 l\374\301\204\005\214\205\007must b\352O\000n\250 e\336 vic\373e<\243\000fast.\377BoundFun\367cti\202`num_\337args=\027\006Froozen\017\017>?\243\001\373No\335@that \257Cyth\206As\277@l\377iberatel\375y\315\001icter \376\"\000n PEP-4\26784 \275Are\253\204\001s\277 subcl\214\206\001s\367 of\204cin t\377ypes. If\377 you nee\317d to\263\206\002%\tth\277en set[\000e\253 \047\332\206\002a\304\001_<\000i\377ng\047 dire\366\327\000ve:\001Fals\367e._\356 or_l\307oopS\002\200\207\001\254\206\004d }f\202$add_n\331\000\363de\251!K\001e=di\177sableen\002\001\357gcis\004\003dno\236\254\204\006__re\331A\344@d\375uo\002non-tr\337ivial\202`ci\237nit__\364%+\000ryaE\000\007\006take@\000Osult\230E\226\204\001:\214\204\007\311 \306E\243\207\001w\325 \261 tw?o >= 1\360\210\003+\013\374\243\204\010\355\205\001runtim\377e moduleg, a\245\204\006\372For\023\000\376\277@rary pa\363th\361c\202\013name\355=\331\207\001on\342@forRK\004s\326B2\ts*\014o\356@7ch Z""\004: \332\013\316@N\225\004 ha\321\210\002\212E o\001\375d\047\005/_coreo.pyx\301\204\004: \273\204\013\331w9\002\254\211\001it\371 iz\317ed; \367\206\001\314)()\3005\006\330\204\014&\026\324\212\017x\006\315\210\001ca\377ll faile\371d\371\213\002\231`error\311 \214\001\347Bd\250\006\260\214\005 #\262\273\006b\211\206\001\374fs \214a 7pos\301\000on\277`\341\214\007\370\364!\362\006r\001_ptrs\303()\223\207\007\t\022\305\205\001\334\204\022 (\373f.\261\214\005...))\200H\022\223\214\004\247\010\205\211\006\377&\202\215\003\255\006 \360\n\014\240\000\177\003\347Anumb\344\276\204\003\274\216\006:\201\212\010\205\210\006N),\320\300\215\001\331\"\237a\214fo\365\215\002ir\343stU\017\311\205\001\335\216\001dic\367t {\276%: va/lue}\240\205\n:\267\216\004\264\216\005\377 support\377 at most\344\271\t\213\211\001 \251P\213\nret\267urn\240\213\002DL\223\213\003*r\377\210\001t\213\216\003\334\212\001f i\247\220\t\324\373\211\n\210\212\n.\315\207\006c\337\211\002__\376\017\rsetstat\273e_\013\023as_\235\214\002_\303opK\013\255\220\003_\013\267\220\004CO\000\311\217\002\360\212\013\376\212\013\206\017\017\016\210\0163\014\260\204\006\300K\014\203\214\001\213\222\003\211\214\002i\014\257\211\002_l\317ast_\330\205\002\266\214\005In\177tegralM\330\210\002\377Paramete\377rPathLik\337eReal\236\216\003__\367Pyx\001\000Dict\377_NextRef\373__\270\213\004e____\361c\272\221\003\006\002\231\214\001_get\017item\030\001\314a\003\002\313\216\004\336\323\216\006c_ex\224\223\003_aCpiC\001\313\213\001K\0013\010g\244E\036d\000mainj\001\210\212\003t\001\024\324\211\001|\001p\235\000c>\004\010\001\331C\315_\023\001vt\202\214\001\241\001qu\303al)\005\360\213\005\233n\212\214\006ex\310\325\001\203\224\001]\005s\200\010\262n__#te\336 \210 \220\224\001_\360\214\003\301d\320\320\215\003\353\000\240\205\001\305\215\010_\332\214\002ve\354\322\221\001\217\210\002is\244\212\001out\357ine_\376\224\001cur\377rent_str\377eam_hook|\023\002\232\204\003setup\017\0038\253\204\003[\013\351\215\004abs\223\214\001\334""\223\004\210\330\223\002\373\226\001\360 a\327\224\002\274\220\001\350\204\010a\377syncio.c\373or\203\003sbbas\231e\346\211\002\260\211\006cl\236\001\213@t\377raceback_clone\341\213\001c\325\211\001\177cpucuda\000\001\366\262\000st\004\002manawged\336\217\003dld\260\220\001\277entry_\233\215\001e\367num\201\221\002exam\367ple\323\221\002exis\373ts\357`_devf>\366\222\00232fn_\251\225\004\276\227\003\257from\251\223\004f\371\221\002f\376\354\002getget_\374\233\220\005\010\001global\236\016\002half\357\226\003\321!i\357int8\255\204\001slo\047ad_\351\216\003\353am\336\217\001\206\207\005\253mu\262\207\001s\355\222\002n\317\216\001n\361n\371\222\005\363\205\014\243\212\003sobj\374\340\227\003\273\225\003osowne\265d\000\002_\273\231\003sp\343\224\001e\035d\265\217\001pop\205\231\004\330\221\005\240\214\001\267que\237 im\334\211\001s\275r\274\206\rrefe\237`c\375e\352\227\010repeat\333re\351\231\002re\232\221\001re\277trocms\325\"s\307sel\314\226\001\264\227\004\336 ta\347rts\313\227\001\223\211\001icm\277ethodt\335\232\003t\341o\252\226\002\214\211\003\202\221\003\362@nsp\007ose\264\226\004\227\222\006\341\217\001\241\225\005\273\211\005~\272\213\002szeros\322\212\006\337TypeE\344\216\001in\377t (struc\367t _\252\206\002obj_\2557\346\225\004_5\262\220\002_\305\225\014*\377, void *\315*\216\227\002)\000\047\005\317\216\006\200\001\177\330\004\n\210+\220Q\005\001\377\013\320\013\037\230s\240!\376\021\001\033\230=\250\010\260\001\377\260\021\330\004\034\230N\250\377(\260!\2601\330\004\035\377\230Q\230o\250[\270\001\337\330\036+\2507\020\001\260L\377\300\002\300\047\310\033\320T\375U\000\034\200\001\340\004\005\330\377\004\027\220q\200\001\360\006\377\000\005\006\330\004\033\2301\276\t\000\010\000\005\024\220Z\000%\357\240X\250V`\003X\240Q\277\330\004\025\220X\230\004\000\007\377\200x\210}\230C\230q\377\330\010\016\210i\220q\230\377\001\330\t\n\330\010\014\210\377E\220\025\220a\220q\330\277\014\022\220.\240\001\003\001+\376-\000\014\022\320\022$\240A\376I\000X\260S\270\001""\270\021\377\330\014\017\210t\2203\220\367a\330\020\312\000\007\200t\210_3\210a\330\010\202\003\020\203\002\377(\250\017\260q\270\014\300[A\340\336\001\330\004\037\003e2\000\377k\240\023\240A\330\010\017\377\210q\330\004\013\210<\220\377w\230a\230t\2406\250\377\034\260Y\270h\300a\300\357s\310#\310\250\000\016\210a\377\210v\220T\230\021\230$\377\230d\240*\250A\250S\377\260\004\260D\270\004\270F\377\300$\300d\310%\310q\177\330\017\033\2307\240!7\002\377V\2701\270D\300\004\300\337C\300q\310\014\266!\017\024\377\220B\220c\230\034\240S{\250\n\347 4\260v\270\376\000\377\010\210\005\210Q\330\010\013\377\210:\320\025%\240Q\240\377k\260\023\260H\270C\270\377z\310\021\310!\330\014\023\334\261!\300 \230G\240\230@(\250\374\310@+\004\014\320\014 \240\001\377\240\033\250C\250q\260\010\377\270\003\2701\330\020\023\220\3773\320\0266\260a\260w\377\270c\300\021\300+\310Sw\320PQ\023\0014\220}\254 \277Q\240h\250a\250\312 #\223\2401\357\000W\003\031\217\000\206@\013\337\2101\200A\340\202 t\220\354\006\000\271@\t\030\302@A\360\016\177\000\t\014\2104\210z\364\000\373(\240\216\000\022\220)\2301\377\320\034V\320VW\320W\377[\320[\\\320\\c\320\337cd\330\010\025\230 \035\240\337d\250*\260C|\000d\300\275!\321\0012\210R\210\270B*\323\230A\230@\\\001~\334`f\240\357H\250A\200R\010\023\230B\352\321 #\375\000f\315\000t\2601;\330\014\203\204\001d\240+\342 \235\204\001\374\233@3\003D\250\001\250\031\260\377!\2608\2703\270a\270\275qB\000\032\000\t \316\204\001\240s1\340\304 \247\001\023\230E\320@\007D\250\r\231a\267a\260\000}\000\342 \1772\210S\220\004\220A\r\004\377\320\034<\270A\270T\320\377Ag\320gh\320hi\376\344j\020\220\013\2304\230q\376\361a\017\210w\220a\220s\337\230#\230Q\230\337`\026\220\377i\230q\320 @\300\001\373\320A\202 X\320X`\320\377`a\320ab\330\014\r\377\330\020\032\320\0323\2601\377\260A\330\023\024\330\020\026\177\220j\240\001\320!A\212@\375$\307`x\320Ol\320lUm\252\204\001xM\000!\024\n!\021\003\237r\230\024\230V\352@6\003\330\377\0244\260A\260T\270\021\377\270\047\300\021\330\024\026""\220\377a\220t\2306\240\034\250}R\304A\021\220\021\220%\254\204\001\373\330\010\007\001&\230\007\230x\377\240q\330\010\r\210T\220\377\021\330\010\n\210)\2201\316\003\001+\220Q\003\010\016\004*\220{G\230\032\001\320\n\035\230\377`\337\017\210{\230!\357\000x\240\377x\250y\270\004\270K\300\377q\310\001\320\004-\320-\377>\270a\360\022\000\t\016\357\320\r%\240$\002}\230A>\240\0006\250\036\260q";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3371, 4930);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (4936 bytes) */
-static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not ) is not an address-byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1).:: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__tvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() pointer #tvmfast: expected tvmfast: freeze position tvmfast: freeze() needs the number of ar""guments: bind(..., num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentsBoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.as_torch_opBoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionIntegralModuleParameterPathLikeRealTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_current_stream_hook_set_torch_setup_hook_torch_direct_export_enabledabspathaddressalignmentapiarangeargsas_torch_opasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecptrscpucudacuda_hostcuda_manageddirectdldtypeentry_nameenumerateexample_argsexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiimplements_functionint8itemsload_modulemainmake_torch_opmutates_argsnnamennnum_argsnum_tensor_argsnumbersobjobjectoffsetosownedowned_tensorsppackedpathpoppreparepreparedptrsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultststartswithstaticmethodttensortotorchtorch_moduletransposetvm_ffitvmfast._coretvmfast.torch_opvalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250\010\260\001\260\021\330\004\034\230N\250(\260!\2601\330\004\035\230Q""\230o\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\330\004\035\230Q\230o\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\200\001\340\004\005\330\004\027\220q\200\001\360\006\000\005\006\330\004\033\2301\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\017\210t\2201\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q\240f\250C\250t\2601\330\014\035\230Q\230d\240+\250S\260""\001\260\021\330\010\017\210~\230Q\230f\240D\250\001\250\031\260!\2608\2703\270a\270q\200A\360\032\000\t \230s\240!\2401\340\010\013\2104\210z\230\023\230E\240\023\240D\250\r\260S\270\001\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\220A\330\014\022\220)\2301\320\034<\270A\270T\320Ag\320gh\320hi\330\010\014\210E\220\025\220a\220q\330\014\020\220\013\2304\230q\240\001\330\014\017\210w\220a\220s\230#\230Q\230a\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X`\320`a\320ab\330\014\r\330\020\032\320\0323\2601\260A\330\023\024\330\020\026\220j\240\001\320!A\300\021\300$\300a\300x\320Ol\320lm\330\014\017\210x\220s\230!\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210x\220r\230\024\230V\2401\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270\047\300\021\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230a\330\010\021\220\021\220&\230\007\230x\240q\330\010\r\210T\220\021\330\010\n\210)\2201\330\010\n\210+\220Q\330\010\n\210)\2201\330\010\n\210)\2201\330\010\n\210*\220G\2301\330\010\n\320\n\035\230Q\330\010\017\210{\230!\2304\230x\240x\250y\270\004\270K\300q\310\001\320\004-\320->\270a\360\022\000\t\016\320\r%\240Q\330\010\017\210}\230A\230V\2406\250\036\260q";
+    #else /* compression: none (4930 bytes) */
+static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not ) is not an address-byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1).:: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__tvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() pointer #tvmfast: expected tvmfast: freeze position tvmfast: freeze() needs the number of ar""guments: bind(..., num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentsBoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.as_torch_opBoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionIntegralModuleParameterPathLikeRealTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_current_stream_hook_set_torch_setup_hook_torch_direct_export_enabledabspathaddressalignmentapiarangeargsas_torch_opasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecptrscpucudacuda_hostcuda_manageddirectdldtypeentry_nameenumerateexample_argsexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiint8itemsload_modulemainmake_torch_opmutates_argsnnamennnum_argsnum_tensor_argsnumbersobjobjectoffsetosownedowned_tensorsppackedpathpoppreparepreparedptrsquery_importsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultststartswithstaticmethodttensortotorchtorch_moduletransposetvm_ffitvmfast._coretvmfast.torch_opvalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250\010\260\001\260\021\330\004\034\230N\250(\260!\2601\330\004\035\230Q\230o""\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\330\004\035\230Q\230o\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\200\001\340\004\005\330\004\027\220q\200\001\360\006\000\005\006\330\004\033\2301\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\017\210t\2201\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q\240f\250C\250t\2601\330\014\035\230Q\230d\240+\250S\260\001""\260\021\330\010\017\210~\230Q\230f\240D\250\001\250\031\260!\2608\2703\270a\270q\200A\360\032\000\t \230s\240!\2401\340\010\013\2104\210z\230\023\230E\240\023\240D\250\r\260S\270\001\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\220A\330\014\022\220)\2301\320\034<\270A\270T\320Ag\320gh\320hi\330\010\014\210E\220\025\220a\220q\330\014\020\220\013\2304\230q\240\001\330\014\017\210w\220a\220s\230#\230Q\230a\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X`\320`a\320ab\330\014\r\330\020\032\320\0323\2601\260A\330\023\024\330\020\026\220j\240\001\320!A\300\021\300$\300a\300x\320Ol\320lm\330\014\017\210x\220s\230!\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210x\220r\230\024\230V\2401\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270\047\300\021\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230a\330\010\021\220\021\220&\230\007\230x\240q\330\010\r\210T\220\021\330\010\n\210)\2201\330\010\n\210+\220Q\330\010\n\210)\2201\330\010\n\210)\2201\330\010\n\210*\220G\2301\330\010\n\320\n\035\230Q\330\010\017\210{\230!\2304\230x\240x\250y\270\004\270K\300q\310\001\320\004-\320->\270a\360\022\000\t\016\320\r%\240Q\330\010\017\210}\230A\230V\2406\250\036\260q";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
@@ -24728,6 +24785,54 @@ static PyObject *__Pyx_Import(PyObject *name, PyObject *const *imported_names, P
     return __Pyx__Import(name, imported_names, len_imported_names, qualname, __pyx_mstate_global->__pyx_d, level);
 }
 
+/* PyObjectVectorcallKwds (used by PyObjectVectorcallMethodKwds) */
+#if CYTHON_VECTORCALL
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i) {
+    PyObject *key = __Pyx_PyTuple_GET_ITEM(kwnames, i);
+#if !CYTHON_ASSUME_SAFE_MACROS
+    if (unlikely(!key)) return -1;
+#endif
+    if (unlikely(!PyUnicode_Check(key))) {
+        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
+        return -1;
+    }
+    return 0;
+}
+#else
+CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n) {
+    PyObject *out = PyDict_New();
+    if (unlikely(!out)) return NULL;
+    for (Py_ssize_t i=0; i<n; ++i) {
+        if (unlikely(PyDict_SetItem(out, keys[i], values[i]) < 0)) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i) {
+    PyObject *key = kwnames[i];
+    if (unlikely(!PyUnicode_Check(key))) {
+        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
+        return -1;
+    }
+    return 0;
+}
+#endif
+
+/* PyObjectVectorcallMethodKwds */
+#if !CYTHON_VECTORCALL
+static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    PyObject *result;
+    PyObject *obj = PyObject_GetAttr(args[0], name);
+    if (unlikely(!obj))
+        return NULL;
+    result = __Pyx_Object_VectorcallKwds(obj, args+1, nargsf-1, kwnames);
+    Py_DECREF(obj);
+    return result;
+}
+#endif
+
 /* PyObjectFormatAndDecref */
 static CYTHON_INLINE PyObject* __Pyx_PyObject_FormatSimpleAndDecref(PyObject* s, PyObject* f) {
     if (unlikely(!s)) return NULL;
@@ -25790,54 +25895,6 @@ __pyx_return_true:
 __pyx_return_false:
     return 0;
 }
-
-/* PyObjectVectorcallKwds (used by PyObjectVectorcallMethodKwds) */
-#if CYTHON_VECTORCALL
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject *kwnames, Py_ssize_t i) {
-    PyObject *key = __Pyx_PyTuple_GET_ITEM(kwnames, i);
-#if !CYTHON_ASSUME_SAFE_MACROS
-    if (unlikely(!key)) return -1;
-#endif
-    if (unlikely(!PyUnicode_Check(key))) {
-        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
-        return -1;
-    }
-    return 0;
-}
-#else
-CYTHON_UNUSED static PyObject *__Pyx_MakeKwargDict(PyObject **keys, PyObject **values, Py_ssize_t n) {
-    PyObject *out = PyDict_New();
-    if (unlikely(!out)) return NULL;
-    for (Py_ssize_t i=0; i<n; ++i) {
-        if (unlikely(PyDict_SetItem(out, keys[i], values[i]) < 0)) {
-            Py_DECREF(out);
-            return NULL;
-        }
-    }
-    return out;
-}
-CYTHON_UNUSED static int __Pyx_CheckVectorcallKwarg(PyObject **kwnames, Py_ssize_t i) {
-    PyObject *key = kwnames[i];
-    if (unlikely(!PyUnicode_Check(key))) {
-        PyErr_SetString(PyExc_TypeError, "keywords must be strings");
-        return -1;
-    }
-    return 0;
-}
-#endif
-
-/* PyObjectVectorcallMethodKwds */
-#if !CYTHON_VECTORCALL
-static PyObject *__Pyx_Object_VectorcallMethodKwds(PyObject *name, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    PyObject *result;
-    PyObject *obj = PyObject_GetAttr(args[0], name);
-    if (unlikely(!obj))
-        return NULL;
-    result = __Pyx_Object_VectorcallKwds(obj, args+1, nargsf-1, kwnames);
-    Py_DECREF(obj);
-    return result;
-}
-#endif
 
 /* GettItemInt_wraparound (used by GetItemInt) */
 #if CYTHON_USE_TYPE_SLOTS && !CYTHON_COMPILING_IN_PYPY

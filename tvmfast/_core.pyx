@@ -655,10 +655,10 @@ cdef object resolve_function(obj, name):
     if isinstance(obj, tvm_ffi.Module):
         if name is None:
             name = getattr(obj, "entry_name", None) or "main"
-        func = obj.get_function(name) if obj.implements_function(name) else None
-        if func is None:
-            raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}")
-        return func
+        try:
+            return obj.get_function(name, query_imports=True)
+        except AttributeError:
+            raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}") from None
     getter = getattr(obj, "__getitem__", None)
     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
         func = getter(name)
