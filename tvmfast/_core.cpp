@@ -1908,8 +1908,10 @@ struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction {
   void (*free_buffers)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *);
   int (*snapshot_shapes)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *);
   int (*check_frozen_shapes)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *);
+  void (*start_state)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, __pyx_t_7tvmfast_5_core_CallState *, TVMFFIObjectHandle *, void **);
 };
 static struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *__pyx_vtabptr_7tvmfast_5_core_FrozenFunction;
+static void __pyx_f_7tvmfast_5_core_14FrozenFunction_start_state(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, __pyx_t_7tvmfast_5_core_CallState *, TVMFFIObjectHandle *, void **);
 /* #### Code section: utility_code_proto ### */
 
 /* --- Runtime support code (head) --- */
@@ -3262,6 +3264,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_build(struct __pyx_obj_7tvmf
 static void __pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self); /* proto*/
 static int __pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self); /* proto*/
 static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self); /* proto*/
+static void __pyx_f_7tvmfast_5_core_14FrozenFunction_start_state(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self, __pyx_t_7tvmfast_5_core_CallState *__pyx_v_st, TVMFFIObjectHandle *__pyx_v_owned, void **__pyx_v_items); /* proto*/
 static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self, void **__pyx_v_items, Py_ssize_t __pyx_v_n); /* proto*/
 
 /* Module declarations from "libc.stdint" */
@@ -16105,7 +16108,7 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
  *                         f"(resize_ or set_ on it?); freeze or prepare again")
  *         return 0             # <<<<<<<<<<<<<<
  * 
- *     def __call__(self, *args):
+ *     cdef inline void start_state(self, CallState* st, TVMFFIObjectHandle* owned, void** items) noexcept:
 */
   {
 
@@ -16139,6 +16142,86 @@ static int __pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes(struct _
 
 /* "tvmfast/_core.pyx":915
  *         return 0
+ * 
+ *     cdef inline void start_state(self, CallState* st, TVMFFIObjectHandle* owned, void** items) noexcept:             # <<<<<<<<<<<<<<
+ *         """A call's state: what the frozen arguments told (devices, exemplar), with the
+ *         call's own buffers for owned handles and no temporaries yet."""
+*/
+
+static void __pyx_f_7tvmfast_5_core_14FrozenFunction_start_state(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *__pyx_v_self, __pyx_t_7tvmfast_5_core_CallState *__pyx_v_st, TVMFFIObjectHandle *__pyx_v_owned, void **__pyx_v_items) {
+  __pyx_t_7tvmfast_5_core_CallState __pyx_t_1;
+
+  /* "tvmfast/_core.pyx":918
+ *         """A call's state: what the frozen arguments told (devices, exemplar), with the
+ *         call's own buffers for owned handles and no temporaries yet."""
+ *         st[0] = self.frozen_state             # <<<<<<<<<<<<<<
+ *         st.owned = owned
+ *         st.n_owned = 0
+*/
+  __pyx_t_1 = __pyx_v_self->frozen_state;
+
+  (__pyx_v_st[0]) = __pyx_t_1;
+
+
+  /* "tvmfast/_core.pyx":919
+ *         call's own buffers for owned handles and no temporaries yet."""
+ *         st[0] = self.frozen_state
+ *         st.owned = owned             # <<<<<<<<<<<<<<
+ *         st.n_owned = 0
+ *         st.temps = NULL
+*/
+  __pyx_v_st->owned = __pyx_v_owned;
+
+  /* "tvmfast/_core.pyx":920
+ *         st[0] = self.frozen_state
+ *         st.owned = owned
+ *         st.n_owned = 0             # <<<<<<<<<<<<<<
+ *         st.temps = NULL
+ *         st.items = items
+*/
+  __pyx_v_st->n_owned = 0;
+
+  /* "tvmfast/_core.pyx":921
+ *         st.owned = owned
+ *         st.n_owned = 0
+ *         st.temps = NULL             # <<<<<<<<<<<<<<
+ *         st.items = items
+ *         st.frozen = <void*>self
+*/
+  __pyx_v_st->temps = NULL;
+
+  /* "tvmfast/_core.pyx":922
+ *         st.n_owned = 0
+ *         st.temps = NULL
+ *         st.items = items             # <<<<<<<<<<<<<<
+ *         st.frozen = <void*>self
+ * 
+*/
+  __pyx_v_st->items = __pyx_v_items;
+
+  /* "tvmfast/_core.pyx":923
+ *         st.temps = NULL
+ *         st.items = items
+ *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
+ * 
+ *     def __call__(self, *args):
+*/
+  __pyx_v_st->frozen = ((void *)__pyx_v_self);
+
+  /* "tvmfast/_core.pyx":915
+ *         return 0
+ * 
+ *     cdef inline void start_state(self, CallState* st, TVMFFIObjectHandle* owned, void** items) noexcept:             # <<<<<<<<<<<<<<
+ *         """A call's state: what the frozen arguments told (devices, exemplar), with the
+ *         call's own buffers for owned handles and no temporaries yet."""
+*/
+
+  /* function exit code */
+
+}
+
+/* "tvmfast/_core.pyx":925
+ *         st.frozen = <void*>self
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
  *         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
@@ -16183,15 +16266,15 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("__call__", 0);
 
-  /* "tvmfast/_core.pyx":917
+  /* "tvmfast/_core.pyx":927
  *     def __call__(self, *args):
  *         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
  *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)             # <<<<<<<<<<<<<<
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):
 */
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 917, __pyx_L1_error)
-  __pyx_t_2 = __pyx_f_7tvmfast_5_core_frozen_vectorcall(((PyObject *)__pyx_v_self), ((void **)PySequence_Fast_ITEMS(__pyx_v_args)), __pyx_t_1, NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 917, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_args); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 927, __pyx_L1_error)
+  __pyx_t_2 = __pyx_f_7tvmfast_5_core_frozen_vectorcall(((PyObject *)__pyx_v_self), ((void **)PySequence_Fast_ITEMS(__pyx_v_args)), __pyx_t_1, NULL); if (unlikely(!__pyx_t_2)) __PYX_ERR(0, 927, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_2);
 
   {
@@ -16205,8 +16288,8 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   __pyx_t_2 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":915
- *         return 0
+  /* "tvmfast/_core.pyx":925
+ *         st.frozen = <void*>self
  * 
  *     def __call__(self, *args):             # <<<<<<<<<<<<<<
  *         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
@@ -16224,7 +16307,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_6__call__(struct __py
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":919
+/* "tvmfast/_core.pyx":929
  *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -16246,24 +16329,23 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   PyObject *__pyx_t_1 = NULL;
   int __pyx_t_2;
   int __pyx_t_3;
-  __pyx_t_7tvmfast_5_core_CallState __pyx_t_4;
+  Py_ssize_t __pyx_t_4;
   Py_ssize_t __pyx_t_5;
   Py_ssize_t __pyx_t_6;
-  Py_ssize_t __pyx_t_7;
-  int __pyx_t_8;
-  char const *__pyx_t_9;
+  int __pyx_t_7;
+  char const *__pyx_t_8;
+  PyObject *__pyx_t_9 = NULL;
   PyObject *__pyx_t_10 = NULL;
   PyObject *__pyx_t_11 = NULL;
   PyObject *__pyx_t_12 = NULL;
   PyObject *__pyx_t_13 = NULL;
   PyObject *__pyx_t_14 = NULL;
-  PyObject *__pyx_t_15 = NULL;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_vector", 0);
 
-  /* "tvmfast/_core.pyx":926
+  /* "tvmfast/_core.pyx":936
  *         cdef Py_ssize_t k
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound             # <<<<<<<<<<<<<<
@@ -16275,7 +16357,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   __pyx_v_fn = ((struct __pyx_obj_7tvmfast_5_core_BoundFunction *)__pyx_t_1);
   __pyx_t_1 = 0;
 
-  /* "tvmfast/_core.pyx":927
+  /* "tvmfast/_core.pyx":937
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16287,17 +16369,17 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":928
+    /* "tvmfast/_core.pyx":938
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)             # <<<<<<<<<<<<<<
  *         self.check_frozen_shapes()
- *         st = self.frozen_state
+ *         self.start_state(&st, owned, items)
 */
-    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 928, __pyx_L1_error)
+    __pyx_t_3 = __pyx_f_7tvmfast_5_core_raise_count_error(__pyx_v_self->num_dynamic, __pyx_v_n); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 938, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":927
+    /* "tvmfast/_core.pyx":937
  *         cdef int32_t pos
  *         cdef BoundFunction fn = self.bound
  *         if n != self.num_dynamic:             # <<<<<<<<<<<<<<
@@ -16306,75 +16388,28 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":929
+  /* "tvmfast/_core.pyx":939
  *         if n != self.num_dynamic:
  *             raise_count_error(self.num_dynamic, n)
  *         self.check_frozen_shapes()             # <<<<<<<<<<<<<<
- *         st = self.frozen_state
- *         st.owned = owned
-*/
-  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 929, __pyx_L1_error)
-
-
-  /* "tvmfast/_core.pyx":930
- *             raise_count_error(self.num_dynamic, n)
- *         self.check_frozen_shapes()
- *         st = self.frozen_state             # <<<<<<<<<<<<<<
- *         st.owned = owned
- *         st.n_owned = 0
-*/
-  __pyx_t_4 = __pyx_v_self->frozen_state;
-
-  __pyx_v_st = __pyx_t_4;
-
-  /* "tvmfast/_core.pyx":931
- *         self.check_frozen_shapes()
- *         st = self.frozen_state
- *         st.owned = owned             # <<<<<<<<<<<<<<
- *         st.n_owned = 0
- *         st.temps = NULL
-*/
-  __pyx_v_st.owned = __pyx_v_owned;
-
-  /* "tvmfast/_core.pyx":932
- *         st = self.frozen_state
- *         st.owned = owned
- *         st.n_owned = 0             # <<<<<<<<<<<<<<
- *         st.temps = NULL
- *         st.items = items
-*/
-  __pyx_v_st.n_owned = 0;
-
-  /* "tvmfast/_core.pyx":933
- *         st.owned = owned
- *         st.n_owned = 0
- *         st.temps = NULL             # <<<<<<<<<<<<<<
- *         st.items = items
- *         st.frozen = <void*>self
-*/
-  __pyx_v_st.temps = NULL;
-
-  /* "tvmfast/_core.pyx":934
- *         st.n_owned = 0
- *         st.temps = NULL
- *         st.items = items             # <<<<<<<<<<<<<<
- *         st.frozen = <void*>self
+ *         self.start_state(&st, owned, items)
  *         if n == 0:
 */
-  __pyx_v_st.items = __pyx_v_items;
+  __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->check_frozen_shapes(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 939, __pyx_L1_error)
 
-  /* "tvmfast/_core.pyx":935
- *         st.temps = NULL
- *         st.items = items
- *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
+
+  /* "tvmfast/_core.pyx":940
+ *             raise_count_error(self.num_dynamic, n)
+ *         self.check_frozen_shapes()
+ *         self.start_state(&st, owned, items)             # <<<<<<<<<<<<<<
  *         if n == 0:
  *             # Prepared: the template is complete and only read by the callee, and its
 */
-  __pyx_v_st.frozen = ((void *)__pyx_v_self);
+  __pyx_f_7tvmfast_5_core_14FrozenFunction_start_state(__pyx_v_self, (&__pyx_v_st), __pyx_v_owned, __pyx_v_items);
 
-  /* "tvmfast/_core.pyx":936
- *         st.items = items
- *         st.frozen = <void*>self
+  /* "tvmfast/_core.pyx":941
+ *         self.check_frozen_shapes()
+ *         self.start_state(&st, owned, items)
  *         if n == 0:             # <<<<<<<<<<<<<<
  *             # Prepared: the template is complete and only read by the callee, and its
  *             # devices were checked when it was built.
@@ -16384,7 +16419,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":939
+    /* "tvmfast/_core.pyx":944
  *             # Prepared: the template is complete and only read by the callee, and its
  *             # devices were checked when it was built.
  *             st.devices_checked = 1             # <<<<<<<<<<<<<<
@@ -16393,19 +16428,19 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
     __pyx_v_st.devices_checked = 1;
 
-    /* "tvmfast/_core.pyx":940
+    /* "tvmfast/_core.pyx":945
  *             # devices were checked when it was built.
  *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *             if ret is RETRY_OWNED:
  *                 self.build()
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 940, __pyx_L1_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_self->__pyx_template, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 945, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
 
-    /* "tvmfast/_core.pyx":941
+    /* "tvmfast/_core.pyx":946
  *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16416,24 +16451,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     if (__pyx_t_2) {
 
 
-      /* "tvmfast/_core.pyx":942
+      /* "tvmfast/_core.pyx":947
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:
  *                 self.build()             # <<<<<<<<<<<<<<
  *                 return self.call_vector(items, n)
  *             return ret
 */
-      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 942, __pyx_L1_error)
+      __pyx_t_3 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 947, __pyx_L1_error)
 
 
-      /* "tvmfast/_core.pyx":943
+      /* "tvmfast/_core.pyx":948
  *             if ret is RETRY_OWNED:
  *                 self.build()
  *                 return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
 */
-      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 943, __pyx_L1_error)
+      __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 948, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_1);
       {
         PyObject *__pyx_temp;
@@ -16446,7 +16481,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
       __pyx_t_1 = 0;
       goto __pyx_L0;
 
-      /* "tvmfast/_core.pyx":941
+      /* "tvmfast/_core.pyx":946
  *             st.devices_checked = 1
  *             ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
  *             if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16455,7 +16490,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":944
+    /* "tvmfast/_core.pyx":949
  *                 self.build()
  *                 return self.call_vector(items, n)
  *             return ret             # <<<<<<<<<<<<<<
@@ -16473,16 +16508,16 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     }
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":936
- *         st.items = items
- *         st.frozen = <void*>self
+    /* "tvmfast/_core.pyx":941
+ *         self.check_frozen_shapes()
+ *         self.start_state(&st, owned, items)
  *         if n == 0:             # <<<<<<<<<<<<<<
  *             # Prepared: the template is complete and only read by the callee, and its
  *             # devices were checked when it was built.
 */
   }
 
-  /* "tvmfast/_core.pyx":945
+  /* "tvmfast/_core.pyx":950
  *                 return self.call_vector(items, n)
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))             # <<<<<<<<<<<<<<
@@ -16491,7 +16526,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   (void)(memcpy(__pyx_v_packed, __pyx_v_self->__pyx_template, (__pyx_v_self->num_args * (sizeof(TVMFFIAny)))));
 
-  /* "tvmfast/_core.pyx":946
+  /* "tvmfast/_core.pyx":951
  *             return ret
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:             # <<<<<<<<<<<<<<
@@ -16500,7 +16535,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   /*try:*/ {
 
-    /* "tvmfast/_core.pyx":947
+    /* "tvmfast/_core.pyx":952
  *         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
  *         try:
  *             for k in range(n):             # <<<<<<<<<<<<<<
@@ -16508,13 +16543,13 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)
 */
 
-    __pyx_t_5 = __pyx_v_n;
-    __pyx_t_6 = __pyx_t_5;
+    __pyx_t_4 = __pyx_v_n;
+    __pyx_t_5 = __pyx_t_4;
 
-    for (__pyx_t_7 = 0; __pyx_t_7 < __pyx_t_6; __pyx_t_7+=1) {
-      __pyx_v_k = __pyx_t_7;
+    for (__pyx_t_6 = 0; __pyx_t_6 < __pyx_t_5; __pyx_t_6+=1) {
+      __pyx_v_k = __pyx_t_6;
 
-      /* "tvmfast/_core.pyx":948
+      /* "tvmfast/_core.pyx":953
  *         try:
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]             # <<<<<<<<<<<<<<
@@ -16523,32 +16558,32 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
       __pyx_v_pos = (__pyx_v_self->dynamic_pos[__pyx_v_k]);
 
-      /* "tvmfast/_core.pyx":949
+      /* "tvmfast/_core.pyx":954
  *             for k in range(n):
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)             # <<<<<<<<<<<<<<
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
 */
-      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 949, __pyx_L7_error)
+      __pyx_t_3 = __pyx_f_7tvmfast_5_core_convert_arg(((PyObject *)(__pyx_v_items[__pyx_v_k])), __pyx_v_pos, (&(__pyx_v_packed[__pyx_v_pos])), (&(__pyx_v_dl[__pyx_v_pos])), (&__pyx_v_st), __pyx_v_fn->tensor_mode); if (unlikely(__pyx_t_3 == ((int)-1))) __PYX_ERR(0, 954, __pyx_L7_error)
 
     }
 
 
-    /* "tvmfast/_core.pyx":950
+    /* "tvmfast/_core.pyx":955
  *                 pos = self.dynamic_pos[k]
  *                 convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  *         finally:
  *             release_state(&st)
 */
-    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 950, __pyx_L7_error)
+    __pyx_t_1 = __pyx_f_7tvmfast_5_core_finish_call(__pyx_v_fn, __pyx_v_packed, ((int32_t)__pyx_v_self->num_args), (&__pyx_v_st)); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 955, __pyx_L7_error)
     __Pyx_GOTREF(__pyx_t_1);
     __pyx_v_ret = __pyx_t_1;
     __pyx_t_1 = 0;
   }
 
-  /* "tvmfast/_core.pyx":952
+  /* "tvmfast/_core.pyx":957
  *             ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
  *         finally:
  *             release_state(&st)             # <<<<<<<<<<<<<<
@@ -16564,36 +16599,36 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     /*exception exit:*/{
       __Pyx_PyThreadState_declare
       __Pyx_PyThreadState_assign
-      __pyx_t_10 = 0; __pyx_t_11 = 0; __pyx_t_12 = 0; __pyx_t_13 = 0; __pyx_t_14 = 0; __pyx_t_15 = 0;
+      __pyx_t_9 = 0; __pyx_t_10 = 0; __pyx_t_11 = 0; __pyx_t_12 = 0; __pyx_t_13 = 0; __pyx_t_14 = 0;
       __Pyx_XDECREF(__pyx_t_1); __pyx_t_1 = 0;
-       __Pyx_ExceptionSwap(&__pyx_t_13, &__pyx_t_14, &__pyx_t_15);
-      if ( unlikely(__Pyx_GetException(&__pyx_t_10, &__pyx_t_11, &__pyx_t_12) < 0)) __Pyx_ErrFetch(&__pyx_t_10, &__pyx_t_11, &__pyx_t_12);
+       __Pyx_ExceptionSwap(&__pyx_t_12, &__pyx_t_13, &__pyx_t_14);
+      if ( unlikely(__Pyx_GetException(&__pyx_t_9, &__pyx_t_10, &__pyx_t_11) < 0)) __Pyx_ErrFetch(&__pyx_t_9, &__pyx_t_10, &__pyx_t_11);
+      __Pyx_XGOTREF(__pyx_t_9);
       __Pyx_XGOTREF(__pyx_t_10);
       __Pyx_XGOTREF(__pyx_t_11);
       __Pyx_XGOTREF(__pyx_t_12);
       __Pyx_XGOTREF(__pyx_t_13);
       __Pyx_XGOTREF(__pyx_t_14);
-      __Pyx_XGOTREF(__pyx_t_15);
-      __pyx_t_3 = __pyx_lineno; __pyx_t_8 = __pyx_clineno; __pyx_t_9 = __pyx_filename;
+      __pyx_t_3 = __pyx_lineno; __pyx_t_7 = __pyx_clineno; __pyx_t_8 = __pyx_filename;
       {
         __pyx_f_7tvmfast_5_core_release_state((&__pyx_v_st));
       }
+      __Pyx_XGIVEREF(__pyx_t_12);
       __Pyx_XGIVEREF(__pyx_t_13);
       __Pyx_XGIVEREF(__pyx_t_14);
-      __Pyx_XGIVEREF(__pyx_t_15);
-      __Pyx_ExceptionReset(__pyx_t_13, __pyx_t_14, __pyx_t_15);
+      __Pyx_ExceptionReset(__pyx_t_12, __pyx_t_13, __pyx_t_14);
+      __Pyx_XGIVEREF(__pyx_t_9);
       __Pyx_XGIVEREF(__pyx_t_10);
       __Pyx_XGIVEREF(__pyx_t_11);
-      __Pyx_XGIVEREF(__pyx_t_12);
-      __Pyx_ErrRestore(__pyx_t_10, __pyx_t_11, __pyx_t_12);
-      __pyx_t_10 = 0; __pyx_t_11 = 0; __pyx_t_12 = 0; __pyx_t_13 = 0; __pyx_t_14 = 0; __pyx_t_15 = 0;
-      __pyx_lineno = __pyx_t_3; __pyx_clineno = __pyx_t_8; __pyx_filename = __pyx_t_9;
+      __Pyx_ErrRestore(__pyx_t_9, __pyx_t_10, __pyx_t_11);
+      __pyx_t_9 = 0; __pyx_t_10 = 0; __pyx_t_11 = 0; __pyx_t_12 = 0; __pyx_t_13 = 0; __pyx_t_14 = 0;
+      __pyx_lineno = __pyx_t_3; __pyx_clineno = __pyx_t_7; __pyx_filename = __pyx_t_8;
       goto __pyx_L1_error;
     }
     __pyx_L8:;
   }
 
-  /* "tvmfast/_core.pyx":953
+  /* "tvmfast/_core.pyx":958
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16604,24 +16639,24 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   if (__pyx_t_2) {
 
 
-    /* "tvmfast/_core.pyx":954
+    /* "tvmfast/_core.pyx":959
  *             release_state(&st)
  *         if ret is RETRY_OWNED:
  *             self.build()             # <<<<<<<<<<<<<<
  *             return self.call_vector(items, n)
  *         return ret
 */
-    __pyx_t_8 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_8 == ((int)-1))) __PYX_ERR(0, 954, __pyx_L1_error)
+    __pyx_t_7 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->build(__pyx_v_self); if (unlikely(__pyx_t_7 == ((int)-1))) __PYX_ERR(0, 959, __pyx_L1_error)
 
 
-    /* "tvmfast/_core.pyx":955
+    /* "tvmfast/_core.pyx":960
  *         if ret is RETRY_OWNED:
  *             self.build()
  *             return self.call_vector(items, n)             # <<<<<<<<<<<<<<
  *         return ret
  * 
 */
-    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 955, __pyx_L1_error)
+    __pyx_t_1 = ((struct __pyx_vtabstruct_7tvmfast_5_core_FrozenFunction *)__pyx_v_self->__pyx_vtab)->call_vector(__pyx_v_self, __pyx_v_items, __pyx_v_n); if (unlikely(!__pyx_t_1)) __PYX_ERR(0, 960, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_1);
     {
       PyObject *__pyx_temp;
@@ -16634,7 +16669,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
     __pyx_t_1 = 0;
     goto __pyx_L0;
 
-    /* "tvmfast/_core.pyx":953
+    /* "tvmfast/_core.pyx":958
  *         finally:
  *             release_state(&st)
  *         if ret is RETRY_OWNED:             # <<<<<<<<<<<<<<
@@ -16643,7 +16678,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":956
+  /* "tvmfast/_core.pyx":961
  *             self.build()
  *             return self.call_vector(items, n)
  *         return ret             # <<<<<<<<<<<<<<
@@ -16661,7 +16696,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   }
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":919
+  /* "tvmfast/_core.pyx":929
  *         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
  * 
  *     cdef object call_vector(self, void** items, Py_ssize_t n):             # <<<<<<<<<<<<<<
@@ -16688,7 +16723,7 @@ static PyObject *__pyx_f_7tvmfast_5_core_14FrozenFunction_call_vector(struct __p
   return __pyx_r;
 }
 
-/* "tvmfast/_core.pyx":958
+/* "tvmfast/_core.pyx":963
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -16762,23 +16797,22 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   PyObject *__pyx_t_22 = NULL;
   PyObject *__pyx_t_23[3];
   PyObject *__pyx_t_24[7];
-  __pyx_t_7tvmfast_5_core_CallState __pyx_t_25;
   int __pyx_lineno = 0;
   const char *__pyx_filename = NULL;
   int __pyx_clineno = 0;
   __Pyx_RefNannySetupContext("call_ptrs", 0);
 
-  /* "tvmfast/_core.pyx":971
+  /* "tvmfast/_core.pyx":976
  *         cdef TVMFFIObjectHandle owned[1]
  *         cdef CallState st
  *         cdef Py_ssize_t i, n = len(ptrs)             # <<<<<<<<<<<<<<
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:
 */
-  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 971, __pyx_L1_error)
+  __pyx_t_1 = __Pyx_PyTuple_GET_SIZE(__pyx_v_ptrs); if (unlikely(__pyx_t_1 == ((Py_ssize_t)-1))) __PYX_ERR(0, 976, __pyx_L1_error)
   __pyx_v_n = __pyx_t_1;
 
-  /* "tvmfast/_core.pyx":973
+  /* "tvmfast/_core.pyx":978
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -16804,7 +16838,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":974
+    /* "tvmfast/_core.pyx":979
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")             # <<<<<<<<<<<<<<
@@ -16817,14 +16851,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       PyObject *__pyx_callargs[2] = {__pyx_t_5, __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_needs_a_prepar};
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 974, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 979, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 974, __pyx_L1_error)
+    __PYX_ERR(0, 979, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":973
+    /* "tvmfast/_core.pyx":978
  *         cdef Py_ssize_t i, n = len(ptrs)
  *         cdef uint64_t address
  *         if self.template == NULL or self.num_dynamic != 0:             # <<<<<<<<<<<<<<
@@ -16833,7 +16867,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":975
+  /* "tvmfast/_core.pyx":980
  *         if self.template == NULL or self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -16845,7 +16879,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   if (unlikely(__pyx_t_2)) {
 
 
-    /* "tvmfast/_core.pyx":976
+    /* "tvmfast/_core.pyx":981
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_slots:
  *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")             # <<<<<<<<<<<<<<
@@ -16853,9 +16887,9 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *             p = <PyObject*>ptrs[i]
 */
     __pyx_t_5 = NULL;
-    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_tensor_slots, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 976, __pyx_L1_error)
+    __pyx_t_7 = __Pyx_PyUnicode_From_int(__pyx_v_self->num_tensor_slots, 0, ' ', 'd'); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 981, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_7);
-    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 976, __pyx_L1_error)
+    __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_n, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 981, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_8);
     __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_expected;
     __pyx_t_9[1] = __pyx_t_7;
@@ -16867,7 +16901,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     #endif
     __pyx_t_10 = 0;
     __pyx_t_11 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_1, __pyx_t_10);
-    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 976, __pyx_L1_error)
+    if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 981, __pyx_L1_error)
     __Pyx_GOTREF(__pyx_t_11);
     __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
     __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
@@ -16877,14 +16911,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
       __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 976, __pyx_L1_error)
+      if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 981, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
     }
     __Pyx_Raise(__pyx_t_4, 0, 0, 0);
     __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-    __PYX_ERR(0, 976, __pyx_L1_error)
+    __PYX_ERR(0, 981, __pyx_L1_error)
 
-    /* "tvmfast/_core.pyx":975
+    /* "tvmfast/_core.pyx":980
  *         if self.template == NULL or self.num_dynamic != 0:
  *             raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
  *         if n != self.num_tensor_slots:             # <<<<<<<<<<<<<<
@@ -16893,7 +16927,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
   }
 
-  /* "tvmfast/_core.pyx":977
+  /* "tvmfast/_core.pyx":982
  *         if n != self.num_tensor_slots:
  *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
  *         for i in range(n):             # <<<<<<<<<<<<<<
@@ -16907,7 +16941,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   for (__pyx_t_13 = 0; __pyx_t_13 < __pyx_t_12; __pyx_t_13+=1) {
     __pyx_v_i = __pyx_t_13;
 
-    /* "tvmfast/_core.pyx":978
+    /* "tvmfast/_core.pyx":983
  *             raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
  *         for i in range(n):
  *             p = <PyObject*>ptrs[i]             # <<<<<<<<<<<<<<
@@ -16916,7 +16950,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     __pyx_v_p = ((PyObject *)__Pyx_PyTuple_GET_ITEM(__pyx_v_ptrs, __pyx_v_i));
 
-    /* "tvmfast/_core.pyx":979
+    /* "tvmfast/_core.pyx":984
  *         for i in range(n):
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:             # <<<<<<<<<<<<<<
@@ -16928,7 +16962,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":980
+      /* "tvmfast/_core.pyx":985
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")             # <<<<<<<<<<<<<<
@@ -16936,11 +16970,11 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 address = PyLong_AsUnsignedLongLong(p)
 */
       __pyx_t_11 = NULL;
-      __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 980, __pyx_L1_error)
+      __pyx_t_5 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 985, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
-      __pyx_t_8 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_p); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 980, __pyx_L1_error)
+      __pyx_t_8 = __pyx_f_7tvmfast_5_core_describe(__pyx_v_p); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 985, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 980, __pyx_L1_error)
+      __pyx_t_7 = __Pyx_PyUnicode_Unicode(__pyx_t_8); if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 985, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __pyx_t_9[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
@@ -16956,7 +16990,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_9[3]);
       #endif
       __pyx_t_8 = __Pyx_PyUnicode_Join(__pyx_t_9, 4, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 980, __pyx_L1_error)
+      if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 985, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
       __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
       __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
@@ -16966,14 +17000,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_4 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_TypeError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_11); __pyx_t_11 = 0;
         __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
-        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 980, __pyx_L1_error)
+        if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 985, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_4);
       }
       __Pyx_Raise(__pyx_t_4, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
-      __PYX_ERR(0, 980, __pyx_L1_error)
+      __PYX_ERR(0, 985, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":979
+      /* "tvmfast/_core.pyx":984
  *         for i in range(n):
  *             p = <PyObject*>ptrs[i]
  *             if Py_TYPE(p) != &PyLong_Type:             # <<<<<<<<<<<<<<
@@ -16982,7 +17016,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":981
+    /* "tvmfast/_core.pyx":986
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             try:             # <<<<<<<<<<<<<<
@@ -16998,17 +17032,17 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __Pyx_XGOTREF(__pyx_t_17);
       /*try:*/ {
 
-        /* "tvmfast/_core.pyx":982
+        /* "tvmfast/_core.pyx":987
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             try:
  *                 address = PyLong_AsUnsignedLongLong(p)             # <<<<<<<<<<<<<<
  *             except OverflowError:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
 */
-        __pyx_t_18 = PyLong_AsUnsignedLongLong(__pyx_v_p); if (unlikely(__pyx_t_18 == ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)-1L)) && PyErr_Occurred())) __PYX_ERR(0, 982, __pyx_L10_error)
+        __pyx_t_18 = PyLong_AsUnsignedLongLong(__pyx_v_p); if (unlikely(__pyx_t_18 == ((unsigned PY_LONG_LONG)((unsigned PY_LONG_LONG)-1L)) && PyErr_Occurred())) __PYX_ERR(0, 987, __pyx_L10_error)
         __pyx_v_address = __pyx_t_18;
 
-        /* "tvmfast/_core.pyx":981
+        /* "tvmfast/_core.pyx":986
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             try:             # <<<<<<<<<<<<<<
@@ -17027,7 +17061,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
       __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
 
-      /* "tvmfast/_core.pyx":983
+      /* "tvmfast/_core.pyx":988
  *             try:
  *                 address = PyLong_AsUnsignedLongLong(p)
  *             except OverflowError:             # <<<<<<<<<<<<<<
@@ -17037,12 +17071,12 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 = __Pyx_PyErr_ExceptionMatches(((PyObject *)(((PyTypeObject*)PyExc_OverflowError))));
       if (__pyx_t_10) {
         __Pyx_AddTraceback("tvmfast._core.FrozenFunction.call_ptrs", __pyx_clineno, __pyx_lineno, __pyx_filename);
-        if (__Pyx_GetException(&__pyx_t_4, &__pyx_t_8, &__pyx_t_11) < 0) __PYX_ERR(0, 983, __pyx_L12_except_error)
+        if (__Pyx_GetException(&__pyx_t_4, &__pyx_t_8, &__pyx_t_11) < 0) __PYX_ERR(0, 988, __pyx_L12_except_error)
         __Pyx_XGOTREF(__pyx_t_4);
         __Pyx_XGOTREF(__pyx_t_8);
         __Pyx_XGOTREF(__pyx_t_11);
 
-        /* "tvmfast/_core.pyx":984
+        /* "tvmfast/_core.pyx":989
  *                 address = PyLong_AsUnsignedLongLong(p)
  *             except OverflowError:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None             # <<<<<<<<<<<<<<
@@ -17050,9 +17084,9 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
 */
         __pyx_t_5 = NULL;
-        __pyx_t_19 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 984, __pyx_L12_except_error)
+        __pyx_t_19 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_19)) __PYX_ERR(0, 989, __pyx_L12_except_error)
         __Pyx_GOTREF(__pyx_t_19);
-        __pyx_t_20 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 984, __pyx_L12_except_error)
+        __pyx_t_20 = __Pyx_PyObject_FormatSimple(((PyObject *)__pyx_v_p), __pyx_mstate_global->__pyx_empty_unicode); if (unlikely(!__pyx_t_20)) __PYX_ERR(0, 989, __pyx_L12_except_error)
         __Pyx_GOTREF(__pyx_t_20);
         __pyx_t_21[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
         __pyx_t_21[1] = __pyx_t_19;
@@ -17068,7 +17102,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_21[3]);
         #endif
         __pyx_t_22 = __Pyx_PyUnicode_Join(__pyx_t_21, 5, __pyx_t_14, __pyx_t_10);
-        if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 984, __pyx_L12_except_error)
+        if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 989, __pyx_L12_except_error)
         __Pyx_GOTREF(__pyx_t_22);
         __Pyx_DECREF(__pyx_t_19); __pyx_t_19 = 0;
         __Pyx_DECREF(__pyx_t_20); __pyx_t_20 = 0;
@@ -17078,16 +17112,16 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
           __pyx_t_7 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
           __Pyx_XDECREF(__pyx_t_5); __pyx_t_5 = 0;
           __Pyx_DECREF(__pyx_t_22); __pyx_t_22 = 0;
-          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 984, __pyx_L12_except_error)
+          if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 989, __pyx_L12_except_error)
           __Pyx_GOTREF(__pyx_t_7);
         }
         __Pyx_Raise(__pyx_t_7, 0, 0, Py_None);
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        __PYX_ERR(0, 984, __pyx_L12_except_error)
+        __PYX_ERR(0, 989, __pyx_L12_except_error)
       }
       goto __pyx_L12_except_error;
 
-      /* "tvmfast/_core.pyx":981
+      /* "tvmfast/_core.pyx":986
  *             if Py_TYPE(p) != &PyLong_Type:
  *                 raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
  *             try:             # <<<<<<<<<<<<<<
@@ -17103,7 +17137,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_L17_try_end:;
     }
 
-    /* "tvmfast/_core.pyx":985
+    /* "tvmfast/_core.pyx":990
  *             except OverflowError:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
  *             if address == 0:             # <<<<<<<<<<<<<<
@@ -17115,7 +17149,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":986
+      /* "tvmfast/_core.pyx":991
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")             # <<<<<<<<<<<<<<
@@ -17123,7 +17157,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
  *                 raise ValueError(
 */
       __pyx_t_8 = NULL;
-      __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 986, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 991, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __pyx_t_23[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_23[1] = __pyx_t_4;
@@ -17134,7 +17168,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       #endif
       __pyx_t_10 = 0;
       __pyx_t_7 = __Pyx_PyUnicode_Join(__pyx_t_23, 3, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 986, __pyx_L1_error)
+      if (unlikely(!__pyx_t_7)) __PYX_ERR(0, 991, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_7);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
       __pyx_t_6 = 1;
@@ -17143,14 +17177,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_8); __pyx_t_8 = 0;
         __Pyx_DECREF(__pyx_t_7); __pyx_t_7 = 0;
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 986, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 991, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
       }
       __Pyx_Raise(__pyx_t_11, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      __PYX_ERR(0, 986, __pyx_L1_error)
+      __PYX_ERR(0, 991, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":985
+      /* "tvmfast/_core.pyx":990
  *             except OverflowError:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
  *             if address == 0:             # <<<<<<<<<<<<<<
@@ -17159,7 +17193,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":987
+    /* "tvmfast/_core.pyx":992
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:             # <<<<<<<<<<<<<<
@@ -17171,7 +17205,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
     if (unlikely(__pyx_t_2)) {
 
 
-      /* "tvmfast/_core.pyx":988
+      /* "tvmfast/_core.pyx":993
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:
  *                 raise ValueError(             # <<<<<<<<<<<<<<
@@ -17180,29 +17214,29 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
       __pyx_t_7 = NULL;
 
-      /* "tvmfast/_core.pyx":989
+      /* "tvmfast/_core.pyx":994
  *             if address & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "             # <<<<<<<<<<<<<<
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address
 */
-      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 989, __pyx_L1_error)
+      __pyx_t_8 = __Pyx_PyUnicode_From_Py_ssize_t(__pyx_v_i, 0, ' ', 'd'); if (unlikely(!__pyx_t_8)) __PYX_ERR(0, 994, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_8);
-      __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_address); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 989, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyLong_From_uint64_t(__pyx_v_address); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 994, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
-      __pyx_t_22 = __Pyx_PyObject_Format(__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 989, __pyx_L1_error)
+      __pyx_t_22 = __Pyx_PyObject_Format(__pyx_t_4, __pyx_mstate_global->__pyx_kp_u_x); if (unlikely(!__pyx_t_22)) __PYX_ERR(0, 994, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_22);
       __Pyx_DECREF(__pyx_t_4); __pyx_t_4 = 0;
 
-      /* "tvmfast/_core.pyx":990
+      /* "tvmfast/_core.pyx":995
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")             # <<<<<<<<<<<<<<
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)
 */
-      __pyx_t_4 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 990, __pyx_L1_error)
+      __pyx_t_4 = __Pyx_PyUnicode_From_uint64_t((__pyx_v_self->bound->align_mask + 1), 0, ' ', 'd'); if (unlikely(!__pyx_t_4)) __PYX_ERR(0, 995, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_4);
       __pyx_t_24[0] = __pyx_mstate_global->__pyx_kp_u_tvmfast_call_ptrs_pointer;
       __pyx_t_24[1] = __pyx_t_8;
@@ -17212,7 +17246,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_24[5] = __pyx_t_4;
       __pyx_t_24[6] = __pyx_mstate_global->__pyx_kp_u_byte_aligned;
 
-      /* "tvmfast/_core.pyx":989
+      /* "tvmfast/_core.pyx":994
  *             if address & self.bound.align_mask:
  *                 raise ValueError(
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "             # <<<<<<<<<<<<<<
@@ -17228,7 +17262,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
       __pyx_t_10 |= __Pyx_PyUnicode_KIND_04(__pyx_t_24[3]);
       #endif
       __pyx_t_5 = __Pyx_PyUnicode_Join(__pyx_t_24, 7, __pyx_t_14, __pyx_t_10);
-      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 989, __pyx_L1_error)
+      if (unlikely(!__pyx_t_5)) __PYX_ERR(0, 994, __pyx_L1_error)
       __Pyx_GOTREF(__pyx_t_5);
       __Pyx_DECREF(__pyx_t_8); __pyx_t_8 = 0;
       __Pyx_DECREF(__pyx_t_22); __pyx_t_22 = 0;
@@ -17239,14 +17273,14 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
         __pyx_t_11 = __Pyx_PyObject_FastCall((PyObject*)(((PyTypeObject*)PyExc_ValueError)), __pyx_callargs+__pyx_t_6, (2-__pyx_t_6) | (__pyx_t_6*__Pyx_PY_VECTORCALL_ARGUMENTS_OFFSET));
         __Pyx_XDECREF(__pyx_t_7); __pyx_t_7 = 0;
         __Pyx_DECREF(__pyx_t_5); __pyx_t_5 = 0;
-        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 988, __pyx_L1_error)
+        if (unlikely(!__pyx_t_11)) __PYX_ERR(0, 993, __pyx_L1_error)
         __Pyx_GOTREF(__pyx_t_11);
       }
       __Pyx_Raise(__pyx_t_11, 0, 0, 0);
       __Pyx_DECREF(__pyx_t_11); __pyx_t_11 = 0;
-      __PYX_ERR(0, 988, __pyx_L1_error)
+      __PYX_ERR(0, 993, __pyx_L1_error)
 
-      /* "tvmfast/_core.pyx":987
+      /* "tvmfast/_core.pyx":992
  *             if address == 0:
  *                 raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
  *             if address & self.bound.align_mask:             # <<<<<<<<<<<<<<
@@ -17255,85 +17289,38 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
 */
     }
 
-    /* "tvmfast/_core.pyx":991
+    /* "tvmfast/_core.pyx":996
  *                     f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address             # <<<<<<<<<<<<<<
  *         fill_ptrs(self, cptrs, packed, dl)
- *         st = self.frozen_state
+ *         self.start_state(&st, owned, NULL)
 */
     (__pyx_v_cptrs[__pyx_v_i]) = ((void *)__pyx_v_address);
   }
 
 
-  /* "tvmfast/_core.pyx":992
+  /* "tvmfast/_core.pyx":997
  *                     f"{self.bound.align_mask + 1}-byte aligned")
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)             # <<<<<<<<<<<<<<
- *         st = self.frozen_state
- *         st.owned = owned
+ *         self.start_state(&st, owned, NULL)
+ *         st.devices_checked = 1
 */
   __pyx_f_7tvmfast_5_core_fill_ptrs(__pyx_v_self, __pyx_v_cptrs, __pyx_v_packed, __pyx_v_dl);
 
-  /* "tvmfast/_core.pyx":993
+  /* "tvmfast/_core.pyx":998
  *             cptrs[i] = <void*>address
  *         fill_ptrs(self, cptrs, packed, dl)
- *         st = self.frozen_state             # <<<<<<<<<<<<<<
- *         st.owned = owned
- *         st.n_owned = 0
-*/
-  __pyx_t_25 = __pyx_v_self->frozen_state;
-
-  __pyx_v_st = __pyx_t_25;
-
-  /* "tvmfast/_core.pyx":994
- *         fill_ptrs(self, cptrs, packed, dl)
- *         st = self.frozen_state
- *         st.owned = owned             # <<<<<<<<<<<<<<
- *         st.n_owned = 0
- *         st.temps = NULL
-*/
-  __pyx_v_st.owned = __pyx_v_owned;
-
-  /* "tvmfast/_core.pyx":995
- *         st = self.frozen_state
- *         st.owned = owned
- *         st.n_owned = 0             # <<<<<<<<<<<<<<
- *         st.temps = NULL
- *         st.items = NULL
-*/
-  __pyx_v_st.n_owned = 0;
-
-  /* "tvmfast/_core.pyx":996
- *         st.owned = owned
- *         st.n_owned = 0
- *         st.temps = NULL             # <<<<<<<<<<<<<<
- *         st.items = NULL
- *         st.frozen = <void*>self
-*/
-  __pyx_v_st.temps = NULL;
-
-  /* "tvmfast/_core.pyx":997
- *         st.n_owned = 0
- *         st.temps = NULL
- *         st.items = NULL             # <<<<<<<<<<<<<<
- *         st.frozen = <void*>self
- *         st.devices_checked = 1
-*/
-  __pyx_v_st.items = NULL;
-
-  /* "tvmfast/_core.pyx":998
- *         st.temps = NULL
- *         st.items = NULL
- *         st.frozen = <void*>self             # <<<<<<<<<<<<<<
+ *         self.start_state(&st, owned, NULL)             # <<<<<<<<<<<<<<
  *         st.devices_checked = 1
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
 */
-  __pyx_v_st.frozen = ((void *)__pyx_v_self);
+  __pyx_f_7tvmfast_5_core_14FrozenFunction_start_state(__pyx_v_self, (&__pyx_v_st), __pyx_v_owned, NULL);
 
   /* "tvmfast/_core.pyx":999
- *         st.items = NULL
- *         st.frozen = <void*>self
+ *         fill_ptrs(self, cptrs, packed, dl)
+ *         self.start_state(&st, owned, NULL)
  *         st.devices_checked = 1             # <<<<<<<<<<<<<<
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
  * 
@@ -17341,7 +17328,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   __pyx_v_st.devices_checked = 1;
 
   /* "tvmfast/_core.pyx":1000
- *         st.frozen = <void*>self
+ *         self.start_state(&st, owned, NULL)
  *         st.devices_checked = 1
  *         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)             # <<<<<<<<<<<<<<
  * 
@@ -17363,7 +17350,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_14FrozenFunction_8call_ptrs(struct __p
   __pyx_t_5 = 0;
   goto __pyx_L0;
 
-  /* "tvmfast/_core.pyx":958
+  /* "tvmfast/_core.pyx":963
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
@@ -20653,6 +20640,7 @@ static int __Pyx_modinit_Exttype___pyx_obj_7tvmfast_5_core_FrozenFunction(__pyx_
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.free_buffers = (void (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_free_buffers;
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.snapshot_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_snapshot_shapes;
   __pyx_vtable_7tvmfast_5_core_FrozenFunction.check_frozen_shapes = (int (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *))__pyx_f_7tvmfast_5_core_14FrozenFunction_check_frozen_shapes;
+  __pyx_vtable_7tvmfast_5_core_FrozenFunction.start_state = (void (*)(struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, __pyx_t_7tvmfast_5_core_CallState *, TVMFFIObjectHandle *, void **))__pyx_f_7tvmfast_5_core_14FrozenFunction_start_state;
   #if CYTHON_USE_TYPE_SPECS
   __pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction = (PyTypeObject *) __Pyx_PyType_FromModuleAndSpec(__pyx_m, &__pyx_type_7tvmfast_5_core_FrozenFunction_spec, NULL); if (unlikely(!__pyx_mstate->__pyx_ptype_7tvmfast_5_core_FrozenFunction)) __PYX_ERR(0, 799, __pyx_L1_error)
   #else
@@ -21350,19 +21338,19 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
   if (PyDict_SetItem(__pyx_mstate_global->__pyx_d, __pyx_mstate_global->__pyx_n_u_setstate_cython, __pyx_t_3) < (0)) __PYX_ERR(2, 3, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
-  /* "tvmfast/_core.pyx":958
+  /* "tvmfast/_core.pyx":963
  *         return ret
  * 
  *     def call_ptrs(self, *ptrs):             # <<<<<<<<<<<<<<
  *         """Call a prepared function with new data addresses, one int per tensor argument.
  * 
 */
-  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 958, __pyx_L1_error)
+  __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_14FrozenFunction_9call_ptrs, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_FrozenFunction_call_ptrs, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[7])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 963, __pyx_L1_error)
   __Pyx_GOTREF(__pyx_t_3);
   #if CYTHON_COMPILING_IN_CPYTHON && PY_VERSION_HEX >= 0x030E0000
   PyUnstable_Object_EnableDeferredRefcount(__pyx_t_3);
   #endif
-  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 958, __pyx_L1_error)
+  if (__Pyx_SetItemOnTypeDict(__pyx_mstate_global->__pyx_ptype_7tvmfast_5_core_FrozenFunction, __pyx_mstate_global->__pyx_n_u_call_ptrs, __pyx_t_3) < (0)) __PYX_ERR(0, 963, __pyx_L1_error)
   __Pyx_DECREF(__pyx_t_3); __pyx_t_3 = 0;
 
   /* "tvmfast/_core.pyx":1002
@@ -21730,30 +21718,30 @@ static int __Pyx_InitConstants(__pyx_mstatetype *__pyx_mstate) {
   CYTHON_UNUSED_VAR(__pyx_mstate);
   {
     const struct { const unsigned int length: 8; } str_length_index[] = {{0},{2},{10},{16},{15},{36},{38},{89},{20},{22},{9},{30},{8},{20},{8},{7},{25},{13},{2},{15},{1},{9},{19},{13},{178},{1},{1},{2},{15},{130},{20},{6},{44},{32},{33},{1},{1},{4},{179},{37},{8},{12},{7},{6},{2},{9},{50},{16},{20},{57},{87},{57},{31},{47},{17},{62},{67},{48},{19},{55},{30},{63},{30},{18},{25},{103},{54},{40},{26},{72},{13},{31},{33},{25},{20},{21},{7},{14},{32},{34},{24},{30},{31},{8},{8},{6},{9},{8},{4},{6},{20},{12},{11},{17},{8},{10},{25},{8},{11},{12},{8},{10},{8},{12},{11},{14},{12},{10},{17},{13},{12},{12},{19},{8},{6},{27},{11},{16},{13},{24},{21},{28},{7},{7},{9},{3},{6},{4},{11},{18},{1},{4},{5},{9},{18},{5},{4},{5},{3},{4},{9},{12},{6},{2},{5},{10},{9},{12},{6},{7},{1},{7},{10},{6},{11},{6},{6},{3},{12},{15},{4},{6},{4},{1},{4},{5},{11},{4},{13},{12},{1},{4},{2},{8},{15},{7},{3},{6},{6},{2},{5},{13},{1},{6},{4},{3},{7},{8},{4},{13},{1},{16},{9},{11},{6},{7},{6},{3},{4},{7},{4},{10},{2},{10},{12},{1},{6},{2},{5},{12},{9},{7},{13},{16},{6},{5}};
-    const struct { const unsigned int length: 9; } bytes_length_index[] = {{9},{9},{87},{9},{12},{86},{10},{12},{124},{299},{9},{9},{93},{69},{351},{33}};
+    const struct { const unsigned int length: 9; } bytes_length_index[] = {{9},{9},{87},{9},{12},{86},{10},{12},{124},{299},{9},{9},{93},{69},{322},{33}};
     #ifndef CYTHON_COMPRESS_STRINGS
       #define CYTHON_COMPRESS_STRINGS 90
     #endif
-    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2530 bytes) */
-static const char cstring[] = "x\332\215W\317s\323H\026\216w\303\214\201@\010\t\354\0160\263\235\n,v\010\236\365$\013T \314\232\004f\246\226a\022\310f\262\305Ti\332R\313\326D\226lu+\2613\305\026G\037u\324QG\037}\364\321\307\034u\324\221?\201?a\337k\375\300v\240vS\025\253\325\335\357\365{\337\373\336{-R \324\251\271\rf\t\376a\264Bj\266 \244\352\212l\216,\021\225Z\026LW\031iR\316\231F(\210\220\255\347\333T= \202Y\334v\376\237=\353\204\250uj\325`\221\327i\223\021nX*#\272\303\3301+\024\277n:\254I\035\030\221\202\303\270q\314\024\002\2129\023\360\264\210!\276->L6\343|\262\233\320\0325,\242QAI\3236,\301\234\324\013\315f\234\240Q\272!\010\354\201\305{kD\353X\264a\250\033\244n\233\032\256\023\273\372\033S\005)X\256i\0220P3Y\221\030\261h\372\004q\007M/\374m%\236\303\275\360\004\303\222\207\332t\047qs\230\311(gJ\31507\226\332\005\001\266\203\003\264\206\313\305bvF6\240\026\241\232\006\276\363\273\325\216\000\327L\243f1m\354\245Dv\367~$\007\314\261\230\311\341@\303\024\344\310\020u\2421\235\272\360Ruu\0350\000\3749\330\221\212\305\000\201o\244A;Du(\257\307\240\002\326Bi\330\232D\013\001\006hS\355Gu\233\263L\241\013c[\3271\036:U\205\355l\224WH\325\260\264B\251TZ\211\017B\3176\312\305\322\372:YO\216\214\035\202W\326n\002\314\310\214\2243\005P\242\326K\273\362m\205\210\303\206\242\353F\362\2161\246DQ4\263\t\024R\024\010\270\255\271*s\212+\030\311\025\242\2336\205G\325\266\315\025\302\005(xa[,\026KT%\241}(\3710b\201\224\217\347`H\036\202\361fj\324\207\254h\270\\\022\032pB\305\032;4T\366\010T\353\224\213\322\023\333\265\264g\256\245\n\0036XnC\001I\276\221\255?s\354cf\235\336\360\370[4\363\205\r!\025u*\310fG\3241\022\034\0160\215*s\250`f\007\0352\300V\0077Yd\373\351\366\335\265\007k2\200\016C\2378\341nU51\327\200~z\314\004`\251\3504\031/\221\037t\322\261]b1\360V\3302\047G\005D\235Y\230Y8 \267e\352R4S\001q\303\252\335&\232\341\300!\306!C\351g\324\344\254\244\000\340\266\243\300OS\352\305\374N\222P#z\342\047\204[\001e,\006\013\325\261\r\315\340\264j2f\341oM5x<\322 \365R\322*\n(\201\340B\2305W\236i\331\326]\200\340""\320\240&\254\252\206e\010EI\261\205\335\016\005=\331\273\240\007\014&9\350J\347\220\231\353\037X\231E\023\313\304\021\340\n\230\211#\233<\336 \345\230\013\343\202#l\305\204s\\K\030\220N\220)\256\311V>P\254\224EX\022\017\"\350P\247\003\200\213\372\303\217\250\205\332\3036\342\212\001A\306d\2135r\031\332Qi>!hC\374\324z\272e}B/\3061\326\004\025LV5=c\036\034\251\245\333\277VT\333a\245f\247\235L\254\223q\"\037\321\264\340\031\002\260\207*\254=\224\251?z^\241\230IO\320\374\223\342\247\253|\246\002\361U1\003uj\000-d\025\005\007\230\343\000<\250P\306Z\313\366\177\250\260\331T\025}\310\\\006~\003\037 \316\334\220\2344G\222\032q\317\304\360T\245)\034\016=\047\013\370GW?IxR\320K\251KP\007\213\305\217\212\047\235i\304\342\323\307%\255-\265zr!3\002C\r\325\244\032s8\363l}\244\026g\305\346\005\024K\331\234\261\276\201\\f\265-;\257\341pq\372\030\004\017}\325\240\000\221\337S{\326\311!5]\366f,YR\2514\252\300\321f\323v\240\225A\302\331|l\037\362\344c\261\033\263\313a\302u,\231v[\317\343F\260\034\327I\331#\261\276\353\320\265F\256,c\364\035{)eUE\2255VQ&\227\241\202p(|\237\332@\271\";\224b7\307\027b\247\307\347\022\0046\177\222-g<-\306\337N\333uj\375\224a\023;2nM\314c\340\343>&\343?\261*\363H\201\026 \024\231\\\351\302\017\300\315\232C\315\037e\001\331\246\016T\014`\3536T\241\347\306\001{\311\250\031\207BQ\266;m\370\337\002f(/X[\274d\272\242$\355\003\2127\024\352\370\376$\207\330k\224\032\023\206`\r\234@>\311g\322\321\263\221\252\260v|3Th\323\300\005\344\003>G\244k)$\360\327\200+\237|J\203q\204E\016\237P\330\0245Q\202\343D\004\207\207\002\273\016.\264\\j\246\002i\3379\025\223l\202\265\361\005\257=\251\014\0371\345T\244\240K1\216~\252x\377Q\342^\227\360(\356\252\240\021sd\244\237*\262\275\0352\274U\311\320\032\034\353\264\355BGg\362h\325u\034`;\370\3430\332P\352\266} \347c\2750r\233\361\344\307\016J\372-\255rl,\311\215,\353\214\200\026\225w[d\314\010\345)\357X\252a\2272Cx\265\n\267YYj3\376\251&Z\010\321\020\016UY\025\242\251\232\220\245\330dT\271\336tUW\243\370\017\366q!\007\rjQ\370""\n\210\215\324L\ro\t`\210\323\221\0103 \261\274\005\2616m4\001;\264\213\265\r.\340W(p\263\320\345\325o\365\033\335R\022g\342\204\204\032\323H8\025\227\033]:\014\314\251\341\2455a;\216k\246]\245\246\234\252SS\217I\213\370\031P\247\037 \3458\034\241%\004C\2725\360\206\221B\323p1\344\\Zf\241\315\226\225\226\334\211\014\214\0135\207{h|\025\215/\3206\267\217\240\310\311\237d7o\242\331LC\203\233v3\251&i\273A([.\003\204\214\006\206\224;\223\271\3540\270\2443\250\352#\037\035 \314(\020F~m\305\267#\250\257\216\2556\270D\026\256\202&\232\223\334\30282\031t\343\347\004r\332P\241\014\324mM\304\026\n[\272\037c\020\003\003A\26784\010\226\\\206\262\373\030\306?}IA\223\355\203\0373\307\346Yi\337\205\310?E\363\361\032^\000r\273*^\0061]\001/\345~\242C\371\273\3248Q\005\311\362\n9\264\r\215,/\313O\202\342T\272=\243\347\333\\4}\256{\307\333\301\301\371\360\374_|\036,\342\370\272\277\321\313\367s\375\271h\372\206\377\242W\350/\366\313\321\364\227\376\216o\367^\017r\321Wwz\367q\256\377|\370\207\341\355\223\353\341\356\277\376\307\362\333\334\273\3513\321\364\237\274\326\333\334\373\317\246\316|\206\207\224a\234\237:\263\340\201\362[\301~o/>e?\330\211\246\257x\373><>\177\333\356\276\3617\375V\224\277\3305\274\226\237\213\316\236\213\3623\335\247\336\025\217z\255h\346\262W\nr\370\270\003\373g.\207\227o\006\025\320\265\337\1775\310\r\346\242\231\331\256\360V=\032]\232Cm\242\273\332\245Q>\266\343\222\264\243\320\233\355\267\0063\303\312;t!\335\304@\350 \230\017*Q~\266\333\002x\272\217\274#\237\372\"\270\327\273\321\377\367\240>\244C~\262t\002\002\027\273\264{\350\355\372s\376M_\013\226{\225\336\253\376t\177k0=x6\2749\324Nn\235\264\242\331\353\376\375`Q\312\356\r\312\203\255\341\364ps\330:\231A\344f\027\274\047\236\352\337\010^\365\316\001lk\375\303\001h\315w\317tw\242\374\371\356zx\345V\260\023\034\364\347\373\337\0176\007\307\047s\047\213\321\314<\202\006\020\372\337\005e\364!\227I\314\2043$\310\005\327{\233\275V\077\077\370\343\240\034]\232\367V\303\253\367\372\264\1774P\207s\303;\047\257""\302\355\035\234^\363\336\000\\;A\275G{\000\346RP\006\217c\345_\200E;\350x\371m\345]\036a\204\001\304\356\354\237\001\274\312\373\213Sgg\272k\335cp\273\020,b\000\212~9\274\261\027\356\375\034\376\374:|\375K\370\213\032\252Z\224\277\002\320|\031h\275\345\376&\034\257\r\027\321\251o\272/\2732x\313~\005B\203\372\377\003\374\321\203\357{\225Q\345\363\376\023\300t\t,\324\301\037\001\004\231A\236i\301\035\000\031\t\232\tn\365r\275/\000\276\007\203\325\001\035\240\205\327\246\316\022dtP~\007\047\306\332\236BH\267z\027\220\034\211\311p\276\264\347\2257\355U27\036\r*\203\335\260R\013k\365\260n\214\021\356\222w\336_\363[H\272\331\356\021\314q\177\t,\000\206]\365\014\277\025\222\177\014sa\005@\330\017\367\177\r\177\245!\255F3\027\242K\327\302k\253\220\023\225h~\001\267\376\026\344\302\305\n\004\343&0\251\035\376d\206f\0035\266A\337\342\330\206\305x\332\361\027\374=\010v\274\024-\254\365+\375\335\301\334\340\366p.Z\270\nv\010\377^p\243\367\022\3438\347\315y\267\220\257Q\036\207\177\365?\367\333\001\344\320\205\356\256\007\230\235\353\026!\302y\231\373#o\311c\331\373\316\307Ax\016\363\001\000\376\335_\004\217\333A\273\327\001R\377\023x\233\013\247\357\206w\037\017\350\373\313Sg/\206\027\200\240\270\361\215_\001\023\357\365\276\352\267\376\013\213-iW";
-    PyObject *data = __Pyx_DecompressString(cstring, 2530, 1);
+    #if (CYTHON_COMPRESS_STRINGS) == 1 /* compression: zlib (2518 bytes) */
+static const char cstring[] = "x\332\215W\317s\023G\026\266vE\"@`\214\r\273\001\222\264\313\260H\306(\253\330\013\224\301d\205\r\233\324\022b\203\327\361\026\251\232\264fz\244\211G3\322t\217-9\305\026G\035u\234\343\034u\324QG\035}\234\343\034\371\023\370\023\366\275\236\037H2\324\256\253\254\351\351\356\367\372\275\357}\357\275\036R \324\251\271\rf\t\376a\264Bj\266 \244\352\212t\216,\021\225Z\026LW\031iR\316\231F(\210\220\255\347\333T= \202Y\334v\376\237=\353\204\250uj\325`\221\327i\223\021nX*#\272\303\3301+\024\277i:\254I\035\030\221\202\303\270q\314\024\002\2129\023\360\264\210!\276+>\2147\343|\274\233\320\0325,\242QAI\3236,\301\234\304\013\315f\234\240Q\272!\010\354\201\305{kD\353X\264a\250\033\244n\233\032\256\023\273\372\033S\005)X\256i\0220P3Y\221\030\221h\362\004q\007M/\374u%\232\303\275\360\004\303\342\207\332t\247qs\230\311(gJ\31507\226\332\005\001\266\203\003\264\206\313\305bzF:\240\026\241\232\006\276\363\273\325\216\000\327L\243f1m\342\245Dv\367~$\007\314\261\230\311\341@\303\024\344\310\020u\2421\235\272\360Ruu\0350\000\3749\330\221\210E\000\201o\244A;Du(\257G\240\002\326Bi\330\232D\013\001\006h\023\355Gu\233\263T\241\013c[\3271\036:U\205\355l\224WH\325\260\264B\251TZ\211\016B\3176\312\305\322\372:Y\217\217\214\034\202W\326n\002\314\310\214\2043\005P\242\326K\273\362m\205\210\303\206\242\353F\374\2161\246DQ4\263\t\024R\024\010\270\255\271*s\212+\030\311\025\242\2336\205G\325\266\315\025\302\005(xa[,\022\213U\305\241}(\3710f\201\224\217\346`H\036\202\361fb\324\207\254h\270\\\022\032pB\305\032;4T\366\010T\353\224\213\322\023\333\265\264g\256\245\n\0036XnC\001I\276\221\256?s\354cf\235\336\360\370;4\363\205\r!\025u*\310fG\3241\022\034\0160\215*s\250`f\007\0352\300V\0077Yd\373\351\366\335\265\007k2\200\016C\2378\341nU51\327\200~z\304\004`\251\3504\031/\221\037t\322\261]b1\360V\3302\047\307\005D\235Y\230Y8 \267e\352R4S\001q\303\252\335&\232\341\300!\306!C\351g\324\344\254\244\000\340\266\243\300OS\352\305\374\216\223P#z\354\047\204[\001e,\002\013\325\261\r\315\340\264j2f\341oM5x4\322 \365""\022\322*\n(\201\340B\2305W\236i\331\326]\200\340\320\240&\254\252\206e\010EI\260\205\335\016\005=\351\273\240\007\014&9\350J\346\220\231\353\037X\231F\023\313\304\021\340\n\230\211#\233<\336 \345\210\013\223\202cl\305\204s\\K\030\220N\220)\256\311V>P\254\224FX\022\017\"\350P\247\003\200\213\372\303\217\250\205\332\3036\242\212\001A\306d\2134r\031\332qi>%hC\374\324z\262e}J/\3061\322\004\025LV5=e\036\034\251%\333\277QT\333a\245f\247\035O\254\223I\"\037\321\244\340\031\002\260\207*\254=\224\251?~^\241\230JO\321\374\223\342\247\253|\252\002\361U1\003uj\000-d\025\005\007\230\343\000<\250P\306ZK\367\177\250\260\351T\025}H]\006~\003\037 \316\334\220\2344\307\222\032qO\305\360T\245)\034\016=\047\r\370GW?IxR\320K\211KP\007\213\305\217\212\307\235i\314\342\323\307\305\255-\261zz!5\002C\r\325\244\032q8\365l}\254\026\247\305\346\005\024K\331\234\261\276\201\\j\265-;\257\341pq\372\030\004\017}\325\240\000\221\337\023{\326\311!5]\366f\"Y\022\251$\252\300\321f\323v\240\225A\302\331|b\037\362\344c\261\233\260\313a\302u,\231v[\317\243F\260\034\325I\331#\261\276\353\320\265\306\256,\023\364\235x)\245UE\2255VQ\246\227\241\202p(|\237\332@\271\";\224b7\047\027\"\247\047\347b\0046\177\222-g2-&\337N\333uj\375\224aS;RnM\315c\340\243>&\343?\265*\363H\201\026 \024\231\\\311\302\017\300\315\232C\315\037e\001\331\246\016T\014`\3536T\241\347\306\001{\311\250\031\205BQ\266;m\370\337\002f(/X[\274d\272\242\304\355\003\2127\024\352\350\376$\207\330k\224\032\023\206`\r\234@>\311g\334\321\323\221\252\260vt3Th\323\300\005\344\003>\307\244k\t$\360\327\200+\237|J\203q\204E\016\237P\330\0245V\202\343X\004\207\207\002\273\016.\264\\j&\002I\3379\025\223t\202\265\361\005\257=\211\014\0373\345T\244\240K1\216~\252x\377Q\242^\027\363(\352\252\240\021sd\254\237*\262\275\0352\274U\311\320\032\034\353\264\355BGg\362h\325u\034`;\370\3430\332P\352\266} \347#\2750r\233\321\344\307\016\212\373-\255rl,\361\215,\355\214\200\026\225w[d\314\030\345)\357X\252a\227RCx\265\n\267YYjS\376\251&Z\010\321\020\016UY\025\242\251""\232\220\245\330dT\271\336tUW\243\370\017\366q!\007\rjQ\370\n\210\214\324L\ro\t`\210\323\221\0103 \261\274\005\2616m4\001;\264\213\265\r.\340W(p\263\320\345\325o\365[\335Rbg\242\204\204\032\323\2109\025\225\033]:\014\314\251\341\2455f;\216k\246]\245\246\234\252SS\217H\213\370\031P\247\037 \3458\034\241\305\004C\2725\360\206\221@\323p1\344\\Zf\241\315\226\225\224\334\251\014\214\n5\207{ht\025\215.\3206\267\217\240\310\311\237x7o\242\331LC\203\233v3\256&I\273A([.\003\204\214\006\206\224;\323\271\3540\270\2443\250\352c\037\035 \314(\020F~mE\267#\250\257\216\2556\270D\026\256\202&\232\023\337\30282\031t\343\347\004r\332P\241\014\324mMD\026\n[\272\037a\020\001\003A\26784\010\026_\206\322\373\030\306?yI@\223\355\203\0373\307\346ii\337\205\310?E\363\361\032^\000r\273*^\0061]\001/\345~\254C\371\233\3248U\005\311\362\n9\264\r\215,/\313O\202\342L\262=\245\347\333L\230=\327\275\323\333\301\301\371\340\374\327\036\367\027q|\335\333\350\347\006\231\301\\\230\275\341\275\350\027\006\213\203r\230\375\322\333\361\354\376\353a&\374\352N\377>\316\r\236\217\3760\272}r=\330\375\327\377X~\233y\227=\023f\377\324k\275\315\274\377l\346\314gxH\031\306\271\2313\013=P~\313\337\357\357E\247\354\373;a\366Jo\337\203\307\347o\333\3357\336\246\327\ns\027\273F\257\345e\302\263\347\302\\\276\373\264w\245G{\2550\177\271W\3623\370\270\003\373\363\227\203\3137\375\n\350\332\037\274\032f\206sa~\266+z\253=\032^\232Cm\242\273\332\245a.\262\343\222\264\243\320\237\035\264\206\371Q\345\035\272\220lb t\340\317\373\22507\333m\001<\335G\275#\217z\302\277\327\2771\370\367\260>\242#~\262t\002\002\027\273\264{\330\333\365\346\274\233\236\346/\367+\375W\203\354`k\230\035>\033\335\034i\047\267NZ\341\354u\357\276\277(e\367\206\345\341\326(;\332\034\265N\362\210\334\354B\357IO\365n\370\257\372\347\000\266\265\301\341\020\264\346\272g\272;a\356|w=\270r\313\337\361\017\006\363\203\357\207\233\303\343\223\271\223\3050?\217\240\001\204\336?\3742\372\220I%\362A\236\370\031\377z\177\263\337\032\344\206\177\034\226\303K""\363\275\325\340\352\275\001\035\034\r\325\321\334\350\316\311\253`{\007\247\327zo\000\256\035\277\336\247}\000s\311/\203\307\221\362/\300\242\035t\274\374\266\362.\2070\302\000bw\366\317\000^\345\375\305\231\263\371\356Z\367\030\334.\370\213\030\200\242W\016n\354\005{?\007?\277\016^\377\022\374\242\006\252\026\346\256\0004_\372Z\177y\260\t\307k\243Et\352\333\356\313\256\014\336\262W\201\320\240\376\377\000\177t\377\373~e\\\371\274\367\0040]\002\013u\360G\000A\362\3103\315\277\003 #AS\301\255~\246\377\005\300\367`\270:\244C\264\360\332\314Y\202\214\366\313\357\340\304H\333S\010\351V\377\002\222#6\031\316\227\366\274\352e{\225\324\215G\303\312p7\250\324\202Z=\250\033\023\204\273\324;\357\255y-$\335l\367\010\346\270\267\004\026\000\303\256\366\014\257\025\220\277\2172A\005@\330\017\366\177\r~\245\001\255\206\371\013\341\245k\301\265U\310\211J8\277\200[\177\3633\301b\005\202q\023\230\324\016~2\003\263\201\032\333\240oqb\303b4\355x\013\336\036\004;Z\n\027\326\006\225\301\356pnx{4\027.\\\005;\204w\317\277\321\177\211q\234\353\315\365n!_\303\034\016\377\342}\356\265\375\026\272\361\334\313H\242\326 \266\271s\3019\244<`\370\273\267\010N\265\375v\277\003\274\375\047P3\023d\357\006w\037\017\351\373\3133g/\006\027n\371r\343\033\257\002V\334\353\1775h\375\027\273\001_\315";
+    PyObject *data = __Pyx_DecompressString(cstring, 2518, 1);
     #define __Pyx_DecompressString_LZSS_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3371 bytes) */
-static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\346\361!))[\006d\006an \367add\371\000s-by\377te align\373ed\000\n. TVM\377 kernels\376\246@ilt wit\177h defau\n\000Obuff\201 \241@s\333@\374<\005\233#and ma\377y crash \374\271\000\226 (rt_mo\303d \252!\335!\311@V\005wh\257ose I\005u\t\000o\373ff\214Afacto\377r=1, bin?d(...,\247\003\313a\377=1).:: :8l\004\313\003\014\000exp\344 \272az\254e(B\000ch.T\275b\377, tvm_ff\371i\t\004\370Aa __d\373lp\344`__ pr\377oducer),\376\312@t, floa\376\004\000bool, s\377tr, Noneh1\003D\004\324D;\321\204\002: y\006\264\244`\344\204\003:G\001 ;\347 l\374\301\204\005\214\205\007must b\352O\000n\250 e\336 vic\373e<\243\000fast.\377BoundFun\367cti\202`num_\337args=\027\006Froozen\017\017>?\243\001\373No\335@that \257Cyth\206As\277@l\377iberatel\375y\315\001icter \376\"\000n PEP-4\26784 \275Are\253\204\001s\277 subcl\214\206\001s\367 of\204cin t\377ypes. If\377 you nee\317d to\263\206\002%\tth\277en set[\000e\253 \047\332\206\002a\304\001_<\000i\377ng\047 dire\366\327\000ve:\001Fals\367e._\356 or_l\307oopS\002\200\207\001\254\206\004d }f\202$add_n\331\000\363de\251!K\001e=di\177sableen\002\001\357gcis\004\003dno\236\254\204\006__re\331A\344@d\375uo\002non-tr\337ivial\202`ci\237nit__\364%+\000ryaE\000\007\006take@\000Osult\230E\226\204\001:\214\204\007\311 \306E\243\207\001w\325 \261 tw?o >= 1\360\210\003+\013\374\243\204\010\355\205\001runtim\377e moduleg, a\245\204\006\372For\023\000\376\277@rary pa\363th\361c\202\013name\355=\331\207\001on\342@forRK\004s\326B2\ts*\014o\356@7ch Z""\004: \332\013\316@N\225\004 ha\321\210\002\212E o\001\375d\047\005/_coreo.pyx\301\204\004: \273\204\013\331w9\002\254\211\001it\371 iz\317ed; \367\206\001\314)()\3005\006\330\204\014&\026\324\212\017x\006\315\210\001ca\377ll faile\371d\371\213\002\231`error\311 \214\001\347Bd\250\006\260\214\005 #\262\273\006b\211\206\001\374fs \214a 7pos\301\000on\277`\341\214\007\370\364!\362\006r\001_ptrs\303()\223\207\007\t\022\305\205\001\334\204\022 (\373f.\261\214\005...))\200H\022\223\214\004\247\010\205\211\006\377&\202\215\003\255\006 \360\n\014\240\000\177\003\347Anumb\344\276\204\003\274\216\006:\201\212\010\205\210\006N),\320\300\215\001\331\"\237a\214fo\365\215\002ir\343stU\017\311\205\001\335\216\001dic\367t {\276%: va/lue}\240\205\n:\267\216\004\264\216\005\377 support\377 at most\344\271\t\213\211\001 \251P\213\nret\267urn\240\213\002DL\223\213\003*r\377\210\001t\213\216\003\334\212\001f i\247\220\t\324\373\211\n\210\212\n.\315\207\006c\337\211\002__\376\017\rsetstat\273e_\013\023as_\235\214\002_\303opK\013\255\220\003_\013\267\220\004CO\000\311\217\002\360\212\013\376\212\013\206\017\017\016\210\0163\014\260\204\006\300K\014\203\214\001\213\222\003\211\214\002i\014\257\211\002_l\317ast_\330\205\002\266\214\005In\177tegralM\330\210\002\377Paramete\377rPathLik\337eReal\236\216\003__\367Pyx\001\000Dict\377_NextRef\373__\270\213\004e____\361c\272\221\003\006\002\231\214\001_get\017item\030\001\314a\003\002\313\216\004\336\323\216\006c_ex\224\223\003_aCpiC\001\313\213\001K\0013\010g\244E\036d\000mainj\001\210\212\003t\001\024\324\211\001|\001p\235\000c>\004\010\001\331C\315_\023\001vt\202\214\001\241\001qu\303al)\005\360\213\005\233n\212\214\006ex\310\325\001\203\224\001]\005s\200\010\262n__#te\336 \210 \220\224\001_\360\214\003\301d\320\320\215\003\353\000\240\205\001\305\215\010_\332\214\002ve\354\322\221\001\217\210\002is\244\212\001out\357ine_\376\224\001cur\377rent_str\377eam_hook|\023\002\232\204\003setup\017\0038\253\204\003[\013\351\215\004abs\223\214\001\334""\223\004\210\330\223\002\373\226\001\360 a\327\224\002\274\220\001\350\204\010a\377syncio.c\373or\203\003sbbas\231e\346\211\002\260\211\006cl\236\001\213@t\377raceback_clone\341\213\001c\325\211\001\177cpucuda\000\001\366\262\000st\004\002manawged\336\217\003dld\260\220\001\277entry_\233\215\001e\367num\201\221\002exam\367ple\323\221\002exis\373ts\357`_devf>\366\222\00232fn_\251\225\004\276\227\003\257from\251\223\004f\371\221\002f\376\354\002getget_\374\233\220\005\010\001global\236\016\002half\357\226\003\321!i\357int8\255\204\001slo\047ad_\351\216\003\353am\336\217\001\206\207\005\253mu\262\207\001s\355\222\002n\317\216\001n\361n\371\222\005\363\205\014\243\212\003sobj\374\340\227\003\273\225\003osowne\265d\000\002_\273\231\003sp\343\224\001e\035d\265\217\001pop\205\231\004\330\221\005\240\214\001\267que\237 im\334\211\001s\275r\274\206\rrefe\237`c\375e\352\227\010repeat\333re\351\231\002re\232\221\001re\277trocms\325\"s\307sel\314\226\001\264\227\004\336 ta\347rts\313\227\001\223\211\001icm\277ethodt\335\232\003t\341o\252\226\002\214\211\003\202\221\003\362@nsp\007ose\264\226\004\227\222\006\341\217\001\241\225\005\273\211\005~\272\213\002szeros\322\212\006\337TypeE\344\216\001in\377t (struc\367t _\252\206\002obj_\2557\346\225\004_5\262\220\002_\305\225\014*\377, void *\315*\216\227\002)\000\047\005\317\216\006\200\001\177\330\004\n\210+\220Q\005\001\377\013\320\013\037\230s\240!\376\021\001\033\230=\250\010\260\001\377\260\021\330\004\034\230N\250\377(\260!\2601\330\004\035\377\230Q\230o\250[\270\001\337\330\036+\2507\020\001\260L\377\300\002\300\047\310\033\320T\375U\000\034\200\001\340\004\005\330\377\004\027\220q\200\001\360\006\377\000\005\006\330\004\033\2301\276\t\000\010\000\005\024\220Z\000%\357\240X\250V`\003X\240Q\277\330\004\025\220X\230\004\000\007\377\200x\210}\230C\230q\377\330\010\016\210i\220q\230\377\001\330\t\n\330\010\014\210\377E\220\025\220a\220q\330\277\014\022\220.\240\001\003\001+\376-\000\014\022\320\022$\240A\376I\000X\260S\270\001""\270\021\377\330\014\017\210t\2203\220\367a\330\020\312\000\007\200t\210_3\210a\330\010\202\003\020\203\002\377(\250\017\260q\270\014\300[A\340\336\001\330\004\037\003e2\000\377k\240\023\240A\330\010\017\377\210q\330\004\013\210<\220\377w\230a\230t\2406\250\377\034\260Y\270h\300a\300\357s\310#\310\250\000\016\210a\377\210v\220T\230\021\230$\377\230d\240*\250A\250S\377\260\004\260D\270\004\270F\377\300$\300d\310%\310q\177\330\017\033\2307\240!7\002\377V\2701\270D\300\004\300\337C\300q\310\014\266!\017\024\377\220B\220c\230\034\240S{\250\n\347 4\260v\270\376\000\377\010\210\005\210Q\330\010\013\377\210:\320\025%\240Q\240\377k\260\023\260H\270C\270\377z\310\021\310!\330\014\023\334\261!\300 \230G\240\230@(\250\374\310@+\004\014\320\014 \240\001\377\240\033\250C\250q\260\010\377\270\003\2701\330\020\023\220\3773\320\0266\260a\260w\377\270c\300\021\300+\310Sw\320PQ\023\0014\220}\254 \277Q\240h\250a\250\312 #\223\2401\357\000W\003\031\217\000\206@\013\337\2101\200A\340\202 t\220\354\006\000\271@\t\030\302@A\360\016\177\000\t\014\2104\210z\364\000\373(\240\216\000\022\220)\2301\377\320\034V\320VW\320W\377[\320[\\\320\\c\320\337cd\330\010\025\230 \035\240\337d\250*\260C|\000d\300\275!\321\0012\210R\210\270B*\323\230A\230@\\\001~\334`f\240\357H\250A\200R\010\023\230B\352\321 #\375\000f\315\000t\2601;\330\014\203\204\001d\240+\342 \235\204\001\374\233@3\003D\250\001\250\031\260\377!\2608\2703\270a\270\275qB\000\032\000\t \316\204\001\240s1\340\304 \247\001\023\230E\320@\007D\250\r\231a\267a\260\000}\000\342 \1772\210S\220\004\220A\r\004\377\320\034<\270A\270T\320\377Ag\320gh\320hi\376\344j\020\220\013\2304\230q\376\361a\017\210w\220a\220s\337\230#\230Q\230\337`\026\220\377i\230q\320 @\300\001\373\320A\202 X\320X`\320\377`a\320ab\330\014\r\377\330\020\032\320\0323\2601\377\260A\330\023\024\330\020\026\177\220j\240\001\320!A\212@\375$\307`x\320Ol\320lUm\252\204\001xM\000!\024\n!\021\003\237r\230\024\230V\352@6\003\330\377\0244\260A\260T\270\021\377\270\047\300\021\330\024\026""\220\377a\220t\2306\240\034\250}R\304A\021\220\021\220%\254\204\001\373\330\010\007\001&\230\007\230x\377\240q\330\010\r\210T\220\377\021\330\010\n\210)\2201\316\003\001+\220Q\003\010\016\004*\220{G\230\032\001\320\n\035\230\377`\337\017\210{\230!\357\000x\240\377x\250y\270\004\270K\300\377q\310\001\320\004-\320-\377>\270a\360\022\000\t\016\357\320\r%\240$\002}\230A>\240\0006\250\036\260q";
-    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3371, 4930);
+    #elif (CYTHON_COMPRESS_STRINGS) > 0 && (CYTHON_COMPRESS_STRINGS) <= 90 /* compression: lzss (3355 bytes) */
+static const char cstring[] = "\377 ( argum\357ents\000\007, g\177ot  but\025\006\177 # cann\024\000\377be passe\367d a0\000 DLP\377ack tens\373or\000!:  ch\367ang>\000shap\377e since \377freeze()\177/prepar\007\000\377 (resize\273_ V\000set\005\000n? it?);&\004\024\001\376\047\004 again \377data poi\337nters\277\004do\367es \265\001fit \374!\000\032\00064 dyn\377amic= ho\373ld\034\001 obje\377ct (null\375 \236\000dle) i\3505\003\000\005`\000r\267\001(0,1 \027\002(\001!\000on\n\002\004\000\367cpu\250-rele\377ase_gil=\317#x(t\346\000\353\000ag\346\361!))[\006d\006an \367add\371\000s-by\377te align\373ed\000\n. TVM\377 kernels\376\246@ilt wit\177h defau\n\000Obuff\201 \241@s\333@\374<\005\233#and ma\377y crash \374\271\000\226 (rt_mo\303d \252!\335!\311@V\005wh\257ose I\005u\t\000o\373ff\214Afacto\377r=1, bin?d(...,\247\003\313a\377=1).:: :8l\004\313\003\014\000exp\344 \272az\254e(B\000ch.T\275b\377, tvm_ff\371i\t\004\370Aa __d\373lp\344`__ pr\377oducer),\376\312@t, floa\376\004\000bool, s\377tr, Noneh1\003D\004\324D;\321\204\002: y\006\264\244`\344\204\003:G\001 ;\347 l\374\301\204\005\214\205\007must b\352O\000n\250 e\336 vic\373e<\243\000fast.\377BoundFun\367cti\202`num_\337args=\027\006Froozen\017\017>?\243\001\373No\335@that \257Cyth\206As\277@l\377iberatel\375y\315\001icter \376\"\000n PEP-4\26784 \275Are\253\204\001s\277 subcl\214\206\001s\367 of\204cin t\377ypes. If\377 you nee\317d to\263\206\002%\tth\277en set[\000e\253 \047\332\206\002a\304\001_<\000i\377ng\047 dire\366\327\000ve:\001Fals\367e._\356 or_l\307oopS\002\200\207\001\254\206\004d }f\202$add_n\331\000\363de\251!K\001e=di\177sableen\002\001\357gcis\004\003dno\236\254\204\006__re\331A\344@d\375uo\002non-tr\337ivial\202`ci\237nit__\364%+\000ryaE\000\007\006take@\000Osult\230E\226\204\001:\214\204\007\311 \306E\243\207\001w\325 \261 tw?o >= 1\360\210\003+\013\374\243\204\010\355\205\001runtim\377e moduleg, a\245\204\006\372For\023\000\376\277@rary pa\363th\361c\202\013name\355=\331\207\001on\342@forRK\004s\326B2\ts*\014o\356@7ch Z""\004: \332\013\316@N\225\004 ha\321\210\002\212E o\001\375d\047\005/_coreo.pyx\301\204\004: \273\204\013\331w9\002\254\211\001it\371 iz\317ed; \367\206\001\314)()\3005\006\330\204\014&\026\324\212\017x\006\315\210\001ca\377ll faile\371d\371\213\002\231`error\311 \214\001\347Bd\250\006\260\214\005 #\262\273\006b\211\206\001\374fs \214a 7pos\301\000on\277`\341\214\007\370\364!\362\006r\001_ptrs\303()\223\207\007\t\022\305\205\001\334\204\022 (\373f.\261\214\005...))\200H\022\223\214\004\247\010\205\211\006\377&\202\215\003\255\006 \360\n\014\240\000\177\003\347Anumb\344\276\204\003\274\216\006:\201\212\010\205\210\006N),\320\300\215\001\331\"\237a\214fo\365\215\002ir\343stU\017\311\205\001\335\216\001dic\367t {\276%: va/lue}\240\205\n:\267\216\004\264\216\005\377 support\377 at most\344\271\t\213\211\001 \251P\213\nret\267urn\240\213\002DL\223\213\003*r\377\210\001t\213\216\003\334\212\001f i\247\220\t\324\373\211\n\210\212\n.\315\207\006c\337\211\002__\376\017\rsetstat\273e_\013\023as_\235\214\002_\303opK\013\255\220\003_\013\267\220\004CO\000\311\217\002\360\212\013\376\212\013\206\017\017\016\210\0163\014\260\204\006\300K\014\203\214\001\213\222\003\211\214\002i\014\257\211\002_l\317ast_\330\205\002\266\214\005In\177tegralM\330\210\002\377Paramete\377rPathLik\337eReal\236\216\003__\367Pyx\001\000Dict\377_NextRef\373__\270\213\004e____\361c\272\221\003\006\002\231\214\001_get\017item\030\001\314a\003\002\313\216\004\336\323\216\006c_ex\224\223\003_aCpiC\001\313\213\001K\0013\010g\244E\036d\000mainj\001\210\212\003t\001\024\324\211\001|\001p\235\000c>\004\010\001\331C\315_\023\001vt\202\214\001\241\001qu\303al)\005\360\213\005\233n\212\214\006ex\310\325\001\203\224\001]\005s\200\010\262n__#te\336 \210 \220\224\001_\360\214\003\301d\320\320\215\003\353\000\240\205\001\305\215\010_\332\214\002ve\354\322\221\001\217\210\002is\244\212\001out\357ine_\376\224\001cur\377rent_str\377eam_hook|\023\002\232\204\003setup\017\0038\253\204\003[\013\351\215\004abs\223\214\001\334""\223\004\210\330\223\002\373\226\001\360 a\327\224\002\274\220\001\350\204\010a\377syncio.c\373or\203\003sbbas\231e\346\211\002\260\211\006cl\236\001\213@t\377raceback_clone\341\213\001c\325\211\001\177cpucuda\000\001\366\262\000st\004\002manawged\336\217\003dld\260\220\001\277entry_\233\215\001e\367num\201\221\002exam\367ple\323\221\002exis\373ts\357`_devf>\366\222\00232fn_\251\225\004\276\227\003\257from\251\223\004f\371\221\002f\376\354\002getget_\374\233\220\005\010\001global\236\016\002half\357\226\003\321!i\357int8\255\204\001slo\047ad_\351\216\003\353am\336\217\001\206\207\005\253mu\262\207\001s\355\222\002n\317\216\001n\361n\371\222\005\363\205\014\243\212\003sobj\374\340\227\003\273\225\003osowne\265d\000\002_\273\231\003sp\343\224\001e\035d\265\217\001pop\205\231\004\330\221\005\240\214\001\267que\237 im\334\211\001s\275r\274\206\rrefe\237`c\375e\352\227\010repeat\333re\351\231\002re\232\221\001re\277trocms\325\"s\307sel\314\226\001\264\227\004\336 ta\347rts\313\227\001\223\211\001icm\277ethodt\335\232\003t\341o\252\226\002\214\211\003\202\221\003\362@nsp\007ose\264\226\004\227\222\006\341\217\001\241\225\005\273\211\005~\272\213\002szeros\322\212\006\337TypeE\344\216\001in\377t (struc\367t _\252\206\002obj_\2557\346\225\004_5\262\220\002_\305\225\014*\377, void *\315*\216\227\002)\000\047\005\317\216\006\200\001\177\330\004\n\210+\220Q\005\001\377\013\320\013\037\230s\240!\376\021\001\033\230=\250\010\260\001\377\260\021\330\004\034\230N\250\377(\260!\2601\330\004\035\377\230Q\230o\250[\270\001\337\330\036+\2507\020\001\260L\377\300\002\300\047\310\033\320T\375U\000\034\200\001\340\004\005\330\377\004\027\220q\200\001\360\006\377\000\005\006\330\004\033\2301\276\t\000\010\000\005\024\220Z\000%\357\240X\250V`\003X\240Q\277\330\004\025\220X\230\004\000\007\377\200x\210}\230C\230q\377\330\010\016\210i\220q\230\377\001\330\t\n\330\010\014\210\377E\220\025\220a\220q\330\277\014\022\220.\240\001\003\001+\376-\000\014\022\320\022$\240A\376I\000X\260S\270\001""\270\021\377\330\014\017\210t\2203\220\367a\330\020\312\000\007\200t\210_3\210a\330\010\202\003\020\203\002\377(\250\017\260q\270\014\300[A\340\336\001\330\004\037\003e2\000\377k\240\023\240A\330\010\017\377\210q\330\004\013\210<\220\377w\230a\230t\2406\250\377\034\260Y\270h\300a\300\357s\310#\310\250\000\016\210a\377\210v\220T\230\021\230$\377\230d\240*\250A\250S\377\260\004\260D\270\004\270F\377\300$\300d\310%\310q\177\330\017\033\2307\240!7\002\377V\2701\270D\300\004\300\337C\300q\310\014\266!\017\024\377\220B\220c\230\034\240S{\250\n\347 4\260v\270\376\000\377\010\210\005\210Q\330\010\013\377\210:\320\025%\240Q\240\377k\260\023\260H\270C\270\377z\310\021\310!\330\014\023\334\261!\300 \230G\240\230@(\250\374\310@+\004\014\320\014 \240\001\377\240\033\250C\250q\260\010\377\270\003\2701\330\020\023\220\3773\320\0266\260a\260w\377\270c\300\021\300+\310Sw\320PQ\023\0014\220}\254 \277Q\240h\250a\250\312 #\223\2401\357\000W\003\031\217\000\206@\013\337\2101\200A\340\202 t\220\354\006\000\271@\t\030\302@A\360\016\177\000\t\014\2104\210z\364\000\373(\240\216\000\022\220)\2301\377\320\034V\320VW\320W\377[\320[\\\320\\c\320\337cd\330\010\025\230 \035\240\337d\250*\260C|\000d\300\275!\321\0012\210R\210\270B*\323\230A\230@\\\001~\334`f\240\357H\250A\200R\010\023\230B\352\321 #\375\000f\315\000t\2601;\330\014\203\204\001d\240+\342 \235\204\001\374\233@3\003D\250\001\250\031\260\377!\2608\2703\270a\270\275qB\000\032\000\t \316\204\001\240s1\340\304 \247\001\023\230E\320@\007D\250\r\231a\267a\260\000}\000\342 \1772\210S\220\004\220A\r\004\377\320\034<\270A\270T\320\377Ag\320gh\320hi\376\344j\020\220\013\2304\230q\376\361a\017\210w\220a\220s\337\230#\230Q\230\337`\026\220\377i\230q\320 @\300\001\373\320A\202 X\320X`\320\377`a\320ab\330\014\r\377\330\020\032\320\0323\2601\377\260A\330\023\024\330\020\026\177\220j\240\001\320!A\212@\375$\307`x\320Ol\320lUm\252\204\001xM\000!\024\n!\021\003\237r\230\024\230V\352@6\003\330\377\0244\260A\260T\270\021\377\270\047\300\021\330\024\026""\220\377a\220t\2306\240\034\250}R\304A\021\220\021\220%\254\204\001\373\330\010\007\001&\230\007\230x\273\240q\264\205\001L\230\001\244\204\002g}\240\332`\n\320\n\035\230\342`\337\017\210{\230!\322\000x\240\377x\250y\270\004\270K\300\377q\310\001\320\004-\320-\377>\270a\360\022\000\t\016\367\320\r%-\001\017\210}\230}A\203\0006\250\036\260q";
+    PyObject *data = __Pyx_DecompressString_LZSS(cstring, 3355, 4901);
     #define __Pyx_DecompressString_UNUSED
     if (unlikely(!data)) __PYX_ERR(0, 1, __pyx_L1_error)
     const char* const bytes = __Pyx_PyBytes_AsString(data);
     #if !CYTHON_ASSUME_SAFE_MACROS
     if (likely(bytes)); else { Py_DECREF(data); __PYX_ERR(0, 1, __pyx_L1_error) }
     #endif
-    #else /* compression: none (4930 bytes) */
-static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not ) is not an address-byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1).:: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__tvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() pointer #tvmfast: expected tvmfast: freeze position tvmfast: freeze() needs the number of ar""guments: bind(..., num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentsBoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.as_torch_opBoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionIntegralModuleParameterPathLikeRealTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_current_stream_hook_set_torch_setup_hook_torch_direct_export_enabledabspathaddressalignmentapiarangeargsas_torch_opasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecptrscpucudacuda_hostcuda_manageddirectdldtypeentry_nameenumerateexample_argsexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiint8itemsload_modulemainmake_torch_opmutates_argsnnamennnum_argsnum_tensor_argsnumbersobjobjectoffsetosownedowned_tensorsppackedpathpoppreparepreparedptrsquery_importsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultststartswithstaticmethodttensortotorchtorch_moduletransposetvm_ffitvmfast._coretvmfast.torch_opvalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250\010\260\001\260\021\330\004\034\230N\250(\260!\2601\330\004\035\230Q\230o""\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\330\004\035\230Q\230o\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\200\001\340\004\005\330\004\027\220q\200\001\360\006\000\005\006\330\004\033\2301\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\017\210t\2201\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q\240f\250C\250t\2601\330\014\035\230Q\230d\240+\250S\260\001""\260\021\330\010\017\210~\230Q\230f\240D\250\001\250\031\260!\2608\2703\270a\270q\200A\360\032\000\t \230s\240!\2401\340\010\013\2104\210z\230\023\230E\240\023\240D\250\r\260S\270\001\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\220A\330\014\022\220)\2301\320\034<\270A\270T\320Ag\320gh\320hi\330\010\014\210E\220\025\220a\220q\330\014\020\220\013\2304\230q\240\001\330\014\017\210w\220a\220s\230#\230Q\230a\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X`\320`a\320ab\330\014\r\330\020\032\320\0323\2601\260A\330\023\024\330\020\026\220j\240\001\320!A\300\021\300$\300a\300x\320Ol\320lm\330\014\017\210x\220s\230!\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210x\220r\230\024\230V\2401\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270\047\300\021\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230a\330\010\021\220\021\220&\230\007\230x\240q\330\010\r\210T\220\021\330\010\n\210)\2201\330\010\n\210+\220Q\330\010\n\210)\2201\330\010\n\210)\2201\330\010\n\210*\220G\2301\330\010\n\320\n\035\230Q\330\010\017\210{\230!\2304\230x\240x\250y\270\004\270K\300q\310\001\320\004-\320->\270a\360\022\000\t\016\320\r%\240Q\330\010\017\210}\230A\230V\2406\250\036\260q";
+    #else /* compression: none (4901 bytes) */
+static const char bytes[] = " ( arguments arguments, got  but argument # cannot be passed as a DLPack tensor cannot be passed as a DLPack tensor:  changed shape since freeze()/prepare() (resize_ or set_ on it?); freeze or prepare again data pointers, got  does not fit in int64 dynamic= holds no object (null handle) is not  is not in range(0,  is null is on  is on cpu but argument # release_gil=#x(tree fragment))) is not ) is not an address-byte aligned-byte aligned. TVM kernels built with default buffers assume aligned data and may crash on it (rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1).:: : data address : expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, bool, str, None or a tvm_ffi object; got : expected int, got : int ; all tensor arguments must be on one device<tvmfast.BoundFunction num_args=<tvmfast.FrozenFunction num_args=>?NoneNote that Cython is deliberately stricter than PEP-484 and rejects subclasses of builtin types. If you need to pass subclasses then set the \047annotation_typing\047 directive to False._floor_loop needs a prepared functionadd_notedevice_type=disableenablegcisenabledno default __reduce__ due to non-trivial __cinit__tvmfast._reraisetvmfast._take_resulttvmfast.bind: alignment must be a power of two >= 1, got tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; got tvmfast.bind: name= is only for modules and library pathstvmfast.bind: no such library: tvmfast.bind: the module has no function named tvmfast/_core.pyxtvmfast: BoundFunction was not initialized; use tvmfast.bind()tvmfast: FrozenFunction was not initialized; use freeze()/prepare()tvmfast: TVM call failed but no error was raisedtvmfast: argument #tvmfast: bound functions take positional arguments onlytvmfast: call_ptrs() expected tvmfast: call_ptrs() needs a prepared function (f.prepare(...))tvmfast: call_ptrs() pointer #tvmfast: expected tvmfast: freeze position tvmfast: freeze() needs the number of ar""guments: bind(..., num_args=N), or call the function once firsttvmfast: freeze() takes a dict {position: value}, got tvmfast: freeze/prepare support at most tvmfast: frozen argument #tvmfast: the function returned a DLTensor* that is none of its argumentsBoundFunctionBoundFunction.__reduce_cython__BoundFunction.__setstate_cython__BoundFunction.as_torch_opBoundFunction.freezeBoundFunction.prepareCObjectFrozenFunctionFrozenFunction.__reduce_cython__FrozenFunction.__setstate_cython__FrozenFunction.call_ptrsFrozenFunction.num_tensor_argsFrozenFunction.raise_last_errorFunctionIntegralModuleParameterPathLikeRealTensor__Pyx_PyDict_NextRef__annotate____chandle____class_getitem____dict____dlpack____dlpack_c_exchange_api____func____getitem____getstate____main____module____name____pyx_capi____pyx_state__pyx_vtable____qualname____reduce____reduce_cython____reduce_ex____set_name____setstate____setstate_cython____test___cdata_enable_torch_direct_export_floor_loop_init_vectorcall_is_coroutine_set_current_stream_hook_set_torch_setup_hook_torch_direct_export_enabledabspathaddressalignmentapiarangeargsas_torch_opasyncio.coroutinesbbaseboundcall_ptrscline_in_tracebackclonecorecptrscpucudacuda_hostcuda_manageddirectdldtypeentry_nameenumerateexample_argsexistsext_devffloat32fn_addressfreezefrom_dlpackfrozenfspathgetget_functionget_global_funchalfhandlehookiint8itemsload_modulemainmake_torch_opmutates_argsnnamennnum_argsnum_tensor_argsnumbersobjobjectoffsetosownedowned_tensorsppackedpathpoppreparepreparedptrsquery_importsrraise_last_errorreferencerelease_gilrepeatreshaperesultretrocmsamplesselfsetdefaultststartswithstaticmethodttensortotorchtorch_moduletransposetvm_ffitvmfast._coretvmfast.torch_opvalueszerosDLTensor*TypeErrorint (struct __pyx_obj_7tvmfast_5_core_FrozenFunction *, void **, int)\000tvmfast_call_ptrs\200\001\330\004\n\210+\220Q\200\001\330\004\013\320\013\037\230s\240!\200\001\330\004\033\230=\250\010\260\001\260\021\330\004\034\230N\250(\260!\2601\330\004\035\230Q\230o""\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\330\004\035\230Q\230o\250[\270\001\330\036+\2507\260!\2601\260L\300\002\300\047\310\033\320TU\200\001\340\004\005\330\004\027\220q\200\001\360\006\000\005\006\330\004\033\2301\200\001\360\010\000\005\024\2201\330\004%\240X\250V\2601\330\004\035\230X\240Q\330\004\025\220X\230Q\330\004\007\200x\210}\230C\230q\330\010\016\210i\220q\230\001\330\t\n\330\010\014\210E\220\025\220a\220q\330\014\022\220.\240\001\330\014\022\220+\230Q\330\014\022\320\022$\240A\240X\250X\260S\270\001\270\021\330\014\017\210t\2203\220a\330\020\021\330\004\007\200t\2103\210a\330\010\027\220q\200\001\360\020\000\005\006\330\004(\250\017\260q\270\014\300A\340\004\035\230Q\330\004\007\200t\2103\210e\2203\220k\240\023\240A\330\010\017\210q\330\004\013\210<\220w\230a\230t\2406\250\034\260Y\270h\300a\300s\310#\310Q\330\004\016\210a\210v\220T\230\021\230$\230d\240*\250A\250S\260\004\260D\270\004\270F\300$\300d\310%\310q\330\017\033\2307\240!\2406\250\034\260V\2701\270D\300\004\300C\300q\310\014\320TU\330\017\024\220B\220c\230\034\240S\250\n\260!\2604\260v\270Q\330\004\010\210\005\210Q\330\010\013\210:\320\025%\240Q\240k\260\023\260H\270C\270z\310\021\310!\330\014\023\2201\330\004\033\2301\230G\2401\330\004(\250\001\330\004\010\210\005\210Q\330\010\014\320\014 \240\001\240\033\250C\250q\260\010\270\003\2701\330\020\023\2203\320\0266\260a\260w\270c\300\021\300+\310S\320PQ\330\020\023\2204\220}\240A\240Q\240h\250a\250q\330\014#\2401\240A\330\014\023\2201\330\004\031\230\034\240Q\330\004\013\2101\200A\340\010\017\210t\2201\200A\360\006\000\t\030\220q\200A\360\016\000\t\014\2104\210z\230\021\230(\240!\330\014\022\220)\2301\320\034V\320VW\320W[\320[\\\320\\c\320cd\330\010\025\220T\230\035\240d\250*\260C\260w\270d\300!\330\010\013\2102\210R\210q\330\014\022\220*\230A\330\020\021\340\010\017\210~\230Q\230f\240H\250A\200A\360\016\000\t\014\2104\210z\230\023\230B\230d\240#\240Q\240f\250C\250t\2601\330\014\035\230Q\230d\240+\250S\260\001""\260\021\330\010\017\210~\230Q\230f\240D\250\001\250\031\260!\2608\2703\270a\270q\200A\360\032\000\t \230s\240!\2401\340\010\013\2104\210z\230\023\230E\240\023\240D\250\r\260S\270\001\330\014\022\220)\2301\230A\330\010\013\2102\210S\220\004\220A\330\014\022\220)\2301\320\034<\270A\270T\320Ag\320gh\320hi\330\010\014\210E\220\025\220a\220q\330\014\020\220\013\2304\230q\240\001\330\014\017\210w\220a\220s\230#\230Q\230a\330\020\026\220i\230q\320 @\300\001\320AW\320WX\320X`\320`a\320ab\330\014\r\330\020\032\320\0323\2601\260A\330\023\024\330\020\026\220j\240\001\320!A\300\021\300$\300a\300x\320Ol\320lm\330\014\017\210x\220s\230!\330\020\026\220j\240\001\320!A\300\021\300!\330\014\017\210x\220r\230\024\230V\2401\330\020\026\220j\240\001\330\0244\260A\260T\270\021\270\047\300\021\330\024\026\220a\220t\2306\240\034\250R\250q\330\014\021\220\021\220%\220w\230a\330\010\021\220\021\220&\230\007\230x\240q\330\010\014\210L\230\001\230\021\230$\230g\240Q\330\010\n\320\n\035\230Q\330\010\017\210{\230!\2304\230x\240x\250y\270\004\270K\300q\310\001\320\004-\320->\270a\360\022\000\t\016\320\r%\240Q\330\010\017\210}\230A\230V\2406\250\036\260q";
     PyObject *data = NULL;
     #define __Pyx_DecompressString_UNUSED
     #define __Pyx_DecompressString_LZSS_UNUSED
@@ -21919,7 +21907,7 @@ static int __Pyx_CreateCodeObjects(__pyx_mstatetype *__pyx_mstate) {
     __pyx_mstate_global->__pyx_codeobj_tab[6] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tree_fragment, __pyx_mstate->__pyx_n_u_setstate_cython, __pyx_mstate->__pyx_kp_b_iso88591_Q, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[6])) goto bad;
   }
   {
-    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 958};
+    const __Pyx_PyCode_New_function_description descr = {1, 0, 0, 11, (unsigned int)(CO_OPTIMIZED|CO_NEWLOCALS|CO_VARARGS), 963};
     PyObject* const varnames[] = {__pyx_mstate->__pyx_n_u_self, __pyx_mstate->__pyx_n_u_ptrs, __pyx_mstate->__pyx_n_u_cptrs, __pyx_mstate->__pyx_n_u_packed, __pyx_mstate->__pyx_n_u_dl, __pyx_mstate->__pyx_n_u_owned, __pyx_mstate->__pyx_n_u_st, __pyx_mstate->__pyx_n_u_i, __pyx_mstate->__pyx_n_u_n, __pyx_mstate->__pyx_n_u_address, __pyx_mstate->__pyx_n_u_p};
     __pyx_mstate_global->__pyx_codeobj_tab[7] = __Pyx_PyCode_New(descr, varnames, __pyx_mstate->__pyx_kp_u_tvmfast__core_pyx, __pyx_mstate->__pyx_n_u_call_ptrs, __pyx_mstate->__pyx_kp_b_iso88591_A_s_1_4z_E_D_S_1A_2S_A_1_ATAgghh, tuple_dedup_map); if (unlikely(!__pyx_mstate_global->__pyx_codeobj_tab[7])) goto bad;
   }

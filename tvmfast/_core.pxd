@@ -65,6 +65,7 @@ cdef class FrozenFunction:
     cdef void free_buffers(self) noexcept
     cdef int snapshot_shapes(self) except -1
     cdef int check_frozen_shapes(self) except -1
+    cdef void start_state(self, CallState* st, TVMFFIObjectHandle* owned, void** items) noexcept
 
 
 # Call a prepared function (all arguments frozen) with `n` data pointers that

@@ -912,6 +912,16 @@ cdef class FrozenFunction:
                         f"(resize_ or set_ on it?); freeze or prepare again")
         return 0
 
+    cdef inline void start_state(self, CallState* st, TVMFFIObjectHandle* owned, void** items) noexcept:
+        """A call's state: what the frozen arguments told (devices, exemplar), with the
+        call's own buffers for owned handles and no temporaries yet."""
+        st[0] = self.frozen_state
+        st.owned = owned
+        st.n_owned = 0
+        st.temps = NULL
+        st.items = items
+        st.frozen = <void*>self
+
     def __call__(self, *args):
         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
@@ -927,12 +937,7 @@ cdef class FrozenFunction:
         if n != self.num_dynamic:
             raise_count_error(self.num_dynamic, n)
         self.check_frozen_shapes()
-        st = self.frozen_state
-        st.owned = owned
-        st.n_owned = 0
-        st.temps = NULL
-        st.items = items
-        st.frozen = <void*>self
+        self.start_state(&st, owned, items)
         if n == 0:
             # Prepared: the template is complete and only read by the callee, and its
             # devices were checked when it was built.
@@ -990,12 +995,7 @@ cdef class FrozenFunction:
                     f"{self.bound.align_mask + 1}-byte aligned")
             cptrs[i] = <void*>address
         fill_ptrs(self, cptrs, packed, dl)
-        st = self.frozen_state
-        st.owned = owned
-        st.n_owned = 0
-        st.temps = NULL
-        st.items = NULL
-        st.frozen = <void*>self
+        self.start_state(&st, owned, NULL)
         st.devices_checked = 1
         return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
 
