@@ -13499,7 +13499,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_8prepare(struct __pyx_
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
- *         """Register this function as a ``torch.library`` custom op and return the op.
+ *         """Register this function as a torch custom op (``torch.library``) and return it.
  * 
 */
 
@@ -13511,7 +13511,7 @@ PyObject *const *__pyx_args, Py_ssize_t __pyx_nargs, PyObject *__pyx_kwds
 PyObject *__pyx_args, PyObject *__pyx_kwds
 #endif
 ); /*proto*/
-PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_13BoundFunction_10as_torch_op, "Register this function as a ``torch.library`` custom op and return the op.\n\n        ``name`` is ``\"namespace::op\"``; ``mutates_args`` are the positions of the\n        tensors the kernel writes (its outputs). Arguments are tensors unless\n        ``example_args`` shows ints, floats or bools. The op returns None, like the\n        kernel; its fake implementation lets ``torch.compile(..., fullgraph=True)``\n        trace through it without a graph break.\n        ");
+PyDoc_STRVAR(__pyx_doc_7tvmfast_5_core_13BoundFunction_10as_torch_op, "Register this function as a torch custom op (``torch.library``) and return it.\n\n        ``name`` is ``\"namespace::op\"``; ``mutates_args`` are the positions of the\n        tensors the kernel writes (its outputs). Arguments are tensors unless\n        ``example_args`` shows ints, floats or bools. The op returns None, like the\n        kernel; its fake implementation lets ``torch.compile(..., fullgraph=True)``\n        trace through it without a graph break.\n        ");
 static PyMethodDef __pyx_mdef_7tvmfast_5_core_13BoundFunction_11as_torch_op = {"as_torch_op", (PyCFunction)(void(*)(void))(__Pyx_PyCFunction_FastCallWithKeywords)__pyx_pw_7tvmfast_5_core_13BoundFunction_11as_torch_op, __Pyx_METH_FASTCALL|METH_KEYWORDS, __pyx_doc_7tvmfast_5_core_13BoundFunction_10as_torch_op};
 static PyObject *__pyx_pw_7tvmfast_5_core_13BoundFunction_11as_torch_op(PyObject *__pyx_v_self, 
 #if CYTHON_VECTORCALL
@@ -13706,7 +13706,7 @@ static PyObject *__pyx_pf_7tvmfast_5_core_13BoundFunction_10as_torch_op(struct _
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
- *         """Register this function as a ``torch.library`` custom op and return the op.
+ *         """Register this function as a torch custom op (``torch.library``) and return it.
  * 
 */
 
@@ -21299,7 +21299,7 @@ __Pyx_RefNannySetupContext("PyInit__core", 0);
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
- *         """Register this function as a ``torch.library`` custom op and return the op.
+ *         """Register this function as a torch custom op (``torch.library``) and return it.
  * 
 */
   __pyx_t_3 = __Pyx_CyFunction_New(&__pyx_mdef_7tvmfast_5_core_13BoundFunction_11as_torch_op, __Pyx_CYFUNCTION_CCLASS, __pyx_mstate_global->__pyx_n_u_BoundFunction_as_torch_op, NULL, __pyx_mstate_global->__pyx_n_u_tvmfast__core, __pyx_mstate_global->__pyx_d, ((PyObject *)__pyx_mstate_global->__pyx_codeobj_tab[4])); if (unlikely(!__pyx_t_3)) __PYX_ERR(0, 779, __pyx_L1_error)
@@ -21648,7 +21648,7 @@ static int __Pyx_InitCachedConstants(__pyx_mstatetype *__pyx_mstate) {
  *         return FrozenFunction(self, dict(enumerate(args)), len(args))
  * 
  *     def as_torch_op(self, name, mutates_args=(), example_args=None):             # <<<<<<<<<<<<<<
- *         """Register this function as a ``torch.library`` custom op and return the op.
+ *         """Register this function as a torch custom op (``torch.library``) and return it.
  * 
 */
   {

@@ -777,7 +777,7 @@ cdef class BoundFunction:
         return FrozenFunction(self, dict(enumerate(args)), len(args))
 
     def as_torch_op(self, name, mutates_args=(), example_args=None):
-        """Register this function as a ``torch.library`` custom op and return the op.
+        """Register this function as a torch custom op (``torch.library``) and return it.
 
         ``name`` is ``"namespace::op"``; ``mutates_args`` are the positions of the
         tensors the kernel writes (its outputs). Arguments are tensors unless
