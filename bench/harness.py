@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import itertools
 import json
 import os
 import platform
@@ -32,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ctypes_path import make_ctypes_caller  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+_OP_IDS = itertools.count()  # each workload registers its own torch op
 
 
 def call_paths(rt_mod, tensors, frozen_positions, with_ctypes=True):
@@ -119,7 +121,7 @@ def custom_op_extra(rt_mod, tensors):
     f = tvmfast.bind(rt_mod)
     if not hasattr(f, "as_torch_op"):
         return {}
-    op = f.as_torch_op(f"tvmfast_bench::op{len(tensors)}", mutates_args=(len(tensors) - 1,),
+    op = f.as_torch_op(f"tvmfast_bench::op{next(_OP_IDS)}", mutates_args=(len(tensors) - 1,),
                        example_args=tensors)
     env = {f"t{i}": t for i, t in enumerate(tensors)}
     env["op"] = op

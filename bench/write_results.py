@@ -18,7 +18,18 @@ GPU_RUNS = {  # file prefix -> what differed in that run
     "h200x2": "2x H200, with that change; the cuda:1 test runs here",
     "h100b": "H100, with that change and GPU tensors exported once",
     "h100c": "H100, with the type-cache and stream-site changes still to come",
-    "h100d": "H100, final code",
+    "h100d": "H100, before as_torch_op moved to torch.library.Library",
+    "h100e": "H100, final code",
+}
+README_ROWS = {  # the README's speed table: CPU add of 128, these paths
+    "1 rt_mod(*tvm tensors)": "`rt_mod(*tvm_tensors)`",
+    "3 tvm_ffi f(*torch)": "tvm_ffi `f(*torch_tensors)`",
+    "5 ctypes TVMFFIFunctionCall": "ctypes `TVMFFIFunctionCall`, DLTensors filled per call",
+    "6 tvmfast dynamic": "**tvmfast** `f(a, b, out)`",
+    "7 tvmfast frozen": "**tvmfast** frozen `g(out)`",
+    "8 tvmfast prepared": "**tvmfast** prepared `p()`",
+    "10 torch custom op (as_torch_op)": "`f.as_torch_op(...)` called eagerly",
+    "9 C loop floor": "C loop of `TVMFFIFunctionCall` (floor)",
 }
 
 
@@ -80,6 +91,26 @@ def main():
         out.append(f"- `{os.path.basename(path)}`: {last}")
     with open(os.path.join(HERE, "RESULTS.md"), "w") as fh:
         fh.write("\n".join(out) + "\n")
+    write_readme_table(cpu)
+
+
+def write_readme_table(cpu):
+    add = next(v for k, v in cpu["workloads"].items() if "of 128 " in k)
+    t = cpu["targets"]
+    lines = ["<!-- speed-table: written by bench/write_results.py -->",
+             "| path | us/call | vs tvm_ffi |", "|---|---:|---:|"]
+    lines += [f"| {label} | {add[k]['median']:.3f} | {add[k]['vs_tvm_ffi']:.2f} |" for k, label in README_ROWS.items()]
+    lines += ["", f"Measured {cpu['info']['date']}. Above the floor, tvmfast's dynamic call adds "
+              f"{add['6 tvmfast dynamic']['over_floor']:.3f} us where tvm_ffi adds "
+              f"{add['3 tvm_ffi f(*torch)']['over_floor']:.3f} us; each further tensor argument costs "
+              f"~{t['P3 ns per extra tensor (dynamic - floor slope) <= 30']:.0f} ns "
+              f"(tvm_ffi ~{t['P3 same for tvm_ffi']:.0f} ns).", "<!-- /speed-table -->"]
+    path = os.path.join(HERE, "..", "README.md")
+    text = open(path).read()
+    a = text.index("<!-- speed-table")
+    b = text.index("<!-- /speed-table -->") + len("<!-- /speed-table -->")
+    with open(path, "w") as fh:
+        fh.write(text[:a] + "\n".join(lines) + text[b:])
 
 
 if __name__ == "__main__":
