@@ -132,6 +132,29 @@ def cupy_floor(kernel_dir, rounds=20):
     return dict(host_us=statistics.median(host))
 
 
+def plot(res, path):
+    """Host us/call per path for each GPU workload, and the graph-replay comparison."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    workloads = res["workloads"]
+    fig, axes = plt.subplots(1, len(workloads) + 1, figsize=(6 * (len(workloads) + 1), 5))
+    for ax, (title, rows) in zip(axes, workloads.items()):
+        names = list(rows)
+        ax.barh(names, [rows[n]["host_us"] for n in names], color="tab:green")
+        ax.invert_yaxis()
+        ax.set_xlabel("host us per call (median of bursts)")
+        ax.set_title(f"{res['device']}: {title}", fontsize=8)
+    g = res["graph_chain_16_tiny_add"]
+    axes[-1].bar(["eager", "graph replay"], [g["eager_us_per_kernel"], g["replay_us_per_kernel"]])
+    axes[-1].set_ylabel("us per kernel")
+    axes[-1].set_title("16 tvmfast calls: eager vs CUDA graph", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     kernel_dir, out_dir = sys.argv[1], sys.argv[2]
     floor_json = sys.argv[3] if len(sys.argv) > 3 else None
@@ -155,6 +178,7 @@ def main():
         res["culaunchkernel_c_loop"] = json.load(open(floor_json))
     with open(os.path.join(out_dir, "results_gpu.json"), "w") as fh:
         json.dump(res, fh, indent=1)
+    plot(res, os.path.join(out_dir, "chart_gpu.png"))
     lines = [f"## GPU: {res['date']}, {res['device']}", "",
              f"torch {res['torch']}, apache-tvm-ffi {res['tvm_ffi']}, runtime-only apache-tvm 0.27.0.post1; "
              f"direct torch export: {res['torch_direct_export']}. Host time: median over {ROUNDS} rounds of "
