@@ -20,6 +20,7 @@ GPU_RUNS = {  # file prefix -> what differed in that run
     "h100c": "H100, with the type-cache and stream-site changes still to come",
     "h100d": "H100, before as_torch_op moved to torch.library.Library",
     "h100e": "H100, final code",
+    "h200x2b": "2x H200, final code; the cuda:1 test runs here",
 }
 README_ROWS = {  # the README's speed table: CPU add of 128, these paths
     "1 rt_mod(*tvm tensors)": "`rt_mod(*tvm_tensors)`",
