@@ -9,7 +9,7 @@ import torch
 if os.environ.get("TVMFAST_PRELOAD"):
     importlib.import_module(os.environ["TVMFAST_PRELOAD"])
 
-from tvmfast import kernels
+from bench import kernels
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import torch
 import tvm_ffi
 
 import tvmfast
-from tvmfast import kernels
+from bench import kernels
 from conftest import nan_like
 
 
@@ -262,7 +262,8 @@ def test_exchange_api_path_without_direct_export(tmp_path):
 
     script = textwrap.dedent("""
         import torch, tvmfast
-        from tvmfast import _core, kernels
+        from tvmfast import _core
+        from bench import kernels
         f = tvmfast.bind(kernels.build_add(128))
         a, b = torch.randn(128), torch.randn(128)
         out = torch.full((128,), float("nan"))

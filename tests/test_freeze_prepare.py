@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import tvmfast
-from tvmfast import kernels
+from bench import kernels
 from conftest import nan_like
 
 

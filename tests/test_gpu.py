@@ -12,7 +12,7 @@ import torch
 import tvm_ffi
 
 import tvmfast
-from tvmfast import kernels
+from bench import kernels
 
 pytestmark = [
     pytest.mark.gpu,

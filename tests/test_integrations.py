@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tvmfast
-from tvmfast import kernels
+from bench import kernels
 
 
 @pytest.fixture(scope="module")

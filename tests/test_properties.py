@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tvmfast
-from tvmfast import kernels
+from bench import kernels
 
 ADD_DYN = tvmfast.bind(kernels.build_add_dynamic("float32"))
 ADD_ANY_OFFSET = tvmfast.bind(kernels.build_add(128, offset_factor=1), alignment=1)
