@@ -324,7 +324,7 @@ def test_numpy_scalars(scale_mod, gen):
 
 
 def test_stream_hook_ignores_cpu_and_foreign_objects():
-    from tvmfast._torch_export import current_stream
+    from tvmfast._torch import current_stream
 
     assert current_stream(torch.randn(2), 1, 0) is None        # a CPU device type
     assert current_stream(object(), 2, 0) is None              # not a torch tensor

@@ -6,12 +6,7 @@
 """
 import tvm_ffi as _tvm_ffi  # loads libtvm_ffi before the extension needs it
 
-from tvmfast._core import BoundFunction, FrozenFunction, _set_current_stream_hook, _set_torch_setup_hook
-from tvmfast._torch_export import current_stream as _current_stream
-from tvmfast._torch_export import setup_torch_direct_export as _setup_torch_direct_export
-
-_set_torch_setup_hook(_setup_torch_direct_export)
-_set_current_stream_hook(_current_stream)
+from tvmfast._core import BoundFunction, FrozenFunction
 
 __version__ = "0.1.0"
 __all__ = ["bind", "BoundFunction", "FrozenFunction", "__version__"]

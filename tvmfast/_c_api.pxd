@@ -2,8 +2,10 @@
 # (tvm/ffi/c_api.h, tvm/ffi/extra/c_env_api.h) and DLPack (dlpack/dlpack.h,
 # including the DLPackExchangeAPI that torch exposes as
 # ``torch.Tensor.__dlpack_c_exchange_api__``).  The .pyx modules cimport from here
-# and declare nothing of their own.
+# and declare nothing of their own; tvmfast_helpers.h (inline C++ of our own) too.
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from cpython.ref cimport PyObject
+from tvmfast._python cimport PyTypeObject
 
 
 cdef extern from "dlpack/dlpack.h" nogil:
@@ -130,3 +132,14 @@ cdef extern from "tvm/ffi/extra/c_env_api.h" nogil:
                            TVMFFIStreamHandle stream,
                            TVMFFIStreamHandle* opt_out_original_stream)
     TVMFFIStreamHandle TVMFFIEnvGetStream(int32_t device_type, int32_t device_id)
+
+
+# tvmfast's own inline C++ (tvmfast_helpers.h): what Cython would do more slowly.
+cdef extern from "tvmfast_helpers.h":
+    TVMFFIAny tvmfast_result_stash
+    void* tvmfast_torch_to_dl
+    void tvmfast_set_torch_to_dl(void* fn)
+    Py_ssize_t tvmfast_thpvariable_tensor_offset
+    int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept
+    void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset)
+    void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset)
