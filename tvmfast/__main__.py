@@ -1,0 +1,110 @@
+"""``python -m tvmfast``: print the environment, for bug reports.
+
+Versions of Python, tvmfast, apache-tvm-ffi, apache-tvm, torch and numpy; whether torch tensors
+take the direct export (``at::toDLPackNonOwning``) or torch's DLPack C exchange API; CUDA.
+"""
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import sys
+
+
+def _dist_version(name):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _torch_export_state(torch):
+    """Run one tiny bound call on a torch tensor (which sets the direct export up, as any first
+    call does) and say which path torch tensors take."""
+    import tvm_ffi
+
+    import tvmfast
+    from tvmfast import _core
+
+    enabled = getattr(_core, "_torch_direct_export_enabled", None)
+    if enabled is None:
+        return "unknown (this tvmfast has no _torch_direct_export_enabled)"
+    nop = tvm_ffi.get_global_func("testing.nop", allow_missing=True)
+    if nop is None:
+        return "unknown (no tvm_ffi function to probe with)"
+    try:
+        tvmfast.bind(nop, alignment=1)(torch.zeros(4))
+    except Exception as exc:  # a report, not a test: say what happened
+        return f"unknown (the probe call failed: {type(exc).__name__}: {exc})"
+    if enabled():
+        return "on (at::toDLPackNonOwning, self-tested)"
+    if os.environ.get("TVMFAST_TORCH_DIRECT", "1") == "0":
+        return "off (TVMFAST_TORCH_DIRECT=0): torch's DLPack C exchange API"
+    reason = "the self-test refused it"
+    try:
+        from tvmfast import _torch
+
+        find = getattr(_torch, "to_dlpack_nonowning_address", None)
+        if find is not None and not find():
+            reason = "at::toDLPackNonOwning not found in this torch"
+    except ImportError:
+        pass
+    return f"off ({reason}): torch's DLPack C exchange API"
+
+
+def _cuda_lines(torch, tvm):
+    lines = []
+    if torch is not None:
+        if torch.cuda.is_available():
+            names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+            lines.append(f"torch CUDA {torch.version.cuda}: {torch.cuda.device_count()} device(s): {names}")
+        else:
+            built = f"torch built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only torch build"
+            lines.append(f"torch CUDA: not available ({built})")
+    if tvm is not None:
+        try:
+            enabled = tvm.runtime.enabled("cuda")
+            exists = enabled and tvm.cuda(0).exist
+            lines.append(f"apache-tvm CUDA runtime: {'built in' if enabled else 'not built in'}"
+                         + (f", device 0 {'present' if exists else 'absent'}" if enabled else ""))
+        except Exception as exc:
+            lines.append(f"apache-tvm CUDA: unknown ({type(exc).__name__}: {exc})")
+    return lines or ["CUDA: unknown (neither torch nor apache-tvm installed)"]
+
+
+def main():
+    import tvm_ffi
+    import tvm_ffi.libinfo
+
+    import tvmfast
+
+    torch = tvm = None
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+    if importlib.util.find_spec("tvm") is not None:
+        try:
+            import tvm
+        except Exception as exc:  # e.g. an apache-tvm that does not match the installed apache-tvm-ffi
+            print(f"(importing apache-tvm failed: {type(exc).__name__}: {exc})")
+
+    rows = [
+        ("tvmfast", f"{tvmfast.__version__} ({os.path.dirname(tvmfast.__file__)})"),
+        ("python", f"{platform.python_version()} ({platform.python_implementation()}, "
+                   f"{platform.system()} {platform.machine()})"),
+        ("apache-tvm-ffi", f"{_dist_version('apache-tvm-ffi') or tvm_ffi.__version__} "
+                           f"({tvm_ffi.libinfo.find_libtvm_ffi()})"),
+        ("apache-tvm", _dist_version("apache-tvm") or "not installed"),
+        ("torch", (torch.__version__ if torch is not None else "not installed")),
+        ("numpy", _dist_version("numpy") or "not installed"),
+        ("torch tensors", _torch_export_state(torch) if torch is not None else "- (torch not installed)"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    for line in _cuda_lines(torch, tvm):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
