@@ -1,8 +1,8 @@
 import torch
+from rows import add_rows
 
 import tvmfast
 from tvmfast import kernels
-from rows import add_rows
 
 f = tvmfast.bind(kernels.build_add(128))
 a, b, out = torch.randn(8, 128), torch.randn(8, 128), torch.empty(8, 128)

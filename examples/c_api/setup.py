@@ -2,9 +2,10 @@
 import os
 
 import tvm_ffi.libinfo as ffi_libinfo
-import tvmfast
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+
+import tvmfast
 
 include_dirs = list(ffi_libinfo.include_paths()) + [
     os.path.join(os.path.dirname(ffi_libinfo.__file__), "3rdparty", "dlpack", "include")]
