@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 __all__ = ["bind", "BoundFunction", "FrozenFunction", "__version__"]
 
 
-def bind(obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None, alignment=64):
+def bind(obj, name=None, *, num_args=None, release_gil=False, alignment=None):
     """Bind a TVM function for cheap repeated calls.
 
     Parameters
@@ -30,20 +30,17 @@ def bind(obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None
     release_gil
         Release the GIL around the C call. Off by default: for kernels of a few
         microseconds the release/acquire costs more than it frees.
-    owned_tensors
-        Pass tensors as owned ``ffi::Tensor`` objects (C++ functions that take
-        ``ffi::Tensor``) instead of borrowed ``DLTensor*``. ``None`` decides on the
-        first call: a function that rejects ``DLTensor*`` is switched once.
     alignment
-        Required alignment in bytes of each tensor's data address, checked before
-        the call. TVM kernels built with default buffers assume 64-byte aligned data
-        and do not check it (a misaligned view crashes ``rt_mod`` too); kernels
-        whose buffers have ``offset_factor=1`` accept any view: use ``alignment=1``.
+        Data alignment in bytes the function may assume.  A misaligned CPU tensor
+        is passed through an aligned copy (written back if the function changes
+        it); a misaligned GPU tensor raises ``ValueError``.  Default: 64 for a
+        function taken from a module or library (TVM kernels built with default
+        buffers assume 64-byte aligned data and crash on less), 1 (no
+        requirement) for a ``tvm_ffi.Function`` or a Relax VM function.
 
     Returns
     -------
     BoundFunction
         ``f(*args)`` returns exactly what ``rt_mod(*args)`` returns.
     """
-    return BoundFunction(obj, name, num_args=num_args, release_gil=release_gil,
-                         owned_tensors=owned_tensors, alignment=alignment)
+    return BoundFunction(obj, name, num_args=num_args, release_gil=release_gil, alignment=alignment)

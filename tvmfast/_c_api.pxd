@@ -80,6 +80,7 @@ cdef extern from "tvm/ffi/c_api.h" nogil:
         kTVMFFIOpaquePtr
         kTVMFFIDLTensorPtr
         kTVMFFIRawStr
+        kTVMFFISmallStr
         kTVMFFIStaticObjectBegin
         kTVMFFIError
         kTVMFFIFunction
@@ -110,6 +111,7 @@ cdef extern from "tvm/ffi/c_api.h" nogil:
         TVMFFIByteArray message
 
     int TVMFFIObjectIncRef(TVMFFIObjectHandle obj)
+    int TVMFFIStringFromByteArray(const TVMFFIByteArray* input, TVMFFIAny* out)
     int TVMFFIObjectDecRef(TVMFFIObjectHandle obj)
     int TVMFFIFunctionCall(TVMFFIObjectHandle func, TVMFFIAny* args, int32_t num_args,
                            TVMFFIAny* result)
@@ -134,8 +136,9 @@ cdef extern from "tvm/ffi/extra/c_env_api.h" nogil:
     TVMFFIStreamHandle TVMFFIEnvGetStream(int32_t device_type, int32_t device_id)
 
 
-# tvmfast's own inline C++ (tvmfast_helpers.h): what Cython would do more slowly.
-cdef extern from "tvmfast_helpers.h":
+# tvmfast's own inline C++ (tvmfast_helpers.h): what Cython would do more slowly,
+# and the TvmfastTensor object every tensor argument is passed as.
+cdef extern from "tvmfast_helpers.h" nogil:
     TVMFFIAny tvmfast_result_stash
     void* tvmfast_torch_to_dl
     void tvmfast_set_torch_to_dl(void* fn)
@@ -143,3 +146,16 @@ cdef extern from "tvmfast_helpers.h":
     int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept
     void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset)
     void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset)
+
+    ctypedef struct TvmfastTensor:
+        TVMFFIObject header
+        DLTensor dl
+        PyObject* owner
+        void* scratch
+    TvmfastTensor* tvmfast_tensor_new() noexcept
+    int tvmfast_tensor_own_dims(TvmfastTensor* t) noexcept
+    int tvmfast_tensor_use_scratch(TvmfastTensor* t, size_t alignment) noexcept
+    void tvmfast_tensor_copy_back(TvmfastTensor* t) noexcept
+    void tvmfast_tensor_release(TvmfastTensor* t) noexcept
+    void tvmfast_tensor_release_raw(TvmfastTensor* t) noexcept
+    void tvmfast_set_python_exiting() noexcept

@@ -17,7 +17,7 @@ Every C declaration is in _c_api.pxd (TVM-FFI, DLPack, the helpers header) and
 _python.pxd (CPython); the public C-level API is _core.pxd.
 """
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
-from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_CheckExact
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memcmp
 from libc.stdlib cimport malloc, calloc, free
@@ -25,8 +25,10 @@ from libc.stdlib cimport malloc, calloc, free
 from tvmfast._c_api cimport *
 from tvmfast._python cimport *
 
+import atexit
+import operator
 import os
-from numbers import Integral, Real
+import sys
 
 import tvm_ffi
 
@@ -49,3 +51,11 @@ def _init_vectorcall():
 
 
 _init_vectorcall()
+
+
+def _python_exiting():
+    tvmfast_set_python_exiting()
+
+
+# Tensors a callee keeps past the end of the interpreter give up their owners quietly.
+atexit.register(_python_exiting)

@@ -23,3 +23,6 @@ cdef extern from "Python.h":
     void PyErr_NormalizeException(PyObject** t, PyObject** v, PyObject** tb)
     int PyException_SetTraceback(PyObject* ex, PyObject* tb)
     void Py_XDECREF(PyObject* o)
+
+    long long PyLong_AsLongLongAndOverflow(PyObject* o, int* overflow) except? -1
+    double PyFloat_AS_DOUBLE(PyObject* o)

@@ -4,81 +4,97 @@
 cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
         raise TypeError("tvmfast: bound functions take positional arguments only")
-    if (<BoundFunction>callable).handle == NULL:
-        raise TypeError("tvmfast: BoundFunction was not initialized; use tvmfast.bind()")
+    check_bound(<BoundFunction>callable)
     return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
 
 
 cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
         raise TypeError("tvmfast: bound functions take positional arguments only")
-    if (<FrozenFunction>callable).template == NULL:
-        raise TypeError("tvmfast: FrozenFunction was not initialized; use freeze()/prepare()")
+    check_frozen(<FrozenFunction>callable)
     return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
 
 
+cdef inline int check_bound(BoundFunction fn) except -1:
+    if fn.target.handle == NULL:
+        raise_api_error(TypeError, "BoundFunction", "not initialized; create it with tvmfast.bind()")
+    return 0
+
+
 cdef object resolve_function(obj, name):
-    """A tvm_ffi.Function from a module, a function or a library path."""
-    import os
+    """(tvm_ffi.Function, whether it comes from a module) for a module, a function or a library path."""
     if isinstance(obj, tvm_ffi.Function):
         if name is not None:
-            raise TypeError("tvmfast.bind: name= is only for modules and library paths")
-        return obj
+            raise_api_error(TypeError, "bind", "name= is only for modules and library paths")
+        return obj, False
     if isinstance(obj, (str, os.PathLike)):
         path = os.path.abspath(os.fspath(obj))
         if not os.path.exists(path):
-            raise FileNotFoundError(f"tvmfast.bind: no such library: {path}")
+            raise_api_error(FileNotFoundError, "bind", f"no such library: {path}")
         obj = tvm_ffi.load_module(path)
     if isinstance(obj, tvm_ffi.Module):
         if name is None:
             name = getattr(obj, "entry_name", None) or "main"
         try:
-            return obj.get_function(name, query_imports=True)
+            return obj.get_function(name, query_imports=True), True
         except AttributeError:
-            raise AttributeError(f"tvmfast.bind: the module has no function named {name!r}") from None
+            raise_api_error(AttributeError, "bind", f"the module has no function named {name!r}")
     getter = getattr(obj, "__getitem__", None)
     if getter is not None and name is not None:  # e.g. relax.VirtualMachine
         func = getter(name)
         if isinstance(func, tvm_ffi.Function):
-            return func
-    raise TypeError(
-        f"tvmfast.bind: expected a TVM runtime module, a tvm_ffi.Function or a library path; "
-        f"got {type(obj).__qualname__}")
+            return func, False
+    raise_api_error(TypeError, "bind", f"expected a TVM runtime module, a tvm_ffi.Function or a library path; "
+                                       f"got {type(obj).__qualname__}")
 
 
 cdef class BoundFunction:
     """A TVM function bound for cheap calls: ``f(*args)`` == ``rt_mod(*args)``.
 
-    Create with :func:`tvmfast.bind`.  Tensors (torch or any DLPack producer), int,
-    float, bool and None are accepted; TVM's own argument checks still run and its
-    errors come out as the same exceptions ``rt_mod(*args)`` raises.
+    Create with :func:`tvmfast.bind`.  Tensors (torch, numpy, tvm_ffi or any DLPack
+    C exchange API producer), int, float, bool, str and None are converted by
+    tvmfast; any other argument makes tvm_ffi convert and make the call, so results
+    and errors are those of ``rt_mod(*args)``.
     """
 
     def __cinit__(self):
         self.vectorcall = <void*>bound_vectorcall
-        self.handle = NULL
-
-    def __init__(self, obj, name=None, *, num_args=None, release_gil=False, owned_tensors=None,
-                 alignment=64):
-        if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
-            raise ValueError(f"tvmfast.bind: alignment must be a power of two >= 1, got {alignment!r}")
-        self.align_mask = <uint64_t>(alignment - 1)
-        self.function = resolve_function(obj, name)
-        self.handle = <TVMFFIObjectHandle><uint64_t>self.function.__chandle__()
-        self.num_args = -1 if num_args is None else int(num_args)
-        self.release_gil = bool(release_gil)
-        if owned_tensors is None:
-            self.tensor_mode = TENSOR_MODE_UNDECIDED
-        else:
-            self.tensor_mode = TENSOR_MODE_OWNED if owned_tensors else TENSOR_MODE_BORROWED
+        self.target.handle = NULL
+        self.num_args = -1
         self.seen_num_args = -1
 
+    def __init__(self, obj, name=None, *, num_args=None, release_gil=False, alignment=None):
+        if alignment is not None and (
+                type(alignment) is not int or alignment < 1 or alignment & (alignment - 1)):
+            raise_api_error(ValueError, "bind", f"alignment must be a power of two >= 1, got {alignment!r}")
+        if num_args is not None and (type(num_args) is not int or not 0 <= num_args):
+            raise_api_error(ValueError, "bind", f"num_args must be an int >= 0, got {num_args!r}")
+        function, from_module = resolve_function(obj, name)
+        if alignment is None:
+            # Functions of a TVM module are compiled kernels whose default buffers
+            # assume 64-byte aligned data; a bare tvm_ffi.Function is taken as
+            # rt_mod takes it.
+            alignment = DEFAULT_ALIGNMENT if from_module else 1
+        self.function = function
+        self.target.align_mask = <uint64_t>(alignment - 1)
+        self.target.release_gil = bool(release_gil)
+        self.num_args = -1 if num_args is None else num_args
+        # Last: a non-NULL handle marks the object usable (the function keeps it alive).
+        self.target.handle = <TVMFFIObjectHandle><uint64_t>function.__chandle__()
+
     @property
-    def owned_tensors(self):
-        """True/False once decided; None until the first call with a tensor."""
-        if self.tensor_mode == TENSOR_MODE_UNDECIDED:
-            return None
-        return self.tensor_mode == TENSOR_MODE_OWNED
+    def release_gil(self):
+        """Whether the GIL is released around the C call (settable)."""
+        return bool(self.target.release_gil)
+
+    @release_gil.setter
+    def release_gil(self, value):
+        self.target.release_gil = bool(value)
+
+    @property
+    def alignment(self):
+        """Data alignment in bytes the callee is given (misaligned CPU tensors are copied)."""
+        return self.target.align_mask + 1
 
     def __call__(self, *args):
         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
@@ -86,69 +102,64 @@ cdef class BoundFunction:
 
     cdef object call_vector(self, void** items, Py_ssize_t n):
         cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
-        cdef DLTensor dl[TVMFAST_STACK_ARGS]
-        cdef TVMFFIObjectHandle owned[TVMFAST_STACK_ARGS]
-        cdef TVMFFIAny* heap_packed
-        cdef DLTensor* heap_dl
-        cdef TVMFFIObjectHandle* heap_owned
+        cdef TvmfastTensor* tensors[TVMFAST_STACK_ARGS]
+        cdef TVMFFIObjectHandle objects[TVMFAST_STACK_ARGS]
+        cdef void* heap = NULL
         if self.num_args >= 0 and n != self.num_args:
             raise_count_error(self.num_args, n)
         if n <= TVMFAST_STACK_ARGS:
-            ret = self.convert_and_call(items, n, packed, dl, owned)
+            ret = self.convert_and_call(items, n, packed, tensors, objects)
         else:
             # More arguments than the stack buffers hold: the same, on the heap.
-            heap_packed = <TVMFFIAny*>malloc(n * sizeof(TVMFFIAny))
-            heap_dl = <DLTensor*>malloc(n * sizeof(DLTensor))
-            heap_owned = <TVMFFIObjectHandle*>malloc(n * sizeof(void*))
+            heap = malloc(n * (sizeof(TVMFFIAny) + 2 * sizeof(void*)))
+            if heap == NULL:
+                raise MemoryError()
             try:
-                if heap_packed == NULL or heap_dl == NULL or heap_owned == NULL:
-                    raise MemoryError()
-                ret = self.convert_and_call(items, n, heap_packed, heap_dl, heap_owned)
+                ret = self.convert_and_call(
+                    items, n, <TVMFFIAny*>heap, <TvmfastTensor**>(<char*>heap + n * sizeof(TVMFFIAny)),
+                    <TVMFFIObjectHandle*>(<char*>heap + n * (sizeof(TVMFFIAny) + sizeof(void*))))
             finally:
-                free(heap_packed)
-                free(heap_dl)
-                free(heap_owned)
-        if ret is RETRY_OWNED:
-            return self.call_vector(items, n)
+                free(heap)
         self.seen_num_args = <int>n
         return ret
 
-    cdef inline object convert_and_call(self, void** items, Py_ssize_t n, TVMFFIAny* packed,
-                                        DLTensor* dl, TVMFFIObjectHandle* owned):
+    cdef object convert_and_call(self, void** items, Py_ssize_t n, TVMFFIAny* packed,
+                                        TvmfastTensor** tensors, TVMFFIObjectHandle* objects):
         cdef CallState st
         cdef Py_ssize_t i
-        init_state(&st, owned, self.align_mask)
-        st.items = items
+        init_state(&st, tensors, objects, self.target.align_mask)
         try:
             for i in range(n):
-                convert_arg(<PyObject*>items[i], i, &packed[i], &dl[i], &st, self.tensor_mode)
-            return finish_call(self, packed, <int32_t>n, &st)
+                if convert_arg(<PyObject*>items[i], i, &packed[i], &st) == USE_TVM_FFI:
+                    break
+            else:
+                return call_packed(&self.target, packed, <int32_t>n, &st)
         finally:
             release_state(&st)
+        return call_with_tvm_ffi(self.function, [<object>items[i] for i in range(n)])
 
     def freeze(self, frozen):
         """Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.
 
-        ``frozen`` maps argument positions to values, converted once here and kept
-        alive; the result takes the remaining arguments in order.  Needs
-        ``num_args`` (given to :func:`bind`, or learned from a successful call).
+        ``frozen`` maps argument positions to values; tvmfast keeps its own copy of
+        the mapping (and so references to the values).  The result takes the
+        remaining arguments in order and calls ``f`` with the frozen objects as
+        they are at that moment.  Needs ``num_args`` (given to :func:`bind`, or
+        learned from a successful call).
         """
+        check_bound(self)
         if not isinstance(frozen, dict):
-            raise TypeError(f"tvmfast: freeze() takes a dict {{position: value}}, got {type(frozen).__qualname__}")
+            raise_api_error(TypeError, "freeze", f"takes a dict {{position: value}}, got {type(frozen).__qualname__}")
         cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
         if n < 0:
-            raise ValueError(
-                "tvmfast: freeze() needs the number of arguments: bind(..., num_args=N), "
-                "or call the function once first")
+            raise_api_error(
+                ValueError, "freeze",
+                "needs the number of arguments: bind(..., num_args=N), or call the function once first")
         return FrozenFunction(self, frozen, n)
 
     def prepare(self, *args):
-        """Pre-pack every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``.
-
-        The tensors are kept alive and their DLTensors built once; later changes of
-        their *contents* are seen, in-place storage changes (``resize_``, ``set_``)
-        are not (a changed shape is detected and raises).
-        """
+        """Freeze every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``."""
+        check_bound(self)
         if self.num_args >= 0 and len(args) != self.num_args:
             raise_count_error(self.num_args, len(args))
         return FrozenFunction(self, dict(enumerate(args)), len(args))
@@ -162,8 +173,12 @@ cdef class BoundFunction:
         kernel; its fake implementation lets ``torch.compile(..., fullgraph=True)``
         trace through it without a graph break.
         """
+        check_bound(self)
         from tvmfast.torch_op import make_torch_op
         return make_torch_op(self, name, mutates_args, example_args)
 
     def __repr__(self):
-        return f"<tvmfast.BoundFunction num_args={self.num_args} release_gil={bool(self.release_gil)}>"
+        if self.target.handle == NULL:
+            return "<tvmfast.BoundFunction (not initialized)>"
+        return (f"<tvmfast.BoundFunction num_args={self.num_args} release_gil={self.release_gil} "
+                f"alignment={self.alignment}>")

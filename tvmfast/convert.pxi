@@ -1,53 +1,63 @@
 # Arguments: each Python argument becomes one TVMFFIAny.  Its kind is chosen once
 # per Python type (an exact type-pointer compare against a small process-wide
-# cache, the torch tensor type first) and each kind has one converter.
+# cache, the torch tensor type first), and each kind has one converter with one
+# signature: convert(obj, pos, kind, api, out, st) -> CONVERTED or USE_TVM_FFI.
+#
+# The fast path covers tensors (torch, other DLPack C exchange API producers,
+# numpy arrays, tvm_ffi objects) and exact int/float/bool/str/None.  Anything
+# else is tvm_ffi's: the converter answers USE_TVM_FFI and the whole call is made
+# by tvm_ffi itself (same conversion, same result, same error as rt_mod).
 
 cdef enum:
     # Arguments converted on the C stack; more than this takes the heap path.
     TVMFAST_STACK_ARGS = 64
-    # Distinct Python argument types remembered with their converter.
+    # Distinct Python argument types remembered with their kind.
     TYPE_CACHE_SIZE = 32
+    # What a converter returns.
+    CONVERTED = 0
+    USE_TVM_FFI = 1
 
 cdef enum ArgKind:
-    KIND_UNSUPPORTED = 0
-    KIND_EXCHANGE = 1      # producer with a DLPack C exchange API (torch.Tensor)
-    KIND_FFI_OBJECT = 2    # tvm_ffi objects (tvm_ffi.Tensor, Shape, Function...)
-    KIND_DLPACK = 3        # any other __dlpack__ producer (numpy, cupy, jax...)
-    KIND_INT = 4
-    KIND_FLOAT = 5
-    KIND_BOOL = 6
-    KIND_NONE = 7
-    KIND_TORCH = 8         # torch.Tensor (+ subclasses) through the direct export
-    KIND_STR = 9           # str, passed as a borrowed UTF-8 C string
+    KIND_TVM_FFI = 0       # converted by tvm_ffi (the whole call goes through it)
+    KIND_TORCH = 1         # torch.Tensor (+ subclasses) through the direct export
+    KIND_EXCHANGE = 2      # a producer with a DLPack C exchange API (torch without direct export)
+    KIND_NDARRAY = 3       # numpy.ndarray, imported by tvm_ffi.from_dlpack
+    KIND_FFI_OBJECT = 4    # tvm_ffi objects (Tensor, Shape, Function...), passed as they are
+    KIND_INT = 5
+    KIND_FLOAT = 6
+    KIND_BOOL = 7
+    KIND_NONE = 8
+    KIND_STR = 9
 
-cdef enum TensorMode:
-    TENSOR_MODE_UNDECIDED = 0   # try DLTensor* first; learn from the first call
-    TENSOR_MODE_BORROWED = 1    # function accepts DLTensor* (TIR kernels)
-    TENSOR_MODE_OWNED = 2       # function needs ffi::Tensor objects
-
-# Process-wide cache: type -> kind (+ exchange API).  Slot 0 is torch.Tensor when
-# torch provides the exchange capsule, so the common case is one compare.
+# Process-wide cache: type -> kind (+ exchange API).  Types are only added under
+# the GIL and never removed (each holds a reference for the process).
 cdef PyObject* cached_types[TYPE_CACHE_SIZE]
 cdef int cached_kinds[TYPE_CACHE_SIZE]
 cdef const DLPackExchangeAPI* cached_apis[TYPE_CACHE_SIZE]
 cdef int num_cached_types = 0
-cdef PyObject* fast_exchange_type = NULL
-cdef const DLPackExchangeAPI* fast_exchange_api = NULL
-cdef bint fast_exchange_is_torch = False   # fast_exchange_type takes the direct torch export
+# The torch tensor type once its direct export is on: one compare in convert_arg.
+cdef PyObject* torch_fast_type = NULL
+cdef const DLPackExchangeAPI* torch_fast_api = NULL
 
 cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
 cdef object _CObject = tvm_ffi.core.CObject
+cdef object _ndarray_type = None
 
 
-cdef const DLPackExchangeAPI* exchange_api_of(object tp):
-    """The usable DLPack C exchange API of a type, or NULL."""
+cdef const DLPackExchangeAPI* exchange_api_of(object tp, Py_ssize_t pos) except? NULL:
+    """The DLPack C exchange API a type declares, or NULL if it declares none or one
+    of another DLPack major version.  A declared one that is not a valid capsule is
+    the producer's bug: a clear error naming the argument."""
     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
-    if capsule is None or not PyCapsule_CheckExact(capsule):
+    if capsule is None:
         return NULL
+    if not PyCapsule_IsValid(capsule, "dlpack_exchange_api"):
+        raise_arg_error(
+            TypeError, pos,
+            f"{tp.__qualname__}.__dlpack_c_exchange_api__ is not a PyCapsule named "
+            f"'dlpack_exchange_api' (got {capsule!r})")
     cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(
         capsule, "dlpack_exchange_api")
-    if api == NULL:
-        return NULL
     # Versions with a different major may lay out the table differently.
     if api.header.version.major != DLPACK_MAJOR_VERSION:
         return NULL
@@ -56,9 +66,9 @@ cdef const DLPackExchangeAPI* exchange_api_of(object tp):
     return api
 
 
-cdef int classify_type(PyObject* obj, const DLPackExchangeAPI** api_out) except -1:
+cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** api_out) except -1:
     """The argument kind of type(obj) (and its exchange API), from the cache or computed once."""
-    global num_cached_types, fast_exchange_type, fast_exchange_api, fast_exchange_is_torch
+    global num_cached_types, torch_fast_type, torch_fast_api, _ndarray_type
     cdef PyObject* tp = <PyObject*>Py_TYPE(obj)
     cdef int i
     for i in range(num_cached_types):
@@ -66,13 +76,19 @@ cdef int classify_type(PyObject* obj, const DLPackExchangeAPI** api_out) except 
             api_out[0] = cached_apis[i]
             return cached_kinds[i]
     cdef type t = <type>tp
-    cdef int kind = KIND_UNSUPPORTED
+    cdef int kind = KIND_TVM_FFI
     cdef const DLPackExchangeAPI* api = NULL
+    if _ndarray_type is None:
+        np = sys.modules.get("numpy")
+        if np is not None:
+            _ndarray_type = np.ndarray
+    # Exact types only: subclasses (IntEnum, str subclasses, numpy scalars...) are
+    # tvm_ffi's, which knows their protocols.
     if t is bool:
         kind = KIND_BOOL
-    elif issubclass(t, Integral):      # int, IntEnum, numpy integers (via __index__)
+    elif t is int:
         kind = KIND_INT
-    elif issubclass(t, Real):          # float, numpy floats (via __float__)
+    elif t is float:
         kind = KIND_FLOAT
     elif obj == Py_None:
         kind = KIND_NONE
@@ -80,18 +96,18 @@ cdef int classify_type(PyObject* obj, const DLPackExchangeAPI** api_out) except 
         kind = KIND_STR
     elif issubclass(t, _CObject):
         kind = KIND_FFI_OBJECT
+    elif _ndarray_type is not None and t is _ndarray_type:
+        kind = KIND_NDARRAY
     else:
-        api = exchange_api_of(t)
+        api = exchange_api_of(t, pos)
         if api != NULL:
             kind = KIND_EXCHANGE
-        elif hasattr(t, "__dlpack__"):
-            kind = KIND_DLPACK
-    if kind == KIND_EXCHANGE and (getattr(t, "__module__", None) or "").startswith("torch"):
-        # First torch tensor type seen: set up torch's direct export once (lazily, so
-        # importing tvmfast does not import torch).
-        setup_torch_direct_export()
-    if kind == KIND_EXCHANGE and tvmfast_torch_to_dl != NULL and issubclass(t, <object>torch_tensor_type):
-        kind = KIND_TORCH
+            if (t.__module__ or "").startswith("torch"):
+                # First torch tensor type seen: set up torch's direct export once
+                # (lazily, so importing tvmfast does not import torch).
+                setup_torch_direct_export()
+                if torch_tensor_type != NULL and issubclass(t, <object>torch_tensor_type):
+                    kind = KIND_TORCH
     api_out[0] = api
     if num_cached_types == TYPE_CACHE_SIZE:
         return kind  # cache full (dozens of distinct types): classified again next time
@@ -100,64 +116,92 @@ cdef int classify_type(PyObject* obj, const DLPackExchangeAPI** api_out) except 
     cached_kinds[num_cached_types] = kind
     cached_apis[num_cached_types] = api
     num_cached_types += 1
-    if (kind == KIND_EXCHANGE or kind == KIND_TORCH) and fast_exchange_type == NULL:
-        fast_exchange_type = tp
-        fast_exchange_api = api
-        fast_exchange_is_torch = kind == KIND_TORCH
+    if kind == KIND_TORCH and torch_fast_type == NULL and t is <object>torch_tensor_type:
+        torch_fast_type = tp
+        torch_fast_api = api
     return kind
 
 
+# ---------------------------------------------------------------------------
+# Tensors: a TvmfastTensor per tensor argument (see tvmfast_helpers.h).
+# ---------------------------------------------------------------------------
+cdef inline DLTensor* tensor_of(TVMFFIAny* value) noexcept:
+    """The DLTensor of a kTVMFFITensor value (it follows the object header)."""
+    return <DLTensor*>(<char*>value.v_ptr + sizeof(TVMFFIObject))
 
-cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI* api,
-                          TVMFFIAny* out, DLTensor* dl, CallState* st,
-                          int tensor_mode, bint torch_direct) except -1:
-    cdef DLManagedTensorVersioned* managed
-    cdef TVMFFIObjectHandle handle
-    if tensor_mode != TENSOR_MODE_OWNED:
-        if torch_direct and tvmfast_torch_export(obj, dl) == 0:
-            pass
-        elif api.dltensor_from_py_object_no_sync(<void*>obj, dl) != 0:
-            reraise_export_error(obj, pos)
-        out.type_index = kTVMFFIDLTensorPtr
-        out.zero_padding = 0
-        out.v_ptr = dl
-        st.n_dltensor_ptr += 1
-    else:
-        if api.managed_tensor_from_py_object_no_sync(<void*>obj, &managed) != 0:
-            reraise_export_error(obj, pos)
-        if TVMFFITensorFromDLPackVersioned(managed, 0, 0, &handle) != 0:
-            if managed.deleter != NULL:
-                managed.deleter(managed)
-            raise_ffi_error()
-        st.owned[st.n_owned] = handle
-        st.n_owned += 1
-        dl[0] = managed.dl_tensor
-        out.type_index = kTVMFFITensor
-        out.zero_padding = 0
-        out.v_ptr = handle
-    if st.exemplar == NULL:
-        st.exemplar = <void*>obj
-    note_device(st, dl, pos, api, obj)
+
+cdef inline TvmfastTensor* new_tensor(CallState* st) except NULL:
+    """A pooled tensor object, recorded in st first so release_state frees it whatever happens."""
+    cdef TvmfastTensor* t = tvmfast_tensor_new()
+    if t == NULL:
+        raise MemoryError()
+    st.tensors[st.n_tensors] = t
+    st.n_tensors += 1
+    return t
+
+
+cdef inline int pass_tensor(TvmfastTensor* t, PyObject* owner, TVMFFIAny* out) except -1:
+    """t describes owner's memory: take our copy of its dims and a reference to owner."""
+    if tvmfast_tensor_own_dims(t) != 0:
+        raise MemoryError()
+    Py_INCREF(<object>owner)
+    t.owner = owner
+    out.type_index = kTVMFFITensor
+    out.zero_padding = 0
+    out.v_ptr = t
     return 0
 
 
+cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,
+                          TVMFFIAny* out, CallState* st, TvmfastTensor* t) except -1:
+    """A tensor from a DLPack C exchange API producer (torch: the direct export first)."""
+    if t == NULL:
+        t = new_tensor(st)
+    if kind != KIND_TORCH or tvmfast_torch_export(obj, &t.dl) != 0:
+        if api.dltensor_from_py_object_no_sync(<void*>obj, &t.dl) != 0:
+            reraise_export_error(obj, pos)
+    pass_tensor(t, obj, out)
+    if st.exemplar == NULL:
+        st.exemplar = <void*>obj
+    return note_tensor(st, t, pos, api, obj)
 
-cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,
-                      TVMFFIAny* out, DLTensor* dl, CallState* st, int tensor_mode) except -1:
-    """Every kind but the cached exchange type."""
+
+cdef int convert_ffi_tensor(object tensor, PyObject* obj, Py_ssize_t pos, TVMFFIAny* out,
+                            CallState* st) except -1:
+    """A tvm_ffi.Tensor (given, or imported from numpy): passed as it is, or through
+    an aligned scratch copy when the callee assumes alignment it lacks."""
+    cdef TVMFFIObjectHandle handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
+    cdef DLTensor* dl = <DLTensor*>(<char*>handle + sizeof(TVMFFIObject))
+    cdef TvmfastTensor* t
+    if is_misaligned(dl, st.align_mask):
+        t = new_tensor(st)
+        t.dl = dl[0]
+        pass_tensor(t, <PyObject*>tensor, out)
+        return note_tensor(st, t, pos, NULL, obj)
+    out.type_index = kTVMFFITensor
+    out.zero_padding = 0
+    out.v_ptr = handle
+    return record_device(st, dl, pos, NULL, obj)
+
+
+cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,
+                      TVMFFIAny* out, CallState* st) except -1:
+    """Every kind but the torch tensor type of convert_arg's fast path."""
     cdef TVMFFIObjectHandle handle
-    if kind == KIND_EXCHANGE or kind == KIND_TORCH:
-        return convert_exchange(obj, pos, api, out, dl, st, tensor_mode, kind == KIND_TORCH)
+    cdef TVMFFIByteArray chars
+    cdef Py_ssize_t size
+    cdef int overflow = 0
+    if kind == KIND_TORCH or kind == KIND_EXCHANGE:
+        return convert_exchange(obj, pos, kind, api, out, st, NULL)
     out.zero_padding = 0
     if kind == KIND_INT:
         out.type_index = kTVMFFIInt
-        try:
-            out.v_int64 = PyLong_AsLongLong(obj)
-        except OverflowError:
-            raise_arg_error(OverflowError, pos, f"int {<object>obj} does not fit in int64")
+        out.v_int64 = PyLong_AsLongLongAndOverflow(obj, &overflow)
+        if overflow != 0:
+            return USE_TVM_FFI  # beyond int64: tvm_ffi decides (BigInt or its error)
     elif kind == KIND_FLOAT:
         out.type_index = kTVMFFIFloat
-        out.v_float64 = <double>(<object>obj)
+        out.v_float64 = PyFloat_AS_DOUBLE(obj)
     elif kind == KIND_BOOL:
         out.type_index = kTVMFFIBool
         out.v_int64 = 1 if obj == Py_True else 0
@@ -165,89 +209,95 @@ cdef int convert_slow(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
         out.type_index = kTVMFFINone
         out.v_int64 = 0
     elif kind == KIND_STR:
-        # Valid while the str lives, i.e. for the whole call (the caller holds it).
-        out.type_index = kTVMFFIRawStr
-        out.v_ptr = <void*>PyUnicode_AsUTF8AndSize(obj, NULL)
+        # An ffi String (short ones inline), as tvm_ffi passes str: embedded NULs kept.
+        chars.data = PyUnicode_AsUTF8AndSize(obj, &size)
+        chars.size = size
+        if TVMFFIStringFromByteArray(&chars, out) != 0:
+            raise_ffi_error()
+        if out.type_index >= kTVMFFIStaticObjectBegin:
+            st.objects[st.n_objects] = out.v_ptr
+            st.n_objects += 1
     elif kind == KIND_FFI_OBJECT:
         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
         if handle == NULL:
+            # A moved-from or never-made object: tvm_ffi would pass NULL and crash.
             raise_arg_error(TypeError, pos, f"{describe(obj)} holds no object (null handle)")
         out.type_index = (<TVMFFIObject*>handle).type_index
-        out.v_ptr = handle
         if out.type_index == kTVMFFITensor:
-            note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL, obj)
-    elif kind == KIND_DLPACK:
-        # Other producers go through tvm_ffi's own importer: an owned ffi Tensor.
+            return convert_ffi_tensor(<object>obj, obj, pos, out, st)
+        out.v_ptr = handle
+    elif kind == KIND_NDARRAY:
+        # tvm_ffi's own importer (as rt_mod does), kept alive for the call.
         try:
             tensor = _tvm_ffi_from_dlpack(<object>obj)
         except Exception as e:
-            raise_arg_error(TypeError, pos, f"{describe(obj)} cannot be passed as a DLPack tensor: {e}", e)
+            reraise_export_error(obj, pos, e)
         if st.temps == NULL:
             temps = [tensor]
             Py_INCREF(temps)
             st.temps = <void*>temps
         else:
             (<list>st.temps).append(tensor)
-        handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
-        out.type_index = kTVMFFITensor
-        out.v_ptr = handle
-        note_device(st, <DLTensor*>(<char*>handle + sizeof(TVMFFIObject)), pos, NULL, obj)
+        return convert_ffi_tensor(tensor, obj, pos, out, st)
     else:
-        raise_unsupported(obj, pos)
-    return 0
+        return USE_TVM_FFI
+    return CONVERTED
 
 
-cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, DLTensor* dl,
-                            CallState* st, int tensor_mode) except -1:
-    if <PyObject*>Py_TYPE(obj) == fast_exchange_type:
-        # The common case, inlined: a torch tensor exported directly (once).
-        if (fast_exchange_is_torch and tensor_mode != TENSOR_MODE_OWNED
-                and tvmfast_torch_export(obj, dl) == 0):
-            out.type_index = kTVMFFIDLTensorPtr
-            out.zero_padding = 0
-            out.v_ptr = dl
-            st.n_dltensor_ptr += 1
+
+cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, CallState* st) except -1:
+    cdef TvmfastTensor* t
+    cdef const DLPackExchangeAPI* api = NULL
+    if <PyObject*>Py_TYPE(obj) == torch_fast_type:
+        # The common case, inlined: a torch tensor exported directly.
+        t = new_tensor(st)
+        if tvmfast_torch_export(obj, &t.dl) == 0:
+            pass_tensor(t, obj, out)
             if st.exemplar == NULL:
                 st.exemplar = <void*>obj
-            if (dl.device.device_type == kDLCPU
-                    and ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) == 0):
+            if (t.dl.device.device_type == kDLCPU
+                    and ((<uint64_t>t.dl.data + t.dl.byte_offset) & st.align_mask) == 0):
                 if st.cpu_pos < 0:
                     st.cpu_pos = <int32_t>pos
-                return 0
-            return note_device(st, dl, pos, fast_exchange_api, obj)
-        # Owned mode, or torch refused the export: the exchange API (and its error).
-        return convert_exchange(obj, pos, fast_exchange_api, out, dl, st, tensor_mode, False)
-    cdef const DLPackExchangeAPI* api = NULL
-    cdef int kind = classify_type(obj, &api)
-    return convert_slow(obj, pos, kind, api, out, dl, st, tensor_mode)
+                return CONVERTED
+            return note_tensor(st, t, pos, torch_fast_api, obj)
+        # torch refused the direct export (meta tensor...): the exchange API and its error.
+        classify_type(obj, pos, &api)
+        return convert_exchange(obj, pos, KIND_EXCHANGE, api, out, st, t)
+    cdef int kind = classify_type(obj, pos, &api)
+    return convert_kind(obj, pos, kind, api, out, st)
 
 
-cdef inline void init_state(CallState* st, TVMFFIObjectHandle* owned, uint64_t align_mask) noexcept:
+cdef inline void init_state(CallState* st, TvmfastTensor** tensors, TVMFFIObjectHandle* objects,
+                            uint64_t align_mask) noexcept:
     st.align_mask = align_mask
     st.device_type = -1
     st.device_id = 0
     st.device_pos = -1
     st.cpu_pos = -1
     st.stream_api = NULL
-    st.exemplar = NULL
-    st.n_owned = 0
-    st.owned = owned
-    st.n_dltensor_ptr = 0
-    st.temps = NULL
-    st.items = NULL
-    st.frozen = NULL
-    st.packed = NULL
-    st.num_packed = 0
-    st.devices_checked = 0
     st.device_obj = NULL
+    st.exemplar = NULL
+    st.n_tensors = 0
+    st.tensors = tensors
+    st.n_objects = 0
+    st.objects = objects
+    st.temps = NULL
+    st.devices_checked = 0
 
 
 cdef inline void release_state(CallState* st) noexcept:
+    """After the call (or a failed conversion): write back scratch copies, give back
+    every object the call created."""
     cdef int32_t i
-    for i in range(st.n_owned):
-        TVMFFIObjectDecRef(st.owned[i])
-    st.n_owned = 0
+    for i in range(st.n_tensors):
+        if st.tensors[i].scratch != NULL:
+            tvmfast_tensor_copy_back(st.tensors[i])
+        tvmfast_tensor_release(st.tensors[i])
+    st.n_tensors = 0
+    for i in range(st.n_objects):
+        TVMFFIObjectDecRef(st.objects[i])
+    st.n_objects = 0
     if st.temps != NULL:
         Py_DECREF(<object>st.temps)
         st.temps = NULL
-

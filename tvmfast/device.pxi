@@ -9,6 +9,8 @@ cdef enum:
     DEVICE_ROCM = 10
     DEVICE_EXT_DEV = 12
     DEVICE_CUDA_MANAGED = 13
+    # Data alignment TVM kernels with default buffers assume (TVM's kAllocAlignment).
+    DEFAULT_ALIGNMENT = 64
 
 cdef dict DEVICE_NAMES = {DEVICE_CPU: "cpu", DEVICE_CUDA: "cuda", DEVICE_CUDA_HOST: "cuda_host",
                           DEVICE_ROCM: "rocm", DEVICE_CUDA_MANAGED: "cuda_managed",
@@ -20,22 +22,44 @@ cdef str device_str(int32_t device_type, int32_t device_id):
 
 
 cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:
-    cdef int i
-    for i in range(dl.ndim):
-        if dl.shape[i] == 0:
-            return 0  # empty tensors have no data to misread
     raise_arg_error(
         ValueError, pos,
-        f"data address {<uint64_t>dl.data + dl.byte_offset:#x} is not {alignment}-byte aligned. "
-        f"TVM kernels built with default buffers assume aligned data and may crash on it "
-        f"(rt_mod does); for kernels whose buffers use offset_factor=1, bind(..., alignment=1)")
+        f"{device_str(dl.device.device_type, dl.device.device_id)} data address "
+        f"{<uint64_t>dl.data + dl.byte_offset:#x} is not {alignment}-byte aligned. TVM kernels built "
+        f"with default buffers assume aligned data and may crash on it (rt_mod does); for kernels "
+        f"whose buffers use offset_factor=1, bind(..., alignment=1)")
 
 
-cdef inline int note_device(CallState* st, DLTensor* dl, Py_ssize_t pos,
-                            const DLPackExchangeAPI* api, PyObject* obj) except -1:
-    """Check alignment; record where the tensors live (the first non-CPU one picks the stream)."""
-    if ((<uint64_t>dl.data + dl.byte_offset) & st.align_mask) != 0:
-        raise_misaligned(dl, pos, st.align_mask + 1)
+cdef inline bint is_misaligned(DLTensor* dl, uint64_t align_mask) noexcept:
+    """Data not aligned as the callee assumes (an empty tensor has no data to misread)."""
+    cdef int i
+    if ((<uint64_t>dl.data + dl.byte_offset) & align_mask) == 0:
+        return False
+    for i in range(dl.ndim):
+        if dl.shape[i] == 0:
+            return False
+    return True
+
+
+cdef int note_tensor(CallState* st, TvmfastTensor* t, Py_ssize_t pos,
+                     const DLPackExchangeAPI* api, PyObject* obj) except -1:
+    """A tensor tvmfast passes: give the callee aligned data, record its device.
+
+    A misaligned CPU tensor (numpy arrays are 16-byte aligned, views start anywhere)
+    goes through an aligned scratch copy that is written back after the call if the
+    callee changed it, so TVM kernels, which assume aligned data, neither crash nor
+    refuse it, and TVM's own checks (shape, strides, dtype) still come first."""
+    if is_misaligned(&t.dl, st.align_mask):
+        if t.dl.device.device_type != kDLCPU:
+            raise_misaligned(&t.dl, pos, st.align_mask + 1)
+        if tvmfast_tensor_use_scratch(t, st.align_mask + 1) != 0:
+            raise MemoryError()
+    return record_device(st, &t.dl, pos, api, obj)
+
+
+cdef inline int record_device(CallState* st, DLTensor* dl, Py_ssize_t pos,
+                              const DLPackExchangeAPI* api, PyObject* obj) except -1:
+    """Record where the tensors live (the first non-CPU one picks the stream)."""
     if dl.device.device_type == kDLCPU:
         if st.cpu_pos < 0:
             st.cpu_pos = <int32_t>pos
@@ -63,12 +87,9 @@ cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1
     if st.cpu_pos >= 0:
         raise_device_mismatch(st.cpu_pos, DEVICE_CPU, 0, st)
     for i in range(n):
-        if packed[i].type_index == kTVMFFIDLTensorPtr:
-            dl = <DLTensor*>packed[i].v_ptr
-        elif packed[i].type_index == kTVMFFITensor:
-            dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))
-        else:
+        if packed[i].type_index != kTVMFFITensor:
             continue
+        dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))
         if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
             raise_device_mismatch(i, dl.device.device_type, dl.device.device_id, st)
     return 0

@@ -55,13 +55,20 @@ cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
         f"bool, str, None or a tvm_ffi object; got {describe(obj)}")
 
 
-cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos) except -1:
-    """The producer refused to export a tensor (meta device, unsupported dtype...)."""
-    err = fetch_error()
-    raise_arg_error(
-        TypeError, pos,
-        f"{describe(obj)} cannot be passed as a DLPack tensor" + (f": {err}" if err is not None else ""),
-        err)
+cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos, object err=None) except -1:
+    """The producer refused to export a tensor (meta device, sparse layout...): its
+    exception type (the one rt_mod raises), naming the argument, with the
+    producer's reason without its C++ backtrace."""
+    if err is None:
+        err = fetch_error()
+    if err is None:
+        raise_arg_error(TypeError, pos, f"{describe(obj)} cannot be passed as a DLPack tensor")
+    reason = str(err).split("\n", 1)[0]
+    try:
+        wrapped = type(err)(f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {reason}")
+    except Exception:
+        wrapped = TypeError(f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {reason}")
+    raise wrapped from err
 
 
 # ---------------------------------------------------------------------------

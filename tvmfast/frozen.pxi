@@ -1,211 +1,244 @@
-# FrozenFunction: arguments converted ahead of time (freeze, prepare), the
-# raw-pointer call (call_ptrs, tvmfast_call_ptrs) and the benchmark floor loop.
+# FrozenFunction: arguments fixed ahead of time (freeze, prepare), the raw-pointer
+# call (call_ptrs, tvmfast_call_ptrs) and the benchmark floors.
+#
+# What is frozen is the *objects*, not what they looked like: tvmfast keeps its
+# own references to them, converts immutable values (int, float, bool, None, str,
+# non-tensor tvm_ffi objects) once, and exports frozen tensors again at every call,
+# so a call behaves like f(*same_objects) made now, whatever was done to those
+# objects since (resize_, set_, copy_, an optimizer step, the caller's del).
+
+cdef inline int check_frozen(FrozenFunction fn) except -1:
+    if fn.bound is None:
+        raise_api_error(TypeError, "FrozenFunction", "not initialized; create it with freeze() or prepare()")
+    return 0
+
+
+cdef dict normalize_positions(dict frozen, int num_args):
+    """{position: value} with every key an int in range(num_args), given once."""
+    cdef dict values = {}
+    for key, value in list(frozen.items()):
+        if type(key) is bool:
+            raise_api_error(TypeError, "freeze", f"position {key!r} must be an int, not bool")
+        try:
+            pos = operator.index(key)
+        except TypeError:
+            raise_api_error(TypeError, "freeze", f"position {key!r} is not an int")
+        if not 0 <= pos < num_args:
+            raise_api_error(ValueError, "freeze", f"position {key!r} is not in range(0, {num_args})")
+        if pos in values:
+            raise_api_error(ValueError, "freeze", f"position {pos} is given twice")
+        values[pos] = value
+    return values
+
+
+cdef bint is_tensor_kind(PyObject* obj, int kind) except -1:
+    if kind == KIND_TORCH or kind == KIND_EXCHANGE or kind == KIND_NDARRAY:
+        return True
+    if kind != KIND_FFI_OBJECT:
+        return False
+    handle = (<object>obj).__chandle__()
+    return handle != 0 and (<TVMFFIObject*><uint64_t>handle).type_index == kTVMFFITensor
+
 
 cdef class FrozenFunction:
-    """A bound function with some (or all) arguments converted ahead of time."""
+    """A bound function with some (or all) arguments fixed; create with
+    ``BoundFunction.freeze`` or ``BoundFunction.prepare``."""
 
     def __cinit__(self):
         self.vectorcall = <void*>frozen_vectorcall
         self.dynamic_pos = NULL
+        self.tensor_pos = NULL
         self.template = NULL
-        self.frozen_dl = NULL
-        self.shape_copy = NULL
-        self.live_shape = NULL
-        self.frozen_state.owned = NULL
-        self.frozen_state.temps = NULL
+        self.held = NULL
+        self.snapshot = NULL
+        self.snapshot_dims = NULL
+        self.num_held = 0
 
     def __init__(self, BoundFunction bound, dict frozen, int num_args):
+        cdef int i, d = 0
+        cdef int kind
+        cdef const DLPackExchangeAPI* api = NULL
+        cdef CallState st
+        check_bound(bound)
         if num_args > TVMFAST_STACK_ARGS:
-            raise ValueError(f"tvmfast: freeze/prepare support at most {TVMFAST_STACK_ARGS} arguments")
-        for pos in frozen:
-            if not isinstance(pos, int) or not 0 <= pos < num_args:
-                raise ValueError(f"tvmfast: freeze position {pos!r} is not in range(0, {num_args})")
-        self.bound = bound
+            raise_api_error(ValueError, "freeze", f"supports at most {TVMFAST_STACK_ARGS} arguments")
+        values = normalize_positions(frozen, num_args)
+        self.args = [values.get(i) for i in range(num_args)]
         self.num_args = num_args
-        self.num_dynamic = num_args - len(frozen)
-        self.frozen_values = frozen
-        self.build()
-
-    cdef int build(self) except -1:
-        """Convert the frozen values into the argument template (again, after the
-        function turned out to need owned tensors)."""
-        cdef int i, d = 0, n = self.num_args
-        cdef TVMFFIObjectHandle* owned
-        self.free_buffers()
-        self.template = <TVMFFIAny*>calloc(max(n, 1), sizeof(TVMFFIAny))
-        self.frozen_dl = <DLTensor*>calloc(max(n, 1), sizeof(DLTensor))
-        self.dynamic_pos = <int32_t*>calloc(max(self.num_dynamic, 1), sizeof(int32_t))
-        self.live_shape = <const int64_t**>calloc(max(n, 1), sizeof(void*))
-        owned = <TVMFFIObjectHandle*>calloc(max(n, 1), sizeof(void*))
-        init_state(&self.frozen_state, owned, self.bound.align_mask)
-        if (self.template == NULL or self.frozen_dl == NULL or self.dynamic_pos == NULL
-                or self.live_shape == NULL or owned == NULL):
+        self.num_dynamic = num_args - len(values)
+        n = max(num_args, 1)
+        self.dynamic_pos = <int32_t*>calloc(n, sizeof(int32_t))
+        self.tensor_pos = <int32_t*>calloc(n, sizeof(int32_t))
+        self.template = <TVMFFIAny*>calloc(n, sizeof(TVMFFIAny))
+        self.held = <TVMFFIObjectHandle*>calloc(n, sizeof(void*))
+        if self.dynamic_pos == NULL or self.tensor_pos == NULL or self.template == NULL or self.held == NULL:
             raise MemoryError()
-        for i in range(n):
-            if i in self.frozen_values:
-                convert_arg(<PyObject*>self.frozen_values[i], i, &self.template[i],
-                            &self.frozen_dl[i], &self.frozen_state, self.bound.tensor_mode)
-            else:
+        # Non-tensor values are converted once; the objects that creates (strings)
+        # and our own references to tvm_ffi objects are held until __dealloc__.
+        init_state(&st, NULL, self.held, bound.target.align_mask)
+        for i in range(num_args):
+            if i not in values:
                 self.dynamic_pos[d] = i
                 d += 1
-        self.snapshot_shapes()
-        self.num_tensor_slots = 0
-        for i in range(n):
-            if self.template[i].type_index == kTVMFFIDLTensorPtr:
-                self.num_tensor_slots += 1
-        if self.frozen_state.device_type >= 0:
-            # Frozen tensors cannot move: check their devices once, here.
-            check_devices(&self.frozen_state, self.template, n)
-        return 0
-
-    cdef void free_buffers(self) noexcept:
-        if self.frozen_state.owned != NULL:
-            release_state(&self.frozen_state)
-            free(self.frozen_state.owned)
-            self.frozen_state.owned = NULL
-        free(self.template)
-        free(self.frozen_dl)
-        free(self.dynamic_pos)
-        free(self.shape_copy)
-        free(self.live_shape)
-        self.template = NULL
-        self.frozen_dl = NULL
-        self.dynamic_pos = NULL
-        self.shape_copy = NULL
-        self.live_shape = NULL
-
-    cdef int snapshot_shapes(self) except -1:
-        """Copy the frozen DLTensors' shape/strides into our own storage.
-
-        The producer's arrays stay valid while the tensor lives, but change under
-        resize_(); keeping the producer's pointer lets each call notice that cheaply.
-        """
-        cdef int i, total = 0, off = 0
-        cdef DLTensor* dl
-        for i in range(self.num_args):
-            if self.template[i].type_index == kTVMFFIDLTensorPtr:
-                total += 2 * self.frozen_dl[i].ndim
-        self.shape_copy = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
-        if self.shape_copy == NULL:
-            raise MemoryError()
-        for i in range(self.num_args):
-            if self.template[i].type_index != kTVMFFIDLTensorPtr:
                 continue
-            dl = &self.frozen_dl[i]
-            self.live_shape[i] = dl.shape
-            memcpy(&self.shape_copy[off], dl.shape, dl.ndim * sizeof(int64_t))
-            dl.shape = &self.shape_copy[off]
-            off += dl.ndim
-            if dl.strides != NULL:
-                memcpy(&self.shape_copy[off], dl.strides, dl.ndim * sizeof(int64_t))
-                dl.strides = &self.shape_copy[off]
-            off += dl.ndim
+            obj = <PyObject*>self.args[i]
+            kind = classify_type(obj, i, &api)
+            if is_tensor_kind(obj, kind):
+                self.tensor_pos[self.num_frozen_tensors] = i
+                self.num_frozen_tensors += 1
+            elif kind == KIND_TVM_FFI or convert_kind(obj, i, kind, api, &self.template[i], &st) == USE_TVM_FFI:
+                self.use_tvm_ffi = True
+            elif kind == KIND_FFI_OBJECT:
+                # Our own reference: the Python object may be moved from or dropped.
+                TVMFFIObjectIncRef(self.template[i].v_ptr)
+                self.held[st.n_objects] = self.template[i].v_ptr
+                st.n_objects += 1
+            self.num_held = st.n_objects
+        if self.num_dynamic == 0 and not self.use_tvm_ffi:
+            self.take_snapshot(bound.target.align_mask)
+        self.bound = bound  # last: marks the object initialized
+
+    cdef int take_snapshot(self, uint64_t align_mask) except -1:
+        """call_ptrs' metadata: each tensor as it is now (shape, strides, dtype, device), own copies."""
+        cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
+        cdef TvmfastTensor* tensors[TVMFAST_STACK_ARGS]
+        cdef CallState st
+        cdef int k, total = 0, off = 0
+        cdef DLTensor* dl
+        memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
+        init_state(&st, tensors, NULL, align_mask)
+        try:
+            for k in range(self.num_frozen_tensors):
+                pos = self.tensor_pos[k]
+                convert_arg(<PyObject*>self.args[pos], pos, &packed[pos], &st)
+                total += 2 * tensor_of(&packed[pos]).ndim
+            self.snapshot = <DLTensor*>calloc(max(self.num_frozen_tensors, 1), sizeof(DLTensor))
+            self.snapshot_dims = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
+            if self.snapshot == NULL or self.snapshot_dims == NULL:
+                raise MemoryError()
+            for k in range(self.num_frozen_tensors):
+                dl = tensor_of(&packed[self.tensor_pos[k]])
+                self.snapshot[k] = dl[0]
+                self.snapshot[k].data = NULL
+                self.snapshot[k].byte_offset = 0
+                memcpy(&self.snapshot_dims[off], dl.shape, dl.ndim * sizeof(int64_t))
+                self.snapshot[k].shape = &self.snapshot_dims[off]
+                off += dl.ndim
+                if dl.strides != NULL:
+                    memcpy(&self.snapshot_dims[off], dl.strides, dl.ndim * sizeof(int64_t))
+                    self.snapshot[k].strides = &self.snapshot_dims[off]
+                off += dl.ndim
+            if st.device_type >= 0:
+                check_devices(&st, packed, self.num_args)
+            self.snapshot_stream_api = st.stream_api
+        finally:
+            release_state(&st)
+        self.num_tensor_slots = self.num_frozen_tensors
         return 0
 
     def __dealloc__(self):
-        self.free_buffers()
-
-    cdef int check_frozen_shapes(self) except -1:
         cdef int i
-        cdef DLTensor* dl
-        for i in range(self.num_args):
-            if self.live_shape[i] != NULL:
-                dl = &self.frozen_dl[i]
-                if memcmp(self.live_shape[i], dl.shape, dl.ndim * sizeof(int64_t)) != 0:
-                    raise RuntimeError(
-                        f"tvmfast: frozen argument #{i} changed shape since freeze()/prepare() "
-                        f"(resize_ or set_ on it?); freeze or prepare again")
-        return 0
-
-    cdef inline void start_state(self, CallState* st, TVMFFIObjectHandle* owned, void** items) noexcept:
-        """A call's state: what the frozen arguments told (devices, exemplar), with the
-        call's own buffers for owned handles and no temporaries yet."""
-        st[0] = self.frozen_state
-        st.owned = owned
-        st.n_owned = 0
-        st.temps = NULL
-        st.items = items
-        st.frozen = <void*>self
+        for i in range(self.num_held):
+            TVMFFIObjectDecRef(self.held[i])
+        free(self.dynamic_pos)
+        free(self.tensor_pos)
+        free(self.template)
+        free(self.held)
+        free(self.snapshot)
+        free(self.snapshot_dims)
 
     def __call__(self, *args):
         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
         return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
 
+    cdef list full_args(self, void** items, Py_ssize_t n):
+        cdef Py_ssize_t k
+        cdef list args = list(self.args)
+        for k in range(n):
+            args[self.dynamic_pos[k]] = <object>items[k]
+        return args
+
     cdef object call_vector(self, void** items, Py_ssize_t n):
         cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
-        cdef DLTensor dl[TVMFAST_STACK_ARGS]
-        cdef TVMFFIObjectHandle owned[TVMFAST_STACK_ARGS]
+        cdef TvmfastTensor* tensors[TVMFAST_STACK_ARGS]
+        cdef TVMFFIObjectHandle objects[TVMFAST_STACK_ARGS]
         cdef CallState st
         cdef Py_ssize_t k
         cdef int32_t pos
         cdef BoundFunction fn = self.bound
         if n != self.num_dynamic:
             raise_count_error(self.num_dynamic, n)
-        self.check_frozen_shapes()
-        self.start_state(&st, owned, items)
-        if n == 0:
-            # Prepared: the template is complete and only read by the callee, and its
-            # devices were checked when it was built.
-            st.devices_checked = 1
-            ret = finish_call(fn, self.template, <int32_t>self.num_args, &st)
-            if ret is RETRY_OWNED:
-                self.build()
-                return self.call_vector(items, n)
-            return ret
+        if self.use_tvm_ffi:
+            return call_with_tvm_ffi(fn.function, self.full_args(items, n))
         memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
+        init_state(&st, tensors, objects, fn.target.align_mask)
         try:
-            for k in range(n):
-                pos = self.dynamic_pos[k]
-                convert_arg(<PyObject*>items[k], pos, &packed[pos], &dl[pos], &st, fn.tensor_mode)
-            ret = finish_call(fn, packed, <int32_t>self.num_args, &st)
+            for k in range(self.num_frozen_tensors):
+                pos = self.tensor_pos[k]
+                if convert_arg(<PyObject*>self.args[pos], pos, &packed[pos], &st) == USE_TVM_FFI:
+                    break
+            else:
+                for k in range(n):
+                    pos = self.dynamic_pos[k]
+                    if convert_arg(<PyObject*>items[k], pos, &packed[pos], &st) == USE_TVM_FFI:
+                        break
+                else:
+                    return call_packed(&fn.target, packed, <int32_t>self.num_args, &st)
         finally:
             release_state(&st)
-        if ret is RETRY_OWNED:
-            self.build()
-            return self.call_vector(items, n)
-        return ret
+        return call_with_tvm_ffi(fn.function, self.full_args(items, n))
 
     def call_ptrs(self, *ptrs):
         """Call a prepared function with new data addresses, one int per tensor argument.
 
-        Shapes, dtypes and devices stay those given to prepare(); TVM's generated
-        checks still run on them, but nothing can check that each pointer really
-        holds that much memory of that type.  GPU calls run on the producer's
+        The one raw-pointer escape hatch: shapes, strides, dtypes and devices are
+        those the prepared tensors had at prepare(); TVM's generated checks still
+        run on them, but nothing can check that each pointer really holds that much
+        memory of that type, for the whole call.  GPU calls run on the producer's
         current stream, as f(...) does.
         """
         cdef void* cptrs[TVMFAST_STACK_ARGS]
         cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
-        cdef DLTensor dl[TVMFAST_STACK_ARGS]
-        cdef TVMFFIObjectHandle owned[1]
+        cdef TvmfastTensor* tensors[TVMFAST_STACK_ARGS]
         cdef CallState st
         cdef Py_ssize_t i, n = len(ptrs)
         cdef uint64_t address
-        if self.template == NULL or self.num_dynamic != 0:
-            raise TypeError("tvmfast: call_ptrs() needs a prepared function (f.prepare(...))")
+        check_frozen(self)
+        if self.snapshot == NULL:
+            raise_api_error(TypeError, "call_ptrs",
+                            "needs a prepared function (f.prepare(...)) whose arguments are tensors, "
+                            "int, float, bool, str or None")
         if n != self.num_tensor_slots:
-            raise TypeError(f"tvmfast: call_ptrs() expected {self.num_tensor_slots} data pointers, got {n}")
+            raise_api_error(TypeError, "call_ptrs", f"expected {self.num_tensor_slots} data pointers, got {n}")
         for i in range(n):
             p = <PyObject*>ptrs[i]
             if Py_TYPE(p) != &PyLong_Type:
-                raise TypeError(f"tvmfast: call_ptrs() pointer #{i}: expected int, got {describe(p)}")
+                raise_api_error(TypeError, "call_ptrs", f"pointer #{i}: expected int, got {describe(p)}")
             try:
                 address = PyLong_AsUnsignedLongLong(p)
             except OverflowError:
-                raise ValueError(f"tvmfast: call_ptrs() pointer #{i} ({<object>p}) is not an address") from None
+                raise_api_error(ValueError, "call_ptrs", f"pointer #{i} ({<object>p}) is not an address")
             if address == 0:
-                raise ValueError(f"tvmfast: call_ptrs() pointer #{i} is null")
-            if address & self.bound.align_mask:
-                raise ValueError(
-                    f"tvmfast: call_ptrs() pointer #{i} ({address:#x}) is not "
-                    f"{self.bound.align_mask + 1}-byte aligned")
+                raise_api_error(ValueError, "call_ptrs", f"pointer #{i} is null")
+            if address & self.bound.target.align_mask:
+                raise_api_error(ValueError, "call_ptrs",
+                                f"pointer #{i} ({address:#x}) is not {self.bound.target.align_mask + 1}-byte aligned")
             cptrs[i] = <void*>address
-        fill_ptrs(self, cptrs, packed, dl)
-        self.start_state(&st, owned, NULL)
-        st.devices_checked = 1
-        return finish_call(self.bound, packed, <int32_t>self.num_args, &st)
+        init_state(&st, tensors, NULL, self.bound.target.align_mask)
+        try:
+            fill_ptrs(self, cptrs, packed, &st)
+            st.devices_checked = 1  # checked at prepare()
+            for i in range(self.num_tensor_slots):
+                record_device(&st, &self.snapshot[i], self.tensor_pos[i], NULL, NULL)
+            st.cpu_pos = -1
+            st.stream_api = self.snapshot_stream_api
+            return call_packed(&self.bound.target, packed, <int32_t>self.num_args, &st)
+        finally:
+            release_state(&st)
 
     def num_tensor_args(self):
-        """How many of the prepared arguments are DLTensors (the call_ptrs count)."""
+        """How many of the prepared arguments are tensors (the call_ptrs count)."""
+        check_frozen(self)
         return self.num_tensor_slots
 
     @staticmethod
@@ -214,60 +247,95 @@ cdef class FrozenFunction:
         raise_ffi_error()
 
     def __repr__(self):
+        if self.bound is None:
+            return "<tvmfast.FrozenFunction (not initialized)>"
         return f"<tvmfast.FrozenFunction num_args={self.num_args} dynamic={self.num_dynamic}>"
 
 
-cdef inline void fill_ptrs(FrozenFunction prepared, void** ptrs, TVMFFIAny* packed,
-                           DLTensor* dl) noexcept nogil:
-    """The prepared arguments with the k-th DLTensor's data replaced by ptrs[k]."""
-    cdef int i, k = 0
+cdef inline int fill_ptrs(FrozenFunction prepared, void** ptrs, TVMFFIAny* packed,
+                          CallState* st) noexcept nogil:
+    """The prepared arguments with the k-th tensor at ptrs[k] (snapshot metadata).
+    Returns -1 when out of memory (nothing raised)."""
+    cdef int k
+    cdef TvmfastTensor* t
     memcpy(packed, prepared.template, prepared.num_args * sizeof(TVMFFIAny))
-    for i in range(prepared.num_args):
-        if packed[i].type_index == kTVMFFIDLTensorPtr:
-            dl[i] = prepared.frozen_dl[i]
-            dl[i].data = ptrs[k]
-            dl[i].byte_offset = 0
-            packed[i].v_ptr = &dl[i]
-            k += 1
+    for k in range(prepared.num_tensor_slots):
+        t = tvmfast_tensor_new()
+        if t == NULL:
+            return -1
+        st.tensors[st.n_tensors] = t
+        st.n_tensors += 1
+        t.dl = prepared.snapshot[k]
+        t.dl.data = ptrs[k]
+        if tvmfast_tensor_own_dims(t) != 0:
+            return -1
+        packed[prepared.tensor_pos[k]].type_index = kTVMFFITensor
+        packed[prepared.tensor_pos[k]].zero_padding = 0
+        packed[prepared.tensor_pos[k]].v_ptr = t
+    return 0
 
 
 cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:
     cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
-    cdef DLTensor dl[TVMFAST_STACK_ARGS]
+    cdef TvmfastTensor* tensors[TVMFAST_STACK_ARGS]
+    cdef CallState st
     cdef TVMFFIAny result
-    cdef int ret
-    if prepared.template == NULL or prepared.num_dynamic != 0:
+    cdef int ret, k
+    if prepared.snapshot == NULL:
         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
         return -1
     if n != prepared.num_tensor_slots:
         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: wrong number of data pointers")
         return -1
-    fill_ptrs(prepared, ptrs, packed, dl)
-    result.type_index = kTVMFFINone
-    result.zero_padding = 0
-    result.v_int64 = 0
-    ret = TVMFFIFunctionCall(prepared.bound.handle, packed, prepared.num_args, &result)
-    if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
-        TVMFFIObjectDecRef(result.v_ptr)
+    st.n_tensors = 0
+    st.tensors = tensors
+    if fill_ptrs(prepared, ptrs, packed, &st) != 0:
+        ret = -1
+        TVMFFIErrorSetRaisedFromCStr("MemoryError", "tvmfast_call_ptrs: out of memory")
+    else:
+        result.type_index = kTVMFFINone
+        result.zero_padding = 0
+        result.v_int64 = 0
+        ret = TVMFFIFunctionCall(prepared.bound.target.handle, packed, prepared.num_args, &result)
+        if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
+            TVMFFIObjectDecRef(result.v_ptr)
+    for k in range(st.n_tensors):
+        tvmfast_tensor_release_raw(tensors[k])
     return ret
 
 
 def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):
-    """Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop."""
+    """Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop
+    (its arguments converted once, before the loop, and held through it)."""
+    cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
+    cdef TvmfastTensor* tensors[TVMFAST_STACK_ARGS]
+    cdef TVMFFIObjectHandle objects[TVMFAST_STACK_ARGS]
     cdef TVMFFIAny result
+    cdef CallState st
     cdef Py_ssize_t r
     cdef int ret = 0
-    cdef TVMFFIObjectHandle handle = prepared.bound.handle
-    cdef TVMFFIAny* packed = prepared.template
+    cdef int k
+    check_frozen(prepared)
+    if prepared.num_dynamic != 0 or prepared.use_tvm_ffi:
+        raise_api_error(TypeError, "_floor_loop", "needs a prepared function of tensors and scalars")
+    cdef TVMFFIObjectHandle handle = prepared.bound.target.handle
     cdef int32_t n = prepared.num_args
-    if prepared.num_dynamic != 0:
-        raise TypeError("_floor_loop needs a prepared function")
-    with nogil:
-        for r in range(repeat):
-            result.type_index = kTVMFFINone
-            result.v_int64 = 0
-            ret = TVMFFIFunctionCall(handle, packed, n, &result)
-            if ret != 0:
-                break
-    if ret != 0:
-        raise_ffi_error()
+    memcpy(packed, prepared.template, n * sizeof(TVMFFIAny))
+    init_state(&st, tensors, objects, prepared.bound.target.align_mask)
+    try:
+        for k in range(prepared.num_frozen_tensors):
+            pos = prepared.tensor_pos[k]
+            convert_arg(<PyObject*>prepared.args[pos], pos, &packed[pos], &st)
+        with nogil:
+            for r in range(repeat):
+                result.type_index = kTVMFFINone
+                result.v_int64 = 0
+                ret = TVMFFIFunctionCall(handle, packed, n, &result)
+                if ret != 0:
+                    break
+                if result.type_index >= kTVMFFIStaticObjectBegin:
+                    TVMFFIObjectDecRef(result.v_ptr)
+        if ret != 0:
+            raise_ffi_error()
+    finally:
+        release_state(&st)

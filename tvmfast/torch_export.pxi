@@ -51,7 +51,7 @@ def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):
     Returns True when enabled.
     """
     global torch_tensor_type, tvmfast_thpvariable_tensor_offset
-    cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor)
+    cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor, 0)
     cdef DLTensor direct, reference
     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
     if api == NULL or fn_address == 0:
