@@ -366,3 +366,23 @@ def test_stream_hook_ignores_cpu_and_foreign_objects():
 
     assert current_stream(torch.randn(2), 1, 0) is None        # a CPU device type
     assert current_stream(object(), 2, 0) is None              # not a torch tensor
+
+
+def test_lazy_neg_and_conj_views_are_refused(add_mod, gen):
+    """DLPack has no field for torch's lazy negation/conjugation bits (rt_mod computes as
+    if they were not set): a clear error naming the argument, and resolved views work."""
+    f = tvmfast.bind(add_mod)
+    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    out = nan_like(a)
+    for bad in [torch._neg_view(b), torch._neg_view(b)[:], torch._neg_view(b).view(128)]:
+        with pytest.raises(ValueError, match=r"tvmfast: argument #1: tensor has its negative bit set.*resolve_neg"):
+            f(a, bad, out)
+        with pytest.raises(ValueError, match="negative bit"):
+            f.prepare(a, bad, out)()
+    f(a, torch._neg_view(b).resolve_neg(), out)
+    assert torch.equal(out, a - b)
+    echo = tvmfast.bind(tvm_ffi.get_global_func("testing.echo"))
+    z = torch.randn(4, dtype=torch.cfloat, generator=gen)
+    with pytest.raises(ValueError, match="conjugate bit set.*resolve_conj"):
+        echo(z.conj())
+    assert torch.equal(echo(z.conj().resolve_conj()), z.conj())

@@ -144,6 +144,10 @@ cdef extern from "tvmfast_helpers.h" nogil:
     void tvmfast_set_torch_to_dl(void* fn)
     Py_ssize_t tvmfast_thpvariable_tensor_offset
     int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept
+    Py_ssize_t tvmfast_torch_keyset_offset
+    uint64_t tvmfast_torch_lazy_bits
+    void tvmfast_set_torch_keyset(Py_ssize_t offset, uint64_t bits)
+    uint64_t tvmfast_torch_keyset(PyObject* obj, Py_ssize_t offset) noexcept
     void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset)
     void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset)
 

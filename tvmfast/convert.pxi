@@ -19,8 +19,8 @@ cdef enum:
 
 cdef enum ArgKind:
     KIND_TVM_FFI = 0       # converted by tvm_ffi (the whole call goes through it)
-    KIND_TORCH = 1         # torch.Tensor (+ subclasses) through the direct export
-    KIND_EXCHANGE = 2      # a producer with a DLPack C exchange API (torch without direct export)
+    KIND_TORCH = 1         # torch.Tensor (+ subclasses): the direct export, else torch's exchange API
+    KIND_EXCHANGE = 2      # another producer with a DLPack C exchange API
     KIND_NDARRAY = 3       # numpy.ndarray, imported by tvm_ffi.from_dlpack
     KIND_FFI_OBJECT = 4    # tvm_ffi objects (Tensor, Shape, Function...), passed as they are
     KIND_INT = 5
@@ -116,7 +116,8 @@ cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** 
     cached_kinds[num_cached_types] = kind
     cached_apis[num_cached_types] = api
     num_cached_types += 1
-    if kind == KIND_TORCH and torch_fast_type == NULL and t is <object>torch_tensor_type:
+    if (kind == KIND_TORCH and torch_fast_type == NULL and t is <object>torch_tensor_type
+            and tvmfast_torch_to_dl != NULL):
         torch_fast_type = tp
         torch_fast_api = api
     return kind
@@ -155,11 +156,18 @@ cdef inline int pass_tensor(TvmfastTensor* t, PyObject* owner, TVMFFIAny* out) e
 cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,
                           TVMFFIAny* out, CallState* st, TvmfastTensor* t) except -1:
     """A tensor from a DLPack C exchange API producer (torch: the direct export first)."""
+    cdef int exported = -1
     if t == NULL:
         t = new_tensor(st)
-    if kind != KIND_TORCH or tvmfast_torch_export(obj, &t.dl) != 0:
-        if api.dltensor_from_py_object_no_sync(<void*>obj, &t.dl) != 0:
-            reraise_export_error(obj, pos)
+    if kind == KIND_TORCH:
+        if tvmfast_torch_to_dl != NULL:
+            exported = tvmfast_torch_export(obj, &t.dl)
+            if exported == -2:
+                raise_lazy_view(obj, pos)
+        if exported != 0:
+            check_torch_lazy_view(obj, pos)
+    if exported != 0 and api.dltensor_from_py_object_no_sync(<void*>obj, &t.dl) != 0:
+        reraise_export_error(obj, pos)
     pass_tensor(t, obj, out)
     if st.exemplar == NULL:
         st.exemplar = <void*>obj
@@ -261,9 +269,9 @@ cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, CallS
                     st.cpu_pos = <int32_t>pos
                 return CONVERTED
             return note_tensor(st, t, pos, torch_fast_api, obj)
-        # torch refused the direct export (meta tensor...): the exchange API and its error.
-        classify_type(obj, pos, &api)
-        return convert_exchange(obj, pos, KIND_EXCHANGE, api, out, st, t)
+        # A lazy neg/conj view, or torch refused the direct export (meta tensor...):
+        # the slow path says which, with torch's own error.
+        return convert_exchange(obj, pos, KIND_TORCH, torch_fast_api, out, st, t)
     cdef int kind = classify_type(obj, pos, &api)
     return convert_kind(obj, pos, kind, api, out, st)
 

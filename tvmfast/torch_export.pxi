@@ -4,24 +4,28 @@
 # Everything torch-specific that is found in Python lives in the leaf module
 # tvmfast._torch, which the core calls (never the other way round).
 
-cdef PyObject* torch_tensor_type = NULL     # torch.Tensor once the direct export is on
+cdef PyObject* torch_tensor_type = NULL     # torch.Tensor, once a torch tensor was seen
 cdef bint torch_setup_done = False
 
 
 cdef void setup_torch_direct_export() except *:
-    """Enable the direct export the first time a torch tensor type is seen (so
-    importing tvmfast does not import torch).  Any failure leaves the exchange API path."""
-    global torch_setup_done
+    """Learn torch's object layout and enable the direct export the first time a
+    torch tensor type is seen (so importing tvmfast does not import torch).  Any
+    failure leaves the exchange API path (and Python-level lazy-view checks)."""
+    global torch_setup_done, torch_tensor_type
     if torch_setup_done:
         return
     torch_setup_done = True
-    import sys
     from tvmfast import _torch
     torch = sys.modules.get("torch")
     if torch is None:
         return
+    tp = torch.Tensor
+    Py_INCREF(tp)  # lives for the process
+    torch_tensor_type = <PyObject*>tp
     try:
-        _enable_torch_direct_export(torch, _torch.to_dlpack_nonowning_address())
+        if _learn_torch_layout(torch):
+            _enable_torch_direct_export(torch, _torch.to_dlpack_nonowning_address())
     except Exception:  # the exchange API path works without it
         pass
 
@@ -29,6 +33,25 @@ cdef void setup_torch_direct_export() except *:
 cdef object torch_current_stream(object obj, int32_t device_type, int32_t device_id):
     from tvmfast import _torch
     return _torch.current_stream(obj, device_type, device_id)
+
+
+cdef int raise_lazy_view(PyObject* obj, Py_ssize_t pos) except -1:
+    what = "conjugate" if (<object>obj).is_conj() else "negative"
+    fix = "resolve_conj" if what == "conjugate" else "resolve_neg"
+    raise_arg_error(
+        ValueError, pos,
+        f"tensor has its {what} bit set (a lazy view); DLPack cannot express it and the kernel "
+        f"would read the values without it: pass t.{fix}()")
+
+
+cdef int check_torch_lazy_view(PyObject* obj, Py_ssize_t pos) except -1:
+    """Refuse a lazy neg/conj torch view on the exchange API path."""
+    if tvmfast_torch_keyset_offset >= 0:
+        if tvmfast_torch_keyset(obj, tvmfast_torch_keyset_offset) & tvmfast_torch_lazy_bits:
+            raise_lazy_view(obj, pos)
+    elif (<object>obj).is_neg() or (<object>obj).is_conj():
+        raise_lazy_view(obj, pos)
+    return 0
 
 
 cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
@@ -42,40 +65,81 @@ cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
     return x.strides == NULL or memcmp(x.strides, y.strides, x.ndim * sizeof(int64_t)) == 0
 
 
-def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):
-    """Switch torch.Tensor arguments to the direct export if it is provably right here.
+cdef list torch_samples(torch):
+    base = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)
+    return [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
+            torch.tensor(3.0), torch.zeros(0), base.to(torch.int8),
+            base > 3, torch.nn.Parameter(base.clone())]
 
-    Checks, on sample tensors, that the at::Tensor sits at the assumed place inside
-    the Python object (its TensorImpl pointer equals ``t._cdata``) and that the
-    direct export fills every DLTensor field exactly as torch's exchange API does.
-    Returns True when enabled.
-    """
-    global torch_tensor_type, tvmfast_thpvariable_tensor_offset
-    cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor, 0)
-    cdef DLTensor direct, reference
+
+def _learn_torch_layout(torch_module):
+    """Find where the at::Tensor sits in the Python object (its TensorImpl pointer
+    equals ``t._cdata``) and, inside TensorImpl, the DispatchKeySet word and the
+    bits of the lazy neg/conj views (the only word whose XOR between a tensor and its
+    view is the same single bit for every sample, a different bit for neg and conj).
+    Returns True when the object layout is known."""
     cdef Py_ssize_t offset = sizeof(PyObject)  # THPVariable: PyObject_HEAD, then the at::Tensor
-    if api == NULL or fn_address == 0:
-        return False
-    base = torch_module.arange(24, dtype=torch_module.float32).reshape(2, 3, 4)
-    samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
-               torch_module.tensor(3.0), torch_module.zeros(0), base.to(torch_module.int8),
-               base > 3, torch_module.nn.Parameter(base.clone())]
+    cdef Py_ssize_t k, found = -1
+    cdef uint64_t neg_bit = 0, conj_bit = 0, x
+    global tvmfast_thpvariable_tensor_offset
+    torch = torch_module
+    samples = torch_samples(torch)
     for t in samples:
         if <uint64_t>tvmfast_read_ptr(<PyObject*>t, offset) != <uint64_t>t._cdata:
             return False
-    tvmfast_set_torch_to_dl(<void*>fn_address)
     tvmfast_thpvariable_tensor_offset = offset
-    for t in samples:
+    neg_pairs = [(t, torch._neg_view(t)) for t in samples if not t.is_complex() and t.dtype != torch.bool]
+    conj_pairs = [(t, t.conj()) for t in (torch.randn(3, dtype=torch.cfloat), torch.randn(2, 2, dtype=torch.cdouble))]
+    for k in range(0, 512, 8):
+        masks = set()
+        for t, view in neg_pairs:
+            masks.add(tvmfast_torch_keyset(<PyObject*>t, k) ^ tvmfast_torch_keyset(<PyObject*>view, k))
+        if len(masks) != 1:
+            continue
+        neg_bit = masks.pop()
+        masks = {tvmfast_torch_keyset(<PyObject*>t, k) ^ tvmfast_torch_keyset(<PyObject*>v, k) for t, v in conj_pairs}
+        if len(masks) != 1:
+            continue
+        conj_bit = masks.pop()
+        if neg_bit == 0 or conj_bit == 0 or neg_bit == conj_bit or (neg_bit & (neg_bit - 1)) or (conj_bit & (conj_bit - 1)):
+            continue
+        found = k
+        break
+    if found < 0:
+        return True
+    # Check the bits against torch's own answer on every kind of tensor.
+    checks = samples + [v for _, v in neg_pairs] + [v for _, v in conj_pairs] + [t for t, _ in conj_pairs]
+    checks += [torch._neg_view(samples[0])[1:], conj_pairs[0][1].resolve_conj()]
+    for t in checks:
+        x = tvmfast_torch_keyset(<PyObject*>t, found)
+        if bool(x & neg_bit) != t.is_neg() or bool(x & conj_bit) != t.is_conj():
+            return True
+    tvmfast_set_torch_keyset(found, neg_bit | conj_bit)
+    return True
+
+
+def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):
+    """Switch torch.Tensor arguments to the direct export if it is provably right here:
+    the direct export must fill every DLTensor field exactly as torch's exchange API
+    does, on sample tensors.  Returns True when enabled."""
+    cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor, 0)
+    cdef DLTensor direct, reference
+    if api == NULL or fn_address == 0 or tvmfast_thpvariable_tensor_offset == 0:
+        return False
+    tvmfast_set_torch_to_dl(<void*>fn_address)
+    for t in torch_samples(torch_module):
         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
                 or not same_dltensor(&direct, &reference)):
             tvmfast_set_torch_to_dl(NULL)
             return False
-    tp = torch_module.Tensor
-    Py_INCREF(tp)  # lives for the process
-    torch_tensor_type = <PyObject*>tp
     return True
 
 
 def _torch_direct_export_enabled():
     return tvmfast_torch_to_dl != NULL
+
+
+def _torch_lazy_view_check():
+    """How lazy neg/conj views are found: 'keyset' (C level) or 'python' (is_neg/is_conj)."""
+    return "keyset" if tvmfast_torch_keyset_offset >= 0 else "python"

@@ -46,7 +46,28 @@ static inline void tvmfast_set_torch_to_dl(void* fn) {
   tvmfast_torch_to_dl = reinterpret_cast<tvmfast_torch_to_dl_fn>(fn);
 }
 static Py_ssize_t tvmfast_thpvariable_tensor_offset = 0;
+/* torch's lazy negation/conjugation views: DLPack has no field for them, so torch
+ * exports such a tensor as if the bit were not set (a silently wrong result).  The
+ * bits live in TensorImpl's DispatchKeySet; its offset and the two bits are found
+ * and checked by the self-test (-1: unknown, the caller asks torch in Python). */
+static Py_ssize_t tvmfast_torch_keyset_offset = -1;
+static uint64_t tvmfast_torch_lazy_bits = 0;
+static inline void tvmfast_set_torch_keyset(Py_ssize_t offset, uint64_t bits) {
+  tvmfast_torch_keyset_offset = offset;
+  tvmfast_torch_lazy_bits = bits;
+}
+/* The DispatchKeySet word of the tensor inside a THPVariable. */
+static inline uint64_t tvmfast_torch_keyset(PyObject* obj, Py_ssize_t offset) noexcept {
+  const char* impl = *(const char* const*)((const char*)obj + tvmfast_thpvariable_tensor_offset);
+  return *(const uint64_t*)(impl + offset);
+}
+/* 0: exported; -1: torch refused (ask the exchange API for its error); -2: a lazy
+ * neg/conj view (refuse it). */
 static inline int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept {
+  if (tvmfast_torch_keyset_offset >= 0 &&
+      (tvmfast_torch_keyset(obj, tvmfast_torch_keyset_offset) & tvmfast_torch_lazy_bits) != 0) {
+    return -2;
+  }
   try {
     tvmfast_torch_to_dl((const char*)obj + tvmfast_thpvariable_tensor_offset, out);
     return 0;
