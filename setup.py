@@ -8,12 +8,14 @@ Environment variables:
 """
 
 import glob
+import hashlib
 import os
 import sys
 
 import tvm_ffi.libinfo as ffi_libinfo
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 ffi_lib_dir = os.path.dirname(ffi_libinfo.find_libtvm_ffi())
 include_dirs = list(ffi_libinfo.include_paths())
@@ -39,6 +41,30 @@ if os.environ.get("TVMFAST_SANITIZE", "0") not in ("", "0"):
     compile_args += ["-O1", "-g", *sanitize]
     link_args += sanitize
 
+class BuildExt(build_ext):
+    """Rebuild when the compiler flags changed (a sanitizer build and a normal one), not only when
+    a source is newer: setuptools' up-to-date check looks at timestamps alone, so a normal build
+    after a TVMFAST_SANITIZE=1 build would otherwise keep the instrumented extension."""
+
+    def build_extension(self, ext):
+        flags = " ".join([*ext.extra_compile_args, *ext.extra_link_args, *ext.runtime_library_dirs])
+        target = os.path.abspath(self.get_ext_fullpath(ext.name))
+        stamp = os.path.join(self.build_temp, "flags-" + hashlib.sha1(target.encode()).hexdigest()[:16])
+        try:
+            with open(stamp) as f:
+                same = f.read() == flags
+        except OSError:
+            same = False
+        force, self.force = self.force, self.force or not same
+        try:
+            super().build_extension(ext)
+        finally:
+            self.force = force
+        os.makedirs(self.build_temp, exist_ok=True)
+        with open(stamp, "w") as f:
+            f.write(flags)
+
+
 core = Extension(
     "tvmfast._core",
     ["tvmfast/_core.pyx"],
@@ -60,4 +86,5 @@ setup(
         compiler_directives={"language_level": "3"},
         annotate=os.environ.get("TVMFAST_ANNOTATE", "0") not in ("", "0"),
     ),
+    cmdclass={"build_ext": BuildExt},
 )
