@@ -4,17 +4,50 @@
 
 One file per concern, included here in dependency order:
 
-    tvmfast_helpers.h  inline C++ (direct torch export, vectorcall, result stash)
+    tvmfast_helpers.h  inline C++ (TvmfastTensor and its pool, direct torch export)
     errors.pxi         the raise_* helpers and TVM-FFI error conversion
     torch_export.pxi   the direct torch export and its self-test
     convert.pxi        argument kinds, the type cache, one converter per kind
-    device.pxi         one-device check, the producer's stream around GPU calls
+    device.pxi         alignment, one-device check, the producer's stream
     call.pxi           the call and its result
     bound.pxi          BoundFunction (bind)
     frozen.pxi         FrozenFunction (freeze, prepare, call_ptrs)
 
 Every C declaration is in _c_api.pxd (TVM-FFI, DLPack, the helpers header) and
 _python.pxd (CPython); the public C-level API is _core.pxd.
+
+Lifetime model: who owns what a pointer handed to C refers to
+------------------------------------------------------------
+* Tensor arguments (torch, other DLPack C exchange API producers, numpy through
+  tvm_ffi.from_dlpack) are passed as a TvmfastTensor: a reference-counted
+  ffi::Tensor holding a strong reference to the Python object and its own copy of
+  shape and strides (tvmfast_helpers.h).  The data stays allocated while that
+  object lives; the object lives at least as long as the call, and as long as any
+  callee that kept the tensor (an ffi.Array, a Relax VM result, a Python callback)
+  holds it.  Nothing points into the producer's shape arrays or into the C stack.
+* A misaligned CPU tensor is passed through an aligned scratch copy owned by its
+  TvmfastTensor, copied back after the call if the callee wrote it.
+* tvm_ffi objects (tvm_ffi.Tensor, Shape, Function...) are passed as the handle the
+  Python object owns; the caller's reference keeps it alive through the call.
+* str arguments become ffi Strings owned by the call (released after it); int,
+  float, bool and None are values.
+* Anything else is converted by tvm_ffi itself (the whole call is tvm_ffi's).
+* Dynamic call: everything above is created and released within the call (the
+  CallState on the C stack owns it), whether or not the GIL is released.
+* freeze / prepare: tvmfast keeps its own list of the argument objects (never the
+  caller's dict).  Immutable values are converted once and their objects held by
+  the FrozenFunction; frozen tensors are exported again at every call, so a call
+  is f(*same_objects) made now whatever happened to them since (resize_, set_,
+  copy_, an optimizer step, the caller's del).  The FrozenFunction's state is
+  immutable after construction, so calls from many threads share it safely.
+* call_ptrs / tvmfast_call_ptrs: the one raw-pointer escape hatch.  Shapes,
+  strides, dtypes and devices are tvmfast's own snapshot taken at prepare(); the
+  data pointers are the caller's, who vouches that they hold such tensors for the
+  whole call.
+* release_gil=True: the GIL is released only around TVMFFIFunctionCall, after every
+  reference above was taken.  What another thread does meanwhile to the same
+  tensors' storage (resize_, set_) is the user's data race, as with torch's own ops
+  running without the GIL.
 """
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
@@ -29,6 +62,7 @@ import atexit
 import operator
 import os
 import sys
+from numbers import Number
 
 import tvm_ffi
 

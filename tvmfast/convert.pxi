@@ -21,7 +21,7 @@ cdef enum ArgKind:
     KIND_TVM_FFI = 0       # converted by tvm_ffi (the whole call goes through it)
     KIND_TORCH = 1         # torch.Tensor (+ subclasses): the direct export, else torch's exchange API
     KIND_EXCHANGE = 2      # another producer with a DLPack C exchange API
-    KIND_NDARRAY = 3       # numpy.ndarray, imported by tvm_ffi.from_dlpack
+    KIND_DLPACK = 3        # numpy.ndarray and other __dlpack__ producers: tvm_ffi.from_dlpack
     KIND_FFI_OBJECT = 4    # tvm_ffi objects (Tensor, Shape, Function...), passed as they are
     KIND_INT = 5
     KIND_FLOAT = 6
@@ -97,10 +97,13 @@ cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** 
     elif issubclass(t, _CObject):
         kind = KIND_FFI_OBJECT
     elif _ndarray_type is not None and t is _ndarray_type:
-        kind = KIND_NDARRAY
+        kind = KIND_DLPACK
     else:
         api = exchange_api_of(t, pos)
-        if api != NULL:
+        if api == NULL and hasattr(t, "__dlpack__") and not issubclass(t, Number):
+            # Imported as rt_mod imports it, with an error naming the argument.
+            kind = KIND_DLPACK
+        elif api != NULL:
             kind = KIND_EXCHANGE
             if (t.__module__ or "").startswith("torch"):
                 # First torch tensor type seen: set up torch's direct export once
@@ -234,8 +237,9 @@ cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
         if out.type_index == kTVMFFITensor:
             return convert_ffi_tensor(<object>obj, obj, pos, out, st)
         out.v_ptr = handle
-    elif kind == KIND_NDARRAY:
-        # tvm_ffi's own importer (as rt_mod does), kept alive for the call.
+    elif kind == KIND_DLPACK:
+        # tvm_ffi's own importer (as rt_mod does), kept alive for the call; its
+        # errors (a consumed or misnamed capsule) keep their type and name the argument.
         try:
             tensor = _tvm_ffi_from_dlpack(<object>obj)
         except Exception as e:

@@ -32,7 +32,7 @@ cdef dict normalize_positions(dict frozen, int num_args):
 
 
 cdef bint is_tensor_kind(PyObject* obj, int kind) except -1:
-    if kind == KIND_TORCH or kind == KIND_EXCHANGE or kind == KIND_NDARRAY:
+    if kind == KIND_TORCH or kind == KIND_EXCHANGE or kind == KIND_DLPACK:
         return True
     if kind != KIND_FFI_OBJECT:
         return False
