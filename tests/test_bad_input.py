@@ -34,7 +34,8 @@ def _bad_cases():
         "int": ((a, a, 7), TypeError, r"Mismatched type on argument #2.*expected Tensor"),
         "float": ((1.5, a, a), TypeError, r"Mismatched type on argument #0.*expected Tensor"),
         "meta tensor": ((a, torch.empty(128, device="meta"), a), RuntimeError,
-                        r"tvmfast: argument #1: Tensor cannot be passed as a DLPack tensor: Cannot pack tensors on meta$"),
+                        r"tvmfast: argument #1: Tensor cannot be passed as a DLPack tensor: "
+                        r"Cannot pack tensors on meta$"),
         "0-d tensor": ((a, a, torch.tensor(1.0)), ValueError, r"C.ndim on argument #2.*expected 1"),
         "bool tensor": ((a, a > 0, a), TypeError, r"B.dtype on argument #1.*expected float32"),
         "object": ((object(), a, a), ValueError, r"Mismatched A.ndim on argument #0"),
