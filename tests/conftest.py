@@ -1,13 +1,5 @@
-import importlib
-import os
-
 import pytest
 import torch
-
-# On the GPU machine: a module to import first (shared/device/on_device.py loads TVM's
-# CUDA runtime into the runtime-only TVM there).
-if os.environ.get("TVMFAST_PRELOAD"):
-    importlib.import_module(os.environ["TVMFAST_PRELOAD"])
 
 from bench import kernels
 
@@ -45,7 +37,3 @@ def gen():
     print(f"torch seed {seed}")
     return g
 
-
-def nan_like(t):
-    """Output buffers are poisoned so that an unwritten element cannot pass."""
-    return torch.full_like(t, float("nan"))

@@ -5,7 +5,7 @@ import torch
 import tvm_ffi
 
 import tvmfast
-from conftest import nan_like
+from tvmfast_test_utils import nan_like
 
 
 def _good_call_works(f, gen):

@@ -8,7 +8,7 @@ import tvm_ffi
 
 import tvmfast
 from bench import kernels
-from conftest import nan_like
+from tvmfast_test_utils import nan_like
 
 
 def test_add_float32_matches_torch_and_rt_mod(add_mod, gen):

@@ -4,7 +4,7 @@ import torch
 
 import tvmfast
 from bench import kernels
-from conftest import nan_like
+from tvmfast_test_utils import nan_like
 
 
 def test_freeze_static_arguments(gemv_mod, gen):

@@ -41,6 +41,8 @@ cdef const DLPackExchangeAPI* torch_fast_api = NULL
 
 cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
 cdef object _CObject = tvm_ffi.core.CObject
+cdef object _CContainerBase = tvm_ffi.core.CContainerBase
+cdef object _FFITensor = tvm_ffi.core.Tensor
 cdef object _ndarray_type = None
 
 
@@ -94,8 +96,14 @@ cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** 
         kind = KIND_NONE
     elif t is str:
         kind = KIND_STR
+    elif issubclass(t, _CContainerBase):
+        # Containers carry the DLPack exchange API of the tensors they were made from
+        # (tvm_ffi converts their elements back lazily): tvm_ffi's own setter keeps that.
+        kind = KIND_TVM_FFI
     elif issubclass(t, _CObject):
         kind = KIND_FFI_OBJECT
+    elif hasattr(t, "__tvm_ffi_object__"):
+        kind = KIND_TVM_FFI  # tvm_ffi's protocol comes before DLPack in its own order
     elif _ndarray_type is not None and t is _ndarray_type:
         kind = KIND_DLPACK
     else:
@@ -231,6 +239,8 @@ cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
     elif kind == KIND_FFI_OBJECT:
         handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
         if handle == NULL:
+            if isinstance(<object>obj, _FFITensor):
+                return USE_TVM_FFI  # a DLTensor view (a callback's argument): tvm_ffi passes it
             # A moved-from or never-made object: tvm_ffi would pass NULL and crash.
             raise_arg_error(TypeError, pos, f"{describe(obj)} holds no object (null handle)")
         out.type_index = (<TVMFFIObject*>handle).type_index
