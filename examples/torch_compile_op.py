@@ -3,11 +3,11 @@
     python examples/torch_compile_op.py
 """
 import torch
+from add_kernel import build_add  # beside this file: C = A + B in TVMScript
 
 import tvmfast
-from tvmfast import kernels
 
-f = tvmfast.bind(kernels.build_add(128), num_args=3)
+f = tvmfast.bind(build_add(128), num_args=3)
 add = f.as_torch_op("tvmfast_example::add", mutates_args=(2,))  # argument 2 is the output
 
 

@@ -1,23 +1,66 @@
-"""The benchmark harness runs end to end (a few iterations; no timing assertions)."""
+"""The benchmarks run end to end (a few iterations; no timing assertions), and their pieces
+that need no GPU do what they say."""
 import json
-import os
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "bench"))
+import pytest
+import torch
+
+from bench import harness, kernels, nvcc_lib, report
 
 
-def test_harness_quick(tmp_path):
-    import harness
-
+def test_cpu_harness_quick_and_results_assembly(tmp_path):
     results = harness.main(["--quick", "--out", str(tmp_path)])
     for name in ["results_cpu.json", "results_cpu.md", "chart_cpu.png"]:
         assert (tmp_path / name).stat().st_size > 0
     data = json.loads((tmp_path / "results_cpu.json").read_text())
-    add = next(iter(data["workloads"].values()))
-    expected = {"1 rt_mod(*tvm tensors)", "3 tvm_ffi f(*torch)", "5 ctypes TVMFFIFunctionCall",
-                "6 tvmfast dynamic", "8 tvmfast prepared", "9 C loop floor"}
+    add = next(iter(data["tables"].values()))
+    expected = {"rt_mod(*tvm tensors)", "tvm_ffi f(*torch)", "ctypes TVMFFIFunctionCall", "tvmfast dynamic",
+                "tvmfast frozen", "tvmfast prepared", "torch custom op (as_torch_op)", "C loop floor"}
     assert expected <= set(add)
     assert all(row["median"] > 0 for row in add.values())
     assert set(data["sweep"]) == {"1", "4", "16", "64"}
     assert results["targets"]
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- speed-table -->old<!-- /speed-table -->\nrest\n")
+    report.assemble(str(tmp_path), str(tmp_path / "RESULTS.md"), str(readme))
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- speed-table") and text.endswith("<!-- /speed-table -->\nrest\n")
+    assert "| **tvmfast** `f(a, b, out)` |" in text and "old" not in text
+    assert "## CPU" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_nvcc_wrapper_passes_arguments_in_the_kernels_order():
+    """TVM orders the kernel's parameters its own way (A, B, D, Scale, Zeros); the wrapper takes
+    the call order (A, B, Scale, Zeros, D) and must hand each pointer to its parameter."""
+    seed = kernels.SEED_GEMV
+    src = nvcc_lib.wrapper_source(kernels.cuda_source(seed["name"]), seed["params"], seed["grid"], seed["block"])
+    assert "main_kernel<<<dim3(512, 1, 1), dim3(64, 2, 1)>>>((half*)a0, (signed char*)a1, (half*)a4, " \
+           "(half*)a2, (half*)a3);" in src
+    assert "void* args[] = {&a0, &a1, &a4, &a2, &a3};" in src
+    assert "launch(fn, 512, 1, 1, 64, 2, 1, 0, nullptr, args, nullptr)" in src
+
+
+def test_exported_kernel_folder_is_what_the_gpu_runs_load(tmp_path, monkeypatch):
+    """Prebuilt kernels: a folder of <name>.so (+ <name>.cu) found through $TVMFAST_KERNEL_DIR."""
+    names = kernels.export_kernels(str(tmp_path), arch="sm_90")
+    assert {f"{n}.so" for n in kernels.NAMED_KERNELS} <= set(names)
+    assert "seed_gemv_int4.cu" in names
+    monkeypatch.setenv(kernels.KERNEL_DIR_ENV, str(tmp_path))
+    assert "main_kernel" in kernels.cuda_source(kernels.SEED_GEMV["name"])
+    f = kernels.named_kernel("sum5_f32_cpu")  # a CPU kernel loads and runs anywhere
+    ts = [torch.randn(16) for _ in range(5)]
+    f(*ts)
+    torch.testing.assert_close(ts[4], ts[0] + ts[1] + ts[2] + ts[3])
+    with pytest.raises(FileNotFoundError, match="python -m bench.kernels"):
+        kernels.named_kernel("add_f32_1024", str(tmp_path / "missing"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_bench_quick(tmp_path):
+    from bench import gpu
+
+    result = gpu.main(["--quick", "--out", str(tmp_path)])
+    assert gpu.TABLE_SEED in result["tables"] and gpu.TABLE_CHAIN in result["tables"]
+    for name in ["results_gpu.json", "results_gpu.md", "chart_gpu.png"]:
+        assert (tmp_path / name).stat().st_size > 0

@@ -1,5 +1,6 @@
-"""The ctypes approach of the original report, on today's ABI: TVMFFIFunctionCall through
-ctypes, with DLTensors filled from ``data_ptr()`` / shape / strides at every call."""
+"""The ctypes approach of the forum thread, on today's ABI: TVMFFIFunctionCall through
+ctypes, with DLTensors filled from ``data_ptr()`` / shape / strides / device at every call
+(no stream handling: the kernel runs on TVM's current stream)."""
 import ctypes
 
 import tvm_ffi
@@ -11,6 +12,7 @@ _DTYPE_CODES = {  # torch dtype -> (DLDataTypeCode, bits)
 }
 K_DLTENSOR_PTR = 7
 K_NONE = 0
+_DEVICE_TYPES = {"cpu": 1, "cuda": 2}  # DLDeviceType
 
 
 class DLDevice(ctypes.Structure):
@@ -39,7 +41,7 @@ _call.restype = ctypes.c_int
 
 
 def make_ctypes_caller(func: tvm_ffi.Function):
-    """``call(*torch_tensors)`` through ctypes (CPU tensors; no stream handling)."""
+    """``call(*torch_tensors)`` through ctypes."""
     handle = ctypes.c_void_p(func.__chandle__())
 
     def call(*tensors):
@@ -53,7 +55,7 @@ def make_ctypes_caller(func: tvm_ffi.Function):
             keep.append((shape, strides))
             code, bits = _DTYPE_CODES[str(t.dtype)]
             dls[i].data = t.data_ptr()
-            dls[i].device = DLDevice(1, 0)
+            dls[i].device = DLDevice(_DEVICE_TYPES[t.device.type], t.device.index or 0)
             dls[i].ndim = t.dim()
             dls[i].dtype = DLDataType(code, bits, 1)
             dls[i].shape = shape

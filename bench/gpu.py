@@ -1,0 +1,381 @@
+"""The forum thread's question on the GPU: its int4-dequantize GEMV called every way, in one process.
+
+    python -m bench.gpu [--kernel-dir DIR] [--out DIR]    # needs CUDA; nvcc for two of the rows
+
+Kernels are built here with apache-tvm, or loaded from a folder exported with
+``python -m bench.kernels DIR`` (``--kernel-dir`` or $TVMFAST_KERNEL_DIR) on a machine that has
+only TVM's runtime. Writes results_gpu.{json,md}, chart_gpu.png and compile_profile.txt into
+--out (default bench/out), the JSON after each part.
+
+1. The thread's table: host time per call of each path (bursts of 256 calls, the device
+   synchronized between bursts, so the launch queue never fills), next to the thread's A100
+   figures; the kernel's own GPU time (CUPTI, through torch.profiler); CUDA-graph replay.
+2. Where a dynamic call's time goes above the C floor: the same call with tvm_ffi tensors
+   (no torch export, no stream query), a CPU kernel on the same host, and C loops of each step.
+3. A decode-style chain of 16 GEMVs (different weights) per step: eager, torch.cuda.graph,
+   torch.compile(mode="reduce-overhead") around the ``as_torch_op`` op, with a profile of the
+   compiled step.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import shutil
+import traceback
+
+import torch
+import tvm_ffi
+
+import tvmfast
+from bench import gpu_probe, kernels, nvcc_lib, report
+from bench.timing import FLOOR, REF, c_loop, call_paths, measure, statement, summarize
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+BURST = 256  # calls per timed burst: well inside CUDA's launch queue
+LAYERS = 16
+SEED = kernels.SEED_GEMV
+KERNEL_TIME = "kernel GPU time (CUPTI)"
+GRAPH = "CUDA graph replay, per kernel"
+NVCC = "nvcc library via ctypes, data_ptr() per call"
+CULAUNCH = "raw cuLaunchKernel C loop"
+CPU_DYNAMIC, CPU_FLOOR = "CPU kernel (5 tensors), tvmfast dynamic", "CPU kernel (5 tensors), C loop floor"
+# The thread's figures on an A100 (us per call): time_evaluator, rt_mod with tensors converted
+# ahead, converted per call with to_dlpack/from_dlpack, ctypes with DLTensors made from
+# data_ptr() per call, and the nvcc-compiled library called through ctypes.
+SEED_A100 = {KERNEL_TIME: 4.39, "rt_mod(*tvm tensors)": 13.44, "from_dlpack(to_dlpack(t)) per call": 53.40,
+             "ctypes TVMFFIFunctionCall": 21.97, NVCC: 4.47}
+
+
+def sync():
+    torch.cuda.synchronize()
+
+
+def kernel_gpu_time(call, calls=500) -> float:
+    """Mean GPU time (us) of the kernels ``call`` launches, from CUPTI via torch.profiler."""
+    from torch.profiler import ProfilerActivity, profile  # noqa: PLC0415
+
+    for _ in range(50):
+        call()
+    sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            call()
+        sync()
+    kernels_ = [e for e in prof.key_averages() if e.device_time_total > 0 and "main_kernel" in e.key]
+    return sum(e.device_time_total for e in kernels_) / sum(e.count for e in kernels_)
+
+
+def graph_runner(calls, per_graph=64):
+    """A runner replaying a CUDA graph of ``per_graph`` rounds of ``calls``: synchronized us per call."""
+    for c in calls:
+        c()
+    sync()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(per_graph):
+            for c in calls:
+                c()
+
+    def run(n):
+        reps = max(n // (per_graph * len(calls)), 1)
+        sync()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(reps):
+            graph.replay()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) * 1e3 / (reps * per_graph * len(calls))
+
+    return run
+
+
+def seed_table(mod, ts, args, result):
+    runners, prepared = call_paths(mod, ts, (1, 2, 3), sync=sync)
+    if shutil.which("nvcc"):
+        arch = "sm_{}{}".format(*torch.cuda.get_device_capability(0))
+        lib = nvcc_lib.build(kernels.cuda_source(SEED["name"], args.kernel_dir), SEED["params"], SEED["grid"],
+                             SEED["block"], arch=arch)
+        env = dict(lib=lib, c_void_p=ctypes.c_void_p, ts=ts)
+        runners[NVCC] = statement("lib.call(*[c_void_p(t.data_ptr()) for t in ts])", env, sync)
+        ptrs = [t.data_ptr() for t in ts]
+        runners[CULAUNCH] = c_loop(lambda n: lib.culaunch_loop(n, *ptrs), sync)
+        if lib.culaunch_loop(1, *ptrs) != 0:
+            raise RuntimeError("cuLaunchKernel loop failed")
+        check_output(lambda: lib.call(*ptrs), ts, "the nvcc library")
+    else:
+        result["notes"].append("nvcc not found: the nvcc-library and raw cuLaunchKernel rows are missing.")
+    f = tvmfast.bind(mod)
+    runners[GRAPH] = graph_runner([lambda: f(*ts)])
+    rows = summarize(measure(runners, args.rounds, BURST))
+    rows[KERNEL_TIME] = dict(median=kernel_gpu_time(prepared))
+    for name, row in rows.items():
+        row["seed_a100"] = SEED_A100.get(name)
+        print(f"seed table: {name}: {row['median']:.3f} us", flush=True)
+    return rows
+
+
+def check_output(call, ts, what):
+    out = ts[-1]
+    out.fill_(float("nan"))
+    call()
+    sync()
+    ref = kernels.int4_gemv_reference(*[t.cpu() for t in ts[:4]]).float()
+    err = ((out.cpu().float() - ref).abs().max() / ref.abs().max()).item()
+    if not err < 1e-2:
+        raise AssertionError(f"{what}: relative error {err} against the torch reference")
+    return err
+
+
+def dynamic_profile(mod, ts, args):
+    """Host us per call of a dynamic call and its parts, and C loops of the parts (ns)."""
+    f = tvmfast.bind(mod)
+    prepared = f.prepare(*ts)
+    tvm_ts = [tvm_ffi.from_dlpack(t) for t in ts]
+    env = dict(f=f, prepared=prepared, torch=torch)
+    env.update({f"t{i}": t for i, t in enumerate(ts)})
+    env.update({f"v{i}": t for i, t in enumerate(tvm_ts)})
+    runners = {
+        "tvmfast dynamic, torch tensors": statement("f(t0, t1, t2, t3, t4)", env, sync),
+        "tvmfast dynamic, tvm_ffi tensors (no export, no stream query)": statement("f(v0, v1, v2, v3, v4)", env, sync),
+        "tvmfast prepared": statement("prepared()", env, sync),
+        FLOOR: c_loop(lambda n: tvmfast._core._floor_loop(prepared, n), sync),
+        "torch.cuda.current_stream() from Python": statement("torch.cuda.current_stream()", env),
+    }
+    cpu = kernels.named_kernel("sum5_f32_cpu", args.kernel_dir)
+    cpu_ts = [torch.randn(16) for _ in range(5)]
+    fc = tvmfast.bind(cpu)
+    pc = fc.prepare(*cpu_ts)
+    env.update(fc=fc, **{f"c{i}": t for i, t in enumerate(cpu_ts)})
+    runners[CPU_DYNAMIC] = statement("fc(c0, c1, c2, c3, c4)", env)
+    runners[CPU_FLOOR] = c_loop(lambda n: tvmfast._core._floor_loop(pc, n))
+    rows = summarize(measure(runners, args.rounds, BURST), ref=None, floor=None)
+    for name, row in rows.items():  # above the floor of the same device's kernel
+        if name.startswith("tvmfast"):
+            row["over_floor"] = row["median"] - rows[FLOOR]["median"]
+        elif name == CPU_DYNAMIC:
+            row["over_floor"] = row["median"] - rows[CPU_FLOOR]["median"]
+    steps = {name: dict(median=ns / 1e3) for name, ns in gpu_probe.step_costs(ts).items()
+             if isinstance(ns, float)}
+    for name, row in {**rows, **steps}.items():
+        print(f"dynamic profile: {name}: {row['median']:.3f} us", flush=True)
+    return rows, steps
+
+
+class Decoder(torch.nn.Module):
+    """LAYERS GEMVs with different weights (buffers), the output of one the input of the next."""
+
+    def __init__(self, op, layers):
+        super().__init__()
+        self.op = op
+        for i, (w, s, z) in enumerate(layers):
+            self.register_buffer(f"w{i}", w)
+            self.register_buffer(f"s{i}", s)
+            self.register_buffer(f"z{i}", z)
+
+    def forward(self, x):
+        for i in range(LAYERS):
+            out = torch.empty_like(x)
+            self.op(x, getattr(self, f"w{i}"), getattr(self, f"s{i}"), getattr(self, f"z{i}"), out)
+            x = out
+        return x
+
+
+def step_runner(step):
+    """A runner of ``n`` synchronized decode steps: us per GEMV."""
+
+    def run(n):
+        sync()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(n):
+            step()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) * 1e3 / (n * LAYERS)
+
+    return run
+
+
+def decode_chain(mod, args, out_dir, result):
+    g = torch.Generator().manual_seed(0)
+    layers = []
+    for _ in range(LAYERS):
+        _, w, s, z, _ = kernels.seed_gemv_args(SEED["n"], SEED["k"], device="cuda", generator=g)
+        layers.append((w, s * 0.5, z))  # keeps the activations' scale about constant over 16 layers
+    x = kernels.seed_gemv_args(SEED["n"], SEED["k"], device="cuda", generator=g)[0]
+    f = tvmfast.bind(mod)
+    acts = [x] + [torch.empty_like(x) for _ in range(LAYERS)]
+    chain = [f.prepare(acts[i], *layers[i], acts[i + 1]) for i in range(LAYERS)]
+
+    def eager_dynamic():
+        for i in range(LAYERS):
+            f(acts[i], *layers[i], acts[i + 1])
+
+    def eager_prepared():
+        for p in chain:
+            p()
+
+    eager_dynamic()
+    sync()
+    expected = acts[-1].clone()
+    if not torch.isfinite(expected).all():
+        raise AssertionError("the chain overflowed fp16")
+    op = tvmfast.bind(mod, num_args=5).as_torch_op("tvmfast_gpu_bench::seed_gemv", mutates_args=(4,))
+    model = Decoder(op, layers)
+    compiled = torch.compile(model, mode="reduce-overhead", fullgraph=True)
+    for _ in range(5):  # cudagraph trees record on a later call
+        y = compiled(x)
+    sync()
+    checks = {"eager module (custom op)": model(x), "torch.compile reduce-overhead": y}
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        eager_dynamic()
+    acts[-1].fill_(float("nan"))
+    graph.replay()
+    sync()
+    checks["torch.cuda.graph replay"] = acts[-1]
+    for name, got in checks.items():
+        if not torch.equal(got, expected):
+            raise AssertionError(f"decode chain: {name} differs from eager tvmfast")
+
+    runners = {
+        "eager tvmfast dynamic": step_runner(eager_dynamic),
+        "eager tvmfast prepared": step_runner(eager_prepared),
+        "eager nn.Module, custom op": step_runner(lambda: model(x)),
+        "torch.cuda.graph of the dynamic calls": step_runner(graph.replay),
+        "torch.compile reduce-overhead": step_runner(lambda: compiled(x)),
+    }
+    stance = getattr(torch.compiler, "set_stance", None)
+    if stance is not None:
+        def unguarded(n, run=runners["torch.compile reduce-overhead"]):
+            with stance("default", skip_guard_eval_unsafe=True):
+                return run(n)
+        runners["torch.compile reduce-overhead, guard evaluation skipped"] = unguarded
+    rows = summarize(measure(runners, args.rounds, args.steps, warmup=10), ref=None, floor=None)
+    gpu_time = result["tables"][TABLE_SEED][KERNEL_TIME]["median"]
+    for name, row in rows.items():
+        row["vs_kernel"] = row["median"] / gpu_time
+        row["vs_graph"] = row["median"] / rows["torch.cuda.graph of the dynamic calls"]["median"]
+        print(f"decode chain: {name}: {row['median']:.3f} us per GEMV", flush=True)
+    result["compile_profile"] = profile_compiled(compiled, x, out_dir)
+    return rows
+
+
+def profile_compiled(compiled, x, out_dir, steps=50) -> dict:
+    """CPU self time per compiled step by profiler event (us), and the full table in a file."""
+    from torch.profiler import ProfilerActivity, profile  # noqa: PLC0415
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            compiled(x)
+        sync()
+    events = prof.key_averages()
+    with open(os.path.join(out_dir, "compile_profile.txt"), "w") as fh:
+        fh.write(events.table(sort_by="self_cpu_time_total", row_limit=40))
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:12]
+    return {e.key[:90]: dict(median=e.self_cpu_time_total / steps, calls_per_step=e.count / steps) for e in top}
+
+
+TABLE_SEED = "The thread's table: int4 dequantize GEMV 1x1024 fp16 x 1024x1024 int4, 5 tensors"
+TABLE_DYN = "Where a dynamic call's host time goes (host us per call)"
+TABLE_STEPS = "C loops of the single steps of a dynamic call (us per call)"
+TABLE_CHAIN = f"Decode chain: {LAYERS} GEMVs (different weights) per step, us per GEMV"
+TABLE_COMPILE = "torch.compile reduce-overhead: CPU self time per step by profiler event (us)"
+COLUMNS = {
+    "default": [("path", "name"), ("us", "median"), ("25-75%", "spread")],
+    TABLE_SEED: [("path", "name"), ("host us/call", "median"), ("25-75%", "spread"), ("vs tvm_ffi", "vs_ref"),
+                 ("vs C floor", "vs_floor"), ("thread's A100 (us)", "seed_a100")],
+    TABLE_DYN: [("path", "name"), ("us/call", "median"), ("25-75%", "spread"), ("above C floor", "over_floor")],
+    TABLE_CHAIN: [("path", "name"), ("us per GEMV", "median"), ("25-75%", "spread"),
+                  ("vs kernel GPU time", "vs_kernel"), ("vs torch.cuda.graph", "vs_graph")],
+    TABLE_COMPILE: [("event", "name"), ("self CPU us per step", "median"), ("calls per step", "calls_per_step")],
+}
+
+
+def findings(result) -> list[str]:
+    """Sentences computed from the tables (only those whose rows were measured)."""
+    t = result["tables"]
+    notes = []
+    seed = t.get(TABLE_SEED, {})
+    if seed:
+        k, fl = seed[KERNEL_TIME]["median"], seed[FLOOR]["median"]
+        notes.append(
+            f"Kernel GPU time {k:.2f} us; graph replay {seed[GRAPH]['median']:.2f} us per kernel "
+            f"({seed[GRAPH]['median'] / k:.2f}x). Host time per call over the C floor ({fl:.2f} us): tvmfast dynamic "
+            f"{seed['tvmfast dynamic']['vs_floor']:.3f}x, frozen {seed['tvmfast frozen']['vs_floor']:.3f}x, prepared "
+            f"{seed['tvmfast prepared']['vs_floor']:.3f}x; tvm_ffi f(*torch) {seed[REF]['vs_floor']:.3f}x."
+            + (f" The thread's nvcc library via ctypes: {seed[NVCC]['median']:.2f} us, "
+               f"{seed[NVCC]['median'] / seed['tvmfast dynamic']['median']:.2f}x tvmfast dynamic; raw cuLaunchKernel "
+               f"{seed[CULAUNCH]['median']:.2f} us." if NVCC in seed else ""))
+    dyn, steps = t.get(TABLE_DYN, {}), t.get(TABLE_STEPS, {})
+    if dyn:
+        d = dyn["tvmfast dynamic, torch tensors"]["over_floor"]
+        v = dyn["tvmfast dynamic, tvm_ffi tensors (no export, no stream query)"]["over_floor"]
+        cpu = dyn[CPU_DYNAMIC]["over_floor"]
+        c_steps = sum(r["median"] for r in steps.values())
+        parts = ", ".join(f"{n} {r['median'] * 1e3:.0f} ns" for n, r in steps.items())
+        notes.append(
+            f"A dynamic call of 5 GPU torch tensors costs {d:.3f} us above the C floor; with tvm_ffi tensors (no torch "
+            f"export, no stream query) {v:.3f} us, so export and stream query account for {d - v:.3f} us. In C loops "
+            f"the steps take {c_steps:.3f} us together ({parts})."
+            f" The same tvmfast call on a CPU kernel of 5 tensors on this host costs {cpu:.3f} us above its floor.")
+    return notes
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kernel-dir", default=None,
+                        help=f"folder of prebuilt kernels (default: ${kernels.KERNEL_DIR_ENV}, else build here)")
+    parser.add_argument("--out", default=OUT)
+    parser.add_argument("--rounds", type=int, default=41)
+    parser.add_argument("--steps", type=int, default=100, help="decode steps per round and path")
+    parser.add_argument("--quick", action="store_true", help="a few rounds only")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.steps = 3, 5
+    if not torch.cuda.is_available():
+        raise SystemExit("python -m bench.gpu needs CUDA")
+    os.makedirs(args.out, exist_ok=True)
+    result = dict(info=report.environment(), command=report.command_line("bench.gpu", argv), tables={}, notes=[],
+                  method=f"Host time: median over {args.rounds} interleaved rounds of bursts of {BURST} calls, the "
+                         f"device synchronized before each burst; decode chain: {args.steps} synchronized steps "
+                         "per round (CUDA events).")
+    mod = kernels.named_kernel(SEED["name"], args.kernel_dir)
+    ts = kernels.seed_gemv_args(SEED["n"], SEED["k"], device="cuda")
+    err = check_output(lambda: tvmfast.bind(mod)(*ts), ts, "tvmfast")
+    result["notes"].append(f"The ported kernel matches the torch reference (largest error {err:.1e} of the largest "
+                           "output).")
+    parts = [(TABLE_SEED, lambda: seed_table(mod, ts, args, result)),
+             (TABLE_DYN, lambda: dynamic_profile(mod, ts, args)),
+             (TABLE_CHAIN, lambda: decode_chain(mod, args, args.out, result))]
+    for title, run in parts:
+        try:
+            rows = run()
+        except Exception:  # keep what was measured; say what failed
+            result["notes"].append(f"{title}: failed:\n\n```\n{traceback.format_exc()}```")
+            traceback.print_exc()
+            continue
+        if title == TABLE_DYN:
+            rows, result["tables"][TABLE_STEPS] = rows
+        result["tables"][title] = rows
+        if "compile_profile" in result:
+            result["tables"][TABLE_COMPILE] = result.pop("compile_profile")
+        with open(os.path.join(args.out, "results_gpu.json"), "w") as fh:
+            json.dump(result, fh, indent=1)
+    result["notes"] = findings(result) + result["notes"]
+    panels = [dict(title=title, bars={n: r for n, r in result["tables"][title].items()}, log=log, color=color,
+                   xlabel=xlabel) for title, log, color, xlabel in (
+        (TABLE_SEED, True, "tab:green", "us per call (host; kernel: GPU), log scale"),
+        (TABLE_DYN, False, "tab:orange", "host us per call"),
+        (TABLE_CHAIN, False, "tab:purple", "us per GEMV")) if title in result["tables"]]
+    text = report.write(result, args.out, "gpu", COLUMNS, panels)
+    print(text)
+    return result
+
+
+if __name__ == "__main__":
+    main()
