@@ -121,3 +121,32 @@ def test_c_level_api_from_another_cython_module(tmp_path):
     g = tvmfast.bind(kernels.build_add(128), num_args=3).freeze({0: a[0]})
     with pytest.raises(TypeError, match="tvmfast_call_ptrs: not a prepared function"):
         rows.add_rows(g, a.data_ptr(), b.data_ptr(), out.data_ptr(), 1, 128 * 4)
+
+
+def test_bound_functions_pickle_by_rebinding_a_library_path(tmp_path, gen):
+    import pickle
+
+    import tvm_ffi
+
+    path = tmp_path / "add.so"
+    kernels.build_add(128).export_library(str(path))
+    f = tvmfast.bind(str(path), num_args=3, release_gil=True)
+    g = pickle.loads(pickle.dumps(f))
+    assert (g.num_args, g.release_gil, g.alignment) == (3, True, 64)
+    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    out = torch.full((128,), float("nan"))
+    g(a, b, out)
+    assert torch.equal(out, a + b)
+    with pytest.raises(TypeError, match=r"tvmfast.BoundFunction: cannot be pickled.*export_library"):
+        pickle.dumps(tvmfast.bind(tvm_ffi.get_global_func("testing.echo")))
+    with pytest.raises(TypeError, match=r"tvmfast.FrozenFunction: cannot be pickled"):
+        pickle.dumps(f.prepare(a, b, out))
+
+
+def test_arity_is_known_from_a_first_call_or_num_args(add_mod):
+    f = tvmfast.bind(add_mod)
+    assert f.arity is None
+    a = torch.randn(128)
+    f(a, a, torch.empty(128))
+    assert f.arity == 3
+    assert tvmfast.bind(add_mod, num_args=3).arity == 3

@@ -41,6 +41,7 @@ cdef class BoundFunction:
     cdef readonly object function
     cdef readonly int num_args   # -1 when unknown
     cdef int seen_num_args       # argument count of the last successful call
+    cdef object bind_args        # (path, name) when bound from a library path: how to pickle
     cdef object call_vector(self, void** items, Py_ssize_t n)
     cdef object convert_and_call(self, void** items, Py_ssize_t n, TVMFFIAny* packed,
                                  TvmfastTensor** tensors, TVMFFIObjectHandle* objects)

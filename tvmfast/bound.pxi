@@ -70,6 +70,8 @@ cdef class BoundFunction:
         if num_args is not None and (type(num_args) is not int or not 0 <= num_args):
             raise_api_error(ValueError, "bind", f"num_args must be an int >= 0, got {num_args!r}")
         function, from_module = resolve_function(obj, name)
+        if isinstance(obj, (str, os.PathLike)):
+            self.bind_args = (os.path.abspath(os.fspath(obj)), name)
         if alignment is None:
             # Functions of a TVM module are compiled kernels whose default buffers
             # assume 64-byte aligned data; a bare tvm_ffi.Function is taken as
@@ -79,6 +81,13 @@ cdef class BoundFunction:
         self.target.align_mask = <uint64_t>(alignment - 1)
         self.target.release_gil = bool(release_gil)
         self.num_args = -1 if num_args is None else num_args
+        # A Relax VM knows its functions' arity: freeze() and as_torch_op() can use it.
+        arity = getattr(obj, "_get_function_arity", None)
+        if name is not None and arity is not None:
+            try:
+                self.seen_num_args = int(arity(name))
+            except Exception:
+                pass
         # Last: a non-NULL handle marks the object usable (the function keeps it alive).
         self.target.handle = <TVMFFIObjectHandle><uint64_t>function.__chandle__()
 
@@ -90,6 +99,14 @@ cdef class BoundFunction:
     @release_gil.setter
     def release_gil(self, value):
         self.target.release_gil = bool(value)
+
+    @property
+    def arity(self):
+        """The argument count when known (num_args, a Relax VM's arity, or the last
+        successful call's count), else None."""
+        if self.num_args >= 0:
+            return self.num_args
+        return self.seen_num_args if self.seen_num_args >= 0 else None
 
     @property
     def alignment(self):
@@ -177,8 +194,26 @@ cdef class BoundFunction:
         from tvmfast.torch_op import make_torch_op
         return make_torch_op(self, name, mutates_args, example_args)
 
+    def __reduce__(self):
+        """Pickled as the library path it was bound from, re-bound when loaded (e.g. in a
+        spawn worker); a function bound from an in-memory module cannot travel."""
+        check_bound(self)
+        if self.bind_args is None:
+            raise_api_error(
+                TypeError, "BoundFunction",
+                "cannot be pickled: it was not bound from a library path. Export the module "
+                "(rt_mod.export_library(path)) and bind(path) to get one that pickles by re-binding")
+        path, name = self.bind_args
+        return (_rebind, (path, name, None if self.num_args < 0 else self.num_args, self.release_gil,
+                          self.alignment))
+
     def __repr__(self):
         if self.target.handle == NULL:
             return "<tvmfast.BoundFunction (not initialized)>"
         return (f"<tvmfast.BoundFunction num_args={self.num_args} release_gil={self.release_gil} "
                 f"alignment={self.alignment}>")
+
+
+def _rebind(path, name, num_args, release_gil, alignment):
+    """Unpickle a BoundFunction: bind the library at path again."""
+    return BoundFunction(path, name, num_args=num_args, release_gil=release_gil, alignment=alignment)

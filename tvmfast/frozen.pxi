@@ -246,6 +246,10 @@ cdef class FrozenFunction:
         """Raise the TVM error left by a failed tvmfast_call_ptrs() on this thread."""
         raise_ffi_error()
 
+    def __reduce__(self):
+        raise_api_error(TypeError, "FrozenFunction",
+                        "cannot be pickled (it holds live tensors); pickle the BoundFunction and freeze again")
+
     def __repr__(self):
         if self.bound is None:
             return "<tvmfast.FrozenFunction (not initialized)>"
