@@ -50,6 +50,9 @@ cdef extern from "dlpack/dlpack.h" nogil:
         DLPackVersion version
         DLPackExchangeAPIHeader* prev_api
 
+    ctypedef int (*DLPackManagedTensorAllocator)(
+        DLTensor* prototype, DLManagedTensorVersioned** out, void* error_ctx,
+        void (*SetError)(void* error_ctx, const char* kind, const char* message))
     ctypedef int (*DLPackManagedTensorFromPyObjectNoSync)(
         void* py_object, DLManagedTensorVersioned** out)
     ctypedef int (*DLPackDLTensorFromPyObjectNoSync)(void* py_object, DLTensor* out)
@@ -60,7 +63,7 @@ cdef extern from "dlpack/dlpack.h" nogil:
 
     ctypedef struct DLPackExchangeAPI:
         DLPackExchangeAPIHeader header
-        void* managed_tensor_allocator
+        DLPackManagedTensorAllocator managed_tensor_allocator
         DLPackManagedTensorFromPyObjectNoSync managed_tensor_from_py_object_no_sync
         DLPackManagedTensorToPyObjectNoSync managed_tensor_to_py_object_no_sync
         DLPackDLTensorFromPyObjectNoSync dltensor_from_py_object_no_sync
@@ -134,6 +137,10 @@ cdef extern from "tvm/ffi/extra/c_env_api.h" nogil:
                            TVMFFIStreamHandle stream,
                            TVMFFIStreamHandle* opt_out_original_stream)
     TVMFFIStreamHandle TVMFFIEnvGetStream(int32_t device_type, int32_t device_id)
+    int TVMFFIEnvSetDLPackManagedTensorAllocator(DLPackManagedTensorAllocator allocator,
+                                                 int write_to_global_context,
+                                                 DLPackManagedTensorAllocator* opt_out_original_allocator)
+    DLPackManagedTensorAllocator TVMFFIEnvGetDLPackManagedTensorAllocator()
 
 
 # tvmfast's own inline C++ (tvmfast_helpers.h): what Cython would do more slowly,
@@ -160,6 +167,7 @@ cdef extern from "tvmfast_helpers.h" nogil:
     int tvmfast_tensor_own_dims(TvmfastTensor* t) noexcept
     int tvmfast_tensor_use_scratch(TvmfastTensor* t, size_t alignment) noexcept
     void tvmfast_tensor_copy_back(TvmfastTensor* t) noexcept
+    void tvmfast_tensor_settle(TvmfastTensor* t) noexcept
     void tvmfast_tensor_release(TvmfastTensor* t) noexcept
     void tvmfast_tensor_release_raw(TvmfastTensor* t) noexcept
     void tvmfast_set_python_exiting() noexcept

@@ -64,6 +64,9 @@ cdef class BoundFunction:
         self.seen_num_args = -1
 
     def __init__(self, obj, name=None, *, num_args=None, release_gil=False, alignment=None):
+        if self.target.handle != NULL:
+            # Frozen functions made from it, and calls on other threads, rely on its state.
+            raise_api_error(TypeError, "BoundFunction", "already initialized; bind() a new one")
         if alignment is not None and (
                 type(alignment) is not int or alignment < 1 or alignment & (alignment - 1)):
             raise_api_error(ValueError, "bind", f"alignment must be a power of two >= 1, got {alignment!r}")

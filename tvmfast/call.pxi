@@ -42,6 +42,9 @@ cdef object call_packed(CallTarget* target, TVMFFIAny* packed, int32_t n, CallSt
     cdef TVMFFIStreamHandle prev = NULL
     cdef TVMFFIObjectHandle handle = target.handle
     cdef bint swap_stream = False
+    cdef DLPackManagedTensorAllocator prev_allocator = NULL
+    cdef bint swap_allocator = False
+    cdef int32_t i
     result.type_index = kTVMFFINone
     result.zero_padding = 0
     result.v_int64 = 0
@@ -49,6 +52,16 @@ cdef object call_packed(CallTarget* target, TVMFFIAny* packed, int32_t n, CallSt
         if not st.devices_checked:
             check_devices(st, packed, n)
         swap_stream = enter_stream(st, &prev)
+    if st.exchange_api != NULL and st.exchange_api.managed_tensor_allocator != NULL:
+        # As tvm_ffi does for torch arguments: tensors the callee allocates
+        # (TVMFFIEnvTensorAlloc) come from the producer's allocator.
+        prev_allocator = TVMFFIEnvGetDLPackManagedTensorAllocator()
+        swap_allocator = prev_allocator != st.exchange_api.managed_tensor_allocator
+        if swap_allocator and TVMFFIEnvSetDLPackManagedTensorAllocator(
+                st.exchange_api.managed_tensor_allocator, 0, NULL) != 0:
+            if swap_stream:
+                TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
+            raise_ffi_error()
     if target.release_gil:
         # Every object the callee reads is owned by st (tensors hold their Python
         # objects), so other threads running Python meanwhile cannot free it.
@@ -56,11 +69,17 @@ cdef object call_packed(CallTarget* target, TVMFFIAny* packed, int32_t n, CallSt
             ret = TVMFFIFunctionCall(handle, packed, n, &result)
     else:
         ret = TVMFFIFunctionCall(handle, packed, n, &result)
+    if swap_allocator:
+        TVMFFIEnvSetDLPackManagedTensorAllocator(prev_allocator, 0, NULL)
     if swap_stream:
         # Restore TVM's stream, also when the call failed.
         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
     if ret != 0:
         raise_ffi_error()
+    if st.n_scratch:
+        for i in range(st.n_tensors):
+            if st.tensors[i].scratch != NULL:
+                tvmfast_tensor_settle(st.tensors[i])
     return convert_result(&result, st)
 
 

@@ -182,6 +182,7 @@ cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, int kind, const DLPackE
     pass_tensor(t, obj, out)
     if st.exemplar == NULL:
         st.exemplar = <void*>obj
+        st.exchange_api = api
     return note_tensor(st, t, pos, api, obj)
 
 
@@ -277,6 +278,7 @@ cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, CallS
             pass_tensor(t, obj, out)
             if st.exemplar == NULL:
                 st.exemplar = <void*>obj
+                st.exchange_api = torch_fast_api
             if (t.dl.device.device_type == kDLCPU
                     and ((<uint64_t>t.dl.data + t.dl.byte_offset) & st.align_mask) == 0):
                 if st.cpu_pos < 0:
@@ -298,6 +300,8 @@ cdef inline void init_state(CallState* st, TvmfastTensor** tensors, TVMFFIObject
     st.device_pos = -1
     st.cpu_pos = -1
     st.stream_api = NULL
+    st.exchange_api = NULL
+    st.n_scratch = 0
     st.device_obj = NULL
     st.exemplar = NULL
     st.n_tensors = 0

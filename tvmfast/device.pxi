@@ -54,6 +54,7 @@ cdef int note_tensor(CallState* st, TvmfastTensor* t, Py_ssize_t pos,
             raise_misaligned(&t.dl, pos, st.align_mask + 1)
         if tvmfast_tensor_use_scratch(t, st.align_mask + 1) != 0:
             raise MemoryError()
+        st.n_scratch += 1
     return record_device(st, &t.dl, pos, api, obj)
 
 

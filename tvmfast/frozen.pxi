@@ -59,6 +59,9 @@ cdef class FrozenFunction:
         cdef int kind
         cdef const DLPackExchangeAPI* api = NULL
         cdef CallState st
+        if self.dynamic_pos != NULL:
+            # Built once: calls on other threads may be reading this state.
+            raise_api_error(TypeError, "FrozenFunction", "already initialized; make a new one")
         check_bound(bound)
         if num_args > TVMFAST_STACK_ARGS:
             raise_api_error(ValueError, "freeze", f"supports at most {TVMFAST_STACK_ARGS} arguments")

@@ -232,9 +232,24 @@ static inline int tvmfast_tensor_use_scratch(TvmfastTensor* t, size_t alignment)
 }
 
 static inline void tvmfast_tensor_copy_back(TvmfastTensor* t) noexcept {
-  if (t->scratch != NULL && t->scratch_bytes != 0 &&
+  if (t->scratch != NULL && t->source != NULL && t->scratch_bytes != 0 &&
       std::memcmp(t->source, t->scratch, t->scratch_bytes) != 0) {
     std::memcpy(t->source, t->scratch, t->scratch_bytes);
+  }
+}
+
+/* Right after the call, before its result is converted: write a scratch copy back
+ * if the callee changed it, and if the callee kept the tensor (an identity
+ * function's result, a container), point it at the caller's memory again, so what
+ * it returns aliases the caller's tensor as through rt_mod.  The scratch stays
+ * allocated (views the callee made of it may reference this object) until the
+ * object is recycled or deleted. */
+static inline void tvmfast_tensor_settle(TvmfastTensor* t) noexcept {
+  tvmfast_tensor_copy_back(t);
+  if (t->header.combined_ref_count != tvmfast_refcount_both_one && t->source != NULL) {
+    t->dl.data = t->source;
+    t->dl.byte_offset = 0;
+    t->source = NULL;
   }
 }
 
