@@ -1,21 +1,102 @@
-"""Register a bound TVM function as a torch custom op (for torch.compile)."""
+"""Register a bound TVM function as a torch custom op: eager, autograd checks, torch.compile, export, AOTInductor.
+
+``make_torch_op(f, "ns::name", mutates_args=(2,))`` (``f.as_torch_op``) defines ``ns::name`` with an explicit
+schema in a ``torch.library.Library`` and returns ``torch.ops.ns.name.default``.  Per op:
+
+* the definition (schema and tags) is made once per process and kept; the kernels live in a second
+  ``Library`` that a later registration of the same name and schema destroys and registers again (a
+  rebuilt kernel replaces the old one; graphs compiled against the op keep calling it);
+* the kernel (``CompositeExplicitAutograd``, the one eager calls reach) is a small function generated for
+  the op's signature: it refuses differentiable use (no autograd formula would compute the op's share of a
+  gradient), refuses writing an inference tensor outside inference mode, bumps the version counters of the
+  tensors it writes (as torch's in-place ops do, so autograd notices a saved tensor being overwritten), then
+  calls the bound function; a returning op hands TVM's result over as torch tensors;
+* the fake implementation (tracing, ``torch.compile``, export) returns nothing for an out-variant op, or the
+  tensors the output spec describes; it refuses differentiable use too, so compiling such a use fails while
+  tracing instead of training silently wrong;
+* a vmap rule runs the op once per batch element (writing into the batched outputs in place).
+
+The differentiable-use check sits below autograd: torch's autograd fallback passes grad mode and
+``requires_grad`` through unchanged, and a backward registered with ``torch.library.register_autograd`` runs
+the op with grad mode off, so the check only fires where a gradient would otherwise be dropped.
+"""
 from __future__ import annotations
 
 import string
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
+import torch.autograd.forward_ad as _forward_ad
+from torch import _C
 
-_SCALAR_SCHEMA = {bool: "bool", int: "int", float: "float"}
-# torch deregisters an op when its Library object is collected: keep them for good.
-_LIBRARIES: dict[str, torch.library.Library] = {}
+# Schema type per Python scalar type.  Ints are SymInt, so that torch.compile keeps an int argument
+# symbolic (one graph across values) instead of specializing the graph on each value.
+_SCALAR_SCHEMA = {bool: "bool", int: "SymInt", float: "float"}
+# pt2_compliant: the op passes torch.library.opcheck.  needs_exact_strides: inductor passes tensors with
+# the strides they have in eager mode (TVM kernels check layouts).
+_TAGS = tuple(getattr(torch.Tag, t) for t in ("pt2_compliant_tag", "needs_exact_strides") if hasattr(torch.Tag, t))
+_INFERENCE_WRITE = ("Inplace update to inference tensor outside InferenceMode is not allowed. You can make a clone "
+                    "to get a normal tensor before doing inplace update.")
 
 
-def make_torch_op(bound, name: str, mutates_args: Sequence[int] = (), example_args: Sequence[Any] | None = None):
-    """See :meth:`tvmfast.BoundFunction.as_torch_op`."""
-    namespace, sep, op_name = name.partition("::")
-    if not sep or not namespace or not op_name.isidentifier():
+class _Registration:
+    """What tvmfast registered under one op name: the definition (kept for the process) and the
+    kernels (replaced by a later registration with the same schema)."""
+
+    __slots__ = ("bound", "definition", "kernels", "qualname", "schema")
+
+    def __init__(self, qualname: str, schema: str, definition: torch.library.Library):
+        self.qualname = qualname
+        self.schema = schema
+        self.definition = definition
+        self.kernels: torch.library.Library | None = None
+        self.bound = None
+
+
+# qualname -> registration.  torch deregisters an op when its Library is collected: these keep them.
+_REGISTRY: dict[str, _Registration] = {}
+
+
+def make_torch_op(bound, name: str, mutates_args: Sequence[int] = (), example_args: Sequence[Any] | None = None,
+                  *, returns=None):
+    """Register ``bound`` as the torch op ``name`` (``"namespace::op"``) and return its ``OpOverload``.
+
+    ``mutates_args``: positions of the tensors the function writes.  ``example_args``: one call's arguments
+    (tensors, ints, floats, bools); they give the schema.  Without them every argument is a tensor and their
+    number is ``bind(num_args=)`` or the one learned from a first call.  ``returns``: for a function that
+    allocates and returns its result (a Relax VM function), the output spec, which is also the op's fake
+    implementation: a callable of the op's arguments giving the output (a tensor such as
+    ``x.new_empty(n, m)``, or a ``(shape, dtype)`` pair on the first tensor argument's device), or a
+    sequence of such callables, one per returned tensor.  Registering a name again with the same schema
+    replaces the kernel; another schema raises ``ValueError``.
+    """
+    namespace, sep, op_name = name.partition("::") if isinstance(name, str) else ("", "", "")
+    if not sep or not namespace.isidentifier() or not op_name.isidentifier():
         raise ValueError(f"tvmfast: custom op name must look like 'namespace::name', got {name!r}")
+    kinds = _argument_kinds(bound, name, example_args)
+    mutated = _mutated_positions(mutates_args, kinds)
+    specs = _output_specs(returns)
+    aliases = iter(string.ascii_lowercase)
+    params = [f"Tensor({next(aliases)}!) a{i}" if i in mutated else f"{kind} a{i}" for i, kind in enumerate(kinds)]
+    if not specs:
+        ret = "()"
+    elif len(specs) == 1:
+        ret = "Tensor"
+    else:
+        ret = "(" + ", ".join(["Tensor"] * len(specs)) + ")"
+    schema = f"({', '.join(params)}) -> {ret}"
+    qualname = f"{namespace}::{op_name}"
+    reg = _define(qualname, namespace, op_name, schema)
+    op = getattr(getattr(torch.ops, namespace), op_name).default
+    _register_kernels(reg, op, bound, kinds, mutated, specs)
+    return op
+
+
+# ---------------------------------------------------------------------------
+# Arguments, schema, definition
+# ---------------------------------------------------------------------------
+def _argument_kinds(bound, name: str, example_args) -> list[str]:
     if example_args is not None:
         kinds = []
         for i, a in enumerate(example_args):
@@ -26,33 +107,281 @@ def make_torch_op(bound, name: str, mutates_args: Sequence[int] = (), example_ar
             else:
                 raise TypeError(f"tvmfast: as_torch_op example argument #{i}: expected a torch.Tensor, "
                                 f"int, float or bool, got {type(a).__qualname__}")
-    elif bound.num_args >= 0:
-        kinds = ["Tensor"] * bound.num_args
-    else:
-        raise ValueError("tvmfast: as_torch_op() needs bind(..., num_args=N) or example_args=")
+        if bound.num_args >= 0 and len(kinds) != bound.num_args:
+            raise ValueError(f"tvmfast: as_torch_op({name!r}): {len(kinds)} example arguments, but the function "
+                             f"was bound with num_args={bound.num_args}")
+        return kinds
+    n = known_num_args(bound)
+    if n < 0:
+        raise ValueError(
+            f"tvmfast: as_torch_op({name!r}) needs bind(..., num_args=N), example_args=[...] (one call's "
+            f"arguments, which also declare int, float and bool arguments) or one call of the function first, "
+            f"to know its arguments")
+    return ["Tensor"] * n
+
+
+def known_num_args(bound) -> int:
+    """The argument count of ``bound``: given to bind(), or learned from a successful call; -1 if unknown."""
+    if bound.num_args >= 0:
+        return bound.num_args
+    # BoundFunction keeps the count of its last successful call without exposing it as an attribute;
+    # freeze() uses it (and raises ValueError when there is none).
+    try:
+        return bound.freeze({}).num_args
+    except ValueError:
+        return -1
+
+
+def _mutated_positions(mutates_args, kinds: list[str]) -> tuple[int, ...]:
+    if isinstance(mutates_args, (int, str)) or not isinstance(mutates_args, Sequence):
+        raise TypeError(f"tvmfast: mutates_args must be a sequence of argument positions, got {mutates_args!r}")
     for pos in mutates_args:
-        if not 0 <= pos < len(kinds) or kinds[pos] != "Tensor":
-            raise ValueError(f"tvmfast: mutates_args position {pos} is not a tensor argument")
-    # The schema tells torch which tensors the kernel writes ("Tensor(a!)"), so
-    # functionalization under torch.compile handles them; the op returns nothing.
-    aliases = iter(string.ascii_lowercase)
-    params = []
-    for i, kind in enumerate(kinds):
-        if i in mutates_args:
-            kind = f"Tensor({next(aliases)}!)"
-        params.append(f"{kind} a{i}")
-    lib = _LIBRARIES.get(namespace)
-    if lib is None:
-        lib = _LIBRARIES[namespace] = torch.library.Library(namespace, "FRAGMENT")
-    lib.define(f"{op_name}({', '.join(params)}) -> ()")
-    # A plain C++-dispatcher kernel: an eager call costs ~1.5 us over the bound
-    # function, where torch.library.custom_op's Python wrapper costs ~14 us.
-    lib.impl(op_name, bound, "CompositeExplicitAutograd")
-    # Kernels write their outputs in place and return nothing, so the fake
-    # implementation has no shapes to produce: tracing sees the mutation only.
-    torch.library.register_fake(f"{namespace}::{op_name}", _no_output, lib=lib)
-    return getattr(getattr(torch.ops, namespace), op_name).default
+        if type(pos) is not int or not 0 <= pos < len(kinds) or kinds[pos] != "Tensor":
+            raise ValueError(f"tvmfast: mutates_args position {pos!r} is not a tensor argument "
+                             f"(the arguments are: {', '.join(kinds) or 'none'})")
+    if len(set(mutates_args)) != len(mutates_args):
+        raise ValueError(f"tvmfast: mutates_args names a position twice: {tuple(mutates_args)}")
+    return tuple(sorted(mutates_args))
 
 
-def _no_output(*args):
-    return None
+def _output_specs(returns) -> tuple:
+    if returns is None:
+        return ()
+    specs = (returns,) if callable(returns) else returns
+    if isinstance(specs, (str, bytes)) or not isinstance(specs, Sequence) or not specs or not all(
+            callable(s) for s in specs):
+        raise TypeError("tvmfast: returns= takes a callable of the op's arguments giving the output (a tensor "
+                        "such as x.new_empty(n, m), or a (shape, dtype) pair), or a sequence of them, one per "
+                        f"returned tensor; got {returns!r}")
+    return tuple(specs)
+
+
+def _define(qualname: str, namespace: str, op_name: str, schema: str) -> _Registration:
+    reg = _REGISTRY.get(qualname)
+    if reg is not None:
+        if reg.schema != schema:
+            raise ValueError(
+                f"tvmfast: torch op {qualname} is already registered with the schema {op_name}{reg.schema}; "
+                f"this function needs {op_name}{schema}. An op's schema cannot change within a process: "
+                f"register it under another name")
+        return reg
+    try:
+        existing = _C._dispatch_find_schema_or_throw(qualname, "").schema()
+    except RuntimeError:
+        existing = None
+    if existing is not None:
+        raise ValueError(f"tvmfast: torch op {qualname} already exists and was not registered by tvmfast "
+                         f"({existing}); register it under another name")
+    definition = torch.library.Library(namespace, "FRAGMENT")
+    definition.define(op_name + schema, tags=_TAGS)
+    reg = _REGISTRY[qualname] = _Registration(qualname, schema, definition)
+    return reg
+
+
+def _register_kernels(reg: _Registration, op, bound, kinds: list[str], mutated: tuple[int, ...],
+                      specs: tuple) -> None:
+    if reg.kernels is not None:
+        # The same op again (a notebook cell run twice, a rebuilt kernel): its kernels are replaced.
+        reg.kernels._destroy()
+        reg.kernels = None
+    namespace, _, op_name = reg.qualname.partition("::")
+    lib = torch.library.Library(namespace, "FRAGMENT")
+    try:
+        lib.impl(op_name, _make_kernel(reg.qualname, bound, kinds, mutated, len(specs)),
+                 "CompositeExplicitAutograd")
+        torch.library.register_fake(reg.qualname, _make_fake(reg.qualname, kinds, specs), lib=lib)
+        torch.library.register_vmap(reg.qualname, _make_vmap_rule(reg.qualname, op, mutated, len(specs)), lib=lib)
+        lib.impl(op_name, _make_functorch_check(reg.qualname, kinds, bool(specs)), _FUNCTORCH_BACK, with_keyset=True)
+    except BaseException:
+        lib._destroy()
+        raise
+    reg.kernels = lib
+    reg.bound = bound
+    # torch's Python dispatcher (used while tracing) caches the kernel it found per dispatch key.
+    cache = getattr(op, "_dispatch_cache", None)
+    if cache is not None:
+        cache.clear()
+
+
+# ---------------------------------------------------------------------------
+# The kernel
+# ---------------------------------------------------------------------------
+def _make_kernel(qualname: str, bound, kinds: list[str], mutated: tuple[int, ...], num_returns: int) -> Callable:
+    """The op's kernel, generated for its signature (an eager call runs it: no loops, no argument tuple)::
+
+        def kernel(a0, a1, a2):
+            if is_grad_enabled() and (a0.requires_grad or a1.requires_grad or a2.requires_grad):
+                differentiable((a0, a1, a2))
+            if forward_ad._current_level >= 0:
+                forward_dual((a0, a1, a2))
+            if a2.is_inference() and not is_inference_mode_enabled():
+                inference_write(2)
+            increment_version((a2,))
+            return call(a0, a1, a2)
+    """
+    names = [f"a{i}" for i in range(len(kinds))]
+    tensors = [n for n, k in zip(names, kinds) if k == "Tensor"]
+    args = ", ".join(names)
+    packed = f"({args},)" if names else "()"
+    lines = [f"def kernel({args}):"]
+    if tensors:
+        lines += [f"    if is_grad_enabled() and ({' or '.join(t + '.requires_grad' for t in tensors)}):",
+                  f"        differentiable({packed})",
+                  "    if forward_ad._current_level >= 0:",
+                  f"        forward_dual({packed})"]
+    for i in mutated:
+        lines += [f"    if a{i}.is_inference() and not is_inference_mode_enabled():",
+                  f"        inference_write({i})"]
+    if mutated:
+        lines.append(f"    increment_version(({''.join(f'a{i}, ' for i in mutated)}))")
+    lines.append(f"    return call({args})" if num_returns == 0 else f"    return result(call({args}))")
+    scope = {
+        "is_grad_enabled": _C.is_grad_enabled,
+        "is_inference_mode_enabled": torch.is_inference_mode_enabled,
+        "increment_version": _C._increment_version,
+        "forward_ad": _forward_ad,
+        "call": bound,
+        "result": _result_converter(qualname, num_returns),
+        "differentiable": lambda a: _refuse_differentiable(qualname, a, num_returns > 0),
+        "forward_dual": lambda a: _refuse_dual(qualname, a),
+        "inference_write": lambda pos: _refuse_inference_write(qualname, pos),
+    }
+    exec(compile("\n".join(lines), f"<tvmfast op {qualname}>", "exec"), scope)
+    return scope["kernel"]
+
+
+def _result_converter(qualname: str, num_returns: int) -> Callable:
+    """TVM's result (torch tensors when the inputs were torch; a tvm_ffi Array for several) as the schema's."""
+    if num_returns == 1:
+        def one(out):
+            return out if type(out) is torch.Tensor else _as_torch(qualname, out, 0)
+        return one
+
+    def several(outs):
+        if outs is None or isinstance(outs, torch.Tensor) or len(outs) != num_returns:
+            raise RuntimeError(f"tvmfast: {qualname}: the function returned {_describe(outs)}; the op declares "
+                               f"{num_returns} tensors (returns=)")
+        return tuple(t if type(t) is torch.Tensor else _as_torch(qualname, t, i) for i, t in enumerate(outs))
+    return several
+
+
+def _as_torch(qualname: str, value, index: int) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    if hasattr(value, "__dlpack__"):
+        return torch.from_dlpack(value)
+    raise RuntimeError(f"tvmfast: {qualname}: the function returned {_describe(value)} for output #{index}; "
+                       f"the op declares a tensor (returns=)")
+
+
+def _describe(value) -> str:
+    return "None" if value is None else f"a {type(value).__qualname__}"
+
+
+def _refuse_differentiable(qualname: str, args: tuple, returning: bool):
+    which = ", ".join(f"#{i}" for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad)
+    if returning:
+        how = (f"register a backward with torch.library.register_autograd({qualname!r}, backward, "
+               f"setup_context=...), or call it under torch.no_grad() or on detached tensors")
+    else:
+        how = ("an op that writes its outputs in place cannot have one: call it under torch.no_grad() or on "
+               "detached tensors, or make a returning op (as_torch_op(..., returns=...)) and register a backward "
+               "with torch.library.register_autograd")
+    raise RuntimeError(f"tvmfast: {qualname} has no autograd formula, but argument {which} requires grad and "
+                       f"grad mode is on (its gradient would be silently wrong): {how}")
+
+
+def _refuse_dual(qualname: str, args: tuple):
+    level = _forward_ad._current_level
+    for i, a in enumerate(args):
+        if isinstance(a, torch.Tensor) and _forward_ad.unpack_dual(a, level=level).tangent is not None:
+            raise RuntimeError(f"tvmfast: {qualname} has no forward-mode autograd formula, but argument #{i} "
+                               f"is a dual tensor (torch.func.jvp, torch.autograd.forward_ad): its tangent "
+                               f"would be silently wrong")
+
+
+def _refuse_inference_write(qualname: str, pos: int):
+    raise RuntimeError(f"tvmfast: {qualname} argument #{pos}: {_INFERENCE_WRITE}")
+
+
+# ---------------------------------------------------------------------------
+# Fake implementation, vmap rule, functorch transforms
+# ---------------------------------------------------------------------------
+def _make_fake(qualname: str, kinds: list[str], specs: tuple) -> Callable:
+    tensors = [i for i, k in enumerate(kinds) if k == "Tensor"]
+
+    def fake(*args):
+        if _C.is_grad_enabled() and any(args[i].requires_grad for i in tensors):
+            _refuse_differentiable(qualname, args, bool(specs))
+        if not specs:
+            return None
+        outs = tuple(_fake_output(qualname, spec, args, i) for i, spec in enumerate(specs))
+        return outs[0] if len(outs) == 1 else outs
+
+    return fake
+
+
+def _fake_output(qualname: str, spec, args: tuple, index: int) -> torch.Tensor:
+    out = spec(*args)
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], torch.dtype):
+        device = next((a.device for a in args if isinstance(a, torch.Tensor)), None)
+        return torch.empty(tuple(out[0]), dtype=out[1], device=device)
+    raise TypeError(f"tvmfast: {qualname}: output spec #{index} (returns=) gave {_describe(out)}; expected a "
+                    f"tensor or a (shape, dtype) pair")
+
+
+def _make_vmap_rule(qualname: str, op, mutated: tuple[int, ...], num_returns: int) -> Callable:
+    """torch.vmap: the op once per batch element; written tensors must be batched (as for torch's in-place
+    ops), and are written through their slices (via a contiguous copy where a slice is strided)."""
+
+    def rule(info, in_dims, *args):
+        unbatched = [i for i in mutated if in_dims[i] is None]
+        if unbatched:
+            batched = [i for i, d in enumerate(in_dims) if d is not None]
+            raise RuntimeError(
+                f"tvmfast: {qualname} under torch.vmap writes argument #{unbatched[0]}, which is not batched, "
+                f"from batched argument(s) {', '.join(f'#{i}' for i in batched)}: pass a batched tensor to write")
+        results = []
+        for b in range(info.batch_size):
+            sliced, write_back = [], []
+            for i, (a, d) in enumerate(zip(args, in_dims)):
+                if d is not None:
+                    view = a.select(d, b)
+                    a = view.contiguous()
+                    if i in mutated and a is not view:
+                        write_back.append((view, a))
+                sliced.append(a)
+            results.append(op(*sliced))
+            for view, copy in write_back:
+                view.copy_(copy)
+        if num_returns == 0:
+            return None, None
+        if num_returns == 1:
+            return torch.stack(results), 0
+        return tuple(torch.stack(r) for r in zip(*results)), (0,) * num_returns
+
+    return rule
+
+
+# functorch's transforms (torch.func.grad, jvp, vmap) hand the kernel unwrapped tensors that no longer require
+# grad; the tensors they differentiate are visible one key higher, at the back of the transform's layer.  That
+# key is in the dispatch only while a transform runs, so plain eager calls never reach this check.
+_FUNCTORCH_BACK = "FuncTorchDynamicLayerBackMode"
+
+
+def _make_functorch_check(qualname: str, kinds: list[str], returning: bool) -> Callable:
+    tensors = [i for i, k in enumerate(kinds) if k == "Tensor"]
+    # What the key does for every op (unwrap this transform's tensors, run the op one level down); taken
+    # while no kernel of ours is registered there.
+    layer_back = _C._dispatch_get_computed_kernel_for_dispatch_key(qualname, _FUNCTORCH_BACK)
+
+    def check(keyset, *args):
+        if _C.is_grad_enabled() and any(args[i].requires_grad for i in tensors):
+            _refuse_differentiable(qualname, args, returning)
+        if _forward_ad._current_level >= 0:
+            _refuse_dual(qualname, args)
+        return layer_back.call_boxed(keyset, *args)
+
+    return check
