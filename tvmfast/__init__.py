@@ -4,7 +4,7 @@
     f = bind(rt_mod)             # resolve the entry function once
     f(a, b, scale, zeros, out)   # same result as rt_mod(a, b, scale, zeros, out)
 """
-import tvm_ffi as _tvm_ffi  # loads libtvm_ffi before the extension needs it
+import tvm_ffi as _tvm_ffi  # noqa: F401  (loads libtvm_ffi before the extension needs it)
 
 from tvmfast._core import BoundFunction, FrozenFunction
 

@@ -25,7 +25,7 @@ ctypedef struct CallState:
     int32_t device_pos           # its argument position
     int32_t cpu_pos              # first CPU tensor position, or -1
     const DLPackExchangeAPI* stream_api   # producer to ask for the current stream
-    const DLPackExchangeAPI* exchange_api # first exchange-API producer: its tensor allocator
+    const DLPackExchangeAPI* exchange_api  # first exchange-API producer: its tensor allocator
     int32_t n_scratch            # tensors passed through an aligned scratch copy
     void* device_obj             # the Python object of that first non-CPU tensor (borrowed)
     void* exemplar               # a borrowed torch-like input, for result conversion

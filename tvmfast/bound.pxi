@@ -144,7 +144,7 @@ cdef class BoundFunction:
         return ret
 
     cdef object convert_and_call(self, void** items, Py_ssize_t n, TVMFFIAny* packed,
-                                        TvmfastTensor** tensors, TVMFFIObjectHandle* objects):
+                                 TvmfastTensor** tensors, TVMFFIObjectHandle* objects):
         cdef CallState st
         cdef Py_ssize_t i
         init_state(&st, tensors, objects, self.target.align_mask)
@@ -184,7 +184,7 @@ cdef class BoundFunction:
             raise_count_error(self.num_args, len(args))
         return FrozenFunction(self, dict(enumerate(args)), len(args))
 
-    def as_torch_op(self, name, mutates_args=(), example_args=None):
+    def as_torch_op(self, name, mutates_args=(), example_args=None, **options):
         """Register this function as a torch custom op (``torch.library``) and return it.
 
         ``name`` is ``"namespace::op"``; ``mutates_args`` are the positions of the
@@ -195,7 +195,7 @@ cdef class BoundFunction:
         """
         check_bound(self)
         from tvmfast.torch_op import make_torch_op
-        return make_torch_op(self, name, mutates_args, example_args)
+        return make_torch_op(self, name, mutates_args, example_args, **options)
 
     def __reduce__(self):
         """Pickled as the library path it was bound from, re-bound when loaded (e.g. in a

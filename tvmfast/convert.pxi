@@ -267,7 +267,6 @@ cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
     return CONVERTED
 
 
-
 cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, CallState* st) except -1:
     cdef TvmfastTensor* t
     cdef const DLPackExchangeAPI* api = NULL

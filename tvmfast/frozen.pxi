@@ -63,6 +63,8 @@ cdef class FrozenFunction:
             # Built once: calls on other threads may be reading this state.
             raise_api_error(TypeError, "FrozenFunction", "already initialized; make a new one")
         check_bound(bound)
+        if num_args < 0:
+            raise_api_error(ValueError, "freeze", f"num_args must be >= 0, got {num_args}")
         if num_args > TVMFAST_STACK_ARGS:
             raise_api_error(ValueError, "freeze", f"supports at most {TVMFAST_STACK_ARGS} arguments")
         values = normalize_positions(frozen, num_args)

@@ -101,7 +101,8 @@ def _learn_torch_layout(torch_module):
         if len(masks) != 1:
             continue
         conj_bit = masks.pop()
-        if neg_bit == 0 or conj_bit == 0 or neg_bit == conj_bit or (neg_bit & (neg_bit - 1)) or (conj_bit & (conj_bit - 1)):
+        if (neg_bit == 0 or conj_bit == 0 or neg_bit == conj_bit
+                or (neg_bit & (neg_bit - 1)) or (conj_bit & (conj_bit - 1))):
             continue
         found = k
         break
