@@ -121,11 +121,14 @@ def _argument_kinds(bound, name: str, example_args) -> list[str]:
 
 
 def known_num_args(bound) -> int:
-    """The argument count of ``bound``: given to bind(), or learned from a successful call; -1 if unknown."""
+    """The argument count of ``bound`` (bind's num_args, a Relax VM function's arity, or the count of its
+    last successful call), -1 if unknown."""
     if bound.num_args >= 0:
         return bound.num_args
-    # BoundFunction keeps the count of its last successful call without exposing it as an attribute;
-    # freeze() uses it (and raises ValueError when there is none).
+    arity = getattr(bound, "arity", None)
+    if arity is not None:
+        return arity
+    # An older core without the attribute: freeze() uses the learned count (ValueError when there is none).
     try:
         return bound.freeze({}).num_args
     except ValueError:
