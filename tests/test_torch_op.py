@@ -458,6 +458,11 @@ def test_arity_from_a_first_call(gen):
     assert torch.equal(out, a + b)
 
 
+def test_arity_of_a_relax_vm_function(relax_vm):
+    op = mm_relu_op(relax_vm)  # no num_args, no example_args, never called
+    assert str(op._schema) == f"{op._name}(Tensor a0, Tensor a1) -> Tensor"
+
+
 def test_argument_errors(add_f):
     with pytest.raises(ValueError, match="4 example arguments, but the function was bound with num_args=3"):
         add_f.as_torch_op(fresh_name("x"), example_args=[torch.zeros(1)] * 4)
@@ -518,14 +523,17 @@ def compact_strides(shape):
 
 @pytest.mark.parametrize("shape", [(4, 3), (0, 3), (4, 0), (0, 0)])
 def test_zero_size_dimensions(shape, gen):
-    if torch.empty(shape).stride() != compact_strides(shape):
-        pytest.xfail(reason="torch gives this empty tensor strides TVM's compact check refuses; needs the core "
-                            "to normalise the strides of empty tensors")
     f = tvmfast.bind(kernels._build(ADD_2D_SRC, "llvm"), num_args=3)
     op = f.as_torch_op(fresh_name("add2d"), mutates_args=(2,))
     a, b = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
     out = nan_like(a)
-    op(a, b, out)
+    try:
+        op(a, b, out)
+    except ValueError as e:
+        if "compact" in str(e) and a.stride() != compact_strides(shape):
+            pytest.xfail("torch gives this empty tensor strides TVM's compact check refuses: the core should "
+                         "pass empty tensors with compact strides")
+        raise
     assert torch.equal(out, a + b)
 
 
