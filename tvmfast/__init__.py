@@ -8,7 +8,7 @@ import tvm_ffi as _tvm_ffi  # noqa: F401  (loads libtvm_ffi before the extension
 
 from tvmfast._core import BoundFunction, FrozenFunction
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["bind", "BoundFunction", "FrozenFunction", "__version__"]
 
 

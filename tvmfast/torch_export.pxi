@@ -138,6 +138,9 @@ def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):
 
 
 def _torch_direct_export_enabled():
+    """Whether torch tensors take the direct export (set up now if torch is imported)."""
+    if "torch" in sys.modules:
+        setup_torch_direct_export()
     return tvmfast_torch_to_dl != NULL
 
 
