@@ -527,13 +527,10 @@ def test_zero_size_dimensions(shape, gen):
     op = f.as_torch_op(fresh_name("add2d"), mutates_args=(2,))
     a, b = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
     out = nan_like(a)
-    try:
-        op(a, b, out)
-    except ValueError as e:
-        if "compact" in str(e) and a.stride() != compact_strides(shape):
-            pytest.xfail("torch gives this empty tensor strides TVM's compact check refuses: the core should "
-                         "pass empty tensors with compact strides")
-        raise
+    # torch gives some empty tensors strides TVM's compact check refuses; tvmfast passes
+    # empty tensors with compact strides (there is no element to address).
+    op(a, b, out)
+    f(a, b, out)
     assert torch.equal(out, a + b)
 
 

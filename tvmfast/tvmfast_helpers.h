@@ -188,10 +188,24 @@ static inline int tvmfast_tensor_own_dims(TvmfastTensor* t) noexcept {
   }
   const int64_t* shape = t->dl.shape;
   const int64_t* strides = t->dl.strides;
-  for (int32_t i = 0; i < ndim; ++i) dims[i] = shape[i];
+  bool empty = false;
+  for (int32_t i = 0; i < ndim; ++i) {
+    dims[i] = shape[i];
+    empty |= shape[i] == 0;
+  }
   t->dl.shape = dims;
   if (strides != NULL) {
-    for (int32_t i = 0; i < ndim; ++i) dims[ndim + i] = strides[i];
+    if (empty) {
+      /* An empty tensor has no element to address: torch leaves arbitrary strides on
+       * it, which TVM's compact-layout check would refuse.  Give it compact ones. */
+      int64_t stride = 1;
+      for (int32_t i = ndim - 1; i >= 0; --i) {
+        dims[ndim + i] = stride;
+        stride *= dims[i];
+      }
+    } else {
+      for (int32_t i = 0; i < ndim; ++i) dims[ndim + i] = strides[i];
+    }
     t->dl.strides = dims + ndim;
   }
   return 0;
