@@ -41,6 +41,7 @@ GRAPH = "CUDA graph replay, per kernel"
 NVCC = "nvcc library via ctypes, data_ptr() per call"
 CULAUNCH = "raw cuLaunchKernel C loop"
 CPU_DYNAMIC, CPU_FLOOR = "CPU kernel (5 tensors), tvmfast dynamic", "CPU kernel (5 tensors), C loop floor"
+AFTER_LAUNCH = "GPU prepared call, then the CPU kernel's dynamic call"
 # The thread's figures on an A100 (us per call): time_evaluator, rt_mod with tensors converted
 # ahead, converted per call with to_dlpack/from_dlpack, ctypes with DLTensors made from
 # data_ptr() per call, and the nvcc-compiled library called through ctypes.
@@ -92,29 +93,48 @@ def graph_runner(calls, per_graph=64):
     return run
 
 
+def optional(result, what, make):
+    """``make()``, or None with the failure in the notes (the other rows are still measured)."""
+    try:
+        return make()
+    except Exception:
+        result["notes"].append(f"{what}: failed:\n\n```\n{traceback.format_exc()}```")
+        traceback.print_exc()
+        return None
+
+
+def nvcc_runners(ts, kernel_dir):
+    """The thread's nvcc library and the raw cuLaunchKernel loop on TVM's CUDA source of the kernel."""
+    arch = "sm_{}{}".format(*torch.cuda.get_device_capability(0))
+    lib = nvcc_lib.build(kernels.cuda_source(SEED["name"], kernel_dir), SEED["params"], SEED["grid"], SEED["block"],
+                         arch=arch)
+    ptrs = [t.data_ptr() for t in ts]
+    if lib.culaunch_loop(1, *ptrs) != 0:
+        raise RuntimeError("the cuLaunchKernel loop failed")
+    check_output(lambda: lib.call(*ptrs), ts, "the nvcc library")
+    env = dict(lib=lib, c_void_p=ctypes.c_void_p, ts=ts)
+    return {NVCC: statement("lib.call(*[c_void_p(t.data_ptr()) for t in ts])", env, sync),
+            CULAUNCH: c_loop(lambda n: lib.culaunch_loop(n, *ptrs), sync)}
+
+
 def seed_table(mod, ts, args, result):
     runners, prepared = call_paths(mod, ts, (1, 2, 3), sync=sync)
     if shutil.which("nvcc"):
-        arch = "sm_{}{}".format(*torch.cuda.get_device_capability(0))
-        lib = nvcc_lib.build(kernels.cuda_source(SEED["name"], args.kernel_dir), SEED["params"], SEED["grid"],
-                             SEED["block"], arch=arch)
-        env = dict(lib=lib, c_void_p=ctypes.c_void_p, ts=ts)
-        runners[NVCC] = statement("lib.call(*[c_void_p(t.data_ptr()) for t in ts])", env, sync)
-        ptrs = [t.data_ptr() for t in ts]
-        runners[CULAUNCH] = c_loop(lambda n: lib.culaunch_loop(n, *ptrs), sync)
-        if lib.culaunch_loop(1, *ptrs) != 0:
-            raise RuntimeError("cuLaunchKernel loop failed")
-        check_output(lambda: lib.call(*ptrs), ts, "the nvcc library")
+        runners.update(optional(result, "nvcc library", lambda: nvcc_runners(ts, args.kernel_dir)) or {})
     else:
         result["notes"].append("nvcc not found: the nvcc-library and raw cuLaunchKernel rows are missing.")
     f = tvmfast.bind(mod)
-    runners[GRAPH] = graph_runner([lambda: f(*ts)])
+    graph = optional(result, "CUDA graph", lambda: graph_runner([lambda: f(*ts)]))
+    if graph is not None:
+        runners[GRAPH] = graph
     rows = summarize(measure(runners, args.rounds, BURST))
-    rows[KERNEL_TIME] = dict(median=kernel_gpu_time(prepared))
+    gpu_time = optional(result, "kernel GPU time", lambda: kernel_gpu_time(prepared))
+    if gpu_time is not None:
+        rows[KERNEL_TIME] = dict(median=gpu_time)
     for name, row in rows.items():
         row["seed_a100"] = SEED_A100.get(name)
         print(f"seed table: {name}: {row['median']:.3f} us", flush=True)
-    return rows
+    return {TABLE_SEED: rows}
 
 
 def check_output(call, ts, what):
@@ -151,17 +171,22 @@ def dynamic_profile(mod, ts, args):
     env.update(fc=fc, **{f"c{i}": t for i, t in enumerate(cpu_ts)})
     runners[CPU_DYNAMIC] = statement("fc(c0, c1, c2, c3, c4)", env)
     runners[CPU_FLOOR] = c_loop(lambda n: tvmfast._core._floor_loop(pc, n))
+    # Does a GPU launch slow down the Python-level work after it (caches, TLB)? The CPU call
+    # right after a prepared GPU call, against the two alone.
+    runners[AFTER_LAUNCH] = statement("prepared(); fc(c0, c1, c2, c3, c4)", env, sync)
     rows = summarize(measure(runners, args.rounds, BURST), ref=None, floor=None)
     for name, row in rows.items():  # above the floor of the same device's kernel
         if name.startswith("tvmfast"):
             row["over_floor"] = row["median"] - rows[FLOOR]["median"]
         elif name == CPU_DYNAMIC:
             row["over_floor"] = row["median"] - rows[CPU_FLOOR]["median"]
+    rows[AFTER_LAUNCH]["over_floor"] = (rows[AFTER_LAUNCH]["median"] - rows["tvmfast prepared"]["median"]
+                                        - rows[CPU_FLOOR]["median"])
     steps = {name: dict(median=ns / 1e3) for name, ns in gpu_probe.step_costs(ts).items()
              if isinstance(ns, float)}
     for name, row in {**rows, **steps}.items():
         print(f"dynamic profile: {name}: {row['median']:.3f} us", flush=True)
-    return rows, steps
+    return {TABLE_DYN: rows, TABLE_STEPS: steps}
 
 
 class Decoder(torch.nn.Module):
@@ -181,6 +206,31 @@ class Decoder(torch.nn.Module):
             self.op(x, getattr(self, f"w{i}"), getattr(self, f"s{i}"), getattr(self, f"z{i}"), out)
             x = out
         return x
+
+
+class StackedDecoder(torch.nn.Module):
+    """The same with the weights, scales and zeros of all layers in one buffer each: 3 tensors
+    instead of 3 x LAYERS for torch.compile to guard and cudagraph trees to check."""
+
+    def __init__(self, op, layers):
+        super().__init__()
+        self.op = op
+        for name, parts in zip("wsz", zip(*layers)):
+            self.register_buffer(name, torch.stack(parts))
+
+    def forward(self, x):
+        for i in range(LAYERS):
+            out = torch.empty_like(x)
+            self.op(x, self.w[i], self.s[i], self.z[i], out)
+            x = out
+        return x
+
+
+class DecoderNoTrees(Decoder):
+    """Decoder under its own code object, compiled with cudagraph trees off (the older cudagraphify)."""
+
+    def forward(self, x):
+        return super().forward(x)
 
 
 def step_runner(step):
@@ -223,49 +273,63 @@ def decode_chain(mod, args, out_dir, result):
     expected = acts[-1].clone()
     if not torch.isfinite(expected).all():
         raise AssertionError("the chain overflowed fp16")
-    op = tvmfast.bind(mod, num_args=5).as_torch_op("tvmfast_gpu_bench::seed_gemv", mutates_args=(4,))
-    model = Decoder(op, layers)
-    compiled = torch.compile(model, mode="reduce-overhead", fullgraph=True)
-    for _ in range(5):  # cudagraph trees record on a later call
-        y = compiled(x)
-    sync()
-    checks = {"eager module (custom op)": model(x), "torch.compile reduce-overhead": y}
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         eager_dynamic()
     acts[-1].fill_(float("nan"))
     graph.replay()
     sync()
-    checks["torch.cuda.graph replay"] = acts[-1]
+    checks = {"torch.cuda.graph replay": acts[-1]}
+    op = tvmfast.bind(mod, num_args=5).as_torch_op("tvmfast_gpu_bench::seed_gemv", mutates_args=(4,))
+    model = Decoder(op, layers)
+    checks["eager nn.Module, custom op"] = model(x)
+    torch._logging.set_logs(perf_hints=True, output_code=True)  # why cudagraphs skip a graph, if they do
+    compiled = {}
+    variants = ((COMPILED, Decoder, {}), (COMPILED_STACKED, StackedDecoder, {}),
+                (COMPILED_NO_TREES, DecoderNoTrees, {"triton.cudagraph_trees": False}))
+    for name, cls, config in variants:
+        with torch._inductor.config.patch(config):  # compiled at the first call
+            compiled[name] = torch.compile(model if cls is Decoder else cls(op, layers), mode="reduce-overhead",
+                                           fullgraph=True)
+            for _ in range(5):  # CUDA graphs are recorded on a later call
+                checks[name] = compiled[name](x)
+    sync()
+    torch._logging.set_logs()
     for name, got in checks.items():
         if not torch.equal(got, expected):
             raise AssertionError(f"decode chain: {name} differs from eager tvmfast")
+    skips = dict(torch._dynamo.utils.counters.get("inductor", {}))
+    result["notes"].append(f"torch.compile counters (inductor): {skips}")
 
     runners = {
         "eager tvmfast dynamic": step_runner(eager_dynamic),
         "eager tvmfast prepared": step_runner(eager_prepared),
         "eager nn.Module, custom op": step_runner(lambda: model(x)),
-        "torch.cuda.graph of the dynamic calls": step_runner(graph.replay),
-        "torch.compile reduce-overhead": step_runner(lambda: compiled(x)),
+        GRAPH_CHAIN: step_runner(graph.replay),
     }
+    runners.update({name: step_runner(lambda c=c: c(x)) for name, c in compiled.items()})
     stance = getattr(torch.compiler, "set_stance", None)
     if stance is not None:
-        def unguarded(n, run=runners["torch.compile reduce-overhead"]):
+        def unguarded(n, run=runners[COMPILED]):
             with stance("default", skip_guard_eval_unsafe=True):
                 return run(n)
-        runners["torch.compile reduce-overhead, guard evaluation skipped"] = unguarded
+        runners[COMPILED + ", guard evaluation skipped"] = unguarded
     rows = summarize(measure(runners, args.rounds, args.steps, warmup=10), ref=None, floor=None)
-    gpu_time = result["tables"][TABLE_SEED][KERNEL_TIME]["median"]
+    seed = result["tables"].get(TABLE_SEED, {})
+    gpu_time = seed[KERNEL_TIME]["median"] if KERNEL_TIME in seed else kernel_gpu_time(chain[0])
     for name, row in rows.items():
         row["vs_kernel"] = row["median"] / gpu_time
-        row["vs_graph"] = row["median"] / rows["torch.cuda.graph of the dynamic calls"]["median"]
+        row["vs_graph"] = row["median"] / rows[GRAPH_CHAIN]["median"]
         print(f"decode chain: {name}: {row['median']:.3f} us per GEMV", flush=True)
-    result["compile_profile"] = profile_compiled(compiled, x, out_dir)
-    return rows
+    tables = {TABLE_CHAIN: rows}
+    with open(os.path.join(out_dir, "compile_profile.txt"), "w") as fh:
+        for name, c in compiled.items():
+            tables[f"{TABLE_COMPILE}: {name}"] = profile_compiled(c, x, fh, name)
+    return tables
 
 
-def profile_compiled(compiled, x, out_dir, steps=50) -> dict:
-    """CPU self time per compiled step by profiler event (us), and the full table in a file."""
+def profile_compiled(compiled, x, fh, title, steps=50) -> dict:
+    """CPU self time per compiled step by profiler event (us); the profiler's table goes to ``fh``."""
     from torch.profiler import ProfilerActivity, profile  # noqa: PLC0415
 
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
@@ -273,8 +337,8 @@ def profile_compiled(compiled, x, out_dir, steps=50) -> dict:
             compiled(x)
         sync()
     events = prof.key_averages()
-    with open(os.path.join(out_dir, "compile_profile.txt"), "w") as fh:
-        fh.write(events.table(sort_by="self_cpu_time_total", row_limit=40))
+    fh.write(f"{title}: {steps} steps of {LAYERS} GEMVs\n")
+    fh.write(events.table(sort_by="self_cpu_time_total", row_limit=40) + "\n\n")
     top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:12]
     return {e.key[:90]: dict(median=e.self_cpu_time_total / steps, calls_per_step=e.count / steps) for e in top}
 
@@ -283,7 +347,11 @@ TABLE_SEED = "The thread's table: int4 dequantize GEMV 1x1024 fp16 x 1024x1024 i
 TABLE_DYN = "Where a dynamic call's host time goes (host us per call)"
 TABLE_STEPS = "C loops of the single steps of a dynamic call (us per call)"
 TABLE_CHAIN = f"Decode chain: {LAYERS} GEMVs (different weights) per step, us per GEMV"
-TABLE_COMPILE = "torch.compile reduce-overhead: CPU self time per step by profiler event (us)"
+TABLE_COMPILE = "CPU self time per step by profiler event (us)"
+COMPILED = "torch.compile reduce-overhead"
+COMPILED_STACKED = "torch.compile reduce-overhead, stacked buffers"
+COMPILED_NO_TREES = "torch.compile reduce-overhead, cudagraph_trees=False"
+GRAPH_CHAIN = "torch.cuda.graph of the dynamic calls"
 COLUMNS = {
     "default": [("path", "name"), ("us", "median"), ("25-75%", "spread")],
     TABLE_SEED: [("path", "name"), ("host us/call", "median"), ("25-75%", "spread"), ("vs tvm_ffi", "vs_ref"),
@@ -291,8 +359,10 @@ COLUMNS = {
     TABLE_DYN: [("path", "name"), ("us/call", "median"), ("25-75%", "spread"), ("above C floor", "over_floor")],
     TABLE_CHAIN: [("path", "name"), ("us per GEMV", "median"), ("25-75%", "spread"),
                   ("vs kernel GPU time", "vs_kernel"), ("vs torch.cuda.graph", "vs_graph")],
-    TABLE_COMPILE: [("event", "name"), ("self CPU us per step", "median"), ("calls per step", "calls_per_step")],
 }
+for _name in (COMPILED, COMPILED_STACKED, COMPILED_NO_TREES):
+    COLUMNS[f"{TABLE_COMPILE}: {_name}"] = [("event", "name"), ("self CPU us per step", "median"),
+                                            ("calls per step", "calls_per_step")]
 
 
 def findings(result) -> list[str]:
@@ -300,7 +370,7 @@ def findings(result) -> list[str]:
     t = result["tables"]
     notes = []
     seed = t.get(TABLE_SEED, {})
-    if seed:
+    if KERNEL_TIME in seed and GRAPH in seed:
         k, fl = seed[KERNEL_TIME]["median"], seed[FLOOR]["median"]
         notes.append(
             f"Kernel GPU time {k:.2f} us; graph replay {seed[GRAPH]['median']:.2f} us per kernel "
@@ -321,7 +391,20 @@ def findings(result) -> list[str]:
             f"A dynamic call of 5 GPU torch tensors costs {d:.3f} us above the C floor; with tvm_ffi tensors (no torch "
             f"export, no stream query) {v:.3f} us, so export and stream query account for {d - v:.3f} us. In C loops "
             f"the steps take {c_steps:.3f} us together ({parts})."
-            f" The same tvmfast call on a CPU kernel of 5 tensors on this host costs {cpu:.3f} us above its floor.")
+            f" The same tvmfast call on a CPU kernel of 5 tensors on this host costs {cpu:.3f} us above its floor, "
+            f"{dyn[AFTER_LAUNCH]['over_floor']:.3f} us when it follows a GPU launch (prepared call) in the same "
+            "statement.")
+    chain = t.get(TABLE_CHAIN, {})
+    if chain:
+        graph = chain[GRAPH_CHAIN]
+        notes.append(f"Decode chain: {GRAPH_CHAIN} {graph['median']:.2f} us per GEMV ({graph['vs_kernel']:.2f}x "
+                     "kernel GPU time); " + "; ".join(f"{n} {r['median']:.2f} ({r['vs_graph']:.2f}x the graph)"
+                                           for n, r in chain.items() if n != GRAPH_CHAIN) + ".")
+    for name in (COMPILED, COMPILED_STACKED, COMPILED_NO_TREES):
+        prof = t.get(f"{TABLE_COMPILE}: {name}")
+        if prof:
+            notes.append(f"{name}, CPU self time per step (us): "
+                         + ", ".join(f"{n} {r['median']:.1f}" for n, r in list(prof.items())[:6]) + ".")
     return notes
 
 
@@ -354,16 +437,10 @@ def main(argv=None):
              (TABLE_CHAIN, lambda: decode_chain(mod, args, args.out, result))]
     for title, run in parts:
         try:
-            rows = run()
+            result["tables"].update(run())
         except Exception:  # keep what was measured; say what failed
             result["notes"].append(f"{title}: failed:\n\n```\n{traceback.format_exc()}```")
             traceback.print_exc()
-            continue
-        if title == TABLE_DYN:
-            rows, result["tables"][TABLE_STEPS] = rows
-        result["tables"][title] = rows
-        if "compile_profile" in result:
-            result["tables"][TABLE_COMPILE] = result.pop("compile_profile")
         with open(os.path.join(args.out, "results_gpu.json"), "w") as fh:
             json.dump(result, fh, indent=1)
     result["notes"] = findings(result) + result["notes"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -61,8 +62,9 @@ def build(folder: str | None = None):
     src, lib_path = os.path.join(folder, "probe.cc"), os.path.join(folder, "probe.so")
     with open(src, "w") as fh:
         fh.write(_SOURCE)
-    subprocess.run(["c++", "-O2", "-shared", "-fPIC", "-I", tvm_ffi.libinfo.find_include_path(), "-o", lib_path,
-                    src], check=True)
+    include = tvm_ffi.libinfo.find_include_path()
+    subprocess.run([shutil.which("c++") or "g++", "-O2", "-shared", "-fPIC", "-I", include, "-o", lib_path, src],
+                   check=True)
     return ctypes.PyDLL(lib_path)  # keeps the GIL: the export reads Python objects
 
 
