@@ -18,7 +18,9 @@ schema in a ``torch.library.Library`` and returns ``torch.ops.ns.name.default``.
 
 The differentiable-use check sits below autograd: torch's autograd fallback passes grad mode and
 ``requires_grad`` through unchanged, and a backward registered with ``torch.library.register_autograd`` runs
-the op with grad mode off, so the check only fires where a gradient would otherwise be dropped.
+the op with grad mode off, so the check only fires where a gradient would otherwise be dropped.  functorch's
+transforms (``torch.func.grad``, ``jvp``) hand the kernel unwrapped tensors: there the same check runs one key
+higher, at the back of the transform's layer (a key plain eager calls never reach).
 """
 from __future__ import annotations
 
