@@ -103,8 +103,9 @@ def optional(result, what, make):
         return None
 
 
-def nvcc_runners(ts, kernel_dir):
-    """The thread's nvcc library and the raw cuLaunchKernel loop on TVM's CUDA source of the kernel."""
+def nvcc_library(ts, kernel_dir):
+    """The thread's nvcc library (with the raw cuLaunchKernel loops) built from TVM's CUDA source
+    of the kernel, checked against the torch reference."""
     arch = "sm_{}{}".format(*torch.cuda.get_device_capability(0))
     lib = nvcc_lib.build(kernels.cuda_source(SEED["name"], kernel_dir), SEED["params"], SEED["grid"], SEED["block"],
                          arch=arch)
@@ -112,17 +113,16 @@ def nvcc_runners(ts, kernel_dir):
     if lib.culaunch_loop(1, *ptrs) != 0:
         raise RuntimeError("the cuLaunchKernel loop failed")
     check_output(lambda: lib.call(*ptrs), ts, "the nvcc library")
-    env = dict(lib=lib, c_void_p=ctypes.c_void_p, ts=ts)
-    return {NVCC: statement("lib.call(*[c_void_p(t.data_ptr()) for t in ts])", env, sync),
-            CULAUNCH: c_loop(lambda n: lib.culaunch_loop(n, *ptrs), sync)}
+    return lib
 
 
-def seed_table(mod, ts, args, result):
+def seed_table(mod, ts, args, result, lib):
     runners, prepared = call_paths(mod, ts, (1, 2, 3), sync=sync)
-    if shutil.which("nvcc"):
-        runners.update(optional(result, "nvcc library", lambda: nvcc_runners(ts, args.kernel_dir)) or {})
-    else:
-        result["notes"].append("nvcc not found: the nvcc-library and raw cuLaunchKernel rows are missing.")
+    if lib is not None:
+        ptrs = [t.data_ptr() for t in ts]
+        env = dict(lib=lib, c_void_p=ctypes.c_void_p, ts=ts)
+        runners[NVCC] = statement("lib.call(*[c_void_p(t.data_ptr()) for t in ts])", env, sync)
+        runners[CULAUNCH] = c_loop(lambda n: lib.culaunch_loop(n, *ptrs), sync)
     f = tvmfast.bind(mod)
     graph = optional(result, "CUDA graph", lambda: graph_runner([lambda: f(*ts)]))
     if graph is not None:
@@ -137,6 +137,29 @@ def seed_table(mod, ts, args, result):
     return {TABLE_SEED: rows}
 
 
+GAPS = {"250 ns spin": (250, 0), "1000 ns spin": (1000, 0), "32 KiB touched": (0, 32 << 10),
+        "256 KiB touched": (0, 256 << 10)}
+
+
+def launch_gaps(ts, args, lib):
+    """A launch's host time in a C loop with other CPU work between launches, minus that work alone."""
+    ptrs = [t.data_ptr() for t in ts]
+    runners = {CULAUNCH: c_loop(lambda n: lib.culaunch_loop(n, *ptrs), sync)}
+    for name, (spin, touch) in GAPS.items():
+        for launches in (0, 1):
+            runners[(name, launches)] = c_loop(
+                lambda n, a=(launches, spin, touch): lib.culaunch_gap_loop(n, *a, *ptrs), sync)
+    samples = measure(runners, args.rounds, BURST)
+    rows = summarize({CULAUNCH: samples.pop(CULAUNCH)}, ref=None, floor=None)
+    for name in GAPS:
+        share = summarize({name: [w - a for w, a in zip(samples[(name, 1)], samples[(name, 0)])]}, None, None)
+        rows[f"launch, then {name}"] = dict(share[name], work_alone=summarize(
+            {name: samples[(name, 0)]}, None, None)[name]["median"])
+    for row in rows.values():
+        row["vs_floor"] = row["median"] / rows[CULAUNCH]["median"]
+    return rows
+
+
 def check_output(call, ts, what):
     out = ts[-1]
     out.fill_(float("nan"))
@@ -149,7 +172,7 @@ def check_output(call, ts, what):
     return err
 
 
-def dynamic_profile(mod, ts, args):
+def dynamic_profile(mod, ts, args, lib):
     """Host us per call of a dynamic call and its parts, and C loops of the parts (ns)."""
     f = tvmfast.bind(mod)
     prepared = f.prepare(*ts)
@@ -184,9 +207,13 @@ def dynamic_profile(mod, ts, args):
                                         - rows[CPU_FLOOR]["median"])
     steps = {name: dict(median=ns / 1e3) for name, ns in gpu_probe.step_costs(ts).items()
              if isinstance(ns, float)}
-    for name, row in {**rows, **steps}.items():
-        print(f"dynamic profile: {name}: {row['median']:.3f} us", flush=True)
-    return {TABLE_DYN: rows, TABLE_STEPS: steps}
+    tables = {TABLE_DYN: rows, TABLE_STEPS: steps}
+    if lib is not None:
+        tables[TABLE_GAPS] = launch_gaps(ts, args, lib)
+    for table in tables.values():
+        for name, row in table.items():
+            print(f"dynamic profile: {name}: {row['median']:.3f} us", flush=True)
+    return tables
 
 
 class Decoder(torch.nn.Module):
@@ -292,7 +319,7 @@ def decode_chain(mod, args, out_dir, result):
             compiled[name] = torch.compile(model if cls is Decoder else cls(op, layers), mode="reduce-overhead",
                                            fullgraph=True)
             for _ in range(5):  # CUDA graphs are recorded on a later call
-                checks[name] = compiled[name](x)
+                checks[name] = compiled[name](x).clone()  # the next replay overwrites the output
     sync()
     torch._logging.set_logs()
     for name, got in checks.items():
@@ -346,6 +373,7 @@ def profile_compiled(compiled, x, fh, title, steps=50) -> dict:
 TABLE_SEED = "The thread's table: int4 dequantize GEMV 1x1024 fp16 x 1024x1024 int4, 5 tensors"
 TABLE_DYN = "Where a dynamic call's host time goes (host us per call)"
 TABLE_STEPS = "C loops of the single steps of a dynamic call (us per call)"
+TABLE_GAPS = "Raw cuLaunchKernel in a C loop with other CPU work between launches: the launch's share (us)"
 TABLE_CHAIN = f"Decode chain: {LAYERS} GEMVs (different weights) per step, us per GEMV"
 TABLE_COMPILE = "CPU self time per step by profiler event (us)"
 COMPILED = "torch.compile reduce-overhead"
@@ -357,6 +385,8 @@ COLUMNS = {
     TABLE_SEED: [("path", "name"), ("host us/call", "median"), ("25-75%", "spread"), ("vs tvm_ffi", "vs_ref"),
                  ("vs C floor", "vs_floor"), ("thread's A100 (us)", "seed_a100")],
     TABLE_DYN: [("path", "name"), ("us/call", "median"), ("25-75%", "spread"), ("above C floor", "over_floor")],
+    TABLE_GAPS: [("loop", "name"), ("launch us", "median"), ("25-75%", "spread"), ("vs no work between", "vs_floor"),
+                 ("the work alone (us)", "work_alone")],
     TABLE_CHAIN: [("path", "name"), ("us per GEMV", "median"), ("25-75%", "spread"),
                   ("vs kernel GPU time", "vs_kernel"), ("vs torch.cuda.graph", "vs_graph")],
 }
@@ -382,18 +412,18 @@ def findings(result) -> list[str]:
                f"{seed[CULAUNCH]['median']:.2f} us." if NVCC in seed else ""))
     dyn, steps = t.get(TABLE_DYN, {}), t.get(TABLE_STEPS, {})
     if dyn:
-        d = dyn["tvmfast dynamic, torch tensors"]["over_floor"]
-        v = dyn["tvmfast dynamic, tvm_ffi tensors (no export, no stream query)"]["over_floor"]
-        cpu = dyn[CPU_DYNAMIC]["over_floor"]
-        c_steps = sum(r["median"] for r in steps.values())
+        over = {name: row["over_floor"] for name, row in dyn.items() if name.startswith("tvmfast")}
         parts = ", ".join(f"{n} {r['median'] * 1e3:.0f} ns" for n, r in steps.items())
         notes.append(
-            f"A dynamic call of 5 GPU torch tensors costs {d:.3f} us above the C floor; with tvm_ffi tensors (no torch "
-            f"export, no stream query) {v:.3f} us, so export and stream query account for {d - v:.3f} us. In C loops "
-            f"the steps take {c_steps:.3f} us together ({parts})."
-            f" The same tvmfast call on a CPU kernel of 5 tensors on this host costs {cpu:.3f} us above its floor, "
-            f"{dyn[AFTER_LAUNCH]['over_floor']:.3f} us when it follows a GPU launch (prepared call) in the same "
-            "statement.")
+            "Above the C floor (us): " + "; ".join(f"{n} {v:.3f}" for n, v in over.items()) + f". C loops of the "
+            f"single steps: {parts}. A tvmfast call of a CPU kernel of 5 tensors on this host costs "
+            f"{dyn[CPU_DYNAMIC]['over_floor']:.3f} us above its floor, and {dyn[AFTER_LAUNCH]['over_floor']:.3f} us "
+            "more than the prepared GPU call and its floor when it follows that call in the same statement.")
+    gaps = t.get(TABLE_GAPS, {})
+    if gaps:
+        notes.append("A raw cuLaunchKernel costs " + "; ".join(
+            f"{r['median']:.2f} us {n.replace('launch, then ', 'with ')} between launches"
+            if n != CULAUNCH else f"{r['median']:.2f} us back to back" for n, r in gaps.items()) + ".")
     chain = t.get(TABLE_CHAIN, {})
     if chain:
         graph = chain[GRAPH_CHAIN]
@@ -432,8 +462,13 @@ def main(argv=None):
     err = check_output(lambda: tvmfast.bind(mod)(*ts), ts, "tvmfast")
     result["notes"].append(f"The ported kernel matches the torch reference (largest error {err:.1e} of the largest "
                            "output).")
-    parts = [(TABLE_SEED, lambda: seed_table(mod, ts, args, result)),
-             (TABLE_DYN, lambda: dynamic_profile(mod, ts, args)),
+    lib = None
+    if shutil.which("nvcc"):
+        lib = optional(result, "nvcc library", lambda: nvcc_library(ts, args.kernel_dir))
+    else:
+        result["notes"].append("nvcc not found: the nvcc-library and raw cuLaunchKernel rows are missing.")
+    parts = [(TABLE_SEED, lambda: seed_table(mod, ts, args, result, lib)),
+             (TABLE_DYN, lambda: dynamic_profile(mod, ts, args, lib)),
              (TABLE_CHAIN, lambda: decode_chain(mod, args, args.out, result))]
     for title, run in parts:
         try:

@@ -20,6 +20,7 @@ _PARAM = re.compile(r"(.*?)\s*(?:__restrict__\s*)?(\w+)_ptr$")
 
 _WRAPPER = """
 #include <cuda.h>
+#include <time.h>
 
 // The thread's wrapper: a plain <<<>>> launch of the kernel, arguments in the call order.
 extern "C" int call({params}) {{
@@ -27,20 +28,48 @@ extern "C" int call({params}) {{
   return (int)cudaGetLastError();
 }}
 
+static decltype(&cuLaunchKernel) launch = nullptr;  // found at run time: no -lcuda
+static CUfunction fn = nullptr;
+
+static int find_kernel() {{
+  if (launch != nullptr) return 0;
+  cudaDriverEntryPointQueryResult found;
+  if (cudaGetDriverEntryPointByVersion("cuLaunchKernel", (void**)&launch, 12000, cudaEnableDefault, &found)
+      != cudaSuccess || found != cudaDriverEntryPointSuccess) return -1;
+  return cudaGetFuncBySymbol((cudaFunction_t*)&fn, (const void*){kernel}) == cudaSuccess ? 0 : -2;
+}}
+
 // The driver's floor: n cuLaunchKernel of the same kernel in a C loop.
 extern "C" int culaunch_loop(long long n, {params}) {{
-  static decltype(&cuLaunchKernel) launch = nullptr;  // found at run time: no -lcuda
-  static CUfunction fn = nullptr;
-  if (launch == nullptr) {{
-    cudaDriverEntryPointQueryResult found;
-    if (cudaGetDriverEntryPointByVersion("cuLaunchKernel", (void**)&launch, 12000, cudaEnableDefault,
-                                         &found) != cudaSuccess || found != cudaDriverEntryPointSuccess) return -1;
-    if (cudaGetFuncBySymbol((cudaFunction_t*)&fn, (const void*){kernel}) != cudaSuccess) return -2;
-  }}
+  if (int err = find_kernel()) return err;
   void* args[] = {{{addresses}}};
   for (long long i = 0; i < n; ++i) {{
     CUresult r = launch(fn, {grid}, {block}, 0, nullptr, args, nullptr);
     if (r != CUDA_SUCCESS) return (int)r;
+  }}
+  return 0;
+}}
+
+// The same with other CPU work between launches (launches = 0: the work alone): spin for spin_ns,
+// then read and write one byte per 64-byte line of a buffer of touch_bytes. Does a launch cost
+// more when the CPU does something else between launches, as a Python caller does?
+static unsigned char scratch[1 << 22];
+
+extern "C" int culaunch_gap_loop(long long n, int launches, long long spin_ns, long long touch_bytes, {params}) {{
+  if (launches)
+    if (int err = find_kernel()) return err;
+  void* args[] = {{{addresses}}};
+  if (touch_bytes > (long long)sizeof(scratch)) touch_bytes = sizeof(scratch);
+  for (long long i = 0; i < n; ++i) {{
+    if (launches) {{
+      CUresult r = launch(fn, {grid}, {block}, 0, nullptr, args, nullptr);
+      if (r != CUDA_SUCCESS) return (int)r;
+    }}
+    timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec) < spin_ns);
+    for (long long k = 0; k < touch_bytes; k += 64) scratch[k] += 1;
   }}
   return 0;
 }}
@@ -64,7 +93,8 @@ def wrapper_source(cuda_source: str, call_order, grid, block) -> str:
 
 
 def build(cuda_source: str, call_order, grid, block, arch: str = "sm_90", folder: str | None = None):
-    """Compile with nvcc and load: ``lib.call(*ptrs)``, ``lib.culaunch_loop(n, *ptrs)``."""
+    """Compile with nvcc and load: ``lib.call(*ptrs)``, ``lib.culaunch_loop(n, *ptrs)``,
+    ``lib.culaunch_gap_loop(n, launches, spin_ns, touch_bytes, *ptrs)``."""
     folder = folder or tempfile.mkdtemp(prefix="tvmfast_nvcc_")
     src, lib_path = os.path.join(folder, "seed_lib.cu"), os.path.join(folder, "seed_lib.so")
     with open(src, "w") as fh:
@@ -77,4 +107,7 @@ def build(cuda_source: str, call_order, grid, block, arch: str = "sm_90", folder
     lib.call.restype = ctypes.c_int
     lib.culaunch_loop.argtypes = [ctypes.c_longlong] + [ctypes.c_void_p] * n
     lib.culaunch_loop.restype = ctypes.c_int
+    lib.culaunch_gap_loop.argtypes = [ctypes.c_longlong, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong] + [
+        ctypes.c_void_p] * n
+    lib.culaunch_gap_loop.restype = ctypes.c_int
     return lib

@@ -59,7 +59,7 @@ def test_seed_kernel_matches_torch_and_rt_mod(gemv):
 
 def test_seed_kernel_frozen_prepared_and_graph_replay(gemv):
     """Weights, scale and zeros frozen; a new activation per call; then captured and replayed."""
-    f = tvmfast.bind(gemv)
+    f = tvmfast.bind(gemv, num_args=5)
     g = torch.Generator().manual_seed(torch.seed() % 2**31)
     x, w, scale, zeros, out = kernels.seed_gemv_args(device="cuda", generator=g)
     frozen = f.freeze({1: w, 2: scale, 3: zeros})
