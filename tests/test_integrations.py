@@ -150,3 +150,12 @@ def test_arity_is_known_from_a_first_call_or_num_args(add_mod):
     f(a, a, torch.empty(128))
     assert f.arity == 3
     assert tvmfast.bind(add_mod, num_args=3).arity == 3
+
+
+def test_bound_function_under_vmap_says_what_to_do(add_mod):
+    """A bound function called directly under torch.func gets wrapper tensors without data:
+    one clear line pointing to as_torch_op."""
+    f = tvmfast.bind(add_mod)
+    a, out = torch.randn(3, 128), torch.empty(3, 128)
+    with pytest.raises(RuntimeError, match=r"argument #0: .*torch.func \(vmap/grad\) wrapper tensor.*as_torch_op"):
+        torch.vmap(lambda x, o: f(x, x, o))(a, out)

@@ -37,3 +37,24 @@ def current_stream(obj, device_type: int, device_id: int):
     if torch is None or device_type not in _GPU_DEVICE_TYPES or not isinstance(obj, torch.Tensor):
         return None
     return torch.cuda.current_stream(device_id).cuda_stream
+
+
+def traced_tensor_kind(obj):
+    """What kind of data-less torch tensor obj is (a functorch wrapper, a FakeTensor, a
+    FunctionalTensor), or None: for the error a bound function gives when called directly
+    under vmap/grad or inside a trace."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(obj, torch.Tensor):
+        return None
+    try:
+        if torch._C._functorch.is_functorch_wrapped_tensor(obj):
+            return "torch.func (vmap/grad) wrapper tensor"
+    except AttributeError:
+        pass
+    for module, name, kind in (("torch._subclasses.fake_tensor", "FakeTensor", "FakeTensor (a compile trace)"),
+                               ("torch._subclasses.functional_tensor", "FunctionalTensor",
+                                "FunctionalTensor (a compile trace)")):
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(obj, cls):
+            return kind
+    return None

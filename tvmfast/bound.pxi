@@ -187,11 +187,12 @@ cdef class BoundFunction:
     def as_torch_op(self, name, mutates_args=(), example_args=None, **options):
         """Register this function as a torch custom op (``torch.library``) and return it.
 
-        ``name`` is ``"namespace::op"``; ``mutates_args`` are the positions of the
-        tensors the kernel writes (its outputs). Arguments are tensors unless
-        ``example_args`` shows ints, floats or bools. The op returns None, like the
-        kernel; its fake implementation lets ``torch.compile(..., fullgraph=True)``
-        trace through it without a graph break.
+        ``name`` is ``"namespace::op"``; ``mutates_args`` are the positions of the tensors
+        the function writes; ``example_args`` (or the known arity) gives the argument
+        kinds, ints declared ``SymInt``.  Without ``returns=`` the op returns None (an
+        out-variant); ``returns=`` gives the output spec of a function that allocates its
+        result (a Relax VM).  Differentiable use raises unless a backward is registered
+        (``torch.library.register_autograd``); see ``tvmfast.torch_op.make_torch_op``.
         """
         check_bound(self)
         from tvmfast.torch_op import make_torch_op
