@@ -254,7 +254,21 @@ class StackedDecoder(torch.nn.Module):
 
 
 class DecoderNoTrees(Decoder):
-    """Decoder under its own code object, compiled with cudagraph trees off (the older cudagraphify)."""
+    """Decoder under its own code object (its own Dynamo cache): compiled with cudagraph trees off."""
+
+    def forward(self, x):
+        return super().forward(x)
+
+
+class DecoderStaticInput(Decoder):
+    """Decoder under its own code object: compiled for an input marked static (no copy per call)."""
+
+    def forward(self, x):
+        return super().forward(x)
+
+
+class DecoderCaptured(Decoder):
+    """Decoder under its own code object: compiled without CUDA graphs, then captured by hand."""
 
     def forward(self, x):
         return super().forward(x)
@@ -311,15 +325,31 @@ def decode_chain(mod, args, out_dir, result):
     model = Decoder(op, layers)
     checks["eager nn.Module, custom op"] = model(x)
     torch._logging.set_logs(perf_hints=True, output_code=True)  # why cudagraphs skip a graph, if they do
-    compiled = {}
-    variants = ((COMPILED, Decoder, {}), (COMPILED_STACKED, StackedDecoder, {}),
-                (COMPILED_NO_TREES, DecoderNoTrees, {"triton.cudagraph_trees": False}))
-    for name, cls, config in variants:
+    x_static = x.clone()
+    torch._dynamo.mark_static_address(x_static)
+    steps = {}  # name -> one decode step
+    variants = ((COMPILED, model, {}, x), (COMPILED_STACKED, StackedDecoder(op, layers), {}, x),
+                (COMPILED_NO_TREES, DecoderNoTrees(op, layers), {"triton.cudagraph_trees": False}, x),
+                (COMPILED_STATIC, DecoderStaticInput(op, layers), {}, x_static))
+    for name, m, config, inp in variants:
         with torch._inductor.config.patch(config):  # compiled at the first call
-            compiled[name] = torch.compile(model if cls is Decoder else cls(op, layers), mode="reduce-overhead",
-                                           fullgraph=True)
+            c = torch.compile(m, mode="reduce-overhead", fullgraph=True)
             for _ in range(5):  # CUDA graphs are recorded on a later call
-                checks[name] = compiled[name](x).clone()  # the next replay overwrites the output
+                checks[name] = c(inp).clone()  # the next replay overwrites the output
+        steps[name] = lambda c=c, inp=inp: c(inp)
+    # torch.compile without its CUDA graphs, the compiled step captured once with torch.cuda.graph
+    c = torch.compile(DecoderCaptured(op, layers), fullgraph=True)
+    for _ in range(3):
+        c(x_static)
+    sync()
+    captured = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(captured):
+        y_static = c(x_static)
+    y_static.fill_(float("nan"))
+    captured.replay()
+    sync()
+    checks[COMPILED_CAPTURED] = y_static.clone()
+    steps[COMPILED_CAPTURED] = captured.replay
     sync()
     torch._logging.set_logs()
     for name, got in checks.items():
@@ -334,7 +364,7 @@ def decode_chain(mod, args, out_dir, result):
         "eager nn.Module, custom op": step_runner(lambda: model(x)),
         GRAPH_CHAIN: step_runner(graph.replay),
     }
-    runners.update({name: step_runner(lambda c=c: c(x)) for name, c in compiled.items()})
+    runners.update({name: step_runner(step) for name, step in steps.items()})
     stance = getattr(torch.compiler, "set_stance", None)
     if stance is not None:
         def unguarded(n, run=runners[COMPILED]):
@@ -350,18 +380,19 @@ def decode_chain(mod, args, out_dir, result):
         print(f"decode chain: {name}: {row['median']:.3f} us per GEMV", flush=True)
     tables = {TABLE_CHAIN: rows}
     with open(os.path.join(out_dir, "compile_profile.txt"), "w") as fh:
-        for name, c in compiled.items():
-            tables[f"{TABLE_COMPILE}: {name}"] = profile_compiled(c, x, fh, name)
+        for name in PROFILED:
+            step = graph.replay if name == GRAPH_CHAIN else steps[name]
+            tables[f"{TABLE_COMPILE}: {name}"] = profile_step(step, fh, name)
     return tables
 
 
-def profile_compiled(compiled, x, fh, title, steps=50) -> dict:
+def profile_step(step, fh, title, steps=50) -> dict:
     """CPU self time per compiled step by profiler event (us); the profiler's table goes to ``fh``."""
     from torch.profiler import ProfilerActivity, profile  # noqa: PLC0415
 
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         for _ in range(steps):
-            compiled(x)
+            step()
         sync()
     events = prof.key_averages()
     fh.write(f"{title}: {steps} steps of {LAYERS} GEMVs\n")
@@ -379,7 +410,10 @@ TABLE_COMPILE = "CPU self time per step by profiler event (us)"
 COMPILED = "torch.compile reduce-overhead"
 COMPILED_STACKED = "torch.compile reduce-overhead, stacked buffers"
 COMPILED_NO_TREES = "torch.compile reduce-overhead, cudagraph_trees=False"
+COMPILED_STATIC = "torch.compile reduce-overhead, input marked static"
+COMPILED_CAPTURED = "torch.compile (no CUDA graphs), step captured with torch.cuda.graph"
 GRAPH_CHAIN = "torch.cuda.graph of the dynamic calls"
+PROFILED = (COMPILED, COMPILED_STACKED, COMPILED_NO_TREES, COMPILED_STATIC, GRAPH_CHAIN)
 COLUMNS = {
     "default": [("path", "name"), ("us", "median"), ("25-75%", "spread")],
     TABLE_SEED: [("path", "name"), ("host us/call", "median"), ("25-75%", "spread"), ("vs tvm_ffi", "vs_ref"),
@@ -390,7 +424,7 @@ COLUMNS = {
     TABLE_CHAIN: [("path", "name"), ("us per GEMV", "median"), ("25-75%", "spread"),
                   ("vs kernel GPU time", "vs_kernel"), ("vs torch.cuda.graph", "vs_graph")],
 }
-for _name in (COMPILED, COMPILED_STACKED, COMPILED_NO_TREES):
+for _name in PROFILED:
     COLUMNS[f"{TABLE_COMPILE}: {_name}"] = [("event", "name"), ("self CPU us per step", "median"),
                                             ("calls per step", "calls_per_step")]
 
@@ -430,7 +464,7 @@ def findings(result) -> list[str]:
         notes.append(f"Decode chain: {GRAPH_CHAIN} {graph['median']:.2f} us per GEMV ({graph['vs_kernel']:.2f}x "
                      "kernel GPU time); " + "; ".join(f"{n} {r['median']:.2f} ({r['vs_graph']:.2f}x the graph)"
                                            for n, r in chain.items() if n != GRAPH_CHAIN) + ".")
-    for name in (COMPILED, COMPILED_STACKED, COMPILED_NO_TREES):
+    for name in PROFILED:
         prof = t.get(f"{TABLE_COMPILE}: {name}")
         if prof:
             notes.append(f"{name}, CPU self time per step (us): "
