@@ -169,5 +169,4 @@ cdef extern from "tvmfast_helpers.h" nogil:
     void tvmfast_tensor_copy_back(TvmfastTensor* t) noexcept
     void tvmfast_tensor_settle(TvmfastTensor* t) noexcept
     void tvmfast_tensor_release(TvmfastTensor* t) noexcept
-    void tvmfast_tensor_release_raw(TvmfastTensor* t) noexcept
     void tvmfast_set_python_exiting() noexcept

@@ -12,6 +12,7 @@ One file per concern, included here in dependency order:
     call.pxi           the call and its result
     bound.pxi          BoundFunction (bind)
     frozen.pxi         FrozenFunction (freeze, prepare, call_ptrs)
+    floors.pxi         benchmark floors (a C loop, a bare def method)
 
 Every C declaration is in _c_api.pxd (TVM-FFI, DLPack, the helpers header) and
 _python.pxd (CPython); the public C-level API is _core.pxd.
@@ -73,6 +74,7 @@ include "device.pxi"
 include "call.pxi"
 include "bound.pxi"
 include "frozen.pxi"
+include "floors.pxi"
 
 
 def _init_vectorcall():

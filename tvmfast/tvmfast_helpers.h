@@ -267,7 +267,8 @@ static inline void tvmfast_tensor_settle(TvmfastTensor* t) noexcept {
   }
 }
 
-/* After the call, with the GIL held: give our reference back.  Alone → recycle
+/* After the call: give our reference back.  Needs the GIL when t has an owner
+ * (call_ptrs' raw tensors have none and release without it).  Alone → recycle
  * (release the owner now); kept by the callee → the last reference's deleter
  * releases the owner. */
 static inline void tvmfast_tensor_release(TvmfastTensor* t) noexcept {
@@ -276,22 +277,6 @@ static inline void tvmfast_tensor_release(TvmfastTensor* t) noexcept {
     t->owner = NULL;
     std::free(t->scratch);
     t->scratch = NULL;
-    if (tvmfast_pool_size < TVMFAST_POOL_MAX) {
-      t->next_free = tvmfast_pool_head;
-      tvmfast_pool_head = t;
-      tvmfast_pool_size += 1;
-    } else {
-      std::free(t->heap_dims);
-      std::free(t);
-    }
-  } else {
-    TVMFFIObjectDecRef(&t->header);
-  }
-}
-
-/* nogil variant for call_ptrs' raw tensors (no owner to release). */
-static inline void tvmfast_tensor_release_raw(TvmfastTensor* t) noexcept {
-  if (t->header.combined_ref_count == tvmfast_refcount_both_one) {
     if (tvmfast_pool_size < TVMFAST_POOL_MAX) {
       t->next_free = tvmfast_pool_head;
       tvmfast_pool_head = t;

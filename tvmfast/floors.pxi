@@ -1,0 +1,80 @@
+# Benchmark floors: what a call costs with tvmfast's own work taken out (not API).
+
+def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):
+    """Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop
+    (its arguments converted once, before the loop, and held through it)."""
+    cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
+    cdef TvmfastTensor* tensors[TVMFAST_STACK_ARGS]
+    cdef TVMFFIObjectHandle objects[TVMFAST_STACK_ARGS]
+    cdef TVMFFIAny result
+    cdef CallState st
+    cdef Py_ssize_t r
+    cdef int ret = 0
+    cdef int k
+    check_frozen(prepared)
+    if prepared.num_dynamic != 0 or prepared.use_tvm_ffi:
+        raise_api_error(TypeError, "_floor_loop", "needs a prepared function of tensors and scalars")
+    cdef TVMFFIObjectHandle handle = prepared.bound.target.handle
+    cdef int32_t n = prepared.num_args
+    memcpy(packed, prepared.template, n * sizeof(TVMFFIAny))
+    init_state(&st, tensors, objects, prepared.bound.target.align_mask)
+    try:
+        for k in range(prepared.num_frozen_tensors):
+            pos = prepared.tensor_pos[k]
+            convert_arg(<PyObject*>prepared.args[pos], pos, &packed[pos], &st)
+        with nogil:
+            for r in range(repeat):
+                result.type_index = kTVMFFINone
+                result.v_int64 = 0
+                ret = TVMFFIFunctionCall(handle, packed, n, &result)
+                if ret != 0:
+                    break
+                if result.type_index >= kTVMFFIStaticObjectBegin:
+                    TVMFFIObjectDecRef(result.v_ptr)
+        if ret != 0:
+            raise_ffi_error()
+    finally:
+        release_state(&st)
+
+
+cdef class _DefMethodFloor:
+    """Benchmark floor of a Python-level call: ``call()`` is a bare Cython def method
+    making the prepared call's TVMFFIFunctionCall on arguments converted once, when
+    this object was made (and held by it).  An unchecked baseline for benchmarks,
+    not an API: unlike a prepared call, it trusts that state until it is dropped."""
+    cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
+    cdef TvmfastTensor* tensors[TVMFAST_STACK_ARGS]
+    cdef TVMFFIObjectHandle objects[TVMFAST_STACK_ARGS]
+    cdef CallState st
+    cdef TVMFFIObjectHandle handle
+    cdef int32_t n
+    cdef FrozenFunction prepared
+
+    def __cinit__(self):
+        init_state(&self.st, self.tensors, self.objects, 0)
+
+    def __init__(self, FrozenFunction prepared):
+        cdef int k
+        check_frozen(prepared)
+        if prepared.num_dynamic != 0 or prepared.use_tvm_ffi:
+            raise_api_error(TypeError, "_DefMethodFloor", "needs a prepared function of tensors and scalars")
+        self.prepared = prepared
+        self.handle = prepared.bound.target.handle
+        self.n = prepared.num_args
+        self.st.align_mask = prepared.bound.target.align_mask
+        memcpy(self.packed, prepared.template, self.n * sizeof(TVMFFIAny))
+        for k in range(prepared.num_frozen_tensors):
+            pos = prepared.tensor_pos[k]
+            convert_arg(<PyObject*>prepared.args[pos], pos, &self.packed[pos], &self.st)
+
+    def call(self):
+        cdef TVMFFIAny result
+        result.type_index = kTVMFFINone
+        result.v_int64 = 0
+        if TVMFFIFunctionCall(self.handle, self.packed, self.n, &result) != 0:
+            raise_ffi_error()
+        if result.type_index >= kTVMFFIStaticObjectBegin:
+            TVMFFIObjectDecRef(result.v_ptr)
+
+    def __dealloc__(self):
+        release_state(&self.st)
