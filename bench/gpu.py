@@ -513,14 +513,18 @@ def main(argv=None):
         with open(os.path.join(args.out, "results_gpu.json"), "w") as fh:
             json.dump(result, fh, indent=1)
     result["notes"] = findings(result) + result["notes"]
-    panels = [dict(title=title, bars={n: r for n, r in result["tables"][title].items()}, log=log, color=color,
-                   xlabel=xlabel) for title, log, color, xlabel in (
-        (TABLE_SEED, True, "tab:green", "us per call (host; kernel: GPU), log scale"),
-        (TABLE_DYN, False, "tab:orange", "host us per call"),
-        (TABLE_CHAIN, False, "tab:purple", "us per GEMV")) if title in result["tables"]]
-    text = report.write(result, args.out, "gpu", COLUMNS, panels)
-    print(text)
+    print(write(result, args.out))
     return result
+
+
+def write(result, out_dir) -> str:
+    """results_gpu.{json,md} and chart_gpu.png of a result (also to redraw a saved one)."""
+    panels = [dict(title=title, bars=result["tables"][title], log=log, color=color, xlabel=xlabel)
+              for title, log, color, xlabel in (
+                  (TABLE_SEED, True, "tab:green", "us per call (host; kernel: GPU), log scale"),
+                  (TABLE_DYN, False, "tab:orange", "host us per call"),
+                  (TABLE_CHAIN, False, "tab:purple", "us per GEMV")) if title in result["tables"]]
+    return report.write(result, out_dir, "gpu", COLUMNS, panels)
 
 
 if __name__ == "__main__":

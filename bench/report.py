@@ -1,7 +1,7 @@
 """Reporting for the CPU and GPU benchmarks: the environment, Markdown tables, JSON, the PNG
-chart, and bench/RESULTS.md with the README's speed table assembled from the saved results.
+chart, and bench/RESULTS.md with the README's speed tables assembled from the saved results.
 
-    python -m bench.report        # rewrite bench/RESULTS.md and the README table from bench/results/
+    python -m bench.report        # rewrite bench/RESULTS.md and the README tables from bench/results/
 
 A result is a dict: ``info`` (:func:`environment`), ``command``, ``method`` (how it was
 timed), ``tables`` (title -> rows, a row being name -> {"median", "p25", "p75", ...}) and
@@ -114,6 +114,7 @@ def chart(path: str, panels, title: str | None = None) -> None:
                 ax.annotate(f"{m:.3g}", (m, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
             if panel.get("log"):
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.tick_params(axis="y", labelsize=8)
         else:
             for name, ys in panel["lines"].items():
@@ -181,10 +182,47 @@ def readme_table(cpu: dict) -> str:
     return "\n".join(lines)
 
 
+GPU_README_ROWS = {  # the README's GPU table: the forum thread's GEMV on an H100, these paths
+    "kernel GPU time (CUPTI)": "kernel GPU time",
+    "rt_mod(*tvm tensors)": "`rt_mod(*tvm_tensors)`",
+    "from_dlpack(to_dlpack(t)) per call": "`rt_mod` with `from_dlpack(to_dlpack(t))` per call",
+    "ctypes TVMFFIFunctionCall": "ctypes `TVMFFIFunctionCall`, DLTensors filled per call",
+    "nvcc library via ctypes, data_ptr() per call": "the thread's nvcc library via ctypes",
+    "tvm_ffi f(*torch)": "tvm_ffi `f(*torch_tensors)`",
+    "tvmfast dynamic": "**tvmfast** `f(x, w, scale, zeros, out)`",
+    "tvmfast frozen": "**tvmfast** frozen `g(x, out)`",
+    "tvmfast prepared": "**tvmfast** prepared `p()`",
+    "C loop floor": "C loop of `TVMFFIFunctionCall` (floor)",
+    "raw cuLaunchKernel C loop": "C loop of raw `cuLaunchKernel`",
+    "CUDA graph replay, per kernel": "CUDA graph replay, per kernel",
+}
+
+
+def readme_gpu_table(gpu: dict) -> str:
+    rows = next(iter(gpu["tables"].values()))
+    i = gpu["info"]
+    lines = ["<!-- gpu-table: written by `python -m bench.report` -->",
+             "| path (int4 GEMV 1x1024 x 1024x1024) | us/call | vs C floor | thread's A100 |", "|---|---:|---:|---:|"]
+    lines += [f"| {label} | {rows[k]['median']:.2f} | {fmt(rows[k].get('vs_floor'), 2)} | "
+              f"{fmt(rows[k].get('seed_a100'), 2)} |" for k, label in GPU_README_ROWS.items() if k in rows]
+    lines += ["", f"{i['gpu']}, {i['date']}, torch {i['torch']}: host time per call (the kernel row: GPU time; "
+              "graph replay: per kernel of a replayed graph).", "<!-- /gpu-table -->"]
+    return "\n".join(lines)
+
+
+def replace_block(text: str, name: str, block: str) -> str:
+    """``text`` with its ``<!-- name ... -->`` ... ``<!-- /name -->`` block replaced (if it has one)."""
+    start, end = f"<!-- {name}", f"<!-- /{name} -->"
+    if start not in text:
+        return text
+    a, b = text.index(start), text.index(end) + len(end)
+    return text[:a] + block + text[b:]
+
+
 def assemble(results_dir: str = RESULTS, results_md: str = os.path.join(HERE, "RESULTS.md"),
              readme: str = README) -> None:
     """bench/RESULTS.md: the head (bench/RESULTS_HEAD.md), then every saved result's Markdown;
-    the README's speed table from results_cpu.json."""
+    the README's speed table from results_cpu.json, its GPU table from results_gpu.json."""
     parts = [open(os.path.join(HERE, "RESULTS_HEAD.md")).read().rstrip(), ""]
     for md in sorted(glob.glob(os.path.join(results_dir, "results_*.md"))):
         tag = os.path.basename(md)[len("results_"):-len(".md")]
@@ -192,12 +230,13 @@ def assemble(results_dir: str = RESULTS, results_md: str = os.path.join(HERE, "R
     with open(results_md, "w") as fh:
         fh.write("\n".join(parts))
     with open(os.path.join(results_dir, "results_cpu.json")) as fh:
-        cpu = json.load(fh)
-    text = open(readme).read()
-    a = text.index("<!-- speed-table")
-    b = text.index("<!-- /speed-table -->") + len("<!-- /speed-table -->")
+        text = replace_block(open(readme).read(), "speed-table", readme_table(json.load(fh)))
+    gpu_path = os.path.join(results_dir, "results_gpu.json")
+    if os.path.exists(gpu_path):
+        with open(gpu_path) as fh:
+            text = replace_block(text, "gpu-table", readme_gpu_table(json.load(fh)))
     with open(readme, "w") as fh:
-        fh.write(text[:a] + readme_table(cpu) + text[b:])
+        fh.write(text)
 
 
 if __name__ == "__main__":
