@@ -168,18 +168,25 @@ README_ROWS = {  # the README's speed table: CPU add of 128, these paths
 }
 
 
+def readme_block(name: str, header, rows: dict, labels: dict, cells, footer: str) -> str:
+    """A README table between ``<!-- name -->`` markers: one line per row of ``labels`` measured."""
+    lines = [f"<!-- {name}: written by `python -m bench.report` -->", "| " + " | ".join(header) + " |",
+             "|---|" + "---:|" * (len(header) - 1)]
+    lines += [f"| {label} | " + " | ".join(cells(rows[k])) + " |" for k, label in labels.items() if k in rows]
+    return "\n".join(lines + ["", footer, f"<!-- /{name} -->"])
+
+
 def readme_table(cpu: dict) -> str:
     add = next(iter(cpu["tables"].values()))
     t = cpu["targets"]
-    lines = ["<!-- speed-table: written by `python -m bench.report` -->",
-             "| path | us/call | vs tvm_ffi |", "|---|---:|---:|"]
-    lines += [f"| {label} | {add[k]['median']:.3f} | {add[k]['vs_ref']:.2f} |" for k, label in README_ROWS.items()]
-    lines += ["", f"Measured {cpu['info']['date']}, torch {cpu['info']['torch']}. Above the floor, tvmfast's dynamic "
-              f"call adds {add['tvmfast dynamic']['over_floor']:.3f} us where tvm_ffi adds "
-              f"{add['tvm_ffi f(*torch)']['over_floor']:.3f} us; each further tensor argument costs "
-              f"~{t['P3 ns per extra tensor (dynamic - floor slope) <= 30']:.0f} ns "
-              f"(tvm_ffi ~{t['P3 same for tvm_ffi']:.0f} ns).", "<!-- /speed-table -->"]
-    return "\n".join(lines)
+    return readme_block(
+        "speed-table", ("path", "us/call", "vs tvm_ffi"), add, README_ROWS,
+        lambda r: (f"{r['median']:.3f}", f"{r['vs_ref']:.2f}"),
+        f"Measured {cpu['info']['date']}, torch {cpu['info']['torch']}. Above the floor, tvmfast's dynamic "
+        f"call adds {add['tvmfast dynamic']['over_floor']:.3f} us where tvm_ffi adds "
+        f"{add['tvm_ffi f(*torch)']['over_floor']:.3f} us; each further tensor argument costs "
+        f"~{t['P3 ns per extra tensor (dynamic - floor slope) <= 30']:.0f} ns "
+        f"(tvm_ffi ~{t['P3 same for tvm_ffi']:.0f} ns).")
 
 
 GPU_README_ROWS = {  # the README's GPU table: the forum thread's GEMV on an H100, these paths
@@ -199,15 +206,13 @@ GPU_README_ROWS = {  # the README's GPU table: the forum thread's GEMV on an H10
 
 
 def readme_gpu_table(gpu: dict) -> str:
-    rows = next(iter(gpu["tables"].values()))
     i = gpu["info"]
-    lines = ["<!-- gpu-table: written by `python -m bench.report` -->",
-             "| path (int4 GEMV 1x1024 x 1024x1024) | us/call | vs C floor | thread's A100 |", "|---|---:|---:|---:|"]
-    lines += [f"| {label} | {rows[k]['median']:.2f} | {fmt(rows[k].get('vs_floor'), 2)} | "
-              f"{fmt(rows[k].get('seed_a100'), 2)} |" for k, label in GPU_README_ROWS.items() if k in rows]
-    lines += ["", f"{i['gpu']}, {i['date']}, torch {i['torch']}: host time per call (the kernel row: GPU time; "
-              "graph replay: per kernel of a replayed graph).", "<!-- /gpu-table -->"]
-    return "\n".join(lines)
+    return readme_block(
+        "gpu-table", ("path (int4 GEMV 1x1024 x 1024x1024)", "us/call", "vs C floor", "thread's A100"),
+        next(iter(gpu["tables"].values())), GPU_README_ROWS,
+        lambda r: (f"{r['median']:.2f}", fmt(r.get("vs_floor"), 2), fmt(r.get("seed_a100"), 2)),
+        f"{i['gpu']}, {i['date']}, torch {i['torch']}: host time per call (the kernel row: GPU time; "
+        "graph replay: per kernel of a replayed graph).")
 
 
 def replace_block(text: str, name: str, block: str) -> str:
