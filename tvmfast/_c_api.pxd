@@ -83,7 +83,6 @@ cdef extern from "tvm/ffi/c_api.h" nogil:
         kTVMFFIOpaquePtr
         kTVMFFIDLTensorPtr
         kTVMFFIRawStr
-        kTVMFFISmallStr
         kTVMFFIStaticObjectBegin
         kTVMFFIError
         kTVMFFIFunction
@@ -108,10 +107,6 @@ cdef extern from "tvm/ffi/c_api.h" nogil:
 
     ctypedef int (*TVMFFISafeCallType)(
         void* handle, const TVMFFIAny* args, int32_t num_args, TVMFFIAny* result) noexcept
-
-    ctypedef struct TVMFFIErrorCell:   # follows the TVMFFIObject header of an Error
-        TVMFFIByteArray kind
-        TVMFFIByteArray message
 
     int TVMFFIObjectIncRef(TVMFFIObjectHandle obj)
     int TVMFFIStringFromByteArray(const TVMFFIByteArray* input, TVMFFIAny* out)

@@ -68,6 +68,7 @@ cdef class FrozenFunction:
     cdef int64_t* snapshot_dims
     cdef const DLPackExchangeAPI* snapshot_stream_api
     cdef object call_vector(self, void** items, Py_ssize_t n)
+    cdef int pack_frozen(self, TVMFFIAny* packed, CallState* st) except -1
     cdef int take_snapshot(self, uint64_t align_mask) except -1
     cdef list full_args(self, void** items, Py_ssize_t n)
 

@@ -10,18 +10,15 @@ def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):
     cdef CallState st
     cdef Py_ssize_t r
     cdef int ret = 0
-    cdef int k
     check_frozen(prepared)
     if prepared.num_dynamic != 0 or prepared.use_tvm_ffi:
         raise_api_error(TypeError, "_floor_loop", "needs a prepared function of tensors and scalars")
     cdef TVMFFIObjectHandle handle = prepared.bound.target.handle
     cdef int32_t n = prepared.num_args
-    memcpy(packed, prepared.template, n * sizeof(TVMFFIAny))
     init_state(&st, tensors, objects, prepared.bound.target.align_mask)
     try:
-        for k in range(prepared.num_frozen_tensors):
-            pos = prepared.tensor_pos[k]
-            convert_arg(<PyObject*>prepared.args[pos], pos, &packed[pos], &st)
+        if prepared.pack_frozen(packed, &st) == USE_TVM_FFI:
+            raise_api_error(TypeError, "_floor_loop", "needs a prepared function of tensors and scalars")
         with nogil:
             for r in range(repeat):
                 result.type_index = kTVMFFINone
@@ -54,7 +51,6 @@ cdef class _DefMethodFloor:
         init_state(&self.st, self.tensors, self.objects, 0)
 
     def __init__(self, FrozenFunction prepared):
-        cdef int k
         check_frozen(prepared)
         if prepared.num_dynamic != 0 or prepared.use_tvm_ffi:
             raise_api_error(TypeError, "_DefMethodFloor", "needs a prepared function of tensors and scalars")
@@ -62,10 +58,8 @@ cdef class _DefMethodFloor:
         self.handle = prepared.bound.target.handle
         self.n = prepared.num_args
         self.st.align_mask = prepared.bound.target.align_mask
-        memcpy(self.packed, prepared.template, self.n * sizeof(TVMFFIAny))
-        for k in range(prepared.num_frozen_tensors):
-            pos = prepared.tensor_pos[k]
-            convert_arg(<PyObject*>prepared.args[pos], pos, &self.packed[pos], &self.st)
+        if prepared.pack_frozen(self.packed, &self.st) == USE_TVM_FFI:
+            raise_api_error(TypeError, "_DefMethodFloor", "needs a prepared function of tensors and scalars")
 
     def call(self):
         cdef TVMFFIAny result

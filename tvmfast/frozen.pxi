@@ -103,6 +103,18 @@ cdef class FrozenFunction:
             self.take_snapshot(bound.target.align_mask)
         self.bound = bound  # last: marks the object initialized
 
+    cdef int pack_frozen(self, TVMFFIAny* packed, CallState* st) except -1:
+        """packed = the template with every frozen tensor exported now (into st).
+        Returns USE_TVM_FFI when one of them has become tvm_ffi's to convert."""
+        cdef int k
+        cdef int32_t pos
+        memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
+        for k in range(self.num_frozen_tensors):
+            pos = self.tensor_pos[k]
+            if convert_arg(<PyObject*>self.args[pos], pos, &packed[pos], st) == USE_TVM_FFI:
+                return USE_TVM_FFI
+        return CONVERTED
+
     cdef int take_snapshot(self, uint64_t align_mask) except -1:
         """call_ptrs' metadata: each tensor as it is now (shape, strides, dtype, device), own copies."""
         cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
@@ -110,13 +122,12 @@ cdef class FrozenFunction:
         cdef CallState st
         cdef int k, total = 0, off = 0
         cdef DLTensor* dl
-        memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
         init_state(&st, tensors, NULL, align_mask)
         try:
+            if self.pack_frozen(packed, &st) == USE_TVM_FFI:
+                return 0  # no snapshot: call_ptrs refuses
             for k in range(self.num_frozen_tensors):
-                pos = self.tensor_pos[k]
-                convert_arg(<PyObject*>self.args[pos], pos, &packed[pos], &st)
-                total += 2 * tensor_of(&packed[pos]).ndim
+                total += 2 * tensor_of(&packed[self.tensor_pos[k]]).ndim
             self.snapshot = <DLTensor*>calloc(max(self.num_frozen_tensors, 1), sizeof(DLTensor))
             self.snapshot_dims = <int64_t*>calloc(max(total, 1), sizeof(int64_t))
             if self.snapshot == NULL or self.snapshot_dims == NULL:
@@ -175,14 +186,9 @@ cdef class FrozenFunction:
             raise_count_error(self.num_dynamic, n)
         if self.use_tvm_ffi:
             return call_with_tvm_ffi(fn.function, self.full_args(items, n))
-        memcpy(packed, self.template, self.num_args * sizeof(TVMFFIAny))
         init_state(&st, tensors, objects, fn.target.align_mask)
         try:
-            for k in range(self.num_frozen_tensors):
-                pos = self.tensor_pos[k]
-                if convert_arg(<PyObject*>self.args[pos], pos, &packed[pos], &st) == USE_TVM_FFI:
-                    break
-            else:
+            if self.pack_frozen(packed, &st) == CONVERTED:
                 for k in range(n):
                     pos = self.dynamic_pos[k]
                     if convert_arg(<PyObject*>items[k], pos, &packed[pos], &st) == USE_TVM_FFI:
