@@ -40,7 +40,7 @@ def environment() -> dict:
         machine=f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
         python=platform.python_version(), torch=torch.__version__, tvm=tvm_version,
         tvm_ffi=tvm_ffi.__version__, tvmfast=tvmfast.__version__,
-        torch_direct_export=_core._torch_direct_export_enabled())
+        torch_direct_export=_core._torch_direct_export_state())
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda

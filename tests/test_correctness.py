@@ -219,6 +219,32 @@ def test_direct_torch_export_is_active(add_mod):
     f(a, a, torch.empty(128))
     if os.environ.get("TVMFAST_TORCH_DIRECT", "1") != "0":
         assert tvmfast._core._torch_direct_export_enabled()
+        state = tvmfast._core._torch_direct_export_state()
+        # torch 2.14 added `bool read_only` to at::toDLPackNonOwning: that signature must be
+        # the one found there, never the old one.
+        torch_version = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
+        signature = "tensor, dltensor, read_only" if torch_version >= (2, 14) else "tensor, dltensor)"
+        assert state.startswith("on (") and signature in state, state
+
+
+@pytest.mark.skipif(not hasattr(torch, "_lazy_clone"), reason="torch without copy-on-write tensors")
+def test_copy_on_write_output_is_materialised_not_shared(add_mod, gen):
+    """A lazy (copy-on-write) clone passed as the output: the kernel writes the clone's own
+    copy, never the storage it shares with the original (as rt_mod does through the
+    exchange API)."""
+    f = tvmfast.bind(add_mod)
+    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    original = torch.randn(128, generator=gen)
+    kept = original.clone()
+    out = torch._lazy_clone(original)
+    f(a, b, out)
+    assert torch.equal(out, a + b)
+    assert torch.equal(original, kept)
+    # and as an input: read, not copied or changed
+    source = torch._lazy_clone(a)
+    out2 = nan_like(a)
+    f(source, b, out2)
+    assert torch.equal(out2, a + b) and torch.equal(source, a)
 
 
 def test_misaligned_views_go_through_an_aligned_copy(add_mod, gen):

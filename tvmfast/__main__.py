@@ -26,9 +26,9 @@ def _torch_export_state(torch):
     import tvmfast
     from tvmfast import _core
 
-    enabled = getattr(_core, "_torch_direct_export_enabled", None)
-    if enabled is None:
-        return "unknown (this tvmfast has no _torch_direct_export_enabled)"
+    state = getattr(_core, "_torch_direct_export_state", None)
+    if state is None:
+        return "unknown (this tvmfast has no _torch_direct_export_state)"
     nop = tvm_ffi.get_global_func("testing.nop", allow_missing=True)
     if nop is None:
         return "unknown (no tvm_ffi function to probe with)"
@@ -36,20 +36,10 @@ def _torch_export_state(torch):
         tvmfast.bind(nop, alignment=1)(torch.zeros(4))
     except Exception as exc:  # a report, not a test: say what happened
         return f"unknown (the probe call failed: {type(exc).__name__}: {exc})"
-    if enabled():
-        return "on (at::toDLPackNonOwning, self-tested)"
-    if os.environ.get("TVMFAST_TORCH_DIRECT", "1") == "0":
-        return "off (TVMFAST_TORCH_DIRECT=0): torch's DLPack C exchange API"
-    reason = "the self-test refused it"
-    try:
-        from tvmfast import _torch
-
-        find = getattr(_torch, "to_dlpack_nonowning_address", None)
-        if find is not None and not find():
-            reason = "at::toDLPackNonOwning not found in this torch"
-    except ImportError:
-        pass
-    return f"off ({reason}): torch's DLPack C exchange API"
+    line = state()
+    if line.startswith("off"):
+        line += "; torch tensors take torch's DLPack C exchange API"
+    return line
 
 
 def _cuda_lines(torch, tvm):

@@ -143,7 +143,7 @@ cdef extern from "tvm/ffi/extra/c_env_api.h" nogil:
 cdef extern from "tvmfast_helpers.h" nogil:
     TVMFFIAny tvmfast_result_stash
     void* tvmfast_torch_to_dl
-    void tvmfast_set_torch_to_dl(void* fn)
+    void tvmfast_set_torch_to_dl(void* fn, int with_read_only)
     Py_ssize_t tvmfast_thpvariable_tensor_offset
     int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept
     Py_ssize_t tvmfast_torch_keyset_offset

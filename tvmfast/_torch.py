@@ -1,33 +1,59 @@
 """What tvmfast's core needs from torch, found without importing tvmfast (a leaf module).
 
 The core asks, lazily and only once torch tensors show up:
-* ``to_dlpack_nonowning_address()`` - the address of ``at::toDLPackNonOwning`` for
-  the direct tensor export (the core self-tests it before use; set
-  ``TVMFAST_TORCH_DIRECT=0`` to always use torch's DLPack C exchange API instead);
+* ``find_to_dlpack_nonowning()`` - where ``at::toDLPackNonOwning`` is, and which of its
+  signatures this torch has, for the direct tensor export (the core self-tests it before
+  use; set ``TVMFAST_TORCH_DIRECT=0`` to always use torch's DLPack C exchange API instead);
 * ``current_stream(obj, device_type, device_id)`` - torch's current stream for a GPU
   tensor that came without the C exchange API.
 """
 import ctypes
+import glob
 import os
 import sys
 
-_SYMBOL = "_ZN2at17toDLPackNonOwningERKNS_6TensorEP8DLTensor"
+# at::toDLPackNonOwning by signature, newest first (Itanium C++ ABI names: Linux and macOS).
+# The core calls each through its own function type, never one through the other's.
+#   torch >= 2.14: (const at::Tensor&, DLTensor*, bool read_only) - called with read_only=false,
+#                  as torch's exchange API does (a copy-on-write tensor is materialised first,
+#                  so a kernel that writes does not write into the storage it shares)
+#   torch <= 2.13: (const at::Tensor&, DLTensor*)
+SIGNATURES = (
+    ("tensor, dltensor, read_only", "_ZN2at17toDLPackNonOwningERKNS_6TensorEP8DLTensorb"),
+    ("tensor, dltensor", "_ZN2at17toDLPackNonOwningERKNS_6TensorEP8DLTensor"),
+)
 _GPU_DEVICE_TYPES = (2, 10)  # DLPack kDLCUDA, kDLROCM
 
 
-def to_dlpack_nonowning_address() -> int:
-    """Address of at::toDLPackNonOwning in the loaded torch, or 0 if unavailable or disabled."""
+def _torch_cpu_library(torch):
+    """torch's already loaded libtorch_cpu (.so on Linux, .dylib on macOS), or None."""
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.*"))):
+        try:
+            return ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | os.RTLD_LAZY)
+        except OSError:
+            continue
+    return None
+
+
+def find_to_dlpack_nonowning():
+    """(address, signature) of at::toDLPackNonOwning in the loaded torch, signature being one
+    of SIGNATURES' descriptions; (0, reason) when it is unavailable or disabled."""
     if os.environ.get("TVMFAST_TORCH_DIRECT", "1") == "0":
-        return 0
+        return 0, "disabled by TVMFAST_TORCH_DIRECT=0"
     torch = sys.modules.get("torch")
     if torch is None:
-        return 0
-    lib_path = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
-    try:
-        lib = ctypes.CDLL(lib_path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
-        return ctypes.cast(getattr(lib, _SYMBOL), ctypes.c_void_p).value or 0
-    except (OSError, AttributeError):
-        return 0
+        return 0, "torch is not imported"
+    lib = _torch_cpu_library(torch)
+    if lib is None:
+        return 0, "libtorch_cpu not found next to torch"
+    for signature, symbol in SIGNATURES:
+        try:
+            address = ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value
+        except AttributeError:
+            continue
+        if address:
+            return address, signature
+    return 0, "at::toDLPackNonOwning not found in this torch (no known signature)"
 
 
 def current_stream(obj, device_type: int, device_id: int):

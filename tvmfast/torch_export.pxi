@@ -6,28 +6,38 @@
 
 cdef PyObject* torch_tensor_type = NULL     # torch.Tensor, once a torch tensor was seen
 cdef bint torch_setup_done = False
+cdef str torch_direct_export_state = "off (no torch tensor seen yet)"
 
 
 cdef void setup_torch_direct_export() except *:
     """Learn torch's object layout and enable the direct export the first time a
     torch tensor type is seen (so importing tvmfast does not import torch).  Any
     failure leaves the exchange API path (and Python-level lazy-view checks)."""
-    global torch_setup_done, torch_tensor_type
+    global torch_setup_done, torch_tensor_type, torch_direct_export_state
     if torch_setup_done:
         return
     torch_setup_done = True
     from tvmfast import _torch
     torch = sys.modules.get("torch")
     if torch is None:
+        torch_direct_export_state = "off (torch is not imported)"
         return
     tp = torch.Tensor
     Py_INCREF(tp)  # lives for the process
     torch_tensor_type = <PyObject*>tp
     try:
-        if _learn_torch_layout(torch):
-            _enable_torch_direct_export(torch, _torch.to_dlpack_nonowning_address())
-    except Exception:  # the exchange API path works without it
-        pass
+        address, signature = _torch.find_to_dlpack_nonowning()
+        if not address:
+            torch_direct_export_state = f"off ({signature})"
+        elif not _learn_torch_layout(torch):
+            torch_direct_export_state = "off (torch.Tensor's object layout is not the one known)"
+        elif not _enable_torch_direct_export(torch, address, signature == _torch.SIGNATURES[0][0]):
+            torch_direct_export_state = f"off (the self-test of toDLPackNonOwning({signature}) failed)"
+        else:
+            torch_direct_export_state = f"on (at::toDLPackNonOwning({signature}), self-tested)"
+    except Exception as exc:  # the exchange API path works without it
+        torch_direct_export_state = f"off (set-up failed: {type(exc).__name__}: {exc})"
+
 
 
 cdef object torch_current_stream(object obj, int32_t device_type, int32_t device_id):
@@ -67,9 +77,16 @@ cdef bint same_dltensor(DLTensor* x, DLTensor* y) noexcept:
 
 cdef list torch_samples(torch):
     base = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)
-    return [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
-            torch.tensor(3.0), torch.zeros(0), base.to(torch.int8),
-            base > 3, torch.nn.Parameter(base.clone())]
+    samples = [base, base[1], base.transpose(0, 2), base[:, 1:, ::2], base.half(),
+               torch.tensor(3.0), torch.zeros(0), base.to(torch.int8),
+               base > 3, torch.nn.Parameter(base.clone())]
+    lazy_clone = getattr(torch, "_lazy_clone", None)
+    if lazy_clone is not None:
+        # A copy-on-write clone: an export for writing must not hand out the storage it
+        # shares with `base` (torch >= 2.14's read_only=true would; the exchange API
+        # materialises the copy first).
+        samples.append(lazy_clone(base))
+    return samples
 
 
 def _learn_torch_layout(torch_module):
@@ -119,20 +136,21 @@ def _learn_torch_layout(torch_module):
     return True
 
 
-def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address):
+def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address, bint with_read_only):
     """Switch torch.Tensor arguments to the direct export if it is provably right here:
-    the direct export must fill every DLTensor field exactly as torch's exchange API
-    does, on sample tensors.  Returns True when enabled."""
+    the direct export (fn_address, of the signature with or without read_only) must fill
+    every DLTensor field exactly as torch's exchange API does, on sample tensors.
+    Returns True when enabled."""
     cdef const DLPackExchangeAPI* api = exchange_api_of(torch_module.Tensor, 0)
     cdef DLTensor direct, reference
     if api == NULL or fn_address == 0 or tvmfast_thpvariable_tensor_offset == 0:
         return False
-    tvmfast_set_torch_to_dl(<void*>fn_address)
+    tvmfast_set_torch_to_dl(<void*>fn_address, with_read_only)
     for t in torch_samples(torch_module):
         if (tvmfast_torch_export(<PyObject*>t, &direct) != 0
                 or api.dltensor_from_py_object_no_sync(<void*>t, &reference) != 0
                 or not same_dltensor(&direct, &reference)):
-            tvmfast_set_torch_to_dl(NULL)
+            tvmfast_set_torch_to_dl(NULL, 0)
             return False
     return True
 
@@ -142,6 +160,14 @@ def _torch_direct_export_enabled():
     if "torch" in sys.modules:
         setup_torch_direct_export()
     return tvmfast_torch_to_dl != NULL
+
+
+def _torch_direct_export_state():
+    """One line: whether torch tensors take the direct export, with which signature of
+    at::toDLPackNonOwning, or why not (set up now if torch is imported)."""
+    if "torch" in sys.modules:
+        setup_torch_direct_export()
+    return torch_direct_export_state
 
 
 def _torch_lazy_view_check():

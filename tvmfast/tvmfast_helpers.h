@@ -27,23 +27,35 @@
 #include <cstring>
 
 /* Result of the last call, parked here for tvm_ffi to convert (one per thread). */
-static thread_local TVMFFIAny tvmfast_result_stash;
+static thread_local TVMFFIAny tvmfast_result_stash __attribute__((unused));
 
 /* ------------------------------------------------------------------------- */
 /* Direct torch export                                                        */
 /* ------------------------------------------------------------------------- */
-/* at::toDLPackNonOwning(const at::Tensor&, DLTensor*) applied to the at::Tensor
- * inside the THPVariable.  torch's exchange-API entry reaches the same function
- * through a pybind11 cast and a GIL-state guard, which cost ~3x more per tensor.
+/* at::toDLPackNonOwning applied to the at::Tensor inside the THPVariable.  torch's
+ * exchange-API entry reaches the same function through a pybind11 cast and a
+ * GIL-state guard, which cost ~3x more per tensor.  Its signature changed in torch
+ * 2.14 (a `bool read_only` was added); each signature has its own function type and
+ * only the one tvmfast._torch found in this torch is set, so no call goes through a
+ * type that does not match the function.  read_only is passed as false, as torch's
+ * exchange API does: a copy-on-write tensor is materialised before a kernel that may
+ * write it sees its pointer.
  * Enabled only after _enable_torch_direct_export() showed, on this torch build,
  * that the object layout is the one assumed and that the result matches the
  * exchange API field by field.  C++ exceptions (meta tensors, unsupported dtypes)
  * are caught here; the caller then asks the exchange API, which raises the proper
  * Python error. */
-typedef void (*tvmfast_torch_to_dl_fn)(const void* tensor, DLTensor* out);
-static tvmfast_torch_to_dl_fn tvmfast_torch_to_dl = NULL;
-static inline void tvmfast_set_torch_to_dl(void* fn) {
-  tvmfast_torch_to_dl = reinterpret_cast<tvmfast_torch_to_dl_fn>(fn);
+typedef void (*tvmfast_torch_to_dl_fn)(const void* tensor, DLTensor* out);              /* <= 2.13 */
+typedef void (*tvmfast_torch_to_dl_ro_fn)(const void* tensor, DLTensor* out, bool ro);  /* >= 2.14 */
+static tvmfast_torch_to_dl_fn tvmfast_torch_to_dl_2 = NULL;
+static tvmfast_torch_to_dl_ro_fn tvmfast_torch_to_dl_3 = NULL;
+/* Non-NULL when the direct export is enabled (whichever signature). */
+static void* tvmfast_torch_to_dl = NULL;
+/* Set (or, with fn NULL, clear) the direct export; with_read_only says which signature fn has. */
+static inline void tvmfast_set_torch_to_dl(void* fn, int with_read_only) {
+  tvmfast_torch_to_dl_2 = with_read_only ? NULL : reinterpret_cast<tvmfast_torch_to_dl_fn>(fn);
+  tvmfast_torch_to_dl_3 = with_read_only ? reinterpret_cast<tvmfast_torch_to_dl_ro_fn>(fn) : NULL;
+  tvmfast_torch_to_dl = fn;
 }
 static Py_ssize_t tvmfast_thpvariable_tensor_offset = 0;
 /* torch's lazy negation/conjugation views: DLPack has no field for them, so torch
@@ -68,8 +80,13 @@ static inline int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept {
       (tvmfast_torch_keyset(obj, tvmfast_torch_keyset_offset) & tvmfast_torch_lazy_bits) != 0) {
     return -2;
   }
+  const void* tensor = (const char*)obj + tvmfast_thpvariable_tensor_offset;
   try {
-    tvmfast_torch_to_dl((const char*)obj + tvmfast_thpvariable_tensor_offset, out);
+    if (tvmfast_torch_to_dl_3 != NULL) {
+      tvmfast_torch_to_dl_3(tensor, out, false);
+    } else {
+      tvmfast_torch_to_dl_2(tensor, out);
+    }
     return 0;
   } catch (...) {
     return -1;
