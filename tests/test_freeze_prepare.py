@@ -1,10 +1,11 @@
 """freeze() and prepare(): arguments converted once, contents read at each call."""
 import pytest
-import torch
 
 import tvmfast
 from bench import kernels
 from tvmfast_test_utils import nan_like
+
+torch = pytest.importorskip("torch")
 
 
 def test_freeze_static_arguments(gemv_mod, gen):

@@ -20,12 +20,13 @@ import numpy as np
 import psutil
 import pytest
 import test_safety as safety
-import torch
 import tvm_ffi
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tvmfast
+
+torch = pytest.importorskip("torch")
 
 MAX_EXAMPLES = 1100
 MIN_CALLS = 1000

@@ -5,10 +5,11 @@ import threading
 import tracemalloc
 
 import pytest
-import torch
 import tvm_ffi
 
 import tvmfast
+
+torch = pytest.importorskip("torch")
 
 
 def rss_bytes():

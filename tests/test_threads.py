@@ -16,11 +16,12 @@ import threading
 import numpy as np
 import pytest
 import test_safety as safety
-import torch
 import tvm_ffi
 from test_safety import N
 
 import tvmfast
+
+torch = pytest.importorskip("torch")
 
 THREADS = 8
 ITERS = 300

@@ -11,13 +11,15 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
-import torch.autograd.forward_ad as fwAD
 
-import tvmfast
-from bench import kernels
-from tvmfast.torch_op import make_torch_op
-from tvmfast_test_utils import nan_like
+torch = pytest.importorskip("torch")
+
+import torch.autograd.forward_ad as fwAD  # noqa: E402
+
+import tvmfast  # noqa: E402
+from bench import kernels  # noqa: E402
+from tvmfast.torch_op import make_torch_op  # noqa: E402
+from tvmfast_test_utils import nan_like  # noqa: E402
 
 NS = "tvmfast_test_op"
 _IDS = itertools.count()

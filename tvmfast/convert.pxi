@@ -46,6 +46,45 @@ cdef object _FFITensor = tvm_ffi.core.Tensor
 cdef object _ndarray_type = None
 
 
+# tvm_ffi's CObject, the base of every tvm_ffi object type, is a Cython class whose only C
+# field is `void* chandle`, right after the object header; tvm_ffi's own argument setter
+# reads it there.  tvmfast does the same instead of a Python call to __chandle__() per
+# argument, once CObject's size shows exactly that one field and samples agree (otherwise,
+# say a future tvm_ffi adds fields, __chandle__() is used).
+cdef Py_ssize_t cobject_handle_offset = 0
+
+
+cdef void learn_cobject_layout():
+    global cobject_handle_offset
+    cdef int checked = 0
+    if _CObject.__basicsize__ != sizeof(PyObject) + sizeof(void*):
+        return
+    try:
+        samples = [tvm_ffi.convert([1, 2]), tvm_ffi.convert({"k": 1}), tvm_ffi.convert("x" * 40),
+                   tvm_ffi.get_global_func("ffi.String", allow_missing=True)]
+        for sample in samples:
+            if not isinstance(sample, _CObject):
+                continue
+            if (<uint64_t>tvmfast_read_ptr(<PyObject*>sample, sizeof(PyObject))
+                    != <uint64_t>sample.__chandle__()):
+                return
+            checked += 1
+    except Exception:  # a tvm_ffi that differs: __chandle__() it is
+        return
+    if checked >= 2:
+        cobject_handle_offset = sizeof(PyObject)
+
+
+learn_cobject_layout()
+
+
+cdef inline TVMFFIObjectHandle cobject_handle(object obj):
+    """The FFI object handle of a tvm_ffi object (NULL for a null handle); the caller holds obj."""
+    if cobject_handle_offset != 0:
+        return <TVMFFIObjectHandle>tvmfast_read_ptr(<PyObject*>obj, cobject_handle_offset)
+    return <TVMFFIObjectHandle><uint64_t>obj.__chandle__()
+
+
 cdef const DLPackExchangeAPI* exchange_api_of(object tp, Py_ssize_t pos) except? NULL:
     """The DLPack C exchange API a type declares, or NULL if it declares none or one
     of another DLPack major version.  A declared one that is not a valid capsule is
@@ -188,9 +227,11 @@ cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, int kind, const DLPackE
 
 cdef int convert_ffi_tensor(object tensor, PyObject* obj, Py_ssize_t pos, TVMFFIAny* out,
                             CallState* st) except -1:
-    """A tvm_ffi.Tensor (given, or imported from numpy): passed as it is, or through
-    an aligned scratch copy when the callee assumes alignment it lacks."""
-    cdef TVMFFIObjectHandle handle = <TVMFFIObjectHandle><uint64_t>tensor.__chandle__()
+    """A tvm_ffi.Tensor (given, or imported from a __dlpack__ producer obj): passed as it is,
+    or through an aligned scratch copy when the callee assumes alignment it lacks.  obj is
+    what picks the stream (NULL for a tvm_ffi.Tensor given as such: like rt_mod, tvmfast
+    leaves TVM's current stream as it is)."""
+    cdef TVMFFIObjectHandle handle = cobject_handle(tensor)
     cdef DLTensor* dl = <DLTensor*>(<char*>handle + sizeof(TVMFFIObject))
     cdef TvmfastTensor* t
     if is_misaligned(dl, st.align_mask):
@@ -238,7 +279,7 @@ cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
             st.objects[st.n_objects] = out.v_ptr
             st.n_objects += 1
     elif kind == KIND_FFI_OBJECT:
-        handle = <TVMFFIObjectHandle><uint64_t>(<object>obj).__chandle__()
+        handle = cobject_handle(<object>obj)
         if handle == NULL:
             if isinstance(<object>obj, _FFITensor):
                 return USE_TVM_FFI  # a DLTensor view (a callback's argument): tvm_ffi passes it
@@ -246,7 +287,7 @@ cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
             raise_arg_error(TypeError, pos, f"{describe(obj)} holds no object (null handle)")
         out.type_index = (<TVMFFIObject*>handle).type_index
         if out.type_index == kTVMFFITensor:
-            return convert_ffi_tensor(<object>obj, obj, pos, out, st)
+            return convert_ffi_tensor(<object>obj, NULL, pos, out, st)
         out.v_ptr = handle
     elif kind == KIND_DLPACK:
         # tvm_ffi's own importer (as rt_mod does), kept alive for the call; its

@@ -36,8 +36,8 @@ cdef bint is_tensor_kind(PyObject* obj, int kind) except -1:
         return True
     if kind != KIND_FFI_OBJECT:
         return False
-    handle = (<object>obj).__chandle__()
-    return handle != 0 and (<TVMFFIObject*><uint64_t>handle).type_index == kTVMFFITensor
+    cdef TVMFFIObjectHandle handle = cobject_handle(<object>obj)
+    return handle != NULL and (<TVMFFIObject*>handle).type_index == kTVMFFITensor
 
 
 cdef class FrozenFunction:
