@@ -42,6 +42,7 @@ NVCC = "nvcc library via ctypes, data_ptr() per call"
 CULAUNCH = "raw cuLaunchKernel C loop"
 CPU_DYNAMIC, CPU_FLOOR = "CPU kernel (5 tensors), tvmfast dynamic", "CPU kernel (5 tensors), C loop floor"
 AFTER_LAUNCH = "GPU prepared call, then the CPU kernel's dynamic call"
+DEF_FLOOR = "Python-call floor: a bare Cython def method making the same call"
 # The thread's figures on an A100 (us per call): time_evaluator, rt_mod with tensors converted
 # ahead, converted per call with to_dlpack/from_dlpack, ctypes with DLTensors made from
 # data_ptr() per call, and the nvcc-compiled library called through ctypes.
@@ -177,13 +178,17 @@ def dynamic_profile(mod, ts, args, lib):
     f = tvmfast.bind(mod)
     prepared = f.prepare(*ts)
     tvm_ts = [tvm_ffi.from_dlpack(t) for t in ts]
-    env = dict(f=f, prepared=prepared, torch=torch)
+    # What any call made from Python costs here, with no argument work at all: the lowest a
+    # Python-level path can go (its arguments converted once, trusted, never checked again).
+    def_floor = tvmfast._core._DefMethodFloor(prepared)
+    env = dict(f=f, prepared=prepared, torch=torch, def_floor=def_floor)
     env.update({f"t{i}": t for i, t in enumerate(ts)})
     env.update({f"v{i}": t for i, t in enumerate(tvm_ts)})
     runners = {
         "tvmfast dynamic, torch tensors": statement("f(t0, t1, t2, t3, t4)", env, sync),
         "tvmfast dynamic, tvm_ffi tensors (no export, no stream query)": statement("f(v0, v1, v2, v3, v4)", env, sync),
         "tvmfast prepared": statement("prepared()", env, sync),
+        DEF_FLOOR: statement("def_floor.call()", env, sync),
         FLOOR: c_loop(lambda n: tvmfast._core._floor_loop(prepared, n), sync),
         "torch.cuda.current_stream() from Python": statement("torch.cuda.current_stream()", env),
     }
@@ -199,7 +204,7 @@ def dynamic_profile(mod, ts, args, lib):
     runners[AFTER_LAUNCH] = statement("prepared(); fc(c0, c1, c2, c3, c4)", env, sync)
     rows = summarize(measure(runners, args.rounds, BURST), ref=None, floor=None)
     for name, row in rows.items():  # above the floor of the same device's kernel
-        if name.startswith("tvmfast"):
+        if name.startswith("tvmfast") or name == DEF_FLOOR:
             row["over_floor"] = row["median"] - rows[FLOOR]["median"]
         elif name == CPU_DYNAMIC:
             row["over_floor"] = row["median"] - rows[CPU_FLOOR]["median"]
@@ -446,7 +451,8 @@ def findings(result) -> list[str]:
                f"{seed[CULAUNCH]['median']:.2f} us." if NVCC in seed else ""))
     dyn, steps = t.get(TABLE_DYN, {}), t.get(TABLE_STEPS, {})
     if dyn:
-        over = {name: row["over_floor"] for name, row in dyn.items() if name.startswith("tvmfast")}
+        over = {name: row["over_floor"] for name, row in dyn.items()
+                if name.startswith("tvmfast") or name == DEF_FLOOR}
         parts = ", ".join(f"{n} {r['median'] * 1e3:.0f} ns" for n, r in steps.items())
         notes.append(
             "Above the C floor (us): " + "; ".join(f"{n} {v:.3f}" for n, v in over.items()) + f". C loops of the "

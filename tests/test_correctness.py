@@ -7,7 +7,7 @@ import tvm_ffi
 
 import tvmfast
 from bench import kernels
-from tvmfast_test_utils import nan_like
+from tvmfast_test_utils import nan_like, needs_tvm
 
 torch = pytest.importorskip("torch")
 
@@ -314,6 +314,7 @@ def test_producer_without_exchange_api_goes_through_dlpack(add_mod, gen):
     assert torch.equal(out, a + b)
 
 
+@needs_tvm
 def test_exchange_api_path_without_direct_export(tmp_path):
     """TVMFAST_TORCH_DIRECT=0: torch tensors through torch's DLPack C exchange API."""
     import subprocess

@@ -164,6 +164,14 @@ def build_args(spec) -> list:
     return args
 
 
+def _storage_too_small(t) -> bool:
+    """The tensor reaches beyond its storage (freed or shrunk under it)."""
+    if t.numel() == 0:
+        return False
+    extent = t.storage_offset() + 1 + sum((size - 1) * abs(stride) for size, stride in zip(t.shape, t.stride()))
+    return t.untyped_storage().nbytes() < extent * t.element_size()
+
+
 def _mutate(t, how: str, n: int) -> bool:
     """Change a torch tensor after freeze/prepare; False where torch refuses the change."""
     if (not isinstance(t, torch.Tensor) or t.is_sparse or t.is_quantized or t.device.type != "cpu"
@@ -200,6 +208,8 @@ def _mutate(t, how: str, n: int) -> bool:
             nbytes = t.untyped_storage().nbytes()
             t.untyped_storage().resize_(0)
             t.untyped_storage().resize_(nbytes)
+        elif how in ("inplace_mul", "fill_nan") and _storage_too_small(t):
+            return False  # torch's own in-place ops write past a shrunk storage (they crash)
         elif how == "inplace_mul":
             t.mul_(2)
         elif how == "swap":

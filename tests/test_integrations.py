@@ -8,6 +8,7 @@ import pytest
 
 import tvmfast
 from bench import kernels
+from tvmfast_test_utils import needs_tvm
 
 torch = pytest.importorskip("torch")
 
@@ -94,6 +95,7 @@ def test_relax_vm_returns_torch_tensors():
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@needs_tvm
 def test_c_level_api_from_another_cython_module(tmp_path):
     """examples/c_api: a Cython module cimports tvmfast and calls a kernel from a nogil loop."""
     import shutil
@@ -124,6 +126,7 @@ def test_c_level_api_from_another_cython_module(tmp_path):
         rows.add_rows(g, a.data_ptr(), b.data_ptr(), out.data_ptr(), 1, 128 * 4)
 
 
+@needs_tvm
 def test_bound_functions_pickle_by_rebinding_a_library_path(tmp_path, gen):
     import pickle
 

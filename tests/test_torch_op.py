@@ -19,7 +19,7 @@ import torch.autograd.forward_ad as fwAD  # noqa: E402
 import tvmfast  # noqa: E402
 from bench import kernels  # noqa: E402
 from tvmfast.torch_op import make_torch_op  # noqa: E402
-from tvmfast_test_utils import nan_like  # noqa: E402
+from tvmfast_test_utils import nan_like, needs_tvm  # noqa: E402
 
 NS = "tvmfast_test_op"
 _IDS = itertools.count()
@@ -368,6 +368,7 @@ print("RESULT", "right" if ok else "WRONG", max(Alignment.seen))
 
 
 @pytest.mark.slow
+@needs_tvm
 def test_aoti_package_reading_module_constants_runs_right_on_fresh_loads(tmp_path, gen):
     """torch.export + AOTInductor: the op reads a buffer and a parameter, which a loaded package holds as
     constants 16-byte aligned at best; every fresh load (a new process) computes the right result."""
