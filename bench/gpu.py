@@ -29,7 +29,7 @@ import torch
 import tvm_ffi
 
 import tvmfast
-from bench import counters, gpu_probe, kernels, nvcc_lib, report
+from bench import gpu_probe, kernels, nvcc_lib, report
 from bench.timing import FLOOR, REF, c_loop, call_paths, measure, statement, summarize
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
@@ -212,32 +212,13 @@ def dynamic_profile(mod, ts, args, lib):
                                         - rows[CPU_FLOOR]["median"])
     steps = {name: dict(median=ns / 1e3) for name, ns in gpu_probe.step_costs(ts).items()
              if isinstance(ns, float)}
-    tables = {TABLE_DYN: rows, TABLE_STEPS: steps,
-              TABLE_COUNTERS: event_counts({name: runners[name] for name in COUNTED}, args)}
+    tables = {TABLE_DYN: rows, TABLE_STEPS: steps}
     if lib is not None:
         tables[TABLE_GAPS] = launch_gaps(ts, args, lib)
     for table in tables.values():
         for name, row in table.items():
             print(f"dynamic profile: {name}: {row['median']:.3f} us", flush=True)
     return tables
-
-
-COUNTED = ("tvmfast dynamic, torch tensors", "tvmfast dynamic, tvm_ffi tensors (no export, no stream query)",
-           "tvmfast prepared", DEF_FLOOR, FLOOR)
-
-
-def event_counts(runners, args) -> dict:
-    """Hardware events per call of each path (bursts of BURST calls, each after a device sync),
-    or one row saying why none could be counted."""
-    reason = counters.why_unavailable()
-    if reason:
-        return {f"not counted: {reason}": {}}
-    calls = BURST * (8 if args.quick else 100)
-    rows = {}
-    for name, run in runners.items():
-        rows[name] = counters.per_call(lambda n, run=run: [run(BURST) for _ in range(n // BURST)], calls)
-        print(f"events per call: {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in rows[name].items()), flush=True)
-    return rows
 
 
 class Decoder(torch.nn.Module):
@@ -428,7 +409,6 @@ def profile_step(step, fh, title, steps=50) -> dict:
 TABLE_SEED = "The thread's table: int4 dequantize GEMV 1x1024 fp16 x 1024x1024 int4, 5 tensors"
 TABLE_DYN = "Where a dynamic call's host time goes (host us per call)"
 TABLE_STEPS = "C loops of the single steps of a dynamic call (us per call)"
-TABLE_COUNTERS = "Hardware events per call, user space (perf_event_open), bursts of 256 calls"
 TABLE_GAPS = "Raw cuLaunchKernel in a C loop with other CPU work between launches: the launch's share (us)"
 TABLE_CHAIN = f"Decode chain: {LAYERS} GEMVs (different weights) per step, us per GEMV"
 TABLE_COMPILE = "CPU self time per step by profiler event (us)"
@@ -444,7 +424,6 @@ COLUMNS = {
     TABLE_SEED: [("path", "name"), ("host us/call", "median"), ("25-75%", "spread"), ("vs tvm_ffi", "vs_ref"),
                  ("vs C floor", "vs_floor"), ("thread's A100 (us)", "seed_a100")],
     TABLE_DYN: [("path", "name"), ("us/call", "median"), ("25-75%", "spread"), ("above C floor", "over_floor")],
-    TABLE_COUNTERS: [("path", "name")] + [(event, event) for event in counters.EVENTS],
     TABLE_GAPS: [("loop", "name"), ("launch us", "median"), ("25-75%", "spread"), ("vs no work between", "vs_floor"),
                  ("the work alone (us)", "work_alone")],
     TABLE_CHAIN: [("path", "name"), ("us per GEMV", "median"), ("25-75%", "spread"),
@@ -480,14 +459,6 @@ def findings(result) -> list[str]:
             f"single steps: {parts}. A tvmfast call of a CPU kernel of 5 tensors on this host costs "
             f"{dyn[CPU_DYNAMIC]['over_floor']:.3f} us above its floor, and {dyn[AFTER_LAUNCH]['over_floor']:.3f} us "
             "more than the prepared GPU call and its floor when it follows that call in the same statement.")
-    events = t.get(TABLE_COUNTERS, {})
-    if FLOOR in events and events[FLOOR]:
-        floor = events[FLOOR]
-        notes.append("Hardware events per call above the C floor's: " + "; ".join(
-            f"{name}: " + ", ".join(f"{event} {row[event] - floor[event]:+.0f}" for event in row if event in floor)
-            for name, row in events.items() if name != FLOOR) + ".")
-    elif events:
-        notes.append(f"Hardware events: {next(iter(events))}.")
     gaps = t.get(TABLE_GAPS, {})
     if gaps:
         notes.append("A raw cuLaunchKernel costs " + "; ".join(
