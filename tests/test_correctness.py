@@ -226,6 +226,7 @@ def test_direct_torch_export_is_active(add_mod):
         torch_version = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
         signature = "tensor, dltensor, read_only" if torch_version >= (2, 14) else "tensor, dltensor)"
         assert state.startswith("on (") and signature in state, state
+        assert tvmfast._core._torch_lazy_view_check() == "keyset"
 
 
 @pytest.mark.skipif(not hasattr(torch, "_lazy_clone"), reason="torch without copy-on-write tensors")
@@ -331,6 +332,9 @@ def test_exchange_api_path_without_direct_export(tmp_path):
         f(a, b, out)
         assert torch.equal(out, a + b)
         assert not _core._torch_direct_export_enabled()
+        assert _core._torch_direct_export_state() == "off (disabled by TVMFAST_TORCH_DIRECT=0)"
+        # lazy neg/conj views are still found at C level (one load per tensor)
+        assert _core._torch_lazy_view_check() == "keyset"
         try:
             f(a, torch.empty(128, device="meta"), out)
         except RuntimeError as e:

@@ -26,10 +26,12 @@ cdef void setup_torch_direct_export() except *:
     Py_INCREF(tp)  # lives for the process
     torch_tensor_type = <PyObject*>tp
     try:
+        # The layout also gives the lazy neg/conj bits, which the exchange API path uses too.
+        layout_known = _learn_torch_layout(torch)
         address, signature = _torch.find_to_dlpack_nonowning()
         if not address:
             torch_direct_export_state = f"off ({signature})"
-        elif not _learn_torch_layout(torch):
+        elif not layout_known:
             torch_direct_export_state = "off (torch.Tensor's object layout is not the one known)"
         elif not _enable_torch_direct_export(torch, address, signature == _torch.SIGNATURES[0][0]):
             torch_direct_export_state = f"off (the self-test of toDLPackNonOwning({signature}) failed)"
@@ -37,7 +39,6 @@ cdef void setup_torch_direct_export() except *:
             torch_direct_export_state = f"on (at::toDLPackNonOwning({signature}), self-tested)"
     except Exception as exc:  # the exchange API path works without it
         torch_direct_export_state = f"off (set-up failed: {type(exc).__name__}: {exc})"
-
 
 
 cdef object torch_current_stream(object obj, int32_t device_type, int32_t device_id):
