@@ -956,7 +956,11 @@ def data_address(x):
     if isinstance(x, np.ndarray):
         return x.__array_interface__["data"][0]
     if isinstance(x, tvm_ffi.Tensor):
-        return x.data_ptr()
+        if hasattr(x, "data_ptr"):
+            return x.data_ptr()
+        # apache-tvm-ffi 0.1.12 (tox env tvm025) has no Tensor.data_ptr: the same address (data plus
+        # byte offset) through a DLPack view
+        return torch.from_dlpack(x).data_ptr()
     return None
 
 
