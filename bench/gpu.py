@@ -30,7 +30,7 @@ import tvm_ffi
 
 import tvmfast
 from bench import gpu_probe, kernels, nvcc_lib, report
-from bench.timing import FLOOR, REF, c_loop, call_paths, measure, statement, summarize
+from bench.timing import DEF_FLOOR, FLOOR, REF, c_loop, call_paths, measure, statement, summarize
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 BURST = 256  # calls per timed burst: well inside CUDA's launch queue
@@ -42,7 +42,6 @@ NVCC = "nvcc library via ctypes, data_ptr() per call"
 CULAUNCH = "raw cuLaunchKernel C loop"
 CPU_DYNAMIC, CPU_FLOOR = "CPU kernel (5 tensors), tvmfast dynamic", "CPU kernel (5 tensors), C loop floor"
 AFTER_LAUNCH = "GPU prepared call, then the CPU kernel's dynamic call"
-DEF_FLOOR = "Python-call floor: a bare Cython def method making the same call"
 # The thread's figures on an A100 (us per call): time_evaluator, rt_mod with tensors converted
 # ahead, converted per call with to_dlpack/from_dlpack, ctypes with DLTensors made from
 # data_ptr() per call, and the nvcc-compiled library called through ctypes.

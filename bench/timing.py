@@ -23,6 +23,7 @@ from tvmfast import _core
 
 REF = "tvm_ffi f(*torch)"
 FLOOR = "C loop floor"
+DEF_FLOOR = "Python-call floor: a bare Cython def method making the same call"
 _OP_IDS = itertools.count()  # each bound function registers its own torch op
 
 
@@ -92,6 +93,9 @@ def call_paths(rt_mod, tensors, frozen_positions, sync=None) -> tuple[dict, obje
     }
     runners = {name: statement(stmt, env, sync) for name, stmt in stmts.items()}
     runners[FLOOR] = c_loop(lambda k: _core._floor_loop(prepared, k), sync)
+    # what any call made from Python costs at least: the prepared call's TVMFFIFunctionCall from a
+    # def method, on arguments converted once (an unchecked baseline, never an API)
+    runners[DEF_FLOOR] = statement("def_floor.call()", dict(def_floor=_core._DefMethodFloor(prepared)), sync)
     return runners, prepared
 
 
