@@ -12,7 +12,7 @@ __version__ = "0.2.0"
 __all__ = ["bind", "BoundFunction", "FrozenFunction", "__version__"]
 
 
-def bind(obj, name=None, *, num_args=None, release_gil=False, alignment=None):
+def bind(obj, name=None, *, num_args=None, release_gil=None, alignment=None):
     """Bind a TVM function for cheap repeated calls.
 
     Parameters
@@ -28,8 +28,12 @@ def bind(obj, name=None, *, num_args=None, release_gil=False, alignment=None):
         Expected argument count, checked before each call (TVM's generated code
         checks it too). Needed by ``freeze`` before the first call.
     release_gil
-        Release the GIL around the C call. Off by default: for kernels of a few
-        microseconds the release/acquire costs more than it frees.
+        Release the GIL around the C call.  Default: as tvm_ffi calls the function
+        (``Function.release_gil``, on unless ``TVM_FFI_RELEASE_GIL_BY_DEFAULT=0``), so a
+        callee whose worker threads need the GIL cannot deadlock where ``rt_mod``
+        returns.  ``False`` saves a release/acquire per call (bench/RESULTS.md gives
+        the cost); only for functions that never wait for another thread running
+        Python (compiled kernels).
     alignment
         Data alignment in bytes the function may assume.  A misaligned CPU tensor
         is passed through an aligned copy (written back if the function changes

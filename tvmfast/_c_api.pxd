@@ -3,7 +3,7 @@
 # including the DLPackExchangeAPI that torch exposes as
 # ``torch.Tensor.__dlpack_c_exchange_api__``).  The .pyx modules cimport from here
 # and declare nothing of their own; tvmfast_helpers.h (inline C++ of our own) too.
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from cpython.ref cimport PyObject
 from tvmfast._python cimport PyTypeObject
 
@@ -120,6 +120,7 @@ cdef extern from "tvm/ffi/c_api.h" nogil:
     void TVMFFIErrorMoveFromRaised(TVMFFIObjectHandle* result)
     void TVMFFIErrorSetRaised(TVMFFIObjectHandle error)
     void TVMFFIErrorSetRaisedFromCStr(const char* kind, const char* message)
+    int TVMFFITensorToDLPackVersioned(TVMFFIObjectHandle from_, DLManagedTensorVersioned** out)
     int TVMFFITensorFromDLPackVersioned(DLManagedTensorVersioned* src,
                                         int32_t require_alignment,
                                         int32_t require_contiguous,
@@ -158,10 +159,19 @@ cdef extern from "tvmfast_helpers.h" nogil:
         DLTensor dl
         PyObject* owner
         void* scratch
+        void* source
+        uint32_t shared_slots
+        int64_t dims[1]           # TVMFAST_INLINE_NDIM in fact: shape, then strides
     TvmfastTensor* tvmfast_tensor_new() noexcept
     int tvmfast_tensor_own_dims(TvmfastTensor* t) noexcept
-    int tvmfast_tensor_use_scratch(TvmfastTensor* t, size_t alignment) noexcept
-    void tvmfast_tensor_copy_back(TvmfastTensor* t) noexcept
-    void tvmfast_tensor_settle(TvmfastTensor* t) noexcept
+    bint tvmfast_is_compact(const DLTensor* dl) noexcept
+    int tvmfast_copy_refusal(const DLTensor* dl) noexcept
+    void tvmfast_byte_range(const DLTensor* dl, uintptr_t* lo, uintptr_t* hi) noexcept
+    int tvmfast_tensor_copy_in(TvmfastTensor* t, size_t alignment) noexcept
+    void tvmfast_tensor_write_back(TvmfastTensor* t) noexcept
+    uint64_t tvmfast_tensor_foreign_refs(const TvmfastTensor* t) noexcept
+    void tvmfast_tensor_point_back(TvmfastTensor* t) noexcept
+    bint tvmfast_same_elements(const DLTensor* x, const DLTensor* y) noexcept
+    bint tvmfast_interleaved(const DLTensor* x, const DLTensor* y) noexcept
     void tvmfast_tensor_release(TvmfastTensor* t) noexcept
     void tvmfast_set_python_exiting() noexcept

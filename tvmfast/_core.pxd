@@ -25,10 +25,9 @@ ctypedef struct CallState:
     int32_t device_pos           # its argument position
     int32_t cpu_pos              # first CPU tensor position, or -1
     const DLPackExchangeAPI* stream_api   # producer to ask for the current stream
-    const DLPackExchangeAPI* exchange_api  # first exchange-API producer: its tensor allocator
-    int32_t n_scratch            # tensors passed through an aligned scratch copy
+    const DLPackExchangeAPI* exchange_api  # last exchange-API producer: allocator, results
+    int32_t n_scratch            # misaligned tensors passed through an aligned copy
     void* device_obj             # the Python object of that first non-CPU tensor (borrowed)
-    void* exemplar               # a borrowed torch-like input, for result conversion
     int32_t n_tensors
     TvmfastTensor** tensors      # tensor objects passed (one per tensor argument at most)
     int32_t n_objects

@@ -52,7 +52,7 @@ Lifetime model: who owns what a pointer handed to C refers to
 """
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
 from libc.string cimport memcpy, memcmp
 from libc.stdlib cimport malloc, calloc, free
 
@@ -63,6 +63,7 @@ import atexit
 import operator
 import os
 import sys
+import threading
 from numbers import Number
 
 import tvm_ffi

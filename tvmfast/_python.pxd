@@ -19,6 +19,7 @@ cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(PyObject* o, Py_ssize_t* size) except NULL
 
     PyObject* PyErr_Occurred()
+    void PyErr_Clear()
     void PyErr_Fetch(PyObject** t, PyObject** v, PyObject** tb)
     void PyErr_NormalizeException(PyObject** t, PyObject** v, PyObject** tb)
     int PyException_SetTraceback(PyObject* ex, PyObject* tb)

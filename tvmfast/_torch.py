@@ -65,6 +65,15 @@ def current_stream(obj, device_type: int, device_id: int):
     return torch.cuda.current_stream(device_id).cuda_stream
 
 
+def storage_holds_elements(t) -> bool:
+    """Whether a (contiguous) torch tensor's storage holds every element it describes."""
+    try:
+        nbytes = t.untyped_storage().nbytes()
+    except Exception:  # no storage to shrink (a wrapper subclass...): DLPack export decides
+        return True
+    return (t.storage_offset() + t.numel()) * t.element_size() <= nbytes
+
+
 def traced_tensor_kind(obj):
     """What kind of data-less torch tensor obj is (a functorch wrapper, a FakeTensor, a
     FunctionalTensor), or None: for the error a bound function gives when called directly

@@ -63,7 +63,7 @@ cdef class BoundFunction:
         self.num_args = -1
         self.seen_num_args = -1
 
-    def __init__(self, obj, name=None, *, num_args=None, release_gil=False, alignment=None):
+    def __init__(self, obj, name=None, *, num_args=None, release_gil=None, alignment=None):
         if self.target.handle != NULL:
             # Frozen functions made from it, and calls on other threads, rely on its state.
             raise_api_error(TypeError, "BoundFunction", "already initialized; bind() a new one")
@@ -82,6 +82,11 @@ cdef class BoundFunction:
             alignment = DEFAULT_ALIGNMENT if from_module else 1
         self.function = function
         self.target.align_mask = <uint64_t>(alignment - 1)
+        if release_gil is None:
+            # As tvm_ffi calls it (Function.release_gil, on by default): a callee whose
+            # worker threads need the GIL (a Python callback, a kept tensor's release)
+            # would otherwise deadlock where rt_mod returns.
+            release_gil = getattr(function, "release_gil", True)
         self.target.release_gil = bool(release_gil)
         self.num_args = -1 if num_args is None else num_args
         # A Relax VM knows its functions' arity: freeze() and as_torch_op() can use it.

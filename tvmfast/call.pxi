@@ -14,7 +14,70 @@ cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args
 cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)
 
 
+cdef char standin_data[64]
+cdef dict standins = {}  # id of a DLPack exchange API -> a private 0-element tensor of its producer
+
+
+cdef object standin_for(const DLPackExchangeAPI* api):
+    """A 0-element tensor of the producer behind api, made once and never handed out:
+    passed to tvm_ffi's result conversion so that it converts as for rt_mod called with
+    that producer's tensors (containers tagged to convert their elements lazily), without
+    exporting an argument again after the call (a callback may have changed it)."""
+    key = <uintptr_t>api
+    standin = standins.get(key)
+    if standin is not None:
+        return standin
+    cdef TvmfastTensor* t = tvmfast_tensor_new()
+    cdef DLManagedTensorVersioned* managed = NULL
+    cdef void* py_obj = NULL
+    if t == NULL:
+        raise MemoryError()
+    t.dl.data = <void*>standin_data
+    t.dl.device.device_type = kDLCPU
+    t.dl.device.device_id = 0
+    t.dl.ndim = 1
+    t.dl.dtype.code = 2  # kDLFloat
+    t.dl.dtype.bits = 32
+    t.dl.dtype.lanes = 1
+    t.dims[0] = 0
+    t.dl.shape = t.dims
+    t.dl.strides = NULL
+    t.dl.byte_offset = 0
+    ret = TVMFFITensorToDLPackVersioned(t, &managed)
+    tvmfast_tensor_release(t)  # the managed tensor holds its own reference
+    if ret != 0:
+        raise_ffi_error()
+    if api.managed_tensor_to_py_object_no_sync(managed, &py_obj) != 0 or py_obj == NULL:
+        managed.deleter(managed)
+        raise fetch_error() or RuntimeError("tvmfast: the producer could not import a tensor")
+    standin = <object>py_obj
+    Py_DECREF(standin)  # the cast took a reference of its own
+    standins[key] = standin
+    return standin
+
+
+cdef object tensor_to_producer(TVMFFIAny* result, const DLPackExchangeAPI* api):
+    """A tensor result as the producer's tensor (zero-copy), as tvm_ffi converts one for
+    rt_mod called with that producer's tensors; None (result untouched) where that fails."""
+    cdef DLManagedTensorVersioned* managed = NULL
+    cdef void* py_obj = NULL
+    if TVMFFITensorToDLPackVersioned(result.v_ptr, &managed) != 0:
+        drop_raised_error()
+        return None
+    if api.managed_tensor_to_py_object_no_sync(managed, &py_obj) != 0 or py_obj == NULL:
+        managed.deleter(managed)
+        PyErr_Clear()
+        return None
+    tensor = <object>py_obj
+    Py_DECREF(tensor)  # the cast took a reference of its own
+    TVMFFIObjectDecRef(result.v_ptr)  # the producer's tensor holds the managed tensor's
+    result.type_index = kTVMFFINone
+    return tensor
+
+
 cdef object convert_result(TVMFFIAny* result, CallState* st):
+    """The Python value of a call's result (our reference to it is consumed), as tvm_ffi
+    returns it for rt_mod(*args)."""
     global tvmfast_result_stash
     cdef int32_t tindex = result.type_index
     if tindex == kTVMFFINone:
@@ -25,13 +88,34 @@ cdef object convert_result(TVMFFIAny* result, CallState* st):
         return result.v_float64
     if tindex == kTVMFFIBool:
         return result.v_int64 != 0
-    # Everything else (tensors, containers, strings...): tvm_ffi builds the Python
-    # value, as for rt_mod.  A torch input passed along makes tvm_ffi return torch
-    # tensors, zero-copy.
+    if (tindex == kTVMFFITensor and st.exchange_api != NULL
+            and st.exchange_api.managed_tensor_to_py_object_no_sync != NULL):
+        tensor = tensor_to_producer(result, st.exchange_api)
+        if tensor is not None:
+            return tensor
+    # Everything else (containers, strings, other objects): tvm_ffi builds the Python value.
     tvmfast_result_stash = result[0]
-    if st.exemplar != NULL:
-        return _take_result(<object>st.exemplar)
-    return _take_result()
+    try:
+        if st.exchange_api != NULL and st.exchange_api.managed_tensor_from_py_object_no_sync != NULL:
+            return _take_result(standin_for(st.exchange_api))
+        return _take_result()
+    finally:
+        release_stash()
+
+
+cdef void release_stash() noexcept:
+    """Drop a result tvm_ffi did not take (its conversion failed before the call)."""
+    global tvmfast_result_stash
+    if tvmfast_result_stash.type_index >= kTVMFFIStaticObjectBegin:
+        TVMFFIObjectDecRef(tvmfast_result_stash.v_ptr)
+    tvmfast_result_stash.type_index = kTVMFFINone
+    tvmfast_result_stash.v_int64 = 0
+
+
+cdef void release_result(TVMFFIAny* result) noexcept:
+    if result.type_index >= kTVMFFIStaticObjectBegin:
+        TVMFFIObjectDecRef(result.v_ptr)
+    result.type_index = kTVMFFINone
 
 
 cdef object call_packed(CallTarget* target, TVMFFIAny* packed, int32_t n, CallState* st):
@@ -44,13 +128,16 @@ cdef object call_packed(CallTarget* target, TVMFFIAny* packed, int32_t n, CallSt
     cdef bint swap_stream = False
     cdef DLPackManagedTensorAllocator prev_allocator = NULL
     cdef bint swap_allocator = False
-    cdef int32_t i
+    cdef Py_ssize_t kept = -1
     result.type_index = kTVMFFINone
     result.zero_padding = 0
     result.v_int64 = 0
     if st.device_type >= 0:  # some tensor is off the CPU
         if not st.devices_checked:
             check_devices(st, packed, n)
+    if st.n_scratch:
+        copy_misaligned(st, packed, n)
+    if st.device_type >= 0:
         swap_stream = enter_stream(st, &prev)
     if st.exchange_api != NULL and st.exchange_api.managed_tensor_allocator != NULL:
         # As tvm_ffi does for torch arguments: tensors the callee allocates
@@ -74,12 +161,19 @@ cdef object call_packed(CallTarget* target, TVMFFIAny* packed, int32_t n, CallSt
     if swap_stream:
         # Restore TVM's stream, also when the call failed.
         TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
-    if ret != 0:
-        raise_ffi_error()
     if st.n_scratch:
-        for i in range(st.n_tensors):
-            if st.tensors[i].scratch != NULL:
-                tvmfast_tensor_settle(st.tensors[i])
+        # Success or failure: the callee's writes reach the caller's tensors.
+        kept = settle_misaligned(st, packed, n, &result)
+    if ret != 0:
+        if kept >= 0:
+            try:
+                raise_ffi_error()
+            except BaseException as err:
+                raise_kept_copy(kept, st.align_mask + 1, err)
+        raise_ffi_error()
+    if kept >= 0:
+        release_result(&result)
+        raise_kept_copy(kept, st.align_mask + 1, None)
     return convert_result(&result, st)
 
 

@@ -86,19 +86,22 @@ cdef inline TVMFFIObjectHandle cobject_handle(object obj):
 
 
 cdef const DLPackExchangeAPI* exchange_api_of(object tp, Py_ssize_t pos) except? NULL:
-    """The DLPack C exchange API a type declares, or NULL if it declares none or one
-    of another DLPack major version.  A declared one that is not a valid capsule is
-    the producer's bug: a clear error naming the argument."""
+    """The DLPack C exchange API a type declares (a PyCapsule named "dlpack_exchange_api"),
+    or NULL if it declares none or one of another DLPack major version.  Anything else
+    declared is the producer's bug: tvm_ffi's error type (ValueError), naming the argument."""
     capsule = getattr(tp, "__dlpack_c_exchange_api__", None)
     if capsule is None:
         return NULL
-    if not PyCapsule_IsValid(capsule, "dlpack_exchange_api"):
+    cdef const DLPackExchangeAPI* api = NULL
+    if PyCapsule_IsValid(capsule, "dlpack_exchange_api"):
+        api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(capsule, "dlpack_exchange_api")
+    else:
+        # (tvm_ffi also takes an int as the table's address; tvmfast does not follow an
+        # address it cannot check.)
         raise_arg_error(
-            TypeError, pos,
+            ValueError, pos,
             f"{tp.__qualname__}.__dlpack_c_exchange_api__ is not a PyCapsule named "
             f"'dlpack_exchange_api' (got {capsule!r})")
-    cdef const DLPackExchangeAPI* api = <const DLPackExchangeAPI*>PyCapsule_GetPointer(
-        capsule, "dlpack_exchange_api")
     # Versions with a different major may lay out the table differently.
     if api.header.version.major != DLPACK_MAJOR_VERSION:
         return NULL
@@ -152,12 +155,13 @@ cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** 
             kind = KIND_DLPACK
         elif api != NULL:
             kind = KIND_EXCHANGE
-            if (t.__module__ or "").startswith("torch"):
-                # First torch tensor type seen: set up torch's direct export once
-                # (lazily, so importing tvmfast does not import torch).
+            if is_torch_tensor_type(t):
+                # torch.Tensor or any subclass, wherever defined (a subclass too may be a
+                # lazy neg/conj view).  First one seen: set up torch's direct export once
+                # (lazily, so importing tvmfast does not import torch); other threads
+                # wait for it to finish.
                 setup_torch_direct_export()
-                if torch_tensor_type != NULL and issubclass(t, <object>torch_tensor_type):
-                    kind = KIND_TORCH
+                kind = KIND_TORCH
     api_out[0] = api
     if num_cached_types == TYPE_CACHE_SIZE:
         return kind  # cache full (dozens of distinct types): classified again next time
@@ -219,9 +223,7 @@ cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, int kind, const DLPackE
     if exported != 0 and api.dltensor_from_py_object_no_sync(<void*>obj, &t.dl) != 0:
         reraise_export_error(obj, pos)
     pass_tensor(t, obj, out)
-    if st.exemplar == NULL:
-        st.exemplar = <void*>obj
-        st.exchange_api = api
+    st.exchange_api = api  # the last producer's, as tvm_ffi: its allocator, result conversion
     return note_tensor(st, t, pos, api, obj)
 
 
@@ -316,9 +318,7 @@ cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, CallS
         t = new_tensor(st)
         if tvmfast_torch_export(obj, &t.dl) == 0:
             pass_tensor(t, obj, out)
-            if st.exemplar == NULL:
-                st.exemplar = <void*>obj
-                st.exchange_api = torch_fast_api
+            st.exchange_api = torch_fast_api
             if (t.dl.device.device_type == kDLCPU
                     and ((<uint64_t>t.dl.data + t.dl.byte_offset) & st.align_mask) == 0):
                 if st.cpu_pos < 0:
@@ -343,7 +343,6 @@ cdef inline void init_state(CallState* st, TvmfastTensor** tensors, TVMFFIObject
     st.exchange_api = NULL
     st.n_scratch = 0
     st.device_obj = NULL
-    st.exemplar = NULL
     st.n_tensors = 0
     st.tensors = tensors
     st.n_objects = 0
@@ -353,12 +352,10 @@ cdef inline void init_state(CallState* st, TvmfastTensor** tensors, TVMFFIObject
 
 
 cdef inline void release_state(CallState* st) noexcept:
-    """After the call (or a failed conversion): write back scratch copies, give back
-    every object the call created."""
+    """After the call (or a failed conversion): give back every object the call created
+    (an aligned copy goes with its tensor object)."""
     cdef int32_t i
     for i in range(st.n_tensors):
-        if st.tensors[i].scratch != NULL:
-            tvmfast_tensor_copy_back(st.tensors[i])
         tvmfast_tensor_release(st.tensors[i])
     st.n_tensors = 0
     for i in range(st.n_objects):

@@ -43,19 +43,136 @@ cdef inline bint is_misaligned(DLTensor* dl, uint64_t align_mask) noexcept:
 
 cdef int note_tensor(CallState* st, TvmfastTensor* t, Py_ssize_t pos,
                      const DLPackExchangeAPI* api, PyObject* obj) except -1:
-    """A tensor tvmfast passes: give the callee aligned data, record its device.
+    """A tensor tvmfast passes: check its data alignment, record its device.
 
     A misaligned CPU tensor (numpy arrays are 16-byte aligned, views start anywhere)
-    goes through an aligned scratch copy that is written back after the call if the
-    callee changed it, so TVM kernels, which assume aligned data, neither crash nor
-    refuse it, and TVM's own checks (shape, strides, dtype) still come first."""
+    is marked to be passed through an aligned copy (the rule is in tvmfast_helpers.h,
+    "Misaligned CPU data"); the copy itself is made by copy_misaligned, once every
+    argument is known.  What the copy could not make right is refused here."""
     if is_misaligned(&t.dl, st.align_mask):
         if t.dl.device.device_type != kDLCPU:
             raise_misaligned(&t.dl, pos, st.align_mask + 1)
-        if tvmfast_tensor_use_scratch(t, st.align_mask + 1) != 0:
-            raise MemoryError()
+        refusal = tvmfast_copy_refusal(&t.dl)
+        if refusal != 0:
+            why = ("its elements lie far apart (a copy would span the memory between them)" if refusal == 2
+                   else "it is a strided view of a sub-byte type or of over 64 dimensions")
+            raise_arg_error(
+                ValueError, pos,
+                f"data address {<uint64_t>t.dl.data + t.dl.byte_offset:#x} is not {st.align_mask + 1}-byte "
+                f"aligned, and {why}, so tvmfast does not pass it as an aligned copy. Pass t.contiguous() "
+                f"(write results back yourself), or bind(..., alignment=1) if the kernel's buffers take "
+                f"any address (offset_factor=1)")
+        if obj != NULL and not storage_holds_elements(<object>obj):
+            raise_arg_error(
+                ValueError, pos,
+                f"{describe(obj)}'s storage does not hold its elements (was it resized?), and its data "
+                f"address is not {st.align_mask + 1}-byte aligned: there is nothing to copy")
+        t.source = <char*>t.dl.data + t.dl.byte_offset  # marks it: copied in copy_misaligned
         st.n_scratch += 1
     return record_device(st, &t.dl, pos, api, obj)
+
+
+cdef Py_ssize_t position_of(TVMFFIAny* packed, Py_ssize_t n, void* tensor) noexcept:
+    cdef Py_ssize_t k
+    for k in range(n):
+        if packed[k].type_index == kTVMFFITensor and packed[k].v_ptr == tensor:
+            return k
+    return -1
+
+
+cdef TvmfastTensor* marked_tensor(CallState* st, void* handle) noexcept:
+    """The TvmfastTensor of st behind handle if it is marked for an aligned copy, else NULL."""
+    cdef int32_t i
+    for i in range(st.n_tensors):
+        if <void*>st.tensors[i] == handle:
+            return st.tensors[i] if st.tensors[i].source != NULL else NULL
+    return NULL
+
+
+cdef int copy_misaligned(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:
+    """Right before the call: give each marked tensor its aligned copy.  Tensors whose bytes
+    interleave without touching need nothing; the same elements passed in several slots (an
+    in-place k(x, x)) share one copy, as they share memory for rt_mod; any other overlap
+    with a tensor argument would be broken by a copy: refused."""
+    cdef int32_t i
+    cdef Py_ssize_t k, pos
+    cdef TvmfastTensor* t
+    cdef TvmfastTensor* twin
+    cdef DLTensor* other
+    cdef uintptr_t lo, hi, olo, ohi
+    for i in range(st.n_tensors):
+        t = st.tensors[i]
+        if t.source == NULL or t.scratch != NULL:
+            continue
+        tvmfast_byte_range(&t.dl, &lo, &hi)
+        pos = position_of(packed, n, t)
+        for k in range(n):
+            if k == pos or packed[k].type_index != kTVMFFITensor or packed[k].v_ptr == <void*>t:
+                continue
+            other = tensor_of(&packed[k])
+            if other.device.device_type != kDLCPU:
+                continue
+            tvmfast_byte_range(other, &olo, &ohi)
+            if not (olo < ohi and lo < ohi and olo < hi) or tvmfast_interleaved(&t.dl, other):
+                continue
+            twin = marked_tensor(st, packed[k].v_ptr)
+            if twin != NULL and st.objects != NULL and tvmfast_same_elements(&t.dl, &twin.dl):
+                # Slot k passes t itself (one more reference, ours, given back with st.objects).
+                twin.source = NULL
+                TVMFFIObjectIncRef(<TVMFFIObjectHandle>t)
+                st.objects[st.n_objects] = <TVMFFIObjectHandle>t
+                st.n_objects += 1
+                t.shared_slots += 1
+                packed[k].v_ptr = t
+                continue
+            raise_arg_error(
+                ValueError, pos,
+                f"shares memory with argument #{k}, and its data address {lo:#x} is not "
+                f"{st.align_mask + 1}-byte aligned: an aligned copy would not alias argument #{k}. "
+                f"Pass aligned tensors (e.g. a clone; torch allocates 64-byte aligned memory), or "
+                f"bind(..., alignment=1) if the kernel's buffers take any address (offset_factor=1)")
+    for i in range(st.n_tensors):
+        t = st.tensors[i]
+        if t.source != NULL and t.scratch == NULL:
+            if tvmfast_tensor_copy_in(t, st.align_mask + 1) != 0:
+                raise MemoryError()
+    return 0
+
+
+cdef Py_ssize_t settle_misaligned(CallState* st, TVMFFIAny* packed, Py_ssize_t n,
+                                  TVMFFIAny* result) noexcept:
+    """Right after the call, success or failure: write back what the callee changed in
+    each aligned copy.  A copy that is the call's result and nothing else is made to
+    describe the caller's memory again (an identity function returns the caller's
+    tensor).  Returns the position of an argument the callee kept otherwise (what it
+    keeps does not alias the caller's tensor: the call must raise), else -1."""
+    cdef int32_t i
+    cdef Py_ssize_t kept = -1
+    cdef TvmfastTensor* t
+    cdef uint64_t foreign
+    for i in range(st.n_tensors):
+        t = st.tensors[i]
+        if t.scratch == NULL or t.source == NULL:
+            continue
+        tvmfast_tensor_write_back(t)
+        foreign = tvmfast_tensor_foreign_refs(t)
+        if foreign == 0:
+            continue
+        if foreign == 1 and result.type_index == kTVMFFITensor and result.v_ptr == <void*>t:
+            tvmfast_tensor_point_back(t)
+        elif kept < 0:
+            kept = position_of(packed, n, t)
+    return kept
+
+
+cdef int raise_kept_copy(Py_ssize_t pos, uint64_t alignment, object cause) except -1:
+    raise_arg_error(
+        ValueError, pos,
+        f"the function kept this tensor (returned it, stored it or made a view of it), but its data "
+        f"is not {alignment}-byte aligned and it was passed as an aligned copy: what the function "
+        f"keeps would not alias your tensor. Its writes during the call were written back. Pass "
+        f"aligned data (e.g. a clone), or bind(..., alignment=1) if the function takes any address",
+        cause)
 
 
 cdef inline int record_device(CallState* st, DLTensor* dl, Py_ssize_t pos,

@@ -9,22 +9,36 @@ cdef bint torch_setup_done = False
 cdef str torch_direct_export_state = "off (no torch tensor seen yet)"
 
 
+cdef object torch_setup_lock = threading.Lock()
+
+
 cdef void setup_torch_direct_export() except *:
     """Learn torch's object layout and enable the direct export the first time a
     torch tensor type is seen (so importing tvmfast does not import torch).  Any
-    failure leaves the exchange API path (and Python-level lazy-view checks)."""
-    global torch_setup_done, torch_tensor_type, torch_direct_export_state
+    failure leaves the exchange API path (and Python-level lazy-view checks).
+
+    Atomic with respect to other threads: the set-up runs Python code (which can
+    switch threads), so a second thread waits here until it is complete rather than
+    classifying torch tensors on half-set state."""
+    global torch_setup_done
     if torch_setup_done:
         return
-    torch_setup_done = True
+    with torch_setup_lock:
+        if not torch_setup_done:
+            try:
+                run_torch_setup()
+            finally:
+                torch_setup_done = True  # last: other threads read the state only after this
+
+
+cdef void run_torch_setup() except *:
+    global torch_tensor_type, torch_direct_export_state
     from tvmfast import _torch
     torch = sys.modules.get("torch")
     if torch is None:
         torch_direct_export_state = "off (torch is not imported)"
         return
     tp = torch.Tensor
-    Py_INCREF(tp)  # lives for the process
-    torch_tensor_type = <PyObject*>tp
     try:
         # The layout also gives the lazy neg/conj bits, which the exchange API path uses too.
         layout_known = _learn_torch_layout(torch)
@@ -39,11 +53,32 @@ cdef void setup_torch_direct_export() except *:
             torch_direct_export_state = f"on (at::toDLPackNonOwning({signature}), self-tested)"
     except Exception as exc:  # the exchange API path works without it
         torch_direct_export_state = f"off (set-up failed: {type(exc).__name__}: {exc})"
+    Py_INCREF(tp)  # lives for the process
+    torch_tensor_type = <PyObject*>tp
+
+
+cdef bint is_torch_tensor_type(type t) except -1:
+    """Whether t is torch.Tensor or a subclass of it (by type, wherever it is defined)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
+    tensor_type = getattr(torch, "Tensor", None)
+    return isinstance(tensor_type, type) and issubclass(t, tensor_type)
 
 
 cdef object torch_current_stream(object obj, int32_t device_type, int32_t device_id):
     from tvmfast import _torch
     return _torch.current_stream(obj, device_type, device_id)
+
+
+cdef bint storage_holds_elements(object obj) except -1:
+    """Whether a torch tensor's storage still holds all its elements (a misaligned tensor is
+    copied, which reads them; torch can shrink a storage under its tensors).  True for
+    anything else."""
+    if torch_tensor_type == NULL or not isinstance(obj, <object>torch_tensor_type):
+        return True
+    from tvmfast import _torch
+    return _torch.storage_holds_elements(obj)
 
 
 cdef int raise_lazy_view(PyObject* obj, Py_ssize_t pos) except -1:
