@@ -26,8 +26,24 @@ Lifetime model: who owns what a pointer handed to C refers to
   object lives; the object lives at least as long as the call, and as long as any
   callee that kept the tensor (an ffi.Array, a Relax VM result, a Python callback)
   holds it.  Nothing points into the producer's shape arrays or into the C stack.
-* A misaligned CPU tensor is passed through an aligned scratch copy owned by its
-  TvmfastTensor, copied back after the call if the callee wrote it.
+* Misaligned CPU data (a function that assumes alignment: bind's ``alignment``, 64
+  for a TVM module's functions; numpy arrays and views are often misaligned): the
+  tensor is passed as an aligned copy owned by its TvmfastTensor, with the tensor's
+  own shape, strides and dtype (TVM's checks see what rt_mod would pass), only where
+  the copy is indistinguishable from the caller's memory for a kernel:
+    - only elements are copied and written back, never the gaps between them;
+    - its bytes overlap no other tensor argument, except the very same elements
+      passed again (k(x, x)), which share one copy;
+    - after the call, success or failure, exactly the elements the callee changed
+      are written back (compared with a snapshot taken at copy time, so what the
+      caller's side changed meanwhile stays);
+    - the callee keeps nothing of it: a kept copy or a view of it would not alias the
+      caller's tensor, so the call raises ValueError naming the argument, after the
+      write-back (a copy that is the call's result, and held by nothing else, is made
+      to describe the caller's memory again: an identity returns the caller's tensor).
+  Everything else (other overlaps, elements far apart, a shrunk torch storage,
+  strided sub-byte types, GPU data) is refused with a ValueError naming the argument
+  and the fix; no copy is made for a function bound with alignment=1.
 * tvm_ffi objects (tvm_ffi.Tensor, Shape, Function...) are passed as the handle the
   Python object owns; the caller's reference keeps it alive through the call.
 * str arguments become ffi Strings owned by the call (released after it); int,
@@ -45,10 +61,18 @@ Lifetime model: who owns what a pointer handed to C refers to
   strides, dtypes and devices are tvmfast's own snapshot taken at prepare(); the
   data pointers are the caller's, who vouches that they hold such tensors for the
   whole call.
-* release_gil=True: the GIL is released only around TVMFFIFunctionCall, after every
-  reference above was taken.  What another thread does meanwhile to the same
-  tensors' storage (resize_, set_) is the user's data race, as with torch's own ops
-  running without the GIL.
+* The GIL is released around TVMFFIFunctionCall by default, as tvm_ffi does
+  (Function.release_gil): a callee whose worker thread runs Python or drops a kept
+  tensor (whose deleter takes the GIL) must not deadlock.  It is released only
+  after every reference above was taken.  What another thread does meanwhile to the
+  same tensors' storage (resize_, set_) is the user's data race, as with torch's
+  own ops running without the GIL.
+* Results are converted after the call from the result alone: a tensor becomes the
+  last exchange-API producer's tensor (zero-copy), anything else is built by
+  tvm_ffi with a private stand-in tensor of that producer; no argument is exported
+  again after Python code (a callback) may have changed it.
+* Process-wide state (the type cache, torch's set-up) is written under the GIL and
+  a lock; a thread never classifies a torch tensor on half-set state.
 """
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
