@@ -67,7 +67,7 @@ def call_paths(rt_mod, tensors, frozen_positions, sync=None) -> tuple[dict, obje
     tvm_tensors = [tvm_ffi.from_dlpack(t) for t in tensors]
     env = dict(rt_mod=rt_mod, func=func, ts=tensors, from_dlpack=tvm_ffi.from_dlpack,
                to_dlpack=torch.utils.dlpack.to_dlpack, ctypes_call=make_ctypes_caller(func), f=f,
-               f_gil=tvmfast.bind(rt_mod, release_gil=True), frozen=frozen, prepared=prepared, op=op,
+               f_hold=tvmfast.bind(rt_mod, release_gil=False), frozen=frozen, prepared=prepared, op=op,
                call_ptrs=prepared.call_ptrs)
     env.update({f"t{i}": t for i, t in enumerate(tensors)})
     env.update({f"v{i}": t for i, t in enumerate(tvm_tensors)})
@@ -85,7 +85,7 @@ def call_paths(rt_mod, tensors, frozen_positions, sync=None) -> tuple[dict, obje
         "from_dlpack(to_dlpack(t)) per call": "rt_mod(*[from_dlpack(to_dlpack(t)) for t in ts])",
         "ctypes TVMFFIFunctionCall": f"ctypes_call({names('t', n)})",
         "tvmfast dynamic": f"f({names('t', n)})",
-        "tvmfast dynamic, release_gil=True": f"f_gil({names('t', n)})",
+        "tvmfast dynamic, release_gil=False": f"f_hold({names('t', n)})",
         "tvmfast frozen": f"frozen({names('d', len(dynamic))})",
         "tvmfast prepared": "prepared()",
         "tvmfast prepared.call_ptrs": f"call_ptrs({names('p', n)})",
