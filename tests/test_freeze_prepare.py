@@ -136,6 +136,28 @@ def test_prepare_and_freeze_limits(add_mod):
     a = torch.randn(128)
     with pytest.raises(TypeError, match="tvmfast: expected 3 arguments, got 2"):
         f.prepare(a, a)
-    many = tvmfast.bind(add_mod, num_args=65)
-    with pytest.raises(ValueError, match="at most 64 arguments"):
-        many.freeze({0: a})
+
+
+
+def test_freeze_and_prepare_beyond_the_inline_buffers():
+    """Calls of over 64 arguments use the call context's heap buffers, in every form."""
+    from bench import kernels  # noqa: PLC0415
+
+    rt_mod = pytest.importorskip("tvm") and kernels.build_sum_args(70, n=16)
+    ts = [torch.randn(16) for _ in range(69)] + [torch.full((16,), float("nan"))]
+    ref = torch.full((16,), float("nan"))
+    rt_mod(*ts[:69], ref)
+    f = tvmfast.bind(rt_mod)
+    f(*ts)
+    assert torch.equal(ts[69], ref)
+    ts[69].fill_(float("nan"))
+    g = f.freeze({i: ts[i] for i in range(0, 69, 2)})
+    g(*[ts[i] for i in range(1, 69, 2)], ts[69])
+    assert torch.equal(ts[69], ref)
+    ts[69].fill_(float("nan"))
+    p = f.prepare(*ts)
+    p()
+    assert torch.equal(ts[69], ref)
+    ts[69].fill_(float("nan"))
+    p.call_ptrs(*[t.data_ptr() for t in ts])
+    assert torch.equal(ts[69], ref)

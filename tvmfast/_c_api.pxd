@@ -83,6 +83,8 @@ cdef extern from "tvm/ffi/c_api.h" nogil:
         kTVMFFIOpaquePtr
         kTVMFFIDLTensorPtr
         kTVMFFIRawStr
+        kTVMFFISmallStr
+        kTVMFFISmallBytes
         kTVMFFIStaticObjectBegin
         kTVMFFIError
         kTVMFFIFunction
@@ -108,6 +110,7 @@ cdef extern from "tvm/ffi/c_api.h" nogil:
     ctypedef int (*TVMFFISafeCallType)(
         void* handle, const TVMFFIAny* args, int32_t num_args, TVMFFIAny* result) noexcept
 
+    TVMFFIByteArray TVMFFISmallBytesGetContentByteArray(const TVMFFIAny* value)
     int TVMFFIObjectIncRef(TVMFFIObjectHandle obj)
     int TVMFFIStringFromByteArray(const TVMFFIByteArray* input, TVMFFIAny* out)
     int TVMFFIObjectDecRef(TVMFFIObjectHandle obj)
@@ -153,6 +156,8 @@ cdef extern from "tvmfast_helpers.h" nogil:
     uint64_t tvmfast_torch_keyset(PyObject* obj, Py_ssize_t offset) noexcept
     void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset)
     void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset)
+    int TVMFFIFunctionCallFromTvmfast(TVMFFIObjectHandle func, TVMFFIAny* args, int32_t num_args,
+                                      TVMFFIAny* result)
 
     ctypedef struct TvmfastTensor:
         TVMFFIObject header

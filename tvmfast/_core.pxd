@@ -16,26 +16,6 @@ ctypedef struct CallTarget:
     bint release_gil
 
 
-# One call's state, on the caller's C stack.  Owns (and release_state releases):
-# the TvmfastTensor objects in `tensors`, the handles in `objects`, `temps`.
-ctypedef struct CallState:
-    uint64_t align_mask
-    int32_t device_type          # first non-CPU device seen, or -1
-    int32_t device_id
-    int32_t device_pos           # its argument position
-    int32_t cpu_pos              # first CPU tensor position, or -1
-    const DLPackExchangeAPI* stream_api   # producer to ask for the current stream
-    const DLPackExchangeAPI* exchange_api  # last exchange-API producer: allocator, results
-    int32_t n_scratch            # misaligned tensors passed through an aligned copy
-    void* device_obj             # the Python object of that first non-CPU tensor (borrowed)
-    int32_t n_tensors
-    TvmfastTensor** tensors      # tensor objects passed (one per tensor argument at most)
-    int32_t n_objects
-    TVMFFIObjectHandle* objects  # other objects created for the call (strings)
-    void* temps                  # list of Python temporaries, or NULL
-    int32_t devices_checked      # 1: all tensors known to share one device
-
-
 cdef class BoundFunction:
     cdef void* vectorcall        # vectorcallfunc; first field read through tp_vectorcall_offset
     cdef CallTarget target
@@ -43,9 +23,6 @@ cdef class BoundFunction:
     cdef readonly int num_args   # -1 when unknown
     cdef int seen_num_args       # argument count of the last successful call
     cdef object bind_args        # (path, name) when bound from a library path: how to pickle
-    cdef object call_vector(self, void** items, Py_ssize_t n)
-    cdef object convert_and_call(self, void** items, Py_ssize_t n, TVMFFIAny* packed,
-                                 TvmfastTensor** tensors, TVMFFIObjectHandle* objects)
 
 
 cdef class FrozenFunction:
@@ -62,14 +39,9 @@ cdef class FrozenFunction:
     cdef int num_held
     cdef bint use_tvm_ffi                 # a frozen value only tvm_ffi converts
     # call_ptrs: the prepared tensors' metadata as of prepare() (own copies).
-    cdef int num_tensor_slots
     cdef DLTensor* snapshot
     cdef int64_t* snapshot_dims
     cdef const DLPackExchangeAPI* snapshot_stream_api
-    cdef object call_vector(self, void** items, Py_ssize_t n)
-    cdef int pack_frozen(self, TVMFFIAny* packed, CallState* st) except -1
-    cdef int take_snapshot(self, uint64_t align_mask) except -1
-    cdef list full_args(self, void** items, Py_ssize_t n)
 
 
 # Call a prepared function (all arguments frozen) with `n` data pointers that

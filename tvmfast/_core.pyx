@@ -4,14 +4,17 @@
 
 One file per concern, included here in dependency order:
 
-    tvmfast_helpers.h  inline C++ (TvmfastTensor and its pool, direct torch export)
+    tvmfast_helpers.h  inline C++ (TvmfastTensor and its pool, misaligned copies,
+                       direct torch export)
     errors.pxi         the raise_* helpers and TVM-FFI error conversion
     torch_export.pxi   the direct torch export and its self-test
+    context.pxi        CallContext: one call's buffers, state, stream and allocator swap
     convert.pxi        argument kinds, the type cache, one converter per kind
-    device.pxi         alignment, one-device check, the producer's stream
-    call.pxi           the call and its result
+    device.pxi         alignment and misaligned copies, one-device check, the stream
+    call.pxi           the call through a context, and its result
     bound.pxi          BoundFunction (bind)
-    frozen.pxi         FrozenFunction (freeze, prepare, call_ptrs)
+    frozen.pxi         FrozenFunction (freeze, prepare)
+    pointers.pxi       the raw-pointer calls (call_ptrs, tvmfast_call_ptrs)
     floors.pxi         benchmark floors (a C loop, a bare def method)
 
 Every C declaration is in _c_api.pxd (TVM-FFI, DLPack, the helpers header) and
@@ -50,7 +53,7 @@ Lifetime model: who owns what a pointer handed to C refers to
   float, bool and None are values.
 * Anything else is converted by tvm_ffi itself (the whole call is tvm_ffi's).
 * Dynamic call: everything above is created and released within the call (the
-  CallState on the C stack owns it), whether or not the GIL is released.
+  CallContext on the C stack owns it), whether or not the GIL is released.
 * freeze / prepare: tvmfast keeps its own list of the argument objects (never the
   caller's dict).  Immutable values are converted once and their objects held by
   the FrozenFunction; frozen tensors are exported again at every call, so a call
@@ -94,11 +97,13 @@ import tvm_ffi
 
 include "errors.pxi"
 include "torch_export.pxi"
+include "context.pxi"
 include "convert.pxi"
 include "device.pxi"
 include "call.pxi"
 include "bound.pxi"
 include "frozen.pxi"
+include "pointers.pxi"
 include "floors.pxi"
 
 

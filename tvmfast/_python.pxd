@@ -17,6 +17,8 @@ cdef extern from "Python.h":
     long long PyLong_AsLongLong(PyObject* o) except? -1
     unsigned long long PyLong_AsUnsignedLongLong(PyObject* o) except? <unsigned long long>-1
     const char* PyUnicode_AsUTF8AndSize(PyObject* o, Py_ssize_t* size) except NULL
+    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    object PyBytes_FromStringAndSize(const char* v, Py_ssize_t size)
 
     PyObject* PyErr_Occurred()
     void PyErr_Clear()

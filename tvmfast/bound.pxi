@@ -1,18 +1,19 @@
 # BoundFunction: bind() resolves a TVM function once; each call converts its
-# arguments on the C stack and calls it (one vectorcall, no argument tuple).
+# arguments into a call context on the C stack and calls it (one vectorcall, no
+# argument tuple).
 
 cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
         raise TypeError("tvmfast: bound functions take positional arguments only")
     check_bound(<BoundFunction>callable)
-    return (<BoundFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
+    return bound_call(<BoundFunction>callable, args, PyVectorcall_NARGS(nargsf))
 
 
 cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
         raise TypeError("tvmfast: bound functions take positional arguments only")
     check_frozen(<FrozenFunction>callable)
-    return (<FrozenFunction>callable).call_vector(args, PyVectorcall_NARGS(nargsf))
+    return frozen_call(<FrozenFunction>callable, args, PyVectorcall_NARGS(nargsf))
 
 
 cdef inline int check_bound(BoundFunction fn) except -1:
@@ -125,44 +126,6 @@ cdef class BoundFunction:
         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
         return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
 
-    cdef object call_vector(self, void** items, Py_ssize_t n):
-        cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
-        cdef TvmfastTensor* tensors[TVMFAST_STACK_ARGS]
-        cdef TVMFFIObjectHandle objects[TVMFAST_STACK_ARGS]
-        cdef void* heap = NULL
-        if self.num_args >= 0 and n != self.num_args:
-            raise_count_error(self.num_args, n)
-        if n <= TVMFAST_STACK_ARGS:
-            ret = self.convert_and_call(items, n, packed, tensors, objects)
-        else:
-            # More arguments than the stack buffers hold: the same, on the heap.
-            heap = malloc(n * (sizeof(TVMFFIAny) + 2 * sizeof(void*)))
-            if heap == NULL:
-                raise MemoryError()
-            try:
-                ret = self.convert_and_call(
-                    items, n, <TVMFFIAny*>heap, <TvmfastTensor**>(<char*>heap + n * sizeof(TVMFFIAny)),
-                    <TVMFFIObjectHandle*>(<char*>heap + n * (sizeof(TVMFFIAny) + sizeof(void*))))
-            finally:
-                free(heap)
-        self.seen_num_args = <int>n
-        return ret
-
-    cdef object convert_and_call(self, void** items, Py_ssize_t n, TVMFFIAny* packed,
-                                 TvmfastTensor** tensors, TVMFFIObjectHandle* objects):
-        cdef CallState st
-        cdef Py_ssize_t i
-        init_state(&st, tensors, objects, self.target.align_mask)
-        try:
-            for i in range(n):
-                if convert_arg(<PyObject*>items[i], i, &packed[i], &st) == USE_TVM_FFI:
-                    break
-            else:
-                return call_packed(&self.target, packed, <int32_t>n, &st)
-        finally:
-            release_state(&st)
-        return call_with_tvm_ffi(self.function, [<object>items[i] for i in range(n)])
-
     def freeze(self, frozen):
         """Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.
 
@@ -221,6 +184,28 @@ cdef class BoundFunction:
             return "<tvmfast.BoundFunction (not initialized)>"
         return (f"<tvmfast.BoundFunction num_args={self.num_args} release_gil={self.release_gil} "
                 f"alignment={self.alignment}>")
+
+
+cdef object bound_call(BoundFunction self, void** items, Py_ssize_t n):
+    """A dynamic call: every argument converted into one call context, then called."""
+    cdef CallContext ctx
+    cdef Py_ssize_t i
+    if self.num_args >= 0 and n != self.num_args:
+        raise_count_error(self.num_args, n)
+    ctx_open_or_raise(&ctx, n, self.target.align_mask)
+    try:
+        for i in range(n):
+            if convert_arg(<PyObject*>items[i], i, &ctx.packed[i], &ctx) == USE_TVM_FFI:
+                break
+        else:
+            ret = call_packed(&self.target, &ctx, <int32_t>n)
+            self.seen_num_args = <int>n
+            return ret
+    finally:
+        ctx_close(&ctx)
+    ret = call_with_tvm_ffi(self.function, [<object>items[i] for i in range(n)])
+    self.seen_num_args = <int>n
+    return ret
 
 
 def _rebind(path, name, num_args, release_gil, alignment):

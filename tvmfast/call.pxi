@@ -1,7 +1,56 @@
-# The call: TVMFFIFunctionCall on the packed arguments (with the stream set for GPU
-# tensors), and its outcome converted exactly as tvm_ffi converts rt_mod's.  This
-# layer knows a CallTarget and a CallState, not the classes that make them.
+# The call: TVMFFIFunctionCall through a CallContext, and its outcome converted
+# exactly as tvm_ffi converts rt_mod's.  This layer knows a CallTarget and a
+# CallContext, not the classes that make them.
 
+cdef object call_packed(CallTarget* target, CallContext* ctx, int32_t n):
+    """Call target on ctx.packed[:n] (filled by a converter) and return the result as
+    tvm_ffi returns rt_mod's.  The caller closes ctx afterwards, whatever happens."""
+    cdef int ret
+    cdef TVMFFIAny result
+    cdef Py_ssize_t kept = -1
+    result.type_index = kTVMFFINone
+    result.zero_padding = 0
+    result.v_int64 = 0
+    if ctx.device_type >= 0:  # some tensor is off the CPU
+        if not ctx.devices_checked:
+            check_devices(ctx, n)
+        pick_stream(ctx)
+    if ctx.n_scratch:
+        copy_misaligned(ctx, n)
+    if ctx_enter(ctx) != 0:
+        raise_ffi_error()
+    if target.release_gil:
+        # Every object the callee reads is owned by ctx (tensors hold their Python
+        # objects), so other threads running Python meanwhile cannot free it.
+        with nogil:
+            ret = TVMFFIFunctionCallFromTvmfast(target.handle, ctx.packed, n, &result)
+    else:
+        ret = TVMFFIFunctionCallFromTvmfast(target.handle, ctx.packed, n, &result)
+    ctx_exit(ctx)
+    if ctx.n_scratch:
+        # Success or failure: the callee's writes reach the caller's tensors.
+        kept = settle_misaligned(ctx, n, &result)
+    if ret != 0:
+        if kept >= 0:
+            try:
+                raise_ffi_error()
+            except BaseException as err:
+                raise_kept_copy(kept, ctx.align_mask + 1, err)
+        raise_ffi_error()
+    if kept >= 0:
+        release_result(&result)
+        raise_kept_copy(kept, ctx.align_mask + 1, None)
+    return convert_result(&result, ctx.exchange_api)
+
+
+cdef object call_with_tvm_ffi(object function, object args):
+    """The whole call made by tvm_ffi: an argument tvmfast does not convert itself."""
+    return function(*args)
+
+
+# ---------------------------------------------------------------------------
+# Results: converted where they are made, as tvm_ffi converts rt_mod's.
+# ---------------------------------------------------------------------------
 cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,
                              TVMFFIAny* result) noexcept nogil:
     # Hands tvm_ffi the result parked in this thread's stash (our reference moves to it).
@@ -11,6 +60,10 @@ cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args
     return 0
 
 
+# tvm_ffi builds the Python object of an FFI object (Array, Map, String, Shape, a
+# Function, a tvm_ffi.Tensor...) inside its own module, with no C entry point (its
+# wrappers are tied to the object): those results are handed to it through this
+# registered function, which returns the stashed result.
 cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)
 
 
@@ -75,9 +128,9 @@ cdef object tensor_to_producer(TVMFFIAny* result, const DLPackExchangeAPI* api):
     return tensor
 
 
-cdef object convert_result(TVMFFIAny* result, CallState* st):
+cdef object convert_result(TVMFFIAny* result, const DLPackExchangeAPI* api):
     """The Python value of a call's result (our reference to it is consumed), as tvm_ffi
-    returns it for rt_mod(*args)."""
+    returns it for rt_mod(*args); api: the last exchange-API producer among the arguments."""
     global tvmfast_result_stash
     cdef int32_t tindex = result.type_index
     if tindex == kTVMFFINone:
@@ -88,19 +141,28 @@ cdef object convert_result(TVMFFIAny* result, CallState* st):
         return result.v_float64
     if tindex == kTVMFFIBool:
         return result.v_int64 != 0
-    if (tindex == kTVMFFITensor and st.exchange_api != NULL
-            and st.exchange_api.managed_tensor_to_py_object_no_sync != NULL):
-        tensor = tensor_to_producer(result, st.exchange_api)
+    if tindex == kTVMFFISmallStr or tindex == kTVMFFISmallBytes:
+        return small_str_or_bytes(result)
+    if tindex == kTVMFFITensor and api != NULL and api.managed_tensor_to_py_object_no_sync != NULL:
+        tensor = tensor_to_producer(result, api)
         if tensor is not None:
             return tensor
-    # Everything else (containers, strings, other objects): tvm_ffi builds the Python value.
+    # Everything else (containers, String objects, other objects): tvm_ffi builds it.
     tvmfast_result_stash = result[0]
     try:
-        if st.exchange_api != NULL and st.exchange_api.managed_tensor_from_py_object_no_sync != NULL:
-            return _take_result(standin_for(st.exchange_api))
+        if api != NULL and api.managed_tensor_from_py_object_no_sync != NULL:
+            return _take_result(standin_for(api))
         return _take_result()
     finally:
         release_stash()
+
+
+cdef object small_str_or_bytes(TVMFFIAny* result):
+    """A short string result (kept inline in the Any) as str or bytes, as tvm_ffi gives it."""
+    cdef TVMFFIByteArray chars = TVMFFISmallBytesGetContentByteArray(result)
+    if result.type_index == kTVMFFISmallStr:
+        return PyUnicode_DecodeUTF8(chars.data, chars.size, NULL)
+    return PyBytes_FromStringAndSize(chars.data, chars.size)
 
 
 cdef void release_stash() noexcept:
@@ -116,67 +178,3 @@ cdef void release_result(TVMFFIAny* result) noexcept:
     if result.type_index >= kTVMFFIStaticObjectBegin:
         TVMFFIObjectDecRef(result.v_ptr)
     result.type_index = kTVMFFINone
-
-
-cdef object call_packed(CallTarget* target, TVMFFIAny* packed, int32_t n, CallState* st):
-    """TVMFFIFunctionCall with the producer's stream made TVM's around it for GPU
-    tensors; the caller releases st afterwards (release_state)."""
-    cdef int ret
-    cdef TVMFFIAny result
-    cdef TVMFFIStreamHandle prev = NULL
-    cdef TVMFFIObjectHandle handle = target.handle
-    cdef bint swap_stream = False
-    cdef DLPackManagedTensorAllocator prev_allocator = NULL
-    cdef bint swap_allocator = False
-    cdef Py_ssize_t kept = -1
-    result.type_index = kTVMFFINone
-    result.zero_padding = 0
-    result.v_int64 = 0
-    if st.device_type >= 0:  # some tensor is off the CPU
-        if not st.devices_checked:
-            check_devices(st, packed, n)
-    if st.n_scratch:
-        copy_misaligned(st, packed, n)
-    if st.device_type >= 0:
-        swap_stream = enter_stream(st, &prev)
-    if st.exchange_api != NULL and st.exchange_api.managed_tensor_allocator != NULL:
-        # As tvm_ffi does for torch arguments: tensors the callee allocates
-        # (TVMFFIEnvTensorAlloc) come from the producer's allocator.
-        prev_allocator = TVMFFIEnvGetDLPackManagedTensorAllocator()
-        swap_allocator = prev_allocator != st.exchange_api.managed_tensor_allocator
-        if swap_allocator and TVMFFIEnvSetDLPackManagedTensorAllocator(
-                st.exchange_api.managed_tensor_allocator, 0, NULL) != 0:
-            if swap_stream:
-                TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
-            raise_ffi_error()
-    if target.release_gil:
-        # Every object the callee reads is owned by st (tensors hold their Python
-        # objects), so other threads running Python meanwhile cannot free it.
-        with nogil:
-            ret = TVMFFIFunctionCall(handle, packed, n, &result)
-    else:
-        ret = TVMFFIFunctionCall(handle, packed, n, &result)
-    if swap_allocator:
-        TVMFFIEnvSetDLPackManagedTensorAllocator(prev_allocator, 0, NULL)
-    if swap_stream:
-        # Restore TVM's stream, also when the call failed.
-        TVMFFIEnvSetStream(st.device_type, st.device_id, prev, NULL)
-    if st.n_scratch:
-        # Success or failure: the callee's writes reach the caller's tensors.
-        kept = settle_misaligned(st, packed, n, &result)
-    if ret != 0:
-        if kept >= 0:
-            try:
-                raise_ffi_error()
-            except BaseException as err:
-                raise_kept_copy(kept, st.align_mask + 1, err)
-        raise_ffi_error()
-    if kept >= 0:
-        release_result(&result)
-        raise_kept_copy(kept, st.align_mask + 1, None)
-    return convert_result(&result, st)
-
-
-cdef object call_with_tvm_ffi(object function, object args):
-    """The whole call made by tvm_ffi: an argument tvmfast does not convert itself."""
-    return function(*args)

@@ -9,8 +9,6 @@
 # by tvm_ffi itself (same conversion, same result, same error as rt_mod).
 
 cdef enum:
-    # Arguments converted on the C stack; more than this takes the heap path.
-    TVMFAST_STACK_ARGS = 64
     # Distinct Python argument types remembered with their kind.
     TYPE_CACHE_SIZE = 32
     # What a converter returns.
@@ -185,8 +183,9 @@ cdef inline DLTensor* tensor_of(TVMFFIAny* value) noexcept:
     return <DLTensor*>(<char*>value.v_ptr + sizeof(TVMFFIObject))
 
 
-cdef inline TvmfastTensor* new_tensor(CallState* st) except NULL:
-    """A pooled tensor object, recorded in st first so release_state frees it whatever happens."""
+cdef inline TvmfastTensor* new_tensor(CallContext* st) except NULL:
+    """A pooled tensor object, recorded in the context first so that ctx_close frees it
+    whatever happens."""
     cdef TvmfastTensor* t = tvmfast_tensor_new()
     if t == NULL:
         raise MemoryError()
@@ -208,7 +207,7 @@ cdef inline int pass_tensor(TvmfastTensor* t, PyObject* owner, TVMFFIAny* out) e
 
 
 cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,
-                          TVMFFIAny* out, CallState* st, TvmfastTensor* t) except -1:
+                          TVMFFIAny* out, CallContext* st, TvmfastTensor* t) except -1:
     """A tensor from a DLPack C exchange API producer (torch: the direct export first)."""
     cdef int exported = -1
     if t == NULL:
@@ -228,7 +227,7 @@ cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, int kind, const DLPackE
 
 
 cdef int convert_ffi_tensor(object tensor, PyObject* obj, Py_ssize_t pos, TVMFFIAny* out,
-                            CallState* st) except -1:
+                            CallContext* st) except -1:
     """A tvm_ffi.Tensor (given, or imported from a __dlpack__ producer obj): passed as it is,
     or through an aligned scratch copy when the callee assumes alignment it lacks.  obj is
     what picks the stream (NULL for a tvm_ffi.Tensor given as such: like rt_mod, tvmfast
@@ -248,7 +247,7 @@ cdef int convert_ffi_tensor(object tensor, PyObject* obj, Py_ssize_t pos, TVMFFI
 
 
 cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,
-                      TVMFFIAny* out, CallState* st) except -1:
+                      TVMFFIAny* out, CallContext* st) except -1:
     """Every kind but the torch tensor type of convert_arg's fast path."""
     cdef TVMFFIObjectHandle handle
     cdef TVMFFIByteArray chars
@@ -310,7 +309,7 @@ cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
     return CONVERTED
 
 
-cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, CallState* st) except -1:
+cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, CallContext* st) except -1:
     cdef TvmfastTensor* t
     cdef const DLPackExchangeAPI* api = NULL
     if <PyObject*>Py_TYPE(obj) == torch_fast_type:
@@ -330,37 +329,3 @@ cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, CallS
         return convert_exchange(obj, pos, KIND_TORCH, torch_fast_api, out, st, t)
     cdef int kind = classify_type(obj, pos, &api)
     return convert_kind(obj, pos, kind, api, out, st)
-
-
-cdef inline void init_state(CallState* st, TvmfastTensor** tensors, TVMFFIObjectHandle* objects,
-                            uint64_t align_mask) noexcept:
-    st.align_mask = align_mask
-    st.device_type = -1
-    st.device_id = 0
-    st.device_pos = -1
-    st.cpu_pos = -1
-    st.stream_api = NULL
-    st.exchange_api = NULL
-    st.n_scratch = 0
-    st.device_obj = NULL
-    st.n_tensors = 0
-    st.tensors = tensors
-    st.n_objects = 0
-    st.objects = objects
-    st.temps = NULL
-    st.devices_checked = 0
-
-
-cdef inline void release_state(CallState* st) noexcept:
-    """After the call (or a failed conversion): give back every object the call created
-    (an aligned copy goes with its tensor object)."""
-    cdef int32_t i
-    for i in range(st.n_tensors):
-        tvmfast_tensor_release(st.tensors[i])
-    st.n_tensors = 0
-    for i in range(st.n_objects):
-        TVMFFIObjectDecRef(st.objects[i])
-    st.n_objects = 0
-    if st.temps != NULL:
-        Py_DECREF(<object>st.temps)
-        st.temps = NULL

@@ -41,7 +41,7 @@ cdef inline bint is_misaligned(DLTensor* dl, uint64_t align_mask) noexcept:
     return True
 
 
-cdef int note_tensor(CallState* st, TvmfastTensor* t, Py_ssize_t pos,
+cdef int note_tensor(CallContext* st, TvmfastTensor* t, Py_ssize_t pos,
                      const DLPackExchangeAPI* api, PyObject* obj) except -1:
     """A tensor tvmfast passes: check its data alignment, record its device.
 
@@ -80,7 +80,7 @@ cdef Py_ssize_t position_of(TVMFFIAny* packed, Py_ssize_t n, void* tensor) noexc
     return -1
 
 
-cdef TvmfastTensor* marked_tensor(CallState* st, void* handle) noexcept:
+cdef TvmfastTensor* marked_tensor(CallContext* st, void* handle) noexcept:
     """The TvmfastTensor of st behind handle if it is marked for an aligned copy, else NULL."""
     cdef int32_t i
     for i in range(st.n_tensors):
@@ -89,7 +89,7 @@ cdef TvmfastTensor* marked_tensor(CallState* st, void* handle) noexcept:
     return NULL
 
 
-cdef int copy_misaligned(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:
+cdef int copy_misaligned(CallContext* st, Py_ssize_t n) except -1:
     """Right before the call: give each marked tensor its aligned copy.  Tensors whose bytes
     interleave without touching need nothing; the same elements passed in several slots (an
     in-place k(x, x)) share one copy, as they share memory for rt_mod; any other overlap
@@ -100,6 +100,7 @@ cdef int copy_misaligned(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except 
     cdef TvmfastTensor* twin
     cdef DLTensor* other
     cdef uintptr_t lo, hi, olo, ohi
+    cdef TVMFFIAny* packed = st.packed
     for i in range(st.n_tensors):
         t = st.tensors[i]
         if t.source == NULL or t.scratch != NULL:
@@ -139,8 +140,7 @@ cdef int copy_misaligned(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except 
     return 0
 
 
-cdef Py_ssize_t settle_misaligned(CallState* st, TVMFFIAny* packed, Py_ssize_t n,
-                                  TVMFFIAny* result) noexcept:
+cdef Py_ssize_t settle_misaligned(CallContext* st, Py_ssize_t n, TVMFFIAny* result) noexcept:
     """Right after the call, success or failure: write back what the callee changed in
     each aligned copy.  A copy that is the call's result and nothing else is made to
     describe the caller's memory again (an identity function returns the caller's
@@ -161,7 +161,7 @@ cdef Py_ssize_t settle_misaligned(CallState* st, TVMFFIAny* packed, Py_ssize_t n
         if foreign == 1 and result.type_index == kTVMFFITensor and result.v_ptr == <void*>t:
             tvmfast_tensor_point_back(t)
         elif kept < 0:
-            kept = position_of(packed, n, t)
+            kept = position_of(st.packed, n, t)
     return kept
 
 
@@ -175,7 +175,7 @@ cdef int raise_kept_copy(Py_ssize_t pos, uint64_t alignment, object cause) excep
         cause)
 
 
-cdef inline int record_device(CallState* st, DLTensor* dl, Py_ssize_t pos,
+cdef inline int record_device(CallContext* st, DLTensor* dl, Py_ssize_t pos,
                               const DLPackExchangeAPI* api, PyObject* obj) except -1:
     """Record where the tensors live (the first non-CPU one picks the stream)."""
     if dl.device.device_type == kDLCPU:
@@ -191,17 +191,18 @@ cdef inline int record_device(CallState* st, DLTensor* dl, Py_ssize_t pos,
 
 
 cdef int raise_device_mismatch(Py_ssize_t pos, int32_t device_type, int32_t device_id,
-                               CallState* st) except -1:
+                               CallContext* st) except -1:
     raise_arg_error(
         ValueError, pos,
         f"tensor on {device_str(device_type, device_id)}, but argument #{st.device_pos} is on "
         f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
 
 
-cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1:
+cdef int check_devices(CallContext* st, Py_ssize_t n) except -1:
     """All tensors must be on one device once any of them is off the CPU."""
     cdef Py_ssize_t i
     cdef DLTensor* dl
+    cdef TVMFFIAny* packed = st.packed
     if st.cpu_pos >= 0:
         raise_device_mismatch(st.cpu_pos, DEVICE_CPU, 0, st)
     for i in range(n):
@@ -213,28 +214,21 @@ cdef int check_devices(CallState* st, TVMFFIAny* packed, Py_ssize_t n) except -1
     return 0
 
 
-cdef int enter_stream(CallState* st, TVMFFIStreamHandle* prev) except -1:
-    """Make the producer's current stream TVM's for this call's device.
-
-    Returns 1 when TVM's stream was changed (restore *prev afterwards), else 0."""
+cdef int pick_stream(CallContext* st) except -1:
+    """The stream a GPU call runs on: the producer's current stream for the device (asked
+    through its exchange API, or torch's for a torch tensor that came without one);
+    none (TVM's stays) for other producers and for tvm_ffi tensors, as for rt_mod."""
     cdef void* stream = NULL
     if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
         if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
             raise fetch_error() or RuntimeError("tvmfast: the producer's current_work_stream failed")
     elif st.device_obj != NULL:
-        # A producer without the C exchange API: torch through __dlpack__ gets its
-        # current stream from torch; others (None) leave TVM's stream alone.
         py_stream = torch_current_stream(<object>st.device_obj, st.device_type, st.device_id)
         if py_stream is None:
             return 0
         stream = <void*><uint64_t>py_stream
     else:
         return 0
-    # Usually TVM's stream is already the producer's (the default stream): then
-    # one query replaces a set and a restore.
-    prev[0] = TVMFFIEnvGetStream(st.device_type, st.device_id)
-    if prev[0] == stream:
-        return 0
-    if TVMFFIEnvSetStream(st.device_type, st.device_id, stream, NULL) != 0:
-        raise_ffi_error()
-    return 1
+    st.stream = stream
+    st.has_stream = True
+    return 0

@@ -3,9 +3,9 @@
 #   "tvmfast: argument #N: ..."  (something about one argument of a call)
 #   "tvmfast: expected N arguments, got M"  (the call as a whole)
 #   "tvmfast.<api>: ..."         (misuse of an API: bind, freeze, call_ptrs...)
-# Errors raised by the called function itself are TVM-FFI's: they are handed to
-# tvm_ffi's own conversion (raise_ffi_error), so they reach Python exactly as
-# rt_mod(*args) would raise them.
+# Errors raised by the called function itself are TVM-FFI's: raise_ffi_error
+# converts them as tvm_ffi does, so they reach Python exactly as rt_mod(*args)
+# would raise them.
 
 
 cdef str describe(PyObject* obj):
@@ -48,13 +48,6 @@ cdef object fetch_error():
     return err
 
 
-cdef int raise_unsupported(PyObject* obj, Py_ssize_t pos) except -1:
-    raise_arg_error(
-        TypeError, pos,
-        f"expected a tensor (torch.Tensor, tvm_ffi.Tensor or a __dlpack__ producer), int, float, "
-        f"bool, str, None or a tvm_ffi object; got {describe(obj)}")
-
-
 cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos, object err=None) except -1:
     """The producer refused to export a tensor (meta device, sparse layout...): its
     exception type (the one rt_mod raises), naming the argument, with the
@@ -78,15 +71,8 @@ cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos, object err=None) ex
 
 
 # ---------------------------------------------------------------------------
-# Errors raised by TVM-FFI: converted by tvm_ffi, as for rt_mod(*args).
+# Errors raised by TVM-FFI: converted as tvm_ffi converts rt_mod's.
 # ---------------------------------------------------------------------------
-cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,
-                              TVMFFIAny* result) noexcept nogil:
-    # The error of the failed call is still in TVM-FFI's thread-local slot;
-    # returning -1 lets tvm_ffi's Function.__call__ convert it like any other call.
-    return -1
-
-
 cdef object register_helper(str name, TVMFFISafeCallType fn):
     """Register a C function as a global TVM-FFI function and return it (as tvm_ffi.Function)."""
     cdef TVMFFIObjectHandle handle
@@ -103,18 +89,43 @@ cdef object register_helper(str name, TVMFFISafeCallType fn):
     return tvm_ffi.get_global_func(name)
 
 
-cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)
+cdef object _FFIError = tvm_ffi.core.Error
 
 
 cdef int raise_ffi_error() except -1:
-    """Raise the error TVM-FFI holds for this thread, converted by tvm_ffi."""
+    """Raise the error TVM-FFI holds for this thread as tvm_ffi raises it for rt_mod:
+    the error object moved into a tvm_ffi.core.Error (as tvm_ffi's move_from_last_error
+    does), and its py_error(): same type, message and C++ frames appended to the
+    traceback."""
+    cdef TVMFFIObjectHandle handle = NULL
     if PyErr_Occurred() != NULL:
         # EnvErrorAlreadySet (e.g. KeyboardInterrupt seen by TVMFFIEnvCheckSignals):
         # the Python exception is the real one; drop the FFI placeholder.
         drop_raised_error()
         return -1
-    _reraise()
-    raise RuntimeError("tvmfast: TVM call failed but no error was raised")  # not reached
+    TVMFFIErrorMoveFromRaised(&handle)
+    if handle == NULL:
+        raise RuntimeError("tvmfast: TVM call failed but no error was raised")
+    if cobject_handle_offset == 0 or _FFIError.__basicsize__ != _CObject.__basicsize__:
+        # tvm_ffi's object layout is not the one known: let tvm_ffi itself convert it,
+        # through a registered function that fails with the error still raised.
+        TVMFFIErrorSetRaised(handle)
+        TVMFFIObjectDecRef(handle)
+        _reraise()
+    # The Error wrapper owns the handle from here (CObject.chandle, where tvm_ffi keeps it).
+    error = _FFIError.__new__(_FFIError)
+    (<void**>(<char*><PyObject*>error + cobject_handle_offset))[0] = handle
+    raise error.py_error()
+
+
+cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,
+                              TVMFFIAny* result) noexcept nogil:
+    # The error is still in TVM-FFI's thread-local slot: tvm_ffi's Function.__call__
+    # converts it like any other call's.
+    return -1
+
+
+cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)
 
 
 cdef void drop_raised_error() noexcept:

@@ -3,11 +3,8 @@
 def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):
     """Benchmark floor: ``repeat`` TVMFFIFunctionCall of a prepared call in a C loop
     (its arguments converted once, before the loop, and held through it)."""
-    cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
-    cdef TvmfastTensor* tensors[TVMFAST_STACK_ARGS]
-    cdef TVMFFIObjectHandle objects[TVMFAST_STACK_ARGS]
+    cdef CallContext ctx
     cdef TVMFFIAny result
-    cdef CallState st
     cdef Py_ssize_t r
     cdef int ret = 0
     check_frozen(prepared)
@@ -15,15 +12,15 @@ def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):
         raise_api_error(TypeError, "_floor_loop", "needs a prepared function of tensors and scalars")
     cdef TVMFFIObjectHandle handle = prepared.bound.target.handle
     cdef int32_t n = prepared.num_args
-    init_state(&st, tensors, objects, prepared.bound.target.align_mask)
+    ctx_open_or_raise(&ctx, n, prepared.bound.target.align_mask)
     try:
-        if prepared.pack_frozen(packed, &st) == USE_TVM_FFI:
+        if pack_frozen(prepared, &ctx) == USE_TVM_FFI:
             raise_api_error(TypeError, "_floor_loop", "needs a prepared function of tensors and scalars")
         with nogil:
             for r in range(repeat):
                 result.type_index = kTVMFFINone
                 result.v_int64 = 0
-                ret = TVMFFIFunctionCall(handle, packed, n, &result)
+                ret = TVMFFIFunctionCall(handle, ctx.packed, n, &result)
                 if ret != 0:
                     break
                 if result.type_index >= kTVMFFIStaticObjectBegin:
@@ -31,7 +28,7 @@ def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):
         if ret != 0:
             raise_ffi_error()
     finally:
-        release_state(&st)
+        ctx_close(&ctx)
 
 
 cdef class _DefMethodFloor:
@@ -39,36 +36,34 @@ cdef class _DefMethodFloor:
     making the prepared call's TVMFFIFunctionCall on arguments converted once, when
     this object was made (and held by it).  An unchecked baseline for benchmarks,
     not an API: unlike a prepared call, it trusts that state until it is dropped."""
-    cdef TVMFFIAny packed[TVMFAST_STACK_ARGS]
-    cdef TvmfastTensor* tensors[TVMFAST_STACK_ARGS]
-    cdef TVMFFIObjectHandle objects[TVMFAST_STACK_ARGS]
-    cdef CallState st
+    cdef CallContext ctx
     cdef TVMFFIObjectHandle handle
     cdef int32_t n
     cdef FrozenFunction prepared
 
     def __cinit__(self):
-        init_state(&self.st, self.tensors, self.objects, 0)
+        ctx_open(&self.ctx, 0, 0)
 
     def __init__(self, FrozenFunction prepared):
         check_frozen(prepared)
         if prepared.num_dynamic != 0 or prepared.use_tvm_ffi:
             raise_api_error(TypeError, "_DefMethodFloor", "needs a prepared function of tensors and scalars")
+        ctx_close(&self.ctx)
+        ctx_open_or_raise(&self.ctx, prepared.num_args, prepared.bound.target.align_mask)
         self.prepared = prepared
         self.handle = prepared.bound.target.handle
         self.n = prepared.num_args
-        self.st.align_mask = prepared.bound.target.align_mask
-        if prepared.pack_frozen(self.packed, &self.st) == USE_TVM_FFI:
+        if pack_frozen(prepared, &self.ctx) == USE_TVM_FFI:
             raise_api_error(TypeError, "_DefMethodFloor", "needs a prepared function of tensors and scalars")
 
     def call(self):
         cdef TVMFFIAny result
         result.type_index = kTVMFFINone
         result.v_int64 = 0
-        if TVMFFIFunctionCall(self.handle, self.packed, self.n, &result) != 0:
+        if TVMFFIFunctionCall(self.handle, self.ctx.packed, self.n, &result) != 0:
             raise_ffi_error()
         if result.type_index >= kTVMFFIStaticObjectBegin:
             TVMFFIObjectDecRef(result.v_ptr)
 
     def __dealloc__(self):
-        release_state(&self.st)
+        ctx_close(&self.ctx)
