@@ -78,10 +78,20 @@ def test_tvm_side_errors_are_those_of_rt_mod(add_mod):
 
 
 def test_num_args_checked_before_the_call(add_mod):
-    f = tvmfast.bind(add_mod, num_args=3)
+    """A function that does not check its own arity gets tvmfast's check; a TVM module's
+    function, which does (with its signature), refuses the call itself, as for rt_mod."""
     a = torch.randn(128)
-    with pytest.raises(TypeError, match=r"tvmfast: expected 3 arguments, got 2"):
-        f(a, a)
+    py_fn = tvm_ffi.convert(lambda *args: len(args))
+    with pytest.raises(TypeError, match=r"^tvmfast: expected 3 arguments, got 2$"):
+        tvmfast.bind(py_fn, num_args=3)(a, a)
+    with pytest.raises(TypeError, match=r"^tvmfast: expected 1 argument, got 2$"):
+        tvmfast.bind(py_fn, num_args=1)(a, a)
+    with pytest.raises(Exception) as ours:
+        tvmfast.bind(add_mod, num_args=3)(a, a)
+    with pytest.raises(Exception) as theirs:
+        add_mod(a, a)
+    assert type(ours.value) is type(theirs.value)
+    assert str(ours.value) == str(theirs.value) and "main(" in str(ours.value)
 
 
 def test_keyword_arguments_refused(add_mod):

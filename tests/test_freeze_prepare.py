@@ -134,8 +134,12 @@ def test_call_ptrs(add_mod, gen):
 def test_prepare_and_freeze_limits(add_mod):
     f = tvmfast.bind(add_mod, num_args=3)
     a = torch.randn(128)
-    with pytest.raises(TypeError, match="tvmfast: expected 3 arguments, got 2"):
+    with pytest.raises(TypeError, match=r"tvmfast.prepare: the function takes 3 arguments, got 2"):
         f.prepare(a, a)
+    learned = tvmfast.bind(add_mod)
+    learned(a, a, torch.empty(128))
+    with pytest.raises(TypeError, match=r"tvmfast.prepare: the function takes 3 arguments, got 2"):
+        learned.prepare(a, a)  # once the count is learned, refused here rather than at p()
 
 
 

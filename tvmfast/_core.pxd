@@ -20,8 +20,9 @@ cdef class BoundFunction:
     cdef void* vectorcall        # vectorcallfunc; first field read through tp_vectorcall_offset
     cdef CallTarget target
     cdef readonly object function
-    cdef readonly int num_args   # -1 when unknown
-    cdef int seen_num_args       # argument count of the last successful call
+    cdef int declared_args       # bind's num_args (checked before each call), -1 when not given
+    cdef int seen_num_args       # argument count of the last successful call (or a VM's arity)
+    cdef bint from_module        # taken from a TVM module or library: its functions check arity
     cdef object bind_args        # (path, name) when bound from a library path: how to pickle
 
 

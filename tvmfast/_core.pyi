@@ -4,7 +4,7 @@ from typing import Any
 class BoundFunction:
     """A TVM function bound for cheap calls; create with :func:`tvmfast.bind`."""
     function: Any
-    num_args: int
+    num_args: int | None
     release_gil: bool
     def __init__(self, obj: Any, name: str | None = ..., *, num_args: int | None = ...,
                  release_gil: bool | None = ..., alignment: int | None = ...) -> None: ...

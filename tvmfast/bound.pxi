@@ -45,8 +45,12 @@ cdef object resolve_function(obj, name):
         func = getter(name)
         if isinstance(func, tvm_ffi.Function):
             return func, False
+    hint = ""
+    if callable(obj):
+        hint = (". A Python callable is called by Python already; to pass it where a tvm_ffi.Function is "
+                "expected, wrap it: tvm_ffi.convert(fn)")
     raise_api_error(TypeError, "bind", f"expected a TVM runtime module, a tvm_ffi.Function or a library path; "
-                                       f"got {type(obj).__qualname__}")
+                                       f"got {type(obj).__qualname__}{hint}")
 
 
 cdef class BoundFunction:
@@ -61,7 +65,7 @@ cdef class BoundFunction:
     def __cinit__(self):
         self.vectorcall = <void*>bound_vectorcall
         self.target.handle = NULL
-        self.num_args = -1
+        self.declared_args = -1
         self.seen_num_args = -1
 
     def __init__(self, obj, name=None, *, num_args=None, release_gil=None, alignment=None):
@@ -89,7 +93,8 @@ cdef class BoundFunction:
             # would otherwise deadlock where rt_mod returns.
             release_gil = getattr(function, "release_gil", True)
         self.target.release_gil = bool(release_gil)
-        self.num_args = -1 if num_args is None else num_args
+        self.declared_args = -1 if num_args is None else num_args
+        self.from_module = from_module
         # A Relax VM knows its functions' arity: freeze() and as_torch_op() can use it.
         arity = getattr(obj, "_get_function_arity", None)
         if name is not None and arity is not None:
@@ -110,12 +115,16 @@ cdef class BoundFunction:
         self.target.release_gil = bool(value)
 
     @property
+    def num_args(self):
+        """The argument count when known (bind's num_args, a Relax VM's arity, or the
+        last successful call's count), else None."""
+        n = known_arity(self)
+        return n if n >= 0 else None
+
+    @property
     def arity(self):
-        """The argument count when known (num_args, a Relax VM's arity, or the last
-        successful call's count), else None."""
-        if self.num_args >= 0:
-            return self.num_args
-        return self.seen_num_args if self.seen_num_args >= 0 else None
+        """The same as num_args."""
+        return self.num_args
 
     @property
     def alignment(self):
@@ -138,7 +147,7 @@ cdef class BoundFunction:
         check_bound(self)
         if not isinstance(frozen, dict):
             raise_api_error(TypeError, "freeze", f"takes a dict {{position: value}}, got {type(frozen).__qualname__}")
-        cdef int n = self.num_args if self.num_args >= 0 else self.seen_num_args
+        cdef int n = known_arity(self)
         if n < 0:
             raise_api_error(
                 ValueError, "freeze",
@@ -148,8 +157,10 @@ cdef class BoundFunction:
     def prepare(self, *args):
         """Freeze every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``."""
         check_bound(self)
-        if self.num_args >= 0 and len(args) != self.num_args:
-            raise_count_error(self.num_args, len(args))
+        cdef int n = known_arity(self)
+        if n >= 0 and len(args) != n:
+            # Caught here rather than at p(): the count is known (given, or learned).
+            raise_api_error(TypeError, "prepare", f"the function takes {plural(n, 'argument')}, got {len(args)}")
         return FrozenFunction(self, dict(enumerate(args)), len(args))
 
     def as_torch_op(self, name, mutates_args=(), example_args=None, **options):
@@ -176,7 +187,7 @@ cdef class BoundFunction:
                 "cannot be pickled: it was not bound from a library path. Export the module "
                 "(rt_mod.export_library(path)) and bind(path) to get one that pickles by re-binding")
         path, name = self.bind_args
-        return (_rebind, (path, name, None if self.num_args < 0 else self.num_args, self.release_gil,
+        return (_rebind, (path, name, None if self.declared_args < 0 else self.declared_args, self.release_gil,
                           self.alignment))
 
     def __repr__(self):
@@ -190,8 +201,11 @@ cdef object bound_call(BoundFunction self, void** items, Py_ssize_t n):
     """A dynamic call: every argument converted into one call context, then called."""
     cdef CallContext ctx
     cdef Py_ssize_t i
-    if self.num_args >= 0 and n != self.num_args:
-        raise_count_error(self.num_args, n)
+    if self.declared_args >= 0 and n != self.declared_args:
+        if not self.from_module:
+            raise_count_error(self.declared_args, n)
+        # A TVM module's functions check their arity first and say their signature: the
+        # call is theirs to refuse (the same error as rt_mod's).
     ctx_open_or_raise(&ctx, n, self.target.align_mask)
     try:
         for i in range(n):
@@ -206,6 +220,10 @@ cdef object bound_call(BoundFunction self, void** items, Py_ssize_t n):
     ret = call_with_tvm_ffi(self.function, [<object>items[i] for i in range(n)])
     self.seen_num_args = <int>n
     return ret
+
+
+cdef inline int known_arity(BoundFunction self) noexcept:
+    return self.declared_args if self.declared_args >= 0 else self.seen_num_args
 
 
 def _rebind(path, name, num_args, release_gil, alignment):

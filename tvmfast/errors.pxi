@@ -25,9 +25,13 @@ cdef int raise_api_error(object exc_type, str api, str message) except -1:
     raise exc_type(f"tvmfast.{api}: {message}")
 
 
+cdef str plural(Py_ssize_t n, str noun):
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 cdef int raise_count_error(int expected, Py_ssize_t got) except -1:
     """The call itself has the wrong number of arguments: "tvmfast: expected N arguments, got M"."""
-    raise TypeError(f"tvmfast: expected {expected} arguments, got {got}")
+    raise TypeError(f"tvmfast: expected {plural(expected, 'argument')}, got {got}")
 
 
 cdef object fetch_error():

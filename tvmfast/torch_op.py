@@ -109,7 +109,7 @@ def _argument_kinds(bound, name: str, example_args) -> list[str]:
             else:
                 raise TypeError(f"tvmfast: as_torch_op example argument #{i}: expected a torch.Tensor, "
                                 f"int, float or bool, got {type(a).__qualname__}")
-        if bound.num_args >= 0 and len(kinds) != bound.num_args:
+        if bound.num_args is not None and len(kinds) != bound.num_args:
             raise ValueError(f"tvmfast: as_torch_op({name!r}): {len(kinds)} example arguments, but the function "
                              f"was bound with num_args={bound.num_args}")
         return kinds
@@ -125,16 +125,7 @@ def _argument_kinds(bound, name: str, example_args) -> list[str]:
 def known_num_args(bound) -> int:
     """The argument count of ``bound`` (bind's num_args, a Relax VM function's arity, or the count of its
     last successful call), -1 if unknown."""
-    if bound.num_args >= 0:
-        return bound.num_args
-    arity = getattr(bound, "arity", None)
-    if arity is not None:
-        return arity
-    # An older core without the attribute: freeze() uses the learned count (ValueError when there is none).
-    try:
-        return bound.freeze({}).num_args
-    except ValueError:
-        return -1
+    return -1 if bound.num_args is None else bound.num_args
 
 
 def _mutated_positions(mutates_args, kinds: list[str]) -> tuple[int, ...]:
