@@ -3,7 +3,7 @@
 # including the DLPackExchangeAPI that torch exposes as
 # ``torch.Tensor.__dlpack_c_exchange_api__``).  The .pyx modules cimport from here
 # and declare nothing of their own; tvmfast_helpers.h (inline C++ of our own) too.
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from cpython.ref cimport PyObject
 from tvmfast._python cimport PyTypeObject
 
@@ -150,11 +150,29 @@ cdef extern from "tvmfast_helpers.h" nogil:
     void tvmfast_set_torch_to_dl(void* fn, int with_read_only)
     Py_ssize_t tvmfast_thpvariable_tensor_offset
     int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept
+    int tvmfast_torch_export_nonowning(PyObject* obj, DLTensor* out) noexcept
     Py_ssize_t tvmfast_torch_keyset_offset
     uint64_t tvmfast_torch_lazy_bits
     void tvmfast_set_torch_keyset(Py_ssize_t offset, uint64_t bits)
     uint64_t tvmfast_torch_keyset(PyObject* obj, Py_ssize_t offset) noexcept
     void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset)
+    ctypedef struct TvmfastTorchLayout:
+        int enabled
+        Py_ssize_t keyset
+        Py_ssize_t storage
+        Py_ssize_t storage_data
+        Py_ssize_t storage_checked
+        Py_ssize_t sizes
+        Py_ssize_t storage_offset
+        Py_ssize_t dtype
+        Py_ssize_t device
+        int n_keysets
+        uint64_t keysets[16]
+        DLDataType dtypes[64]
+        uint8_t itemsize[64]
+        int8_t dl_device[8]
+    TvmfastTorchLayout tvmfast_torch_layout
+    int tvmfast_torch_read(PyObject* obj, DLTensor* out) noexcept
     void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset)
     int TVMFFIFunctionCallFromTvmfast(TVMFFIObjectHandle func, TVMFFIAny* args, int32_t num_args,
                                       TVMFFIAny* result)

@@ -181,12 +181,16 @@ cdef inline int record_device(CallContext* st, DLTensor* dl, Py_ssize_t pos,
     if dl.device.device_type == kDLCPU:
         if st.cpu_pos < 0:
             st.cpu_pos = <int32_t>pos
-    elif st.device_type < 0:
-        st.device_type = dl.device.device_type
-        st.device_id = dl.device.device_id
-        st.device_pos = <int32_t>pos
-        st.stream_api = api
-        st.device_obj = <void*>obj
+    else:
+        if st.device_type < 0:
+            st.device_type = dl.device.device_type
+            st.device_id = dl.device.device_id
+            st.device_pos = <int32_t>pos
+            st.stream_api = api
+            st.device_obj = <void*>obj
+        if api == torch_fast_api and api != NULL and not gpu_layout_tried:
+            # The first torch tensor on a GPU: self-test the TensorImpl read there.
+            learn_device_layout(<object>obj)
     return 0
 
 

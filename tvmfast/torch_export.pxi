@@ -51,6 +51,11 @@ cdef void run_torch_setup() except *:
             torch_direct_export_state = f"off (the self-test of toDLPackNonOwning({signature}) failed)"
         else:
             torch_direct_export_state = f"on (at::toDLPackNonOwning({signature}), self-tested)"
+            if os.environ.get("TVMFAST_TORCH_READ", "1") != "0":
+                reason = _learn_tensorimpl(torch, dense_samples(torch, "cpu") + torch_samples(torch))
+                torch_direct_export_state += (
+                    "; plain dense tensors read from TensorImpl (self-tested)" if reason is None
+                    else f"; TensorImpl reads off ({reason})")
     except Exception as exc:  # the exchange API path works without it
         torch_direct_export_state = f"off (set-up failed: {type(exc).__name__}: {exc})"
     Py_INCREF(tp)  # lives for the process
@@ -189,6 +194,158 @@ def _enable_torch_direct_export(torch_module, Py_ssize_t fn_address, bint with_r
             tvmfast_set_torch_to_dl(NULL, 0)
             return False
     return True
+
+
+cdef list dense_samples(torch, device):
+    """Plain dense tensors of every common dtype, shape, view and creation mode on device,
+    for the TensorImpl self-test (each admits its DispatchKeySet to the direct read)."""
+    base = torch.arange(60, dtype=torch.float32, device=device).reshape(3, 4, 5)
+    samples = [base, base[1:], base[:, 2:, 1:], base.transpose(0, 2), base.expand(2, 3, 4, 5), base[0, 0, 0],
+               torch.zeros(0, 3, device=device), torch.ones(2, 1, 3, device=device)[:, :, 1:],
+               torch.arange(7, device=device)[3:], torch.zeros(1, 2, 1, 2, 1, device=device)]
+    for dtype in (torch.float16, torch.bfloat16, torch.float64, torch.int8, torch.uint8, torch.int16,
+                  torch.int32, torch.int64, torch.bool, torch.complex64, torch.complex128):
+        samples += [base.to(dtype)[1:, 1:], torch.zeros(5, dtype=dtype, device=device)[2:]]
+    samples.append(base.clone().requires_grad_())
+    with torch.inference_mode():
+        samples += [torch.arange(12.0, device=device).reshape(3, 4)[1:], torch.zeros(3, dtype=torch.int64,
+                                                                                   device=device)]
+    return samples
+
+
+cdef object guarded_sample(torch):
+    t = torch.arange(4.0)
+    torch._C._set_throw_on_mutable_data_ptr(t)
+    return t
+
+
+def _learn_tensorimpl(torch_module, list samples):
+    """Learn where TensorImpl keeps what a DLTensor needs, by reading sample tensors whose
+    values torch reports, then turn the direct read on if it fills every sample's DLTensor
+    exactly as toDLPackNonOwning does (field by field, shape/strides pointers included).
+    Returns None when on, else the reason it stays off.  Called again for the samples of a
+    new device type (their keysets and device mapping are added after the same check)."""
+    torch = torch_module
+    cdef TvmfastTorchLayout* L = &tvmfast_torch_layout
+    cdef TvmfastTorchLayout saved = L[0]
+    cdef DLTensor direct, reference
+    cdef const char* impl
+    cdef const char* storage
+    cdef Py_ssize_t k, q
+    if tvmfast_torch_to_dl == NULL or tvmfast_torch_keyset_offset < 0:
+        return "toDLPackNonOwning or the DispatchKeySet is not known"
+    is_cow = getattr(torch._C, "_is_cow_tensor", None)
+    plain = [t for t in samples if type(t) is torch.Tensor and t.dim() <= 5 and not (is_cow and is_cow(t))]
+    stored = [t for t in plain if t.untyped_storage().nbytes() > 0]
+    offsets = [t for t in plain if t.storage_offset() > 0]
+    if len(stored) < 8 or len(offsets) < 4:
+        return "too few samples"
+
+    def impl_of(t):
+        return <uintptr_t>tvmfast_read_ptr(<PyObject*>t, tvmfast_thpvariable_tensor_offset)
+
+    def word(uintptr_t base, Py_ssize_t off):
+        return (<int64_t*>(<char*>base + off))[0]
+
+    def unique(candidates, what):
+        if len(candidates) != 1:
+            raise LookupError(f"{what} found at {len(candidates)} places")
+        return candidates[0]
+
+    try:
+        if L.enabled == 0:
+            L.keyset = tvmfast_torch_keyset_offset
+            # SizesAndStrides: ndim, then sizes and strides inline (5 each) for ndim <= 5.
+            L.sizes = unique([k for k in range(16, L.keyset, 8) if all(
+                word(impl_of(t), k) == t.dim()
+                and all(word(impl_of(t), k + 8 + 8 * i) == t.shape[i] for i in range(t.dim()))
+                and all(word(impl_of(t), k + 48 + 8 * i) == t.stride(i) for i in range(t.dim()))
+                for t in plain)], "sizes and strides")
+            L.storage_offset = unique([k for k in range(16, L.keyset, 8) if k != L.sizes and all(
+                word(impl_of(t), k) == t.storage_offset() for t in plain)], "the storage offset")
+            L.storage = unique([k for k in range(8, L.keyset, 8) if all(
+                word(impl_of(t), k) == t.untyped_storage()._cdata for t in plain)], "the storage")
+            # DataPtr: the data pointer, then its deleter context (for plain CPU memory the
+            # same address): the first word that always holds the data pointer.
+            L.storage_data = ([q for q in range(8, 64, 8) if all(
+                word(<uintptr_t>t.untyped_storage()._cdata, q) == t.untyped_storage().data_ptr()
+                for t in stored)] or [0])[0]
+            if L.storage_data == 0:
+                raise LookupError("the storage's data pointer not found")
+            # StorageImpl's has_mutable_data_ptr_check_: the one byte set on a copy-on-write
+            # storage (torch._lazy_clone) and on one that refuses writes, clear on plain ones.
+            cow = torch._lazy_clone(torch.arange(8.0))
+            guarded = torch.arange(8.0)
+            torch._C._set_throw_on_mutable_data_ptr(guarded)
+
+            def byte(t, Py_ssize_t q):
+                return (<uint8_t*>(<char*><uintptr_t>t.untyped_storage()._cdata + q))[0]
+
+            L.storage_checked = unique([q for q in range(L.storage_data + 8, 96) if byte(cow, q) == 1
+                                        and byte(guarded, q) == 1 and all(byte(t, q) == 0 for t in stored)],
+                                       "the storage's write check")
+            # TypeMeta (uint16) then std::optional<Device> (type, index, engaged) right after.
+            by_dtype = {}
+            for k in range(16, L.keyset - 2, 2):
+                seen = {}
+                if all(seen.setdefault(t.dtype, (<uint16_t*>(<char*><uintptr_t>impl_of(t) + k))[0])
+                       == (<uint16_t*>(<char*><uintptr_t>impl_of(t) + k))[0] for t in plain):
+                    if len(set(seen.values())) == len(seen) >= 10:
+                        by_dtype[k] = seen
+            L.dtype = unique(list(by_dtype), "the dtype")
+            L.device = L.dtype + 2
+        for t in plain:
+            if tvmfast_torch_export_nonowning(<PyObject*>t, &reference) != 0:
+                raise LookupError("toDLPackNonOwning refused a sample")
+            impl = <const char*><uintptr_t>impl_of(t)
+            index = (<uint16_t*>(impl + L.dtype))[0]
+            device_type = (<uint8_t*>(impl + L.device))[0]
+            if index >= 64 or device_type >= 8 or (<uint8_t*>(impl + L.device + 2))[0] != 1:
+                raise LookupError("a dtype or device outside the table")
+            L.dtypes[index] = reference.dtype
+            L.itemsize[index] = t.element_size()
+            L.dl_device[device_type] = reference.device.device_type
+            keyset = (<uint64_t*>(impl + L.keyset))[0]
+            if all(L.keysets[i] != keyset for i in range(L.n_keysets)):
+                if L.n_keysets == 16:
+                    raise LookupError("too many kinds of tensors")
+                L.keysets[L.n_keysets] = keyset
+                L.n_keysets += 1
+        # The check: every sample read directly equals toDLPackNonOwning's, field by field.
+        L.enabled = 1
+        for t in plain:
+            if (tvmfast_torch_read(<PyObject*>t, &direct) != 0
+                    or tvmfast_torch_export_nonowning(<PyObject*>t, &reference) != 0
+                    or not same_dltensor(&direct, &reference)):
+                raise LookupError(f"a {t.dtype} sample of shape {tuple(t.shape)} reads differently")
+        for t in (torch._lazy_clone(torch.arange(4.0)), guarded_sample(torch)):
+            if tvmfast_torch_read(<PyObject*>t, &direct) == 0:
+                raise LookupError("a copy-on-write or write-protected tensor was not recognised")
+    except Exception as e:
+        L[0] = saved
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+cdef bint gpu_layout_tried = False
+
+
+cdef int learn_device_layout(object tensor) except -1:
+    """First torch tensor on a GPU: self-test the direct read on samples made on that
+    device (their keysets join the learned ones if every sample reads right)."""
+    global torch_direct_export_state, gpu_layout_tried
+    torch = sys.modules.get("torch")
+    device = tensor.device
+    if torch is None or not tvmfast_torch_layout.enabled or device.type != "cuda":
+        gpu_layout_tried = True
+        return 0
+    if torch.cuda.is_current_stream_capturing():
+        return 0  # not while a CUDA graph is being captured: at a later call
+    gpu_layout_tried = True
+    reason = _learn_tensorimpl(torch, dense_samples(torch, device))
+    torch_direct_export_state += (f"; {device.type} tensors too" if reason is None
+                                  else f"; {device.type} tensors through toDLPackNonOwning ({reason})")
+    return 0
 
 
 def _torch_direct_export_enabled():

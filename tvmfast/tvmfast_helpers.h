@@ -74,9 +74,70 @@ static inline uint64_t tvmfast_torch_keyset(PyObject* obj, Py_ssize_t offset) no
   const char* impl = *(const char* const*)((const char*)obj + tvmfast_thpvariable_tensor_offset);
   return *(const uint64_t*)(impl + offset);
 }
-/* 0: exported; -1: torch refused (ask the exchange API for its error); -2: a lazy
- * neg/conj view (refuse it). */
-static inline int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept {
+/* The fields of a plain dense tensor read straight from its TensorImpl: what
+ * toDLPackNonOwning computes, in a few loads.  Offsets, the dtype table and the set
+ * of DispatchKeySets this applies to are learned and checked by the self-test
+ * (torch_export.pxi, _learn_tensorimpl): a tensor whose keyset is not one the
+ * self-test saw on plain CPU (or, once seen, CUDA) tensors, with more than 5
+ * dimensions (sizes kept out of line), an unknown dtype, or a storage whose data
+ * pointer torch checks before handing it out for writing (copy-on-write, read-only)
+ * takes toDLPackNonOwning instead.  The shape and strides pointers point into the
+ * TensorImpl (as toDLPackNonOwning's do); tvmfast copies them into its own object. */
+#define TVMFAST_MAX_KEYSETS 16
+#define TVMFAST_MAX_DTYPES 64
+typedef struct TvmfastTorchLayout {
+  int enabled;
+  Py_ssize_t keyset;           /* uint64 DispatchKeySet in TensorImpl */
+  Py_ssize_t storage;          /* StorageImpl* in TensorImpl */
+  Py_ssize_t storage_data;     /* data pointer in StorageImpl */
+  Py_ssize_t storage_checked;  /* bool has_mutable_data_ptr_check_ in StorageImpl: set for a
+                                  copy-on-write storage, or one that must not be written */
+  Py_ssize_t sizes;            /* SizesAndStrides: size_t ndim, then 5 sizes, 5 strides inline */
+  Py_ssize_t storage_offset;   /* int64, in elements */
+  Py_ssize_t dtype;            /* uint16 TypeMeta index */
+  Py_ssize_t device;           /* int8 c10::DeviceType, int8 index */
+  int n_keysets;
+  uint64_t keysets[TVMFAST_MAX_KEYSETS];
+  DLDataType dtypes[TVMFAST_MAX_DTYPES];   /* by TypeMeta index; bits == 0: not learned */
+  uint8_t itemsize[TVMFAST_MAX_DTYPES];
+  int8_t dl_device[8];                     /* by c10::DeviceType; 0: not learned */
+} TvmfastTorchLayout;
+static TvmfastTorchLayout tvmfast_torch_layout;
+
+/* 0: read; -1: not a tensor this path covers (use toDLPackNonOwning). */
+static inline int tvmfast_torch_read(PyObject* obj, DLTensor* out) noexcept {
+  const TvmfastTorchLayout& L = tvmfast_torch_layout;
+  const char* impl = *(const char* const*)((const char*)obj + tvmfast_thpvariable_tensor_offset);
+  uint64_t keyset = *(const uint64_t*)(impl + L.keyset);
+  int k = 0;
+  while (k < L.n_keysets && L.keysets[k] != keyset) ++k;
+  if (k == L.n_keysets) return -1;
+  int64_t ndim = *(const int64_t*)(impl + L.sizes);
+  uint16_t dtype = *(const uint16_t*)(impl + L.dtype);
+  if (ndim > 5 || dtype >= TVMFAST_MAX_DTYPES || L.dtypes[dtype].bits == 0) return -1;
+  uint8_t device_type = *(const uint8_t*)(impl + L.device);
+  if (device_type >= 8 || L.dl_device[device_type] == 0) return -1;
+  const char* storage = *(const char* const*)(impl + L.storage);
+  if (storage == NULL || *(const uint8_t*)(storage + L.storage_checked) != 0) return -1;
+  const int64_t* sizes = (const int64_t*)(impl + L.sizes + 8);
+  int64_t numel = 1;
+  for (int64_t i = 0; i < ndim; ++i) numel *= sizes[i];
+  char* data = *(char* const*)(storage + L.storage_data);
+  int8_t index = *(const int8_t*)(impl + L.device + 1);
+  out->data = numel == 0 ? NULL : data + *(const int64_t*)(impl + L.storage_offset) * L.itemsize[dtype];
+  out->device.device_type = static_cast<DLDeviceType>(L.dl_device[device_type]);
+  out->device.device_id = index < 0 ? 0 : index;
+  out->ndim = static_cast<int32_t>(ndim);
+  out->dtype = L.dtypes[dtype];
+  out->shape = const_cast<int64_t*>(sizes);
+  out->strides = const_cast<int64_t*>(sizes + 5);
+  out->byte_offset = 0;
+  return 0;
+}
+
+/* toDLPackNonOwning on the tensor.  0: exported; -1: torch refused (ask the exchange
+ * API for its error); -2: a lazy neg/conj view (refuse it). */
+static inline int tvmfast_torch_export_nonowning(PyObject* obj, DLTensor* out) noexcept {
   if (tvmfast_torch_keyset_offset >= 0 &&
       (tvmfast_torch_keyset(obj, tvmfast_torch_keyset_offset) & tvmfast_torch_lazy_bits) != 0) {
     return -2;
@@ -92,6 +153,13 @@ static inline int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept {
   } catch (...) {
     return -1;
   }
+}
+
+/* The direct export of a torch tensor: read from TensorImpl where the self-test covers
+ * it, else toDLPackNonOwning.  Same results as tvmfast_torch_export_nonowning. */
+static inline int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept {
+  if (tvmfast_torch_layout.enabled && tvmfast_torch_read(obj, out) == 0) return 0;
+  return tvmfast_torch_export_nonowning(obj, out);
 }
 
 /* Every call tvmfast makes goes through this one frame.  TVM-FFI cuts the C++
@@ -345,7 +413,8 @@ static inline bool tvmfast_interleaved(const DLTensor* x, const DLTensor* y) noe
   if (g == 0) return false;
   uintptr_t bx = reinterpret_cast<uintptr_t>(x->data) + x->byte_offset;
   uintptr_t by = reinterpret_cast<uintptr_t>(y->data) + y->byte_offset;
-  uint64_t d = uint64_t(by - bx) % g;
+  /* (by - bx) mod g, for either order of the two bases */
+  uint64_t d = by >= bx ? uint64_t(by - bx) % g : (g - uint64_t(bx - by) % g) % g;
   return d >= tvmfast_elem_bytes(x) && d + tvmfast_elem_bytes(y) <= g;
 }
 
@@ -452,15 +521,21 @@ static inline void tvmfast_tensor_point_back(TvmfastTensor* t) noexcept {
   t->source = NULL;
 }
 
-/* Whether two compact tensors describe exactly the same elements. */
+/* Whether two tensors describe exactly the same elements (start, shape, strides, dtype). */
 static inline bool tvmfast_same_elements(const DLTensor* x, const DLTensor* y) noexcept {
   if (static_cast<char*>(x->data) + x->byte_offset != static_cast<char*>(y->data) + y->byte_offset ||
       x->ndim != y->ndim || x->dtype.code != y->dtype.code || x->dtype.bits != y->dtype.bits ||
       x->dtype.lanes != y->dtype.lanes || x->device.device_type != y->device.device_type) {
     return false;
   }
-  for (int32_t i = 0; i < x->ndim; ++i) {
+  int64_t x_expected = 1, y_expected = 1;
+  for (int32_t i = x->ndim - 1; i >= 0; --i) {
     if (x->shape[i] != y->shape[i]) return false;
+    int64_t xs = x->strides != NULL ? x->strides[i] : x_expected;
+    int64_t ys = y->strides != NULL ? y->strides[i] : y_expected;
+    if (x->shape[i] > 1 && xs != ys) return false;  /* same start, other elements */
+    x_expected *= x->shape[i];
+    y_expected *= y->shape[i];
   }
   return true;
 }
