@@ -23,6 +23,8 @@ cdef class BoundFunction:
     cdef int declared_args       # bind's num_args (checked before each call), -1 when not given
     cdef int seen_num_args       # argument count of the last successful call (or a VM's arity)
     cdef bint from_module        # taken from a TVM module or library: its functions check arity
+    cdef object wrapper          # the object bound when it wraps the function (__tvm_ffi_object__)
+    cdef int direct_args         # positional count the wrapper passes through as is (-1: any)
     cdef object bind_args        # (path, name) when bound from a library path: how to pickle
 
 

@@ -3,10 +3,24 @@
 # argument tuple).
 
 cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
+    cdef BoundFunction fn = <BoundFunction>callable
     if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
+        if fn.wrapper is not None:
+            return call_wrapper(fn, args, PyVectorcall_NARGS(nargsf), <tuple>kwnames)
         raise TypeError("tvmfast: bound functions take positional arguments only")
-    check_bound(<BoundFunction>callable)
-    return bound_call(<BoundFunction>callable, args, PyVectorcall_NARGS(nargsf))
+    check_bound(fn)
+    return bound_call(fn, args, PyVectorcall_NARGS(nargsf))
+
+
+cdef object call_wrapper(BoundFunction fn, void** args, Py_ssize_t n, tuple kwnames):
+    """The bound object's own call (keywords, defaults, its own conversions)."""
+    cdef Py_ssize_t i, npos = n
+    kwargs = {}
+    if kwnames is not None:
+        npos = n
+        for i in range(len(kwnames)):
+            kwargs[kwnames[i]] = <object>args[n + i]
+    return fn.wrapper(*[<object>args[i] for i in range(npos)], **kwargs)
 
 
 cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
@@ -23,11 +37,20 @@ cdef inline int check_bound(BoundFunction fn) except -1:
 
 
 cdef object resolve_function(obj, name):
-    """(tvm_ffi.Function, whether it comes from a module) for a module, a function or a library path."""
+    """(tvm_ffi.Function, whether it comes from a module) for a module, a function, a
+    library path or an object that wraps a function (tvm_ffi's __tvm_ffi_object__)."""
     if isinstance(obj, tvm_ffi.Function):
         if name is not None:
             raise_api_error(TypeError, "bind", "name= is only for modules and library paths")
         return obj, False
+    if not isinstance(obj, (tvm_ffi.Module, str, os.PathLike)) and hasattr(type(obj), "__tvm_ffi_object__"):
+        func = obj.__tvm_ffi_object__()
+        if isinstance(func, tvm_ffi.Function):
+            if name is not None:
+                raise_api_error(TypeError, "bind", "name= is only for modules and library paths")
+            return func, False
+        raise_api_error(TypeError, "bind", f"{type(obj).__qualname__}.__tvm_ffi_object__() gave "
+                                           f"{type(func).__qualname__}, not a tvm_ffi.Function")
     if isinstance(obj, (str, os.PathLike)):
         path = os.path.abspath(os.fspath(obj))
         if not os.path.exists(path):
@@ -78,6 +101,15 @@ cdef class BoundFunction:
         if num_args is not None and (type(num_args) is not int or not 0 <= num_args):
             raise_api_error(ValueError, "bind", f"num_args must be an int >= 0, got {num_args!r}")
         function, from_module = resolve_function(obj, name)
+        self.direct_args = -1
+        if function is not obj and hasattr(type(obj), "__tvm_ffi_object__") and callable(obj):
+            # An object that wraps the function (a CuTe DSL compiled kernel): its own call
+            # stays the reference.  Plain positional calls go straight to the function
+            # where the wrapper passes them through unchanged; others go to the wrapper.
+            self.wrapper = obj
+            self.direct_args = _wrapper_direct_args(obj)
+            if self.direct_args >= 0:
+                self.seen_num_args = self.direct_args
         if isinstance(obj, (str, os.PathLike)):
             self.bind_args = (os.path.abspath(os.fspath(obj)), name)
         if alignment is None:
@@ -145,6 +177,7 @@ cdef class BoundFunction:
         learned from a successful call).
         """
         check_bound(self)
+        check_direct(self, "freeze")
         if not isinstance(frozen, dict):
             raise_api_error(TypeError, "freeze", f"takes a dict {{position: value}}, got {type(frozen).__qualname__}")
         cdef int n = known_arity(self)
@@ -158,6 +191,7 @@ cdef class BoundFunction:
         """Freeze every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``."""
         check_bound(self)
         cdef int n = known_arity(self)
+        check_direct(self, "prepare")
         if n >= 0 and len(args) != n:
             # Caught here rather than at p(): the count is known (given, or learned).
             raise_api_error(TypeError, "prepare", f"the function takes {plural(n, 'argument')}, got {len(args)}")
@@ -201,6 +235,8 @@ cdef object bound_call(BoundFunction self, void** items, Py_ssize_t n):
     """A dynamic call: every argument converted into one call context, then called."""
     cdef CallContext ctx
     cdef Py_ssize_t i
+    if self.wrapper is not None and n != self.direct_args:
+        return call_wrapper(self, items, n, None)
     if self.declared_args >= 0 and n != self.declared_args:
         if not self.from_module:
             raise_count_error(self.declared_args, n)
@@ -222,8 +258,36 @@ cdef object bound_call(BoundFunction self, void** items, Py_ssize_t n):
     return ret
 
 
+cdef int check_direct(BoundFunction self, str api) except -1:
+    if self.wrapper is not None and self.direct_args < 0:
+        raise_api_error(TypeError, api, f"{type(self.wrapper).__qualname__} converts its arguments itself "
+                                        f"(keyword-only parameters, dataclasses or pointers): call it as f(...)")
+    return 0
+
+
 cdef inline int known_arity(BoundFunction self) noexcept:
     return self.declared_args if self.declared_args >= 0 else self.seen_num_args
+
+
+def _wrapper_direct_args(obj):
+    """How many positional arguments obj (which wraps a tvm_ffi.Function) passes to the
+    function unchanged, or -2 when tvmfast cannot tell (every call goes to obj then).
+
+    The protocol: ``type(obj).__tvm_ffi_object__`` gives the function; a CuTe DSL compiled
+    kernel's keyword wrapper (``_kwargs_wrapper``, generated by tvm_ffi's
+    ``make_kwargs_wrapper``) passes a call of all its positional parameters through as
+    is unless it has keyword-only parameters or unpacks dataclasses, and its pointer
+    arguments are converted only when ``execution_args.has_pointer_address_arg_specs``."""
+    execution_args = getattr(obj, "execution_args", None)
+    if getattr(execution_args, "has_pointer_address_arg_specs", False):
+        return -2
+    wrapper = getattr(obj, "_kwargs_wrapper", None)
+    code = getattr(wrapper, "__code__", None)
+    if code is None:
+        return -2
+    if code.co_kwonlyargcount or code.co_flags & 0x0C or "__i_unpack" in code.co_names:
+        return -2  # keyword-only or variadic parameters, dataclass unpacking: the wrapper's
+    return code.co_argcount
 
 
 def _rebind(path, name, num_args, release_gil, alignment):
