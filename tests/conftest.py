@@ -7,14 +7,14 @@ import importlib.util
 
 import pytest
 
-from bench import kernels
+import tvm_kernels as kernels
 
 TVM_INSTALLED = importlib.util.find_spec("tvm") is not None
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Without apache-tvm, a test (or fixture) that tried to build a TVM kernel - bench.kernels
+    """Without apache-tvm, a test (or fixture) that tried to build a TVM kernel - tvm_kernels
     imports tvm only then - is a skip, not a failure.  Only that exact error qualifies."""
     outcome = yield
     report = outcome.get_result()

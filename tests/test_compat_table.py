@@ -49,11 +49,7 @@ import ctypes
 import enum
 import functools
 import math
-import os
 import re
-import select
-import signal
-import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -62,8 +58,9 @@ import pytest
 import tvm_ffi
 import tvm_ffi.cpp
 
+import tvm_kernels as kernels
 import tvmfast
-from bench import kernels
+from tvmfast_isolation import run_forked
 
 torch = pytest.importorskip("torch")  # the table is built from torch tensors throughout
 
@@ -411,8 +408,8 @@ def _tvm_kernel(name):
         "add_f16": lambda: kernels.build_add(256, "float16"),
         "add_dyn": lambda: kernels.build_add_dynamic("float32"),
         "scale": lambda: kernels.build_scale(64),
-        "ret_int": lambda: kernels._build(RET_INT_SRC, "llvm"),
-        "copy2d": lambda: kernels._build(COPY2D_SRC, "llvm"),
+        "ret_int": lambda: kernels.build_tvmscript(RET_INT_SRC, "llvm"),
+        "copy2d": lambda: kernels.build_tvmscript(COPY2D_SRC, "llvm"),
     }
     return builders[name]()
 
@@ -1160,67 +1157,6 @@ def compare_row(row: Row, direct, bound, seed: int, phase) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Crash isolation: each row in a forked child.
-# ---------------------------------------------------------------------------
-def run_isolated(body, timeout=ROW_TIMEOUT_S) -> None:
-    """Run ``body(phase)`` in a forked child: a crash or a hang fails only this test, naming the
-    phase (``phase(name)`` marks which call is running); assertion messages come back as they are."""
-    if not hasattr(os, "fork") or os.environ.get("TVMFAST_TABLE_IN_PROCESS"):
-        body(lambda name: None)
-        return
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 0
-        try:
-            os.close(read_fd)
-            body(lambda name: os.write(write_fd, f"phase {name}\n".encode()))
-            os.write(write_fd, b"ok\n")
-        except BaseException as e:  # report everything (pytest's skip is a BaseException)
-            status = "skip" if type(e).__name__ == "Skipped" else "fail"
-            text = str(e) if isinstance(e, AssertionError) or status == "skip" else f"{type(e).__name__}: {e}"
-            _write_all(write_fd, f"{status}\n{text}".encode("utf-8", "replace"))
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    chunks, hung = [], False
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            os.kill(pid, signal.SIGKILL)
-            hung = True
-            break
-        ready, _, _ = select.select([read_fd], [], [], remaining)
-        if ready:
-            data = os.read(read_fd, 1 << 16)
-            if not data:
-                break
-            chunks.append(data)
-    os.close(read_fd)
-    _, status = os.waitpid(pid, 0)
-    out = b"".join(chunks).decode("utf-8", "replace")
-    phases = [line[6:] for line in out.splitlines() if line.startswith("phase ")]
-    during = f"during the {phases[-1]} call" if phases else "before the calls"
-    if hung:
-        pytest.fail(f"[hang] no outcome after {timeout} s {during}", pytrace=False)
-    if os.WIFSIGNALED(status):
-        pytest.fail(f"[crash] killed by {signal.Signals(os.WTERMSIG(status)).name} {during}", pytrace=False)
-    result = out.split("\n", len(phases) + 1)[len(phases):]
-    if result and result[0] == "ok":
-        return
-    if result and result[0] == "skip":
-        pytest.skip(result[1] if len(result) > 1 else "")
-    pytest.fail(result[1] if len(result) > 1 else f"child exited with {status} {during}", pytrace=False)
-
-
-def _write_all(fd, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
-
-
-# ---------------------------------------------------------------------------
 # Tests.
 # ---------------------------------------------------------------------------
 @pytest.fixture
@@ -1233,7 +1169,7 @@ def seed():
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
 def test_bind_matches_direct(row, seed):
     direct, bound = callee(row.callee)  # built here, in the parent, before the fork
-    run_isolated(lambda phase: compare_row(row, direct, bound, seed, phase))
+    run_forked(lambda phase: compare_row(row, direct, bound, seed, phase), ROW_TIMEOUT_S)
 
 
 def test_table_ids_unique():
@@ -1256,7 +1192,7 @@ def test_many_argument_types_in_one_process(seed):
                 problems.append(f"{row.id}: {e}")
         assert not problems, "\n".join(problems)
 
-    run_isolated(body)
+    run_forked(body, ROW_TIMEOUT_S)
 
 
 @pytest.mark.parametrize("offset_elems", [1, 2, 3, 5])
@@ -1280,4 +1216,4 @@ def test_misaligned_data_for_a_kernel_that_assumes_alignment(offset_elems, seed)
             return
         assert same_bits(out, ref), torch.testing.assert_close(out, ref, rtol=0, atol=0)
 
-    run_isolated(body)
+    run_forked(body, ROW_TIMEOUT_S)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tvm_ffi
 
+import tvm_kernels as kernels
 import tvmfast
-from bench import kernels
 from tvmfast_test_utils import nan_like, needs_tvm
 
 torch = pytest.importorskip("torch")
@@ -325,7 +325,7 @@ def test_exchange_api_path_without_direct_export(tmp_path):
     script = textwrap.dedent("""
         import torch, tvmfast
         from tvmfast import _core
-        from bench import kernels
+        import tvm_kernels as kernels
         f = tvmfast.bind(kernels.build_add(128))
         a, b = torch.randn(128), torch.randn(128)
         out = torch.full((128,), float("nan"))
@@ -343,7 +343,9 @@ def test_exchange_api_path_without_direct_export(tmp_path):
             raise AssertionError("no error")
         print("ok")
     """)
-    env = dict(os.environ, TVMFAST_TORCH_DIRECT="0")
+    tests_dir = os.path.dirname(os.path.abspath(__file__))  # tvm_kernels
+    pythonpath = os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, TVMFAST_TORCH_DIRECT="0", PYTHONPATH=pythonpath)
     res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
 

@@ -9,8 +9,8 @@ import gc
 import pytest
 import tvm_ffi
 
+import tvm_kernels as kernels
 import tvmfast
-from bench import kernels
 
 torch = pytest.importorskip("torch")
 

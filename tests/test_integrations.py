@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
+import tvm_kernels as kernels
 import tvmfast
-from bench import kernels
 from tvmfast_test_utils import needs_tvm
 
 torch = pytest.importorskip("torch")

@@ -7,19 +7,17 @@ hang fails that case, not the suite.  The child imports this module and runs the
 ``_case_*`` functions by name, printing a marker line per case; after a crash the next
 child resumes with the following case, so one crash does not hide the others.
 
-Also imported by test_threads.py and test_fuzz.py for the child runner and helpers.
+The child runner and the helpers shared with other test modules are tvmfast_isolation's (this
+module re-exports them for test_fuzz.py and test_reliability.py).
 """
 from __future__ import annotations
 
 import functools
 import gc
-import json
 import operator
 import os
 import re
-import subprocess
 import sys
-import traceback
 
 import numpy as np
 import pytest
@@ -29,88 +27,20 @@ import tvmfast
 
 torch = pytest.importorskip("torch")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-LIBS_ENV = "TVMFAST_ISSUE9_LIBS"
-MARK = "@@tvmfast-case"
-N = 128  # the static add kernel's length
-
-# ---------------------------------------------------------------------------
-# Kernels and C++ functions, built once in the test process and loaded by children
-# ---------------------------------------------------------------------------
-
-CPP_NAME = "tvmfast_issue9"
-CPP_FUNCTIONS = ["get_count", "bump_then_add_one", "add_one_owned"]
-CPP_SOURCE = r"""
-#include <tvm/ffi/any.h>
-#include <tvm/ffi/container/tensor.h>
-#include <tvm/ffi/error.h>
-#include <atomic>
-
-static std::atomic<int64_t> calls{0};
-
-int64_t get_count() { return calls.load(); }
-
-template <typename X, typename Y>
-static void check_f32_pair(const X& x, const Y& y) {
-  DLDataType f32{kDLFloat, 32, 1};
-  TVM_FFI_ICHECK(x.ndim() == 1 && y.ndim() == 1 && x.size(0) == y.size(0)) << "need two 1-D tensors of one length";
-  TVM_FFI_ICHECK(x.dtype() == f32 && y.dtype() == f32) << "need float32";
-  TVM_FFI_ICHECK(x.stride(0) == 1 && y.stride(0) == 1) << "need contiguous tensors";
-}
-
-// A side effect first (count the call), then a cast that needs an owned tensor:
-// a borrowed DLTensor* fails it with a TypeError mentioning DLTensor*.
-void bump_then_add_one(tvm::ffi::Any x, tvm::ffi::TensorView y) {
-  calls++;
-  tvm::ffi::Tensor t = x.cast<tvm::ffi::Tensor>();
-  check_f32_pair(t, y);
-  const float* src = static_cast<const float*>(t.data_ptr());
-  float* dst = static_cast<float*>(y.data_ptr());
-  for (int64_t i = 0; i < t.size(0); ++i) dst[i] = src[i] + 1.0f;
-}
-
-// Owned tensors in, y = x + 1.
-void add_one_owned(tvm::ffi::Tensor x, tvm::ffi::Tensor y) {
-  check_f32_pair(x, y);
-  const float* src = static_cast<const float*>(x.data_ptr());
-  float* dst = static_cast<float*>(y.data_ptr());
-  for (int64_t i = 0; i < x.size(0); ++i) dst[i] = src[i] + 1.0f;
-}
-"""
-
-
-def _kernel_builders():
-    from bench import kernels  # noqa: PLC0415  (needs apache-tvm: only where a kernel is built)
-
-    return {
-        "add": lambda: kernels.build_add(N),
-        "add_dyn": lambda: kernels.build_add_dynamic(),
-        "scale": lambda: kernels.build_scale(64),
-    }
-
-
-_ENV: dict = {}
-
-
-def child_env(tmp_path_factory) -> dict:
-    """The environment for children: the test kernels exported as libraries (loading one is
-    much cheaper than building it) and the C++ test functions compiled once."""
-    if "env" not in _ENV:
-        from tvm_ffi import cpp as ffi_cpp  # noqa: PLC0415
-
-        d = tmp_path_factory.mktemp("issue9_libs")
-        libs = {}
-        for name, build in _kernel_builders().items():
-            path = str(d / f"{name}.so")
-            build().export_library(path)
-            libs[name] = path
-        libs["cpp"] = ffi_cpp.build_inline(
-            CPP_NAME, cpp_sources=CPP_SOURCE, functions=CPP_FUNCTIONS, build_directory=str(d / "cpp"))
-        env = dict(os.environ)
-        env[LIBS_ENV] = json.dumps(libs)
-        _ENV["env"] = env
-    return _ENV["env"]
+# The child-process machinery, the test kernels and the shared helpers live in tvmfast_isolation;
+# they are imported here (and so stay importable from test_safety) for the modules that import
+# them from this one.
+from tvmfast_isolation import (  # noqa: E402,F401
+    N,
+    as_numpy,
+    assert_all_ok,
+    child_env,
+    cpp,
+    kernel,
+    outcome,
+    run_cases,
+    run_isolated,
+)
 
 
 @pytest.fixture(scope="module")
@@ -118,114 +48,8 @@ def env(tmp_path_factory):
     return child_env(tmp_path_factory)
 
 
-_LOADED: dict = {}
-
-
-def kernel(name: str):
-    """A test kernel's runtime module (``"add"``: C = A + B of 128 float32, ``"add_dyn"``:
-    any length, ``"scale"``: B = A * alpha + shift of 64) or the C++ module (``"cpp"``)."""
-    if name not in _LOADED:
-        libs = json.loads(os.environ.get(LIBS_ENV) or "{}")
-        if name in libs:
-            _LOADED[name] = tvm_ffi.load_module(libs[name])
-        elif name == "cpp":
-            from tvm_ffi import cpp as ffi_cpp  # noqa: PLC0415
-
-            _LOADED[name] = ffi_cpp.load_inline(CPP_NAME, cpp_sources=CPP_SOURCE, functions=CPP_FUNCTIONS)
-        else:
-            _LOADED[name] = _kernel_builders()[name]()
-    return _LOADED[name]
-
-
-def cpp(fn: str):
-    return kernel("cpp").get_function(fn)
-
-
-# ---------------------------------------------------------------------------
-# The child runner
-# ---------------------------------------------------------------------------
-
-
-def _text(data) -> str:
-    if data is None:
-        return ""
-    return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-
-
-def run_isolated(module: str, cases: list[str], *, env: dict | None = None, timeout: float = 300) -> dict:
-    """Run ``module``'s case functions (``"name"`` or ``"name:param"``) in child processes.
-
-    Returns {case: "ok" | what went wrong}.  A case that crashes the child (or hangs past
-    ``timeout``) is reported as such and the remaining cases run in a new child.
-    """
-    results: dict = {}
-    todo = list(cases)
-    while todo:
-        script = (f"import sys\nsys.path[:0] = [{TESTS_DIR!r}, {ROOT!r}]\n"
-                  f"import {module}\n{module}.child_main({todo!r})\n")
-        try:
-            proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
-                                  text=True, timeout=timeout)
-            stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
-            status = f"exit status {rc}" + (f" (signal {-rc})" if rc < 0 else "")
-        except subprocess.TimeoutExpired as exc:
-            stdout, stderr, rc = _text(exc.stdout), _text(exc.stderr), None
-            status = f"HANG: killed after {timeout} s"
-        started = finished = None
-        for line in stdout.splitlines():
-            if not line.startswith(MARK + " "):
-                continue
-            _, what, name, *rest = line.split(" ", 3)
-            if what == "START":
-                started = name
-            elif what == "OK":
-                results[name], started, finished = "ok", None, name
-            elif what == "FAIL":
-                results[name], started, finished = json.loads(rest[0]), None, name
-        tail = (stdout[-1500:] + "\n--- stderr ---\n" + stderr[-2500:]).strip()
-        if started is not None:
-            results[started] = f"CRASH in this case ({status}); output tail:\n{tail}"
-            todo = todo[todo.index(started) + 1:]
-        elif rc != 0 and finished is not None:
-            # died between cases (a corrupted heap noticed later): charged to the last one
-            note = f"CRASH after this case ({status}); output tail:\n{tail}"
-            results[finished] = note if results[finished] == "ok" else results[finished] + "\n" + note
-            todo = todo[todo.index(finished) + 1:]
-        else:
-            for name in todo:
-                if name not in results:
-                    results[name] = f"not run: child ended before its first case ({status}); output tail:\n{tail}"
-            todo = []
-    return results
-
-
-def run_cases(module, names: list[str]) -> None:
-    """Child side of run_isolated: fresh random inputs, then each case with marker lines."""
-    seed = torch.seed()
-    print(f"torch seed {seed}", flush=True)
-    for name in names:
-        func_name, _, param = name.partition(":")
-        print(f"{MARK} START {name}", flush=True)
-        try:
-            func = getattr(module, func_name)
-            func(param) if param else func()
-            gc.collect()
-        except BaseException as e:  # noqa: B036  (reported per case; the child goes on)
-            traceback.print_exc()
-            msg = "\n".join([f"{type(e).__name__}: {e}", *getattr(e, "__notes__", [])])
-            print(f"{MARK} FAIL {name} {json.dumps(msg[:4000])}", flush=True)
-        else:
-            print(f"{MARK} OK {name}", flush=True)
-
-
 def child_main(names: list[str]) -> None:
     run_cases(sys.modules[__name__], names)
-
-
-def assert_all_ok(results: dict) -> None:
-    bad = {k: v for k, v in results.items() if v != "ok"}
-    assert not bad, f"{len(bad)} of {len(results)} cases failed:\n" + "\n\n".join(
-        f"[{k}] {v}" for k, v in bad.items())
 
 
 # ---------------------------------------------------------------------------
@@ -242,14 +66,6 @@ def rand(n: int = N) -> torch.Tensor:
     return torch.randn(n)
 
 
-def outcome(call):
-    """("ok", result) or ("error", exception) of call()."""
-    try:
-        return "ok", call()
-    except Exception as e:  # noqa: BLE001
-        return "error", e
-
-
 def assert_add_works(f) -> None:
     """f (the 128-element add) gives torch's result on fresh random inputs."""
     a, b, out = rand(), rand(), nan_tensor()
@@ -261,13 +77,6 @@ def assert_clear_error(exc: BaseException, types, *patterns: str) -> None:
     assert isinstance(exc, types), f"expected {types}, got {type(exc).__name__}: {exc}"
     for pattern in patterns:
         assert re.search(pattern, str(exc), re.S), f"error message {str(exc)!r} does not match {pattern!r}"
-
-
-def as_numpy(x) -> np.ndarray:
-    """A tensor result (torch, numpy or tvm_ffi) as a numpy copy."""
-    if isinstance(x, torch.Tensor):
-        return x.detach().numpy().copy()
-    return np.from_dlpack(x).copy()
 
 
 class Junk:

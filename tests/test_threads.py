@@ -6,7 +6,7 @@ function, with and without ``release_gil``, get exactly the serial results.  A t
 that ``resize_``s or ``set_``s tensors while others call is the user's data race (a
 wrong value is allowed there, as for torch's own ops), but never a crash or a hang.
 
-Every case runs in a child process (test_safety.run_isolated).
+Every case runs in a child process (tvmfast_isolation.run_isolated).
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import threading
 
 import numpy as np
 import pytest
-import test_safety as safety
 import tvm_ffi
-from test_safety import N
 
 import tvmfast
+import tvmfast_isolation as isolation
+from tvmfast_isolation import N
 
 torch = pytest.importorskip("torch")
 
@@ -28,12 +28,12 @@ ITERS = 300
 
 
 def child_main(names: list[str]) -> None:
-    safety.run_cases(sys.modules[__name__], names)
+    isolation.run_cases(sys.modules[__name__], names)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    return safety.child_env(tmp_path_factory)
+    return isolation.child_env(tmp_path_factory)
 
 
 def _run_threads(worker, n: int = THREADS, timeout: float = 240) -> list:
@@ -99,7 +99,7 @@ def _compare_with_serial(make_call, expected, count: int = ITERS, lengths=None) 
 def _case_threads_match_serial(param: str):
     form, gil = param.split("/")
     release = gil == "nogil"
-    add = safety.kernel("add")
+    add = isolation.kernel("add")
     if form == "dynamic":
         f = tvmfast.bind(add, release_gil=release)
         _compare_with_serial(lambda k: f, lambda x, y, k: x + y)
@@ -116,7 +116,7 @@ def _case_threads_match_serial(param: str):
         _compare_with_serial(lambda k: lambda x, y, out: g(y, out), lambda x, y, k: w + y)
     elif form == "frozen_scalars":
         # scale: B = A * alpha + shift, alpha frozen, shift differs per thread
-        f = tvmfast.bind(safety.kernel("scale"), num_args=4, release_gil=release)
+        f = tvmfast.bind(isolation.kernel("scale"), num_args=4, release_gil=release)
         g = f.freeze({2: 1.5})
         _compare_with_serial(lambda k: lambda x, y, out: g(x, out, k - 3),
                              lambda x, y, k: x * 1.5 + (k - 3), lengths=[64] * THREADS)
@@ -127,7 +127,7 @@ def _case_threads_match_serial(param: str):
         f = tvmfast.bind(add, num_args=3, release_gil=release)
         _compare_with_serial(lambda k: lambda x, y, out: f.freeze({0: x, 2: out})(y), lambda x, y, k: x + y)
     elif form == "dynamic_lengths":
-        f = tvmfast.bind(safety.kernel("add_dyn"), release_gil=release)
+        f = tvmfast.bind(isolation.kernel("add_dyn"), release_gil=release)
         _compare_with_serial(lambda k: f, lambda x, y, k: x + y, count=150,
                              lengths=[1 + 37 * k for k in range(THREADS)])
     elif form == "prepared_shared":
@@ -147,7 +147,7 @@ def _case_threads_match_serial(param: str):
         assert errors == [], errors[:3]
         assert torch.equal(out, expected)
     elif form == "owned_cpp":
-        f = tvmfast.bind(safety.cpp("add_one_owned"), release_gil=release)
+        f = tvmfast.bind(isolation.cpp("add_one_owned"), release_gil=release)
         _compare_with_serial(lambda k: lambda x, y, out: f(x, out), lambda x, y, k: x + 1)
     elif form == "owned_callback":
         cb = tvm_ffi.convert(lambda x, out: np.copyto(np.from_dlpack(out), np.from_dlpack(x) * np.float32(2)))
@@ -175,7 +175,7 @@ def _case_first_calls_race(param: str):
     what the callee needs): each callee runs exactly once per call and every result is right."""
     form, gil = param.split("/")
     release = gil == "nogil"
-    bump, count = safety.cpp("bump_then_add_one"), safety.cpp("get_count")
+    bump, count = isolation.cpp("bump_then_add_one"), isolation.cpp("get_count")
     for _ in range(20):
         f = tvmfast.bind(bump, num_args=2, release_gil=release)
         xs = [torch.randn(24) for _ in range(THREADS)]
@@ -209,13 +209,13 @@ SERIAL_FORMS = ["dynamic", "frozen", "frozen_output", "frozen_scalars", "prepare
 
 def test_eight_threads_match_serial_results(env):
     cases = [f"_case_threads_match_serial:{form}/{gil}" for form in SERIAL_FORMS for gil in ("gil", "nogil")]
-    safety.assert_all_ok(safety.run_isolated("test_threads", cases, env=env, timeout=480))
+    isolation.assert_all_ok(isolation.run_isolated("test_threads", cases, env=env, timeout=480))
 
 
 def test_first_calls_from_eight_threads(env):
     cases = [f"_case_first_calls_race:{form}/{gil}" for form in ("dynamic", "prepared", "frozen")
              for gil in ("gil", "nogil")]
-    safety.assert_all_ok(safety.run_isolated("test_threads", cases, env=env, timeout=300))
+    isolation.assert_all_ok(isolation.run_isolated("test_threads", cases, env=env, timeout=300))
 
 
 # ---------------------------------------------------------------------------
@@ -238,8 +238,8 @@ def _case_concurrent_resize(gil: str):
         return torch.empty(0).set_(pool[k].untyped_storage(), 0, (N,))
 
     a, b, out = fresh(0), fresh(1), fresh(2)
-    f = tvmfast.bind(safety.kernel("add"), num_args=3, release_gil=release)
-    f_dyn = tvmfast.bind(safety.kernel("add_dyn"), num_args=3, release_gil=release)
+    f = tvmfast.bind(isolation.kernel("add"), num_args=3, release_gil=release)
+    f_dyn = tvmfast.bind(isolation.kernel("add_dyn"), num_args=3, release_gil=release)
     p = f.prepare(a, b, out)
     p_dyn = f_dyn.prepare(a, b, out)
     g = f.freeze({0: a, 1: b})
@@ -297,6 +297,6 @@ def _case_concurrent_resize(gil: str):
 
 
 def test_concurrent_resize_does_not_crash_or_hang(env):
-    results = safety.run_isolated("test_threads", ["_case_concurrent_resize:gil", "_case_concurrent_resize:nogil"],
+    results = isolation.run_isolated("test_threads", ["_case_concurrent_resize:gil", "_case_concurrent_resize:nogil"],
                                   env=env, timeout=240)
-    safety.assert_all_ok(results)
+    isolation.assert_all_ok(results)

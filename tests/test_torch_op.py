@@ -16,8 +16,8 @@ torch = pytest.importorskip("torch")
 
 import torch.autograd.forward_ad as fwAD  # noqa: E402
 
+import tvm_kernels as kernels  # noqa: E402
 import tvmfast  # noqa: E402
-from bench import kernels  # noqa: E402
 from tvmfast.torch_op import make_torch_op  # noqa: E402
 from tvmfast_test_utils import nan_like, needs_tvm  # noqa: E402
 
@@ -488,7 +488,7 @@ def test_reregistration_with_the_same_schema_replaces_the_kernel(add_f, gen):
     torch._dynamo.reset()
     compiled = torch.compile(lambda x, y: (op(x, y, out), out * 1)[1], backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(a, b), a + b)
-    sub = tvmfast.bind(kernels._build(SUB_SRC, "llvm"), num_args=3)
+    sub = tvmfast.bind(kernels.build_tvmscript(SUB_SRC, "llvm"), num_args=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "overriding a previously registered kernel"
         op2 = sub.as_torch_op(name, mutates_args=(2,))
@@ -526,7 +526,7 @@ def compact_strides(shape):
 
 @pytest.mark.parametrize("shape", [(4, 3), (0, 3), (4, 0), (0, 0)])
 def test_zero_size_dimensions(shape, gen):
-    f = tvmfast.bind(kernels._build(ADD_2D_SRC, "llvm"), num_args=3)
+    f = tvmfast.bind(kernels.build_tvmscript(ADD_2D_SRC, "llvm"), num_args=3)
     op = f.as_torch_op(fresh_name("add2d"), mutates_args=(2,))
     a, b = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
     out = nan_like(a)

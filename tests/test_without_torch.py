@@ -54,7 +54,7 @@ def test_import_bind_and_call_with_torch_unimportable():
 @pytest.fixture(scope="module")
 def add_mod():
     pytest.importorskip("tvm", reason="apache-tvm builds the test kernel")
-    from bench import kernels  # noqa: PLC0415
+    import tvm_kernels as kernels  # noqa: PLC0415
 
     return kernels.build_add(128, "float32")
 

@@ -1,7 +1,9 @@
-"""Small TVM kernels for tvmfast's examples, tests and benchmarks (need apache-tvm).
+"""The TVM kernels the tests build (apache-tvm is imported only when one is built).
 
 Each ``build_*`` returns the runtime module of ``tvm.tirx.build(..., target)``; the
-``*_reference`` functions compute the same thing with torch.
+``*_reference`` functions compute the same thing with torch; :func:`build_tvmscript` builds any
+TVMScript ``main``.  The benchmarks import their kernels from here (``bench/kernels.py``), never
+the reverse; the examples build their own (``examples/add_kernel.py``).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def main(a: T.handle, b: T.handle, c: T.handle):
     for i in range({n}):
         C[i] = A[i] + B[i]
 '''
-    return _build(src, target)
+    return build_tvmscript(src, target)
 
 
 def build_add_dynamic(dtype: str = "float32", target: str = "llvm"):
@@ -49,7 +51,7 @@ def main(a: T.handle, b: T.handle, c: T.handle):
     for i in range(n):
         C[i] = A[i] + B[i]
 '''
-    return _build(src, target)
+    return build_tvmscript(src, target)
 
 
 def build_scale(n: int = 64, target: str = "llvm"):
@@ -63,7 +65,7 @@ def main(a: T.handle, b: T.handle, alpha: T.float32, shift: T.int32):
     for i in range({n}):
         B[i] = A[i] * alpha + T.Cast("float32", shift)
 '''
-    return _build(src, target)
+    return build_tvmscript(src, target)
 
 
 def build_sum_args(num_tensors: int, n: int = 16, target: str = "llvm"):
@@ -80,7 +82,7 @@ def build_sum_args(num_tensors: int, n: int = 16, target: str = "llvm"):
     src = (f"@T.prim_func\ndef main({params}):\n"
            f'    T.func_attr({{"global_symbol": "main", "tir.noalias": True}})\n'
            + "\n".join(lines) + f"\n    for i in range({n}):\n{body}\n")
-    return _build(src, target)
+    return build_tvmscript(src, target)
 
 
 def build_int4_gemv(n: int = 1024, k: int = 1024, target: str = "llvm"):
@@ -98,7 +100,7 @@ def build_int4_gemv(n: int = 1024, k: int = 1024, target: str = "llvm"):
             acc[0] = acc[0] + {_dequant_product("j")}
         O[0, j] = T.Cast("float16", acc[0])
 '''
-    return _build(src, target)
+    return build_tvmscript(src, target)
 
 
 def _gemv_signature(n: int, k: int) -> str:
@@ -147,8 +149,10 @@ def random_int4_gemv_inputs(n: int = 1024, k: int = 1024, device="cpu", generato
 _BUILT: dict = {}
 
 
-def _build(body: str, target):
-    """TVMScript needs a source file to parse: write one, import it, build."""
+def build_tvmscript(body: str, target="llvm"):
+    """The runtime module of the TVMScript ``body`` (a ``@T.prim_func def main``, with
+    ``from tvm.script import tirx as T`` in scope) built for ``target``, cached by source and
+    target.  TVMScript needs a source file to parse: write one, import it, build."""
     tvm = _tvm()
     key = (body, str(target))
     if key in _BUILT:
@@ -166,6 +170,9 @@ def _build(body: str, target):
         os.unlink(path)
     _BUILT[key] = rt_mod
     return rt_mod
+
+
+_build = build_tvmscript  # the name older test modules use
 
 
 # ---------------------------------------------------------------------------
@@ -207,7 +214,7 @@ def main(a: T.handle, b: T.handle, c: T.handle):
                 vi = T.axis.spatial({n}, bx * {threads} + tx)
                 C[vi] = A[vi] + B[vi]
 '''
-    return _build(src, target or cuda_target())
+    return build_tvmscript(src, target or cuda_target())
 
 
 # The seed's kernel: its call order and launch configuration (for the nvcc library and the raw
@@ -295,7 +302,7 @@ def main(
                     T.writes(D[0, v1])
                     D[0, v1] = C_local[v0, v1]
 '''
-    return _build(src, target or cuda_target())
+    return build_tvmscript(src, target or cuda_target())
 
 
 def seed_gemv_args(n: int = 1024, k: int = 1024, device="cuda", generator=None):
@@ -358,19 +365,3 @@ def export_kernels(folder: str, arch: str | None = None) -> list[str]:
                 fh.write(mod.imports[0].inspect_source())
     return sorted(os.listdir(folder))
 
-
-def main(argv=None):
-    import argparse  # noqa: PLC0415
-
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.kernels",
-        description="Export the kernels of the GPU tests and benchmark into a folder, for a machine "
-                    f"with only TVM's runtime (then point --kernel-dir or ${KERNEL_DIR_ENV} at it).")
-    parser.add_argument("folder")
-    parser.add_argument("--arch", default=None, help="e.g. sm_90 (default: this machine's GPU, else sm_90)")
-    args = parser.parse_args(argv)
-    print("wrote", ", ".join(export_kernels(args.folder, args.arch)))
-
-
-if __name__ == "__main__":
-    main()
