@@ -2,8 +2,12 @@
 
     from tvmfast import bind
     f = bind(rt_mod)             # resolve the entry function once
-    f(a, b, scale, zeros, out)   # same result as rt_mod(a, b, scale, zeros, out)
+    f(a, b, out)                 # same result as rt_mod(a, b, out)
 """
+from __future__ import annotations
+
+from typing import Any
+
 import tvm_ffi as _tvm_ffi  # noqa: F401  (loads libtvm_ffi before the extension needs it)
 
 from tvmfast._core import BoundFunction, FrozenFunction
@@ -12,7 +16,8 @@ __version__ = "0.2.0"
 __all__ = ["bind", "BoundFunction", "FrozenFunction", "__version__"]
 
 
-def bind(obj, name=None, *, num_args=None, release_gil=None, alignment=None):
+def bind(obj: Any, name: str | None = None, *, num_args: int | None = None, release_gil: bool | None = None,
+         alignment: int | None = None) -> BoundFunction:
     """Bind a TVM function for cheap repeated calls.
 
     Parameters
@@ -20,13 +25,18 @@ def bind(obj, name=None, *, num_args=None, release_gil=None, alignment=None):
     obj
         A TVM runtime module (from ``tvm.build``, ``tvm.compile`` or
         ``tvm_ffi.load_module``), a ``tvm_ffi.Function``, a ``relax.VirtualMachine``
-        (with ``name``), or the path of an exported library.
+        (with ``name``), the path of an exported library, or an object that wraps a
+        ``tvm_ffi.Function`` (tvm_ffi's ``__tvm_ffi_object__`` protocol, e.g. a CuTe DSL
+        ``cute.compile`` result).  A plain Python function is refused: wrap it with
+        ``tvm_ffi.convert(fn)``.
     name
         Function to take from a module; default: the module's ``entry_name``,
         else ``"main"``.  An unknown name raises ``AttributeError`` naming it.
     num_args
         Expected argument count, checked before each call (TVM's generated code
-        checks it too). Needed by ``freeze`` before the first call.
+        checks it too). Needed by ``freeze`` before the first call, unless the
+        count is otherwise known (a Relax VM function's arity); after a
+        successful call, ``f.num_args`` gives the count learned from it.
     release_gil
         Release the GIL around the C call.  Default: as tvm_ffi calls the function
         (``Function.release_gil``, on unless ``TVM_FFI_RELEASE_GIL_BY_DEFAULT=0``), so a

@@ -4,6 +4,7 @@ Versions of Python, tvmfast, apache-tvm-ffi, apache-tvm, torch and numpy; whethe
 take the direct export (``at::toDLPackNonOwning``) or torch's DLPack C exchange API; CUDA.
 """
 
+import argparse
 import importlib.metadata
 import importlib.util
 import os
@@ -62,7 +63,18 @@ def _cuda_lines(torch, tvm):
     return lines or ["CUDA: unknown (neither torch nor apache-tvm installed)"]
 
 
-def main():
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m tvmfast",
+        description="Print what a tvmfast bug report needs: the versions of Python, tvmfast, apache-tvm-ffi, "
+                    "apache-tvm, torch and numpy, whether torch tensors take tvmfast's direct export or "
+                    "torch's DLPack C exchange API (and why not), and CUDA.",
+        epilog="It takes no arguments; paste its output into the report.")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    parse_args(argv)
     import tvm_ffi
     import tvm_ffi.libinfo
 
