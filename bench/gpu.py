@@ -5,7 +5,7 @@
 Kernels are built here with apache-tvm, or loaded from a folder exported with
 ``python -m bench.kernels DIR`` (``--kernel-dir`` or $TVMFAST_KERNEL_DIR) on a machine that has
 only TVM's runtime. Writes results_gpu.{json,md}, chart_gpu.png and compile_profile.txt into
---out (default bench/out), the JSON after each part.
+--out (default bench/out), the JSON after each part, and prints where.
 
 1. The thread's table: host time per call of each path (bursts of 256 calls, the device
    synchronized between bursts, so the launch queue never fills), next to the thread's A100
@@ -519,6 +519,7 @@ def main(argv=None):
             json.dump(result, fh, indent=1)
     result["notes"] = findings(result) + result["notes"]
     print(write(result, args.out))
+    print(report.written(args.out, "gpu"))
     return result
 
 

@@ -2,10 +2,11 @@
 
     python -m bench.harness              # full run: bench/out/results_cpu.{md,json}, chart_cpu.png
     python -m bench.harness --quick      # a few iterations (the smoke test)
-    python -m bench.report               # then: bench/RESULTS.md and the README table from bench/results/
+    python -m bench.report               # then: bench/RESULTS.md and the figures in README.md, docs/
 
-Copy bench/out/* to bench/results/ to make a run the project's figures. How paths are timed:
-bench/timing.py. The GPU counterpart is ``python -m bench.gpu``.
+Copy bench/out/results_cpu.json and chart_cpu.png to bench/results/ to make a run the project's
+figures (the run prints the command). How paths are timed: bench/timing.py. The GPU counterpart is
+``python -m bench.gpu``.
 """
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ COLUMNS = {"default": [("path", "name"), ("us/call", "median"), ("25-75%", "spre
                        ("above floor (us)", "over_floor")],
            "Argument-count sweep": [("tensors", "name"), ("tvm_ffi", REF), ("tvmfast dynamic", DYNAMIC),
                                     ("tvmfast prepared", PREPARED), ("floor", FLOOR)],
-           "Targets": [("target", "name"), ("value", "value")]}
+           "Targets": report.TARGET_COLUMNS}
 
 
 def main(argv=None):
@@ -134,7 +135,7 @@ def main(argv=None):
     sweep_paths = (REF, DYNAMIC, PREPARED, FLOOR)
     result["tables"]["Argument-count sweep"] = {k: {name: row[name]["median"] for name in sweep_paths}
                                                 for k, row in result["sweep"].items()}
-    result["tables"]["Targets"] = {k: {"value": v} for k, v in result["targets"].items()}
+    result["tables"]["Targets"] = report.target_rows(result["targets"])
     ks = sorted(result["sweep"], key=int)
     panels = [dict(title=title, bars=rows, log=True, xlabel="us per call (median, 25-75%), log scale")
               for title, rows in list(result["tables"].items())[:3]]
@@ -144,6 +145,7 @@ def main(argv=None):
                               for name in sweep_paths}))
     text = report.write(result, args.out, "cpu", COLUMNS, panels)
     print(text)
+    print(report.written(args.out, "cpu"))
     return result
 
 

@@ -1,7 +1,13 @@
 """Reporting for the CPU and GPU benchmarks: the environment, Markdown tables, JSON, the PNG
-chart, and bench/RESULTS.md with the README's speed tables assembled from the saved results.
+chart; and every committed figure generated from the saved results.
 
-    python -m bench.report        # rewrite bench/RESULTS.md and the README tables from bench/results/
+    python -m bench.report        # rewrite bench/RESULTS.md and the figures in README.md and docs/
+
+Each figure is committed once, in ``bench/results/results_<tag>.json`` (a run of
+``python -m bench.harness`` or ``python -m bench.gpu``, copied there); everything that quotes one
+is generated from it: bench/RESULTS.md (its tables, then the prose of bench/RESULTS_NOTES.md with
+``{{name}}`` replaced by the figure :func:`figures` names so), and the blocks between
+``<!-- name -->`` and ``<!-- /name -->`` markers in README.md and docs/*.md (:func:`blocks`).
 
 A result is a dict: ``info`` (:func:`environment`), ``command``, ``method`` (how it was
 timed), ``tables`` (title -> rows, a row being name -> {"median", "p25", "p75", ...}) and
@@ -14,11 +20,13 @@ import glob
 import json
 import os
 import platform
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-README = os.path.join(HERE, "..", "README.md")
+ROOT = os.path.dirname(HERE)
+README = os.path.join(ROOT, "README.md")
 
 
 def environment() -> dict:
@@ -132,7 +140,8 @@ def chart(path: str, panels, title: str | None = None) -> None:
 
 
 def write(result: dict, out_dir: str, tag: str, columns, panels) -> str:
-    """results_<tag>.json, results_<tag>.md and chart_<tag>.png in ``out_dir``; returns the Markdown."""
+    """results_<tag>.json, results_<tag>.md and chart_<tag>.png in ``out_dir``; returns the Markdown
+    (:func:`written` says where the files went)."""
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, f"results_{tag}.json"), "w") as fh:
         json.dump(result, fh, indent=1)
@@ -142,6 +151,14 @@ def write(result: dict, out_dir: str, tag: str, columns, panels) -> str:
     chart(os.path.join(out_dir, f"chart_{tag}.png"), panels,
           title=f"tvmfast {tag.upper()} benchmark, {result['info'].get('gpu') or result['info']['machine']}")
     return text
+
+
+def written(out_dir: str, tag: str) -> str:
+    """The lines a benchmark prints last: where its files are, and how to make them the project's."""
+    out = os.path.abspath(out_dir)
+    return (f"Wrote results_{tag}.json, results_{tag}.md and chart_{tag}.png to {out}\n"
+            f"To make them the project's figures: cp {out}/results_{tag}.json {out}/chart_{tag}.png "
+            f"{os.path.relpath(RESULTS)}/ && python -m bench.report")
 
 
 def markdown(result: dict, tag: str, columns) -> str:
@@ -154,65 +171,411 @@ def markdown(result: dict, tag: str, columns) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# bench/RESULTS.md and the README's speed table, from the saved results.
+# Targets: the goal is part of a target's name ("P2 prepared/floor <= 1.25").
+# ---------------------------------------------------------------------------------------------
+def judge(name: str, value) -> tuple[str, str]:
+    """(goal, "met" | "missed") of a target named ``... <= X`` or ``... >= X``; ("-", "-") for a
+    figure given for comparison only."""
+    m = re.search(r"(<=|>=)\s*([0-9.]+)\s*$", name)
+    if m is None or value is None:
+        return "-", "-"
+    goal = float(m.group(2))
+    met = value <= goal if m.group(1) == "<=" else value >= goal
+    return f"{m.group(1)} {m.group(2)}", "met" if met else "missed"
+
+
+def target_rows(targets: dict) -> dict:
+    """The Targets table: name -> value, goal, met/missed."""
+    rows = {}
+    for name, value in targets.items():
+        goal, verdict = judge(name, value)
+        rows[name] = {"value": value, "goal": goal, "met": verdict}
+    return rows
+
+
+TARGET_COLUMNS = [("target", "name"), ("value", "value"), ("goal", "goal"), ("met?", "met")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Saved results, as the current code names their rows.
+# ---------------------------------------------------------------------------------------------
+DYNAMIC, HOLD = "tvmfast dynamic", "tvmfast dynamic, release_gil=False"
+LEGACY_RELEASE = "tvmfast dynamic, release_gil=True"
+LEGACY_NOTE = ("Measured when tvmfast held the GIL by default: the row `tvmfast dynamic` is the call with the "
+               "GIL released (today's default; `release_gil=True` then); the `release_gil=False` rows held it, as "
+               "did every other tvmfast figure of the run (its other tables, the targets it computed, its own "
+               "notes, which call the GIL-holding call `tvmfast dynamic`).")
+
+
+def load(path: str) -> dict:
+    """A saved result, its rows named as today's benchmarks name them.
+
+    Runs made when tvmfast held the GIL by default have a row ``tvmfast dynamic, release_gil=True``
+    (the call with the GIL released, today's default): that row becomes ``tvmfast dynamic`` and
+    the call paths that held the GIL (dynamic, frozen, prepared, call_ptrs) get
+    ``, release_gil=False``; ``legacy_gil`` is set."""
+    with open(path) as fh:
+        result = json.load(fh)
+    for title, rows in result["tables"].items():
+        if LEGACY_RELEASE not in rows:
+            continue
+        renamed = {}
+        for name, row in rows.items():
+            if name == LEGACY_RELEASE:
+                name = DYNAMIC
+            elif name in (DYNAMIC, "tvmfast frozen", "tvmfast prepared", "tvmfast prepared.call_ptrs"):
+                name = f"{name}, release_gil=False"
+            renamed[name] = row
+        result["tables"][title] = renamed
+        result["legacy_gil"] = True
+    return result
+
+
+def saved_results(results_dir: str = RESULTS) -> dict:
+    """tag -> result of every results_<tag>.json, cpu and gpu first."""
+    found = {os.path.basename(p)[len("results_"):-len(".json")]: p
+             for p in glob.glob(os.path.join(results_dir, "results_*.json"))}
+    order = sorted(found, key=lambda tag: ({"cpu": 0, "gpu": 1}.get(tag, 2), tag))
+    return {tag: load(found[tag]) for tag in order}
+
+
+# ---------------------------------------------------------------------------------------------
+# Named figures: what the prose and the README/docs blocks quote.
+# ---------------------------------------------------------------------------------------------
+REF, FLOOR = "tvm_ffi f(*torch)", "C loop floor"
+DEF_FLOOR = "Python-call floor: a bare Cython def method making the same call"
+OP = "torch custom op (as_torch_op)"
+
+
+def _table(result: dict, start: str) -> dict:
+    return next((rows for title, rows in result["tables"].items() if title.startswith(start)), {})
+
+
+def cpu_figures(cpu: dict) -> dict:
+    add, big = _table(cpu, "add, 3 tensors of 128 "), _table(cpu, "add, 3 tensors of 4096 ")
+    t = cpu.get("targets", {})
+    dyn, hold, ref, floor = add[DYNAMIC], add.get(HOLD), add[REF], add[FLOOR]
+    prepared = add.get("tvmfast prepared") or add["tvmfast prepared, release_gil=False"]
+    f = {
+        "cpu_date": cpu["info"]["date"], "cpu_machine": cpu["info"]["machine"].split(", Linux")[0],
+        "cpu_torch": cpu["info"]["torch"], "cpu_python": cpu["info"]["python"],
+        "cpu_dynamic_us": f"{dyn['median']:.3f}", "cpu_ref_us": f"{ref['median']:.3f}",
+        "cpu_floor_us": f"{floor['median']:.3f}", "cpu_op_us": f"{add[OP]['median']:.2f}",
+        "cpu_dynamic_over_us": f"{dyn['over_floor']:.3f}", "cpu_ref_over_us": f"{ref['over_floor']:.3f}",
+        "cpu_dynamic_share": f"{dyn['over_floor'] / ref['over_floor']:.2f}",
+        "cpu_prepared_us": f"{prepared['median']:.3f}",
+        "cpu_prepared_vs_floor": f"{prepared['vs_floor']:.1f}",
+        "cpu_def_floor_us": f"{add[DEF_FLOOR]['median']:.3f}",
+        "cpu_def_floor_vs_floor": f"{add[DEF_FLOOR]['vs_floor']:.1f}",
+        "cpu_prepared_vs_def_floor": f"{prepared['median'] / add[DEF_FLOOR]['median']:.1f}",
+    }
+    if big:
+        big_prepared = big.get("tvmfast prepared") or big["tvmfast prepared, release_gil=False"]
+        f["cpu_prepared_vs_floor_4096"] = f"{big_prepared['vs_floor']:.1f}"
+    if hold is not None:
+        f["cpu_hold_us"] = f"{hold['median']:.3f}"
+        f["cpu_hold_over_us"] = f"{hold['over_floor']:.3f}"
+        f["cpu_hold_share"] = f"{hold['over_floor'] / ref['over_floor']:.2f}"
+        gil = [(rows[DYNAMIC]["median"] - rows[HOLD]["median"]) * 1e3 for rows in (add, big) if HOLD in rows]
+        f["cpu_gil_ns"] = f"{min(gil):.0f}-{max(gil):.0f}" if len(gil) > 1 else f"{gil[0]:.0f}"
+    for key, name in (("cpu_p1", "P1 "), ("cpu_ns_per_tensor", "P3 ns per extra tensor"),
+                      ("cpu_ref_ns_per_tensor", "P3 same for tvm_ffi")):
+        value = next((v for k, v in t.items() if k.startswith(name)), None)
+        if value is not None:
+            f[key] = f"{value:.0f}" if "ns" in key else f"{value:.2f}"
+    return f
+
+
+GPU_SEED = "The thread's table"
+GPU_DYN = "Where a dynamic call's host time goes"
+GPU_CHAIN = "Decode chain"
+NVCC = "nvcc library via ctypes, data_ptr() per call"
+KERNEL = "kernel GPU time (CUPTI)"
+GRAPH = "CUDA graph replay, per kernel"
+
+
+def gpu_figures(gpu: dict) -> dict:
+    seed, dyn, chain = _table(gpu, GPU_SEED), _table(gpu, GPU_DYN), _table(gpu, GPU_CHAIN)
+    floor, kernel = seed[FLOOR]["median"], seed[KERNEL]["median"]
+    prepared = seed.get("tvmfast prepared") or seed["tvmfast prepared, release_gil=False"]
+    frozen = seed.get("tvmfast frozen") or seed["tvmfast frozen, release_gil=False"]
+    f = {
+        "gpu_name": gpu["info"]["gpu"].replace(" 80GB HBM3", ""), "gpu_date": gpu["info"]["date"][:10],
+        "gpu_torch": gpu["info"]["torch"],
+        "gpu_kernel_us": f"{kernel:.2f}", "gpu_floor_us": f"{floor:.2f}",
+        "gpu_dynamic_us": f"{seed[DYNAMIC]['median']:.2f}", "gpu_dynamic_vs_floor": f"{seed[DYNAMIC]['vs_floor']:.3f}",
+        "gpu_frozen_vs_floor": f"{frozen['vs_floor']:.3f}", "gpu_prepared_us": f"{prepared['median']:.2f}",
+        "gpu_prepared_vs_floor": f"{prepared['vs_floor']:.3f}",
+        "gpu_ref_us": f"{seed[REF]['median']:.2f}", "gpu_ref_vs_floor": f"{seed[REF]['vs_floor']:.3f}",
+        "gpu_rt_mod_us": f"{seed['rt_mod(*tvm tensors)']['median']:.2f}",
+        "gpu_graph_us": f"{seed[GRAPH]['median']:.2f}", "gpu_graph_vs_kernel": f"{seed[GRAPH]['median'] / kernel:.2f}",
+        "gpu_op_us": f"{seed[OP]['median']:.2f}",
+    }
+    if HOLD in seed:
+        f["gpu_hold_vs_floor"] = f"{seed[HOLD]['vs_floor']:.3f}"
+        f["gpu_gil_us"] = f"{seed[DYNAMIC]['median'] - seed[HOLD]['median']:.2f}"
+    if NVCC in seed:
+        f["gpu_nvcc_us"] = f"{seed[NVCC]['median']:.2f}"
+        f["gpu_nvcc_vs_dynamic"] = f"{seed[NVCC]['median'] / seed[DYNAMIC]['median']:.2f}"
+    if "raw cuLaunchKernel C loop" in seed:
+        raw = seed["raw cuLaunchKernel C loop"]["median"]
+        f["gpu_culaunch_us"] = f"{raw:.2f}"
+        f["gpu_tvm_launch_over_raw_us"] = f"{floor - raw:.2f}"
+    if dyn:
+        over = {name: row.get("over_floor") for name, row in dyn.items()}
+        f.update({
+            "gpu_ablation_floor_us": f"{dyn[FLOOR]['median']:.2f}",
+            "gpu_def_floor_over_us": f"{over[DEF_FLOOR]:.2f}",
+            "gpu_def_floor_vs_floor": f"{dyn[DEF_FLOOR]['median'] / dyn[FLOOR]['median']:.3f}",
+            "gpu_prepared_over_def_us": f"{over['tvmfast prepared'] - over[DEF_FLOOR]:.2f}",
+            "gpu_dynamic_over_prepared_us": f"{over['tvmfast dynamic, torch tensors'] - over['tvmfast prepared']:.2f}",
+            "gpu_ffi_tensors_over_us": f"{next(v for n, v in over.items() if 'tvm_ffi tensors' in n):.2f}",
+        })
+    if chain:
+        graph = chain["torch.cuda.graph of the dynamic calls"]
+        compiled = chain["torch.compile reduce-overhead"]
+        captured = next(r for n, r in chain.items() if n.startswith("torch.compile (no CUDA graphs)"))
+        f.update({
+            "chain_graph_us": f"{graph['median']:.2f}", "chain_graph_vs_kernel": f"{graph['vs_kernel']:.2f}",
+            "chain_dynamic_us": f"{chain['eager tvmfast dynamic']['median']:.2f}",
+            "chain_prepared_us": f"{chain['eager tvmfast prepared']['median']:.2f}",
+            "chain_module_us": f"{chain['eager nn.Module, custom op']['median']:.1f}",
+            "chain_compiled_us": f"{compiled['median']:.2f}", "chain_compiled_vs_graph": f"{compiled['vs_graph']:.1f}",
+            "chain_captured_us": f"{captured['median']:.2f}", "chain_captured_vs_graph": f"{captured['vs_graph']:.2f}",
+        })
+        for key, name in (("chain_stacked_us", "stacked buffers"), ("chain_no_trees_us", "cudagraph_trees=False"),
+                          ("chain_static_us", "input marked static"), ("chain_no_guards_us", "guard evaluation")):
+            row = next((r for n, r in chain.items() if name in n), None)
+            if row is not None:
+                f[key] = f"{row['median']:.2f}"
+    return f
+
+
+def gpu_targets(gpu: dict) -> dict:
+    """The GPU targets of this release, from the thread's table and the decode chain."""
+    seed, chain = _table(gpu, GPU_SEED), _table(gpu, GPU_CHAIN)
+    t = {}
+    if NVCC in seed:
+        t["tvmfast dynamic, times faster than the thread's nvcc library >= 1.2"] = round(
+            seed[NVCC]["median"] / seed[DYNAMIC]["median"], 3)
+    t["CUDA graph replay per GEMV / kernel GPU time <= 1.1"] = round(seed[GRAPH]["median"] / seed[KERNEL]["median"], 3)
+    t["tvmfast dynamic / C floor <= 1.05"] = round(seed[DYNAMIC]["vs_floor"], 3)
+    prepared = seed.get("tvmfast prepared") or seed["tvmfast prepared, release_gil=False"]
+    t["tvmfast prepared / C floor <= 1.02"] = round(prepared["vs_floor"], 3)
+    if chain:
+        captured = next(r for n, r in chain.items() if n.startswith("torch.compile (no CUDA graphs)"))
+        t["decode chain, torch.compile then one torch.cuda.graph capture / the graph <= 1.5"] = round(
+            captured["vs_graph"], 3)
+        t["decode chain, torch.compile reduce-overhead / the graph (for comparison)"] = round(
+            chain["torch.compile reduce-overhead"]["vs_graph"], 3)
+    return t
+
+
+def figures(results: dict) -> dict:
+    """name -> text of every figure the prose and the README/docs blocks quote."""
+    f = {}
+    if "cpu" in results:
+        f.update(cpu_figures(results["cpu"]))
+    if "gpu" in results:
+        f.update(gpu_figures(results["gpu"]))
+    return f
+
+
+def fill(text: str, figs: dict, where: str) -> str:
+    """``text`` with each ``{{name}}`` replaced by figure ``name`` (an unknown name is an error)."""
+    def sub(m):
+        if m.group(1) not in figs:
+            raise KeyError(f"{where}: no figure {m.group(1)!r} (known: {', '.join(sorted(figs))})")
+        return figs[m.group(1)]
+
+    return re.sub(r"\{\{(\w+)\}\}", sub, text)
+
+
+FAMILIES = {"cpu": "cpu", "gpu": "gpu", "chain": "gpu"}  # a figure's prefix -> the result it comes from
+
+
+def fill_sections(text: str, figs: dict, results: dict, where: str) -> str:
+    """:func:`fill` for each ``## `` section of ``text``; a section that quotes a result not saved
+    (GPU figures without results_gpu.json) is left out."""
+    sections = re.split(r"(?m)^(?=## )", text)
+    kept = []
+    for section in sections:
+        names = re.findall(r"\{\{(\w+)\}\}", section)
+        if any(FAMILIES.get(n.split("_")[0]) not in results for n in names if n not in figs):
+            continue
+        kept.append(fill(section, figs, where))
+    return "".join(kept)
+
+
+# ---------------------------------------------------------------------------------------------
+# bench/RESULTS.md: the tables first (a line of context each), then the prose.
+# ---------------------------------------------------------------------------------------------
+CONTEXT = {  # a table title's start -> the line that says what the table is
+    "add, 3 tensors of 128 ": "The call that tvmfast is about: a kernel too small to hide the call. Every way to "
+                              "call it, us per call; *vs tvm_ffi*: time over tvm_ffi's `f(*torch)`; *above floor*: "
+                              "minus the C loop of `TVMFFIFunctionCall`.",
+    "int4 dequantize + GEMV": "A kernel long enough to hide the call (compare its C loop floor with the add's).",
+    "add, 3 tensors of 4096 ": "A larger add: the kernel's own time grows, the call's cost stays.",
+    "Argument-count sweep": "us per call against the number of tensor arguments (16 float32 each).",
+    "Targets": "This release's CPU targets, as measured (the goal is in the name; P2's floor is the C loop, which "
+               "no call made from Python reaches: see the prose).",
+    GPU_SEED: "The forum thread's kernel, every path in one process; host time per call (kernel row: GPU time; "
+              "graph replay: per kernel of a replayed graph), next to the thread's own A100 figures.",
+    GPU_DYN: "The dynamic call's host time above the C floor, taken apart (a second interleaved set in the same run).",
+    "C loops of the single steps": "Single steps of a dynamic call, each in a C loop.",
+    "Raw cuLaunchKernel": "Does CPU work between launches slow the launch itself? (the cold-cache effect).",
+    GPU_CHAIN: "A decode-style step of 16 GEMVs with different weights: eager, graphed, compiled.",
+    "CPU self time per step": "torch.profiler's CPU self time per step, by event (top 12).",
+    "GPU targets": "This release's GPU targets, computed from the tables above.",
+}
+
+
+def context(title: str) -> str:
+    return next((line for start, line in CONTEXT.items() if title.startswith(start)), "")
+
+
+def columns_for(title: str, rows: dict) -> list:
+    """Columns of a saved table: those its rows have, in the benchmarks' order."""
+    if title == "Targets" or title == "GPU targets":
+        return TARGET_COLUMNS
+    if title == "Argument-count sweep":
+        return [("tensors", "name")] + [(k, k) for k in next(iter(rows.values()))]
+    keys = {k for row in rows.values() for k in row}
+    cols = [("path", "name")]
+    for header, key in (("us", "median"), ("25-75%", "spread"), ("vs tvm_ffi", "vs_ref"),
+                        ("vs C floor" if "seed_a100" in keys or "work_alone" in keys else "vs floor", "vs_floor"),
+                        ("above floor (us)", "over_floor"), ("vs kernel GPU time", "vs_kernel"),
+                        ("vs torch.cuda.graph", "vs_graph"), ("the work alone (us)", "work_alone"),
+                        ("calls per step", "calls_per_step"), ("thread's A100 (us)", "seed_a100")):
+        if key in keys or (key == "spread" and "p25" in keys):
+            cols.append((header, key))
+    if title.startswith("add, ") or title.startswith("int4 dequantize"):
+        cols = [c for c in cols if c[1] != "vs_floor"]
+    return cols
+
+
+def results_markdown(results: dict, notes_path: str, results_dir: str = RESULTS) -> str:
+    figs = figures(results)
+    out = ["# tvmfast benchmark results", "",
+           "Generated by `python -m bench.report` from `bench/results/results_*.json` (edit the prose in "
+           "`bench/RESULTS_NOTES.md`, never this file). The tables come first, then what they say; how each "
+           "run was made is at the end.", ""]
+    for tag, result in results.items():
+        i = result["info"]
+        where = i.get("gpu") or i["machine"].split(", Linux")[0]
+        out += [f"## {tag.upper()}: {where}, {i['date'][:10]}", ""]
+        if result.get("legacy_gil"):
+            out += [f"*{LEGACY_NOTE}*", ""]
+        tables = dict(result["tables"])
+        if "targets" in result:
+            tables["Targets"] = target_rows(result["targets"])
+        if tag == "gpu" and _table(result, GPU_SEED):
+            tables = {**{k: v for k, v in tables.items() if not k.startswith("CPU self time")},
+                      "GPU targets": target_rows(gpu_targets(result)),
+                      **{k: v for k, v in tables.items() if k.startswith("CPU self time")}}
+        for title, rows in tables.items():
+            line = context(title)
+            out += [f"### {title}", ""] + ([line, ""] if line else [])
+            out += [markdown_table(rows, columns_for(title, rows)), ""]
+    with open(notes_path) as fh:
+        out += [fill_sections(fh.read().rstrip(), figs, results, os.path.basename(notes_path)), ""]
+    out += ["## How these were measured", ""]
+    for tag, result in results.items():
+        out += [f"**{tag.upper()}.** {describe(result)}", ""]
+        notes = result.get("notes", [])
+        if notes:
+            out += [f"The {tag.upper()} run's own notes"
+                    + (" (written when measured: its `tvmfast dynamic` is the `release_gil=False` row above)"
+                       if result.get("legacy_gil") else "") + ":", ""]
+            out += [f"> {n}".replace("\n", "\n> ") for n in notes] + [""]
+        chart_path = os.path.join(results_dir, f"chart_{tag}.png")
+        if os.path.exists(chart_path):
+            out += [f"![{tag} chart](results/chart_{tag}.png)", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocks in README.md and docs/*.md: <!-- name: written by `python -m bench.report` --> ... <!-- /name -->
 # ---------------------------------------------------------------------------------------------
 README_ROWS = {  # the README's speed table: CPU add of 128, these paths
     "rt_mod(*tvm tensors)": "`rt_mod(*tvm_tensors)`",
-    "tvm_ffi f(*torch)": "tvm_ffi `f(*torch_tensors)`",
+    REF: "tvm_ffi `f(*torch_tensors)`",
     "ctypes TVMFFIFunctionCall": "ctypes `TVMFFIFunctionCall`, DLTensors filled per call",
-    "tvmfast dynamic": "**tvmfast** `f(a, b, out)`",
+    DYNAMIC: "**tvmfast** `f(a, b, out)`",
+    HOLD: "**tvmfast** `f(a, b, out)`, `release_gil=False`",
     "tvmfast frozen": "**tvmfast** frozen `g(out)`",
+    "tvmfast frozen, release_gil=False": "**tvmfast** frozen `g(out)`, `release_gil=False`",
     "tvmfast prepared": "**tvmfast** prepared `p()`",
-    "torch custom op (as_torch_op)": "`f.as_torch_op(...)` called eagerly",
-    "C loop floor": "C loop of `TVMFFIFunctionCall` (floor)",
+    "tvmfast prepared, release_gil=False": "**tvmfast** prepared `p()`, `release_gil=False`",
+    OP: "`f.as_torch_op(...)` called eagerly",
+    FLOOR: "C loop of `TVMFFIFunctionCall` (floor)",
 }
 
-
-def readme_block(name: str, header, rows: dict, labels: dict, cells, footer: str) -> str:
-    """A README table between ``<!-- name -->`` markers: one line per row of ``labels`` measured."""
-    lines = [f"<!-- {name}: written by `python -m bench.report` -->", "| " + " | ".join(header) + " |",
-             "|---|" + "---:|" * (len(header) - 1)]
-    lines += [f"| {label} | " + " | ".join(cells(rows[k])) + " |" for k, label in labels.items() if k in rows]
-    return "\n".join(lines + ["", footer, f"<!-- /{name} -->"])
-
-
-def readme_table(cpu: dict) -> str:
-    add = next(iter(cpu["tables"].values()))
-    t = cpu["targets"]
-    return readme_block(
-        "speed-table", ("path", "us/call", "vs tvm_ffi"), add, README_ROWS,
-        lambda r: (f"{r['median']:.3f}", f"{r['vs_ref']:.2f}"),
-        f"Measured {cpu['info']['date']}, torch {cpu['info']['torch']}. Above the floor, tvmfast's dynamic "
-        f"call adds {add['tvmfast dynamic']['over_floor']:.3f} us where tvm_ffi adds "
-        f"{add['tvm_ffi f(*torch)']['over_floor']:.3f} us; each further tensor argument costs "
-        f"~{t['P3 ns per extra tensor (dynamic - floor slope) <= 30']:.0f} ns "
-        f"(tvm_ffi ~{t['P3 same for tvm_ffi']:.0f} ns).")
-
-
-GPU_README_ROWS = {  # the README's GPU table: the forum thread's GEMV on an H100, these paths
-    "kernel GPU time (CUPTI)": "kernel GPU time",
+GPU_README_ROWS = {  # the README's GPU table: the forum thread's GEMV, these paths
+    KERNEL: "kernel GPU time",
     "rt_mod(*tvm tensors)": "`rt_mod(*tvm_tensors)`",
     "from_dlpack(to_dlpack(t)) per call": "`rt_mod` with `from_dlpack(to_dlpack(t))` per call",
-    "ctypes TVMFFIFunctionCall": "ctypes `TVMFFIFunctionCall`, DLTensors filled per call",
-    "nvcc library via ctypes, data_ptr() per call": "the thread's nvcc library via ctypes",
-    "tvm_ffi f(*torch)": "tvm_ffi `f(*torch_tensors)`",
-    "tvmfast dynamic": "**tvmfast** `f(x, w, scale, zeros, out)`",
-    "tvmfast frozen": "**tvmfast** frozen `g(x, out)`",
+    NVCC: "the thread's nvcc library via ctypes",
+    REF: "tvm_ffi `f(*torch_tensors)`",
+    DYNAMIC: "**tvmfast** `f(x, w, scale, zeros, out)`",
     "tvmfast prepared": "**tvmfast** prepared `p()`",
-    "C loop floor": "C loop of `TVMFFIFunctionCall` (floor)",
-    "raw cuLaunchKernel C loop": "C loop of raw `cuLaunchKernel`",
-    "CUDA graph replay, per kernel": "CUDA graph replay, per kernel",
+    "tvmfast prepared, release_gil=False": "**tvmfast** prepared `p()`, `release_gil=False`",
+    FLOOR: "C loop of `TVMFFIFunctionCall` (floor)",
+    GRAPH: "CUDA graph replay, per kernel",
 }
 
 
-def readme_gpu_table(gpu: dict) -> str:
-    i = gpu["info"]
-    return readme_block(
-        "gpu-table", ("path (int4 GEMV 1x1024 x 1024x1024)", "us/call", "vs C floor", "thread's A100"),
-        next(iter(gpu["tables"].values())), GPU_README_ROWS,
-        lambda r: (f"{r['median']:.2f}", fmt(r.get("vs_floor"), 2), fmt(r.get("seed_a100"), 2)),
-        f"{i['gpu']}, {i['date']}, torch {i['torch']}: host time per call (the kernel row: GPU time; "
-        "graph replay: per kernel of a replayed graph).")
+def table_block(header, rows: dict, labels: dict, cells) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    return lines + [f"| {label} | " + " | ".join(cells(rows[k])) + " |" for k, label in labels.items() if k in rows]
+
+
+def blocks(results: dict) -> dict:
+    """name -> the Markdown between that block's markers (README.md, docs/*.md)."""
+    figs, out = figures(results), {}
+    cpu, gpu = results.get("cpu"), results.get("gpu")
+    if cpu is not None:
+        add = _table(cpu, "add, 3 tensors of 128 ")
+        legacy = " Measured before the GIL was released by default: the `release_gil=False` rows held it." \
+            if cpu.get("legacy_gil") else ""
+        out["speed-table"] = "\n".join(table_block(
+            ("path (add of 3 x 128 float32)", "us/call", "vs tvm_ffi"), add, README_ROWS,
+            lambda r: (f"{r['median']:.3f}", f"{r['vs_ref']:.2f}")) + ["", fill(
+                "{{cpu_machine}}, Python {{cpu_python}}, torch {{cpu_torch}}, {{cpu_date}}. Above the floor, tvmfast's "
+                "call adds {{cpu_dynamic_over_us}} us where tvm_ffi's adds {{cpu_ref_over_us}} us; each further "
+                "tensor argument costs ~{{cpu_ns_per_tensor}} ns (tvm_ffi ~{{cpu_ref_ns_per_tensor}} ns).", figs,
+                "speed-table") + legacy])
+        out["torch-op-cost"] = fill(
+            "An eager call of the op costs {{cpu_op_us}} us where `f(...)` costs {{cpu_dynamic_us}} us (the add of "
+            "3 x 128 float32 on the CPU, bench/RESULTS.md); on the GPU benchmark's host, {{gpu_op_us}} us against "
+            "{{gpu_dynamic_us}} us" if gpu is not None else
+            "An eager call of the op costs {{cpu_op_us}} us where `f(...)` costs {{cpu_dynamic_us}} us (the add of "
+            "3 x 128 float32 on the CPU, bench/RESULTS.md)", figs, "torch-op-cost")
+        if "cpu_gil_ns" in figs:
+            out["gil-cost"] = fill("{{cpu_gil_ns}} ns a call on an x86 CPU (bench/RESULTS.md)", figs, "gil-cost")
+    if gpu is not None:
+        seed = _table(gpu, GPU_SEED)
+        i = gpu["info"]
+        legacy = " tvmfast's `release_gil=False` row: measured when holding the GIL was the default." \
+            if gpu.get("legacy_gil") else ""
+        out["gpu-table"] = "\n".join(table_block(
+            ("path (int4 GEMV 1x1024 x 1024x1024)", "us/call", "vs C floor", "thread's A100"), seed, GPU_README_ROWS,
+            lambda r: (f"{r['median']:.2f}", fmt(r.get("vs_floor"), 2), fmt(r.get("seed_a100"), 2))) + [
+            "", f"{i['gpu']}, {i['date']}, torch {i['torch']}: host time per call (the kernel row: GPU time; "
+            "graph replay: per kernel of a replayed graph)." + legacy])
+        out["headline"] = fill(
+            "On an {{gpu_name}}, calling the forum thread's int4 GEMV kernel (5 tensors, {{gpu_kernel_us}} us of GPU "
+            "time) from PyTorch costs {{gpu_dynamic_us}} us of host time through tvmfast, {{gpu_ref_us}} us through "
+            "tvm_ffi, and {{gpu_floor_us}} us from a C loop calling TVM directly", figs, "headline")
+        if "chain_compiled_us" in figs:
+            out["compile-gap"] = fill(
+                "Under `torch.compile(mode=\"reduce-overhead\")` the op runs inside the captured graph, but torch's "
+                "own per-call runtime costs about 100 us of host time per call of the compiled module: for a step "
+                "of 16 GEMVs that is {{chain_compiled_vs_graph}}x the graph's time ({{chain_compiled_us}} against "
+                "{{chain_graph_us}} us per GEMV). Compiling without CUDA graphs and capturing the compiled step "
+                "once with `torch.cuda.graph` runs at the graph's speed ({{chain_captured_vs_graph}}x)", figs,
+                "compile-gap")
+    return out
 
 
 def replace_block(text: str, name: str, block: str) -> str:
@@ -221,27 +584,35 @@ def replace_block(text: str, name: str, block: str) -> str:
     if start not in text:
         return text
     a, b = text.index(start), text.index(end) + len(end)
-    return text[:a] + block + text[b:]
+    marker = f"<!-- {name}: written by `python -m bench.report` -->"
+    sep = "\n" if text[a:b].startswith(marker + "\n") else ""  # a block of lines, or inline in a paragraph
+    return text[:a] + f"{marker}{sep}{block}{sep}<!-- /{name} -->" + text[b:]
+
+
+def documents() -> list[str]:
+    """The files whose blocks are generated: README.md and docs/*.md."""
+    return [README] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
 
 
 def assemble(results_dir: str = RESULTS, results_md: str = os.path.join(HERE, "RESULTS.md"),
-             readme: str = README) -> None:
-    """bench/RESULTS.md: the head (bench/RESULTS_HEAD.md), then every saved result's Markdown;
-    the README's speed table from results_cpu.json, its GPU table from results_gpu.json."""
-    parts = [open(os.path.join(HERE, "RESULTS_HEAD.md")).read().rstrip(), ""]
-    for md in sorted(glob.glob(os.path.join(results_dir, "results_*.md"))):
-        tag = os.path.basename(md)[len("results_"):-len(".md")]
-        parts += [open(md).read().rstrip(), "", f"![{tag} chart](results/chart_{tag}.png)", ""]
+             docs: list[str] | None = None, notes: str = os.path.join(HERE, "RESULTS_NOTES.md")) -> None:
+    """bench/RESULTS.md from every saved result and the prose; the blocks of README.md and docs/*.md."""
+    results = saved_results(results_dir)
     with open(results_md, "w") as fh:
-        fh.write("\n".join(parts))
-    with open(os.path.join(results_dir, "results_cpu.json")) as fh:
-        text = replace_block(open(readme).read(), "speed-table", readme_table(json.load(fh)))
-    gpu_path = os.path.join(results_dir, "results_gpu.json")
-    if os.path.exists(gpu_path):
-        with open(gpu_path) as fh:
-            text = replace_block(text, "gpu-table", readme_gpu_table(json.load(fh)))
-    with open(readme, "w") as fh:
-        fh.write(text)
+        fh.write(results_markdown(results, notes, results_dir))
+    generated = blocks(results)
+    for path in documents() if docs is None else docs:
+        with open(path) as fh:
+            text = fh.read()
+        new = text
+        for name, block in generated.items():
+            new = replace_block(new, name, block)
+        unknown = set(re.findall(r"<!-- ([\w-]+): written by", new)) - set(generated)
+        if unknown:
+            raise KeyError(f"{path}: no figures for the block(s) {sorted(unknown)}")
+        if new != text:
+            with open(path, "w") as fh:
+                fh.write(new)
 
 
 if __name__ == "__main__":

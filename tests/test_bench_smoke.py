@@ -11,7 +11,7 @@ import tvm_kernels as kernels  # noqa: E402
 from bench import harness, nvcc_lib, report  # noqa: E402
 
 
-def test_cpu_harness_quick_and_results_assembly(tmp_path):
+def test_cpu_harness_quick_and_results_assembly(tmp_path, capsys):
     results = harness.main(["--quick", "--out", str(tmp_path)])
     for name in ["results_cpu.json", "results_cpu.md", "chart_cpu.png"]:
         assert (tmp_path / name).stat().st_size > 0
@@ -23,13 +23,51 @@ def test_cpu_harness_quick_and_results_assembly(tmp_path):
     assert all(row["median"] > 0 for row in add.values())
     assert set(data["sweep"]) == {"1", "4", "16", "64"}
     assert results["targets"]
+    # bench.report: RESULTS.md (tables first, Targets with met/missed) and the README's generated block
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- speed-table -->old<!-- /speed-table -->\nrest\n")
-    report.assemble(str(tmp_path), str(tmp_path / "RESULTS.md"), str(readme))
+    readme.write_text("intro\n<!-- speed-table: written by `python -m bench.report` -->\nold\n<!-- /speed-table -->\n"
+                      "rest <!-- torch-op-cost: written by `python -m bench.report` -->old<!-- /torch-op-cost -->.\n")
+    report.assemble(str(tmp_path), str(tmp_path / "RESULTS.md"), [str(readme)])
     text = readme.read_text()
-    assert text.startswith("intro\n<!-- speed-table") and text.endswith("<!-- /speed-table -->\nrest\n")
+    assert text.startswith("intro\n<!-- speed-table") and text.endswith("<!-- /torch-op-cost -->.\n")
     assert "| **tvmfast** `f(a, b, out)` |" in text and "old" not in text
-    assert "## CPU" in (tmp_path / "RESULTS.md").read_text()
+    op_us = f"{add['torch custom op (as_torch_op)']['median']:.2f} us"
+    assert f"An eager call of the op costs {op_us}" in text  # the prose quotes the table's figure
+    results_md = (tmp_path / "RESULTS.md").read_text()
+    assert results_md.index("| path |") < results_md.index("## What the CPU numbers say")  # tables first
+    assert "The GPU" not in results_md  # no GPU result here: its prose is left out
+    assert "| target | value | goal | met? |" in results_md
+    assert "Wrote results_cpu.json, results_cpu.md and chart_cpu.png to" in capsys.readouterr().out
+
+
+def test_targets_are_judged_from_their_names():
+    assert report.judge("P2 prepared/floor <= 1.25", 6.4) == ("<= 1.25", "missed")
+    assert report.judge("P1 share <= 0.333", 0.30) == ("<= 0.333", "met")
+    assert report.judge("speed-up >= 1.2", 1.6) == (">= 1.2", "met")
+    assert report.judge("P3 same for tvm_ffi", 99.0) == ("-", "-")
+
+
+def test_committed_figures_are_generated_from_the_saved_results(tmp_path):
+    """bench/RESULTS.md and every generated block in README.md and docs/ are what bench.report makes
+    of bench/results/ now: no figure was edited by hand, none is stale."""
+    import os
+    import shutil
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isdir(os.path.join(root, "bench", "results")):
+        pytest.skip("bench/results/ is not here (an installed-package run)")
+    docs = [os.path.join(root, "README.md")] + sorted(
+        os.path.join(root, "docs", n) for n in os.listdir(os.path.join(root, "docs")) if n.endswith(".md"))
+    copies = []
+    for path in docs:
+        copies.append(tmp_path / os.path.basename(path))
+        shutil.copy(path, copies[-1])
+    report.assemble(results_md=str(tmp_path / "RESULTS.md"), docs=[str(c) for c in copies])
+    with open(os.path.join(root, "bench", "RESULTS.md")) as fh:
+        assert fh.read() == (tmp_path / "RESULTS.md").read_text(), "bench/RESULTS.md: run python -m bench.report"
+    for path, copy in zip(docs, copies):
+        with open(path) as fh:
+            assert fh.read() == copy.read_text(), f"{path}: run python -m bench.report"
 
 
 def test_nvcc_wrapper_passes_arguments_in_the_kernels_order():
