@@ -1,0 +1,126 @@
+"""The README and docs/*.md as a reader meets them: every ```python block runs as written, a page's
+blocks top to bottom as one script (in a child process, from an empty folder, with only the
+installed packages), and the README keeps the shape CI and a newcomer rely on.
+
+A block whose first line is ``# needs CUDA`` is left out where CUDA is not available; a page whose
+blocks import torch, apache-tvm or numpy is skipped where that is not installed.  Blocks that are
+not Python use another fence (```sh, ```text, ```cython); a bare ``` fence is refused.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "README.md")
+DOCS = os.path.join(ROOT, "docs")
+PAGES = ([README] if os.path.exists(README) else []) + (
+    sorted(os.path.join(DOCS, n) for n in os.listdir(DOCS) if n.endswith(".md")) if os.path.isdir(DOCS) else [])
+FENCES = {"python", "sh", "text", "cython"}
+NEEDS_CUDA = "# needs CUDA"
+OPTIONAL = {"torch": "torch", "tvm": "apache-tvm", "numpy": "numpy"}
+
+pytestmark = pytest.mark.skipif(not PAGES, reason="README.md and docs/ are not here (an installed-package run)")
+
+
+def page_id(path: str) -> str:
+    return os.path.relpath(path, ROOT)
+
+
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, code) of every fenced block, in order; the language is "" for a bare fence."""
+    blocks, lang, lines = [], None, []
+    for line in text.splitlines():
+        if lang is None:
+            m = re.fullmatch(r"```(\w*)\s*", line)
+            if m:
+                lang, lines = m.group(1), []
+        elif line.strip() == "```":
+            blocks.append((lang, "\n".join(lines) + "\n"))
+            lang = None
+        else:
+            lines.append(line)
+    assert lang is None, "a fenced block is not closed"
+    return blocks
+
+
+def cuda_available() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch  # noqa: PLC0415
+
+    return torch.cuda.is_available()
+
+
+def imported_modules(code: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_python_blocks_run_as_written(page, tmp_path):
+    with open(page) as fh:
+        blocks = [code for lang, code in fenced_blocks(fh.read()) if lang == "python"]
+    if not blocks:
+        pytest.skip("no Python blocks")
+    runnable = [code for code in blocks if not code.startswith(NEEDS_CUDA) or cuda_available()]
+    if not runnable:
+        pytest.skip("every block needs CUDA")
+    script = "\n\n".join(runnable)
+    for module, package in OPTIONAL.items():
+        if module in imported_modules(script):
+            pytest.importorskip(module, reason=f"the page's blocks need {package}")
+    path = tmp_path / (os.path.basename(page)[:-3] + "_blocks.py")
+    path.write_text(script)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing but what a user has
+    res = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, f"{page_id(page)}: its Python blocks fail:\n{res.stderr[-4000:]}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_fences_and_links(page):
+    """Every block says its language (only Python ones are run), every block that needs CUDA says
+    so first, and every relative link leads to a file of the tree."""
+    with open(page) as fh:
+        text = fh.read()
+    for lang, code in fenced_blocks(text):
+        assert lang in FENCES, f"a ```{lang} block: use one of {sorted(FENCES)}"
+        if lang == "python" and re.search(r'device="cuda"|\.cuda\(|torch\.cuda\.', code):
+            assert code.startswith(NEEDS_CUDA), f"a block that uses CUDA does not start with {NEEDS_CUDA!r}"
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+        if re.match(r"\w+://", target):
+            continue
+        path = os.path.normpath(os.path.join(os.path.dirname(page), target))
+        assert os.path.exists(path), f"{page_id(page)} links to {target}, which is not there"
+
+
+@pytest.mark.skipif(not os.path.exists(README), reason="no README.md here")
+def test_readme_shape():
+    """Short; what tvmfast is before any code; the set-up commands CI runs (.ci/run: the first ```sh
+    block, exactly two commands); no talk of anything but the project."""
+    with open(README) as fh:
+        text = fh.read()
+    lines = text.splitlines()
+    assert len(lines) <= 200, f"README.md has {len(lines)} lines"
+    assert lines[0] == "# tvmfast"
+    first_fence = next(i for i, line in enumerate(lines) if line.startswith("```"))
+    assert "is" in " ".join(lines[1:first_fence]) and first_fence > 3, "a paragraph on what tvmfast is comes first"
+    sh = next(code for lang, code in fenced_blocks(text) if lang == "sh")
+    assert len(sh.strip().splitlines()) == 2
+    assert "virtual environment" in text and "download.pytorch.org/whl/cpu" in text[:text.index("```sh")]
+    for word in ("device machine", "../shared", "/.device", "workplace"):
+        for page in PAGES:
+            with open(page) as fh:
+                assert word not in fh.read(), f"{page_id(page)} mentions {word!r}"
