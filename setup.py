@@ -2,8 +2,8 @@
 
 Environment variables:
 
-* ``TVMFAST_SANITIZE=1`` builds with AddressSanitizer and UndefinedBehaviorSanitizer (see the
-  README: the tests then run with libasan preloaded).
+* ``TVMFAST_SANITIZE=1`` builds with AddressSanitizer and UndefinedBehaviorSanitizer (see
+  docs/development.md: the tests then run with libasan preloaded).
 * ``TVMFAST_ANNOTATE=1`` writes Cython's annotated HTML next to the sources.
 """
 

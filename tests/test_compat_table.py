@@ -25,7 +25,7 @@ Normalisations (what legitimately differs between the two runs, and nothing else
 * the backtrace of ``__tvm_ffi_error__`` is not compared: it names the Python frames of the
   caller, which differ by construction (tvmfast's own frames versus tvm_ffi's).
 
-Deliberate differences (documented in the README; each is checked, not skipped):
+Deliberate differences (documented in docs/safety.md; each is checked, not skipped):
 
 * a torch tensor with its lazy negation/conjugation bit set: tvm_ffi passes it as if the bit
   were not set (a silently wrong value); bind refuses it with a ``ValueError`` naming the
