@@ -511,3 +511,81 @@ def test_crash_cases_in_children(env):
         "_case_misaligned_empty_storage",
     ], env=env, timeout=180))
 
+
+# ---------------------------------------------------------------------------
+# Review findings: storage spans, broadcast views, alignment bounds, variadic callees,
+# storage swapped during the call, tvm_ffi.Function subclasses.
+# ---------------------------------------------------------------------------
+def _case_shrunk_storage_under_a_strided_view():
+    """The storage check covers the bytes the elements span, not offset + numel."""
+    n = 200_000
+    t = torch.zeros(4 * n + 1)[1::4]
+    t.untyped_storage().resize_((1 + n) * 4)
+    raises_arg_error(lambda: tvmfast.bind(cpp("add_one"), alignment=64)(t, torch.empty(n)), 0,
+                     "storage does not hold")
+
+
+def _case_storage_swapped_by_a_callback_during_the_call():
+    """A callback gives the misaligned argument other storage mid-call: the write-back goes to
+    the memory the copy came from, which the producer keeps alive (no use after free)."""
+    _, x = misaligned_torch(4096)
+
+    def callback(t):
+        x.set_(torch.zeros(8))  # x's old storage loses its last Python-side owner
+        view = torch.from_dlpack(t)
+        view.fill_(3.0)
+        del view
+        import gc  # noqa: PLC0415
+
+        gc.collect()
+
+    tvmfast.bind(tvm_ffi.convert(callback), alignment=64)(x)
+    assert torch.equal(x, torch.zeros(8))
+
+
+def test_review_crash_cases_in_children(env):
+    assert_all_ok(run_isolated("test_reliability", ["_case_shrunk_storage_under_a_strided_view",
+                                                    "_case_storage_swapped_by_a_callback_during_the_call"],
+                               env=env, timeout=180))
+
+
+def test_misaligned_broadcast_view_is_copied_by_its_distinct_elements():
+    echo = tvm_ffi.get_global_func("testing.echo")
+    f = tvmfast.bind(echo, alignment=64)
+    bias = torch.arange(8.0)[1:5]
+    b = bias.unsqueeze(0).expand(16, 4)  # 64 elements over 4 distinct ones, misaligned
+    out = f(b)
+    ref = echo(b)
+    assert out.shape == ref.shape and out.stride() == ref.stride() and torch.equal(out, ref)
+    base = np.zeros(32, dtype=np.float32)
+    huge = np.lib.stride_tricks.as_strided(base[1:], shape=(1 << 40,), strides=(0,), writeable=True)
+    assert f(huge).shape == (1 << 40,)  # one element to copy, not 2**40
+
+
+def test_alignment_is_bounded():
+    echo = tvm_ffi.get_global_func("testing.echo")
+    for bad in (3, 0, 1 << 13, 1 << 64, 2.0):
+        with pytest.raises(ValueError, match="power of two from 1 to 4096"):
+            tvmfast.bind(echo, alignment=bad)
+    assert tvmfast.bind(echo, alignment=4096).alignment == 4096
+
+
+def test_prepare_of_a_variadic_function_after_calls_of_other_counts():
+    f = tvmfast.bind(tvm_ffi.convert(lambda *args: len(args)))
+    assert f(1, 2) == 2 and f(1, 2, 3) == 3
+    assert f.prepare(1, 2)() == 2
+
+
+def test_function_subclass_overriding_call_keeps_its_call():
+    """A tvm_ffi.Function subclass that converts arguments in its own __call__ (as CuTe DSL's
+    compiled functions without a keyword wrapper do) is called through that __call__."""
+
+    class Doubling(tvm_ffi.Function):
+        def __call__(self, *args):
+            return super().__call__(*[a * 2 for a in args])
+
+    fn = Doubling.__new__(Doubling)
+    fn.__move_handle_from__(tvm_ffi.convert(lambda x: x + 1))
+    assert fn(3) == 7
+    f = tvmfast.bind(fn)
+    assert f(3) == 7 and f(10) == 21

@@ -184,6 +184,7 @@ cdef extern from "tvmfast_helpers.h" nogil:
         void* scratch
         void* source
         uint32_t shared_slots
+        DLManagedTensorVersioned* source_keeper
         int64_t dims[1]           # TVMFAST_INLINE_NDIM in fact: shape, then strides
     TvmfastTensor* tvmfast_tensor_new() noexcept
     int tvmfast_tensor_own_dims(TvmfastTensor* t) noexcept

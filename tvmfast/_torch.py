@@ -65,13 +65,14 @@ def current_stream(obj, device_type: int, device_id: int):
     return torch.cuda.current_stream(device_id).cuda_stream
 
 
-def storage_holds_elements(t) -> bool:
-    """Whether a (contiguous) torch tensor's storage holds every element it describes."""
+def storage_holds_elements(t, lo: int, hi: int) -> bool:
+    """Whether a torch tensor's storage holds the bytes [lo, hi) that its elements span."""
     try:
-        nbytes = t.untyped_storage().nbytes()
+        storage = t.untyped_storage()
+        base, nbytes = storage.data_ptr(), storage.nbytes()
     except Exception:  # no storage to shrink (a wrapper subclass...): DLPack export decides
         return True
-    return (t.storage_offset() + t.numel()) * t.element_size() <= nbytes
+    return lo == hi or (base <= lo and hi <= base + nbytes)
 
 
 def traced_tensor_kind(obj):

@@ -95,14 +95,17 @@ cdef class BoundFunction:
         if self.target.handle != NULL:
             # Frozen functions made from it, and calls on other threads, rely on its state.
             raise_api_error(TypeError, "BoundFunction", "already initialized; bind() a new one")
-        if alignment is not None and (
-                type(alignment) is not int or alignment < 1 or alignment & (alignment - 1)):
-            raise_api_error(ValueError, "bind", f"alignment must be a power of two >= 1, got {alignment!r}")
+        if alignment is not None and (type(alignment) is not int or alignment < 1 or alignment > MAX_ALIGNMENT
+                                      or alignment & (alignment - 1)):
+            raise_api_error(ValueError, "bind", f"alignment must be a power of two from 1 to {MAX_ALIGNMENT}, "
+                                                f"got {alignment!r}")
         if num_args is not None and (type(num_args) is not int or not 0 <= num_args):
             raise_api_error(ValueError, "bind", f"num_args must be an int >= 0, got {num_args!r}")
         function, from_module = resolve_function(obj, name)
         self.direct_args = -1
-        if function is not obj and hasattr(type(obj), "__tvm_ffi_object__") and callable(obj):
+        overrides_call = (isinstance(obj, tvm_ffi.Function)
+                          and getattr(type(obj), "__call__", None) is not tvm_ffi.Function.__call__)
+        if overrides_call or (function is not obj and hasattr(type(obj), "__tvm_ffi_object__") and callable(obj)):
             # An object that wraps the function (a CuTe DSL compiled kernel): its own call
             # stays the reference.  Plain positional calls go straight to the function
             # where the wrapper passes them through unchanged; others go to the wrapper.
@@ -190,7 +193,9 @@ cdef class BoundFunction:
     def prepare(self, *args):
         """Freeze every argument: ``p = f.prepare(a, b, c); p()`` calls ``f(a, b, c)``."""
         check_bound(self)
-        cdef int n = known_arity(self)
+        # The count given to bind, or learned from a TVM module's function (whose arity is
+        # fixed; a bare tvm_ffi.Function may take any count).
+        cdef int n = known_arity(self) if self.from_module else self.declared_args
         check_direct(self, "prepare")
         if n >= 0 and len(args) != n:
             # Caught here rather than at p(): the count is known (given, or learned).

@@ -11,6 +11,8 @@ cdef enum:
     DEVICE_CUDA_MANAGED = 13
     # Data alignment TVM kernels with default buffers assume (TVM's kAllocAlignment).
     DEFAULT_ALIGNMENT = 64
+    # The largest alignment bind() takes (a page).
+    MAX_ALIGNMENT = 4096
 
 cdef dict DEVICE_NAMES = {DEVICE_CPU: "cpu", DEVICE_CUDA: "cuda", DEVICE_CUDA_HOST: "cuda_host",
                           DEVICE_ROCM: "rocm", DEVICE_CUDA_MANAGED: "cuda_managed",
@@ -49,6 +51,7 @@ cdef int note_tensor(CallContext* st, TvmfastTensor* t, Py_ssize_t pos,
     is marked to be passed through an aligned copy (the rule is in tvmfast_helpers.h,
     "Misaligned CPU data"); the copy itself is made by copy_misaligned, once every
     argument is known.  What the copy could not make right is refused here."""
+    cdef uintptr_t lo, hi
     if is_misaligned(&t.dl, st.align_mask):
         if t.dl.device.device_type != kDLCPU:
             raise_misaligned(&t.dl, pos, st.align_mask + 1)
@@ -62,11 +65,19 @@ cdef int note_tensor(CallContext* st, TvmfastTensor* t, Py_ssize_t pos,
                 f"aligned, and {why}, so tvmfast does not pass it as an aligned copy. Pass t.contiguous() "
                 f"(write results back yourself), or bind(..., alignment=1) if the kernel's buffers take "
                 f"any address (offset_factor=1)")
-        if obj != NULL and not storage_holds_elements(<object>obj):
+        tvmfast_byte_range(&t.dl, &lo, &hi)
+        if obj != NULL and not storage_holds_elements(<object>obj, lo, hi):
             raise_arg_error(
                 ValueError, pos,
                 f"{describe(obj)}'s storage does not hold its elements (was it resized?), and its data "
                 f"address is not {st.align_mask + 1}-byte aligned: there is nothing to copy")
+        if api != NULL and obj != NULL and t.source_keeper == NULL:
+            # The producer's own reference to the memory the copy is taken from and written
+            # back to: it stays allocated even if Python code during the call (a callback)
+            # gives the tensor other storage.
+            if api.managed_tensor_from_py_object_no_sync(<void*>obj, &t.source_keeper) != 0:
+                t.source_keeper = NULL
+                reraise_export_error(obj, pos)
         t.source = <char*>t.dl.data + t.dl.byte_offset  # marks it: copied in copy_misaligned
         st.n_scratch += 1
     return record_device(st, &t.dl, pos, api, obj)

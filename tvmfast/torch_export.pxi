@@ -76,14 +76,14 @@ cdef object torch_current_stream(object obj, int32_t device_type, int32_t device
     return _torch.current_stream(obj, device_type, device_id)
 
 
-cdef bint storage_holds_elements(object obj) except -1:
-    """Whether a torch tensor's storage still holds all its elements (a misaligned tensor is
-    copied, which reads them; torch can shrink a storage under its tensors).  True for
-    anything else."""
+cdef bint storage_holds_elements(object obj, uintptr_t lo, uintptr_t hi) except -1:
+    """Whether a torch tensor's storage still holds the bytes [lo, hi) its elements span (a
+    misaligned tensor is copied, which reads them; torch can shrink a storage under its
+    tensors).  True for anything else."""
     if torch_tensor_type == NULL or not isinstance(obj, <object>torch_tensor_type):
         return True
     from tvmfast import _torch
-    return _torch.storage_holds_elements(obj)
+    return _torch.storage_holds_elements(obj, lo, hi)
 
 
 cdef int raise_lazy_view(PyObject* obj, Py_ssize_t pos) except -1:
@@ -252,8 +252,12 @@ def _learn_tensorimpl(torch_module, list samples):
             raise LookupError(f"{what} found at {len(candidates)} places")
         return candidates[0]
 
+    first = L.enabled == 0
+    # Off while learning: the torch calls below let other threads run, and they must not
+    # read tensors through a half-learned layout (they take toDLPackNonOwning meanwhile).
+    L.enabled = 0
     try:
-        if L.enabled == 0:
+        if first:
             L.keyset = tvmfast_torch_keyset_offset
             # SizesAndStrides: ndim, then sizes and strides inline (5 each) for ndim <= 5.
             L.sizes = unique([k for k in range(16, L.keyset, 8) if all(
@@ -312,7 +316,6 @@ def _learn_tensorimpl(torch_module, list samples):
                 L.keysets[L.n_keysets] = keyset
                 L.n_keysets += 1
         # The check: every sample read directly equals toDLPackNonOwning's, field by field.
-        L.enabled = 1
         for t in plain:
             if (tvmfast_torch_read(<PyObject*>t, &direct) != 0
                     or tvmfast_torch_export_nonowning(<PyObject*>t, &reference) != 0
@@ -324,6 +327,7 @@ def _learn_tensorimpl(torch_module, list samples):
     except Exception as e:
         L[0] = saved
         return f"{type(e).__name__}: {e}"
+    L.enabled = 1
     return None
 
 

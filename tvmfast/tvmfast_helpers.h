@@ -205,6 +205,8 @@ typedef struct TvmfastTensor {
   void* source;             /* the caller's data the copy was taken from (written back) */
   size_t scratch_bytes;
   uint32_t shared_slots;    /* other argument slots of the call passing this same object */
+  DLManagedTensorVersioned* source_keeper; /* the producer's own reference to the source memory
+                                              while a copy of it exists (or NULL) */
   int64_t* heap_dims;       /* shape+strides when ndim > TVMFAST_INLINE_NDIM */
   struct TvmfastTensor* next_free;
   int64_t dims[2 * TVMFAST_INLINE_NDIM];
@@ -236,6 +238,14 @@ struct TvmfastPoolGuard {
 };
 static thread_local TvmfastPoolGuard tvmfast_pool_guard;
 
+/* Give back the producer's reference to memory a misaligned copy was taken from. */
+static inline void tvmfast_tensor_drop_keeper(TvmfastTensor* t) noexcept {
+  if (t->source_keeper != NULL) {
+    if (t->source_keeper->deleter != NULL) t->source_keeper->deleter(t->source_keeper);
+    t->source_keeper = NULL;
+  }
+}
+
 static void tvmfast_tensor_deleter(void* self, int flags) {
   TvmfastTensor* t = static_cast<TvmfastTensor*>(self);
   if (flags & kTVMFFIObjectDeleterFlagBitMaskStrong) {
@@ -249,6 +259,7 @@ static void tvmfast_tensor_deleter(void* self, int flags) {
     }
     std::free(t->scratch);
     t->scratch = NULL;
+    tvmfast_tensor_drop_keeper(t);
   }
   if (flags & kTVMFFIObjectDeleterFlagBitMaskWeak) {
     std::free(t->heap_dims);
@@ -278,6 +289,7 @@ static inline TvmfastTensor* tvmfast_tensor_new() noexcept {
   t->source = NULL;
   t->scratch_bytes = 0;
   t->shared_slots = 0;
+  t->source_keeper = NULL;
   t->next_free = NULL;
   return t;
 }
@@ -433,16 +445,25 @@ static inline int tvmfast_copy_refusal(const DLTensor* dl) noexcept {
 /* Visit every element of a strided tensor: fn(byte offset from its data). */
 template <typename Fn>
 static inline void tvmfast_for_each_element(const DLTensor* dl, Fn fn) noexcept {
-  int32_t ndim = dl->ndim;
+  /* Only dimensions that reach other bytes: a broadcast (stride 0) or size-1 dimension
+   * revisits the same element, so an expanded tensor costs its distinct elements only. */
+  int64_t shape[64], step[64], index[64] = {0};
+  int32_t ndim = 0;
   int64_t elem = int64_t(tvmfast_elem_bytes(dl));
-  int64_t index[64] = {0};
-  if (ndim > 64 || tvmfast_numel(dl) == 0) return;
+  if (dl->ndim > 64 || tvmfast_numel(dl) == 0) return;
+  for (int32_t i = 0; i < dl->ndim; ++i) {
+    if (dl->shape[i] > 1 && dl->strides[i] != 0) {
+      shape[ndim] = dl->shape[i];
+      step[ndim] = dl->strides[i] * elem;
+      ++ndim;
+    }
+  }
   for (;;) {
     int64_t offset = 0;
-    for (int32_t i = 0; i < ndim; ++i) offset += index[i] * dl->strides[i] * elem;
+    for (int32_t i = 0; i < ndim; ++i) offset += index[i] * step[i];
     fn(offset);
     int32_t d = ndim - 1;
-    while (d >= 0 && ++index[d] == dl->shape[d]) index[d--] = 0;
+    while (d >= 0 && ++index[d] == shape[d]) index[d--] = 0;
     if (d < 0) return;
   }
 }
@@ -550,6 +571,7 @@ static inline void tvmfast_tensor_release(TvmfastTensor* t) noexcept {
     t->owner = NULL;
     std::free(t->scratch);
     t->scratch = NULL;
+    tvmfast_tensor_drop_keeper(t);
     if (tvmfast_pool_size < TVMFAST_POOL_MAX) {
       t->next_free = tvmfast_pool_head;
       tvmfast_pool_head = t;
