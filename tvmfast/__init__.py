@@ -45,7 +45,8 @@ def bind(obj: Any, name: str | None = None, *, num_args: int | None = None, rele
         the cost); only for functions that never wait for another thread running
         Python (compiled kernels).
     alignment
-        Data alignment in bytes the function may assume.  A misaligned CPU tensor
+        Data alignment in bytes the function may assume (a power of two from 1 to
+        4096).  A misaligned CPU tensor
         is passed through an aligned copy (written back if the function changes
         it); a misaligned GPU tensor raises ``ValueError``.  Default: 64 for a
         function taken from a module or library (TVM kernels built with default
