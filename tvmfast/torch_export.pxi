@@ -208,8 +208,8 @@ cdef list dense_samples(torch, device):
         samples += [base.to(dtype)[1:, 1:], torch.zeros(5, dtype=dtype, device=device)[2:]]
     samples.append(base.clone().requires_grad_())
     with torch.inference_mode():
-        samples += [torch.arange(12.0, device=device).reshape(3, 4)[1:], torch.zeros(3, dtype=torch.int64,
-                                                                                   device=device)]
+        samples += [torch.arange(12.0, device=device).reshape(3, 4)[1:],
+                    torch.zeros(3, dtype=torch.int64, device=device)]
     return samples
 
 
