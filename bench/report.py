@@ -371,6 +371,29 @@ def gpu_targets(gpu: dict) -> dict:
     return t
 
 
+CUTE_CALL = "CuTe's own call compiled(*args)"
+
+
+def cute_figures(cute: dict) -> dict:
+    """CuTe DSL kernels: tvmfast against CuTe's own call, for the 3- and 9-tensor kernels."""
+    f = {"cute_date": cute["info"]["date"][:10]}
+    for key, start in (("cute3", "CuTe DSL elementwise kernel, 3 tensors"),
+                       ("cute9", "CuTe DSL elementwise kernel, 9 tensors")):
+        rows = _table(cute, start)
+        if not rows:
+            continue
+        own, floor = rows[CUTE_CALL]["median"], rows[FLOOR]["median"]
+        f.update({
+            f"{key}_own_us": f"{own:.2f}", f"{key}_dynamic_us": f"{rows[DYNAMIC]['median']:.2f}",
+            f"{key}_prepared_us": f"{rows['tvmfast prepared']['median']:.2f}", f"{key}_floor_us": f"{floor:.2f}",
+            f"{key}_def_floor_us": f"{rows[DEF_FLOOR]['median']:.2f}",
+            f"{key}_dynamic_x": f"{own / rows[DYNAMIC]['median']:.2f}",
+            f"{key}_prepared_x": f"{own / rows['tvmfast prepared']['median']:.2f}",
+            f"{key}_floor_x": f"{own / floor:.2f}", f"{key}_def_floor_x": f"{own / rows[DEF_FLOOR]['median']:.2f}",
+        })
+    return f
+
+
 def figures(results: dict) -> dict:
     """name -> text of every figure the prose and the README/docs blocks quote."""
     f = {}
@@ -378,6 +401,8 @@ def figures(results: dict) -> dict:
         f.update(cpu_figures(results["cpu"]))
     if "gpu" in results:
         f.update(gpu_figures(results["gpu"]))
+    if "cute" in results:
+        f.update(cute_figures(results["cute"]))
     return f
 
 
@@ -391,7 +416,7 @@ def fill(text: str, figs: dict, where: str) -> str:
     return re.sub(r"\{\{(\w+)\}\}", sub, text)
 
 
-FAMILIES = {"cpu": "cpu", "gpu": "gpu", "chain": "gpu"}  # a figure's prefix -> the result it comes from
+FAMILIES = {"cpu": "cpu", "gpu": "gpu", "chain": "gpu", "cute": "cute", "cute3": "cute", "cute9": "cute"}  # a figure's prefix -> the result it comes from
 
 
 def fill_sections(text: str, figs: dict, results: dict, where: str) -> str:
@@ -427,6 +452,8 @@ CONTEXT = {  # a table title's start -> the line that says what the table is
     GPU_CHAIN: "A decode-style step of 16 GEMVs with different weights: eager, graphed, compiled.",
     "CPU self time per step": "torch.profiler's CPU self time per step, by event (top 12).",
     "GPU targets": "This release's GPU targets, computed from the tables above.",
+    "CuTe DSL elementwise kernel": "A CuTe DSL kernel (`cute.compile(..., options=\"--enable-tvm-ffi\")`) launched "
+                                   "every way, host us per launch; *vs tvm_ffi* is here the time over CuTe's own call.",
 }
 
 
