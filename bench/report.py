@@ -416,7 +416,8 @@ def fill(text: str, figs: dict, where: str) -> str:
     return re.sub(r"\{\{(\w+)\}\}", sub, text)
 
 
-FAMILIES = {"cpu": "cpu", "gpu": "gpu", "chain": "gpu", "cute": "cute", "cute3": "cute", "cute9": "cute"}  # a figure's prefix -> the result it comes from
+# a figure's prefix -> the result it comes from
+FAMILIES = {"cpu": "cpu", "gpu": "gpu", "chain": "gpu", "cute": "cute", "cute3": "cute", "cute9": "cute"}
 
 
 def fill_sections(text: str, figs: dict, results: dict, where: str) -> str:
