@@ -30,6 +30,7 @@ import psutil
 import pytest
 import test_safety as safety
 import tvm_ffi
+from cpp_sources import ADD_ONE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -510,20 +511,7 @@ VIEW_CPP_SOURCE = r"""
 
 namespace ffi = tvm::ffi;
 
-// y = x + 1 on 1-D float32 tensors of any strides and any data alignment (test_compat_table's).
-void add_one(ffi::TensorView x, ffi::TensorView y) {
-  TVM_FFI_ICHECK(x.ndim() == 1) << "x must be a 1D tensor";
-  TVM_FFI_ICHECK(y.ndim() == 1) << "y must be a 1D tensor";
-  DLDataType f32{kDLFloat, 32, 1};
-  TVM_FFI_ICHECK(x.dtype() == f32) << "x must be a float32 tensor";
-  TVM_FFI_ICHECK(y.dtype() == f32) << "y must be a float32 tensor";
-  TVM_FFI_ICHECK(x.size(0) == y.size(0)) << "x and y must have the same shape";
-  const float* xp = reinterpret_cast<const float*>(static_cast<const char*>(x.data_ptr()) + x.byte_offset());
-  float* yp = reinterpret_cast<float*>(static_cast<char*>(y.data_ptr()) + y.byte_offset());
-  for (int64_t i = 0; i < x.size(0); ++i) {
-    yp[i * y.stride(0)] = xp[i * x.stride(0)] + 1;
-  }
-}
+""" + ADD_ONE + r"""
 
 // The same on 2-D tensors (row by row, in index order).
 void add_one_2d(ffi::TensorView x, ffi::TensorView y) {

@@ -84,7 +84,7 @@ def test_mixed_devices_are_refused_as_tvm_would(add_big):
         f(a1, a1, torch.empty(N))
 
 
-def test_cuda_graph_captured_on_device_1(add_big):
+def test_cuda_graph_captured_on_cuda_1(add_big):
     f = tvmfast.bind(add_big)
     with torch.cuda.device(1):
         a, b = torch.randn(N, device="cuda:1"), torch.randn(N, device="cuda:1")

@@ -25,6 +25,7 @@ import tvmfast
 
 torch = pytest.importorskip("torch")
 
+from cpp_sources import ADD_ONE  # noqa: E402
 from test_safety import assert_all_ok, run_cases, run_isolated  # noqa: E402
 
 LIBS_ENV = "TVMFAST_RELIABILITY_LIBS"
@@ -40,16 +41,7 @@ CPP_SOURCE = r"""
 
 namespace ffi = tvm::ffi;
 
-// y = x + 1 on 1-D float32 tensors of any strides and any data alignment.
-void add_one(ffi::TensorView x, ffi::TensorView y) {
-  DLDataType f32{kDLFloat, 32, 1};
-  TVM_FFI_ICHECK(x.ndim() == 1 && y.ndim() == 1 && x.size(0) == y.size(0)) << "need two 1-D tensors of one length";
-  TVM_FFI_ICHECK(x.dtype() == f32 && y.dtype() == f32) << "need float32";
-  const float* xp = reinterpret_cast<const float*>(static_cast<const char*>(x.data_ptr()) + x.byte_offset());
-  float* yp = reinterpret_cast<float*>(static_cast<char*>(y.data_ptr()) + y.byte_offset());
-  for (int64_t i = 0; i < x.size(0); ++i) yp[i * y.stride(0)] = xp[i * x.stride(0)] + 1;
-}
-
+""" + ADD_ONE + r"""
 // Reads only the shape.
 int64_t size0(ffi::TensorView x) { return x.size(0); }
 
