@@ -14,13 +14,12 @@ cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyO
 
 cdef object call_wrapper(BoundFunction fn, void** args, Py_ssize_t n, tuple kwnames):
     """The bound object's own call (keywords, defaults, its own conversions)."""
-    cdef Py_ssize_t i, npos = n
+    cdef Py_ssize_t i
     kwargs = {}
     if kwnames is not None:
-        npos = n
-        for i in range(len(kwnames)):
+        for i in range(len(kwnames)):  # keyword values follow the n positional ones
             kwargs[kwnames[i]] = <object>args[n + i]
-    return fn.wrapper(*[<object>args[i] for i in range(npos)], **kwargs)
+    return fn.wrapper(*[<object>args[i] for i in range(n)], **kwargs)
 
 
 cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
