@@ -173,6 +173,8 @@ cdef extern from "tvmfast_helpers.h" nogil:
         int8_t dl_device[8]
     TvmfastTorchLayout tvmfast_torch_layout
     int tvmfast_torch_read(PyObject* obj, DLTensor* out) noexcept
+    int tvmfast_torch_read_impl(const char* impl, DLTensor* out) noexcept
+    int32_t (*tvmfast_delete_aten_tensor)(void* handle) noexcept
     void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset)
     int TVMFFIFunctionCallFromTvmfast(TVMFFIObjectHandle func, TVMFFIAny* args, int32_t num_args,
                                       TVMFFIAny* result)
@@ -181,6 +183,7 @@ cdef extern from "tvmfast_helpers.h" nogil:
         TVMFFIObject header
         DLTensor dl
         PyObject* owner
+        void* torch_handle
         void* scratch
         void* source
         uint32_t shared_slots
@@ -199,3 +202,31 @@ cdef extern from "tvmfast_helpers.h" nogil:
     bint tvmfast_interleaved(const DLTensor* x, const DLTensor* y) noexcept
     void tvmfast_tensor_release(TvmfastTensor* t) noexcept
     void tvmfast_set_python_exiting() noexcept
+
+
+# The native torch op's entry points and torch's functions it calls (native_op.pxi).
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+
+cdef extern from "tvmfast_torch_op.h" nogil:
+    enum: TVMFAST_MAX_OPS
+    ctypedef void (*tvmfast_boxed_kernel)(uint64_t* stack, uint64_t num_args, uint64_t num_outputs) noexcept
+    ctypedef int (*tvmfast_op_body_fn)(int slot, uint64_t* stack, uint64_t num_args, uint64_t num_outputs,
+                                       PyObject** exc) noexcept nogil
+    ctypedef struct TvmfastTorchOpApi:
+        int32_t (*library_init_impl)(const char* ns, const char* key, const char* file, uint32_t line,
+                                     void** ret) noexcept
+        int32_t (*library_impl)(void* library, const char* name, tvmfast_boxed_kernel fn) noexcept
+        int32_t (*delete_library)(void* library) noexcept
+    TvmfastTorchOpApi tvmfast_torch_op_api
+    void tvmfast_set_torch_op_api(uintptr_t library_init_impl, uintptr_t library_impl, uintptr_t delete_library,
+                                  uintptr_t bump_version, uintptr_t delete_tensor) noexcept
+    int tvmfast_bump_version(void* tensor_handle) noexcept
+    void tvmfast_set_op_body(tvmfast_op_body_fn body) noexcept
+    tvmfast_boxed_kernel tvmfast_op_entry_at(int slot) noexcept
+    void tvmfast_op_enter(int* active) noexcept
+    void tvmfast_op_leave(int* active) noexcept
+    int tvmfast_op_active(int* active) noexcept
+    void* tvmfast_load_ptr(void** p) noexcept
+    void tvmfast_store_ptr(void** p, void* v) noexcept
+    int PyGILState_Check() noexcept

@@ -77,8 +77,8 @@ Lifetime model: who owns what a pointer handed to C refers to
 * Process-wide state (the type cache, torch's set-up) is written under the GIL and
   a lock; a thread never classifies a torch tensor on half-set state.
 """
-from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
-from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF, Py_XDECREF
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
 from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
 from libc.string cimport memcpy, memcmp
 from libc.stdlib cimport malloc, calloc, free
@@ -105,6 +105,7 @@ include "bound.pxi"
 include "frozen.pxi"
 include "pointers.pxi"
 include "floors.pxi"
+include "native_op.pxi"
 
 
 def _init_vectorcall():

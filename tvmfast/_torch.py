@@ -4,6 +4,9 @@ The core asks, lazily and only once torch tensors show up:
 * ``find_to_dlpack_nonowning()`` - where ``at::toDLPackNonOwning`` is, and which of its
   signatures this torch has, for the direct tensor export (the core self-tests it before
   use; set ``TVMFAST_TORCH_DIRECT=0`` to always use torch's DLPack C exchange API instead);
+* ``find_op_symbols()`` - torch's stable C ABI functions that register a C kernel for an op
+  and release tensor handles, and the exported C++ function that bumps a version counter
+  (native torch ops; set ``TVMFAST_NATIVE_OP=0`` to keep as_torch_op's Python kernels);
 * ``current_stream(obj, device_type, device_id)`` - torch's current stream for a GPU
   tensor that came without the C exchange API.
 """
@@ -54,6 +57,32 @@ def find_to_dlpack_nonowning():
         if address:
             return address, signature
     return 0, "at::toDLPackNonOwning not found in this torch (no known signature)"
+
+
+# What a native torch op needs from libtorch_cpu: the stable C ABI (plain C names) and
+# torch::autograd::impl::bump_version(const at::Tensor&) (an Itanium C++ ABI name).
+OP_SYMBOLS = {
+    "library_init_impl": "aoti_torch_library_init_impl",
+    "library_impl": "aoti_torch_library_impl",
+    "delete_library": "aoti_torch_delete_library_object",
+    "delete_tensor": "aoti_torch_delete_tensor_object",
+    "bump_version": "_ZN5torch8autograd4impl12bump_versionERKN2at6TensorE",
+}
+
+
+def find_op_symbols():
+    """({name: address} of OP_SYMBOLS in the loaded torch, None) or (None, reason)."""
+    torch = sys.modules.get("torch")
+    lib = _torch_cpu_library(torch) if torch is not None else None
+    if lib is None:
+        return None, "libtorch_cpu not found next to torch"
+    found = {}
+    for name, symbol in OP_SYMBOLS.items():
+        try:
+            found[name] = ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value
+        except AttributeError:
+            return None, f"this torch does not export {symbol}"
+    return found, None
 
 
 def current_stream(obj, device_type: int, device_id: int):

@@ -32,7 +32,7 @@ cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) exce
         f"whose buffers use offset_factor=1, bind(..., alignment=1)")
 
 
-cdef inline bint is_misaligned(DLTensor* dl, uint64_t align_mask) noexcept:
+cdef inline bint is_misaligned(DLTensor* dl, uint64_t align_mask) noexcept nogil:
     """Data not aligned as the callee assumes (an empty tensor has no data to misread)."""
     cdef int i
     if ((<uint64_t>dl.data + dl.byte_offset) & align_mask) == 0:

@@ -32,6 +32,8 @@ import torch
 import torch.autograd.forward_ad as _forward_ad
 from torch import _C
 
+from tvmfast import _core
+
 # Schema type per Python scalar type.  Ints are SymInt, so that torch.compile keeps an int argument
 # symbolic (one graph across values) instead of specializing the graph on each value.
 _SCALAR_SCHEMA = {bool: "bool", int: "SymInt", float: "float"}
@@ -183,8 +185,12 @@ def _register_kernels(reg: _Registration, op, bound, kinds: list[str], mutated: 
     namespace, _, op_name = reg.qualname.partition("::")
     lib = torch.library.Library(namespace, "FRAGMENT")
     try:
-        lib.impl(op_name, _make_kernel(reg.qualname, bound, kinds, mutated, len(specs)),
-                 "CompositeExplicitAutograd")
+        kernel = _make_kernel(reg.qualname, bound, kinds, mutated, len(specs))
+        # The C kernel where torch's stable C ABI allows it (it calls `kernel` for what it does
+        # not take itself), else the Python kernel.
+        if not _core._native_op_register(reg.qualname, namespace, op_name, bound, kinds, mutated, len(specs),
+                                         kernel):
+            lib.impl(op_name, kernel, "CompositeExplicitAutograd")
         torch.library.register_fake(reg.qualname, _make_fake(reg.qualname, kinds, specs), lib=lib)
         torch.library.register_vmap(reg.qualname, _make_vmap_rule(reg.qualname, op, mutated, len(specs)), lib=lib)
         lib.impl(op_name, _make_functorch_check(reg.qualname, kinds, bool(specs)), _FUNCTORCH_BACK, with_keyset=True)
@@ -213,7 +219,9 @@ def _make_kernel(qualname: str, bound, kinds: list[str], mutated: tuple[int, ...
             if a2.is_inference() and not is_inference_mode_enabled():
                 inference_write(2)
             increment_version((a2,))
-            return call(a0, a1, a2)
+            out = call(a0, a1, a2)
+            if out is not None:
+                refuse_result(out)
     """
     names = [f"a{i}" for i in range(len(kinds))]
     tensors = [n for n, k in zip(names, kinds) if k == "Tensor"]
@@ -230,7 +238,12 @@ def _make_kernel(qualname: str, bound, kinds: list[str], mutated: tuple[int, ...
                   f"        inference_write({i})"]
     if mutated:
         lines.append(f"    increment_version(({''.join(f'a{i}, ' for i in mutated)}))")
-    lines.append(f"    return call({args})" if num_returns == 0 else f"    return result(call({args}))")
+    if num_returns == 0:
+        lines += [f"    out = call({args})",
+                  "    if out is not None:",
+                  "        refuse_result(out)"]
+    else:
+        lines.append(f"    return result(call({args}))")
     scope = {
         "is_grad_enabled": _C.is_grad_enabled,
         "is_inference_mode_enabled": torch.is_inference_mode_enabled,
@@ -238,6 +251,7 @@ def _make_kernel(qualname: str, bound, kinds: list[str], mutated: tuple[int, ...
         "forward_ad": _forward_ad,
         "call": bound,
         "result": _result_converter(qualname, num_returns),
+        "refuse_result": lambda out: _refuse_result(qualname, out),
         "differentiable": lambda a: _refuse_differentiable(qualname, a, num_returns > 0),
         "forward_dual": lambda a: _refuse_dual(qualname, a),
         "inference_write": lambda pos: _refuse_inference_write(qualname, pos),
@@ -259,6 +273,13 @@ def _result_converter(qualname: str, num_returns: int) -> Callable:
                                f"{num_returns} tensors (returns=)")
         return tuple(t if type(t) is torch.Tensor else _as_torch(qualname, t, i) for i, t in enumerate(outs))
     return several
+
+
+def _refuse_result(qualname: str, value):
+    raise RuntimeError(f"tvmfast: {qualname}: the function returned {_describe(value)}, but the op was registered "
+                       f"without returns= (an op without it writes its outputs in place and returns nothing): "
+                       f"pass as_torch_op(..., returns=...) with the output spec, e.g. "
+                       f"returns=lambda *args: (shape, dtype)")
 
 
 def _as_torch(qualname: str, value, index: int) -> torch.Tensor:

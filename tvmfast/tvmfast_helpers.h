@@ -104,10 +104,9 @@ typedef struct TvmfastTorchLayout {
 } TvmfastTorchLayout;
 static TvmfastTorchLayout tvmfast_torch_layout;
 
-/* 0: read; -1: not a tensor this path covers (use toDLPackNonOwning). */
-static inline int tvmfast_torch_read(PyObject* obj, DLTensor* out) noexcept {
+/* From a TensorImpl: 0: read; -1: not a tensor this path covers (use toDLPackNonOwning). */
+static inline int tvmfast_torch_read_impl(const char* impl, DLTensor* out) noexcept {
   const TvmfastTorchLayout& L = tvmfast_torch_layout;
-  const char* impl = *(const char* const*)((const char*)obj + tvmfast_thpvariable_tensor_offset);
   uint64_t keyset = *(const uint64_t*)(impl + L.keyset);
   int k = 0;
   while (k < L.n_keysets && L.keysets[k] != keyset) ++k;
@@ -133,6 +132,12 @@ static inline int tvmfast_torch_read(PyObject* obj, DLTensor* out) noexcept {
   out->strides = const_cast<int64_t*>(sizes + 5);
   out->byte_offset = 0;
   return 0;
+}
+
+/* From the Python object (a THPVariable: its at::Tensor holds the TensorImpl pointer). */
+static inline int tvmfast_torch_read(PyObject* obj, DLTensor* out) noexcept {
+  return tvmfast_torch_read_impl(
+      *(const char* const*)((const char*)obj + tvmfast_thpvariable_tensor_offset), out);
 }
 
 /* toDLPackNonOwning on the tensor.  0: exported; -1: torch refused (ask the exchange
@@ -200,6 +205,8 @@ typedef struct TvmfastTensor {
   TVMFFIObject header;      /* type_index kTVMFFITensor, our deleter */
   DLTensor dl;              /* must follow the header: TVMFFITensorGetDLTensorPtr */
   PyObject* owner;          /* strong reference (or NULL: raw pointers of call_ptrs) */
+  void* torch_handle;       /* or an owned at::Tensor* (AtenTensorHandle) of a native torch op's
+                               argument, released with tvmfast_delete_aten_tensor (no GIL needed) */
   void* scratch;            /* aligned copy of a misaligned tensor's data (owned), or NULL */
   void* pristine;           /* inside scratch: the data as copied, to see what the callee changed */
   void* source;             /* the caller's data the copy was taken from (written back) */
@@ -211,6 +218,16 @@ typedef struct TvmfastTensor {
   struct TvmfastTensor* next_free;
   int64_t dims[2 * TVMFAST_INLINE_NDIM];
 } TvmfastTensor;
+
+/* torch's aoti_torch_delete_tensor_object, set when native torch ops are enabled. */
+static int32_t (*tvmfast_delete_aten_tensor)(void* handle) = NULL;
+
+static inline void tvmfast_tensor_drop_torch_handle(TvmfastTensor* t) noexcept {
+  if (t->torch_handle != NULL) {
+    tvmfast_delete_aten_tensor(t->torch_handle);
+    t->torch_handle = NULL;
+  }
+}
 
 /* Set by an atexit handler: from then on a deleter running late (a tensor kept in
  * some global TVM registry) leaks its owner instead of taking a dying GIL. */
@@ -257,6 +274,7 @@ static void tvmfast_tensor_deleter(void* self, int flags) {
       }
       t->owner = NULL;
     }
+    tvmfast_tensor_drop_torch_handle(t);
     std::free(t->scratch);
     t->scratch = NULL;
     tvmfast_tensor_drop_keeper(t);
@@ -284,6 +302,7 @@ static inline TvmfastTensor* tvmfast_tensor_new() noexcept {
   t->header.__padding = 0;
   t->header.deleter = tvmfast_tensor_deleter;
   t->owner = NULL;
+  t->torch_handle = NULL;
   t->scratch = NULL;
   t->pristine = NULL;
   t->source = NULL;
@@ -569,6 +588,7 @@ static inline void tvmfast_tensor_release(TvmfastTensor* t) noexcept {
   if (t->header.combined_ref_count == tvmfast_refcount_both_one) {
     Py_XDECREF(t->owner);
     t->owner = NULL;
+    tvmfast_tensor_drop_torch_handle(t);
     std::free(t->scratch);
     t->scratch = NULL;
     tvmfast_tensor_drop_keeper(t);

@@ -1,0 +1,471 @@
+# Native torch ops: the C kernel of an op made by as_torch_op (tvmfast_torch_op.h says
+# how torch reaches it).  One slot per op name, kept for the process (an op's schema is
+# fixed once defined); what a slot calls (an OpTarget) is replaced when the op is
+# registered again.
+#
+# The kernel runs without the GIL (torch's dispatcher released it).  It takes the C path
+# when every tensor is a plain dense torch tensor read directly from its TensorImpl
+# (torch_export.pxi) with no autograd metadata (so nothing requires grad, is a dual
+# tensor or a differentiable view), on one device, aligned as the callee assumes; the
+# tensors it writes have their version counters bumped as torch's in-place ops do.
+# Anything else (and ops bound to a wrapper, or over OP_MAX_ARGS arguments) takes the op's
+# Python kernel, called from here with the GIL and the very same tensors: its checks and
+# errors are as_torch_op's.
+#
+# Lifetime: torch hands the kernel a new at::Tensor handle per tensor argument, which the
+# kernel owns.  On the C path each handle moves into the TvmfastTensor passed for it (its
+# `torch_handle`): released after the call, or by the tensor object's deleter when the
+# callee kept it (no GIL needed); on the Python path it moves into the Python tensor.
+
+cdef enum:
+    OP_MAX_ARGS = 64
+    OP_TENSOR = 0
+    OP_INT = 1
+    OP_FLOAT = 2
+    OP_BOOL = 3
+
+
+# What a slot calls; immutable once published, freed after its last call has left.
+ctypedef struct OpTarget:
+    TVMFFIObjectHandle function   # a reference of its own
+    uint64_t align_mask
+    bint release_gil
+    bint python_only              # always the Python kernel (e.g. a bound wrapper)
+    PyObject* python_kernel       # the op's Python kernel (a reference of its own)
+
+
+ctypedef struct OpSlot:
+    int32_t n_args
+    int32_t n_returns
+    int32_t n_mutated
+    uint8_t kinds[OP_MAX_ARGS]
+    int32_t mutated[OP_MAX_ARGS]
+    void* target                  # OpTarget*, swapped atomically
+    int active                    # calls in flight (atomic)
+    void* library                 # torch::Library holding the kernel (for the process)
+    PyObject* qualname            # "namespace::name" (a reference of its own)
+
+
+cdef OpSlot op_slots[TVMFAST_MAX_OPS]
+cdef int n_op_slots = 0
+cdef dict op_slot_of = {}                 # qualname -> slot
+cdef str native_op_state = "not set up"   # for python -m tvmfast
+cdef bint native_op_ready = False
+cdef Py_ssize_t autograd_meta_offset = -1  # std::unique_ptr<AutogradMetaInterface> in TensorImpl
+cdef object steal_tensor = None           # torch._C._aoti.alloc_tensor_by_stealing_from_void_ptr
+cdef object tensor_handle_of = None       # torch._C._aoti.unsafe_alloc_void_ptr_from_tensor
+cdef const DLPackExchangeAPI* op_torch_api = NULL
+
+
+cdef int op_body(int k, uint64_t* stack, uint64_t n, uint64_t m, PyObject** exc) noexcept nogil:
+    cdef OpSlot* slot = &op_slots[k]
+    cdef OpTarget* target
+    cdef int rc
+    tvmfast_op_enter(&slot.active)
+    target = <OpTarget*>tvmfast_load_ptr(&slot.target)
+    rc = op_call_c(slot, target, stack, exc) if not target.python_only else 1
+    if rc == 1:
+        rc = op_call_python(slot, target, stack, exc)
+    tvmfast_op_leave(&slot.active)
+    return rc
+
+
+cdef inline bint op_eligible(OpSlot* slot, uint64_t* stack) noexcept nogil:
+    """No tensor carries autograd metadata (requires_grad, dual, differentiable view)."""
+    cdef int32_t i
+    cdef const char* impl
+    for i in range(slot.n_args):
+        if slot.kinds[i] == OP_TENSOR:
+            impl = (<const char**><void*>stack[i])[0]
+            if impl == NULL or (<void**>(impl + autograd_meta_offset))[0] != NULL:
+                return False
+    return True
+
+
+cdef int op_call_c(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** exc) noexcept nogil:
+    """0 done; 1 not for the C path (nothing changed: take the Python kernel); -1 failed."""
+    cdef CallContext ctx
+    cdef TvmfastTensor* t
+    cdef TVMFFIAny* arg
+    cdef TVMFFIAny result
+    cdef int32_t i
+    cdef int ret
+    cdef void* stream = NULL
+    if not op_eligible(slot, stack):
+        return 1
+    if ctx_open(&ctx, slot.n_args, target.align_mask) != 0:
+        return 1
+    # Read every argument first: the Python kernel is still possible until the bumps.
+    for i in range(slot.n_args):
+        arg = &ctx.packed[i]
+        arg.zero_padding = 0
+        if slot.kinds[i] == OP_TENSOR:
+            t = tvmfast_tensor_new()
+            if t == NULL:
+                ctx_release(&ctx)
+                return 1
+            ctx.tensors[ctx.n_tensors] = t
+            ctx.n_tensors += 1
+            if (tvmfast_torch_read_impl((<const char**><void*>stack[i])[0], &t.dl) != 0
+                    or tvmfast_tensor_own_dims(t) != 0 or is_misaligned(&t.dl, ctx.align_mask)):
+                ctx_release(&ctx)
+                return 1
+            arg.type_index = kTVMFFITensor
+            arg.v_ptr = t
+            if t.dl.device.device_type == kDLCPU:
+                if ctx.cpu_pos < 0:
+                    ctx.cpu_pos = i
+            elif ctx.device_type < 0:
+                ctx.device_type = t.dl.device.device_type
+                ctx.device_id = t.dl.device.device_id
+            elif t.dl.device.device_type != ctx.device_type or t.dl.device.device_id != ctx.device_id:
+                ctx_release(&ctx)
+                return 1
+        elif slot.kinds[i] == OP_INT:
+            arg.type_index = kTVMFFIInt
+            arg.v_int64 = <int64_t>stack[i]
+        elif slot.kinds[i] == OP_FLOAT:
+            arg.type_index = kTVMFFIFloat
+            memcpy(&arg.v_float64, &stack[i], sizeof(double))
+        else:
+            arg.type_index = kTVMFFIBool
+            arg.v_int64 = (stack[i] & 0xff) != 0
+    if ctx.device_type >= 0 and ctx.cpu_pos >= 0:
+        ctx_release(&ctx)
+        return 1  # mixed devices: the Python kernel raises tvmfast's error
+    # Version counters of the tensors the op writes, as torch's in-place ops bump them
+    # (an inference tensor written outside inference mode: the Python kernel raises).
+    for i in range(slot.n_mutated):
+        if tvmfast_bump_version(<void*>stack[slot.mutated[i]]) != 0:
+            ctx_release(&ctx)
+            return 1
+    # From here on the C path owns the call: the handles move into the tensor objects.
+    ret = 0
+    for i in range(slot.n_args):
+        if slot.kinds[i] == OP_TENSOR:
+            (<TvmfastTensor*>ctx.packed[i].v_ptr).torch_handle = <void*>stack[i]
+            stack[i] = 0
+    ctx.exchange_api = op_torch_api  # tensors the callee allocates come from torch
+    if ctx.device_type >= 0 and op_torch_api.current_work_stream != NULL:
+        # torch's current stream for the device, made TVM's around the call.
+        if op_torch_api.current_work_stream(<DLDeviceType>ctx.device_type, ctx.device_id, &stream) == 0:
+            ctx.stream = stream
+            ctx.has_stream = True
+        else:
+            ret = op_fail_python(exc)
+    result.type_index = kTVMFFINone
+    result.zero_padding = 0
+    result.v_int64 = 0
+    if ret == 0:
+        if ctx_enter(&ctx) != 0:
+            ret = op_fail_ffi(exc)
+    if ret == 0:
+        if not target.release_gil and PyGILState_Check() == 0:
+            with gil:
+                ret = TVMFFIFunctionCallFromTvmfast(target.function, ctx.packed, slot.n_args, &result)
+        else:
+            ret = TVMFFIFunctionCallFromTvmfast(target.function, ctx.packed, slot.n_args, &result)
+        ctx_exit(&ctx)
+        ret = op_fail_ffi(exc) if ret != 0 else op_outputs(slot, &result, stack, exc)
+    ctx_release(&ctx)
+    return ret
+
+
+cdef int op_fail_ffi(PyObject** exc) noexcept with gil:
+    """The TVM-FFI error of the failed call, as the Python exception tvm_ffi raises."""
+    try:
+        raise_ffi_error()
+    except BaseException as err:
+        Py_INCREF(err)
+        exc[0] = <PyObject*>err
+    return -1
+
+
+cdef int op_fail_python(PyObject** exc) noexcept with gil:
+    err = fetch_error() or RuntimeError("tvmfast: torch's current_work_stream failed")
+    Py_INCREF(err)
+    exc[0] = <PyObject*>err
+    return -1
+
+
+cdef int op_outputs(OpSlot* slot, TVMFFIAny* result, uint64_t* stack, PyObject** exc) noexcept nogil:
+    """Put the call's result on the stack as the op's outputs (consumes result)."""
+    if slot.n_returns == 0 and result.type_index == kTVMFFINone:
+        return 0
+    return op_outputs_python(slot, result, stack, exc)
+
+
+cdef int op_outputs_python(OpSlot* slot, TVMFFIAny* result, uint64_t* stack, PyObject** exc) noexcept with gil:
+    try:
+        value = convert_result(result, op_torch_api)
+        op_store_outputs(slot, value, stack)
+    except BaseException as err:
+        Py_INCREF(err)
+        exc[0] = <PyObject*>err
+        return -1
+    return 0
+
+
+cdef int op_store_outputs(OpSlot* slot, object value, uint64_t* stack) except -1:
+    """The op's outputs (torch tensors) as new tensor handles on the stack, checked as the
+    Python kernel checks them."""
+    qualname = op_qualname(slot)
+    if slot.n_returns == 0:
+        if value is not None:
+            from tvmfast import torch_op
+            torch_op._refuse_result(qualname, value)
+        return 0
+    from tvmfast import torch_op
+    outs = torch_op._result_converter(qualname, slot.n_returns)(value)
+    if slot.n_returns == 1:
+        outs = (outs,)
+    handles = [tensor_handle_of(o) for o in outs]  # all made before any is stored
+    for i, h in enumerate(handles):
+        stack[i] = <uint64_t>PyCapsule_GetPointer(h, NULL)
+    return 0
+
+
+cdef inline object op_qualname(OpSlot* slot):
+    return <object>slot.qualname
+
+
+cdef int op_call_python(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** exc) noexcept with gil:
+    """The op's Python kernel on the same tensors (the handles move into Python tensors)."""
+    cdef int32_t i
+    args = []
+    try:
+        for i in range(slot.n_args):
+            if slot.kinds[i] == OP_TENSOR:
+                args.append(steal_tensor(PyCapsule_New(<void*>stack[i], NULL, NULL)))
+                stack[i] = 0  # the Python tensor owns the handle now
+            elif slot.kinds[i] == OP_INT:
+                args.append(<int64_t>stack[i])
+            elif slot.kinds[i] == OP_FLOAT:
+                args.append((<double*>&stack[i])[0])
+            else:
+                args.append((stack[i] & 0xff) != 0)
+        value = (<object>target.python_kernel)(*args)
+        del args
+        op_store_outputs(slot, value, stack)
+    except BaseException as err:
+        # Handles not yet moved into Python tensors are released here.
+        for i in range(slot.n_args):
+            if slot.kinds[i] == OP_TENSOR and stack[i] != 0:
+                tvmfast_delete_aten_tensor(<void*>stack[i])
+                stack[i] = 0
+        Py_INCREF(err)
+        exc[0] = <PyObject*>err
+        return -1
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Set-up and registration (under the GIL)
+# ---------------------------------------------------------------------------
+def _native_op_setup():
+    """Find torch's functions, learn where TensorImpl keeps its autograd metadata, and
+    self-test a C kernel's error path once.  Returns whether native ops are on."""
+    global native_op_state, native_op_ready, autograd_meta_offset, steal_tensor, tensor_handle_of
+    global op_torch_api
+    if native_op_ready or native_op_state != "not set up":
+        return native_op_ready
+    native_op_state = "off (set-up failed)"
+    torch = sys.modules["torch"]
+    from tvmfast import _torch
+    setup_torch_direct_export()
+    if os.environ.get("TVMFAST_NATIVE_OP", "1") == "0":
+        native_op_state = "off (TVMFAST_NATIVE_OP=0)"
+        return False
+    if not tvmfast_torch_layout.enabled:
+        native_op_state = "off (torch tensors are not read from TensorImpl here)"
+        return False
+    found, reason = _torch.find_op_symbols()
+    if found is None:
+        native_op_state = f"off ({reason})"
+        return False
+    aoti = getattr(torch._C, "_aoti", None)
+    steal_tensor = getattr(aoti, "alloc_tensor_by_stealing_from_void_ptr", None)
+    tensor_handle_of = getattr(aoti, "unsafe_alloc_void_ptr_from_tensor", None)
+    if steal_tensor is None or tensor_handle_of is None:
+        native_op_state = "off (torch._C._aoti has no tensor handle conversions)"
+        return False
+    op_torch_api = exchange_api_of(torch.Tensor, 0)
+    if op_torch_api == NULL:
+        native_op_state = "off (torch has no DLPack C exchange API)"
+        return False
+    offset = _learn_autograd_meta(torch)
+    if offset < 0:
+        native_op_state = "off (TensorImpl's autograd metadata not found)"
+        return False
+    autograd_meta_offset = offset
+    tvmfast_set_torch_op_api(found["library_init_impl"], found["library_impl"], found["delete_library"],
+                             found["bump_version"], found["delete_tensor"])
+    tvmfast_set_op_body(op_body)
+    native_op_ready = True
+    reason = _native_op_selftest(torch)
+    if reason is not None:
+        native_op_ready = False
+        native_op_state = f"off (self-test: {reason})"
+        return False
+    native_op_state = "on (C kernels through torch's stable C ABI, self-tested)"
+    return True
+
+
+cdef Py_ssize_t _learn_autograd_meta(torch) except -2:
+    """The word of TensorImpl that is NULL on a plain tensor and set once it requires grad
+    (the autograd metadata pointer), checked on several tensors; -1 if not found."""
+    cdef Py_ssize_t k
+    samples = [torch.zeros(3), torch.ones(2, 3), torch.ones(2, dtype=torch.int64)]  # no views: they carry it
+
+    def word(t, Py_ssize_t off):
+        impl = <const char*><uintptr_t>tvmfast_read_ptr(<PyObject*>t, tvmfast_thpvariable_tensor_offset)
+        return (<uint64_t*>(impl + off))[0]
+
+    before = {k: [word(t, k) for t in samples] for k in range(8, tvmfast_torch_layout.keyset, 8)}
+    for t in samples:
+        if t.is_floating_point():
+            t.requires_grad_()
+    grads = [t for t in samples if t.requires_grad]
+    found = [k for k, words in before.items()
+             if all(w == 0 for w in words) and all(word(t, k) != 0 for t in grads)
+             and all(word(t, k) == 0 for t in samples if not t.requires_grad)]
+    if len(found) != 1:
+        return -1
+    # A view in grad mode carries it too; an inference tensor does not.
+    with torch.inference_mode():
+        plain = torch.zeros(4)
+    if word(samples[0].detach()[1:], found[0]) == 0 or word(plain, found[0]) != 0:
+        return -1
+    return found[0]
+
+
+cdef object _native_op_selftest(torch):
+    """Register a probe op whose function raises, call it, and check the exception that
+    reaches Python is the one raised (type, message); also a call that succeeds."""
+    marker = "tvmfast native op self-test"
+
+    def probe(x, y):
+        if y.numel() == 0:
+            raise KeyError(marker)
+
+    fn = tvm_ffi.convert(probe)
+    qualname = "tvmfast_selftest::probe"
+    lib = torch.library.Library("tvmfast_selftest", "FRAGMENT")
+    lib.define("probe(Tensor x, Tensor(a!) y) -> ()")
+    try:
+        register_native_op(qualname, "tvmfast_selftest", "probe", fn, 1, True, False,
+                           [OP_TENSOR, OP_TENSOR], [1], 0, None)
+        x = torch.zeros(2)
+        y = torch.zeros(2)
+        version = y._version
+        torch.ops.tvmfast_selftest.probe(x, y)
+        if y._version != version + 1:
+            return "the version counter was not bumped"
+        try:
+            torch.ops.tvmfast_selftest.probe(x, torch.zeros(0))
+        except KeyError as err:
+            if marker not in str(err):
+                return f"the error reached Python as {err!r}"
+        except BaseException as err:
+            return f"the error reached Python as {type(err).__name__}: {err}"
+        else:
+            return "the error did not reach Python"
+    except Exception as err:
+        return f"{type(err).__name__}: {err}"
+    finally:
+        lib._destroy()
+    return None
+
+
+cdef int register_native_op(str qualname, str namespace, str op_name, object function, uint64_t alignment,
+                            bint release_gil, bint python_only, list kinds, list mutated, int n_returns,
+                            object python_kernel) except -1:
+    """Make qualname's kernel the C one (a slot for the process), calling function; or, if it
+    has one already, point its slot at function.  The previous target is freed once no call
+    is in it."""
+    cdef int k
+    cdef OpSlot* slot
+    cdef OpTarget* target
+    cdef OpTarget* old
+    cdef void* library = NULL
+    cdef int i
+    k = op_slot_of.get(qualname, -1)
+    if k < 0:
+        if n_op_slots == TVMFAST_MAX_OPS:
+            raise RuntimeError(f"tvmfast: over {TVMFAST_MAX_OPS} native ops in this process")
+        k = n_op_slots
+    slot = &op_slots[k]
+    target = <OpTarget*>calloc(1, sizeof(OpTarget))
+    if target == NULL:
+        raise MemoryError()
+    target.function = <TVMFFIObjectHandle><uint64_t>function.__chandle__()
+    TVMFFIObjectIncRef(target.function)
+    target.align_mask = alignment - 1
+    target.release_gil = release_gil
+    target.python_only = python_only
+    target.python_kernel = <PyObject*>python_kernel
+    Py_INCREF(python_kernel)
+    if k == n_op_slots:
+        slot.n_args = len(kinds)
+        slot.n_returns = n_returns
+        slot.n_mutated = len(mutated)
+        for i in range(len(kinds)):
+            slot.kinds[i] = kinds[i]
+        for i in range(len(mutated)):
+            slot.mutated[i] = mutated[i]
+        slot.active = 0
+        slot.target = target
+        ns = namespace.encode()
+        if tvmfast_torch_op_api.library_init_impl(ns, b"CompositeExplicitAutograd", b"tvmfast", 0, &library) != 0:
+            free_target(target)
+            raise RuntimeError(f"tvmfast: torch refused a library for {qualname}")
+        if tvmfast_torch_op_api.library_impl(library, op_name.encode(), tvmfast_op_entry_at(k)) != 0:
+            tvmfast_torch_op_api.delete_library(library)
+            free_target(target)
+            raise RuntimeError(f"tvmfast: torch refused the C kernel of {qualname}")
+        slot.library = library
+        slot.qualname = <PyObject*>qualname
+        Py_INCREF(qualname)
+        op_slot_of[qualname] = k
+        global n_op_slots
+        n_op_slots += 1
+        return 0
+    old = <OpTarget*>tvmfast_load_ptr(&slot.target)
+    tvmfast_store_ptr(&slot.target, target)
+    with nogil:
+        while tvmfast_op_active(&slot.active) != 0:
+            sched_yield()
+    free_target(old)
+    return 0
+
+
+cdef void free_target(OpTarget* target) noexcept:
+    TVMFFIObjectDecRef(target.function)
+    Py_XDECREF(target.python_kernel)
+    free(target)
+
+
+def _native_op_register(qualname, namespace, op_name, bound, kinds, mutated, n_returns, python_kernel):
+    """as_torch_op's C kernel for qualname (see torch_op.py); False where this op keeps its
+    Python kernel only (native ops off, too many arguments, an argument kind not taken)."""
+    cdef BoundFunction fn = <BoundFunction?>bound
+    if not _native_op_setup() or len(kinds) > OP_MAX_ARGS:
+        return False
+    codes = {"Tensor": OP_TENSOR, "SymInt": OP_INT, "float": OP_FLOAT, "bool": OP_BOOL}
+    if any(kind not in codes for kind in kinds):
+        return False
+    register_native_op(qualname, namespace, op_name, fn.function, fn.target.align_mask + 1,
+                       fn.target.release_gil, fn.wrapper is not None, [codes[kind] for kind in kinds],
+                       list(mutated), n_returns, python_kernel)
+    return True
+
+
+def _native_op_has_slot(qualname):
+    return qualname in op_slot_of
+
+
+def _native_op_state():
+    """One line: whether as_torch_op registers C kernels, or why not."""
+    if native_op_state == "not set up" and "torch" in sys.modules:
+        _native_op_setup()
+    return native_op_state
