@@ -43,6 +43,14 @@ def _torch_export_state(torch):
     return line
 
 
+def _core_call(name, default):
+    """tvmfast._core.<name>(), or default for a tvmfast without it."""
+    from tvmfast import _core
+
+    fn = getattr(_core, name, None)
+    return fn() if fn is not None else default
+
+
 def _cuda_lines(torch, tvm):
     lines = []
     if torch is not None:
@@ -99,6 +107,7 @@ def main(argv=None):
         ("torch", (torch.__version__ if torch is not None else "not installed")),
         ("numpy", _dist_version("numpy") or "not installed"),
         ("torch tensors", _torch_export_state(torch) if torch is not None else "- (torch not installed)"),
+        ("as_torch_op", _core_call("_native_op_state", "unknown") if torch is not None else "- (torch not installed)"),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

@@ -220,7 +220,9 @@ cdef extern from "tvmfast_torch_op.h" nogil:
         int32_t (*delete_library)(void* library) noexcept
     TvmfastTorchOpApi tvmfast_torch_op_api
     void tvmfast_set_torch_op_api(uintptr_t library_init_impl, uintptr_t library_impl, uintptr_t delete_library,
-                                  uintptr_t bump_version, uintptr_t delete_tensor) noexcept
+                                  uintptr_t bump_version, uintptr_t delete_tensor, uintptr_t requires_grad,
+                                  uintptr_t try_get_forward_level) noexcept
+    int tvmfast_autograd_inert(const void* impl) noexcept
     int tvmfast_bump_version(void* tensor_handle) noexcept
     void tvmfast_set_op_body(tvmfast_op_body_fn body) noexcept
     tvmfast_boxed_kernel tvmfast_op_entry_at(int slot) noexcept

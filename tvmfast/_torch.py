@@ -67,7 +67,10 @@ OP_SYMBOLS = {
     "delete_library": "aoti_torch_delete_library_object",
     "delete_tensor": "aoti_torch_delete_tensor_object",
     "bump_version": "_ZN5torch8autograd4impl12bump_versionERKN2at6TensorE",
+    "try_get_forward_level": "_ZN5torch8autograd14ForwardADLevel14try_get_by_idxEm",
 }
+# c10::TensorImpl::requires_grad() const, in libc10.
+REQUIRES_GRAD = "_ZNK3c1010TensorImpl13requires_gradEv"
 
 
 def find_op_symbols():
@@ -82,6 +85,17 @@ def find_op_symbols():
             found[name] = ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value
         except AttributeError:
             return None, f"this torch does not export {symbol}"
+    c10 = None
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "libc10.*"))):
+        try:
+            c10 = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | os.RTLD_LAZY)
+            break
+        except OSError:
+            continue
+    try:
+        found["requires_grad"] = ctypes.cast(getattr(c10, REQUIRES_GRAD), ctypes.c_void_p).value
+    except AttributeError:
+        return None, f"this torch's libc10 does not export {REQUIRES_GRAD}"
     return found, None
 
 

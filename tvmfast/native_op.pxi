@@ -55,15 +55,37 @@ cdef Py_ssize_t autograd_meta_offset = -1  # std::unique_ptr<AutogradMetaInterfa
 cdef object steal_tensor = None           # torch._C._aoti.alloc_tensor_by_stealing_from_void_ptr
 cdef object tensor_handle_of = None       # torch._C._aoti.unsafe_alloc_void_ptr_from_tensor
 cdef const DLPackExchangeAPI* op_torch_api = NULL
+# Why the last call that left the C path left it (OP_TAKEN_...), for tests and bug reports.
+cdef int op_last_fallback = 0
+cdef enum:
+    OP_TAKEN_WRAPPER = 1
+    OP_TAKEN_AUTOGRAD = 2
+    OP_TAKEN_UNREAD = 3
+    OP_TAKEN_MIXED_DEVICES = 4
+    OP_TAKEN_VERSION = 5
+    OP_TAKEN_MEMORY = 6
+OP_FALLBACK_REASONS = {0: "none", 1: "a wrapper's own call", 2: "a tensor that requires grad, or forward-mode AD",
+                       3: "a tensor not read from TensorImpl, or misaligned", 4: "tensors on several devices",
+                       5: "a written tensor whose version counter torch refused to bump", 6: "out of memory"}
+
+
+def _native_op_last_fallback():
+    """Why the last op call that took the Python kernel took it."""
+    return OP_FALLBACK_REASONS[op_last_fallback]
 
 
 cdef int op_body(int k, uint64_t* stack, uint64_t n, uint64_t m, PyObject** exc) noexcept nogil:
+    global op_last_fallback
     cdef OpSlot* slot = &op_slots[k]
     cdef OpTarget* target
     cdef int rc
     tvmfast_op_enter(&slot.active)
     target = <OpTarget*>tvmfast_load_ptr(&slot.target)
-    rc = op_call_c(slot, target, stack, exc) if not target.python_only else 1
+    if target.python_only:
+        rc = 1
+        op_last_fallback = OP_TAKEN_WRAPPER
+    else:
+        rc = op_call_c(slot, target, stack, exc)
     if rc == 1:
         rc = op_call_python(slot, target, stack, exc)
     tvmfast_op_leave(&slot.active)
@@ -71,13 +93,16 @@ cdef int op_body(int k, uint64_t* stack, uint64_t n, uint64_t m, PyObject** exc)
 
 
 cdef inline bint op_eligible(OpSlot* slot, uint64_t* stack) noexcept nogil:
-    """No tensor carries autograd metadata (requires_grad, dual, differentiable view)."""
+    """No tensor requires grad, and none is a dual tensor (a tensor with autograd metadata, such
+    as a view or a parameter with requires_grad=False, is asked; most have none)."""
     cdef int32_t i
     cdef const char* impl
     for i in range(slot.n_args):
         if slot.kinds[i] == OP_TENSOR:
             impl = (<const char**><void*>stack[i])[0]
-            if impl == NULL or (<void**>(impl + autograd_meta_offset))[0] != NULL:
+            if impl == NULL:
+                return False
+            if (<void**>(impl + autograd_meta_offset))[0] != NULL and not tvmfast_autograd_inert(impl):
                 return False
     return True
 
@@ -91,9 +116,12 @@ cdef int op_call_c(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** e
     cdef int32_t i
     cdef int ret
     cdef void* stream = NULL
+    global op_last_fallback
     if not op_eligible(slot, stack):
+        op_last_fallback = OP_TAKEN_AUTOGRAD
         return 1
     if ctx_open(&ctx, slot.n_args, target.align_mask) != 0:
+        op_last_fallback = OP_TAKEN_MEMORY
         return 1
     # Read every argument first: the Python kernel is still possible until the bumps.
     for i in range(slot.n_args):
@@ -103,12 +131,14 @@ cdef int op_call_c(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** e
             t = tvmfast_tensor_new()
             if t == NULL:
                 ctx_release(&ctx)
+                op_last_fallback = OP_TAKEN_MEMORY
                 return 1
             ctx.tensors[ctx.n_tensors] = t
             ctx.n_tensors += 1
             if (tvmfast_torch_read_impl((<const char**><void*>stack[i])[0], &t.dl) != 0
                     or tvmfast_tensor_own_dims(t) != 0 or is_misaligned(&t.dl, ctx.align_mask)):
                 ctx_release(&ctx)
+                op_last_fallback = OP_TAKEN_UNREAD
                 return 1
             arg.type_index = kTVMFFITensor
             arg.v_ptr = t
@@ -120,6 +150,7 @@ cdef int op_call_c(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** e
                 ctx.device_id = t.dl.device.device_id
             elif t.dl.device.device_type != ctx.device_type or t.dl.device.device_id != ctx.device_id:
                 ctx_release(&ctx)
+                op_last_fallback = OP_TAKEN_MIXED_DEVICES
                 return 1
         elif slot.kinds[i] == OP_INT:
             arg.type_index = kTVMFFIInt
@@ -132,12 +163,14 @@ cdef int op_call_c(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** e
             arg.v_int64 = (stack[i] & 0xff) != 0
     if ctx.device_type >= 0 and ctx.cpu_pos >= 0:
         ctx_release(&ctx)
+        op_last_fallback = OP_TAKEN_MIXED_DEVICES
         return 1  # mixed devices: the Python kernel raises tvmfast's error
     # Version counters of the tensors the op writes, as torch's in-place ops bump them
     # (an inference tensor written outside inference mode: the Python kernel raises).
     for i in range(slot.n_mutated):
         if tvmfast_bump_version(<void*>stack[slot.mutated[i]]) != 0:
             ctx_release(&ctx)
+            op_last_fallback = OP_TAKEN_VERSION
             return 1
     # From here on the C path owns the call: the handles move into the tensor objects.
     ret = 0
@@ -207,21 +240,27 @@ cdef int op_outputs_python(OpSlot* slot, TVMFFIAny* result, uint64_t* stack, PyO
 
 
 cdef int op_store_outputs(OpSlot* slot, object value, uint64_t* stack) except -1:
-    """The op's outputs (torch tensors) as new tensor handles on the stack, checked as the
-    Python kernel checks them."""
-    qualname = op_qualname(slot)
+    """The op's outputs (torch tensors) as new tensor handles on the stack; anything else is
+    checked (and refused) as the Python kernel does."""
+    cdef Py_ssize_t i
+    tensor_type = <object>torch_tensor_type
     if slot.n_returns == 0:
         if value is not None:
             from tvmfast import torch_op
-            torch_op._refuse_result(qualname, value)
+            torch_op._refuse_result(op_qualname(slot), value)
         return 0
-    from tvmfast import torch_op
-    outs = torch_op._result_converter(qualname, slot.n_returns)(value)
     if slot.n_returns == 1:
-        outs = (outs,)
+        outs = (value,)
+    else:
+        outs = tuple(value) if isinstance(value, _CContainerBase) and len(value) == slot.n_returns else None
+    if outs is None or not all(type(o) is tensor_type for o in outs):
+        from tvmfast import torch_op
+        outs = torch_op._result_converter(op_qualname(slot), slot.n_returns)(value)
+        if slot.n_returns == 1:
+            outs = (outs,)
     handles = [tensor_handle_of(o) for o in outs]  # all made before any is stored
-    for i, h in enumerate(handles):
-        stack[i] = <uint64_t>PyCapsule_GetPointer(h, NULL)
+    for i in range(len(handles)):
+        stack[i] = <uint64_t>PyCapsule_GetPointer(handles[i], NULL)
     return 0
 
 
@@ -299,7 +338,8 @@ def _native_op_setup():
         return False
     autograd_meta_offset = offset
     tvmfast_set_torch_op_api(found["library_init_impl"], found["library_impl"], found["delete_library"],
-                             found["bump_version"], found["delete_tensor"])
+                             found["bump_version"], found["delete_tensor"], found["requires_grad"],
+                             found["try_get_forward_level"])
     tvmfast_set_op_body(op_body)
     native_op_ready = True
     reason = _native_op_selftest(torch)

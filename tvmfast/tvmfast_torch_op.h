@@ -26,6 +26,7 @@
 #include <array>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -39,18 +40,37 @@ typedef struct TvmfastTorchOpApi {
   int32_t (*library_impl)(void* library, const char* name, tvmfast_boxed_kernel fn);
   int32_t (*delete_library)(void* library);
   void (*bump_version)(const void* tensor);  /* torch::autograd::impl::bump_version(const at::Tensor&) */
+  bool (*requires_grad)(const void* impl);  /* c10::TensorImpl::requires_grad() const */
+  /* torch::autograd::ForwardADLevel::try_get_by_idx(size_t): a std::shared_ptr<ForwardADLevel>,
+   * of the same layout as any std::shared_ptr (two pointers, a destructor through the control block). */
+  std::shared_ptr<void> (*try_get_forward_level)(size_t index);
 } TvmfastTorchOpApi;
 static TvmfastTorchOpApi tvmfast_torch_op_api;
 
 static inline void tvmfast_set_torch_op_api(uintptr_t library_init_impl, uintptr_t library_impl,
                                             uintptr_t delete_library, uintptr_t bump_version,
-                                            uintptr_t delete_tensor) noexcept {
+                                            uintptr_t delete_tensor, uintptr_t requires_grad,
+                                            uintptr_t try_get_forward_level) noexcept {
   TvmfastTorchOpApi& api = tvmfast_torch_op_api;
   api.library_init_impl = reinterpret_cast<decltype(api.library_init_impl)>(library_init_impl);
   api.library_impl = reinterpret_cast<decltype(api.library_impl)>(library_impl);
   api.delete_library = reinterpret_cast<decltype(api.delete_library)>(delete_library);
   api.bump_version = reinterpret_cast<decltype(api.bump_version)>(bump_version);
   tvmfast_delete_aten_tensor = reinterpret_cast<int32_t (*)(void*)>(delete_tensor);
+  api.requires_grad = reinterpret_cast<decltype(api.requires_grad)>(requires_grad);
+  api.try_get_forward_level = reinterpret_cast<decltype(api.try_get_forward_level)>(try_get_forward_level);
+}
+
+/* A tensor with autograd metadata (a view, a parameter, a dual tensor) that still takes the C
+ * path: it does not require grad, and no forward-mode AD level is open (levels are numbered
+ * from 0: none open means level 0 is not there). */
+static inline int tvmfast_autograd_inert(const void* impl) noexcept {
+  try {
+    if (tvmfast_torch_op_api.requires_grad(impl)) return 0;
+    return tvmfast_torch_op_api.try_get_forward_level(0) == nullptr;
+  } catch (...) {
+    return 0;
+  }
 }
 
 /* torch's version-counter bump for a tensor the op writes.  It throws for an inference

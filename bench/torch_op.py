@@ -1,0 +1,218 @@
+"""as_torch_op's native kernel against torch's own C++ ops, in one process.
+
+    python -m bench.torch_op [--out DIR] [--kernel-dir DIR]
+
+CPU (the CPU benchmark's ``add`` on 3 tensors of 128 float32; with --kernel-dir, the prebuilt
+kernel summing 4 tensors of 16 float32 into a 5th): an eager call of the op against
+``torch.ops.aten.alias`` (a C++ op that does nothing: torch's dispatcher alone) and the bound
+function called directly.
+
+GPU (the seed's int4 GEMV, when CUDA is there): the op against what a PyTorch user writes
+otherwise, a ``TORCH_LIBRARY`` C++ op launching the same kernel (TVM's CUDA source) on torch's
+current stream, built here with ``torch.utils.cpp_extension`` (needs nvcc and a C++ compiler):
+eagerly, and inside a module of 16 GEMVs compiled with ``torch.compile`` (default mode, no
+CUDA graphs), us per GEMV.
+
+Interleaved rounds, medians (GPU: host time, the device synchronized before each burst).
+Writes results_torch_op.{json,md} and chart_torch_op.png into --out.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+
+import torch
+
+import tvmfast
+from bench import report
+from bench.timing import measure, statement, summarize
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+import tvm_kernels as kernels  # noqa: E402  (tests/tvm_kernels.py: the kernels the tests and benches share)
+
+OP = "tvmfast op (as_torch_op), eager"
+ALIAS = "torch.ops.aten.alias (a C++ op that does nothing)"
+DIRECT = "tvmfast bound function, called directly"
+CPP_OP = "TORCH_LIBRARY C++ op (cpp_extension), eager"
+COMPILED_OP = "16-GEMV module, torch.compile: tvmfast op"
+COMPILED_CPP = "16-GEMV module, torch.compile: C++ op"
+BURST = 256
+LAYERS = 16
+COLUMNS = {"default": [("path", "name"), ("us per call", "median"), ("25-75%", "spread"),
+                       ("vs the anchor", "vs_ref")]}
+
+_CPP_OP = """
+#include <torch/library.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+
+{source}
+
+// What a PyTorch user writes: the kernel launched on torch's current stream.
+void seed_gemv(const at::Tensor& a0, const at::Tensor& a1, const at::Tensor& a2, const at::Tensor& a3,
+               const at::Tensor& a4) {{
+  {kernel}<<<dim3({grid}), dim3({block}), 0, at::cuda::getCurrentCUDAStream(a0.get_device())>>>({casts});
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}}
+
+TORCH_LIBRARY(tvmfast_cpp_ref, m) {{
+  m.def("seed_gemv(Tensor a0, Tensor a1, Tensor a2, Tensor a3, Tensor(a!) a4) -> ()");
+}}
+TORCH_LIBRARY_IMPL(tvmfast_cpp_ref, CUDA, m) {{ m.impl("seed_gemv", &seed_gemv); }}
+"""
+_SIGNATURE = re.compile(r'extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(([^)]*)\)\s*\{')
+_PARAM = re.compile(r"(.*?)\s*(?:__restrict__\s*)?(\w+)_ptr$")
+
+
+def build_cpp_op(seed: dict, kernel_dir: str | None):
+    """torch.ops.tvmfast_cpp_ref.seed_gemv: TVM's CUDA source of the seed GEMV behind a C++ op."""
+    from torch.utils.cpp_extension import load_inline  # noqa: PLC0415
+
+    source = kernels.cuda_source(seed["name"], kernel_dir)
+    kernel, params = _SIGNATURE.search(source).groups()
+    pos = {name: i for i, name in enumerate(seed["params"])}
+    casts = []
+    for p in params.split(","):
+        ctype, name = _PARAM.match(p.strip()).groups()
+        casts.append(f"({ctype.replace('__restrict__', '').strip()})a{pos[name]}.data_ptr()")
+    cuda = _CPP_OP.format(source=source, kernel=kernel, grid=", ".join(map(str, seed["grid"])),
+                          block=", ".join(map(str, seed["block"])), casts=", ".join(casts))
+    load_inline("tvmfast_cpp_ref", cpp_sources="", cuda_sources=cuda, is_python_module=False,
+                extra_cuda_cflags=["-O3", "-w"])
+    return torch.ops.tvmfast_cpp_ref.seed_gemv.default
+
+
+class Decoder(torch.nn.Module):
+    """LAYERS GEMVs with different weights (buffers), the output of one the input of the next."""
+
+    def __init__(self, op, layers):
+        super().__init__()
+        self.op = op
+        for i, (w, s, z) in enumerate(layers):
+            self.register_buffer(f"w{i}", w)
+            self.register_buffer(f"s{i}", s)
+            self.register_buffer(f"z{i}", z)
+
+    def forward(self, x):
+        for i in range(LAYERS):
+            out = torch.empty_like(x)
+            self.op(x, getattr(self, f"w{i}"), getattr(self, f"s{i}"), getattr(self, f"z{i}"), out)
+            x = out
+        return x
+
+
+def cpu_table(rounds: int, kernel_dir: str | None) -> tuple[str, dict]:
+    if kernel_dir is None:  # apache-tvm here: the CPU benchmark's add kernel
+        mod, n, what = kernels.build_add(128), 3, "add, 3 tensors of 128 float32"
+    else:  # TVM's runtime only: the prebuilt CPU kernel (out = t0 + t1 + t2 + t3)
+        mod, n, what = kernels.named_kernel("sum5_f32_cpu", kernel_dir), 5, "sum of 4 tensors of 16 float32 into a 5th"
+    ts = [torch.randn(128 if n == 3 else 16) for _ in range(n)]
+    f = tvmfast.bind(mod, num_args=n)
+    op = f.as_torch_op("tvmfast_op_bench::cpu", mutates_args=(n - 1,))
+    op(*ts)
+    torch.testing.assert_close(ts[-1], sum(ts[:-1]))
+    env = dict(op=op, f=f, alias=torch.ops.aten.alias.default, **{f"t{i}": t for i, t in enumerate(ts)})
+    args = ", ".join(f"t{i}" for i in range(n))
+    runners = {ALIAS: statement("alias(t0)", env), OP: statement(f"op({args})", env),
+               DIRECT: statement(f"f({args})", env)}
+    return f"CPU: {what}, eager op calls (us per call, anchor: aten.alias)", summarize(
+        measure(runners, rounds, 20000), ref=ALIAS, floor=None)
+
+
+def gpu_tables(rounds: int, kernel_dir: str | None, notes: list) -> dict:
+    seed = kernels.SEED_GEMV
+    mod = kernels.named_kernel(seed["name"], kernel_dir)
+    g = torch.Generator().manual_seed(0)
+    ts = kernels.seed_gemv_args(seed["n"], seed["k"], device="cuda", generator=g)
+    f = tvmfast.bind(mod, num_args=5)
+    op = f.as_torch_op("tvmfast_op_bench::seed_gemv", mutates_args=(4,))
+    cpp = build_cpp_op(seed, kernel_dir)
+    ref = kernels.int4_gemv_reference(*[t.cpu() for t in ts[:4]]).float()
+    for name, call in ((OP, op), (CPP_OP, cpp)):
+        ts[4].fill_(float("nan"))
+        call(*ts)
+        torch.cuda.synchronize()
+        err = ((ts[4].cpu().float() - ref).abs().max() / ref.abs().max()).item()
+        if not err < 1e-2:
+            raise AssertionError(f"{name}: relative error {err} against the torch reference")
+    sync = torch.cuda.synchronize
+    env = dict(op=op, cpp=cpp, f=f, alias=torch.ops.aten.alias.default, **{f"t{i}": t for i, t in enumerate(ts)})
+    args = "t0, t1, t2, t3, t4"
+    runners = {CPP_OP: statement(f"cpp({args})", env, sync), OP: statement(f"op({args})", env, sync),
+               DIRECT: statement(f"f({args})", env, sync), ALIAS: statement("alias(t0)", env, sync)}
+    eager = summarize(measure(runners, rounds, BURST), ref=CPP_OP, floor=None)
+
+    layers = []
+    for _ in range(LAYERS):
+        _, w, s, z, _ = kernels.seed_gemv_args(seed["n"], seed["k"], device="cuda", generator=g)
+        layers.append((w, s * 0.5, z))  # keeps the activations' scale about constant over 16 layers
+    x = ts[0]
+    models = {COMPILED_OP: Decoder(op, layers), COMPILED_CPP: Decoder(cpp, layers)}
+    expected = models[COMPILED_CPP](x)
+    compiled = {}
+    for name, m in models.items():
+        compiled[name] = torch.compile(m, fullgraph=True)
+        for _ in range(3):
+            got = compiled[name](x)
+        if not torch.equal(got, expected):
+            raise AssertionError(f"{name}: differs from the eager C++ op module")
+
+    def per_gemv(step):
+        def run(n):
+            sync()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(n):
+                step()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) * 1e3 / (n * LAYERS)
+        return run
+
+    chain = summarize(measure({name: per_gemv(lambda c=c: c(x)) for name, c in compiled.items()}, rounds, 64,
+                              warmup=10), ref=COMPILED_CPP, floor=None)
+    for title, rows, anchor, subject in (("eager", eager, CPP_OP, OP), ("torch.compile", chain, COMPILED_CPP,
+                                                                         COMPILED_OP)):
+        ratio = rows[subject]["median"] / rows[anchor]["median"]
+        notes.append(f"GPU {title}: the tvmfast op is {ratio:.2f}x the C++ op's time "
+                     f"(target <= 1.1x: {'met' if ratio <= 1.1 else 'missed'}).")
+    return {f"Seed int4 GEMV on the GPU, eager op calls (host us per call, anchor: the C++ op)": eager,
+            f"Seed int4 GEMV on the GPU, {LAYERS}-GEMV module under torch.compile, no CUDA graphs "
+            f"(us per GEMV, anchor: the C++ op)": chain}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.torch_op", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=OUT)
+    parser.add_argument("--rounds", type=int, default=31)
+    parser.add_argument("--kernel-dir", default=os.environ.get("TVMFAST_KERNEL_DIR"),
+                        help="prebuilt CUDA kernels (python -m bench.kernels DIR) instead of building them here")
+    parser.add_argument("--cpu-only", action="store_true")
+    args = parser.parse_args(argv)
+    from tvmfast import _core  # noqa: PLC0415
+
+    result = dict(info=report.environment(), command=report.command_line("bench.torch_op", argv), tables={},
+                  notes=[], method=f"Median over {args.rounds} interleaved rounds; GPU: host time, the device "
+                                   f"synchronized before each burst.")
+    result["notes"].append(f"as_torch_op kernels: {_core._native_op_state()}")
+    title, rows = cpu_table(args.rounds, args.kernel_dir)
+    result["tables"][title] = rows
+    ratio = rows[OP]["median"] / rows[ALIAS]["median"]
+    result["notes"].append(f"CPU: an eager op call is {ratio:.2f}x torch.ops.aten.alias "
+                           f"(target <= 1.3x: {'met' if ratio <= 1.3 else 'missed'}).")
+    if torch.cuda.is_available() and not args.cpu_only:
+        result["tables"].update(gpu_tables(args.rounds, args.kernel_dir, result["notes"]))
+    for title, table in result["tables"].items():
+        print(f"{title}: " + ", ".join(f"{n} {r['median']:.3f}" for n, r in table.items()), flush=True)
+    for note in result["notes"]:
+        print(note)
+    panels = [dict(title=title, bars=rows, xlabel="us") for title, rows in result["tables"].items()]
+    print(report.write(result, args.out, "torch_op", COLUMNS, panels))
+
+
+if __name__ == "__main__":
+    main()
