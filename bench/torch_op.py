@@ -27,6 +27,7 @@ import torch
 
 import tvmfast
 from bench import report
+from bench.gpu import LAYERS, Decoder
 from bench.timing import measure, statement, summarize
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
@@ -40,7 +41,6 @@ CPP_OP = "TORCH_LIBRARY C++ op (cpp_extension), eager"
 COMPILED_OP = "16-GEMV module, torch.compile: tvmfast op"
 COMPILED_CPP = "16-GEMV module, torch.compile: C++ op"
 BURST = 256
-LAYERS = 16
 COLUMNS = {"default": [("path", "name"), ("us per call", "median"), ("25-75%", "spread"),
                        ("vs the anchor", "vs_ref")]}
 
@@ -81,27 +81,10 @@ def build_cpp_op(seed: dict, kernel_dir: str | None):
     cuda = _CPP_OP.format(source=source, kernel=kernel, grid=", ".join(map(str, seed["grid"])),
                           block=", ".join(map(str, seed["block"])), casts=", ".join(casts))
     load_inline("tvmfast_cpp_ref", cpp_sources="", cuda_sources=cuda, is_python_module=False,
-                extra_cuda_cflags=["-O3", "-w"])
+                # TVM's CUDA source uses half arithmetic, which torch's extension flags switch off.
+                extra_cuda_cflags=["-O3", "-w", "-U__CUDA_NO_HALF_OPERATORS__", "-U__CUDA_NO_HALF_CONVERSIONS__",
+                                   "-U__CUDA_NO_HALF2_OPERATORS__", "-U__CUDA_NO_BFLOAT16_CONVERSIONS__"])
     return torch.ops.tvmfast_cpp_ref.seed_gemv.default
-
-
-class Decoder(torch.nn.Module):
-    """LAYERS GEMVs with different weights (buffers), the output of one the input of the next."""
-
-    def __init__(self, op, layers):
-        super().__init__()
-        self.op = op
-        for i, (w, s, z) in enumerate(layers):
-            self.register_buffer(f"w{i}", w)
-            self.register_buffer(f"s{i}", s)
-            self.register_buffer(f"z{i}", z)
-
-    def forward(self, x):
-        for i in range(LAYERS):
-            out = torch.empty_like(x)
-            self.op(x, getattr(self, f"w{i}"), getattr(self, f"s{i}"), getattr(self, f"z{i}"), out)
-            x = out
-        return x
 
 
 def cpu_table(rounds: int, kernel_dir: str | None) -> tuple[str, dict]:
@@ -179,7 +162,7 @@ def gpu_tables(rounds: int, kernel_dir: str | None, notes: list) -> dict:
         ratio = rows[subject]["median"] / rows[anchor]["median"]
         notes.append(f"GPU {title}: the tvmfast op is {ratio:.2f}x the C++ op's time "
                      f"(target <= 1.1x: {'met' if ratio <= 1.1 else 'missed'}).")
-    return {f"Seed int4 GEMV on the GPU, eager op calls (host us per call, anchor: the C++ op)": eager,
+    return {"Seed int4 GEMV on the GPU, eager op calls (host us per call, anchor: the C++ op)": eager,
             f"Seed int4 GEMV on the GPU, {LAYERS}-GEMV module under torch.compile, no CUDA graphs "
             f"(us per GEMV, anchor: the C++ op)": chain}
 

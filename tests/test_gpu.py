@@ -5,6 +5,8 @@ $TVMFAST_KERNEL_DIR exported by ``python -m bench.kernels DIR`` (for a machine w
 TVM's runtime).
 """
 import gc
+import os
+import sys
 
 import pytest
 import tvm_ffi
@@ -102,6 +104,43 @@ def test_kernel_runs_on_the_current_torch_stream(add_big):
         s.synchronize()
         assert torch.equal(out, new_a + b)
         assert torch.equal(result, (new_a + b) * 2)
+
+
+def test_native_torch_op_runs_on_the_current_torch_stream_without_python(add_big):
+    """as_torch_op's C kernel on the GPU: torch's current stream (the same ordering test as above), the
+    same result, and no tvmfast Python frame in the call."""
+    from tvmfast import _core
+
+    if not _core._native_op_state().startswith("on"):
+        pytest.skip(f"native torch ops are off here: {_core._native_op_state()}")
+    op = tvmfast.bind(add_big, num_args=3).as_torch_op("tvmfast_test_gpu::add_native", mutates_args=(2,))
+    n = 65536
+    package = os.path.dirname(os.path.abspath(tvmfast.__file__))
+    frames = []
+
+    def profiler(frame, event, arg):
+        name = frame.f_code.co_filename
+        if event == "call" and (name.startswith(package) or name.startswith("<tvmfast")):
+            frames.append(name)
+
+    for _ in range(3):
+        a = torch.zeros(n, device="cuda")
+        b = torch.randn(n, device="cuda")
+        out = torch.full((n,), float("nan"), device="cuda")
+        new_a = torch.randn(n, device="cuda")
+        torch.cuda.synchronize()
+        s = torch.cuda.Stream()
+        with torch.cuda.stream(s):
+            torch.cuda._sleep(50_000_000)
+            a.copy_(new_a)
+            sys.setprofile(profiler)
+            op(a, b, out)                      # must run on s, after the copy
+            sys.setprofile(None)
+            result = out * 2
+        s.synchronize()
+        assert torch.equal(out, new_a + b)
+        assert torch.equal(result, (new_a + b) * 2)
+    assert frames == []
 
 
 def test_env_stream_restored_also_after_a_failing_call(add_big):
