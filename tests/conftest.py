@@ -64,33 +64,3 @@ def gen():
     g = torch.Generator().manual_seed(seed)
     print(f"torch seed {seed}")
     return g
-
-
-@pytest.fixture(scope="module")
-def relax_vm():
-    pytest.importorskip("tvm")
-    """A Relax VM whose functions allocate their results: mm_relu(x, w) = relu(x @ w) with a symbolic row
-    count, and both(x, w) = (x @ w, relu(x @ w))."""
-    import tvm
-    from tvm import relax
-    from tvm.script import ir as I
-    from tvm.script import relax as R
-
-    @I.ir_module
-    class Model:
-        @R.function
-        def mm_relu(x: R.Tensor(("n", 8), "float32"), w: R.Tensor((8, 3), "float32")):
-            with R.dataflow():
-                y = R.nn.relu(R.matmul(x, w))
-                R.output(y)
-            return y
-
-        @R.function
-        def both(x: R.Tensor(("n", 8), "float32"), w: R.Tensor((8, 3), "float32")):
-            with R.dataflow():
-                y = R.matmul(x, w)
-                z = R.nn.relu(y)
-                R.output(y, z)
-            return (y, z)
-
-    return relax.VirtualMachine(tvm.compile(Model, target="llvm"), tvm.cpu())

@@ -46,6 +46,34 @@ def add_f():
     return tvmfast.bind(kernels.build_add(128), num_args=3)
 
 
+@pytest.fixture(scope="module")
+def relax_vm():
+    """mm_relu(x, w) = relu(x @ w) and both(x, w) = (x @ w, relu(x @ w)), results allocated by the VM."""
+    import tvm
+    from tvm import relax
+    from tvm.script import ir as I
+    from tvm.script import relax as R
+
+    @I.ir_module
+    class Model:
+        @R.function
+        def mm_relu(x: R.Tensor(("n", 8), "float32"), w: R.Tensor((8, 3), "float32")):
+            with R.dataflow():
+                y = R.nn.relu(R.matmul(x, w))
+                R.output(y)
+            return y
+
+        @R.function
+        def both(x: R.Tensor(("n", 8), "float32"), w: R.Tensor((8, 3), "float32")):
+            with R.dataflow():
+                y = R.matmul(x, w)
+                z = R.nn.relu(y)
+                R.output(y, z)
+            return (y, z)
+
+    return relax.VirtualMachine(tvm.compile(Model, target="llvm"), tvm.cpu())
+
+
 def tvmfast_frames(call):
     """The tvmfast Python frames (package files, generated op kernels) entered during call()."""
     seen = []

@@ -65,6 +65,35 @@ def add_op(add_f):
     return add_f.as_torch_op(fresh_name("add"), mutates_args=(2,))
 
 
+@pytest.fixture(scope="module")
+def relax_vm():
+    """A Relax VM whose functions allocate their results: mm_relu(x, w) = relu(x @ w) with a symbolic row
+    count, and both(x, w) = (x @ w, relu(x @ w))."""
+    import tvm
+    from tvm import relax
+    from tvm.script import ir as I
+    from tvm.script import relax as R
+
+    @I.ir_module
+    class Model:
+        @R.function
+        def mm_relu(x: R.Tensor(("n", 8), "float32"), w: R.Tensor((8, 3), "float32")):
+            with R.dataflow():
+                y = R.nn.relu(R.matmul(x, w))
+                R.output(y)
+            return y
+
+        @R.function
+        def both(x: R.Tensor(("n", 8), "float32"), w: R.Tensor((8, 3), "float32")):
+            with R.dataflow():
+                y = R.matmul(x, w)
+                z = R.nn.relu(y)
+                R.output(y, z)
+            return (y, z)
+
+    return relax.VirtualMachine(tvm.compile(Model, target="llvm"), tvm.cpu())
+
+
 def mm_relu_out(x, w):
     return x.new_empty(x.shape[0], w.shape[1])
 
