@@ -27,7 +27,7 @@ import torch
 
 import tvmfast
 from bench import report
-from bench.gpu import LAYERS, Decoder
+from bench.gpu import LAYERS, Decoder, step_runner
 from bench.timing import measure, statement, summarize
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
@@ -143,19 +143,7 @@ def gpu_tables(rounds: int, kernel_dir: str | None, notes: list) -> dict:
         if not torch.equal(got, expected):
             raise AssertionError(f"{name}: differs from the eager C++ op module")
 
-    def per_gemv(step):
-        def run(n):
-            sync()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(n):
-                step()
-            end.record()
-            end.synchronize()
-            return start.elapsed_time(end) * 1e3 / (n * LAYERS)
-        return run
-
-    chain = summarize(measure({name: per_gemv(lambda c=c: c(x)) for name, c in compiled.items()}, rounds, 64,
+    chain = summarize(measure({name: step_runner(lambda c=c: c(x)) for name, c in compiled.items()}, rounds, 64,
                               warmup=10), ref=COMPILED_CPP, floor=None)
     for title, rows, anchor, subject in (("eager", eager, CPP_OP, OP), ("torch.compile", chain, COMPILED_CPP,
                                                                          COMPILED_OP)):
