@@ -55,9 +55,22 @@ def environment() -> dict:
     return info
 
 
+# Options whose values are this run's own folders: recorded as placeholders.
+PLACEHOLDERS = {"--out": "DIR", "--kernel-dir": "KERNELS"}
+
+
 def command_line(module: str, argv) -> str:
+    """The command a run was made with, its folders written as placeholders."""
     args = sys.argv[1:] if argv is None else list(argv)
-    return " ".join(["python -m", module, *args])
+    shown = []
+    for arg in args:
+        option, eq, _ = arg.partition("=")
+        if eq and option in PLACEHOLDERS:
+            arg = f"{option}={PLACEHOLDERS[option]}"
+        elif shown and shown[-1] in PLACEHOLDERS:
+            arg = PLACEHOLDERS[shown[-1]]
+        shown.append(arg)
+    return " ".join(["python -m", module, *shown])
 
 
 def describe(result: dict) -> str:
@@ -453,6 +466,10 @@ CONTEXT = {  # a table title's start -> the line that says what the table is
     GPU_CHAIN: "A decode-style step of 16 GEMVs with different weights: eager, graphed, compiled.",
     "CPU self time per step": "torch.profiler's CPU self time per step, by event (top 12).",
     "GPU targets": "This release's GPU targets, computed from the tables above.",
+    "Stages of one call": "One call taken apart by a build that stamps a clock between its stages "
+                          "(`python -m bench.stages`): us per call, the stamps' own cost removed, so the small "
+                          "stages are approximate to a few ns; compare the stages with each other, not with the "
+                          "other tables (the stamps slow the whole call).",
     "CuTe DSL elementwise kernel": "A CuTe DSL kernel (`cute.compile(..., options=\"--enable-tvm-ffi\")`) launched "
                                    "every way, host us per launch; *vs tvm_ffi* is here the time over CuTe's own call.",
 }
@@ -469,12 +486,13 @@ def columns_for(title: str, rows: dict) -> list:
     if title == "Argument-count sweep":
         return [("tensors", "name")] + [(k, k) for k in next(iter(rows.values()))]
     keys = {k for row in rows.values() for k in row}
-    cols = [("path", "name")]
+    cols = [("stage" if title.startswith("Stages of one call") else "path", "name")]
     for header, key in (("us", "median"), ("25-75%", "spread"), ("vs tvm_ffi", "vs_ref"),
                         ("vs C floor" if "seed_a100" in keys or "work_alone" in keys else "vs floor", "vs_floor"),
                         ("above floor (us)", "over_floor"), ("vs kernel GPU time", "vs_kernel"),
                         ("vs torch.cuda.graph", "vs_graph"), ("the work alone (us)", "work_alone"),
-                        ("calls per step", "calls_per_step"), ("thread's A100 (us)", "seed_a100")):
+                        ("calls per step", "calls_per_step"), ("thread's A100 (us)", "seed_a100"),
+                        ("share of the time above TVMFFIFunctionCall", "share")):
         if key in keys or (key == "spread" and "p25" in keys):
             cols.append((header, key))
     if title.startswith("add, ") or title.startswith("int4 dequantize"):

@@ -105,3 +105,57 @@ def test_gpu_bench_quick(tmp_path):
     assert gpu.TABLE_SEED in result["tables"] and gpu.TABLE_CHAIN in result["tables"]
     for name in ["results_gpu.json", "results_gpu.md", "chart_gpu.png"]:
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_recorded_commands_name_no_folder_of_the_run():
+    assert (report.command_line("bench.gpu", ["--kernel-dir", "/tmp/k", "--out=/root/out", "--rounds", "3"])
+            == "python -m bench.gpu --kernel-dir KERNELS --out=DIR --rounds 3")
+
+
+def test_stage_timing_is_absent_from_a_normal_build(capsys):
+    from bench import stages
+    from tvmfast import _core
+
+    assert _core._stage_ticks() is None and _core._stage_stamp_ticks() == 0.0
+    assert stages.main(["--cpu-only"]) == 2
+    assert stages.BUILD in capsys.readouterr().err
+
+
+def test_stage_timing_build_takes_a_call_apart(tmp_path):
+    """A copy of the extension built with -DTVMFAST_TRACE: bench.stages gives every stage of a
+    call, and the stages add up to less than the whole call."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    shutil.copytree(os.path.join(root, "tvmfast"), tmp_path / "tvmfast",
+                    ignore=shutil.ignore_patterns("*.so", "*.cpp", "__pycache__"))
+    shutil.copy(os.path.join(root, "setup.py"), tmp_path)
+    env = dict(os.environ, CPPFLAGS="-DTVMFAST_TRACE")
+    subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), root]))
+    out = subprocess.run([sys.executable, "-c", "import tvmfast, sys; from bench import stages; "
+                          "print(tvmfast.__file__); sys.exit(stages.main(sys.argv[1:]))",
+                          "--cpu-only", "--rounds", "3", "--out", str(tmp_path / "out")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(str(tmp_path))  # the traced copy was the one imported
+    data = json.loads((tmp_path / "out" / "results_stages_cpu.json").read_text())
+    dynamic = data["tables"]["Stages of one call: CPU, add of 3 tensors of 128 float32, dynamic call (us per call)"]
+    stamped = [row["median"] for name, row in dynamic.items() if name in stages_names()]
+    assert len(stamped) == 9 and all(v > -0.01 for v in stamped)
+    assert dynamic["TVMFFIFunctionCall"]["median"] > 0
+    assert sum(stamped) < dynamic["whole call (stamps removed)"]["median"]
+    echo = next(rows for title, rows in data["tables"].items() if "testing.echo" in title)
+    # a tensor result is made in the result stage: it costs more there than a None result
+    assert (echo["restore the environment, convert the result"]["median"]
+            > dynamic["restore the environment, convert the result"]["median"])
+
+
+def stages_names():
+    from bench import stages
+
+    return stages.STAGES

@@ -174,6 +174,22 @@ cdef extern from "tvmfast_helpers.h" nogil:
     TvmfastTorchLayout tvmfast_torch_layout
     int tvmfast_torch_read(PyObject* obj, DLTensor* out) noexcept
     int tvmfast_torch_read_impl(const char* impl, DLTensor* out) noexcept
+    enum TvmfastStage:
+        TVMFAST_STAGE_START
+        TVMFAST_STAGE_OPEN
+        TVMFAST_STAGE_CONVERT
+        TVMFAST_STAGE_DEVICES
+        TVMFAST_STAGE_ENV
+        TVMFAST_STAGE_GIL_RELEASE
+        TVMFAST_STAGE_CALL
+        TVMFAST_STAGE_GIL_ACQUIRE
+        TVMFAST_STAGE_RESULT
+        TVMFAST_STAGE_CLOSE
+        TVMFAST_NUM_STAGES
+    enum: TVMFAST_TRACE_ENABLED
+    uint64_t tvmfast_stage_ticks[]
+    uint64_t tvmfast_stage_clock() noexcept
+    void tvmfast_stamp(int stage) noexcept
     int32_t (*tvmfast_delete_aten_tensor)(void* handle) noexcept
     void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset)
     int TVMFFIFunctionCallFromTvmfast(TVMFFIObjectHandle func, TVMFFIAny* args, int32_t num_args,

@@ -246,20 +246,58 @@ cdef object bound_call(BoundFunction self, void** items, Py_ssize_t n):
             raise_count_error(self.declared_args, n)
         # A TVM module's functions check their arity first and say their signature: the
         # call is theirs to refuse (the same error as rt_mod's).
+    tvmfast_stamp(TVMFAST_STAGE_START)
     ctx_open_or_raise(&ctx, n, self.target.align_mask)
+    tvmfast_stamp(TVMFAST_STAGE_OPEN)
     try:
         for i in range(n):
             if convert_arg(<PyObject*>items[i], i, &ctx.packed[i], &ctx) == USE_TVM_FFI:
                 break
         else:
+            tvmfast_stamp(TVMFAST_STAGE_CONVERT)
             ret = call_packed(&self.target, &ctx, <int32_t>n)
             self.seen_num_args = <int>n
             return ret
     finally:
         ctx_close(&ctx)
+        tvmfast_stamp(TVMFAST_STAGE_CLOSE)
     ret = call_with_tvm_ffi(self.function, [<object>items[i] for i in range(n)])
     self.seen_num_args = <int>n
     return ret
+
+
+def _stage_ticks():
+    """Benchmarks only (bench.stages): the clock ticks spent in each stage of the calls made
+    so far, with the number of calls first; None unless built with -DTVMFAST_TRACE."""
+    if not TVMFAST_TRACE_ENABLED:
+        return None
+    return [tvmfast_stage_ticks[i] for i in range(<int>TVMFAST_NUM_STAGES)]
+
+
+def _stage_stamp_ticks(int n=20000):
+    """Benchmarks only: the clock ticks one stamp adds to its stage (the mean over n runs of
+    a call's stamps made back to back); 0.0 in an untraced build."""
+    if not TVMFAST_TRACE_ENABLED or n <= 0:
+        return 0.0
+    cdef uint64_t saved[<int>TVMFAST_NUM_STAGES]
+    cdef uint64_t total = 0
+    cdef int i, k
+    for k in range(<int>TVMFAST_NUM_STAGES):
+        saved[k] = tvmfast_stage_ticks[k]
+        tvmfast_stage_ticks[k] = 0
+    for i in range(n):
+        for k in range(<int>TVMFAST_NUM_STAGES):
+            tvmfast_stamp(k)
+    for k in range(1, <int>TVMFAST_NUM_STAGES):
+        total += tvmfast_stage_ticks[k]
+        tvmfast_stage_ticks[k] = saved[k]
+    tvmfast_stage_ticks[0] = saved[0]
+    return total / (<double>n * (<int>TVMFAST_NUM_STAGES - 1))
+
+
+def _stage_clock():
+    """Benchmarks only: the stage clock now, in ticks (0 in an untraced build)."""
+    return tvmfast_stage_clock()
 
 
 cdef int check_direct(BoundFunction self, str api) except -1:

@@ -17,15 +17,22 @@ cdef object call_packed(CallTarget* target, CallContext* ctx, int32_t n):
         pick_stream(ctx)
     if ctx.n_scratch:
         copy_misaligned(ctx, n)
+    tvmfast_stamp(TVMFAST_STAGE_DEVICES)
     if ctx_enter(ctx) != 0:
         raise_ffi_error()
+    tvmfast_stamp(TVMFAST_STAGE_ENV)
     if target.release_gil:
         # Every object the callee reads is owned by ctx (tensors hold their Python
         # objects), so other threads running Python meanwhile cannot free it.
         with nogil:
+            tvmfast_stamp(TVMFAST_STAGE_GIL_RELEASE)
             ret = TVMFFIFunctionCallFromTvmfast(target.handle, ctx.packed, n, &result)
+            tvmfast_stamp(TVMFAST_STAGE_CALL)
     else:
+        tvmfast_stamp(TVMFAST_STAGE_GIL_RELEASE)
         ret = TVMFFIFunctionCallFromTvmfast(target.handle, ctx.packed, n, &result)
+        tvmfast_stamp(TVMFAST_STAGE_CALL)
+    tvmfast_stamp(TVMFAST_STAGE_GIL_ACQUIRE)
     ctx_exit(ctx)
     if ctx.n_scratch:
         # Success or failure: the callee's writes reach the caller's tensors.
@@ -40,7 +47,9 @@ cdef object call_packed(CallTarget* target, CallContext* ctx, int32_t n):
     if kept >= 0:
         release_result(&result)
         raise_kept_copy(kept, ctx.align_mask + 1, None)
-    return convert_result(&result, ctx.exchange_api)
+    value = convert_result(&result, ctx.exchange_api)
+    tvmfast_stamp(TVMFAST_STAGE_RESULT)
+    return value
 
 
 cdef object call_with_tvm_ffi(object function, object args):

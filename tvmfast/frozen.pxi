@@ -182,7 +182,9 @@ cdef object frozen_call(FrozenFunction self, void** items, Py_ssize_t n):
         raise_count_error(self.num_dynamic, n)
     if self.use_tvm_ffi:
         return call_with_tvm_ffi(fn.function, full_args(self, items, n))
+    tvmfast_stamp(TVMFAST_STAGE_START)
     ctx_open_or_raise(&ctx, self.num_args, fn.target.align_mask)
+    tvmfast_stamp(TVMFAST_STAGE_OPEN)
     try:
         if pack_frozen(self, &ctx) == CONVERTED:
             for k in range(n):
@@ -190,7 +192,9 @@ cdef object frozen_call(FrozenFunction self, void** items, Py_ssize_t n):
                 if convert_arg(<PyObject*>items[k], pos, &ctx.packed[pos], &ctx) == USE_TVM_FFI:
                     break
             else:
+                tvmfast_stamp(TVMFAST_STAGE_CONVERT)
                 return call_packed(&fn.target, &ctx, <int32_t>self.num_args)
     finally:
         ctx_close(&ctx)
+        tvmfast_stamp(TVMFAST_STAGE_CLOSE)
     return call_with_tvm_ffi(fn.function, full_args(self, items, n))
