@@ -234,6 +234,11 @@ def run_forked(body, timeout: float = 300) -> None:
         code = 0
         try:
             os.close(read_fd)
+            torch_module = sys.modules.get("torch")
+            if torch_module is not None:
+                # GNU OpenMP's thread team does not survive fork: a parallel torch op in the
+                # child (a sparse tensor's to_dense) waits forever for the parent's threads.
+                torch_module.set_num_threads(1)
             body(lambda name: os.write(write_fd, f"phase {name}\n".encode()))
             os.write(write_fd, b"ok\n")
         except BaseException as e:  # report everything (pytest's skip is a BaseException)

@@ -7,6 +7,7 @@ One file per concern, included here in dependency order:
     tvmfast_helpers.h  inline C++ (TvmfastTensor and its pool, misaligned copies,
                        direct torch export)
     errors.pxi         the raise_* helpers and TVM-FFI error conversion
+    tvm_ffi_bridge.pxi what tvm_ffi's Python layer converts for tvmfast (registered helpers)
     torch_export.pxi   the direct torch export and its self-test
     context.pxi        CallContext: one call's buffers, state, stream and allocator swap
     convert.pxi        argument kinds, the type cache, one converter per kind
@@ -96,6 +97,7 @@ from numbers import Number
 import tvm_ffi
 
 include "errors.pxi"
+include "tvm_ffi_bridge.pxi"
 include "torch_export.pxi"
 include "context.pxi"
 include "convert.pxi"

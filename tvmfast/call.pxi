@@ -60,64 +60,6 @@ cdef object call_with_tvm_ffi(object function, object args):
 # ---------------------------------------------------------------------------
 # Results: converted where they are made, as tvm_ffi converts rt_mod's.
 # ---------------------------------------------------------------------------
-cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,
-                             TVMFFIAny* result) noexcept nogil:
-    # Hands tvm_ffi the result parked in this thread's stash (our reference moves to it).
-    result[0] = tvmfast_result_stash
-    tvmfast_result_stash.type_index = kTVMFFINone
-    tvmfast_result_stash.v_int64 = 0
-    return 0
-
-
-# tvm_ffi builds the Python object of an FFI object (Array, Map, String, Shape, a
-# Function, a tvm_ffi.Tensor...) inside its own module, with no C entry point (its
-# wrappers are tied to the object): those results are handed to it through this
-# registered function, which returns the stashed result.
-cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)
-
-
-cdef char standin_data[64]
-cdef dict standins = {}  # id of a DLPack exchange API -> a private 0-element tensor of its producer
-
-
-cdef object standin_for(const DLPackExchangeAPI* api):
-    """A 0-element tensor of the producer behind api, made once and never handed out:
-    passed to tvm_ffi's result conversion so that it converts as for rt_mod called with
-    that producer's tensors (containers tagged to convert their elements lazily), without
-    exporting an argument again after the call (a callback may have changed it)."""
-    key = <uintptr_t>api
-    standin = standins.get(key)
-    if standin is not None:
-        return standin
-    cdef TvmfastTensor* t = tvmfast_tensor_new()
-    cdef DLManagedTensorVersioned* managed = NULL
-    cdef void* py_obj = NULL
-    if t == NULL:
-        raise MemoryError()
-    t.dl.data = <void*>standin_data
-    t.dl.device.device_type = kDLCPU
-    t.dl.device.device_id = 0
-    t.dl.ndim = 1
-    t.dl.dtype.code = 2  # kDLFloat
-    t.dl.dtype.bits = 32
-    t.dl.dtype.lanes = 1
-    t.dims[0] = 0
-    t.dl.shape = t.dims
-    t.dl.strides = NULL
-    t.dl.byte_offset = 0
-    ret = TVMFFITensorToDLPackVersioned(t, &managed)
-    tvmfast_tensor_release(t)  # the managed tensor holds its own reference
-    if ret != 0:
-        raise_ffi_error()
-    if api.managed_tensor_to_py_object_no_sync(managed, &py_obj) != 0 or py_obj == NULL:
-        managed.deleter(managed)
-        raise fetch_error() or RuntimeError("tvmfast: the producer could not import a tensor")
-    standin = <object>py_obj
-    Py_DECREF(standin)  # the cast took a reference of its own
-    standins[key] = standin
-    return standin
-
-
 cdef object tensor_to_producer(TVMFFIAny* result, const DLPackExchangeAPI* api):
     """A tensor result as the producer's tensor (zero-copy), as tvm_ffi converts one for
     rt_mod called with that producer's tensors; None (result untouched) where that fails."""
@@ -172,15 +114,6 @@ cdef object small_str_or_bytes(TVMFFIAny* result):
     if result.type_index == kTVMFFISmallStr:
         return PyUnicode_DecodeUTF8(chars.data, chars.size, NULL)
     return PyBytes_FromStringAndSize(chars.data, chars.size)
-
-
-cdef void release_stash() noexcept:
-    """Drop a result tvm_ffi did not take (its conversion failed before the call)."""
-    global tvmfast_result_stash
-    if tvmfast_result_stash.type_index >= kTVMFFIStaticObjectBegin:
-        TVMFFIObjectDecRef(tvmfast_result_stash.v_ptr)
-    tvmfast_result_stash.type_index = kTVMFFINone
-    tvmfast_result_stash.v_int64 = 0
 
 
 cdef void release_result(TVMFFIAny* result) noexcept:

@@ -77,22 +77,6 @@ cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos, object err=None) ex
 # ---------------------------------------------------------------------------
 # Errors raised by TVM-FFI: converted as tvm_ffi converts rt_mod's.
 # ---------------------------------------------------------------------------
-cdef object register_helper(str name, TVMFFISafeCallType fn):
-    """Register a C function as a global TVM-FFI function and return it (as tvm_ffi.Function)."""
-    cdef TVMFFIObjectHandle handle
-    cdef bytes bname = name.encode()
-    cdef TVMFFIByteArray cname
-    cname.data = bname
-    cname.size = len(bname)
-    if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
-        raise_ffi_error()
-    ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
-    TVMFFIObjectDecRef(handle)
-    if ret != 0:
-        raise_ffi_error()
-    return tvm_ffi.get_global_func(name)
-
-
 cdef object _FFIError = tvm_ffi.core.Error
 
 
@@ -120,16 +104,6 @@ cdef int raise_ffi_error() except -1:
     error = _FFIError.__new__(_FFIError)
     (<void**>(<char*><PyObject*>error + cobject_handle_offset))[0] = handle
     raise error.py_error()
-
-
-cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,
-                              TVMFFIAny* result) noexcept nogil:
-    # The error is still in TVM-FFI's thread-local slot: tvm_ffi's Function.__call__
-    # converts it like any other call's.
-    return -1
-
-
-cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)
 
 
 cdef void drop_raised_error() noexcept:

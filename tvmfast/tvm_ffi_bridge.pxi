@@ -1,0 +1,97 @@
+# The bridge to tvm_ffi's Python layer, for what it converts and exposes no C entry
+# point for.  tvm_ffi builds the Python object of an FFI object (Array, Map, String,
+# Shape, a Function, a tvm_ffi.Tensor...) and converts an error with an unknown object
+# layout inside its own module, its wrappers tied to the object.  tvmfast hands such a
+# result or error to it through a C function registered as a global tvm_ffi function
+# and called through tvm_ffi.Function (what that costs is measured in bench/RESULTS.md):
+#   tvmfast._take_result  returns the result parked in this thread's stash;
+#   tvmfast._reraise      fails with the error still raised in TVM-FFI's slot.
+# Everything else (tensors, scalars, short strings, errors) is converted in C.
+
+cdef object register_helper(str name, TVMFFISafeCallType fn):
+    """Register a C function as a global TVM-FFI function and return it (as tvm_ffi.Function)."""
+    cdef TVMFFIObjectHandle handle
+    cdef bytes bname = name.encode()
+    cdef TVMFFIByteArray cname
+    cname.data = bname
+    cname.size = len(bname)
+    if TVMFFIFunctionCreate(NULL, fn, NULL, &handle) != 0:
+        raise_ffi_error()
+    ret = TVMFFIFunctionSetGlobal(&cname, handle, 1)
+    TVMFFIObjectDecRef(handle)
+    if ret != 0:
+        raise_ffi_error()
+    return tvm_ffi.get_global_func(name)
+
+
+cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,
+                              TVMFFIAny* result) noexcept nogil:
+    # The error is still in TVM-FFI's thread-local slot: tvm_ffi's Function.__call__
+    # converts it like any other call's.
+    return -1
+
+
+cdef object _reraise = register_helper("tvmfast._reraise", reraise_raised_error)
+
+
+cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args,
+                             TVMFFIAny* result) noexcept nogil:
+    # Hands tvm_ffi the result parked in this thread's stash (our reference moves to it).
+    result[0] = tvmfast_result_stash
+    tvmfast_result_stash.type_index = kTVMFFINone
+    tvmfast_result_stash.v_int64 = 0
+    return 0
+
+
+cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)
+
+
+cdef char standin_data[64]
+cdef dict standins = {}  # id of a DLPack exchange API -> a private 0-element tensor of its producer
+
+
+cdef object standin_for(const DLPackExchangeAPI* api):
+    """A 0-element tensor of the producer behind api, made once and never handed out:
+    passed to tvm_ffi's result conversion so that it converts as for rt_mod called with
+    that producer's tensors (containers tagged to convert their elements lazily), without
+    exporting an argument again after the call (a callback may have changed it)."""
+    key = <uintptr_t>api
+    standin = standins.get(key)
+    if standin is not None:
+        return standin
+    cdef TvmfastTensor* t = tvmfast_tensor_new()
+    cdef DLManagedTensorVersioned* managed = NULL
+    cdef void* py_obj = NULL
+    if t == NULL:
+        raise MemoryError()
+    t.dl.data = <void*>standin_data
+    t.dl.device.device_type = kDLCPU
+    t.dl.device.device_id = 0
+    t.dl.ndim = 1
+    t.dl.dtype.code = 2  # kDLFloat
+    t.dl.dtype.bits = 32
+    t.dl.dtype.lanes = 1
+    t.dims[0] = 0
+    t.dl.shape = t.dims
+    t.dl.strides = NULL
+    t.dl.byte_offset = 0
+    ret = TVMFFITensorToDLPackVersioned(t, &managed)
+    tvmfast_tensor_release(t)  # the managed tensor holds its own reference
+    if ret != 0:
+        raise_ffi_error()
+    if api.managed_tensor_to_py_object_no_sync(managed, &py_obj) != 0 or py_obj == NULL:
+        managed.deleter(managed)
+        raise fetch_error() or RuntimeError("tvmfast: the producer could not import a tensor")
+    standin = <object>py_obj
+    Py_DECREF(standin)  # the cast took a reference of its own
+    standins[key] = standin
+    return standin
+
+
+cdef void release_stash() noexcept:
+    """Drop a result tvm_ffi did not take (its conversion failed before the call)."""
+    global tvmfast_result_stash
+    if tvmfast_result_stash.type_index >= kTVMFFIStaticObjectBegin:
+        TVMFFIObjectDecRef(tvmfast_result_stash.v_ptr)
+    tvmfast_result_stash.type_index = kTVMFFINone
+    tvmfast_result_stash.v_int64 = 0
