@@ -407,9 +407,29 @@ def cute_figures(cute: dict) -> dict:
     return f
 
 
+def stage_figures(stages: dict, key: str) -> dict:
+    """bench.stages: where a dynamic call's time goes (us, 3 decimals), from its first table."""
+    rows = next(iter(stages["tables"].values()))
+    us = {name: row["median"] for name, row in rows.items()}
+    gil = us["release the GIL"] + us["take the GIL back"]
+    whole, call = us["whole call (stamps removed)"], us["TVMFFIFunctionCall"]
+    return {f"{key}_date": stages["info"]["date"][:10], f"{key}_gil_us": f"{gil:.3f}",
+            f"{key}_convert_us": f"{us['convert the arguments']:.3f}", f"{key}_rest_us": f"{us[REST_STAGE]:.3f}",
+            f"{key}_above_us": f"{whole - call:.3f}", f"{key}_gil_share": f"{gil / (whole - call):.2f}",
+            f"{key}_devices_us": f"{us['devices, stream, misaligned copies']:.3f}",
+            f"{key}_release_us": f"{us[RELEASE_STAGE]:.3f}"}
+
+
+REST_STAGE = "the rest: Python's call into tvmfast and back, count checks"
+RELEASE_STAGE = "release the call's tensors"
+
+
 def figures(results: dict) -> dict:
     """name -> text of every figure the prose and the README/docs blocks quote."""
     f = {}
+    for tag, key in (("stages_cpu", "stcpu"), ("stages_gpu", "stgpu")):
+        if tag in results:
+            f.update(stage_figures(results[tag], key))
     if "cpu" in results:
         f.update(cpu_figures(results["cpu"]))
     if "gpu" in results:
@@ -430,7 +450,8 @@ def fill(text: str, figs: dict, where: str) -> str:
 
 
 # a figure's prefix -> the result it comes from
-FAMILIES = {"cpu": "cpu", "gpu": "gpu", "chain": "gpu", "cute": "cute", "cute3": "cute", "cute9": "cute"}
+FAMILIES = {"cpu": "cpu", "gpu": "gpu", "chain": "gpu", "cute": "cute", "cute3": "cute", "cute9": "cute",
+            "stcpu": "stages_cpu", "stgpu": "stages_gpu"}
 
 
 def fill_sections(text: str, figs: dict, results: dict, where: str) -> str:
