@@ -15,6 +15,7 @@ timed), ``tables`` (title -> rows, a row being name -> {"median", "p25", "p75", 
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import glob
 import json
@@ -53,6 +54,18 @@ def environment() -> dict:
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda
     return info
+
+
+def bench_parser(module: str, doc: str, out: str, rounds: int) -> argparse.ArgumentParser:
+    """The options the GPU-capable benchmarks share: --out, --rounds, --kernel-dir, --cpu-only."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=out)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--kernel-dir", default=os.environ.get("TVMFAST_KERNEL_DIR"),
+                        help="prebuilt CUDA kernels (python -m bench.kernels DIR) instead of building them here")
+    parser.add_argument("--cpu-only", action="store_true")
+    return parser
 
 
 # Options whose values are this run's own folders: recorded as placeholders.
@@ -407,6 +420,10 @@ def cute_figures(cute: dict) -> dict:
     return f
 
 
+REST_STAGE = "the rest: Python's call into tvmfast and back, count checks"  # bench.stages' row names
+RELEASE_STAGE = "release the call's tensors"
+
+
 def stage_figures(stages: dict, key: str) -> dict:
     """bench.stages: where a dynamic call's time goes (us, 3 decimals), from its first table."""
     rows = next(iter(stages["tables"].values()))
@@ -418,10 +435,6 @@ def stage_figures(stages: dict, key: str) -> dict:
             f"{key}_above_us": f"{whole - call:.3f}", f"{key}_gil_share": f"{gil / (whole - call):.2f}",
             f"{key}_devices_us": f"{us['devices, stream, misaligned copies']:.3f}",
             f"{key}_release_us": f"{us[RELEASE_STAGE]:.3f}"}
-
-
-REST_STAGE = "the rest: Python's call into tvmfast and back, count checks"
-RELEASE_STAGE = "release the call's tensors"
 
 
 def figures(results: dict) -> dict:

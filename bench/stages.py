@@ -24,7 +24,6 @@ into --out.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -34,13 +33,11 @@ import torch
 import tvm_ffi
 
 import tvmfast
-from bench import report
-from bench.timing import FLOOR
+from bench import kernels, report
+from bench.timing import FLOOR, c_loop, statement
 from tvmfast import _core
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-import tvm_kernels as kernels  # noqa: E402  (tests/tvm_kernels.py: the kernels the tests and benches share)
 
 # TvmfastStage, in order (index 0 counts the calls).
 STAGES = ("open the call context", "convert the arguments", "devices, stream, misaligned copies",
@@ -55,18 +52,9 @@ COLUMNS = {"default": [("stage", "name"), ("us per call", "median"), ("25-75%", 
 BUILD = "CPPFLAGS=-DTVMFAST_TRACE python setup.py build_ext --inplace --force"
 
 
-def loop(stmt: str, env: dict):
-    """``run(n)``: n executions of ``stmt`` in a plain loop, its names globals (as timeit does),
-    so that the loop costs every path the same little."""
-    code = f"def run(n):\n    for _ in range(n):\n        {stmt}\n"
-    namespace = dict(env)
-    exec(code, namespace)  # noqa: S102  (our own statement, as timeit compiles its own)
-    return namespace["run"]
-
-
-def measure_stages(calls: dict, rounds: int, burst: int, sync=None) -> dict:
-    """name -> rows (stage -> median us per call) for each ``run(n)`` in ``calls`` (see
-    :func:`loop`), timed in interleaved rounds of ``burst`` calls."""
+def measure_stages(calls: dict, rounds: int, burst: int) -> dict:
+    """name -> rows (stage -> median us per call) for each runner in ``calls``
+    (:func:`bench.timing.statement`), timed in interleaved rounds of ``burst`` calls."""
     stamp_ticks = _core._stage_stamp_ticks()
     t0, c0 = time.perf_counter(), _core._stage_clock()
     samples = {name: [] for name in calls}
@@ -74,17 +62,12 @@ def measure_stages(calls: dict, rounds: int, burst: int, sync=None) -> dict:
         run(burst // 10 + 1)
     for _ in range(rounds):
         for name, run in calls.items():
-            if sync is not None:
-                sync()
             before = _core._stage_ticks()
-            start = time.perf_counter()
-            run(burst)
-            wall = time.perf_counter() - start
-            after = _core._stage_ticks()
-            ticks = [b - a for a, b in zip(before, after)]
+            us_per_call = run(burst)
+            ticks = [b - a for a, b in zip(before, _core._stage_ticks())]
             if ticks[0] != burst:
                 raise AssertionError(f"{name}: {ticks[0]} stamped calls for {burst} made")
-            samples[name].append((wall / burst, [t / burst for t in ticks[1:]]))
+            samples[name].append((us_per_call / 1e6, [t / burst for t in ticks[1:]]))
     ticks_per_s = (_core._stage_clock() - c0) / (time.perf_counter() - t0)
     out = {}
     for name, runs in samples.items():
@@ -107,15 +90,9 @@ def measure_stages(calls: dict, rounds: int, burst: int, sync=None) -> dict:
 
 
 def floor_row(prepared, burst: int, sync=None) -> dict:
-    """The C loop of TVMFFIFunctionCall on the prepared arguments, us per call."""
-    values = []
-    for _ in range(7):
-        if sync is not None:
-            sync()
-        start = time.perf_counter()
-        _core._floor_loop(prepared, burst)
-        values.append((time.perf_counter() - start) / burst * 1e6)
-    return dict(median=statistics.median(values))
+    """The C loop of TVMFFIFunctionCall on the prepared arguments, us per call (median of 7)."""
+    run = c_loop(lambda n: _core._floor_loop(prepared, n), sync)
+    return dict(median=statistics.median(run(burst) for _ in range(7)))
 
 
 def cpu_tables(rounds: int) -> dict:
@@ -130,10 +107,10 @@ def cpu_tables(rounds: int) -> dict:
     if echo(x).data_ptr() != x.data_ptr():
         raise AssertionError("testing.echo did not give back the tensor's memory")
     env = dict(f=f, f_hold=f_hold, prepared=prepared, echo=echo, x=x, t0=ts[0], t1=ts[1], t2=ts[2])
-    calls = {"CPU, add of 3 tensors of 128 float32, dynamic call": loop("f(t0, t1, t2)", env),
-             "CPU, the same add, release_gil=False": loop("f_hold(t0, t1, t2)", env),
-             "CPU, the same add, prepared call": loop("prepared()", env),
-             "CPU, testing.echo of one torch tensor (a tensor result)": loop("echo(x)", env)}
+    calls = {"CPU, add of 3 tensors of 128 float32, dynamic call": statement("f(t0, t1, t2)", env),
+             "CPU, the same add, release_gil=False": statement("f_hold(t0, t1, t2)", env),
+             "CPU, the same add, prepared call": statement("prepared()", env),
+             "CPU, testing.echo of one torch tensor (a tensor result)": statement("echo(x)", env)}
     tables = measure_stages(calls, rounds, BURST_CPU)
     floor = floor_row(prepared, BURST_CPU)
     for name in list(tables)[:3]:
@@ -155,9 +132,9 @@ def gpu_tables(rounds: int, kernel_dir: str | None) -> dict:
     prepared = f.prepare(*ts)
     sync = torch.cuda.synchronize
     env = dict(f=f, prepared=prepared, **{f"t{i}": t for i, t in enumerate(ts)})
-    calls = {"GPU, seed int4 GEMV (5 tensors), dynamic call": loop("f(t0, t1, t2, t3, t4)", env),
-             "GPU, seed int4 GEMV, prepared call": loop("prepared()", env)}
-    tables = measure_stages(calls, rounds, BURST_GPU, sync)
+    calls = {"GPU, seed int4 GEMV (5 tensors), dynamic call": statement("f(t0, t1, t2, t3, t4)", env, sync),
+             "GPU, seed int4 GEMV, prepared call": statement("prepared()", env, sync)}
+    tables = measure_stages(calls, rounds, BURST_GPU)
     floor = floor_row(prepared, BURST_GPU, sync)
     for rows in tables.values():
         rows[FLOOR] = floor
@@ -165,14 +142,7 @@ def gpu_tables(rounds: int, kernel_dir: str | None) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=OUT)
-    parser.add_argument("--rounds", type=int, default=21)
-    parser.add_argument("--kernel-dir", default=os.environ.get("TVMFAST_KERNEL_DIR"),
-                        help="prebuilt CUDA kernels (python -m bench.kernels DIR) instead of building them here")
-    parser.add_argument("--cpu-only", action="store_true")
-    args = parser.parse_args(argv)
+    args = report.bench_parser("bench.stages", __doc__, OUT, 21).parse_args(argv)
     if _core._stage_ticks() is None:
         print(f"bench.stages needs tvmfast built with stage timing: {BUILD}", file=sys.stderr)
         return 2

@@ -18,21 +18,17 @@ Writes results_torch_op.{json,md} and chart_torch_op.png into --out.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import sys
 
 import torch
 
 import tvmfast
-from bench import report
+from bench import kernels, report
 from bench.gpu import LAYERS, Decoder, step_runner
 from bench.timing import measure, statement, summarize
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-import tvm_kernels as kernels  # noqa: E402  (tests/tvm_kernels.py: the kernels the tests and benches share)
 
 OP = "tvmfast op (as_torch_op), eager"
 ALIAS = "torch.ops.aten.alias (a C++ op that does nothing)"
@@ -156,14 +152,7 @@ def gpu_tables(rounds: int, kernel_dir: str | None, notes: list) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.torch_op", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=OUT)
-    parser.add_argument("--rounds", type=int, default=31)
-    parser.add_argument("--kernel-dir", default=os.environ.get("TVMFAST_KERNEL_DIR"),
-                        help="prebuilt CUDA kernels (python -m bench.kernels DIR) instead of building them here")
-    parser.add_argument("--cpu-only", action="store_true")
-    args = parser.parse_args(argv)
+    args = report.bench_parser("bench.torch_op", __doc__, OUT, 31).parse_args(argv)
     from tvmfast import _core  # noqa: PLC0415
 
     result = dict(info=report.environment(), command=report.command_line("bench.torch_op", argv), tables={},

@@ -173,7 +173,7 @@ static inline int tvmfast_torch_export(PyObject* obj, DLTensor* out) noexcept {
  * are empty inline functions and the call path is unchanged. */
 enum TvmfastStage {
   TVMFAST_STAGE_START = 0,   /* counts calls; the clock starts */
-  TVMFAST_STAGE_OPEN,        /* the call context opened, caches warmed */
+  TVMFAST_STAGE_OPEN,        /* the call context opened */
   TVMFAST_STAGE_CONVERT,     /* the arguments converted (tensors exported) */
   TVMFAST_STAGE_DEVICES,     /* devices checked, the stream picked, misaligned data copied */
   TVMFAST_STAGE_ENV,         /* TVM's stream and allocator made the producer's */
