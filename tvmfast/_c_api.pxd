@@ -237,14 +237,15 @@ cdef extern from "tvmfast_torch_op.h" nogil:
     TvmfastTorchOpApi tvmfast_torch_op_api
     void tvmfast_set_torch_op_api(uintptr_t library_init_impl, uintptr_t library_impl, uintptr_t delete_library,
                                   uintptr_t bump_version, uintptr_t delete_tensor, uintptr_t requires_grad,
-                                  uintptr_t try_get_forward_level) noexcept
+                                  uintptr_t try_get_forward_level, uintptr_t inference_mode_enabled) noexcept
     int tvmfast_autograd_inert(const void* impl) noexcept
     int tvmfast_bump_version(void* tensor_handle) noexcept
+    int tvmfast_inference_mode_enabled() noexcept
     void tvmfast_set_op_body(tvmfast_op_body_fn body) noexcept
     tvmfast_boxed_kernel tvmfast_op_entry_at(int slot) noexcept
-    void tvmfast_op_enter(int* active) noexcept
-    void tvmfast_op_leave(int* active) noexcept
-    int tvmfast_op_active(int* active) noexcept
+    int tvmfast_atomic_add(int* counter, int delta) noexcept
+    int tvmfast_atomic_load(int* counter) noexcept
+    void tvmfast_atomic_store(int* counter, int value) noexcept
     void* tvmfast_load_ptr(void** p) noexcept
     void tvmfast_store_ptr(void** p, void* v) noexcept
     int PyGILState_Check() noexcept

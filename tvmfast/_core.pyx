@@ -8,6 +8,7 @@ One file per concern, included here in dependency order:
                        direct torch export)
     errors.pxi         the raise_* helpers and TVM-FFI error conversion
     tvm_ffi_bridge.pxi what tvm_ffi's Python layer converts for tvmfast (registered helpers)
+    once.pxi           one-time set-ups: reentrant, independent of torch's modes, fork-safe
     torch_export.pxi   the direct torch export and its self-test
     context.pxi        CallContext: one call's buffers, state, stream and allocator swap
     convert.pxi        argument kinds, the type cache, one converter per kind
@@ -17,6 +18,7 @@ One file per concern, included here in dependency order:
     frozen.pxi         FrozenFunction (freeze, prepare)
     pointers.pxi       the raw-pointer calls (call_ptrs, tvmfast_call_ptrs)
     floors.pxi         benchmark floors (a C loop, a bare def method)
+    native_op.pxi      as_torch_op's C kernel (torch's stable C ABI)
 
 Every C declaration is in _c_api.pxd (TVM-FFI, DLPack, the helpers header) and
 _python.pxd (CPython); the public C-level API is _core.pxd.
@@ -76,12 +78,14 @@ Lifetime model: who owns what a pointer handed to C refers to
   tvm_ffi with a private stand-in tensor of that producer; no argument is exported
   again after Python code (a callback) may have changed it.
 * Process-wide state (the type cache, torch's set-up) is written under the GIL and
-  a lock; a thread never classifies a torch tensor on half-set state.
+  a lock; a thread never classifies a torch tensor on half-set state.  The one-time
+  set-ups are reentrant and fork-safe (once.pxi); os.register_at_fork resets what a
+  fork child inherits from threads that do not exist in it.
 """
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF, Py_XDECREF
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
 from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
-from libc.string cimport memcpy, memcmp
+from libc.string cimport memcpy, memcmp, memset
 from libc.stdlib cimport malloc, calloc, free
 
 from tvmfast._c_api cimport *
@@ -98,6 +102,7 @@ import tvm_ffi
 
 include "errors.pxi"
 include "tvm_ffi_bridge.pxi"
+include "once.pxi"
 include "torch_export.pxi"
 include "context.pxi"
 include "convert.pxi"
@@ -128,3 +133,4 @@ def _python_exiting():
 
 # Tensors a callee keeps past the end of the interpreter give up their owners quietly.
 atexit.register(_python_exiting)
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -29,3 +29,10 @@ cdef extern from "Python.h":
 
     long long PyLong_AsLongLongAndOverflow(PyObject* o, int* overflow) except? -1
     double PyFloat_AS_DOUBLE(PyObject* o)
+
+    # The GIL, for a C kernel that torch's caller may call with it held (AOTInductor's runner).
+    ctypedef struct PyThreadState:
+        pass
+    PyThreadState* PyEval_SaveThread() nogil
+    void PyEval_RestoreThread(PyThreadState* tstate) nogil
+    int Py_IsInitialized() nogil

@@ -8,8 +8,10 @@ The core asks, lazily and only once torch tensors show up:
   and release tensor handles, and the exported C++ function that bumps a version counter
   (native torch ops; set ``TVMFAST_NATIVE_OP=0`` to keep as_torch_op's Python kernels);
 * ``current_stream(obj, device_type, device_id)`` - torch's current stream for a GPU
-  tensor that came without the C exchange API.
+  tensor that came without the C exchange API;
+* ``setup_scope(torch)`` - the torch state the core's one-time set-ups run in.
 """
+import contextlib
 import ctypes
 import glob
 import os
@@ -69,8 +71,11 @@ OP_SYMBOLS = {
     "bump_version": "_ZN5torch8autograd4impl12bump_versionERKN2at6TensorE",
     "try_get_forward_level": "_ZN5torch8autograd14ForwardADLevel14try_get_by_idxEm",
 }
-# c10::TensorImpl::requires_grad() const, in libc10.
-REQUIRES_GRAD = "_ZNK3c1010TensorImpl13requires_gradEv"
+# In libc10: c10::TensorImpl::requires_grad() const, c10::InferenceMode::is_enabled().
+C10_SYMBOLS = {
+    "requires_grad": "_ZNK3c1010TensorImpl13requires_gradEv",
+    "inference_mode_enabled": "_ZN3c1013InferenceMode10is_enabledEv",
+}
 
 
 def find_op_symbols():
@@ -92,11 +97,33 @@ def find_op_symbols():
             break
         except OSError:
             continue
-    try:
-        found["requires_grad"] = ctypes.cast(getattr(c10, REQUIRES_GRAD), ctypes.c_void_p).value
-    except AttributeError:
-        return None, f"this torch's libc10 does not export {REQUIRES_GRAD}"
+    if c10 is None:
+        return None, "libc10 not found next to torch"
+    for name, symbol in C10_SYMBOLS.items():
+        try:
+            found[name] = ctypes.cast(getattr(c10, symbol), ctypes.c_void_p).value
+        except AttributeError:
+            return None, f"this torch's libc10 does not export {symbol}"
     return found, None
+
+
+def setup_scope(torch):
+    """A context in which torch behaves plainly whatever the caller's state: no torch function
+    or dispatch mode (a mode whose handler calls tvmfast would re-enter the set-up; a mode that
+    fakes tensors would fake the samples; ``torch.set_default_device`` is such a mode), grad
+    mode on, inference mode off (the set-ups make tensors that require grad)."""
+    scope = contextlib.ExitStack()
+    try:
+        scope.enter_context(torch._C.DisableTorchFunction())
+        python_dispatch = getattr(torch.utils, "_python_dispatch", None)
+        if python_dispatch is not None and hasattr(python_dispatch, "_disable_current_modes"):
+            scope.enter_context(python_dispatch._disable_current_modes())
+        scope.enter_context(torch.inference_mode(False))
+        scope.enter_context(torch.enable_grad())
+    except BaseException:
+        scope.close()
+        raise
+    return scope
 
 
 def current_stream(obj, device_type: int, device_id: int):

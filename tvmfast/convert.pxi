@@ -158,8 +158,10 @@ cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** 
                 # lazy neg/conj view).  First one seen: set up torch's direct export once
                 # (lazily, so importing tvmfast does not import torch); other threads
                 # wait for it to finish.
-                setup_torch_direct_export()
                 kind = KIND_TORCH
+                if not setup_torch_direct_export():
+                    api_out[0] = api
+                    return kind  # a call from inside the set-up: classified again later
     api_out[0] = api
     if num_cached_types == TYPE_CACHE_SIZE:
         return kind  # cache full (dozens of distinct types): classified again next time
@@ -168,8 +170,8 @@ cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** 
     cached_kinds[num_cached_types] = kind
     cached_apis[num_cached_types] = api
     num_cached_types += 1
-    if (kind == KIND_TORCH and torch_fast_type == NULL and t is <object>torch_tensor_type
-            and tvmfast_torch_to_dl != NULL):
+    if (kind == KIND_TORCH and torch_fast_type == NULL and torch_tensor_type != NULL
+            and tp == torch_tensor_type and tvmfast_torch_to_dl != NULL):
         torch_fast_type = tp
         torch_fast_api = api
     return kind

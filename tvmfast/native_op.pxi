@@ -1,21 +1,41 @@
 # Native torch ops: the C kernel of an op made by as_torch_op (tvmfast_torch_op.h says
 # how torch reaches it).  One slot per op name, kept for the process (an op's schema is
 # fixed once defined); what a slot calls (an OpTarget) is replaced when the op is
-# registered again.
+# registered again.  Past TVMFAST_MAX_OPS names, ops keep their Python kernel.
 #
-# The kernel runs without the GIL (torch's dispatcher released it).  It takes the C path
-# when every tensor is a plain dense torch tensor read directly from its TensorImpl
-# (torch_export.pxi) with no autograd metadata (so nothing requires grad, is a dual
-# tensor or a differentiable view), on one device, aligned as the callee assumes; the
-# tensors it writes have their version counters bumped as torch's in-place ops do.
-# Anything else (and ops bound to a wrapper, or over OP_MAX_ARGS arguments) takes the op's
-# Python kernel, called from here with the GIL and the very same tensors: its checks and
-# errors are as_torch_op's.
+# The kernel runs without the GIL (torch's dispatcher released it; where the caller
+# holds it, as AOTInductor's runner does, the call releases it around the function as
+# a bound call does, unless the function was bound with release_gil=False).  It takes
+# the C path when every tensor is a plain dense torch tensor read directly from its
+# TensorImpl (torch_export.pxi) with no autograd metadata (so nothing requires grad, is
+# a dual tensor or a differentiable view), on one device, aligned as the callee
+# assumes; the tensors it writes have their version counters bumped as torch's
+# in-place ops do, after every one of them was checked (an inference tensor written
+# outside inference mode bumps none).  Anything else (and ops bound to a wrapper, or
+# over OP_MAX_ARGS arguments) takes the op's Python kernel, called from here with the
+# GIL and the very same tensors: its checks and errors are as_torch_op's.
 #
-# Lifetime: torch hands the kernel a new at::Tensor handle per tensor argument, which the
-# kernel owns.  On the C path each handle moves into the TvmfastTensor passed for it (its
-# `torch_handle`): released after the call, or by the tensor object's deleter when the
-# callee kept it (no GIL needed); on the Python path it moves into the Python tensor.
+# Lifetimes
+# * Tensor handles: torch hands the kernel a new at::Tensor handle per tensor argument,
+#   which the kernel owns.  On the C path each handle moves into the TvmfastTensor
+#   passed for it (its `torch_handle`): released after the call, or by the tensor
+#   object's deleter when the callee kept it (no GIL needed).  On the Python path each
+#   becomes a Python tensor through torch._C._aoti, which copies the at::Tensor (it
+#   does not steal it, whatever its name says; the set-up checks which): the kernel
+#   then releases its handle at once.  A handle not yet moved when a call fails is
+#   released by the kernel.  Output handles are new ones made for the stack; torch
+#   owns them.
+# * Targets: an OpTarget is reference-counted: one reference for the slot that
+#   publishes it, one per call in it.  A call takes its reference between two updates
+#   of its slot's `entering` count; re-registration publishes the new target, waits
+#   only until no thread is between loading the slot's target and taking its reference
+#   (a few instructions, never a call: a call that re-registers its own op from inside
+#   returns), then drops the slot's reference.  The last reference frees the target
+#   (its function, BoundFunction and Python kernel references), under the GIL.
+# * Fork: a child inherits the slots and targets.  Threads that were inside a call do
+#   not exist in it: their `entering` counts are cleared (_after_fork_in_child), and
+#   the targets they were in keep their references, so those few bytes are never
+#   freed in the child.
 
 cdef enum:
     OP_MAX_ARGS = 64
@@ -25,11 +45,12 @@ cdef enum:
     OP_BOOL = 3
 
 
-# What a slot calls; immutable once published, freed after its last call has left.
+# What a slot calls; immutable once published, freed by its last reference.
 ctypedef struct OpTarget:
+    int refs                      # the slot's reference + one per call in it (atomic)
     TVMFFIObjectHandle function   # a reference of its own
-    uint64_t align_mask
-    bint release_gil
+    CallTarget* call_target       # the BoundFunction's: alignment, release_gil (read per call)
+    PyObject* bound               # the BoundFunction (a reference of its own: owns call_target)
     bint python_only              # always the Python kernel (e.g. a bound wrapper)
     PyObject* python_kernel       # the op's Python kernel (a reference of its own)
 
@@ -41,7 +62,7 @@ ctypedef struct OpSlot:
     uint8_t kinds[OP_MAX_ARGS]
     int32_t mutated[OP_MAX_ARGS]
     void* target                  # OpTarget*, swapped atomically
-    int active                    # calls in flight (atomic)
+    int entering                  # threads between loading `target` and referencing it (atomic)
     void* library                 # torch::Library holding the kernel (for the process)
     PyObject* qualname            # "namespace::name" (a reference of its own)
 
@@ -52,9 +73,12 @@ cdef dict op_slot_of = {}                 # qualname -> slot
 cdef str native_op_state = "not set up"   # for python -m tvmfast
 cdef bint native_op_ready = False
 cdef Py_ssize_t autograd_meta_offset = -1  # std::unique_ptr<AutogradMetaInterface> in TensorImpl
+cdef uint64_t inference_keyset_mask = 0   # DispatchKeySet bits that every non-inference tensor has
 cdef object steal_tensor = None           # torch._C._aoti.alloc_tensor_by_stealing_from_void_ptr
+cdef bint steal_tensor_copies = True      # ... which copies the handle (so we release ours)
 cdef object tensor_handle_of = None       # torch._C._aoti.unsafe_alloc_void_ptr_from_tensor
 cdef const DLPackExchangeAPI* op_torch_api = NULL
+cdef int selftest_attempts = 0
 # Why the last call that left the C path left it (OP_TAKEN_...), for tests and bug reports.
 cdef int op_last_fallback = 0
 cdef enum:
@@ -62,11 +86,11 @@ cdef enum:
     OP_TAKEN_AUTOGRAD = 2
     OP_TAKEN_UNREAD = 3
     OP_TAKEN_MIXED_DEVICES = 4
-    OP_TAKEN_VERSION = 5
+    OP_TAKEN_INFERENCE = 5
     OP_TAKEN_MEMORY = 6
 OP_FALLBACK_REASONS = {0: "none", 1: "a wrapper's own call", 2: "a tensor that requires grad, or forward-mode AD",
                        3: "a tensor not read from TensorImpl, or misaligned", 4: "tensors on several devices",
-                       5: "a written tensor whose version counter torch refused to bump", 6: "out of memory"}
+                       5: "an inference tensor written outside inference mode", 6: "out of memory"}
 
 
 def _native_op_last_fallback():
@@ -77,10 +101,8 @@ def _native_op_last_fallback():
 cdef int op_body(int k, uint64_t* stack, uint64_t n, uint64_t m, PyObject** exc) noexcept nogil:
     global op_last_fallback
     cdef OpSlot* slot = &op_slots[k]
-    cdef OpTarget* target
+    cdef OpTarget* target = op_target_enter(slot)
     cdef int rc
-    tvmfast_op_enter(&slot.active)
-    target = <OpTarget*>tvmfast_load_ptr(&slot.target)
     if target.python_only:
         rc = 1
         op_last_fallback = OP_TAKEN_WRAPPER
@@ -88,8 +110,37 @@ cdef int op_body(int k, uint64_t* stack, uint64_t n, uint64_t m, PyObject** exc)
         rc = op_call_c(slot, target, stack, exc)
     if rc == 1:
         rc = op_call_python(slot, target, stack, exc)
-    tvmfast_op_leave(&slot.active)
+    op_target_leave(target)
     return rc
+
+
+cdef inline OpTarget* op_target_enter(OpSlot* slot) noexcept nogil:
+    """The slot's current target, with a reference for this call."""
+    cdef OpTarget* target
+    tvmfast_atomic_add(&slot.entering, 1)
+    target = <OpTarget*>tvmfast_load_ptr(&slot.target)
+    tvmfast_atomic_add(&target.refs, 1)
+    tvmfast_atomic_add(&slot.entering, -1)
+    return target
+
+
+cdef inline void op_target_leave(OpTarget* target) noexcept nogil:
+    if tvmfast_atomic_add(&target.refs, -1) == 0:
+        free_target_anywhere(target)
+
+
+cdef void free_target_anywhere(OpTarget* target) noexcept nogil:
+    """The last call out of a replaced target frees it (with the GIL, which it may not hold)."""
+    if Py_IsInitialized():
+        with gil:
+            free_target(target)
+
+
+cdef void free_target(OpTarget* target) noexcept:
+    TVMFFIObjectDecRef(target.function)
+    Py_XDECREF(target.bound)
+    Py_XDECREF(target.python_kernel)
+    free(target)
 
 
 cdef inline bint op_eligible(OpSlot* slot, uint64_t* stack) noexcept nogil:
@@ -120,7 +171,7 @@ cdef int op_call_c(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** e
     if not op_eligible(slot, stack):
         op_last_fallback = OP_TAKEN_AUTOGRAD
         return 1
-    if ctx_open(&ctx, slot.n_args, target.align_mask) != 0:
+    if ctx_open(&ctx, slot.n_args, target.call_target.align_mask) != 0:
         op_last_fallback = OP_TAKEN_MEMORY
         return 1
     # Read every argument first: the Python kernel is still possible until the bumps.
@@ -165,13 +216,20 @@ cdef int op_call_c(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** e
         ctx_release(&ctx)
         op_last_fallback = OP_TAKEN_MIXED_DEVICES
         return 1  # mixed devices: the Python kernel raises tvmfast's error
-    # Version counters of the tensors the op writes, as torch's in-place ops bump them
-    # (an inference tensor written outside inference mode: the Python kernel raises).
+    # Version counters of the tensors the op writes, as torch's in-place ops bump them:
+    # every written tensor checked before any is bumped (an inference tensor written
+    # outside inference mode: the Python kernel raises torch's error, nothing bumped).
+    if slot.n_mutated > 0 and not tvmfast_inference_mode_enabled():
+        for i in range(slot.n_mutated):
+            if op_is_inference_tensor(<void*>stack[slot.mutated[i]]):
+                ctx_release(&ctx)
+                op_last_fallback = OP_TAKEN_INFERENCE
+                return 1
     for i in range(slot.n_mutated):
         if tvmfast_bump_version(<void*>stack[slot.mutated[i]]) != 0:
+            ret = op_fail_python(exc)  # not expected after the check above
             ctx_release(&ctx)
-            op_last_fallback = OP_TAKEN_VERSION
-            return 1
+            return ret
     # From here on the C path owns the call: the handles move into the tensor objects.
     ret = 0
     for i in range(slot.n_args):
@@ -193,14 +251,36 @@ cdef int op_call_c(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** e
         if ctx_enter(&ctx) != 0:
             ret = op_fail_ffi(exc)
     if ret == 0:
-        if not target.release_gil and PyGILState_Check() == 0:
-            with gil:
-                ret = TVMFFIFunctionCallFromTvmfast(target.function, ctx.packed, slot.n_args, &result)
-        else:
-            ret = TVMFFIFunctionCallFromTvmfast(target.function, ctx.packed, slot.n_args, &result)
+        ret = op_invoke(target, &ctx, slot.n_args, &result)
         ctx_exit(&ctx)
         ret = op_fail_ffi(exc) if ret != 0 else op_outputs(slot, &result, stack, exc)
     ctx_release(&ctx)
+    return ret
+
+
+cdef inline bint op_is_inference_tensor(void* handle) noexcept nogil:
+    """Whether the tensor behind a handle (an at::Tensor: its TensorImpl pointer first) is an
+    inference tensor: one without the keys every other tensor has (learned at set-up)."""
+    cdef const char* impl = (<const char**>handle)[0]
+    return ((<uint64_t*>(impl + tvmfast_torch_layout.keyset))[0] & inference_keyset_mask) == 0
+
+
+cdef inline int op_invoke(OpTarget* target, CallContext* ctx, int32_t n_args, TVMFFIAny* result) noexcept nogil:
+    """TVMFFIFunctionCall with the GIL as the bound function says now (f.release_gil), whether
+    or not torch's caller holds it (the dispatcher releases it; AOTInductor's runner does not)."""
+    cdef PyThreadState* saved
+    cdef int ret
+    if target.call_target.release_gil:
+        if PyGILState_Check():
+            saved = PyEval_SaveThread()
+            ret = TVMFFIFunctionCallFromTvmfast(target.function, ctx.packed, n_args, result)
+            PyEval_RestoreThread(saved)
+            return ret
+        return TVMFFIFunctionCallFromTvmfast(target.function, ctx.packed, n_args, result)
+    if PyGILState_Check():
+        return TVMFFIFunctionCallFromTvmfast(target.function, ctx.packed, n_args, result)
+    with gil:
+        ret = TVMFFIFunctionCallFromTvmfast(target.function, ctx.packed, n_args, result)
     return ret
 
 
@@ -215,7 +295,7 @@ cdef int op_fail_ffi(PyObject** exc) noexcept with gil:
 
 
 cdef int op_fail_python(PyObject** exc) noexcept with gil:
-    err = fetch_error() or RuntimeError("tvmfast: torch's current_work_stream failed")
+    err = fetch_error() or RuntimeError("tvmfast: a torch call of the op's C kernel failed")
     Py_INCREF(err)
     exc[0] = <PyObject*>err
     return -1
@@ -276,7 +356,9 @@ cdef int op_call_python(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObjec
         for i in range(slot.n_args):
             if slot.kinds[i] == OP_TENSOR:
                 args.append(steal_tensor(PyCapsule_New(<void*>stack[i], NULL, NULL)))
-                stack[i] = 0  # the Python tensor owns the handle now
+                if steal_tensor_copies:
+                    tvmfast_delete_aten_tensor(<void*>stack[i])  # the Python tensor holds its own copy
+                stack[i] = 0
             elif slot.kinds[i] == OP_INT:
                 args.append(<int64_t>stack[i])
             elif slot.kinds[i] == OP_FLOAT:
@@ -303,52 +385,78 @@ cdef int op_call_python(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObjec
 # ---------------------------------------------------------------------------
 def _native_op_setup():
     """Find torch's functions, learn where TensorImpl keeps its autograd metadata, and
-    self-test a C kernel's error path once.  Returns whether native ops are on."""
-    global native_op_state, native_op_ready, autograd_meta_offset, steal_tensor, tensor_handle_of
-    global op_torch_api
-    if native_op_ready or native_op_state != "not set up":
-        return native_op_ready
+    self-test a C kernel's error path, once (a one-time set-up, once.pxi).  Returns
+    whether native ops are on."""
+    if not setup_torch_direct_export():
+        return False  # called from inside torch's set-up: this op keeps its Python kernel
+    native_op_setup.run(_run_native_op_setup)
+    return native_op_ready
+
+
+def _reset_native_op_setup():
+    global native_op_state, native_op_ready
+    native_op_state = "not set up"
+    native_op_ready = False
+
+
+cdef OneTimeSetup native_op_setup = one_time_setup(_reset_native_op_setup)
+
+
+def _run_native_op_setup():
+    global native_op_state
+    from tvmfast import _torch
+    global native_op_ready
     native_op_state = "off (set-up failed)"
     torch = sys.modules["torch"]
-    from tvmfast import _torch
-    setup_torch_direct_export()
+    try:
+        with _torch.setup_scope(torch):
+            native_op_state = _native_op_setup_in_scope(torch, _torch)
+    except Exception as exc:  # every op keeps its Python kernel
+        native_op_ready = False
+        native_op_state = f"off (set-up failed: {type(exc).__name__}: {exc})"
+
+
+cdef str _native_op_setup_in_scope(torch, _torch):
+    """The set-up itself; returns the state line."""
+    global native_op_ready, autograd_meta_offset, steal_tensor, steal_tensor_copies, tensor_handle_of
+    global op_torch_api, inference_keyset_mask
     if os.environ.get("TVMFAST_NATIVE_OP", "1") == "0":
-        native_op_state = "off (TVMFAST_NATIVE_OP=0)"
-        return False
+        return "off (TVMFAST_NATIVE_OP=0)"
     if not tvmfast_torch_layout.enabled:
-        native_op_state = "off (torch tensors are not read from TensorImpl here)"
-        return False
+        return "off (torch tensors are not read from TensorImpl here)"
     found, reason = _torch.find_op_symbols()
     if found is None:
-        native_op_state = f"off ({reason})"
-        return False
+        return f"off ({reason})"
     aoti = getattr(torch._C, "_aoti", None)
     steal_tensor = getattr(aoti, "alloc_tensor_by_stealing_from_void_ptr", None)
     tensor_handle_of = getattr(aoti, "unsafe_alloc_void_ptr_from_tensor", None)
     if steal_tensor is None or tensor_handle_of is None:
-        native_op_state = "off (torch._C._aoti has no tensor handle conversions)"
-        return False
+        return "off (torch._C._aoti has no tensor handle conversions)"
     op_torch_api = exchange_api_of(torch.Tensor, 0)
     if op_torch_api == NULL:
-        native_op_state = "off (torch has no DLPack C exchange API)"
-        return False
+        return "off (torch has no DLPack C exchange API)"
     offset = _learn_autograd_meta(torch)
     if offset < 0:
-        native_op_state = "off (TensorImpl's autograd metadata not found)"
-        return False
+        return "off (TensorImpl's autograd metadata not found)"
     autograd_meta_offset = offset
+    mask = _learn_inference_keyset_mask(torch)
+    if mask == 0:
+        return "off (the DispatchKeySet bits of inference tensors not found)"
+    inference_keyset_mask = mask
     tvmfast_set_torch_op_api(found["library_init_impl"], found["library_impl"], found["delete_library"],
                              found["bump_version"], found["delete_tensor"], found["requires_grad"],
-                             found["try_get_forward_level"])
+                             found["try_get_forward_level"], found["inference_mode_enabled"])
+    copies = _learn_steal_copies(torch)
+    if copies is None:
+        return "off (torch._C._aoti's tensor handle conversion neither copies nor takes the handle)"
+    steal_tensor_copies = copies
     tvmfast_set_op_body(op_body)
     native_op_ready = True
     reason = _native_op_selftest(torch)
     if reason is not None:
         native_op_ready = False
-        native_op_state = f"off (self-test: {reason})"
-        return False
-    native_op_state = "on (C kernels through torch's stable C ABI, self-tested)"
-    return True
+        return f"off (self-test: {reason})"
+    return "on (C kernels through torch's stable C ABI, self-tested)"
 
 
 cdef Py_ssize_t _learn_autograd_meta(torch) except -2:
@@ -379,9 +487,55 @@ cdef Py_ssize_t _learn_autograd_meta(torch) except -2:
     return found[0]
 
 
+cdef uint64_t _learn_inference_keyset_mask(torch) except? 0:
+    """The DispatchKeySet bits that every tensor but an inference tensor has (autograd and
+    ADInplaceOrView), checked against torch's is_inference() on several tensors; 0 if not
+    found."""
+    cdef uint64_t mask
+    normal = [torch.zeros(3), torch.ones(2, 3, dtype=torch.int64)[1:], torch.zeros(2).requires_grad_(),
+              torch.zeros(4, dtype=torch.float16).t(), torch.zeros(2, dtype=torch.bool)]
+    with torch.inference_mode():
+        inference = [torch.zeros(3), torch.ones(2, 3, dtype=torch.int64)[1:], torch.zeros(4, dtype=torch.float16),
+                     torch.zeros(2, dtype=torch.bool)]
+        inference_view = inference[0][1:]
+        inside = torch.zeros(2)[1:]
+    # (Views made in inference mode of a normal tensor are normal tensors.)
+    with torch.inference_mode():
+        normal_view = normal[0][1:]
+    samples = normal + inference + [inference_view, inside, normal_view]
+
+    def keyset(t):
+        return tvmfast_torch_keyset(<PyObject*>t, tvmfast_torch_layout.keyset)
+
+    mask = keyset(normal[0]) ^ keyset(inference[0])
+    if mask == 0 or any(keyset(t) & mask != mask for t in normal):
+        return 0
+    for t in samples:
+        if ((keyset(t) & mask) == 0) != t.is_inference() or ((keyset(t) & mask) not in (0, mask)):
+            return 0
+    return mask
+
+
+cdef object _learn_steal_copies(torch):
+    """Whether torch._C._aoti's "stealing" conversion copies the at::Tensor of a handle (then
+    the caller still owns the handle) or takes it over; None if neither shows."""
+    t = torch.zeros(2)
+    before = t._use_count()
+    handle = tensor_handle_of(t)  # a new at::Tensor: one more use
+    made = steal_tensor(handle)
+    after = t._use_count()
+    if made is not t:
+        return None
+    if after == before + 1:
+        tvmfast_delete_aten_tensor(PyCapsule_GetPointer(handle, NULL))  # still ours
+        return True
+    return False if after == before else None
+
+
 cdef object _native_op_selftest(torch):
     """Register a probe op whose function raises, call it, and check the exception that
     reaches Python is the one raised (type, message); also a call that succeeds."""
+    global selftest_attempts
     marker = "tvmfast native op self-test"
 
     def probe(x, y):
@@ -389,20 +543,26 @@ cdef object _native_op_selftest(torch):
             raise KeyError(marker)
 
     fn = tvm_ffi.convert(probe)
-    qualname = "tvmfast_selftest::probe"
+    # A fresh name per attempt: a fork child may run the set-up again after a thread that
+    # does not exist in it left a probe half-registered.
+    name = f"probe{selftest_attempts}"
+    selftest_attempts += 1
+    qualname = f"tvmfast_selftest::{name}"
     lib = torch.library.Library("tvmfast_selftest", "FRAGMENT")
-    lib.define("probe(Tensor x, Tensor(a!) y) -> ()")
+    lib.define(f"{name}(Tensor x, Tensor(a!) y) -> ()")
+    op = getattr(torch.ops.tvmfast_selftest, name)
     try:
-        register_native_op(qualname, "tvmfast_selftest", "probe", fn, 1, True, False,
-                           [OP_TENSOR, OP_TENSOR], [1], 0, None)
+        if not register_native_op(qualname, "tvmfast_selftest", name, fn, None, False,
+                                  [OP_TENSOR, OP_TENSOR], [1], 0, None):
+            return "no slot left for the probe op"
         x = torch.zeros(2)
         y = torch.zeros(2)
         version = y._version
-        torch.ops.tvmfast_selftest.probe(x, y)
+        op(x, y)
         if y._version != version + 1:
             return "the version counter was not bumped"
         try:
-            torch.ops.tvmfast_selftest.probe(x, torch.zeros(0))
+            op(x, torch.zeros(0))
         except KeyError as err:
             if marker not in str(err):
                 return f"the error reached Python as {err!r}"
@@ -417,12 +577,14 @@ cdef object _native_op_selftest(torch):
     return None
 
 
-cdef int register_native_op(str qualname, str namespace, str op_name, object function, uint64_t alignment,
-                            bint release_gil, bint python_only, list kinds, list mutated, int n_returns,
-                            object python_kernel) except -1:
-    """Make qualname's kernel the C one (a slot for the process), calling function; or, if it
-    has one already, point its slot at function.  The previous target is freed once no call
-    is in it."""
+cdef bint register_native_op(str qualname, str namespace, str op_name, object function, object bound,
+                             bint python_only, list kinds, list mutated, int n_returns,
+                             object python_kernel) except -1:
+    """Make qualname's kernel the C one (a slot for the process), calling function as bound
+    (a BoundFunction: alignment and release_gil; None: no alignment, GIL released); or, if it
+    has one already, point its slot at function.  False when no slot is left (the op keeps
+    its Python kernel).  The previous target is freed by its last call (see the top)."""
+    global n_op_slots
     cdef int k
     cdef OpSlot* slot
     cdef OpTarget* target
@@ -432,16 +594,20 @@ cdef int register_native_op(str qualname, str namespace, str op_name, object fun
     k = op_slot_of.get(qualname, -1)
     if k < 0:
         if n_op_slots == TVMFAST_MAX_OPS:
-            raise RuntimeError(f"tvmfast: over {TVMFAST_MAX_OPS} native ops in this process")
+            return False
         k = n_op_slots
     slot = &op_slots[k]
     target = <OpTarget*>calloc(1, sizeof(OpTarget))
     if target == NULL:
         raise MemoryError()
+    target.refs = 1
     target.function = <TVMFFIObjectHandle><uint64_t>function.__chandle__()
     TVMFFIObjectIncRef(target.function)
-    target.align_mask = alignment - 1
-    target.release_gil = release_gil
+    if bound is None:
+        bound = BoundFunction(function, alignment=1, release_gil=True)
+    target.bound = <PyObject*>bound
+    Py_INCREF(bound)
+    target.call_target = &(<BoundFunction>bound).target
     target.python_only = python_only
     target.python_kernel = <PyObject*>python_kernel
     Py_INCREF(python_kernel)
@@ -453,7 +619,7 @@ cdef int register_native_op(str qualname, str namespace, str op_name, object fun
             slot.kinds[i] = kinds[i]
         for i in range(len(mutated)):
             slot.mutated[i] = mutated[i]
-        slot.active = 0
+        slot.entering = 0
         slot.target = target
         ns = namespace.encode()
         if tvmfast_torch_op_api.library_init_impl(ns, b"CompositeExplicitAutograd", b"tvmfast", 0, &library) != 0:
@@ -467,37 +633,39 @@ cdef int register_native_op(str qualname, str namespace, str op_name, object fun
         slot.qualname = <PyObject*>qualname
         Py_INCREF(qualname)
         op_slot_of[qualname] = k
-        global n_op_slots
         n_op_slots += 1
-        return 0
+        return True
     old = <OpTarget*>tvmfast_load_ptr(&slot.target)
     tvmfast_store_ptr(&slot.target, target)
     with nogil:
-        while tvmfast_op_active(&slot.active) != 0:
+        # Only threads between loading the old target and referencing it; never a call.
+        while tvmfast_atomic_load(&slot.entering) != 0:
             sched_yield()
-    free_target(old)
-    return 0
+    if tvmfast_atomic_add(&old.refs, -1) == 0:
+        free_target(old)
+    return True
 
 
-cdef void free_target(OpTarget* target) noexcept:
-    TVMFFIObjectDecRef(target.function)
-    Py_XDECREF(target.python_kernel)
-    free(target)
+cdef void native_op_after_fork_in_child() noexcept:
+    """No thread of the parent but the one that forked is in this process: none is entering a
+    slot (see the top)."""
+    cdef int k
+    for k in range(n_op_slots):
+        tvmfast_atomic_store(&op_slots[k].entering, 0)
 
 
 def _native_op_register(qualname, namespace, op_name, bound, kinds, mutated, n_returns, python_kernel):
     """as_torch_op's C kernel for qualname (see torch_op.py); False where this op keeps its
-    Python kernel only (native ops off, too many arguments, an argument kind not taken)."""
+    Python kernel only (native ops off, too many arguments, an argument kind not taken, no
+    slot left)."""
     cdef BoundFunction fn = <BoundFunction?>bound
     if not _native_op_setup() or len(kinds) > OP_MAX_ARGS:
         return False
     codes = {"Tensor": OP_TENSOR, "SymInt": OP_INT, "float": OP_FLOAT, "bool": OP_BOOL}
     if any(kind not in codes for kind in kinds):
         return False
-    register_native_op(qualname, namespace, op_name, fn.function, fn.target.align_mask + 1,
-                       fn.target.release_gil, fn.wrapper is not None, [codes[kind] for kind in kinds],
-                       list(mutated), n_returns, python_kernel)
-    return True
+    return register_native_op(qualname, namespace, op_name, fn.function, fn, fn.wrapper is not None,
+                              [codes[kind] for kind in kinds], list(mutated), n_returns, python_kernel)
 
 
 def _native_op_has_slot(qualname):

@@ -5,33 +5,33 @@
 # tvmfast._torch, which the core calls (never the other way round).
 
 cdef PyObject* torch_tensor_type = NULL     # torch.Tensor, once a torch tensor was seen
-cdef bint torch_setup_done = False
 cdef str torch_direct_export_state = "off (no torch tensor seen yet)"
 
 
-cdef object torch_setup_lock = threading.Lock()
-
-
-cdef void setup_torch_direct_export() except *:
+cdef bint setup_torch_direct_export() except -1:
     """Learn torch's object layout and enable the direct export the first time a
     torch tensor type is seen (so importing tvmfast does not import torch).  Any
     failure leaves the exchange API path (and Python-level lazy-view checks).
-
-    Atomic with respect to other threads: the set-up runs Python code (which can
-    switch threads), so a second thread waits here until it is complete rather than
-    classifying torch tensors on half-set state."""
-    global torch_setup_done
-    if torch_setup_done:
-        return
-    with torch_setup_lock:
-        if not torch_setup_done:
-            try:
-                run_torch_setup()
-            finally:
-                torch_setup_done = True  # last: other threads read the state only after this
+    A one-time set-up (once.pxi): other threads wait for it; a call from inside it
+    goes on without it (False)."""
+    return torch_setup.run(_run_torch_setup)
 
 
-cdef void run_torch_setup() except *:
+def _reset_torch_setup():
+    """The state before the set-up (for a fork child whose set-up was left half-done):
+    nothing learned, so every torch tensor takes the exchange API until it runs again."""
+    global torch_direct_export_state, tvmfast_thpvariable_tensor_offset
+    tvmfast_set_torch_to_dl(NULL, 0)
+    tvmfast_set_torch_keyset(-1, 0)
+    memset(&tvmfast_torch_layout, 0, sizeof(TvmfastTorchLayout))
+    tvmfast_thpvariable_tensor_offset = 0
+    torch_direct_export_state = "off (no torch tensor seen yet)"
+
+
+cdef OneTimeSetup torch_setup = one_time_setup(_reset_torch_setup)
+
+
+def _run_torch_setup():
     global torch_tensor_type, torch_direct_export_state
     from tvmfast import _torch
     torch = sys.modules.get("torch")
@@ -40,26 +40,28 @@ cdef void run_torch_setup() except *:
         return
     tp = torch.Tensor
     try:
-        # The layout also gives the lazy neg/conj bits, which the exchange API path uses too.
-        layout_known = _learn_torch_layout(torch)
-        address, signature = _torch.find_to_dlpack_nonowning()
-        if not address:
-            torch_direct_export_state = f"off ({signature})"
-        elif not layout_known:
-            torch_direct_export_state = "off (torch.Tensor's object layout is not the one known)"
-        elif not _enable_torch_direct_export(torch, address, signature == _torch.SIGNATURES[0][0]):
-            torch_direct_export_state = f"off (the self-test of toDLPackNonOwning({signature}) failed)"
-        else:
-            torch_direct_export_state = f"on (at::toDLPackNonOwning({signature}), self-tested)"
-            if os.environ.get("TVMFAST_TORCH_READ", "1") != "0":
-                reason = _learn_tensorimpl(torch, dense_samples(torch, "cpu") + torch_samples(torch))
-                torch_direct_export_state += (
-                    "; plain dense tensors read from TensorImpl (self-tested)" if reason is None
-                    else f"; TensorImpl reads off ({reason})")
+        with _torch.setup_scope(torch):
+            # The layout also gives the lazy neg/conj bits, which the exchange API path uses too.
+            layout_known = _learn_torch_layout(torch)
+            address, signature = _torch.find_to_dlpack_nonowning()
+            if not address:
+                torch_direct_export_state = f"off ({signature})"
+            elif not layout_known:
+                torch_direct_export_state = "off (torch.Tensor's object layout is not the one known)"
+            elif not _enable_torch_direct_export(torch, address, signature == _torch.SIGNATURES[0][0]):
+                torch_direct_export_state = f"off (the self-test of toDLPackNonOwning({signature}) failed)"
+            else:
+                torch_direct_export_state = f"on (at::toDLPackNonOwning({signature}), self-tested)"
+                if os.environ.get("TVMFAST_TORCH_READ", "1") != "0":
+                    reason = _learn_tensorimpl(torch, dense_samples(torch, "cpu") + torch_samples(torch))
+                    torch_direct_export_state += (
+                        "; plain dense tensors read from TensorImpl (self-tested)" if reason is None
+                        else f"; TensorImpl reads off ({reason})")
     except Exception as exc:  # the exchange API path works without it
         torch_direct_export_state = f"off (set-up failed: {type(exc).__name__}: {exc})"
-    Py_INCREF(tp)  # lives for the process
-    torch_tensor_type = <PyObject*>tp
+    if torch_tensor_type == NULL:
+        Py_INCREF(tp)  # lives for the process
+        torch_tensor_type = <PyObject*>tp
 
 
 cdef bint is_torch_tensor_type(type t) except -1:
@@ -346,7 +348,9 @@ cdef int learn_device_layout(object tensor) except -1:
     if torch.cuda.is_current_stream_capturing():
         return 0  # not while a CUDA graph is being captured: at a later call
     gpu_layout_tried = True
-    reason = _learn_tensorimpl(torch, dense_samples(torch, device))
+    from tvmfast import _torch
+    with _torch.setup_scope(torch):
+        reason = _learn_tensorimpl(torch, dense_samples(torch, device))
     torch_direct_export_state += (f"; {device.type} tensors too" if reason is None
                                   else f"; {device.type} tensors through toDLPackNonOwning ({reason})")
     return 0

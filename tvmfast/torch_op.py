@@ -81,8 +81,16 @@ def make_torch_op(bound, name: str, mutates_args: Sequence[int] = (), example_ar
     kinds = _argument_kinds(bound, name, example_args)
     mutated = _mutated_positions(mutates_args, kinds)
     specs = _output_specs(returns)
-    aliases = iter(string.ascii_lowercase)
-    params = [f"Tensor({next(aliases)}!) a{i}" if i in mutated else f"{kind} a{i}" for i, kind in enumerate(kinds)]
+    if not mutated and not specs:
+        # torch sees an op's effect only through what its schema says it writes or returns:
+        # torch.compile would drop a call of an op that declares neither.
+        raise ValueError(
+            f"tvmfast: as_torch_op({name!r}) declares no effect: pass mutates_args=(positions of the tensors "
+            f"the function writes), e.g. mutates_args=({len(kinds) - 1},) for an output passed last, or "
+            f"returns=... (the output spec) for a function that returns its result; torch.compile drops a "
+            f"call of an op that declares neither")
+    alias = {pos: _alias_set(k) for k, pos in enumerate(mutated)}
+    params = [f"Tensor({alias[i]}!) a{i}" if i in alias else f"{kind} a{i}" for i, kind in enumerate(kinds)]
     if not specs:
         ret = "()"
     elif len(specs) == 1:
@@ -128,6 +136,11 @@ def known_num_args(bound) -> int:
     """The argument count of ``bound`` (bind's num_args, a Relax VM function's arity, or the count of its
     last successful call), -1 if unknown."""
     return -1 if bound.num_args is None else bound.num_args
+
+
+def _alias_set(k: int) -> str:
+    """The schema's alias set of the k-th written tensor: a, b, ... z, then w26, w27, ..."""
+    return string.ascii_lowercase[k] if k < len(string.ascii_lowercase) else f"w{k}"
 
 
 def _mutated_positions(mutates_args, kinds: list[str]) -> tuple[int, ...]:

@@ -44,13 +44,15 @@ typedef struct TvmfastTorchOpApi {
   /* torch::autograd::ForwardADLevel::try_get_by_idx(size_t): a std::shared_ptr<ForwardADLevel>,
    * of the same layout as any std::shared_ptr (two pointers, a destructor through the control block). */
   std::shared_ptr<void> (*try_get_forward_level)(size_t index);
+  bool (*inference_mode_enabled)();  /* c10::InferenceMode::is_enabled() */
 } TvmfastTorchOpApi;
 static TvmfastTorchOpApi tvmfast_torch_op_api;
 
 static inline void tvmfast_set_torch_op_api(uintptr_t library_init_impl, uintptr_t library_impl,
                                             uintptr_t delete_library, uintptr_t bump_version,
                                             uintptr_t delete_tensor, uintptr_t requires_grad,
-                                            uintptr_t try_get_forward_level) noexcept {
+                                            uintptr_t try_get_forward_level,
+                                            uintptr_t inference_mode_enabled) noexcept {
   TvmfastTorchOpApi& api = tvmfast_torch_op_api;
   api.library_init_impl = reinterpret_cast<decltype(api.library_init_impl)>(library_init_impl);
   api.library_impl = reinterpret_cast<decltype(api.library_impl)>(library_impl);
@@ -59,6 +61,16 @@ static inline void tvmfast_set_torch_op_api(uintptr_t library_init_impl, uintptr
   tvmfast_delete_aten_tensor = reinterpret_cast<int32_t (*)(void*)>(delete_tensor);
   api.requires_grad = reinterpret_cast<decltype(api.requires_grad)>(requires_grad);
   api.try_get_forward_level = reinterpret_cast<decltype(api.try_get_forward_level)>(try_get_forward_level);
+  api.inference_mode_enabled = reinterpret_cast<decltype(api.inference_mode_enabled)>(inference_mode_enabled);
+}
+
+/* Whether torch's inference mode is on in this thread (a thread-local read; never throws). */
+static inline int tvmfast_inference_mode_enabled() noexcept {
+  try {
+    return tvmfast_torch_op_api.inference_mode_enabled();
+  } catch (...) {
+    return 0;
+  }
 }
 
 /* A tensor with autograd metadata (a view, a parameter, a dual tensor) that still takes the C
@@ -74,8 +86,8 @@ static inline int tvmfast_autograd_inert(const void* impl) noexcept {
 }
 
 /* torch's version-counter bump for a tensor the op writes.  It throws for an inference
- * tensor written outside inference mode: -1 then (the caller takes the Python kernel,
- * which raises torch's error). */
+ * tensor written outside inference mode, which the caller has ruled out before bumping
+ * any (-1 should it throw all the same). */
 static inline int tvmfast_bump_version(void* tensor_handle) noexcept {
   try {
     tvmfast_torch_op_api.bump_version(tensor_handle);
@@ -162,10 +174,14 @@ static const std::array<tvmfast_boxed_kernel, TVMFAST_MAX_OPS> tvmfast_op_entrie
 static inline tvmfast_boxed_kernel tvmfast_op_entry_at(int slot) noexcept { return tvmfast_op_entries[slot]; }
 static inline void tvmfast_set_op_body(tvmfast_op_body_fn body) noexcept { tvmfast_op_body = body; }
 
-/* A slot's calls in flight: a slot's function is swapped only after they have left it. */
-static inline void tvmfast_op_enter(int* active) noexcept { __atomic_add_fetch(active, 1, __ATOMIC_SEQ_CST); }
-static inline void tvmfast_op_leave(int* active) noexcept { __atomic_sub_fetch(active, 1, __ATOMIC_SEQ_CST); }
-static inline int tvmfast_op_active(int* active) noexcept { return __atomic_load_n(active, __ATOMIC_SEQ_CST); }
+/* Atomics for the slots and their targets (native_op.pxi says what each counts). */
+static inline int tvmfast_atomic_add(int* counter, int delta) noexcept {
+  return __atomic_add_fetch(counter, delta, __ATOMIC_SEQ_CST);
+}
+static inline int tvmfast_atomic_load(int* counter) noexcept { return __atomic_load_n(counter, __ATOMIC_SEQ_CST); }
+static inline void tvmfast_atomic_store(int* counter, int value) noexcept {
+  __atomic_store_n(counter, value, __ATOMIC_SEQ_CST);
+}
 static inline void* tvmfast_load_ptr(void** p) noexcept { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 static inline void tvmfast_store_ptr(void** p, void* v) noexcept { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 
