@@ -130,6 +130,9 @@ def test_stage_timing_build_takes_a_call_apart(tmp_path):
     import sys
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.exists(os.path.join(root, "tvmfast", "_core.pyx")):
+        pytest.skip("builds a traced copy of tvmfast from its sources: needs a source checkout, not an installed "
+                    "tvmfast")
     shutil.copytree(os.path.join(root, "tvmfast"), tmp_path / "tvmfast",
                     ignore=shutil.ignore_patterns("*.so", "*.cpp", "__pycache__"))
     shutil.copy(os.path.join(root, "setup.py"), tmp_path)
