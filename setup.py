@@ -70,7 +70,8 @@ core = Extension(
     ["tvmfast/_core.pyx"],
     # Every file the core includes or cimports: editing any of them rebuilds the extension
     # (Cython tracks .pxi/.pxd itself; setuptools needs this list for headers and the C++ step).
-    depends=sorted(glob.glob("tvmfast/*.pxi") + glob.glob("tvmfast/*.pxd") + glob.glob("tvmfast/*.h")),
+    depends=sorted(path for pattern in ("*.pxi", "*.pxd", "*.h")
+                   for path in glob.glob(f"tvmfast/**/{pattern}", recursive=True)),
     include_dirs=include_dirs,
     library_dirs=[ffi_lib_dir],
     libraries=["tvm_ffi"],

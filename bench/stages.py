@@ -7,7 +7,7 @@ That build stamps a clock (the TSC on x86-64, else a steady clock) at the bounda
 call's stages: opening the call context, converting the arguments, checking devices and
 picking the stream, swapping TVM's stream and allocator, releasing the GIL, the C call,
 taking the GIL back, converting the result, releasing the call's tensors (the stages are
-named in ``tvmfast_helpers.h``, ``TvmfastStage``). Every other build has empty stamps.
+named in ``tvmfast/measure/trace.h``, ``TvmfastStage``). Every other build has empty stamps.
 
 Each figure is us per call, net of the stamps' own cost (calibrated by making a call's
 stamps back to back, so the small stages are approximate to a few ns). "The rest" is

@@ -2,7 +2,9 @@
 # (tvm/ffi/c_api.h, tvm/ffi/extra/c_env_api.h) and DLPack (dlpack/dlpack.h,
 # including the DLPackExchangeAPI that torch exposes as
 # ``torch.Tensor.__dlpack_c_exchange_api__``).  The .pyx modules cimport from here
-# and declare nothing of their own; tvmfast_helpers.h (inline C++ of our own) too.
+# and declare nothing of their own; tvmfast's own headers (inline C++, one per concern:
+# spine/frame.h, memory/tensor.h, memory/aligned_copy.h, torch/layout.h, torch/op_entries.h,
+# measure/trace.h) are declared here too.
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from cpython.ref cimport PyObject
 from tvmfast._python cimport PyTypeObject
@@ -142,10 +144,51 @@ cdef extern from "tvm/ffi/extra/c_env_api.h" nogil:
     DLPackManagedTensorAllocator TVMFFIEnvGetDLPackManagedTensorAllocator()
 
 
-# tvmfast's own inline C++ (tvmfast_helpers.h): what Cython would do more slowly,
-# and the TvmfastTensor object every tensor argument is passed as.
-cdef extern from "tvmfast_helpers.h" nogil:
+# tvmfast's own inline C++, one header per concern (paths relative to tvmfast/).
+
+# spine/frame.h: the frame every call goes through, the result stash, vectorcall.
+cdef extern from "spine/frame.h" nogil:
     TVMFFIAny tvmfast_result_stash
+    int TVMFFIFunctionCallFromTvmfast(TVMFFIObjectHandle func, TVMFFIAny* args, int32_t num_args,
+                                      TVMFFIAny* result)
+    void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset)
+    void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset)
+
+
+# memory/tensor.h: the TvmfastTensor object every tensor argument is passed as.
+cdef extern from "memory/tensor.h" nogil:
+    ctypedef struct TvmfastTensor:
+        TVMFFIObject header
+        DLTensor dl
+        PyObject* owner
+        void* torch_handle
+        void* scratch
+        void* source
+        uint32_t shared_slots
+        DLManagedTensorVersioned* source_keeper
+        int64_t dims[1]           # TVMFAST_INLINE_NDIM in fact: shape, then strides
+    TvmfastTensor* tvmfast_tensor_new() noexcept
+    int tvmfast_tensor_own_dims(TvmfastTensor* t) noexcept
+    void tvmfast_tensor_release(TvmfastTensor* t) noexcept
+    void tvmfast_set_python_exiting() noexcept
+    int32_t (*tvmfast_delete_aten_tensor)(void* handle) noexcept
+
+
+# memory/aligned_copy.h: misaligned CPU data passed through an aligned copy.
+cdef extern from "memory/aligned_copy.h" nogil:
+    bint tvmfast_is_compact(const DLTensor* dl) noexcept
+    int tvmfast_copy_refusal(const DLTensor* dl) noexcept
+    void tvmfast_byte_range(const DLTensor* dl, uintptr_t* lo, uintptr_t* hi) noexcept
+    int tvmfast_tensor_copy_in(TvmfastTensor* t, size_t alignment) noexcept
+    void tvmfast_tensor_write_back(TvmfastTensor* t) noexcept
+    uint64_t tvmfast_tensor_foreign_refs(const TvmfastTensor* t) noexcept
+    void tvmfast_tensor_point_back(TvmfastTensor* t) noexcept
+    bint tvmfast_same_elements(const DLTensor* x, const DLTensor* y) noexcept
+    bint tvmfast_interleaved(const DLTensor* x, const DLTensor* y) noexcept
+
+
+# torch/layout.h: torch tensors read in C (TensorImpl, toDLPackNonOwning).
+cdef extern from "torch/layout.h" nogil:
     void* tvmfast_torch_to_dl
     void tvmfast_set_torch_to_dl(void* fn, int with_read_only)
     Py_ssize_t tvmfast_thpvariable_tensor_offset
@@ -155,7 +198,6 @@ cdef extern from "tvmfast_helpers.h" nogil:
     uint64_t tvmfast_torch_lazy_bits
     void tvmfast_set_torch_keyset(Py_ssize_t offset, uint64_t bits)
     uint64_t tvmfast_torch_keyset(PyObject* obj, Py_ssize_t offset) noexcept
-    void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset)
     ctypedef struct TvmfastTorchLayout:
         int enabled
         Py_ssize_t keyset
@@ -174,6 +216,10 @@ cdef extern from "tvmfast_helpers.h" nogil:
     TvmfastTorchLayout tvmfast_torch_layout
     int tvmfast_torch_read(PyObject* obj, DLTensor* out) noexcept
     int tvmfast_torch_read_impl(const char* impl, DLTensor* out) noexcept
+
+
+# measure/trace.h: stage stamps, empty unless built with -DTVMFAST_TRACE.
+cdef extern from "measure/trace.h" nogil:
     enum TvmfastStage:
         TVMFAST_STAGE_START
         TVMFAST_STAGE_OPEN
@@ -190,41 +236,13 @@ cdef extern from "tvmfast_helpers.h" nogil:
     uint64_t tvmfast_stage_ticks[]
     uint64_t tvmfast_stage_clock() noexcept
     void tvmfast_stamp(int stage) noexcept
-    int32_t (*tvmfast_delete_aten_tensor)(void* handle) noexcept
-    void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset)
-    int TVMFFIFunctionCallFromTvmfast(TVMFFIObjectHandle func, TVMFFIAny* args, int32_t num_args,
-                                      TVMFFIAny* result)
-
-    ctypedef struct TvmfastTensor:
-        TVMFFIObject header
-        DLTensor dl
-        PyObject* owner
-        void* torch_handle
-        void* scratch
-        void* source
-        uint32_t shared_slots
-        DLManagedTensorVersioned* source_keeper
-        int64_t dims[1]           # TVMFAST_INLINE_NDIM in fact: shape, then strides
-    TvmfastTensor* tvmfast_tensor_new() noexcept
-    int tvmfast_tensor_own_dims(TvmfastTensor* t) noexcept
-    bint tvmfast_is_compact(const DLTensor* dl) noexcept
-    int tvmfast_copy_refusal(const DLTensor* dl) noexcept
-    void tvmfast_byte_range(const DLTensor* dl, uintptr_t* lo, uintptr_t* hi) noexcept
-    int tvmfast_tensor_copy_in(TvmfastTensor* t, size_t alignment) noexcept
-    void tvmfast_tensor_write_back(TvmfastTensor* t) noexcept
-    uint64_t tvmfast_tensor_foreign_refs(const TvmfastTensor* t) noexcept
-    void tvmfast_tensor_point_back(TvmfastTensor* t) noexcept
-    bint tvmfast_same_elements(const DLTensor* x, const DLTensor* y) noexcept
-    bint tvmfast_interleaved(const DLTensor* x, const DLTensor* y) noexcept
-    void tvmfast_tensor_release(TvmfastTensor* t) noexcept
-    void tvmfast_set_python_exiting() noexcept
 
 
 # The native torch op's entry points and torch's functions it calls (native_op.pxi).
 cdef extern from "<sched.h>" nogil:
     int sched_yield()
 
-cdef extern from "tvmfast_torch_op.h" nogil:
+cdef extern from "torch/op_entries.h" nogil:
     enum: TVMFAST_MAX_OPS
     ctypedef void (*tvmfast_boxed_kernel)(uint64_t* stack, uint64_t num_args, uint64_t num_outputs) noexcept
     ctypedef int (*tvmfast_op_body_fn)(int slot, uint64_t* stack, uint64_t num_args, uint64_t num_outputs,

@@ -1,26 +1,16 @@
-# Devices and streams: every tensor of a call must be on one device, and a GPU
-# call runs on the producer's current stream (made TVM's around the call).
+# Misaligned CPU data, around a call: a function that assumes aligned data (bind's
+# `alignment`, 64 for a TVM module's functions) gets a misaligned CPU tensor as an
+# aligned copy, only where the copy is exact.  The rule is stated once, in
+# memory/aligned_copy.h; here is its protocol: note_tensor marks or refuses a tensor
+# while the door converts it, invoke() makes the copies (copy_misaligned) right before
+# the call and settles them (settle_misaligned) right after it, and the door raises for
+# a copy the callee kept (raise_kept_copy).
 
 cdef enum:
-    # DLPack device types named in messages (DLDeviceType).
-    DEVICE_CPU = 1
-    DEVICE_CUDA = 2
-    DEVICE_CUDA_HOST = 3
-    DEVICE_ROCM = 10
-    DEVICE_EXT_DEV = 12
-    DEVICE_CUDA_MANAGED = 13
     # Data alignment TVM kernels with default buffers assume (TVM's kAllocAlignment).
     DEFAULT_ALIGNMENT = 64
     # The largest alignment bind() takes (a page).
     MAX_ALIGNMENT = 4096
-
-cdef dict DEVICE_NAMES = {DEVICE_CPU: "cpu", DEVICE_CUDA: "cuda", DEVICE_CUDA_HOST: "cuda_host",
-                          DEVICE_ROCM: "rocm", DEVICE_CUDA_MANAGED: "cuda_managed",
-                          DEVICE_EXT_DEV: "ext_dev"}
-
-
-cdef str device_str(int32_t device_type, int32_t device_id):
-    return f"{DEVICE_NAMES.get(device_type, f'device_type={device_type}')}:{device_id}"
 
 
 cdef int raise_misaligned(DLTensor* dl, Py_ssize_t pos, uint64_t alignment) except -1:
@@ -48,9 +38,9 @@ cdef int note_tensor(CallContext* st, TvmfastTensor* t, Py_ssize_t pos,
     """A tensor tvmfast passes: check its data alignment, record its device.
 
     A misaligned CPU tensor (numpy arrays are 16-byte aligned, views start anywhere)
-    is marked to be passed through an aligned copy (the rule is in tvmfast_helpers.h,
-    "Misaligned CPU data"); the copy itself is made by copy_misaligned, once every
-    argument is known.  What the copy could not make right is refused here."""
+    is marked to be passed through an aligned copy (memory/aligned_copy.h states the
+    rule); the copy itself is made by copy_misaligned, once every argument is known.
+    What the copy could not make right is refused here."""
     cdef uintptr_t lo, hi
     if is_misaligned(&t.dl, st.align_mask):
         if t.dl.device.device_type != kDLCPU:
@@ -83,7 +73,7 @@ cdef int note_tensor(CallContext* st, TvmfastTensor* t, Py_ssize_t pos,
     return record_device(st, &t.dl, pos, api, obj)
 
 
-cdef Py_ssize_t position_of(TVMFFIAny* packed, Py_ssize_t n, void* tensor) noexcept:
+cdef Py_ssize_t position_of(TVMFFIAny* packed, Py_ssize_t n, void* tensor) noexcept nogil:
     cdef Py_ssize_t k
     for k in range(n):
         if packed[k].type_index == kTVMFFITensor and packed[k].v_ptr == tensor:
@@ -151,7 +141,7 @@ cdef int copy_misaligned(CallContext* st, Py_ssize_t n) except -1:
     return 0
 
 
-cdef Py_ssize_t settle_misaligned(CallContext* st, Py_ssize_t n, TVMFFIAny* result) noexcept:
+cdef Py_ssize_t settle_misaligned(CallContext* st, Py_ssize_t n, TVMFFIAny* result) noexcept nogil:
     """Right after the call, success or failure: write back what the callee changed in
     each aligned copy.  A copy that is the call's result and nothing else is made to
     describe the caller's memory again (an identity function returns the caller's
@@ -186,64 +176,3 @@ cdef int raise_kept_copy(Py_ssize_t pos, uint64_t alignment, object cause) excep
         cause)
 
 
-cdef inline int record_device(CallContext* st, DLTensor* dl, Py_ssize_t pos,
-                              const DLPackExchangeAPI* api, PyObject* obj) except -1:
-    """Record where the tensors live (the first non-CPU one picks the stream)."""
-    if dl.device.device_type == kDLCPU:
-        if st.cpu_pos < 0:
-            st.cpu_pos = <int32_t>pos
-    else:
-        if st.device_type < 0:
-            st.device_type = dl.device.device_type
-            st.device_id = dl.device.device_id
-            st.device_pos = <int32_t>pos
-            st.stream_api = api
-            st.device_obj = <void*>obj
-        if api == torch_fast_api and api != NULL and not gpu_layout_tried:
-            # The first torch tensor on a GPU: self-test the TensorImpl read there.
-            learn_device_layout(<object>obj)
-    return 0
-
-
-cdef int raise_device_mismatch(Py_ssize_t pos, int32_t device_type, int32_t device_id,
-                               CallContext* st) except -1:
-    raise_arg_error(
-        ValueError, pos,
-        f"tensor on {device_str(device_type, device_id)}, but argument #{st.device_pos} is on "
-        f"{device_str(st.device_type, st.device_id)}; all tensor arguments must be on one device")
-
-
-cdef int check_devices(CallContext* st, Py_ssize_t n) except -1:
-    """All tensors must be on one device once any of them is off the CPU."""
-    cdef Py_ssize_t i
-    cdef DLTensor* dl
-    cdef TVMFFIAny* packed = st.packed
-    if st.cpu_pos >= 0:
-        raise_device_mismatch(st.cpu_pos, DEVICE_CPU, 0, st)
-    for i in range(n):
-        if packed[i].type_index != kTVMFFITensor:
-            continue
-        dl = <DLTensor*>(<char*>packed[i].v_ptr + sizeof(TVMFFIObject))
-        if dl.device.device_type != st.device_type or dl.device.device_id != st.device_id:
-            raise_device_mismatch(i, dl.device.device_type, dl.device.device_id, st)
-    return 0
-
-
-cdef int pick_stream(CallContext* st) except -1:
-    """The stream a GPU call runs on: the producer's current stream for the device (asked
-    through its exchange API, or torch's for a torch tensor that came without one);
-    none (TVM's stays) for other producers and for tvm_ffi tensors, as for rt_mod."""
-    cdef void* stream = NULL
-    if st.stream_api != NULL and st.stream_api.current_work_stream != NULL:
-        if st.stream_api.current_work_stream(<DLDeviceType>st.device_type, st.device_id, &stream) != 0:
-            raise fetch_error() or RuntimeError("tvmfast: the producer's current_work_stream failed")
-    elif st.device_obj != NULL:
-        py_stream = torch_current_stream(<object>st.device_obj, st.device_type, st.device_id)
-        if py_stream is None:
-            return 0
-        stream = <void*><uint64_t>py_stream
-    else:
-        return 0
-    st.stream = stream
-    st.has_stream = True
-    return 0

@@ -1,7 +1,8 @@
 # The call context.  Every call form (dynamic, frozen, prepared, call_ptrs,
-# tvmfast_call_ptrs, the benchmark floors) opens one CallContext, fills ctx.packed,
-# calls through it and closes it; nothing else allocates a call's buffers, swaps
-# TVM's stream or allocator, or releases what a call created.
+# tvmfast_call_ptrs, the native op's C kernel, the benchmark floors) opens one
+# CallContext, fills ctx.packed and hands it to invoke() (spine/invoke.pxi); nothing
+# else allocates a call's buffers, swaps TVM's stream or allocator, or releases what a
+# call created.
 
 cdef enum:
     # Arguments converted into the context's own buffers; more than this use the heap.
@@ -21,6 +22,8 @@ ctypedef struct CallContext:
     void* temps                  # list of Python temporaries (tvm_ffi tensors of numpy), or NULL
     uint64_t align_mask          # data alignment the callee assumes, - 1
     int32_t n_scratch            # misaligned tensors passed through an aligned copy
+    Py_ssize_t kept              # after the call: an argument whose copy the callee kept, or -1
+    PyObject* error              # a Python exception of the call (invoke's CALL_PY_ERROR), or NULL
     # devices
     int32_t device_type          # first non-CPU device seen, or -1
     int32_t device_id
@@ -49,6 +52,8 @@ cdef inline int ctx_open(CallContext* ctx, Py_ssize_t n, uint64_t align_mask) no
     ctx.temps = NULL
     ctx.align_mask = align_mask
     ctx.n_scratch = 0
+    ctx.kept = -1
+    ctx.error = NULL
     ctx.device_type = -1
     ctx.device_id = 0
     ctx.device_pos = -1
@@ -96,11 +101,15 @@ cdef inline void ctx_release(CallContext* ctx) noexcept nogil:
 
 
 cdef inline void ctx_close(CallContext* ctx) noexcept:
-    """After the call, or a failed conversion: release everything the call created."""
+    """A Python front door's one exit, after the call or a failed conversion: release
+    everything the context still holds (nothing more once invoke() has released it)."""
     ctx_release(ctx)
     if ctx.temps != NULL:
         Py_DECREF(<object>ctx.temps)
         ctx.temps = NULL
+    if ctx.error != NULL:
+        Py_DECREF(<object>ctx.error)
+        ctx.error = NULL
 
 
 cdef int ctx_enter(CallContext* ctx) noexcept nogil:

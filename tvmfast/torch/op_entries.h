@@ -2,7 +2,7 @@
  * (torch/csrc/inductor/aoti_torch/c/shim.h), so that an op call made by torch's
  * dispatcher (eager, a compiled graph, an AOTInductor package) reaches the TVM function
  * without entering Python.  Included by _core.pyx (declared in _c_api.pxd); the kernel's
- * body is native_op.pxi.
+ * body is torch/native_op.pxi.
  *
  * torch's boxed kernel type, void(StableIValue* stack, uint64_t num_args, uint64_t
  * num_outputs), carries no user data: an op finds its function through its entry point.
@@ -18,8 +18,8 @@
  * at first use that an exception thrown this way reaches Python unchanged; until it has,
  * no op is registered with a C kernel.
  */
-#ifndef TVMFAST_TORCH_OP_H_
-#define TVMFAST_TORCH_OP_H_
+#ifndef TVMFAST_TORCH_OP_ENTRIES_H_
+#define TVMFAST_TORCH_OP_ENTRIES_H_
 
 #include <Python.h>
 
@@ -29,6 +29,8 @@
 #include <memory>
 #include <string>
 #include <utility>
+
+#include "../memory/tensor.h"  /* tvmfast_delete_aten_tensor, set here */
 
 typedef void (*tvmfast_boxed_kernel)(uint64_t* stack, uint64_t num_args, uint64_t num_outputs);
 
@@ -185,4 +187,4 @@ static inline void tvmfast_atomic_store(int* counter, int value) noexcept {
 static inline void* tvmfast_load_ptr(void** p) noexcept { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 static inline void tvmfast_store_ptr(void** p, void* v) noexcept { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 
-#endif  // TVMFAST_TORCH_OP_H_
+#endif  // TVMFAST_TORCH_OP_ENTRIES_H_

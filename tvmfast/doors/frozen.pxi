@@ -7,6 +7,13 @@
 # so a call behaves like f(*same_objects) made now, whatever was done to those
 # objects since (resize_, set_, copy_, an optimizer step, the caller's del).
 
+cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
+    if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
+        raise TypeError("tvmfast: bound functions take positional arguments only")
+    check_frozen(<FrozenFunction>callable)
+    return frozen_call(<FrozenFunction>callable, args, PyVectorcall_NARGS(nargsf))
+
+
 cdef inline int check_frozen(FrozenFunction fn) except -1:
     if fn.bound is None:
         raise_api_error(TypeError, "FrozenFunction", "not initialized; create it with freeze() or prepare()")
@@ -193,7 +200,7 @@ cdef object frozen_call(FrozenFunction self, void** items, Py_ssize_t n):
                     break
             else:
                 tvmfast_stamp(TVMFAST_STAGE_CONVERT)
-                return call_packed(&fn.target, &ctx, <int32_t>self.num_args)
+                return call_from_python(&fn.target, &ctx, <int32_t>self.num_args)
     finally:
         ctx_close(&ctx)
         tvmfast_stamp(TVMFAST_STAGE_CLOSE)

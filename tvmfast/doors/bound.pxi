@@ -22,13 +22,6 @@ cdef object call_wrapper(BoundFunction fn, void** args, Py_ssize_t n, tuple kwna
     return fn.wrapper(*[<object>args[i] for i in range(n)], **kwargs)
 
 
-cdef object frozen_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
-    if kwnames != NULL and PyTuple_GET_SIZE(kwnames) != 0:
-        raise TypeError("tvmfast: bound functions take positional arguments only")
-    check_frozen(<FrozenFunction>callable)
-    return frozen_call(<FrozenFunction>callable, args, PyVectorcall_NARGS(nargsf))
-
-
 cdef inline int check_bound(BoundFunction fn) except -1:
     if fn.target.handle == NULL:
         raise_api_error(TypeError, "BoundFunction", "not initialized; create it with tvmfast.bind()")
@@ -255,7 +248,7 @@ cdef object bound_call(BoundFunction self, void** items, Py_ssize_t n):
                 break
         else:
             tvmfast_stamp(TVMFAST_STAGE_CONVERT)
-            ret = call_packed(&self.target, &ctx, <int32_t>n)
+            ret = call_from_python(&self.target, &ctx, <int32_t>n)
             self.seen_num_args = <int>n
             return ret
     finally:
@@ -264,40 +257,6 @@ cdef object bound_call(BoundFunction self, void** items, Py_ssize_t n):
     ret = call_with_tvm_ffi(self.function, [<object>items[i] for i in range(n)])
     self.seen_num_args = <int>n
     return ret
-
-
-def _stage_ticks():
-    """Benchmarks only (bench.stages): the clock ticks spent in each stage of the calls made
-    so far, with the number of calls first; None unless built with -DTVMFAST_TRACE."""
-    if not TVMFAST_TRACE_ENABLED:
-        return None
-    return [tvmfast_stage_ticks[i] for i in range(<int>TVMFAST_NUM_STAGES)]
-
-
-def _stage_stamp_ticks(int n=20000):
-    """Benchmarks only: the clock ticks one stamp adds to its stage (the mean over n runs of
-    a call's stamps made back to back); 0.0 in an untraced build."""
-    if not TVMFAST_TRACE_ENABLED or n <= 0:
-        return 0.0
-    cdef uint64_t saved[<int>TVMFAST_NUM_STAGES]
-    cdef uint64_t total = 0
-    cdef int i, k
-    for k in range(<int>TVMFAST_NUM_STAGES):
-        saved[k] = tvmfast_stage_ticks[k]
-        tvmfast_stage_ticks[k] = 0
-    for i in range(n):
-        for k in range(<int>TVMFAST_NUM_STAGES):
-            tvmfast_stamp(k)
-    for k in range(1, <int>TVMFAST_NUM_STAGES):
-        total += tvmfast_stage_ticks[k]
-        tvmfast_stage_ticks[k] = saved[k]
-    tvmfast_stage_ticks[0] = saved[0]
-    return total / (<double>n * (<int>TVMFAST_NUM_STAGES - 1))
-
-
-def _stage_clock():
-    """Benchmarks only: the stage clock now, in ticks (0 in an untraced build)."""
-    return tvmfast_stage_clock()
 
 
 cdef int check_direct(BoundFunction self, str api) except -1:

@@ -1,53 +1,39 @@
-# The call: TVMFFIFunctionCall through a CallContext, and its outcome converted
-# exactly as tvm_ffi converts rt_mod's.  This layer knows a CallTarget and a
-# CallContext, not the classes that make them.
+# A Python front door's call and its outcome: the devices and stream chosen, the call
+# made by invoke() (spine/invoke.pxi), its result converted or its error raised exactly as
+# tvm_ffi converts rt_mod's.  This layer knows a CallTarget and a CallContext, not the
+# classes that make them.
 
-cdef object call_packed(CallTarget* target, CallContext* ctx, int32_t n):
+cdef object call_from_python(CallTarget* target, CallContext* ctx, int32_t n):
     """Call target on ctx.packed[:n] (filled by a converter) and return the result as
-    tvm_ffi returns rt_mod's.  The caller closes ctx afterwards, whatever happens."""
-    cdef int ret
+    tvm_ffi returns rt_mod's.  The door closes ctx afterwards, whatever happens."""
     cdef TVMFFIAny result
-    cdef Py_ssize_t kept = -1
-    result.type_index = kTVMFFINone
-    result.zero_padding = 0
-    result.v_int64 = 0
     if ctx.device_type >= 0:  # some tensor is off the CPU
         if not ctx.devices_checked:
             check_devices(ctx, n)
         pick_stream(ctx)
-    if ctx.n_scratch:
-        copy_misaligned(ctx, n)
-    tvmfast_stamp(TVMFAST_STAGE_DEVICES)
-    if ctx_enter(ctx) != 0:
-        raise_ffi_error()
-    tvmfast_stamp(TVMFAST_STAGE_ENV)
-    if target.release_gil:
-        # Every object the callee reads is owned by ctx (tensors hold their Python
-        # objects), so other threads running Python meanwhile cannot free it.
-        with nogil:
-            tvmfast_stamp(TVMFAST_STAGE_GIL_RELEASE)
-            ret = TVMFFIFunctionCallFromTvmfast(target.handle, ctx.packed, n, &result)
-            tvmfast_stamp(TVMFAST_STAGE_CALL)
-    else:
-        tvmfast_stamp(TVMFAST_STAGE_GIL_RELEASE)
-        ret = TVMFFIFunctionCallFromTvmfast(target.handle, ctx.packed, n, &result)
-        tvmfast_stamp(TVMFAST_STAGE_CALL)
-    tvmfast_stamp(TVMFAST_STAGE_GIL_ACQUIRE)
-    ctx_exit(ctx)
-    if ctx.n_scratch:
-        # Success or failure: the callee's writes reach the caller's tensors.
-        kept = settle_misaligned(ctx, n, &result)
-    if ret != 0:
+    return finish_call(ctx, invoke(target, ctx, n, &result), &result)
+
+
+cdef object finish_call(CallContext* ctx, int outcome, TVMFFIAny* result):
+    """invoke()'s outcome as Python sees rt_mod's: its result (consumed), or its error."""
+    cdef Py_ssize_t kept = ctx.kept
+    cdef object err
+    if outcome == CALL_PY_ERROR:
+        err = <object>ctx.error
+        Py_DECREF(err)
+        ctx.error = NULL
+        raise err
+    if outcome == CALL_FFI_ERROR:
         if kept >= 0:
             try:
                 raise_ffi_error()
-            except BaseException as err:
-                raise_kept_copy(kept, ctx.align_mask + 1, err)
+            except BaseException as cause:
+                raise_kept_copy(kept, ctx.align_mask + 1, cause)
         raise_ffi_error()
     if kept >= 0:
-        release_result(&result)
+        release_result(result)
         raise_kept_copy(kept, ctx.align_mask + 1, None)
-    value = convert_result(&result, ctx.exchange_api)
+    value = convert_result(result, ctx.exchange_api)
     tvmfast_stamp(TVMFAST_STAGE_RESULT)
     return value
 

@@ -105,7 +105,7 @@ cdef object call_with_pointers(FrozenFunction self, tuple ptrs):
                 record_device(&ctx, &self.snapshot[i], self.tensor_pos[i], NULL, NULL)
             ctx.cpu_pos = -1
             ctx.stream_api = self.snapshot_stream_api
-            return call_packed(&self.bound.target, &ctx, <int32_t>self.num_args)
+            return call_from_python(&self.bound.target, &ctx, <int32_t>self.num_args)
         finally:
             ctx_close(&ctx)
     finally:
@@ -116,7 +116,7 @@ cdef object call_with_pointers(FrozenFunction self, tuple ptrs):
 cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept nogil:
     cdef CallContext ctx
     cdef TVMFFIAny result
-    cdef int ret
+    cdef int outcome
     if prepared.snapshot == NULL:
         TVMFFIErrorSetRaisedFromCStr("TypeError", "tvmfast_call_ptrs: not a prepared function")
         return -1
@@ -127,11 +127,8 @@ cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept
         ctx_release(&ctx)
         TVMFFIErrorSetRaisedFromCStr("MemoryError", "tvmfast_call_ptrs: out of memory")
         return -1
-    result.type_index = kTVMFFINone
-    result.zero_padding = 0
-    result.v_int64 = 0
-    ret = TVMFFIFunctionCallFromTvmfast(prepared.bound.target.handle, ctx.packed, prepared.num_args, &result)
-    if ret == 0 and result.type_index >= kTVMFFIStaticObjectBegin:
+    # Ownerless tensors, no stream, no allocator: invoke() needs no GIL for them.
+    outcome = invoke(&prepared.bound.target, &ctx, prepared.num_args, &result)
+    if outcome == CALL_OK and result.type_index >= kTVMFFIStaticObjectBegin:
         TVMFFIObjectDecRef(result.v_ptr)
-    ctx_release(&ctx)  # ownerless tensors: no GIL needed
-    return ret
+    return 0 if outcome == CALL_OK else -1

@@ -1,0 +1,219 @@
+/* TvmfastTensor: the ffi::Tensor tvmfast passes for every tensor argument, and its
+ * per-thread pool.  Included by _core.pyx (declared in _c_api.pxd).
+ *
+ * A TvmfastTensor is a real TVM-FFI Tensor object (TVMFFIObject header followed by a
+ * DLTensor, the layout of ffi::TensorObj), reference counted like any other, whose
+ * deleter is ours.  It holds
+ *   - a strong reference to the Python object whose memory it describes (`owner`), so
+ *     the data stays allocated while the object lives, or the at::Tensor handle of a
+ *     native torch op's argument (`torch_handle`),
+ *   - its own copy of shape and strides (never pointers into the producer),
+ *   - for a misaligned CPU tensor, an aligned copy of the data that it owns (`scratch`;
+ *     memory/aligned_copy.h).
+ * After the call, a tensor nobody else references goes back to a per-thread pool (no
+ * allocation per call).  A callee that kept a reference (an ffi.Array, a Relax VM
+ * result, a Python callback) keeps a valid object: tvmfast drops its own reference and
+ * the deleter releases what the object holds when the last one goes.  Both paths give
+ * it back through one teardown, tvmfast_tensor_teardown. */
+#ifndef TVMFAST_MEMORY_TENSOR_H_
+#define TVMFAST_MEMORY_TENSOR_H_
+
+#include <Python.h>
+#include <dlpack/dlpack.h>
+#include <tvm/ffi/c_api.h>
+
+#include <cstdint>
+#include <cstdlib>
+
+#define TVMFAST_INLINE_NDIM 6
+#define TVMFAST_POOL_MAX 256
+static const uint64_t tvmfast_refcount_both_one = (uint64_t(1) << 32) | uint64_t(1);
+
+typedef struct TvmfastTensor {
+  TVMFFIObject header;      /* type_index kTVMFFITensor, our deleter */
+  DLTensor dl;              /* must follow the header: TVMFFITensorGetDLTensorPtr */
+  PyObject* owner;          /* strong reference (or NULL: raw pointers of call_ptrs) */
+  void* torch_handle;       /* or an owned at::Tensor* (AtenTensorHandle) of a native torch op's
+                               argument, released with tvmfast_delete_aten_tensor (no GIL needed) */
+  void* scratch;            /* aligned copy of a misaligned tensor's data (owned), or NULL */
+  void* pristine;           /* inside scratch: the data as copied, to see what the callee changed */
+  void* source;             /* the caller's data the copy was taken from (written back) */
+  size_t scratch_bytes;
+  uint32_t shared_slots;    /* other argument slots of the call passing this same object */
+  DLManagedTensorVersioned* source_keeper; /* the producer's own reference to the source memory
+                                              while a copy of it exists (or NULL) */
+  int64_t* heap_dims;       /* shape+strides when ndim > TVMFAST_INLINE_NDIM */
+  int64_t dims[2 * TVMFAST_INLINE_NDIM];
+} TvmfastTensor;
+
+/* torch's aoti_torch_delete_tensor_object, set when native torch ops are enabled. */
+static int32_t (*tvmfast_delete_aten_tensor)(void* handle) = NULL;
+
+static inline void tvmfast_tensor_drop_torch_handle(TvmfastTensor* t) noexcept {
+  if (t->torch_handle != NULL) {
+    tvmfast_delete_aten_tensor(t->torch_handle);
+    t->torch_handle = NULL;
+  }
+}
+
+/* Set by an atexit handler: from then on a deleter running late (a tensor kept in
+ * some global TVM registry) leaks its owner instead of taking a dying GIL. */
+static int tvmfast_python_exiting = 0;
+static inline void tvmfast_set_python_exiting() { tvmfast_python_exiting = 1; }
+
+/* The per-thread pool: a stack of free objects in one heap block, reached through a
+ * plain __thread pointer (initial-exec TLS: one instruction away, no __tls_get_addr per
+ * call; the block is on the heap because static TLS space is scarce).  A stack rather
+ * than a linked list: taking k objects reads one or two cache lines, not a chain of k
+ * dependent loads (which, with caches cold after a GPU launch, is k cache misses in a
+ * row).  Freed at thread exit by a thread_local guard set up once per thread, when the
+ * pool is made. */
+#define TVMFAST_TLS __thread __attribute__((tls_model("initial-exec")))
+typedef struct TvmfastPool {
+  int size;
+  TvmfastTensor* items[TVMFAST_POOL_MAX];
+} TvmfastPool;
+static TVMFAST_TLS TvmfastPool* tvmfast_pool = NULL;
+
+struct TvmfastPoolGuard {
+  bool armed = false;
+  ~TvmfastPoolGuard() {
+    TvmfastPool* pool = tvmfast_pool;
+    tvmfast_pool = NULL;
+    if (pool == NULL) return;
+    for (int i = 0; i < pool->size; ++i) {
+      std::free(pool->items[i]->heap_dims);
+      std::free(pool->items[i]);
+    }
+    std::free(pool);
+  }
+};
+static thread_local TvmfastPoolGuard tvmfast_pool_guard;
+
+/* Give back the producer's reference to memory a misaligned copy was taken from. */
+static inline void tvmfast_tensor_drop_keeper(TvmfastTensor* t) noexcept {
+  if (t->source_keeper != NULL) {
+    if (t->source_keeper->deleter != NULL) t->source_keeper->deleter(t->source_keeper);
+    t->source_keeper = NULL;
+  }
+}
+
+/* Everything a tensor object holds beyond itself, given back once no call or callee uses
+ * it: the owner (under the GIL: the caller's, or taken here when take_gil; skipped once
+ * Python is exiting), the torch handle, the aligned copy and the producer's keeper. */
+static inline void tvmfast_tensor_teardown(TvmfastTensor* t, bool take_gil) noexcept {
+  if (t->owner != NULL) {
+    if (!take_gil) {
+      Py_DECREF(t->owner);
+    } else if (!tvmfast_python_exiting && Py_IsInitialized()) {
+      PyGILState_STATE gil = PyGILState_Ensure();
+      Py_DECREF(t->owner);
+      PyGILState_Release(gil);
+    }
+    t->owner = NULL;
+  }
+  tvmfast_tensor_drop_torch_handle(t);
+  std::free(t->scratch);
+  t->scratch = NULL;
+  tvmfast_tensor_drop_keeper(t);
+}
+
+static void tvmfast_tensor_deleter(void* self, int flags) {
+  TvmfastTensor* t = static_cast<TvmfastTensor*>(self);
+  if (flags & kTVMFFIObjectDeleterFlagBitMaskStrong) tvmfast_tensor_teardown(t, true);
+  if (flags & kTVMFFIObjectDeleterFlagBitMaskWeak) {
+    std::free(t->heap_dims);
+    std::free(t);
+  }
+}
+
+/* A fresh tensor object with one strong reference (ours), no owner, no data. */
+static inline TvmfastTensor* tvmfast_tensor_new() noexcept {
+  TvmfastPool* pool = tvmfast_pool;
+  TvmfastTensor* t;
+  if (pool != NULL && pool->size > 0) {
+    t = pool->items[--pool->size];
+  } else {
+    if (pool == NULL) {
+      /* First object on this thread: make its pool (freed with the thread). */
+      pool = static_cast<TvmfastPool*>(std::malloc(sizeof(TvmfastPool)));
+      if (pool != NULL) {
+        pool->size = 0;
+        tvmfast_pool = pool;
+        tvmfast_pool_guard.armed = true;
+      }
+    }
+    t = static_cast<TvmfastTensor*>(std::malloc(sizeof(TvmfastTensor)));
+    if (t == NULL) return NULL;
+    t->heap_dims = NULL;
+  }
+  t->header.combined_ref_count = tvmfast_refcount_both_one;
+  t->header.type_index = kTVMFFITensor;
+  t->header.__padding = 0;
+  t->header.deleter = tvmfast_tensor_deleter;
+  t->owner = NULL;
+  t->torch_handle = NULL;
+  t->scratch = NULL;
+  t->pristine = NULL;
+  t->source = NULL;
+  t->scratch_bytes = 0;
+  t->shared_slots = 0;
+  t->source_keeper = NULL;
+  return t;
+}
+
+/* Replace t->dl's shape/strides pointers (the producer's) by t's own copies. */
+static inline int tvmfast_tensor_own_dims(TvmfastTensor* t) noexcept {
+  int32_t ndim = t->dl.ndim;
+  int64_t* dims = t->dims;
+  if (ndim > TVMFAST_INLINE_NDIM) {
+    std::free(t->heap_dims);
+    t->heap_dims = static_cast<int64_t*>(std::malloc(2 * sizeof(int64_t) * ndim));
+    if (t->heap_dims == NULL) return -1;
+    dims = t->heap_dims;
+  }
+  const int64_t* shape = t->dl.shape;
+  const int64_t* strides = t->dl.strides;
+  bool empty = false;
+  for (int32_t i = 0; i < ndim; ++i) {
+    dims[i] = shape[i];
+    empty |= shape[i] == 0;
+  }
+  t->dl.shape = dims;
+  if (strides != NULL) {
+    if (empty) {
+      /* An empty tensor has no element to address: torch leaves arbitrary strides on
+       * it, which TVM's compact-layout check would refuse.  Give it compact ones. */
+      int64_t stride = 1;
+      for (int32_t i = ndim - 1; i >= 0; --i) {
+        dims[ndim + i] = stride;
+        stride *= dims[i];
+      }
+    } else {
+      for (int32_t i = 0; i < ndim; ++i) dims[ndim + i] = strides[i];
+    }
+    t->dl.strides = dims + ndim;
+  }
+  return 0;
+}
+
+/* After the call: give our reference back.  Needs the GIL when t has an owner
+ * (call_ptrs' raw tensors and native torch ops' have none and release without it).
+ * Alone: torn down and recycled; kept by the callee: the last reference's deleter tears
+ * it down. */
+static inline void tvmfast_tensor_release(TvmfastTensor* t) noexcept {
+  if (t->header.combined_ref_count == tvmfast_refcount_both_one) {
+    tvmfast_tensor_teardown(t, false);
+    TvmfastPool* pool = tvmfast_pool;
+    if (pool != NULL && pool->size < TVMFAST_POOL_MAX) {
+      pool->items[pool->size++] = t;
+    } else {
+      std::free(t->heap_dims);
+      std::free(t);
+    }
+  } else {
+    TVMFFIObjectDecRef(&t->header);
+  }
+}
+
+#endif  // TVMFAST_MEMORY_TENSOR_H_

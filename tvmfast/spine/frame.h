@@ -1,0 +1,41 @@
+/* The frame between tvmfast and TVM-FFI, and the CPython glue of the front doors.
+ * Included by _core.pyx (declared in _c_api.pxd). */
+#ifndef TVMFAST_SPINE_FRAME_H_
+#define TVMFAST_SPINE_FRAME_H_
+
+#include <Python.h>
+#include <tvm/ffi/c_api.h>
+
+#include <cstdint>
+
+/* Result of the last call, parked here for tvm_ffi to convert (one per thread). */
+static thread_local TVMFFIAny tvmfast_result_stash __attribute__((unused));
+
+/* Every call tvmfast makes goes through this one frame.  TVM-FFI cuts the C++
+ * backtrace of an error at the FFI boundary, which it recognises by a frame whose
+ * symbol starts with "TVMFFIFunctionCall", or at the Python interpreter's frames;
+ * TVMFFIFunctionCall itself enters the callee by a tail call (its frame is gone), so
+ * without this frame tvmfast's own frames would be added to every error's traceback
+ * (symbolised from its debug information, which costs microseconds), unlike rt_mod's.
+ * Not inlined, not a tail call (the empty asm after it), so the frame exists. */
+extern "C" {
+static __attribute__((noinline)) int TVMFFIFunctionCallFromTvmfast(TVMFFIObjectHandle func, TVMFFIAny* args,
+                                                                   int32_t num_args, TVMFFIAny* result) {
+  int ret = TVMFFIFunctionCall(func, args, num_args, result);
+  __asm__ volatile("" ::: "memory");
+  return ret;
+}
+}
+
+/* Give a type CPython's vectorcall protocol: calls skip the argument tuple.
+ * (tp_call stays Cython's __call__, which forwards a tuple's items to it.) */
+static inline void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset) {
+  tp->tp_vectorcall_offset = offset;
+  tp->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
+  PyType_Modified(tp);
+}
+static inline void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset) {
+  return *(void* const*)((const char*)obj + offset);
+}
+
+#endif  // TVMFAST_SPINE_FRAME_H_

@@ -1,0 +1,351 @@
+# Native torch ops: the C kernel of an op made by as_torch_op (tvmfast_torch_op.h says
+# how torch reaches it).  One slot per op name, kept for the process (an op's schema is
+# fixed once defined); what a slot calls (an OpTarget) is replaced when the op is
+# registered again.  Past TVMFAST_MAX_OPS names, ops keep their Python kernel.
+#
+# The kernel runs without the GIL (torch's dispatcher released it; where the caller
+# holds it, as AOTInductor's runner does, the call releases it around the function as
+# a bound call does, unless the function was bound with release_gil=False).  It takes
+# the C path when every tensor is a plain dense torch tensor read directly from its
+# TensorImpl (torch_export.pxi) with no autograd metadata (so nothing requires grad, is
+# a dual tensor or a differentiable view), on one device, aligned as the callee
+# assumes; the tensors it writes have their version counters bumped as torch's
+# in-place ops do, after every one of them was checked (an inference tensor written
+# outside inference mode bumps none).  Anything else (and ops bound to a wrapper, or
+# over OP_MAX_ARGS arguments) takes the op's Python kernel, called from here with the
+# GIL and the very same tensors: its checks and errors are as_torch_op's.
+#
+# Lifetimes
+# * Tensor handles: torch hands the kernel a new at::Tensor handle per tensor argument,
+#   which the kernel owns.  On the C path each handle moves into the TvmfastTensor
+#   passed for it (its `torch_handle`): released after the call, or by the tensor
+#   object's deleter when the callee kept it (no GIL needed).  On the Python path each
+#   becomes a Python tensor through torch._C._aoti, which copies the at::Tensor (it
+#   does not steal it, whatever its name says; the set-up checks which): the kernel
+#   then releases its handle at once.  A handle not yet moved when a call fails is
+#   released by the kernel.  Output handles are new ones made for the stack; torch
+#   owns them.
+# * Targets: an OpTarget is reference-counted: one reference for the slot that
+#   publishes it, one per call in it.  A call takes its reference between two updates
+#   of its slot's `entering` count; re-registration publishes the new target, waits
+#   only until no thread is between loading the slot's target and taking its reference
+#   (a few instructions, never a call: a call that re-registers its own op from inside
+#   returns), then drops the slot's reference.  The last reference frees the target
+#   (its function, BoundFunction and Python kernel references), under the GIL.
+# * Fork: a child inherits the slots and targets.  Threads that were inside a call do
+#   not exist in it: their `entering` counts are cleared (_after_fork_in_child), and
+#   the targets they were in keep their references, so those few bytes are never
+#   freed in the child.
+
+cdef enum:
+    OP_MAX_ARGS = 64
+    OP_TENSOR = 0
+    OP_INT = 1
+    OP_FLOAT = 2
+    OP_BOOL = 3
+
+
+# What a slot calls; immutable once published, freed by its last reference.
+ctypedef struct OpTarget:
+    int refs                      # the slot's reference + one per call in it (atomic)
+    TVMFFIObjectHandle function   # a reference of its own
+    CallTarget* call_target       # the BoundFunction's: alignment, release_gil (read per call)
+    PyObject* bound               # the BoundFunction (a reference of its own: owns call_target)
+    bint python_only              # always the Python kernel (e.g. a bound wrapper)
+    PyObject* python_kernel       # the op's Python kernel (a reference of its own)
+
+
+ctypedef struct OpSlot:
+    int32_t n_args
+    int32_t n_returns
+    int32_t n_mutated
+    uint8_t kinds[OP_MAX_ARGS]
+    int32_t mutated[OP_MAX_ARGS]
+    void* target                  # OpTarget*, swapped atomically
+    int entering                  # threads between loading `target` and referencing it (atomic)
+    void* library                 # torch::Library holding the kernel (for the process)
+    PyObject* qualname            # "namespace::name" (a reference of its own)
+
+
+cdef OpSlot op_slots[TVMFAST_MAX_OPS]
+cdef int n_op_slots = 0
+cdef dict op_slot_of = {}                 # qualname -> slot
+cdef str native_op_state = "not set up"   # for python -m tvmfast
+cdef bint native_op_ready = False
+cdef Py_ssize_t autograd_meta_offset = -1  # std::unique_ptr<AutogradMetaInterface> in TensorImpl
+cdef uint64_t inference_keyset_mask = 0   # DispatchKeySet bits that every non-inference tensor has
+cdef object steal_tensor = None           # torch._C._aoti.alloc_tensor_by_stealing_from_void_ptr
+cdef bint steal_tensor_copies = True      # ... which copies the handle (so we release ours)
+cdef object tensor_handle_of = None       # torch._C._aoti.unsafe_alloc_void_ptr_from_tensor
+cdef const DLPackExchangeAPI* op_torch_api = NULL
+cdef int selftest_attempts = 0
+# Why the last call that left the C path left it (OP_TAKEN_...), for tests and bug reports.
+cdef int op_last_fallback = 0
+cdef enum:
+    OP_TAKEN_WRAPPER = 1
+    OP_TAKEN_AUTOGRAD = 2
+    OP_TAKEN_UNREAD = 3
+    OP_TAKEN_MIXED_DEVICES = 4
+    OP_TAKEN_INFERENCE = 5
+    OP_TAKEN_MEMORY = 6
+OP_FALLBACK_REASONS = {0: "none", 1: "a wrapper's own call", 2: "a tensor that requires grad, or forward-mode AD",
+                       3: "a tensor not read from TensorImpl, or misaligned", 4: "tensors on several devices",
+                       5: "an inference tensor written outside inference mode", 6: "out of memory"}
+
+
+def _native_op_last_fallback():
+    """Why the last op call that took the Python kernel took it."""
+    return OP_FALLBACK_REASONS[op_last_fallback]
+
+
+cdef int op_body(int k, uint64_t* stack, uint64_t n, uint64_t m, PyObject** exc) noexcept nogil:
+    global op_last_fallback
+    cdef OpSlot* slot = &op_slots[k]
+    cdef OpTarget* target = op_target_enter(slot)
+    cdef int rc
+    if target.python_only:
+        rc = 1
+        op_last_fallback = OP_TAKEN_WRAPPER
+    else:
+        rc = op_call_c(slot, target, stack, exc)
+    if rc == 1:
+        rc = op_call_python(slot, target, stack, exc)
+    op_target_leave(target)
+    return rc
+
+
+cdef inline OpTarget* op_target_enter(OpSlot* slot) noexcept nogil:
+    """The slot's current target, with a reference for this call."""
+    cdef OpTarget* target
+    tvmfast_atomic_add(&slot.entering, 1)
+    target = <OpTarget*>tvmfast_load_ptr(&slot.target)
+    tvmfast_atomic_add(&target.refs, 1)
+    tvmfast_atomic_add(&slot.entering, -1)
+    return target
+
+
+cdef inline void op_target_leave(OpTarget* target) noexcept nogil:
+    if tvmfast_atomic_add(&target.refs, -1) == 0:
+        free_target_anywhere(target)
+
+
+cdef void free_target_anywhere(OpTarget* target) noexcept nogil:
+    """The last call out of a replaced target frees it (with the GIL, which it may not hold)."""
+    if Py_IsInitialized():
+        with gil:
+            free_target(target)
+
+
+cdef void free_target(OpTarget* target) noexcept:
+    TVMFFIObjectDecRef(target.function)
+    Py_XDECREF(target.bound)
+    Py_XDECREF(target.python_kernel)
+    free(target)
+
+
+cdef inline bint op_eligible(OpSlot* slot, uint64_t* stack) noexcept nogil:
+    """No tensor requires grad, and none is a dual tensor (a tensor with autograd metadata, such
+    as a view or a parameter with requires_grad=False, is asked; most have none)."""
+    cdef int32_t i
+    cdef const char* impl
+    for i in range(slot.n_args):
+        if slot.kinds[i] == OP_TENSOR:
+            impl = (<const char**><void*>stack[i])[0]
+            if impl == NULL:
+                return False
+            if (<void**>(impl + autograd_meta_offset))[0] != NULL and not tvmfast_autograd_inert(impl):
+                return False
+    return True
+
+
+cdef int op_call_c(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** exc) noexcept nogil:
+    """0 done; 1 not for the C path (nothing changed: take the Python kernel); -1 failed.
+    Fills a call context from torch's stack, then hands it to invoke() (the spine)."""
+    cdef CallContext ctx
+    cdef TvmfastTensor* t
+    cdef TVMFFIAny* arg
+    cdef TVMFFIAny result
+    cdef int32_t i
+    cdef int outcome
+    cdef void* stream = NULL
+    if not op_eligible(slot, stack):
+        return op_fall_back(NULL, OP_TAKEN_AUTOGRAD)
+    if ctx_open(&ctx, slot.n_args, target.call_target.align_mask) != 0:
+        return op_fall_back(&ctx, OP_TAKEN_MEMORY)
+    # Read every argument first: the Python kernel is still possible until the bumps.
+    for i in range(slot.n_args):
+        arg = &ctx.packed[i]
+        arg.zero_padding = 0
+        if slot.kinds[i] == OP_TENSOR:
+            t = tvmfast_tensor_new()
+            if t == NULL:
+                return op_fall_back(&ctx, OP_TAKEN_MEMORY)
+            ctx.tensors[ctx.n_tensors] = t
+            ctx.n_tensors += 1
+            if (tvmfast_torch_read_impl((<const char**><void*>stack[i])[0], &t.dl) != 0
+                    or tvmfast_tensor_own_dims(t) != 0 or is_misaligned(&t.dl, ctx.align_mask)):
+                return op_fall_back(&ctx, OP_TAKEN_UNREAD)
+            arg.type_index = kTVMFFITensor
+            arg.v_ptr = t
+            if t.dl.device.device_type == kDLCPU:
+                if ctx.cpu_pos < 0:
+                    ctx.cpu_pos = i
+            elif ctx.device_type < 0:
+                ctx.device_type = t.dl.device.device_type
+                ctx.device_id = t.dl.device.device_id
+            elif t.dl.device.device_type != ctx.device_type or t.dl.device.device_id != ctx.device_id:
+                return op_fall_back(&ctx, OP_TAKEN_MIXED_DEVICES)
+        elif slot.kinds[i] == OP_INT:
+            arg.type_index = kTVMFFIInt
+            arg.v_int64 = <int64_t>stack[i]
+        elif slot.kinds[i] == OP_FLOAT:
+            arg.type_index = kTVMFFIFloat
+            memcpy(&arg.v_float64, &stack[i], sizeof(double))
+        else:
+            arg.type_index = kTVMFFIBool
+            arg.v_int64 = (stack[i] & 0xff) != 0
+    if ctx.device_type >= 0 and ctx.cpu_pos >= 0:
+        return op_fall_back(&ctx, OP_TAKEN_MIXED_DEVICES)  # the Python kernel raises tvmfast's error
+    # Version counters of the tensors the op writes, as torch's in-place ops bump them:
+    # every written tensor checked before any is bumped (an inference tensor written
+    # outside inference mode: the Python kernel raises torch's error, nothing bumped).
+    if slot.n_mutated > 0 and not tvmfast_inference_mode_enabled():
+        for i in range(slot.n_mutated):
+            if op_is_inference_tensor(<void*>stack[slot.mutated[i]]):
+                return op_fall_back(&ctx, OP_TAKEN_INFERENCE)
+    for i in range(slot.n_mutated):
+        if tvmfast_bump_version(<void*>stack[slot.mutated[i]]) != 0:
+            ctx_release(&ctx)
+            return op_fail_python(exc)  # not expected after the check above
+    # From here on the C path owns the call: the handles move into the tensor objects.
+    for i in range(slot.n_args):
+        if slot.kinds[i] == OP_TENSOR:
+            (<TvmfastTensor*>ctx.packed[i].v_ptr).torch_handle = <void*>stack[i]
+            stack[i] = 0
+    ctx.exchange_api = op_torch_api  # tensors the callee allocates come from torch
+    if ctx.device_type >= 0 and op_torch_api.current_work_stream != NULL:
+        # torch's current stream for the device, made TVM's around the call.
+        if op_torch_api.current_work_stream(<DLDeviceType>ctx.device_type, ctx.device_id, &stream) != 0:
+            ctx_release(&ctx)
+            return op_fail_python(exc)
+        ctx.stream = stream
+        ctx.has_stream = True
+    outcome = invoke(target.call_target, &ctx, slot.n_args, &result)
+    if outcome == CALL_OK:
+        return op_outputs(slot, &result, stack, exc)
+    if outcome == CALL_FFI_ERROR:
+        return op_fail_ffi(exc)
+    exc[0] = ctx.error  # CALL_PY_ERROR: our reference moves to the caller
+    return -1
+
+
+cdef inline int op_fall_back(CallContext* ctx, int reason) noexcept nogil:
+    """The C path's one exit before the call: nothing changed, the Python kernel takes it."""
+    global op_last_fallback
+    if ctx != NULL:
+        ctx_release(ctx)
+    op_last_fallback = reason
+    return 1
+
+
+cdef inline bint op_is_inference_tensor(void* handle) noexcept nogil:
+    """Whether the tensor behind a handle (an at::Tensor: its TensorImpl pointer first) is an
+    inference tensor: one without the keys every other tensor has (learned at set-up)."""
+    cdef const char* impl = (<const char**>handle)[0]
+    return ((<uint64_t*>(impl + tvmfast_torch_layout.keyset))[0] & inference_keyset_mask) == 0
+
+
+cdef int op_fail_ffi(PyObject** exc) noexcept with gil:
+    """The TVM-FFI error of the failed call, as the Python exception tvm_ffi raises."""
+    try:
+        raise_ffi_error()
+    except BaseException as err:
+        Py_INCREF(err)
+        exc[0] = <PyObject*>err
+    return -1
+
+
+cdef int op_fail_python(PyObject** exc) noexcept with gil:
+    err = fetch_error() or RuntimeError("tvmfast: a torch call of the op's C kernel failed")
+    Py_INCREF(err)
+    exc[0] = <PyObject*>err
+    return -1
+
+
+cdef int op_outputs(OpSlot* slot, TVMFFIAny* result, uint64_t* stack, PyObject** exc) noexcept nogil:
+    """Put the call's result on the stack as the op's outputs (consumes result)."""
+    if slot.n_returns == 0 and result.type_index == kTVMFFINone:
+        return 0
+    return op_outputs_python(slot, result, stack, exc)
+
+
+cdef int op_outputs_python(OpSlot* slot, TVMFFIAny* result, uint64_t* stack, PyObject** exc) noexcept with gil:
+    try:
+        value = convert_result(result, op_torch_api)
+        op_store_outputs(slot, value, stack)
+    except BaseException as err:
+        Py_INCREF(err)
+        exc[0] = <PyObject*>err
+        return -1
+    return 0
+
+
+cdef int op_store_outputs(OpSlot* slot, object value, uint64_t* stack) except -1:
+    """The op's outputs (torch tensors) as new tensor handles on the stack; anything else is
+    checked (and refused) as the Python kernel does."""
+    cdef Py_ssize_t i
+    tensor_type = <object>torch_tensor_type
+    if slot.n_returns == 0:
+        if value is not None:
+            from tvmfast import torch_op
+            torch_op._refuse_result(op_qualname(slot), value)
+        return 0
+    if slot.n_returns == 1:
+        outs = (value,)
+    else:
+        outs = tuple(value) if isinstance(value, _CContainerBase) and len(value) == slot.n_returns else None
+    if outs is None or not all(type(o) is tensor_type for o in outs):
+        from tvmfast import torch_op
+        outs = torch_op._result_converter(op_qualname(slot), slot.n_returns)(value)
+        if slot.n_returns == 1:
+            outs = (outs,)
+    handles = [tensor_handle_of(o) for o in outs]  # all made before any is stored
+    for i in range(len(handles)):
+        stack[i] = <uint64_t>PyCapsule_GetPointer(handles[i], NULL)
+    return 0
+
+
+cdef inline object op_qualname(OpSlot* slot):
+    return <object>slot.qualname
+
+
+cdef int op_call_python(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** exc) noexcept with gil:
+    """The op's Python kernel on the same tensors (the handles move into Python tensors)."""
+    cdef int32_t i
+    args = []
+    try:
+        for i in range(slot.n_args):
+            if slot.kinds[i] == OP_TENSOR:
+                args.append(steal_tensor(PyCapsule_New(<void*>stack[i], NULL, NULL)))
+                if steal_tensor_copies:
+                    tvmfast_delete_aten_tensor(<void*>stack[i])  # the Python tensor holds its own copy
+                stack[i] = 0
+            elif slot.kinds[i] == OP_INT:
+                args.append(<int64_t>stack[i])
+            elif slot.kinds[i] == OP_FLOAT:
+                args.append((<double*>&stack[i])[0])
+            else:
+                args.append((stack[i] & 0xff) != 0)
+        value = (<object>target.python_kernel)(*args)
+        del args
+        op_store_outputs(slot, value, stack)
+    except BaseException as err:
+        # Handles not yet moved into Python tensors are released here.
+        for i in range(slot.n_args):
+            if slot.kinds[i] == OP_TENSOR and stack[i] != 0:
+                tvmfast_delete_aten_tensor(<void*>stack[i])
+                stack[i] = 0
+        Py_INCREF(err)
+        exc[0] = <PyObject*>err
+        return -1
+    return 0
