@@ -42,7 +42,8 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 # TvmfastStage, in order (index 0 counts the calls).
 STAGES = ("open the call context", "convert the arguments", "devices, stream, misaligned copies",
           "make TVM's stream and allocator the producer's", "release the GIL", "TVMFFIFunctionCall",
-          "take the GIL back", "restore the environment, convert the result", "release the call's tensors")
+          "take the GIL back", "convert the result",
+          "restore the environment, settle copies, release the call's tensors")
 REST = "the rest: Python's call into tvmfast and back, count checks"
 WHOLE = "whole call (stamps removed)"
 TITLE = "Stages of one call"

@@ -239,21 +239,17 @@ cdef object bound_call(BoundFunction self, void** items, Py_ssize_t n):
             raise_count_error(self.declared_args, n)
         # A TVM module's functions check their arity first and say their signature: the
         # call is theirs to refuse (the same error as rt_mod's).
-    tvmfast_stamp(TVMFAST_STAGE_START)
     ctx_open_or_raise(&ctx, n, self.target.align_mask)
-    tvmfast_stamp(TVMFAST_STAGE_OPEN)
     try:
         for i in range(n):
-            if convert_arg(<PyObject*>items[i], i, &ctx.packed[i], &ctx) == USE_TVM_FFI:
+            if convert_arg(<PyObject*>items[i], i, &ctx.packed[i], &ctx) == LEFT_TO_TVM_FFI:
                 break
         else:
-            tvmfast_stamp(TVMFAST_STAGE_CONVERT)
             ret = call_from_python(&self.target, &ctx, <int32_t>n)
             self.seen_num_args = <int>n
             return ret
     finally:
         ctx_close(&ctx)
-        tvmfast_stamp(TVMFAST_STAGE_CLOSE)
     ret = call_with_tvm_ffi(self.function, [<object>items[i] for i in range(n)])
     self.seen_num_args = <int>n
     return ret

@@ -98,7 +98,7 @@ cdef class FrozenFunction:
             if is_tensor_kind(obj, kind):
                 self.tensor_pos[self.num_frozen_tensors] = i
                 self.num_frozen_tensors += 1
-            elif kind == KIND_TVM_FFI or convert_kind(obj, i, kind, api, &self.template[i], &ctx) == USE_TVM_FFI:
+            elif kind == KIND_TVM_FFI or convert_kind(obj, i, kind, api, &self.template[i], &ctx) == LEFT_TO_TVM_FFI:
                 self.use_tvm_ffi = True
             elif kind == KIND_FFI_OBJECT:
                 # Our own reference: the Python object may be moved from or dropped.
@@ -159,14 +159,14 @@ cdef class FrozenFunction:
 
 cdef int pack_frozen(FrozenFunction self, CallContext* ctx) except -1:
     """ctx.packed = the template with every frozen tensor exported now (into ctx).
-    Returns USE_TVM_FFI when one of them has become tvm_ffi's to convert."""
+    Returns LEFT_TO_TVM_FFI when one of them has become tvm_ffi's to convert."""
     cdef int k
     cdef int32_t pos
     memcpy(ctx.packed, self.template, self.num_args * sizeof(TVMFFIAny))
     for k in range(self.num_frozen_tensors):
         pos = self.tensor_pos[k]
-        if convert_arg(<PyObject*>self.args[pos], pos, &ctx.packed[pos], ctx) == USE_TVM_FFI:
-            return USE_TVM_FFI
+        if convert_arg(<PyObject*>self.args[pos], pos, &ctx.packed[pos], ctx) == LEFT_TO_TVM_FFI:
+            return LEFT_TO_TVM_FFI
     return CONVERTED
 
 
@@ -189,19 +189,15 @@ cdef object frozen_call(FrozenFunction self, void** items, Py_ssize_t n):
         raise_count_error(self.num_dynamic, n)
     if self.use_tvm_ffi:
         return call_with_tvm_ffi(fn.function, full_args(self, items, n))
-    tvmfast_stamp(TVMFAST_STAGE_START)
     ctx_open_or_raise(&ctx, self.num_args, fn.target.align_mask)
-    tvmfast_stamp(TVMFAST_STAGE_OPEN)
     try:
         if pack_frozen(self, &ctx) == CONVERTED:
             for k in range(n):
                 pos = self.dynamic_pos[k]
-                if convert_arg(<PyObject*>items[k], pos, &ctx.packed[pos], &ctx) == USE_TVM_FFI:
+                if convert_arg(<PyObject*>items[k], pos, &ctx.packed[pos], &ctx) == LEFT_TO_TVM_FFI:
                     break
             else:
-                tvmfast_stamp(TVMFAST_STAGE_CONVERT)
                 return call_from_python(&fn.target, &ctx, <int32_t>self.num_args)
     finally:
         ctx_close(&ctx)
-        tvmfast_stamp(TVMFAST_STAGE_CLOSE)
     return call_with_tvm_ffi(fn.function, full_args(self, items, n))

@@ -11,7 +11,7 @@ cdef int take_snapshot(FrozenFunction self, uint64_t align_mask) except -1:
     cdef DLTensor* dl
     ctx_open_or_raise(&ctx, self.num_args, align_mask)
     try:
-        if pack_frozen(self, &ctx) == USE_TVM_FFI:
+        if pack_frozen(self, &ctx) == LEFT_TO_TVM_FFI:
             return 0  # no snapshot: call_ptrs refuses
         for k in range(self.num_frozen_tensors):
             total += 2 * tensor_of(&ctx.packed[self.tensor_pos[k]]).ndim
@@ -67,7 +67,7 @@ cdef object call_with_pointers(FrozenFunction self, tuple ptrs):
     """FrozenFunction.call_ptrs: the addresses checked (ints, non-null, aligned), then the
     prepared call on them, on the producer's current stream as f(...) is."""
     cdef Py_ssize_t i, n = len(ptrs)
-    cdef uint64_t address
+    cdef uint64_t address = 0
     cdef void* inline_ptrs[TVMFAST_STACK_ARGS]
     cdef void** cptrs = inline_ptrs
     cdef CallContext ctx

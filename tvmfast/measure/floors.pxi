@@ -14,7 +14,7 @@ def _floor_loop(FrozenFunction prepared, Py_ssize_t repeat):
     cdef int32_t n = prepared.num_args
     ctx_open_or_raise(&ctx, n, prepared.bound.target.align_mask)
     try:
-        if pack_frozen(prepared, &ctx) == USE_TVM_FFI:
+        if pack_frozen(prepared, &ctx) == LEFT_TO_TVM_FFI:
             raise_api_error(TypeError, "_floor_loop", "needs a prepared function of tensors and scalars")
         with nogil:
             for r in range(repeat):
@@ -53,7 +53,7 @@ cdef class _DefMethodFloor:
         self.prepared = prepared
         self.handle = prepared.bound.target.handle
         self.n = prepared.num_args
-        if pack_frozen(prepared, &self.ctx) == USE_TVM_FFI:
+        if pack_frozen(prepared, &self.ctx) == LEFT_TO_TVM_FFI:
             raise_api_error(TypeError, "_DefMethodFloor", "needs a prepared function of tensors and scalars")
 
     def call(self):

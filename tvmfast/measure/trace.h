@@ -17,8 +17,8 @@ enum TvmfastStage {
   TVMFAST_STAGE_GIL_RELEASE, /* the GIL released (0 with release_gil=False) */
   TVMFAST_STAGE_CALL,        /* TVMFFIFunctionCall */
   TVMFAST_STAGE_GIL_ACQUIRE, /* the GIL taken back */
-  TVMFAST_STAGE_RESULT,      /* the environment restored, the result converted */
-  TVMFAST_STAGE_CLOSE,       /* the call's tensors released */
+  TVMFAST_STAGE_RESULT,      /* the result converted */
+  TVMFAST_STAGE_CLOSE,       /* the environment restored, copies settled, the call's tensors released */
   TVMFAST_NUM_STAGES
 };
 static uint64_t tvmfast_stage_ticks[TVMFAST_NUM_STAGES];

@@ -33,7 +33,7 @@ cdef inline bint is_misaligned(DLTensor* dl, uint64_t align_mask) noexcept nogil
     return True
 
 
-cdef int note_tensor(CallContext* st, TvmfastTensor* t, Py_ssize_t pos,
+cdef int note_tensor(CallContext* ctx, TvmfastTensor* t, Py_ssize_t pos,
                      const DLPackExchangeAPI* api, PyObject* obj) except -1:
     """A tensor tvmfast passes: check its data alignment, record its device.
 
@@ -42,16 +42,16 @@ cdef int note_tensor(CallContext* st, TvmfastTensor* t, Py_ssize_t pos,
     rule); the copy itself is made by copy_misaligned, once every argument is known.
     What the copy could not make right is refused here."""
     cdef uintptr_t lo, hi
-    if is_misaligned(&t.dl, st.align_mask):
+    if is_misaligned(&t.dl, ctx.align_mask):
         if t.dl.device.device_type != kDLCPU:
-            raise_misaligned(&t.dl, pos, st.align_mask + 1)
+            raise_misaligned(&t.dl, pos, ctx.align_mask + 1)
         refusal = tvmfast_copy_refusal(&t.dl)
         if refusal != 0:
             why = ("its elements lie far apart (a copy would span the memory between them)" if refusal == 2
                    else "it is a strided view of a sub-byte type or of over 64 dimensions")
             raise_arg_error(
                 ValueError, pos,
-                f"data address {<uint64_t>t.dl.data + t.dl.byte_offset:#x} is not {st.align_mask + 1}-byte "
+                f"data address {<uint64_t>t.dl.data + t.dl.byte_offset:#x} is not {ctx.align_mask + 1}-byte "
                 f"aligned, and {why}, so tvmfast does not pass it as an aligned copy. Pass t.contiguous() "
                 f"(write results back yourself), or bind(..., alignment=1) if the kernel's buffers take "
                 f"any address (offset_factor=1)")
@@ -60,7 +60,7 @@ cdef int note_tensor(CallContext* st, TvmfastTensor* t, Py_ssize_t pos,
             raise_arg_error(
                 ValueError, pos,
                 f"{describe(obj)}'s storage does not hold its elements (was it resized?), and its data "
-                f"address is not {st.align_mask + 1}-byte aligned: there is nothing to copy")
+                f"address is not {ctx.align_mask + 1}-byte aligned: there is nothing to copy")
         if api != NULL and obj != NULL and t.source_keeper == NULL:
             # The producer's own reference to the memory the copy is taken from and written
             # back to: it stays allocated even if Python code during the call (a callback)
@@ -69,8 +69,8 @@ cdef int note_tensor(CallContext* st, TvmfastTensor* t, Py_ssize_t pos,
                 t.source_keeper = NULL
                 reraise_export_error(obj, pos)
         t.source = <char*>t.dl.data + t.dl.byte_offset  # marks it: copied in copy_misaligned
-        st.n_scratch += 1
-    return record_device(st, &t.dl, pos, api, obj)
+        ctx.n_scratch += 1
+    return record_device(ctx, &t.dl, pos, api, obj)
 
 
 cdef Py_ssize_t position_of(TVMFFIAny* packed, Py_ssize_t n, void* tensor) noexcept nogil:
@@ -81,16 +81,16 @@ cdef Py_ssize_t position_of(TVMFFIAny* packed, Py_ssize_t n, void* tensor) noexc
     return -1
 
 
-cdef TvmfastTensor* marked_tensor(CallContext* st, void* handle) noexcept:
-    """The TvmfastTensor of st behind handle if it is marked for an aligned copy, else NULL."""
+cdef TvmfastTensor* marked_tensor(CallContext* ctx, void* handle) noexcept:
+    """The TvmfastTensor of ctx behind handle if it is marked for an aligned copy, else NULL."""
     cdef int32_t i
-    for i in range(st.n_tensors):
-        if <void*>st.tensors[i] == handle:
-            return st.tensors[i] if st.tensors[i].source != NULL else NULL
+    for i in range(ctx.n_tensors):
+        if <void*>ctx.tensors[i] == handle:
+            return ctx.tensors[i] if ctx.tensors[i].source != NULL else NULL
     return NULL
 
 
-cdef int copy_misaligned(CallContext* st, Py_ssize_t n) except -1:
+cdef int copy_misaligned(CallContext* ctx, Py_ssize_t n) except -1:
     """Right before the call: give each marked tensor its aligned copy.  Tensors whose bytes
     interleave without touching need nothing; the same elements passed in several slots (an
     in-place k(x, x)) share one copy, as they share memory for rt_mod; any other overlap
@@ -101,9 +101,9 @@ cdef int copy_misaligned(CallContext* st, Py_ssize_t n) except -1:
     cdef TvmfastTensor* twin
     cdef DLTensor* other
     cdef uintptr_t lo, hi, olo, ohi
-    cdef TVMFFIAny* packed = st.packed
-    for i in range(st.n_tensors):
-        t = st.tensors[i]
+    cdef TVMFFIAny* packed = ctx.packed
+    for i in range(ctx.n_tensors):
+        t = ctx.tensors[i]
         if t.source == NULL or t.scratch != NULL:
             continue
         tvmfast_byte_range(&t.dl, &lo, &hi)
@@ -117,31 +117,31 @@ cdef int copy_misaligned(CallContext* st, Py_ssize_t n) except -1:
             tvmfast_byte_range(other, &olo, &ohi)
             if not (olo < ohi and lo < ohi and olo < hi) or tvmfast_interleaved(&t.dl, other):
                 continue
-            twin = marked_tensor(st, packed[k].v_ptr)
-            if twin != NULL and st.objects != NULL and tvmfast_same_elements(&t.dl, &twin.dl):
-                # Slot k passes t itself (one more reference, ours, given back with st.objects).
+            twin = marked_tensor(ctx, packed[k].v_ptr)
+            if twin != NULL and ctx.objects != NULL and tvmfast_same_elements(&t.dl, &twin.dl):
+                # Slot k passes t itself (one more reference, ours, given back with ctx.objects).
                 twin.source = NULL
                 TVMFFIObjectIncRef(<TVMFFIObjectHandle>t)
-                st.objects[st.n_objects] = <TVMFFIObjectHandle>t
-                st.n_objects += 1
+                ctx.objects[ctx.n_objects] = <TVMFFIObjectHandle>t
+                ctx.n_objects += 1
                 t.shared_slots += 1
                 packed[k].v_ptr = t
                 continue
             raise_arg_error(
                 ValueError, pos,
                 f"shares memory with argument #{k}, and its data address {lo:#x} is not "
-                f"{st.align_mask + 1}-byte aligned: an aligned copy would not alias argument #{k}. "
+                f"{ctx.align_mask + 1}-byte aligned: an aligned copy would not alias argument #{k}. "
                 f"Pass aligned tensors (e.g. a clone; torch allocates 64-byte aligned memory), or "
                 f"bind(..., alignment=1) if the kernel's buffers take any address (offset_factor=1)")
-    for i in range(st.n_tensors):
-        t = st.tensors[i]
+    for i in range(ctx.n_tensors):
+        t = ctx.tensors[i]
         if t.source != NULL and t.scratch == NULL:
-            if tvmfast_tensor_copy_in(t, st.align_mask + 1) != 0:
+            if tvmfast_tensor_copy_in(t, ctx.align_mask + 1) != 0:
                 raise MemoryError()
     return 0
 
 
-cdef Py_ssize_t settle_misaligned(CallContext* st, Py_ssize_t n, TVMFFIAny* result) noexcept nogil:
+cdef Py_ssize_t settle_misaligned(CallContext* ctx, Py_ssize_t n, TVMFFIAny* result) noexcept nogil:
     """Right after the call, success or failure: write back what the callee changed in
     each aligned copy.  A copy that is the call's result and nothing else is made to
     describe the caller's memory again (an identity function returns the caller's
@@ -151,8 +151,8 @@ cdef Py_ssize_t settle_misaligned(CallContext* st, Py_ssize_t n, TVMFFIAny* resu
     cdef Py_ssize_t kept = -1
     cdef TvmfastTensor* t
     cdef uint64_t foreign
-    for i in range(st.n_tensors):
-        t = st.tensors[i]
+    for i in range(ctx.n_tensors):
+        t = ctx.tensors[i]
         if t.scratch == NULL or t.source == NULL:
             continue
         tvmfast_tensor_write_back(t)
@@ -162,7 +162,7 @@ cdef Py_ssize_t settle_misaligned(CallContext* st, Py_ssize_t n, TVMFFIAny* resu
         if foreign == 1 and result.type_index == kTVMFFITensor and result.v_ptr == <void*>t:
             tvmfast_tensor_point_back(t)
         elif kept < 0:
-            kept = position_of(st.packed, n, t)
+            kept = position_of(ctx.packed, n, t)
     return kept
 
 
@@ -174,5 +174,3 @@ cdef int raise_kept_copy(Py_ssize_t pos, uint64_t alignment, object cause) excep
         f"keeps would not alias your tensor. Its writes during the call were written back. Pass "
         f"aligned data (e.g. a clone), or bind(..., alignment=1) if the function takes any address",
         cause)
-
-

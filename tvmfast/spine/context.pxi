@@ -47,6 +47,7 @@ ctypedef struct CallContext:
 
 cdef inline int ctx_open(CallContext* ctx, Py_ssize_t n, uint64_t align_mask) noexcept nogil:
     """Make ctx ready for a call of n arguments.  -1 when out of memory (nothing raised)."""
+    tvmfast_stamp(TVMFAST_STAGE_START)
     ctx.n_tensors = 0
     ctx.n_objects = 0
     ctx.temps = NULL
@@ -70,6 +71,7 @@ cdef inline int ctx_open(CallContext* ctx, Py_ssize_t n, uint64_t align_mask) no
         ctx.packed = ctx.packed_inline
         ctx.tensors = ctx.tensors_inline
         ctx.objects = ctx.objects_inline
+        tvmfast_stamp(TVMFAST_STAGE_OPEN)
         return 0
     ctx.heap = malloc(n * (sizeof(TVMFFIAny) + sizeof(void*) + sizeof(void*)))
     if ctx.heap == NULL:
@@ -77,6 +79,7 @@ cdef inline int ctx_open(CallContext* ctx, Py_ssize_t n, uint64_t align_mask) no
     ctx.packed = <TVMFFIAny*>ctx.heap
     ctx.tensors = <TvmfastTensor**>(<char*>ctx.heap + n * sizeof(TVMFFIAny))
     ctx.objects = <TVMFFIObjectHandle*>(<char*>ctx.heap + n * (sizeof(TVMFFIAny) + sizeof(void*)))
+    tvmfast_stamp(TVMFAST_STAGE_OPEN)
     return 0
 
 

@@ -1,11 +1,11 @@
 # Arguments: each Python argument becomes one TVMFFIAny.  Its kind is chosen once
 # per Python type (an exact type-pointer compare against a small process-wide
 # cache, the torch tensor type first), and each kind has one converter with one
-# signature: convert(obj, pos, kind, api, out, st) -> CONVERTED or USE_TVM_FFI.
+# signature: convert(obj, pos, kind, api, out, ctx) -> CONVERTED or LEFT_TO_TVM_FFI.
 #
 # The fast path covers tensors (torch, other DLPack C exchange API producers,
 # numpy arrays, tvm_ffi objects) and exact int/float/bool/str/None.  Anything
-# else is tvm_ffi's: the converter answers USE_TVM_FFI and the whole call is made
+# else is tvm_ffi's: the converter answers LEFT_TO_TVM_FFI and the whole call is made
 # by tvm_ffi itself (same conversion, same result, same error as rt_mod).
 
 cdef enum:
@@ -13,7 +13,7 @@ cdef enum:
     TYPE_CACHE_SIZE = 32
     # What a converter returns.
     CONVERTED = 0
-    USE_TVM_FFI = 1
+    LEFT_TO_TVM_FFI = 1
 
 cdef enum ArgKind:
     KIND_TVM_FFI = 0       # converted by tvm_ffi (the whole call goes through it)
@@ -34,8 +34,6 @@ cdef int cached_kinds[TYPE_CACHE_SIZE]
 cdef const DLPackExchangeAPI* cached_apis[TYPE_CACHE_SIZE]
 cdef int num_cached_types = 0
 # The torch tensor type once its direct export is on: one compare in convert_arg.
-cdef PyObject* torch_fast_type = NULL
-cdef const DLPackExchangeAPI* torch_fast_api = NULL
 
 cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
 cdef object _CObject = tvm_ffi.core.CObject
@@ -110,7 +108,7 @@ cdef const DLPackExchangeAPI* exchange_api_of(object tp, Py_ssize_t pos) except?
 
 cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** api_out) except -1:
     """The argument kind of type(obj) (and its exchange API), from the cache or computed once."""
-    global num_cached_types, torch_fast_type, torch_fast_api, _ndarray_type
+    global num_cached_types, _ndarray_type
     cdef PyObject* tp = <PyObject*>Py_TYPE(obj)
     cdef int i
     for i in range(num_cached_types):
@@ -170,10 +168,8 @@ cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** 
     cached_kinds[num_cached_types] = kind
     cached_apis[num_cached_types] = api
     num_cached_types += 1
-    if (kind == KIND_TORCH and torch_fast_type == NULL and torch_tensor_type != NULL
-            and tp == torch_tensor_type and tvmfast_torch_to_dl != NULL):
-        torch_fast_type = tp
-        torch_fast_api = api
+    if kind == KIND_TORCH:
+        note_torch_type(tp, api)
     return kind
 
 
@@ -185,14 +181,14 @@ cdef inline DLTensor* tensor_of(TVMFFIAny* value) noexcept:
     return <DLTensor*>(<char*>value.v_ptr + sizeof(TVMFFIObject))
 
 
-cdef inline TvmfastTensor* new_tensor(CallContext* st) except NULL:
+cdef inline TvmfastTensor* new_tensor(CallContext* ctx) except NULL:
     """A pooled tensor object, recorded in the context first so that ctx_close frees it
     whatever happens."""
     cdef TvmfastTensor* t = tvmfast_tensor_new()
     if t == NULL:
         raise MemoryError()
-    st.tensors[st.n_tensors] = t
-    st.n_tensors += 1
+    ctx.tensors[ctx.n_tensors] = t
+    ctx.n_tensors += 1
     return t
 
 
@@ -209,27 +205,22 @@ cdef inline int pass_tensor(TvmfastTensor* t, PyObject* owner, TVMFFIAny* out) e
 
 
 cdef int convert_exchange(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,
-                          TVMFFIAny* out, CallContext* st, TvmfastTensor* t) except -1:
+                          TVMFFIAny* out, CallContext* ctx, TvmfastTensor* t) except -1:
     """A tensor from a DLPack C exchange API producer (torch: the direct export first)."""
     cdef int exported = -1
     if t == NULL:
-        t = new_tensor(st)
+        t = new_tensor(ctx)
     if kind == KIND_TORCH:
-        if tvmfast_torch_to_dl != NULL:
-            exported = tvmfast_torch_export(obj, &t.dl)
-            if exported == -2:
-                raise_lazy_view(obj, pos)
-        if exported != 0:
-            check_torch_lazy_view(obj, pos)
+        exported = export_torch_tensor(obj, pos, &t.dl)
     if exported != 0 and api.dltensor_from_py_object_no_sync(<void*>obj, &t.dl) != 0:
         reraise_export_error(obj, pos)
     pass_tensor(t, obj, out)
-    st.exchange_api = api  # the last producer's, as tvm_ffi: its allocator, result conversion
-    return note_tensor(st, t, pos, api, obj)
+    ctx.exchange_api = api  # the last producer's, as tvm_ffi: its allocator, result conversion
+    return note_tensor(ctx, t, pos, api, obj)
 
 
 cdef int convert_ffi_tensor(object tensor, PyObject* obj, Py_ssize_t pos, TVMFFIAny* out,
-                            CallContext* st) except -1:
+                            CallContext* ctx) except -1:
     """A tvm_ffi.Tensor (given, or imported from a __dlpack__ producer obj): passed as it is,
     or through an aligned scratch copy when the callee assumes alignment it lacks.  obj is
     what picks the stream (NULL for a tvm_ffi.Tensor given as such: like rt_mod, tvmfast
@@ -237,32 +228,32 @@ cdef int convert_ffi_tensor(object tensor, PyObject* obj, Py_ssize_t pos, TVMFFI
     cdef TVMFFIObjectHandle handle = cobject_handle(tensor)
     cdef DLTensor* dl = <DLTensor*>(<char*>handle + sizeof(TVMFFIObject))
     cdef TvmfastTensor* t
-    if is_misaligned(dl, st.align_mask):
-        t = new_tensor(st)
+    if is_misaligned(dl, ctx.align_mask):
+        t = new_tensor(ctx)
         t.dl = dl[0]
         pass_tensor(t, <PyObject*>tensor, out)
-        return note_tensor(st, t, pos, NULL, obj)
+        return note_tensor(ctx, t, pos, NULL, obj)
     out.type_index = kTVMFFITensor
     out.zero_padding = 0
     out.v_ptr = handle
-    return record_device(st, dl, pos, NULL, obj)
+    return record_device(ctx, dl, pos, NULL, obj)
 
 
 cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExchangeAPI* api,
-                      TVMFFIAny* out, CallContext* st) except -1:
+                      TVMFFIAny* out, CallContext* ctx) except -1:
     """Every kind but the torch tensor type of convert_arg's fast path."""
     cdef TVMFFIObjectHandle handle
     cdef TVMFFIByteArray chars
     cdef Py_ssize_t size
     cdef int overflow = 0
     if kind == KIND_TORCH or kind == KIND_EXCHANGE:
-        return convert_exchange(obj, pos, kind, api, out, st, NULL)
+        return convert_exchange(obj, pos, kind, api, out, ctx, NULL)
     out.zero_padding = 0
     if kind == KIND_INT:
         out.type_index = kTVMFFIInt
         out.v_int64 = PyLong_AsLongLongAndOverflow(obj, &overflow)
         if overflow != 0:
-            return USE_TVM_FFI  # beyond int64: tvm_ffi decides (BigInt or its error)
+            return LEFT_TO_TVM_FFI  # beyond int64: tvm_ffi decides (BigInt or its error)
     elif kind == KIND_FLOAT:
         out.type_index = kTVMFFIFloat
         out.v_float64 = PyFloat_AS_DOUBLE(obj)
@@ -279,18 +270,18 @@ cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
         if TVMFFIStringFromByteArray(&chars, out) != 0:
             raise_ffi_error()
         if out.type_index >= kTVMFFIStaticObjectBegin:
-            st.objects[st.n_objects] = out.v_ptr
-            st.n_objects += 1
+            ctx.objects[ctx.n_objects] = out.v_ptr
+            ctx.n_objects += 1
     elif kind == KIND_FFI_OBJECT:
         handle = cobject_handle(<object>obj)
         if handle == NULL:
             if isinstance(<object>obj, _FFITensor):
-                return USE_TVM_FFI  # a DLTensor view (a callback's argument): tvm_ffi passes it
+                return LEFT_TO_TVM_FFI  # a DLTensor view (a callback's argument): tvm_ffi passes it
             # A moved-from or never-made object: tvm_ffi would pass NULL and crash.
             raise_arg_error(TypeError, pos, f"{describe(obj)} holds no object (null handle)")
         out.type_index = (<TVMFFIObject*>handle).type_index
         if out.type_index == kTVMFFITensor:
-            return convert_ffi_tensor(<object>obj, NULL, pos, out, st)
+            return convert_ffi_tensor(<object>obj, NULL, pos, out, ctx)
         out.v_ptr = handle
     elif kind == KIND_DLPACK:
         # tvm_ffi's own importer (as rt_mod does), kept alive for the call; its
@@ -299,35 +290,35 @@ cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
             tensor = _tvm_ffi_from_dlpack(<object>obj)
         except Exception as e:
             reraise_export_error(obj, pos, e)
-        if st.temps == NULL:
+        if ctx.temps == NULL:
             temps = [tensor]
             Py_INCREF(temps)
-            st.temps = <void*>temps
+            ctx.temps = <void*>temps
         else:
-            (<list>st.temps).append(tensor)
-        return convert_ffi_tensor(tensor, obj, pos, out, st)
+            (<list>ctx.temps).append(tensor)
+        return convert_ffi_tensor(tensor, obj, pos, out, ctx)
     else:
-        return USE_TVM_FFI
+        return LEFT_TO_TVM_FFI
     return CONVERTED
 
 
-cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, CallContext* st) except -1:
+cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, CallContext* ctx) except -1:
     cdef TvmfastTensor* t
     cdef const DLPackExchangeAPI* api = NULL
     if <PyObject*>Py_TYPE(obj) == torch_fast_type:
         # The common case, inlined: a torch tensor exported directly.
-        t = new_tensor(st)
-        if tvmfast_torch_export(obj, &t.dl) == 0:
+        t = new_tensor(ctx)
+        if export_torch_tensor_fast(obj, &t.dl) == 0:
             pass_tensor(t, obj, out)
-            st.exchange_api = torch_fast_api
+            ctx.exchange_api = torch_fast_api
             if (t.dl.device.device_type == kDLCPU
-                    and ((<uint64_t>t.dl.data + t.dl.byte_offset) & st.align_mask) == 0):
-                if st.cpu_pos < 0:
-                    st.cpu_pos = <int32_t>pos
+                    and ((<uint64_t>t.dl.data + t.dl.byte_offset) & ctx.align_mask) == 0):
+                if ctx.cpu_pos < 0:
+                    ctx.cpu_pos = <int32_t>pos
                 return CONVERTED
-            return note_tensor(st, t, pos, torch_fast_api, obj)
+            return note_tensor(ctx, t, pos, torch_fast_api, obj)
         # A lazy neg/conj view, or torch refused the direct export (meta tensor...):
         # the slow path says which, with torch's own error.
-        return convert_exchange(obj, pos, KIND_TORCH, torch_fast_api, out, st, t)
+        return convert_exchange(obj, pos, KIND_TORCH, torch_fast_api, out, ctx, t)
     cdef int kind = classify_type(obj, pos, &api)
-    return convert_kind(obj, pos, kind, api, out, st)
+    return convert_kind(obj, pos, kind, api, out, ctx)

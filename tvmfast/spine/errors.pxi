@@ -60,13 +60,7 @@ cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos, object err=None) ex
         err = fetch_error()
     if err is None:
         raise_arg_error(TypeError, pos, f"{describe(obj)} cannot be passed as a DLPack tensor")
-    reason = str(err).split("\n", 1)[0]
-    from tvmfast import _torch
-    traced = _torch.traced_tensor_kind(<object>obj)
-    if traced is not None:
-        reason = (f"it is a {traced}, which has no data a TVM function can read; "
-                  f"to call the function inside torch.func transforms or compiled code, "
-                  f"register it with f.as_torch_op(...)")
+    reason = torch_traced_reason(<object>obj) or str(err).split("\n", 1)[0]
     try:
         wrapped = type(err)(f"tvmfast: argument #{pos}: {describe(obj)} cannot be passed as a DLPack tensor: {reason}")
     except Exception:

@@ -44,6 +44,7 @@ cdef int invoke(CallTarget* target, CallContext* ctx, int32_t n, TVMFFIAny* resu
         # Success or failure: the callee's writes reach the caller's tensors.
         ctx.kept = settle_misaligned(ctx, n, result)
     ctx_release(ctx)
+    tvmfast_stamp(TVMFAST_STAGE_CLOSE)
     return CALL_OK if ret == 0 else CALL_FFI_ERROR
 
 

@@ -7,6 +7,7 @@ cdef object call_from_python(CallTarget* target, CallContext* ctx, int32_t n):
     """Call target on ctx.packed[:n] (filled by a converter) and return the result as
     tvm_ffi returns rt_mod's.  The door closes ctx afterwards, whatever happens."""
     cdef TVMFFIAny result
+    tvmfast_stamp(TVMFAST_STAGE_CONVERT)
     if ctx.device_type >= 0:  # some tensor is off the CPU
         if not ctx.devices_checked:
             check_devices(ctx, n)

@@ -1,11 +1,63 @@
-# Direct torch export: torch.Tensor arguments are filled into DLTensors by
-# at::toDLPackNonOwning applied to the at::Tensor inside the Python object (see
-# tvmfast_helpers.h), once a self-test on this torch build showed it is right.
-# Everything torch-specific that is found in Python lives in the leaf module
-# tvmfast._torch, which the core calls (never the other way round).
+# The direct export of torch tensors: a torch.Tensor argument is filled into its DLTensor
+# in C (torch/layout.h: read from its TensorImpl where the self-test covers it, else
+# at::toDLPackNonOwning on the at::Tensor inside the Python object), once a self-test on
+# this torch build showed it is right (torch/probes.pxi).  Everything torch-specific that
+# is found in Python lives in the leaf module tvmfast._torch, which the core calls (never
+# the other way round).  The spine calls what is here by name; it knows none of torch's
+# insides.
 
 cdef PyObject* torch_tensor_type = NULL     # torch.Tensor, once a torch tensor was seen
 cdef str torch_direct_export_state = "off (no torch tensor seen yet)"
+# The one type whose arguments convert_arg exports inline (torch.Tensor, once the direct
+# export is on), and its exchange API.
+cdef PyObject* torch_fast_type = NULL
+cdef const DLPackExchangeAPI* torch_fast_api = NULL
+
+
+cdef inline int export_torch_tensor_fast(PyObject* obj, DLTensor* out) noexcept:
+    """convert_arg's inline export of a torch_fast_type tensor: 0 exported; else the slow
+    path (export_torch_tensor) says why, with torch's own error."""
+    return tvmfast_torch_export(obj, out)
+
+
+cdef int export_torch_tensor(PyObject* obj, Py_ssize_t pos, DLTensor* out) except -2:
+    """A torch tensor exported directly: 0; -1 where torch's DLPack exchange API must do it
+    (direct export off, or refused: a meta tensor...).  A lazy neg/conj view is refused."""
+    cdef int exported = -1
+    if tvmfast_torch_to_dl != NULL:
+        exported = tvmfast_torch_export(obj, out)
+        if exported == -2:
+            raise_lazy_view(obj, pos)
+    if exported != 0:
+        check_torch_lazy_view(obj, pos)
+    return exported
+
+
+cdef void note_torch_type(PyObject* tp, const DLPackExchangeAPI* api) noexcept:
+    """classify_type saw a torch tensor type: torch.Tensor itself gets the inline export."""
+    global torch_fast_type, torch_fast_api
+    if (torch_fast_type == NULL and torch_tensor_type != NULL and tp == torch_tensor_type
+            and tvmfast_torch_to_dl != NULL):
+        torch_fast_type = tp
+        torch_fast_api = api
+
+
+cdef int torch_tensor_on_gpu(object tensor) except -1:
+    """A torch tensor on a GPU: the first one self-tests the TensorImpl read there."""
+    if not gpu_layout_tried:
+        learn_device_layout(tensor)
+    return 0
+
+
+cdef object torch_traced_reason(object obj):
+    """Why a data-less torch tensor (a functorch wrapper, a FakeTensor...) cannot be passed,
+    and what to do; None for anything else."""
+    from tvmfast import _torch
+    traced = _torch.traced_tensor_kind(obj)
+    if traced is None:
+        return None
+    return (f"it is a {traced}, which has no data a TVM function can read; to call the function "
+            f"inside torch.func transforms or compiled code, register it with f.as_torch_op(...)")
 
 
 cdef bint setup_torch_direct_export() except -1:

@@ -1,4 +1,4 @@
-# Native torch ops: the C kernel of an op made by as_torch_op (tvmfast_torch_op.h says
+# Native torch ops: the C kernel of an op made by as_torch_op (torch/op_entries.h says
 # how torch reaches it).  One slot per op name, kept for the process (an op's schema is
 # fixed once defined); what a slot calls (an OpTarget) is replaced when the op is
 # registered again.  Past TVMFAST_MAX_OPS names, ops keep their Python kernel.
@@ -65,6 +65,7 @@ ctypedef struct OpSlot:
     int entering                  # threads between loading `target` and referencing it (atomic)
     void* library                 # torch::Library holding the kernel (for the process)
     PyObject* qualname            # "namespace::name" (a reference of its own)
+    PyObject* outputs             # as_torch_op's check of a result: value -> output tensors (ours)
 
 
 cdef OpSlot op_slots[TVMFAST_MAX_OPS]
@@ -291,32 +292,22 @@ cdef int op_outputs_python(OpSlot* slot, TVMFFIAny* result, uint64_t* stack, PyO
 
 
 cdef int op_store_outputs(OpSlot* slot, object value, uint64_t* stack) except -1:
-    """The op's outputs (torch tensors) as new tensor handles on the stack; anything else is
-    checked (and refused) as the Python kernel does."""
+    """The op's outputs (torch tensors) as new tensor handles on the stack; anything else goes
+    through the op's own output check (as_torch_op's: it converts or refuses)."""
     cdef Py_ssize_t i
     tensor_type = <object>torch_tensor_type
-    if slot.n_returns == 0:
-        if value is not None:
-            from tvmfast import torch_op
-            torch_op._refuse_result(op_qualname(slot), value)
+    if slot.n_returns == 0 and value is None:
         return 0
     if slot.n_returns == 1:
         outs = (value,)
     else:
         outs = tuple(value) if isinstance(value, _CContainerBase) and len(value) == slot.n_returns else None
-    if outs is None or not all(type(o) is tensor_type for o in outs):
-        from tvmfast import torch_op
-        outs = torch_op._result_converter(op_qualname(slot), slot.n_returns)(value)
-        if slot.n_returns == 1:
-            outs = (outs,)
+    if slot.n_returns == 0 or outs is None or not all(type(o) is tensor_type for o in outs):
+        outs = (<object>slot.outputs)(value)
     handles = [tensor_handle_of(o) for o in outs]  # all made before any is stored
     for i in range(len(handles)):
         stack[i] = <uint64_t>PyCapsule_GetPointer(handles[i], NULL)
     return 0
-
-
-cdef inline object op_qualname(OpSlot* slot):
-    return <object>slot.qualname
 
 
 cdef int op_call_python(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** exc) noexcept with gil:

@@ -101,7 +101,7 @@ cdef object _native_op_selftest(torch):
     op = getattr(torch.ops.tvmfast_selftest, name)
     try:
         if not register_native_op(qualname, "tvmfast_selftest", name, fn, None, False,
-                                  [OP_TENSOR, OP_TENSOR], [1], 0, None):
+                                  [OP_TENSOR, OP_TENSOR], [1], 0, None, tuple):
             return "no slot left for the probe op"
         x = torch.zeros(2)
         y = torch.zeros(2)
@@ -127,7 +127,7 @@ cdef object _native_op_selftest(torch):
 
 cdef bint register_native_op(str qualname, str namespace, str op_name, object function, object bound,
                              bint python_only, list kinds, list mutated, int n_returns,
-                             object python_kernel) except -1:
+                             object python_kernel, object outputs) except -1:
     """Make qualname's kernel the C one (a slot for the process), calling function as bound
     (a BoundFunction: alignment and release_gil; None: no alignment, GIL released); or, if it
     has one already, point its slot at function.  False when no slot is left (the op keeps
@@ -180,6 +180,8 @@ cdef bint register_native_op(str qualname, str namespace, str op_name, object fu
         slot.library = library
         slot.qualname = <PyObject*>qualname
         Py_INCREF(qualname)
+        slot.outputs = <PyObject*>outputs
+        Py_INCREF(outputs)
         op_slot_of[qualname] = k
         n_op_slots += 1
         return True
@@ -202,8 +204,10 @@ cdef void native_op_after_fork_in_child() noexcept:
         tvmfast_atomic_store(&op_slots[k].entering, 0)
 
 
-def _native_op_register(qualname, namespace, op_name, bound, kinds, mutated, n_returns, python_kernel):
-    """as_torch_op's C kernel for qualname (see torch_op.py); False where this op keeps its
+def _native_op_register(qualname, namespace, op_name, bound, kinds, mutated, n_returns, python_kernel, outputs):
+    """as_torch_op's C kernel for qualname (see torch_op.py), calling python_kernel for what it
+    does not take and outputs(value) -> output tensors for a result it does not store itself
+    (both made by torch_op, so the core imports nothing of it); False where this op keeps its
     Python kernel only (native ops off, too many arguments, an argument kind not taken, no
     slot left)."""
     cdef BoundFunction fn = <BoundFunction?>bound
@@ -213,7 +217,7 @@ def _native_op_register(qualname, namespace, op_name, bound, kinds, mutated, n_r
     if any(kind not in codes for kind in kinds):
         return False
     return register_native_op(qualname, namespace, op_name, fn.function, fn, fn.wrapper is not None,
-                              [codes[kind] for kind in kinds], list(mutated), n_returns, python_kernel)
+                              [codes[kind] for kind in kinds], list(mutated), n_returns, python_kernel, outputs)
 
 
 def _native_op_has_slot(qualname):
