@@ -49,8 +49,10 @@ cdef class FrozenFunction:
 
 # Call a prepared function (all arguments frozen) with `n` data pointers that
 # replace, in order, the data addresses of its tensor arguments; shapes, dtypes,
-# strides and devices are those the tensors had at prepare().  Runs without the
-# GIL; sets no stream (GPU kernels go to TVM's current stream for the device).
+# strides and devices are those the tensors had at prepare().  Needs no GIL: a
+# caller that holds it has it released around the call, as for f(...); a function
+# bound with release_gil=False takes it for the call.  Sets no stream (GPU kernels go
+# to TVM's current stream for the device).
 # The caller vouches that each pointer holds such a tensor for the whole call.
 # Returns 0 on success, -1 with the error left raised in TVM-FFI's thread-local
 # slot (raise it in Python with FrozenFunction.raise_last_error()).

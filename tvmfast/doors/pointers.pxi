@@ -128,7 +128,7 @@ cdef int tvmfast_call_ptrs(FrozenFunction prepared, void** ptrs, int n) noexcept
         TVMFFIErrorSetRaisedFromCStr("MemoryError", "tvmfast_call_ptrs: out of memory")
         return -1
     # Ownerless tensors, no stream, no allocator: invoke() needs no GIL for them.
-    outcome = invoke(&prepared.bound.target, &ctx, prepared.num_args, &result)
+    outcome = invoke(&prepared.bound.target, &ctx, prepared.num_args, &result, PyGILState_Check())
     if outcome == CALL_OK and result.type_index >= kTVMFFIStaticObjectBegin:
         TVMFFIObjectDecRef(result.v_ptr)
     return 0 if outcome == CALL_OK else -1

@@ -23,8 +23,11 @@ cdef enum:
     CALL_PY_ERROR = -2     # ctx.error: the Python exception (a new reference)
 
 
-cdef int invoke(CallTarget* target, CallContext* ctx, int32_t n, TVMFFIAny* result) noexcept nogil:
-    """Perform the call of target on ctx.packed[:n]; result receives its value (ours)."""
+cdef inline int invoke(CallTarget* target, CallContext* ctx, int32_t n, TVMFFIAny* result,
+                       bint gil_held) noexcept nogil:
+    """Perform the call of target on ctx.packed[:n]; result receives its value (ours).
+    gil_held: whether this thread holds the GIL (a Python door knows it does; a C door asks
+    PyGILState_Check)."""
     cdef int ret
     result.type_index = kTVMFFINone
     result.zero_padding = 0
@@ -37,7 +40,7 @@ cdef int invoke(CallTarget* target, CallContext* ctx, int32_t n, TVMFFIAny* resu
         ctx_release(ctx)
         return CALL_FFI_ERROR
     tvmfast_stamp(TVMFAST_STAGE_ENV)
-    ret = call_with_gil_handed_off(target, ctx.packed, n, result)
+    ret = call_with_gil_handed_off(target, ctx.packed, n, result, gil_held)
     tvmfast_stamp(TVMFAST_STAGE_GIL_ACQUIRE)
     ctx_exit(ctx)
     if ctx.n_scratch:
@@ -49,7 +52,7 @@ cdef int invoke(CallTarget* target, CallContext* ctx, int32_t n, TVMFFIAny* resu
 
 
 cdef inline int call_with_gil_handed_off(CallTarget* target, TVMFFIAny* args, int32_t n,
-                                         TVMFFIAny* result) noexcept nogil:
+                                         TVMFFIAny* result, bint gil_held) noexcept nogil:
     """TVMFFIFunctionCall with the GIL released (target.release_gil, read at each call, as
     tvm_ffi does) or held, whether or not this thread holds it on entry (a Python front door
     does; torch's dispatcher calling an op's C kernel does not; AOTInductor's runner does).
@@ -58,14 +61,14 @@ cdef inline int call_with_gil_handed_off(CallTarget* target, TVMFFIAny* args, in
     cdef PyThreadState* saved
     cdef int ret
     if target.release_gil:
-        if PyGILState_Check():
+        if gil_held:
             saved = PyEval_SaveThread()
             tvmfast_stamp(TVMFAST_STAGE_GIL_RELEASE)
             ret = TVMFFIFunctionCallFromTvmfast(target.handle, args, n, result)
             tvmfast_stamp(TVMFAST_STAGE_CALL)
             PyEval_RestoreThread(saved)
             return ret
-    elif not PyGILState_Check():
+    elif not gil_held:
         with gil:
             ret = TVMFFIFunctionCallFromTvmfast(target.handle, args, n, result)
         return ret

@@ -12,10 +12,10 @@ cdef object call_from_python(CallTarget* target, CallContext* ctx, int32_t n):
         if not ctx.devices_checked:
             check_devices(ctx, n)
         pick_stream(ctx)
-    return finish_call(ctx, invoke(target, ctx, n, &result), &result)
+    return finish_call(ctx, invoke(target, ctx, n, &result, True), &result)
 
 
-cdef object finish_call(CallContext* ctx, int outcome, TVMFFIAny* result):
+cdef inline object finish_call(CallContext* ctx, int outcome, TVMFFIAny* result):
     """invoke()'s outcome as Python sees rt_mod's: its result (consumed), or its error."""
     cdef Py_ssize_t kept = ctx.kept
     cdef object err

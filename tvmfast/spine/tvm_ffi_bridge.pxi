@@ -95,3 +95,43 @@ cdef void release_stash() noexcept:
         TVMFFIObjectDecRef(tvmfast_result_stash.v_ptr)
     tvmfast_result_stash.type_index = kTVMFFINone
     tvmfast_result_stash.v_int64 = 0
+
+
+# tvm_ffi's CObject, the base of every tvm_ffi object type, is a Cython class whose only C
+# field is `void* chandle`, right after the object header; tvm_ffi's own argument setter
+# reads it there.  tvmfast does the same instead of a Python call to __chandle__() per
+# argument, once CObject's size shows exactly that one field and samples agree (otherwise,
+# say a future tvm_ffi adds fields, __chandle__() is used).
+cdef object _CObject = tvm_ffi.core.CObject
+cdef Py_ssize_t cobject_handle_offset = 0
+
+
+cdef void learn_cobject_layout():
+    global cobject_handle_offset
+    cdef int checked = 0
+    if _CObject.__basicsize__ != sizeof(PyObject) + sizeof(void*):
+        return
+    try:
+        samples = [tvm_ffi.convert([1, 2]), tvm_ffi.convert({"k": 1}), tvm_ffi.convert("x" * 40),
+                   tvm_ffi.get_global_func("ffi.String", allow_missing=True)]
+        for sample in samples:
+            if not isinstance(sample, _CObject):
+                continue
+            if (<uint64_t>tvmfast_read_ptr(<PyObject*>sample, sizeof(PyObject))
+                    != <uint64_t>sample.__chandle__()):
+                return
+            checked += 1
+    except Exception:  # a tvm_ffi that differs: __chandle__() it is
+        return
+    if checked >= 2:
+        cobject_handle_offset = sizeof(PyObject)
+
+
+learn_cobject_layout()
+
+
+cdef inline TVMFFIObjectHandle cobject_handle(object obj):
+    """The FFI object handle of a tvm_ffi object (NULL for a null handle); the caller holds obj."""
+    if cobject_handle_offset != 0:
+        return <TVMFFIObjectHandle>tvmfast_read_ptr(<PyObject*>obj, cobject_handle_offset)
+    return <TVMFFIObjectHandle><uint64_t>obj.__chandle__()

@@ -231,7 +231,7 @@ cdef int op_call_c(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** e
             return op_fail_python(exc)
         ctx.stream = stream
         ctx.has_stream = True
-    outcome = invoke(target.call_target, &ctx, slot.n_args, &result)
+    outcome = invoke(target.call_target, &ctx, slot.n_args, &result, PyGILState_Check())
     if outcome == CALL_OK:
         return op_outputs(slot, &result, stack, exc)
     if outcome == CALL_FFI_ERROR:
