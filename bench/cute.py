@@ -32,7 +32,7 @@ COLUMNS = {"default": [("path", "name"), ("us per launch", "median"), ("25-75%",
 
 def cute_kernels():
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-    import cute_kernels  # noqa: PLC0415  (tests/cute_kernels.py: needs nvidia-cutlass-dsl)
+    from support import cute_kernels  # noqa: PLC0415  (tests/support/cute_kernels.py: needs nvidia-cutlass-dsl)
 
     return cute_kernels
 

@@ -1,5 +1,6 @@
-"""The benchmarks' TVM kernels: the test suite's own (``tests/tvm_kernels.py``: the benchmarks
-import from the tests, never the reverse), and the command that exports the GPU runs' kernels::
+"""The benchmarks' TVM kernels: the test suite's own (``tests/support/tvm_kernels.py``: the
+benchmarks import from the tests' support package, never the reverse), and the command that
+exports the GPU runs' kernels::
 
     python -m bench.kernels DIR [--arch sm_90]
 
@@ -12,11 +13,12 @@ import argparse
 import os
 import sys
 
+# tests/ holds the package ``support`` (tests/support/__init__.py imports nothing).
 _TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests")
 if _TESTS not in sys.path:
     sys.path.append(_TESTS)
 
-from tvm_kernels import (  # noqa: E402,F401  (re-exported: bench.kernels.<name>)
+from support.tvm_kernels import (  # noqa: E402,F401  (re-exported: bench.kernels.<name>)
     KERNEL_DIR_ENV,
     NAMED_KERNELS,
     SEED_GEMV,

@@ -2,19 +2,29 @@
 runs (with what needs them skipped) where either is absent: test modules that need torch skip
 without it (pytest.importorskip), and a test whose kernel cannot be built because apache-tvm
 is not installed is reported as skipped (apache-tvm is needed to compile kernels, not to call
-them)."""
+them).
+
+The helpers the test modules share are the package ``support`` (tests/support/): this folder is
+put on sys.path here, whatever pytest's import mode, and wherever the folder was copied to
+(.ci/test-installed runs a copy outside the source tree)."""
 import importlib.util
+import os
+import sys
 
 import pytest
 
-import tvm_kernels as kernels
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+if TESTS_DIR not in sys.path:
+    sys.path.insert(0, TESTS_DIR)
+
+from support import tvm_kernels as kernels  # noqa: E402
 
 TVM_INSTALLED = importlib.util.find_spec("tvm") is not None
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Without apache-tvm, a test (or fixture) that tried to build a TVM kernel - tvm_kernels
+    """Without apache-tvm, a test (or fixture) that tried to build a TVM kernel - support.tvm_kernels
     imports tvm only then - is a skip, not a failure.  Only that exact error qualifies."""
     outcome = yield
     report = outcome.get_result()
@@ -64,3 +74,12 @@ def gen():
     g = torch.Generator().manual_seed(seed)
     print(f"torch seed {seed}")
     return g
+
+
+@pytest.fixture
+def rng():
+    import numpy as np  # noqa: PLC0415
+
+    seed = int(np.random.SeedSequence().entropy % (2**31))
+    print(f"numpy seed {seed}")
+    return np.random.default_rng(seed)

@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")  # the benchmarks compare against torch throughout
 pytest.importorskip("tvm", reason="the benchmarks build their kernels with apache-tvm")
 
-import tvm_kernels as kernels  # noqa: E402
 from bench import harness, nvcc_lib, report  # noqa: E402
+from support import tvm_kernels as kernels  # noqa: E402
 
 
 def test_cpu_harness_quick_and_results_assembly(tmp_path, capsys):

@@ -57,11 +57,12 @@ import numpy as np
 import pytest
 import tvm_ffi
 import tvm_ffi.cpp
-from cpp_sources import ADD_ONE
 
-import tvm_kernels as kernels
 import tvmfast
-from tvmfast_isolation import run_forked
+from support import tvm_kernels as kernels
+from support.buffers import same_bits, torch_at
+from support.cpp_sources import ADD_ONE
+from support.isolation import run_forked
 
 torch = pytest.importorskip("torch")  # the table is built from torch tensors throughout
 
@@ -233,12 +234,6 @@ def np_at(values, offset: int, align: int = 64) -> np.ndarray:
     out = raw[start:start + values.nbytes].view(values.dtype).reshape(values.shape)
     out[...] = values
     return out
-
-
-def torch_at(g, n: int, offset_elems: int, dtype=torch.float32):
-    """A 1-D torch view of ``n`` elements starting ``offset_elems`` into a fresh buffer (torch
-    buffers are 64-byte aligned: the view's data is ``offset_elems * itemsize`` bytes past it)."""
-    return torch.randn(n + offset_elems + 16, generator=g).to(dtype)[offset_elems:offset_elems + n]
 
 
 def np32(g, *shape, offset=0):
@@ -963,17 +958,6 @@ def tensor_values(x):
     return None
 
 
-def same_bits(va: torch.Tensor, vb: torch.Tensor) -> bool:
-    """Equal values, bit for bit (NaN equal to NaN). Checked first because it is cheap: the first
-    torch.testing.assert_close in a process takes seconds, and each row runs in a fresh child."""
-    if va.dtype != vb.dtype or va.shape != vb.shape:
-        return False
-    a, b = va.contiguous().reshape(-1), vb.contiguous().reshape(-1)
-    if a.dtype == torch.bool:
-        return torch.equal(a, b)
-    return torch.equal(a.view(torch.uint8), b.view(torch.uint8))
-
-
 class Comparison:
     def __init__(self, args_d, args_b, probe):
         self.args_d, self.args_b, self.probe = args_d, args_b, probe
@@ -1179,29 +1163,5 @@ def test_many_argument_types_in_one_process(seed):
             except AssertionError as e:
                 problems.append(f"{row.id}: {e}")
         assert not problems, "\n".join(problems)
-
-    run_forked(body, ROW_TIMEOUT_S)
-
-
-@pytest.mark.parametrize("offset_elems", [1, 2, 3, 5])
-def test_misaligned_data_for_a_kernel_that_assumes_alignment(offset_elems, seed):
-    """rt_mod crashes on data that its default buffers assume aligned (not compared: it
-    segfaults); bind must not: it gives rt_mod's result on aligned copies, or a ValueError."""
-    rt_mod, bound = callee("tvm:add")
-
-    def body(phase):
-        g = torch.Generator().manual_seed(seed)
-        a, b = torch_at(g, 128, offset_elems), torch_at(g, 128, offset_elems)
-        out = torch_at(g, 128, offset_elems).fill_(math.nan)
-        ref = torch.full((128,), math.nan)
-        phase("rt_mod on aligned copies")
-        rt_mod(a.clone(), b.clone(), ref)
-        phase("bind on misaligned views")
-        try:
-            bound(a, b, out)
-        except ValueError as e:
-            assert "align" in str(e), f"ValueError without the reason: {e}"
-            return
-        assert same_bits(out, ref), torch.testing.assert_close(out, ref, rtol=0, atol=0)
 
     run_forked(body, ROW_TIMEOUT_S)

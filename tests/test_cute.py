@@ -8,7 +8,7 @@ import tvm_ffi
 import tvmfast
 
 torch = pytest.importorskip("torch")
-cute_kernels = pytest.importorskip("cute_kernels", reason="needs nvidia-cutlass-dsl",
+cute_kernels = pytest.importorskip("support.cute_kernels", reason="needs nvidia-cutlass-dsl",
                                    exc_type=ImportError)
 
 

@@ -1,6 +1,6 @@
 """The examples the docs point to run as a user runs them, ``python examples/<x>.py``, from another folder
 (so they cannot rot, and need nothing but the installed packages and the files beside them).
-examples/c_api is run by test_integrations.py::test_c_level_api_from_another_cython_module."""
+examples/c_api is run by test_c_api.py::test_c_level_api_from_another_cython_module."""
 import os
 import subprocess
 import sys

@@ -1,11 +1,37 @@
-"""freeze() and prepare(): arguments converted once, contents read at each call."""
+"""freeze() and prepare(): arguments converted once, contents read at each call.  freeze's keys are
+normalised with operator.index and checked (duplicates, bools and anything out of range refused);
+prepared and frozen calls report errors as the function would; call_ptrs; calls of more arguments
+than the inline buffers hold; a variadic function prepared after calls of other counts.
+
+The freeze-key cases run in a child process (support.isolation.run_isolated).
+"""
+from __future__ import annotations
+
+import gc
+import operator
+import sys
+
+import numpy as np
 import pytest
+import tvm_ffi
 
 import tvmfast
-from bench import kernels
-from tvmfast_test_utils import nan_like
+from support import tvm_kernels as kernels
+from support.helpers import assert_clear_error, nan_like
+from support.isolation import assert_all_ok, child_env, outcome, run_cases, run_isolated
 
 torch = pytest.importorskip("torch")
+
+from support.add_checks import Junk, assert_add_works, bind_add, nan_tensor, rand  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    return child_env(tmp_path_factory)
+
+
+def child_main(names: list[str]) -> None:
+    run_cases(sys.modules[__name__], names)
 
 
 def test_freeze_static_arguments(gemv_mod, gen):
@@ -145,8 +171,6 @@ def test_prepare_and_freeze_limits(add_mod):
 
 def test_freeze_and_prepare_beyond_the_inline_buffers():
     """Calls of over 64 arguments use the call context's heap buffers, in every form."""
-    from bench import kernels  # noqa: PLC0415
-
     rt_mod = pytest.importorskip("tvm") and kernels.build_sum_args(70, n=16)
     ts = [torch.randn(16) for _ in range(69)] + [torch.full((16,), float("nan"))]
     ref = torch.full((16,), float("nan"))
@@ -165,3 +189,120 @@ def test_freeze_and_prepare_beyond_the_inline_buffers():
     ts[69].fill_(float("nan"))
     p.call_ptrs(*[t.data_ptr() for t in ts])
     assert torch.equal(ts[69], ref)
+
+
+def test_prepare_of_a_variadic_function_after_calls_of_other_counts():
+    f = tvmfast.bind(tvm_ffi.convert(lambda *args: len(args)))
+    assert f(1, 2) == 2 and f(1, 2, 3) == 3
+    assert f.prepare(1, 2)() == 2
+
+
+# ---------------------------------------------------------------------------
+# freeze keys: normalised with operator.index, checked, duplicates refused
+# ---------------------------------------------------------------------------
+
+
+class OddHashInt(int):
+    """An int whose hash differs from the int's."""
+
+    def __hash__(self):
+        return 1_000_003 + int(self)
+
+    def __eq__(self, other):
+        return self is other
+
+
+class Index:
+    """Not an int, but has __index__."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __index__(self):
+        return self.value
+
+
+def _frozen_add_right(g, frozen_pos: int, frozen_value) -> None:
+    others = [rand(), rand(), nan_tensor()]
+    others[frozen_pos] = frozen_value
+    out = others[2]
+    out.fill_(float("nan"))
+    expected = others[0] + others[1]
+    g(*[others[i] for i in range(3) if i != frozen_pos])
+    assert torch.equal(out, expected)
+
+
+def _case_freeze_key_normalised(which: str):
+    """Keys that operator.index makes a valid position: used as that position."""
+    f = bind_add(num_args=3)
+    key = {"odd_hash_int": OddHashInt(1), "numpy_int64": np.int64(1), "numpy_uint8": np.uint8(1),
+           "index_object": Index(1)}[which]
+    assert operator.index(key) == 1
+    w = rand()
+    outcome_kind, g = outcome(lambda: f.freeze({key: w}))
+    if outcome_kind == "error":
+        raise AssertionError(f"freeze({{{key!r}: w}}) raised {type(g).__name__}: {g}; "
+                             f"operator.index makes it position 1")
+    assert g.num_dynamic == 2
+    _frozen_add_right(g, 1, w)
+    assert_add_works(f)
+
+
+def _case_freeze_key_refused(which: str):
+    f = bind_add(num_args=3)
+    w, w2 = rand(), rand()
+    keys = {
+        "bool": {True: w},
+        "negative": {-1: w},
+        "out_of_range": {3: w},
+        "huge": {2 ** 70: w},
+        "huge_negative": {-(2 ** 63) - 1: w},
+        "string": {"1": w},
+        "float": {1.0: w},
+        "none": {None: w},
+        "duplicate_odd_hash": {1: w, OddHashInt(1): w2},
+        "duplicate_index_object": {1: w, Index(1): w2},
+        "duplicate_numpy": {np.int32(2): w, OddHashInt(2): w2},
+    }[which]
+    assert len(keys) >= 1
+    kind, err = outcome(lambda: f.freeze(keys))
+    assert kind == "error", f"freeze({keys!r}) was accepted"
+    types = (ValueError, TypeError, OverflowError) if which.startswith("huge") else (ValueError, TypeError)
+    assert_clear_error(err, types, r"tvmfast|freeze")
+    assert_add_works(f)
+    g = f.freeze({1: w})  # a valid freeze still works
+    _frozen_add_right(g, 1, w)
+
+
+def _case_freeze_key_index_mutates_dict():
+    """A key whose __index__ empties the dict being frozen (dropping the only reference
+    to its value): a clear error, or a function using the values the dict held."""
+    f = bind_add(num_args=3)
+    w_ref = rand()
+    d: dict = {}
+
+    class Evil:
+        def __index__(self):
+            d.clear()
+            gc.collect()
+            return 1
+
+    d[Evil()] = w_ref.clone()
+    kind, g = outcome(lambda: f.freeze(d))
+    if kind == "ok":
+        junk = Junk()
+        _frozen_add_right(g, 1, w_ref)
+        assert junk.intact()
+    assert_add_works(f)
+
+
+FREEZE_KEY_CASES = ([f"_case_freeze_key_normalised:{w}" for w in
+                     ("odd_hash_int", "numpy_int64", "numpy_uint8", "index_object")]
+                    + [f"_case_freeze_key_refused:{w}" for w in
+                       ("bool", "negative", "out_of_range", "huge", "huge_negative", "string", "float", "none",
+                        "duplicate_odd_hash", "duplicate_index_object", "duplicate_numpy")]
+                    + ["_case_freeze_key_index_mutates_dict"])
+
+
+def test_freeze_keys_normalised_checked_no_duplicates(env):
+    assert_all_ok(run_isolated("test_freeze_prepare", FREEZE_KEY_CASES, env=env))

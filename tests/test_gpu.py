@@ -11,8 +11,8 @@ import sys
 import pytest
 import tvm_ffi
 
-import tvm_kernels as kernels
 import tvmfast
+from support import tvm_kernels as kernels
 
 torch = pytest.importorskip("torch")
 

@@ -15,8 +15,8 @@ import threading
 import pytest
 import tvm_ffi
 
-import tvm_kernels as kernels
 import tvmfast
+from support import tvm_kernels as kernels
 
 torch = pytest.importorskip("torch")
 
@@ -138,7 +138,7 @@ def test_distributed_decode_chain_matches_one_process(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]))
     out = tmp_path / "decode.json"
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           os.path.join(HERE, "multi_gpu_decode.py"), "--out", str(out), "--steps", "8"],
+                           os.path.join(HERE, "support", "multi_gpu_decode.py"), "--out", str(out), "--steps", "8"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())

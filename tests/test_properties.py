@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tvm_kernels as kernels
 import tvmfast
+from support import tvm_kernels as kernels
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("tvm", reason="apache-tvm builds the test kernels")

@@ -1,7 +1,8 @@
-"""No leaked references, no per-call allocations, thread safety."""
+"""No leaked references and no per-call allocations: refcounts of every argument unchanged after many calls
+(failing ones included) and after frozen and prepared functions go, no Python allocation per call, and the
+process memory flat over a million calls.  (Threads: test_threads.py.)"""
 import gc
 import sys
-import threading
 import tracemalloc
 
 import pytest
@@ -92,30 +93,3 @@ def test_process_memory_flat_over_a_million_calls(add_mod):
     gc.collect()
     grown = rss_bytes() - start
     assert grown < 1 << 20, f"RSS grew by {grown} bytes over 10^6 calls"
-
-
-def test_threads_share_one_bound_function(add_mod):
-    f = tvmfast.bind(add_mod)
-    f_gil = tvmfast.bind(add_mod, release_gil=True)
-    errors = []
-
-    def worker(seed, fn):
-        g = torch.Generator().manual_seed(seed)
-        try:
-            for i in range(2000):
-                a = torch.randn(128, generator=g)
-                b = torch.randn(128, generator=g)
-                out = torch.full((128,), float("nan"))
-                fn(a, b, out)
-                if not torch.equal(out, a + b):
-                    errors.append((seed, i))
-                    return
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(s, f if s % 2 else f_gil)) for s in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []

@@ -1,15 +1,20 @@
-"""Issue 9, case 5: threads.
+"""Threads and the GIL.
 
 tvmfast's own state (bound, frozen and prepared functions, the decision to pass owned
 tensors, scalar templates) must be safe under concurrent calls: 8 threads calling one
-function, with and without ``release_gil``, get exactly the serial results.  A thread
-that ``resize_``s or ``set_``s tensors while others call is the user's data race (a
-wrong value is allowed there, as for torch's own ops), but never a crash or a hang.
+function, with and without ``release_gil``, get exactly the serial results, also when they
+make a fresh function's first calls together (each callee runs once per call) or their
+first torch calls together (torch's set-up is never used half done).  A thread that
+``resize_``s or ``set_``s tensors while others call is the user's data race (a wrong value
+is allowed there, as for torch's own ops), but never a crash or a hang.  The GIL is released
+around the call by default, as tvm_ffi does (``release_gil`` follows the function's own): a
+callee that calls back into Python, or drops a tensor, on a worker thread cannot deadlock.
 
-Every case runs in a child process (tvmfast_isolation.run_isolated).
+Cases that can crash or hang run in a child process (support.isolation.run_isolated).
 """
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 
@@ -18,10 +23,14 @@ import pytest
 import tvm_ffi
 
 import tvmfast
-import tvmfast_isolation as isolation
-from tvmfast_isolation import N
+from support import isolation
+from support.helpers import nan_like, raises_arg_error
+from support.isolation import WORKER_CPP, N
 
 torch = pytest.importorskip("torch")
+
+worker_cpp = WORKER_CPP.function  # add_one (any address), call_on_worker, keep, drop_kept_on_worker
+
 
 THREADS = 8
 ITERS = 300
@@ -33,7 +42,14 @@ def child_main(names: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
+    """Children's environment: the test kernels and C++ functions (support.isolation)."""
     return isolation.child_env(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def worker_env(tmp_path_factory):
+    """Children's environment: support.isolation.WORKER_CPP's C++ functions."""
+    return WORKER_CPP.env(tmp_path_factory)
 
 
 def _run_threads(worker, n: int = THREADS, timeout: float = 240) -> list:
@@ -300,3 +316,135 @@ def test_concurrent_resize_does_not_crash_or_hang(env):
     results = isolation.run_isolated("test_threads", ["_case_concurrent_resize:gil", "_case_concurrent_resize:nogil"],
                                   env=env, timeout=240)
     isolation.assert_all_ok(results)
+
+
+# ---------------------------------------------------------------------------
+# The GIL: released around the call by default, as tvm_ffi does
+# ---------------------------------------------------------------------------
+
+
+def _case_callback_on_worker_thread():
+    calls = []
+    cb = tvm_ffi.convert(lambda: calls.append(threading.get_ident()))
+    f = tvmfast.bind(worker_cpp("call_on_worker"))
+    assert f.release_gil is True
+    f(cb)
+    tvmfast.bind(worker_cpp("call_on_worker")).prepare(cb)()
+    assert len(calls) == 2 and threading.get_ident() not in calls
+
+
+def _case_kept_tensor_released_on_worker_thread():
+    x = torch.randn(8)
+    tvmfast.bind(worker_cpp("keep"))(x)
+    del x
+    gc.collect()
+    tvmfast.bind(worker_cpp("drop_kept_on_worker"))()  # the deleter takes the GIL on the worker
+
+
+def test_no_deadlock_where_tvm_ffi_returns(worker_env):
+    cases = ["_case_callback_on_worker_thread", "_case_kept_tensor_released_on_worker_thread"]
+    isolation.assert_all_ok(isolation.run_isolated("test_threads", cases, env=worker_env, timeout=120))
+
+
+def test_release_gil_default_follows_the_function():
+    fn = worker_cpp("add_one")
+    assert tvmfast.bind(fn).release_gil == fn.release_gil
+    assert tvmfast.bind(fn, release_gil=False).release_gil is False
+    other = tvm_ffi.get_global_func("testing.echo")
+    other.release_gil = False
+    assert tvmfast.bind(other).release_gil is False
+
+
+def test_release_gil_option(add_mod, gen):
+    f = tvmfast.bind(add_mod, release_gil=True)
+    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    out = nan_like(a)
+    f(a, b, out)
+    assert torch.equal(out, a + b)
+    assert f.release_gil is True
+    f.release_gil = False
+    assert f.release_gil is False
+    out2 = nan_like(a)
+    f(a, b, out2)
+    assert torch.equal(out2, a + b)
+
+
+# ---------------------------------------------------------------------------
+# First torch use from several threads at once
+# ---------------------------------------------------------------------------
+
+
+def _case_first_use_race():
+    """Several threads make their first torch call together while the set-up is slow; none
+    may classify torch tensors on half-set state (which skipped the lazy-view refusal)."""
+    from tvmfast import _torch  # noqa: PLC0415
+
+    original = _torch.find_to_dlpack_nonowning
+
+    def slow(*args):
+        import time  # noqa: PLC0415
+
+        time.sleep(0.3)  # the set-up runs Python code: other threads get the GIL meanwhile
+        return original(*args)
+
+    _torch.find_to_dlpack_nonowning = slow
+    f = tvmfast.bind(worker_cpp("add_one"))
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def first_call():
+        try:
+            x = torch.randn(32)
+            y = torch.full((32,), float("nan"))
+            barrier.wait()
+            f(x, y)
+            assert torch.equal(y, x + 1)
+        except BaseException as e:  # noqa: B036  (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=first_call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    x = torch.randn(32)
+    raises_arg_error(lambda: f(torch._neg_view(x), torch.empty(32)), 0, "negative bit")
+
+
+def test_first_torch_use_from_threads(worker_env):
+    for direct in ("1", "0"):
+        e = dict(worker_env, TVMFAST_TORCH_DIRECT=direct)
+        isolation.assert_all_ok(isolation.run_isolated("test_threads", ["_case_first_use_race"], env=e, timeout=120))
+
+
+# ---------------------------------------------------------------------------
+# One bound function shared by threads, in this process
+# ---------------------------------------------------------------------------
+
+
+def test_threads_share_one_bound_function(add_mod):
+    f = tvmfast.bind(add_mod)
+    f_gil = tvmfast.bind(add_mod, release_gil=True)
+    errors = []
+
+    def worker(seed, fn):
+        g = torch.Generator().manual_seed(seed)
+        try:
+            for i in range(2000):
+                a = torch.randn(128, generator=g)
+                b = torch.randn(128, generator=g)
+                out = torch.full((128,), float("nan"))
+                fn(a, b, out)
+                if not torch.equal(out, a + b):
+                    errors.append((seed, i))
+                    return
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(s, f if s % 2 else f_gil)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

@@ -2,7 +2,8 @@
 TVM kernels and for functions made with apache-tvm-ffi alone (``tvm_ffi.cpp.load_inline``).
 
 Nothing here imports torch, so this module is what the no-torch install runs; with torch
-installed it runs too (and checks that tvmfast itself never imports it)."""
+installed it runs too (and checks that tvmfast itself never imports it).  (A misaligned numpy output:
+test_aligned_copies.py, which runs that test without torch too.)"""
 import subprocess
 import sys
 import textwrap
@@ -12,22 +13,7 @@ import pytest
 import tvm_ffi
 
 import tvmfast
-
-
-@pytest.fixture
-def rng():
-    seed = int(np.random.SeedSequence().entropy % (2**31))
-    print(f"numpy seed {seed}")
-    return np.random.default_rng(seed)
-
-
-def aligned(values, alignment=64):
-    """A copy of ``values`` whose data starts on an ``alignment``-byte boundary."""
-    raw = np.empty(values.nbytes + alignment, dtype=np.uint8)
-    start = (-raw.ctypes.data) % alignment
-    out = raw[start:start + values.nbytes].view(values.dtype).reshape(values.shape)
-    out[...] = values
-    return out
+from support.buffers import aligned
 
 
 def test_import_bind_and_call_with_torch_unimportable():
@@ -54,7 +40,7 @@ def test_import_bind_and_call_with_torch_unimportable():
 @pytest.fixture(scope="module")
 def add_mod():
     pytest.importorskip("tvm", reason="apache-tvm builds the test kernel")
-    import tvm_kernels as kernels  # noqa: PLC0415
+    from support import tvm_kernels as kernels  # noqa: PLC0415
 
     return kernels.build_add(128, "float32")
 
@@ -70,20 +56,6 @@ def test_numpy_arrays_through_a_tvm_kernel(add_mod, rng):
     expected = aligned(np.full(128, np.nan, dtype=np.float32))
     add_mod(a, b, expected)
     np.testing.assert_array_equal(out, expected)
-
-
-def test_misaligned_numpy_output_is_written_back(add_mod, rng):
-    """A numpy view off the kernel's 64-byte alignment goes through an aligned copy, and the
-    result lands in the caller's array."""
-    f = tvmfast.bind(add_mod)
-    a = aligned(rng.standard_normal(128, dtype=np.float32))
-    b = aligned(rng.standard_normal(128, dtype=np.float32))
-    backing = aligned(np.full(129, np.nan, dtype=np.float32))
-    out = backing[1:]  # 4 bytes past a 64-byte boundary
-    assert out.ctypes.data % 64 == 4
-    f(a, b, out)
-    np.testing.assert_array_equal(out, a + b)
-    assert np.isnan(backing[0])
 
 
 def test_numpy_errors_match_the_module(add_mod):

@@ -27,7 +27,7 @@ def test_testing_namespace_is_routed():
 
 def test_module_functions_are_bound_as_module_functions():
     pytest.importorskip("tvm")
-    import tvm_kernels as kernels
+    from support import tvm_kernels as kernels
 
     rt_mod = kernels.build_add(128, "float32")  # one module for both modes (kernels caches it)
     for func in (rt_mod.main, rt_mod["main"], rt_mod.get_function("main")):

@@ -2,7 +2,8 @@
 call, a compiled graph and an AOTInductor package reach the TVM function without a tvmfast Python frame,
 with the same results, version counters and errors as the bound function; tensors the C path does not take
 (autograd metadata: requires_grad, views; inference tensors written outside inference mode) go through the
-op's Python kernel with the same tensors.  Every result is compared with torch on fresh random inputs."""
+op's Python kernel with the same tensors.  Every result is compared with torch on fresh random inputs.
+(The op itself, as a torch user meets it: test_torch_ops.py.)"""
 import itertools
 import os
 import subprocess
@@ -15,10 +16,10 @@ torch = pytest.importorskip("torch")
 
 import tvm_ffi  # noqa: E402
 
-import tvm_kernels as kernels  # noqa: E402
 import tvmfast  # noqa: E402
+from support import tvm_kernels as kernels  # noqa: E402
+from support.helpers import needs_tvm  # noqa: E402
 from tvmfast import _core  # noqa: E402
-from tvmfast_test_utils import needs_tvm  # noqa: E402
 
 NS = "tvmfast_test_native"
 _IDS = itertools.count()

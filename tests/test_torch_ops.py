@@ -1,25 +1,22 @@
 """as_torch_op / tvmfast.torch_op.make_torch_op: the torch custom op around a bound function, as a torch user
-meets it: autograd (never a silently wrong gradient), version counters and inference tensors, a returning
-variant (Relax VM), misaligned tensors (torch.from_numpy, AOTInductor constants), SymInt, inferred arity,
-re-registration, zero-size dimensions, meta/sparse tensors and vmap.  Every result is compared with torch on
-fresh random inputs."""
+meets it: eager and under torch.compile (aot_eager, inductor), scalar arguments, autograd (never a silently
+wrong gradient), version counters and inference tensors, a returning variant (Relax VM), SymInt, inferred
+arity, argument errors, re-registration, zero-size dimensions, meta/sparse tensors and vmap.  Every result is
+compared with torch on fresh random inputs.  (The op's C kernel: test_torch_ops_native.py; misaligned tensors
+and AOTInductor constants: test_aligned_copies.py.)"""
 import itertools
-import os
-import subprocess
-import sys
 import warnings
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 import torch.autograd.forward_ad as fwAD  # noqa: E402
 
-import tvm_kernels as kernels  # noqa: E402
 import tvmfast  # noqa: E402
+from support import tvm_kernels as kernels  # noqa: E402
+from support.helpers import nan_like  # noqa: E402
 from tvmfast.torch_op import make_torch_op  # noqa: E402
-from tvmfast_test_utils import nan_like, needs_tvm  # noqa: E402
 
 NS = "tvmfast_test_op"
 _IDS = itertools.count()
@@ -309,109 +306,7 @@ def test_returns_spec_errors(relax_vm):
 
 
 # ---------------------------------------------------------------------------
-# 4. Misaligned tensors: torch.from_numpy views, AOTInductor constants
-# ---------------------------------------------------------------------------
-def misaligned(values):
-    """A CPU tensor holding ``values`` whose data is 4 bytes past a 64-byte boundary (a numpy view)."""
-    buf = np.empty(values.numel() + 32, dtype=np.float32)
-    start = next(i for i in range(1, 17) if (buf.ctypes.data + 4 * i) % 64 == 4)
-    t = torch.from_numpy(buf[start:start + values.numel()])
-    t.copy_(values)
-    assert t.data_ptr() % 64 == 4
-    return t
-
-
-def test_misaligned_tensors_eager_and_compiled(add_f, add_op, gen):
-    assert add_f.alignment == 64
-    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
-    ma, mout = misaligned(a), misaligned(torch.full((128,), float("nan")))
-    add_op(ma, b, mout)  # read and written through an aligned copy
-    assert torch.equal(mout, a + b)
-    torch._dynamo.reset()
-
-    def model(x, y, out):
-        add_op(x, y, out)
-        return out * 2
-
-    compiled = torch.compile(model, backend="inductor", fullgraph=True)
-    mout2 = misaligned(torch.full((128,), float("nan")))
-    torch.testing.assert_close(compiled(ma, b, mout2), 2 * (a + b))
-    assert torch.equal(mout2, a + b)
-
-
-AOTI_LOAD = '''
-import sys
-import torch
-import tvmfast
-from torch.utils._python_dispatch import TorchDispatchMode
-
-folder = sys.argv[1]
-op = tvmfast.bind(folder + "/add.so", num_args=3).as_torch_op("{name}", mutates_args=(2,))
-data = torch.load(folder + "/data.pt")
-model = torch._inductor.aoti_load_package(folder + "/model.pt2")
-ok = torch.equal(model(data["x"]), data["expected"])
-
-
-class Alignment(TorchDispatchMode):
-    seen = set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func is op:
-            self.seen.update(a.data_ptr() % 64 for a in args)
-        return func(*args, **(kwargs or {{}}))
-
-
-with Alignment():  # the constants' addresses (a dispatch mode takes another path: the result is checked above)
-    model(data["x"])
-print("RESULT", "right" if ok else "WRONG", max(Alignment.seen))
-'''
-
-
-@pytest.mark.slow
-@needs_tvm
-def test_aoti_package_reading_module_constants_runs_right_on_fresh_loads(tmp_path, gen):
-    """torch.export + AOTInductor: the op reads a buffer and a parameter, which a loaded package holds as
-    constants 16-byte aligned at best; every fresh load (a new process) computes the right result."""
-    name = fresh_name("aoti_add")
-    kernels.build_add(128).export_library(str(tmp_path / "add.so"))
-    op = tvmfast.bind(str(tmp_path / "add.so"), num_args=3).as_torch_op(name, mutates_args=(2,))
-
-    class Model(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.register_buffer("w", torch.randn(128, generator=gen))
-            self.p = torch.nn.Parameter(torch.randn(128, generator=gen), requires_grad=False)
-
-        def forward(self, x):
-            out = torch.empty_like(x)
-            op(x, self.w, out)
-            out2 = torch.empty_like(x)
-            op(out, self.p, out2)
-            return out2 * 2
-
-    model = Model()
-    x = torch.randn(128, generator=gen)
-    expected = (x + model.w + model.p) * 2
-    torch.testing.assert_close(model(x), expected)
-    exported = torch.export.export(model, (x,))
-    torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp_path / "model.pt2"))
-    torch.save({"x": x, "expected": model(x)}, tmp_path / "data.pt")
-    script = tmp_path / "load.py"
-    script.write_text(AOTI_LOAD.format(name=name))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH")] if p))
-    offsets = []
-    for _ in range(10):
-        res = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, env=env)
-        line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")), None)
-        assert res.returncode == 0 and line is not None, res.stderr[-3000:]
-        _, verdict, offset = line.split()
-        assert verdict == "right", line
-        offsets.append(int(offset))
-    print("largest argument address % 64 per load:", offsets)
-
-
-# ---------------------------------------------------------------------------
-# 5. SymInt: one compiled graph across int values
+# 4. SymInt: one compiled graph across int values
 # ---------------------------------------------------------------------------
 def test_int_arguments_are_symint(gen):
     f = tvmfast.bind(kernels.build_scale(64))
@@ -445,7 +340,7 @@ def test_int_arguments_are_symint(gen):
 
 
 # ---------------------------------------------------------------------------
-# 6. Arity: known from bind(num_args=), example_args or a first call; else a clear error
+# 5. Arity: known from bind(num_args=), example_args or a first call; else a clear error
 # ---------------------------------------------------------------------------
 def test_arity_from_a_first_call(gen):
     f = tvmfast.bind(kernels.build_add(128))
@@ -478,7 +373,7 @@ def test_argument_errors(add_f):
 
 
 # ---------------------------------------------------------------------------
-# 7. Re-registration
+# 6. Re-registration
 # ---------------------------------------------------------------------------
 def test_reregistration_with_the_same_schema_replaces_the_kernel(add_f, gen):
     name = fresh_name("rebuilt")
@@ -514,7 +409,7 @@ def test_reregistration_with_another_schema_or_a_foreign_name_errors(add_f):
 
 
 # ---------------------------------------------------------------------------
-# 8. Zero-size dimensions
+# 7. Zero-size dimensions
 # ---------------------------------------------------------------------------
 def compact_strides(shape):
     strides, acc = [], 1
@@ -538,7 +433,7 @@ def test_zero_size_dimensions(shape, gen):
 
 
 # ---------------------------------------------------------------------------
-# 9. Meta and sparse tensors, vmap
+# 8. Meta and sparse tensors, vmap
 # ---------------------------------------------------------------------------
 def test_meta_tensors_run_the_fake_implementation(add_op, relax_vm):
     m = torch.empty(128, device="meta")
@@ -575,3 +470,61 @@ def test_vmap(add_op, relax_vm, gen):
     op = mm_relu_op(relax_vm)
     xb, w = torch.randn(3, 4, 8, generator=gen), torch.randn(8, 3, generator=gen)
     torch.testing.assert_close(torch.vmap(op, in_dims=(0, None))(xb, w), torch.relu(xb @ w))
+
+
+# ---------------------------------------------------------------------------
+# 9. The op in a model, eager and under torch.compile; scalar arguments; argument errors
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def add128_op():
+    f = tvmfast.bind(kernels.build_add(128), num_args=3)
+    return f.as_torch_op("tvmfast_test::add128", mutates_args=(2,))
+
+
+def model(op, x, y):
+    out = torch.empty_like(x)
+    op(x * 2, y, out)
+    return torch.relu(out) + 1
+
+
+def test_custom_op_eager(add128_op):
+    x, y = torch.randn(128), torch.randn(128)
+    out = torch.full((128,), float("nan"))
+    add128_op(x, y, out)
+    assert torch.equal(out, x + y)
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_custom_op_under_torch_compile_fullgraph(add128_op, backend):
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda x, y: model(add128_op, x, y), backend=backend, fullgraph=True)
+    for _ in range(3):
+        x, y = torch.randn(128), torch.randn(128)
+        torch.testing.assert_close(compiled(x, y), model(add128_op, x, y), rtol=0, atol=0)
+        torch.testing.assert_close(compiled(x, y), torch.relu(2 * x + y) + 1)
+
+
+def test_custom_op_with_scalars():
+    f = tvmfast.bind(kernels.build_scale(64))
+    a = torch.randn(64)
+    op = f.as_torch_op("tvmfast_test::scale64", mutates_args=(1,), example_args=[a, a, 1.0, 1])
+    out = torch.full((64,), float("nan"))
+    op(a, out, 0.5, 3)
+    torch.testing.assert_close(out, a * 0.5 + 3)
+    compiled = torch.compile(lambda x: (op(x, out, 2.0, -1), out * 1)[1], backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(a), a * 2 - 1)
+
+
+def test_custom_op_argument_errors():
+    f = tvmfast.bind(kernels.build_add(128))
+    with pytest.raises(ValueError, match="needs bind"):
+        f.as_torch_op("tvmfast_test::x")
+    f = tvmfast.bind(kernels.build_add(128), num_args=3)
+    with pytest.raises(ValueError, match="namespace::name"):
+        f.as_torch_op("noname")
+    with pytest.raises(ValueError, match="mutates_args position 5"):
+        f.as_torch_op("tvmfast_test::y", mutates_args=(5,))
+    with pytest.raises(TypeError, match="example argument #1: expected a torch.Tensor"):
+        f.as_torch_op("tvmfast_test::z", example_args=[torch.randn(2), "s", torch.randn(2)])

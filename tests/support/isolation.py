@@ -9,9 +9,9 @@ abort or a hang fails that case, not the suite.
   call that was running).
 * :func:`child_env`, :func:`kernel`, :func:`cpp`: the test kernels and C++ functions, built once in
   the test process and loaded by the children (loading a library is much cheaper than building).
+  :class:`CppLibrary`: more C++ test functions built the same way (``WORKER_CPP``: functions that
+  take any address, call back from a worker thread or keep a tensor; no apache-tvm needed).
 * Shared helpers: :func:`outcome`, :func:`as_numpy`.
-
-test_safety re-exports these names for the modules that import them from there.
 """
 from __future__ import annotations
 
@@ -29,9 +29,11 @@ import numpy as np
 import pytest
 import tvm_ffi
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-LIBS_ENV = "TVMFAST_ISSUE9_LIBS"
+from support.cpp_sources import WORKER_FUNCTIONS, WORKER_SOURCE
+
+TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/: `import support`
+ROOT = os.path.dirname(TESTS_DIR)
+LIBS_ENV = "TVMFAST_TEST_CHILD_LIBS"
 MARK = "@@tvmfast-case"
 N = 128  # the static add kernel's length
 
@@ -39,7 +41,7 @@ N = 128  # the static add kernel's length
 # Kernels and C++ functions, built once in the test process and loaded by children
 # ---------------------------------------------------------------------------
 
-CPP_NAME = "tvmfast_issue9"
+CPP_NAME = "tvmfast_test_callees"
 CPP_FUNCTIONS = ["get_count", "bump_then_add_one", "add_one_owned"]
 CPP_SOURCE = r"""
 #include <tvm/ffi/any.h>
@@ -81,7 +83,7 @@ void add_one_owned(tvm::ffi::Tensor x, tvm::ffi::Tensor y) {
 
 
 def _kernel_builders():
-    import tvm_kernels  # noqa: PLC0415  (needs apache-tvm: only where a kernel is built)
+    from support import tvm_kernels  # noqa: PLC0415  (needs apache-tvm: only where a kernel is built)
 
     return {
         "add": lambda: tvm_kernels.build_add(N),
@@ -99,7 +101,7 @@ def child_env(tmp_path_factory) -> dict:
     if "env" not in _ENV:
         from tvm_ffi import cpp as ffi_cpp  # noqa: PLC0415
 
-        d = tmp_path_factory.mktemp("issue9_libs")
+        d = tmp_path_factory.mktemp("child_libs")
         libs = {}
         for name, build in _kernel_builders().items():
             path = str(d / f"{name}.so")
@@ -134,6 +136,47 @@ def kernel(name: str):
 
 def cpp(fn: str):
     return kernel("cpp").get_function(fn)
+
+
+class CppLibrary:
+    """C++ test functions (``tvm_ffi.cpp``) for cases that run in children: built once in the test
+    process (:meth:`env`: the children's environment, naming the library in ``$<env_var>``) and
+    loaded by each child; built where they are called (:meth:`function`) when ``$<env_var>`` is
+    unset, as in a case run in-process."""
+
+    def __init__(self, name: str, source: str, functions: list[str], env_var: str):
+        self.name, self.source, self.functions, self.env_var = name, source, functions, env_var
+        self._built: str | None = None
+        self._module = None
+
+    def env(self, tmp_path_factory) -> dict:
+        """os.environ and the library, built once per test process."""
+        if self._built is None:
+            from tvm_ffi import cpp as ffi_cpp  # noqa: PLC0415
+
+            d = tmp_path_factory.mktemp(self.name)
+            self._built = ffi_cpp.build_inline(self.name, cpp_sources=self.source, functions=self.functions,
+                                               build_directory=str(d / "cpp"))
+        env = dict(os.environ)
+        env[self.env_var] = json.dumps({"cpp": self._built})
+        return env
+
+    def function(self, fn: str):
+        """A function of the library (built by :meth:`env`, or here when run in-process)."""
+        if self._module is None:
+            libs = json.loads(os.environ.get(self.env_var) or "{}")
+            if "cpp" in libs:
+                self._module = tvm_ffi.load_module(libs["cpp"])
+            else:
+                from tvm_ffi import cpp as ffi_cpp  # noqa: PLC0415
+
+                self._module = ffi_cpp.load_inline(self.name, cpp_sources=self.source, functions=self.functions)
+        return self._module.get_function(fn)
+
+
+# Functions that take any address, call back from a worker thread, or keep a tensor
+# (support/cpp_sources.py): a C++ compiler is all they need.
+WORKER_CPP = CppLibrary("tvmfast_test_worker_callees", WORKER_SOURCE, WORKER_FUNCTIONS, "TVMFAST_TEST_WORKER_LIBS")
 
 
 # ---------------------------------------------------------------------------

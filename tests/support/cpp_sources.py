@@ -19,3 +19,39 @@ void add_one(ffi::TensorView x, ffi::TensorView y) {
   }
 }
 """
+
+
+# For the cases of one library (support.isolation.WORKER_CPP): add_one above; size0, which reads
+# only the shape; call_on_worker, which calls back from a worker thread; keep and
+# drop_kept_on_worker, which keep a tensor and drop it on a worker thread.
+WORKER_SOURCE = r"""
+#include <tvm/ffi/any.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/error.h>
+#include <tvm/ffi/function.h>
+#include <thread>
+
+namespace ffi = tvm::ffi;
+
+""" + ADD_ONE + r"""
+// Reads only the shape.
+int64_t size0(ffi::TensorView x) { return x.size(0); }
+
+// Runs cb on a worker thread and waits for it (a Python callback there needs the GIL).
+void call_on_worker(ffi::Function cb) {
+  std::thread worker([&] { cb(); });
+  worker.join();
+}
+
+// Keeps a tensor until drop_kept_on_worker.
+static ffi::Optional<ffi::Tensor> kept;
+void keep(ffi::Tensor t) { kept = t; }
+
+// Drops the kept tensor's last reference on a worker thread (its deleter needs the GIL)
+// and waits for it.
+void drop_kept_on_worker() {
+  std::thread worker([] { kept = ffi::Optional<ffi::Tensor>(); });
+  worker.join();
+}
+"""
+WORKER_FUNCTIONS = ["add_one", "size0", "call_on_worker", "keep", "drop_kept_on_worker"]

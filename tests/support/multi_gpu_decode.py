@@ -4,7 +4,7 @@ activation, then scales it to a largest magnitude of 1.  Rank 0 then recomputes 
 chains in one process and writes whether the results are equal, with each rank's host time
 per GEMV, to --out.
 
-    torchrun --standalone --nproc-per-node=2 tests/multi_gpu_decode.py --out result.json
+    PYTHONPATH=tests torchrun --standalone --nproc-per-node=2 tests/support/multi_gpu_decode.py --out result.json
 """
 import argparse
 import json
@@ -13,8 +13,8 @@ import time
 import torch
 import torch.distributed as dist
 
-import tvm_kernels as kernels
 import tvmfast
+from support import tvm_kernels as kernels
 
 LAYERS = 16
 

@@ -1,0 +1,119 @@
+"""bind() and what a bound function says about itself: the forms bind takes (a module, a module and
+a name, a function, a library path, a loaded library), what it refuses and the hints it gives, its
+signature and type hints, the arity learned from a first call or from num_args, the repr, and
+pickling by rebinding a library path."""
+import inspect
+import os
+import typing
+
+import pytest
+import tvm_ffi
+
+import tvmfast
+from support import tvm_kernels as kernels
+from support.helpers import nan_like, needs_tvm
+
+try:
+    import torch
+except ImportError:  # the tests that use it skip (needs_torch)
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
+
+
+@needs_torch
+def test_bind_forms(add_mod, tmp_path, gen):
+    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    lib = str(tmp_path / "add.so")
+    add_mod.export_library(lib)
+    forms = [tvmfast.bind(add_mod), tvmfast.bind(add_mod, "main"), tvmfast.bind(add_mod["main"]),
+             tvmfast.bind(lib), tvmfast.bind(os.path.relpath(lib)),
+             tvmfast.bind(tvm_ffi.load_module(lib))]
+    for f in forms:
+        out = nan_like(a)
+        f(a, b, out)
+        assert torch.equal(out, a + b)
+
+
+@needs_torch
+def test_bind_unknown_name(add_mod):
+    with pytest.raises(AttributeError, match="no function named 'nope'"):
+        tvmfast.bind(add_mod, "nope")
+    with pytest.raises(FileNotFoundError, match="no such library"):
+        tvmfast.bind("/nonexistent/lib.so")
+    with pytest.raises(TypeError, match="expected a TVM runtime module"):
+        tvmfast.bind(42)
+    with pytest.raises(TypeError, match="name= is only for modules"):
+        tvmfast.bind(add_mod["main"], "main")
+
+
+@needs_torch
+def test_bind_of_a_python_function_says_how_to_wrap_it():
+    def plus_one(x):
+        return x + 1
+
+    with pytest.raises(TypeError, match=r"tvm_ffi.convert\(fn\)"):
+        tvmfast.bind(plus_one)
+    wrapped = tvmfast.bind(tvm_ffi.convert(plus_one))  # the fix the message gives
+    assert wrapped(41) == 42
+
+
+@needs_torch
+def test_not_callable_gets_no_wrapping_hint():
+    with pytest.raises(TypeError) as info:
+        tvmfast.bind(42)
+    assert "tvm_ffi.convert" not in str(info.value)
+
+
+def test_bind_signature_and_type_hints():
+    sig = inspect.signature(tvmfast.bind)
+    assert str(sig).replace("'", "").startswith("(obj: Any, name: str | None = None, *, num_args: int | None = None, "
+                                                "release_gil: bool | None = None, alignment: int | None = None)")
+    hints = typing.get_type_hints(tvmfast.bind)
+    assert hints["return"] is tvmfast.BoundFunction
+    assert hints["num_args"] == int | None and hints["release_gil"] == bool | None
+    assert "tvm_ffi.convert" in tvmfast.bind.__doc__ and "__tvm_ffi_object__" in tvmfast.bind.__doc__
+
+
+@needs_torch
+def test_arity_is_known_from_a_first_call_or_num_args(add_mod):
+    f = tvmfast.bind(add_mod)
+    assert f.arity is None
+    a = torch.randn(128)
+    f(a, a, torch.empty(128))
+    assert f.arity == 3
+    assert tvmfast.bind(add_mod, num_args=3).arity == 3
+
+
+@needs_torch
+def test_num_args_and_repr_after_the_arity_is_learned(add_mod):
+    f = tvmfast.bind(add_mod)
+    assert f.num_args is None and f.arity is None
+    assert "num_args=None" in repr(f)
+    a = torch.randn(128)
+    f(a, a, torch.empty(128))
+    assert f.num_args == f.arity == 3
+    assert "num_args=3" in repr(f)
+    assert tvmfast.bind(add_mod, num_args=3).num_args == 3
+
+
+@needs_torch
+@needs_tvm
+def test_bound_functions_pickle_by_rebinding_a_library_path(tmp_path, gen):
+    import pickle
+
+    import tvm_ffi
+
+    path = tmp_path / "add.so"
+    kernels.build_add(128).export_library(str(path))
+    f = tvmfast.bind(str(path), num_args=3, release_gil=True)
+    g = pickle.loads(pickle.dumps(f))
+    assert (g.num_args, g.release_gil, g.alignment) == (3, True, 64)
+    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    out = torch.full((128,), float("nan"))
+    g(a, b, out)
+    assert torch.equal(out, a + b)
+    with pytest.raises(TypeError, match=r"tvmfast.BoundFunction: cannot be pickled.*export_library"):
+        pickle.dumps(tvmfast.bind(tvm_ffi.get_global_func("testing.echo")))
+    with pytest.raises(TypeError, match=r"tvmfast.FrozenFunction: cannot be pickled"):
+        pickle.dumps(f.prepare(a, b, out))
