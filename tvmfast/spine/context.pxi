@@ -105,8 +105,15 @@ cdef inline void ctx_release(CallContext* ctx) noexcept nogil:
 
 cdef inline void ctx_close(CallContext* ctx) noexcept:
     """A Python front door's one exit, after the call or a failed conversion: release
-    everything the context still holds (nothing more once invoke() has released it)."""
-    ctx_release(ctx)
+    everything the context still holds (after invoke(), which released it, only a check)."""
+    if ctx.n_tensors != 0 or ctx.n_objects != 0 or ctx.heap != NULL:
+        ctx_release(ctx)
+    if ctx.temps != NULL or ctx.error != NULL:
+        ctx_drop_python(ctx)
+
+
+cdef void ctx_drop_python(CallContext* ctx) noexcept:
+    """The Python objects a context holds: temporaries, an error nobody raised."""
     if ctx.temps != NULL:
         Py_DECREF(<object>ctx.temps)
         ctx.temps = NULL
