@@ -1,5 +1,6 @@
-"""as_torch_op's reliability (issue 27): what an op made by ``f.as_torch_op`` must do, on its C kernel
-(native ops on, the default) and where stated on its Python kernel too (``TVMFAST_NATIVE_OP=0``):
+"""The life of an op made by as_torch_op: registration, first use, calls, re-registration, fork.  What an
+op made by ``f.as_torch_op`` must do, on its C kernel (native ops on, the default) and where stated on its
+Python kernel too (``TVMFAST_NATIVE_OP=0``):
 
 * registration refuses an op that neither writes nor returns anything (torch.compile would drop its call), and
   a function that returns a tensor from an op registered without ``returns=`` raises, eager and compiled;
@@ -15,7 +16,7 @@
   and ``release_gil`` changed after registration.
 
 Every result is compared with torch on fresh random inputs.  Every case that can hang runs in a child process
-(tvmfast_isolation.run_isolated) with a timeout; a fork's child is waited for with a timeout and killed after it.
+(support.isolation.run_isolated) with a timeout; a fork's child is waited for with a timeout and killed after it.
 """
 from __future__ import annotations
 
@@ -35,18 +36,18 @@ import tvm_ffi
 
 torch = pytest.importorskip("torch")
 
-import tvm_kernels as kernels  # noqa: E402
 import tvmfast  # noqa: E402
-import tvmfast_isolation as isolation  # noqa: E402
+from support import isolation  # noqa: E402
+from support import tvm_kernels as kernels  # noqa: E402
+from support.helpers import needs_tvm  # noqa: E402
 from tvmfast import _core  # noqa: E402
-from tvmfast_test_utils import needs_tvm  # noqa: E402
 
 pytestmark = needs_tvm
 
-MODULE = "test_native_op_reliability"
-NS = "tvmfast_test_reliability"
-LIBS_ENV = "TVMFAST_NATIVE_OP_RELIABILITY_LIBS"
-AOTI_ENV = "TVMFAST_NATIVE_OP_RELIABILITY_AOTI"
+MODULE = "test_torch_ops_lifecycle"
+NS = "tvmfast_test_op_lifecycle"
+LIBS_ENV = "TVMFAST_TEST_OP_LIFECYCLE_LIBS"
+AOTI_ENV = "TVMFAST_TEST_OP_LIFECYCLE_AOTI"
 NOTE = "tvmfast_test.native_op_note"  # the global function add_via_thread calls from its worker thread
 PACKAGE_DIR = os.path.dirname(os.path.abspath(tvmfast.__file__))
 _IDS = itertools.count()
