@@ -16,6 +16,7 @@ import torch.autograd.forward_ad as fwAD  # noqa: E402
 import tvmfast  # noqa: E402
 from support import tvm_kernels as kernels  # noqa: E402
 from support.helpers import nan_like  # noqa: E402
+from support.torch_ops import build_relax_vm  # noqa: E402
 from tvmfast.torch_op import make_torch_op  # noqa: E402
 
 NS = "tvmfast_test_op"
@@ -64,31 +65,7 @@ def add_op(add_f):
 
 @pytest.fixture(scope="module")
 def relax_vm():
-    """A Relax VM whose functions allocate their results: mm_relu(x, w) = relu(x @ w) with a symbolic row
-    count, and both(x, w) = (x @ w, relu(x @ w))."""
-    import tvm
-    from tvm import relax
-    from tvm.script import ir as I
-    from tvm.script import relax as R
-
-    @I.ir_module
-    class Model:
-        @R.function
-        def mm_relu(x: R.Tensor(("n", 8), "float32"), w: R.Tensor((8, 3), "float32")):
-            with R.dataflow():
-                y = R.nn.relu(R.matmul(x, w))
-                R.output(y)
-            return y
-
-        @R.function
-        def both(x: R.Tensor(("n", 8), "float32"), w: R.Tensor((8, 3), "float32")):
-            with R.dataflow():
-                y = R.matmul(x, w)
-                z = R.nn.relu(y)
-                R.output(y, z)
-            return (y, z)
-
-    return relax.VirtualMachine(tvm.compile(Model, target="llvm"), tvm.cpu())
+    return build_relax_vm()
 
 
 def mm_relu_out(x, w):

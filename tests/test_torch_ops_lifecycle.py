@@ -40,6 +40,7 @@ import tvmfast  # noqa: E402
 from support import isolation  # noqa: E402
 from support import tvm_kernels as kernels  # noqa: E402
 from support.helpers import needs_tvm  # noqa: E402
+from support.torch_ops import tvmfast_frames  # noqa: E402
 from tvmfast import _core  # noqa: E402
 
 pytestmark = needs_tvm
@@ -49,7 +50,6 @@ NS = "tvmfast_test_op_lifecycle"
 LIBS_ENV = "TVMFAST_TEST_OP_LIFECYCLE_LIBS"
 AOTI_ENV = "TVMFAST_TEST_OP_LIFECYCLE_AOTI"
 NOTE = "tvmfast_test.native_op_note"  # the global function add_via_thread calls from its worker thread
-PACKAGE_DIR = os.path.dirname(os.path.abspath(tvmfast.__file__))
 _IDS = itertools.count()
 
 CPP_NAME = "tvmfast_native_op_reliability"
@@ -184,24 +184,6 @@ def _randn(*shape, gen=None):
 
 def _nan(n: int):
     return torch.full((n,), float("nan"))
-
-
-def tvmfast_frames(call):
-    """The tvmfast Python frames (package files, generated op kernels) entered during call()."""
-    seen = []
-
-    def profiler(frame, event, arg):
-        if event == "call":
-            name = frame.f_code.co_filename
-            if name.startswith(PACKAGE_DIR) or name.startswith("<tvmfast"):
-                seen.append(f"{name}:{frame.f_code.co_name}")
-
-    sys.setprofile(profiler)
-    try:
-        call()
-    finally:
-        sys.setprofile(None)
-    return seen
 
 
 def _writer(fn, sleep: float = 0.0):

@@ -19,11 +19,11 @@ import tvm_ffi  # noqa: E402
 import tvmfast  # noqa: E402
 from support import tvm_kernels as kernels  # noqa: E402
 from support.helpers import needs_tvm  # noqa: E402
+from support.torch_ops import build_relax_vm, tvmfast_frames  # noqa: E402
 from tvmfast import _core  # noqa: E402
 
 NS = "tvmfast_test_native"
 _IDS = itertools.count()
-PACKAGE_DIR = os.path.dirname(os.path.abspath(tvmfast.__file__))
 
 pytestmark = needs_tvm
 
@@ -49,48 +49,7 @@ def add_f():
 
 @pytest.fixture(scope="module")
 def relax_vm():
-    """mm_relu(x, w) = relu(x @ w) and both(x, w) = (x @ w, relu(x @ w)), results allocated by the VM."""
-    import tvm
-    from tvm import relax
-    from tvm.script import ir as I
-    from tvm.script import relax as R
-
-    @I.ir_module
-    class Model:
-        @R.function
-        def mm_relu(x: R.Tensor(("n", 8), "float32"), w: R.Tensor((8, 3), "float32")):
-            with R.dataflow():
-                y = R.nn.relu(R.matmul(x, w))
-                R.output(y)
-            return y
-
-        @R.function
-        def both(x: R.Tensor(("n", 8), "float32"), w: R.Tensor((8, 3), "float32")):
-            with R.dataflow():
-                y = R.matmul(x, w)
-                z = R.nn.relu(y)
-                R.output(y, z)
-            return (y, z)
-
-    return relax.VirtualMachine(tvm.compile(Model, target="llvm"), tvm.cpu())
-
-
-def tvmfast_frames(call):
-    """The tvmfast Python frames (package files, generated op kernels) entered during call()."""
-    seen = []
-
-    def profiler(frame, event, arg):
-        if event == "call":
-            name = frame.f_code.co_filename
-            if name.startswith(PACKAGE_DIR) or name.startswith("<tvmfast"):
-                seen.append(f"{name}:{frame.f_code.co_name}")
-
-    sys.setprofile(profiler)
-    try:
-        call()
-    finally:
-        sys.setprofile(None)
-    return seen
+    return build_relax_vm()
 
 
 def test_state_is_reported(native):
