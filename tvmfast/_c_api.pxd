@@ -3,7 +3,7 @@
 # including the DLPackExchangeAPI that torch exposes as
 # ``torch.Tensor.__dlpack_c_exchange_api__``).  The .pyx modules cimport from here
 # and declare nothing of their own; tvmfast's own headers (inline C++, one per concern:
-# spine/frame.h, memory/tensor.h, memory/aligned_copy.h, torch/layout.h, torch/op_entries.h,
+# spine/frame.h, memory/tensor.h, memory/numpy_array.h, memory/aligned_copy.h, torch/layout.h, torch/op_entries.h,
 # measure/trace.h) are declared here too.
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from cpython.ref cimport PyObject
@@ -40,6 +40,11 @@ cdef extern from "dlpack/dlpack.h" nogil:
     ctypedef struct DLPackVersion:
         uint32_t major
         uint32_t minor
+
+    ctypedef struct DLManagedTensor:
+        DLTensor dl_tensor
+        void* manager_ctx
+        void (*deleter)(DLManagedTensor* self)
 
     ctypedef struct DLManagedTensorVersioned:
         DLPackVersion version
@@ -83,6 +88,8 @@ cdef extern from "tvm/ffi/c_api.h" nogil:
         kTVMFFIBool
         kTVMFFIFloat
         kTVMFFIOpaquePtr
+        kTVMFFIDataType
+        kTVMFFIDevice
         kTVMFFIDLTensorPtr
         kTVMFFIRawStr
         kTVMFFISmallStr
@@ -104,6 +111,7 @@ cdef extern from "tvm/ffi/c_api.h" nogil:
         void* v_ptr
         TVMFFIObject* v_obj
         DLDevice v_device
+        DLDataType v_dtype
 
     ctypedef struct TVMFFIByteArray:
         const char* data
@@ -126,6 +134,10 @@ cdef extern from "tvm/ffi/c_api.h" nogil:
     void TVMFFIErrorSetRaised(TVMFFIObjectHandle error)
     void TVMFFIErrorSetRaisedFromCStr(const char* kind, const char* message)
     int TVMFFITensorToDLPackVersioned(TVMFFIObjectHandle from_, DLManagedTensorVersioned** out)
+    int TVMFFIBytesFromByteArray(const TVMFFIByteArray* input, TVMFFIAny* out)
+    int TVMFFIFunctionGetGlobal(const TVMFFIByteArray* name, TVMFFIObjectHandle* out)
+    int TVMFFITensorFromDLPack(DLManagedTensor* src, int32_t require_alignment,
+                               int32_t require_contiguous, TVMFFIObjectHandle* out)
     int TVMFFITensorFromDLPackVersioned(DLManagedTensorVersioned* src,
                                         int32_t require_alignment,
                                         int32_t require_contiguous,
@@ -152,7 +164,19 @@ cdef extern from "spine/frame.h" nogil:
     int TVMFFIFunctionCallFromTvmfast(TVMFFIObjectHandle func, TVMFFIAny* args, int32_t num_args,
                                       TVMFFIAny* result)
     void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset)
+
     void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset)
+
+
+# spine/frame.h, the front doors' vectorcall entries (they run Python: not nogil).
+cdef extern from "spine/frame.h":
+    ctypedef PyObject* (*tvmfast_door_call)(PyObject* callable, void** args, size_t nargsf,
+                                            PyObject* kwnames)
+    ctypedef PyObject* (*tvmfast_failure_raiser)(PyObject* failure) noexcept
+    void tvmfast_set_door_entries(tvmfast_door_call bound, tvmfast_door_call frozen,
+                                  PyTypeObject* failure_type, tvmfast_failure_raiser raiser)
+    PyObject* tvmfast_bound_entry(PyObject* callable, PyObject** args, size_t nargsf, PyObject* kwnames)
+    PyObject* tvmfast_frozen_entry(PyObject* callable, PyObject** args, size_t nargsf, PyObject* kwnames)
 
 
 # memory/tensor.h: the TvmfastTensor object every tensor argument is passed as.
@@ -172,6 +196,12 @@ cdef extern from "memory/tensor.h" nogil:
     void tvmfast_tensor_release(TvmfastTensor* t) noexcept
     void tvmfast_set_python_exiting() noexcept
     int32_t (*tvmfast_delete_aten_tensor)(void* handle) noexcept
+
+
+# memory/numpy_array.h: numpy arrays read where numpy keeps their metadata.
+cdef extern from "memory/numpy_array.h" nogil:
+    void tvmfast_numpy_dtypes_init() noexcept
+    int tvmfast_numpy_describe(PyObject* obj, TvmfastTensor* t) noexcept
 
 
 # memory/aligned_copy.h: misaligned CPU data passed through an aligned copy.

@@ -45,6 +45,8 @@ cdef class FrozenFunction:
     cdef DLTensor* snapshot
     cdef int64_t* snapshot_dims
     cdef const DLPackExchangeAPI* snapshot_stream_api
+    cdef int32_t* percall_pos             # positions of frozen tuples, lists, dicts and tvm_ffi
+    cdef int num_percall                  # proxies: converted again per call (they may change)
 
 
 # Call a prepared function (all arguments frozen) with `n` data pointers that

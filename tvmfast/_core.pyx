@@ -11,6 +11,8 @@ reads the whole module before compiling it, so a name may be used above its file
       tvm_ffi_bridge.pxi  what tvm_ffi's Python layer converts for tvmfast
       context.pxi         CallContext: one call's buffers, state, stream and allocator swap
       convert.pxi         argument kinds, the type cache, one converter per kind
+      arrays.pxi          numpy arrays read in C, other __dlpack__ producers imported in C
+      containers.pxi      tuples, lists, dicts, tvm_ffi containers, dtypes, devices
       devices.pxi         the one-device check and the stream of a Python door's call
       invoke.pxi          invoke(): the call, top to bottom (the spine)
       results.pxi         a Python door's call and its outcome: result or error
@@ -31,15 +33,17 @@ reads the whole module before compiling it, so a name may be used above its file
       stages.pxi          stage timing (measure/trace.h; empty unless built traced)
 
 Every C declaration is in _c_api.pxd (TVM-FFI, DLPack, tvmfast's own headers: spine/frame.h,
-memory/tensor.h, memory/aligned_copy.h, torch/layout.h, torch/op_entries.h,
+memory/tensor.h, memory/numpy_array.h, memory/aligned_copy.h, torch/layout.h, torch/op_entries.h,
 measure/trace.h) and _python.pxd (CPython); the public C-level API is _core.pxd.
 
 Who owns what every pointer handed to C refers to, per argument kind and call form, is
 docs/safety.md's "Lifetime model"; the native op's own rules are at the top of
 torch/native_op.pxi.
 """
+cimport cython
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF, Py_XDECREF
-from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New
+from cpython.pycapsule cimport (PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New, PyCapsule_SetDestructor,
+                                PyCapsule_SetName)
 from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
 from libc.string cimport memcpy, memcmp, memset
 from libc.stdlib cimport malloc, calloc, free
@@ -48,6 +52,7 @@ from tvmfast._c_api cimport *
 from tvmfast._python cimport *
 
 import atexit
+import ctypes
 import operator
 import os
 import sys
@@ -60,6 +65,8 @@ include "spine/errors.pxi"
 include "spine/tvm_ffi_bridge.pxi"
 include "spine/context.pxi"
 include "spine/convert.pxi"
+include "spine/arrays.pxi"
+include "spine/containers.pxi"
 include "spine/devices.pxi"
 include "spine/invoke.pxi"
 include "spine/results.pxi"
@@ -79,6 +86,8 @@ include "measure/stages.pxi"
 def _init_vectorcall():
     cdef BoundFunction b = BoundFunction.__new__(BoundFunction)
     cdef FrozenFunction f = FrozenFunction.__new__(FrozenFunction)
+    tvmfast_set_door_entries(<tvmfast_door_call>bound_vectorcall, <tvmfast_door_call>frozen_vectorcall,
+                             <PyTypeObject*><PyObject*>CallFailure, raise_call_failure)
     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>BoundFunction,
                               <Py_ssize_t>(<char*>&b.vectorcall - <char*><PyObject*>b))
     tvmfast_enable_vectorcall(<PyTypeObject*><PyObject*>FrozenFunction,

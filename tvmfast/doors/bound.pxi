@@ -1,6 +1,7 @@
 # BoundFunction: bind() resolves a TVM function once; each call converts its
 # arguments into a call context on the C stack and calls it (one vectorcall, no
-# argument tuple).
+# argument tuple; the type's vectorcall slot is tvmfast_bound_entry, spine/frame.h, which
+# calls bound_vectorcall and raises a callee's error it returns).
 
 cdef object bound_vectorcall(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames):
     cdef BoundFunction fn = <BoundFunction>callable
@@ -78,7 +79,7 @@ cdef class BoundFunction:
     """
 
     def __cinit__(self):
-        self.vectorcall = <void*>bound_vectorcall
+        self.vectorcall = <void*>tvmfast_bound_entry
         self.target.handle = NULL
         self.declared_args = -1
         self.seen_num_args = -1
@@ -160,7 +161,8 @@ cdef class BoundFunction:
 
     def __call__(self, *args):
         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
-        return bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
+        return reraise_if_failure(
+            bound_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL))
 
     def freeze(self, frozen):
         """Fix some arguments: ``g = f.freeze({0: a, 3: zeros}); g(x, y)``.
@@ -239,18 +241,20 @@ cdef object bound_call(BoundFunction self, void** items, Py_ssize_t n):
             raise_count_error(self.declared_args, n)
         # A TVM module's functions check their arity first and say their signature: the
         # call is theirs to refuse (the same error as rt_mod's).
-    ctx_open_or_raise(&ctx, n, self.target.align_mask)
-    try:
-        for i in range(n):
-            if convert_arg(<PyObject*>items[i], i, &ctx.packed[i], &ctx) == LEFT_TO_TVM_FFI:
-                break
-        else:
-            ret = call_from_python(&self.target, &ctx, <int32_t>n)
-            self.seen_num_args = <int>n
-            return ret
-    finally:
-        ctx_close(&ctx)
-    ret = call_with_tvm_ffi(self.function, [<object>items[i] for i in range(n)])
+    if not call_converts_itself(items, n):
+        ctx_open_or_raise(&ctx, n, self.target.align_mask)
+        try:
+            for i in range(n):
+                if convert_arg(<PyObject*>items[i], i, &ctx.packed[i], &ctx) == LEFT_TO_TVM_FFI:
+                    break  # changed by Python code the conversion ran (see spine/convert.pxi)
+            else:
+                ret = call_from_python(&self.target, &ctx, <int32_t>n, True)
+                if type(ret) is not CallFailure:
+                    self.seen_num_args = <int>n  # learned from a call that succeeded
+                return ret
+        finally:
+            ctx_close(&ctx)
+    ret = call_with_tvm_ffi(self.function, items, n)
     self.seen_num_args = <int>n
     return ret
 

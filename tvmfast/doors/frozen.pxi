@@ -39,7 +39,8 @@ cdef dict normalize_positions(dict frozen, int num_args):
 
 
 cdef bint is_tensor_kind(PyObject* obj, int kind) except -1:
-    if kind == KIND_TORCH or kind == KIND_EXCHANGE or kind == KIND_DLPACK:
+    """A tensor: exported again at each call, as it is then."""
+    if kind == KIND_TORCH or kind == KIND_EXCHANGE or kind == KIND_DLPACK or kind == KIND_NUMPY:
         return True
     if kind != KIND_FFI_OBJECT:
         return False
@@ -52,9 +53,10 @@ cdef class FrozenFunction:
     ``BoundFunction.freeze`` or ``BoundFunction.prepare``."""
 
     def __cinit__(self):
-        self.vectorcall = <void*>frozen_vectorcall
+        self.vectorcall = <void*>tvmfast_frozen_entry
         self.dynamic_pos = NULL
         self.tensor_pos = NULL
+        self.percall_pos = NULL
         self.template = NULL
         self.held = NULL
         self.snapshot = NULL
@@ -66,6 +68,7 @@ cdef class FrozenFunction:
         cdef int kind
         cdef const DLPackExchangeAPI* api = NULL
         cdef CallContext ctx
+        cdef PyObject* ancestors[MAX_NESTING]
         if self.dynamic_pos != NULL:
             # Built once: calls on other threads may be reading this state.
             raise_api_error(TypeError, "FrozenFunction", "already initialized; make a new one")
@@ -79,15 +82,18 @@ cdef class FrozenFunction:
         n = max(num_args, 1)
         self.dynamic_pos = <int32_t*>calloc(n, sizeof(int32_t))
         self.tensor_pos = <int32_t*>calloc(n, sizeof(int32_t))
+        self.percall_pos = <int32_t*>calloc(n, sizeof(int32_t))
         self.template = <TVMFFIAny*>calloc(n, sizeof(TVMFFIAny))
         self.held = <TVMFFIObjectHandle*>calloc(n, sizeof(void*))
-        if self.dynamic_pos == NULL or self.tensor_pos == NULL or self.template == NULL or self.held == NULL:
+        if (self.dynamic_pos == NULL or self.tensor_pos == NULL or self.percall_pos == NULL
+                or self.template == NULL or self.held == NULL):
             raise MemoryError()
         # Non-tensor values are converted once; the objects that creates (strings)
         # and our own references to tvm_ffi objects are held until __dealloc__: a
         # conversion context whose object list is self.held (never closed).
         ctx_open(&ctx, 0, bound.target.align_mask)
         ctx.objects = self.held
+        ctx.objects_cap = n
         for i in range(num_args):
             if i not in values:
                 self.dynamic_pos[d] = i
@@ -95,10 +101,16 @@ cdef class FrozenFunction:
                 continue
             obj = <PyObject*>self.args[i]
             kind = classify_type(obj, i, &api)
-            if is_tensor_kind(obj, kind):
+            if left_to_tvm_ffi(obj, i, ancestors, 0):
+                self.use_tvm_ffi = True  # a value of a kind tvm_ffi converts (a big int, a callable...)
+            elif is_tensor_kind(obj, kind):
                 self.tensor_pos[self.num_frozen_tensors] = i
                 self.num_frozen_tensors += 1
-            elif kind == KIND_TVM_FFI or convert_kind(obj, i, kind, api, &self.template[i], &ctx) == LEFT_TO_TVM_FFI:
+            elif kind == KIND_TUPLE or kind == KIND_LIST or kind == KIND_DICT or kind == KIND_NATIVE_OBJECT:
+                # What may hold tensors or change (a list, a dict): converted at each call.
+                self.percall_pos[self.num_percall] = i
+                self.num_percall += 1
+            elif convert_kind(obj, i, kind, api, &self.template[i], &ctx) == LEFT_TO_TVM_FFI:
                 self.use_tvm_ffi = True
             elif kind == KIND_FFI_OBJECT:
                 # Our own reference: the Python object may be moved from or dropped.
@@ -106,7 +118,7 @@ cdef class FrozenFunction:
                 self.held[ctx.n_objects] = self.template[i].v_ptr
                 ctx.n_objects += 1
             self.num_held = ctx.n_objects
-        if self.num_dynamic == 0 and not self.use_tvm_ffi:
+        if self.num_dynamic == 0 and not self.use_tvm_ffi and self.num_percall == 0:
             take_snapshot(self, bound.target.align_mask)
         self.bound = bound  # last: marks the object initialized
 
@@ -116,6 +128,7 @@ cdef class FrozenFunction:
             TVMFFIObjectDecRef(self.held[i])
         free(self.dynamic_pos)
         free(self.tensor_pos)
+        free(self.percall_pos)
         free(self.template)
         free(self.held)
         free(self.snapshot)
@@ -123,7 +136,8 @@ cdef class FrozenFunction:
 
     def __call__(self, *args):
         # Only PyObject_Call with a ready tuple lands here; plain calls use vectorcall.
-        return frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL)
+        return reraise_if_failure(
+            frozen_vectorcall(<PyObject*>self, <void**>PySequence_Fast_ITEMS(args), len(args), NULL))
 
     def call_ptrs(self, *ptrs):
         """Call a prepared function with new data addresses, one int per tensor argument.
@@ -167,6 +181,10 @@ cdef int pack_frozen(FrozenFunction self, CallContext* ctx) except -1:
         pos = self.tensor_pos[k]
         if convert_arg(<PyObject*>self.args[pos], pos, &ctx.packed[pos], ctx) == LEFT_TO_TVM_FFI:
             return LEFT_TO_TVM_FFI
+    for k in range(self.num_percall):
+        pos = self.percall_pos[k]
+        if convert_arg(<PyObject*>self.args[pos], pos, &ctx.packed[pos], ctx) == LEFT_TO_TVM_FFI:
+            return LEFT_TO_TVM_FFI
     return CONVERTED
 
 
@@ -187,8 +205,8 @@ cdef object frozen_call(FrozenFunction self, void** items, Py_ssize_t n):
     cdef BoundFunction fn = self.bound
     if n != self.num_dynamic:
         raise_count_error(self.num_dynamic, n)
-    if self.use_tvm_ffi:
-        return call_with_tvm_ffi(fn.function, full_args(self, items, n))
+    if self.use_tvm_ffi or call_converts_itself(items, n):
+        return call_with_tvm_ffi_list(fn.function, full_args(self, items, n))
     ctx_open_or_raise(&ctx, self.num_args, fn.target.align_mask)
     try:
         if pack_frozen(self, &ctx) == CONVERTED:
@@ -197,7 +215,7 @@ cdef object frozen_call(FrozenFunction self, void** items, Py_ssize_t n):
                 if convert_arg(<PyObject*>items[k], pos, &ctx.packed[pos], &ctx) == LEFT_TO_TVM_FFI:
                     break
             else:
-                return call_from_python(&fn.target, &ctx, <int32_t>self.num_args)
+                return call_from_python(&fn.target, &ctx, <int32_t>self.num_args, True)
     finally:
         ctx_close(&ctx)
-    return call_with_tvm_ffi(fn.function, full_args(self, items, n))
+    return call_with_tvm_ffi_list(fn.function, full_args(self, items, n))

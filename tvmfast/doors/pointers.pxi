@@ -105,7 +105,7 @@ cdef object call_with_pointers(FrozenFunction self, tuple ptrs):
                 record_device(&ctx, &self.snapshot[i], self.tensor_pos[i], NULL, NULL)
             ctx.cpu_pos = -1
             ctx.stream_api = self.snapshot_stream_api
-            return call_from_python(&self.bound.target, &ctx, <int32_t>self.num_args)
+            return call_from_python(&self.bound.target, &ctx, <int32_t>self.num_args, False)
         finally:
             ctx_close(&ctx)
     finally:

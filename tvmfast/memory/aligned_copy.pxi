@@ -122,8 +122,7 @@ cdef int copy_misaligned(CallContext* ctx, Py_ssize_t n) except -1:
                 # Slot k passes t itself (one more reference, ours, given back with ctx.objects).
                 twin.source = NULL
                 TVMFFIObjectIncRef(<TVMFFIObjectHandle>t)
-                ctx.objects[ctx.n_objects] = <TVMFFIObjectHandle>t
-                ctx.n_objects += 1
+                ctx_hold_object(ctx, <TVMFFIObjectHandle>t)
                 t.shared_slots += 1
                 packed[k].v_ptr = t
                 continue

@@ -19,7 +19,11 @@ ctypedef struct CallContext:
     void* heap                   # the three buffers for calls of over TVMFAST_STACK_ARGS
     int32_t n_tensors
     int32_t n_objects
-    void* temps                  # list of Python temporaries (tvm_ffi tensors of numpy), or NULL
+    int32_t tensors_cap          # room in tensors / objects: tuples, lists and dicts add
+    int32_t objects_cap          # entries of their own (ctx_grow gives more)
+    void* grown_tensors          # tensors / objects moved to the heap by ctx_grow (ours), or NULL
+    void* grown_objects
+    int32_t depth                # > 0 while the elements of a tuple, list or dict are converted
     uint64_t align_mask          # data alignment the callee assumes, - 1
     int32_t n_scratch            # misaligned tensors passed through an aligned copy
     Py_ssize_t kept              # after the call: an argument whose copy the callee kept, or -1
@@ -30,6 +34,9 @@ ctypedef struct CallContext:
     int32_t device_pos           # its argument position
     int32_t cpu_pos              # first CPU tensor position, or -1
     bint devices_checked         # all tensors known to share one device
+    int32_t nested_device_type   # first non-CPU device inside a tuple, list or dict, or -1
+    int32_t nested_device_id
+    const DLPackExchangeAPI* nested_stream_api
     void* device_obj             # the Python object of that first non-CPU tensor (borrowed)
     const DLPackExchangeAPI* stream_api    # producer to ask for the current stream
     const DLPackExchangeAPI* exchange_api  # last exchange-API producer: allocator, results
@@ -50,7 +57,12 @@ cdef inline int ctx_open(CallContext* ctx, Py_ssize_t n, uint64_t align_mask) no
     tvmfast_stamp(TVMFAST_STAGE_START)
     ctx.n_tensors = 0
     ctx.n_objects = 0
-    ctx.temps = NULL
+    ctx.grown_tensors = NULL
+    ctx.grown_objects = NULL
+    ctx.depth = 0
+    ctx.nested_device_type = -1
+    ctx.nested_device_id = 0
+    ctx.nested_stream_api = NULL
     ctx.align_mask = align_mask
     ctx.n_scratch = 0
     ctx.kept = -1
@@ -71,6 +83,8 @@ cdef inline int ctx_open(CallContext* ctx, Py_ssize_t n, uint64_t align_mask) no
         ctx.packed = ctx.packed_inline
         ctx.tensors = ctx.tensors_inline
         ctx.objects = ctx.objects_inline
+        ctx.tensors_cap = TVMFAST_STACK_ARGS
+        ctx.objects_cap = TVMFAST_STACK_ARGS
         tvmfast_stamp(TVMFAST_STAGE_OPEN)
         return 0
     ctx.heap = malloc(n * (sizeof(TVMFFIAny) + sizeof(void*) + sizeof(void*)))
@@ -79,6 +93,8 @@ cdef inline int ctx_open(CallContext* ctx, Py_ssize_t n, uint64_t align_mask) no
     ctx.packed = <TVMFFIAny*>ctx.heap
     ctx.tensors = <TvmfastTensor**>(<char*>ctx.heap + n * sizeof(TVMFFIAny))
     ctx.objects = <TVMFFIObjectHandle*>(<char*>ctx.heap + n * (sizeof(TVMFFIAny) + sizeof(void*)))
+    ctx.tensors_cap = <int32_t>n
+    ctx.objects_cap = <int32_t>n
     tvmfast_stamp(TVMFAST_STAGE_OPEN)
     return 0
 
@@ -101,22 +117,57 @@ cdef inline void ctx_release(CallContext* ctx) noexcept nogil:
     ctx.n_objects = 0
     free(ctx.heap)
     ctx.heap = NULL
+    if ctx.grown_tensors != NULL or ctx.grown_objects != NULL:
+        free(ctx.grown_tensors)
+        free(ctx.grown_objects)
+        ctx.grown_tensors = NULL
+        ctx.grown_objects = NULL
 
 
 cdef inline void ctx_close(CallContext* ctx) noexcept:
     """A Python front door's one exit, after the call or a failed conversion: release
     everything the context still holds (after invoke(), which released it, only a check)."""
-    if ctx.n_tensors != 0 or ctx.n_objects != 0 or ctx.heap != NULL:
+    if (ctx.n_tensors != 0 or ctx.n_objects != 0 or ctx.heap != NULL
+            or ctx.grown_tensors != NULL or ctx.grown_objects != NULL):
         ctx_release(ctx)
-    if ctx.temps != NULL or ctx.error != NULL:
+    if ctx.error != NULL:
         ctx_drop_python(ctx)
 
 
+cdef int ctx_grow(CallContext* ctx, bint tensors) except -1:
+    """Twice the room for tensors (or other references) a call holds: a tuple, list or
+    dict passes more of them than the call has arguments."""
+    cdef int32_t cap = ctx.tensors_cap if tensors else ctx.objects_cap
+    cdef int32_t new_cap = 2 * cap if cap > 0 else 8
+    cdef void* grown = malloc(new_cap * sizeof(void*))
+    if grown == NULL:
+        raise MemoryError()
+    if tensors:
+        memcpy(grown, ctx.tensors, ctx.n_tensors * sizeof(void*))
+        free(ctx.grown_tensors)
+        ctx.grown_tensors = grown
+        ctx.tensors = <TvmfastTensor**>grown
+        ctx.tensors_cap = new_cap
+    else:
+        memcpy(grown, ctx.objects, ctx.n_objects * sizeof(void*))
+        free(ctx.grown_objects)
+        ctx.grown_objects = grown
+        ctx.objects = <TVMFFIObjectHandle*>grown
+        ctx.objects_cap = new_cap
+    return 0
+
+
+cdef inline int ctx_hold_object(CallContext* ctx, TVMFFIObjectHandle handle) except -1:
+    """The call owns one reference to handle, given back by ctx_release."""
+    if ctx.n_objects == ctx.objects_cap:
+        ctx_grow(ctx, False)
+    ctx.objects[ctx.n_objects] = handle
+    ctx.n_objects += 1
+    return 0
+
+
 cdef void ctx_drop_python(CallContext* ctx) noexcept:
-    """The Python objects a context holds: temporaries, an error nobody raised."""
-    if ctx.temps != NULL:
-        Py_DECREF(<object>ctx.temps)
-        ctx.temps = NULL
+    """The Python object a context may hold: an error nobody raised."""
     if ctx.error != NULL:
         Py_DECREF(<object>ctx.error)
         ctx.error = NULL

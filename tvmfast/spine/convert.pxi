@@ -3,10 +3,19 @@
 # cache, the torch tensor type first), and each kind has one converter with one
 # signature: convert(obj, pos, kind, api, out, ctx) -> CONVERTED or LEFT_TO_TVM_FFI.
 #
-# The fast path covers tensors (torch, other DLPack C exchange API producers,
-# numpy arrays, tvm_ffi objects) and exact int/float/bool/str/None.  Anything
-# else is tvm_ffi's: the converter answers LEFT_TO_TVM_FFI and the whole call is made
-# by tvm_ffi itself (same conversion, same result, same error as rt_mod).
+# tvmfast converts, in C, every kind tvm_ffi converts in C: tensors (torch, other DLPack
+# C exchange API producers, numpy arrays, other __dlpack__ producers, tvm_ffi tensors),
+# exact int/float/bool/str/bytes/None, tuples (NamedTuples too), lists and dicts (into
+# ffi.Array and ffi.Map, element by element, as tvm_ffi does), tvm_ffi objects and
+# containers, tvm_ffi.dtype, tvm_ffi.Device, tvm_ffi's str/bytes/Shape proxies and
+# ctypes.c_void_p.  What is left (Python callables tvm_ffi wraps per call, subclasses of
+# int/float/str/list/dict, ints beyond int64, torch/numpy dtypes, objects of tvm_ffi's
+# Python protocols...) is tvm_ffi's: call_converts_itself() sees it before any
+# conversion work, and the whole call is then made by tvm_ffi itself (same conversion,
+# same result, same error as rt_mod).  Only Python code run during the conversion (a
+# __dlpack__ method changing a list passed in the same call) can still leave a value to
+# tvm_ffi after conversion has started: a converter then answers LEFT_TO_TVM_FFI and the
+# call is handed over all the same.
 
 cdef enum:
     # Distinct Python argument types remembered with their kind.
@@ -14,18 +23,33 @@ cdef enum:
     # What a converter returns.
     CONVERTED = 0
     LEFT_TO_TVM_FFI = 1
+    # Tuples, lists and dicts nested deeper than this are refused (tvm_ffi converts them by
+    # recursion in C++, and crashes on a list that contains itself).
+    MAX_NESTING = 64
+    # Elements of a sequence converted into a buffer on the C stack; more use the heap.
+    STACK_ELEMENTS = 16
 
 cdef enum ArgKind:
     KIND_TVM_FFI = 0       # converted by tvm_ffi (the whole call goes through it)
     KIND_TORCH = 1         # torch.Tensor (+ subclasses): the direct export, else torch's exchange API
     KIND_EXCHANGE = 2      # another producer with a DLPack C exchange API
-    KIND_DLPACK = 3        # numpy.ndarray and other __dlpack__ producers: tvm_ffi.from_dlpack
+    KIND_DLPACK = 3        # another __dlpack__ producer: its capsule imported in C (spine/arrays.pxi)
     KIND_FFI_OBJECT = 4    # tvm_ffi objects (Tensor, Shape, Function...), passed as they are
     KIND_INT = 5
     KIND_FLOAT = 6
     KIND_BOOL = 7
     KIND_NONE = 8
     KIND_STR = 9
+    KIND_NUMPY = 10        # numpy.ndarray: read in C (spine/arrays.pxi)
+    KIND_TUPLE = 11        # tuple and its subclasses (NamedTuple): an ffi.Array
+    KIND_LIST = 12         # list (exactly): an ffi.Array of its items at the call
+    KIND_DICT = 13         # dict (exactly): an ffi.Map
+    KIND_CONTAINER = 14    # tvm_ffi containers (Array, Map, List, Dict): with their DLPack tag
+    KIND_DTYPE = 15        # tvm_ffi.dtype
+    KIND_DEVICE = 16       # tvm_ffi.Device
+    KIND_NATIVE_OBJECT = 17  # tvm_ffi's str/bytes/tuple proxies (String, Bytes, Shape)
+    KIND_BYTES = 18        # bytes, bytearray (exactly)
+    KIND_OPAQUE_PTR = 19   # ctypes.c_void_p
 
 # Process-wide cache: type -> kind (+ exchange API).  Types are only added under
 # the GIL and never removed (each holds a reference for the process).
@@ -35,9 +59,14 @@ cdef const DLPackExchangeAPI* cached_apis[TYPE_CACHE_SIZE]
 cdef int num_cached_types = 0
 # The torch tensor type once its direct export is on: one compare in convert_arg.
 
-cdef object _tvm_ffi_from_dlpack = tvm_ffi.from_dlpack
+cdef object _ffi_core = tvm_ffi.core
 cdef object _CContainerBase = tvm_ffi.core.CContainerBase
 cdef object _FFITensor = tvm_ffi.core.Tensor
+cdef object _PyNativeObject = tvm_ffi.core.PyNativeObject
+cdef object _FFIDevice = tvm_ffi.core.Device
+cdef object _FFIDataType = tvm_ffi.core.DataType
+cdef object _ffi_dtype_type = type(tvm_ffi.dtype("int8"))
+cdef object _ctypes_void_p = ctypes.c_void_p
 cdef object _ndarray_type = None
 
 
@@ -71,6 +100,11 @@ cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** 
     global num_cached_types, _ndarray_type
     cdef PyObject* tp = <PyObject*>Py_TYPE(obj)
     cdef int i
+    # Python's own scalars first (elements of a list or tuple are mostly these).
+    if tp == <PyObject*>&PyLong_Type:
+        return KIND_INT
+    if tp == <PyObject*>&PyFloat_Type:
+        return KIND_FLOAT
     for i in range(num_cached_types):
         if cached_types[i] == tp:
             api_out[0] = cached_apis[i]
@@ -82,34 +116,32 @@ cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** 
         np = sys.modules.get("numpy")
         if np is not None:
             _ndarray_type = np.ndarray
-    # Exact types only: subclasses (IntEnum, str subclasses, numpy scalars...) are
-    # tvm_ffi's, which knows their protocols.
-    if t is bool:
-        kind = KIND_BOOL
-    elif t is int:
-        kind = KIND_INT
-    elif t is float:
-        kind = KIND_FLOAT
-    elif obj == Py_None:
+    # tvm_ffi's own order of checks (TVMFFICyArgSetterFactory), each kind taken over only
+    # for the exact types whose conversion tvmfast repeats; subclasses (IntEnum, str and
+    # list subclasses, numpy scalars...) are tvm_ffi's, which knows their protocols.
+    if obj == Py_None:
         kind = KIND_NONE
-    elif t is str:
-        kind = KIND_STR
     elif issubclass(t, _CContainerBase):
         # Containers carry the DLPack exchange API of the tensors they were made from
-        # (tvm_ffi converts their elements back lazily): tvm_ffi's own setter keeps that.
-        kind = KIND_TVM_FFI
+        # (tvm_ffi converts their elements back lazily): read where tvm_ffi keeps it.
+        kind = KIND_CONTAINER if container_api_offset != 0 else KIND_TVM_FFI
     elif issubclass(t, _CObject):
         kind = KIND_FFI_OBJECT
     elif hasattr(t, "__tvm_ffi_object__"):
         kind = KIND_TVM_FFI  # tvm_ffi's protocol comes before DLPack in its own order
     elif _ndarray_type is not None and t is _ndarray_type:
-        kind = KIND_DLPACK
+        kind = KIND_NUMPY
+    elif t is bool:
+        kind = KIND_BOOL
+    elif t is int:
+        kind = KIND_INT
+    elif t is float:
+        kind = KIND_FLOAT
+    elif t is str:
+        kind = KIND_STR
     else:
         api = exchange_api_of(t, pos)
-        if api == NULL and hasattr(t, "__dlpack__") and not issubclass(t, Number):
-            # Imported as rt_mod imports it, with an error naming the argument.
-            kind = KIND_DLPACK
-        elif api != NULL:
+        if api != NULL:
             kind = KIND_EXCHANGE
             if is_torch_tensor_type(t):
                 # torch.Tensor or any subclass, wherever defined (a subclass too may be a
@@ -120,6 +152,30 @@ cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** 
                 if not setup_torch_direct_export():
                     api_out[0] = api
                     return kind  # a call from inside the set-up: classified again later
+        elif hasattr(t, "__cuda_stream__") or issubclass(t, Number):
+            kind = KIND_TVM_FFI
+        elif hasattr(t, "__dlpack__"):
+            kind = KIND_DLPACK
+        elif t is _ffi_dtype_type:
+            kind = KIND_DTYPE if ffi_value_layout_known else KIND_TVM_FFI
+        elif t is _FFIDevice:
+            kind = KIND_DEVICE if ffi_value_layout_known else KIND_TVM_FFI
+        elif issubclass(t, _FFIDataType) or issubclass(t, _FFIDevice) or issubclass(t, _ffi_dtype_type):
+            kind = KIND_TVM_FFI
+        elif issubclass(t, _PyNativeObject):
+            kind = KIND_NATIVE_OBJECT
+        elif t is bytes or t is bytearray:
+            kind = KIND_BYTES
+        elif issubclass(t, (str, bytes, bytearray)):
+            kind = KIND_TVM_FFI
+        elif issubclass(t, tuple):
+            kind = KIND_TUPLE
+        elif t is list:
+            kind = KIND_LIST
+        elif t is dict:
+            kind = KIND_DICT
+        elif issubclass(t, _ctypes_void_p):
+            kind = KIND_OPAQUE_PTR
     api_out[0] = api
     if num_cached_types == TYPE_CACHE_SIZE:
         return kind  # cache full (dozens of distinct types): classified again next time
@@ -147,6 +203,9 @@ cdef inline TvmfastTensor* new_tensor(CallContext* ctx) except NULL:
     cdef TvmfastTensor* t = tvmfast_tensor_new()
     if t == NULL:
         raise MemoryError()
+    if ctx.n_tensors == ctx.tensors_cap and ctx_grow(ctx, True) != 0:
+        tvmfast_tensor_release(t)
+        return NULL
     ctx.tensors[ctx.n_tensors] = t
     ctx.n_tensors += 1
     return t
@@ -208,6 +267,8 @@ cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
     cdef int overflow = 0
     if kind == KIND_TORCH or kind == KIND_EXCHANGE:
         return convert_exchange(obj, pos, kind, api, out, ctx, NULL)
+    if kind == KIND_NUMPY:
+        return convert_numpy(obj, pos, out, ctx)
     out.zero_padding = 0
     if kind == KIND_INT:
         out.type_index = kTVMFFIInt
@@ -230,8 +291,11 @@ cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
         if TVMFFIStringFromByteArray(&chars, out) != 0:
             raise_ffi_error()
         if out.type_index >= kTVMFFIStaticObjectBegin:
-            ctx.objects[ctx.n_objects] = out.v_ptr
-            ctx.n_objects += 1
+            ctx_hold_object(ctx, out.v_ptr)
+    elif kind == KIND_BYTES:
+        if type(<object>obj) is bytes:
+            return pass_bytes(PyBytes_AS_STRING(obj), PyBytes_GET_SIZE(obj), out, ctx)
+        return pass_bytes(PyByteArray_AS_STRING(obj), PyByteArray_GET_SIZE(obj), out, ctx)
     elif kind == KIND_FFI_OBJECT:
         handle = cobject_handle(<object>obj)
         if handle == NULL:
@@ -243,23 +307,79 @@ cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
         if out.type_index == kTVMFFITensor:
             return convert_ffi_tensor(<object>obj, NULL, pos, out, ctx)
         out.v_ptr = handle
+    elif kind == KIND_TUPLE or kind == KIND_LIST or kind == KIND_DICT:
+        return convert_collection(obj, pos, kind, out, ctx)
+    elif kind == KIND_CONTAINER:
+        return convert_container(obj, pos, out, ctx)
+    elif kind == KIND_DTYPE:
+        out.type_index = kTVMFFIDataType
+        out.v_int64 = 0
+        out.v_dtype = ffi_dtype_of(obj)
+    elif kind == KIND_DEVICE:
+        out.type_index = kTVMFFIDevice
+        out.v_int64 = 0
+        out.v_device = (<DLDevice*>(<char*>obj + sizeof(PyObject)))[0]
+    elif kind == KIND_NATIVE_OBJECT:
+        return convert_native_object(obj, pos, out, ctx)
+    elif kind == KIND_OPAQUE_PTR:
+        value = (<object>obj).value  # as tvm_ffi reads a ctypes.c_void_p (None: NULL)
+        out.type_index = kTVMFFIOpaquePtr
+        out.v_ptr = <void*><uintptr_t>(0 if value is None else value)
     elif kind == KIND_DLPACK:
-        # tvm_ffi's own importer (as rt_mod does), kept alive for the call; its
-        # errors (a consumed or misnamed capsule) keep their type and name the argument.
-        try:
-            tensor = _tvm_ffi_from_dlpack(<object>obj)
-        except Exception as e:
-            reraise_export_error(obj, pos, e)
-        if ctx.temps == NULL:
-            temps = [tensor]
-            Py_INCREF(temps)
-            ctx.temps = <void*>temps
-        else:
-            (<list>ctx.temps).append(tensor)
-        return convert_ffi_tensor(tensor, obj, pos, out, ctx)
+        return convert_dlpack(obj, pos, out, ctx)
     else:
         return LEFT_TO_TVM_FFI
     return CONVERTED
+
+
+cdef int call_converts_itself(void** items, Py_ssize_t n) except -1:
+    """Whether tvm_ffi is to convert (and so make) this call: some argument is of a kind
+    tvmfast leaves to it.  Decided before any conversion work, once per call; a torch
+    tensor costs one compare."""
+    cdef Py_ssize_t i
+    cdef PyObject* ancestors[MAX_NESTING]
+    for i in range(n):
+        if <PyObject*>Py_TYPE(<PyObject*>items[i]) != torch_fast_type:
+            if left_to_tvm_ffi(<PyObject*>items[i], i, ancestors, 0):
+                return True
+    return False
+
+
+cdef bint left_to_tvm_ffi(PyObject* obj, Py_ssize_t pos, PyObject** ancestors, int depth) except -1:
+    """Whether obj (an argument, or an element of one) is a value tvm_ffi converts and
+    tvmfast does not.  ancestors[:depth]: the tuples, lists and dicts obj is inside (a
+    list that contains itself would have tvm_ffi recurse until it crashes: refused)."""
+    cdef const DLPackExchangeAPI* api = NULL
+    cdef int kind = classify_type(obj, pos, &api)
+    cdef int overflow = 0
+    cdef int i
+    cdef TVMFFIObjectHandle handle
+    if kind == KIND_TVM_FFI:
+        return True
+    if kind == KIND_INT:
+        PyLong_AsLongLongAndOverflow(obj, &overflow)
+        return overflow != 0
+    if kind == KIND_FFI_OBJECT:
+        handle = cobject_handle(<object>obj)
+        return handle == NULL and isinstance(<object>obj, _FFITensor)
+    if kind != KIND_TUPLE and kind != KIND_LIST and kind != KIND_DICT:
+        return False
+    for i in range(depth):
+        if ancestors[i] == obj:
+            raise_arg_error(ValueError, pos, f"a {describe(obj)} that contains itself cannot be passed")
+    if depth == MAX_NESTING:
+        raise_arg_error(RecursionError, pos, f"tuples, lists and dicts nested over {MAX_NESTING} deep")
+    ancestors[depth] = obj
+    if kind == KIND_DICT:
+        for key, value in (<dict>obj).items():
+            if (left_to_tvm_ffi(<PyObject*>key, pos, ancestors, depth + 1)
+                    or left_to_tvm_ffi(<PyObject*>value, pos, ancestors, depth + 1)):
+                return True
+    else:
+        for item in <object>obj:
+            if left_to_tvm_ffi(<PyObject*>item, pos, ancestors, depth + 1):
+                return True
+    return False
 
 
 cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, CallContext* ctx) except -1:

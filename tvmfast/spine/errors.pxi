@@ -74,30 +74,72 @@ cdef int reraise_export_error(PyObject* obj, Py_ssize_t pos, object err=None) ex
 cdef object _FFIError = tvm_ffi.core.Error
 
 
-cdef int raise_ffi_error() except -1:
-    """Raise the error TVM-FFI holds for this thread as tvm_ffi raises it for rt_mod:
-    the error object moved into a tvm_ffi.core.Error (as tvm_ffi's move_from_last_error
-    does), and its py_error(): same type, message and C++ frames appended to the
-    traceback."""
+cdef object ffi_error_object():
+    """The error TVM-FFI holds for this thread as the exception tvm_ffi raises for rt_mod, not
+    raised: the error object moved into a tvm_ffi.core.Error (as tvm_ffi's
+    move_from_last_error does), and its py_error(): same type, message, chained cause and
+    C++ frames appended to the traceback.  None where raise_ffi_error must raise it
+    instead (a Python exception already set, or a tvm_ffi whose layout is not known)."""
     cdef TVMFFIObjectHandle handle = NULL
+    if PyErr_Occurred() != NULL:
+        return None
+    TVMFFIErrorMoveFromRaised(&handle)
+    if handle == NULL:
+        return RuntimeError("tvmfast: TVM call failed but no error was raised")
+    if cobject_handle_offset == 0 or _FFIError.__basicsize__ != _CObject.__basicsize__:
+        TVMFFIErrorSetRaised(handle)  # back in the slot, for _reraise()
+        TVMFFIObjectDecRef(handle)
+        return None
+    # The Error wrapper owns the handle from here (CObject.chandle, where tvm_ffi keeps it).
+    error = _FFIError.__new__(_FFIError)
+    (<void**>(<char*><PyObject*>error + cobject_handle_offset))[0] = handle
+    return error.py_error()
+
+
+cdef int raise_ffi_error() except -1:
+    """Raise the error TVM-FFI holds for this thread as tvm_ffi raises it for rt_mod."""
     if PyErr_Occurred() != NULL:
         # EnvErrorAlreadySet (e.g. KeyboardInterrupt seen by TVMFFIEnvCheckSignals):
         # the Python exception is the real one; drop the FFI placeholder.
         drop_raised_error()
         return -1
-    TVMFFIErrorMoveFromRaised(&handle)
-    if handle == NULL:
-        raise RuntimeError("tvmfast: TVM call failed but no error was raised")
-    if cobject_handle_offset == 0 or _FFIError.__basicsize__ != _CObject.__basicsize__:
-        # tvm_ffi's object layout is not the one known: let tvm_ffi itself convert it,
+    err = ffi_error_object()
+    if err is None:
+        # tvm_ffi's object layout is not the one known: tvm_ffi itself converts it,
         # through a registered function that fails with the error still raised.
-        TVMFFIErrorSetRaised(handle)
-        TVMFFIObjectDecRef(handle)
         _reraise()
-    # The Error wrapper owns the handle from here (CObject.chandle, where tvm_ffi keeps it).
-    error = _FFIError.__new__(_FFIError)
-    (<void**>(<char*><PyObject*>error + cobject_handle_offset))[0] = handle
-    raise error.py_error()
+    raise err
+
+
+# A failed call's error on its way out of a front door: the door's vectorcall returns it
+# (as its result, no exception raised), and the C entry the type's vectorcall slot
+# points to (spine/frame.h) raises it.  So the exception leaves tvmfast once, with the
+# traceback tvm_ffi gave it and no frame of tvmfast's own (Cython adds one per function
+# an exception passes through: each costs microseconds and says nothing to the user).
+@cython.final
+cdef class CallFailure:
+    cdef object error
+
+
+cdef object call_failure(object error):
+    cdef CallFailure failure = CallFailure.__new__(CallFailure)
+    failure.error = error
+    return failure
+
+
+cdef PyObject* raise_call_failure(PyObject* failure) noexcept:
+    """Set the failure's error as the raised exception (the entry returns NULL next)."""
+    cdef object error = (<CallFailure>failure).error
+    cdef object error_type = type(error)
+    PyErr_SetObject(<PyObject*>error_type, <PyObject*>error)
+    return NULL
+
+
+cdef object reraise_if_failure(object result):
+    """A door's result where Python called it without the entry (tp_call with a tuple)."""
+    if type(result) is CallFailure:
+        raise (<CallFailure>result).error
+    return result
 
 
 cdef void drop_raised_error() noexcept:

@@ -27,6 +27,44 @@ static __attribute__((noinline)) int TVMFFIFunctionCallFromTvmfast(TVMFFIObjectH
 }
 }
 
+/* The front doors' vectorcall entries.  A door (bound_vectorcall, frozen_vectorcall) returns
+ * a callee's error as a CallFailure object instead of raising it (spine/errors.pxi); the
+ * entry raises it here, in C, so that no Cython traceback frame is added on its way out:
+ * the exception reaches the caller with the traceback tvm_ffi gave it. */
+typedef PyObject* (*tvmfast_door_call)(PyObject* callable, void** args, size_t nargsf, PyObject* kwnames);
+typedef PyObject* (*tvmfast_failure_raiser)(PyObject* failure);
+static tvmfast_door_call tvmfast_bound_door = NULL;
+static tvmfast_door_call tvmfast_frozen_door = NULL;
+static PyTypeObject* tvmfast_failure_type = NULL;
+static tvmfast_failure_raiser tvmfast_raise_failure = NULL;
+
+static inline void tvmfast_set_door_entries(tvmfast_door_call bound, tvmfast_door_call frozen,
+                                            PyTypeObject* failure_type, tvmfast_failure_raiser raiser) {
+  tvmfast_bound_door = bound;
+  tvmfast_frozen_door = frozen;
+  tvmfast_failure_type = failure_type;
+  tvmfast_raise_failure = raiser;
+}
+
+static inline PyObject* tvmfast_door_outcome(PyObject* result) {
+  if (result != NULL && Py_TYPE(result) == tvmfast_failure_type) {
+    tvmfast_raise_failure(result);
+    Py_DECREF(result);
+    return NULL;
+  }
+  return result;
+}
+
+static PyObject* tvmfast_bound_entry(PyObject* callable, PyObject* const* args, size_t nargsf,
+                                     PyObject* kwnames) {
+  return tvmfast_door_outcome(tvmfast_bound_door(callable, (void**)args, nargsf, kwnames));
+}
+
+static PyObject* tvmfast_frozen_entry(PyObject* callable, PyObject* const* args, size_t nargsf,
+                                      PyObject* kwnames) {
+  return tvmfast_door_outcome(tvmfast_frozen_door(callable, (void**)args, nargsf, kwnames));
+}
+
 /* Give a type CPython's vectorcall protocol: calls skip the argument tuple.
  * (tp_call stays Cython's __call__, which forwards a tuple's items to it.) */
 static inline void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset) {

@@ -3,20 +3,30 @@
 # tvm_ffi converts rt_mod's.  This layer knows a CallTarget and a CallContext, not the
 # classes that make them.
 
-cdef object call_from_python(CallTarget* target, CallContext* ctx, int32_t n):
+cdef object call_from_python(CallTarget* target, CallContext* ctx, int32_t n, bint at_entry):
     """Call target on ctx.packed[:n] (filled by a converter) and return the result as
-    tvm_ffi returns rt_mod's.  The door closes ctx afterwards, whatever happens."""
+    tvm_ffi returns rt_mod's.  The door closes ctx afterwards, whatever happens.
+    at_entry: the door is called through its C entry (spine/frame.h), which raises the
+    callee's error returned as a CallFailure."""
     cdef TVMFFIAny result
     tvmfast_stamp(TVMFAST_STAGE_CONVERT)
     if ctx.device_type >= 0:  # some tensor is off the CPU
         if not ctx.devices_checked:
             check_devices(ctx, n)
         pick_stream(ctx)
-    return finish_call(ctx, invoke(target, ctx, n, &result, True), &result)
+    elif ctx.nested_device_type >= 0:
+        # Only a tuple, list or container holds GPU tensors: its first picks the stream.
+        ctx.device_type = ctx.nested_device_type
+        ctx.device_id = ctx.nested_device_id
+        ctx.stream_api = ctx.nested_stream_api
+        ctx.devices_checked = True
+        pick_stream(ctx)
+    return finish_call(ctx, invoke(target, ctx, n, &result, True), &result, at_entry)
 
 
-cdef inline object finish_call(CallContext* ctx, int outcome, TVMFFIAny* result):
-    """invoke()'s outcome as Python sees rt_mod's: its result (consumed), or its error."""
+cdef inline object finish_call(CallContext* ctx, int outcome, TVMFFIAny* result, bint at_entry):
+    """invoke()'s outcome as Python sees rt_mod's: its result (consumed), or its error
+    (returned as a CallFailure when at_entry)."""
     cdef Py_ssize_t kept = ctx.kept
     cdef object err
     if outcome == CALL_PY_ERROR:
@@ -25,6 +35,11 @@ cdef inline object finish_call(CallContext* ctx, int outcome, TVMFFIAny* result)
         ctx.error = NULL
         raise err
     if outcome == CALL_FFI_ERROR:
+        if at_entry and kept < 0 and PyErr_Occurred() == NULL:
+            err = ffi_error_object()
+            if err is not None:
+                return call_failure(err)
+            raise_ffi_error()
         if kept >= 0:
             try:
                 raise_ffi_error()
@@ -39,8 +54,13 @@ cdef inline object finish_call(CallContext* ctx, int outcome, TVMFFIAny* result)
     return value
 
 
-cdef object call_with_tvm_ffi(object function, object args):
-    """The whole call made by tvm_ffi: an argument tvmfast does not convert itself."""
+cdef object call_with_tvm_ffi(object function, void** items, Py_ssize_t n):
+    """The whole call made by tvm_ffi (see call_converts_itself), on the caller's own
+    argument array."""
+    return PyObject_Vectorcall(function, <PyObject**>items, <size_t>n, NULL)
+
+
+cdef object call_with_tvm_ffi_list(object function, list args):
     return function(*args)
 
 
@@ -85,14 +105,25 @@ cdef object convert_result(TVMFFIAny* result, const DLPackExchangeAPI* api):
         tensor = tensor_to_producer(result, api)
         if tensor is not None:
             return tensor
+    if tindex == kTVMFFIOpaquePtr:
+        return _ctypes_void_p(<uintptr_t>result.v_ptr or None)  # what tvm_ffi's ctypes.cast gives
+    if tindex == kTVMFFIDevice and ffi_value_layout_known and _ffi_core.__dict__.get("_CLASS_DEVICE") is _FFIDevice:
+        device = _FFIDevice.__new__(_FFIDevice)
+        (<DLDevice*>(<char*><PyObject*>device + sizeof(PyObject)))[0] = result.v_device
+        return device
     # Everything else (containers, String objects, other objects): tvm_ffi builds it.
     tvmfast_result_stash = result[0]
     try:
-        if api != NULL and api.managed_tensor_from_py_object_no_sync != NULL:
+        if container_api_offset == 0 and api != NULL and api.managed_tensor_from_py_object_no_sync != NULL:
             return _take_result(standin_for(api))
-        return _take_result()
+        value = _take_result()
     finally:
         release_stash()
+    if api != NULL and container_api_offset != 0 and isinstance(value, _CContainerBase):
+        # Tagged as tvm_ffi tags a container returned by rt_mod: its tensors convert back to
+        # the producer's lazily.
+        (<const DLPackExchangeAPI**>(<char*><PyObject*>value + container_api_offset))[0] = api
+    return value
 
 
 cdef object small_str_or_bytes(TVMFFIAny* result):

@@ -21,7 +21,9 @@ cdef object register_helper(str name, TVMFFISafeCallType fn):
     TVMFFIObjectDecRef(handle)
     if ret != 0:
         raise_ffi_error()
-    return tvm_ffi.get_global_func(name)
+    helper = tvm_ffi.get_global_func(name)
+    helper.release_gil = False  # a few instructions: a GIL hand-off would cost more than the call
+    return helper
 
 
 cdef int reraise_raised_error(void* self, const TVMFFIAny* args, int32_t num_args,
