@@ -221,6 +221,13 @@ def target_rows(targets: dict) -> dict:
 
 TARGET_COLUMNS = [("target", "name"), ("value", "value"), ("goal", "goal"), ("met?", "met")]
 
+# bench.matrix: one row per argument kind, tvm_ffi's call against tvmfast's
+MATRIX_TITLE = "Argument kinds"
+MATRIX_COLUMNS = [("argument kind -> function", "name"), ("tvm_ffi gives", "returns"), ("tvm_ffi (us)", "tvm_ffi"),
+                  ("tvmfast dynamic (us)", "dynamic"), ("tvmfast prepared (us)", "prepared"),
+                  ("dynamic / tvm_ffi", "dynamic_vs_ref"), ("prepared / tvm_ffi", "prepared_vs_ref"),
+                  ("same outcome", "same")]
+
 
 # ---------------------------------------------------------------------------------------------
 # Saved results, as the current code names their rows.
@@ -504,6 +511,10 @@ CONTEXT = {  # a table title's start -> the line that says what the table is
                           "(`python -m bench.stages`): us per call, the stamps' own cost removed, so the small "
                           "stages are approximate to a few ns; compare the stages with each other, not with the "
                           "other tables (the stamps slow the whole call).",
+    f"{MATRIX_TITLE}: tensors": "Every argument kind tvm_ffi takes (`python -m bench.matrix`), us per call: "
+                                "tvm_ffi's `fn(*args)`, tvmfast's `f(*args)` and prepared `p()`; *same outcome*: "
+                                "tvmfast's result (or error) was checked against tvm_ffi's on the same arguments "
+                                "before timing.",
     "CuTe DSL elementwise kernel": "A CuTe DSL kernel (`cute.compile(..., options=\"--enable-tvm-ffi\")`) launched "
                                    "every way, host us per launch; *vs tvm_ffi* is here the time over CuTe's own call.",
 }
@@ -517,6 +528,8 @@ def columns_for(title: str, rows: dict) -> list:
     """Columns of a saved table: those its rows have, in the benchmarks' order."""
     if title == "Targets" or title == "GPU targets":
         return TARGET_COLUMNS
+    if title.startswith(MATRIX_TITLE):
+        return MATRIX_COLUMNS
     if title == "Argument-count sweep":
         return [("tensors", "name")] + [(k, k) for k in next(iter(rows.values()))]
     keys = {k for row in rows.values() for k in row}

@@ -40,6 +40,28 @@ def test_cpu_harness_quick_and_results_assembly(tmp_path, capsys):
     assert "Wrote results_cpu.json, results_cpu.md and chart_cpu.png to" in capsys.readouterr().out
 
 
+def test_argument_kind_matrix_quick_and_its_results_section(tmp_path, capsys):
+    from bench import matrix
+
+    rc = matrix.main(["--quick", "--out", str(tmp_path)])
+    for name in ["results_matrix.json", "results_matrix.md", "chart_matrix.png"]:
+        assert (tmp_path / name).stat().st_size > 0
+    data = json.loads((tmp_path / "results_matrix.json").read_text())
+    assert [t.split(": ")[1].split(" (")[0] for t in data["tables"]] == list(matrix.GROUPS)
+    rows = {name: row for table in data["tables"].values() for name, row in table.items()}
+    assert set(rows) == {cell.name for cell in matrix.cells(torch_cuda=torch.cuda.is_available())}
+    assert all(row["tvm_ffi"] > 0 and row["dynamic"] > 0 and row["prepared"] > 0 for row in rows.values())
+    assert rc == (0 if all(row["same"] for row in rows.values()) else 1)  # a difference is the exit status
+    out = capsys.readouterr().out
+    assert "[ 1/" in out and "cp " in out and "results_matrix.json" in out
+    # bench.report: the matrix's tables in RESULTS.md, with its columns
+    report.assemble(str(tmp_path), str(tmp_path / "RESULTS.md"), [])
+    results_md = (tmp_path / "RESULTS.md").read_text()
+    assert "### Argument kinds: tensors (us per call)" in results_md
+    assert "| argument kind -> function | tvm_ffi gives | tvm_ffi (us) |" in results_md
+    assert "| int -> echo | int |" in results_md
+
+
 def test_targets_are_judged_from_their_names():
     assert report.judge("P2 prepared/floor <= 1.25", 6.4) == ("<= 1.25", "missed")
     assert report.judge("P1 share <= 0.333", 0.30) == ("<= 0.333", "met")

@@ -1,0 +1,486 @@
+"""Every argument kind tvm_ffi accepts: tvm_ffi's call against tvmfast's, cell by cell, in one process.
+
+    python -m bench.matrix               # full run: bench/out/results_matrix.{md,json}, chart_matrix.png
+    python -m bench.matrix --quick       # a few iterations (the smoke test)
+
+A cell is one argument kind passed to one function: ``testing.echo`` (gives its argument back, so
+the result's conversion is timed too), ``testing.nop`` (returns None), ``testing.apply`` and
+``testing.test_raise_error`` (errors), or a TVM add kernel (tensors that need a real kernel). For
+each cell, the three calls a user makes, ``fn(*args)`` (tvm_ffi), ``f(*args)`` with
+``f = tvmfast.bind(fn)`` (tvmfast dynamic) and ``p()`` with ``p = f.prepare(*args)`` (tvmfast
+prepared, where prepare takes the kind), are timed in interleaved rounds (medians: the machine's
+drift hits the three alike), on tiny tensors (16 float32), so the call's conversions dominate.
+An error cell times each call wrapped in the same try/except.
+
+Before a cell is timed, tvmfast's outcome is checked against tvm_ffi's on the same arguments: the
+same result (type, value, element by element, and which argument's memory or object it is), or the
+same error (type and message), and the same effect on the arguments. The ``same`` column records
+it; a cell that differs is printed loudly and the run exits with 1.
+
+The cells are defined once, in :func:`cells` (tests/test_argument_kinds.py checks each of them).
+Copy bench/out/results_matrix.json and chart_matrix.png to bench/results/ to make a run the
+project's figures (the run prints the command).
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import random
+import string
+import sys
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import tvm_ffi
+
+import tvmfast
+from bench import kernels, report
+from bench.timing import measure, statement, summarize
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+TAG = "matrix"
+N = 16  # elements per tensor: tiny, so the call's conversions dominate
+REF, DYNAMIC, PREPARED = "tvm_ffi", "tvmfast dynamic", "tvmfast prepared"
+GROUPS = ("tensors", "scalars, strings and bytes", "Python containers", "tvm_ffi objects and other handles",
+          "errors")
+BURST_US = 20000  # a round of one path: calls enough for about this many us (--quick: a 40th)
+
+
+# ---------------------------------------------------------------------------------------------
+# The cells
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Cell:
+    """One argument kind: ``fn(*make_args())`` (``fn`` a tvm_ffi.Function), in ``group``; ``error``:
+    the call raises (tvm_ffi's and tvmfast's errors must then agree)."""
+    name: str
+    group: str
+    get_fn: Callable[[], object] = field(repr=False)
+    make_args: Callable[[], tuple] = field(repr=False)
+    error: bool = False
+    kernel: bool = False  # the function is a TVM kernel (apache-tvm builds it, or --kernel-dir has it)
+
+    @functools.cached_property
+    def fn(self):
+        return self.get_fn()
+
+
+class Kernels:
+    """The TVM kernels of the tensor and error cells, built (or loaded) on first use, once.
+
+    CPU: ``build_add(16)`` (3 tensors), or with a kernel folder (TVM's runtime only) the prebuilt
+    ``sum5_f32_cpu`` (5 tensors of 16: the last gets the sum of the others). CUDA: ``add_f32_1024``."""
+
+    def __init__(self, kernel_dir: str | None = None):
+        self.kernel_dir = kernels.kernel_dir(kernel_dir)
+        self.cpu_arity = 3 if self.kernel_dir is None else 5
+        self.cpu_name = "TVM add kernel" if self.kernel_dir is None else "TVM sum5 kernel"
+
+    @functools.cached_property
+    def cpu(self):
+        if self.kernel_dir is None:
+            return kernels.build_add(N)["main"]
+        return kernels.named_kernel("sum5_f32_cpu", self.kernel_dir)["main"]
+
+    @functools.cached_property
+    def cuda(self):
+        return kernels.named_kernel("add_f32_1024", self.kernel_dir)["main"]
+
+
+class DLPackProducer:
+    """A DLPack producer that is neither torch nor numpy: ``__dlpack__`` and ``__dlpack_device__``
+    of the array it wraps (``.array``)."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __dlpack__(self, **kwargs):
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+
+class TensorsAndInts(typing.NamedTuple):
+    x: torch.Tensor
+    y: torch.Tensor
+    n: int
+    m: int
+
+
+def aligned_floats(n: int, alignment: int, offset: int = 0) -> np.ndarray:
+    """``n`` random float32 whose data is at ``offset`` bytes past a multiple of ``alignment``."""
+    buf = np.empty(n * 4 + alignment + offset, dtype=np.uint8)
+    start = (-buf.ctypes.data) % alignment + offset
+    a = buf[start:start + n * 4].view(np.float32)
+    a[...] = np.random.standard_normal(n)
+    assert a.ctypes.data % alignment == offset
+    return a
+
+
+def random_text(k: int, alphabet: str = string.ascii_letters) -> str:
+    return "".join(random.choices(alphabet, k=k))
+
+
+def callback_that_raises(x):
+    raise ValueError(f"the Python callback refuses {x!r}")
+
+
+def cells(torch_cuda: bool = False, kernel_dir: str | None = None) -> list[Cell]:
+    """Every cell of the matrix, fresh inputs from each ``make_args()``. ``torch_cuda``: with the
+    CUDA tensor cells; ``kernel_dir``: prebuilt kernels (else apache-tvm builds them, on first use)."""
+    echo = tvm_ffi.get_global_func("testing.echo")
+    nop = tvm_ffi.get_global_func("testing.nop")
+    apply = tvm_ffi.get_global_func("testing.apply")
+    raise_error = tvm_ffi.get_global_func("testing.test_raise_error")
+    k = Kernels(kernel_dir)
+    out = []
+
+    def add(name, group, fn, make_args, error=False):
+        """``fn``: a tvm_ffi.Function, or "cpu" / "cuda" for the kernel of :class:`Kernels`."""
+        kernel = isinstance(fn, str)
+        get_fn = (lambda: getattr(k, fn)) if kernel else (lambda: fn)
+        out.append(Cell(name, group, get_fn, make_args, error, kernel))
+
+    def floats(n=N, device="cpu", dtype=torch.float32):
+        return torch.randn(n, device=device, dtype=dtype)
+
+    a = k.cpu_arity
+    t, s, c, o, e = GROUPS
+    add("torch CPU tensor -> echo", t, echo, lambda: (floats(),))
+    add("3 torch CPU tensors -> nop", t, nop, lambda: (floats(), floats(), floats()))
+    add(f"{a} torch CPU tensors -> {k.cpu_name}", t, "cpu", lambda: tuple(floats() for _ in range(a)))
+    if torch_cuda:
+        add("torch CUDA tensor -> echo", t, echo, lambda: (floats(device="cuda"),))
+        add("3 torch CUDA tensors (1024) -> TVM CUDA add kernel", t, "cuda",
+            lambda: tuple(floats(1024, "cuda") for _ in range(3)))
+    add("numpy float32, 64-byte aligned -> echo", t, echo, lambda: (aligned_floats(N, 64),))
+    add("numpy float32, 16-byte aligned, not 64 -> echo", t, echo, lambda: (aligned_floats(N, 64, 16),))
+    add("numpy float32, strided a[::2] -> echo", t, echo, lambda: (aligned_floats(2 * N, 64)[::2],))
+    add("numpy float32, 0-d -> echo", t, echo, lambda: (np.array(random.random(), dtype=np.float32),))
+    add(f"{a} numpy float32 (64-byte aligned) -> {k.cpu_name}", t, "cpu",
+        lambda: tuple(aligned_floats(N, 64) for _ in range(a)))
+    add("tvm_ffi.Tensor (from_dlpack of torch) -> echo", t, echo, lambda: (tvm_ffi.from_dlpack(floats()),))
+    add("other DLPack producer (numpy inside) -> echo", t, echo,
+        lambda: (DLPackProducer(aligned_floats(N, 64)),))
+    add("other DLPack producer (torch inside) -> echo", t, echo, lambda: (DLPackProducer(floats()),))
+
+    add("int -> echo", s, echo, lambda: (random.randrange(-2**31, 2**31),))
+    add("float -> echo", s, echo, lambda: (random.uniform(-1e3, 1e3),))
+    add("bool -> echo", s, echo, lambda: (random.random() < 0.5,))
+    add("int 2**70 -> echo", s, echo, lambda: (2**70 + random.randrange(1000),))
+    add("str, 5 chars -> echo", s, echo, lambda: (random_text(5),))
+    add("str, 200 chars -> echo", s, echo, lambda: (random_text(200),))
+    add("str, non-ASCII -> echo", s, echo, lambda: ("héllo wörld ✓ " + random_text(3, "äöüé✓ж"),))
+    add("bytes -> echo", s, echo, lambda: (random.randbytes(3),))
+    add("None -> echo", s, echo, lambda: (None,))
+
+    def ints(k):
+        return [random.randrange(100) for _ in range(k)]
+
+    def nested():
+        v = ints(5)
+        return ((v[0], v[1]), (v[2], (v[3], v[4]))),
+
+    add("tuple of 2 torch tensors -> echo", c, echo, lambda: ((floats(), floats()),))
+    add("list of 4 ints -> echo", c, echo, lambda: (ints(4),))
+    add("tuple of 2 ints -> echo", c, echo, lambda: (tuple(ints(2)),))
+    add("NamedTuple of 2 tensors + 2 ints -> echo", c, echo, lambda: (TensorsAndInts(floats(), floats(), *ints(2)),))
+    add("nested tuple ((1, 2), (3, (4, 5))) -> echo", c, echo, nested)
+    add("dict of 2 str -> int -> echo", c, echo, lambda: (dict(zip(("a", "b"), ints(2))),))
+
+    add("tvm_ffi.Array (convert of a list) -> echo", o, echo, lambda: (tvm_ffi.convert(ints(3)),))
+    add("tvm_ffi.Map (convert of a dict) -> echo", o, echo, lambda: (tvm_ffi.convert({"a": ints(1)[0]}),))
+    add("tvm_ffi.Shape -> echo", o, echo, lambda: (tvm_ffi.Shape(tuple(x + 1 for x in ints(2))),))
+    add("tvm_ffi.dtype -> echo", o, echo,
+        lambda: (tvm_ffi.dtype(random.choice(("float32", "int8", "bfloat16"))),))
+    add("tvm_ffi.Device -> echo", o, echo, lambda: (tvm_ffi.device("cpu", 0),))
+    add("torch.float32 (a torch dtype) -> echo", o, echo, lambda: (torch.float32,))
+    add("Python callable, tvm_ffi.convert(lambda) -> echo", o, echo, lambda: (tvm_ffi.convert(lambda x: x),))
+    add("FFI object (a global tvm_ffi.Function) -> echo", o, echo, lambda: (nop,))
+    add("opaque pointer ctypes.c_void_p -> echo", o, echo, lambda: (ctypes.c_void_p(random.randrange(1, 2**20)),))
+
+    cb = tvm_ffi.convert(callback_that_raises)
+    add(f"float64 tensors -> {k.cpu_name} (dtype check raises)", e, "cpu",
+        lambda: tuple(floats(dtype=torch.float64) for _ in range(a)), error=True)
+    add("C++ function raises (testing.test_raise_error)", e, raise_error,
+        lambda: ("ValueError", f"raised in C++ {random.randrange(1000)}"),
+        error=True)
+    add("Python callback raises, called from C++ (testing.apply)", e, apply,
+        lambda: (cb, random.randrange(1000)), error=True)
+    add(f"wrong argument count: {a - 1} tensors -> {k.cpu_name}", e, "cpu",
+        lambda: tuple(floats() for _ in range(a - 1)), error=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Same outcome: result (or error) and the arguments after the call
+# ---------------------------------------------------------------------------------------------
+def buffers(x) -> list:
+    """The writable arrays an argument tree holds (torch tensors, numpy arrays, tvm_ffi.Tensors
+    as torch views)."""
+    if isinstance(x, torch.Tensor | np.ndarray):
+        return [x]
+    if isinstance(x, tvm_ffi.Tensor):
+        return [torch.from_dlpack(x)]
+    if isinstance(x, DLPackProducer):
+        return buffers(x.array)
+    if isinstance(x, tuple | list):
+        return [b for v in x for b in buffers(v)]
+    if isinstance(x, dict):
+        return [b for v in x.values() for b in buffers(v)]
+    return []
+
+
+def identities(x) -> list:
+    """Data pointers and object handles in an argument tree, in order: a result that is an
+    argument's memory or object is recorded as that argument's index."""
+    if isinstance(x, torch.Tensor):
+        return [x.data_ptr()]
+    if isinstance(x, np.ndarray):
+        return [x.ctypes.data]
+    if isinstance(x, tvm_ffi.Tensor):
+        return [x.data_ptr(), x.__chandle__()]
+    if isinstance(x, DLPackProducer):
+        return identities(x.array)
+    if isinstance(x, tvm_ffi.core.CObject):
+        return [x.__chandle__()]
+    if isinstance(x, tuple | list):
+        return [i for v in x for i in identities(v)]
+    if isinstance(x, dict):
+        return [i for v in x.values() for i in identities(v)]
+    return []
+
+
+def _alias(key, ids):
+    return ("argument", ids.index(key)) if key in ids else "new"
+
+
+def _tensor_value(t: torch.Tensor):
+    t = t.detach()
+    raw = t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()  # any dtype, bit for bit
+    return str(t.dtype), tuple(t.shape), tuple(t.stride()), str(t.device), raw
+
+
+def canonical(x, ids: list):
+    """What a result is, as a value comparable with ==: its type, its value (element by element),
+    and which argument's memory or object it is."""
+    kind = type(x)
+    if isinstance(x, torch.Tensor):
+        return kind, _tensor_value(x), _alias(x.data_ptr(), ids)
+    if isinstance(x, tvm_ffi.Tensor):
+        return kind, _tensor_value(torch.from_dlpack(x)), _alias(x.data_ptr(), ids)
+    if isinstance(x, np.ndarray):
+        return kind, _tensor_value(torch.from_numpy(x)), _alias(x.ctypes.data, ids)
+    if isinstance(x, tvm_ffi.Array | tuple | list):
+        ident = _alias(x.__chandle__(), ids) if isinstance(x, tvm_ffi.core.CObject) else None
+        return kind, tuple(canonical(v, ids) for v in x), ident
+    if isinstance(x, tvm_ffi.Map | dict):
+        ident = _alias(x.__chandle__(), ids) if isinstance(x, tvm_ffi.core.CObject) else None
+        return kind, tuple((canonical(k, ids), canonical(v, ids)) for k, v in x.items()), ident
+    if isinstance(x, tvm_ffi.core.CObject):
+        return kind, _alias(x.__chandle__(), ids)
+    if isinstance(x, tvm_ffi.Device):
+        return kind, str(x)
+    if isinstance(x, ctypes.c_void_p):
+        return kind, x.value
+    if isinstance(x, float):
+        return kind, x.hex()
+    if x is None or isinstance(x, int | str | bytes):
+        return kind, x
+    return kind, repr(x)
+
+
+@dataclass
+class Outcome:
+    result: object = None
+    error: BaseException | None = None
+    state: tuple = ()  # the arguments' arrays after the call
+    canon: object = None
+
+    def describe(self) -> str:
+        if self.error is not None:
+            return f"raises {type(self.error).__name__}: {str(self.error)[:200]!r}"
+        return f"returns {type(self.result).__module__}.{type(self.result).__qualname__}: {self.result!r:.200}"
+
+
+def run_call(call: Callable, args: tuple, bufs: list, ids: list) -> Outcome:
+    out = Outcome()
+    try:
+        out.result = call(*args)
+    except Exception as e:  # noqa: BLE001  (the outcome compared is any error)
+        out.error = e
+    if out.error is not None:
+        out.canon = ("raises", type(out.error), str(out.error))
+    else:
+        try:
+            out.canon = ("returns", canonical(out.result, ids))
+        except Exception as e:  # noqa: BLE001  (a result that cannot be read is an outcome too)
+            out.canon = ("unreadable result", type(out.result), f"{type(e).__name__}: {e}")
+    out.state = tuple(_tensor_value(torch.from_numpy(b) if isinstance(b, np.ndarray) else b) for b in bufs)
+    return out
+
+
+def _restore(bufs: list, saved: list) -> None:
+    for b, s in zip(bufs, saved):
+        if isinstance(b, np.ndarray):
+            b[...] = s
+        else:
+            b.copy_(s)
+
+
+@dataclass
+class Check:
+    """tvm_ffi's outcome and tvmfast's on the same arguments (the arguments restored between)."""
+    ref: Outcome
+    dynamic: Outcome
+    prepared: Outcome | None  # None: prepare refused the arguments (``prepare_error``)
+    prepare_error: BaseException | None = None
+
+    @property
+    def same_dynamic(self) -> bool:
+        return self.dynamic.canon == self.ref.canon and self.dynamic.state == self.ref.state
+
+    @property
+    def same_prepared(self) -> bool:
+        return self.prepared is None or (self.prepared.canon == self.ref.canon
+                                         and self.prepared.state == self.ref.state)
+
+    @property
+    def same(self) -> bool:
+        return self.same_dynamic and self.same_prepared
+
+    def differences(self) -> str:
+        lines = []
+        for name, got, same in ((DYNAMIC, self.dynamic, self.same_dynamic),
+                                (PREPARED, self.prepared, self.same_prepared)):
+            if not same:
+                what = "arguments after the call differ" if got.canon == self.ref.canon else got.describe()
+                lines.append(f"{name}: {what}")
+        return f"tvm_ffi: {self.ref.describe()}; " + "; ".join(lines)
+
+
+def check(cell: Cell, f=None, args: tuple | None = None) -> Check:
+    """Call ``cell.fn`` (tvm_ffi), ``f`` (default: ``tvmfast.bind(cell.fn)``) and ``f.prepare(*args)()``
+    on the same fresh arguments, each from the same starting state."""
+    f = tvmfast.bind(cell.fn) if f is None else f
+    args = cell.make_args() if args is None else args
+    bufs = buffers(args)
+    ids = identities(args)
+    saved = [b.copy() if isinstance(b, np.ndarray) else b.clone() for b in bufs]
+    ref = run_call(cell.fn, args, bufs, ids)
+    _restore(bufs, saved)
+    dynamic = run_call(f, args, bufs, ids)
+    _restore(bufs, saved)
+    try:
+        p = f.prepare(*args)
+    except Exception as e:  # noqa: BLE001
+        return Check(ref, dynamic, None, e)
+    prepared = run_call(p, (), bufs, ids)
+    _restore(bufs, saved)
+    return Check(ref, dynamic, prepared)
+
+
+def returns(c: Check) -> str:
+    """What tvm_ffi's call gives, in a few words (the table's *returns* column)."""
+    if c.ref.error is not None:
+        return f"raises {type(c.ref.error).__name__}"
+    kind = type(c.ref.result)
+    module = kind.__module__.split(".")[0]
+    return kind.__name__ if module == "builtins" else f"{module}.{kind.__name__}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+# ---------------------------------------------------------------------------------------------
+def runners(cell: Cell, f, p, args: tuple, guarded: bool) -> dict:
+    """name -> runner (bench.timing.statement) of the cell's calls; ``guarded``: each call wrapped
+    in the same try/except (an error cell)."""
+    names = ", ".join(f"a{i}" for i in range(len(args)))
+    env = dict(fn=cell.fn, f=f, p=p, **{f"a{i}": v for i, v in enumerate(args)})
+    calls = {REF: f"fn({names})", DYNAMIC: f"f({names})"}
+    if p is not None:
+        calls[PREPARED] = "p()"
+
+    def stmt(call):
+        return f"try:\n    {call}\nexcept Exception:\n    pass" if guarded else call
+
+    return {name: statement(stmt(call), env) for name, call in calls.items()}
+
+
+def time_cell(cell: Cell, rounds: int, burst_us: float) -> tuple[dict, Check]:
+    """The cell's row: its outcome checked, then its calls timed (us per call)."""
+    f = tvmfast.bind(cell.fn)
+    c = check(cell, f)
+    args = cell.make_args()
+    try:
+        p = f.prepare(*args)
+    except Exception:  # noqa: BLE001  (prepare refuses the kind: no prepared figure)
+        p = None
+    raised = cell.error or any(o is not None and o.error is not None for o in (c.ref, c.dynamic, c.prepared))
+    paths = runners(cell, f, p, args, guarded=raised)
+    paths[REF](20)
+    per_call = paths[REF](50)
+    number = max(10, min(200_000, int(burst_us / max(per_call, 1e-3))))
+    rows = summarize(measure(paths, rounds, number), ref=REF, floor=None)
+    row = dict(returns=returns(c), tvm_ffi=rows[REF]["median"], dynamic=rows[DYNAMIC]["median"],
+               prepared=rows[PREPARED]["median"] if PREPARED in rows else None,
+               dynamic_vs_ref=rows[DYNAMIC]["vs_ref"], prepared_vs_ref=rows[PREPARED]["vs_ref"] if PREPARED in rows
+               else None, same=c.same, calls_per_round=number,
+               p25_p75={name: [r["p25"], r["p75"]] for name, r in rows.items()})
+    if c.prepare_error is not None:
+        row["prepare"] = f"{type(c.prepare_error).__name__}: {c.prepare_error}"
+    if not c.same:
+        row["differs"] = c.differences()
+    return row, c
+
+
+def main(argv=None) -> int:
+    parser = report.bench_parser("bench.matrix", __doc__, OUT, 21)
+    parser.add_argument("--quick", action="store_true", help="a few iterations only (smoke test)")
+    args = parser.parse_args(argv)
+    burst = BURST_US
+    if args.quick:
+        args.rounds, burst = 3, BURST_US / 40
+    cuda = torch.cuda.is_available() and not args.cpu_only
+    all_cells = cells(torch_cuda=cuda, kernel_dir=args.kernel_dir)
+    result = dict(info=report.environment(), command=report.command_line("bench.matrix", argv), tables={},
+                  notes=[], method=f"Per cell, {args.rounds} interleaved rounds of the three calls, each round "
+                                   f"about {burst / 1000:g} ms of calls per path; median us per call. Tensors of "
+                                   f"{N} float32 (the CUDA add: 1024).")
+    if not cuda:
+        result["notes"].append("No CUDA tensor cells: " + ("--cpu-only." if args.cpu_only else "no CUDA here."))
+    differ = {}
+    for i, cell in enumerate(all_cells, 1):
+        title = f"{report.MATRIX_TITLE}: {cell.group} (us per call)"
+        row, c = time_cell(cell, args.rounds, burst)
+        result["tables"].setdefault(title, {})[cell.name] = row
+        prepared = (f"prepared {row['prepared']:.3f} us ({row['prepared_vs_ref']:.2f}x)" if row["prepared"] is not None
+                    else f"prepared - ({row.get('prepare', '')[:60]})")
+        print(f"[{i:2d}/{len(all_cells)}] {cell.name}: tvm_ffi {row['tvm_ffi']:.3f} us, "
+              f"dynamic {row['dynamic']:.3f} us ({row['dynamic_vs_ref']:.2f}x), {prepared}; {row['returns']}; "
+              f"{'same' if c.same else 'DIFFERS'}", flush=True)
+        if not c.same:
+            differ[cell.name] = row["differs"]
+            print(f"!!! tvmfast DIFFERS from tvm_ffi on {cell.name!r}: {row['differs']}", file=sys.stderr, flush=True)
+    if differ:
+        result["notes"].append("tvmfast differs from tvm_ffi on: " + "; ".join(differ) + ".")
+    panels = [dict(title=f"tvmfast dynamic / tvm_ffi: {title.split(': ', 1)[1].rsplit(' (', 1)[0]}",
+                   xlabel="time over tvm_ffi's (1: the same)",
+                   bars={name: dict(median=row["dynamic_vs_ref"]) for name, row in rows.items()})
+              for title, rows in result["tables"].items()]
+    print(report.write(result, args.out, TAG, {"default": report.MATRIX_COLUMNS}, panels))
+    print(report.written(args.out, TAG))
+    if differ:
+        print(f"\n!!! WARNING: tvmfast's outcome differs from tvm_ffi's in {len(differ)} cell(s):\n"
+              + "\n".join(f"  {name}: {what}" for name, what in differ.items()), file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

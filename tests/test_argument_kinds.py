@@ -1,0 +1,145 @@
+"""Every argument kind of the speed matrix (``bench.matrix.cells``): ``tvmfast.bind(fn)(*args)`` and its
+prepared call give what ``fn(*args)`` gives (the tvm_ffi.Function called directly): the same result -
+type, value element by element, the argument's memory or object where tvm_ffi gives that back - or
+the same error (type and message), and the same effect on the arguments, on fresh random inputs. The
+cells are the benchmark's own, so what it times is what is checked here."""
+import os
+import traceback
+
+import pytest
+
+torch = pytest.importorskip("torch")  # the matrix's tensor cells are torch's
+pytest.importorskip("numpy")
+
+import tvm_ffi  # noqa: E402
+
+import tvmfast  # noqa: E402
+from bench import matrix  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CUDA = torch.cuda.is_available()
+CELLS = {cell.name: cell for cell in matrix.cells(torch_cuda=CUDA)}
+ECHO = tvm_ffi.get_global_func("testing.echo")
+
+
+def params(keep=lambda cell: True):
+    return [pytest.param(name, marks=[pytest.mark.gpu] if "CUDA" in name else [], id=name)
+            for name, cell in CELLS.items() if keep(cell)]
+
+
+def is_echo(cell):
+    return not cell.kernel and cell.fn.same_as(ECHO)
+
+
+def test_the_cells_cover_every_group_and_name_each_kind_once():
+    assert {cell.group for cell in CELLS.values()} == set(matrix.GROUPS)
+    assert len(CELLS) == len(matrix.cells(torch_cuda=CUDA)) >= 39
+    assert [c.name for c in CELLS.values() if c.error] == [c.name for c in CELLS.values() if c.group == "errors"]
+
+
+@pytest.mark.parametrize("name", params())
+def test_same_outcome_as_tvm_ffi(name):
+    cell = CELLS[name]
+    f = tvmfast.bind(cell.fn)
+    for _ in range(3):  # fresh random inputs each time, the same bound function
+        c = matrix.check(cell, f)
+        assert (c.ref.error is not None) == cell.error, c.ref.describe()
+        assert c.prepare_error is None, f"prepare refused the arguments: {c.prepare_error!r}"
+        assert c.same, c.differences()
+
+
+@pytest.mark.parametrize("name", params(lambda cell: cell.group == "tensors" and is_echo(cell)))
+def test_echo_of_a_tensor_gives_back_what_tvm_ffi_gives(name):
+    """The returned object is of tvm_ffi's type (a torch tensor for a torch tensor, a tvm_ffi.Tensor
+    otherwise) and shares the argument's memory where tvm_ffi's does."""
+    cell = CELLS[name]
+    f = tvmfast.bind(cell.fn)
+    args = cell.make_args()
+    ptr = matrix.identities(args)[0]
+    ref, got, prepared = cell.fn(*args), f(*args), f.prepare(*args)()
+    assert type(got) is type(ref) and type(prepared) is type(ref)
+    if ref.data_ptr() == ptr:
+        assert got.data_ptr() == ptr and prepared.data_ptr() == ptr
+    else:
+        assert got.data_ptr() != ptr and prepared.data_ptr() != ptr
+    assert tuple(got.shape) == tuple(ref.shape) and str(got.dtype) == str(ref.dtype)
+
+
+def frames_in_tvmfast(error):
+    """The frames of an exception's traceback whose file is tvmfast's (paths inside this checkout are
+    taken relative to it, so a checkout in a folder named tvmfast does not count)."""
+    found = []
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = frame.filename
+        if os.path.isabs(path) and path.startswith(ROOT + os.sep) and not path.startswith(
+                os.path.join(ROOT, "tvmfast") + os.sep):
+            path = os.path.relpath(path, ROOT)
+        if "tvmfast" in path:
+            found.append(f"{frame.filename}:{frame.lineno} in {frame.name}")
+    return found
+
+
+def callee_frames(error):
+    """(file, function) of each traceback frame below the caller's: what the call added."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return [(f.filename, f.name) for f in frames if os.path.abspath(f.filename) != os.path.abspath(__file__)]
+
+
+@pytest.mark.parametrize("name", params(lambda cell: cell.error))
+def test_errors_carry_tvm_ffis_traceback_and_no_tvmfast_frame(name):
+    """An error comes out as from ``fn(*args)``: the frames tvm_ffi's traceback has below the caller
+    (the callee's C++ frames, a callback's Python frames), without tvm_ffi's own Function.__call__
+    frame, and no frame of tvmfast's own."""
+    cell = CELLS[name]
+    f = tvmfast.bind(cell.fn)
+    args = cell.make_args()
+    with pytest.raises(Exception) as ref:
+        cell.fn(*args)
+    expected = [frame for frame in callee_frames(ref.value) if not frame[0].endswith("function.pxi")]
+    found = {}
+    for path, call in (("dynamic", lambda: f(*args)), ("prepared", f.prepare(*args))):
+        with pytest.raises(Exception) as info:
+            call()
+        if frames_in_tvmfast(info.value):
+            found[path] = frames_in_tvmfast(info.value)
+        assert type(info.value) is type(ref.value) and str(info.value) == str(ref.value)
+        assert repr(info.value.__cause__) == repr(ref.value.__cause__)
+        assert callee_frames(info.value) == expected, path
+    assert not found, "tvmfast's frames in the traceback:\n" + "\n".join(
+        f"{path}: {frame}" for path, frames in found.items() for frame in frames)
+
+
+# The check is not vacuous: a call that gives anything else is caught.
+class Stand:
+    """A stand-in for a bound function: ``call(*args)`` for the call and the prepared call."""
+
+    def __init__(self, call):
+        self.call = call
+
+    def __call__(self, *args):
+        return self.call(*args)
+
+    def prepare(self, *args):
+        return lambda: self.call(*args)
+
+
+def cell_named(start):
+    return next(cell for name, cell in CELLS.items() if name.startswith(start))
+
+
+def test_the_check_catches_another_result_a_copy_an_error_or_a_missing_write():
+    nop = tvmfast.bind(tvm_ffi.get_global_func("testing.nop"))
+    echo = cell_named("torch CPU tensor -> echo")
+    assert not matrix.check(echo, nop).same  # None for a tensor
+    assert not matrix.check(echo, Stand(lambda t: t.clone())).same  # the value, in other memory
+    assert not matrix.check(cell_named("int -> echo"), Stand(lambda x: float(x))).same  # another type
+    assert not matrix.check(cell_named("tuple of 2 ints"), Stand(lambda x: tvm_ffi.convert(x[::-1]))).same
+
+    def other_message(kind, message):
+        raise ValueError(message + "!")
+
+    assert not matrix.check(cell_named("C++ function raises"), Stand(other_message)).same
+    kernel = next(cell for cell in CELLS.values() if cell.kernel and not cell.error and "torch CPU" in cell.name)
+    c = matrix.check(kernel, nop)  # returns None as the kernel does, but writes no output
+    assert c.dynamic.canon == c.ref.canon and not c.same
+    assert "arguments after the call differ" in c.differences()
