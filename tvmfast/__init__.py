@@ -10,10 +10,11 @@ from typing import Any
 
 import tvm_ffi as _tvm_ffi  # noqa: F401  (loads libtvm_ffi before the extension needs it)
 
+from tvmfast import alloc
 from tvmfast._core import BoundFunction, FrozenFunction
 
 __version__ = "0.2.0"
-__all__ = ["bind", "BoundFunction", "FrozenFunction", "__version__"]
+__all__ = ["alloc", "bind", "BoundFunction", "FrozenFunction", "__version__"]
 
 
 def bind(obj: Any, name: str | None = None, *, num_args: int | None = None, release_gil: bool | None = None,

@@ -282,7 +282,15 @@ cdef extern from "torch/op_entries.h" nogil:
                                      void** ret) noexcept
         int32_t (*library_impl)(void* library, const char* name, tvmfast_boxed_kernel fn) noexcept
         int32_t (*delete_library)(void* library) noexcept
+        int32_t (*empty_strided)(int64_t ndim, const int64_t* sizes, const int64_t* strides, int32_t dtype,
+                                 int32_t device_type, int32_t device_index, void** ret) noexcept nogil
+        int32_t (*new_tensor_handle)(void* orig, void** ret) noexcept nogil
+        int32_t (*get_dtype)(void* tensor, int32_t* ret) noexcept nogil
+        int32_t device_type_cpu
+        int32_t device_type_cuda
     TvmfastTorchOpApi tvmfast_torch_op_api
+    void tvmfast_set_torch_alloc_api(uintptr_t empty_strided, uintptr_t new_tensor_handle, uintptr_t get_dtype,
+                                     int32_t device_type_cpu, int32_t device_type_cuda) noexcept
     void tvmfast_set_torch_op_api(uintptr_t library_init_impl, uintptr_t library_impl, uintptr_t delete_library,
                                   uintptr_t bump_version, uintptr_t delete_tensor, uintptr_t requires_grad,
                                   uintptr_t try_get_forward_level, uintptr_t inference_mode_enabled) noexcept

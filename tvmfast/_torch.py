@@ -70,7 +70,13 @@ OP_SYMBOLS = {
     "delete_tensor": "aoti_torch_delete_tensor_object",
     "bump_version": "_ZN5torch8autograd4impl12bump_versionERKN2at6TensorE",
     "try_get_forward_level": "_ZN5torch8autograd14ForwardADLevel14try_get_by_idxEm",
+    "empty_strided": "aoti_torch_empty_strided",
+    "new_tensor_handle": "aoti_torch_new_tensor_handle",
+    "get_dtype": "aoti_torch_get_dtype",
 }
+# Called once at set-up: the stable C ABI's device type codes.
+DEVICE_TYPE_SYMBOLS = {"device_type_cpu": "aoti_torch_device_type_cpu",
+                       "device_type_cuda": "aoti_torch_device_type_cuda"}
 # In libc10: c10::TensorImpl::requires_grad() const, c10::InferenceMode::is_enabled().
 C10_SYMBOLS = {
     "requires_grad": "_ZNK3c1010TensorImpl13requires_gradEv",
@@ -90,6 +96,13 @@ def find_op_symbols():
             found[name] = ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value
         except AttributeError:
             return None, f"this torch does not export {symbol}"
+    for name, symbol in DEVICE_TYPE_SYMBOLS.items():
+        try:
+            function = getattr(lib, symbol)
+        except AttributeError:
+            return None, f"this torch does not export {symbol}"
+        function.restype = ctypes.c_int32
+        found[name] = function()
     c10 = None
     for path in sorted(glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "libc10.*"))):
         try:

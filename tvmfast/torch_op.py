@@ -68,7 +68,7 @@ _REGISTRY: dict[str, _Registration] = {}
 
 
 def make_torch_op(bound, name: str, mutates_args: Sequence[int] = (), example_args: Sequence[Any] | None = None,
-                  *, returns=None):
+                  *, returns=None, outputs=None):
     """Register ``bound`` as the torch op ``name`` (``"namespace::op"``) and return its ``OpOverload``.
 
     ``mutates_args``: positions of the tensors the function writes.  ``example_args``: one call's arguments
@@ -79,6 +79,10 @@ def make_torch_op(bound, name: str, mutates_args: Sequence[int] = (), example_ar
     ``x.new_empty(n, m)``, or a ``(shape, dtype)`` pair on the first tensor argument's device), or a
     sequence of such callables, one per returned tensor.  Registering a name again with the same schema
     replaces the kernel; another schema raises ``ValueError``.
+
+    ``outputs``: a functional op from an out-variant function, ``{position: spec}``: those arguments leave
+    the op's schema, and each call allocates them (``tvmfast.alloc.like(...)``, evaluated in C; or a
+    Python callable of the op's arguments returning the tensor) and returns them, in position order.
     """
     namespace, sep, op_name = name.partition("::") if isinstance(name, str) else ("", "", "")
     if not sep or not namespace.isidentifier() or not op_name.isidentifier():
@@ -86,6 +90,12 @@ def make_torch_op(bound, name: str, mutates_args: Sequence[int] = (), example_ar
     kinds = _argument_kinds(bound, name, example_args)
     mutated = _mutated_positions(mutates_args, kinds)
     specs = _output_specs(returns)
+    if outputs is not None:
+        if specs:
+            raise ValueError(f"tvmfast: as_torch_op({name!r}): returns= is for a function that returns its "
+                             f"result, outputs= for one that writes into outputs it is given: pass one of them")
+        from tvmfast.torch_op_functional import make_functional_op  # noqa: PLC0415
+        return make_functional_op(bound, name, kinds, mutated, outputs, example_args)
     if not mutated and not specs:
         # torch sees an op's effect only through what its schema says it writes or returns:
         # torch.compile would drop a call of an op that declares neither.
@@ -196,6 +206,17 @@ def _define(qualname: str, namespace: str, op_name: str, schema: str) -> _Regist
 
 def _register_kernels(reg: _Registration, op, bound, kinds: list[str], mutated: tuple[int, ...],
                       specs: tuple) -> None:
+    kernel = _make_kernel(reg.qualname, bound, kinds, mutated, len(specs))
+    native = dict(kinds=kinds, mutated=list(mutated))
+    _install_kernels(reg, op, bound, kernel, native, _make_fake(reg.qualname, kinds, specs), kinds, mutated,
+                     len(specs))
+
+
+def _install_kernels(reg: _Registration, op, bound, kernel, native: dict | None, fake, kinds: list[str],
+                     mutated: tuple[int, ...], num_returns: int) -> None:
+    """Register an op's kernels (kinds and mutated: the op's own arguments): the C kernel where torch's
+    stable C ABI allows it and ``native`` gives its arguments (it calls ``kernel`` for what it does not
+    take), else the Python ``kernel``; the fake implementation, the vmap rule, the functorch check."""
     if reg.kernels is not None:
         # The same op again (a notebook cell run twice, a rebuilt kernel): its kernels are replaced.
         reg.kernels._destroy()
@@ -203,15 +224,14 @@ def _register_kernels(reg: _Registration, op, bound, kinds: list[str], mutated: 
     namespace, _, op_name = reg.qualname.partition("::")
     lib = torch.library.Library(namespace, "FRAGMENT")
     try:
-        kernel = _make_kernel(reg.qualname, bound, kinds, mutated, len(specs))
-        # The C kernel where torch's stable C ABI allows it (it calls `kernel` for what it does
-        # not take itself), else the Python kernel.
-        if not _core._native_op_register(reg.qualname, namespace, op_name, bound, kinds, mutated, len(specs),
-                                         kernel, _outputs_of(reg.qualname, len(specs))):
+        if native is None or not _core._native_op_register(
+                reg.qualname, namespace, op_name, bound, native.pop("kinds"), native.pop("mutated"), num_returns,
+                kernel, _outputs_of(reg.qualname, num_returns), **native):
             lib.impl(op_name, kernel, "CompositeExplicitAutograd")
-        torch.library.register_fake(reg.qualname, _make_fake(reg.qualname, kinds, specs), lib=lib)
-        torch.library.register_vmap(reg.qualname, _make_vmap_rule(reg.qualname, op, mutated, len(specs)), lib=lib)
-        lib.impl(op_name, _make_functorch_check(reg.qualname, kinds, bool(specs)), _FUNCTORCH_BACK, with_keyset=True)
+        torch.library.register_fake(reg.qualname, fake, lib=lib)
+        torch.library.register_vmap(reg.qualname, _make_vmap_rule(reg.qualname, op, mutated, num_returns), lib=lib)
+        lib.impl(op_name, _make_functorch_check(reg.qualname, kinds, num_returns > 0), _FUNCTORCH_BACK,
+                 with_keyset=True)
     except BaseException:
         lib._destroy()
         raise

@@ -203,7 +203,9 @@ cdef class BoundFunction:
         the function writes; ``example_args`` (or the known arity) gives the argument
         kinds, ints declared ``SymInt``.  Without ``returns=`` the op returns None (an
         out-variant); ``returns=`` gives the output spec of a function that allocates its
-        result (a Relax VM).  Differentiable use raises unless a backward is registered
+        result (a Relax VM); ``outputs={position: spec}`` makes a functional op of an
+        out-variant function (``tvmfast.alloc``: each call allocates those outputs, in C, and
+        returns them).  Differentiable use raises unless a backward is registered
         (``torch.library.register_autograd``); see ``tvmfast.torch_op.make_torch_op``.
         """
         check_bound(self)

@@ -192,7 +192,7 @@ cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** 
 # ---------------------------------------------------------------------------
 # Tensors: a TvmfastTensor per tensor argument (see tvmfast_helpers.h).
 # ---------------------------------------------------------------------------
-cdef inline DLTensor* tensor_of(TVMFFIAny* value) noexcept:
+cdef inline DLTensor* tensor_of(TVMFFIAny* value) noexcept nogil:
     """The DLTensor of a kTVMFFITensor value (it follows the object header)."""
     return <DLTensor*>(<char*>value.v_ptr + sizeof(TVMFFIObject))
 

@@ -53,14 +53,19 @@ ctypedef struct OpTarget:
     PyObject* bound               # the BoundFunction (a reference of its own: owns call_target)
     bint python_only              # always the Python kernel (e.g. a bound wrapper)
     PyObject* python_kernel       # the op's Python kernel (a reference of its own)
+    # The function's arguments: the op's, and for a functional op the outputs it allocates.
+    int32_t n_call_args
+    int32_t source[OP_MAX_ARGS]   # per function argument: its op argument, or -1 - (output index)
+    int32_t n_allocated           # outputs allocated per call (the op returns them)
+    int64_t* alloc_program        # how (op_allocate), or NULL (ours)
 
 
 ctypedef struct OpSlot:
-    int32_t n_args
+    int32_t n_args                # the op's arguments (torch's stack)
     int32_t n_returns
     int32_t n_mutated
-    uint8_t kinds[OP_MAX_ARGS]
-    int32_t mutated[OP_MAX_ARGS]
+    uint8_t kinds[OP_MAX_ARGS]    # per op argument
+    int32_t mutated[OP_MAX_ARGS]  # op argument positions
     void* target                  # OpTarget*, swapped atomically
     int entering                  # threads between loading `target` and referencing it (atomic)
     void* library                 # torch::Library holding the kernel (for the process)
@@ -89,9 +94,12 @@ cdef enum:
     OP_TAKEN_MIXED_DEVICES = 4
     OP_TAKEN_INFERENCE = 5
     OP_TAKEN_MEMORY = 6
+    OP_TAKEN_ALLOCATION = 7
 OP_FALLBACK_REASONS = {0: "none", 1: "a wrapper's own call", 2: "a tensor that requires grad, or forward-mode AD",
                        3: "a tensor not read from TensorImpl, or misaligned", 4: "tensors on several devices",
-                       5: "an inference tensor written outside inference mode", 6: "out of memory"}
+                       5: "an inference tensor written outside inference mode", 6: "out of memory",
+                       7: "an output its spec does not describe here (a dimension out of range, a negative "
+                          "size, another device type) or torch did not allocate"}
 
 
 def _native_op_last_fallback():
@@ -141,6 +149,7 @@ cdef void free_target(OpTarget* target) noexcept:
     TVMFFIObjectDecRef(target.function)
     Py_XDECREF(target.bound)
     Py_XDECREF(target.python_kernel)
+    free(target.alloc_program)
     free(target)
 
 
@@ -161,29 +170,34 @@ cdef inline bint op_eligible(OpSlot* slot, uint64_t* stack) noexcept nogil:
 
 cdef int op_call_c(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** exc) noexcept nogil:
     """0 done; 1 not for the C path (nothing changed: take the Python kernel); -1 failed.
-    Fills a call context from torch's stack, then hands it to invoke() (the spine)."""
+    Fills a call context from torch's stack (and, for a functional op, the outputs it
+    allocates), then hands it to invoke() (the spine)."""
     cdef CallContext ctx
     cdef TvmfastTensor* t
     cdef TVMFFIAny* arg
     cdef TVMFFIAny result
-    cdef int32_t i
+    cdef int32_t i, j
     cdef int outcome
     cdef void* stream = NULL
+    cdef void* allocated[OP_MAX_ARGS]
     if not op_eligible(slot, stack):
         return op_fall_back(NULL, OP_TAKEN_AUTOGRAD)
-    if ctx_open(&ctx, slot.n_args, target.call_target.align_mask) != 0:
+    if ctx_open(&ctx, target.n_call_args, target.call_target.align_mask) != 0:
         return op_fall_back(&ctx, OP_TAKEN_MEMORY)
     # Read every argument first: the Python kernel is still possible until the bumps.
-    for i in range(slot.n_args):
+    for i in range(target.n_call_args):
+        j = target.source[i]
+        if j < 0:
+            continue  # an output, allocated below
         arg = &ctx.packed[i]
         arg.zero_padding = 0
-        if slot.kinds[i] == OP_TENSOR:
+        if slot.kinds[j] == OP_TENSOR:
             t = tvmfast_tensor_new()
             if t == NULL:
                 return op_fall_back(&ctx, OP_TAKEN_MEMORY)
             ctx.tensors[ctx.n_tensors] = t
             ctx.n_tensors += 1
-            if (tvmfast_torch_read_impl((<const char**><void*>stack[i])[0], &t.dl) != 0
+            if (tvmfast_torch_read_impl((<const char**><void*>stack[j])[0], &t.dl) != 0
                     or tvmfast_tensor_own_dims(t) != 0 or is_misaligned(&t.dl, ctx.align_mask)):
                 return op_fall_back(&ctx, OP_TAKEN_UNREAD)
             arg.type_index = kTVMFFITensor
@@ -196,48 +210,190 @@ cdef int op_call_c(OpSlot* slot, OpTarget* target, uint64_t* stack, PyObject** e
                 ctx.device_id = t.dl.device.device_id
             elif t.dl.device.device_type != ctx.device_type or t.dl.device.device_id != ctx.device_id:
                 return op_fall_back(&ctx, OP_TAKEN_MIXED_DEVICES)
-        elif slot.kinds[i] == OP_INT:
+        elif slot.kinds[j] == OP_INT:
             arg.type_index = kTVMFFIInt
-            arg.v_int64 = <int64_t>stack[i]
-        elif slot.kinds[i] == OP_FLOAT:
+            arg.v_int64 = <int64_t>stack[j]
+        elif slot.kinds[j] == OP_FLOAT:
             arg.type_index = kTVMFFIFloat
-            memcpy(&arg.v_float64, &stack[i], sizeof(double))
+            memcpy(&arg.v_float64, &stack[j], sizeof(double))
         else:
             arg.type_index = kTVMFFIBool
-            arg.v_int64 = (stack[i] & 0xff) != 0
+            arg.v_int64 = (stack[j] & 0xff) != 0
     if ctx.device_type >= 0 and ctx.cpu_pos >= 0:
         return op_fall_back(&ctx, OP_TAKEN_MIXED_DEVICES)  # the Python kernel raises tvmfast's error
+    if target.n_allocated > 0 and op_allocate(slot, target, &ctx, stack, allocated) != 0:
+        return op_fall_back(&ctx, OP_TAKEN_ALLOCATION)
     # Version counters of the tensors the op writes, as torch's in-place ops bump them:
     # every written tensor checked before any is bumped (an inference tensor written
     # outside inference mode: the Python kernel raises torch's error, nothing bumped).
     if slot.n_mutated > 0 and not tvmfast_inference_mode_enabled():
         for i in range(slot.n_mutated):
             if op_is_inference_tensor(<void*>stack[slot.mutated[i]]):
+                op_drop_allocated(target, allocated)
                 return op_fall_back(&ctx, OP_TAKEN_INFERENCE)
     for i in range(slot.n_mutated):
         if tvmfast_bump_version(<void*>stack[slot.mutated[i]]) != 0:
+            op_drop_allocated(target, allocated)
             ctx_release(&ctx)
             return op_fail_python(exc)  # not expected after the check above
     # From here on the C path owns the call: the handles move into the tensor objects.
-    for i in range(slot.n_args):
-        if slot.kinds[i] == OP_TENSOR:
-            (<TvmfastTensor*>ctx.packed[i].v_ptr).torch_handle = <void*>stack[i]
-            stack[i] = 0
+    for i in range(target.n_call_args):
+        j = target.source[i]
+        if j >= 0 and slot.kinds[j] == OP_TENSOR:
+            (<TvmfastTensor*>ctx.packed[i].v_ptr).torch_handle = <void*>stack[j]
+            stack[j] = 0
     ctx.exchange_api = op_torch_api  # tensors the callee allocates come from torch
     if ctx.device_type >= 0 and op_torch_api.current_work_stream != NULL:
         # torch's current stream for the device, made TVM's around the call.
         if op_torch_api.current_work_stream(<DLDeviceType>ctx.device_type, ctx.device_id, &stream) != 0:
+            op_drop_allocated(target, allocated)
             ctx_release(&ctx)
             return op_fail_python(exc)
         ctx.stream = stream
         ctx.has_stream = True
-    outcome = invoke(target.call_target, &ctx, slot.n_args, &result, PyGILState_Check())
+    outcome = invoke(target.call_target, &ctx, target.n_call_args, &result, PyGILState_Check())
     if outcome == CALL_OK:
+        if target.n_allocated > 0 and result.type_index == kTVMFFINone:
+            for i in range(target.n_allocated):
+                stack[i] = <uint64_t>allocated[i]  # torch owns them now
+            return 0
+        op_drop_allocated(target, allocated)
         return op_outputs(slot, &result, stack, exc)
+    op_drop_allocated(target, allocated)
     if outcome == CALL_FFI_ERROR:
         return op_fail_ffi(exc)
     exc[0] = ctx.error  # CALL_PY_ERROR: our reference moves to the caller
     return -1
+
+
+cdef inline void op_drop_allocated(OpTarget* target, void** allocated) noexcept nogil:
+    cdef int32_t i
+    for i in range(target.n_allocated):
+        tvmfast_delete_aten_tensor(allocated[i])
+
+
+# A functional op's allocation program, per output (int64 words):
+#   position (function argument), like (function argument), dtype (stable C ABI code, or -1:
+#   like's), item count, then per shape item one of
+#     ALLOC_CONST value | ALLOC_DIM position index op-count (op constant)* | ALLOC_DIMS position start stop has-stop
+#   (tvmfast.alloc's like / dim / dims, compiled by torch_op; op: ALLOC_ADD/SUB/MUL/FLOORDIV).
+cdef enum:
+    ALLOC_CONST = 0
+    ALLOC_DIM = 1
+    ALLOC_DIMS = 2
+    ALLOC_ADD = 0
+    ALLOC_SUB = 1
+    ALLOC_MUL = 2
+    ALLOC_FLOORDIV = 3
+
+
+cdef inline int op_allocation_failed(int32_t n_made, void** allocated) noexcept nogil:
+    cdef int32_t i
+    for i in range(n_made):
+        tvmfast_delete_aten_tensor(allocated[i])
+    return 1
+
+
+cdef int op_allocate(OpSlot* slot, OpTarget* target, CallContext* ctx, uint64_t* stack,
+                     void** allocated) noexcept nogil:
+    """Allocate a functional op's outputs (torch's allocator, the like tensor's device) and pass
+    them: 0; or 1 (nothing left allocated) where the spec does not describe an output for these
+    inputs (the Python kernel says why) or torch did not allocate (the Python kernel raises
+    torch's error)."""
+    cdef const int64_t* p = target.alloc_program
+    cdef int64_t sizes[OP_MAX_ARGS]
+    cdef int64_t strides[OP_MAX_ARGS]
+    cdef int64_t value, start, stop, stride
+    cdef int32_t k, item, n_items, ndim, op, n_ops, dtype, device_type, pos, like
+    cdef const DLTensor* src
+    cdef const DLTensor* like_dl
+    cdef TvmfastTensor* t
+    cdef void* handle
+    for k in range(target.n_allocated):
+        pos = <int32_t>p[0]
+        like = <int32_t>p[1]
+        dtype = <int32_t>p[2]
+        n_items = <int32_t>p[3]
+        p += 4
+        ndim = 0
+        for item in range(n_items):
+            if p[0] == ALLOC_CONST:
+                if ndim == OP_MAX_ARGS:
+                    return op_allocation_failed(k, allocated)
+                sizes[ndim] = p[1]
+                ndim += 1
+                p += 2
+            elif p[0] == ALLOC_DIM:
+                src = tensor_of(&ctx.packed[p[1]])
+                value = p[2] + src.ndim if p[2] < 0 else p[2]
+                n_ops = <int32_t>p[3]
+                if value < 0 or value >= src.ndim or ndim == OP_MAX_ARGS:
+                    return op_allocation_failed(k, allocated)
+                value = src.shape[value]
+                for op in range(n_ops):
+                    if p[4 + 2 * op] == ALLOC_ADD:
+                        value += p[5 + 2 * op]
+                    elif p[4 + 2 * op] == ALLOC_SUB:
+                        value -= p[5 + 2 * op]
+                    elif p[4 + 2 * op] == ALLOC_MUL:
+                        value *= p[5 + 2 * op]
+                    else:  # a positive constant; value >= 0 was checked: C's / is Python's //
+                        if value < 0:
+                            return op_allocation_failed(k, allocated)
+                        value //= p[5 + 2 * op]
+                if value < 0:
+                    return op_allocation_failed(k, allocated)
+                sizes[ndim] = value
+                ndim += 1
+                p += 4 + 2 * n_ops
+            else:
+                src = tensor_of(&ctx.packed[p[1]])
+                start = p[2]
+                stop = p[3] if p[4] else src.ndim
+                # Python's slice rules for start:stop over range(ndim).
+                start = max(start + src.ndim, 0) if start < 0 else min(start, src.ndim)
+                stop = max(stop + src.ndim, 0) if stop < 0 else min(stop, src.ndim)
+                while start < stop:
+                    if ndim == OP_MAX_ARGS:
+                        return op_allocation_failed(k, allocated)
+                    sizes[ndim] = src.shape[start]
+                    ndim += 1
+                    start += 1
+                p += 5
+        stride = 1
+        for item in range(ndim - 1, -1, -1):
+            strides[item] = stride
+            stride *= sizes[item] if sizes[item] > 0 else 1
+        like_dl = tensor_of(&ctx.packed[like])
+        if like_dl.device.device_type == kDLCPU:
+            device_type = tvmfast_torch_op_api.device_type_cpu
+        elif like_dl.device.device_type == kDLCUDA:
+            device_type = tvmfast_torch_op_api.device_type_cuda
+        else:
+            return op_allocation_failed(k, allocated)
+        if dtype < 0 and tvmfast_torch_op_api.get_dtype(<void*>stack[target.source[like]], &dtype) != 0:
+            return op_allocation_failed(k, allocated)
+        handle = NULL
+        if tvmfast_torch_op_api.empty_strided(ndim, sizes, strides, dtype, device_type,
+                                              like_dl.device.device_id, &handle) != 0 or handle == NULL:
+            return op_allocation_failed(k, allocated)
+        allocated[k] = handle
+        # The tensor object passed for it holds a handle of its own.
+        t = tvmfast_tensor_new()
+        if t == NULL:
+            return op_allocation_failed(k + 1, allocated)
+        ctx.tensors[ctx.n_tensors] = t
+        ctx.n_tensors += 1
+        if tvmfast_torch_op_api.new_tensor_handle(handle, &t.torch_handle) != 0:
+            t.torch_handle = NULL
+            return op_allocation_failed(k + 1, allocated)
+        if (tvmfast_torch_read_impl((<const char**>handle)[0], &t.dl) != 0
+                or tvmfast_tensor_own_dims(t) != 0 or is_misaligned(&t.dl, ctx.align_mask)):
+            return op_allocation_failed(k + 1, allocated)
+        ctx.packed[pos].type_index = kTVMFFITensor
+        ctx.packed[pos].zero_padding = 0
+        ctx.packed[pos].v_ptr = t
+    return 0
 
 
 cdef inline int op_fall_back(CallContext* ctx, int reason) noexcept nogil:

@@ -47,8 +47,27 @@ typedef struct TvmfastTorchOpApi {
    * of the same layout as any std::shared_ptr (two pointers, a destructor through the control block). */
   std::shared_ptr<void> (*try_get_forward_level)(size_t index);
   bool (*inference_mode_enabled)();  /* c10::InferenceMode::is_enabled() */
+  /* The stable C ABI's allocation, for the outputs of a functional op (torch's allocator: on
+   * CUDA, its caching allocator on the current stream). */
+  int32_t (*empty_strided)(int64_t ndim, const int64_t* sizes, const int64_t* strides, int32_t dtype,
+                           int32_t device_type, int32_t device_index, void** ret);
+  int32_t (*new_tensor_handle)(void* orig, void** ret);
+  int32_t (*get_dtype)(void* tensor, int32_t* ret);
+  int32_t device_type_cpu;  /* aoti_torch_device_type_cpu(), _cuda() */
+  int32_t device_type_cuda;
 } TvmfastTorchOpApi;
 static TvmfastTorchOpApi tvmfast_torch_op_api;
+
+static inline void tvmfast_set_torch_alloc_api(uintptr_t empty_strided, uintptr_t new_tensor_handle,
+                                               uintptr_t get_dtype, int32_t device_type_cpu,
+                                               int32_t device_type_cuda) noexcept {
+  TvmfastTorchOpApi& api = tvmfast_torch_op_api;
+  api.empty_strided = reinterpret_cast<decltype(api.empty_strided)>(empty_strided);
+  api.new_tensor_handle = reinterpret_cast<decltype(api.new_tensor_handle)>(new_tensor_handle);
+  api.get_dtype = reinterpret_cast<decltype(api.get_dtype)>(get_dtype);
+  api.device_type_cpu = device_type_cpu;
+  api.device_type_cuda = device_type_cuda;
+}
 
 static inline void tvmfast_set_torch_op_api(uintptr_t library_init_impl, uintptr_t library_impl,
                                             uintptr_t delete_library, uintptr_t bump_version,

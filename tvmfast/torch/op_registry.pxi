@@ -67,6 +67,8 @@ cdef str _native_op_setup_in_scope(torch, _torch):
     tvmfast_set_torch_op_api(found["library_init_impl"], found["library_impl"], found["delete_library"],
                              found["bump_version"], found["delete_tensor"], found["requires_grad"],
                              found["try_get_forward_level"], found["inference_mode_enabled"])
+    tvmfast_set_torch_alloc_api(found["empty_strided"], found["new_tensor_handle"], found["get_dtype"],
+                                found["device_type_cpu"], found["device_type_cuda"])
     copies = _learn_steal_copies(torch)
     if copies is None:
         return "off (torch._C._aoti's tensor handle conversion neither copies nor takes the handle)"
@@ -101,7 +103,7 @@ cdef object _native_op_selftest(torch):
     op = getattr(torch.ops.tvmfast_selftest, name)
     try:
         if not register_native_op(qualname, "tvmfast_selftest", name, fn, None, False,
-                                  [OP_TENSOR, OP_TENSOR], [1], 0, None, tuple):
+                                  [OP_TENSOR, OP_TENSOR], [1], 0, None, tuple, [0, 1], 0, []):
             return "no slot left for the probe op"
         x = torch.zeros(2)
         y = torch.zeros(2)
@@ -127,11 +129,15 @@ cdef object _native_op_selftest(torch):
 
 cdef bint register_native_op(str qualname, str namespace, str op_name, object function, object bound,
                              bint python_only, list kinds, list mutated, int n_returns,
-                             object python_kernel, object outputs) except -1:
+                             object python_kernel, object outputs, list source, int n_allocated,
+                             list alloc_program) except -1:
     """Make qualname's kernel the C one (a slot for the process), calling function as bound
     (a BoundFunction: alignment and release_gil; None: no alignment, GIL released); or, if it
-    has one already, point its slot at function.  False when no slot is left (the op keeps
-    its Python kernel).  The previous target is freed by its last call (see the top)."""
+    has one already, point its slot at function.  kinds and mutated are the op's arguments;
+    source maps each function argument to its op argument, or to -1 - k for the k-th of
+    n_allocated outputs that alloc_program allocates (native_op.pxi).  False when no slot is
+    left (the op keeps its Python kernel).  The previous target is freed by its last call
+    (see the top)."""
     global n_op_slots
     cdef int k
     cdef OpSlot* slot
@@ -159,6 +165,17 @@ cdef bint register_native_op(str qualname, str namespace, str op_name, object fu
     target.python_only = python_only
     target.python_kernel = <PyObject*>python_kernel
     Py_INCREF(python_kernel)
+    target.n_call_args = len(source)
+    for i in range(len(source)):
+        target.source[i] = source[i]
+    target.n_allocated = n_allocated
+    if alloc_program:
+        target.alloc_program = <int64_t*>malloc(len(alloc_program) * sizeof(int64_t))
+        if target.alloc_program == NULL:
+            free_target(target)
+            raise MemoryError()
+        for i in range(len(alloc_program)):
+            target.alloc_program[i] = alloc_program[i]
     if k == n_op_slots:
         slot.n_args = len(kinds)
         slot.n_returns = n_returns
@@ -167,6 +184,7 @@ cdef bint register_native_op(str qualname, str namespace, str op_name, object fu
             slot.kinds[i] = kinds[i]
         for i in range(len(mutated)):
             slot.mutated[i] = mutated[i]
+
         slot.entering = 0
         slot.target = target
         ns = namespace.encode()
@@ -204,20 +222,39 @@ cdef void native_op_after_fork_in_child() noexcept:
         tvmfast_atomic_store(&op_slots[k].entering, 0)
 
 
-def _native_op_register(qualname, namespace, op_name, bound, kinds, mutated, n_returns, python_kernel, outputs):
+def _native_op_register(qualname, namespace, op_name, bound, kinds, mutated, n_returns, python_kernel, outputs,
+                        source=None, n_allocated=0, alloc_program=()):
     """as_torch_op's C kernel for qualname (see torch_op.py), calling python_kernel for what it
     does not take and outputs(value) -> output tensors for a result it does not store itself
-    (both made by torch_op, so the core imports nothing of it); False where this op keeps its
-    Python kernel only (native ops off, too many arguments, an argument kind not taken, no
-    slot left)."""
+    (both made by torch_op, so the core imports nothing of it); kinds and mutated are the op's
+    arguments; a functional op also gives source, n_allocated and alloc_program (see
+    register_native_op).  False where this op keeps its Python kernel only (native ops off,
+    too many arguments, an argument kind not taken, no slot left)."""
     cdef BoundFunction fn = <BoundFunction?>bound
-    if not _native_op_setup() or len(kinds) > OP_MAX_ARGS:
+    if source is None:
+        source = list(range(len(kinds)))
+    if not _native_op_setup() or len(source) > OP_MAX_ARGS:
         return False
     codes = {"Tensor": OP_TENSOR, "SymInt": OP_INT, "float": OP_FLOAT, "bool": OP_BOOL}
     if any(kind not in codes for kind in kinds):
         return False
     return register_native_op(qualname, namespace, op_name, fn.function, fn, fn.wrapper is not None,
-                              [codes[kind] for kind in kinds], list(mutated), n_returns, python_kernel, outputs)
+                              [codes[kind] for kind in kinds], list(mutated), n_returns, python_kernel, outputs,
+                              list(source), n_allocated, list(alloc_program))
+
+
+def _native_op_dtype_code(dtype):
+    """The stable C ABI's code of a torch dtype (as aoti_torch_get_dtype gives it), or None."""
+    cdef int32_t code = -1
+    cdef void* handle
+    if not _native_op_setup():
+        return None
+    torch = sys.modules["torch"]
+    capsule = tensor_handle_of(torch.empty(0, dtype=dtype))
+    handle = PyCapsule_GetPointer(capsule, NULL)
+    ret = tvmfast_torch_op_api.get_dtype(handle, &code)
+    tvmfast_delete_aten_tensor(handle)
+    return code if ret == 0 else None
 
 
 def _native_op_has_slot(qualname):
