@@ -7,6 +7,11 @@ kernel summing 4 tensors of 16 float32 into a 5th): an eager call of the op agai
 ``torch.ops.aten.alias`` (a C++ op that does nothing: torch's dispatcher alone) and the bound
 function called directly.
 
+CPU, functional ops (with apache-tvm): an add of two 4x256 float32 tensors made a functional op
+(``outputs={2: tvmfast.alloc.like(0)}``: the op allocates its output) against ``torch.add(a, b)``
+(an aten op that allocates its result) and against ``torch.library.custom_op`` doing the same
+allocation and tvm_ffi call (functional, and out-variant with the output allocated by the caller).
+
 GPU (the seed's int4 GEMV, when CUDA is there): the op against what a PyTorch user writes
 otherwise, a ``TORCH_LIBRARY`` C++ op launching the same kernel (TVM's CUDA source) on torch's
 current stream, built here with ``torch.utils.cpp_extension`` (needs nvcc and a C++ compiler):
@@ -34,6 +39,11 @@ OP = "tvmfast op (as_torch_op), eager"
 ALIAS = "torch.ops.aten.alias (a C++ op that does nothing)"
 DIRECT = "tvmfast bound function, called directly"
 CPP_OP = "TORCH_LIBRARY C++ op (cpp_extension), eager"
+FUNCTIONAL = "tvmfast functional op (outputs=, allocated in C), eager"
+TORCH_ADD = "torch.add(a, b) (aten, allocates its result)"
+EMPTY_THEN_CALL = "torch.empty_like(a), then the bound function"
+CUSTOM_FUNCTIONAL = "torch.library.custom_op, functional (torch.empty_like + tvm_ffi call)"
+CUSTOM_OUT = "torch.library.custom_op, out-variant (tvm_ffi call; output allocated by the caller)"
 COMPILED_OP = "16-GEMV module, torch.compile: tvmfast op"
 COMPILED_CPP = "16-GEMV module, torch.compile: C++ op"
 BURST = 256
@@ -101,6 +111,40 @@ def cpu_table(rounds: int, kernel_dir: str | None) -> tuple[str, dict]:
         measure(runners, rounds, 20000), ref=ALIAS, floor=None)
 
 
+def functional_table(rounds: int) -> tuple[str, dict]:
+    """A functional op (outputs allocated in C) against torch.add and torch.library.custom_op."""
+    shape = (4, 256)
+    mod = kernels.build_add(shape[0] * shape[1])
+    a, b = torch.randn(shape).reshape(-1), torch.randn(shape).reshape(-1)
+    f = tvmfast.bind(mod, num_args=3)
+    op = f.as_torch_op("tvmfast_op_bench::functional_add", example_args=(a, b, torch.empty_like(a)),
+                       outputs={2: tvmfast.alloc.like(0)})
+    fn = f.function
+
+    @torch.library.custom_op("tvmfast_op_bench::custom_functional_add", mutates_args=())
+    def custom_functional(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(x)
+        fn(x, y, out)
+        return out
+
+    @torch.library.custom_op("tvmfast_op_bench::custom_out_add", mutates_args=("out",))
+    def custom_out(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor) -> None:
+        fn(x, y, out)
+
+    out = torch.empty_like(a)
+    for got in (op(a, b), custom_functional(a, b), (custom_out(a, b, out), out)[1]):
+        torch.testing.assert_close(got, a + b, rtol=0, atol=0)
+    env = dict(op=op, f=f, a=a, b=b, out=out, torch=torch, custom_functional=custom_functional,
+               custom_out=custom_out)
+    runners = {TORCH_ADD: statement("torch.add(a, b)", env), FUNCTIONAL: statement("op(a, b)", env),
+               EMPTY_THEN_CALL: statement("f(a, b, torch.empty_like(a))", env),
+               ALIAS: statement("torch.ops.aten.alias.default(a)", env),
+               CUSTOM_FUNCTIONAL: statement("custom_functional(a, b)", env),
+               CUSTOM_OUT: statement("custom_out(a, b, out)", env)}
+    return (f"CPU: functional ops, an add of two {shape[0]}x{shape[1]} float32 tensors into a new one "
+            f"(us per call, anchor: torch.add)", summarize(measure(runners, rounds, 5000), ref=TORCH_ADD, floor=None))
+
+
 def gpu_tables(rounds: int, kernel_dir: str | None, notes: list) -> dict:
     seed = kernels.SEED_GEMV
     mod = kernels.named_kernel(seed["name"], kernel_dir)
@@ -164,6 +208,17 @@ def main(argv=None):
     ratio = rows[OP]["median"] / rows[ALIAS]["median"]
     result["notes"].append(f"CPU: an eager op call is {ratio:.2f}x torch.ops.aten.alias "
                            f"(target <= 1.3x: {'met' if ratio <= 1.3 else 'missed'}).")
+    if args.kernel_dir is None:  # apache-tvm builds the add kernel
+        title, rows = functional_table(args.rounds)
+        result["tables"][title] = rows
+        vs_add = rows[FUNCTIONAL]["median"] / rows[TORCH_ADD]["median"]
+        vs_custom = rows[CUSTOM_FUNCTIONAL]["median"] / rows[FUNCTIONAL]["median"]
+        floor = rows[ALIAS]["median"] / rows[TORCH_ADD]["median"]
+        result["notes"].append(
+            f"CPU: a functional op call is {vs_add:.2f}x torch.add (target <= 1.2x: "
+            f"{'met' if vs_add <= 1.2 else 'missed'}; a call of aten.alias, which does nothing, through the same "
+            f"Python-to-dispatcher path is {floor:.2f}x) and {vs_custom:.1f}x faster than torch.library.custom_op "
+            f"doing the same (target >= 5x: {'met' if vs_custom >= 5 else 'missed'}).")
     if torch.cuda.is_available() and not args.cpu_only:
         result["tables"].update(gpu_tables(args.rounds, args.kernel_dir, result["notes"]))
     for title, table in result["tables"].items():

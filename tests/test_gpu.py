@@ -143,6 +143,38 @@ def test_native_torch_op_runs_on_the_current_torch_stream_without_python(add_big
     assert frames == []
 
 
+def test_functional_torch_op_allocates_on_the_inputs_device_and_stream(add_big):
+    """A functional op (outputs=) on the GPU: its output is allocated on the input's device, the call
+    runs on torch's current stream (after work queued there), eagerly and under torch.compile, and
+    with native ops on the C kernel takes it (allocating through torch's stable C ABI)."""
+    from tvmfast import _core, alloc
+
+    n = 65536
+    x = torch.randn(n, device="cuda")
+    op = tvmfast.bind(add_big, num_args=3).as_torch_op(
+        "tvmfast_test_gpu::add_functional", example_args=(x, x, torch.empty_like(x)), outputs={2: alloc.like(0)})
+    for _ in range(3):
+        a = torch.zeros(n, device="cuda")
+        b = torch.randn(n, device="cuda")
+        new_a = torch.randn(n, device="cuda")
+        torch.cuda.synchronize()
+        s = torch.cuda.Stream()
+        with torch.cuda.stream(s):
+            torch.cuda._sleep(50_000_000)
+            a.copy_(new_a)
+            out = op(a, b)                     # must run on s, after the copy
+            if _core._native_op_state().startswith("on"):
+                assert _core._native_op_last_fallback() == "none"
+            result = out * 2
+        s.synchronize()
+        assert out.device == a.device and out.dtype == a.dtype and out.is_contiguous()
+        assert torch.equal(out, new_a + b)
+        assert torch.equal(result, (new_a + b) * 2)
+    compiled = torch.compile(lambda u, v: op(u, v) * 3, fullgraph=True)
+    a, b = torch.randn(n, device="cuda"), torch.randn(n, device="cuda")
+    assert torch.equal(compiled(a, b), (a + b) * 3)
+
+
 def test_env_stream_restored_also_after_a_failing_call(add_big):
     f = tvmfast.bind(add_big)
     before = env_stream()

@@ -168,7 +168,10 @@ cdef class FrozenFunction:
     def __repr__(self):
         if self.bound is None:
             return "<tvmfast.FrozenFunction (not initialized)>"
-        return f"<tvmfast.FrozenFunction num_args={self.num_args} dynamic={self.num_dynamic}>"
+        if self.num_dynamic == 0:
+            return f"<tvmfast.FrozenFunction prepared: all {self.num_args} arguments fixed, call it as p()>"
+        return (f"<tvmfast.FrozenFunction {self.num_args - self.num_dynamic} of {self.num_args} arguments fixed, "
+                f"takes the other {self.num_dynamic}>")
 
 
 cdef int pack_frozen(FrozenFunction self, CallContext* ctx) except -1:

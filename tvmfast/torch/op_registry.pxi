@@ -238,7 +238,11 @@ def _native_op_register(qualname, namespace, op_name, bound, kinds, mutated, n_r
     codes = {"Tensor": OP_TENSOR, "SymInt": OP_INT, "float": OP_FLOAT, "bool": OP_BOOL}
     if any(kind not in codes for kind in kinds):
         return False
-    return register_native_op(qualname, namespace, op_name, fn.function, fn, fn.wrapper is not None,
+    # An object that wraps the function (a CuTe DSL compiled kernel) passes a call of all its
+    # positional parameters to the function unchanged (direct_args): the C kernel calls the
+    # function then; any other call is the wrapper's own (the Python kernel).
+    python_only = fn.wrapper is not None and fn.direct_args != len(source)
+    return register_native_op(qualname, namespace, op_name, fn.function, fn, python_only,
                               [codes[kind] for kind in kinds], list(mutated), n_returns, python_kernel, outputs,
                               list(source), n_allocated, list(alloc_program))
 
