@@ -177,6 +177,7 @@ cdef extern from "spine/frame.h":
                                   PyTypeObject* failure_type, tvmfast_failure_raiser raiser)
     PyObject* tvmfast_bound_entry(PyObject* callable, PyObject** args, size_t nargsf, PyObject* kwnames)
     PyObject* tvmfast_frozen_entry(PyObject* callable, PyObject** args, size_t nargsf, PyObject* kwnames)
+    object tvmfast_new_instance(object cls)
 
 
 # memory/tensor.h: the TvmfastTensor object every tensor argument is passed as.

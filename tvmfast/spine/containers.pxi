@@ -20,6 +20,7 @@ cdef TVMFFIObjectHandle find_non_cpu_device = NULL     # ffi.ContainerFindFirstN
 # Where tvm_ffi's Python objects keep what their setter reads (0: not known, tvm_ffi's).
 cdef Py_ssize_t container_api_offset = 0    # CContainerBase._dlpack_exchange_api
 cdef bint ffi_value_layout_known = False    # DataType.cdtype, Device.cdevice after the header
+cdef bint ffi_tensor_layout_known = False   # Tensor: chandle, then `DLTensor* cdltensor`
 
 
 cdef TVMFFIObjectHandle global_function(str name):
@@ -37,7 +38,7 @@ cdef TVMFFIObjectHandle global_function(str name):
 
 cdef void learn_ffi_value_layouts():
     global array_constructor, map_constructor, find_non_cpu_device
-    global container_api_offset, ffi_value_layout_known
+    global container_api_offset, ffi_value_layout_known, ffi_tensor_layout_known
     cdef DLDataType* dtype
     cdef DLDevice* device
     array_constructor = global_function("ffi.Array")
@@ -66,9 +67,42 @@ cdef void learn_ffi_value_layouts():
                 device = <DLDevice*>(<char*><PyObject*>dev + sizeof(PyObject))
                 samples_agree &= device.device_type == device_type and device.device_id == device_id
             ffi_value_layout_known = samples_agree
+        # Tensor: CObject's chandle, then the DLTensor pointer tvm_ffi reads.
+        tensor = sample_ffi_tensor()
+        if (_FFITensor.__basicsize__ == cobject_handle_offset + 2 * sizeof(void*)
+                and tvmfast_read_ptr(<PyObject*>tensor, cobject_handle_offset + sizeof(void*))
+                == <void*>(<char*>cobject_handle(tensor) + sizeof(TVMFFIObject))):
+            ffi_tensor_layout_known = True
     except Exception:  # a tvm_ffi that differs: these kinds stay tvm_ffi's
         container_api_offset = 0
         ffi_value_layout_known = False
+        ffi_tensor_layout_known = False
+
+
+cdef object sample_ffi_tensor():
+    """A tvm_ffi.Tensor made by tvm_ffi itself (its result conversion) of a 1-element tensor."""
+    global tvmfast_result_stash
+    cdef TvmfastTensor* t = tvmfast_tensor_new()
+    if t == NULL:
+        raise MemoryError()
+    t.dl.data = <void*>standin_data
+    t.dl.device.device_type = kDLCPU
+    t.dl.device.device_id = 0
+    t.dl.ndim = 1
+    t.dl.dtype.code = 2  # kDLFloat
+    t.dl.dtype.bits = 32
+    t.dl.dtype.lanes = 1
+    t.dims[0] = 1
+    t.dl.shape = t.dims
+    t.dl.strides = NULL
+    t.dl.byte_offset = 0
+    tvmfast_result_stash.type_index = kTVMFFITensor
+    tvmfast_result_stash.zero_padding = 0
+    tvmfast_result_stash.v_ptr = t  # our reference moves to the result
+    try:
+        return _take_result()
+    finally:
+        release_stash()
 
 
 learn_ffi_value_layouts()

@@ -156,11 +156,13 @@ cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** 
             kind = KIND_TVM_FFI
         elif hasattr(t, "__dlpack__"):
             kind = KIND_DLPACK
-        elif t is _ffi_dtype_type:
+        elif issubclass(t, _ffi_dtype_type):
+            # tvm_ffi.dtype or a subclass (tvm_ffi's setter reads its DataType alike).
             kind = KIND_DTYPE if ffi_value_layout_known else KIND_TVM_FFI
-        elif t is _FFIDevice:
+        elif issubclass(t, _FFIDevice):
+            # tvm_ffi.Device or a subclass (TVM's), whose C struct tvm_ffi's setter reads.
             kind = KIND_DEVICE if ffi_value_layout_known else KIND_TVM_FFI
-        elif issubclass(t, _FFIDataType) or issubclass(t, _FFIDevice) or issubclass(t, _ffi_dtype_type):
+        elif issubclass(t, _FFIDataType):
             kind = KIND_TVM_FFI
         elif issubclass(t, _PyNativeObject):
             kind = KIND_NATIVE_OBJECT

@@ -91,7 +91,7 @@ cdef object ffi_error_object():
         TVMFFIObjectDecRef(handle)
         return None
     # The Error wrapper owns the handle from here (CObject.chandle, where tvm_ffi keeps it).
-    error = _FFIError.__new__(_FFIError)
+    error = tvmfast_new_instance(_FFIError)
     (<void**>(<char*><PyObject*>error + cobject_handle_offset))[0] = handle
     return error.py_error()
 

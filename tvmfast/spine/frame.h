@@ -65,6 +65,15 @@ static PyObject* tvmfast_frozen_entry(PyObject* callable, PyObject* const* args,
   return tvmfast_door_outcome(tvmfast_frozen_door(callable, (void**)args, nargsf, kwnames));
 }
 
+/* cls.__new__(cls) as the type's own tp_new (what Cython emits for a known type): no attribute
+ * lookup and Python-level call per result. */
+static inline PyObject* tvmfast_new_instance(PyObject* cls) {
+  static PyObject* no_args = NULL;
+  if (no_args == NULL && (no_args = PyTuple_New(0)) == NULL) return NULL;
+  PyTypeObject* type = reinterpret_cast<PyTypeObject*>(cls);
+  return type->tp_new(type, no_args, NULL);
+}
+
 /* Give a type CPython's vectorcall protocol: calls skip the argument tuple.
  * (tp_call stays Cython's __call__, which forwards a tuple's items to it.) */
 static inline void tvmfast_enable_vectorcall(PyTypeObject* tp, Py_ssize_t offset) {

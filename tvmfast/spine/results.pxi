@@ -105,12 +105,19 @@ cdef object convert_result(TVMFFIAny* result, const DLPackExchangeAPI* api):
         tensor = tensor_to_producer(result, api)
         if tensor is not None:
             return tensor
+    if tindex == kTVMFFITensor and ffi_tensor_layout_known:
+        return ffi_tensor_of(result)
+    if tindex == kTVMFFIDataType and ffi_value_layout_known:
+        return ffi_dtype_value(result.v_dtype)
     if tindex == kTVMFFIOpaquePtr:
         return _ctypes_void_p(<uintptr_t>result.v_ptr or None)  # what tvm_ffi's ctypes.cast gives
-    if tindex == kTVMFFIDevice and ffi_value_layout_known and _ffi_core.__dict__.get("_CLASS_DEVICE") is _FFIDevice:
-        device = _FFIDevice.__new__(_FFIDevice)
-        (<DLDevice*>(<char*><PyObject*>device + sizeof(PyObject)))[0] = result.v_device
-        return device
+    if tindex == kTVMFFIDevice and ffi_value_layout_known:
+        # As tvm_ffi's make_ret_device: the current device class (TVM's, once imported).
+        cls = _ffi_core.__dict__.get("_CLASS_DEVICE", _FFIDevice)
+        if isinstance(cls, type) and issubclass(cls, _FFIDevice):
+            device = tvmfast_new_instance(cls)
+            (<DLDevice*>(<char*><PyObject*>device + sizeof(PyObject)))[0] = result.v_device
+            return device
     # Everything else (containers, String objects, other objects): tvm_ffi builds it.
     tvmfast_result_stash = result[0]
     try:
@@ -123,6 +130,36 @@ cdef object convert_result(TVMFFIAny* result, const DLPackExchangeAPI* api):
         # Tagged as tvm_ffi tags a container returned by rt_mod: its tensors convert back to
         # the producer's lazily.
         (<const DLPackExchangeAPI**>(<char*><PyObject*>value + container_api_offset))[0] = api
+    return value
+
+
+cdef object ffi_tensor_of(TVMFFIAny* result):
+    """A tensor result as a tvm_ffi.Tensor (consumes our reference), made as tvm_ffi's
+    make_tensor_from_chandle makes one: the current tensor class's object with its handle and
+    DLTensor pointer set (tvm_ffi does not tie tensor wrappers to their handles)."""
+    cls = _ffi_core.__dict__.get("_CLASS_TENSOR", _FFITensor)
+    tensor = tvmfast_new_instance(cls)
+    (<void**>(<char*><PyObject*>tensor + cobject_handle_offset))[0] = result.v_ptr
+    (<void**>(<char*><PyObject*>tensor + cobject_handle_offset + sizeof(void*)))[0] = (
+        <char*>result.v_ptr + sizeof(TVMFFIObject))
+    result.type_index = kTVMFFINone
+    return tensor
+
+
+cdef dict dtype_names = {}  # DLDataType (as 32 bits) -> its name
+
+
+cdef object ffi_dtype_value(DLDataType dtype):
+    """A dtype result as tvm_ffi.dtype, made as tvm_ffi's make_dtype_from_dl_data_type makes it."""
+    cdtype = tvmfast_new_instance(_FFIDataType)
+    (<DLDataType*>(<char*><PyObject*>cdtype + sizeof(PyObject)))[0] = dtype
+    cls = _ffi_core.__dict__.get("_CLASS_DTYPE", _ffi_dtype_type)
+    key = (<uint32_t*>&dtype)[0]
+    name = dtype_names.get(key)
+    if name is None:
+        name = dtype_names[key] = cdtype.__str__()  # TVM-FFI's own spelling, asked once per dtype
+    value = str.__new__(cls, name)
+    value._tvm_ffi_dtype = cdtype
     return value
 
 
