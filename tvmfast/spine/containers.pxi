@@ -116,6 +116,44 @@ cdef inline DLDataType ffi_dtype_of(PyObject* obj) except *:
     return (<DLDataType*>(<char*><PyObject*>dt + sizeof(PyObject)))[0]
 
 
+# torch and numpy dtypes: passed as the DLDataType tvm_ffi's own setter gives each, asked of
+# tvm_ffi once per dtype (a registered function that reports the DLDataType it was given).
+cdef int report_dtype(void* self, const TVMFFIAny* args, int32_t num_args, TVMFFIAny* result) noexcept nogil:
+    if num_args == 1 and args[0].type_index == kTVMFFIDataType:
+        result.type_index = kTVMFFIInt
+        result.zero_padding = 0
+        result.v_int64 = (<const uint32_t*>&args[0].v_dtype)[0]
+    return 0
+
+
+cdef object _dtype_code = register_helper("tvmfast._dtype_code", report_dtype)
+cdef dict foreign_dtype_codes = {}  # torch / numpy dtype -> DLDataType bits (int), or None: tvm_ffi's
+
+
+cdef bint is_foreign_dtype_type(type t) except -1:
+    torch = sys.modules.get("torch")
+    if torch is not None and t is torch.dtype:
+        return True
+    np = sys.modules.get("numpy")
+    return np is not None and issubclass(t, np.dtype)
+
+
+cdef object foreign_dtype_code(object dtype):
+    try:
+        return foreign_dtype_codes[dtype]
+    except KeyError:
+        pass
+    try:
+        code = _dtype_code(dtype)
+    except Exception:  # tvm_ffi refuses it: the call is tvm_ffi's, with its error
+        code = None
+    if type(code) is not int:
+        code = None
+    if len(foreign_dtype_codes) < 1024:
+        foreign_dtype_codes[dtype] = code
+    return code
+
+
 cdef int convert_collection(PyObject* obj, Py_ssize_t pos, int kind, TVMFFIAny* out,
                             CallContext* ctx) except -1:
     """A tuple or list (an ffi.Array of its items) or a dict (an ffi.Map of its items)."""

@@ -50,6 +50,7 @@ cdef enum ArgKind:
     KIND_NATIVE_OBJECT = 17  # tvm_ffi's str/bytes/tuple proxies (String, Bytes, Shape)
     KIND_BYTES = 18        # bytes, bytearray (exactly)
     KIND_OPAQUE_PTR = 19   # ctypes.c_void_p
+    KIND_FOREIGN_DTYPE = 20  # torch.dtype, numpy.dtype: the DLDataType tvm_ffi gives each (learned once)
 
 # Process-wide cache: type -> kind (+ exchange API).  Types are only added under
 # the GIL and never removed (each holds a reference for the process).
@@ -178,6 +179,8 @@ cdef int classify_type(PyObject* obj, Py_ssize_t pos, const DLPackExchangeAPI** 
             kind = KIND_DICT
         elif issubclass(t, _ctypes_void_p):
             kind = KIND_OPAQUE_PTR
+        elif is_foreign_dtype_type(t):
+            kind = KIND_FOREIGN_DTYPE
     api_out[0] = api
     if num_cached_types == TYPE_CACHE_SIZE:
         return kind  # cache full (dozens of distinct types): classified again next time
@@ -323,6 +326,13 @@ cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
         out.v_device = (<DLDevice*>(<char*>obj + sizeof(PyObject)))[0]
     elif kind == KIND_NATIVE_OBJECT:
         return convert_native_object(obj, pos, out, ctx)
+    elif kind == KIND_FOREIGN_DTYPE:
+        code = foreign_dtype_code(<object>obj)
+        if code is None:
+            return LEFT_TO_TVM_FFI  # a dtype tvm_ffi refuses: its error
+        out.type_index = kTVMFFIDataType
+        out.v_int64 = 0
+        (<uint32_t*>&out.v_dtype)[0] = <uint32_t>code
     elif kind == KIND_OPAQUE_PTR:
         value = (<object>obj).value  # as tvm_ffi reads a ctypes.c_void_p (None: NULL)
         out.type_index = kTVMFFIOpaquePtr
@@ -364,6 +374,8 @@ cdef bint left_to_tvm_ffi(PyObject* obj, Py_ssize_t pos, PyObject** ancestors, i
     if kind == KIND_FFI_OBJECT:
         handle = cobject_handle(<object>obj)
         return handle == NULL and isinstance(<object>obj, _FFITensor)
+    if kind == KIND_FOREIGN_DTYPE:
+        return foreign_dtype_code(<object>obj) is None
     if kind != KIND_TUPLE and kind != KIND_LIST and kind != KIND_DICT:
         return False
     for i in range(depth):
