@@ -53,7 +53,7 @@ class _Registration:
     """What tvmfast registered under one op name: the definition (kept for the process) and the
     kernels (replaced by a later registration with the same schema)."""
 
-    __slots__ = ("bound", "definition", "kernels", "qualname", "schema")
+    __slots__ = ("bound", "definition", "kernels", "outputs", "qualname", "schema")
 
     def __init__(self, qualname: str, schema: str, definition: torch.library.Library):
         self.qualname = qualname
@@ -61,6 +61,8 @@ class _Registration:
         self.definition = definition
         self.kernels: torch.library.Library | None = None
         self.bound = None
+        # A functional op's output specs (what its fake implementation gives), fixed with the schema.
+        self.outputs = None
 
 
 # qualname -> registration.  torch deregisters an op when its Library is collected: these keep them.

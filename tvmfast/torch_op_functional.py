@@ -45,20 +45,46 @@ def make_functional_op(bound, name: str, kinds: list[str], mutated: tuple[int, .
     schema = f"({', '.join(params)}) -> {ret}"
     qualname = f"{namespace}::{op_name}"
     reg = _define(qualname, namespace, op_name, schema)
+    _fix_outputs(reg, specs, name)
     op = getattr(getattr(torch.ops, namespace), op_name).default
     allocators = {pos: _allocator(qualname, pos, specs[pos], inputs) for pos in positions}
     kernel = _make_functional_kernel(qualname, bound, kinds, inputs, mutated, positions, allocators)
     input_kinds = [kinds[i] for i in inputs]
-    native = None
     program = _program(specs, positions)
-    if program is not None:
-        source = [stack_index[i] if i in stack_index else -1 - positions.index(i) for i in range(len(kinds))]
-        native = dict(kinds=input_kinds, mutated=[stack_index[i] for i in mutated], source=source,
-                      n_allocated=len(positions), alloc_program=program)
+    source = [stack_index[i] if i in stack_index else -1 - positions.index(i) for i in range(len(kinds))]
+    # A Python-callable spec: the C kernel (where native ops are on) calls the Python kernel for
+    # every call, so that a later registration of this op with declarative specs takes the C path.
+    native = dict(kinds=input_kinds, mutated=[stack_index[i] for i in mutated], source=source,
+                  n_allocated=len(positions) if program is not None else 0, alloc_program=program or [],
+                  python_only=program is None)
     fake = _make_functional_fake(qualname, input_kinds, positions, allocators)
     _install_kernels(reg, op, bound, kernel, native, fake, input_kinds, tuple(stack_index[i] for i in mutated),
                      len(positions))
     return op
+
+
+def _outputs_key(specs: dict) -> tuple:
+    """What identifies an op's outputs: each spec's repr (declarative), or the callable itself."""
+    return tuple((pos, repr(spec) if isinstance(spec, alloc.like) else spec) for pos, spec in sorted(specs.items()))
+
+
+def _fix_outputs(reg, specs: dict, name: str) -> None:
+    """An op's outputs are fixed once registered, like its schema: what torch.compile compiled against
+    them (inductor's FX graph cache keys a graph by its ops' names and schemas, not by the outputs their
+    fake implementations give) would otherwise run with other outputs."""
+    key = _outputs_key(specs)
+    if reg.outputs is None:
+        reg.outputs = key
+    elif reg.outputs != key:
+        raise ValueError(f"tvmfast: as_torch_op({name!r}): the op is already registered with the outputs "
+                         f"{_describe_outputs(reg.outputs)}; an op's outputs cannot change within a process "
+                         f"(code torch.compile made for the old ones would run with the new): register it under "
+                         f"another name. (A rebuilt kernel with the same outputs re-registers as it is.)")
+
+
+def _describe_outputs(key: tuple) -> str:
+    return "{" + ", ".join(f"{pos}: {spec if isinstance(spec, str) else getattr(spec, '__qualname__', spec)}"
+                           for pos, spec in key) + "}"
 
 
 def _checked_outputs(name: str, kinds: list[str], mutated, outputs, example_args) -> dict:

@@ -85,7 +85,7 @@ cdef bint steal_tensor_copies = True      # ... which copies the handle (so we r
 cdef object tensor_handle_of = None       # torch._C._aoti.unsafe_alloc_void_ptr_from_tensor
 cdef const DLPackExchangeAPI* op_torch_api = NULL
 cdef int selftest_attempts = 0
-# Why the last call that left the C path left it (OP_TAKEN_...), for tests and bug reports.
+# Why the last call left the C path (OP_TAKEN_...), 0 when it took it; for tests and bug reports.
 cdef int op_last_fallback = 0
 cdef enum:
     OP_TAKEN_WRAPPER = 1
@@ -103,7 +103,7 @@ OP_FALLBACK_REASONS = {0: "none", 1: "a wrapper's own call", 2: "a tensor that r
 
 
 def _native_op_last_fallback():
-    """Why the last op call that took the Python kernel took it."""
+    """Why the last op call took the Python kernel ("none": it took the C path)."""
     return OP_FALLBACK_REASONS[op_last_fallback]
 
 
@@ -117,6 +117,8 @@ cdef int op_body(int k, uint64_t* stack, uint64_t n, uint64_t m, PyObject** exc)
         op_last_fallback = OP_TAKEN_WRAPPER
     else:
         rc = op_call_c(slot, target, stack, exc)
+        if rc != 1:
+            op_last_fallback = 0  # this call took the C path
     if rc == 1:
         rc = op_call_python(slot, target, stack, exc)
     op_target_leave(target)
@@ -303,7 +305,7 @@ cdef int op_allocate(OpSlot* slot, OpTarget* target, CallContext* ctx, uint64_t*
     cdef const int64_t* p = target.alloc_program
     cdef int64_t sizes[OP_MAX_ARGS]
     cdef int64_t strides[OP_MAX_ARGS]
-    cdef int64_t value, start, stop, stride
+    cdef int64_t value, start, stop, stride, c
     cdef int32_t k, item, n_items, ndim, op, n_ops, dtype, device_type, pos, like
     cdef const DLTensor* src
     cdef const DLTensor* like_dl
@@ -337,10 +339,9 @@ cdef int op_allocate(OpSlot* slot, OpTarget* target, CallContext* ctx, uint64_t*
                         value -= p[5 + 2 * op]
                     elif p[4 + 2 * op] == ALLOC_MUL:
                         value *= p[5 + 2 * op]
-                    else:  # a positive constant; value >= 0 was checked: C's / is Python's //
-                        if value < 0:
-                            return op_allocation_failed(k, allocated)
-                        value //= p[5 + 2 * op]
+                    else:  # Python's floor division by a positive constant (C's truncates)
+                        c = p[5 + 2 * op]
+                        value = value // c - (1 if (value % c != 0 and value < 0) else 0)
                 if value < 0:
                     return op_allocation_failed(k, allocated)
                 sizes[ndim] = value

@@ -223,12 +223,13 @@ cdef void native_op_after_fork_in_child() noexcept:
 
 
 def _native_op_register(qualname, namespace, op_name, bound, kinds, mutated, n_returns, python_kernel, outputs,
-                        source=None, n_allocated=0, alloc_program=()):
+                        source=None, n_allocated=0, alloc_program=(), python_only=False):
     """as_torch_op's C kernel for qualname (see torch_op.py), calling python_kernel for what it
     does not take and outputs(value) -> output tensors for a result it does not store itself
     (both made by torch_op, so the core imports nothing of it); kinds and mutated are the op's
     arguments; a functional op also gives source, n_allocated and alloc_program (see
-    register_native_op).  False where this op keeps its Python kernel only (native ops off,
+    register_native_op); python_only: the C kernel always calls python_kernel.  False where this
+    op keeps its Python kernel only (native ops off,
     too many arguments, an argument kind not taken, no slot left)."""
     cdef BoundFunction fn = <BoundFunction?>bound
     if source is None:
@@ -241,7 +242,7 @@ def _native_op_register(qualname, namespace, op_name, bound, kinds, mutated, n_r
     # An object that wraps the function (a CuTe DSL compiled kernel) passes a call of all its
     # positional parameters to the function unchanged (direct_args): the C kernel calls the
     # function then; any other call is the wrapper's own (the Python kernel).
-    python_only = fn.wrapper is not None and fn.direct_args != len(source)
+    python_only = python_only or (fn.wrapper is not None and fn.direct_args != len(source))
     return register_native_op(qualname, namespace, op_name, fn.function, fn, python_only,
                               [codes[kind] for kind in kinds], list(mutated), n_returns, python_kernel, outputs,
                               list(source), n_allocated, list(alloc_program))
