@@ -53,7 +53,7 @@ class _Registration:
     """What tvmfast registered under one op name: the definition (kept for the process) and the
     kernels (replaced by a later registration with the same schema)."""
 
-    __slots__ = ("bound", "definition", "kernels", "outputs", "qualname", "schema")
+    __slots__ = ("bound", "definition", "kernels", "qualname", "schema")
 
     def __init__(self, qualname: str, schema: str, definition: torch.library.Library):
         self.qualname = qualname
@@ -61,8 +61,6 @@ class _Registration:
         self.definition = definition
         self.kernels: torch.library.Library | None = None
         self.bound = None
-        # A functional op's output specs (what its fake implementation gives), fixed with the schema.
-        self.outputs = None
 
 
 # qualname -> registration.  torch deregisters an op when its Library is collected: these keep them.
@@ -184,25 +182,31 @@ def _output_specs(returns) -> tuple:
     return tuple(specs)
 
 
-def _define(qualname: str, namespace: str, op_name: str, schema: str) -> _Registration:
-    reg = _REGISTRY.get(qualname)
-    if reg is not None:
-        if reg.schema != schema:
+def _define(qualname: str, namespace: str, op_name: str, schema: str, overload: str = "") -> _Registration:
+    """The registration of ``qualname`` (``ns::name``; with ``overload``, that overload of it), defined once
+    per process with ``schema``."""
+    key = f"{qualname}.{overload}" if overload else qualname
+    # Every overload tvmfast defines under a name (a functional op's, one per set of outputs) has the
+    # name's one schema.
+    for other in (r for k, r in _REGISTRY.items() if k == qualname or k.startswith(qualname + ".")):
+        if other.schema != schema:
             raise ValueError(
-                f"tvmfast: torch op {qualname} is already registered with the schema {op_name}{reg.schema}; "
+                f"tvmfast: torch op {qualname} is already registered with the schema {op_name}{other.schema}; "
                 f"this function needs {op_name}{schema}. An op's schema cannot change within a process: "
                 f"register it under another name")
+    reg = _REGISTRY.get(key)
+    if reg is not None:
         return reg
     try:
-        existing = _C._dispatch_find_schema_or_throw(qualname, "").schema()
+        existing = _C._dispatch_find_schema_or_throw(qualname, overload).schema()
     except RuntimeError:
         existing = None
     if existing is not None:
-        raise ValueError(f"tvmfast: torch op {qualname} already exists and was not registered by tvmfast "
+        raise ValueError(f"tvmfast: torch op {key} already exists and was not registered by tvmfast "
                          f"({existing}); register it under another name")
     definition = torch.library.Library(namespace, "FRAGMENT")
-    definition.define(op_name + schema, tags=_TAGS)
-    reg = _REGISTRY[qualname] = _Registration(qualname, schema, definition)
+    definition.define((f"{op_name}.{overload}" if overload else op_name) + schema, tags=_TAGS)
+    reg = _REGISTRY[key] = _Registration(key, schema, definition)
     return reg
 
 
@@ -230,8 +234,8 @@ def _install_kernels(reg: _Registration, op, bound, kernel, native: dict | None,
                 reg.qualname, namespace, op_name, bound, native.pop("kinds"), native.pop("mutated"), num_returns,
                 kernel, _outputs_of(reg.qualname, num_returns), **native):
             lib.impl(op_name, kernel, "CompositeExplicitAutograd")
-        torch.library.register_fake(reg.qualname, fake, lib=lib)
-        torch.library.register_vmap(reg.qualname, _make_vmap_rule(reg.qualname, op, mutated, num_returns), lib=lib)
+        torch.library.register_fake(op, fake, lib=lib)
+        torch.library.register_vmap(op, _make_vmap_rule(reg.qualname, op, mutated, num_returns), lib=lib)
         lib.impl(op_name, _make_functorch_check(reg.qualname, kinds, num_returns > 0), _FUNCTORCH_BACK,
                  with_keyset=True)
     except BaseException:

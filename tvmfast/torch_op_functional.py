@@ -10,9 +10,16 @@ tensor ``like`` names, by torch's allocator: on CUDA, on the current stream) and
 Python.  A Python-callable spec, or a call the C kernel does not take, runs the Python kernel below,
 which allocates with ``torch.empty``.  The fake implementation evaluates the same specs on fake tensors,
 so dynamic shapes flow through them.
+
+The op is the overload of the given name that its output specs identify (``torch.ops.ns.name.outputs_<digest>``;
+call the op ``as_torch_op`` returns).  Code ``torch.compile`` makes for an op is keyed by its name and schema,
+not by the outputs its fake implementation gives (inductor's FX graph cache, on disk too), so an op with other
+outputs is another op: registering a name again with other specs defines another overload, and code compiled
+for the first keeps calling the first.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import torch
@@ -44,9 +51,12 @@ def make_functional_op(bound, name: str, kinds: list[str], mutated: tuple[int, .
     ret = "Tensor" if len(positions) == 1 else "(" + ", ".join(["Tensor"] * len(positions)) + ")"
     schema = f"({', '.join(params)}) -> {ret}"
     qualname = f"{namespace}::{op_name}"
-    reg = _define(qualname, namespace, op_name, schema)
-    _fix_outputs(reg, specs, name)
-    op = getattr(getattr(torch.ops, namespace), op_name).default
+    # The op is the overload of `name` that these outputs identify: code torch.compile made for an op
+    # keys on its name and schema, not on the outputs its fake implementation gives (inductor's FX graph
+    # cache, also on disk across processes), so other outputs must be another op.
+    overload = _overload_of(specs)
+    reg = _define(qualname, namespace, op_name, schema, overload)
+    op = getattr(getattr(getattr(torch.ops, namespace), op_name), overload)
     allocators = {pos: _allocator(qualname, pos, specs[pos], inputs) for pos in positions}
     kernel = _make_functional_kernel(qualname, bound, kinds, inputs, mutated, positions, allocators)
     input_kinds = [kinds[i] for i in inputs]
@@ -63,28 +73,18 @@ def make_functional_op(bound, name: str, kinds: list[str], mutated: tuple[int, .
     return op
 
 
-def _outputs_key(specs: dict) -> tuple:
-    """What identifies an op's outputs: each spec's repr (declarative), or the callable itself."""
-    return tuple((pos, repr(spec) if isinstance(spec, alloc.like) else spec) for pos, spec in sorted(specs.items()))
-
-
-def _fix_outputs(reg, specs: dict, name: str) -> None:
-    """An op's outputs are fixed once registered, like its schema: what torch.compile compiled against
-    them (inductor's FX graph cache keys a graph by its ops' names and schemas, not by the outputs their
-    fake implementations give) would otherwise run with other outputs."""
-    key = _outputs_key(specs)
-    if reg.outputs is None:
-        reg.outputs = key
-    elif reg.outputs != key:
-        raise ValueError(f"tvmfast: as_torch_op({name!r}): the op is already registered with the outputs "
-                         f"{_describe_outputs(reg.outputs)}; an op's outputs cannot change within a process "
-                         f"(code torch.compile made for the old ones would run with the new): register it under "
-                         f"another name. (A rebuilt kernel with the same outputs re-registers as it is.)")
-
-
-def _describe_outputs(key: tuple) -> str:
-    return "{" + ", ".join(f"{pos}: {spec if isinstance(spec, str) else getattr(spec, '__qualname__', spec)}"
-                           for pos, spec in key) + "}"
+def _overload_of(specs: dict) -> str:
+    """The overload name of an op with these outputs: a digest of each spec (a declarative spec's repr;
+    a callable's name and code)."""
+    parts = []
+    for pos, spec in sorted(specs.items()):
+        if isinstance(spec, alloc.like):
+            parts.append(f"{pos}:{spec!r}")
+        else:
+            code = getattr(spec, "__code__", None)
+            body = (code.co_code.hex(), repr(code.co_consts)) if code is not None else repr(spec)
+            parts.append(f"{pos}:{getattr(spec, '__qualname__', type(spec).__qualname__)}:{body}")
+    return "outputs_" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
 def _checked_outputs(name: str, kinds: list[str], mutated, outputs, example_args) -> dict:
