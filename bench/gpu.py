@@ -1,5 +1,10 @@
 """The forum thread's question on the GPU: its int4-dequantize GEMV called every way, in one process.
 
+The thread is "Strange overhead of tvm.runtime.ndarray.from_dlpack" on the Apache TVM Discuss forum
+(https://discuss.tvm.apache.org/): a scheduled int4-dequantize GEMV (1x1024 fp16 x 1024x1024 int4,
+five tensors) whose GPU time is shorter than its call from PyTorch, timed on an A100 every way it
+can be called (its figures are SEED_A100 below; "seed" in names here means this kernel).
+
     python -m bench.gpu [--kernel-dir DIR] [--out DIR]    # needs CUDA; nvcc for two of the rows
 
 Kernels are built here with apache-tvm, or loaded from a folder exported with

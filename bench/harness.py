@@ -38,7 +38,7 @@ def workload_gemv(n=64, k=128):
 
 
 def sweep(counts, rounds, number):
-    """us/call vs number of tensor arguments: tvm_ffi, tvmfast dynamic and prepared, floor."""
+    """us/call vs number of tensor arguments: tvm_ffi, tvmfast dynamic and prepared, the floor."""
     out = {}
     for k in counts:
         runners, _ = call_paths(kernels.build_sum_args(k, n=16), [torch.randn(16) for _ in range(k)], ())
@@ -91,14 +91,16 @@ def targets(result):
         return round(slope(ks, [sw[str(k)][name]["over_floor"] for k in ks]) * 1e3, 1)
 
     return {
-        "P1 (dynamic-floor)/(tvm_ffi-floor) <= 0.333": round(add[DYNAMIC]["over_floor"] / add[REF]["over_floor"], 3),
-        "P2 prepared/floor <= 1.25": round(add[PREPARED]["vs_floor"], 3),
-        "P2 frozen/floor": round(add[FROZEN]["vs_floor"], 3),
-        "P2 prepared/floor, add of 4096": round(big[PREPARED]["vs_floor"], 3),
-        "P3 ns per extra tensor (dynamic - floor slope) <= 30": per_arg_ns(DYNAMIC),
-        "P3 same for tvm_ffi": per_arg_ns(REF),
-        "P5 new Python heap blocks over 2e5 calls": result["allocations"]["new_python_blocks_over_2e5_calls"],
-        "P5 RSS growth bytes": result["allocations"]["rss_growth_bytes"],
+        "tvmfast dynamic's time above the floor / tvm_ffi's <= 0.333": round(
+            add[DYNAMIC]["over_floor"] / add[REF]["over_floor"], 3),
+        "tvmfast prepared / the floor <= 1.25": round(add[PREPARED]["vs_floor"], 3),
+        "tvmfast frozen / the floor": round(add[FROZEN]["vs_floor"], 3),
+        "tvmfast prepared / the floor, add of 4096": round(big[PREPARED]["vs_floor"], 3),
+        "ns per further tensor, tvmfast dynamic (slope above the floor) <= 30": per_arg_ns(DYNAMIC),
+        "ns per further tensor, tvm_ffi (slope above the floor)": per_arg_ns(REF),
+        "new Python heap blocks over 2e5 tvmfast calls": result["allocations"]["new_python_blocks_over_2e5_calls"],
+        f"RSS growth (bytes) over {result['allocations']['rss_calls']:,} tvmfast calls":
+            result["allocations"]["rss_growth_bytes"],
     }
 
 
@@ -113,18 +115,22 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.harness", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few iterations only (smoke test)")
-    parser.add_argument("--rounds", type=int, default=21)
-    parser.add_argument("--number", type=int, default=20000, help="calls per round and path (add of 128)")
+    # Many short rounds: a round of one path lasts a millisecond or so, less than a scheduler's time
+    # slice, so on a machine doing other work most rounds run uninterrupted and the median is theirs.
+    parser.add_argument("--rounds", type=int, default=201)
+    parser.add_argument("--number", type=int, default=2000, help="calls per round and path (add of 128)")
     parser.add_argument("--out", default=OUT, help="output folder (default: bench/out)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.number = 3, 200
     result = dict(info=report.environment(), command=report.command_line("bench.harness", argv),
                   method=f"{args.rounds} interleaved rounds of {args.number} calls per path (a tenth of that for "
-                         "the larger kernels); median, 25-75% spread.", tables={})
+                         "the add of 4096, a hundredth for the GEMV, so that a round lasts about as long for each "
+                         "kernel); median, 25-75% spread.", tables={})
     for make in (workload_add, workload_gemv, lambda: workload_add(4096)):
         title, mod, ts, frozen_positions = make()
-        number = args.number if "of 128 " in title else max(args.number // 10, 10)
+        number = (args.number if "of 128 " in title else max(args.number // 100, 10) if "GEMV" in title
+                  else max(args.number // 10, 10))
         runners, _ = call_paths(mod, ts, frozen_positions)
         result["tables"][title] = rows = summarize(measure(runners, args.rounds, number))
         for name, row in rows.items():

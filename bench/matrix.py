@@ -244,7 +244,7 @@ def identities(x) -> list:
     if isinstance(x, np.ndarray):
         return [x.ctypes.data]
     if isinstance(x, tvm_ffi.Tensor):
-        return [x.data_ptr(), x.__chandle__()]
+        return [_ffi_data_ptr(x), x.__chandle__()]
     if isinstance(x, DLPackProducer):
         return identities(x.array)
     if isinstance(x, tvm_ffi.core.CObject):
@@ -254,6 +254,11 @@ def identities(x) -> list:
     if isinstance(x, dict):
         return [i for v in x.values() for i in identities(v)]
     return []
+
+
+def _ffi_data_ptr(x) -> int:
+    """A tvm_ffi.Tensor's data address (older tvm_ffi has no data_ptr(): through DLPack)."""
+    return x.data_ptr() if hasattr(x, "data_ptr") else torch.from_dlpack(x).data_ptr()
 
 
 def _alias(key, ids):
@@ -273,7 +278,7 @@ def canonical(x, ids: list):
     if isinstance(x, torch.Tensor):
         return kind, _tensor_value(x), _alias(x.data_ptr(), ids)
     if isinstance(x, tvm_ffi.Tensor):
-        return kind, _tensor_value(torch.from_dlpack(x)), _alias(x.data_ptr(), ids)
+        return kind, _tensor_value(torch.from_dlpack(x)), _alias(_ffi_data_ptr(x), ids)
     if isinstance(x, np.ndarray):
         return kind, _tensor_value(torch.from_numpy(x)), _alias(x.ctypes.data, ids)
     if isinstance(x, tvm_ffi.Array | tuple | list):
@@ -454,6 +459,7 @@ def main(argv=None) -> int:
                                    f"{N} float32 (the CUDA add: 1024).")
     if not cuda:
         result["notes"].append("No CUDA tensor cells: " + ("--cpu-only." if args.cpu_only else "no CUDA here."))
+    tag = TAG + ("_gpu" if cuda else "")  # a CUDA machine's run (its CPU cells too) is kept apart
     differ = {}
     for i, cell in enumerate(all_cells, 1):
         title = f"{report.MATRIX_TITLE}: {cell.group} (us per call)"
@@ -473,8 +479,8 @@ def main(argv=None) -> int:
                    xlabel="time over tvm_ffi's (1: the same)",
                    bars={name: dict(median=row["dynamic_vs_ref"]) for name, row in rows.items()})
               for title, rows in result["tables"].items()]
-    print(report.write(result, args.out, TAG, {"default": report.MATRIX_COLUMNS}, panels))
-    print(report.written(args.out, TAG))
+    print(report.write(result, args.out, tag, {"default": report.MATRIX_COLUMNS}, panels))
+    print(report.written(args.out, tag))
     if differ:
         print(f"\n!!! WARNING: tvmfast's outcome differs from tvm_ffi's in {len(differ)} cell(s):\n"
               + "\n".join(f"  {name}: {what}" for name, what in differ.items()), file=sys.stderr, flush=True)

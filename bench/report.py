@@ -30,6 +30,19 @@ ROOT = os.path.dirname(HERE)
 README = os.path.join(ROOT, "README.md")
 
 
+def cpu_model() -> str:
+    """The CPU's name: /proc/cpuinfo's "model name" (Linux x86_64), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU model unknown"
+
+
 def environment() -> dict:
     """Date, machine, versions, and whether torch tensors take tvmfast's direct export."""
     import torch  # noqa: PLC0415
@@ -46,7 +59,7 @@ def environment() -> dict:
         tvm_version = None
     info = dict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
+        machine=f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}, {platform.platform()}",
         python=platform.python_version(), torch=torch.__version__, tvm=tvm_version,
         tvm_ffi=tvm_ffi.__version__, tvmfast=tvmfast.__version__,
         torch_direct_export=_core._torch_direct_export_state())
@@ -197,7 +210,7 @@ def markdown(result: dict, tag: str, columns) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Targets: the goal is part of a target's name ("P2 prepared/floor <= 1.25").
+# Targets: the goal is part of a target's name ("tvmfast prepared / the floor <= 1.25").
 # ---------------------------------------------------------------------------------------------
 def judge(name: str, value) -> tuple[str, str]:
     """(goal, "met" | "missed") of a target named ``... <= X`` or ``... >= X``; ("-", "-") for a
@@ -276,6 +289,8 @@ def saved_results(results_dir: str = RESULTS) -> dict:
 # Named figures: what the prose and the README/docs blocks quote.
 # ---------------------------------------------------------------------------------------------
 REF, FLOOR = "tvm_ffi f(*torch)", "C loop floor"
+PRECONVERTED = "rt_mod['main'](*tvm tensors)"  # the function looked up once, the tensors converted once
+RT_MOD_TORCH = "rt_mod(*torch tensors)"  # the plain drop-in: rt_mod(a, b, out)
 DEF_FLOOR = "Python-call floor: a bare Cython def method making the same call"
 OP = "torch custom op (as_torch_op)"
 
@@ -311,12 +326,34 @@ def cpu_figures(cpu: dict) -> dict:
         f["cpu_hold_share"] = f"{hold['over_floor'] / ref['over_floor']:.2f}"
         gil = [(rows[DYNAMIC]["median"] - rows[HOLD]["median"]) * 1e3 for rows in (add, big) if HOLD in rows]
         f["cpu_gil_ns"] = f"{min(gil):.0f}-{max(gil):.0f}" if len(gil) > 1 else f"{gil[0]:.0f}"
-    for key, name in (("cpu_p1", "P1 "), ("cpu_ns_per_tensor", "P3 ns per extra tensor"),
-                      ("cpu_ref_ns_per_tensor", "P3 same for tvm_ffi")):
-        value = next((v for k, v in t.items() if k.startswith(name)), None)
+    m = re.search(r"(\d+) interleaved rounds of (\d+) calls", cpu["method"])
+    if m:
+        f["cpu_rounds"], f["cpu_number"] = m.group(1), f"{int(m.group(2)):,}"
+    spreads = [(row["p75"] - row["p25"]) / row["median"] * 100 for row in add.values() if "p25" in row]
+    f["cpu_spread_min_pct"], f["cpu_spread_max_pct"] = f"{min(spreads):.0f}", f"{max(spreads):.0f}"
+    if PRECONVERTED in add:
+        f["cpu_preconverted_us"] = f"{add[PRECONVERTED]['median']:.3f}"
+        f["cpu_reexport_ratio"] = f"{dyn['median'] / add[PRECONVERTED]['median']:.2f}"
+    if hold is not None:
+        # the least share of tvm_ffi's overhead a safe call can have: the Python-call floor plus the GIL
+        gil_us = dyn["median"] - hold["median"]
+        f["cpu_least_share"] = f"{(add[DEF_FLOOR]['over_floor'] + gil_us) / ref['over_floor']:.2f}"
+    # targets, by today's names or those of runs made before they were spelled out
+    for key, names in (("cpu_p1", ("tvmfast dynamic's time above the floor", "P1 ")),
+                       ("cpu_ns_per_tensor", ("ns per further tensor, tvmfast", "P3 ns per extra tensor")),
+                       ("cpu_ref_ns_per_tensor", ("ns per further tensor, tvm_ffi", "P3 same for tvm_ffi"))):
+        value = next((v for k, v in t.items() if k.startswith(names)), None)
         if value is not None:
             f[key] = f"{value:.0f}" if "ns" in key else f"{value:.2f}"
     return f
+
+
+def compared(a: dict, b: dict, what_a: str, what_b: str) -> str:
+    """Words for row ``a`` against row ``b`` (medians, us): more, less, or within the 25-75% spreads."""
+    diff = a["median"] - b["median"]
+    if "p25" in a and "p25" in b and a["p25"] <= b["p75"] and b["p25"] <= a["p75"]:
+        return f"{what_a} and {what_b} are within each other's 25-75% spreads ({abs(diff):.2f} us apart)"
+    return f"{what_a} costs {abs(diff):.2f} us {'more' if diff > 0 else 'less'} than {what_b}"
 
 
 GPU_SEED = "The thread's table"
@@ -342,8 +379,13 @@ def gpu_figures(gpu: dict) -> dict:
         "gpu_ref_us": f"{seed[REF]['median']:.2f}", "gpu_ref_vs_floor": f"{seed[REF]['vs_floor']:.3f}",
         "gpu_rt_mod_us": f"{seed['rt_mod(*tvm tensors)']['median']:.2f}",
         "gpu_graph_us": f"{seed[GRAPH]['median']:.2f}", "gpu_graph_vs_kernel": f"{seed[GRAPH]['median'] / kernel:.2f}",
-        "gpu_op_us": f"{seed[OP]['median']:.2f}",
+        "gpu_margin_108_us": f"{0.08 * floor:.2f}",  # what 1.08x the C floor leaves above it
     }
+    if OP in seed:
+        f["gpu_op_us"] = f"{seed[OP]['median']:.2f}"
+    if PRECONVERTED in seed:
+        f["gpu_preconverted_us"] = f"{seed[PRECONVERTED]['median']:.2f}"
+        f["gpu_reexport_ratio"] = f"{seed[DYNAMIC]['median'] / seed[PRECONVERTED]['median']:.2f}"
     if HOLD in seed:
         f["gpu_hold_vs_floor"] = f"{seed[HOLD]['vs_floor']:.3f}"
         f["gpu_gil_us"] = f"{seed[DYNAMIC]['median'] - seed[HOLD]['median']:.2f}"
@@ -361,10 +403,13 @@ def gpu_figures(gpu: dict) -> dict:
             "gpu_def_floor_over_us": f"{over[DEF_FLOOR]:.2f}",
             "gpu_def_floor_vs_floor": f"{dyn[DEF_FLOOR]['median'] / dyn[FLOOR]['median']:.3f}",
             "gpu_prepared_over_def_us": f"{over['tvmfast prepared'] - over[DEF_FLOOR]:.2f}",
-            "gpu_dynamic_over_prepared_us": f"{over['tvmfast dynamic, torch tensors'] - over['tvmfast prepared']:.2f}",
+            "gpu_dynamic_vs_prepared": compared(dyn["tvmfast dynamic, torch tensors"], dyn["tvmfast prepared"],
+                                                "the dynamic call", "the prepared one"),
             "gpu_ffi_tensors_over_us": f"{next(v for n, v in over.items() if 'tvm_ffi tensors' in n):.2f}",
         })
     if chain:
+        title = next(t for t in gpu["tables"] if t.startswith(GPU_CHAIN))
+        gemvs = int(re.search(r"(\d+) GEMVs", title).group(1))
         graph = chain["torch.cuda.graph of the dynamic calls"]
         compiled = chain["torch.compile reduce-overhead"]
         captured = next(r for n, r in chain.items() if n.startswith("torch.compile (no CUDA graphs)"))
@@ -374,6 +419,9 @@ def gpu_figures(gpu: dict) -> dict:
             "chain_prepared_us": f"{chain['eager tvmfast prepared']['median']:.2f}",
             "chain_module_us": f"{chain['eager nn.Module, custom op']['median']:.1f}",
             "chain_compiled_us": f"{compiled['median']:.2f}", "chain_compiled_vs_graph": f"{compiled['vs_graph']:.1f}",
+            # per step: the compiled module's call, and the GPU work of its kernels
+            "chain_gemvs": f"{gemvs}", "chain_compiled_step_us": f"{compiled['median'] * gemvs:.0f}",
+            "chain_kernels_step_us": f"{compiled['median'] / compiled['vs_kernel'] * gemvs:.0f}",
             "chain_captured_us": f"{captured['median']:.2f}", "chain_captured_vs_graph": f"{captured['vs_graph']:.2f}",
         })
         for key, name in (("chain_stacked_us", "stacked buffers"), ("chain_no_trees_us", "cudagraph_trees=False"),
@@ -428,7 +476,8 @@ def cute_figures(cute: dict) -> dict:
 
 
 REST_STAGE = "the rest: Python's call into tvmfast and back, count checks"  # bench.stages' row names
-RELEASE_STAGE = "release the call's tensors"
+# the stage that releases the call's tensors: its own row in older runs, with the restore and settle since
+RELEASE_STAGES = ("release the call's tensors", "restore the environment, settle copies, release the call's tensors")
 
 
 def stage_figures(stages: dict, key: str) -> dict:
@@ -437,11 +486,46 @@ def stage_figures(stages: dict, key: str) -> dict:
     us = {name: row["median"] for name, row in rows.items()}
     gil = us["release the GIL"] + us["take the GIL back"]
     whole, call = us["whole call (stamps removed)"], us["TVMFFIFunctionCall"]
-    return {f"{key}_date": stages["info"]["date"][:10], f"{key}_gil_us": f"{gil:.3f}",
+    f = {}
+    echo = _table(stages, "Stages of one call: CPU, testing.echo")
+    if echo:
+        stage = next(n for n in ("convert the result", "restore the environment, convert the result") if n in echo)
+        f[f"{key}_echo_result_us"] = f"{echo[stage]['median']:.2f}"
+    return f | {f"{key}_date": stages["info"]["date"][:10], f"{key}_gil_us": f"{gil:.3f}",
             f"{key}_convert_us": f"{us['convert the arguments']:.3f}", f"{key}_rest_us": f"{us[REST_STAGE]:.3f}",
             f"{key}_above_us": f"{whole - call:.3f}", f"{key}_gil_share": f"{gil / (whole - call):.2f}",
             f"{key}_devices_us": f"{us['devices, stream, misaligned copies']:.3f}",
-            f"{key}_release_us": f"{us[RELEASE_STAGE]:.3f}"}
+            f"{key}_release_us": f"{us[next(n for n in RELEASE_STAGES if n in us)]:.3f}"}
+
+
+# bench.torch_op's row names
+TOP_OP, TOP_ALIAS = "tvmfast op (as_torch_op), eager", "torch.ops.aten.alias (a C++ op that does nothing)"
+TOP_CPP, TOP_COMPILED_OP, TOP_COMPILED_CPP = ("TORCH_LIBRARY C++ op (cpp_extension), eager",
+                                              "16-GEMV module, torch.compile: tvmfast op",
+                                              "16-GEMV module, torch.compile: C++ op")
+
+
+def torch_op_figures(result: dict, key: str) -> dict:
+    """bench.torch_op: the op's eager call against aten.alias on the host's CPU, and on the GPU
+    against a TORCH_LIBRARY C++ op launching the same kernel (eager, and compiled)."""
+    i = result["info"]
+    f = {f"{key}_date": i["date"][:10], f"{key}_host": i["machine"].split(", Linux")[0]}
+    cpu = next((rows for title, rows in result["tables"].items()
+                if title.startswith("CPU: ") and TOP_ALIAS in rows and TOP_OP in rows), None)
+    if cpu:
+        title = next(t for t, rows in result["tables"].items() if rows is cpu)
+        f[f"{key}_cpu_what"] = title[len("CPU: "):].split(", eager op calls")[0]
+        f[f"{key}_vs_alias"] = f"{cpu[TOP_OP]['median'] / cpu[TOP_ALIAS]['median']:.2f}"
+    eager = _table(result, "Seed int4 GEMV on the GPU, eager")
+    compiled = _table(result, "Seed int4 GEMV on the GPU, 16")
+    if eager:
+        f[f"{key}_gpu"] = i["gpu"].replace(" 80GB HBM3", "")
+        f[f"{key}_vs_cpp"] = f"{eager[TOP_OP]['median'] / eager[TOP_CPP]['median']:.2f}"
+    if compiled:
+        op, cpp = compiled[TOP_COMPILED_OP]["median"], compiled[TOP_COMPILED_CPP]["median"]
+        f.update({f"{key}_compiled_us": f"{op:.2f}", f"{key}_compiled_cpp_us": f"{cpp:.2f}",
+                  f"{key}_compiled_vs_cpp": f"{op / cpp:.2f}"})
+    return f
 
 
 def figures(results: dict) -> dict:
@@ -456,6 +540,9 @@ def figures(results: dict) -> dict:
         f.update(gpu_figures(results["gpu"]))
     if "cute" in results:
         f.update(cute_figures(results["cute"]))
+    for tag, key in (("torch_op_cpu", "topcpu"), ("torch_op_gpu", "topgpu")):
+        if tag in results:
+            f.update(torch_op_figures(results[tag], key))
     return f
 
 
@@ -471,7 +558,7 @@ def fill(text: str, figs: dict, where: str) -> str:
 
 # a figure's prefix -> the result it comes from
 FAMILIES = {"cpu": "cpu", "gpu": "gpu", "chain": "gpu", "cute": "cute", "cute3": "cute", "cute9": "cute",
-            "stcpu": "stages_cpu", "stgpu": "stages_gpu"}
+            "stcpu": "stages_cpu", "stgpu": "stages_gpu", "topcpu": "torch_op_cpu", "topgpu": "torch_op_gpu"}
 
 
 def fill_sections(text: str, figs: dict, results: dict, where: str) -> str:
@@ -493,14 +580,16 @@ def fill_sections(text: str, figs: dict, results: dict, where: str) -> str:
 CONTEXT = {  # a table title's start -> the line that says what the table is
     "add, 3 tensors of 128 ": "The call that tvmfast is about: a kernel too small to hide the call. Every way to "
                               "call it, us per call; *vs tvm_ffi*: time over tvm_ffi's `f(*torch)`; *above floor*: "
-                              "minus the C loop of `TVMFFIFunctionCall`.",
+                              "minus the floor, a C loop calling `TVMFFIFunctionCall` directly on arguments "
+                              "converted once (the least a call can cost).",
     "int4 dequantize + GEMV": "A kernel long enough to hide the call (compare its C loop floor with the add's).",
     "add, 3 tensors of 4096 ": "A larger add: the kernel's own time grows, the call's cost stays.",
     "Argument-count sweep": "us per call against the number of tensor arguments (16 float32 each).",
-    "Targets": "This release's CPU targets, as measured (the goal is in the name; P2's floor is the C loop, which "
+    "Targets": "This release's CPU targets, as measured (the goal is in the name; the floor is the C loop, which "
                "no call made from Python reaches: see the prose).",
-    GPU_SEED: "The forum thread's kernel, every path in one process; host time per call (kernel row: GPU time; "
-              "graph replay: per kernel of a replayed graph), next to the thread's own A100 figures.",
+    GPU_SEED: "The int4-dequantize GEMV of the Apache TVM Discuss thread \"Strange overhead of "
+              "tvm.runtime.ndarray.from_dlpack\", every path in one process; host time per call (kernel row: GPU "
+              "time; graph replay: per kernel of a replayed graph), next to the thread's own A100 figures.",
     GPU_DYN: "The dynamic call's host time above the C floor, taken apart (a second interleaved set in the same run).",
     "C loops of the single steps": "Single steps of a dynamic call, each in a C loop.",
     "Raw cuLaunchKernel": "Does CPU work between launches slow the launch itself? (the cold-cache effect).",
@@ -516,7 +605,13 @@ CONTEXT = {  # a table title's start -> the line that says what the table is
                                 "tvmfast's result (or error) was checked against tvm_ffi's on the same arguments "
                                 "before timing.",
     "CuTe DSL elementwise kernel": "A CuTe DSL kernel (`cute.compile(..., options=\"--enable-tvm-ffi\")`) launched "
-                                   "every way, host us per launch; *vs tvm_ffi* is here the time over CuTe's own call.",
+                                   "every way, host us per launch; *vs CuTe's call*: time over CuTe's own call.",
+    "CPU: ": "`python -m bench.torch_op`: an `as_torch_op` op called eagerly against torch's own ops on this host's "
+             "CPU; *vs* the anchor named in the title: time over it.",
+    "Seed int4 GEMV on the GPU": "`python -m bench.torch_op`: the thread's int4-dequantize GEMV (the kernel tvmfast "
+                                 "started from, as in the GPU tables) as an `as_torch_op` op against a "
+                                 "`TORCH_LIBRARY` C++ op launching the same kernel on torch's current stream; *vs* "
+                                 "the anchor named in the title: time over it.",
 }
 
 
@@ -534,7 +629,10 @@ def columns_for(title: str, rows: dict) -> list:
         return [("tensors", "name")] + [(k, k) for k in next(iter(rows.values()))]
     keys = {k for row in rows.values() for k in row}
     cols = [("stage" if title.startswith("Stages of one call") else "path", "name")]
-    for header, key in (("us", "median"), ("25-75%", "spread"), ("vs tvm_ffi", "vs_ref"),
+    anchor = re.search(r"anchor: ([^)]+)\)", title)
+    vs_ref = (f"vs {anchor.group(1)}" if anchor else "vs CuTe's call" if title.startswith("CuTe DSL")
+              else "vs tvm_ffi")
+    for header, key in (("us", "median"), ("25-75%", "spread"), (vs_ref, "vs_ref"),
                         ("vs C floor" if "seed_a100" in keys or "work_alone" in keys else "vs floor", "vs_floor"),
                         ("above floor (us)", "over_floor"), ("vs kernel GPU time", "vs_kernel"),
                         ("vs torch.cuda.graph", "vs_graph"), ("the work alone (us)", "work_alone"),
@@ -591,7 +689,9 @@ def results_markdown(results: dict, notes_path: str, results_dir: str = RESULTS)
 # Blocks in README.md and docs/*.md: <!-- name: written by `python -m bench.report` --> ... <!-- /name -->
 # ---------------------------------------------------------------------------------------------
 README_ROWS = {  # the README's speed table: CPU add of 128, these paths
-    "rt_mod(*tvm tensors)": "`rt_mod(*tvm_tensors)`",
+    RT_MOD_TORCH: "`rt_mod(a, b, out)` on torch tensors",
+    "rt_mod(*tvm tensors)": "`rt_mod(*tvm_tensors)`, tensors converted once",
+    PRECONVERTED: "`rt_mod[\"main\"](*tvm_tensors)`, function and tensors converted once",
     REF: "tvm_ffi `f(*torch_tensors)`",
     "ctypes TVMFFIFunctionCall": "ctypes `TVMFFIFunctionCall`, DLTensors filled per call",
     DYNAMIC: "**tvmfast** `f(a, b, out)`",
@@ -606,7 +706,9 @@ README_ROWS = {  # the README's speed table: CPU add of 128, these paths
 
 GPU_README_ROWS = {  # the README's GPU table: the forum thread's GEMV, these paths
     KERNEL: "kernel GPU time",
-    "rt_mod(*tvm tensors)": "`rt_mod(*tvm_tensors)`",
+    RT_MOD_TORCH: "`rt_mod(x, w, scale, zeros, out)` on torch tensors",
+    "rt_mod(*tvm tensors)": "`rt_mod(*tvm_tensors)`, tensors converted once",
+    PRECONVERTED: "`rt_mod[\"main\"](*tvm_tensors)`, function and tensors converted once",
     "from_dlpack(to_dlpack(t)) per call": "`rt_mod` with `from_dlpack(to_dlpack(t))` per call",
     NVCC: "the thread's nvcc library via ctypes",
     REF: "tvm_ffi `f(*torch_tensors)`",
@@ -634,16 +736,24 @@ def blocks(results: dict) -> dict:
         out["speed-table"] = "\n".join(table_block(
             ("path (add of 3 x 128 float32)", "us/call", "vs tvm_ffi"), add, README_ROWS,
             lambda r: (f"{r['median']:.3f}", f"{r['vs_ref']:.2f}")) + ["", fill(
-                "{{cpu_machine}}, Python {{cpu_python}}, torch {{cpu_torch}}, {{cpu_date}}. Above the floor, tvmfast's "
+                "Medians of {{cpu_rounds}} interleaved rounds of {{cpu_number}} calls per path; {{cpu_machine}}, "
+                "Python {{cpu_python}}, torch {{cpu_torch}}, {{cpu_date}}. Above the floor, tvmfast's "
                 "call adds {{cpu_dynamic_over_us}} us where tvm_ffi's adds {{cpu_ref_over_us}} us; each further "
                 "tensor argument costs ~{{cpu_ns_per_tensor}} ns (tvm_ffi ~{{cpu_ref_ns_per_tensor}} ns).", figs,
                 "speed-table") + legacy])
         out["torch-op-cost"] = fill(
             "An eager call of the op costs {{cpu_op_us}} us where `f(...)` costs {{cpu_dynamic_us}} us (the add of "
-            "3 x 128 float32 on the CPU, bench/RESULTS.md); on the GPU benchmark's host, {{gpu_op_us}} us against "
-            "{{gpu_dynamic_us}} us" if gpu is not None else
-            "An eager call of the op costs {{cpu_op_us}} us where `f(...)` costs {{cpu_dynamic_us}} us (the add of "
-            "3 x 128 float32 on the CPU, bench/RESULTS.md)", figs, "torch-op-cost")
+            "3 x 128 float32 on the CPU, bench/RESULTS.md)"
+            + ("; on the GPU benchmark's host, {{gpu_op_us}} us against {{gpu_dynamic_us}} us"
+               if "gpu_op_us" in figs else ""), figs, "torch-op-cost")
+        if "cpu_reexport_ratio" in figs:
+            out["reexport-cost"] = fill(
+                "in the table above, tvmfast's `f(a, b, out)`, which exports its three tensors at every call, takes "
+                "{{cpu_reexport_ratio}}x the time of `rt_mod[\"main\"](*tvm_tensors)`, whose function and tensors "
+                "were converted once before the loop"
+                + ("; on the {{gpu_name}} below, with the GEMV's five CUDA tensors and torch's current stream asked "
+                   "for at every call, {{gpu_reexport_ratio}}x" if "gpu_reexport_ratio" in figs else ""),
+                figs, "reexport-cost")
         if "cpu_gil_ns" in figs:
             out["gil-cost"] = fill("{{cpu_gil_ns}} ns a call on an x86 CPU (bench/RESULTS.md)", figs, "gil-cost")
     if gpu is not None:
@@ -654,20 +764,38 @@ def blocks(results: dict) -> dict:
         out["gpu-table"] = "\n".join(table_block(
             ("path (int4 GEMV 1x1024 x 1024x1024)", "us/call", "vs C floor", "thread's A100"), seed, GPU_README_ROWS,
             lambda r: (f"{r['median']:.2f}", fmt(r.get("vs_floor"), 2), fmt(r.get("seed_a100"), 2))) + [
-            "", f"{i['gpu']}, {i['date']}, torch {i['torch']}: host time per call (the kernel row: GPU time; "
+            "", f"{i['gpu']}, CUDA {i['cuda']}, Python {i['python']}, torch {i['torch']}, {i['date']}: host time "
+            "per call (the kernel row: GPU time; "
             "graph replay: per kernel of a replayed graph)." + legacy])
         out["headline"] = fill(
-            "On an {{gpu_name}}, calling the forum thread's int4 GEMV kernel (5 tensors, {{gpu_kernel_us}} us of GPU "
+            "On an {{gpu_name}}, calling the int4 GEMV kernel of the TVM forum thread quoted below (5 tensors, "
+            "{{gpu_kernel_us}} us of GPU "
             "time) from PyTorch costs {{gpu_dynamic_us}} us of host time through tvmfast, {{gpu_ref_us}} us through "
             "tvm_ffi, and {{gpu_floor_us}} us from a C loop calling TVM directly", figs, "headline")
         if "chain_compiled_us" in figs:
             out["compile-gap"] = fill(
-                "Under `torch.compile(mode=\"reduce-overhead\")` the op runs inside the captured graph, but torch's "
-                "own per-call runtime costs about 100 us of host time per call of the compiled module: for a step "
-                "of 16 GEMVs that is {{chain_compiled_vs_graph}}x the graph's time ({{chain_compiled_us}} against "
-                "{{chain_graph_us}} us per GEMV). Compiling without CUDA graphs and capturing the compiled step "
+                "Under `torch.compile(mode=\"reduce-overhead\")` the op runs inside the captured graph, but a call "
+                "of the compiled module (a step of {{chain_gemvs}} GEMVs, {{chain_kernels_step_us}} us of GPU work) "
+                "takes {{chain_compiled_step_us}} us, mostly torch's own per-call runtime: "
+                "{{chain_compiled_vs_graph}}x the time of the same calls captured with `torch.cuda.graph` "
+                "({{chain_compiled_us}} against {{chain_graph_us}} us per GEMV). Compiling without CUDA graphs and "
+                "capturing the compiled step "
                 "once with `torch.cuda.graph` runs at the graph's speed ({{chain_captured_vs_graph}}x)", figs,
                 "compile-gap")
+    top = [fill(text, figs, "torch-op-measured") for key, text in (
+        ("topcpu_vs_alias", "on {{topcpu_host}} ({{topcpu_date}}) an eager call of the op ({{topcpu_cpu_what}}) "
+                            "costs {{topcpu_vs_alias}}x `torch.ops.aten.alias`, a C++ op that does nothing (torch's "
+                            "dispatcher alone)"),
+        ("topgpu_vs_alias", "on the GPU benchmark's host CPU ({{topgpu_cpu_what}}) {{topgpu_vs_alias}}x"),
+        ("topgpu_vs_cpp", "on an {{topgpu_gpu}} with the forum thread's int4 GEMV, an eager call costs "
+                          "{{topgpu_vs_cpp}}x the host time of a `TORCH_LIBRARY` C++ op launching the same kernel "
+                          "on torch's current stream"),
+        ("topgpu_compiled_vs_cpp", "a 16-GEMV module compiled with `torch.compile` (default mode, no CUDA graphs) "
+                                   "{{topgpu_compiled_vs_cpp}}x the same module of C++ ops ({{topgpu_compiled_us}} "
+                                   "against {{topgpu_compiled_cpp_us}} us per GEMV)")) if key in figs]
+    if top:
+        out["torch-op-measured"] = ("Against torch's own ops (`python -m bench.torch_op`, bench/RESULTS.md): "
+                                    + "; ".join(top))
     return out
 
 

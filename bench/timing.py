@@ -81,6 +81,7 @@ def call_paths(rt_mod, tensors, frozen_positions, sync=None) -> tuple[dict, obje
     stmts = {
         "rt_mod(*tvm tensors)": f"rt_mod({names('v', n)})",
         "rt_mod['main'](*tvm tensors)": f"func({names('v', n)})",
+        "rt_mod(*torch tensors)": f"rt_mod({names('t', n)})",
         REF: f"func({names('t', n)})",
         "from_dlpack(to_dlpack(t)) per call": "rt_mod(*[from_dlpack(to_dlpack(t)) for t in ts])",
         "ctypes TVMFFIFunctionCall": f"ctypes_call({names('t', n)})",

@@ -1,6 +1,8 @@
 """The TVM kernel the examples call: ``C = A + B`` on ``n`` float32, built for the CPU.
 
-Any compiled TVM function will do; this one is written in TVMScript and built with apache-tvm.
+Any compiled TVM function will do; this one is written in TVMScript and built with apache-tvm
+(``tvm.compile`` returns an ``Executable``; ``.jit()`` gives its runtime module, which
+``tvmfast.bind`` takes).
 """
 import tvm
 from tvm.script import tirx as T
@@ -15,4 +17,4 @@ def build_add(n: int = 128):
         for i in range(n):
             C[i] = A[i] + B[i]
 
-    return tvm.build(main, target="llvm")
+    return tvm.compile(main, target="llvm").jit()

@@ -43,7 +43,8 @@ def test_same_outcome_as_tvm_ffi(name):
     f = tvmfast.bind(cell.fn)
     for _ in range(3):  # fresh random inputs each time, the same bound function
         c = matrix.check(cell, f)
-        assert (c.ref.error is not None) == cell.error, c.ref.describe()
+        if "2**70" not in cell.name:  # beyond int64: a BigInt, or (older tvm_ffi) its OverflowError
+            assert (c.ref.error is not None) == cell.error, c.ref.describe()
         assert c.prepare_error is None, f"prepare refused the arguments: {c.prepare_error!r}"
         assert c.same, c.differences()
 

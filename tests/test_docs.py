@@ -99,7 +99,8 @@ def test_fences_and_links(page):
         assert lang in FENCES, f"a ```{lang} block: use one of {sorted(FENCES)}"
         if lang == "python" and re.search(r'device="cuda"|\.cuda\(|torch\.cuda\.', code):
             assert code.startswith(NEEDS_CUDA), f"a block that uses CUDA does not start with {NEEDS_CUDA!r}"
-    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+    prose = re.sub(r"`[^`\n]*`", "", re.sub(r"(?ms)^```\w*\n.*?^```\s*$", "", text))  # code is no link
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", prose):
         if re.match(r"\w+://", target):
             continue
         path = os.path.normpath(os.path.join(os.path.dirname(page), target))
@@ -120,3 +121,59 @@ def test_readme_shape():
     sh = next(code for lang, code in fenced_blocks(text) if lang == "sh")
     assert len(sh.strip().splitlines()) == 2
     assert "virtual environment" in text and "download.pytorch.org/whl/cpu" in text[:text.index("```sh")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Timings are generated, never hand-written: every figure of time in the README, docs/ and the
+# benchmark prose (bench/RESULTS_NOTES.md, whose {{name}} placeholders bench.report fills) sits in
+# a block that `python -m bench.report` writes from bench/results/*.json.
+# ---------------------------------------------------------------------------------------------
+NOTES = os.path.join(ROOT, "bench", "RESULTS_NOTES.md")
+PROSE = PAGES + ([NOTES] if os.path.exists(NOTES) else [])
+GENERATED = re.compile(r"<!-- ([\w-]+): written by `python -m bench\.report` -->(.*?)<!-- /\1 -->", re.S)
+# a number followed by a unit of time: "0.87 us", "4.11 µs", "30-35 ns", "1.5ms"
+TIMING = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:\s*[-–]\s*\d+(?:\.\d+)?)?\s*(?:us|µs|μs|ns|ms)\b")
+# a table's header row naming a unit of time: "| path | us/call |", "| tvm_ffi (us) |"
+TIMED_TABLE = re.compile(r"^\|[^\n]*(?<![\w:])(?:us|µs|μs|ns)(?![\w:])[^\n]*\|[ \t]*\n\|[ \t]*:?-{3}", re.M)
+
+
+def hand_written(text: str) -> str:
+    """``text`` without its generated blocks and fenced code (what a person wrote and maintains)."""
+    text = GENERATED.sub("", text)
+    return re.sub(r"(?ms)^```\w*\n.*?^```\s*$", "", text)
+
+
+def test_timing_detector_finds_what_it_must():
+    """The check below would pass on an empty pattern: here it must find each way a figure of time
+    is written, and nothing that is not one."""
+    found = ["costs 0.87 us", "4.11 µs of host time", "30-35 ns a call", "1.5ms", "(6.39 against 1.91 us)"]
+    for text in found:
+        assert TIMING.search(text), text
+    for text in ["16-byte aligned", "apache-tvm 0.27.0.post1", "2 cores", "`--number 2000`", "1.12x", "status"]:
+        assert not TIMING.search(text), text
+    assert TIMED_TABLE.search("| path | us/call | vs tvm_ffi |\n|---|---:|---:|")
+    for text in ["| Python | how |\n|---|---|", "| `as_torch_op(\"ns::name\")` | an op |\n|---|---|",
+                 "| a | b |\n| 1 us | 2 |"]:  # not a header naming a unit (the last is a row: TIMING's)
+        assert not TIMED_TABLE.search(text), text
+    assert hand_written("a <!-- x: written by `python -m bench.report` -->0.5 us<!-- /x --> b") == "a  b"
+
+
+@pytest.mark.skipif(not os.path.exists(README), reason="no README.md here")
+def test_generated_blocks_hold_the_timings():
+    """The README's figures of time are in generated blocks (so the check below is not vacuous: the
+    README has timings, and the pattern sees them where they are)."""
+    with open(README) as fh:
+        blocks = dict(GENERATED.findall(fh.read()))
+    for name in ("headline", "speed-table"):
+        assert name in blocks, f"README.md has no generated {name!r} block"
+        assert TIMING.search(blocks[name]) or TIMED_TABLE.search(blocks[name]), name
+
+
+@pytest.mark.parametrize("page", PROSE, ids=page_id)
+def test_no_hand_written_timings(page):
+    """A figure of time outside a generated block would be a second source for a measured fact (or a
+    stale one): quote it through bench/report.py (a block, or a {{name}} in RESULTS_NOTES.md)."""
+    with open(page) as fh:
+        text = hand_written(fh.read())
+    figures = [m.group(0) for m in TIMING.finditer(text)] + TIMED_TABLE.findall(text)
+    assert not figures, f"{page_id(page)}: hand-written timings {figures}; generate them with bench/report.py"

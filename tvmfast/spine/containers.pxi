@@ -21,6 +21,7 @@ cdef TVMFFIObjectHandle find_non_cpu_device = NULL     # ffi.ContainerFindFirstN
 cdef Py_ssize_t container_api_offset = 0    # CContainerBase._dlpack_exchange_api
 cdef bint ffi_value_layout_known = False    # DataType.cdtype, Device.cdevice after the header
 cdef bint ffi_tensor_layout_known = False   # Tensor: chandle, then `DLTensor* cdltensor`
+cdef bint device_results_in_c = False       # tvm_ffi makes a new Device for a Device result
 
 
 cdef TVMFFIObjectHandle global_function(str name):
@@ -67,6 +68,12 @@ cdef void learn_ffi_value_layouts():
                 device = <DLDevice*>(<char*><PyObject*>dev + sizeof(PyObject))
                 samples_agree &= device.device_type == device_type and device.device_id == device_id
             ffi_value_layout_known = samples_agree
+        # A Device result is made in C as tvm_ffi makes one: a new object (an older tvm_ffi gives
+        # an equal argument back itself: then its result conversion stays tvm_ffi's).
+        global device_results_in_c
+        echo = tvm_ffi.get_global_func("testing.echo", allow_missing=True)
+        sample_device = tvm_ffi.device("cpu", 0)
+        device_results_in_c = echo is None or echo(sample_device) is not sample_device
         # Tensor: CObject's chandle, then the DLTensor pointer tvm_ffi reads.
         tensor = sample_ffi_tensor()
         if (_FFITensor.__basicsize__ == cobject_handle_offset + 2 * sizeof(void*)

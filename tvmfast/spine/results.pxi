@@ -111,7 +111,7 @@ cdef object convert_result(TVMFFIAny* result, const DLPackExchangeAPI* api):
         return ffi_dtype_value(result.v_dtype)
     if tindex == kTVMFFIOpaquePtr:
         return _ctypes_void_p(<uintptr_t>result.v_ptr or None)  # what tvm_ffi's ctypes.cast gives
-    if tindex == kTVMFFIDevice and ffi_value_layout_known:
+    if tindex == kTVMFFIDevice and ffi_value_layout_known and device_results_in_c:
         # As tvm_ffi's make_ret_device: the current device class (TVM's, once imported).
         cls = _ffi_core.__dict__.get("_CLASS_DEVICE", _FFIDevice)
         if isinstance(cls, type) and issubclass(cls, _FFIDevice):
