@@ -796,7 +796,31 @@ def blocks(results: dict) -> dict:
     if top:
         out["torch-op-measured"] = ("Against torch's own ops (`python -m bench.torch_op`, bench/RESULTS.md): "
                                     + "; ".join(top))
+    functional = functional_op_sentence(results.get("torch_op_cpu"))
+    if functional:
+        out["functional-op"] = functional
     return out
+
+
+def functional_op_sentence(result: dict | None) -> str | None:
+    """The functional op's eager cost against torch.add and torch.library.custom_op (bench.torch_op)."""
+    if result is None:
+        return None
+    table = next((rows for title, rows in result["tables"].items() if title.startswith("CPU: functional ops")), None)
+    if table is None:
+        return None
+    op = next(row for name, row in table.items() if name.startswith("tvmfast functional op"))
+    add = next(row for name, row in table.items() if name.startswith("torch.add"))
+    alias = next(row for name, row in table.items() if name.startswith("torch.ops.aten.alias"))
+    custom = next(row for name, row in table.items() if name.startswith("torch.library.custom_op, functional"))
+    i = result["info"]
+    return (f"on {i.get('machine', 'the CPU')} ({i['date']}), an eager call of a functional op allocating its "
+            f"output (an add of two 4x256 float32 tensors) takes {op['median']:.2f} us: "
+            f"{op['median'] / add['median']:.2f}x `torch.add(a, b)` ({add['median']:.2f} us), "
+            f"{custom['median'] / op['median']:.1f}x less than `torch.library.custom_op` doing the same allocation "
+            f"and call ({custom['median']:.2f} us); `torch.ops.aten.alias`, which does nothing, takes "
+            f"{alias['median'] / add['median']:.2f}x `torch.add` through the same Python-to-dispatcher path "
+            f"(`python -m bench.torch_op`, bench/RESULTS.md).")
 
 
 def replace_block(text: str, name: str, block: str) -> str:
