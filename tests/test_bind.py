@@ -4,6 +4,7 @@ signature and type hints, the arity learned from a first call or from num_args, 
 pickling by rebinding a library path."""
 import inspect
 import os
+import sys
 import typing
 
 import pytest
@@ -48,6 +49,93 @@ def test_bind_unknown_name(add_mod):
 
 
 @needs_torch
+def test_a_missing_function_error_lists_the_modules_functions(add_mod, tmp_path):
+    """A module without the name (or without ``main``): the error names the functions it has where
+    they can be listed (a module TVM built, a library file), says so where they cannot (a library
+    already loaded), and how to bind one by name."""
+    with pytest.raises(AttributeError) as info:
+        tvmfast.bind(add_mod, "nope")
+    assert str(info.value) == ("tvmfast.bind: the module has no function named 'nope'; it has 'main': "
+                               "bind one by name, bind(mod, 'main')")
+    two = _two_function_module(tmp_path)
+    with pytest.raises(AttributeError, match=r"no function named 'main'; it has 'add_three', 'add_two': "
+                                             r"bind one by name, bind\(mod, 'add_three'\)"):
+        tvmfast.bind(two)
+    lib = str(tmp_path / "two.so")
+    two.export_library(lib)
+    with pytest.raises(AttributeError, match=r"no function named 'main'; it has 'add_three', 'add_two'"):
+        tvmfast.bind(lib)  # the library file lists the functions it exports
+    with pytest.raises(AttributeError, match=r"no function named 'main'\. tvm_ffi cannot list the functions of a "
+                                             r"loaded library .*nm -D.*bind\(mod, \"name\"\)"):
+        tvmfast.bind(tvm_ffi.load_module(lib))
+    assert tvmfast.bind(lib, "add_two").alignment == 64
+
+
+TWO_FUNCTIONS = '''
+from tvm.script import ir as I
+from tvm.script import tirx as T
+
+
+@I.ir_module
+class Two:
+    @T.prim_func
+    def add_two(a: T.handle, b: T.handle):
+        T.func_attr({"tir.noalias": True})
+        A = T.match_buffer(a, (8,), "float32")
+        B = T.match_buffer(b, (8,), "float32")
+        for i in range(8):
+            B[i] = A[i] + T.float32(2)
+
+    @T.prim_func
+    def add_three(a: T.handle, b: T.handle):
+        T.func_attr({"tir.noalias": True})
+        A = T.match_buffer(a, (8,), "float32")
+        B = T.match_buffer(b, (8,), "float32")
+        for i in range(8):
+            B[i] = A[i] + T.float32(3)
+'''
+
+
+def _two_function_module(folder):
+    """A module TVM built with two functions, neither of them ``main`` (TVMScript needs a file)."""
+    import importlib.util
+
+    tvm = pytest.importorskip("tvm")
+    if not hasattr(tvm, "tirx"):
+        pytest.skip("this apache-tvm has no tvm.tirx (TVMScript of apache-tvm >= 0.27)")
+    path = folder / "two_functions.py"
+    path.write_text(TWO_FUNCTIONS)
+    spec = importlib.util.spec_from_file_location("tvmfast_two_functions", path)
+    source = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = source  # TVMScript finds a class's source through its module
+    try:
+        spec.loader.exec_module(source)
+    finally:
+        del sys.modules[spec.name]
+    return tvm.tirx.build(source.Two, target="llvm")
+
+
+@needs_torch
+def test_copies_are_new_bound_functions_of_the_same_function(add_mod, gen):
+    import copy
+
+    f = tvmfast.bind(add_mod, num_args=3, release_gil=False)
+    for g in (copy.copy(f), copy.deepcopy(f), copy.deepcopy([f])[0]):
+        assert type(g) is tvmfast.BoundFunction and g is not f and g.function is f.function
+        assert (g.num_args, g.release_gil, g.alignment) == (3, False, 64)
+        a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+        out = nan_like(a)
+        g(a, b, out)
+        assert torch.equal(out, a + b)
+        g.release_gil = True  # options are the copy's own
+        assert f.release_gil is False
+    learned = tvmfast.bind(add_mod)
+    learned(a, b, out)
+    assert copy.copy(learned).num_args == 3  # what a call taught is kept
+    with pytest.raises(TypeError, match="not initialized"):
+        copy.copy(tvmfast.BoundFunction.__new__(tvmfast.BoundFunction))
+
+
 def test_bind_of_a_python_function_says_how_to_wrap_it():
     def plus_one(x):
         return x + 1

@@ -4,20 +4,20 @@
     f = bind(rt_mod)             # resolve the entry function once
     f(a, b, out)                 # same result as rt_mod(a, b, out)
 """
-from __future__ import annotations
-
-from typing import Any
+# (No `from __future__ import annotations`: bind's annotations are evaluated here, so
+# typing.get_type_hints(tvmfast.bind) needs no typing names left in the module's namespace.)
+import typing as _typing
 
 import tvm_ffi as _tvm_ffi  # noqa: F401  (loads libtvm_ffi before the extension needs it)
 
-from tvmfast import alloc
+from tvmfast import _core, alloc
 from tvmfast._core import BoundFunction, FrozenFunction
+from tvmfast._version import __version__
 
-__version__ = "0.2.0"
 __all__ = ["alloc", "bind", "BoundFunction", "FrozenFunction", "__version__"]
 
 
-def bind(obj: Any, name: str | None = None, *, num_args: int | None = None, release_gil: bool | None = None,
+def bind(obj: _typing.Any, name: str | None = None, *, num_args: int | None = None, release_gil: bool | None = None,
          alignment: int | None = None) -> BoundFunction:
     """Bind a TVM function for cheap repeated calls.
 
@@ -50,9 +50,12 @@ def bind(obj: Any, name: str | None = None, *, num_args: int | None = None, rele
         4096).  A misaligned CPU tensor
         is passed through an aligned copy (written back if the function changes
         it); a misaligned GPU tensor raises ``ValueError``.  Default: 64 for a
-        function taken from a module or library (TVM kernels built with default
-        buffers assume 64-byte aligned data and crash on less), 1 (no
-        requirement) for a ``tvm_ffi.Function`` or a Relax VM function.
+        kernel compiled by TVM (built with default buffers, it assumes 64-byte
+        aligned data and crashes on less), 1 (no requirement) for anything else (a
+        C++ function such as a ``tvm_ffi.cpp.load_inline`` one, a Python callback, a
+        Relax VM function), however it was looked up: ``bind(mod, "f")`` and
+        ``bind(mod.f)`` agree.  Where tvmfast cannot tell (a library that is not an
+        ELF file), 64 for a function taken from a module or library, else 1.
 
     Returns
     -------
@@ -60,3 +63,30 @@ def bind(obj: Any, name: str | None = None, *, num_args: int | None = None, rele
         ``f(*args)`` returns exactly what ``rt_mod(*args)`` returns.
     """
     return BoundFunction(obj, name, num_args=num_args, release_gil=release_gil, alignment=alignment)
+
+
+def _mark_not_traceable(tp: type) -> None:
+    """torch.compile: what Dynamo finds as ``tp.__call__`` (never what a call runs; see
+    doors/bound.pxi) is a Python function marked as ``torch.compiler.disable`` marks one, with a
+    reason that says what to do.  torch is not imported."""
+    call_slot = tp.__dict__["__call__"]  # the type's own call (its slot wrapper), which an explicit
+    # f.__call__(...) keeps making (not self(...): a Python subclass's call would come back here)
+
+    def __call__(self, *args, **kwargs):
+        return call_slot(self, *args, **kwargs)
+
+    __call__.__qualname__ = f"{tp.__name__}.__call__"
+    __call__.__doc__ = f"Call the function: ``f(*args)`` (a {tp.__name__} is called through its C slot)."
+    __call__._torchdynamo_disable = True  # type: ignore[attr-defined]
+    __call__._torchdynamo_disable_msg = (  # type: ignore[attr-defined]
+        f"a tvmfast.{tp.__name__} is one C call, which torch.compile cannot trace (the graph breaks "
+        "there; with fullgraph=True it is this error). Register the bound function as a torch custom op once, "
+        "op = f.as_torch_op(\"mylib::name\", mutates_args=(...)), and call op(...) instead: ops work under "
+        "torch.compile (fullgraph=True too), torch.export and torch.func transforms. tvmfast marks its call "
+        "this way; there is no torch.compiler.disable of yours to remove")
+    _core._set_python_call(tp, __call__)
+
+
+_mark_not_traceable(BoundFunction)
+_mark_not_traceable(FrozenFunction)
+del _mark_not_traceable, _typing

@@ -71,13 +71,26 @@ def _cuda_lines(torch, tvm):
     return lines or ["CUDA: unknown (neither torch nor apache-tvm installed)"]
 
 
+def _tvmfast_version():
+    """tvmfast's version; for a git checkout (an in-place build, an editable install), with the
+    commit as a wheel built from it would have it (0.3.0.dev0+g<hash>, .dirty for changed files)."""
+    from tvmfast import _version
+
+    version = _version.__version__
+    if "+" not in version:
+        version += _version.git_local_version(os.path.dirname(os.path.dirname(os.path.abspath(_version.__file__))))
+    return version
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m tvmfast",
         description="Print what a tvmfast bug report needs: the versions of Python, tvmfast, apache-tvm-ffi, "
                     "apache-tvm, torch and numpy, whether torch tensors take tvmfast's direct export or "
                     "torch's DLPack C exchange API (and why not), and CUDA.",
-        epilog="It takes no arguments; paste its output into the report.")
+        epilog="Paste its output into the report.")
+    parser.add_argument("--version", action="version", version=f"tvmfast {_tvmfast_version()}",
+                        help="print tvmfast's version and exit")
     return parser.parse_args(argv)
 
 
@@ -98,7 +111,7 @@ def main(argv=None):
             print(f"(importing apache-tvm failed: {type(exc).__name__}: {exc})")
 
     rows = [
-        ("tvmfast", f"{tvmfast.__version__} ({os.path.dirname(tvmfast.__file__)})"),
+        ("tvmfast", f"{_tvmfast_version()} ({os.path.dirname(tvmfast.__file__)})"),
         ("python", f"{platform.python_version()} ({platform.python_implementation()}, "
                    f"{platform.system()} {platform.machine()})"),
         ("apache-tvm-ffi", f"{_dist_version('apache-tvm-ffi') or tvm_ffi.__version__} "
@@ -117,5 +130,19 @@ def main(argv=None):
     return 0
 
 
+def run(argv=None):
+    """main(), quiet when stdout is closed early (``python -m tvmfast | head -1``)."""
+    try:
+        status = main(argv)
+        sys.stdout.flush()  # here, where the error can be caught, rather than at exit
+    except BrokenPipeError:
+        # Python would report the error again when it flushes stdout at exit: point stdout at
+        # /dev/null first (as the Python documentation advises for SIGPIPE).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return status
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())
