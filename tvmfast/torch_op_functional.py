@@ -27,13 +27,7 @@ from torch import _C
 
 from tvmfast import _core, alloc
 from tvmfast.torch_op import _alias_set, _define, _install_kernels
-from tvmfast.torch_op_kernels import (
-    _forward_ad,
-    _refuse_differentiable,
-    _refuse_dual,
-    _refuse_inference_write,
-    _refuse_result,
-)
+from tvmfast.torch_op_kernels import _kernel_prologue, _kernel_scope, _refuse_differentiable
 
 # Shape program codes (tvmfast/torch/native_op.pxi's ALLOC_*).
 _CONST, _DIM, _DIMS = 0, 1, 2
@@ -205,20 +199,8 @@ def _make_functional_kernel(qualname: str, bound, kinds: list[str], inputs: list
             return o2
     """
     names = [f"a{i}" for i in inputs]
-    tensors = [f"a{i}" for i in inputs if kinds[i] == "Tensor"]
-    args = ", ".join(names)
-    packed = f"({args},)" if names else "()"
-    lines = [f"def kernel({args}):"]
-    if tensors:
-        lines += [f"    if is_grad_enabled() and ({' or '.join(t + '.requires_grad' for t in tensors)}):",
-                  f"        differentiable({packed})",
-                  "    if forward_ad._current_level >= 0:",
-                  f"        forward_dual({packed})"]
-    for i in mutated:
-        lines += [f"    if a{i}.is_inference() and not is_inference_mode_enabled():",
-                  f"        inference_write({i})"]
-    if mutated:
-        lines.append(f"    increment_version(({''.join(f'a{i}, ' for i in mutated)}))")
+    packed = f"({', '.join(names)},)" if names else "()"
+    lines = _kernel_prologue(names, [f"a{i}" for i in inputs if kinds[i] == "Tensor"], mutated)
     for pos in positions:
         lines.append(f"    o{pos} = alloc{pos}({packed})")
     call_args = ", ".join(f"o{i}" if i in allocators else f"a{i}" for i in range(len(kinds)))
@@ -226,17 +208,7 @@ def _make_functional_kernel(qualname: str, bound, kinds: list[str], inputs: list
               "    if out is not None:",
               "        refuse_result(out)",
               f"    return {', '.join(f'o{p}' for p in positions)}"]
-    scope = {
-        "is_grad_enabled": _C.is_grad_enabled,
-        "is_inference_mode_enabled": torch.is_inference_mode_enabled,
-        "increment_version": _C._increment_version,
-        "forward_ad": _forward_ad,
-        "call": bound,
-        "refuse_result": lambda out: _refuse_result(qualname, out),
-        "differentiable": lambda a: _refuse_differentiable(qualname, a, True),
-        "forward_dual": lambda a: _refuse_dual(qualname, a),
-        "inference_write": lambda pos: _refuse_inference_write(qualname, pos),
-    }
+    scope = _kernel_scope(qualname, bound, True)
     scope.update({f"alloc{pos}": allocators[pos] for pos in positions})
     exec(compile("\n".join(lines), f"<tvmfast op {qualname}>", "exec"), scope)
     return scope["kernel"]

@@ -29,7 +29,23 @@ def _make_kernel(qualname: str, bound, kinds: list[str], mutated: tuple[int, ...
                 refuse_result(out)
     """
     names = [f"a{i}" for i in range(len(kinds))]
-    tensors = [n for n, k in zip(names, kinds) if k == "Tensor"]
+    args = ", ".join(names)
+    lines = _kernel_prologue(names, [n for n, k in zip(names, kinds) if k == "Tensor"], mutated)
+    if num_returns == 0:
+        lines += [f"    out = call({args})",
+                  "    if out is not None:",
+                  "        refuse_result(out)"]
+    else:
+        lines.append(f"    return result(call({args}))")
+    scope = _kernel_scope(qualname, bound, num_returns > 0)
+    scope["result"] = _result_converter(qualname, num_returns)
+    exec(compile("\n".join(lines), f"<tvmfast op {qualname}>", "exec"), scope)
+    return scope["kernel"]
+
+
+def _kernel_prologue(names: list[str], tensors: list[str], mutated) -> list[str]:
+    """A generated kernel's first lines (its parameters ``names``): the differentiable-use and dual-tensor
+    refusals over ``tensors``, the inference-write check and version bumps of the ``mutated`` positions."""
     args = ", ".join(names)
     packed = f"({args},)" if names else "()"
     lines = [f"def kernel({args}):"]
@@ -43,26 +59,22 @@ def _make_kernel(qualname: str, bound, kinds: list[str], mutated: tuple[int, ...
                   f"        inference_write({i})"]
     if mutated:
         lines.append(f"    increment_version(({''.join(f'a{i}, ' for i in mutated)}))")
-    if num_returns == 0:
-        lines += [f"    out = call({args})",
-                  "    if out is not None:",
-                  "        refuse_result(out)"]
-    else:
-        lines.append(f"    return result(call({args}))")
-    scope = {
+    return lines
+
+
+def _kernel_scope(qualname: str, bound, returning: bool) -> dict:
+    """The names a generated kernel's lines use (``call`` is the bound function)."""
+    return {
         "is_grad_enabled": _C.is_grad_enabled,
         "is_inference_mode_enabled": torch.is_inference_mode_enabled,
         "increment_version": _C._increment_version,
         "forward_ad": _forward_ad,
         "call": bound,
-        "result": _result_converter(qualname, num_returns),
         "refuse_result": lambda out: _refuse_result(qualname, out),
-        "differentiable": lambda a: _refuse_differentiable(qualname, a, num_returns > 0),
+        "differentiable": lambda a: _refuse_differentiable(qualname, a, returning),
         "forward_dual": lambda a: _refuse_dual(qualname, a),
         "inference_write": lambda pos: _refuse_inference_write(qualname, pos),
     }
-    exec(compile("\n".join(lines), f"<tvmfast op {qualname}>", "exec"), scope)
-    return scope["kernel"]
 
 
 def _result_converter(qualname: str, num_returns: int) -> Callable:
