@@ -180,7 +180,7 @@ def cells(torch_cuda: bool = False, kernel_dir: str | None = None) -> list[Cell]
     add("None -> echo", s, echo, lambda: (None,))
 
     def ints(k):
-        return [random.randrange(100) for _ in range(k)]
+        return random.sample(range(100), k)  # distinct: a reversed or reordered result never equals the argument
 
     def nested():
         v = ints(5)

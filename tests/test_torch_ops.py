@@ -345,6 +345,10 @@ def test_argument_errors(add_f):
         add_f.as_torch_op(fresh_name("x"), mutates_args=(2, 2))
     with pytest.raises(TypeError, match="mutates_args must be a sequence"):
         add_f.as_torch_op(fresh_name("x"), mutates_args=2)
+    # A position given by name: the message says positions are ints, with an example.
+    with pytest.raises(ValueError, match=r"position 'C' is not a tensor argument: positions are ints .*"
+                                         r"mutates_args=\(2,\)"):
+        add_f.as_torch_op(fresh_name("x"), mutates_args=("C",))
     with pytest.raises(ValueError, match="namespace::name"):
         add_f.as_torch_op("a::b::c")
 

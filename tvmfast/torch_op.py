@@ -163,8 +163,9 @@ def _mutated_positions(mutates_args, kinds: list[str]) -> tuple[int, ...]:
         raise TypeError(f"tvmfast: mutates_args must be a sequence of argument positions, got {mutates_args!r}")
     for pos in mutates_args:
         if type(pos) is not int or not 0 <= pos < len(kinds) or kinds[pos] != "Tensor":
-            raise ValueError(f"tvmfast: mutates_args position {pos!r} is not a tensor argument "
-                             f"(the arguments are: {', '.join(kinds) or 'none'})")
+            raise ValueError(f"tvmfast: mutates_args position {pos!r} is not a tensor argument: positions are "
+                             f"ints (argument indexes), e.g. mutates_args=({len(kinds) - 1},); the arguments are: "
+                             f"{', '.join(f'#{i} {k}' for i, k in enumerate(kinds)) or 'none'}")
     if len(set(mutates_args)) != len(mutates_args):
         raise ValueError(f"tvmfast: mutates_args names a position twice: {tuple(mutates_args)}")
     return tuple(sorted(mutates_args))
