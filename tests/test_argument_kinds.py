@@ -1,8 +1,9 @@
-"""Every argument kind of the speed matrix (``bench.matrix.cells``): ``tvmfast.bind(fn)(*args)`` and its
-prepared call give what ``fn(*args)`` gives (the tvm_ffi.Function called directly): the same result -
-type, value element by element, the argument's memory or object where tvm_ffi gives that back - or
-the same error (type and message), and the same effect on the arguments, on fresh random inputs. The
-cells are the benchmark's own, so what it times is what is checked here."""
+"""Every argument kind of the speed matrix (``support.argument_kinds.cells``, which ``bench.matrix``
+times): ``tvmfast.bind(fn)(*args)`` and its prepared call give what ``fn(*args)`` gives (the
+tvm_ffi.Function called directly): the same result - type, value element by element, the argument's
+memory or object where tvm_ffi gives that back - or the same error (type and message), and the same
+effect on the arguments, on fresh random inputs. The benchmark times these same cells, so what it
+times is what is checked here."""
 import os
 import traceback
 
@@ -14,11 +15,11 @@ pytest.importorskip("numpy")
 import tvm_ffi  # noqa: E402
 
 import tvmfast  # noqa: E402
-from bench import matrix  # noqa: E402
+from support import argument_kinds as kinds  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CUDA = torch.cuda.is_available()
-CELLS = {cell.name: cell for cell in matrix.cells(torch_cuda=CUDA)}
+CELLS = {cell.name: cell for cell in kinds.cells(torch_cuda=CUDA)}
 ECHO = tvm_ffi.get_global_func("testing.echo")
 
 
@@ -32,8 +33,8 @@ def is_echo(cell):
 
 
 def test_the_cells_cover_every_group_and_name_each_kind_once():
-    assert {cell.group for cell in CELLS.values()} == set(matrix.GROUPS)
-    assert len(CELLS) == len(matrix.cells(torch_cuda=CUDA)) >= 39
+    assert {cell.group for cell in CELLS.values()} == set(kinds.GROUPS)
+    assert len(CELLS) == len(kinds.cells(torch_cuda=CUDA)) >= 39
     assert [c.name for c in CELLS.values() if c.error] == [c.name for c in CELLS.values() if c.group == "errors"]
 
 
@@ -42,7 +43,7 @@ def test_same_outcome_as_tvm_ffi(name):
     cell = CELLS[name]
     f = tvmfast.bind(cell.fn)
     for _ in range(3):  # fresh random inputs each time, the same bound function
-        c = matrix.check(cell, f)
+        c = kinds.check(cell, f)
         if "2**70" not in cell.name:  # beyond int64: a BigInt, or (older tvm_ffi) its OverflowError
             assert (c.ref.error is not None) == cell.error, c.ref.describe()
         assert c.prepare_error is None, f"prepare refused the arguments: {c.prepare_error!r}"
@@ -56,7 +57,7 @@ def test_echo_of_a_tensor_gives_back_what_tvm_ffi_gives(name):
     cell = CELLS[name]
     f = tvmfast.bind(cell.fn)
     args = cell.make_args()
-    ptr = matrix.identities(args)[0]
+    ptr = kinds.identities(args)[0]
     ref, got, prepared = cell.fn(*args), f(*args), f.prepare(*args)()
     assert type(got) is type(ref) and type(prepared) is type(ref)
     if ref.data_ptr() == ptr:
@@ -131,16 +132,16 @@ def cell_named(start):
 def test_the_check_catches_another_result_a_copy_an_error_or_a_missing_write():
     nop = tvmfast.bind(tvm_ffi.get_global_func("testing.nop"))
     echo = cell_named("torch CPU tensor -> echo")
-    assert not matrix.check(echo, nop).same  # None for a tensor
-    assert not matrix.check(echo, Stand(lambda t: t.clone())).same  # the value, in other memory
-    assert not matrix.check(cell_named("int -> echo"), Stand(lambda x: float(x))).same  # another type
-    assert not matrix.check(cell_named("tuple of 2 ints"), Stand(lambda x: tvm_ffi.convert(x[::-1]))).same
+    assert not kinds.check(echo, nop).same  # None for a tensor
+    assert not kinds.check(echo, Stand(lambda t: t.clone())).same  # the value, in other memory
+    assert not kinds.check(cell_named("int -> echo"), Stand(lambda x: float(x))).same  # another type
+    assert not kinds.check(cell_named("tuple of 2 ints"), Stand(lambda x: tvm_ffi.convert(x[::-1]))).same
 
     def other_message(kind, message):
         raise ValueError(message + "!")
 
-    assert not matrix.check(cell_named("C++ function raises"), Stand(other_message)).same
+    assert not kinds.check(cell_named("C++ function raises"), Stand(other_message)).same
     kernel = next(cell for cell in CELLS.values() if cell.kernel and not cell.error and "torch CPU" in cell.name)
-    c = matrix.check(kernel, nop)  # returns None as the kernel does, but writes no output
+    c = kinds.check(kernel, nop)  # returns None as the kernel does, but writes no output
     assert c.dynamic.canon == c.ref.canon and not c.same
     assert "arguments after the call differ" in c.differences()

@@ -42,14 +42,15 @@ def test_cpu_harness_quick_and_results_assembly(tmp_path, capsys):
 
 def test_argument_kind_matrix_quick_and_its_results_section(tmp_path, capsys):
     from bench import matrix
+    from support import argument_kinds
 
     rc = matrix.main(["--quick", "--out", str(tmp_path)])
     for name in ["results_matrix.json", "results_matrix.md", "chart_matrix.png"]:
         assert (tmp_path / name).stat().st_size > 0
     data = json.loads((tmp_path / "results_matrix.json").read_text())
-    assert [t.split(": ")[1].split(" (")[0] for t in data["tables"]] == list(matrix.GROUPS)
+    assert [t.split(": ")[1].split(" (")[0] for t in data["tables"]] == list(argument_kinds.GROUPS)
     rows = {name: row for table in data["tables"].values() for name, row in table.items()}
-    assert set(rows) == {cell.name for cell in matrix.cells(torch_cuda=torch.cuda.is_available())}
+    assert set(rows) == {cell.name for cell in argument_kinds.cells(torch_cuda=torch.cuda.is_available())}
     assert all(row["tvm_ffi"] > 0 and row["dynamic"] > 0 and row["prepared"] > 0 for row in rows.values())
     assert rc == (0 if all(row["same"] for row in rows.values()) else 1)  # a difference is the exit status
     out = capsys.readouterr().out
