@@ -1123,6 +1123,8 @@ PINNED_VIEW_SPECS = [
     # the callee returns the copy (the caller's tensor comes back) or keeps it (refused)
     _view_example("identity:64", [9], {"numpy": True, "flip": True, "gap": 5}, form="prepared"),
     _view_example("pair:64", [9], {"offset": 0}, {"gap": 2}, form="frozen"),
+    # an empty reversed numpy view: its strides reach TVM's layout check as rt_mod passes them
+    _view_example("add_dyn", [0], {}, {}, {"numpy": True, "flip": True}),
 ]
 
 

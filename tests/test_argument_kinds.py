@@ -145,3 +145,34 @@ def test_the_check_catches_another_result_a_copy_an_error_or_a_missing_write():
     c = kinds.check(kernel, nop)  # returns None as the kernel does, but writes no output
     assert c.dynamic.canon == c.ref.canon and not c.same
     assert "arguments after the call differ" in c.differences()
+
+
+def test_numpy_arrays_are_read_in_c_on_this_numpy():
+    """The sample check of numpy's array fields agrees with numpy's own __dlpack__ (else
+    every array would silently take the slower __dlpack__ path)."""
+    from tvmfast import _core
+    assert _core._numpy_arrays_read_in_c()
+
+
+@pytest.mark.parametrize("strides", [(-4,), (8,), (0,), (4,), (-8,)])
+def test_empty_numpy_views_pass_their_strides_as_rt_mod_does(strides):
+    """An empty numpy view's strides may be anything; TVM's layout check sees them as numpy's
+    __dlpack__ exports them to rt_mod: the same success or the same error."""
+    import numpy as np
+    pytest.importorskip("tvm")
+    from support import tvm_kernels
+    shape = (0,)
+    mod = tvm_kernels.build_add_dynamic()
+    fn = mod["main"]
+    bound = tvmfast.bind(mod)
+    whole = np.random.rand(64).astype("float32")
+    view = np.lib.stride_tricks.as_strided(whole[8:], shape, strides)
+    args = [np.zeros(shape, dtype="float32"), np.zeros(shape, dtype="float32"), view]
+    outcomes = []
+    for call in (fn, bound):
+        try:
+            call(*args)
+            outcomes.append(None)
+        except Exception as err:  # noqa: BLE001 - the error itself is compared
+            outcomes.append((type(err), str(err)))
+    assert outcomes[0] == outcomes[1]

@@ -95,21 +95,13 @@ static inline int tvmfast_numpy_describe(PyObject* obj, TvmfastTensor* t) noexce
     if (t->heap_dims == NULL) return -1;
     dims = t->heap_dims;
   }
-  bool empty = false;
+  /* Strides as numpy's own __dlpack__ exports them, empty arrays included (numpy's may be
+   * anything there, and TVM's layout check sees them as rt_mod passes them). */
   for (int32_t i = 0; i < ndim; ++i) {
     const int64_t stride = a->strides[i];
     if (stride % itemsize != 0) return 1;
     dims[i] = a->dimensions[i];
     dims[ndim + i] = stride / itemsize;
-    empty |= dims[i] == 0;
-  }
-  if (empty) {
-    /* As for every tensor tvmfast passes (memory/tensor.h): compact strides. */
-    int64_t stride = 1;
-    for (int32_t i = ndim - 1; i >= 0; --i) {
-      dims[ndim + i] = stride;
-      stride *= dims[i];
-    }
   }
   t->dl.data = a->data;
   t->dl.device.device_type = kDLCPU;
