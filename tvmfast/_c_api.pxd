@@ -178,6 +178,15 @@ cdef extern from "spine/frame.h":
     PyObject* tvmfast_bound_entry(PyObject* callable, PyObject** args, size_t nargsf, PyObject* kwnames)
     PyObject* tvmfast_frozen_entry(PyObject* callable, PyObject** args, size_t nargsf, PyObject* kwnames)
     object tvmfast_new_instance(object cls)
+    object tvmfast_tp_call(object callable, object args)
+
+
+# spine/big_int.h: Python ints beyond int64 as ffi.BigInt (libtvm_ffi's, looked up at import).
+cdef extern from "spine/big_int.h":
+    int TVMFAST_FFI_BIGINT
+    int tvmfast_bigint_api_init()
+    int tvmfast_bigint_from_pylong(PyObject* value, TVMFFIAny* out) except? -1
+    object tvmfast_bigint_to_pylong(const TVMFFIAny* value)
 
 
 # memory/tensor.h: the TvmfastTensor object every tensor argument is passed as.

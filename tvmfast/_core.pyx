@@ -32,7 +32,7 @@ reads the whole module before compiling it, so a name may be used above its file
       floors.pxi          benchmark floors (a C loop, a bare def method)
       stages.pxi          stage timing (measure/trace.h; empty unless built traced)
 
-Every C declaration is in _c_api.pxd (TVM-FFI, DLPack, tvmfast's own headers: spine/frame.h,
+Every C declaration is in _c_api.pxd (TVM-FFI, DLPack, tvmfast's own headers: spine/frame.h, spine/big_int.h,
 memory/tensor.h, memory/numpy_array.h, memory/aligned_copy.h, torch/layout.h, torch/op_entries.h,
 measure/trace.h) and _python.pxd (CPython); the public C-level API is _core.pxd.
 

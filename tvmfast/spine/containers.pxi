@@ -107,7 +107,7 @@ cdef object sample_ffi_tensor():
     tvmfast_result_stash.zero_padding = 0
     tvmfast_result_stash.v_ptr = t  # our reference moves to the result
     try:
-        return _take_result()
+        return take_result()
     finally:
         release_stash()
 

@@ -61,6 +61,8 @@ cdef int num_cached_types = 0
 # The torch tensor type once its direct export is on: one compare in convert_arg.
 
 cdef object _ffi_core = tvm_ffi.core
+# Whether ints beyond int64 become ffi.BigInt here (libtvm_ffi has BigInt: 0.1.15 and later).
+cdef bint big_ints_in_c = tvmfast_bigint_api_init() != 0
 cdef object _CContainerBase = tvm_ffi.core.CContainerBase
 cdef object _FFITensor = tvm_ffi.core.Tensor
 cdef object _PyNativeObject = tvm_ffi.core.PyNativeObject
@@ -279,7 +281,12 @@ cdef int convert_kind(PyObject* obj, Py_ssize_t pos, int kind, const DLPackExcha
         out.type_index = kTVMFFIInt
         out.v_int64 = PyLong_AsLongLongAndOverflow(obj, &overflow)
         if overflow != 0:
-            return LEFT_TO_TVM_FFI  # beyond int64: tvm_ffi decides (BigInt or its error)
+            if not big_ints_in_c:
+                return LEFT_TO_TVM_FFI  # beyond int64 with an older tvm_ffi: its error
+            # An ffi.BigInt, as tvm_ffi passes it; the call context holds it.
+            if tvmfast_bigint_from_pylong(obj, out) != 0:  # -1: a Python error, raised as it is
+                raise_ffi_error()
+            ctx_hold_object(ctx, out.v_ptr)
     elif kind == KIND_FLOAT:
         out.type_index = kTVMFFIFloat
         out.v_float64 = PyFloat_AS_DOUBLE(obj)
@@ -369,6 +376,8 @@ cdef bint left_to_tvm_ffi(PyObject* obj, Py_ssize_t pos, PyObject** ancestors, i
     if kind == KIND_TVM_FFI:
         return True
     if kind == KIND_INT:
+        if big_ints_in_c:
+            return False
         PyLong_AsLongLongAndOverflow(obj, &overflow)
         return overflow != 0
     if kind == KIND_FFI_OBJECT:
@@ -416,3 +425,8 @@ cdef inline int convert_arg(PyObject* obj, Py_ssize_t pos, TVMFFIAny* out, CallC
         return convert_exchange(obj, pos, KIND_TORCH, torch_fast_api, out, ctx, t)
     cdef int kind = classify_type(obj, pos, &api)
     return convert_kind(obj, pos, kind, api, out, ctx)
+
+
+def _big_ints_in_c():
+    """Whether ints beyond int64 are converted here (else tvm_ffi's); for tests."""
+    return big_ints_in_c

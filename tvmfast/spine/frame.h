@@ -85,4 +85,10 @@ static inline void* tvmfast_read_ptr(PyObject* obj, Py_ssize_t offset) {
   return *(void* const*)((const char*)obj + offset);
 }
 
+/* callable(*args) through its type's tp_call, args a tuple the caller keeps (no tuple made
+ * per call, no vectorcall probe): for a callable tvmfast checked has one. */
+static inline PyObject* tvmfast_tp_call(PyObject* callable, PyObject* args) {
+  return Py_TYPE(callable)->tp_call(callable, args, NULL);
+}
+
 #endif  // TVMFAST_SPINE_FRAME_H_

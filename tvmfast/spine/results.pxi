@@ -109,6 +109,11 @@ cdef object convert_result(TVMFFIAny* result, const DLPackExchangeAPI* api):
         return ffi_tensor_of(result)
     if tindex == kTVMFFIDataType and ffi_value_layout_known:
         return ffi_dtype_value(result.v_dtype)
+    if tindex == TVMFAST_FFI_BIGINT and big_ints_in_c:
+        try:
+            return tvmfast_bigint_to_pylong(result)
+        finally:
+            TVMFFIObjectDecRef(result.v_ptr)
     if tindex == kTVMFFIOpaquePtr:
         return _ctypes_void_p(<uintptr_t>result.v_ptr or None)  # what tvm_ffi's ctypes.cast gives
     if tindex == kTVMFFIDevice and ffi_value_layout_known and device_results_in_c:
@@ -123,7 +128,7 @@ cdef object convert_result(TVMFFIAny* result, const DLPackExchangeAPI* api):
     try:
         if container_api_offset == 0 and api != NULL and api.managed_tensor_from_py_object_no_sync != NULL:
             return _take_result(standin_for(api))
-        value = _take_result()
+        value = take_result()
     finally:
         release_stash()
     if api != NULL and container_api_offset != 0 and isinstance(value, _CContainerBase):

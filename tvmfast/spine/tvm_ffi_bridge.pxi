@@ -48,6 +48,70 @@ cdef int take_stashed_result(void* self, const TVMFFIAny* args, int32_t num_args
 cdef object _take_result = register_helper("tvmfast._take_result", take_stashed_result)
 
 
+# A cheaper way to the same conversion: a tvm_ffi FieldGetter (what a field property of a
+# tvm_ffi object calls) whose getter is give_stashed_result.  Its __call__ is a plain
+# getter call then tvm_ffi's make_ret, without a Function call's context and argument
+# conversion (~40 ns against ~85 ns on a 2-core x86_64 box).  FieldGetter is a Cython
+# class: object head, __dict__, `getter` (a C function pointer), `offset` (int64); used
+# only once its size shows exactly that, and a call gives back what the stash held.
+cdef object stash_getter = None
+cdef object stash_getter_args = None  # (a CObject,): its handle is never read
+
+
+cdef int give_stashed_result(void* field, TVMFFIAny* result) noexcept nogil:
+    # As take_stashed_result: our reference to the stashed result moves to tvm_ffi.
+    result[0] = tvmfast_result_stash
+    tvmfast_result_stash.type_index = kTVMFFINone
+    tvmfast_result_stash.v_int64 = 0
+    return 0
+
+
+cdef void learn_field_getter_layout():
+    global stash_getter, stash_getter_args, tvmfast_result_stash
+    cdef char* fields
+    cdef TVMFFIObjectHandle handle
+    getter_cls = getattr(tvm_ffi.core, "FieldGetter", None)
+    object_cls = getattr(tvm_ffi.core, "Object", None)
+    if (getter_cls is None or object_cls is None
+            or getter_cls.__basicsize__ != sizeof(PyObject) + 3 * sizeof(void*)
+            or getter_cls.__dictoffset__ != sizeof(PyObject) or cobject_handle_offset == 0
+            or getattr(getter_cls, "__call__", None) is None):
+        return
+    try:
+        getter = getter_cls.__new__(getter_cls)
+        args = (object_cls.__new__(object_cls),)
+        fields = <char*><PyObject*>getter + sizeof(PyObject) + sizeof(void*)
+        (<void**>fields)[0] = <void*>give_stashed_result
+        (<int64_t*>(fields + sizeof(void*)))[0] = 0
+        # An int and an object (an Array's handle, with a reference of ours) come back.
+        tvmfast_result_stash.type_index = kTVMFFIInt
+        tvmfast_result_stash.v_int64 = 1234567
+        if tvmfast_tp_call(getter, args) != 1234567:
+            return
+        sample = tvm_ffi.convert([1, 2])
+        handle = cobject_handle(sample)
+        TVMFFIObjectIncRef(handle)
+        tvmfast_result_stash.type_index = (<TVMFFIObject*>handle).type_index
+        tvmfast_result_stash.zero_padding = 0
+        tvmfast_result_stash.v_obj = <TVMFFIObject*>handle
+        value = tvmfast_tp_call(getter, args)
+        if type(value) is not type(sample) or cobject_handle(value) != handle or list(value) != [1, 2]:
+            return
+    except Exception:  # a tvm_ffi that differs: the registered function it is
+        return
+    finally:
+        release_stash()
+    stash_getter = getter
+    stash_getter_args = args
+
+
+cdef inline object take_result():
+    """tvm_ffi's Python value of the stashed result (the stash is emptied)."""
+    if stash_getter is not None:
+        return tvmfast_tp_call(stash_getter, stash_getter_args)
+    return _take_result()
+
+
 cdef char standin_data[64]
 cdef dict standins = {}  # id of a DLPack exchange API -> a private 0-element tensor of its producer
 
@@ -130,6 +194,7 @@ cdef void learn_cobject_layout():
 
 
 learn_cobject_layout()
+learn_field_getter_layout()
 
 
 cdef inline TVMFFIObjectHandle cobject_handle(object obj):
@@ -137,3 +202,8 @@ cdef inline TVMFFIObjectHandle cobject_handle(object obj):
     if cobject_handle_offset != 0:
         return <TVMFFIObjectHandle>tvmfast_read_ptr(<PyObject*>obj, cobject_handle_offset)
     return <TVMFFIObjectHandle><uint64_t>obj.__chandle__()
+
+
+def _result_bridge():
+    """How results tvm_ffi builds reach it: "field getter" or "function"; for tests."""
+    return "field getter" if stash_getter is not None else "function"
