@@ -7,6 +7,9 @@ cdef extern from "Python.h":
         pass
     PyTypeObject PyLong_Type
     PyTypeObject PyFloat_Type
+    PyTypeObject PyUnicode_Type
+    PyTypeObject PyBool_Type
+    PyTypeObject PyTuple_Type
     PyObject* Py_None
     PyObject* Py_True
 

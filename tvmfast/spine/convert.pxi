@@ -369,10 +369,16 @@ cdef bint left_to_tvm_ffi(PyObject* obj, Py_ssize_t pos, PyObject** ancestors, i
     tvmfast does not.  ancestors[:depth]: the tuples, lists and dicts obj is inside (a
     list that contains itself would have tvm_ffi recurse until it crashes: refused)."""
     cdef const DLPackExchangeAPI* api = NULL
-    cdef int kind = classify_type(obj, pos, &api)
+    cdef PyTypeObject* tp = Py_TYPE(obj)
+    cdef int kind
     cdef int overflow = 0
-    cdef int i
+    cdef Py_ssize_t i
     cdef TVMFFIObjectHandle handle
+    # What containers mostly hold, without a classification call.
+    if (tp == &PyFloat_Type or tp == &PyUnicode_Type or tp == &PyBool_Type or obj == Py_None
+            or <PyObject*>tp == torch_fast_type or (tp == &PyLong_Type and big_ints_in_c)):
+        return False
+    kind = classify_type(obj, pos, &api)
     if kind == KIND_TVM_FFI:
         return True
     if kind == KIND_INT:
@@ -397,6 +403,11 @@ cdef bint left_to_tvm_ffi(PyObject* obj, Py_ssize_t pos, PyObject** ancestors, i
         for key, value in (<dict>obj).items():
             if (left_to_tvm_ffi(<PyObject*>key, pos, ancestors, depth + 1)
                     or left_to_tvm_ffi(<PyObject*>value, pos, ancestors, depth + 1)):
+                return True
+    elif tp == &PyTuple_Type:
+        # A tuple's items cannot change while it is checked (and it is held by the caller).
+        for i in range(PyTuple_GET_SIZE(obj)):
+            if left_to_tvm_ffi(PyTuple_GET_ITEM(obj, i), pos, ancestors, depth + 1):
                 return True
     else:
         for item in <object>obj:
