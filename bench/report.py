@@ -799,7 +799,44 @@ def blocks(results: dict) -> dict:
     functional = functional_op_sentence(results.get("torch_op_cpu"))
     if functional:
         out["functional-op"] = functional
+    matrix = matrix_sentence(results.get("matrix"))
+    if matrix:
+        out["matrix-summary"] = matrix
     return out
+
+
+MATRIX_GROUPS = {  # the matrix's table title (after "Argument kinds: ") -> what the sentence calls it
+    "tensors": "tensors (torch, numpy, tvm_ffi, other DLPack producers)",
+    "scalars, strings and bytes": "scalars, strings and bytes",
+    "Python containers": "tuples, lists and dicts",
+    "tvm_ffi objects and other handles": "tvm_ffi objects, dtypes, devices and pointers",
+    "errors": "errors",
+}
+
+
+def matrix_sentence(result: dict | None) -> str | None:
+    """What the argument-kind matrix found, in one sentence: the range of tvmfast's time against
+    tvm_ffi's per group of kinds (dynamic and prepared calls), and the slowest cell."""
+    if result is None:
+        return None
+    parts, worst, cells = [], None, 0
+    for title, rows in result["tables"].items():
+        group = title.split(": ", 1)[1].rsplit(" (", 1)[0]
+        ratios = [r[k] for r in rows.values() for k in ("dynamic_vs_ref", "prepared_vs_ref")]
+        cells += len(rows)
+        parts.append(f"{MATRIX_GROUPS.get(group, group)} {min(ratios):.2f}-{max(ratios):.2f}x")
+        for name, r in rows.items():
+            for k in ("dynamic_vs_ref", "prepared_vs_ref"):
+                if worst is None or r[k] > worst[0]:
+                    worst = (r[k], name, k.split("_")[0])
+    i = result["info"]
+    same = all(r["same"] for rows in result["tables"].values() for r in rows.values())
+    outcome = "the same result or error as tvm_ffi" if same else "SOME OTHER OUTCOME"
+    return (f"across the {cells} argument kinds of `python -m bench.matrix` (each as an argument of `testing.echo`, "
+            f"`testing.nop` or a TVM kernel, and as the result where echo returns it), a tvmfast call takes, of "
+            f"tvm_ffi's time: " + "; ".join(parts) + f". The slowest cell is {worst[1]} ({worst[2]} call, "
+            f"{worst[0]:.2f}x); every cell gave {outcome}"
+            f" ({i.get('machine', 'the CPU').split(', Linux')[0]}, {i['date']}, bench/RESULTS.md)")
 
 
 def functional_op_sentence(result: dict | None) -> str | None:
