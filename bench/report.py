@@ -849,15 +849,20 @@ def functional_op_sentence(result: dict | None) -> str | None:
     op = next(row for name, row in table.items() if name.startswith("tvmfast functional op"))
     add = next(row for name, row in table.items() if name.startswith("torch.add"))
     alias = next(row for name, row in table.items() if name.startswith("torch.ops.aten.alias"))
+    aten_add = next((row for name, row in table.items() if name.startswith("torch.ops.aten.add")), None)
     custom = next(row for name, row in table.items() if name.startswith("torch.library.custom_op, functional"))
     i = result["info"]
-    return (f"on {i.get('machine', 'the CPU')} ({i['date']}), an eager call of a functional op allocating its "
+    machine = i.get("machine", "the CPU").split(", Linux")[0]
+    return (f"on {machine} ({i['date']}), an eager call of a functional op allocating its "
             f"output (an add of two 4x256 float32 tensors) takes {op['median']:.2f} us: "
             f"{op['median'] / add['median']:.2f}x `torch.add(a, b)` ({add['median']:.2f} us), "
             f"{custom['median'] / op['median']:.1f}x less than `torch.library.custom_op` doing the same allocation "
-            f"and call ({custom['median']:.2f} us); `torch.ops.aten.alias`, which does nothing, takes "
-            f"{alias['median'] / add['median']:.2f}x `torch.add` through the same Python-to-dispatcher path "
-            f"(`python -m bench.torch_op`, bench/RESULTS.md).")
+            f"and call ({custom['median']:.2f} us). Through the same Python-to-dispatcher path, which every op "
+            f"called from Python takes, `torch.ops.aten.alias`, which does nothing, takes "
+            f"{alias['median'] / add['median']:.2f}x `torch.add`"
+            + (f", and torch's own add, `torch.ops.aten.add.Tensor(a, b)`, "
+               f"{aten_add['median'] / add['median']:.2f}x" if aten_add else "")
+            + " (`python -m bench.torch_op`, bench/RESULTS.md).")
 
 
 def replace_block(text: str, name: str, block: str) -> str:

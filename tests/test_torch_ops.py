@@ -509,3 +509,59 @@ def test_custom_op_argument_errors():
         f.as_torch_op("tvmfast_test::y", mutates_args=(5,))
     with pytest.raises(TypeError, match="example argument #1: expected a torch.Tensor"):
         f.as_torch_op("tvmfast_test::z", example_args=[torch.randn(2), "s", torch.randn(2)])
+
+
+# ---------------------------------------------------------------------------
+# The op object: torch's own OpOverload, called in C
+# ---------------------------------------------------------------------------
+
+
+def test_the_op_is_torchs_opoverload_object_and_calls_like_it(add_f, gen):
+    """as_torch_op gives the OpOverload torch.ops hands out (same object), of a subclass whose call
+    runs OpOverload.__call__'s one line in C: same results, errors and keyword handling."""
+    name = fresh_name("overload")
+    op = add_f.as_torch_op(name, mutates_args=(2,))
+    ns, _, short = name.partition("::")
+    assert op is getattr(getattr(torch.ops, ns), short).default
+    assert isinstance(op, torch._ops.OpOverload)
+    assert type(op) is not torch._ops.OpOverload  # this torch's OpOverload.__call__ is the plain one
+    assert repr(op) == f"<OpOverload(op='{ns}.{short}', overload='default')>"
+    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    out, ref = nan_like(a), nan_like(a)
+    assert op(a, b, out) is None and torch.equal(out, a + b)
+    op._op(a, b, ref)
+    assert torch.equal(out, ref)
+    out.fill_(float("nan"))
+    op(a, b, a2=out)  # keywords as the schema names them
+    assert torch.equal(out, a + b)
+    for call in (op, op._op, torch._ops.OpOverload.__call__.__get__(op)):
+        with pytest.raises(Exception) as err:
+            call(a, b)
+        assert type(err.value) is RuntimeError and "a2" in str(err.value)
+        with pytest.raises(Exception) as err2:
+            call(a, b, torch.empty(3))
+        assert type(err2.value) is ValueError and "shape" in str(err2.value).lower()
+
+
+def test_ops_stay_plain_opoverloads_where_torchs_call_does_more(tmp_path):
+    """Where torch's OpOverload.__call__ is anything but `return self._op(*args, **kwargs)`, the op is
+    left a plain OpOverload (its own __call__ runs)."""
+    import subprocess
+    import sys
+    script = tmp_path / "plain.py"
+    script.write_text(
+        "import sys, torch, tvm_ffi, tvmfast\n"
+        "calls = []\n"
+        "def traced_call(self, /, *args, **kwargs):\n"
+        "    calls.append(1)\n"
+        "    return self._op(*args, **kwargs)\n"
+        "torch._ops.OpOverload.__call__ = traced_call\n"
+        "f = tvmfast.bind(tvm_ffi.get_global_func('testing.nop'), num_args=1)\n"
+        "op = f.as_torch_op('tvmfast_test_plain::nop', mutates_args=(0,))\n"
+        "assert type(op) is torch._ops.OpOverload, type(op)\n"
+        "op(torch.zeros(2))\n"
+        "assert calls == [1], calls\n"
+        "print('plain ok')\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "plain ok" in run.stdout

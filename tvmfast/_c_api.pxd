@@ -315,3 +315,4 @@ cdef extern from "torch/op_entries.h" nogil:
     void* tvmfast_load_ptr(void** p) noexcept
     void tvmfast_store_ptr(void** p, void* v) noexcept
     int PyGILState_Check() noexcept
+    void tvmfast_set_op_overload_call(PyTypeObject* tp) noexcept

@@ -67,6 +67,42 @@ class _Registration:
 _REGISTRY: dict[str, _Registration] = {}
 
 
+def _op_overload_call(self, /, *args, **kwargs):
+    return self._op(*args, **kwargs)  # what torch's OpOverload.__call__ must be, code for code
+
+
+def _op_overload_class_called_in_c() -> type | None:
+    """A subclass of torch's OpOverload whose calls run ``self._op(*args, **kwargs)`` in C: an eager
+    call of a tvmfast op skips OpOverload.__call__'s Python frame (about a fifth of the op's time on
+    a CPU, bench/RESULTS.md). None where this torch's OpOverload.__call__ does anything else, then
+    tvmfast's ops stay plain OpOverloads."""
+    global _OP_CLASS
+    if _OP_CLASS is False:
+        call = getattr(torch._ops.OpOverload.__call__, "__code__", None)
+        ref = _op_overload_call.__code__
+        same = call is not None and all(getattr(call, a) == getattr(ref, a) for a in (
+            "co_code", "co_names", "co_consts", "co_argcount", "co_posonlyargcount", "co_kwonlyargcount",
+            "co_varnames")) and call.co_flags & 0xFFFF == ref.co_flags & 0xFFFF  # not the __future__ flags
+        if same:
+            # The same layout as OpOverload (no slots, no fields): an op's class can be switched.
+            cls = type("OpOverload", (torch._ops.OpOverload,), {"__slots__": (), "__module__": __name__,
+                                                                "__qualname__": "OpOverload"})
+            _core._set_op_overload_call(cls)
+        _OP_CLASS = cls if same else None
+    return _OP_CLASS
+
+
+_OP_CLASS: type | None | bool = False  # not decided yet
+
+
+def _call_in_c(op) -> None:
+    """Give a tvmfast op (torch's own OpOverload object, the one torch.ops hands out) the class
+    whose calls run in C; everything else about it (identity, isinstance, repr, compile) is kept."""
+    cls = _op_overload_class_called_in_c()
+    if cls is not None and type(op) is torch._ops.OpOverload:
+        op.__class__ = cls
+
+
 def make_torch_op(bound, name: str, mutates_args: Sequence[int] = (), example_args: Sequence[Any] | None = None,
                   *, returns=None, outputs=None):
     """Register ``bound`` as the torch op ``name`` (``"namespace::op"``) and return its ``OpOverload``.
@@ -244,6 +280,7 @@ def _install_kernels(reg: _Registration, op, bound, kernel, native: dict | None,
         raise
     reg.kernels = lib
     reg.bound = bound
+    _call_in_c(op)
     # torch's Python dispatcher (used while tracing) caches the kernel it found per dispatch key.
     cache = getattr(op, "_dispatch_cache", None)
     if cache is not None:

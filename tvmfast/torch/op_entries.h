@@ -206,4 +206,22 @@ static inline void tvmfast_atomic_store(int* counter, int value) noexcept {
 static inline void* tvmfast_load_ptr(void** p) noexcept { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 static inline void tvmfast_store_ptr(void** p, void* v) noexcept { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 
+/* The call of a tvmfast op's OpOverload (a subclass tvmfast gives it, torch_op.py): what
+ * OpOverload.__call__ does, self._op(*args, **kwargs), without that Python frame.  Set only
+ * where OpOverload.__call__'s code is exactly that (torch_op.py compares it). */
+static PyObject* tvmfast_op_overload_call(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static PyObject* op_name = NULL;
+  if (op_name == NULL && (op_name = PyUnicode_InternFromString("_op")) == NULL) return NULL;
+  PyObject* op = PyObject_GetAttr(self, op_name);
+  if (op == NULL) return NULL;
+  PyObject* result = PyObject_Call(op, args, kwargs);
+  Py_DECREF(op);
+  return result;
+}
+
+static inline void tvmfast_set_op_overload_call(PyTypeObject* tp) {
+  tp->tp_call = tvmfast_op_overload_call;
+  PyType_Modified(tp);
+}
+
 #endif  // TVMFAST_TORCH_OP_ENTRIES_H_

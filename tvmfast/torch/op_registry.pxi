@@ -271,3 +271,12 @@ def _native_op_state():
     if native_op_state == "not set up" and "torch" in sys.modules:
         _native_op_setup()
     return native_op_state
+
+
+def _set_op_overload_call(type cls):
+    """Make calls of cls's instances (a subclass of torch's OpOverload, torch_op.py) run
+    self._op(*args, **kwargs) in C."""
+    from torch._ops import OpOverload  # noqa: PLC0415 (torch is imported by the caller)
+    if cls is OpOverload or not issubclass(cls, OpOverload):
+        raise TypeError(f"not a subclass of OpOverload: {cls!r}")
+    tvmfast_set_op_overload_call(<PyTypeObject*>cls)
