@@ -205,3 +205,43 @@ def test_bound_functions_pickle_by_rebinding_a_library_path(tmp_path, gen):
         pickle.dumps(tvmfast.bind(tvm_ffi.get_global_func("testing.echo")))
     with pytest.raises(TypeError, match=r"tvmfast.FrozenFunction: cannot be pickled"):
         pickle.dumps(f.prepare(a, b, out))
+
+
+@needs_torch
+@needs_tvm
+def test_bind_takes_what_tvm_compile_returns(tmp_path, gen):
+    """tvm.compile gives an Executable (ex(*args) calls its jitted module's main): bind takes it as it
+    is, binds that function (a TVM kernel: 64-byte alignment assumed) and gives the same results and
+    errors as ex(*args)."""
+    import tvm
+    src = tmp_path / "add_kernel_src.py"
+    src.write_text(
+        "from tvm.script import tirx as T\n"
+        "@T.prim_func\n"
+        "def main(a: T.handle, b: T.handle, c: T.handle):\n"
+        "    T.func_attr({'global_symbol': 'main', 'tir.noalias': True})\n"
+        "    A = T.match_buffer(a, (128,), 'float32')\n"
+        "    B = T.match_buffer(b, (128,), 'float32')\n"
+        "    C = T.match_buffer(c, (128,), 'float32')\n"
+        "    for i in range(128):\n"
+        "        C[i] = A[i] + B[i]\n")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("add_kernel_src", src)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ex = tvm.compile(module.main, target="llvm")
+    assert type(ex).__name__ == "Executable"
+    for f in (tvmfast.bind(ex), tvmfast.bind(ex, "main")):
+        a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+        out, ref = nan_like(a), nan_like(a)
+        f(a, b, out)
+        ex(a, b, ref)
+        assert torch.equal(out, ref) and torch.equal(out, a + b)
+        assert f.alignment == 64
+        with pytest.raises(ValueError) as got:
+            f(a, b, torch.empty(64))
+        with pytest.raises(ValueError) as want:
+            ex(a, b, torch.empty(64))
+        assert str(got.value) == str(want.value)
+    with pytest.raises(AttributeError, match="no function named 'nope'"):
+        tvmfast.bind(ex, "nope")

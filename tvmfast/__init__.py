@@ -24,8 +24,9 @@ def bind(obj: _typing.Any, name: str | None = None, *, num_args: int | None = No
     Parameters
     ----------
     obj
-        A TVM runtime module (from ``tvm.build``, ``tvm.compile`` or
-        ``tvm_ffi.load_module``), a ``tvm_ffi.Function``, a ``relax.VirtualMachine``
+        A TVM runtime module (``tvm.compile(...).jit()``, ``tvm.tirx.build``,
+        ``tvm_ffi.load_module``) or the ``tvm.compile`` result itself (its jitted module is
+        bound), a ``tvm_ffi.Function``, a ``relax.VirtualMachine``
         (with ``name``), the path of an exported library, or an object that wraps a
         ``tvm_ffi.Function`` (tvm_ffi's ``__tvm_ffi_object__`` protocol, e.g. a CuTe DSL
         ``cute.compile`` result).  A plain Python function is refused: wrap it with

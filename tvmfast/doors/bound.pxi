@@ -30,8 +30,9 @@ cdef inline int check_bound(BoundFunction fn) except -1:
 
 
 cdef object resolve_function(obj, name):
-    """(tvm_ffi.Function, the tvm_ffi.Module it was taken from or None) for a module, a
-    function, a library path or an object that wraps a function (tvm_ffi's __tvm_ffi_object__)."""
+    """(tvm_ffi.Function, the tvm_ffi.Module it was taken from or None) for a module (or a
+    tvm.compile Executable), a function, a library path or an object that wraps a function
+    (tvm_ffi's __tvm_ffi_object__)."""
     if isinstance(obj, tvm_ffi.Function):
         if name is not None:
             raise_api_error(TypeError, "bind", "name= is only for modules and library paths")
@@ -45,6 +46,11 @@ cdef object resolve_function(obj, name):
         raise_api_error(TypeError, "bind", f"{type(obj).__qualname__}.__tvm_ffi_object__() gave "
                                            f"{type(func).__qualname__}, not a tvm_ffi.Function")
     path = None
+    executable = sys.modules.get("tvm.runtime.executable")
+    if executable is not None and isinstance(obj, getattr(executable, "Executable", ())):
+        # tvm.compile's result: ex(*args) and ex[name] call the functions of its jitted
+        # module (built once, cached by the Executable), which is what is bound.
+        obj = obj.jit()
     if isinstance(obj, (str, os.PathLike)):
         path = os.path.abspath(os.fspath(obj))
         if not os.path.exists(path):
