@@ -987,6 +987,48 @@ def test_call_time_spec_error_under_torch_compile(gen):
 
 
 # ---------------------------------------------------------------------------
+# 9. Calls that leave the C path after it allocated an output free it (memory stays flat)
+# ---------------------------------------------------------------------------
+def test_outputs_allocated_before_a_fallback_are_freed(gen):
+    """rmsnorm's first output (8 MB) is allocated in C, then its second output's spec fails for these
+    inputs (a negative size): the C kernel frees the first and the Python kernel raises the spec's
+    error; and calls that leave the C path for a misaligned view (1 MB outputs). 200 of each, twice: a
+    leaked output would grow the process by 1.6 GB, or 200 MB."""
+    psutil = pytest.importorskip("psutil")
+    xe = torch.empty(6, 5, dtype=torch.float16)  # 6 rows: the spec applies to the example arguments
+    bad = bound("rmsnorm").as_torch_op(fresh_name("rmsnorm_bad_spec"), example_args=(xe, xe[0], xe, torch.empty(6)),
+                                       outputs={2: alloc.like(0),
+                                                3: alloc.like(0, dtype=torch.float32, shape=[alloc.dim(0, 0) - 5])})
+    op = rmsnorm_op(fresh_name("rmsnorm_fallback"))
+    n = 1 << 20
+    x = randn(4, n, gen=gen, dtype=torch.float16)  # 8 MB; 4 rows: 4 - 5 < 0 for the second output
+    w = randn(n, gen=gen, dtype=torch.float16)
+    m = 1 << 16  # 1 MB views (a kernel call each)
+    flat = torch.zeros(8 * m + 1, dtype=torch.float16)
+    view = flat[1:].view(8, m)  # 2 bytes past a 64-byte boundary: the C path leaves it
+    view.copy_(randn(8, m, gen=gen, dtype=torch.float16))
+    wm = randn(m, gen=gen, dtype=torch.float16)
+
+    def rss():
+        return psutil.Process().memory_info().rss
+
+    def burst():
+        for _ in range(200):
+            with pytest.raises(ValueError, match="negative"):
+                bad(x, w)
+            y, r = op(view, wm)
+            del y, r
+
+    burst()  # allocator caches warm
+    before = rss()
+    burst()
+    grown = rss() - before
+    assert grown < 128 << 20, f"the process grew by {grown >> 20} MB over 400 calls"
+    y, r = op(view, wm)  # and the op still computes
+    torch.testing.assert_close(r, torch.rsqrt(view.float().pow(2).mean(-1) + EPS), rtol=2e-3, atol=2e-3)
+
+
+# ---------------------------------------------------------------------------
 # Last: the C path's report after a call that left it (the tests above check "none" after C-path calls)
 # ---------------------------------------------------------------------------
 def test_last_fallback_is_none_after_a_c_path_call(gen):
