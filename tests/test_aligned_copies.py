@@ -316,8 +316,15 @@ def _case_misaligned_empty_storage():
 def test_crash_cases_in_children(env):
     isolation.assert_all_ok(isolation.run_isolated("test_aligned_copies", [
         "_case_negative_strides_numpy",
-        "_case_negative_strides_tvm_kernel_error_first",
         "_case_misaligned_empty_storage",
+    ], env=env, timeout=180))
+
+
+@needs_torch
+@needs_tvm
+def test_crash_cases_with_a_tvm_kernel_in_children(env):
+    isolation.assert_all_ok(isolation.run_isolated("test_aligned_copies", [
+        "_case_negative_strides_tvm_kernel_error_first",
     ], env=env, timeout=180))
 
 
