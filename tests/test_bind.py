@@ -205,6 +205,10 @@ def test_bound_functions_pickle_by_rebinding_a_library_path(tmp_path, gen):
         pickle.dumps(tvmfast.bind(tvm_ffi.get_global_func("testing.echo")))
     with pytest.raises(TypeError, match=r"tvmfast.FrozenFunction: cannot be pickled"):
         pickle.dumps(f.prepare(a, b, out))
+    import copy
+    for make_copy in (copy.copy, copy.deepcopy):
+        with pytest.raises(TypeError, match=r"tvmfast.FrozenFunction: cannot be copied.*f.bound"):
+            make_copy(f.prepare(a, b, out))
 
 
 @needs_torch

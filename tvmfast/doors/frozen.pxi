@@ -165,6 +165,14 @@ cdef class FrozenFunction:
         raise_api_error(TypeError, "FrozenFunction",
                         "cannot be pickled (it holds live tensors); pickle the BoundFunction and freeze again")
 
+    def __copy__(self):
+        raise_api_error(TypeError, "FrozenFunction",
+                        "cannot be copied (it holds the frozen arguments themselves); call freeze() or "
+                        "prepare() on the BoundFunction again (f.bound), with the arguments the copy should hold")
+
+    def __deepcopy__(self, memo):
+        self.__copy__()
+
     def __repr__(self):
         if self.bound is None:
             return "<tvmfast.FrozenFunction (not initialized)>"
