@@ -34,6 +34,8 @@ def test_the_report_gives_the_version_and_survives_a_closed_pipe():
     assert res.returncode == 0, res.stderr
     first = res.stdout.splitlines()[0]
     assert first.startswith("tvmfast") and tvmfast.__version__ in first, first
+    kinds = next(line for line in res.stdout.splitlines() if line.startswith("other kinds"))
+    assert "ints beyond int64" in kinds and "objects tvm_ffi builds" in kinds, kinds
     # `python -m tvmfast | head -0`: the reader is gone before the report is written.
     proc = subprocess.Popen([sys.executable, "-m", "tvmfast"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()

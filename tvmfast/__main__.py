@@ -1,7 +1,8 @@
 """``python -m tvmfast``: print the environment, for bug reports.
 
 Versions of Python, tvmfast, apache-tvm-ffi, apache-tvm, torch and numpy; whether torch tensors
-take the direct export (``at::toDLPackNonOwning``) or torch's DLPack C exchange API; CUDA.
+take the direct export (``at::toDLPackNonOwning``) or torch's DLPack C exchange API; whether
+as_torch_op registers C kernels; how numpy arrays, big ints and tvm_ffi's objects are converted; CUDA.
 """
 
 import argparse
@@ -87,7 +88,8 @@ def parse_args(argv=None):
         prog="python -m tvmfast",
         description="Print what a tvmfast bug report needs: the versions of Python, tvmfast, apache-tvm-ffi, "
                     "apache-tvm, torch and numpy, whether torch tensors take tvmfast's direct export or "
-                    "torch's DLPack C exchange API (and why not), and CUDA.",
+                    "torch's DLPack C exchange API (and why not), whether as_torch_op registers C kernels, "
+                    "how numpy arrays, ints beyond int64 and objects tvm_ffi builds are converted, and CUDA.",
         epilog="Paste its output into the report.")
     parser.add_argument("--version", action="version", version=f"tvmfast {_tvmfast_version()}",
                         help="print tvmfast's version and exit")
@@ -102,6 +104,8 @@ def main(argv=None):
     import tvmfast
 
     torch = tvm = None
+    if importlib.util.find_spec("numpy") is not None:
+        import numpy  # noqa: F401 (imported for the report's numpy line)
     if importlib.util.find_spec("torch") is not None:
         import torch
     if importlib.util.find_spec("tvm") is not None:
@@ -121,6 +125,7 @@ def main(argv=None):
         ("numpy", _dist_version("numpy") or "not installed"),
         ("torch tensors", _torch_export_state(torch) if torch is not None else "- (torch not installed)"),
         ("as_torch_op", _core_call("_native_op_state", "unknown") if torch is not None else "- (torch not installed)"),
+        ("other kinds", _core_call("_argument_kinds_state", "unknown")),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

@@ -180,3 +180,17 @@ cdef void release_result(TVMFFIAny* result) noexcept:
     if result.type_index >= kTVMFFIStaticObjectBegin:
         TVMFFIObjectDecRef(result.v_ptr)
     result.type_index = kTVMFFINone
+
+
+def _argument_kinds_state():
+    """How this process converts the kinds whose C path depends on a check or on the installed
+    tvm_ffi (for python -m tvmfast and bug reports)."""
+    parts = []
+    if sys.modules.get("numpy") is not None:
+        parts.append("numpy arrays read in C (checked against numpy's __dlpack__)" if numpy_reading_agrees()
+                     else "numpy arrays through numpy's __dlpack__ (the check of its fields disagreed)")
+    parts.append("ints beyond int64 as ffi.BigInt in C" if big_ints_in_c
+                 else "ints beyond int64 left to tvm_ffi (its libtvm_ffi has no BigInt)")
+    parts.append("objects tvm_ffi builds reached through a FieldGetter" if stash_getter is not None
+                 else "objects tvm_ffi builds reached through a tvm_ffi Function")
+    return "; ".join(parts)
