@@ -1,12 +1,13 @@
 # The bridge to tvm_ffi's Python layer, for what it converts and exposes no C entry
 # point for.  tvm_ffi builds the Python object of an FFI object (Array, Map, String,
 # Shape, a Function, a tvm_ffi.Tensor...) and converts an error with an unknown object
-# layout inside its own module, its wrappers tied to the object.  tvmfast hands such a
-# result or error to it through a C function registered as a global tvm_ffi function
-# and called through tvm_ffi.Function (what that costs is measured in bench/RESULTS.md):
+# layout inside its own module, its wrappers tied to the object.  tvmfast parks such a
+# result in this thread's stash and has tvm_ffi convert it through a C function of its own
+# that hands the stash over: called as a FieldGetter's getter (take_result, below) or, where
+# FieldGetter's layout is not the one read here, registered as a global tvm_ffi function:
 #   tvmfast._take_result  returns the result parked in this thread's stash;
 #   tvmfast._reraise      fails with the error still raised in TVM-FFI's slot.
-# Everything else (tensors, scalars, short strings, errors) is converted in C.
+# Everything else (tensors, scalars, short strings, big ints, errors) is converted in C.
 
 cdef object register_helper(str name, TVMFFISafeCallType fn):
     """Register a C function as a global TVM-FFI function and return it (as tvm_ffi.Function)."""
