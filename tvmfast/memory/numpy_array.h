@@ -88,13 +88,8 @@ static inline int tvmfast_numpy_describe(PyObject* obj, TvmfastTensor* t) noexce
   if (d->byteorder != '=' && d->byteorder != '|' && d->byteorder != native) return 1;
   const int32_t ndim = a->nd;
   const int64_t itemsize = dtype.bits / 8;
-  int64_t* dims = t->dims;
-  if (ndim > TVMFAST_INLINE_NDIM) {
-    std::free(t->heap_dims);
-    t->heap_dims = static_cast<int64_t*>(std::malloc(2 * sizeof(int64_t) * ndim));
-    if (t->heap_dims == NULL) return -1;
-    dims = t->heap_dims;
-  }
+  int64_t* dims = tvmfast_tensor_dims_storage(t, ndim);
+  if (dims == NULL) return -1;
   /* Strides as numpy's own __dlpack__ exports them, empty arrays included (numpy's may be
    * anything there, and TVM's layout check sees them as rt_mod passes them). */
   for (int32_t i = 0; i < ndim; ++i) {

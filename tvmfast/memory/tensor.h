@@ -162,16 +162,20 @@ static inline TvmfastTensor* tvmfast_tensor_new() noexcept {
   return t;
 }
 
+/* t's own storage for ndim shape entries then ndim strides: inline up to TVMFAST_INLINE_NDIM,
+ * else on the heap (replacing an earlier one).  NULL: out of memory. */
+static inline int64_t* tvmfast_tensor_dims_storage(TvmfastTensor* t, int32_t ndim) noexcept {
+  if (ndim <= TVMFAST_INLINE_NDIM) return t->dims;
+  std::free(t->heap_dims);
+  t->heap_dims = static_cast<int64_t*>(std::malloc(2 * sizeof(int64_t) * ndim));
+  return t->heap_dims;
+}
+
 /* Replace t->dl's shape/strides pointers (the producer's) by t's own copies. */
 static inline int tvmfast_tensor_own_dims(TvmfastTensor* t) noexcept {
   int32_t ndim = t->dl.ndim;
-  int64_t* dims = t->dims;
-  if (ndim > TVMFAST_INLINE_NDIM) {
-    std::free(t->heap_dims);
-    t->heap_dims = static_cast<int64_t*>(std::malloc(2 * sizeof(int64_t) * ndim));
-    if (t->heap_dims == NULL) return -1;
-    dims = t->heap_dims;
-  }
+  int64_t* dims = tvmfast_tensor_dims_storage(t, ndim);
+  if (dims == NULL) return -1;
   const int64_t* shape = t->dl.shape;
   const int64_t* strides = t->dl.strides;
   bool empty = false;
