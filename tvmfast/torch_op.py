@@ -71,11 +71,18 @@ def _op_overload_call(self, /, *args, **kwargs):
     return self._op(*args, **kwargs)  # what torch's OpOverload.__call__ must be, code for code
 
 
+class OpOverloadCalledInC(torch._ops.OpOverload):
+    """torch's OpOverload of an op tvmfast defined, whose call runs ``self._op(*args, **kwargs)`` in C
+    (OpOverload.__call__'s one line, without its Python frame). The same layout as OpOverload (no
+    slots, no fields), so that an op's class can be switched to it."""
+
+    __slots__ = ()
+
+
 def _op_overload_class_called_in_c() -> type | None:
-    """A subclass of torch's OpOverload whose calls run ``self._op(*args, **kwargs)`` in C: an eager
-    call of a tvmfast op skips OpOverload.__call__'s Python frame (about a fifth of the op's time on
-    a CPU, bench/RESULTS.md). None where this torch's OpOverload.__call__ does anything else, then
-    tvmfast's ops stay plain OpOverloads."""
+    """OpOverloadCalledInC, its call set in C: an eager call of a tvmfast op skips OpOverload.__call__'s
+    Python frame (bench/RESULTS.md gives the op's cost). None where this torch's OpOverload.__call__ does
+    anything else: then tvmfast's ops stay plain OpOverloads."""
     global _OP_CLASS
     if _OP_CLASS is False:
         call = getattr(torch._ops.OpOverload.__call__, "__code__", None)
@@ -84,11 +91,8 @@ def _op_overload_class_called_in_c() -> type | None:
             "co_code", "co_names", "co_consts", "co_argcount", "co_posonlyargcount", "co_kwonlyargcount",
             "co_varnames")) and call.co_flags & 0xFFFF == ref.co_flags & 0xFFFF  # not the __future__ flags
         if same:
-            # The same layout as OpOverload (no slots, no fields): an op's class can be switched.
-            cls = type("OpOverload", (torch._ops.OpOverload,), {"__slots__": (), "__module__": __name__,
-                                                                "__qualname__": "OpOverload"})
-            _core._set_op_overload_call(cls)
-        _OP_CLASS = cls if same else None
+            _core._set_op_overload_call(OpOverloadCalledInC)
+        _OP_CLASS = OpOverloadCalledInC if same else None
     return _OP_CLASS
 
 
