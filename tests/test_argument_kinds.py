@@ -215,3 +215,33 @@ def test_ints_beyond_int64_round_trip_as_tvm_ffi_gives_them():
         assert echo([value, -value])[1] == -value
     big = -(2**90) - 3
     assert echo.prepare(big)() == big
+
+
+def test_a_list_changed_while_its_items_convert_gives_what_tvm_ffi_gives():
+    """tvm_ffi converts a list as tuple(list), its items at that moment: so does tvmfast where an item's
+    conversion runs Python code (a __dlpack__ that appends to the list), and a list of plain ints, floats,
+    bools, strs and None (whose conversion runs none) is converted in place, with the same result."""
+    import numpy as np
+
+    class Producer:
+        def __init__(self, target):
+            self.target = target
+            self.array = np.arange(4, dtype="float32")
+
+        def __dlpack__(self, *args, **kwargs):
+            self.target.append(99)  # the list grows while its items are converted
+            return self.array.__dlpack__(*args, **kwargs)
+
+        def __dlpack_device__(self):
+            return self.array.__dlpack_device__()
+
+    echo = tvmfast.bind(ECHO)
+    results = []
+    for call in (ECHO, echo):
+        items = [1, 2.5]
+        items.append(Producer(items))
+        got = call(items)
+        results.append((len(got), got[0], got[1], len(items)))
+    assert results[0] == results[1] == (3, 1, 2.5, 4)
+    plain = [7, -2.5, True, "x", None, 2**70]
+    assert str(echo(plain)) == str(ECHO(plain)) and len(echo(plain)) == len(plain)

@@ -16,6 +16,8 @@ cdef extern from "Python.h":
     PyTypeObject* Py_TYPE(PyObject* o)
     Py_ssize_t PyVectorcall_NARGS(size_t nargsf)
     PyObject** PySequence_Fast_ITEMS(object tup)
+    Py_ssize_t PySequence_Fast_GET_SIZE(object seq)
+    PyTypeObject PyList_Type
     object PyObject_Vectorcall(object callable, PyObject** args, size_t nargsf, PyObject* kwnames)
     Py_ssize_t PyTuple_GET_SIZE(PyObject* t)
     PyObject* PyTuple_GET_ITEM(PyObject* t, Py_ssize_t i)

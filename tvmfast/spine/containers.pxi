@@ -180,7 +180,10 @@ cdef int convert_collection(PyObject* obj, Py_ssize_t pos, int kind, TVMFFIAny* 
     if kind == KIND_TUPLE:
         seq = <object>obj
     elif kind == KIND_LIST:
-        seq = PyList_AsTuple(<object>obj)  # its items at this moment, as tvm_ffi takes tuple(list)
+        if Py_TYPE(obj) == &PyList_Type and list_items_inert(obj):
+            seq = <object>obj  # no Python code runs while such items convert: the list cannot change
+        else:
+            seq = PyList_AsTuple(<object>obj)  # its items at this moment, as tvm_ffi takes tuple(list)
     else:
         constructor = map_constructor
         pairs = []  # its items at this moment, key then value, as tvm_ffi passes them to ffi.Map
@@ -188,7 +191,7 @@ cdef int convert_collection(PyObject* obj, Py_ssize_t pos, int kind, TVMFFIAny* 
             pairs.append(<object>key)
             pairs.append(<object>value)
         seq = tuple(pairs)
-    size = PyTuple_GET_SIZE(<PyObject*>seq)
+    size = PySequence_Fast_GET_SIZE(seq)
     if size > STACK_ELEMENTS:
         items = <TVMFFIAny*>malloc(size * sizeof(TVMFFIAny))
         if items == NULL:
@@ -209,10 +212,25 @@ cdef int convert_collection(PyObject* obj, Py_ssize_t pos, int kind, TVMFFIAny* 
     return outcome
 
 
+cdef bint list_items_inert(PyObject* obj) noexcept:
+    """Whether every item of the list obj is an exact int, float, bool, str or None: kinds whose
+    conversion runs no Python code, so the list can be converted in place (no tuple copy)."""
+    cdef Py_ssize_t i
+    cdef PyObject** items = PySequence_Fast_ITEMS(<object>obj)
+    cdef PyTypeObject* tp
+    for i in range(PySequence_Fast_GET_SIZE(<object>obj)):
+        tp = Py_TYPE(items[i])
+        if not (tp == &PyLong_Type or tp == &PyFloat_Type or tp == &PyUnicode_Type or tp == &PyBool_Type
+                or items[i] == Py_None):
+            return False
+    return True
+
+
 cdef int convert_elements(object seq, Py_ssize_t pos, TVMFFIAny* items, CallContext* ctx) except -1:
     """Convert seq's items into items[], as elements (see the top of this file): the call's
     device state is the arguments' alone again afterwards."""
     cdef Py_ssize_t i
+    cdef PyObject** elements = PySequence_Fast_ITEMS(seq)
     cdef int outcome = CONVERTED
     cdef uint64_t align_mask = ctx.align_mask
     cdef int32_t cpu_pos = ctx.cpu_pos
@@ -224,8 +242,9 @@ cdef int convert_elements(object seq, Py_ssize_t pos, TVMFFIAny* items, CallCont
     ctx.align_mask = 0
     ctx.depth += 1
     try:
-        for i in range(PyTuple_GET_SIZE(<PyObject*>seq)):  # a tuple or a subclass: its own items
-            if convert_arg(PyTuple_GET_ITEM(<PyObject*>seq, i), pos, &items[i], ctx) == LEFT_TO_TVM_FFI:
+        # A tuple (or a subclass: its own items), or a list of inert items (list_items_inert).
+        for i in range(PySequence_Fast_GET_SIZE(seq)):
+            if convert_arg(elements[i], pos, &items[i], ctx) == LEFT_TO_TVM_FFI:
                 outcome = LEFT_TO_TVM_FFI
                 break
     finally:
