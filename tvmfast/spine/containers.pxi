@@ -181,7 +181,10 @@ cdef int convert_collection(PyObject* obj, Py_ssize_t pos, int kind, TVMFFIAny* 
         seq = <object>obj
     elif kind == KIND_LIST:
         if Py_TYPE(obj) == &PyList_Type and list_items_inert(obj):
-            seq = <object>obj  # no Python code runs while such items convert: the list cannot change
+            # Converted in place: such items' conversion calls no Python code and allocates no
+            # object the garbage collector tracks (so no collection, no __del__ runs), and the GIL
+            # is held throughout: nothing can change the list, or free an item, meanwhile.
+            seq = <object>obj
         else:
             seq = PyList_AsTuple(<object>obj)  # its items at this moment, as tvm_ffi takes tuple(list)
     else:
@@ -214,7 +217,8 @@ cdef int convert_collection(PyObject* obj, Py_ssize_t pos, int kind, TVMFFIAny* 
 
 cdef bint list_items_inert(PyObject* obj) noexcept:
     """Whether every item of the list obj is an exact int, float, bool, str or None: kinds whose
-    conversion runs no Python code, so the list can be converted in place (no tuple copy)."""
+    conversion (convert_kind: C reads, TVM-FFI strings and BigInts) runs no Python code and
+    makes no GC-tracked object, so the list can be converted in place (no tuple copy)."""
     cdef Py_ssize_t i
     cdef PyObject** items = PySequence_Fast_ITEMS(<object>obj)
     cdef PyTypeObject* tp
