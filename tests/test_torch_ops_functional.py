@@ -42,7 +42,7 @@ import tvmfast  # noqa: E402
 from support import isolation  # noqa: E402
 from support import tvm_kernels as kernels  # noqa: E402
 from support.helpers import needs_tvm  # noqa: E402
-from support.torch_ops import tvmfast_frames  # noqa: E402
+from support.torch_ops import child_env_with_support, tvmfast_frames  # noqa: E402
 from tvmfast import _core, alloc  # noqa: E402
 
 pytestmark = needs_tvm
@@ -755,10 +755,10 @@ def test_register_autograd_gives_torchs_gradients(gen):
 # 6. AOTInductor: a package calling the op runs it without tvmfast Python frames
 # ---------------------------------------------------------------------------
 AOTI_RUN = '''
-import os
 import sys
 import torch
 import tvmfast
+from support.torch_ops import tvmfast_frames
 from tvmfast import alloc
 
 folder = sys.argv[1]
@@ -767,21 +767,12 @@ op = tvmfast.bind(folder + "/silu_and_mul.so", num_args=2).as_torch_op("{name}",
 data = torch.load(folder + "/data.pt")
 model = torch._inductor.aoti_load_package(folder + "/model.pt2")
 model(data["x"][0])
-package = os.path.dirname(os.path.abspath(tvmfast.__file__))
 frames = []
-
-
-def profiler(frame, event, arg):
-    name = frame.f_code.co_filename
-    if event == "call" and (name.startswith(package) or name.startswith("<tvmfast")):
-        frames.append(name + ":" + frame.f_code.co_name)
-
-
 verdicts = []
 for x, expected in zip(data["x"], data["expected"]):
-    sys.setprofile(profiler)
-    got = model(x)
-    sys.setprofile(None)
+    got = []
+    frames += tvmfast_frames(lambda: got.append(model(x)))
+    got = got[0]
     verdicts.append(got.shape == expected.shape and torch.allclose(got, expected, rtol=1e-5, atol=1e-5))
 verdict = "right" if all(verdicts) else "WRONG"
 print("RESULT", verdict, len(frames), frames[:3], tvmfast._core._native_op_last_fallback())
@@ -812,7 +803,7 @@ def test_aoti_package_runs_without_tvmfast_python_frames(tmp_path, gen):
     torch.save({"x": xs, "expected": [silu_and_mul_reference(x * 2) + 1 for x in xs]}, tmp_path / "data.pt")
     script = tmp_path / "run.py"
     script.write_text(AOTI_RUN.format(name=name))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH")] if p))
+    env = child_env_with_support()
     env.pop("TVMFAST_NATIVE_OP", None)
     res = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, env=env,
                          timeout=300)

@@ -5,7 +5,6 @@ with the same results, version counters and errors as the bound function; tensor
 op's Python kernel with the same tensors.  Every result is compared with torch on fresh random inputs.
 (The op itself, as a torch user meets it: test_torch_ops.py.)"""
 import itertools
-import os
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ import tvm_ffi  # noqa: E402
 import tvmfast  # noqa: E402
 from support import tvm_kernels as kernels  # noqa: E402
 from support.helpers import needs_tvm  # noqa: E402
-from support.torch_ops import build_relax_vm, tvmfast_frames  # noqa: E402
+from support.torch_ops import build_relax_vm, child_env_with_support, tvmfast_frames  # noqa: E402
 from tvmfast import _core  # noqa: E402
 
 NS = "tvmfast_test_native"
@@ -206,29 +205,19 @@ def test_compiled_graph_calls_the_c_kernel(native, add_f, gen):
 
 
 AOTI_RUN = '''
-import os
 import sys
 import torch
 import tvmfast
+from support.torch_ops import tvmfast_frames
 
 folder = sys.argv[1]
 op = tvmfast.bind(folder + "/add.so", num_args=3, alignment=1).as_torch_op("{name}", mutates_args=(2,))
 data = torch.load(folder + "/data.pt")
 model = torch._inductor.aoti_load_package(folder + "/model.pt2")
 model(data["x"])
-package = os.path.dirname(os.path.abspath(tvmfast.__file__))
-frames = []
-
-
-def profiler(frame, event, arg):
-    name = frame.f_code.co_filename
-    if event == "call" and (name.startswith(package) or name.startswith("<tvmfast")):
-        frames.append(name + ":" + frame.f_code.co_name)
-
-
-sys.setprofile(profiler)
-got = model(data["x"])
-sys.setprofile(None)
+got = []
+frames = tvmfast_frames(lambda: got.append(model(data["x"])))
+got = got[0]
 verdict = "right" if torch.equal(got, data["expected"]) else "WRONG"
 print("RESULT", verdict, len(frames), frames[:3], tvmfast._core._native_op_last_fallback())
 '''
@@ -259,7 +248,7 @@ def test_aoti_package_runs_without_tvmfast_python_frames(native, tmp_path, gen):
     torch.save({"x": x, "expected": model(x)}, tmp_path / "data.pt")
     script = tmp_path / "run.py"
     script.write_text(AOTI_RUN.format(name=name))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [os.getcwd(), os.environ.get("PYTHONPATH")] if p))
+    env = child_env_with_support()
     res = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, env=env)
     line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")), None)
     assert res.returncode == 0 and line is not None, res.stderr[-3000:]

@@ -8,6 +8,14 @@ import sys
 import tvmfast
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(tvmfast.__file__))
+TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def child_env_with_support() -> dict:
+    """The environment for a child Python that imports this package (``support``) and the tvmfast this
+    process runs (the working directory first, as pytest's own path has it)."""
+    parts = [os.getcwd(), TESTS_DIR, os.environ.get("PYTHONPATH")]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in parts if p))
 
 
 def build_relax_vm():
