@@ -65,19 +65,8 @@ def fresh_name(stem: str) -> str:
 # ---------------------------------------------------------------------------
 # Kernels (symbolic shapes) and their torch references
 # ---------------------------------------------------------------------------
-ADD_SRC = '''
-@T.prim_func
-def main(a: T.handle, b: T.handle, c: T.handle):
-    T.func_attr({"global_symbol": "main", "tir.noalias": True})
-    n = T.int64()
-    A = T.match_buffer(a, (n,), "float32")
-    B = T.match_buffer(b, (n,), "float32")
-    C = T.match_buffer(c, (n,), "float32")
-    for i in range(n):
-        C[i] = A[i] + B[i]
-'''
-
-# The same sum, written into a float64 output (a kernel "rebuilt" with another output dtype).
+# The "add" kernel (kernels.build_add_dynamic) writing a float64 output (a kernel "rebuilt" with another
+# output dtype).
 ADD_F64_SRC = '''
 @T.prim_func
 def main(a: T.handle, b: T.handle, c: T.handle):
@@ -124,8 +113,12 @@ def main(x: T.handle, w: T.handle, y: T.handle, r: T.handle):
             Y[i, j] = T.Cast("float16", T.Cast("float32", X[i, j]) * R[i] * T.Cast("float32", W[j]))
 '''
 
-KERNELS = {"add": (ADD_SRC, 3), "add_f64": (ADD_F64_SRC, 3), "silu_and_mul": (SILU_AND_MUL_SRC, 2),
-           "rmsnorm": (RMSNORM_SRC, 4)}
+# name -> (its runtime module's builder, argument count).  "add": C = A + B of n float32, the support
+# package's symbolic-length add.
+KERNELS = {"add": (kernels.build_add_dynamic, 3),
+           "add_f64": (lambda: kernels.build_tvmscript(ADD_F64_SRC), 3),
+           "silu_and_mul": (lambda: kernels.build_tvmscript(SILU_AND_MUL_SRC), 2),
+           "rmsnorm": (lambda: kernels.build_tvmscript(RMSNORM_SRC), 4)}
 _BOUND: dict = {}
 
 
@@ -133,9 +126,9 @@ def bound(name: str):
     """The kernel ``name`` bound: loaded from the library the test process exported ($LIBS_ENV, in a
     child), else built here."""
     if name not in _BOUND:
-        src, num_args = KERNELS[name]
+        build, num_args = KERNELS[name]
         libs = json.loads(os.environ.get(LIBS_ENV) or "{}")
-        _BOUND[name] = tvmfast.bind(libs.get(name) or kernels.build_tvmscript(src), num_args=num_args)
+        _BOUND[name] = tvmfast.bind(libs.get(name) or build(), num_args=num_args)
     return _BOUND[name]
 
 
@@ -503,9 +496,9 @@ def child_env(tmp_path_factory):
     """The environment of a child: the kernels exported as libraries (loading is cheaper than building)."""
     d = tmp_path_factory.mktemp("functional_op_libs")
     libs = {}
-    for name, (src, _) in KERNELS.items():
+    for name, (build, _) in KERNELS.items():
         libs[name] = str(d / f"{name}.so")
-        kernels.build_tvmscript(src).export_library(libs[name])
+        build().export_library(libs[name])
     env = dict(os.environ)
     env.pop("TVMFAST_NATIVE_OP", None)
     env[LIBS_ENV] = json.dumps(libs)
