@@ -851,6 +851,7 @@ def functional_op_sentence(result: dict | None) -> str | None:
     alias = next(row for name, row in table.items() if name.startswith("torch.ops.aten.alias"))
     aten_add = next((row for name, row in table.items() if name.startswith("torch.ops.aten.add")), None)
     custom = next(row for name, row in table.items() if name.startswith("torch.library.custom_op, functional"))
+    cpp_alloc = next((row for name, row in table.items() if name.startswith("TORCH_LIBRARY C++ op that only")), None)
     i = result["info"]
     machine = i.get("machine", "the CPU").split(", Linux")[0]
     return (f"on {machine} ({i['date']}), an eager call of a functional op allocating its "
@@ -860,6 +861,8 @@ def functional_op_sentence(result: dict | None) -> str | None:
             f"and call ({custom['median']:.2f} us). Through the same Python-to-dispatcher path, which every op "
             f"called from Python takes, `torch.ops.aten.alias`, which does nothing, takes "
             f"{alias['median'] / add['median']:.2f}x `torch.add`"
+            + (f", a C++ op (`TORCH_LIBRARY`) that only allocates its result "
+               f"{cpp_alloc['median'] / add['median']:.2f}x" if cpp_alloc else "")
             + (f", and torch's own add, `torch.ops.aten.add.Tensor(a, b)`, "
                f"{aten_add['median'] / add['median']:.2f}x" if aten_add else "")
             + " (`python -m bench.torch_op`, bench/RESULTS.md).")

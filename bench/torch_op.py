@@ -9,8 +9,11 @@ function called directly.
 
 CPU, functional ops (with apache-tvm): an add of two 4x256 float32 tensors made a functional op
 (``outputs={2: tvmfast.alloc.like(0)}``: the op allocates its output) against ``torch.add(a, b)``
-(an aten op that allocates its result) and against ``torch.library.custom_op`` doing the same
-allocation and tvm_ffi call (functional, and out-variant with the output allocated by the caller).
+(an aten op that allocates its result), against a ``TORCH_LIBRARY`` C++ op that only allocates its
+result (the least any op called from Python through ``torch.ops`` that returns a new tensor costs;
+built with ``torch.utils.cpp_extension`` where a C++ compiler is there) and against
+``torch.library.custom_op`` doing the same allocation and tvm_ffi call (functional, and out-variant
+with the output allocated by the caller).
 
 GPU (the seed's int4 GEMV, when CUDA is there): the op against what a PyTorch user writes
 otherwise, a ``TORCH_LIBRARY`` C++ op launching the same kernel (TVM's CUDA source) on torch's
@@ -45,6 +48,7 @@ ATEN_ADD = "torch.ops.aten.add.Tensor(a, b) (the same add through torch.ops, as 
 EMPTY_THEN_CALL = "torch.empty_like(a), then the bound function"
 CUSTOM_FUNCTIONAL = "torch.library.custom_op, functional (torch.empty_like + tvm_ffi call)"
 CUSTOM_OUT = "torch.library.custom_op, out-variant (tvm_ffi call; output allocated by the caller)"
+CPP_ALLOC = "TORCH_LIBRARY C++ op that only allocates its result (at::empty_like), through torch.ops"
 COMPILED_OP = "16-GEMV module, torch.compile: tvmfast op"
 COMPILED_CPP = "16-GEMV module, torch.compile: C++ op"
 BURST = 256
@@ -112,7 +116,31 @@ def cpu_table(rounds: int, kernel_dir: str | None) -> tuple[str, dict]:
         measure(runners, rounds, 20000), ref=ALIAS, floor=None)
 
 
-def functional_table(rounds: int) -> tuple[str, dict]:
+_CPP_ALLOC_OP = """
+#include <torch/library.h>
+
+// The least an op that returns a new tensor does: allocate it (no computation).
+at::Tensor alloc_like(const at::Tensor& a, const at::Tensor& b) { return at::empty_like(a); }
+
+TORCH_LIBRARY(tvmfast_cpp_alloc_ref, m) { m.def("alloc_like(Tensor a, Tensor b) -> Tensor"); }
+TORCH_LIBRARY_IMPL(tvmfast_cpp_alloc_ref, CPU, m) { m.impl("alloc_like", &alloc_like); }
+"""
+
+
+def build_cpp_alloc_op():
+    """torch.ops.tvmfast_cpp_alloc_ref.alloc_like: a C++ op that only allocates its result, the floor of
+    an op call from Python that returns a new tensor; None where no C++ compiler builds it (with why)."""
+    from torch.utils.cpp_extension import load_inline  # noqa: PLC0415
+
+    try:
+        load_inline("tvmfast_cpp_alloc_ref", cpp_sources=_CPP_ALLOC_OP, is_python_module=False,
+                    extra_cflags=["-O2"])
+    except Exception as err:  # noqa: BLE001 - no compiler, no headers: the row is left out, and why is said
+        return None, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return torch.ops.tvmfast_cpp_alloc_ref.alloc_like.default, None
+
+
+def functional_table(rounds: int, notes: list) -> tuple[str, dict]:
     """A functional op (outputs allocated in C) against torch.add and torch.library.custom_op."""
     shape = (4, 256)
     mod = kernels.build_add(shape[0] * shape[1])
@@ -135,14 +163,20 @@ def functional_table(rounds: int) -> tuple[str, dict]:
     out = torch.empty_like(a)
     for got in (op(a, b), custom_functional(a, b), (custom_out(a, b, out), out)[1]):
         torch.testing.assert_close(got, a + b, rtol=0, atol=0)
+    cpp_alloc, why_not = build_cpp_alloc_op()
     env = dict(op=op, f=f, a=a, b=b, out=out, torch=torch, custom_functional=custom_functional,
-               custom_out=custom_out)
+               custom_out=custom_out, cpp_alloc=cpp_alloc)
     runners = {TORCH_ADD: statement("torch.add(a, b)", env), FUNCTIONAL: statement("op(a, b)", env),
                EMPTY_THEN_CALL: statement("f(a, b, torch.empty_like(a))", env),
                ALIAS: statement("torch.ops.aten.alias.default(a)", env),
                ATEN_ADD: statement("torch.ops.aten.add.Tensor(a, b)", env),
                CUSTOM_FUNCTIONAL: statement("custom_functional(a, b)", env),
                CUSTOM_OUT: statement("custom_out(a, b, out)", env)}
+    if cpp_alloc is not None:
+        assert cpp_alloc(a, b).shape == a.shape
+        runners[CPP_ALLOC] = statement("cpp_alloc(a, b)", env)
+    else:
+        notes.append(f"CPU: the C++ op that only allocates was not built ({why_not}); its row is left out.")
     return (f"CPU: functional ops, an add of two {shape[0]}x{shape[1]} float32 tensors into a new one "
             f"(us per call, anchor: torch.add)", summarize(measure(runners, rounds, 5000), ref=TORCH_ADD, floor=None))
 
@@ -211,17 +245,22 @@ def main(argv=None):
     result["notes"].append(f"CPU: an eager op call is {ratio:.2f}x torch.ops.aten.alias "
                            f"(target <= 1.3x: {'met' if ratio <= 1.3 else 'missed'}).")
     if args.kernel_dir is None:  # apache-tvm builds the add kernel
-        title, rows = functional_table(args.rounds)
+        title, rows = functional_table(args.rounds, result["notes"])
         result["tables"][title] = rows
         vs_add = rows[FUNCTIONAL]["median"] / rows[TORCH_ADD]["median"]
         vs_custom = rows[CUSTOM_FUNCTIONAL]["median"] / rows[FUNCTIONAL]["median"]
         floor = rows[ALIAS]["median"] / rows[TORCH_ADD]["median"]
         aten_add = rows[ATEN_ADD]["median"] / rows[TORCH_ADD]["median"]
+        cpp_alloc = ""
+        if CPP_ALLOC in rows:
+            ratio = rows[CPP_ALLOC]["median"] / rows[TORCH_ADD]["median"]
+            cpp_alloc = f", a C++ op that only allocates its result {ratio:.2f}x"
         result["notes"].append(
             f"CPU: a functional op call is {vs_add:.2f}x torch.add (target <= 1.2x: "
             f"{'met' if vs_add <= 1.2 else 'missed'}; through the same Python-to-dispatcher path, aten.alias, which "
-            f"does nothing, is {floor:.2f}x and aten.add.Tensor {aten_add:.2f}x) and {vs_custom:.1f}x faster than "
-            f"torch.library.custom_op doing the same (target >= 5x: {'met' if vs_custom >= 5 else 'missed'}).")
+            f"does nothing, is {floor:.2f}x{cpp_alloc} and aten.add.Tensor {aten_add:.2f}x) and {vs_custom:.1f}x "
+            f"faster than torch.library.custom_op doing the same (target >= 5x: "
+            f"{'met' if vs_custom >= 5 else 'missed'}).")
     if torch.cuda.is_available() and not args.cpu_only:
         result["tables"].update(gpu_tables(args.rounds, args.kernel_dir, result["notes"]))
     for title, table in result["tables"].items():

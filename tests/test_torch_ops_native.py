@@ -8,6 +8,7 @@ import itertools
 import subprocess
 import sys
 import threading
+import weakref
 
 import pytest
 
@@ -160,6 +161,65 @@ def test_a_kept_tensor_stays_valid(native, gen):
     del x
     torch.testing.assert_close(torch.from_dlpack(kept[0]), expected)
     kept.clear()  # the last reference: the torch handle it owns is released (no GIL needed)
+
+
+def use_counts(*tensors):
+    """torch's reference counts of the tensors (a reference nobody released shows here)."""
+    return [t._use_count() for t in tensors]
+
+
+def test_argument_handles_are_released_when_the_call_returns(native, add_f, gen):
+    """An eager call from Python releases torch's handles to its tensor arguments once the dispatcher is
+    back under the GIL (no GIL hand-off per tensor): after the call, succeeded or failed, no reference
+    is left, and the tensors are freed with their last Python reference."""
+    op = add_f.as_torch_op(fresh_name("add"), mutates_args=(2,))
+    a, b = torch.randn(128, generator=gen), torch.randn(128, generator=gen)
+    out = torch.empty(128)
+    functional = add_f.as_torch_op(fresh_name("add_new"), example_args=(a, b, out),
+                                   outputs={2: tvmfast.alloc.like(0)})
+    before = use_counts(a, b, out)
+    op(a, b, out)
+    assert _core._native_op_last_fallback() == "none"
+    torch.testing.assert_close(out, a + b)
+    assert use_counts(a, b, out) == before
+    got = functional(a, b)
+    assert _core._native_op_last_fallback() == "none"
+    torch.testing.assert_close(got, a + b)
+    assert use_counts(a, b, got) == before[:2] + [1]
+    with pytest.raises(Exception, match="shape"):
+        op(a, b, torch.empty(64))  # TVM's shape check, after the C path took the handles
+    assert _core._native_op_last_fallback() == "none"
+    assert use_counts(a, b) == before[:2]
+    refs = [weakref.ref(t) for t in (a, b, out, got)]
+    del a, b, out, got
+    assert [r() for r in refs] == [None] * 4
+
+
+def test_nested_op_calls_release_their_handles(native, add_f, gen):
+    """An op whose function calls ops from Python, nested deeper than the handles put off per thread
+    (64): every level computes, and every handle is released by the time the outermost call returns."""
+    inner = add_f.as_torch_op(fresh_name("add"), mutates_args=(2,))
+    levels = []
+
+    def recurse(x, y, out, n):
+        levels.append(n)
+        tx, ty, tout = (torch.from_dlpack(t) for t in (x, y, out))
+        if n == 0:
+            inner(tx, ty, tout)
+        else:
+            outer(tx, ty, tout, n - 1)
+
+    a, b, out = torch.randn(128, generator=gen), torch.randn(128, generator=gen), torch.empty(128)
+    outer = tvmfast.bind(tvm_ffi.convert(recurse), num_args=4).as_torch_op(
+        fresh_name("recurse"), mutates_args=(2,), example_args=(a, b, out, 0))
+    before = use_counts(a, b, out)
+    outer(a, b, out, 40)
+    assert levels == list(range(40, -1, -1))
+    torch.testing.assert_close(out, a + b)
+    assert use_counts(a, b, out) == before
+    refs = [weakref.ref(t) for t in (a, b, out)]
+    del a, b, out
+    assert [r() for r in refs] == [None] * 3
 
 
 def test_threads(native, add_f, gen):

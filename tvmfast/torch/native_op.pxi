@@ -19,7 +19,8 @@
 # * Tensor handles: torch hands the kernel a new at::Tensor handle per tensor argument,
 #   which the kernel owns.  On the C path each handle moves into the TvmfastTensor
 #   passed for it (its `torch_handle`): released after the call, or by the tensor
-#   object's deleter when the callee kept it (no GIL needed).  On the Python path each
+#   object's deleter when the callee kept it (no GIL needed).  Inside an op call made from
+#   Python, the release waits until the dispatcher has returned (memory/tensor.h says why).  On the Python path each
 #   becomes a Python tensor through torch._C._aoti, which copies the at::Tensor (it
 #   does not steal it, whatever its name says; the set-up checks which): the kernel
 #   then releases its handle at once.  A handle not yet moved when a call fails is

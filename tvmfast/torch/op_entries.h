@@ -214,7 +214,19 @@ static PyObject* tvmfast_op_overload_call(PyObject* self, PyObject* args, PyObje
   if (op_name == NULL && (op_name = PyUnicode_InternFromString("_op")) == NULL) return NULL;
   PyObject* op = PyObject_GetAttr(self, op_name);
   if (op == NULL) return NULL;
+  /* The kernel's argument handles are released back here, under the GIL (memory/tensor.h). */
+  TvmfastDeferredHandles* deferred = &tvmfast_deferred_handles;
+  int32_t start = deferred->n;
+  deferred->open_calls++;
   PyObject* result = PyObject_Call(op, args, kwargs);
+  deferred->open_calls--;
+  if (deferred->n > start) {
+    /* A release may run Python code (a tensor's last reference): not with an error set. */
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    tvmfast_release_deferred_handles(start);
+    PyErr_Restore(type, value, traceback);
+  }
   Py_DECREF(op);
   return result;
 }
