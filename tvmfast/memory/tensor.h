@@ -49,56 +49,6 @@ typedef struct TvmfastTensor {
 /* torch's aoti_torch_delete_tensor_object, set when native torch ops are enabled. */
 static int32_t (*tvmfast_delete_aten_tensor)(void* handle) = NULL;
 
-/* Releases of native torch op argument handles put off to the end of the op's call from
- * Python, in the same thread.  Why: torch's Python binding releases the GIL around the
- * dispatcher, and releasing the last extra reference to a tensor that has a Python object
- * makes torch take the GIL to drop its reference to that object (TensorImpl's
- * decref_pyobject): one GIL hand-off per tensor argument.  An op called from Python
- * (torch/op_entries.h, tvmfast_op_overload_call) marks this thread while the dispatcher
- * runs; its kernel's handles are kept here and released once the call is back under the
- * GIL, where that costs no hand-off.  The caller's Python objects keep every such tensor
- * alive meanwhile anyway (they are the op's arguments), so the only effect is a reference
- * torch held a little longer.  Elsewhere (a compiled graph, AOTInductor, another thread,
- * a tensor the callee kept) a handle is released at once, as before; so is one past the
- * capacity here. */
-#define TVMFAST_DEFERRED_HANDLES 64
-typedef struct TvmfastDeferredHandles {
-  int32_t open_calls;  /* op calls from Python under way in this thread */
-  int32_t n;           /* handles[0:n]: each open call owns those from its start */
-  void* handles[TVMFAST_DEFERRED_HANDLES];
-} TvmfastDeferredHandles;
-static __thread TvmfastDeferredHandles tvmfast_deferred_handles;
-
-/* Release a native torch op argument's handle (an at::Tensor* we own): at once, or at the
- * end of this thread's open op call from Python (see above). */
-static inline void tvmfast_release_torch_handle(void* handle) noexcept {
-  TvmfastDeferredHandles* d = &tvmfast_deferred_handles;
-  if (d->open_calls > 0 && d->n < TVMFAST_DEFERRED_HANDLES) {
-    d->handles[d->n++] = handle;
-    return;
-  }
-  tvmfast_delete_aten_tensor(handle);
-}
-
-/* The end of an op call from Python that started when n was `start`: release the handles
- * put off since, with the GIL held.  One at a time, the count lowered first: a release
- * may run Python code (a tensor's last reference), which may make op calls of its own. */
-static inline void tvmfast_release_deferred_handles(int32_t start) noexcept {
-  TvmfastDeferredHandles* d = &tvmfast_deferred_handles;
-  while (d->n > start) {
-    void* handle = d->handles[--d->n];
-    tvmfast_delete_aten_tensor(handle);
-  }
-}
-
-static inline void tvmfast_tensor_drop_torch_handle(TvmfastTensor* t) noexcept {
-  if (t->torch_handle != NULL) {
-    void* handle = t->torch_handle;
-    t->torch_handle = NULL;
-    tvmfast_release_torch_handle(handle);
-  }
-}
-
 /* Set by an atexit handler: from then on a deleter running late (a tensor kept in
  * some global TVM registry) leaks its owner instead of taking a dying GIL. */
 static int tvmfast_python_exiting = 0;
@@ -132,6 +82,78 @@ struct TvmfastPoolGuard {
   }
 };
 static thread_local TvmfastPoolGuard tvmfast_pool_guard;
+
+/* Releases of native torch op argument handles put off to the end of the op's call from
+ * Python, in the same thread.  Why: torch's Python binding releases the GIL around the
+ * dispatcher, and releasing the last extra reference to a tensor that has a Python object
+ * makes torch take the GIL to drop its reference to that object (TensorImpl's
+ * decref_pyobject): one GIL hand-off per tensor argument.  An op called from Python
+ * (torch/op_entries.h, tvmfast_op_overload_call) marks this thread while the dispatcher
+ * runs; handles released in the thread meanwhile (normally its kernel's arguments, which
+ * the caller's Python objects keep alive anyway) are kept here and released once the call
+ * is back under the GIL, where that costs no hand-off: the only effect is a reference
+ * torch holds a little longer.  Elsewhere (a compiled graph, AOTInductor, another thread,
+ * a tensor the callee kept and dropped later) a handle is released at once, as before; so
+ * is one past the capacity here.  The list is reached as the pool is (one initial-exec
+ * TLS load), made by a thread's first op call from Python and freed at its exit. */
+#define TVMFAST_DEFERRED_HANDLES 64
+typedef struct TvmfastDeferredHandles {
+  int32_t open_calls;  /* op calls from Python under way in this thread */
+  int32_t n;           /* handles[0:n]: each open call owns those from its start */
+  void* handles[TVMFAST_DEFERRED_HANDLES];
+} TvmfastDeferredHandles;
+static TVMFAST_TLS TvmfastDeferredHandles* tvmfast_deferred = NULL;
+
+struct TvmfastDeferredGuard {
+  bool armed = false;
+  ~TvmfastDeferredGuard() {
+    std::free(tvmfast_deferred);  /* empty: every open call released its handles */
+    tvmfast_deferred = NULL;
+  }
+};
+static thread_local TvmfastDeferredGuard tvmfast_deferred_guard;
+
+/* This thread's list, made on first use (NULL if out of memory: nothing is put off). */
+static inline TvmfastDeferredHandles* tvmfast_deferred_handles() noexcept {
+  TvmfastDeferredHandles* d = tvmfast_deferred;
+  if (d == NULL) {
+    d = static_cast<TvmfastDeferredHandles*>(std::calloc(1, sizeof(TvmfastDeferredHandles)));
+    if (d == NULL) return NULL;
+    tvmfast_deferred_guard.armed = true;  /* this thread's guard, which frees the list at its exit */
+    tvmfast_deferred = d;
+  }
+  return d;
+}
+
+/* Release a native torch op argument's handle (an at::Tensor* we own): at once, or at the
+ * end of this thread's open op call from Python (see above). */
+static inline void tvmfast_release_torch_handle(void* handle) noexcept {
+  TvmfastDeferredHandles* d = tvmfast_deferred;
+  if (d != NULL && d->open_calls > 0 && d->n < TVMFAST_DEFERRED_HANDLES) {
+    d->handles[d->n++] = handle;
+    return;
+  }
+  tvmfast_delete_aten_tensor(handle);
+}
+
+/* The end of an op call from Python that started when d->n was `start`: release the
+ * handles put off since, with the GIL held.  One at a time, the count lowered first: a
+ * release may run Python code (a tensor's last reference), which may make op calls of its
+ * own. */
+static inline void tvmfast_release_deferred_handles(TvmfastDeferredHandles* d, int32_t start) noexcept {
+  while (d->n > start) {
+    void* handle = d->handles[--d->n];
+    tvmfast_delete_aten_tensor(handle);
+  }
+}
+
+static inline void tvmfast_tensor_drop_torch_handle(TvmfastTensor* t) noexcept {
+  if (t->torch_handle != NULL) {
+    void* handle = t->torch_handle;
+    t->torch_handle = NULL;
+    tvmfast_release_torch_handle(handle);
+  }
+}
 
 /* Give back the producer's reference to memory a misaligned copy was taken from. */
 static inline void tvmfast_tensor_drop_keeper(TvmfastTensor* t) noexcept {
