@@ -64,7 +64,10 @@ def call_paths(rt_mod, tensors, frozen_positions, sync=None) -> tuple[dict, obje
     dynamic = [t for i, t in enumerate(tensors) if i not in frozen_positions]
     prepared = f.prepare(*tensors)
     op = f.as_torch_op(f"tvmfast_bench::op{next(_OP_IDS)}", mutates_args=(len(tensors) - 1,), example_args=tensors)
-    tvm_tensors = [tvm_ffi.from_dlpack(t) for t in tensors]
+    # The tvm_ffi tensors view copies: a tvm_ffi view holds a C++ reference to its torch tensor, which
+    # would make the op path's tensors unlike a user's (torch releases an op argument's extra reference
+    # to a tensor with a Python object under the GIL; a held one never needs it).
+    tvm_tensors = [tvm_ffi.from_dlpack(t.clone()) for t in tensors]
     env = dict(rt_mod=rt_mod, func=func, ts=tensors, from_dlpack=tvm_ffi.from_dlpack,
                to_dlpack=torch.utils.dlpack.to_dlpack, ctypes_call=make_ctypes_caller(func), f=f,
                f_hold=tvmfast.bind(rt_mod, release_gil=False), frozen=frozen, prepared=prepared, op=op,
