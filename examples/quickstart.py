@@ -38,7 +38,9 @@ def main():
     prepared = f.prepare(a, b, out)              # every argument fixed: prepared()
 
     fn = rt_mod["main"]
-    tvm_args = [tvm_ffi.from_dlpack(t) for t in (a, b, out)]
+    # Views of copies: a tvm_ffi view holds a C++ reference to its torch tensor, which would make
+    # the other paths' calls on a, b, out cheaper than on tensors held only by Python, as yours are.
+    tvm_args = [tvm_ffi.from_dlpack(t.clone()) for t in (a, b, out)]
     env = dict(rt_mod=rt_mod, fn=fn, v0=tvm_args[0], v1=tvm_args[1], v2=tvm_args[2], a=a, b=b, out=out, f=f,
                frozen=frozen, prepared=prepared)
     paths = {  # name -> (statement, what it is)
