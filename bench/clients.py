@@ -41,8 +41,10 @@ OP = "tvmfast functional op (outputs allocated in C): op(x)"
 
 
 def softmax_table(rounds: int, shape=(32, 4096), dtype=torch.bfloat16):
-    import quack  # noqa: F401, PLC0415
-    from quack import softmax as qs  # noqa: PLC0415
+    import importlib  # noqa: PLC0415
+
+    # The module: `from quack import softmax` gives the function the package exports under that name.
+    qs = importlib.import_module("quack.softmax")
     from quack.cute_dsl_utils import torch2cute_dtype_map  # noqa: PLC0415
 
     x = torch.randn(shape, device="cuda", dtype=dtype)

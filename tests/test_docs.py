@@ -2,8 +2,9 @@
 blocks top to bottom as one script (in a child process, from an empty folder, with only the
 installed packages), and the README keeps the shape CI and a newcomer rely on.
 
-A block whose first line is ``# needs CUDA`` is left out where CUDA is not available; a page whose
-blocks import torch, apache-tvm or numpy is skipped where that is not installed.  Blocks that are
+A block whose first line is ``# needs CUDA`` is left out where CUDA is not available, or where a
+module it imports is not installed (a GPU library such as quack-kernels); a page whose blocks import
+torch, apache-tvm or numpy is skipped where that is not installed.  Blocks that are
 not Python use another fence (```sh, ```text, ```cython); a bare ``` fence is refused.
 """
 from __future__ import annotations
@@ -68,13 +69,29 @@ def imported_modules(code: str) -> set[str]:
     return names
 
 
+def runnable_blocks(blocks: list[str], cuda: bool) -> list[str]:
+    """The blocks to run: every block, but a ``# needs CUDA`` one only with CUDA and every module it
+    imports installed."""
+    def installed(code):
+        return all(importlib.util.find_spec(name) is not None for name in imported_modules(code))
+
+    return [code for code in blocks if not code.startswith(NEEDS_CUDA) or (cuda and installed(code))]
+
+
+def test_runnable_blocks_leave_out_what_cannot_run_here():
+    plain, cuda_block = "x = 1\n", f"{NEEDS_CUDA}\nimport os\n"
+    missing = f"{NEEDS_CUDA}\nimport tvmfast_no_such_gpu_library\n"
+    assert runnable_blocks([plain, cuda_block, missing], cuda=False) == [plain]
+    assert runnable_blocks([plain, cuda_block, missing], cuda=True) == [plain, cuda_block]
+
+
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
 def test_python_blocks_run_as_written(page, tmp_path):
     with open(page) as fh:
         blocks = [code for lang, code in fenced_blocks(fh.read()) if lang == "python"]
     if not blocks:
         pytest.skip("no Python blocks")
-    runnable = [code for code in blocks if not code.startswith(NEEDS_CUDA) or cuda_available()]
+    runnable = runnable_blocks(blocks, cuda_available())
     if not runnable:
         pytest.skip("every block needs CUDA")
     script = "\n\n".join(runnable)
