@@ -59,29 +59,13 @@ static inline void tvmfast_set_python_exiting() { tvmfast_python_exiting = 1; }
  * call; the block is on the heap because static TLS space is scarce).  A stack rather
  * than a linked list: taking k objects reads one or two cache lines, not a chain of k
  * dependent loads (which, with caches cold after a GPU launch, is k cache misses in a
- * row).  Freed at thread exit by a thread_local guard set up once per thread, when the
- * pool is made. */
+ * row).  Freed at thread exit (TvmfastThreadGuard, below). */
 #define TVMFAST_TLS __thread __attribute__((tls_model("initial-exec")))
 typedef struct TvmfastPool {
   int size;
   TvmfastTensor* items[TVMFAST_POOL_MAX];
 } TvmfastPool;
 static TVMFAST_TLS TvmfastPool* tvmfast_pool = NULL;
-
-struct TvmfastPoolGuard {
-  bool armed = false;
-  ~TvmfastPoolGuard() {
-    TvmfastPool* pool = tvmfast_pool;
-    tvmfast_pool = NULL;
-    if (pool == NULL) return;
-    for (int i = 0; i < pool->size; ++i) {
-      std::free(pool->items[i]->heap_dims);
-      std::free(pool->items[i]);
-    }
-    std::free(pool);
-  }
-};
-static thread_local TvmfastPoolGuard tvmfast_pool_guard;
 
 /* Releases of native torch op argument handles put off to the end of the op's call from
  * Python, in the same thread.  Why: torch's Python binding releases the GIL around the
@@ -104,14 +88,25 @@ typedef struct TvmfastDeferredHandles {
 } TvmfastDeferredHandles;
 static TVMFAST_TLS TvmfastDeferredHandles* tvmfast_deferred = NULL;
 
-struct TvmfastDeferredGuard {
+/* What a thread made of the above (its pool, its list), freed at its exit by one
+ * thread_local guard, armed by whichever is made first. */
+struct TvmfastThreadGuard {
   bool armed = false;
-  ~TvmfastDeferredGuard() {
+  ~TvmfastThreadGuard() {
+    TvmfastPool* pool = tvmfast_pool;
+    tvmfast_pool = NULL;
+    if (pool != NULL) {
+      for (int i = 0; i < pool->size; ++i) {
+        std::free(pool->items[i]->heap_dims);
+        std::free(pool->items[i]);
+      }
+      std::free(pool);
+    }
     std::free(tvmfast_deferred);  /* empty: every open call released its handles */
     tvmfast_deferred = NULL;
   }
 };
-static thread_local TvmfastDeferredGuard tvmfast_deferred_guard;
+static thread_local TvmfastThreadGuard tvmfast_thread_guard;
 
 /* This thread's list, made on first use (NULL if out of memory: nothing is put off). */
 static inline TvmfastDeferredHandles* tvmfast_deferred_handles() noexcept {
@@ -119,7 +114,7 @@ static inline TvmfastDeferredHandles* tvmfast_deferred_handles() noexcept {
   if (d == NULL) {
     d = static_cast<TvmfastDeferredHandles*>(std::calloc(1, sizeof(TvmfastDeferredHandles)));
     if (d == NULL) return NULL;
-    tvmfast_deferred_guard.armed = true;  /* this thread's guard, which frees the list at its exit */
+    tvmfast_thread_guard.armed = true;  /* frees the list at the thread's exit */
     tvmfast_deferred = d;
   }
   return d;
@@ -205,7 +200,7 @@ static inline TvmfastTensor* tvmfast_tensor_new() noexcept {
       if (pool != NULL) {
         pool->size = 0;
         tvmfast_pool = pool;
-        tvmfast_pool_guard.armed = true;
+        tvmfast_thread_guard.armed = true;
       }
     }
     t = static_cast<TvmfastTensor*>(std::malloc(sizeof(TvmfastTensor)));

@@ -214,29 +214,26 @@ static PyObject* tvmfast_op_overload_call(PyObject* self, PyObject* args, PyObje
   if (op_name == NULL && (op_name = PyUnicode_InternFromString("_op")) == NULL) return NULL;
   PyObject* op = PyObject_GetAttr(self, op_name);
   if (op == NULL) return NULL;
-  /* The kernel's argument handles are released back here, under the GIL (memory/tensor.h). */
+  /* The kernel's argument handles are released back here, under the GIL (memory/tensor.h);
+   * without the thread's list (out of memory) they are released at once, as elsewhere. */
   TvmfastDeferredHandles* deferred = tvmfast_deferred_handles();
-  if (deferred == NULL) {
-    PyObject* result = PyObject_Call(op, args, kwargs);
-    Py_DECREF(op);
-    return result;
+  int32_t start = 0;
+  if (deferred != NULL) {
+    start = deferred->n;
+    deferred->open_calls++;
   }
-  int32_t start = deferred->n;
-  deferred->open_calls++;
   PyObject* result = PyObject_Call(op, args, kwargs);
-  deferred->open_calls--;
-  if (deferred->n > start) {
-    if (result != NULL) {
-      tvmfast_release_deferred_handles(deferred, start);
-    } else {
+  Py_DECREF(op);
+  if (deferred != NULL) {
+    deferred->open_calls--;
+    if (deferred->n > start) {
       /* A release may run Python code (a tensor's last reference): not with an error set. */
-      PyObject *type, *value, *traceback;
-      PyErr_Fetch(&type, &value, &traceback);
+      PyObject *type = NULL, *value = NULL, *traceback = NULL;
+      if (result == NULL) PyErr_Fetch(&type, &value, &traceback);
       tvmfast_release_deferred_handles(deferred, start);
-      PyErr_Restore(type, value, traceback);
+      if (result == NULL) PyErr_Restore(type, value, traceback);
     }
   }
-  Py_DECREF(op);
   return result;
 }
 
